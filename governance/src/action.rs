@@ -1,0 +1,223 @@
+//! Actions: what happens on a platform (a trigger, a governable action) or what Polity is
+//! asked to do (a request such as a role grant, an action a policy calls by name).
+
+use crate::ids::{AccountRef, Place};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The name of an action or trigger: `PLATFORM.NAME`, e.g. `opencollective.expense_created`,
+/// `discord.rename_channel`, `polity.role_grant`. Lowercase letters, digits and `_`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ActionType(String);
+
+impl ActionType {
+    /// # Errors
+    /// Says what shape is expected when `name` is not `platform.name`.
+    pub fn new(name: &str) -> Result<Self, String> {
+        let ok_part = |p: &str| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        };
+        match name.split_once('.') {
+            Some((platform, verb)) if ok_part(platform) && ok_part(verb) => Ok(Self(name.to_string())),
+            _ => Err(format!(
+                "`{name}` is not an action name: write PLATFORM.NAME in lowercase, e.g. discord.rename_channel"
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The platform half, `discord` in `discord.rename_channel`.
+    pub fn platform(&self) -> &str {
+        self.0.split_once('.').map_or(self.0.as_str(), |(p, _)| p)
+    }
+
+    /// Actions that change governance itself (roles, permissions, policies, integrations)
+    /// are `polity.*` and are governed by constitution policies.
+    pub fn is_constitutional(&self) -> bool {
+        self.platform() == "polity" && self.0 != PROPOSE
+    }
+}
+
+/// The action type of a plain proposal, a decision with no platform action behind it.
+pub const PROPOSE: &str = "polity.propose";
+
+impl TryFrom<String> for ActionType {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::new(&value)
+    }
+}
+
+impl From<ActionType> for String {
+    fn from(value: ActionType) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for ActionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which actions a permission or a policy covers: one action (`discord.rename_channel`),
+/// every action of a platform (`discord.*`) or every action (`*`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ActionPattern(String);
+
+impl ActionPattern {
+    /// # Errors
+    /// Says what shape is expected.
+    pub fn new(text: &str) -> Result<Self, String> {
+        if text == "*" {
+            return Ok(Self(text.into()));
+        }
+        if let Some(platform) = text.strip_suffix(".*") {
+            ActionType::new(&format!("{platform}.x"))?;
+            return Ok(Self(text.into()));
+        }
+        ActionType::new(text).map(|t| Self(t.0))
+    }
+
+    pub fn any() -> Self {
+        Self("*".into())
+    }
+
+    pub fn matches(&self, action: &ActionType) -> bool {
+        self.specificity(action).is_some()
+    }
+
+    /// How closely the pattern names the action: 2 exactly, 1 by platform, 0 by `*`;
+    /// `None` when it does not match.
+    pub fn specificity(&self, action: &ActionType) -> Option<u8> {
+        if self.0 == "*" {
+            Some(0)
+        } else if let Some(platform) = self.0.strip_suffix(".*") {
+            (action.platform() == platform).then_some(1)
+        } else {
+            (self.0 == action.0).then_some(2)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ActionPattern {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::new(&value)
+    }
+}
+
+impl From<ActionPattern> for String {
+    fn from(value: ActionPattern) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for ActionPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether the action already happened on the platform (and must be reverted while it is
+/// voted on) or is a request that only happens if allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    Performed,
+    Requested,
+}
+
+/// One action, normalized: what, by whom, where, with which data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub kind: ActionType,
+    pub initiator: AccountRef,
+    pub place: Option<Place>,
+    /// The platform's own id for this action (message id, expense id ...), used to revert and
+    /// re-execute it and to deduplicate deliveries.
+    pub source_id: String,
+    pub status: ActionStatus,
+    /// Everything else the platform told us: the message text, the old channel name, the amount.
+    #[serde(default)]
+    pub data: Map<String, Value>,
+}
+
+impl Action {
+    pub fn new(kind: ActionType, initiator: AccountRef, source_id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            initiator,
+            place: None,
+            source_id: source_id.into(),
+            status: ActionStatus::Performed,
+            data: Map::new(),
+        }
+    }
+
+    pub fn at(mut self, place: Place) -> Self {
+        self.place = Some(place);
+        self
+    }
+
+    pub fn requested(mut self) -> Self {
+        self.status = ActionStatus::Requested;
+        self
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.data.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// A short description for vote messages: the `description` or `text` field if any.
+    pub fn summary(&self) -> String {
+        for key in ["description", "text", "title", "name"] {
+            if let Some(Value::String(s)) = self.data.get(key) {
+                return s.clone();
+            }
+        }
+        self.kind.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_type_validates() {
+        assert!(ActionType::new("discord.rename_channel").is_ok());
+        assert!(ActionType::new("Discord.rename").is_err());
+        assert!(ActionType::new("rename").is_err());
+        assert!(ActionType::new("a.").is_err());
+        assert_eq!(ActionType::new("opencollective.expense_created").unwrap().platform(), "opencollective");
+    }
+
+    #[test]
+    fn patterns_rank_specificity() {
+        let t = ActionType::new("discord.rename_channel").unwrap();
+        assert_eq!(ActionPattern::new("discord.rename_channel").unwrap().specificity(&t), Some(2));
+        assert_eq!(ActionPattern::new("discord.*").unwrap().specificity(&t), Some(1));
+        assert_eq!(ActionPattern::any().specificity(&t), Some(0));
+        assert_eq!(ActionPattern::new("slack.*").unwrap().specificity(&t), None);
+        assert!(ActionPattern::new("Slack.*").is_err());
+    }
+
+    #[test]
+    fn constitutional_actions_are_polity_requests_but_not_plain_proposals() {
+        assert!(ActionType::new("polity.role_grant").unwrap().is_constitutional());
+        assert!(!ActionType::new(PROPOSE).unwrap().is_constitutional());
+        assert!(!ActionType::new("discord.message").unwrap().is_constitutional());
+    }
+}

@@ -1,0 +1,319 @@
+//! Communities, members with their linked platform accounts, roles and permissions.
+//!
+//! Every member holds the implicit role `everyone`; admins may do anything without a vote.
+
+use crate::action::{ActionPattern, ActionType};
+use crate::ids::{AccountRef, CommunityId, MemberId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The role every member holds without being granted it.
+pub const EVERYONE: &str = "everyone";
+
+/// What a role may do with an action type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Start a proposal for it (or have a governed action of theirs put to a vote).
+    Propose,
+    /// Do it at once, without a vote: such a member is never governed for it.
+    Execute,
+    /// Cast ballots on proposals about it.
+    Vote,
+}
+
+impl Permission {
+    /// # Errors
+    /// Names the three permissions when `text` is none of them.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "propose" => Ok(Self::Propose),
+            "execute" => Ok(Self::Execute),
+            "vote" => Ok(Self::Vote),
+            _ => Err(format!("`{text}` is not a permission: use propose, execute or vote")),
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Propose => "propose",
+            Self::Execute => "execute",
+            Self::Vote => "vote",
+        })
+    }
+}
+
+/// How sure we are that a linked account belongs to the member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkQuality {
+    /// The account the member first appeared with.
+    Origin,
+    /// Proven by a one-time code shown on one platform and typed on the other.
+    CodeConfirmed,
+    /// Asserted by an admin.
+    AdminAsserted,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedAccount {
+    pub account: AccountRef,
+    pub quality: LinkQuality,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: MemberId,
+    pub name: String,
+    pub accounts: Vec<LinkedAccount>,
+    pub roles: BTreeSet<String>,
+    pub admin: bool,
+}
+
+impl Member {
+    pub fn has_role(&self, role: &str) -> bool {
+        role == EVERYONE || self.roles.contains(role)
+    }
+
+    pub fn account_on(&self, platform: &str) -> Option<&AccountRef> {
+        self.accounts.iter().map(|l| &l.account).find(|a| a.platform.as_str() == platform)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub grants: BTreeSet<(Permission, ActionPattern)>,
+}
+
+/// One governed community: its members, roles and admins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Community {
+    pub id: CommunityId,
+    pub name: String,
+    pub members: BTreeMap<MemberId, Member>,
+    pub roles: BTreeMap<String, Role>,
+}
+
+/// Mistakes in community management, each saying what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommunityError {
+    #[error("there is no role `{0}`: `/role list` shows the roles")]
+    UnknownRole(String),
+    #[error("the role `{0}` already exists")]
+    RoleExists(String),
+    #[error("`{0}` is not a role name: use lowercase letters, digits, `-` and `_`")]
+    BadRoleName(String),
+    #[error("{0} is not a member of this community")]
+    UnknownMember(MemberId),
+    #[error("the account {0} is already linked to {1}")]
+    AlreadyLinked(AccountRef, MemberId),
+}
+
+impl Community {
+    pub fn new(id: CommunityId, name: impl Into<String>) -> Self {
+        let mut roles = BTreeMap::new();
+        roles.insert(
+            EVERYONE.to_string(),
+            Role { name: EVERYONE.into(), description: "every member".into(), grants: BTreeSet::new() },
+        );
+        Self { id, name: name.into(), members: BTreeMap::new(), roles }
+    }
+
+    /// Adds a member whose first account is `origin`; returns their id.
+    ///
+    /// # Errors
+    /// When `origin` already belongs to a member.
+    pub fn add_member(&mut self, name: &str, origin: AccountRef, admin: bool) -> Result<MemberId, CommunityError> {
+        if let Some(owner) = self.member_by_account(&origin) {
+            return Err(CommunityError::AlreadyLinked(origin, owner.id));
+        }
+        let id = MemberId(self.members.keys().next_back().map_or(1, |m| m.0 + 1));
+        self.members.insert(
+            id,
+            Member {
+                id,
+                name: name.to_string(),
+                accounts: vec![LinkedAccount { account: origin, quality: LinkQuality::Origin }],
+                roles: BTreeSet::new(),
+                admin,
+            },
+        );
+        Ok(id)
+    }
+
+    /// # Errors
+    /// When the member is unknown or the account belongs to someone else.
+    pub fn link_account(&mut self, member: MemberId, account: AccountRef, quality: LinkQuality) -> Result<(), CommunityError> {
+        if let Some(owner) = self.member_by_account(&account) {
+            if owner.id == member {
+                return Ok(());
+            }
+            return Err(CommunityError::AlreadyLinked(account, owner.id));
+        }
+        let m = self.members.get_mut(&member).ok_or(CommunityError::UnknownMember(member))?;
+        m.accounts.push(LinkedAccount { account, quality });
+        Ok(())
+    }
+
+    pub fn member(&self, id: MemberId) -> Option<&Member> {
+        self.members.get(&id)
+    }
+
+    pub fn member_by_account(&self, account: &AccountRef) -> Option<&Member> {
+        self.members.values().find(|m| m.accounts.iter().any(|l| &l.account == account))
+    }
+
+    pub fn member_by_name(&self, name: &str) -> Option<&Member> {
+        self.members.values().find(|m| m.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn admins(&self) -> impl Iterator<Item = &Member> {
+        self.members.values().filter(|m| m.admin)
+    }
+
+    /// # Errors
+    /// When the name is malformed or taken.
+    pub fn create_role(&mut self, name: &str, description: &str) -> Result<(), CommunityError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !valid {
+            return Err(CommunityError::BadRoleName(name.into()));
+        }
+        if self.roles.contains_key(name) {
+            return Err(CommunityError::RoleExists(name.into()));
+        }
+        self.roles.insert(
+            name.into(),
+            Role { name: name.into(), description: description.into(), grants: BTreeSet::new() },
+        );
+        Ok(())
+    }
+
+    /// # Errors
+    /// When the role or the member is unknown.
+    pub fn grant_role(&mut self, member: MemberId, role: &str) -> Result<(), CommunityError> {
+        if !self.roles.contains_key(role) {
+            return Err(CommunityError::UnknownRole(role.into()));
+        }
+        let m = self.members.get_mut(&member).ok_or(CommunityError::UnknownMember(member))?;
+        if role != EVERYONE {
+            m.roles.insert(role.into());
+        }
+        Ok(())
+    }
+
+    /// # Errors
+    /// When the member is unknown.
+    pub fn revoke_role(&mut self, member: MemberId, role: &str) -> Result<(), CommunityError> {
+        let m = self.members.get_mut(&member).ok_or(CommunityError::UnknownMember(member))?;
+        m.roles.remove(role);
+        Ok(())
+    }
+
+    /// # Errors
+    /// When the role is unknown.
+    pub fn grant_permission(&mut self, role: &str, permission: Permission, actions: ActionPattern) -> Result<(), CommunityError> {
+        let r = self.roles.get_mut(role).ok_or_else(|| CommunityError::UnknownRole(role.into()))?;
+        r.grants.insert((permission, actions));
+        Ok(())
+    }
+
+    /// # Errors
+    /// When the role is unknown.
+    pub fn revoke_permission(&mut self, role: &str, permission: Permission, actions: &ActionPattern) -> Result<(), CommunityError> {
+        let r = self.roles.get_mut(role).ok_or_else(|| CommunityError::UnknownRole(role.into()))?;
+        r.grants.remove(&(permission, actions.clone()));
+        Ok(())
+    }
+
+    /// Whether `member` may do `permission` with `action`. Admins may do everything; an
+    /// unknown member (`None`) nothing.
+    pub fn can(&self, member: Option<MemberId>, permission: Permission, action: &ActionType) -> bool {
+        let Some(m) = member.and_then(|id| self.members.get(&id)) else {
+            return false;
+        };
+        if m.admin {
+            return true;
+        }
+        self.roles
+            .values()
+            .filter(|r| m.has_role(&r.name))
+            .flat_map(|r| r.grants.iter())
+            .any(|(p, pattern)| *p == permission && pattern.matches(action))
+    }
+
+    /// The member's roles, `everyone` first.
+    pub fn roles_of(&self, member: MemberId) -> Vec<String> {
+        let mut out = vec![EVERYONE.to_string()];
+        if let Some(m) = self.members.get(&member) {
+            out.extend(m.roles.iter().cloned());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn community() -> (Community, MemberId, MemberId) {
+        let mut c = Community::new(CommunityId(1), "test");
+        let admin = c.add_member("admin", AccountRef::new("console", "admin"), true).unwrap();
+        let alice = c.add_member("alice", AccountRef::new("console", "alice"), false).unwrap();
+        (c, admin, alice)
+    }
+
+    #[test]
+    fn admins_may_do_anything_members_only_what_roles_grant() {
+        let (mut c, admin, alice) = community();
+        let rename = ActionType::new("discord.rename_channel").unwrap();
+        assert!(c.can(Some(admin), Permission::Execute, &rename));
+        assert!(!c.can(Some(alice), Permission::Execute, &rename));
+        assert!(!c.can(None, Permission::Propose, &rename));
+
+        c.create_role("mod", "moderators").unwrap();
+        c.grant_permission("mod", Permission::Execute, ActionPattern::new("discord.*").unwrap()).unwrap();
+        assert!(!c.can(Some(alice), Permission::Execute, &rename));
+        c.grant_role(alice, "mod").unwrap();
+        assert!(c.can(Some(alice), Permission::Execute, &rename));
+        assert!(!c.can(Some(alice), Permission::Vote, &rename));
+        c.revoke_role(alice, "mod").unwrap();
+        assert!(!c.can(Some(alice), Permission::Execute, &rename));
+
+        c.grant_permission(EVERYONE, Permission::Vote, ActionPattern::any()).unwrap();
+        assert!(c.can(Some(alice), Permission::Vote, &rename));
+        c.revoke_permission(EVERYONE, Permission::Vote, &ActionPattern::any()).unwrap();
+        assert!(!c.can(Some(alice), Permission::Vote, &rename));
+    }
+
+    #[test]
+    fn linked_accounts_resolve_to_one_member_and_cannot_be_shared() {
+        let (mut c, admin, alice) = community();
+        let discord = AccountRef::new("discord", "1234");
+        c.link_account(alice, discord.clone(), LinkQuality::CodeConfirmed).unwrap();
+        assert_eq!(c.member_by_account(&discord).unwrap().id, alice);
+        assert_eq!(c.member(alice).unwrap().account_on("discord"), Some(&discord));
+        assert_eq!(
+            c.link_account(admin, discord.clone(), LinkQuality::AdminAsserted),
+            Err(CommunityError::AlreadyLinked(discord, alice))
+        );
+    }
+
+    #[test]
+    fn role_mistakes_are_specific() {
+        let (mut c, _, alice) = community();
+        assert_eq!(c.grant_role(alice, "voter"), Err(CommunityError::UnknownRole("voter".into())));
+        assert_eq!(c.create_role("Bad Name", ""), Err(CommunityError::BadRoleName("Bad Name".into())));
+        c.create_role("voter", "").unwrap();
+        assert_eq!(c.create_role("voter", ""), Err(CommunityError::RoleExists("voter".into())));
+        assert_eq!(c.roles_of(alice), vec!["everyone".to_string()]);
+        c.grant_role(alice, "voter").unwrap();
+        assert_eq!(c.roles_of(alice), vec!["everyone".to_string(), "voter".to_string()]);
+    }
+}
