@@ -16,9 +16,8 @@ impl ActionType {
     /// # Errors
     /// Says what shape is expected when `name` is not `platform.name`.
     pub fn new(name: &str) -> Result<Self, String> {
-        let ok_part = |p: &str| {
-            !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        };
+        let ok_part =
+            |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         match name.split_once('.') {
             Some((platform, verb)) if ok_part(platform) && ok_part(verb) => Ok(Self(name.to_string())),
             _ => Err(format!(
@@ -134,8 +133,12 @@ impl fmt::Display for ActionPattern {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionStatus {
+    /// A governable action that already happened: reverted while it is voted on.
     Performed,
+    /// A request (a command): carried out only when allowed.
     Requested,
+    /// An event that cannot be reverted: it can only trigger policies.
+    Event,
 }
 
 /// One action, normalized: what, by whom, where, with which data.
@@ -173,6 +176,26 @@ impl Action {
     pub fn requested(mut self) -> Self {
         self.status = ActionStatus::Requested;
         self
+    }
+
+    pub fn event(mut self) -> Self {
+        self.status = ActionStatus::Event;
+        self
+    }
+
+    /// What scripts and templates see as `action`: the data fields, plus `kind`, `id` (the
+    /// platform's id unless the data has its own), `initiator`, `platform` and `channel`.
+    pub fn to_json(&self) -> Value {
+        let mut m = self.data.clone();
+        m.insert("kind".into(), Value::String(self.kind.to_string()));
+        m.entry("id").or_insert_with(|| Value::String(self.source_id.clone()));
+        m.insert("source_id".into(), Value::String(self.source_id.clone()));
+        m.insert("initiator".into(), Value::String(self.initiator.to_string()));
+        if let Some(p) = &self.place {
+            m.insert("platform".into(), Value::String(p.platform.to_string()));
+            m.insert("channel".into(), Value::String(p.channel.clone()));
+        }
+        Value::Object(m)
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {

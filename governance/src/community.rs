@@ -115,11 +115,14 @@ pub enum CommunityError {
 }
 
 impl Community {
+    /// A new community. Its members may propose and vote on anything; admins may do
+    /// anything without a vote. Starter kits and `/permission` change that.
     pub fn new(id: CommunityId, name: impl Into<String>) -> Self {
         let mut roles = BTreeMap::new();
+        let grants = [(Permission::Propose, ActionPattern::any()), (Permission::Vote, ActionPattern::any())];
         roles.insert(
             EVERYONE.to_string(),
-            Role { name: EVERYONE.into(), description: "every member".into(), grants: BTreeSet::new() },
+            Role { name: EVERYONE.into(), description: "every member".into(), grants: grants.into_iter().collect() },
         );
         Self { id, name: name.into(), members: BTreeMap::new(), roles }
     }
@@ -148,7 +151,12 @@ impl Community {
 
     /// # Errors
     /// When the member is unknown or the account belongs to someone else.
-    pub fn link_account(&mut self, member: MemberId, account: AccountRef, quality: LinkQuality) -> Result<(), CommunityError> {
+    pub fn link_account(
+        &mut self,
+        member: MemberId,
+        account: AccountRef,
+        quality: LinkQuality,
+    ) -> Result<(), CommunityError> {
         if let Some(owner) = self.member_by_account(&account) {
             if owner.id == member {
                 return Ok(());
@@ -188,10 +196,8 @@ impl Community {
         if self.roles.contains_key(name) {
             return Err(CommunityError::RoleExists(name.into()));
         }
-        self.roles.insert(
-            name.into(),
-            Role { name: name.into(), description: description.into(), grants: BTreeSet::new() },
-        );
+        self.roles
+            .insert(name.into(), Role { name: name.into(), description: description.into(), grants: BTreeSet::new() });
         Ok(())
     }
 
@@ -218,7 +224,12 @@ impl Community {
 
     /// # Errors
     /// When the role is unknown.
-    pub fn grant_permission(&mut self, role: &str, permission: Permission, actions: ActionPattern) -> Result<(), CommunityError> {
+    pub fn grant_permission(
+        &mut self,
+        role: &str,
+        permission: Permission,
+        actions: ActionPattern,
+    ) -> Result<(), CommunityError> {
         let r = self.roles.get_mut(role).ok_or_else(|| CommunityError::UnknownRole(role.into()))?;
         r.grants.insert((permission, actions));
         Ok(())
@@ -226,7 +237,12 @@ impl Community {
 
     /// # Errors
     /// When the role is unknown.
-    pub fn revoke_permission(&mut self, role: &str, permission: Permission, actions: &ActionPattern) -> Result<(), CommunityError> {
+    pub fn revoke_permission(
+        &mut self,
+        role: &str,
+        permission: Permission,
+        actions: &ActionPattern,
+    ) -> Result<(), CommunityError> {
         let r = self.roles.get_mut(role).ok_or_else(|| CommunityError::UnknownRole(role.into()))?;
         r.grants.remove(&(permission, actions.clone()));
         Ok(())
@@ -282,12 +298,12 @@ mod tests {
         assert!(!c.can(Some(alice), Permission::Execute, &rename));
         c.grant_role(alice, "mod").unwrap();
         assert!(c.can(Some(alice), Permission::Execute, &rename));
-        assert!(!c.can(Some(alice), Permission::Vote, &rename));
+        // New communities let every member propose and vote.
+        assert!(c.can(Some(alice), Permission::Vote, &rename));
+        assert!(c.can(Some(alice), Permission::Propose, &rename));
         c.revoke_role(alice, "mod").unwrap();
         assert!(!c.can(Some(alice), Permission::Execute, &rename));
 
-        c.grant_permission(EVERYONE, Permission::Vote, ActionPattern::any()).unwrap();
-        assert!(c.can(Some(alice), Permission::Vote, &rename));
         c.revoke_permission(EVERYONE, Permission::Vote, &ActionPattern::any()).unwrap();
         assert!(!c.can(Some(alice), Permission::Vote, &rename));
     }

@@ -26,17 +26,13 @@ pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
             'd' => 86_400,
             'w' => 604_800,
             _ => {
-                return Err(format!(
-                    "`{text}` is not a duration: unknown unit `{c}` (use s, m, h, d or w)"
-                ));
+                return Err(format!("`{text}` is not a duration: unknown unit `{c}` (use s, m, h, d or w)"));
             }
         };
         if digits.is_empty() {
             return Err(format!("`{text}` is not a duration: `{c}` has no number before it"));
         }
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration: the number is too large"))?;
+        let n: i64 = digits.parse().map_err(|_| format!("`{text}` is not a duration: the number is too large"))?;
         digits.clear();
         total = n
             .checked_mul(unit)

@@ -110,9 +110,7 @@ impl Place {
     /// Returns a message saying what shape is expected when either half is missing.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text.split_once(':') {
-            Some((p, c)) if !p.trim().is_empty() && !c.trim().is_empty() => {
-                Ok(Self::new(p.trim(), c.trim()))
-            }
+            Some((p, c)) if !p.trim().is_empty() && !c.trim().is_empty() => Ok(Self::new(p.trim(), c.trim())),
             _ => Err(format!("`{text}` is not a place: write PLATFORM:CHANNEL, e.g. discord:#finance")),
         }
     }

@@ -85,10 +85,9 @@ impl VoteSpec {
             // Abstain replaces whatever was there.
             return match (added, current) {
                 (true, Some(Choice::Abstain)) => BallotChange::Ignore,
-                (true, cur) => BallotChange::Cast {
-                    choice: Choice::Abstain,
-                    replaced: cur.and_then(|c| self.emoji_of(c)),
-                },
+                (true, cur) => {
+                    BallotChange::Cast { choice: Choice::Abstain, replaced: cur.and_then(|c| self.emoji_of(c)) }
+                }
                 (false, Some(Choice::Abstain)) => BallotChange::Withdraw,
                 (false, _) => BallotChange::Ignore,
             };
@@ -247,10 +246,7 @@ mod tests {
     #[test]
     fn yes_no_reactions_replace_and_withdraw() {
         let spec = VoteSpec::default();
-        assert_eq!(
-            spec.apply_reaction(None, ":+1:", true),
-            BallotChange::Cast { choice: Choice::Yes, replaced: None }
-        );
+        assert_eq!(spec.apply_reaction(None, ":+1:", true), BallotChange::Cast { choice: Choice::Yes, replaced: None });
         assert_eq!(
             spec.apply_reaction(Some(&Choice::Yes), "👎", true),
             BallotChange::Cast { choice: Choice::No, replaced: Some(YES.into()) }
@@ -288,7 +284,10 @@ mod tests {
         assert_eq!(yn.parse_choice("Yes"), Ok(Choice::Yes));
         assert_eq!(yn.parse_choice("👎"), Ok(Choice::No));
         assert_eq!(yn.parse_choice("abstain"), Ok(Choice::Abstain));
-        assert_eq!(yn.parse_choice("maybe").unwrap_err(), "`maybe` is not a choice in this vote: choose yes, no, abstain");
+        assert_eq!(
+            yn.parse_choice("maybe").unwrap_err(),
+            "`maybe` is not a choice in this vote: choose yes, no, abstain"
+        );
 
         let c = choice_spec(VoteKind::Choice);
         assert_eq!(c.parse_choice("tacos"), Ok(Choice::One(1)));

@@ -43,16 +43,15 @@ pub fn normalize(emoji: &str) -> String {
         return (*e).to_string();
     }
     let digit_keycap = name.chars().next().filter(|c| c.is_ascii_digit() && *c != '0');
-    if let Some(d) = digit_keycap {
-        if name.chars().skip(1).all(|c| c == '\u{FE0F}' || c == '\u{20E3}') && name.chars().count() > 1 {
-            return KEYCAPS[(d as usize) - ('1' as usize)].to_string();
-        }
+    if let Some(d) = digit_keycap
+        && name.chars().skip(1).all(|c| c == '\u{FE0F}' || c == '\u{20E3}')
+        && name.chars().count() > 1
+    {
+        return KEYCAPS[(d as usize) - ('1' as usize)].to_string();
     }
     // Drop skin-tone modifiers and a lone variation selector: 👍🏽 counts as 👍.
-    let stripped: String = name
-        .chars()
-        .filter(|c| !('\u{1F3FB}'..='\u{1F3FF}').contains(c) && *c != '\u{FE0F}')
-        .collect();
+    let stripped: String =
+        name.chars().filter(|c| !('\u{1F3FB}'..='\u{1F3FF}').contains(c) && *c != '\u{FE0F}').collect();
     if stripped == "🤷\u{200D}♂" || stripped == "🤷\u{200D}♀" {
         return ABSTAIN.to_string();
     }

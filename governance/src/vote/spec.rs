@@ -180,7 +180,9 @@ impl VoteSpec {
                         return Err(format!("option `{o}` is empty or given twice"));
                     }
                     if o.parse::<usize>().is_ok() {
-                        return Err(format!("option `{o}` is a number, which would be confused with the option's position"));
+                        return Err(format!(
+                            "option `{o}` is a number, which would be confused with the option's position"
+                        ));
                     }
                 }
             }
@@ -198,15 +200,15 @@ impl VoteSpec {
             }
             _ => {}
         }
-        if let Threshold::Fraction { num, den } = self.pass {
-            if num == 0 || den == 0 || num > den {
-                return Err(format!("`{num}/{den}` is not a threshold: use a fraction between 0 and 1, e.g. 2/3"));
-            }
+        if let Threshold::Fraction { num, den } = self.pass
+            && (num == 0 || den == 0 || num > den)
+        {
+            return Err(format!("`{num}/{den}` is not a threshold: use a fraction between 0 and 1, e.g. 2/3"));
         }
-        if let Quorum::Percent(p) = self.quorum {
-            if p > 100 {
-                return Err(format!("a quorum of {p}% is more than everyone"));
-            }
+        if let Quorum::Percent(p) = self.quorum
+            && p > 100
+        {
+            return Err(format!("a quorum of {p}% is more than everyone"));
         }
         if self.jury == Some(0) {
             return Err("a jury needs at least one member".into());

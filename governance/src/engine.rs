@@ -1,0 +1,921 @@
+//! The engine: push an [`Inbound`] and the time in, pull the state changes, the [`Effect`]s
+//! and the [`Audit`] trail out. It never performs anything itself, never reads a clock and
+//! never waits; the runtime records its output in one transaction and performs the effects.
+
+use crate::action::{Action, ActionStatus, ActionType, PROPOSE};
+use crate::community::{Community, Permission};
+use crate::error::GovError;
+use crate::ids::{AccountRef, MemberId, MessageRef, Place, PolicyId, ProposalId};
+use crate::io::{Audit, Effect, Inbound, VoteOption};
+use crate::policy::{CompiledPolicy, DoAction, PolicyErrors, PolicyKind, select};
+use crate::proposal::{Ballot, BallotSource, OpenVote, ProcessState, Proposal, ProposalState, state_of};
+use crate::script::{HostData, NoHostData, Sandbox, Script, ScriptAction, ScriptInput};
+use crate::template;
+use crate::vote::{BallotChange, Choice, Decision, VoteSpec, Voters};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// What one step needs from outside: the time, entropy for jury draws, and host data for
+/// scripts.
+#[derive(Clone)]
+pub struct Ctx {
+    pub now: DateTime<Utc>,
+    /// Randomness for draws (juries); the runtime passes fresh entropy, tests a fixed value.
+    pub seed: u64,
+    pub host: Arc<dyn HostData>,
+}
+
+impl Ctx {
+    /// A context with no host data.
+    pub fn at(now: DateTime<Utc>) -> Self {
+        Self { now, seed: 0, host: Arc::new(NoHostData) }
+    }
+}
+
+/// What one step produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Step {
+    pub effects: Vec<Effect>,
+    pub audit: Vec<Audit>,
+    /// Proposals whose state changed in this step (opened, ballots, decided).
+    pub changed: BTreeSet<ProposalId>,
+}
+
+/// How a proposal ends, as decided by its check block or its tally.
+#[derive(Clone, Debug, PartialEq)]
+enum Verdict {
+    Passed(Option<String>),
+    Failed,
+    Expired,
+}
+
+/// The governance state of one community and the rules that change it.
+pub struct Engine {
+    pub community: Community,
+    sandbox: Arc<Sandbox>,
+    active: Vec<Arc<CompiledPolicy>>,
+    versions: BTreeMap<PolicyId, Arc<CompiledPolicy>>,
+    proposals: BTreeMap<ProposalId, Proposal>,
+    by_message: HashMap<MessageRef, ProposalId>,
+}
+
+impl Engine {
+    pub fn new(community: Community, sandbox: Arc<Sandbox>) -> Self {
+        Self {
+            community,
+            sandbox,
+            active: Vec::new(),
+            versions: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            by_message: HashMap::new(),
+        }
+    }
+
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    // ----- policies -----
+
+    /// Installs a policy; a policy of the same name is replaced (its old version is kept, and
+    /// proposals already open under it finish under it).
+    ///
+    /// # Errors
+    /// Every mistake in the file, with lines.
+    pub fn install_policy(&mut self, source: &str) -> Result<Arc<CompiledPolicy>, PolicyErrors> {
+        let id = PolicyId(self.versions.keys().next_back().map_or(1, |p| p.0 + 1));
+        let compiled = Arc::new(CompiledPolicy::compile(id, source, &self.sandbox)?);
+        self.active.retain(|p| p.name() != compiled.name());
+        self.active.push(compiled.clone());
+        self.versions.insert(id, compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Restores a stored policy version (the runtime reloading its state).
+    ///
+    /// # Errors
+    /// When the stored source no longer compiles.
+    pub fn restore_policy(&mut self, id: PolicyId, source: &str, active: bool) -> Result<(), PolicyErrors> {
+        let compiled = Arc::new(CompiledPolicy::compile(id, source, &self.sandbox)?);
+        if active {
+            self.active.retain(|p| p.name() != compiled.name());
+            self.active.push(compiled.clone());
+        }
+        self.versions.insert(id, compiled);
+        Ok(())
+    }
+
+    /// # Errors
+    /// When no active policy has that name.
+    pub fn remove_policy(&mut self, name: &str) -> Result<PolicyId, GovError> {
+        let pos = self
+            .active
+            .iter()
+            .position(|p| p.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| GovError::UnknownPolicy(name.into()))?;
+        Ok(self.active.remove(pos).id)
+    }
+
+    /// The active policies, in install order.
+    pub fn policies(&self) -> &[Arc<CompiledPolicy>] {
+        &self.active
+    }
+
+    pub fn policy(&self, name: &str) -> Option<&Arc<CompiledPolicy>> {
+        self.active.iter().find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Every version of the named policy, oldest first.
+    pub fn history(&self, name: &str) -> Vec<&Arc<CompiledPolicy>> {
+        self.versions.values().filter(|p| p.name().eq_ignore_ascii_case(name)).collect()
+    }
+
+    // ----- proposals -----
+
+    pub fn proposal(&self, id: ProposalId) -> Option<&Proposal> {
+        self.proposals.get(&id)
+    }
+
+    pub fn proposals(&self) -> impl Iterator<Item = &Proposal> {
+        self.proposals.values()
+    }
+
+    /// Restores a stored proposal (the runtime reloading its state).
+    pub fn restore_proposal(&mut self, proposal: Proposal) {
+        if let Some(v) = &proposal.vote {
+            for m in &v.messages {
+                self.by_message.insert(m.clone(), proposal.id);
+            }
+        }
+        self.proposals.insert(proposal.id, proposal);
+    }
+
+    /// The earliest deadline of an open proposal: when the scheduler must tick next.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.proposals.values().filter(|p| p.state.is_open()).filter_map(|p| p.closes_at).min()
+    }
+
+    fn next_proposal_id(&self) -> ProposalId {
+        ProposalId(self.proposals.keys().next_back().map_or(1, |p| p.0 + 1))
+    }
+
+    // ----- the step -----
+
+    /// Applies one input.
+    ///
+    /// # Errors
+    /// A user mistake (unknown proposal, ineligible voter, bad choice, missing permission); the
+    /// state is unchanged when it is returned.
+    pub fn step(&mut self, input: Inbound, ctx: &Ctx) -> Result<Step, GovError> {
+        let mut step = Step::default();
+        match input {
+            Inbound::Action { action } => self.on_action(action, ctx, &mut step)?,
+            Inbound::Reaction { message, voter, emoji, added } => {
+                self.on_reaction(&message, &voter, &emoji, added, ctx, &mut step);
+            }
+            Inbound::Vote { proposal, voter, choice } => self.on_vote(proposal, &voter, &choice, ctx, &mut step)?,
+            Inbound::Unvote { proposal, voter } => self.on_unvote(proposal, &voter, ctx, &mut step)?,
+            Inbound::Cancel { proposal, by } => self.on_cancel(proposal, &by, ctx, &mut step)?,
+            Inbound::VoteMessagePosted { proposal, message } => {
+                let p = self.proposals.get_mut(&proposal).ok_or(GovError::UnknownProposal(proposal))?;
+                if let Some(v) = &mut p.vote {
+                    if !v.messages.contains(&message) {
+                        v.messages.push(message.clone());
+                        step.changed.insert(proposal);
+                    }
+                    self.by_message.insert(message, proposal);
+                }
+            }
+            Inbound::ProcessUpdate { proposal, status, outcome } => {
+                let p = self.proposals.get_mut(&proposal).ok_or(GovError::UnknownProposal(proposal))?;
+                if p.state.is_open() {
+                    p.process = Some(ProcessState { status, outcome });
+                    step.changed.insert(proposal);
+                    self.reevaluate(proposal, false, ctx, &mut step);
+                }
+            }
+            Inbound::Tick => self.on_tick(ctx, &mut step),
+        }
+        Ok(step)
+    }
+
+    fn member_of(&self, account: &AccountRef) -> Option<MemberId> {
+        self.community.member_by_account(account).map(|m| m.id)
+    }
+
+    fn on_action(&mut self, action: Action, ctx: &Ctx, step: &mut Step) -> Result<(), GovError> {
+        let initiator = self.member_of(&action.initiator);
+        if action.kind.as_str() == PROPOSE {
+            return self.on_plain_proposal(action, initiator, ctx, step);
+        }
+        if action.status != ActionStatus::Event {
+            self.govern(&action, initiator, ctx, step)?;
+        }
+        let triggers: Vec<Arc<CompiledPolicy>> =
+            select::candidates(&self.active, PolicyKind::Trigger, &action.kind).into_iter().cloned().collect();
+        for policy in triggers {
+            if self.filter_passes(&policy, &action, initiator, ctx, step) {
+                self.open(&policy, action.clone(), initiator, ctx, step);
+            }
+        }
+        Ok(())
+    }
+
+    /// A `/propose`: under the named policy, or the most specific platform policy for plain
+    /// proposals.
+    fn on_plain_proposal(
+        &mut self,
+        action: Action,
+        initiator: Option<MemberId>,
+        ctx: &Ctx,
+        step: &mut Step,
+    ) -> Result<(), GovError> {
+        if !self.community.can(initiator, Permission::Propose, &action.kind) {
+            return Err(GovError::NotPermitted(
+                "you may not make proposals here: ask an admin for a role with the propose permission".into(),
+            ));
+        }
+        let policy = match action.data.get("policy").and_then(Value::as_str) {
+            Some(name) => self.policy(name).cloned().ok_or_else(|| GovError::UnknownPolicy(name.into()))?,
+            None => select::candidates(&self.active, PolicyKind::Platform, &action.kind)
+                .into_iter()
+                .find(|&p| self.filter_passes(p, &action, initiator, ctx, step))
+                .cloned()
+                .ok_or(GovError::NoProposalPolicy)?,
+        };
+        if policy.vote_place(&action).is_none() {
+            return Err(GovError::NotPermitted(format!(
+                "the policy \"{}\" has no place to hold its vote: give its [vote] an `on`",
+                policy.name()
+            )));
+        }
+        self.open(&policy, action, initiator, ctx, step);
+        Ok(())
+    }
+
+    /// Platform and constitution governance of an action that happened or was requested.
+    fn govern(
+        &mut self,
+        action: &Action,
+        initiator: Option<MemberId>,
+        ctx: &Ctx,
+        step: &mut Step,
+    ) -> Result<(), GovError> {
+        let kind = if action.kind.is_constitutional() { PolicyKind::Constitution } else { PolicyKind::Platform };
+        if self.community.can(initiator, Permission::Execute, &action.kind) {
+            step.audit
+                .push(Audit::ExecutedByPermission { action: action.kind.clone(), initiator: action.initiator.clone() });
+            if action.status == ActionStatus::Requested {
+                step.effects.push(Effect::Execute { proposal: None, action: action.clone() });
+            }
+            return Ok(());
+        }
+        let candidates: Vec<Arc<CompiledPolicy>> =
+            select::candidates(&self.active, kind, &action.kind).into_iter().cloned().collect();
+        let chosen = candidates.into_iter().find(|p| self.filter_passes(p, action, initiator, ctx, step));
+        let Some(policy) = chosen else {
+            step.audit.push(Audit::Allowed { action: action.kind.clone(), initiator: action.initiator.clone() });
+            if action.status == ActionStatus::Requested {
+                step.effects.push(Effect::Execute { proposal: None, action: action.clone() });
+            }
+            return Ok(());
+        };
+        if !self.community.can(initiator, Permission::Propose, &action.kind) {
+            let reason = format!("you may not propose {}: the policy \"{}\" governs it", action.kind, policy.name());
+            if action.status == ActionStatus::Requested {
+                return Err(GovError::NotPermitted(reason));
+            }
+            step.audit.push(Audit::Refused {
+                action: action.kind.clone(),
+                initiator: action.initiator.clone(),
+                reason: reason.clone(),
+            });
+            step.effects.push(Effect::Revert { proposal: None, action: action.clone() });
+            step.effects.push(Effect::Notify { account: action.initiator.clone(), text: format!("Undone: {reason}.") });
+            return Ok(());
+        }
+        self.open(&policy, action.clone(), initiator, ctx, step);
+        Ok(())
+    }
+
+    fn initiator_json(&self, member: Option<MemberId>, account: &AccountRef) -> Value {
+        match member.and_then(|m| self.community.member(m)) {
+            Some(m) => json!({
+                "id": m.id.0,
+                "name": m.name,
+                "roles": self.community.roles_of(m.id),
+                "admin": m.admin,
+                "account": account.to_string(),
+            }),
+            None => {
+                json!({ "id": (), "name": account.account, "roles": [], "admin": false, "account": account.to_string() })
+            }
+        }
+    }
+
+    fn input(&self, action: &Action, proposal: Value, initiator: Option<MemberId>) -> ScriptInput {
+        ScriptInput { action: action.to_json(), proposal, initiator: self.initiator_json(initiator, &action.initiator) }
+    }
+
+    fn run_script(
+        &self,
+        policy: &CompiledPolicy,
+        script: &Script,
+        input: ScriptInput,
+        ctx: &Ctx,
+        step: &mut Step,
+    ) -> Option<(Value, Vec<ScriptAction>)> {
+        match self.sandbox.run(script, &input, ctx.host.clone()) {
+            Ok(out) => Some((out.value, out.actions)),
+            Err(e) => {
+                step.audit.push(Audit::ScriptFailed { policy_name: policy.name().to_string(), error: e.to_string() });
+                None
+            }
+        }
+    }
+
+    /// A filter that fails (or errs) counts as no match.
+    fn filter_passes(
+        &self,
+        policy: &CompiledPolicy,
+        action: &Action,
+        initiator: Option<MemberId>,
+        ctx: &Ctx,
+        step: &mut Step,
+    ) -> bool {
+        let Some(filter) = &policy.filter else {
+            return true;
+        };
+        match self.run_script(policy, filter, self.input(action, Value::Null, initiator), ctx, step) {
+            Some((Value::Bool(b), _)) => b,
+            Some((other, _)) => {
+                step.audit.push(Audit::ScriptFailed {
+                    policy_name: policy.name().to_string(),
+                    error: format!("filter returned {other} instead of true or false; counted as no match"),
+                });
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn eligible(
+        &self,
+        spec: &VoteSpec,
+        action: &ActionType,
+        proposer: Option<MemberId>,
+        seed: u64,
+    ) -> BTreeSet<MemberId> {
+        let base: Vec<MemberId> = self
+            .community
+            .members
+            .values()
+            .filter(|m| match &spec.voters {
+                Voters::Everyone => true,
+                Voters::Role(r) => m.has_role(r),
+                Voters::Members(names) => names.iter().any(|n| n.eq_ignore_ascii_case(&m.name)),
+            })
+            .filter(|m| self.community.can(Some(m.id), Permission::Vote, action))
+            .filter(|m| !(spec.exclude_proposer && Some(m.id) == proposer))
+            .map(|m| m.id)
+            .collect();
+        match spec.jury {
+            Some(n) => draw(base, n as usize, seed),
+            None => base.into_iter().collect(),
+        }
+    }
+
+    /// Opens a proposal of `policy` on `action`: initialize, check, then revert and vote.
+    fn open(
+        &mut self,
+        policy: &Arc<CompiledPolicy>,
+        action: Action,
+        initiator: Option<MemberId>,
+        ctx: &Ctx,
+        step: &mut Step,
+    ) {
+        let id = self.next_proposal_id();
+        let proposer_name = initiator
+            .and_then(|m| self.community.member(m))
+            .map_or_else(|| action.initiator.account.clone(), |m| m.name.clone());
+        let place = policy.vote_place(&action);
+        if policy.policy.vote.is_some() && place.is_none() {
+            step.audit.push(Audit::ScriptFailed {
+                policy_name: policy.name().to_string(),
+                error: format!(
+                    "no proposal opened for {}: the vote has no `on` and the action happened nowhere",
+                    action.kind
+                ),
+            });
+            return;
+        }
+        let mut proposal = Proposal {
+            id,
+            policy: policy.id,
+            policy_name: policy.name().to_string(),
+            action,
+            proposer: initiator,
+            proposer_name,
+            state: ProposalState::Proposed,
+            opened_at: ctx.now,
+            closes_at: None,
+            decided_at: None,
+            vote: None,
+            winner: None,
+            data: Value::Null,
+            process: None,
+            reverted: false,
+        };
+        step.audit.push(Audit::Proposed {
+            proposal: id,
+            policy: policy.id,
+            policy_name: policy.name().to_string(),
+            action: proposal.action.kind.clone(),
+        });
+        step.changed.insert(id);
+        let mut pending = Vec::new();
+        if let Some(init) = &policy.initialize
+            && let Some((value, actions)) =
+                self.run_script(policy, init, self.input(&proposal.action, proposal.to_json(), initiator), ctx, step)
+        {
+            proposal.data = value;
+            pending = actions;
+        }
+        if let (Some(spec), Some(place)) = (&policy.policy.vote, place) {
+            proposal.closes_at = spec.closes.map(|d| ctx.now + d);
+            proposal.vote = Some(OpenVote {
+                spec: spec.clone(),
+                place,
+                eligible: self.eligible(spec, &proposal.action.kind, initiator, ctx.seed ^ (id.0 as u64)),
+                ballots: BTreeMap::new(),
+                messages: Vec::new(),
+            });
+        }
+        let verdict = self.verdict(policy, &proposal, false, ctx, step);
+        let immediate = verdict.is_some() || (policy.check.is_none() && proposal.vote.is_none());
+        let performed = proposal.action.status == ActionStatus::Performed;
+        self.proposals.insert(id, proposal);
+        self.push_script_actions(id, pending, step);
+        if immediate {
+            // Decided before anyone voted: a performed action that passes is simply left alone,
+            // one that fails is reverted; no vote message is posted.
+            let verdict = verdict.unwrap_or(Verdict::Passed(None));
+            if performed && !matches!(verdict, Verdict::Passed(_)) {
+                self.revert(id, step);
+            }
+            self.decide(id, verdict, ctx, step, true);
+            return;
+        }
+        if performed {
+            self.revert(id, step);
+        }
+        if let Some(p) = self.proposals.get(&id)
+            && let Some(v) = &p.vote
+        {
+            let options =
+                v.spec.reaction_options().into_iter().map(|(emoji, label)| VoteOption { emoji, label }).collect();
+            step.effects.push(Effect::PostVote { proposal: id, place: v.place.clone(), text: p.vote_text(), options });
+        }
+        if let Some(notify) = &policy.notify {
+            let (action, pj) = match self.proposals.get(&id) {
+                Some(p) => (p.action.clone(), p.to_json()),
+                None => return,
+            };
+            if let Some((_, actions)) = self.run_script(policy, notify, self.input(&action, pj, initiator), ctx, step) {
+                self.push_script_actions(id, actions, step);
+            }
+        }
+    }
+
+    fn revert(&mut self, id: ProposalId, step: &mut Step) {
+        if let Some(p) = self.proposals.get_mut(&id) {
+            p.reverted = true;
+            step.effects.push(Effect::Revert { proposal: Some(id), action: p.action.clone() });
+        }
+    }
+
+    /// The verdict of the check block, else of the tally (certain now, or at the deadline).
+    fn verdict(
+        &self,
+        policy: &CompiledPolicy,
+        p: &Proposal,
+        at_deadline: bool,
+        ctx: &Ctx,
+        step: &mut Step,
+    ) -> Option<Verdict> {
+        if let Some(check) = &policy.check
+            && let Some((value, _)) =
+                self.run_script(policy, check, self.input(&p.action, p.to_json(), p.proposer), ctx, step)
+        {
+            match value {
+                    Value::Bool(true) => return Some(Verdict::Passed(None)),
+                    Value::Bool(false) => return Some(Verdict::Failed),
+                    Value::String(s) if s.eq_ignore_ascii_case("passed") => return Some(Verdict::Passed(None)),
+                    Value::String(s) if s.eq_ignore_ascii_case("failed") => return Some(Verdict::Failed),
+                    Value::Null => {}
+                    Value::String(s) if s.eq_ignore_ascii_case("proposed") => {}
+                    other => step.audit.push(Audit::ScriptFailed {
+                        policy_name: policy.name().to_string(),
+                        error: format!(
+                            "check returned {other}: return \"passed\", \"failed\", \"proposed\" or nothing (to let the vote decide)"
+                        ),
+                    }),
+                }
+        }
+        let v = p.vote.as_ref()?;
+        let tally = v.tally();
+        let decision = if at_deadline { Some(tally.result(&v.spec)) } else { tally.early(&v.spec) }?;
+        Some(match decision {
+            Decision::Passed { winner } => Verdict::Passed(v.spec.labels().get(winner).cloned()),
+            Decision::Failed => Verdict::Failed,
+            Decision::NoQuorum => Verdict::Expired,
+        })
+    }
+
+    /// Re-checks an open proposal after a ballot, a process update or a tick.
+    fn reevaluate(&mut self, id: ProposalId, at_deadline: bool, ctx: &Ctx, step: &mut Step) {
+        let Some(p) = self.proposals.get(&id).filter(|p| p.state.is_open()) else {
+            return;
+        };
+        let Some(policy) = self.versions.get(&p.policy).cloned() else {
+            return;
+        };
+        let verdict = match self.verdict(&policy, p, at_deadline, ctx, step) {
+            Some(v) => Some(v),
+            // At the deadline a proposal without a vote whose check has not decided fails.
+            None if at_deadline => Some(Verdict::Failed),
+            None => None,
+        };
+        match verdict {
+            Some(v) => self.decide(id, v, ctx, step, false),
+            None => step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text() }),
+        }
+    }
+
+    /// Closes an open proposal with its verdict and produces the effects of that transition,
+    /// once: a closed proposal is never decided again. `immediate` is a decision taken as the
+    /// proposal opened, before any vote message was posted: nothing is announced, and a
+    /// performed action that passes was never reverted, so it is not executed again.
+    fn decide(&mut self, id: ProposalId, verdict: Verdict, ctx: &Ctx, step: &mut Step, immediate: bool) {
+        let Some(p) = self.proposals.get_mut(&id).filter(|p| p.state.is_open()) else {
+            return;
+        };
+        let Some(policy) = self.versions.get(&p.policy).cloned() else {
+            return;
+        };
+        let passed = matches!(verdict, Verdict::Passed(_));
+        p.state = match &verdict {
+            Verdict::Passed(w) => {
+                p.winner = w.clone();
+                ProposalState::Passed
+            }
+            Verdict::Failed => ProposalState::Failed,
+            Verdict::Expired => ProposalState::Expired,
+        };
+        p.decided_at = Some(ctx.now);
+        step.changed.insert(id);
+        step.audit.push(Audit::Decided { proposal: id, outcome: p.state.to_string() });
+        let p = p.clone();
+        if p.vote.is_some() && !immediate {
+            step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text() });
+            if policy.policy.announce
+                && let Some(place) = p.place()
+            {
+                step.effects.push(Effect::Post { place: place.clone(), text: p.outcome_text() });
+            }
+        }
+        let execute = match p.action.status {
+            ActionStatus::Requested => p.action.kind.as_str() != PROPOSE,
+            ActionStatus::Performed => p.reverted,
+            ActionStatus::Event => false,
+        };
+        if passed && execute {
+            step.effects.push(Effect::Execute { proposal: Some(id), action: p.action.clone() });
+        }
+        let outcome = if passed { &policy.policy.on_pass } else { &policy.policy.on_fail };
+        let ctx_json = json!({
+            "action": p.action.to_json(),
+            "proposal": p.to_json(),
+            "initiator": self.initiator_json(p.proposer, &p.action.initiator),
+        });
+        for d in &outcome.actions {
+            self.push_do(id, &p, d, &ctx_json, step);
+        }
+        let script = if passed { &policy.pass_script } else { &policy.fail_script };
+        if let Some(s) = script
+            && let Some((_, actions)) =
+                self.run_script(&policy, s, self.input(&p.action, p.to_json(), p.proposer), ctx, step)
+        {
+            self.push_script_actions(id, actions, step);
+        }
+    }
+
+    fn push_do(&self, id: ProposalId, p: &Proposal, d: &DoAction, ctx_json: &Value, step: &mut Step) {
+        let params = match template::render(&Value::Object(d.params.clone()), ctx_json) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        self.push_named(id, p, &d.action, params, step);
+    }
+
+    fn push_script_actions(&self, id: ProposalId, actions: Vec<ScriptAction>, step: &mut Step) {
+        let Some(p) = self.proposals.get(&id) else {
+            return;
+        };
+        for a in actions {
+            if a.name == "start_process" {
+                let name = a.params.get("process").and_then(Value::as_str).map(ActionType::new);
+                let params = match a.params.get("params") {
+                    Some(Value::Object(m)) => m.clone(),
+                    _ => Map::new(),
+                };
+                match name {
+                    Some(Ok(name)) => step.effects.push(Effect::StartProcess { proposal: id, name, params }),
+                    _ => step.audit.push(Audit::ScriptFailed {
+                        policy_name: p.policy_name.clone(),
+                        error: "start_process needs a process name like loomio.poll".into(),
+                    }),
+                }
+            } else {
+                self.push_named(id, p, &a.name, a.params, step);
+            }
+        }
+    }
+
+    fn push_named(&self, id: ProposalId, p: &Proposal, name: &str, mut params: Map<String, Value>, step: &mut Step) {
+        if name == "message" {
+            let text = params.remove("text").and_then(|t| t.as_str().map(str::to_string)).unwrap_or_default();
+            let place = params
+                .get("on")
+                .and_then(Value::as_str)
+                .and_then(|s| Place::parse(s).ok())
+                .or_else(|| p.place().cloned());
+            match place {
+                Some(place) => step.effects.push(Effect::Post { place, text }),
+                None => step.audit.push(Audit::ScriptFailed {
+                    policy_name: p.policy_name.clone(),
+                    error: "a message has nowhere to go: give it `on = \"PLATFORM:CHANNEL\"`".into(),
+                }),
+            }
+            return;
+        }
+        match ActionType::new(name) {
+            Ok(name) => step.effects.push(Effect::Call { proposal: Some(id), name, params }),
+            Err(e) => step.audit.push(Audit::ScriptFailed { policy_name: p.policy_name.clone(), error: e }),
+        }
+    }
+
+    // ----- ballots -----
+
+    /// Why `member` may not vote on `p`, if they may not.
+    fn ineligibility(&self, p: &Proposal, v: &OpenVote, member: Option<MemberId>) -> Option<String> {
+        let id = p.id;
+        let Some(m) = member else {
+            return Some(format!("only members of this community can vote on proposal {id}"));
+        };
+        if v.eligible.contains(&m) {
+            return None;
+        }
+        Some(if v.spec.exclude_proposer && p.proposer == Some(m) {
+            format!("you proposed {id}, and its policy does not let the proposer vote")
+        } else if v.spec.jury.is_some() {
+            format!("proposal {id} is decided by a jury drawn when it opened, and you are not on it")
+        } else {
+            match &v.spec.voters {
+                Voters::Role(r) => format!("only members with the role {r} can vote on proposal {id}"),
+                Voters::Members(names) => format!("only {} can vote on proposal {id}", names.join(", ")),
+                Voters::Everyone => format!("you do not have the vote permission for proposal {id}"),
+            }
+        })
+    }
+
+    fn on_reaction(
+        &mut self,
+        message: &MessageRef,
+        voter: &AccountRef,
+        emoji: &str,
+        added: bool,
+        ctx: &Ctx,
+        step: &mut Step,
+    ) {
+        let Some(&id) = self.by_message.get(message) else {
+            return;
+        };
+        let member = self.member_of(voter);
+        let Some(p) = self.proposals.get(&id).filter(|p| p.state.is_open()) else {
+            return;
+        };
+        let Some(v) = &p.vote else {
+            return;
+        };
+        if let Some(reason) = self.ineligibility(p, v, member) {
+            if added && v.spec.apply_reaction(None, emoji, true) != BallotChange::Ignore {
+                step.audit.push(Audit::BallotRejected { proposal: id, voter: voter.clone(), reason: reason.clone() });
+                step.effects.push(Effect::RemoveReaction {
+                    message: message.clone(),
+                    account: voter.clone(),
+                    emoji: emoji.to_string(),
+                });
+                step.effects.push(Effect::Notify {
+                    account: voter.clone(),
+                    text: format!("Your vote was not counted: {reason}."),
+                });
+            }
+            return;
+        }
+        let Some(m) = member else {
+            return;
+        };
+        let current = v.ballots.get(&m).map(|b| &b.choice);
+        let change = v.spec.apply_reaction(current, emoji, added);
+        let source = BallotSource::Reaction { message: message.clone() };
+        self.apply_change(id, (m, voter), change, source, ctx, step);
+    }
+
+    fn apply_change(
+        &mut self,
+        id: ProposalId,
+        (member, voter): (MemberId, &AccountRef),
+        change: BallotChange,
+        source: BallotSource,
+        ctx: &Ctx,
+        step: &mut Step,
+    ) {
+        let Some(v) = self.proposals.get_mut(&id).and_then(|p| p.vote.as_mut()) else {
+            return;
+        };
+        match change {
+            BallotChange::Ignore => return,
+            BallotChange::Withdraw => {
+                v.ballots.remove(&member);
+                step.audit.push(Audit::BallotWithdrawn { proposal: id, voter: voter.clone() });
+            }
+            BallotChange::Cast { choice, replaced } => {
+                let old = v.ballots.insert(
+                    member,
+                    Ballot { choice: choice.clone(), account: voter.clone(), cast_at: ctx.now, source: source.clone() },
+                );
+                // The reaction a new ballot supersedes is removed, where it was a reaction.
+                let old_reaction = match (&old, replaced) {
+                    (Some(Ballot { source: BallotSource::Reaction { message }, account, choice: c, .. }), r) => {
+                        r.or_else(|| v.spec.emoji_of(c)).map(|e| (message.clone(), account.clone(), e))
+                    }
+                    _ => None,
+                };
+                if let Some((message, account, emoji)) = old_reaction {
+                    let same_reaction = matches!(&source, BallotSource::Reaction { message: m } if *m == message)
+                        && v.spec.emoji_of(&choice).as_deref() == Some(emoji.as_str());
+                    if !same_reaction && !matches!(choice, Choice::Approve(_) | Choice::Rank(_)) {
+                        step.effects.push(Effect::RemoveReaction { message, account, emoji });
+                    }
+                }
+                step.audit.push(Audit::BallotCast {
+                    proposal: id,
+                    voter: voter.clone(),
+                    choice: v.spec.describe(&choice),
+                });
+            }
+        }
+        step.changed.insert(id);
+        self.reevaluate(id, false, ctx, step);
+    }
+
+    fn open_vote(&self, id: ProposalId) -> Result<(&Proposal, &OpenVote), GovError> {
+        let p = self.proposals.get(&id).ok_or(GovError::UnknownProposal(id))?;
+        if !p.state.is_open() {
+            return Err(GovError::Closed(id));
+        }
+        let v = p.vote.as_ref().ok_or(GovError::NoVote(id))?;
+        Ok((p, v))
+    }
+
+    fn on_vote(
+        &mut self,
+        id: ProposalId,
+        voter: &AccountRef,
+        text: &str,
+        ctx: &Ctx,
+        step: &mut Step,
+    ) -> Result<(), GovError> {
+        let member = self.member_of(voter);
+        let (p, v) = self.open_vote(id)?;
+        if let Some(reason) = self.ineligibility(p, v, member) {
+            return Err(GovError::NotEligible(reason));
+        }
+        let choice = v.spec.parse_choice(text).map_err(GovError::BadChoice)?;
+        let Some(m) = member else {
+            return Ok(());
+        };
+        if v.ballots.get(&m).is_some_and(|b| b.choice == choice) {
+            return Ok(());
+        }
+        let change = BallotChange::Cast { choice, replaced: None };
+        self.apply_change(id, (m, voter), change, BallotSource::Command, ctx, step);
+        Ok(())
+    }
+
+    fn on_unvote(&mut self, id: ProposalId, voter: &AccountRef, ctx: &Ctx, step: &mut Step) -> Result<(), GovError> {
+        let member = self.member_of(voter);
+        let (_, v) = self.open_vote(id)?;
+        let m = member.filter(|m| v.ballots.contains_key(m)).ok_or(GovError::NoBallot(id))?;
+        if let Some(Ballot { source: BallotSource::Reaction { message }, account, choice, .. }) = v.ballots.get(&m)
+            && let Some(emoji) = v.spec.emoji_of(choice)
+        {
+            step.effects.push(Effect::RemoveReaction { message: message.clone(), account: account.clone(), emoji });
+        }
+        self.apply_change(id, (m, voter), BallotChange::Withdraw, BallotSource::Command, ctx, step);
+        Ok(())
+    }
+
+    fn on_cancel(&mut self, id: ProposalId, by: &AccountRef, ctx: &Ctx, step: &mut Step) -> Result<(), GovError> {
+        let member = self.member_of(by);
+        let is_admin = member.and_then(|m| self.community.member(m)).is_some_and(|m| m.admin);
+        let p = self.proposals.get_mut(&id).ok_or(GovError::UnknownProposal(id))?;
+        if !p.state.is_open() {
+            return Err(GovError::Closed(id));
+        }
+        if !(is_admin || (member.is_some() && member == p.proposer)) {
+            return Err(GovError::NotPermitted(format!("only the proposer or an admin can cancel proposal {id}")));
+        }
+        p.state = ProposalState::Cancelled;
+        p.decided_at = Some(ctx.now);
+        step.changed.insert(id);
+        step.audit.push(Audit::Decided { proposal: id, outcome: "cancelled".into() });
+        if p.vote.is_some() {
+            step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text() });
+            if let Some(place) = p.place() {
+                step.effects.push(Effect::Post { place: place.clone(), text: p.outcome_text() });
+            }
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self, ctx: &Ctx, step: &mut Step) {
+        let open: Vec<(ProposalId, bool, bool)> = self
+            .proposals
+            .values()
+            .filter(|p| p.state.is_open())
+            .map(|p| {
+                let due = p.closes_at.is_some_and(|c| c <= ctx.now);
+                let has_check = self.versions.get(&p.policy).is_some_and(|pol| pol.check.is_some());
+                (p.id, due, has_check)
+            })
+            .collect();
+        for (id, due, has_check) in open {
+            if due {
+                self.reevaluate(id, true, ctx, step);
+            } else if has_check {
+                self.recheck(id, ctx, step);
+            }
+        }
+    }
+
+    /// Re-runs the check block of a proposal not yet due; only a decision produces output.
+    fn recheck(&mut self, id: ProposalId, ctx: &Ctx, step: &mut Step) {
+        let Some(p) = self.proposals.get(&id) else {
+            return;
+        };
+        let Some(policy) = self.versions.get(&p.policy).cloned() else {
+            return;
+        };
+        if let Some(v) = self.verdict(&policy, p, false, ctx, step) {
+            self.decide(id, v, ctx, step, false);
+        }
+    }
+}
+
+impl CompiledPolicy {
+    /// Where this policy holds its vote on `action`.
+    pub fn vote_place(&self, action: &Action) -> Option<Place> {
+        self.policy.vote.as_ref().and_then(|v| v.on.clone()).or_else(|| action.place.clone())
+    }
+}
+
+/// Draws `n` of `pool` with a seeded generator (splitmix64, partial Fisher-Yates), so a draw
+/// is reproducible from its seed and independent of anything else.
+pub fn draw(mut pool: Vec<MemberId>, n: usize, seed: u64) -> BTreeSet<MemberId> {
+    pool.sort();
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let k = n.min(pool.len());
+    for i in 0..k {
+        let j = i + (next() % (pool.len() - i) as u64) as usize;
+        pool.swap(i, j);
+    }
+    pool.truncate(k);
+    pool.into_iter().collect()
+}
+
+impl From<Decision> for ProposalState {
+    fn from(d: Decision) -> Self {
+        state_of(d)
+    }
+}

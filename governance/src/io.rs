@@ -1,0 +1,139 @@
+//! The normalized vocabulary of what comes in ([`Inbound`]) and what goes out ([`Effect`]),
+//! and the audit trail every step leaves ([`Audit`]).
+
+use crate::action::{Action, ActionType};
+use crate::ids::{AccountRef, MessageRef, Place, PolicyId, ProposalId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Something that happened, already translated from the platform's own words.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Inbound {
+    /// A governable action that happened (a message in a governed channel, a rename), a
+    /// request to change something (`polity.role_grant`, `polity.propose`), or a trigger event.
+    Action { action: Action },
+    /// A reaction added to or removed from a message.
+    Reaction { message: MessageRef, voter: AccountRef, emoji: String, added: bool },
+    /// A typed or button ballot: `/vote 12 yes`.
+    Vote { proposal: ProposalId, voter: AccountRef, choice: String },
+    /// `/unvote 12`.
+    Unvote { proposal: ProposalId, voter: AccountRef },
+    /// `/cancel 12`, by the proposer or an admin.
+    Cancel { proposal: ProposalId, by: AccountRef },
+    /// A platform posted a vote message: reactions on it are ballots from now on.
+    VoteMessagePosted { proposal: ProposalId, message: MessageRef },
+    /// An external process (a Loomio poll, a GitHub issue vote) reported progress.
+    ProcessUpdate { proposal: ProposalId, status: String, outcome: Value },
+    /// The clock moved: deadlines up to now are due.
+    Tick,
+}
+
+/// Something the bot must do on a platform. Effects are recorded before they are performed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Effect {
+    /// Post the vote message of a proposal and seed its reactions (and buttons, where the
+    /// platform has them). The platform reports the message back with
+    /// [`Inbound::VoteMessagePosted`].
+    PostVote { proposal: ProposalId, place: Place, text: String, options: Vec<VoteOption> },
+    /// Replace the text of every vote message of a proposal (the live tally, the outcome).
+    EditVote { proposal: ProposalId, text: String },
+    /// Post a message.
+    Post { place: Place, text: String },
+    /// Tell one person something only they see (a DM or an ephemeral reply).
+    Notify { account: AccountRef, text: String },
+    /// Remove someone's reaction (a superseded or ineligible ballot). Platforms that cannot
+    /// remove others' reactions skip it; their tally counts the latest reaction.
+    RemoveReaction { message: MessageRef, account: AccountRef, emoji: String },
+    /// Undo a governable action while it is voted on.
+    Revert { proposal: Option<ProposalId>, action: Action },
+    /// Carry out an action: re-execute a reverted one, or perform an allowed request.
+    Execute { proposal: Option<ProposalId>, action: Action },
+    /// Call a platform action by name (`opencollective.process_expense`).
+    Call { proposal: Option<ProposalId>, name: ActionType, params: Map<String, Value> },
+    /// Start an external decision process (`loomio.poll`).
+    StartProcess { proposal: ProposalId, name: ActionType, params: Map<String, Value> },
+}
+
+/// An option of a vote message: the reaction that votes for it and its label.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteOption {
+    pub emoji: String,
+    pub label: String,
+}
+
+/// One line of the governance record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Audit {
+    /// No policy governs the action, so it stands (or, for a request, is carried out).
+    Allowed {
+        action: ActionType,
+        initiator: AccountRef,
+    },
+    /// The initiator may execute the action without a vote.
+    ExecutedByPermission {
+        action: ActionType,
+        initiator: AccountRef,
+    },
+    /// The initiator may not propose this action, so it was refused.
+    Refused {
+        action: ActionType,
+        initiator: AccountRef,
+        reason: String,
+    },
+    Proposed {
+        proposal: ProposalId,
+        policy: PolicyId,
+        policy_name: String,
+        action: ActionType,
+    },
+    BallotCast {
+        proposal: ProposalId,
+        voter: AccountRef,
+        choice: String,
+    },
+    BallotWithdrawn {
+        proposal: ProposalId,
+        voter: AccountRef,
+    },
+    BallotRejected {
+        proposal: ProposalId,
+        voter: AccountRef,
+        reason: String,
+    },
+    Decided {
+        proposal: ProposalId,
+        outcome: String,
+    },
+    /// A script block failed; the policy is treated as not matching (filter) or the step is
+    /// skipped, and the error is kept here.
+    ScriptFailed {
+        policy_name: String,
+        error: String,
+    },
+}
+
+impl fmt::Display for Audit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Allowed { action, initiator } => write!(f, "{action} by {initiator} allowed: no policy governs it"),
+            Self::ExecutedByPermission { action, initiator } => {
+                write!(f, "{action} by {initiator} carried out: the initiator may execute it")
+            }
+            Self::Refused { action, initiator, reason } => write!(f, "{action} by {initiator} refused: {reason}"),
+            Self::Proposed { proposal, policy_name, action, .. } => {
+                write!(f, "proposal {proposal} opened for {action} under \"{policy_name}\"")
+            }
+            Self::BallotCast { proposal, voter, choice } => write!(f, "{voter} voted {choice} on {proposal}"),
+            Self::BallotWithdrawn { proposal, voter } => write!(f, "{voter} withdrew their ballot on {proposal}"),
+            Self::BallotRejected { proposal, voter, reason } => {
+                write!(f, "ballot of {voter} on {proposal} rejected: {reason}")
+            }
+            Self::Decided { proposal, outcome } => write!(f, "proposal {proposal} {outcome}"),
+            Self::ScriptFailed { policy_name, error } => write!(f, "policy \"{policy_name}\": {error}"),
+        }
+    }
+}

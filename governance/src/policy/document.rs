@@ -1,0 +1,541 @@
+//! The policy document: a TOML file with the common cases declared (who votes, where,
+//! quorum, threshold, deadline, what to do on pass and fail) and optional script blocks for
+//! the rest. Parsing checks everything that can be checked offline and reports each mistake
+//! with its line.
+
+use crate::action::{ActionPattern, ActionType};
+use crate::duration::parse_duration;
+use crate::ids::Place;
+use crate::template;
+use crate::vote::{Quorum, Threshold, VoteKind, VoteSpec, Voters};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+use toml::Spanned;
+
+/// PolicyKit's three kinds of policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// Governs actions members take on a platform: they are reverted, voted on, re-executed.
+    Platform,
+    /// Governs changes to governance itself: roles, permissions, policies, integrations.
+    Constitution,
+    /// Starts a proposal when an event happens; every matching trigger policy opens its own.
+    Trigger,
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Platform => "platform",
+            Self::Constitution => "constitution",
+            Self::Trigger => "trigger",
+        })
+    }
+}
+
+/// Script source with the line of the policy file its first line stands on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptSource {
+    pub code: String,
+    pub line: usize,
+}
+
+/// An action a policy carries out on pass or fail. `message` posts `text` where the vote
+/// was held (or at `on`); any other name is a platform action called with the parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DoAction {
+    pub action: String,
+    pub params: Map<String, Value>,
+}
+
+/// What happens when a proposal passes, or fails.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub actions: Vec<DoAction>,
+    pub script: Option<ScriptSource>,
+}
+
+/// A parsed, validated policy document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub name: String,
+    pub kind: PolicyKind,
+    pub description: String,
+    /// Which actions it covers; empty covers every action of its kind.
+    pub actions: Vec<ActionPattern>,
+    /// Breaks ties between equally specific policies (higher wins).
+    pub priority: i64,
+    pub filter: Option<ScriptSource>,
+    pub initialize: Option<ScriptSource>,
+    pub check: Option<ScriptSource>,
+    pub notify: Option<ScriptSource>,
+    pub vote: Option<VoteSpec>,
+    pub on_pass: Outcome,
+    pub on_fail: Outcome,
+    /// Announce the outcome where the vote was held (default true).
+    pub announce: bool,
+}
+
+/// One mistake in a policy file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every mistake found in a policy file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    actions: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    priority: i64,
+    filter: Option<Spanned<String>>,
+    initialize: Option<Spanned<String>>,
+    check: Option<Spanned<String>>,
+    notify: Option<Spanned<String>>,
+    vote: Option<Spanned<RawVote>>,
+    pass: Option<Spanned<RawOutcome>>,
+    fail: Option<Spanned<RawOutcome>>,
+    announce: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVote {
+    on: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    kind: Option<Spanned<String>>,
+    options: Option<Vec<String>>,
+    voters: Option<Spanned<RawVoters>>,
+    jury: Option<Spanned<i64>>,
+    exclude_proposer: Option<bool>,
+    quorum: Option<Spanned<RawQuorum>>,
+    pass: Option<Spanned<String>>,
+    closes: Option<Spanned<String>>,
+    early: Option<bool>,
+    secret: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawVoters {
+    One(String),
+    List(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawQuorum {
+    Count(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutcome {
+    #[serde(default, rename = "do")]
+    actions: Vec<toml::Table>,
+    script: Option<Spanned<String>>,
+}
+
+struct Lines<'a> {
+    source: &'a str,
+    errors: Vec<PolicyError>,
+}
+
+impl Lines<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.source[..offset.min(self.source.len())].matches('\n').count() + 1
+    }
+
+    fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        let line = self.line_of(at.span().start);
+        self.errors.push(PolicyError { line: Some(line), message: message.into() });
+    }
+
+    fn script(&self, s: &Spanned<String>) -> ScriptSource {
+        let start = s.span().start;
+        let mut line = self.line_of(start);
+        let raw = &self.source[start.min(self.source.len())..];
+        // A multi-line string that opens with a newline starts its text on the next line.
+        if (raw.starts_with("\"\"\"") || raw.starts_with("'''"))
+            && raw[3..].trim_start_matches([' ', '\t', '\r']).starts_with('\n')
+        {
+            line += 1;
+        }
+        ScriptSource { code: s.get_ref().clone(), line }
+    }
+}
+
+/// Parses and validates a policy file.
+///
+/// # Errors
+/// Every mistake found, each with its line where it has one.
+pub fn parse_policy(source: &str) -> Result<Policy, PolicyErrors> {
+    let raw: RawPolicy = toml::from_str(source).map_err(|e| {
+        let line = e.span().map(|s| source[..s.start.min(source.len())].matches('\n').count() + 1);
+        PolicyErrors(vec![PolicyError { line, message: e.message().trim().to_string() }])
+    })?;
+    let mut l = Lines { source, errors: Vec::new() };
+
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty() || name.len() > 100 {
+        l.err(&raw.name, "`name` must be between 1 and 100 characters");
+    }
+    let kind = match raw.kind.get_ref().as_str() {
+        "platform" => PolicyKind::Platform,
+        "constitution" => PolicyKind::Constitution,
+        "trigger" => PolicyKind::Trigger,
+        other => {
+            l.err(&raw.kind, format!("`kind = \"{other}\"` is not a kind: use platform, constitution or trigger"));
+            PolicyKind::Platform
+        }
+    };
+
+    let mut actions = Vec::new();
+    if let Some(list) = &raw.actions {
+        for a in list.get_ref() {
+            match ActionPattern::new(a) {
+                Ok(p) => {
+                    let explicit = ActionType::new(a).ok();
+                    match (kind, explicit) {
+                        (PolicyKind::Constitution, Some(t)) if !t.is_constitutional() => l.err(
+                            list,
+                            format!("a constitution policy governs polity.* changes (roles, permissions, policies), not `{a}`"),
+                        ),
+                        (PolicyKind::Platform, Some(t)) if t.is_constitutional() => l.err(
+                            list,
+                            format!("`{a}` changes governance itself: govern it with kind = \"constitution\""),
+                        ),
+                        _ => actions.push(p),
+                    }
+                }
+                Err(e) => l.err(list, e),
+            }
+        }
+    }
+
+    let vote = raw.vote.as_ref().map(|v| parse_vote(&mut l, v));
+    let on_pass = raw.pass.as_ref().map(|o| parse_outcome(&mut l, o, "pass")).unwrap_or_default();
+    let on_fail = raw.fail.as_ref().map(|o| parse_outcome(&mut l, o, "fail")).unwrap_or_default();
+
+    let policy = Policy {
+        name,
+        kind,
+        description: raw.description,
+        actions,
+        priority: raw.priority,
+        filter: raw.filter.as_ref().map(|s| l.script(s)),
+        initialize: raw.initialize.as_ref().map(|s| l.script(s)),
+        check: raw.check.as_ref().map(|s| l.script(s)),
+        notify: raw.notify.as_ref().map(|s| l.script(s)),
+        vote,
+        on_pass,
+        on_fail,
+        announce: raw.announce.unwrap_or(true),
+    };
+    if l.errors.is_empty() { Ok(policy) } else { Err(PolicyErrors(l.errors)) }
+}
+
+fn parse_vote(l: &mut Lines<'_>, raw: &Spanned<RawVote>) -> VoteSpec {
+    let v = raw.get_ref();
+    let mut spec = VoteSpec::default();
+    if let Some(on) = &v.on {
+        match Place::parse(on.get_ref()) {
+            Ok(p) => spec.on = Some(p),
+            Err(e) => l.err(on, e),
+        }
+    }
+    if let Some(k) = &v.kind {
+        spec.kind = match k.get_ref().as_str() {
+            "yes-no" => VoteKind::YesNo,
+            "choice" => VoteKind::Choice,
+            "approval" => VoteKind::Approval,
+            "ranked" => VoteKind::Ranked,
+            other => {
+                l.err(k, format!("`type = \"{other}\"` is not a vote type: use yes-no, choice, approval or ranked"));
+                VoteKind::YesNo
+            }
+        };
+    }
+    spec.options = v.options.clone().unwrap_or_default();
+    if let Some(voters) = &v.voters {
+        spec.voters = match voters.get_ref() {
+            RawVoters::One(s) if s == "everyone" => Voters::Everyone,
+            RawVoters::One(s) => match s.strip_prefix("role:") {
+                Some(role) if !role.trim().is_empty() => Voters::Role(role.trim().to_string()),
+                _ => {
+                    l.err(
+                        voters,
+                        format!("`voters = \"{s}\"`: use \"everyone\", \"role:NAME\" or a list of member names"),
+                    );
+                    Voters::Everyone
+                }
+            },
+            RawVoters::List(names) if names.is_empty() => {
+                l.err(voters, "`voters` is an empty list: nobody could vote");
+                Voters::Everyone
+            }
+            RawVoters::List(names) => Voters::Members(names.clone()),
+        };
+    }
+    if let Some(j) = &v.jury {
+        match u32::try_from(*j.get_ref()) {
+            Ok(n) if n > 0 => spec.jury = Some(n),
+            _ => l.err(j, "`jury` is the number of members drawn to decide: a whole number of at least 1"),
+        }
+    }
+    spec.exclude_proposer = v.exclude_proposer.unwrap_or(false);
+    if let Some(q) = &v.quorum {
+        match q.get_ref() {
+            RawQuorum::Count(n) => match u32::try_from(*n) {
+                Ok(n) => spec.quorum = Quorum::Count(n),
+                Err(_) => l.err(q, format!("`quorum = {n}` must be a count of at least 0, or a share like \"40%\"")),
+            },
+            RawQuorum::Text(s) => match s.strip_suffix('%').map(|p| p.trim().parse::<u32>()) {
+                Some(Ok(p)) if p <= 100 => spec.quorum = Quorum::Percent(p),
+                _ => l.err(q, format!("`quorum = \"{s}\"` must be a count like 3 or a share like \"40%\"")),
+            },
+        }
+    }
+    if let Some(p) = &v.pass {
+        match parse_threshold(p.get_ref()) {
+            Ok(t) => spec.pass = t,
+            Err(e) => l.err(p, e),
+        }
+    } else if spec.kind != VoteKind::YesNo && spec.kind != VoteKind::Ranked {
+        spec.pass = Threshold::Plurality;
+    }
+    if let Some(c) = &v.closes {
+        match parse_duration(c.get_ref()) {
+            Ok(d) if d.num_seconds() > 0 => spec.closes = Some(d),
+            Ok(_) => l.err(c, "`closes` must be longer than zero"),
+            Err(e) => l.err(c, e),
+        }
+    }
+    spec.early = v.early.unwrap_or(true);
+    spec.secret = v.secret.unwrap_or(false);
+    if let Err(e) = spec.validate() {
+        l.err(raw, format!("[vote]: {e}"));
+    }
+    spec
+}
+
+/// Parses a threshold: `majority`, `plurality`, `unanimous`, `no-objection`, or a fraction
+/// such as `2/3` or a share such as `60%`.
+///
+/// # Errors
+/// Lists the accepted forms.
+pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
+    let t = text.trim();
+    let bad = || {
+        format!(
+            "`pass = \"{t}\"` is not a threshold: use majority, plurality, unanimous, no-objection, a fraction like 2/3 or a share like 60%"
+        )
+    };
+    match t {
+        "majority" => return Ok(Threshold::Majority),
+        "plurality" => return Ok(Threshold::Plurality),
+        "unanimous" => return Ok(Threshold::Unanimous),
+        "no-objection" | "consensus" => return Ok(Threshold::NoObjection),
+        _ => {}
+    }
+    let (num, den) = if let Some(p) = t.strip_suffix('%') {
+        (p.trim().parse::<u32>().map_err(|_| bad())?, 100)
+    } else {
+        let (n, d) = t.split_once('/').ok_or_else(bad)?;
+        (n.trim().parse::<u32>().map_err(|_| bad())?, d.trim().parse::<u32>().map_err(|_| bad())?)
+    };
+    if num == 0 || den == 0 || num > den {
+        return Err(format!("`pass = \"{t}\"` must be a share between 0 and 1 (e.g. 2/3)"));
+    }
+    Ok(Threshold::Fraction { num, den })
+}
+
+fn parse_outcome(l: &mut Lines<'_>, raw: &Spanned<RawOutcome>, which: &str) -> Outcome {
+    let mut out = Outcome { actions: Vec::new(), script: raw.get_ref().script.as_ref().map(|s| l.script(s)) };
+    for (i, table) in raw.get_ref().actions.iter().enumerate() {
+        let mut params: Map<String, Value> = match serde_json::to_value(table) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        let name = match params.remove("action") {
+            Some(Value::String(s)) => s,
+            _ => {
+                l.err(
+                    raw,
+                    format!(
+                        "[{which}] do item {}: every item needs `action = \"PLATFORM.NAME\"` (or \"message\")",
+                        i + 1
+                    ),
+                );
+                continue;
+            }
+        };
+        if name == "message" {
+            if !matches!(params.get("text"), Some(Value::String(_))) {
+                l.err(raw, format!("[{which}] do item {}: a message needs `text`", i + 1));
+            }
+            if let Some(on) = params.get("on")
+                && let Err(e) = on.as_str().ok_or_else(|| "`on` must be text".to_string()).and_then(Place::parse)
+            {
+                l.err(raw, format!("[{which}] do item {}: {e}", i + 1));
+            }
+        } else if let Err(e) = ActionType::new(&name) {
+            l.err(raw, format!("[{which}] do item {}: {e}", i + 1));
+        }
+        for v in params.values() {
+            check_placeholders(v).unwrap_or_else(|e| l.err(raw, format!("[{which}] do item {}: {e}", i + 1)));
+        }
+        out.actions.push(DoAction { action: name, params });
+    }
+    out
+}
+
+fn check_placeholders(v: &Value) -> Result<(), String> {
+    match v {
+        Value::String(s) => template::placeholders(s).map(|_| ()),
+        Value::Array(items) => items.iter().try_for_each(check_placeholders),
+        Value::Object(m) => m.values().try_for_each(check_placeholders),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPENSE: &str = r#"
+name = "Big expenses need a vote"
+kind = "trigger"
+actions = ["opencollective.expense_created"]
+filter = "action.amount > 50000"
+[vote]
+on = "discord:#finance"
+type = "yes-no"
+voters = "role:member"
+exclude_proposer = true
+quorum = 3
+pass = "2/3"
+closes = "72h"
+[pass]
+do = [{ action = "opencollective.process_expense", expense_id = "{{action.id}}", decision = "APPROVE" }]
+[fail]
+do = [{ action = "message", text = "Rejected: {{action.description}}" }]
+"#;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let p = parse_policy(EXPENSE).unwrap();
+        assert_eq!(p.kind, PolicyKind::Trigger);
+        assert_eq!(p.filter.as_ref().unwrap().line, 5);
+        let v = p.vote.unwrap();
+        assert_eq!(v.on, Some(Place::new("discord", "#finance")));
+        assert_eq!(v.voters, Voters::Role("member".into()));
+        assert_eq!(v.quorum, Quorum::Count(3));
+        assert_eq!(v.pass, Threshold::Fraction { num: 2, den: 3 });
+        assert_eq!(v.closes.unwrap().num_hours(), 72);
+        assert!(v.exclude_proposer);
+        assert_eq!(p.on_pass.actions[0].action, "opencollective.process_expense");
+        assert_eq!(p.on_pass.actions[0].params["decision"], "APPROVE");
+        assert_eq!(p.on_fail.actions[0].action, "message");
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_line() {
+        let src = "name = \"x\"\nkind = \"platfrom\"\nactions = [\"Discord\"]\n[vote]\nquorum = \"many\"\npass = \"3/2\"\nclosed = \"1h\"\n";
+        let errs = parse_policy(src).unwrap_err();
+        // Unknown keys are rejected by the TOML layer first.
+        assert_eq!(errs.0.len(), 1);
+        assert!(errs.0[0].message.contains("closed"), "{errs}");
+        assert_eq!(errs.0[0].line, Some(7));
+
+        let src =
+            "name = \"x\"\nkind = \"platfrom\"\nactions = [\"Discord\"]\n[vote]\nquorum = \"many\"\npass = \"3/2\"\n";
+        let errs = parse_policy(src).unwrap_err().to_string();
+        assert!(errs.contains("line 2: `kind = \"platfrom\"` is not a kind"), "{errs}");
+        assert!(errs.contains("line 3: `Discord` is not an action name"), "{errs}");
+        assert!(errs.contains("line 5: `quorum = \"many\"`"), "{errs}");
+        assert!(errs.contains("line 6: `pass = \"3/2\"` must be a share between 0 and 1"), "{errs}");
+    }
+
+    #[test]
+    fn syntax_errors_have_lines() {
+        let errs = parse_policy("name = \"x\"\nkind = \n").unwrap_err();
+        assert_eq!(errs.0[0].line, Some(2));
+    }
+
+    #[test]
+    fn vote_combinations_are_checked() {
+        let src = "name = \"x\"\nkind = \"platform\"\n[vote]\ntype = \"choice\"\noptions = [\"a\"]\n";
+        assert!(
+            parse_policy(src)
+                .unwrap_err()
+                .to_string()
+                .contains("line 3: [vote]: a choice vote needs at least two `options`")
+        );
+        let src = "name = \"x\"\nkind = \"platform\"\n[vote]\npass = \"no-objection\"\n";
+        assert!(parse_policy(src).unwrap_err().to_string().contains("needs `closes`"));
+        let src = "name = \"x\"\nkind = \"platform\"\n[vote]\nvoters = \"admins\"\n";
+        assert!(parse_policy(src).unwrap_err().to_string().contains("role:NAME"));
+    }
+
+    #[test]
+    fn kinds_and_actions_must_agree() {
+        let src = "name = \"x\"\nkind = \"constitution\"\nactions = [\"discord.rename_channel\"]\n";
+        assert!(parse_policy(src).unwrap_err().to_string().contains("constitution policy governs polity.*"));
+        let src = "name = \"x\"\nkind = \"platform\"\nactions = [\"polity.role_grant\"]\n";
+        assert!(parse_policy(src).unwrap_err().to_string().contains("changes governance itself"));
+    }
+
+    #[test]
+    fn do_actions_are_checked() {
+        let src = "name = \"x\"\nkind = \"trigger\"\n[pass]\ndo = [{ text = \"hi\" }, { action = \"message\" }, { action = \"Bad\" }, { action = \"message\", text = \"{{secret.x}}\" }]\n";
+        let e = parse_policy(src).unwrap_err().to_string();
+        assert!(e.contains("do item 1: every item needs `action"), "{e}");
+        assert!(e.contains("do item 2: a message needs `text`"), "{e}");
+        assert!(e.contains("do item 3: `Bad` is not an action name"), "{e}");
+        assert!(e.contains("do item 4: `{{secret.x}}` is not a placeholder"), "{e}");
+    }
+
+    #[test]
+    fn script_lines_point_into_the_file() {
+        let src = "name = \"x\"\nkind = \"platform\"\ncheck = \"\"\"\nlet a = 1;\na\n\"\"\"\n";
+        let p = parse_policy(src).unwrap();
+        assert_eq!(p.check.unwrap().line, 4);
+    }
+
+    #[test]
+    fn thresholds_parse() {
+        assert_eq!(parse_threshold("60%"), Ok(Threshold::Fraction { num: 60, den: 100 }));
+        assert_eq!(parse_threshold("consensus"), Ok(Threshold::NoObjection));
+        assert!(parse_threshold("most").is_err());
+        assert!(parse_threshold("0/3").is_err());
+    }
+}

@@ -1,0 +1,1343 @@
+//! Sandboxed policy scripts.
+//!
+//! A policy's script blocks (`filter`, `initialize`, `check`, `notify`, `pass.script`,
+//! `fail.script`) are [rhai](https://rhai.rs) scripts. They run in a [`Sandbox`]: one engine,
+//! built once, with hard limits on operations, call depth, expression depth, data sizes and
+//! wall-clock time, no `eval`, no modules, no `sleep`, no printing and strict variables.
+//! Whatever a script does, [`Sandbox::run`] returns: either its value and the actions it asked
+//! for, or a [`ScriptError`] naming the policy and the block.
+//!
+//! Scripts see four constants:
+//! * `action`, `proposal`, `initiator`: the JSON the runtime hands over, as rhai maps/arrays;
+//! * `polity`: host access (`cred`, `grain`, `linked_account`) and requests
+//!   (`act`, `message`, `start_process`), collected into [`ScriptOutput::actions`].
+//!
+//! The module does no IO. It reads the monotonic clock only to enforce the wall-clock budget.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rhai::packages::{Package, StandardPackage};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, ImmutableString, LexError, ParseError, ParseErrorType, Scope};
+use serde_json::Value;
+
+use crate::action::ActionType;
+use crate::ids::MemberId;
+
+/// How many actions (`act`, `message`, `start_process`) one run may ask for.
+pub const MAX_ACTIONS: usize = 100;
+
+/// The names a script sees, in the order they are pushed into its scope.
+pub const SCRIPT_GLOBALS: [&str; 4] = ["action", "proposal", "initiator", "polity"];
+
+/// How often (in operations) the wall clock is looked at. Reading the clock costs about as
+/// much as one cheap operation, so this keeps its overhead under 1%, while a run of expensive
+/// operations (deep copies of data near the size limits) cannot overshoot the budget by much.
+const CLOCK_CHECK_INTERVAL: u64 = 128;
+
+/// Deepest nesting of arrays/maps a script may hand back (its value, action parameters).
+pub const MAX_VALUE_DEPTH: usize = 64;
+
+/// Stack size of the thread a script runs on. Only touched pages are committed; the reserve is
+/// sized for the deepest nesting the default limits allow in unoptimised builds.
+pub const SCRIPT_STACK_SIZE: usize = 256 * 1024 * 1024;
+
+/// The rhai type name of the `polity` object.
+const POLITY_TYPE_NAME: &str = "Polity";
+
+// ---------------------------------------------------------------------------------------------
+// Limits and blocks
+// ---------------------------------------------------------------------------------------------
+
+/// Resource limits for one evaluation.
+///
+/// For every count or size, `0` means "no limit" (rhai's convention), except
+/// `max_call_levels`, where `0` forbids calling script functions at all. The wall clock is
+/// always enforced; pass `Duration::MAX` to switch it off.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Operations (roughly: expression nodes and statements evaluated) per run.
+    pub max_operations: u64,
+    /// How deep script-defined function calls may nest.
+    pub max_call_levels: usize,
+    /// How deep expressions may nest at the top level (checked when compiling).
+    pub max_expr_depth: usize,
+    /// How deep expressions may nest inside functions (checked when compiling).
+    pub max_fn_expr_depth: usize,
+    /// Largest string, in bytes.
+    pub max_string_size: usize,
+    /// Largest array or BLOB, in items (nested arrays count together).
+    pub max_array_size: usize,
+    /// Largest object map, in entries (nested maps count together).
+    pub max_map_size: usize,
+    /// Longest a run may take.
+    pub wall_clock: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_operations: 200_000,
+            max_call_levels: 32,
+            max_expr_depth: 64,
+            max_fn_expr_depth: 32,
+            max_string_size: 64 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+            wall_clock: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Which block of a policy a script is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Block {
+    Filter,
+    Initialize,
+    Check,
+    Notify,
+    Pass,
+    Fail,
+}
+
+impl Block {
+    /// Every block, in the order a proposal meets them.
+    pub const ALL: [Block; 6] =
+        [Block::Filter, Block::Initialize, Block::Check, Block::Notify, Block::Pass, Block::Fail];
+
+    /// The block's name as written in policy files and error messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Block::Filter => "filter",
+            Block::Initialize => "initialize",
+            Block::Check => "check",
+            Block::Notify => "notify",
+            Block::Pass => "pass.script",
+            Block::Fail => "fail.script",
+        }
+    }
+}
+
+impl fmt::Display for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host data
+// ---------------------------------------------------------------------------------------------
+
+/// Host data the runtime provides to scripts (SourceCred cred, linked accounts).
+/// Implemented outside this crate.
+pub trait HostData: Send + Sync {
+    /// A member's cred, if known.
+    fn cred(&self, member: &MemberQuery) -> Option<f64>;
+    /// A member's grain balance, if known.
+    fn grain(&self, member: &MemberQuery) -> Option<f64>;
+    /// A member's account name on a platform (`github`, `discord`, …), if linked.
+    fn linked_account(&self, member: &MemberQuery, platform: &str) -> Option<String>;
+}
+
+/// How a script names a member: by id (an int) or by name (a string).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MemberQuery {
+    Id(MemberId),
+    Name(String),
+}
+
+/// A [`HostData`] with no data (every query answers `None`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoHostData;
+
+impl HostData for NoHostData {
+    fn cred(&self, _member: &MemberQuery) -> Option<f64> {
+        None
+    }
+    fn grain(&self, _member: &MemberQuery) -> Option<f64> {
+        None
+    }
+    fn linked_account(&self, _member: &MemberQuery, _platform: &str) -> Option<String> {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs and outputs
+// ---------------------------------------------------------------------------------------------
+
+/// What a script sees.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScriptInput {
+    pub action: Value,
+    pub proposal: Value,
+    pub initiator: Value,
+}
+
+/// What a script asked for and returned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptOutput {
+    /// The script's final value; `()` becomes `Null`.
+    pub value: Value,
+    /// The actions the script asked for, in order.
+    pub actions: Vec<ScriptAction>,
+}
+
+/// One request a script made through `polity`.
+///
+/// * `polity.act("platform.verb", #{..})` → `{ name: "platform.verb", params: {..} }`
+/// * `polity.message(text)` → `{ name: "message", params: { "text": text } }`
+/// * `polity.start_process(name, #{..})` →
+///   `{ name: "start_process", params: { "process": name, "params": {..} } }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptAction {
+    pub name: String,
+    pub params: serde_json::Map<String, Value>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+fn at_line(line: &Option<usize>) -> String {
+    match line {
+        Some(line) => format!(" at line {line}"),
+        None => String::new(),
+    }
+}
+
+/// Why a script did not compile or did not finish. Every variant names the policy and block.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScriptError {
+    /// The script does not parse.
+    #[error("policy \"{policy}\" block {block}: syntax error{}: {message}", at_line(.line))]
+    Syntax { policy: String, block: Block, line: Option<usize>, message: String },
+    /// The operation budget ran out.
+    #[error("policy \"{policy}\" block {block}: stopped after {limit} operations (an endless loop?)")]
+    TooManyOperations { policy: String, block: Block, limit: u64, line: Option<usize> },
+    /// The wall-clock budget ran out.
+    #[error("policy \"{policy}\" block {block}: took longer than {}ms", .limit.as_millis())]
+    Timeout { policy: String, block: Block, limit: Duration, line: Option<usize> },
+    /// Function calls nested too deeply.
+    #[error("policy \"{policy}\" block {block}: calls nest deeper than {limit} levels (endless recursion?)")]
+    TooDeep { policy: String, block: Block, limit: usize, line: Option<usize> },
+    /// A string grew past the limit.
+    #[error("policy \"{policy}\" block {block}: string grows past {limit} bytes")]
+    StringTooLarge { policy: String, block: Block, limit: usize, line: Option<usize> },
+    /// An array (or BLOB) grew past the limit.
+    #[error("policy \"{policy}\" block {block}: array grows past {limit} items")]
+    ArrayTooLarge { policy: String, block: Block, limit: usize, line: Option<usize> },
+    /// An object map grew past the limit.
+    #[error("policy \"{policy}\" block {block}: map grows past {limit} entries")]
+    MapTooLarge { policy: String, block: Block, limit: usize, line: Option<usize> },
+    /// The script uses `eval`.
+    #[error("policy \"{policy}\" block {block}: eval is not allowed in policies")]
+    Eval { policy: String, block: Block, line: Option<usize> },
+    /// The script uses a variable it never declared.
+    #[error(
+        "policy \"{policy}\" block {block}: variable `{name}` is not defined (scripts see action, proposal, initiator and polity)"
+    )]
+    UndefinedVariable { policy: String, block: Block, name: String, line: Option<usize> },
+    /// The script imports (or refers to) a module.
+    #[error("policy \"{policy}\" block {block}: modules cannot be imported in policies")]
+    Import { policy: String, block: Block, line: Option<usize> },
+    /// The script asked for more than [`MAX_ACTIONS`] actions.
+    #[error("policy \"{policy}\" block {block}: asks for more than {limit} actions in one run")]
+    TooManyActions { policy: String, block: Block, limit: usize },
+    /// Anything else that went wrong while running (a thrown error, a type mismatch, an unknown
+    /// function, a bad action name, a value that is not plain data, …).
+    #[error("policy \"{policy}\" block {block}: runtime error{}: {message}", at_line(.line))]
+    Runtime { policy: String, block: Block, line: Option<usize>, message: String },
+}
+
+impl ScriptError {
+    /// The policy whose script failed.
+    pub fn policy(&self) -> &str {
+        match self {
+            Self::Syntax { policy, .. }
+            | Self::TooManyOperations { policy, .. }
+            | Self::Timeout { policy, .. }
+            | Self::TooDeep { policy, .. }
+            | Self::StringTooLarge { policy, .. }
+            | Self::ArrayTooLarge { policy, .. }
+            | Self::MapTooLarge { policy, .. }
+            | Self::Eval { policy, .. }
+            | Self::UndefinedVariable { policy, .. }
+            | Self::Import { policy, .. }
+            | Self::TooManyActions { policy, .. }
+            | Self::Runtime { policy, .. } => policy,
+        }
+    }
+
+    /// The block that failed.
+    pub fn block(&self) -> Block {
+        match self {
+            Self::Syntax { block, .. }
+            | Self::TooManyOperations { block, .. }
+            | Self::Timeout { block, .. }
+            | Self::TooDeep { block, .. }
+            | Self::StringTooLarge { block, .. }
+            | Self::ArrayTooLarge { block, .. }
+            | Self::MapTooLarge { block, .. }
+            | Self::Eval { block, .. }
+            | Self::UndefinedVariable { block, .. }
+            | Self::Import { block, .. }
+            | Self::TooManyActions { block, .. }
+            | Self::Runtime { block, .. } => *block,
+        }
+    }
+
+    /// The script line the error points at (1-based), when rhai knows it.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Self::Syntax { line, .. }
+            | Self::TooManyOperations { line, .. }
+            | Self::Timeout { line, .. }
+            | Self::TooDeep { line, .. }
+            | Self::StringTooLarge { line, .. }
+            | Self::ArrayTooLarge { line, .. }
+            | Self::MapTooLarge { line, .. }
+            | Self::Eval { line, .. }
+            | Self::UndefinedVariable { line, .. }
+            | Self::Import { line, .. }
+            | Self::Runtime { line, .. } => *line,
+            Self::TooManyActions { .. } => None,
+        }
+    }
+
+    /// True when the script ran out of a budget (operations, time, call depth, data size or
+    /// actions) rather than being wrong in some other way.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            Self::TooManyOperations { .. }
+                | Self::Timeout { .. }
+                | Self::TooDeep { .. }
+                | Self::StringTooLarge { .. }
+                | Self::ArrayTooLarge { .. }
+                | Self::MapTooLarge { .. }
+                | Self::TooManyActions { .. }
+        )
+    }
+}
+
+/// Builds [`ScriptError`]s for one policy block.
+struct ErrorContext<'a> {
+    policy: &'a str,
+    block: Block,
+    limits: &'a Limits,
+}
+
+impl ErrorContext<'_> {
+    fn runtime(&self, line: Option<usize>, message: impl Into<String>) -> ScriptError {
+        ScriptError::Runtime { policy: self.policy.to_owned(), block: self.block, line, message: message.into() }
+    }
+
+    fn eval(&self, line: Option<usize>) -> ScriptError {
+        ScriptError::Eval { policy: self.policy.to_owned(), block: self.block, line }
+    }
+
+    fn import(&self, line: Option<usize>) -> ScriptError {
+        ScriptError::Import { policy: self.policy.to_owned(), block: self.block, line }
+    }
+
+    fn undefined(&self, name: &str, line: Option<usize>) -> ScriptError {
+        ScriptError::UndefinedVariable {
+            policy: self.policy.to_owned(),
+            block: self.block,
+            name: name.to_owned(),
+            line,
+        }
+    }
+
+    fn parse_error(&self, err: &ParseError) -> ScriptError {
+        let line = err.position().line();
+        match err.err_type() {
+            ParseErrorType::VariableUndefined(name) => self.undefined(name, line),
+            ParseErrorType::ModuleUndefined(_) => self.import(line),
+            ParseErrorType::BadInput(LexError::ImproperSymbol(symbol, _)) | ParseErrorType::Reserved(symbol) => {
+                match symbol.as_str() {
+                    "eval" => self.eval(line),
+                    "import" => self.import(line),
+                    "curry" => ScriptError::Syntax {
+                        policy: self.policy.to_owned(),
+                        block: self.block,
+                        line,
+                        message: "curry is not allowed in policies (use a closure instead)".to_owned(),
+                    },
+                    _ => self.syntax(err, line),
+                }
+            }
+            _ => self.syntax(err, line),
+        }
+    }
+
+    fn syntax(&self, err: &ParseError, line: Option<usize>) -> ScriptError {
+        ScriptError::Syntax {
+            policy: self.policy.to_owned(),
+            block: self.block,
+            line,
+            message: err.err_type().to_string(),
+        }
+    }
+
+    fn eval_error(&self, err: EvalAltResult) -> ScriptError {
+        // Errors inside script functions come wrapped; the innermost one says what happened
+        // and (being in the same source) where.
+        let mut line = err.position().line();
+        let mut err = err;
+        while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) = err {
+            line = inner.position().line().or(line);
+            err = *inner;
+        }
+        let policy = self.policy.to_owned();
+        let block = self.block;
+        let limits = self.limits;
+        match err {
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                ScriptError::TooManyOperations { policy, block, limit: limits.max_operations, line }
+            }
+            EvalAltResult::ErrorTerminated(_, _) => {
+                ScriptError::Timeout { policy, block, limit: limits.wall_clock, line }
+            }
+            EvalAltResult::ErrorStackOverflow(_) => {
+                ScriptError::TooDeep { policy, block, limit: limits.max_call_levels, line }
+            }
+            EvalAltResult::ErrorDataTooLarge(what, _) => {
+                let what = what.to_ascii_lowercase();
+                if what.contains("string") {
+                    ScriptError::StringTooLarge { policy, block, limit: limits.max_string_size, line }
+                } else if what.contains("map") {
+                    ScriptError::MapTooLarge { policy, block, limit: limits.max_map_size, line }
+                } else {
+                    ScriptError::ArrayTooLarge { policy, block, limit: limits.max_array_size, line }
+                }
+            }
+            // Script functions cannot see the caller's variables, the four globals included.
+            EvalAltResult::ErrorVariableNotFound(name, _) if SCRIPT_GLOBALS.contains(&name.as_str()) => {
+                self.runtime(line, format!("`{name}` is not visible inside a function; pass it in as a parameter"))
+            }
+            EvalAltResult::ErrorVariableNotFound(name, _) => self.undefined(&name, line),
+            EvalAltResult::ErrorModuleNotFound(_, _) | EvalAltResult::ErrorTooManyModules(_) => self.import(line),
+            EvalAltResult::ErrorParsing(kind, pos) => self.parse_error(&ParseError(Box::new(kind), pos)),
+            EvalAltResult::ErrorFunctionNotFound(ref signature, _)
+                if signature == "eval" || signature.starts_with("eval ") =>
+            {
+                self.eval(line)
+            }
+            EvalAltResult::ErrorRuntime(value, _) => self.runtime(line, value.to_string()),
+            mut other => {
+                let _ = other.take_position();
+                self.runtime(line, other.to_string())
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripts
+// ---------------------------------------------------------------------------------------------
+
+/// One compiled script block of one policy. Cheap to clone; reusable for any number of runs.
+#[derive(Clone)]
+pub struct Script {
+    policy: String,
+    block: Block,
+    ast: Arc<AST>,
+}
+
+impl Script {
+    /// The policy this script belongs to.
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// Which block of the policy this script is.
+    pub fn block(&self) -> Block {
+        self.block
+    }
+}
+
+impl fmt::Debug for Script {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Script").field("policy", &self.policy).field("block", &self.block).finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `polity` object
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Collector {
+    actions: Vec<ScriptAction>,
+    overflowed: bool,
+}
+
+/// What scripts see as `polity`.
+#[derive(Clone)]
+struct PolityApi {
+    host: Arc<dyn HostData>,
+    collector: Arc<Mutex<Collector>>,
+}
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+impl PolityApi {
+    fn record(&self, action: ScriptAction) -> RhaiResult<()> {
+        let mut collector = self.collector.lock().map_err(|_| "the action list is unavailable")?;
+        if collector.actions.len() >= MAX_ACTIONS {
+            collector.overflowed = true;
+            return Err(format!("a policy may ask for at most {MAX_ACTIONS} actions per run").into());
+        }
+        collector.actions.push(action);
+        Ok(())
+    }
+
+    fn act(&mut self, name: ImmutableString, params: rhai::Map) -> RhaiResult<()> {
+        // Same rule as everywhere else in Polity: `platform.verb`, lowercase, digits and `_`.
+        ActionType::new(&name)?;
+        let params = to_json_map(params, "the parameters of an action")?;
+        self.record(ScriptAction { name: name.to_string(), params })
+    }
+
+    fn message(&mut self, text: ImmutableString) -> RhaiResult<()> {
+        let mut params = serde_json::Map::new();
+        params.insert("text".to_owned(), Value::String(text.to_string()));
+        self.record(ScriptAction { name: "message".to_owned(), params })
+    }
+
+    fn start_process(&mut self, process: ImmutableString, params: rhai::Map) -> RhaiResult<()> {
+        if process.trim().is_empty() {
+            return Err("start_process needs the name of a decision process".into());
+        }
+        let inner = to_json_map(params, "the parameters of a decision process")?;
+        let mut params = serde_json::Map::new();
+        params.insert("process".to_owned(), Value::String(process.to_string()));
+        params.insert("params".to_owned(), Value::Object(inner));
+        self.record(ScriptAction { name: "start_process".to_owned(), params })
+    }
+}
+
+fn to_json_map(map: rhai::Map, what: &str) -> RhaiResult<serde_json::Map<String, Value>> {
+    match to_json(&Dynamic::from_map(map), 0) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(format!("{what} must be a map").into()),
+        Err(err) => Err(format!("{what} {err}").into()),
+    }
+}
+
+/// Converts plain script data to JSON: `()` is `null`, chars are strings, BLOBs are arrays of
+/// numbers, non-finite floats are `null`. Nesting is capped at [`MAX_VALUE_DEPTH`].
+fn to_json(value: &Dynamic, depth: usize) -> Result<Value, String> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(format!("nests deeper than {MAX_VALUE_DEPTH} levels"));
+    }
+    if value.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = value.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(i) = value.as_int() {
+        return Ok(Value::from(i));
+    }
+    if let Ok(f) = value.as_float() {
+        return Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number));
+    }
+    if let Ok(c) = value.as_char() {
+        return Ok(Value::String(c.to_string()));
+    }
+    if let Ok(s) = value.as_immutable_string_ref() {
+        return Ok(Value::String(s.as_str().to_owned()));
+    }
+    if let Ok(array) = value.as_array_ref() {
+        return array.iter().map(|item| to_json(item, depth + 1)).collect::<Result<Vec<_>, _>>().map(Value::Array);
+    }
+    if let Ok(blob) = value.as_blob_ref() {
+        return Ok(Value::Array(blob.iter().map(|&byte| Value::from(byte)).collect()));
+    }
+    if let Ok(map) = value.as_map_ref() {
+        return map
+            .iter()
+            .map(|(key, item)| Ok((key.to_string(), to_json(item, depth + 1)?)))
+            .collect::<Result<serde_json::Map<_, _>, String>>()
+            .map(Value::Object);
+    }
+    Err(format!("must be plain data (numbers, strings, booleans, arrays, maps), not {}", type_label(value)))
+}
+
+/// A user-facing name for a value's type.
+fn type_label(value: &Dynamic) -> &'static str {
+    if value.is::<PolityApi>() {
+        "polity"
+    } else if value.is::<rhai::FnPtr>() {
+        "a function"
+    } else {
+        match value.type_name() {
+            name if name.contains("::") => "a host value",
+            name => name,
+        }
+    }
+}
+
+fn float_or_unit(value: Option<f64>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, Dynamic::from_float)
+}
+
+fn string_or_unit(value: Option<String>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, Dynamic::from)
+}
+
+fn by_id(id: rhai::INT) -> MemberQuery {
+    MemberQuery::Id(MemberId(id))
+}
+
+fn by_name(name: &ImmutableString) -> MemberQuery {
+    MemberQuery::Name(name.to_string())
+}
+
+fn register_polity(engine: &mut Engine) {
+    engine.register_type_with_name::<PolityApi>(POLITY_TYPE_NAME);
+    engine.register_fn("to_string", |_: &mut PolityApi| -> ImmutableString { "polity".into() });
+    engine.register_fn("to_debug", |_: &mut PolityApi| -> ImmutableString { "polity".into() });
+
+    // Cred and grain: by member id or name; `()` for an unknown member.
+    engine.register_fn("cred", |p: &mut PolityApi, id: rhai::INT| float_or_unit(p.host.cred(&by_id(id))));
+    engine.register_fn("cred", |p: &mut PolityApi, name: ImmutableString| float_or_unit(p.host.cred(&by_name(&name))));
+    engine.register_fn("cred", |_: &mut PolityApi, _: ()| Dynamic::UNIT);
+    engine.register_fn("grain", |p: &mut PolityApi, id: rhai::INT| float_or_unit(p.host.grain(&by_id(id))));
+    engine
+        .register_fn("grain", |p: &mut PolityApi, name: ImmutableString| float_or_unit(p.host.grain(&by_name(&name))));
+    engine.register_fn("grain", |_: &mut PolityApi, _: ()| Dynamic::UNIT);
+
+    // Linked accounts.
+    engine.register_fn("linked_account", |p: &mut PolityApi, id: rhai::INT, platform: ImmutableString| {
+        string_or_unit(p.host.linked_account(&by_id(id), &platform))
+    });
+    engine.register_fn("linked_account", |p: &mut PolityApi, name: ImmutableString, platform: ImmutableString| {
+        string_or_unit(p.host.linked_account(&by_name(&name), &platform))
+    });
+    engine.register_fn("linked_account", |_: &mut PolityApi, _: (), _: ImmutableString| Dynamic::UNIT);
+
+    // Requests.
+    engine.register_fn("act", PolityApi::act);
+    engine.register_fn("act", |p: &mut PolityApi, name: ImmutableString| p.act(name, rhai::Map::new()));
+    engine.register_fn("message", PolityApi::message);
+    engine.register_fn("start_process", PolityApi::start_process);
+    engine.register_fn("start_process", |p: &mut PolityApi, process: ImmutableString| {
+        p.start_process(process, rhai::Map::new())
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wall clock
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// The deadline of the evaluation running on this thread, if any.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Sets this thread's deadline for the duration of one evaluation, restoring the previous one
+/// (nested runs, e.g. from a host callback, keep working) when dropped.
+struct DeadlineGuard {
+    previous: Option<Instant>,
+}
+
+impl DeadlineGuard {
+    fn set(deadline: Option<Instant>) -> Self {
+        Self { previous: DEADLINE.with(|cell| cell.replace(deadline)) }
+    }
+}
+
+impl Drop for DeadlineGuard {
+    fn drop(&mut self) {
+        DEADLINE.with(|cell| cell.set(self.previous));
+    }
+}
+
+fn past_deadline(operations: u64) -> Option<Dynamic> {
+    if !operations.is_multiple_of(CLOCK_CHECK_INTERVAL) {
+        return None;
+    }
+    let deadline = DEADLINE.with(Cell::get)?;
+    (Instant::now() >= deadline).then(|| Dynamic::from("wall clock budget exceeded"))
+}
+
+/// Native functions that must not be reachable from policies.
+fn forbid(engine: &mut Engine) {
+    const SLEEP: &str = "sleep is not allowed in policies";
+    engine.register_fn("sleep", |_: rhai::INT| -> RhaiResult<()> { Err(SLEEP.into()) });
+    engine.register_fn("sleep", |_: rhai::FLOAT| -> RhaiResult<()> { Err(SLEEP.into()) });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sandbox
+// ---------------------------------------------------------------------------------------------
+
+/// A rhai engine configured for policy scripts. Build it once and share it (it is `Send + Sync`).
+pub struct Sandbox {
+    engine: Engine,
+    limits: Limits,
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl Sandbox {
+    /// Builds the engine: standard library only, no module resolver, limits applied.
+    pub fn new(limits: Limits) -> Self {
+        let mut engine = Engine::new_raw();
+        engine.register_global_module(StandardPackage::new().as_shared_module());
+
+        engine.set_max_operations(limits.max_operations);
+        engine.set_max_call_levels(limits.max_call_levels);
+        engine.set_max_expr_depths(limits.max_expr_depth, limits.max_fn_expr_depth);
+        engine.set_max_string_size(limits.max_string_size);
+        engine.set_max_array_size(limits.max_array_size);
+        engine.set_max_map_size(limits.max_map_size);
+        engine.set_max_modules(0);
+        engine.set_strict_variables(true);
+        engine.disable_symbol("eval");
+        engine.disable_symbol("import");
+        // Curried arguments escape rhai's data-size accounting (and `f = f.curry(f)` doubles
+        // in size every turn), so currying is off. Closures still work.
+        engine.disable_symbol("curry");
+        engine.on_print(|_| {});
+        engine.on_debug(|_, _, _| {});
+        engine.on_progress(past_deadline);
+
+        forbid(&mut engine);
+        register_polity(&mut engine);
+
+        Self { engine, limits }
+    }
+
+    /// The limits every run is held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles one script block. Syntax errors, undeclared variables, `eval` and `import`
+    /// are reported here, before the script ever runs.
+    pub fn compile(&self, policy: &str, block: Block, source: &str) -> Result<Script, ScriptError> {
+        let context = ErrorContext { policy, block, limits: &self.limits };
+        // Plain variables, not constants: constants would be folded into the AST by the
+        // optimizer with these placeholder values.
+        let mut scope = Scope::new();
+        for name in SCRIPT_GLOBALS {
+            scope.push_dynamic(name, Dynamic::UNIT);
+        }
+        let ast = self.engine.compile_with_scope(&scope, source).map_err(|err| context.parse_error(&err))?;
+        Ok(Script { policy: policy.to_owned(), block, ast: Arc::new(ast) })
+    }
+
+    /// Runs a compiled script against one input, within the limits.
+    ///
+    /// The evaluation runs on a short-lived thread of its own with a large stack
+    /// ([`SCRIPT_STACK_SIZE`]): rhai recurses (and drops values recursively) as deep as a
+    /// script nests its data or closures, which a small worker stack cannot always take. A
+    /// panic inside rhai is caught there and reported as a [`ScriptError::Runtime`].
+    pub fn run(
+        &self,
+        script: &Script,
+        input: &ScriptInput,
+        host: Arc<dyn HostData>,
+    ) -> Result<ScriptOutput, ScriptError> {
+        let context = ErrorContext { policy: &script.policy, block: script.block, limits: &self.limits };
+        std::thread::scope(|threads| {
+            let spawned = std::thread::Builder::new()
+                .name("polity-script".to_owned())
+                .stack_size(SCRIPT_STACK_SIZE)
+                .spawn_scoped(threads, move || self.run_here(script, input, host));
+            match spawned {
+                Ok(handle) => {
+                    handle.join().unwrap_or_else(|_| Err(context.runtime(None, "the script engine failed (panicked)")))
+                }
+                Err(err) => Err(context.runtime(None, format!("could not start the script: {err}"))),
+            }
+        })
+    }
+
+    /// [`Sandbox::run`] on the current thread.
+    fn run_here(
+        &self,
+        script: &Script,
+        input: &ScriptInput,
+        host: Arc<dyn HostData>,
+    ) -> Result<ScriptOutput, ScriptError> {
+        let context = ErrorContext { policy: &script.policy, block: script.block, limits: &self.limits };
+        let to_dynamic = |name: &str, value: &Value| {
+            rhai::serde::to_dynamic(value)
+                .map_err(|err| context.runtime(None, format!("cannot hand `{name}` to the script: {err}")))
+        };
+
+        let collector = Arc::new(Mutex::new(Collector::default()));
+        let mut scope = Scope::new();
+        scope.push_constant_dynamic("action", to_dynamic("action", &input.action)?);
+        scope.push_constant_dynamic("proposal", to_dynamic("proposal", &input.proposal)?);
+        scope.push_constant_dynamic("initiator", to_dynamic("initiator", &input.initiator)?);
+        scope.push_constant("polity", PolityApi { host, collector: Arc::clone(&collector) });
+
+        let result = {
+            let _deadline = DeadlineGuard::set(Instant::now().checked_add(self.limits.wall_clock));
+            self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast)
+        };
+        drop(scope);
+
+        let collected = match collector.lock() {
+            Ok(mut collector) => std::mem::take(&mut *collector),
+            Err(_) => return Err(context.runtime(None, "the action list is unavailable")),
+        };
+        if collected.overflowed {
+            return Err(ScriptError::TooManyActions {
+                policy: script.policy.clone(),
+                block: script.block,
+                limit: MAX_ACTIONS,
+            });
+        }
+
+        let value = match result {
+            Ok(value) => value,
+            Err(err) => match *err {
+                EvalAltResult::Exit(value, _) => value,
+                other => return Err(context.eval_error(other)),
+            },
+        };
+        let value = to_json(&value, 0).map_err(|err| context.runtime(None, format!("the script's value {err}")))?;
+        Ok(ScriptOutput { value, actions: collected.actions })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Generous: proves a run returned instead of hanging, not how fast it is.
+    const BUDGET: Duration = Duration::from_secs(5);
+    const POLICY: &str = "Big expenses";
+
+    fn input() -> ScriptInput {
+        ScriptInput {
+            action: json!({ "kind": "opencollective.expense_created", "id": 42, "amount": 60_000 }),
+            proposal: json!({ "id": 9, "tally": { "yes": 3, "no": 1 } }),
+            initiator: json!({ "id": 7, "name": "alice", "roles": ["member", "treasurer"], "admin": false }),
+        }
+    }
+
+    /// Compiles and runs `source` as the `check` block, asserting it returned within [`BUDGET`].
+    fn run_with(sandbox: &Sandbox, source: &str, host: Arc<dyn HostData>) -> Result<ScriptOutput, ScriptError> {
+        let started = Instant::now();
+        let result =
+            sandbox.compile(POLICY, Block::Check, source).and_then(|script| sandbox.run(&script, &input(), host));
+        let elapsed = started.elapsed();
+        assert!(elapsed < BUDGET, "{source:?} took {elapsed:?}");
+        result
+    }
+
+    /// The default limits, except a wall clock long enough that a busy test machine cannot turn
+    /// an expected operation-budget error into a timeout.
+    fn sandbox() -> Sandbox {
+        Sandbox::new(Limits { wall_clock: Duration::from_secs(3), ..Limits::default() })
+    }
+
+    fn run(source: &str) -> Result<ScriptOutput, ScriptError> {
+        run_with(&sandbox(), source, Arc::new(NoHostData))
+    }
+
+    fn value(source: &str) -> Value {
+        run(source).unwrap_or_else(|e| panic!("{source:?} failed: {e}")).value
+    }
+
+    fn error(source: &str) -> ScriptError {
+        match run(source) {
+            Ok(out) => panic!("{source:?} should fail, returned {out:?}"),
+            Err(err) => {
+                assert_eq!(err.policy(), POLICY);
+                assert_eq!(err.block(), Block::Check);
+                assert!(err.to_string().starts_with("policy \"Big expenses\" block check: "), "{err}");
+                err
+            }
+        }
+    }
+
+    /// A host that knows one member (id 7, "alice") and remembers what it was asked.
+    #[derive(Default)]
+    struct TestHost {
+        asked: Mutex<Vec<MemberQuery>>,
+    }
+
+    impl TestHost {
+        fn knows(&self, member: &MemberQuery) -> bool {
+            self.asked.lock().unwrap().push(member.clone());
+            matches!(member, MemberQuery::Id(MemberId(7))) || *member == MemberQuery::Name("alice".into())
+        }
+    }
+
+    impl HostData for TestHost {
+        fn cred(&self, member: &MemberQuery) -> Option<f64> {
+            self.knows(member).then_some(12.5)
+        }
+        fn grain(&self, member: &MemberQuery) -> Option<f64> {
+            self.knows(member).then_some(300.0)
+        }
+        fn linked_account(&self, member: &MemberQuery, platform: &str) -> Option<String> {
+            (self.knows(member) && platform == "github").then(|| "alice-gh".to_owned())
+        }
+    }
+
+    // --- limits -------------------------------------------------------------------------------
+
+    #[test]
+    fn endless_loop_stops_at_the_operation_budget() {
+        for source in [
+            "loop {}",
+            "while true {}",
+            "let i = 0; loop { i += 1; }",
+            "let n = 0; for x in 0..1_000_000_000 { n += x; }",
+        ] {
+            let err = error(source);
+            assert!(matches!(err, ScriptError::TooManyOperations { limit: 200_000, .. }), "{source}: {err:?}");
+            assert!(err.is_limit());
+            assert_eq!(
+                err.to_string(),
+                "policy \"Big expenses\" block check: stopped after 200000 operations (an endless loop?)"
+            );
+        }
+    }
+
+    #[test]
+    fn endless_loop_inside_try_catch_still_stops() {
+        let err = error("try { loop {} } catch { 1 }");
+        assert!(matches!(err, ScriptError::TooManyOperations { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn endless_recursion_stops_at_the_call_depth() {
+        for source in [
+            "fn f(x) { f(x + 1) } f(0)",
+            "fn g(h) { h.call(h) } g(Fn(\"g\"))",
+            "fn a(x) { b(x) } fn b(x) { a(x) } a(1)",
+        ] {
+            let err = error(source);
+            assert!(matches!(err, ScriptError::TooDeep { limit: 32, .. }), "{source}: {err:?}");
+            assert!(err.to_string().ends_with("calls nest deeper than 32 levels (endless recursion?)"), "{err}");
+        }
+    }
+
+    #[test]
+    fn string_bombs_stop_at_the_size_limit() {
+        for source in [
+            "let s = \"x\"; loop { s += s; }",
+            "\"x\".pad(1_000_000_000, \"y\")",
+            "let s = \"\"; loop { s += \"abc\"; }",
+        ] {
+            let err = error(source);
+            assert!(matches!(err, ScriptError::StringTooLarge { limit: 65_536, .. }), "{source}: {err:?}");
+            assert!(err.to_string().ends_with("string grows past 65536 bytes"), "{err}");
+        }
+    }
+
+    #[test]
+    fn array_bombs_stop_at_the_size_limit() {
+        for source in ["let a = [1]; loop { a += a; }", "[].pad(1_000_000_000, 0)", "blob(1_000_000_000)"] {
+            let err = error(source);
+            assert!(matches!(err, ScriptError::ArrayTooLarge { limit: 10_000, .. }), "{source}: {err:?}");
+            assert!(err.to_string().ends_with("array grows past 10000 items"), "{err}");
+        }
+    }
+
+    #[test]
+    fn map_bombs_stop_at_the_size_limit() {
+        let err = error("let m = #{a: 1}; loop { m = #{a: m, b: m}; }");
+        assert!(matches!(err, ScriptError::MapTooLarge { limit: 10_000, .. }), "{err:?}");
+        assert!(err.to_string().ends_with("map grows past 10000 entries"), "{err}");
+    }
+
+    #[test]
+    fn wall_clock_budget_stops_a_script_the_operation_budget_would_not() {
+        let limits = Limits { max_operations: 0, wall_clock: Duration::from_millis(50), ..Limits::default() };
+        let sandbox = Sandbox::new(limits);
+        assert_eq!(sandbox.limits().wall_clock, Duration::from_millis(50));
+        let started = Instant::now();
+        let err = run_with(&sandbox, "loop {}", Arc::new(NoHostData)).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(matches!(err, ScriptError::Timeout { limit, .. } if limit == Duration::from_millis(50)), "{err:?}");
+        assert_eq!(err.to_string(), "policy \"Big expenses\" block check: took longer than 50ms");
+    }
+
+    #[test]
+    fn deep_closure_chains_do_not_overflow_the_stack() {
+        // Each closure captures the previous one: a chain rhai builds, copies and drops recursively.
+        let err = error("let f = || 1; loop { let g = f; f = || g.call(); }");
+        assert!(err.is_limit(), "{err:?}");
+    }
+
+    #[test]
+    fn deeply_nested_data_does_not_overflow_the_stack() {
+        let err =
+            run_with(&Sandbox::default(), "let a = []; loop { a = [#{a: a}]; }", Arc::new(NoHostData)).unwrap_err();
+        assert!(err.is_limit(), "{err:?}");
+        // Nesting that fits the limits but not the JSON depth is refused, not recursed into.
+        let err = error("let a = []; for i in 0..200 { a = [a]; } a");
+        assert!(
+            matches!(&err, ScriptError::Runtime { message, .. } if message.contains("nests deeper than 64")),
+            "{err:?}"
+        );
+        let err = error("let a = []; for i in 0..200 { a = [a]; } polity.act(\"x.y\", #{a: a})");
+        assert!(
+            matches!(&err, ScriptError::Runtime { message, .. } if message.contains("nests deeper than 64")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn too_many_actions_is_an_error_even_when_caught() {
+        for source in [
+            "for i in 0..1000 { polity.message(\"hi\"); }",
+            "for i in 0..1000 { try { polity.message(\"hi\"); } catch {} } true",
+        ] {
+            let err = error(source);
+            assert!(matches!(err, ScriptError::TooManyActions { limit: MAX_ACTIONS, .. }), "{source}: {err:?}");
+            assert!(err.to_string().ends_with("asks for more than 100 actions in one run"), "{err}");
+        }
+        let out = run("for i in 0..100 { polity.message(`${i}`); }").unwrap();
+        assert_eq!(out.actions.len(), MAX_ACTIONS);
+    }
+
+    // --- forbidden language features ----------------------------------------------------------
+
+    #[test]
+    fn eval_is_refused() {
+        let err = Sandbox::default().compile(POLICY, Block::Check, "let x = 1;\neval(\"1\")").unwrap_err();
+        assert!(matches!(err, ScriptError::Eval { line: Some(2), .. }), "{err:?}");
+        assert_eq!(err.to_string(), "policy \"Big expenses\" block check: eval is not allowed in policies");
+        // Reaching it through a function pointer does not work either.
+        for source in ["call(Fn(\"eval\"), \"1\")", "let f = Fn(\"ev\" + \"al\"); f.call(\"1\")"] {
+            let err = error(source);
+            assert!(matches!(err, ScriptError::Eval { .. }), "{source}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn undefined_variables_are_refused_when_compiling() {
+        let err = Sandbox::default().compile(POLICY, Block::Check, "let x = 1;\namount > 50000").unwrap_err();
+        assert!(
+            matches!(&err, ScriptError::UndefinedVariable { name, line: Some(2), .. } if name == "amount"),
+            "{err:?}"
+        );
+        assert_eq!(err.line(), Some(2));
+        assert_eq!(
+            err.to_string(),
+            "policy \"Big expenses\" block check: variable `amount` is not defined \
+             (scripts see action, proposal, initiator and polity)"
+        );
+        // Declared variables and the four globals are fine.
+        assert_eq!(value("let amount = action.amount; amount > 50000"), json!(true));
+    }
+
+    #[test]
+    fn modules_are_refused() {
+        for source in ["import \"x\" as y;", "import \"x\";", "y::f()"] {
+            let err = Sandbox::default().compile(POLICY, Block::Check, source).unwrap_err();
+            assert!(matches!(err, ScriptError::Import { .. }), "{source}: {err:?}");
+            assert_eq!(err.to_string(), "policy \"Big expenses\" block check: modules cannot be imported in policies");
+        }
+    }
+
+    #[test]
+    fn sleep_and_curry_are_refused() {
+        for source in ["sleep(1000)", "sleep(1000.0)", "call(Fn(\"sleep\"), 1000)"] {
+            let err = error(source);
+            assert!(
+                matches!(&err, ScriptError::Runtime { message, .. } if message.contains("sleep is not allowed")),
+                "{source}: {err:?}"
+            );
+        }
+        let err = Sandbox::default().compile(POLICY, Block::Check, "curry(Fn(\"x\"), 1)").unwrap_err();
+        assert!(
+            matches!(&err, ScriptError::Syntax { message, .. } if message.starts_with("curry is not allowed")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn functions_must_be_handed_the_globals() {
+        let err = error("fn big() {\n  action.amount > 5\n}\nbig()");
+        assert!(
+            matches!(&err, ScriptError::Runtime { line: Some(2), message, .. } if message.contains("`action` is not visible inside a function")),
+            "{err:?}"
+        );
+        assert_eq!(value("fn big(a) { a.amount > 5 } big(action)"), json!(true));
+    }
+
+    #[test]
+    fn a_panicking_host_is_an_error_not_a_crash() {
+        struct Panics;
+        impl HostData for Panics {
+            fn cred(&self, _: &MemberQuery) -> Option<f64> {
+                panic!("host bug")
+            }
+            fn grain(&self, _: &MemberQuery) -> Option<f64> {
+                None
+            }
+            fn linked_account(&self, _: &MemberQuery, _: &str) -> Option<String> {
+                None
+            }
+        }
+        let err = run_with(&Sandbox::default(), "polity.cred(7)", Arc::new(Panics)).unwrap_err();
+        assert!(matches!(&err, ScriptError::Runtime { message, .. } if message.contains("panicked")), "{err:?}");
+    }
+
+    #[test]
+    fn print_and_debug_do_nothing() {
+        assert_eq!(value("print(\"x\"); debug(action); 1"), json!(1));
+    }
+
+    #[test]
+    fn the_globals_are_constants() {
+        for source in ["action = 1", "action.amount = 1", "polity = 1"] {
+            let err = error(source);
+            assert!(matches!(err, ScriptError::Runtime { .. }), "{source}: {err:?}");
+        }
+    }
+
+    // --- error reporting ----------------------------------------------------------------------
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let err = Sandbox::default().compile(POLICY, Block::Check, "let x = 1;\nlet y = 2;\nlet z = ;").unwrap_err();
+        assert!(matches!(err, ScriptError::Syntax { line: Some(3), .. }), "{err:?}");
+        assert!(err.to_string().starts_with("policy \"Big expenses\" block check: syntax error at line 3: "), "{err}");
+    }
+
+    #[test]
+    fn runtime_errors_carry_the_line() {
+        let err = error("let x = 1;\n\nthrow \"boom\"");
+        assert_eq!(
+            err,
+            ScriptError::Runtime { policy: POLICY.into(), block: Block::Check, line: Some(3), message: "boom".into() }
+        );
+        assert_eq!(err.to_string(), "policy \"Big expenses\" block check: runtime error at line 3: boom");
+        // Inside a function: the line inside the function, not the call.
+        let err = error("fn f(x) {\n  x / 0\n}\nf(1)");
+        assert_eq!(err.line(), Some(2), "{err:?}");
+        let err = error("action.amount.no_such_function()");
+        assert!(matches!(err, ScriptError::Runtime { line: Some(1), .. }), "{err:?}");
+    }
+
+    #[test]
+    fn errors_name_every_block() {
+        let sandbox = Sandbox::default();
+        for block in Block::ALL {
+            let err = sandbox.compile("P", block, "nope").unwrap_err();
+            assert_eq!(err.block(), block);
+            assert!(err.to_string().starts_with(&format!("policy \"P\" block {block}: ")), "{err}");
+            let script = sandbox.compile("P", block, "throw 1").unwrap();
+            let err = sandbox.run(&script, &input(), Arc::new(NoHostData)).unwrap_err();
+            assert_eq!((err.policy(), err.block()), ("P", block));
+        }
+    }
+
+    #[test]
+    fn blocks_display_as_written_in_policies() {
+        let names: Vec<String> = Block::ALL.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["filter", "initialize", "check", "notify", "pass.script", "fail.script"]);
+    }
+
+    #[test]
+    fn a_value_that_is_not_data_is_an_error() {
+        for source in ["polity", "Fn(\"x\")", "|| 1"] {
+            let err = error(source);
+            assert!(
+                matches!(&err, ScriptError::Runtime { line: None, message, .. } if message.contains("plain data")),
+                "{source}: {err:?}"
+            );
+        }
+        assert!(error("polity").to_string().ends_with("not polity"));
+    }
+
+    // --- happy paths --------------------------------------------------------------------------
+
+    #[test]
+    fn a_filter_returns_a_bool() {
+        let sandbox = Sandbox::default();
+        let filter = sandbox.compile(POLICY, Block::Filter, "action.amount > 50000").unwrap();
+        let out = sandbox.run(&filter, &input(), Arc::new(NoHostData)).unwrap();
+        assert_eq!(out, ScriptOutput { value: json!(true), actions: vec![] });
+        let small = ScriptInput { action: json!({ "amount": 100 }), ..input() };
+        assert_eq!(sandbox.run(&filter, &small, Arc::new(NoHostData)).unwrap().value, json!(false));
+    }
+
+    #[test]
+    fn scripts_read_initiator_and_proposal() {
+        assert_eq!(value("\"treasurer\" in initiator.roles && proposal.tally.yes >= 3"), json!(true));
+        assert_eq!(value("initiator.name + \" asked for \" + action.amount"), json!("alice asked for 60000"));
+        assert_eq!(value("proposal.tally.no"), json!(1));
+        assert_eq!(value("action.missing"), Value::Null);
+    }
+
+    #[test]
+    fn values_come_back_as_json() {
+        assert_eq!(value(""), Value::Null);
+        assert_eq!(value("()"), Value::Null);
+        assert_eq!(value("let x = 5;"), Value::Null);
+        assert_eq!(
+            value("#{a: [1, 2.5, \"x\", 'c', ()], b: true, c: #{d: -3}}"),
+            json!({ "a": [1, 2.5, "x", "c", null], "b": true, "c": { "d": -3 } })
+        );
+        assert_eq!(value("\"passed\""), json!("passed"));
+        assert_eq!(value("exit(\"failed\"); \"passed\""), json!("failed"));
+        assert_eq!(value("fn double(x) { x * 2 } double(action.amount)"), json!(120_000));
+        assert_eq!(value("[3, 1, 2].filter(|x| x > 1).map(|x| x * 10)"), json!([30, 20]));
+    }
+
+    #[test]
+    fn scripts_read_host_data() {
+        let host = Arc::new(TestHost::default());
+        let sandbox = Sandbox::default();
+        let check = |source: &str| run_with(&sandbox, source, host.clone()).unwrap().value;
+        assert_eq!(check("polity.cred(initiator.id) >= 10.0"), json!(true));
+        assert_eq!(check("polity.cred(\"alice\")"), json!(12.5));
+        assert_eq!(check("polity.cred(8)"), Value::Null);
+        assert_eq!(check("polity.cred(8) >= 10.0"), json!(false));
+        assert_eq!(check("polity.cred(())"), Value::Null);
+        assert_eq!(check("polity.grain(7)"), json!(300.0));
+        assert_eq!(check("polity.linked_account(initiator.id, \"github\")"), json!("alice-gh"));
+        assert_eq!(check("polity.linked_account(\"alice\", \"discord\")"), Value::Null);
+        assert_eq!(host.asked.lock().unwrap().first(), Some(&MemberQuery::Id(MemberId(7))), "an int is a member id");
+        assert!(host.asked.lock().unwrap().contains(&MemberQuery::Name("alice".into())));
+        // Without host data every answer is ().
+        assert_eq!(
+            value("[polity.cred(7), polity.grain(7), polity.linked_account(7, \"github\")]"),
+            json!([null, null, null])
+        );
+    }
+
+    #[test]
+    fn scripts_ask_for_actions() {
+        let out =
+            run("polity.act(\"opencollective.process_expense\", #{expense_id: action.id, decision: \"APPROVE\"});\n\
+             polity.message(\"hi\");\n\
+             polity.start_process(\"loomio.poll\", #{title: \"Approve?\", options: [\"yes\", \"no\"]});\n\
+             polity.act(\"discord.lock_channel\");\n\
+             \"proposed\"")
+            .unwrap();
+        assert_eq!(out.value, json!("proposed"));
+        let params = |v: Value| match v {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            out.actions,
+            vec![
+                ScriptAction {
+                    name: "opencollective.process_expense".into(),
+                    params: params(json!({ "expense_id": 42, "decision": "APPROVE" })),
+                },
+                ScriptAction { name: "message".into(), params: params(json!({ "text": "hi" })) },
+                ScriptAction {
+                    name: "start_process".into(),
+                    params: params(json!({
+                        "process": "loomio.poll",
+                        "params": { "title": "Approve?", "options": ["yes", "no"] }
+                    })),
+                },
+                ScriptAction { name: "discord.lock_channel".into(), params: serde_json::Map::new() },
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_action_names_are_refused() {
+        for name in ["Bad", "opencollective", "Discord.kick", "a.b.c", ".kick", "discord.", "slack eng.post", ""] {
+            let err = error(&format!("polity.act({name:?}, #{{}})"));
+            assert!(
+                matches!(&err, ScriptError::Runtime { line: Some(1), message, .. } if message.contains("is not an action name")),
+                "{name}: {err:?}"
+            );
+        }
+        let err = error("polity.act(\"x.y\", #{f: polity})");
+        assert!(matches!(&err, ScriptError::Runtime { message, .. } if message.contains("plain data")), "{err:?}");
+        let err = error("polity.start_process(\"  \")");
+        assert!(matches!(err, ScriptError::Runtime { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_failed_run_reports_no_actions_and_a_later_run_starts_clean() {
+        let sandbox = Sandbox::default();
+        let script =
+            sandbox.compile(POLICY, Block::Notify, "polity.message(\"a\"); if action.fail { throw \"no\" }").unwrap();
+        let failing = ScriptInput { action: json!({ "fail": true }), ..input() };
+        assert!(sandbox.run(&script, &failing, Arc::new(NoHostData)).is_err());
+        let ok = ScriptInput { action: json!({ "fail": false }), ..input() };
+        assert_eq!(sandbox.run(&script, &ok, Arc::new(NoHostData)).unwrap().actions.len(), 1);
+    }
+
+    #[test]
+    fn a_compiled_script_is_reusable() {
+        let sandbox = Sandbox::default();
+        let script = sandbox.compile(POLICY, Block::Check, "polity.message(`${action.n}`); action.n * 2").unwrap();
+        assert_eq!(script.policy(), POLICY);
+        assert_eq!(script.block(), Block::Check);
+        assert_eq!(format!("{script:?}"), "Script { policy: \"Big expenses\", block: Check, .. }");
+        for n in 0..200 {
+            let input = ScriptInput { action: json!({ "n": n }), ..ScriptInput::default() };
+            let out = sandbox.run(&script, &input, Arc::new(NoHostData)).unwrap();
+            assert_eq!(out.value, json!(n * 2));
+            assert_eq!(out.actions.len(), 1);
+        }
+    }
+
+    #[test]
+    fn one_sandbox_serves_many_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Sandbox>();
+        shareable::<Script>();
+        let sandbox = Arc::new(Sandbox::default());
+        let script = sandbox.compile(POLICY, Block::Check, "action.n + 1").unwrap();
+        std::thread::scope(|threads| {
+            for n in 0..4 {
+                let (sandbox, script) = (&sandbox, &script);
+                threads.spawn(move || {
+                    let input = ScriptInput { action: json!({ "n": n }), ..ScriptInput::default() };
+                    for _ in 0..20 {
+                        assert_eq!(sandbox.run(script, &input, Arc::new(NoHostData)).unwrap().value, json!(n + 1));
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn default_limits() {
+        let limits = Limits::default();
+        assert_eq!(limits.max_operations, 200_000);
+        assert_eq!(limits.max_call_levels, 32);
+        assert_eq!((limits.max_expr_depth, limits.max_fn_expr_depth), (64, 32));
+        assert_eq!(limits.max_string_size, 64 * 1024);
+        assert_eq!((limits.max_array_size, limits.max_map_size), (10_000, 10_000));
+        assert_eq!(limits.wall_clock, Duration::from_millis(250));
+        assert_eq!(Sandbox::default().limits().max_operations, 200_000);
+    }
+
+    #[test]
+    fn deeply_nested_expressions_are_refused_when_compiling() {
+        let source = format!("{}1{}", "(".repeat(200), ")".repeat(200));
+        let err = Sandbox::default().compile(POLICY, Block::Check, &source).unwrap_err();
+        assert!(matches!(err, ScriptError::Syntax { .. }), "{err:?}");
+    }
+}

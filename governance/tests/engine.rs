@@ -1,0 +1,541 @@
+//! Scenarios played through the engine: proposals, reactions, deadlines, governed actions,
+//! policy selection, triggers, the constitution and scripts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use polity_governance::io::Audit;
+use polity_governance::script::{HostData, MemberQuery};
+use polity_governance::*;
+use serde_json::json;
+use std::sync::Arc;
+
+const MAJORITY: &str = r#"
+name = "Majority"
+kind = "platform"
+[vote]
+quorum = 2
+pass = "majority"
+closes = "24h"
+"#;
+
+#[test]
+fn a_plain_proposal_passes_early_by_reactions_and_is_announced() {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    w.install(MAJORITY);
+    let step = w.push(Inbound::Action { action: proposal_action("alice", "Buy a new server") }).unwrap();
+    let id = ProposalId(1);
+    let Some(Effect::PostVote { text, options, place, .. }) = step.effects.first() else {
+        panic!("no vote message: {step:?}")
+    };
+    assert_eq!(place, &general());
+    assert!(text.contains("alice proposes: Buy a new server"), "{text}");
+    assert!(text.contains("closes 2026-11-23 12:00:00 UTC"), "{text}");
+    let emoji: Vec<&str> = options.iter().map(|o| o.emoji.as_str()).collect();
+    assert_eq!(emoji, ["👍", "👎", "🤷"]);
+
+    // Five eligible voters: two yes is not yet certain, three is.
+    let s = w.react("bob", id, ":+1:");
+    assert!(has(
+        &s,
+        |e| matches!(e, Effect::EditVote { text, .. } if text.contains("yes 1 · no 0 · abstain 0 (1 of 5 voted)"))
+    ));
+    w.react("carol", id, "👍");
+    assert_eq!(w.state(id), ProposalState::Proposed);
+    let s = w.react("dave", id, "thumbsup");
+    assert_eq!(w.state(id), ProposalState::Passed);
+    assert_eq!(
+        posts(&s),
+        ["Proposal #1 passed: alice proposes: Buy a new server (yes 3 · no 0 · abstain 0 (3 of 5 voted))"]
+    );
+    assert!(has(&s, |e| matches!(e, Effect::EditVote { text, .. } if text.ends_with("PASSED"))));
+    // A plain proposal has nothing to execute.
+    assert!(!has(&s, |e| matches!(e, Effect::Execute { .. })));
+}
+
+#[test]
+fn the_effects_of_a_transition_come_once() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.install(MAJORITY);
+    let id = w.propose("alice", "x");
+    w.react("alice", id, "👍");
+    w.react("bob", id, "👍");
+    w.react("carol", id, "👍");
+    assert_eq!(w.state(id), ProposalState::Passed);
+    // Later reactions, votes and ticks change nothing and produce nothing.
+    assert!(w.react("admin", id, "👎").effects.is_empty());
+    assert!(w.wait(hours(48)).effects.is_empty());
+    assert!(matches!(w.vote("admin", id, "no"), Err(GovError::Closed(_))));
+    let announcements = w.log.iter().filter(|e| matches!(e, Effect::Post { .. })).count();
+    assert_eq!(announcements, 1);
+}
+
+#[test]
+fn a_changed_reaction_replaces_the_ballot_and_the_old_reaction_is_removed() {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    w.install(MAJORITY);
+    let id = w.propose("alice", "x");
+    w.react("bob", id, "👍");
+    let s = w.react("bob", id, "👎");
+    assert!(has(
+        &s,
+        |e| matches!(e, Effect::RemoveReaction { emoji, account, .. } if emoji == "👍" && account == &common::account("bob"))
+    ));
+    let t = w.engine.proposal(id).unwrap().tally().unwrap();
+    assert_eq!((t.counts[0], t.counts[1], t.cast), (0, 1, 1));
+    // The platform then reports the removal of the old reaction: nothing changes.
+    let s = w.unreact("bob", id, "👍");
+    assert!(s.effects.is_empty());
+    // Removing the current reaction withdraws the ballot.
+    w.unreact("bob", id, "👎");
+    assert_eq!(w.engine.proposal(id).unwrap().tally().unwrap().cast, 0);
+}
+
+#[test]
+fn an_ineligible_reaction_is_removed_and_explained() {
+    let mut w = World::with_kit(&["alice", "bob"], "moderators");
+    let id = w.propose("alice", "Pin the rules");
+    let s = w.react("bob", id, "👍");
+    assert!(has(&s, |e| matches!(e, Effect::RemoveReaction { emoji, .. } if emoji == "👍")));
+    assert!(has(
+        &s,
+        |e| matches!(e, Effect::Notify { text, .. } if text.contains("only members with the role moderator can vote on proposal #1"))
+    ));
+    assert_eq!(w.engine.proposal(id).unwrap().tally().unwrap().cast, 0);
+    // A reaction that is no option is left alone.
+    assert!(w.react("bob", id, "🎉").effects.is_empty());
+    // A typed ballot gets the same explanation as an error.
+    let err = w.vote("bob", id, "yes").unwrap_err();
+    assert!(err.to_string().contains("only members with the role moderator"));
+}
+
+#[test]
+fn the_proposer_is_excluded_when_the_policy_says_so() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.install(&MAJORITY.replace("[vote]", "[vote]\nexclude_proposer = true"));
+    let id = w.propose("alice", "x");
+    let err = w.vote("alice", id, "yes").unwrap_err();
+    assert_eq!(err.to_string(), "you proposed #1, and its policy does not let the proposer vote");
+}
+
+#[test]
+fn the_deadline_decides_and_expires_without_quorum() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.install(MAJORITY);
+    let a = w.propose("alice", "a");
+    let b = w.propose("bob", "b");
+    w.react("alice", a, "👍");
+    w.react("bob", a, "👎");
+    w.react("carol", a, "👍");
+    w.react("carol", b, "👍");
+    assert_eq!(w.engine.next_deadline(), Some(w.now + hours(24)));
+    assert!(w.wait(hours(23)).effects.is_empty());
+    let s = w.wait(hours(1));
+    assert_eq!(w.state(a), ProposalState::Passed);
+    assert_eq!(w.state(b), ProposalState::Expired);
+    assert!(posts(&s).iter().any(|p| p.starts_with("Proposal #2 expired without enough ballots")));
+    assert_eq!(w.engine.next_deadline(), None);
+}
+
+const RENAMES: &str = r#"
+name = "Renames need a vote"
+kind = "platform"
+actions = ["discord.rename_channel"]
+[vote]
+quorum = 1
+pass = "majority"
+closes = "1h"
+"#;
+
+fn rename(who: &str) -> Action {
+    Action::new(ActionType::new("discord.rename_channel").unwrap(), account(who), "chan-1")
+        .at(general())
+        .with("old_name", "general")
+        .with("name", "random")
+}
+
+#[test]
+fn a_governed_action_is_reverted_voted_on_and_re_executed() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.install(RENAMES);
+    let s = w.push(Inbound::Action { action: rename("alice") }).unwrap();
+    assert!(matches!(&s.effects[0], Effect::Revert { action, .. } if action.data["old_name"] == "general"));
+    assert!(
+        matches!(&s.effects[1], Effect::PostVote { text, .. } if text.contains("alice wants discord.rename_channel: random"))
+    );
+    let id = ProposalId(1);
+    // Three eligible voters: the second yes makes it certain.
+    let s = w.react("bob", id, "👍");
+    assert!(!has(&s, |e| matches!(e, Effect::Execute { .. })));
+    let s = w.react("admin", id, "👍");
+    assert_eq!(w.state(id), ProposalState::Passed);
+    assert!(has(
+        &s,
+        |e| matches!(e, Effect::Execute { proposal: Some(p), action } if *p == id && action.data["name"] == "random")
+    ));
+}
+
+#[test]
+fn an_initiator_with_execute_permission_is_never_governed() {
+    let mut w = World::new(&["alice"]);
+    w.install(RENAMES);
+    let s = w.push(Inbound::Action { action: rename("admin") }).unwrap();
+    assert!(s.effects.is_empty());
+    assert!(matches!(&s.audit[0], Audit::ExecutedByPermission { .. }));
+    assert_eq!(w.engine.proposals().count(), 0);
+}
+
+#[test]
+fn with_no_policy_an_action_is_allowed_and_that_is_logged() {
+    let mut w = World::new(&["alice"]);
+    let s = w.push(Inbound::Action { action: rename("alice") }).unwrap();
+    assert!(s.effects.is_empty());
+    assert_eq!(s.audit[0].to_string(), "discord.rename_channel by console:alice allowed: no policy governs it");
+    // A request with no policy is carried out.
+    let grant = Action::new(ActionType::new("polity.role_grant").unwrap(), account("alice"), "c1").requested();
+    let s = w.push(Inbound::Action { action: grant }).unwrap();
+    assert!(matches!(&s.effects[0], Effect::Execute { proposal: None, .. }));
+    // A plain proposal with no policy is a mistake the proposer is told about.
+    let err = w.push(Inbound::Action { action: proposal_action("alice", "x") }).unwrap_err();
+    assert_eq!(err, GovError::NoProposalPolicy);
+}
+
+#[test]
+fn the_most_specific_matching_policy_wins_and_a_failing_filter_is_no_match() {
+    let mut w = World::new(&["alice", "bob"]);
+    let general_policy = r#"
+name = "Everything by majority"
+kind = "platform"
+[vote]
+quorum = 1
+"#;
+    let discord = r#"
+name = "Discord by the admin"
+kind = "platform"
+actions = ["discord.*"]
+[vote]
+voters = ["admin"]
+"#;
+    let exact = r#"
+name = "Renames to random"
+kind = "platform"
+actions = ["discord.rename_channel"]
+filter = "action.name == \"random\""
+[vote]
+voters = ["bob"]
+"#;
+    let broken = r#"
+name = "Broken filter"
+kind = "platform"
+actions = ["discord.rename_channel"]
+priority = 10
+filter = "action.no_such_field.length > 2"
+"#;
+    for p in [general_policy, discord, exact, broken] {
+        w.install(p);
+    }
+    let s = w.push(Inbound::Action { action: rename("alice") }).unwrap();
+    // The broken filter errs (audited) and counts as no match; the exact one matches.
+    assert!(
+        s.audit.iter().any(|a| matches!(a, Audit::ScriptFailed { policy_name, .. } if policy_name == "Broken filter"))
+    );
+    assert_eq!(w.engine.proposal(ProposalId(1)).unwrap().policy_name, "Renames to random");
+    // A rename to another name fails the exact filter: the platform-wide policy decides.
+    let other = rename("alice").with("name", "news");
+    w.push(Inbound::Action { action: other }).unwrap();
+    assert_eq!(w.engine.proposal(ProposalId(2)).unwrap().policy_name, "Discord by the admin");
+    // A non-Discord action falls to the catch-all.
+    let slack =
+        Action::new(ActionType::new("slack.rename_conversation").unwrap(), account("alice"), "s1").at(general());
+    w.push(Inbound::Action { action: slack }).unwrap();
+    assert_eq!(w.engine.proposal(ProposalId(3)).unwrap().policy_name, "Everything by majority");
+}
+
+#[test]
+fn a_member_without_the_propose_permission_is_undone_and_told() {
+    let mut w = World::with_kit(&["alice"], "moderators");
+    w.engine.community.revoke_permission("everyone", Permission::Propose, &ActionPattern::any()).unwrap();
+    let s = w.push(Inbound::Action { action: rename("alice") }).unwrap();
+    assert!(matches!(&s.effects[0], Effect::Revert { proposal: None, .. }));
+    assert!(
+        matches!(&s.effects[1], Effect::Notify { text, .. } if text.contains("you may not propose discord.rename_channel"))
+    );
+    assert!(w.push(Inbound::Action { action: proposal_action("alice", "x") }).is_err());
+}
+
+const EXPENSES: &str = r#"
+name = "Big expenses need a vote"
+kind = "trigger"
+actions = ["opencollective.expense_created"]
+filter = "action.amount > 50000"
+[vote]
+on = "console:#finance"
+voters = "role:member"
+exclude_proposer = true
+quorum = 2
+pass = "2/3"
+closes = "72h"
+[pass]
+do = [{ action = "opencollective.process_expense", expense_id = "{{action.id}}", decision = "APPROVE" }]
+[fail]
+do = [{ action = "message", text = "Rejected: {{action.description}}" }]
+"#;
+
+fn expense(amount: i64) -> Action {
+    Action::new(
+        ActionType::new("opencollective.expense_created").unwrap(),
+        AccountRef::new("opencollective", "anne"),
+        "exp-1",
+    )
+    .event()
+    .with("id", 4242)
+    .with("amount", amount)
+    .with("description", "New laptop")
+}
+
+fn with_members_role(w: &mut World, names: &[&str]) {
+    w.engine.community.create_role("member", "").unwrap();
+    w.engine.community.grant_permission("everyone", Permission::Vote, ActionPattern::any()).unwrap();
+    for n in names {
+        let m = w.member(n);
+        w.engine.community.grant_role(m, "member").unwrap();
+    }
+}
+
+#[test]
+fn an_expense_trigger_opens_a_vote_and_approves_on_pass() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    with_members_role(&mut w, &["alice", "bob", "carol"]);
+    w.install(EXPENSES);
+    // Small expenses do not match the filter.
+    let s = w.push(Inbound::Action { action: expense(100) }).unwrap();
+    assert!(s.effects.is_empty());
+    let s = w.push(Inbound::Action { action: expense(60_000) }).unwrap();
+    assert!(matches!(&s.effects[0], Effect::PostVote { place, .. } if place == &Place::new("console", "#finance")));
+    let id = ProposalId(1);
+    // The vote message lives in #finance here; the world reports it under #general, which is fine.
+    w.react("alice", id, "👍");
+    let s = w.react("bob", id, "👍");
+    assert_eq!(w.state(id), ProposalState::Passed);
+    let call = s.effects.iter().find_map(|e| match e {
+        Effect::Call { name, params, .. } => Some((name.to_string(), params.clone())),
+        _ => None,
+    });
+    let (name, params) = call.unwrap();
+    assert_eq!(name, "opencollective.process_expense");
+    assert_eq!(serde_json::Value::Object(params), json!({"expense_id": 4242, "decision": "APPROVE"}));
+}
+
+#[test]
+fn an_expense_rejected_posts_the_fail_message() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    with_members_role(&mut w, &["alice", "bob", "carol"]);
+    w.install(EXPENSES);
+    w.push(Inbound::Action { action: expense(60_000) }).unwrap();
+    let id = ProposalId(1);
+    w.react("alice", id, "👎");
+    let s = w.react("bob", id, "👎");
+    assert_eq!(w.state(id), ProposalState::Failed);
+    assert!(posts(&s).contains(&"Rejected: New laptop".to_string()));
+    assert!(!has(&s, |e| matches!(e, Effect::Call { .. })));
+}
+
+#[test]
+fn every_matching_trigger_policy_opens_its_own_proposal() {
+    let mut w = World::new(&["alice"]);
+    w.install(EXPENSES);
+    w.install(
+        &EXPENSES
+            .replace("Big expenses need a vote", "Also tell the treasurer")
+            .replace("filter = \"action.amount > 50000\"", ""),
+    );
+    let s = w.push(Inbound::Action { action: expense(60_000) }).unwrap();
+    assert_eq!(s.changed.len(), 2);
+}
+
+#[test]
+fn a_non_admin_role_grant_becomes_a_constitution_proposal_and_is_granted_on_pass() {
+    let mut w = World::with_kit(&["alice", "bob", "carol"], "direct-democracy");
+    let grant = Action::new(ActionType::new("polity.role_grant").unwrap(), account("alice"), "cmd-1")
+        .at(general())
+        .requested()
+        .with("role", "treasurer")
+        .with("member", "bob");
+    let s = w.push(Inbound::Action { action: grant }).unwrap();
+    assert!(!has(&s, |e| matches!(e, Effect::Revert { .. })), "a request is not reverted");
+    let id = ProposalId(1);
+    assert_eq!(w.engine.proposal(id).unwrap().policy_name, "Majority of members changes governance");
+    w.react("alice", id, "👍");
+    w.react("bob", id, "👍");
+    let s = w.react("carol", id, "👍");
+    assert!(has(&s, |e| matches!(e, Effect::Execute { action, .. } if action.kind.as_str() == "polity.role_grant")));
+}
+
+struct Cred;
+impl HostData for Cred {
+    fn cred(&self, member: &MemberQuery) -> Option<f64> {
+        match member {
+            MemberQuery::Id(MemberId(2)) => Some(42.0),
+            MemberQuery::Id(_) => Some(3.0),
+            MemberQuery::Name(_) => None,
+        }
+    }
+    fn grain(&self, _: &MemberQuery) -> Option<f64> {
+        None
+    }
+    fn linked_account(&self, _: &MemberQuery, _: &str) -> Option<String> {
+        None
+    }
+}
+
+#[test]
+fn a_cred_gated_role_request_is_decided_by_the_check_block() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.host = Arc::new(Cred);
+    w.engine.community.grant_permission("everyone", Permission::Propose, ActionPattern::any()).unwrap();
+    w.install(
+        r#"
+name = "Voters need cred"
+kind = "constitution"
+actions = ["polity.role_request"]
+filter = "action.role == \"voter\""
+check = """
+if polity.cred(initiator.id) >= 10.0 { "passed" } else { "failed" }
+"""
+[fail]
+do = [{ action = "message", text = "{{initiator.name}} needs 10 cred for the voter role" }]
+"#,
+    );
+    let request = |who: &str| {
+        Action::new(ActionType::new("polity.role_request").unwrap(), account(who), format!("req-{who}"))
+            .at(general())
+            .requested()
+            .with("role", "voter")
+    };
+    // alice is member 2 with 42 cred: granted at once.
+    let s = w.push(Inbound::Action { action: request("alice") }).unwrap();
+    assert_eq!(w.state(ProposalId(1)), ProposalState::Passed);
+    assert!(has(&s, |e| matches!(e, Effect::Execute { action, .. } if action.kind.as_str() == "polity.role_request")));
+    // bob has 3: refused with the reason.
+    let s = w.push(Inbound::Action { action: request("bob") }).unwrap();
+    assert_eq!(w.state(ProposalId(2)), ProposalState::Failed);
+    assert_eq!(posts(&s), ["bob needs 10 cred for the voter role"]);
+    assert!(!has(&s, |e| matches!(e, Effect::Execute { .. })));
+}
+
+#[test]
+fn a_process_update_is_seen_by_the_check_block() {
+    let mut w = World::new(&["alice"]);
+    w.engine.community.grant_permission("everyone", Permission::Propose, ActionPattern::any()).unwrap();
+    w.install(
+        r#"
+name = "Loomio decides"
+kind = "platform"
+notify = 'polity.start_process("loomio.poll", #{title: action.text})'
+check = """
+if proposal.process == () { return (); }
+if proposal.process.status != "closed" { return "proposed"; }
+if proposal.process.outcome.agree > proposal.process.outcome.disagree { "passed" } else { "failed" }
+"""
+"#,
+    );
+    let s = w.push(Inbound::Action { action: proposal_action("alice", "Adopt the code of conduct") }).unwrap();
+    assert!(has(
+        &s,
+        |e| matches!(e, Effect::StartProcess { name, params, .. } if name.as_str() == "loomio.poll" && params["title"] == "Adopt the code of conduct")
+    ));
+    let id = ProposalId(1);
+    let update = |status: &str| Inbound::ProcessUpdate {
+        proposal: id,
+        status: status.into(),
+        outcome: json!({"agree": 5, "disagree": 1}),
+    };
+    w.push(update("open")).unwrap();
+    assert_eq!(w.state(id), ProposalState::Proposed);
+    w.push(update("closed")).unwrap();
+    assert_eq!(w.state(id), ProposalState::Passed);
+}
+
+#[test]
+fn typed_votes_and_their_mistakes() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.install(MAJORITY);
+    let id = w.propose("alice", "x");
+    assert_eq!(
+        w.vote("bob", ProposalId(99), "yes").unwrap_err().to_string(),
+        "there is no proposal #99: `/proposals` lists the open ones"
+    );
+    assert!(w.vote("bob", id, "perhaps").unwrap_err().to_string().contains("choose yes, no, abstain"));
+    assert!(matches!(w.vote("nobody", id, "yes"), Err(GovError::NotEligible(_))));
+    w.vote("bob", id, "yes").unwrap();
+    // Voting the same again changes nothing.
+    assert!(w.vote("bob", id, "yes").unwrap().effects.is_empty());
+    assert_eq!(w.push(Inbound::Unvote { proposal: id, voter: account("carol") }).unwrap_err(), GovError::NoBallot(id));
+    w.push(Inbound::Unvote { proposal: id, voter: account("bob") }).unwrap();
+    assert_eq!(w.engine.proposal(id).unwrap().tally().unwrap().cast, 0);
+    // A typed ballot replacing a reaction removes the reaction.
+    w.react("carol", id, "👍");
+    let s = w.vote("carol", id, "no").unwrap();
+    assert!(has(&s, |e| matches!(e, Effect::RemoveReaction { emoji, .. } if emoji == "👍")));
+}
+
+#[test]
+fn only_the_proposer_or_an_admin_cancels() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.install(MAJORITY);
+    let id = w.propose("alice", "x");
+    let err = w.push(Inbound::Cancel { proposal: id, by: account("bob") }).unwrap_err();
+    assert_eq!(err.to_string(), "only the proposer or an admin can cancel proposal #1");
+    let s = w.push(Inbound::Cancel { proposal: id, by: account("alice") }).unwrap();
+    assert_eq!(w.state(id), ProposalState::Cancelled);
+    assert_eq!(posts(&s), ["Proposal #1 was cancelled: alice proposes: x (yes 0 · no 0 · abstain 0 (0 of 3 voted))"]);
+    assert_eq!(w.push(Inbound::Cancel { proposal: id, by: account("admin") }).unwrap_err(), GovError::Closed(id));
+    let id2 = w.propose("alice", "y");
+    w.push(Inbound::Cancel { proposal: id2, by: account("admin") }).unwrap();
+    assert_eq!(w.state(id2), ProposalState::Cancelled);
+}
+
+#[test]
+fn a_choice_vote_by_keycap_reactions() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.install(
+        r#"
+name = "Lunch"
+kind = "platform"
+[vote]
+type = "choice"
+options = ["Pizza", "Tacos", "Soup"]
+closes = "1h"
+"#,
+    );
+    let s = w.push(Inbound::Action { action: proposal_action("alice", "Lunch?") }).unwrap();
+    assert!(
+        matches!(&s.effects[0], Effect::PostVote { options, .. } if options.iter().map(|o| o.emoji.as_str()).collect::<Vec<_>>() == ["1️⃣", "2️⃣", "3️⃣", "🤷"])
+    );
+    let id = ProposalId(1);
+    w.react("alice", id, ":two:");
+    w.react("bob", id, "2️⃣");
+    w.react("carol", id, "1️⃣");
+    let s = w.wait(hours(1));
+    assert_eq!(w.engine.proposal(id).unwrap().winner.as_deref(), Some("Tacos"));
+    assert!(posts(&s)[0].contains("passed with \"Tacos\""));
+}
+
+#[test]
+fn restored_state_continues_where_it_stopped() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.install(MAJORITY);
+    let id = w.propose("alice", "x");
+    w.react("alice", id, "👍");
+    let saved = w.engine.proposal(id).unwrap().clone();
+    let policy = w.engine.policies()[0].clone();
+
+    let mut fresh = World::new(&["alice", "bob", "carol"]);
+    fresh.engine.restore_policy(policy.id, &policy.source, true).unwrap();
+    fresh.engine.restore_proposal(saved);
+    fresh.react("bob", id, "👍");
+    fresh.react("carol", id, "👍");
+    assert_eq!(fresh.state(id), ProposalState::Passed);
+}
