@@ -11,7 +11,7 @@ use crate::policy::{CompiledPolicy, DoAction, PolicyErrors, PolicyKind, select};
 use crate::proposal::{Ballot, BallotSource, OpenVote, ProcessState, Proposal, ProposalState, state_of};
 use crate::script::{HostData, NoHostData, Sandbox, Script, ScriptAction, ScriptInput};
 use crate::template;
-use crate::vote::{BallotChange, Choice, Decision, VoteSpec, Voters};
+use crate::vote::{BallotChange, Choice, Decision, Tally, VoteSpec, Voters};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -59,6 +59,9 @@ pub struct Engine {
     versions: BTreeMap<PolicyId, Arc<CompiledPolicy>>,
     proposals: BTreeMap<ProposalId, Proposal>,
     by_message: HashMap<MessageRef, ProposalId>,
+    /// The number the next proposal gets: proposals are numbered per community, and closed
+    /// ones may be dropped from memory without their numbers being reused.
+    next_proposal: i64,
 }
 
 impl Engine {
@@ -70,6 +73,7 @@ impl Engine {
             versions: BTreeMap::new(),
             proposals: BTreeMap::new(),
             by_message: HashMap::new(),
+            next_proposal: 1,
         }
     }
 
@@ -149,7 +153,22 @@ impl Engine {
                 self.by_message.insert(m.clone(), proposal.id);
             }
         }
+        self.next_proposal = self.next_proposal.max(proposal.id.0 + 1);
         self.proposals.insert(proposal.id, proposal);
+    }
+
+    /// Makes sure new proposals are numbered after `last` (the runtime restoring its state
+    /// without loading closed proposals).
+    pub fn numbered_after(&mut self, last: ProposalId) {
+        self.next_proposal = self.next_proposal.max(last.0 + 1);
+    }
+
+    /// Drops closed proposals from memory (they stay in the store); their numbers are not
+    /// reused.
+    pub fn forget_closed(&mut self) {
+        self.proposals.retain(|_, p| p.state.is_open());
+        let proposals = &self.proposals;
+        self.by_message.retain(|_, id| proposals.contains_key(id));
     }
 
     /// The earliest deadline of an open proposal: when the scheduler must tick next.
@@ -157,8 +176,10 @@ impl Engine {
         self.proposals.values().filter(|p| p.state.is_open()).filter_map(|p| p.closes_at).min()
     }
 
-    fn next_proposal_id(&self) -> ProposalId {
-        ProposalId(self.proposals.keys().next_back().map_or(1, |p| p.0 + 1))
+    fn next_proposal_id(&mut self) -> ProposalId {
+        let id = ProposalId(self.next_proposal);
+        self.next_proposal += 1;
+        id
     }
 
     // ----- the step -----
@@ -396,7 +417,6 @@ impl Engine {
         ctx: &Ctx,
         step: &mut Step,
     ) {
-        let id = self.next_proposal_id();
         let proposer_name = initiator
             .and_then(|m| self.community.member(m))
             .map_or_else(|| action.initiator.account.clone(), |m| m.name.clone());
@@ -411,6 +431,7 @@ impl Engine {
             });
             return;
         }
+        let id = self.next_proposal_id();
         let mut proposal = Proposal {
             id,
             policy: policy.id,
@@ -453,7 +474,7 @@ impl Engine {
                 messages: Vec::new(),
             });
         }
-        let verdict = self.verdict(policy, &proposal, false, ctx, step);
+        let verdict = self.verdict(policy, &proposal, false, proposal.tally().as_ref(), ctx, step);
         let immediate = verdict.is_some() || (policy.check.is_none() && proposal.vote.is_none());
         let performed = proposal.action.status == ActionStatus::Performed;
         self.proposals.insert(id, proposal);
@@ -502,12 +523,13 @@ impl Engine {
         policy: &CompiledPolicy,
         p: &Proposal,
         at_deadline: bool,
+        tally: Option<&Tally>,
         ctx: &Ctx,
         step: &mut Step,
     ) -> Option<Verdict> {
         if let Some(check) = &policy.check
             && let Some((value, _)) =
-                self.run_script(policy, check, self.input(&p.action, p.to_json(), p.proposer), ctx, step)
+                self.run_script(policy, check, self.input(&p.action, p.to_json_with(tally), p.proposer), ctx, step)
         {
             match value {
                     Value::Bool(true) => return Some(Verdict::Passed(None)),
@@ -524,8 +546,7 @@ impl Engine {
                     }),
                 }
         }
-        let v = p.vote.as_ref()?;
-        let tally = v.tally();
+        let (v, tally) = p.vote.as_ref().zip(tally)?;
         let decision = if at_deadline { Some(tally.result(&v.spec)) } else { tally.early(&v.spec) }?;
         Some(match decision {
             Decision::Passed { winner } => Verdict::Passed(v.spec.labels().get(winner).cloned()),
@@ -542,7 +563,8 @@ impl Engine {
         let Some(policy) = self.versions.get(&p.policy).cloned() else {
             return;
         };
-        let verdict = match self.verdict(&policy, p, at_deadline, ctx, step) {
+        let tally = p.tally();
+        let verdict = match self.verdict(&policy, p, at_deadline, tally.as_ref(), ctx, step) {
             Some(v) => Some(v),
             // At the deadline a proposal without a vote whose check has not decided fails.
             None if at_deadline => Some(Verdict::Failed),
@@ -550,7 +572,10 @@ impl Engine {
         };
         match verdict {
             Some(v) => self.decide(id, v, ctx, step, false),
-            None => step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text() }),
+            None if p.vote.is_some() => {
+                step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text_with(tally.as_ref()) });
+            }
+            None => {}
         }
     }
 
@@ -880,7 +905,7 @@ impl Engine {
         let Some(policy) = self.versions.get(&p.policy).cloned() else {
             return;
         };
-        if let Some(v) = self.verdict(&policy, p, false, ctx, step) {
+        if let Some(v) = self.verdict(&policy, p, false, p.tally().as_ref(), ctx, step) {
             self.decide(id, v, ctx, step, false);
         }
     }

@@ -70,12 +70,15 @@ pub struct OpenVote {
 }
 
 impl OpenVote {
+    /// Counts the ballots of eligible voters. Both collections are sorted by member, so
+    /// they are walked together once rather than looked up ballot by ballot.
     pub fn tally(&self) -> Tally {
-        Tally::new(
-            &self.spec,
-            self.eligible.len(),
-            self.ballots.iter().filter(|(m, _)| self.eligible.contains(m)).map(|(_, b)| &b.choice),
-        )
+        let mut eligible = self.eligible.iter().peekable();
+        let counted = self.ballots.iter().filter(move |(m, _)| {
+            while eligible.next_if(|e| *e < *m).is_some() {}
+            eligible.peek() == Some(m)
+        });
+        Tally::new(&self.spec, self.eligible.len(), counted.map(|(_, b)| &b.choice))
     }
 }
 
@@ -132,9 +135,8 @@ impl Proposal {
         }
     }
 
-    fn tally_line(&self) -> Option<String> {
+    fn tally_line(&self, t: &Tally) -> Option<String> {
         let v = self.vote.as_ref()?;
-        let t = v.tally();
         let counts: Vec<String> = v
             .spec
             .labels()
@@ -149,6 +151,11 @@ impl Proposal {
     /// The vote message: what is proposed, how to vote, the rule, the deadline, the tally,
     /// and the outcome once decided. One line, so every platform shows it whole.
     pub fn vote_text(&self) -> String {
+        self.vote_text_with(self.tally().as_ref())
+    }
+
+    /// [`Self::vote_text`] with the tally already counted.
+    pub fn vote_text_with(&self, tally: Option<&Tally>) -> String {
         let Some(v) = &self.vote else {
             return format!("Proposal {}: {}", self.id, self.headline());
         };
@@ -162,7 +169,7 @@ impl Proposal {
         if let Some(c) = self.closes_at {
             parts.push(format!("closes {}", c.format("%Y-%m-%d %H:%M:%S UTC")));
         }
-        if let Some(t) = self.tally_line() {
+        if let Some(t) = tally.and_then(|t| self.tally_line(t)) {
             parts.push(format!("tally: {t}"));
         }
         if !self.state.is_open() {
@@ -189,7 +196,7 @@ impl Proposal {
             ProposalState::Cancelled => "was cancelled".into(),
             ProposalState::Proposed => "is open".into(),
         };
-        match self.tally_line() {
+        match self.tally().and_then(|t| self.tally_line(&t)) {
             Some(t) => format!("Proposal {} {what}: {} ({t})", self.id, self.headline()),
             None => format!("Proposal {} {what}: {}", self.id, self.headline()),
         }
@@ -197,8 +204,12 @@ impl Proposal {
 
     /// What scripts and templates see as `proposal`.
     pub fn to_json(&self) -> Value {
-        let tally = self.vote.as_ref().map(|v| {
-            let t = v.tally();
+        self.to_json_with(self.tally().as_ref())
+    }
+
+    /// [`Self::to_json`] with the tally already counted.
+    pub fn to_json_with(&self, tally: Option<&Tally>) -> Value {
+        let tally = self.vote.as_ref().zip(tally).map(|(v, t)| {
             let mut m = serde_json::Map::new();
             for (l, c) in v.spec.labels().iter().zip(&t.counts) {
                 m.insert(l.clone(), json!(c));
@@ -230,5 +241,33 @@ pub fn state_of(decision: Decision) -> ProposalState {
         Decision::Passed { .. } => ProposalState::Passed,
         Decision::Failed => ProposalState::Failed,
         Decision::NoQuorum => ProposalState::Expired,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_eligible_voters_ballots_are_counted() {
+        let now = Utc::now();
+        let ballot = |c: Choice| Ballot {
+            choice: c,
+            account: AccountRef::new("console", "x"),
+            cast_at: now,
+            source: BallotSource::Command,
+        };
+        let mut v = OpenVote {
+            spec: VoteSpec::default(),
+            place: Place::new("console", "#general"),
+            eligible: [2, 4, 6].into_iter().map(MemberId).collect(),
+            ballots: BTreeMap::new(),
+            messages: Vec::new(),
+        };
+        for (m, c) in [(1, Choice::No), (2, Choice::Yes), (3, Choice::No), (4, Choice::Yes), (7, Choice::No)] {
+            v.ballots.insert(MemberId(m), ballot(c));
+        }
+        let t = v.tally();
+        assert_eq!((t.counts[0], t.counts[1], t.cast, t.eligible), (2, 0, 2, 3));
     }
 }

@@ -539,3 +539,21 @@ fn restored_state_continues_where_it_stopped() {
     fresh.react("carol", id, "👍");
     assert_eq!(fresh.state(id), ProposalState::Passed);
 }
+
+#[test]
+fn closed_proposals_can_leave_memory_without_their_numbers_being_reused() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.install(MAJORITY);
+    let a = w.propose("alice", "a");
+    w.push(Inbound::Cancel { proposal: a, by: account("alice") }).unwrap();
+    let b = w.propose("alice", "b");
+    w.engine.forget_closed();
+    assert!(w.engine.proposal(a).is_none());
+    assert!(w.engine.proposal(b).is_some());
+    assert_eq!(w.propose("bob", "c"), ProposalId(3));
+
+    let mut fresh = World::new(&["alice", "bob"]);
+    fresh.install(MAJORITY);
+    fresh.engine.numbered_after(ProposalId(41));
+    assert_eq!(fresh.propose("bob", "d"), ProposalId(42));
+}
