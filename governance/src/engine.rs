@@ -190,6 +190,12 @@ impl Engine {
     /// A user mistake (unknown proposal, ineligible voter, bad choice, missing permission); the
     /// state is unchanged when it is returned.
     pub fn step(&mut self, input: Inbound, ctx: &Ctx) -> Result<Step, GovError> {
+        // One thread with a stack big enough for scripts serves the whole step, rather than
+        // one per script run.
+        crate::script::with_script_stack(|| self.step_inner(input, ctx))
+    }
+
+    fn step_inner(&mut self, input: Inbound, ctx: &Ctx) -> Result<Step, GovError> {
         let mut step = Step::default();
         match input {
             Inbound::Action { action } => self.on_action(action, ctx, &mut step)?,

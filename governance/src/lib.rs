@@ -21,6 +21,7 @@ pub mod error;
 pub mod ids;
 pub mod io;
 pub mod kits;
+pub mod platform;
 pub mod policy;
 pub mod proposal;
 pub mod script;

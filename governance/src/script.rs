@@ -5,7 +5,9 @@
 //! built once, with hard limits on operations, call depth, expression depth, data sizes and
 //! wall-clock time, no `eval`, no modules, no `sleep`, no printing and strict variables.
 //! Whatever a script does, [`Sandbox::run`] returns: either its value and the actions it asked
-//! for, or a [`ScriptError`] naming the policy and the block.
+//! for, or a [`ScriptError`] naming the policy and the block. Scripts need a big stack
+//! ([`SCRIPT_STACK_SIZE`]); a run starts a thread with one unless called inside
+//! [`with_script_stack`], which lets a whole batch of runs share one.
 //!
 //! Scripts see four constants:
 //! * `action`, `proposal`, `initiator`: the JSON the runtime hands over, as rhai maps/arrays;
@@ -16,6 +18,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -201,112 +204,65 @@ pub struct ScriptAction {
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-fn at_line(line: &Option<usize>) -> String {
-    match line {
-        Some(line) => format!(" at line {line}"),
-        None => String::new(),
-    }
-}
-
-/// Why a script did not compile or did not finish. Every variant names the policy and block.
+/// Why a script did not compile or did not finish: what went wrong ([`ScriptErrorKind`]) and
+/// where (policy, block and, when rhai knows it, line).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ScriptError {
-    /// The script does not parse.
-    #[error("policy \"{policy}\" block {block}: syntax error{}: {message}", at_line(.line))]
-    Syntax { policy: String, block: Block, line: Option<usize>, message: String },
-    /// The operation budget ran out.
-    #[error("policy \"{policy}\" block {block}: stopped after {limit} operations (an endless loop?)")]
-    TooManyOperations { policy: String, block: Block, limit: u64, line: Option<usize> },
-    /// The wall-clock budget ran out.
-    #[error("policy \"{policy}\" block {block}: took longer than {}ms", .limit.as_millis())]
-    Timeout { policy: String, block: Block, limit: Duration, line: Option<usize> },
-    /// Function calls nested too deeply.
-    #[error("policy \"{policy}\" block {block}: calls nest deeper than {limit} levels (endless recursion?)")]
-    TooDeep { policy: String, block: Block, limit: usize, line: Option<usize> },
-    /// A string grew past the limit.
-    #[error("policy \"{policy}\" block {block}: string grows past {limit} bytes")]
-    StringTooLarge { policy: String, block: Block, limit: usize, line: Option<usize> },
-    /// An array (or BLOB) grew past the limit.
-    #[error("policy \"{policy}\" block {block}: array grows past {limit} items")]
-    ArrayTooLarge { policy: String, block: Block, limit: usize, line: Option<usize> },
-    /// An object map grew past the limit.
-    #[error("policy \"{policy}\" block {block}: map grows past {limit} entries")]
-    MapTooLarge { policy: String, block: Block, limit: usize, line: Option<usize> },
-    /// The script uses `eval`.
-    #[error("policy \"{policy}\" block {block}: eval is not allowed in policies")]
-    Eval { policy: String, block: Block, line: Option<usize> },
-    /// The script uses a variable it never declared.
-    #[error(
-        "policy \"{policy}\" block {block}: variable `{name}` is not defined (scripts see action, proposal, initiator and polity)"
-    )]
-    UndefinedVariable { policy: String, block: Block, name: String, line: Option<usize> },
-    /// The script imports (or refers to) a module.
-    #[error("policy \"{policy}\" block {block}: modules cannot be imported in policies")]
-    Import { policy: String, block: Block, line: Option<usize> },
-    /// The script asked for more than [`MAX_ACTIONS`] actions.
-    #[error("policy \"{policy}\" block {block}: asks for more than {limit} actions in one run")]
-    TooManyActions { policy: String, block: Block, limit: usize },
-    /// Anything else that went wrong while running (a thrown error, a type mismatch, an unknown
-    /// function, a bad action name, a value that is not plain data, …).
-    #[error("policy \"{policy}\" block {block}: runtime error{}: {message}", at_line(.line))]
-    Runtime { policy: String, block: Block, line: Option<usize>, message: String },
+#[error("policy \"{policy}\" block {block}: {}", KindAtLine(.kind, *.line))]
+pub struct ScriptError {
+    /// The policy whose script failed.
+    pub policy: String,
+    /// The block that failed.
+    pub block: Block,
+    /// The script line the error points at (1-based), when rhai knows it.
+    pub line: Option<usize>,
+    /// What went wrong.
+    pub kind: ScriptErrorKind,
 }
 
-impl ScriptError {
-    /// The policy whose script failed.
-    pub fn policy(&self) -> &str {
-        match self {
-            Self::Syntax { policy, .. }
-            | Self::TooManyOperations { policy, .. }
-            | Self::Timeout { policy, .. }
-            | Self::TooDeep { policy, .. }
-            | Self::StringTooLarge { policy, .. }
-            | Self::ArrayTooLarge { policy, .. }
-            | Self::MapTooLarge { policy, .. }
-            | Self::Eval { policy, .. }
-            | Self::UndefinedVariable { policy, .. }
-            | Self::Import { policy, .. }
-            | Self::TooManyActions { policy, .. }
-            | Self::Runtime { policy, .. } => policy,
-        }
-    }
+/// What went wrong in a script (see [`ScriptError`] for where).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptErrorKind {
+    /// The script does not parse.
+    #[error("syntax error: {message}")]
+    Syntax { message: String },
+    /// The operation budget ran out.
+    #[error("stopped after {limit} operations (an endless loop?)")]
+    TooManyOperations { limit: u64 },
+    /// The wall-clock budget ran out.
+    #[error("took longer than {}ms", .limit.as_millis())]
+    Timeout { limit: Duration },
+    /// Function calls nested too deeply.
+    #[error("calls nest deeper than {limit} levels (endless recursion?)")]
+    TooDeep { limit: usize },
+    /// A string grew past the limit.
+    #[error("string grows past {limit} bytes")]
+    StringTooLarge { limit: usize },
+    /// An array (or BLOB) grew past the limit.
+    #[error("array grows past {limit} items")]
+    ArrayTooLarge { limit: usize },
+    /// An object map grew past the limit.
+    #[error("map grows past {limit} entries")]
+    MapTooLarge { limit: usize },
+    /// The script uses `eval`.
+    #[error("eval is not allowed in policies")]
+    Eval,
+    /// The script uses a variable it never declared.
+    #[error("variable `{name}` is not defined (scripts see action, proposal, initiator and polity)")]
+    UndefinedVariable { name: String },
+    /// The script imports (or refers to) a module.
+    #[error("modules cannot be imported in policies")]
+    Import,
+    /// The script asked for more than [`MAX_ACTIONS`] actions.
+    #[error("asks for more than {limit} actions in one run")]
+    TooManyActions { limit: usize },
+    /// Anything else that went wrong while running (a thrown error, a type mismatch, an unknown
+    /// function, a bad action name, a value that is not plain data, a panic in the engine or
+    /// the host, …).
+    #[error("runtime error: {message}")]
+    Runtime { message: String },
+}
 
-    /// The block that failed.
-    pub fn block(&self) -> Block {
-        match self {
-            Self::Syntax { block, .. }
-            | Self::TooManyOperations { block, .. }
-            | Self::Timeout { block, .. }
-            | Self::TooDeep { block, .. }
-            | Self::StringTooLarge { block, .. }
-            | Self::ArrayTooLarge { block, .. }
-            | Self::MapTooLarge { block, .. }
-            | Self::Eval { block, .. }
-            | Self::UndefinedVariable { block, .. }
-            | Self::Import { block, .. }
-            | Self::TooManyActions { block, .. }
-            | Self::Runtime { block, .. } => *block,
-        }
-    }
-
-    /// The script line the error points at (1-based), when rhai knows it.
-    pub fn line(&self) -> Option<usize> {
-        match self {
-            Self::Syntax { line, .. }
-            | Self::TooManyOperations { line, .. }
-            | Self::Timeout { line, .. }
-            | Self::TooDeep { line, .. }
-            | Self::StringTooLarge { line, .. }
-            | Self::ArrayTooLarge { line, .. }
-            | Self::MapTooLarge { line, .. }
-            | Self::Eval { line, .. }
-            | Self::UndefinedVariable { line, .. }
-            | Self::Import { line, .. }
-            | Self::Runtime { line, .. } => *line,
-            Self::TooManyActions { .. } => None,
-        }
-    }
-
+impl ScriptErrorKind {
     /// True when the script ran out of a budget (operations, time, call depth, data size or
     /// actions) rather than being wrong in some other way.
     pub fn is_limit(&self) -> bool {
@@ -323,6 +279,43 @@ impl ScriptError {
     }
 }
 
+/// A kind as [`ScriptError`] shows it: syntax and runtime errors name the line
+/// (`syntax error at line 3: …`); the other kinds read the same wherever they happen.
+struct KindAtLine<'a>(&'a ScriptErrorKind, Option<usize>);
+
+impl fmt::Display for KindAtLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0, self.1) {
+            (ScriptErrorKind::Syntax { message }, Some(line)) => write!(f, "syntax error at line {line}: {message}"),
+            (ScriptErrorKind::Runtime { message }, Some(line)) => write!(f, "runtime error at line {line}: {message}"),
+            (kind, _) => fmt::Display::fmt(kind, f),
+        }
+    }
+}
+
+impl ScriptError {
+    /// The policy whose script failed.
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// The block that failed.
+    pub fn block(&self) -> Block {
+        self.block
+    }
+
+    /// The script line the error points at (1-based), when rhai knows it.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// True when the script ran out of a budget (operations, time, call depth, data size or
+    /// actions) rather than being wrong in some other way.
+    pub fn is_limit(&self) -> bool {
+        self.kind.is_limit()
+    }
+}
+
 /// Builds [`ScriptError`]s for one policy block.
 struct ErrorContext<'a> {
     policy: &'a str,
@@ -331,56 +324,32 @@ struct ErrorContext<'a> {
 }
 
 impl ErrorContext<'_> {
+    fn error(&self, line: Option<usize>, kind: ScriptErrorKind) -> ScriptError {
+        ScriptError { policy: self.policy.to_owned(), block: self.block, line, kind }
+    }
+
     fn runtime(&self, line: Option<usize>, message: impl Into<String>) -> ScriptError {
-        ScriptError::Runtime { policy: self.policy.to_owned(), block: self.block, line, message: message.into() }
-    }
-
-    fn eval(&self, line: Option<usize>) -> ScriptError {
-        ScriptError::Eval { policy: self.policy.to_owned(), block: self.block, line }
-    }
-
-    fn import(&self, line: Option<usize>) -> ScriptError {
-        ScriptError::Import { policy: self.policy.to_owned(), block: self.block, line }
-    }
-
-    fn undefined(&self, name: &str, line: Option<usize>) -> ScriptError {
-        ScriptError::UndefinedVariable {
-            policy: self.policy.to_owned(),
-            block: self.block,
-            name: name.to_owned(),
-            line,
-        }
+        self.error(line, ScriptErrorKind::Runtime { message: message.into() })
     }
 
     fn parse_error(&self, err: &ParseError) -> ScriptError {
         let line = err.position().line();
-        match err.err_type() {
-            ParseErrorType::VariableUndefined(name) => self.undefined(name, line),
-            ParseErrorType::ModuleUndefined(_) => self.import(line),
+        let kind = match err.err_type() {
+            ParseErrorType::VariableUndefined(name) => ScriptErrorKind::UndefinedVariable { name: name.clone() },
+            ParseErrorType::ModuleUndefined(_) => ScriptErrorKind::Import,
             ParseErrorType::BadInput(LexError::ImproperSymbol(symbol, _)) | ParseErrorType::Reserved(symbol) => {
                 match symbol.as_str() {
-                    "eval" => self.eval(line),
-                    "import" => self.import(line),
-                    "curry" => ScriptError::Syntax {
-                        policy: self.policy.to_owned(),
-                        block: self.block,
-                        line,
+                    "eval" => ScriptErrorKind::Eval,
+                    "import" => ScriptErrorKind::Import,
+                    "curry" => ScriptErrorKind::Syntax {
                         message: "curry is not allowed in policies (use a closure instead)".to_owned(),
                     },
-                    _ => self.syntax(err, line),
+                    _ => ScriptErrorKind::Syntax { message: err.err_type().to_string() },
                 }
             }
-            _ => self.syntax(err, line),
-        }
-    }
-
-    fn syntax(&self, err: &ParseError, line: Option<usize>) -> ScriptError {
-        ScriptError::Syntax {
-            policy: self.policy.to_owned(),
-            block: self.block,
-            line,
-            message: err.err_type().to_string(),
-        }
+            other => ScriptErrorKind::Syntax { message: other.to_string() },
+        };
+        self.error(line, kind)
     }
 
     fn eval_error(&self, err: EvalAltResult) -> ScriptError {
@@ -392,47 +361,44 @@ impl ErrorContext<'_> {
             line = inner.position().line().or(line);
             err = *inner;
         }
-        let policy = self.policy.to_owned();
-        let block = self.block;
         let limits = self.limits;
-        match err {
+        let kind = match err {
             EvalAltResult::ErrorTooManyOperations(_) => {
-                ScriptError::TooManyOperations { policy, block, limit: limits.max_operations, line }
+                ScriptErrorKind::TooManyOperations { limit: limits.max_operations }
             }
-            EvalAltResult::ErrorTerminated(_, _) => {
-                ScriptError::Timeout { policy, block, limit: limits.wall_clock, line }
-            }
-            EvalAltResult::ErrorStackOverflow(_) => {
-                ScriptError::TooDeep { policy, block, limit: limits.max_call_levels, line }
-            }
+            EvalAltResult::ErrorTerminated(_, _) => ScriptErrorKind::Timeout { limit: limits.wall_clock },
+            EvalAltResult::ErrorStackOverflow(_) => ScriptErrorKind::TooDeep { limit: limits.max_call_levels },
             EvalAltResult::ErrorDataTooLarge(what, _) => {
                 let what = what.to_ascii_lowercase();
                 if what.contains("string") {
-                    ScriptError::StringTooLarge { policy, block, limit: limits.max_string_size, line }
+                    ScriptErrorKind::StringTooLarge { limit: limits.max_string_size }
                 } else if what.contains("map") {
-                    ScriptError::MapTooLarge { policy, block, limit: limits.max_map_size, line }
+                    ScriptErrorKind::MapTooLarge { limit: limits.max_map_size }
                 } else {
-                    ScriptError::ArrayTooLarge { policy, block, limit: limits.max_array_size, line }
+                    ScriptErrorKind::ArrayTooLarge { limit: limits.max_array_size }
                 }
             }
             // Script functions cannot see the caller's variables, the four globals included.
             EvalAltResult::ErrorVariableNotFound(name, _) if SCRIPT_GLOBALS.contains(&name.as_str()) => {
-                self.runtime(line, format!("`{name}` is not visible inside a function; pass it in as a parameter"))
+                ScriptErrorKind::Runtime {
+                    message: format!("`{name}` is not visible inside a function; pass it in as a parameter"),
+                }
             }
-            EvalAltResult::ErrorVariableNotFound(name, _) => self.undefined(&name, line),
-            EvalAltResult::ErrorModuleNotFound(_, _) | EvalAltResult::ErrorTooManyModules(_) => self.import(line),
-            EvalAltResult::ErrorParsing(kind, pos) => self.parse_error(&ParseError(Box::new(kind), pos)),
+            EvalAltResult::ErrorVariableNotFound(name, _) => ScriptErrorKind::UndefinedVariable { name },
+            EvalAltResult::ErrorModuleNotFound(_, _) | EvalAltResult::ErrorTooManyModules(_) => ScriptErrorKind::Import,
+            EvalAltResult::ErrorParsing(kind, pos) => return self.parse_error(&ParseError(Box::new(kind), pos)),
             EvalAltResult::ErrorFunctionNotFound(ref signature, _)
                 if signature == "eval" || signature.starts_with("eval ") =>
             {
-                self.eval(line)
+                ScriptErrorKind::Eval
             }
-            EvalAltResult::ErrorRuntime(value, _) => self.runtime(line, value.to_string()),
+            EvalAltResult::ErrorRuntime(value, _) => ScriptErrorKind::Runtime { message: value.to_string() },
             mut other => {
                 let _ = other.take_position();
-                self.runtime(line, other.to_string())
+                ScriptErrorKind::Runtime { message: other.to_string() }
             }
-        }
+        };
+        self.error(line, kind)
     }
 }
 
@@ -446,6 +412,7 @@ pub struct Script {
     policy: String,
     block: Block,
     ast: Arc<AST>,
+    mentions: Mentions,
 }
 
 impl Script {
@@ -458,6 +425,42 @@ impl Script {
     pub fn block(&self) -> Block {
         self.block
     }
+}
+
+/// Which of the [`SCRIPT_GLOBALS`] a script's source mentions (as a whole word, anywhere: code,
+/// strings, comments). A global it does not mention cannot be read: variables are strict, there
+/// is no `eval`, functions do not see the globals and closures capture what they name. A run
+/// hands such a global `()` instead of converting its JSON (or building the action list).
+#[derive(Clone, Copy, Debug)]
+struct Mentions {
+    action: bool,
+    proposal: bool,
+    initiator: bool,
+    polity: bool,
+}
+
+impl Mentions {
+    fn of(source: &str) -> Self {
+        Self {
+            action: mentions(source, "action"),
+            proposal: mentions(source, "proposal"),
+            initiator: mentions(source, "initiator"),
+            polity: mentions(source, "polity"),
+        }
+    }
+}
+
+/// Whether `source` holds `word` with no identifier character (ASCII letter, digit or `_`)
+/// right before or after it. Errs on the side of "yes": `x.action`, `"action"` and `//action`
+/// all count.
+fn mentions(source: &str, word: &str) -> bool {
+    let is_ident = |byte: &u8| byte.is_ascii_alphanumeric() || *byte == b'_';
+    let bytes = source.as_bytes();
+    source.match_indices(word).any(|(at, _)| {
+        let before = at.checked_sub(1).and_then(|i| bytes.get(i));
+        let after = bytes.get(at + word.len());
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
 }
 
 impl fmt::Debug for Script {
@@ -569,6 +572,25 @@ fn to_json(value: &Dynamic, depth: usize) -> Result<Value, String> {
     Err(format!("must be plain data (numbers, strings, booleans, arrays, maps), not {}", type_label(value)))
 }
 
+/// Converts the JSON the runtime hands over to script data, as `rhai::serde::to_dynamic` would
+/// (`null` is `()`, integers that fit an `i64` are ints, other numbers floats) but without
+/// going through serde.
+fn from_json(value: &Value) -> Dynamic {
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => n.as_f64().map_or(Dynamic::UNIT, Dynamic::from_float),
+        },
+        Value::String(s) => Dynamic::from(ImmutableString::from(s.as_str())),
+        Value::Array(items) => Dynamic::from_array(items.iter().map(from_json).collect()),
+        Value::Object(map) => {
+            Dynamic::from_map(map.iter().map(|(key, item)| (key.as_str().into(), from_json(item))).collect())
+        }
+    }
+}
+
 /// A user-facing name for a value's type.
 fn type_label(value: &Dynamic) -> &'static str {
     if value.is::<PolityApi>() {
@@ -667,6 +689,56 @@ fn past_deadline(operations: u64) -> Option<Dynamic> {
     (Instant::now() >= deadline).then(|| Dynamic::from("wall clock budget exceeded"))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Stack
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// Whether this thread's stack is [`SCRIPT_STACK_SIZE`] (it was started by
+    /// [`with_script_stack`] or [`Sandbox::run`]).
+    static ON_SCRIPT_STACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether scripts can run on this thread's stack, i.e. [`Sandbox::run`] runs them inline.
+pub(crate) fn on_script_stack() -> bool {
+    ON_SCRIPT_STACK.with(Cell::get)
+}
+
+/// A thread with a stack big enough for scripts.
+fn script_thread() -> std::thread::Builder {
+    std::thread::Builder::new().name("polity-script".to_owned()).stack_size(SCRIPT_STACK_SIZE)
+}
+
+/// Runs `f` on a thread with a stack big enough for scripts, unless already on one; scripts
+/// run by `Sandbox::run` inside `f` then run inline, without a thread of their own.
+///
+/// Wrap a batch of script runs (a whole engine step) in it: one thread start instead of one
+/// per run. A panic in `f` is re-raised here. Should no thread be available, `f` runs on the
+/// current thread, where every [`Sandbox::run`] still isolates itself (and reports an error
+/// when it cannot).
+pub fn with_script_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if on_script_stack() {
+        return f();
+    }
+    let mut f = Some(f);
+    let outcome = std::thread::scope(|threads| {
+        let f = &mut f;
+        script_thread()
+            .spawn_scoped(threads, move || {
+                ON_SCRIPT_STACK.with(|flag| flag.set(true));
+                f.take().map(|f| f())
+            })
+            .map(|handle| handle.join())
+    });
+    match (outcome, f) {
+        (Ok(Ok(Some(result))), _) => result,
+        (Ok(Err(panic)), _) => std::panic::resume_unwind(panic),
+        (Err(_), Some(f)) => f(),
+        // The thread ran (and took `f`) or the spawn failed (and left it): nothing else.
+        (Ok(Ok(None)), _) | (Err(_), None) => unreachable!("the script thread neither ran nor failed to start"),
+    }
+}
+
 /// Native functions that must not be reachable from policies.
 fn forbid(engine: &mut Engine) {
     const SLEEP: &str = "sleep is not allowed in policies";
@@ -741,34 +813,58 @@ impl Sandbox {
             scope.push_dynamic(name, Dynamic::UNIT);
         }
         let ast = self.engine.compile_with_scope(&scope, source).map_err(|err| context.parse_error(&err))?;
-        Ok(Script { policy: policy.to_owned(), block, ast: Arc::new(ast) })
+        Ok(Script { policy: policy.to_owned(), block, ast: Arc::new(ast), mentions: Mentions::of(source) })
     }
 
     /// Runs a compiled script against one input, within the limits.
     ///
-    /// The evaluation runs on a short-lived thread of its own with a large stack
-    /// ([`SCRIPT_STACK_SIZE`]): rhai recurses (and drops values recursively) as deep as a
-    /// script nests its data or closures, which a small worker stack cannot always take. A
-    /// panic inside rhai is caught there and reported as a [`ScriptError::Runtime`].
+    /// rhai recurses (and drops values recursively) as deep as a script nests its data or
+    /// closures, which a small worker stack cannot always take, so scripts run on a stack of
+    /// [`SCRIPT_STACK_SIZE`]: inline when the caller is already on one (inside
+    /// [`with_script_stack`]), otherwise on a short-lived thread of their own. A panic inside
+    /// rhai or the [`HostData`] is caught either way and reported as a
+    /// [`ScriptErrorKind::Runtime`] error.
     pub fn run(
         &self,
         script: &Script,
         input: &ScriptInput,
         host: Arc<dyn HostData>,
     ) -> Result<ScriptOutput, ScriptError> {
-        let context = ErrorContext { policy: &script.policy, block: script.block, limits: &self.limits };
+        if on_script_stack() {
+            return self.run_caught(script, input, host);
+        }
         std::thread::scope(|threads| {
-            let spawned = std::thread::Builder::new()
-                .name("polity-script".to_owned())
-                .stack_size(SCRIPT_STACK_SIZE)
-                .spawn_scoped(threads, move || self.run_here(script, input, host));
+            let spawned = script_thread().spawn_scoped(threads, move || {
+                ON_SCRIPT_STACK.with(|flag| flag.set(true));
+                self.run_caught(script, input, host)
+            });
             match spawned {
-                Ok(handle) => {
-                    handle.join().unwrap_or_else(|_| Err(context.runtime(None, "the script engine failed (panicked)")))
-                }
-                Err(err) => Err(context.runtime(None, format!("could not start the script: {err}"))),
+                Ok(handle) => handle.join().unwrap_or_else(|_| Err(self.panicked(script))),
+                Err(err) => Err(self.context(script).runtime(None, format!("could not start the script: {err}"))),
             }
         })
+    }
+
+    fn context<'a>(&'a self, script: &'a Script) -> ErrorContext<'a> {
+        ErrorContext { policy: &script.policy, block: script.block, limits: &self.limits }
+    }
+
+    fn panicked(&self, script: &Script) -> ScriptError {
+        self.context(script).runtime(None, "the script engine failed (panicked)")
+    }
+
+    /// [`Sandbox::run`] on the current thread, a panic turned into an error.
+    fn run_caught(
+        &self,
+        script: &Script,
+        input: &ScriptInput,
+        host: Arc<dyn HostData>,
+    ) -> Result<ScriptOutput, ScriptError> {
+        // Nothing the closure touches outlives a panic in a broken state: the scope, the
+        // action list and the engine's run state are dropped with it, the engine itself is
+        // only read and the deadline guard restores the thread's deadline while unwinding.
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.run_here(script, input, host)))
+            .unwrap_or_else(|_| Err(self.panicked(script)))
     }
 
     /// [`Sandbox::run`] on the current thread.
@@ -778,18 +874,19 @@ impl Sandbox {
         input: &ScriptInput,
         host: Arc<dyn HostData>,
     ) -> Result<ScriptOutput, ScriptError> {
-        let context = ErrorContext { policy: &script.policy, block: script.block, limits: &self.limits };
-        let to_dynamic = |name: &str, value: &Value| {
-            rhai::serde::to_dynamic(value)
-                .map_err(|err| context.runtime(None, format!("cannot hand `{name}` to the script: {err}")))
-        };
+        let context = self.context(script);
+        let mentions = script.mentions;
+        let global = |mentioned: bool, value: &Value| if mentioned { from_json(value) } else { Dynamic::UNIT };
 
-        let collector = Arc::new(Mutex::new(Collector::default()));
+        let collector = mentions.polity.then(|| Arc::new(Mutex::new(Collector::default())));
         let mut scope = Scope::new();
-        scope.push_constant_dynamic("action", to_dynamic("action", &input.action)?);
-        scope.push_constant_dynamic("proposal", to_dynamic("proposal", &input.proposal)?);
-        scope.push_constant_dynamic("initiator", to_dynamic("initiator", &input.initiator)?);
-        scope.push_constant("polity", PolityApi { host, collector: Arc::clone(&collector) });
+        scope.push_constant_dynamic("action", global(mentions.action, &input.action));
+        scope.push_constant_dynamic("proposal", global(mentions.proposal, &input.proposal));
+        scope.push_constant_dynamic("initiator", global(mentions.initiator, &input.initiator));
+        match &collector {
+            Some(collector) => scope.push_constant("polity", PolityApi { host, collector: Arc::clone(collector) }),
+            None => scope.push_constant_dynamic("polity", Dynamic::UNIT),
+        };
 
         let result = {
             let _deadline = DeadlineGuard::set(Instant::now().checked_add(self.limits.wall_clock));
@@ -797,17 +894,19 @@ impl Sandbox {
         };
         drop(scope);
 
-        let collected = match collector.lock() {
-            Ok(mut collector) => std::mem::take(&mut *collector),
-            Err(_) => return Err(context.runtime(None, "the action list is unavailable")),
+        let actions = match collector {
+            None => Vec::new(),
+            Some(collector) => {
+                let collected = match collector.lock() {
+                    Ok(mut collector) => std::mem::take(&mut *collector),
+                    Err(_) => return Err(context.runtime(None, "the action list is unavailable")),
+                };
+                if collected.overflowed {
+                    return Err(context.error(None, ScriptErrorKind::TooManyActions { limit: MAX_ACTIONS }));
+                }
+                collected.actions
+            }
         };
-        if collected.overflowed {
-            return Err(ScriptError::TooManyActions {
-                policy: script.policy.clone(),
-                block: script.block,
-                limit: MAX_ACTIONS,
-            });
-        }
 
         let value = match result {
             Ok(value) => value,
@@ -817,7 +916,7 @@ impl Sandbox {
             },
         };
         let value = to_json(&value, 0).map_err(|err| context.runtime(None, format!("the script's value {err}")))?;
-        Ok(ScriptOutput { value, actions: collected.actions })
+        Ok(ScriptOutput { value, actions })
     }
 }
 
@@ -910,7 +1009,7 @@ mod tests {
             "let n = 0; for x in 0..1_000_000_000 { n += x; }",
         ] {
             let err = error(source);
-            assert!(matches!(err, ScriptError::TooManyOperations { limit: 200_000, .. }), "{source}: {err:?}");
+            assert!(matches!(err.kind, ScriptErrorKind::TooManyOperations { limit: 200_000 }), "{source}: {err:?}");
             assert!(err.is_limit());
             assert_eq!(
                 err.to_string(),
@@ -922,7 +1021,7 @@ mod tests {
     #[test]
     fn endless_loop_inside_try_catch_still_stops() {
         let err = error("try { loop {} } catch { 1 }");
-        assert!(matches!(err, ScriptError::TooManyOperations { .. }), "{err:?}");
+        assert!(matches!(err.kind, ScriptErrorKind::TooManyOperations { .. }), "{err:?}");
     }
 
     #[test]
@@ -933,7 +1032,7 @@ mod tests {
             "fn a(x) { b(x) } fn b(x) { a(x) } a(1)",
         ] {
             let err = error(source);
-            assert!(matches!(err, ScriptError::TooDeep { limit: 32, .. }), "{source}: {err:?}");
+            assert!(matches!(err.kind, ScriptErrorKind::TooDeep { limit: 32 }), "{source}: {err:?}");
             assert!(err.to_string().ends_with("calls nest deeper than 32 levels (endless recursion?)"), "{err}");
         }
     }
@@ -946,7 +1045,7 @@ mod tests {
             "let s = \"\"; loop { s += \"abc\"; }",
         ] {
             let err = error(source);
-            assert!(matches!(err, ScriptError::StringTooLarge { limit: 65_536, .. }), "{source}: {err:?}");
+            assert!(matches!(err.kind, ScriptErrorKind::StringTooLarge { limit: 65_536 }), "{source}: {err:?}");
             assert!(err.to_string().ends_with("string grows past 65536 bytes"), "{err}");
         }
     }
@@ -955,7 +1054,7 @@ mod tests {
     fn array_bombs_stop_at_the_size_limit() {
         for source in ["let a = [1]; loop { a += a; }", "[].pad(1_000_000_000, 0)", "blob(1_000_000_000)"] {
             let err = error(source);
-            assert!(matches!(err, ScriptError::ArrayTooLarge { limit: 10_000, .. }), "{source}: {err:?}");
+            assert!(matches!(err.kind, ScriptErrorKind::ArrayTooLarge { limit: 10_000 }), "{source}: {err:?}");
             assert!(err.to_string().ends_with("array grows past 10000 items"), "{err}");
         }
     }
@@ -963,7 +1062,7 @@ mod tests {
     #[test]
     fn map_bombs_stop_at_the_size_limit() {
         let err = error("let m = #{a: 1}; loop { m = #{a: m, b: m}; }");
-        assert!(matches!(err, ScriptError::MapTooLarge { limit: 10_000, .. }), "{err:?}");
+        assert!(matches!(err.kind, ScriptErrorKind::MapTooLarge { limit: 10_000 }), "{err:?}");
         assert!(err.to_string().ends_with("map grows past 10000 entries"), "{err}");
     }
 
@@ -975,7 +1074,7 @@ mod tests {
         let started = Instant::now();
         let err = run_with(&sandbox, "loop {}", Arc::new(NoHostData)).unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(50));
-        assert!(matches!(err, ScriptError::Timeout { limit, .. } if limit == Duration::from_millis(50)), "{err:?}");
+        assert!(err.kind == ScriptErrorKind::Timeout { limit: Duration::from_millis(50) }, "{err:?}");
         assert_eq!(err.to_string(), "policy \"Big expenses\" block check: took longer than 50ms");
     }
 
@@ -994,12 +1093,12 @@ mod tests {
         // Nesting that fits the limits but not the JSON depth is refused, not recursed into.
         let err = error("let a = []; for i in 0..200 { a = [a]; } a");
         assert!(
-            matches!(&err, ScriptError::Runtime { message, .. } if message.contains("nests deeper than 64")),
+            matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("nests deeper than 64")),
             "{err:?}"
         );
         let err = error("let a = []; for i in 0..200 { a = [a]; } polity.act(\"x.y\", #{a: a})");
         assert!(
-            matches!(&err, ScriptError::Runtime { message, .. } if message.contains("nests deeper than 64")),
+            matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("nests deeper than 64")),
             "{err:?}"
         );
     }
@@ -1011,7 +1110,7 @@ mod tests {
             "for i in 0..1000 { try { polity.message(\"hi\"); } catch {} } true",
         ] {
             let err = error(source);
-            assert!(matches!(err, ScriptError::TooManyActions { limit: MAX_ACTIONS, .. }), "{source}: {err:?}");
+            assert!(err.kind == ScriptErrorKind::TooManyActions { limit: MAX_ACTIONS }, "{source}: {err:?}");
             assert!(err.to_string().ends_with("asks for more than 100 actions in one run"), "{err}");
         }
         let out = run("for i in 0..100 { polity.message(`${i}`); }").unwrap();
@@ -1023,22 +1122,19 @@ mod tests {
     #[test]
     fn eval_is_refused() {
         let err = Sandbox::default().compile(POLICY, Block::Check, "let x = 1;\neval(\"1\")").unwrap_err();
-        assert!(matches!(err, ScriptError::Eval { line: Some(2), .. }), "{err:?}");
+        assert!((&err.kind, err.line) == (&ScriptErrorKind::Eval, Some(2)), "{err:?}");
         assert_eq!(err.to_string(), "policy \"Big expenses\" block check: eval is not allowed in policies");
         // Reaching it through a function pointer does not work either.
         for source in ["call(Fn(\"eval\"), \"1\")", "let f = Fn(\"ev\" + \"al\"); f.call(\"1\")"] {
             let err = error(source);
-            assert!(matches!(err, ScriptError::Eval { .. }), "{source}: {err:?}");
+            assert!(err.kind == ScriptErrorKind::Eval, "{source}: {err:?}");
         }
     }
 
     #[test]
     fn undefined_variables_are_refused_when_compiling() {
         let err = Sandbox::default().compile(POLICY, Block::Check, "let x = 1;\namount > 50000").unwrap_err();
-        assert!(
-            matches!(&err, ScriptError::UndefinedVariable { name, line: Some(2), .. } if name == "amount"),
-            "{err:?}"
-        );
+        assert!(matches!(&err.kind, ScriptErrorKind::UndefinedVariable { name } if name == "amount"), "{err:?}");
         assert_eq!(err.line(), Some(2));
         assert_eq!(
             err.to_string(),
@@ -1053,7 +1149,7 @@ mod tests {
     fn modules_are_refused() {
         for source in ["import \"x\" as y;", "import \"x\";", "y::f()"] {
             let err = Sandbox::default().compile(POLICY, Block::Check, source).unwrap_err();
-            assert!(matches!(err, ScriptError::Import { .. }), "{source}: {err:?}");
+            assert!(err.kind == ScriptErrorKind::Import, "{source}: {err:?}");
             assert_eq!(err.to_string(), "policy \"Big expenses\" block check: modules cannot be imported in policies");
         }
     }
@@ -1063,13 +1159,13 @@ mod tests {
         for source in ["sleep(1000)", "sleep(1000.0)", "call(Fn(\"sleep\"), 1000)"] {
             let err = error(source);
             assert!(
-                matches!(&err, ScriptError::Runtime { message, .. } if message.contains("sleep is not allowed")),
+                matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("sleep is not allowed")),
                 "{source}: {err:?}"
             );
         }
         let err = Sandbox::default().compile(POLICY, Block::Check, "curry(Fn(\"x\"), 1)").unwrap_err();
         assert!(
-            matches!(&err, ScriptError::Syntax { message, .. } if message.starts_with("curry is not allowed")),
+            matches!(&err.kind, ScriptErrorKind::Syntax { message } if message.starts_with("curry is not allowed")),
             "{err:?}"
         );
     }
@@ -1078,7 +1174,8 @@ mod tests {
     fn functions_must_be_handed_the_globals() {
         let err = error("fn big() {\n  action.amount > 5\n}\nbig()");
         assert!(
-            matches!(&err, ScriptError::Runtime { line: Some(2), message, .. } if message.contains("`action` is not visible inside a function")),
+            err.line == Some(2)
+                && matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("`action` is not visible inside a function")),
             "{err:?}"
         );
         assert_eq!(value("fn big(a) { a.amount > 5 } big(action)"), json!(true));
@@ -1099,7 +1196,7 @@ mod tests {
             }
         }
         let err = run_with(&Sandbox::default(), "polity.cred(7)", Arc::new(Panics)).unwrap_err();
-        assert!(matches!(&err, ScriptError::Runtime { message, .. } if message.contains("panicked")), "{err:?}");
+        assert!(matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("panicked")), "{err:?}");
     }
 
     #[test]
@@ -1111,7 +1208,7 @@ mod tests {
     fn the_globals_are_constants() {
         for source in ["action = 1", "action.amount = 1", "polity = 1"] {
             let err = error(source);
-            assert!(matches!(err, ScriptError::Runtime { .. }), "{source}: {err:?}");
+            assert!(matches!(err.kind, ScriptErrorKind::Runtime { .. }), "{source}: {err:?}");
         }
     }
 
@@ -1120,7 +1217,7 @@ mod tests {
     #[test]
     fn syntax_errors_carry_the_line() {
         let err = Sandbox::default().compile(POLICY, Block::Check, "let x = 1;\nlet y = 2;\nlet z = ;").unwrap_err();
-        assert!(matches!(err, ScriptError::Syntax { line: Some(3), .. }), "{err:?}");
+        assert!(err.line == Some(3) && matches!(err.kind, ScriptErrorKind::Syntax { .. }), "{err:?}");
         assert!(err.to_string().starts_with("policy \"Big expenses\" block check: syntax error at line 3: "), "{err}");
     }
 
@@ -1129,14 +1226,19 @@ mod tests {
         let err = error("let x = 1;\n\nthrow \"boom\"");
         assert_eq!(
             err,
-            ScriptError::Runtime { policy: POLICY.into(), block: Block::Check, line: Some(3), message: "boom".into() }
+            ScriptError {
+                policy: POLICY.into(),
+                block: Block::Check,
+                line: Some(3),
+                kind: ScriptErrorKind::Runtime { message: "boom".into() }
+            }
         );
         assert_eq!(err.to_string(), "policy \"Big expenses\" block check: runtime error at line 3: boom");
         // Inside a function: the line inside the function, not the call.
         let err = error("fn f(x) {\n  x / 0\n}\nf(1)");
         assert_eq!(err.line(), Some(2), "{err:?}");
         let err = error("action.amount.no_such_function()");
-        assert!(matches!(err, ScriptError::Runtime { line: Some(1), .. }), "{err:?}");
+        assert!(err.line == Some(1) && matches!(err.kind, ScriptErrorKind::Runtime { .. }), "{err:?}");
     }
 
     #[test]
@@ -1163,7 +1265,8 @@ mod tests {
         for source in ["polity", "Fn(\"x\")", "|| 1"] {
             let err = error(source);
             assert!(
-                matches!(&err, ScriptError::Runtime { line: None, message, .. } if message.contains("plain data")),
+                err.line.is_none()
+                    && matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("plain data")),
                 "{source}: {err:?}"
             );
         }
@@ -1266,14 +1369,15 @@ mod tests {
         for name in ["Bad", "opencollective", "Discord.kick", "a.b.c", ".kick", "discord.", "slack eng.post", ""] {
             let err = error(&format!("polity.act({name:?}, #{{}})"));
             assert!(
-                matches!(&err, ScriptError::Runtime { line: Some(1), message, .. } if message.contains("is not an action name")),
+                err.line == Some(1)
+                    && matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("is not an action name")),
                 "{name}: {err:?}"
             );
         }
         let err = error("polity.act(\"x.y\", #{f: polity})");
-        assert!(matches!(&err, ScriptError::Runtime { message, .. } if message.contains("plain data")), "{err:?}");
+        assert!(matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("plain data")), "{err:?}");
         let err = error("polity.start_process(\"  \")");
-        assert!(matches!(err, ScriptError::Runtime { .. }), "{err:?}");
+        assert!(matches!(err.kind, ScriptErrorKind::Runtime { .. }), "{err:?}");
     }
 
     #[test]
@@ -1338,6 +1442,179 @@ mod tests {
     fn deeply_nested_expressions_are_refused_when_compiling() {
         let source = format!("{}1{}", "(".repeat(200), ")".repeat(200));
         let err = Sandbox::default().compile(POLICY, Block::Check, &source).unwrap_err();
-        assert!(matches!(err, ScriptError::Syntax { .. }), "{err:?}");
+        assert!(matches!(err.kind, ScriptErrorKind::Syntax { .. }), "{err:?}");
+    }
+
+    // --- the script stack ---------------------------------------------------------------------
+
+    /// A host that notes which thread asked it something.
+    #[derive(Default)]
+    struct ThreadNotingHost {
+        threads: Mutex<Vec<std::thread::ThreadId>>,
+    }
+
+    impl HostData for ThreadNotingHost {
+        fn cred(&self, _: &MemberQuery) -> Option<f64> {
+            self.threads.lock().unwrap().push(std::thread::current().id());
+            None
+        }
+        fn grain(&self, _: &MemberQuery) -> Option<f64> {
+            None
+        }
+        fn linked_account(&self, _: &MemberQuery, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_run_outside_with_script_stack_gets_a_thread_of_its_own() {
+        assert!(!on_script_stack());
+        let host = Arc::new(ThreadNotingHost::default());
+        assert_eq!(value_with(&sandbox(), "polity.cred(7)", host.clone()), Value::Null);
+        let threads = host.threads.lock().unwrap();
+        assert_eq!(threads.len(), 1);
+        assert_ne!(threads[0], std::thread::current().id());
+    }
+
+    fn value_with(sandbox: &Sandbox, source: &str, host: Arc<dyn HostData>) -> Value {
+        run_with(sandbox, source, host).unwrap_or_else(|e| panic!("{source:?} failed: {e}")).value
+    }
+
+    #[test]
+    fn runs_inside_with_script_stack_run_inline() {
+        let host = Arc::new(ThreadNotingHost::default());
+        let stack_thread = with_script_stack(|| {
+            assert!(on_script_stack());
+            let sandbox = sandbox();
+            for _ in 0..3 {
+                assert_eq!(value_with(&sandbox, "polity.cred(7)", host.clone()), Value::Null);
+            }
+            std::thread::current().id()
+        });
+        assert_ne!(stack_thread, std::thread::current().id());
+        assert_eq!(*host.threads.lock().unwrap(), vec![stack_thread; 3]);
+        assert!(!on_script_stack(), "the flag stays on the script thread");
+    }
+
+    #[test]
+    fn inline_runs_keep_every_limit_and_survive_deep_nesting() {
+        with_script_stack(|| {
+            assert!(on_script_stack());
+            let err = error("fn f(x) { f(x + 1) } f(0)");
+            assert_eq!(err.kind, ScriptErrorKind::TooDeep { limit: 32 });
+            let err = error("loop {}");
+            assert_eq!(err.kind, ScriptErrorKind::TooManyOperations { limit: 200_000 });
+            let err = error("let f = || 1; loop { let g = f; f = || g.call(); }");
+            assert!(err.is_limit(), "{err:?}");
+            let err =
+                run_with(&Sandbox::default(), "let a = []; loop { a = [#{a: a}]; }", Arc::new(NoHostData)).unwrap_err();
+            assert!(err.is_limit(), "{err:?}");
+            let err = error("let a = []; for i in 0..200 { a = [a]; } a");
+            assert!(
+                matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("nests deeper than 64")),
+                "{err:?}"
+            );
+            let err = error("for i in 0..1000 { polity.message(\"hi\"); }");
+            assert_eq!(err.kind, ScriptErrorKind::TooManyActions { limit: MAX_ACTIONS });
+            // The thread keeps serving runs after all that.
+            assert_eq!(value("action.amount + 1"), json!(60_001));
+        });
+    }
+
+    #[test]
+    fn a_panic_in_an_inline_run_is_an_error_not_a_crash() {
+        struct Panics;
+        impl HostData for Panics {
+            fn cred(&self, _: &MemberQuery) -> Option<f64> {
+                panic!("host bug")
+            }
+            fn grain(&self, _: &MemberQuery) -> Option<f64> {
+                None
+            }
+            fn linked_account(&self, _: &MemberQuery, _: &str) -> Option<String> {
+                None
+            }
+        }
+        with_script_stack(|| {
+            let sandbox = Sandbox::default();
+            let err = run_with(&sandbox, "polity.cred(7)", Arc::new(Panics)).unwrap_err();
+            assert_eq!(
+                err,
+                ScriptError {
+                    policy: POLICY.into(),
+                    block: Block::Check,
+                    line: None,
+                    kind: ScriptErrorKind::Runtime { message: "the script engine failed (panicked)".into() }
+                }
+            );
+            // The deadline guard unwound with the panic; the next run has a fresh budget.
+            assert_eq!(DEADLINE.with(Cell::get), None);
+            assert_eq!(value("1 + 1"), json!(2));
+        });
+    }
+
+    #[test]
+    fn with_script_stack_nested_uses_one_thread() {
+        assert!(!on_script_stack());
+        let (outer, inner) = with_script_stack(|| {
+            let outer = (std::thread::current().id(), on_script_stack());
+            let inner = with_script_stack(|| (std::thread::current().id(), on_script_stack()));
+            (outer, inner)
+        });
+        assert!(outer.1 && inner.1);
+        assert_eq!(outer.0, inner.0, "the nested call ran where it was");
+        assert_ne!(outer.0, std::thread::current().id());
+    }
+
+    #[test]
+    fn with_script_stack_reraises_a_panic() {
+        let payload = std::panic::catch_unwind(|| with_script_stack(|| -> u8 { panic!("step bug") })).unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"step bug"));
+        assert_eq!(with_script_stack(|| 7), 7);
+    }
+
+    // --- inputs -------------------------------------------------------------------------------
+
+    #[test]
+    fn json_converts_as_rhai_serde_would() {
+        let input = json!({
+            "null": null, "t": true, "f": false, "int": 42, "neg": -7, "min": i64::MIN, "max": i64::MAX,
+            "huge": u64::MAX, "float": 2.5, "whole_float": 3.0, "s": "x \u{e9}", "empty": {},
+            "list": [1, [2, [3, {"deep": ["a", null]}]], 1.5, ""],
+        });
+        let direct = from_json(&input);
+        let via_serde = rhai::serde::to_dynamic(&input).unwrap();
+        assert_eq!(format!("{direct:?}"), format!("{via_serde:?}"));
+        assert_eq!(to_json(&direct, 0).unwrap()["huge"], json!(u64::MAX as f64));
+        let back = to_json(&direct, 0).unwrap();
+        assert_eq!(back["list"], input["list"]);
+        assert_eq!(back["min"], input["min"]);
+    }
+
+    #[test]
+    fn globals_are_found_as_whole_words() {
+        assert!(mentions("action.amount > 5", "action"));
+        assert!(mentions("(action)", "action"));
+        assert!(mentions("x.action", "action"), "errs on the side of yes");
+        assert!(mentions("\"action\"", "action"), "errs on the side of yes");
+        assert!(mentions("let s = `${action}`;", "action"));
+        assert!(mentions("transaction; action", "action"));
+        assert!(!mentions("transaction", "action"));
+        assert!(!mentions("actions + action_1 + _action", "action"));
+        assert!(!mentions("", "action"));
+        let m = Mentions::of("proposal.tally.yes >= 3 && initiator.admin");
+        assert!(!m.action && m.proposal && m.initiator && !m.polity);
+    }
+
+    #[test]
+    fn unmentioned_globals_are_still_defined() {
+        // `is_def_var` is the one way to name a variable without writing it out.
+        assert_eq!(value("is_def_var(\"act\" + \"ion\") && is_def_var(\"pol\" + \"ity\")"), json!(true));
+        assert_eq!(value("let n = 1; n + 1"), json!(2));
+        let err = error("fn f() { action } f()");
+        assert!(
+            matches!(&err.kind, ScriptErrorKind::Runtime { message } if message.contains("not visible")),
+            "{err:?}"
+        );
     }
 }

@@ -1,0 +1,63 @@
+//! The port every platform adapter implements: perform one effect, report what came of it.
+//! Only the trait lives here (no IO); adapters implement it with their client libraries.
+
+use crate::ids::MessageRef;
+use crate::io::Effect;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed future, so platforms can be kept as `dyn Platform`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One effect to perform, with what the dispatcher knows about it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// Unique per effect and stable across retries: platforms that take an idempotency key or
+    /// nonce get this, so a retry after a crash is not performed twice.
+    pub key: i64,
+    pub effect: &'a Effect,
+    /// The vote messages already posted for the effect's proposal (for edits).
+    pub vote_messages: &'a [MessageRef],
+}
+
+/// What performing an effect produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Performed {
+    /// The message posted, for vote messages and posts.
+    pub message: Option<MessageRef>,
+}
+
+/// Why an effect could not be performed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlatformError {
+    /// The platform asked us to slow down; try again after `retry_after` if it said.
+    #[error("rate limited{}", retry_after.map(|d| format!(", retry after {}ms", d.as_millis())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    /// A failure that may pass (a timeout, a 5xx): try again with backoff.
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// A failure retrying cannot fix (a 403, a deleted channel): give up and record it.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// What a platform can do, so the engine's output can be rendered for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub reactions: bool,
+    pub buttons: bool,
+    pub edits: bool,
+    pub ephemeral: bool,
+    /// Whether the bot can remove other people's reactions (Slack's cannot).
+    pub remove_others_reactions: bool,
+}
+
+/// A platform connection.
+pub trait Platform: Send + Sync {
+    /// The connection's name (`console`, `discord`, `slack-eng`).
+    fn name(&self) -> &str;
+    fn capabilities(&self) -> Capabilities;
+    /// Performs one effect.
+    fn perform<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>>;
+}
