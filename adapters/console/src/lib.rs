@@ -1,0 +1,10 @@
+//! The console platform: the way to try Polity with no tokens, and the way end-to-end
+//! scenarios are easiest to read. [`parse_line`] reads the fixed grammar of a line of input;
+//! [`ConsolePlatform`] performs effects by printing them. It holds no governance logic: the
+//! runtime turns lines into governance inputs and effects into calls to this platform.
+
+pub mod parse;
+pub mod platform;
+
+pub use parse::{Line, LineError, parse_line};
+pub use platform::{CONSOLE, ConsolePlatform, MESSAGE_ACTION};

@@ -1,0 +1,113 @@
+//! The console's fixed grammar, one line at a time.
+
+use chrono::TimeDelta;
+use polity_governance::duration::parse_duration;
+
+/// What one line of input means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// `/as NAME`: act as another user (a new name is a new member).
+    As(String),
+    /// `/in #CHANNEL`: move to another channel.
+    In(String),
+    /// `+EMOJI ID` / `-EMOJI ID`: react to message ID, or take the reaction back.
+    React { emoji: String, message: String, added: bool },
+    /// `/wait DURATION`: move the console's clock forward.
+    Wait(TimeDelta),
+    /// Any other `/command args`.
+    Command { name: String, args: String },
+    /// Anything else: a message in the current channel.
+    Message(String),
+    /// A blank line.
+    Blank,
+}
+
+/// A line that does not follow the grammar.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LineError(pub String);
+
+const NAME_CHARS: &str = "letters, digits, `-`, `_` and `.`";
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// Parses one line of console input.
+///
+/// # Errors
+/// Says what the line should look like.
+pub fn parse_line(line: &str) -> Result<Line, LineError> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
+        return Ok(Line::Blank);
+    }
+    if let Some(rest) = trimmed.strip_prefix('/') {
+        let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let args = args.trim();
+        return match name {
+            "as" => {
+                if valid_name(args) {
+                    Ok(Line::As(args.to_string()))
+                } else {
+                    Err(LineError(format!("`/as NAME` takes one name of {NAME_CHARS}")))
+                }
+            }
+            "in" => {
+                let channel = args.strip_prefix('#').unwrap_or(args);
+                if valid_name(channel) {
+                    Ok(Line::In(format!("#{channel}")))
+                } else {
+                    Err(LineError(format!("`/in #CHANNEL` takes one channel name of {NAME_CHARS}")))
+                }
+            }
+            "wait" => parse_duration(args).map(Line::Wait).map_err(|e| LineError(format!("`/wait DURATION`: {e}"))),
+            "" => Err(LineError("a command needs a name after `/`: `/help` lists them".into())),
+            _ => Ok(Line::Command { name: name.to_string(), args: args.to_string() }),
+        };
+    }
+    if let Some(sign @ ('+' | '-')) = trimmed.chars().next() {
+        let rest = &trimmed[1..];
+        let mut parts = rest.split_whitespace();
+        if let (Some(emoji), Some(id), None) = (parts.next(), parts.next(), parts.next())
+            && !emoji.is_empty()
+            && id.chars().all(|c| c.is_ascii_digit())
+        {
+            return Ok(Line::React { emoji: emoji.to_string(), message: id.to_string(), added: sign == '+' });
+        }
+    }
+    Ok(Line::Message(line.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grammar() {
+        assert_eq!(parse_line("/as alice"), Ok(Line::As("alice".into())));
+        assert_eq!(parse_line("/in #finance"), Ok(Line::In("#finance".into())));
+        assert_eq!(parse_line("/in finance"), Ok(Line::In("#finance".into())));
+        assert_eq!(parse_line("+:+1: 12"), Ok(Line::React { emoji: ":+1:".into(), message: "12".into(), added: true }));
+        assert_eq!(parse_line("-👎 3"), Ok(Line::React { emoji: "👎".into(), message: "3".into(), added: false }));
+        assert_eq!(parse_line("/wait 72h"), Ok(Line::Wait(TimeDelta::hours(72))));
+        assert_eq!(
+            parse_line("/propose Buy a new server"),
+            Ok(Line::Command { name: "propose".into(), args: "Buy a new server".into() })
+        );
+        assert_eq!(parse_line("hello everyone"), Ok(Line::Message("hello everyone".into())));
+        assert_eq!(parse_line("+1 for that"), Ok(Line::Message("+1 for that".into())));
+        assert_eq!(parse_line("   "), Ok(Line::Blank));
+    }
+
+    #[test]
+    fn mistakes_say_what_to_write() {
+        assert!(parse_line("/as").unwrap_err().0.contains("`/as NAME`"));
+        assert!(parse_line("/as two names").is_err());
+        assert!(parse_line("/wait soon").unwrap_err().0.contains("`/wait DURATION`"));
+        assert!(parse_line("/").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! Configuration: `polity.toml` (or `--config FILE`), then `POLITY_*` environment variables,
+//! then `DATABASE_URL`. Read once at start and passed down as values. Unknown keys in the
+//! file are refused, so a typo is an error rather than a silent default.
+
+use anyhow::{Context, Result};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+/// The embedded default: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://polity.db?mode=rwc";
+
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://FILE?mode=rwc` (the default) or `postgres://...`.
+    pub database_url: String,
+    /// Base64 of 32 bytes; encrypts stored secrets (tokens, API keys, webhook secrets).
+    pub secret_key: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { database_url: DEFAULT_DATABASE_URL.into(), secret_key: None }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// A database URL with any password hidden, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Config {
+    /// Loads the configuration.
+    ///
+    /// # Errors
+    /// When the file cannot be read or has unknown or malformed keys.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) => {
+                if !f.exists() {
+                    anyhow::bail!("the configuration file {} does not exist", f.display());
+                }
+                figment = figment.merge(Toml::file_exact(f));
+            }
+            None => figment = figment.merge(Toml::file("polity.toml")),
+        }
+        figment = figment
+            .merge(Env::prefixed("POLITY_").only(&["database_url", "secret_key"]))
+            .merge(Env::raw().only(&["database_url"]));
+        figment.extract().context("reading the configuration (polity.toml and POLITY_* variables)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(redact_url("postgres://u:hunter2@127.0.0.1/db"), "postgres://u:[redacted]@127.0.0.1/db");
+        assert_eq!(redact_url("sqlite://polity.db?mode=rwc"), "sqlite://polity.db?mode=rwc");
+        let c = Config { database_url: "postgres://u:hunter2@h/db".into(), secret_key: Some("k3y".into()) };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("k3y"), "{shown}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("polity-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("polity.toml");
+        std::fs::write(&f, "database_url = \"sqlite::memory:\"\ndatabse = 1\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&f)).unwrap_err());
+        assert!(err.contains("databse"), "{err}");
+        std::fs::write(&f, "database_url = \"sqlite::memory:\"\n").unwrap();
+        assert_eq!(Config::load(Some(&f)).unwrap().database_url, "sqlite::memory:");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,111 @@
+//! The `polity` command line: parses arguments and calls into the library.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use polity::config::{Config, redact_url};
+use polity::store::Store;
+use polity::{console, policy_cli};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+/// Polity: a governance bot for online communities.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file (default: polity.toml, if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bot on every configured platform.
+    Run,
+    /// Try Polity on the console: lines from standard input, the bot's posts on standard output.
+    Console,
+    /// Bring the database schema up to date.
+    Migrate,
+    /// Work with policy files offline.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file: syntax, names, scripts; errors with line numbers.
+    Check { file: PathBuf },
+    /// Play a scenario (console lines, `event` and `expect` lines) against a policy.
+    Test { file: PathBuf, scenario: PathBuf },
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn open_store(config: &Config) -> Result<Store> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?
+        .with_secret_key(config.secret_key.as_deref());
+    store.migrate().await.context("bringing the database schema up to date")?;
+    store.check_secret_key().await?;
+    Ok(store)
+}
+
+async fn main_inner(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Policy { command: PolicyCommand::Check { file } } => {
+            init_tracing("warn");
+            policy_cli::check(&file)
+        }
+        Command::Policy { command: PolicyCommand::Test { file, scenario } } => {
+            init_tracing("warn");
+            policy_cli::test(&file, &scenario).await
+        }
+        Command::Migrate => {
+            init_tracing("info");
+            let config = Config::load(cli.config.as_deref())?;
+            open_store(&config).await?;
+            println!("The database {} is up to date.", redact_url(&config.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Console => {
+            init_tracing("warn");
+            let config = Config::load(cli.config.as_deref())?;
+            let store = open_store(&config).await?;
+            let out: Arc<Mutex<dyn std::io::Write + Send>> = Arc::new(Mutex::new(std::io::stdout()));
+            console::run(store, std::io::stdin().lock(), out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            init_tracing("info");
+            let config = Config::load(cli.config.as_deref())?;
+            let _store = open_store(&config).await?;
+            eprintln!(
+                "No platform is configured, so there is nothing to run.\n\
+                 Try Polity locally with `polity console`; platform connections (Discord, Slack, ...) \
+                 are configured in polity.toml as they become available."
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match main_inner(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! `polity policy check FILE`: validate a policy file offline.
+
+use anyhow::{Context, Result};
+use polity_governance::PolicyId;
+use polity_governance::policy::CompiledPolicy;
+use polity_governance::script::Sandbox;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Prints every mistake in the file with its line, or a summary of the valid policy.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn check(file: &Path) -> Result<ExitCode> {
+    let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match CompiledPolicy::compile(PolicyId(1), &source, &Sandbox::default()) {
+        Ok(p) => {
+            let actions: Vec<String> = p.policy.actions.iter().map(ToString::to_string).collect();
+            let covers = if actions.is_empty() { "every action of its kind".to_string() } else { actions.join(", ") };
+            println!("{}: \"{}\" is a valid {} policy covering {covers}.", file.display(), p.name(), p.policy.kind);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                match e.line {
+                    Some(l) => eprintln!("{}:{l}: {}", file.display(), e.message),
+                    None => eprintln!("{}: {}", file.display(), e.message),
+                }
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// One line of a policy test scenario beyond the console grammar.
+#[derive(Debug, PartialEq)]
+enum ScenarioLine<'a> {
+    /// `expect #N STATE`: proposal N is in that state now.
+    ExpectState { proposal: i64, state: &'a str },
+    /// `expect output TEXT`: some output so far contains TEXT.
+    ExpectOutput(&'a str),
+    /// `event PLATFORM.NAME key=value ...`: a trigger event happens.
+    Event { kind: &'a str, fields: Vec<(&'a str, serde_json::Value)> },
+    /// `# ...`: a comment.
+    Comment,
+    /// Anything else: a console line.
+    Console(&'a str),
+}
+
+fn parse_scenario_line(line: &str) -> Result<ScenarioLine<'_>, String> {
+    let t = line.trim();
+    if t.starts_with("# ") || t == "#" {
+        return Ok(ScenarioLine::Comment);
+    }
+    if let Some(rest) = t.strip_prefix("expect ") {
+        let rest = rest.trim();
+        if let Some(text) = rest.strip_prefix("output ") {
+            return Ok(ScenarioLine::ExpectOutput(text.trim()));
+        }
+        let (id, state) =
+            rest.split_once(char::is_whitespace).ok_or("write `expect #N STATE` or `expect output TEXT`")?;
+        let proposal = id.trim_start_matches('#').parse().map_err(|_| format!("`{id}` is not a proposal number"))?;
+        let state = state.trim();
+        if !["proposed", "passed", "failed", "cancelled", "expired"].contains(&state) {
+            return Err(format!("`{state}` is not a state: proposed, passed, failed, cancelled or expired"));
+        }
+        return Ok(ScenarioLine::ExpectState { proposal, state });
+    }
+    if let Some(rest) = t.strip_prefix("event ") {
+        let mut parts = split_fields(rest.trim()).into_iter();
+        let kind = parts.next().ok_or("write `event PLATFORM.NAME key=value ...`")?;
+        let mut fields = Vec::new();
+        for p in parts {
+            let (k, v) = p.split_once('=').ok_or_else(|| format!("`{p}` is not key=value"))?;
+            let v = v.trim_matches('"');
+            let value = v.parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::from(v));
+            fields.push((k, value));
+        }
+        return Ok(ScenarioLine::Event { kind, fields });
+    }
+    Ok(ScenarioLine::Console(line))
+}
+
+/// Splits on spaces outside double quotes.
+fn split_fields(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (None, false);
+    for (i, c) in text.char_indices() {
+        match (c, start) {
+            ('"', _) => {
+                quoted = !quoted;
+                start.get_or_insert(i);
+            }
+            (c, Some(s)) if c.is_whitespace() && !quoted => {
+                out.push(&text[s..i]);
+                start = None;
+            }
+            (c, None) if !c.is_whitespace() => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(&text[s..]);
+    }
+    out
+}
+
+/// `polity policy test FILE SCENARIO`: installs the policy in a fresh in-memory community and
+/// plays the scenario, printing what the bot does and each expectation's result.
+///
+/// # Errors
+/// When a file cannot be read or the in-memory store fails.
+pub async fn test(policy: &Path, scenario: &Path) -> Result<ExitCode> {
+    use crate::console::Session;
+    use crate::store::Store;
+    use std::sync::{Arc, Mutex};
+
+    let source = std::fs::read_to_string(policy).with_context(|| format!("reading {}", policy.display()))?;
+    let script = std::fs::read_to_string(scenario).with_context(|| format!("reading {}", scenario.display()))?;
+    if let Err(errors) = CompiledPolicy::compile(PolicyId(1), &source, &Sandbox::default()) {
+        for e in &errors.0 {
+            eprintln!("{}:{}: {}", policy.display(), e.line.map(|l| l.to_string()).unwrap_or_default(), e.message);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    let store = Store::connect("sqlite::memory:").await?;
+    store.migrate().await?;
+    let captured = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let tee = Arc::new(Mutex::new(Tee { seen: captured.clone() }));
+    let mut session = Session::open(store, tee).await?;
+    session.install_policy(&source).await?;
+    let mut failed = 0;
+    for (n, line) in script.lines().enumerate() {
+        let at = format!("{}:{}", scenario.display(), n + 1);
+        match parse_scenario_line(line) {
+            Err(e) => {
+                println!("✗ {at}: {e}");
+                failed += 1;
+            }
+            Ok(ScenarioLine::Comment) => {}
+            Ok(ScenarioLine::Console(l)) => session.line(l).await?,
+            Ok(ScenarioLine::Event { kind, fields }) => {
+                if let Err(e) = session.event(kind, fields).await {
+                    println!("✗ {at}: {e}");
+                    failed += 1;
+                }
+            }
+            Ok(ScenarioLine::ExpectOutput(text)) => {
+                let seen = String::from_utf8_lossy(&captured.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+                    .to_string();
+                if seen.contains(text) {
+                    println!("✓ {at}: output has \"{text}\"");
+                } else {
+                    println!("✗ {at}: no output has \"{text}\"");
+                    failed += 1;
+                }
+            }
+            Ok(ScenarioLine::ExpectState { proposal, state }) => {
+                let actual = session.proposal_state(proposal).await?;
+                match actual {
+                    Some(s) if s == state => println!("✓ {at}: proposal #{proposal} is {state}"),
+                    Some(s) => {
+                        println!("✗ {at}: proposal #{proposal} is {s}, not {state}");
+                        failed += 1;
+                    }
+                    None => {
+                        println!("✗ {at}: there is no proposal #{proposal}");
+                        failed += 1;
+                    }
+                }
+            }
+        }
+    }
+    session.finish().await?;
+    if failed > 0 {
+        println!("{failed} expectation(s) not met");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("every expectation met");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what the bot says and keeps a copy for `expect output`.
+struct Tee {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl std::io::Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        std::io::stdout().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_lines() {
+        assert_eq!(
+            parse_scenario_line("expect #2 passed"),
+            Ok(ScenarioLine::ExpectState { proposal: 2, state: "passed" })
+        );
+        assert_eq!(parse_scenario_line("expect output Rejected"), Ok(ScenarioLine::ExpectOutput("Rejected")));
+        assert!(parse_scenario_line("expect #2 won").unwrap_err().contains("not a state"));
+        assert_eq!(
+            parse_scenario_line("event opencollective.expense_created amount=60000 description=\"New laptop\""),
+            Ok(ScenarioLine::Event {
+                kind: "opencollective.expense_created",
+                fields: vec![("amount", 60000.into()), ("description", "New laptop".into())]
+            })
+        );
+        assert_eq!(parse_scenario_line("# a comment"), Ok(ScenarioLine::Comment));
+        assert_eq!(parse_scenario_line("+👍 1"), Ok(ScenarioLine::Console("+👍 1")));
+    }
+}

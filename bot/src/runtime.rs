@@ -1,0 +1,512 @@
+//! The runtime: the one path every input takes.
+//!
+//! ```text
+//! input ─> seen in the inbox? ─> engine step ─> changes to governance itself applied
+//!        ─> one transaction: inbox row, proposals, ballots, community, policies, audit, outbox
+//!        ─> dispatcher: outbox rows performed by their platform, with retry and backoff
+//! ```
+//! A crash anywhere loses nothing: an input whose transaction did not commit is delivered
+//! again and handled as new; an effect is marked in flight before its platform call and
+//! performed again after a crash with the same idempotency key.
+
+use crate::store::{InboxEntry, Recorded, StepRecord, Store};
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, TimeDelta, Utc};
+use polity_governance::action::{Action, ActionStatus};
+use polity_governance::community::{Community, LinkQuality, Permission};
+use polity_governance::engine::{Ctx, Engine, Step};
+use polity_governance::ids::{AccountRef, CommunityId, MemberId, ProposalId};
+use polity_governance::io::{Audit, Effect, Inbound};
+use polity_governance::kits;
+use polity_governance::platform::{Platform, PlatformError, Request};
+use polity_governance::policy::CompiledPolicy;
+use polity_governance::script::{HostData, NoHostData, Sandbox};
+use polity_governance::{ActionPattern, GovError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How an input ended.
+#[derive(Debug)]
+pub enum Handled {
+    /// Delivered before: nothing changed.
+    Duplicate,
+    /// Applied and recorded.
+    Done(Step),
+}
+
+/// The longest an effect waits between attempts, and how many attempts it gets.
+const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(10);
+const MAX_ATTEMPTS: i32 = 12;
+
+pub struct Runtime {
+    store: Store,
+    sandbox: Arc<Sandbox>,
+    host: Arc<dyn HostData>,
+    engines: HashMap<CommunityId, Engine>,
+    platforms: HashMap<String, Arc<dyn Platform>>,
+}
+
+impl Runtime {
+    /// Loads every community's state from the store.
+    ///
+    /// # Errors
+    /// When the store cannot be read or a stored policy no longer compiles.
+    pub async fn open(store: Store) -> Result<Self> {
+        let mut rt = Self {
+            store,
+            sandbox: Arc::new(Sandbox::default()),
+            host: Arc::new(NoHostData),
+            engines: HashMap::new(),
+            platforms: HashMap::new(),
+        };
+        for (id, _) in rt.store.communities().await? {
+            rt.load(id).await?;
+        }
+        Ok(rt)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn add_platform(&mut self, platform: Arc<dyn Platform>) {
+        self.platforms.insert(platform.name().to_string(), platform);
+    }
+
+    async fn load(&mut self, id: CommunityId) -> Result<()> {
+        let community = self.store.load_community(id).await?;
+        let mut engine = Engine::new(community, self.sandbox.clone());
+        for p in self.store.load_policies(id).await? {
+            engine
+                .restore_policy(p.id, &p.source, p.active)
+                .map_err(|e| anyhow!("stored policy \"{}\" version {} no longer compiles:\n{e}", p.name, p.version))?;
+        }
+        for p in self.store.load_proposals(id, true).await? {
+            engine.restore_proposal(p);
+        }
+        if let Some(last) = self.store.last_proposal_id(id).await? {
+            engine.numbered_after(last);
+        }
+        self.engines.insert(id, engine);
+        Ok(())
+    }
+
+    pub fn engine(&self, id: CommunityId) -> Option<&Engine> {
+        self.engines.get(&id)
+    }
+
+    /// The state and policy of a proposal still in memory (open, or decided in the last step).
+    pub fn store_proposal_state(
+        &self,
+        community: CommunityId,
+        id: ProposalId,
+    ) -> Option<(polity_governance::ProposalState, String)> {
+        let p = self.engines.get(&community)?.proposal(id)?;
+        Some((p.state, p.policy_name.clone()))
+    }
+
+    /// The community of that name, created with `admin` as its first member and admin if it
+    /// does not exist yet.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn ensure_community(&mut self, name: &str, admin_name: &str, admin: AccountRef) -> Result<CommunityId> {
+        if let Some(id) = self.store.community_id(name).await? {
+            if !self.engines.contains_key(&id) {
+                self.load(id).await?;
+            }
+            return Ok(id);
+        }
+        let id = self.store.next_community_id().await?;
+        let mut community = Community::new(id, name);
+        community.add_member(admin_name, admin, true)?;
+        self.store.create_community(&community).await?;
+        self.engines.insert(id, Engine::new(community, self.sandbox.clone()));
+        tracing::info!(community = %id, name, "community created");
+        Ok(id)
+    }
+
+    /// The member an account belongs to, adding a new member for an account never seen
+    /// (recorded with the next step).
+    fn member_for(engine: &mut Engine, account: &AccountRef, name: &str) -> (Option<MemberId>, bool) {
+        if let Some(m) = engine.community.member_by_account(account) {
+            return (Some(m.id), false);
+        }
+        let mut candidate = name.to_string();
+        let mut n = 2;
+        while engine.community.member_by_name(&candidate).is_some() {
+            candidate = format!("{name}{n}");
+            n += 1;
+        }
+        match engine.community.add_member(&candidate, account.clone(), false) {
+            Ok(id) => (Some(id), true),
+            Err(_) => (None, false),
+        }
+    }
+
+    /// Records the community's members and roles as they are now (a new member joined).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn save_community(&mut self, community: CommunityId, now: DateTime<Utc>) -> Result<()> {
+        let engine = self.engines.get(&community).ok_or_else(|| anyhow!("no community {community}"))?;
+        let rec = StepRecord {
+            community,
+            now,
+            inbox: None,
+            proposals: Vec::new(),
+            community_state: Some(&engine.community),
+            new_policies: Vec::new(),
+            removed_policies: Vec::new(),
+            effects: &[],
+            audit: &[],
+        };
+        self.store.record_step(rec).await?;
+        Ok(())
+    }
+
+    /// Registers the account behind an input as a member if it is new. Returns whether the
+    /// community changed.
+    pub fn admit(&mut self, community: CommunityId, account: &AccountRef, name: &str) -> bool {
+        self.engines.get_mut(&community).is_some_and(|e| Self::member_for(e, account, name).1)
+    }
+
+    /// Handles one input: deduplicated by `(source, dedup_key)`, applied to the engine, and
+    /// recorded with its effects in one transaction.
+    ///
+    /// # Errors
+    /// A user mistake comes back as a [`GovError`] (inside the `anyhow::Error`; nothing is
+    /// recorded); a store failure reloads the community from the store, so memory never
+    /// runs ahead of what was recorded.
+    pub async fn handle(
+        &mut self,
+        community: CommunityId,
+        source: &str,
+        dedup_key: &str,
+        input: Inbound,
+        now: DateTime<Utc>,
+        community_changed: bool,
+    ) -> Result<Handled> {
+        if self.store.seen(source, dedup_key).await? {
+            tracing::debug!(source, dedup_key, "duplicate input dropped");
+            return Ok(Handled::Duplicate);
+        }
+        let payload = serde_json::to_value(&input)?;
+        let ctx = Ctx { now, seed: entropy(now, dedup_key), host: self.host.clone() };
+        let engine = self.engines.get_mut(&community).ok_or_else(|| anyhow!("no community {community}"))?;
+        // What the previous step decided has been recorded and answered; keep memory to the
+        // open proposals.
+        engine.forget_closed();
+        let mut step = match engine.step(input, &ctx) {
+            Ok(step) => step,
+            Err(e) => {
+                if community_changed {
+                    // Keep the newly admitted member even though the input was refused.
+                    self.save_community(community, now).await?;
+                }
+                return Err(e.into());
+            }
+        };
+        let (internal, effects): (Vec<Effect>, Vec<Effect>) = step
+            .effects
+            .drain(..)
+            .partition(|e| matches!(e, Effect::Execute { action, .. } if action.kind.platform() == "polity"));
+        let mut changes = Changes { community: community_changed, ..Changes::default() };
+        for effect in &internal {
+            if let Effect::Execute { action, proposal } = effect {
+                match apply_governance_change(engine, action) {
+                    Ok(change) => {
+                        changes.merge(change);
+                        step.audit.push(Audit::Decided {
+                            proposal: proposal.unwrap_or(ProposalId(0)),
+                            outcome: format!("carried out {}", action.kind),
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(action = %action.kind, error = %e, "a governance change could not be applied");
+                        step.audit.push(Audit::ScriptFailed {
+                            policy_name: "polity".into(),
+                            error: format!("{} could not be applied: {e}", action.kind),
+                        });
+                    }
+                }
+            }
+        }
+        step.effects = effects;
+        for a in &step.audit {
+            tracing::info!(community = %community, "{a}");
+        }
+        let proposals: Vec<_> = step.changed.iter().filter_map(|id| engine.proposal(*id)).collect();
+        let new_policies: Vec<&CompiledPolicy> = changes
+            .installed
+            .iter()
+            .filter_map(|id| engine.policies().iter().find(|p| p.id == *id))
+            .map(|p| &**p)
+            .collect();
+        let rec = StepRecord {
+            community,
+            now,
+            inbox: Some(InboxEntry { source: source.into(), dedup_key: dedup_key.into(), payload }),
+            proposals,
+            community_state: changes.community.then_some(&engine.community),
+            new_policies,
+            removed_policies: changes.removed.clone(),
+            effects: &step.effects,
+            audit: &step.audit,
+        };
+        match self.store.record_step(rec).await {
+            Ok(Recorded::Done { .. }) => Ok(Handled::Done(step)),
+            Ok(Recorded::Duplicate) => {
+                self.load(community).await?;
+                Ok(Handled::Duplicate)
+            }
+            Err(e) => {
+                self.load(community).await.context("reloading after a failed write")?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Performs the effects that are due, in order; returns how many were performed.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn dispatch(&mut self, now: DateTime<Utc>) -> Result<usize> {
+        let mut performed = 0;
+        loop {
+            let due = self.store.due_effects(now, 100).await?;
+            if due.is_empty() {
+                return Ok(performed);
+            }
+            for row in due {
+                let Some(platform) = self.platform_for(&row.effect) else {
+                    let msg = format!("no platform connection performs {}", effect_platform(&row.effect));
+                    tracing::error!(effect = row.id, "{msg}");
+                    self.store.fail_effect(row.id, &msg, now).await?;
+                    continue;
+                };
+                self.store.start_effect(row.id, now).await?;
+                let messages = match proposal_of(&row.effect) {
+                    Some(p) => self.store.vote_messages(row.community, p).await?,
+                    None => Vec::new(),
+                };
+                let request = Request { key: row.id, effect: &row.effect, vote_messages: &messages };
+                match platform.perform(request).await {
+                    Ok(done) => {
+                        let result = serde_json::json!({ "message": done.message });
+                        self.store.finish_effect(row.id, &result, now).await?;
+                        performed += 1;
+                        if let (Effect::PostVote { proposal, .. }, Some(message)) = (&row.effect, done.message) {
+                            let input = Inbound::VoteMessagePosted { proposal: *proposal, message };
+                            let key = format!("outbox:{}", row.id);
+                            self.handle(row.community, "polity", &key, input, now, false).await?;
+                        }
+                    }
+                    Err(e) => self.after_failure(row.id, row.attempts + 1, e, now).await?,
+                }
+            }
+        }
+    }
+
+    async fn after_failure(&self, id: i64, attempts: i32, e: PlatformError, now: DateTime<Utc>) -> Result<()> {
+        let backoff = TimeDelta::seconds(1i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF);
+        match e {
+            PlatformError::Permanent(msg) => {
+                tracing::error!(effect = id, error = %msg, "effect failed");
+                self.store.fail_effect(id, &msg, now).await?;
+            }
+            _ if attempts >= MAX_ATTEMPTS => {
+                tracing::error!(effect = id, error = %e, attempts, "effect failed after its last attempt");
+                self.store.fail_effect(id, &e.to_string(), now).await?;
+            }
+            PlatformError::RateLimited { retry_after } => {
+                let wait = retry_after
+                    .and_then(|d| TimeDelta::from_std(d).ok())
+                    .map_or(backoff, |d| d.max(TimeDelta::milliseconds(1)));
+                tracing::warn!(effect = id, wait_ms = wait.num_milliseconds(), "rate limited; retrying");
+                self.store.retry_effect(id, now + wait, &e.to_string(), now).await?;
+            }
+            PlatformError::Transient(_) => {
+                tracing::warn!(effect = id, error = %e, "retrying");
+                self.store.retry_effect(id, now + backoff, &e.to_string(), now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn platform_for(&self, effect: &Effect) -> Option<Arc<dyn Platform>> {
+        let name = effect_platform(effect);
+        self.platforms.get(name).cloned().or_else(|| {
+            // A connection serves the platform kind it is named after when it is the only one.
+            self.platforms.values().find(|p| p.name() == name || name.is_empty()).cloned()
+        })
+    }
+
+    /// Fires the deadlines that are due: each community with a due deadline gets a tick.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn fire_deadlines(&mut self, now: DateTime<Utc>) -> Result<()> {
+        while let Some((community, due)) = self.store.next_deadline().await? {
+            if due > now {
+                break;
+            }
+            let key = format!("deadline:{}:{}", community.0, due.timestamp_millis());
+            if let Handled::Duplicate = self.handle(community, "scheduler", &key, Inbound::Tick, now, false).await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// When the scheduler must wake next: the next deadline or the next effect retry.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn next_wake(&self) -> Result<Option<DateTime<Utc>>> {
+        let deadline = self.store.next_deadline().await?.map(|(_, at)| at);
+        let retry = self.store.next_effect_at().await?;
+        Ok(match (deadline, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+}
+
+/// Which platform connection performs an effect.
+fn effect_platform(effect: &Effect) -> &str {
+    match effect {
+        Effect::PostVote { place, .. } | Effect::Post { place, .. } => place.platform.as_str(),
+        Effect::EditVote { .. } => "",
+        Effect::Notify { account, .. } => account.platform.as_str(),
+        Effect::RemoveReaction { message, .. } => message.platform.as_str(),
+        Effect::Revert { action, .. } | Effect::Execute { action, .. } => {
+            action.place.as_ref().map_or(action.kind.platform(), |p| p.platform.as_str())
+        }
+        Effect::Call { name, .. } | Effect::StartProcess { name, .. } => name.platform(),
+    }
+}
+
+fn proposal_of(effect: &Effect) -> Option<ProposalId> {
+    match effect {
+        Effect::EditVote { proposal, .. } => Some(*proposal),
+        _ => None,
+    }
+}
+
+/// Entropy for jury draws: not predictable from the proposal alone.
+fn entropy(now: DateTime<Utc>, key: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(key.as_bytes());
+    h.write_i64(now.timestamp_nanos_opt().unwrap_or_default());
+    h.finish()
+}
+
+#[derive(Default)]
+struct Changes {
+    community: bool,
+    installed: Vec<polity_governance::PolicyId>,
+    removed: Vec<polity_governance::PolicyId>,
+}
+
+impl Changes {
+    fn merge(&mut self, other: Changes) {
+        self.community |= other.community;
+        self.installed.extend(other.installed);
+        self.removed.extend(other.removed);
+    }
+}
+
+fn text(action: &Action, key: &str) -> Result<String> {
+    action
+        .data
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("{} has no `{key}`", action.kind))
+}
+
+/// Carries out a change to governance itself (a `polity.*` action that was allowed or
+/// passed), on the engine's state; the caller records it in the same transaction.
+fn apply_governance_change(engine: &mut Engine, action: &Action) -> Result<Changes> {
+    let mut changes = Changes::default();
+    let initiator = engine.community.member_by_account(&action.initiator).map(|m| m.id);
+    let member_named = |engine: &Engine, name: &str| -> Result<MemberId> {
+        engine.community.member_by_name(name).map(|m| m.id).ok_or_else(|| anyhow!("there is no member named {name}"))
+    };
+    match action.kind.as_str() {
+        "polity.role_create" => {
+            engine.community.create_role(&text(action, "role")?, &text(action, "description").unwrap_or_default())?;
+            changes.community = true;
+        }
+        "polity.role_delete" => {
+            let role = text(action, "role")?;
+            engine.community.roles.remove(&role).ok_or_else(|| anyhow!("there is no role {role}"))?;
+            for m in engine.community.members.values_mut() {
+                m.roles.remove(&role);
+            }
+            changes.community = true;
+        }
+        "polity.role_grant" | "polity.role_revoke" => {
+            let member = member_named(engine, &text(action, "member")?)?;
+            let role = text(action, "role")?;
+            if action.kind.as_str() == "polity.role_grant" {
+                engine.community.grant_role(member, &role)?;
+            } else {
+                engine.community.revoke_role(member, &role)?;
+            }
+            changes.community = true;
+        }
+        "polity.role_request" => {
+            let member = initiator.ok_or_else(|| anyhow!("the requester is not a member"))?;
+            engine.community.grant_role(member, &text(action, "role")?)?;
+            changes.community = true;
+        }
+        "polity.permission_grant" | "polity.permission_revoke" => {
+            let role = text(action, "role")?;
+            let permission = Permission::parse(&text(action, "permission")?).map_err(|e| anyhow!(e))?;
+            let pattern = ActionPattern::new(&text(action, "actions")?).map_err(|e| anyhow!(e))?;
+            if action.kind.as_str() == "polity.permission_grant" {
+                engine.community.grant_permission(&role, permission, pattern)?;
+            } else {
+                engine.community.revoke_permission(&role, permission, &pattern)?;
+            }
+            changes.community = true;
+        }
+        "polity.link_account" => {
+            let member = initiator.ok_or_else(|| anyhow!("the requester is not a member"))?;
+            let account = AccountRef::new(text(action, "platform")?, text(action, "account")?);
+            engine.community.link_account(member, account, LinkQuality::CodeConfirmed)?;
+            changes.community = true;
+        }
+        "polity.policy_install" => {
+            let installed = engine.install_policy(&text(action, "source")?).map_err(GovError::from)?;
+            changes.installed.push(installed.id);
+        }
+        "polity.policy_remove" => {
+            changes.removed.push(engine.remove_policy(&text(action, "name")?)?);
+        }
+        "polity.kit_install" => {
+            let kit = kits::starter_kit(&text(action, "kit")?)?;
+            changes.installed = engine.install_kit(&kit, initiator)?;
+            changes.community = true;
+        }
+        other => return Err(anyhow!("Polity does not know how to carry out {other}")),
+    }
+    Ok(changes)
+}
+
+/// A governance change requested by a member (a command that changes governance).
+pub fn request(kind: &str, initiator: AccountRef, place: polity_governance::Place, id: &str) -> Result<Action> {
+    let kind = polity_governance::ActionType::new(kind).map_err(|e| anyhow!(e))?;
+    let mut a = Action::new(kind, initiator, id).at(place);
+    a.status = ActionStatus::Requested;
+    Ok(a)
+}
+
+/// The time to sleep until `at`, from `now` (zero when it has passed).
+pub fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or(Duration::ZERO)
+}

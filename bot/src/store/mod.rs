@@ -1,0 +1,857 @@
+//! The store: Polity's state in SQLite (the embedded default) or PostgreSQL, one schema
+//! (`polity-migrations`) for both, chosen by URL.
+//!
+//! Everything one engine step changed is written by [`Store::record_step`] in one
+//! transaction: the inbox entry that makes the input idempotent, the community, policies
+//! and proposals it changed, the effects it implies (the outbox) and its audit lines. The
+//! dispatcher then takes due effects from the outbox ([`Store::due_effects`]), marks each
+//! in flight before the platform call and done, retried or failed after it.
+//!
+//! Ids the engine allocates (communities, members, policies, proposals) are stored as they
+//! are, scoped by community: `(community_id, id)` keys. Timestamps are kept to the
+//! microsecond. Secrets (platform tokens) are encrypted with `POLITY_SECRET_KEY`
+//! ([`secrets`]) and never logged.
+
+mod codec;
+mod community;
+pub mod entities;
+pub mod secrets;
+mod step;
+
+pub use secrets::{Secret, SecretKey};
+
+use chrono::{DateTime, Utc};
+use codec::{from_json, to_json, ts};
+use entities::{audit_log, communities, inbox, outbox, platform_connections, policies, proposals, scheduled_jobs};
+use entities::{ballots, settings, vote_messages};
+use polity_governance::policy::CompiledPolicy;
+use polity_governance::{Audit, Community, CommunityId, Effect, MessageRef, PolicyId, Proposal, ProposalId};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// What went wrong in the store; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("the database holds a row Polity cannot read ({0}): was it written by a newer Polity, or edited by hand?")]
+    Corrupt(String),
+    #[error(
+        "secrets need a secret key and none is set: set POLITY_SECRET_KEY to the key the stored secrets were written with (on a new installation, a fresh one from `openssl rand -base64 32`)"
+    )]
+    SecretKeyMissing,
+    #[error(
+        "POLITY_SECRET_KEY is not the key the stored secrets were written with: set it to that key (without it they cannot be read; `polity` never stores the key itself)"
+    )]
+    SecretKeyWrong,
+    #[error(
+        "POLITY_SECRET_KEY is not a valid key ({0}): it must be 32 random bytes in base64, e.g. from `openssl rand -base64 32`"
+    )]
+    SecretKeyInvalid(String),
+    #[error("there is no {0} in the database: check the community's name or id")]
+    UnknownCommunity(CommunityId),
+    #[error("a community named `{0}` (or with that id) already exists: choose another name")]
+    CommunityExists(String),
+    #[error("there is no outbox row {0} (or it is no longer pending)")]
+    UnknownEffect(i64),
+    #[error("the setting `{0}` belongs to the store itself and cannot be set: choose another key")]
+    ReservedSetting(String),
+    #[error("`{0}` is not a database URL Polity knows: use sqlite://FILE?mode=rwc, sqlite::memory: or postgres://...")]
+    UnsupportedUrl(String),
+}
+
+/// An input as it arrived, before the engine saw it: its source (`discord`, `webhook:github`,
+/// `scheduler`), the dedup key its platform's ids give it, and the payload as JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboxEntry {
+    pub source: String,
+    pub dedup_key: String,
+    pub payload: serde_json::Value,
+}
+
+/// One stored version of one policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPolicy {
+    pub id: PolicyId,
+    pub name: String,
+    /// 1 for the first version of this name, then 2, 3 ...
+    pub version: i32,
+    pub source: String,
+    pub active: bool,
+    pub installed_at: DateTime<Utc>,
+}
+
+/// An effect to perform, from the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub community: CommunityId,
+    pub proposal: Option<ProposalId>,
+    pub effect: Effect,
+    /// How many times it was started before (0 the first time it is due).
+    pub attempts: i32,
+}
+
+/// One line of the governance record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub text: String,
+    pub event: serde_json::Value,
+}
+
+/// A platform connection as stored, without its secret (see [`Store::connection_secret`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Connection {
+    pub name: String,
+    pub platform: String,
+    pub config: serde_json::Value,
+    pub has_secret: bool,
+}
+
+/// Everything one engine step changed, written in one transaction by [`Store::record_step`].
+#[derive(Clone, Debug)]
+pub struct StepRecord<'a> {
+    pub community: CommunityId,
+    pub now: DateTime<Utc>,
+    /// The input, when it came from outside: a second input with the same source and dedup
+    /// key makes the whole record a [`Recorded::Duplicate`] that writes nothing.
+    pub inbox: Option<InboxEntry>,
+    /// Proposals to write as they are now, with their ballots and vote messages.
+    pub proposals: Vec<&'a Proposal>,
+    /// When the community itself changed: members, accounts, roles, permissions and member
+    /// roles are made to match it exactly.
+    pub community_state: Option<&'a Community>,
+    /// Policy versions installed in this step; each becomes the active version of its name.
+    pub new_policies: Vec<&'a CompiledPolicy>,
+    /// Policy versions removed in this step (they stay stored, inactive).
+    pub removed_policies: Vec<PolicyId>,
+    /// Effects to perform, in order: outbox rows due at `now`.
+    pub effects: &'a [Effect],
+    pub audit: &'a [Audit],
+}
+
+impl<'a> StepRecord<'a> {
+    /// A record that changes nothing yet: fill in what the step changed.
+    pub fn new(community: CommunityId, now: DateTime<Utc>) -> Self {
+        Self {
+            community,
+            now,
+            inbox: None,
+            proposals: Vec::new(),
+            community_state: None,
+            new_policies: Vec::new(),
+            removed_policies: Vec::new(),
+            effects: &[],
+            audit: &[],
+        }
+    }
+}
+
+/// What [`Store::record_step`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// The input was recorded before: nothing was written.
+    Duplicate,
+    /// Written; the outbox ids of the effects, in order.
+    Done { outbox: Vec<i64> },
+}
+
+/// Outbox statuses.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const IN_FLIGHT: &str = "in_flight";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+}
+
+/// The one kind of scheduled job so far: an open proposal's deadline.
+const DEADLINE: &str = "deadline";
+/// The settings key of the value that tells whether the secret key is the right one.
+const SECRET_CHECK_KEY: &str = "secret_key_check";
+const SECRET_CHECK_TEXT: &str = "polity secret key check";
+const SECRET_CHECK_CONTEXT: &str = "polity settings secret_key_check";
+
+fn secret_context(community: CommunityId, name: &str) -> String {
+    format!("polity platform_connections community={} name={name}", community.0)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Polity's database. Cloning shares the connection pool.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    backend: Backend,
+    /// The secret key, none, or why the configured text is not a key (reported when a
+    /// secret is needed, and by [`Store::check_secret_key`]).
+    key: Result<Option<SecretKey>, String>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .field("secret_key", &self.key.as_ref().map(|k| k.as_ref().map(|_| "[redacted]")))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the database at `url`: `sqlite://polity.db?mode=rwc` (a file, created if need
+    /// be), `sqlite::memory:` or `postgres://USER@HOST/DB`. SQLite runs with WAL, foreign
+    /// keys on and a busy timeout; an in-memory database lives on one connection.
+    ///
+    /// # Errors
+    /// An unknown URL scheme, or the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            // Never echo the whole URL: it may hold a password.
+            let scheme = url.split_once(':').map_or("", |(s, _)| s);
+            return Err(StoreError::UnsupportedUrl(format!("{scheme}:...")));
+        };
+        let mut opts = ConnectOptions::new(url);
+        opts.sqlx_logging(false);
+        if backend == Backend::Sqlite {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            opts.map_sqlx_sqlite_opts(move |o| {
+                let o = o.foreign_keys(true).busy_timeout(Duration::from_secs(10));
+                if in_memory {
+                    o
+                } else {
+                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                }
+            });
+            if in_memory {
+                // Each connection to `:memory:` would be a database of its own: keep one, forever.
+                opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            } else {
+                // WAL lets readers run beside the writer; writers queue (IMMEDIATE + busy timeout).
+                opts.max_connections(4);
+            }
+        }
+        let db = Database::connect(opts).await?;
+        Ok(Self { db, backend, key: Ok(None) })
+    }
+
+    /// Brings the schema up to date (a no-op when it is).
+    ///
+    /// # Errors
+    /// A migration failed.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        use polity_migrations::MigratorTrait;
+        polity_migrations::Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The connection pool, for what the store does not cover (health checks, tests).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Sets the key that encrypts secrets (`POLITY_SECRET_KEY`: 32 bytes, base64). Text that
+    /// is not such a key is reported as [`StoreError::SecretKeyInvalid`] by
+    /// [`Store::check_secret_key`] and whenever a secret is read or written.
+    #[must_use]
+    pub fn with_secret_key(mut self, key: Option<&str>) -> Self {
+        self.key = key.map(SecretKey::parse).transpose();
+        self
+    }
+
+    /// The secret key, if one is set and valid.
+    fn secret_key(&self) -> Result<Option<&SecretKey>, StoreError> {
+        self.key.as_ref().map(Option::as_ref).map_err(|e| StoreError::SecretKeyInvalid(e.clone()))
+    }
+
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
+    /// two writers queue on the busy timeout instead of failing when a read turns into a write.
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+    }
+
+    // ----- communities -----
+
+    /// Stores a new community (the engine's, with its id) and its members and roles.
+    ///
+    /// # Errors
+    /// [`StoreError::CommunityExists`] when its name or id is taken.
+    pub async fn create_community(&self, c: &Community) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let txn = self.begin().await?;
+        let taken = communities::Entity::find()
+            .filter(communities::Column::Id.eq(c.id.0).or(communities::Column::Name.eq(c.name.clone())))
+            .count(&txn)
+            .await?;
+        if taken > 0 {
+            txn.rollback().await?;
+            return Err(StoreError::CommunityExists(c.name.clone()));
+        }
+        communities::Entity::insert(communities::ActiveModel {
+            id: Set(c.id.0),
+            name: Set(c.name.clone()),
+            created_at: Set(ts(now)),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        community::sync_community(&txn, c, now).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// # Errors
+    /// A database error.
+    pub async fn community_id(&self, name: &str) -> Result<Option<CommunityId>, StoreError> {
+        let row = communities::Entity::find().filter(communities::Column::Name.eq(name)).one(&self.db).await?;
+        Ok(row.map(|r| CommunityId(r.id)))
+    }
+
+    /// The id a new community gets: one more than the largest.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn next_community_id(&self) -> Result<CommunityId, StoreError> {
+        let last = communities::Entity::find().order_by_desc(communities::Column::Id).one(&self.db).await?;
+        Ok(CommunityId(last.map_or(1, |r| r.id + 1)))
+    }
+
+    /// Every community, by id.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn communities(&self) -> Result<Vec<(CommunityId, String)>, StoreError> {
+        let rows = communities::Entity::find().order_by_asc(communities::Column::Id).all(&self.db).await?;
+        Ok(rows.into_iter().map(|r| (CommunityId(r.id), r.name)).collect())
+    }
+
+    /// The community with its members, accounts, roles and permissions.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownCommunity`], or a row that does not decode.
+    pub async fn load_community(&self, id: CommunityId) -> Result<Community, StoreError> {
+        community::load_community(&self.db, id).await
+    }
+
+    // ----- policies -----
+
+    /// Every version of every policy of the community, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn load_policies(&self, id: CommunityId) -> Result<Vec<StoredPolicy>, StoreError> {
+        let rows = policies::Entity::find()
+            .filter(policies::Column::CommunityId.eq(id.0))
+            .order_by_asc(policies::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredPolicy {
+                id: PolicyId(r.id),
+                name: r.name,
+                version: r.version,
+                source: r.source,
+                active: r.active,
+                installed_at: r.installed_at,
+            })
+            .collect())
+    }
+
+    // ----- proposals -----
+
+    /// The community's proposals (only the open ones when `open_only`) with their ballots
+    /// and vote messages, by id.
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn load_proposals(&self, id: CommunityId, open_only: bool) -> Result<Vec<Proposal>, StoreError> {
+        self.proposals_where(id, open_only, None).await
+    }
+
+    /// One proposal with its ballots and vote messages.
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn proposal(&self, id: CommunityId, p: ProposalId) -> Result<Option<Proposal>, StoreError> {
+        Ok(self.proposals_where(id, false, Some(p)).await?.pop())
+    }
+
+    async fn proposals_where(
+        &self,
+        id: CommunityId,
+        open_only: bool,
+        only: Option<ProposalId>,
+    ) -> Result<Vec<Proposal>, StoreError> {
+        let cid = id.0;
+        let open = codec::enum_name(&polity_governance::ProposalState::Proposed, "state")?;
+        let mut rows = proposals::Entity::find().filter(proposals::Column::CommunityId.eq(cid));
+        let mut ballot_rows = ballots::Entity::find().filter(ballots::Column::CommunityId.eq(cid));
+        let mut message_rows = vote_messages::Entity::find().filter(vote_messages::Column::CommunityId.eq(cid));
+        if let Some(p) = only {
+            rows = rows.filter(proposals::Column::Id.eq(p.0));
+            ballot_rows = ballot_rows.filter(ballots::Column::ProposalId.eq(p.0));
+            message_rows = message_rows.filter(vote_messages::Column::ProposalId.eq(p.0));
+        }
+        if open_only {
+            let open_ids = Query::select()
+                .column(proposals::Column::Id)
+                .from(proposals::Entity)
+                .and_where(proposals::Column::CommunityId.eq(cid))
+                .and_where(proposals::Column::State.eq(open.clone()))
+                .to_owned();
+            rows = rows.filter(proposals::Column::State.eq(open));
+            ballot_rows = ballot_rows.filter(ballots::Column::ProposalId.in_subquery(open_ids.clone()));
+            message_rows = message_rows.filter(vote_messages::Column::ProposalId.in_subquery(open_ids));
+        }
+        let rows = rows.order_by_asc(proposals::Column::Id).all(&self.db).await?;
+        let mut ballots_of: BTreeMap<i64, Vec<ballots::Model>> = BTreeMap::new();
+        for b in ballot_rows.order_by_asc(ballots::Column::MemberId).all(&self.db).await? {
+            ballots_of.entry(b.proposal_id).or_default().push(b);
+        }
+        let mut messages_of: BTreeMap<i64, Vec<vote_messages::Model>> = BTreeMap::new();
+        for m in message_rows.order_by_asc(vote_messages::Column::Id).all(&self.db).await? {
+            messages_of.entry(m.proposal_id).or_default().push(m);
+        }
+        rows.into_iter()
+            .map(|r| {
+                let b = ballots_of.remove(&r.id).unwrap_or_default();
+                let m = messages_of.remove(&r.id).unwrap_or_default();
+                codec::decode_proposal(r, b, m)
+            })
+            .collect()
+    }
+
+    /// The largest proposal id the community has used.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn last_proposal_id(&self, id: CommunityId) -> Result<Option<ProposalId>, StoreError> {
+        let last = proposals::Entity::find()
+            .filter(proposals::Column::CommunityId.eq(id.0))
+            .order_by_desc(proposals::Column::Id)
+            .one(&self.db)
+            .await?;
+        Ok(last.map(|r| ProposalId(r.id)))
+    }
+
+    /// The vote messages of a proposal, in the order platforms reported them.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn vote_messages(&self, id: CommunityId, p: ProposalId) -> Result<Vec<MessageRef>, StoreError> {
+        let rows = vote_messages::Entity::find()
+            .filter(vote_messages::Column::CommunityId.eq(id.0))
+            .filter(vote_messages::Column::ProposalId.eq(p.0))
+            .order_by_asc(vote_messages::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows.iter().map(codec::message_ref).collect())
+    }
+
+    // ----- the step -----
+
+    /// Whether an input with this source and dedup key was recorded.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn seen(&self, source: &str, dedup_key: &str) -> Result<bool, StoreError> {
+        let n = inbox::Entity::find()
+            .filter(inbox::Column::Source.eq(source))
+            .filter(inbox::Column::DedupKey.eq(dedup_key))
+            .count(&self.db)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Writes everything one engine step changed in one transaction; see [`StepRecord`].
+    ///
+    /// # Errors
+    /// A database error; nothing is written then.
+    pub async fn record_step(&self, rec: StepRecord<'_>) -> Result<Recorded, StoreError> {
+        let txn = self.begin().await?;
+        match step::record(&txn, &rec).await? {
+            Recorded::Duplicate => {
+                txn.rollback().await?;
+                Ok(Recorded::Duplicate)
+            }
+            done => {
+                txn.commit().await?;
+                Ok(done)
+            }
+        }
+    }
+
+    // ----- the outbox -----
+
+    /// Effects due at `now`, oldest first: pending ones, and in-flight ones a crash left
+    /// behind (their platform call may or may not have happened).
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn due_effects(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]))
+            .filter(outbox::Column::NextAttemptAt.lte(ts(now)))
+            .order_by_asc(outbox::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: r.id,
+                    community: CommunityId(r.community_id),
+                    proposal: r.proposal_id.map(ProposalId),
+                    effect: from_json(&r.effect, &format!("outbox row {} effect", r.id))?,
+                    attempts: r.attempts,
+                })
+            })
+            .collect()
+    }
+
+    /// When the next pending or in-flight effect is due.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn next_effect_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = outbox::Entity::find()
+            .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]))
+            .order_by_asc(outbox::Column::NextAttemptAt)
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|r| r.next_attempt_at))
+    }
+
+    /// Marks an effect in flight and counts the attempt: commit this before the platform call.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownEffect`] when it is not pending or in flight.
+    pub async fn start_effect(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let res = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(status::IN_FLIGHT))
+            .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+            .col_expr(outbox::Column::UpdatedAt, Expr::value(ts(now)))
+            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(StoreError::UnknownEffect(id));
+        }
+        Ok(())
+    }
+
+    /// Marks an effect done, with what the platform returned (a posted message's id ...).
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownEffect`].
+    pub async fn finish_effect(
+        &self,
+        id: i64,
+        result: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = to_json(result, "effect result")?;
+        self.set_effect(id, status::DONE, None, Some(result), None, now).await
+    }
+
+    /// Puts an effect back to pending, due again `at`, keeping the error.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownEffect`].
+    pub async fn retry_effect(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.set_effect(id, status::PENDING, Some(error), None, Some(at), now).await
+    }
+
+    /// Gives an effect up, keeping the error.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownEffect`].
+    pub async fn fail_effect(&self, id: i64, error: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.set_effect(id, status::FAILED, Some(error), None, None, now).await
+    }
+
+    async fn set_effect(
+        &self,
+        id: i64,
+        to: &str,
+        error: Option<&str>,
+        result: Option<String>,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut update = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(to))
+            .col_expr(outbox::Column::UpdatedAt, Expr::value(ts(now)));
+        if let Some(e) = error {
+            update = update.col_expr(outbox::Column::LastError, Expr::value(e));
+        }
+        if let Some(r) = result {
+            update = update.col_expr(outbox::Column::Result, Expr::value(r));
+        }
+        if let Some(at) = next {
+            update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(ts(at)));
+        }
+        let res = update.filter(outbox::Column::Id.eq(id)).exec(&self.db).await?;
+        if res.rows_affected == 0 {
+            return Err(StoreError::UnknownEffect(id));
+        }
+        Ok(())
+    }
+
+    /// How many effects are pending or in flight.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn pending_effects(&self) -> Result<u64, StoreError> {
+        Ok(outbox::Entity::find()
+            .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]))
+            .count(&self.db)
+            .await?)
+    }
+
+    // ----- the scheduler -----
+
+    /// The earliest deadline of an open proposal, in any community.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn next_deadline(&self) -> Result<Option<(CommunityId, DateTime<Utc>)>, StoreError> {
+        let row = scheduled_jobs::Entity::find()
+            .filter(scheduled_jobs::Column::Kind.eq(DEADLINE))
+            .order_by_asc(scheduled_jobs::Column::DueAt)
+            .order_by_asc(scheduled_jobs::Column::Id)
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|r| (CommunityId(r.community_id), r.due_at)))
+    }
+
+    // ----- the audit log -----
+
+    /// The community's latest audit lines, newest first.
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn audit(&self, id: CommunityId, limit: u64) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = audit_log::Entity::find()
+            .filter(audit_log::Column::CommunityId.eq(id.0))
+            .order_by_desc(audit_log::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    id: r.id,
+                    at: r.at,
+                    event: from_json(&r.event, &format!("audit row {}", r.id))?,
+                    text: r.text,
+                })
+            })
+            .collect()
+    }
+
+    // ----- settings -----
+
+    /// A setting by key (`console.last_message` ...).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(settings::Entity::find_by_id(key).one(&self.db).await?.map(|r| r.value))
+    }
+
+    /// Sets a setting. The store's own keys (the secret key check) cannot be set this way.
+    ///
+    /// # Errors
+    /// [`StoreError::ReservedSetting`], or a database error.
+    pub async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        if key == SECRET_CHECK_KEY {
+            return Err(StoreError::ReservedSetting(key.to_string()));
+        }
+        settings::Entity::insert(settings::ActiveModel { key: Set(key.to_string()), value: Set(value.to_string()) })
+            .on_conflict(OnConflict::column(settings::Column::Key).update_column(settings::Column::Value).to_owned())
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    // ----- platform connections and secrets -----
+
+    /// Stores (or replaces) a platform connection; its secret, if any, encrypted.
+    ///
+    /// # Errors
+    /// [`StoreError::SecretKeyMissing`] when there is a secret and no key,
+    /// [`StoreError::SecretKeyWrong`] when other secrets were written with another key.
+    pub async fn put_connection(
+        &self,
+        id: CommunityId,
+        name: &str,
+        platform: &str,
+        config: &serde_json::Value,
+        secret: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = ts(Utc::now());
+        let config = to_json(config, "connection config")?;
+        let txn = self.begin().await?;
+        let ciphertext = match secret {
+            None => None,
+            Some(secret) => {
+                let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
+                let check = settings::Entity::find_by_id(SECRET_CHECK_KEY).one(&txn).await?;
+                match check {
+                    Some(row) => {
+                        if key.open(&row.value, SECRET_CHECK_CONTEXT).as_deref() != Some(SECRET_CHECK_TEXT) {
+                            return Err(StoreError::SecretKeyWrong);
+                        }
+                    }
+                    None => {
+                        let value = key.seal(SECRET_CHECK_TEXT, SECRET_CHECK_CONTEXT).map_err(StoreError::Corrupt)?;
+                        settings::Entity::insert(settings::ActiveModel {
+                            key: Set(SECRET_CHECK_KEY.to_string()),
+                            value: Set(value),
+                        })
+                        .exec_without_returning(&txn)
+                        .await?;
+                    }
+                }
+                Some(key.seal(secret, &secret_context(id, name)).map_err(StoreError::Corrupt)?)
+            }
+        };
+        platform_connections::Entity::insert(platform_connections::ActiveModel {
+            community_id: Set(id.0),
+            name: Set(name.to_string()),
+            platform: Set(platform.to_string()),
+            config: Set(config),
+            secret_ciphertext: Set(ciphertext),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([platform_connections::Column::CommunityId, platform_connections::Column::Name])
+                .update_columns([
+                    platform_connections::Column::Platform,
+                    platform_connections::Column::Config,
+                    platform_connections::Column::SecretCiphertext,
+                    platform_connections::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The community's platform connections, by name.
+    ///
+    /// # Errors
+    /// A database error or a config that does not decode.
+    pub async fn connections(&self, id: CommunityId) -> Result<Vec<Connection>, StoreError> {
+        let rows = platform_connections::Entity::find()
+            .filter(platform_connections::Column::CommunityId.eq(id.0))
+            .order_by_asc(platform_connections::Column::Name)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Connection {
+                    config: from_json(&r.config, &format!("config of connection {}", r.name))?,
+                    has_secret: r.secret_ciphertext.is_some(),
+                    name: r.name,
+                    platform: r.platform,
+                })
+            })
+            .collect()
+    }
+
+    /// The decrypted secret of a connection; `None` when there is no such connection or it
+    /// has no secret.
+    ///
+    /// # Errors
+    /// [`StoreError::SecretKeyMissing`] or [`StoreError::SecretKeyWrong`].
+    pub async fn connection_secret(&self, id: CommunityId, name: &str) -> Result<Option<Secret>, StoreError> {
+        let row = platform_connections::Entity::find()
+            .filter(platform_connections::Column::CommunityId.eq(id.0))
+            .filter(platform_connections::Column::Name.eq(name))
+            .one(&self.db)
+            .await?;
+        let Some(stored) = row.and_then(|r| r.secret_ciphertext) else {
+            return Ok(None);
+        };
+        let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
+        let plain = key.open(&stored, &secret_context(id, name)).ok_or(StoreError::SecretKeyWrong)?;
+        Ok(Some(Secret::new(plain)))
+    }
+
+    /// Checks at start that the secret key can read the stored secrets: fine when there are
+    /// none; otherwise the key must be set and be the one they were written with.
+    ///
+    /// # Errors
+    /// [`StoreError::SecretKeyMissing`], [`StoreError::SecretKeyWrong`] or
+    /// [`StoreError::SecretKeyInvalid`].
+    pub async fn check_secret_key(&self) -> Result<(), StoreError> {
+        self.secret_key()?;
+        let check = settings::Entity::find_by_id(SECRET_CHECK_KEY).one(&self.db).await?;
+        let a_secret = platform_connections::Entity::find()
+            .filter(platform_connections::Column::SecretCiphertext.is_not_null())
+            .one(&self.db)
+            .await?;
+        if check.is_none() && a_secret.is_none() {
+            return Ok(());
+        }
+        let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
+        let opens = match (&check, &a_secret) {
+            (Some(row), _) => key.open(&row.value, SECRET_CHECK_CONTEXT).as_deref() == Some(SECRET_CHECK_TEXT),
+            (None, Some(c)) => c
+                .secret_ciphertext
+                .as_deref()
+                .and_then(|s| key.open(s, &secret_context(CommunityId(c.community_id), &c.name)))
+                .is_some(),
+            (None, None) => true,
+        };
+        if opens { Ok(()) } else { Err(StoreError::SecretKeyWrong) }
+    }
+}
+
+/// The proposal an effect is about, read from its JSON (`proposal` field), so new effect
+/// kinds need no change here.
+fn effect_proposal(effect_json: &serde_json::Value) -> Option<ProposalId> {
+    effect_json.get("proposal").and_then(serde_json::Value::as_i64).map(ProposalId)
+}

@@ -1,0 +1,124 @@
+//! Console scenarios through the real `polity` binary: what a person trying Polity sees.
+//! Each runs on its own SQLite file, and again on PostgreSQL when
+//! `POLITY_TEST_DATABASE_URL` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use support::TestDb;
+
+fn run(db: &str, script: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polity"))
+        .arg("console")
+        .env("DATABASE_URL", db)
+        .env_remove("POLITY_DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "polity console failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn lines_with<'a>(out: &'a str, needle: &str) -> Vec<&'a str> {
+    out.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// Messages the bot posted (not its edits).
+fn posts_with<'a>(out: &'a str, needle: &str) -> Vec<&'a str> {
+    lines_with(out, needle).into_iter().filter(|l| !l.contains("] edited msg")).collect()
+}
+
+const MEMBERS: &str = "/kit install direct-democracy\n/as alice\n/as bob\n/as carol\n";
+
+fn passes_early_by_reactions(db: &str) {
+    let out = run(
+        db,
+        &format!("{MEMBERS}/as alice\n/propose Buy a new server\n+:+1: 1\n/as bob\n+👍 1\n/as carol\n+thumbsup 1\n"),
+    );
+    let vote = posts_with(&out, "msg 1 by polity: Proposal #1: alice proposes: Buy a new server");
+    assert_eq!(vote.len(), 1, "{out}");
+    assert!(vote[0].starts_with("[#general] msg 1 by polity:"), "{out}");
+    assert!(out.contains("[only admin] The starter kit is installed."), "{out}");
+    assert!(out.contains("[only alice] Proposal #1 is open, under \"Majority of members\"."), "{out}");
+    // The live tally after each ballot, then the outcome.
+    assert!(
+        out.contains("edited msg 1 by polity:") && out.contains("yes 1 · no 0 · abstain 0 (1 of 4 voted)"),
+        "{out}"
+    );
+    assert!(out.contains("yes 2 · no 0 · abstain 0 (2 of 4 voted)"), "{out}");
+    let announced = lines_with(&out, "passed: alice proposes: Buy a new server");
+    assert_eq!(announced.len(), 1, "{out}");
+    assert!(announced[0].starts_with("[#general] msg 2 by polity: Proposal #1 passed"), "{out}");
+    assert!(lines_with(&out, "edited msg 1").last().unwrap().ends_with("PASSED"), "{out}");
+}
+
+fn the_deadline_decides(db: &str) {
+    let out = run(db, &format!("{MEMBERS}/as alice\n/propose Weekly calls\n+👍 1\n/as bob\n+👎 1\n/wait 71h\n"));
+    assert!(!out.contains("Proposal #1 failed") && !out.contains("Proposal #1 passed"), "{out}");
+    let out = run(db, "/as carol\n+👎 1\n/wait 72h\n");
+    assert!(out.contains("msg 2 by polity: Proposal #1 failed: alice proposes: Weekly calls"), "{out}");
+}
+
+fn a_restart_in_the_middle_of_a_vote(db: &str) {
+    let first = run(db, &format!("{MEMBERS}/as alice\n/propose Adopt the style guide\n+👍 1\n"));
+    assert!(first.contains("(1 of 4 voted)"), "{first}");
+    assert!(!first.contains("passed"), "{first}");
+    // A new process on the same database: the ballot cast before is still there.
+    let second = run(db, "/as bob\n+👍 1\n/as carol\n+👍 1\n");
+    assert!(second.contains("(2 of 4 voted)"), "{second}");
+    assert!(second.contains("msg 2 by polity: Proposal #1 passed"), "{second}");
+    // Message numbers continue where they stopped.
+    let third = run(db, "/as alice\n/propose Another\n");
+    assert!(third.contains("msg 3 by polity: Proposal #2: alice proposes: Another"), "{third}");
+}
+
+fn mistakes_get_clear_replies(db: &str) {
+    let out = run(db, "/propose Nothing governs this\n+👍 99\n/as two words\n/wait soon\n/frobnicate\n/vote 7 yes\n");
+    assert!(out.contains("[only admin] no policy decides plain proposals yet"), "{out}");
+    assert!(out.contains("[only admin] There is no message 99 here."), "{out}");
+    assert!(out.contains("[only admin] `/as NAME` takes one name"), "{out}");
+    assert!(out.contains("[only admin] `/wait DURATION`"), "{out}");
+    assert!(out.contains("[only admin] There is no command /frobnicate"), "{out}");
+    assert!(out.contains("[only admin] there is no proposal #7"), "{out}");
+}
+
+macro_rules! on_every_database {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let db = super::TestDb::sqlite(stringify!($name));
+                    super::$name(db.url());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let Some(db) = super::TestDb::postgres(stringify!($name)) else { return };
+                    super::$name(db.url());
+                }
+            )*
+        }
+    };
+}
+
+on_every_database!(
+    passes_early_by_reactions,
+    the_deadline_decides,
+    a_restart_in_the_middle_of_a_vote,
+    mistakes_get_clear_replies
+);
