@@ -93,6 +93,50 @@ fn mistakes_get_clear_replies(db: &str) {
     assert!(out.contains("[only admin] there is no proposal #7"), "{out}");
 }
 
+/// Starts the console, types `lines` one by one, and kills the process (SIGKILL, no chance to
+/// flush anything) as soon as it has printed a line containing `until`.
+fn kill_after(db: &str, lines: &str, until: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polity"))
+        .arg("console")
+        .env("DATABASE_URL", db)
+        .env_remove("POLITY_DATABASE_URL")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(lines.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(until) {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    seen
+}
+
+fn killed_and_restarted(db: &str) {
+    // Killed right after bob's ballot shows in the tally, with standard input still open.
+    let before = kill_after(
+        db,
+        &format!("{MEMBERS}/as alice\n/propose Move to Fridays\n+👍 1\n/as bob\n+👍 1\n"),
+        "(2 of 4 voted)",
+    );
+    assert!(before.contains("(2 of 4 voted)"), "{before}");
+    let after = run(db, "/as carol\n+👍 1\n");
+    assert!(after.contains("(3 of 4 voted) — PASSED"), "{after}");
+    assert_eq!(posts_with(&after, "Proposal #1 passed").len(), 1, "{after}");
+}
+
 macro_rules! on_every_database {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -120,5 +164,6 @@ on_every_database!(
     passes_early_by_reactions,
     the_deadline_decides,
     a_restart_in_the_middle_of_a_vote,
+    killed_and_restarted,
     mistakes_get_clear_replies
 );

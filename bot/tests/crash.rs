@@ -1,0 +1,213 @@
+//! Crash safety: the runtime is killed at chosen points of a vote and started again on the
+//! same database. No ballot is lost, no effect is performed twice, and what was in flight is
+//! finished. The platform here is a fake that, like Discord with a message nonce, performs a
+//! request whose idempotency key it has seen before only once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use polity::runtime::{Handled, Runtime, request};
+use polity::store::Store;
+use polity_governance::ProposalState;
+use polity_governance::action::{Action, ActionType, PROPOSE};
+use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place, ProposalId};
+use polity_governance::io::{Effect, Inbound};
+use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use support::TestDb;
+
+/// What the fake platform's server has done, by idempotency key. Shared across restarts, as a
+/// real platform outlives our process.
+#[derive(Default)]
+struct Server {
+    performed: BTreeMap<i64, Effect>,
+    /// Every request received, repeats included.
+    requests: Vec<i64>,
+    /// Requests with this key never get an answer (the process dies waiting).
+    hang_on: Option<i64>,
+}
+
+/// Told when the hanging request has reached the server.
+static REACHED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+struct Fake {
+    server: Arc<Mutex<Server>>,
+}
+
+impl Platform for Fake {
+    fn name(&self) -> &str {
+        "chat"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { reactions: true, edits: true, ..Capabilities::default() }
+    }
+    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(async move {
+            let hang = {
+                let mut s = self.server.lock().unwrap();
+                s.requests.push(r.key);
+                s.performed.entry(r.key).or_insert_with(|| r.effect.clone());
+                s.hang_on == Some(r.key)
+            };
+            if hang {
+                // The platform did it, but the answer never reaches us.
+                REACHED.notify_one();
+                std::future::pending::<()>().await;
+            }
+            let message = matches!(r.effect, Effect::PostVote { .. } | Effect::Post { .. })
+                .then(|| MessageRef::new("chat", "#general", format!("m{}", r.key)));
+            Ok(Performed { message })
+        })
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+fn account(name: &str) -> AccountRef {
+    AccountRef::new("chat", name)
+}
+
+async fn start(url: &str, server: &Arc<Mutex<Server>>) -> (Runtime, CommunityId) {
+    let store = Store::connect(url).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut rt = Runtime::open(store).await.unwrap();
+    rt.add_platform(Arc::new(Fake { server: server.clone() }));
+    let c = rt.ensure_community("crash", "admin", account("admin")).await.unwrap();
+    (rt, c)
+}
+
+const POLICY: &str = "name = \"Majority\"\nkind = \"platform\"\n[vote]\nquorum = 1\ncloses = \"1h\"\n";
+
+async fn setup(rt: &mut Runtime, c: CommunityId) -> ProposalId {
+    let install = request("polity.policy_install", account("admin"), Place::new("chat", "#general"), "install")
+        .unwrap()
+        .with("source", POLICY);
+    rt.handle(c, "chat", "install", Inbound::Action { action: install }, t0(), false).await.unwrap();
+    for name in ["alice", "bob", "carol", "dave"] {
+        assert!(rt.admit(c, &account(name), name));
+    }
+    rt.save_community(c, t0()).await.unwrap();
+    let propose = Action::new(ActionType::new(PROPOSE).unwrap(), account("alice"), "p1")
+        .at(Place::new("chat", "#general"))
+        .requested()
+        .with("text", "Adopt the charter");
+    let Handled::Done(step) =
+        rt.handle(c, "chat", "p1", Inbound::Action { action: propose }, t0(), false).await.unwrap()
+    else {
+        panic!("a new input is not a duplicate")
+    };
+    *step.changed.iter().next().unwrap()
+}
+
+fn reaction(vote: &MessageRef, who: &str) -> Inbound {
+    Inbound::Reaction { message: vote.clone(), voter: account(who), emoji: "👍".into(), added: true }
+}
+
+async fn vote_message(rt: &Runtime, c: CommunityId, p: ProposalId) -> MessageRef {
+    rt.store().vote_messages(c, p).await.unwrap().into_iter().next().unwrap()
+}
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+fn killed_mid_vote(db: &TestDb) {
+    let server = Arc::new(Mutex::new(Server::default()));
+    run(async {
+        // Run 1: the proposal opens and its vote message is posted; alice votes. Killed after
+        // alice's step committed but before its effects were performed.
+        let (mut rt, c) = start(db.url(), &server).await;
+        let p = setup(&mut rt, c).await;
+        rt.dispatch(t0()).await.unwrap();
+        let vote = vote_message(&rt, c, p).await;
+        rt.handle(c, "chat", "r-alice", reaction(&vote, "alice"), t0(), false).await.unwrap();
+        drop(rt);
+
+        // Run 2: the edit alice's ballot caused is still pending and is performed now. bob
+        // votes; the platform performs the tally edit but the process dies before hearing back.
+        let (mut rt, c) = start(db.url(), &server).await;
+        assert_eq!(rt.engine(c).unwrap().proposal(p).unwrap().tally().unwrap().cast, 1, "alice's ballot survived");
+        rt.dispatch(t0()).await.unwrap();
+        // A gateway replay of alice's reaction after the restart changes nothing.
+        assert!(matches!(
+            rt.handle(c, "chat", "r-alice", reaction(&vote, "alice"), t0(), false).await.unwrap(),
+            Handled::Duplicate
+        ));
+        rt.handle(c, "chat", "r-bob", reaction(&vote, "bob"), t0(), false).await.unwrap();
+        let next = rt.store().due_effects(t0(), 10).await.unwrap()[0].id;
+        server.lock().unwrap().hang_on = Some(next);
+        // The process is killed while the dispatcher waits for the platform's answer.
+        tokio::select! {
+            _ = rt.dispatch(t0()) => panic!("the platform call should not have returned"),
+            () = REACHED.notified() => {}
+        }
+        drop(rt);
+        server.lock().unwrap().hang_on = None;
+
+        // Run 3: the in-flight edit is sent again with the same key (the platform drops the
+        // repeat); carol's ballot decides the proposal.
+        let (mut rt, c) = start(db.url(), &server).await;
+        rt.dispatch(t0()).await.unwrap();
+        rt.handle(c, "chat", "r-carol", reaction(&vote, "carol"), t0() + TimeDelta::minutes(1), false).await.unwrap();
+        rt.dispatch(t0() + TimeDelta::minutes(1)).await.unwrap();
+
+        let stored = rt.store().proposal(c, p).await.unwrap().unwrap();
+        assert_eq!(stored.state, ProposalState::Passed);
+        assert_eq!(stored.tally().unwrap().cast, 3, "every ballot counted once");
+        assert_eq!(rt.store().pending_effects().await.unwrap(), 0, "nothing left in flight");
+
+        let s = server.lock().unwrap();
+        assert!(s.requests.iter().filter(|k| **k == next).count() == 2, "the in-flight effect was retried");
+        let announcements = s.performed.values().filter(|e| matches!(e, Effect::Post { .. })).count();
+        assert_eq!(announcements, 1, "the outcome was announced once");
+        let votes_posted = s.performed.values().filter(|e| matches!(e, Effect::PostVote { .. })).count();
+        assert_eq!(votes_posted, 1);
+        // Every effect the runtime recorded reached the platform exactly once.
+        let mut keys = s.requests.clone();
+        keys.dedup();
+        assert_eq!(keys.len(), s.performed.len());
+    });
+}
+
+fn deadline_while_down(db: &TestDb) {
+    let server = Arc::new(Mutex::new(Server::default()));
+    run(async {
+        let (mut rt, c) = start(db.url(), &server).await;
+        let p = setup(&mut rt, c).await;
+        rt.dispatch(t0()).await.unwrap();
+        let vote = vote_message(&rt, c, p).await;
+        rt.handle(c, "chat", "r-alice", reaction(&vote, "alice"), t0(), false).await.unwrap();
+        rt.dispatch(t0()).await.unwrap();
+        drop(rt);
+
+        // Down for two hours; the deadline (1h) passed meanwhile.
+        let later = t0() + TimeDelta::hours(2);
+        let (mut rt, c) = start(db.url(), &server).await;
+        assert_eq!(rt.next_wake().await.unwrap(), Some(t0() + TimeDelta::hours(1)));
+        rt.fire_deadlines(later).await.unwrap();
+        rt.dispatch(later).await.unwrap();
+        assert_eq!(rt.store().proposal(c, p).await.unwrap().unwrap().state, ProposalState::Passed);
+        assert_eq!(rt.next_wake().await.unwrap(), None);
+    });
+}
+
+#[test]
+fn killed_mid_vote_at_every_stage_the_vote_still_ends_right_and_nothing_happens_twice() {
+    killed_mid_vote(&TestDb::sqlite("crash"));
+    if let Some(db) = TestDb::postgres("crash") {
+        killed_mid_vote(&db);
+    }
+}
+
+#[test]
+fn a_deadline_due_while_the_bot_was_down_is_decided_at_start() {
+    deadline_while_down(&TestDb::sqlite("crash_deadline"));
+    if let Some(db) = TestDb::postgres("crash_deadline") {
+        deadline_while_down(&db);
+    }
+}
