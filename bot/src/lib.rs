@@ -6,11 +6,14 @@
 //! - [`runtime`]: the one path every input takes, and the dispatcher that performs effects.
 //! - [`commands`]: the slash commands the console understands.
 //! - [`console`]: `polity console`.
+//! - [`export`]: `polity export`, the governance record as JSON or CSV.
 //! - [`policy_cli`]: `polity policy check`.
 
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod export;
 pub mod policy_cli;
 pub mod runtime;
+pub mod serve;
 pub mod store;

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use polity::config::{Config, redact_url};
 use polity::store::Store;
-use polity::{console, policy_cli};
+use polity::{console, export, policy_cli};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,15 @@ enum Command {
     Console,
     /// Bring the database schema up to date.
     Migrate,
+    /// Export the governance record (proposals, ballots, decisions, audit log) to standard output.
+    Export {
+        /// How to write the record.
+        #[arg(long, value_enum, default_value = "json")]
+        format: export::Format,
+        /// Only this community (by name).
+        #[arg(long)]
+        community: Option<String>,
+    },
     /// Work with policy files offline.
     Policy {
         #[command(subcommand)]
@@ -74,6 +83,13 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
             let config = Config::load(cli.config.as_deref())?;
             open_store(&config).await?;
             println!("The database {} is up to date.", redact_url(&config.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { format, community } => {
+            init_tracing("warn");
+            let config = Config::load(cli.config.as_deref())?;
+            let store = open_store(&config).await?;
+            export::run(&store, format, community.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Console => {

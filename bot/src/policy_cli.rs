@@ -21,13 +21,18 @@ pub fn check(file: &Path) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
-            for e in &errors.0 {
-                match e.line {
-                    Some(l) => eprintln!("{}:{l}: {}", file.display(), e.message),
-                    None => eprintln!("{}: {}", file.display(), e.message),
-                }
-            }
+            print_errors(file, &errors);
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `FILE:LINE: message` for each mistake (`FILE: message` when it has no line).
+fn print_errors(file: &Path, errors: &polity_governance::policy::PolicyErrors) {
+    for e in &errors.0 {
+        match e.line {
+            Some(l) => eprintln!("{}:{l}: {}", file.display(), e.message),
+            None => eprintln!("{}: {}", file.display(), e.message),
         }
     }
 }
@@ -118,9 +123,7 @@ pub async fn test(policy: &Path, scenario: &Path) -> Result<ExitCode> {
     let source = std::fs::read_to_string(policy).with_context(|| format!("reading {}", policy.display()))?;
     let script = std::fs::read_to_string(scenario).with_context(|| format!("reading {}", scenario.display()))?;
     if let Err(errors) = CompiledPolicy::compile(PolicyId(1), &source, &Sandbox::default()) {
-        for e in &errors.0 {
-            eprintln!("{}:{}: {}", policy.display(), e.line.map(|l| l.to_string()).unwrap_or_default(), e.message);
-        }
+        print_errors(policy, &errors);
         return Ok(ExitCode::FAILURE);
     }
     let store = Store::connect("sqlite::memory:").await?;

@@ -218,10 +218,7 @@ impl Runtime {
                 match apply_governance_change(engine, action) {
                     Ok(change) => {
                         changes.merge(change);
-                        step.audit.push(Audit::Decided {
-                            proposal: proposal.unwrap_or(ProposalId(0)),
-                            outcome: format!("carried out {}", action.kind),
-                        });
+                        step.audit.push(Audit::Applied { proposal: *proposal, action: action.kind.clone() });
                     }
                     Err(e) => {
                         tracing::warn!(action = %action.kind, error = %e, "a governance change could not be applied");

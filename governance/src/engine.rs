@@ -802,11 +802,9 @@ impl Engine {
                         step.effects.push(Effect::RemoveReaction { message, account, emoji });
                     }
                 }
-                step.audit.push(Audit::BallotCast {
-                    proposal: id,
-                    voter: voter.clone(),
-                    choice: v.spec.describe(&choice),
-                });
+                // A secret ballot's choice stays out of the record anyone can read.
+                let shown = if v.spec.secret { "secretly".to_string() } else { v.spec.describe(&choice) };
+                step.audit.push(Audit::BallotCast { proposal: id, voter: voter.clone(), choice: shown });
             }
         }
         step.changed.insert(id);

@@ -108,6 +108,12 @@ pub enum Audit {
         proposal: ProposalId,
         outcome: String,
     },
+    /// A change to governance itself was carried out (by permission, with no policy, or
+    /// because its proposal passed).
+    Applied {
+        proposal: Option<ProposalId>,
+        action: ActionType,
+    },
     /// A script block failed; the policy is treated as not matching (filter) or the step is
     /// skipped, and the error is kept here.
     ScriptFailed {
@@ -133,6 +139,8 @@ impl fmt::Display for Audit {
                 write!(f, "ballot of {voter} on {proposal} rejected: {reason}")
             }
             Self::Decided { proposal, outcome } => write!(f, "proposal {proposal} {outcome}"),
+            Self::Applied { proposal: Some(p), action } => write!(f, "{action} carried out (proposal {p})"),
+            Self::Applied { proposal: None, action } => write!(f, "{action} carried out"),
             Self::ScriptFailed { policy_name, error } => write!(f, "policy \"{policy_name}\": {error}"),
         }
     }

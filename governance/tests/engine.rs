@@ -557,3 +557,13 @@ fn closed_proposals_can_leave_memory_without_their_numbers_being_reused() {
     fresh.engine.numbered_after(ProposalId(41));
     assert_eq!(fresh.propose("bob", "d"), ProposalId(42));
 }
+
+#[test]
+fn a_secret_ballot_is_counted_but_its_choice_stays_out_of_the_audit_log() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.install(&MAJORITY.replace("[vote]", "[vote]\nsecret = true"));
+    let id = w.propose("alice", "x");
+    let s = w.react("bob", id, "👎");
+    assert_eq!(s.audit[0].to_string(), "console:bob voted secretly on #1");
+    assert_eq!(w.engine.proposal(id).unwrap().tally().unwrap().counts[1], 1);
+}

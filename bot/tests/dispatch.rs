@@ -1,0 +1,111 @@
+//! The dispatcher's handling of platform failures: a 429's Retry-After is honoured, a
+//! temporary failure is retried with backoff, a permanent one (a 403) is never retried.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use polity::runtime::{Runtime, request};
+use polity::store::Store;
+use polity_governance::action::{Action, ActionType, PROPOSE};
+use polity_governance::ids::{AccountRef, CommunityId, Place};
+use polity_governance::io::Inbound;
+use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::TestDb;
+
+/// Answers each request with the next scripted answer (success once the script runs out),
+/// and counts the requests.
+struct Scripted {
+    answers: Mutex<VecDeque<PlatformError>>,
+    calls: Mutex<u32>,
+}
+
+impl Platform for Scripted {
+    fn name(&self) -> &str {
+        "chat"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn perform<'a>(&'a self, _: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(async move {
+            *self.calls.lock().unwrap() += 1;
+            match self.answers.lock().unwrap().pop_front() {
+                Some(e) => Err(e),
+                None => Ok(Performed::default()),
+            }
+        })
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+/// A community whose first effect (an announcement) meets `answers`.
+async fn with_one_effect(db: &TestDb, answers: Vec<PlatformError>) -> (Runtime, Arc<Scripted>) {
+    let store = Store::connect(db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut rt = Runtime::open(store).await.unwrap();
+    let platform = Arc::new(Scripted { answers: Mutex::new(answers.into()), calls: Mutex::new(0) });
+    rt.add_platform(platform.clone());
+    let admin = AccountRef::new("chat", "admin");
+    let c: CommunityId = rt.ensure_community("d", "admin", admin.clone()).await.unwrap();
+    let policy = "name = \"p\"\nkind = \"platform\"\n[vote]\nquorum = 1\n";
+    let install =
+        request("polity.policy_install", admin.clone(), Place::new("chat", "#g"), "i").unwrap().with("source", policy);
+    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+    let propose = Action::new(ActionType::new(PROPOSE).unwrap(), admin, "p")
+        .at(Place::new("chat", "#g"))
+        .requested()
+        .with("text", "x");
+    rt.handle(c, "chat", "p", Inbound::Action { action: propose }, t0(), false).await.unwrap();
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 1);
+    (rt, platform)
+}
+
+fn calls(p: &Scripted) -> u32 {
+    *p.calls.lock().unwrap()
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let db = TestDb::sqlite("retry_after");
+    let limited = PlatformError::RateLimited { retry_after: Some(Duration::from_secs(30)) };
+    let (mut rt, p) = with_one_effect(&db, vec![limited]).await;
+    rt.dispatch(t0()).await.unwrap();
+    assert_eq!(calls(&p), 1);
+    assert_eq!(rt.next_wake().await.unwrap(), Some(t0() + TimeDelta::seconds(30)));
+    rt.dispatch(t0() + TimeDelta::seconds(29)).await.unwrap();
+    assert_eq!(calls(&p), 1, "not before the platform said");
+    rt.dispatch(t0() + TimeDelta::seconds(30)).await.unwrap();
+    assert_eq!(calls(&p), 2);
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn temporary_failures_back_off_and_permanent_ones_are_not_retried() {
+    let db = TestDb::sqlite("backoff");
+    let flaky = || PlatformError::Transient("502 Bad Gateway".into());
+    let (mut rt, p) = with_one_effect(&db, vec![flaky(), flaky()]).await;
+    rt.dispatch(t0()).await.unwrap();
+    let first = rt.next_wake().await.unwrap().unwrap() - t0();
+    rt.dispatch(t0() + first).await.unwrap();
+    let second = rt.next_wake().await.unwrap().unwrap() - (t0() + first);
+    assert!(second > first, "backoff grows: {first} then {second}");
+    rt.dispatch(t0() + first + second).await.unwrap();
+    assert_eq!(calls(&p), 3);
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+
+    let db = TestDb::sqlite("forbidden");
+    let (mut rt, p) = with_one_effect(&db, vec![PlatformError::Permanent("403 Missing Permissions".into())]).await;
+    rt.dispatch(t0()).await.unwrap();
+    rt.dispatch(t0() + TimeDelta::hours(1)).await.unwrap();
+    assert_eq!(calls(&p), 1, "a 403 is never retried");
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    assert_eq!(rt.next_wake().await.unwrap(), None);
+}

@@ -1,0 +1,145 @@
+//! The serving loop: deadlines fire to the second on a clock moved by hand, effects are
+//! performed as they come due, and shutdown finishes what was delivered.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use polity::runtime::{Runtime, request};
+use polity::serve::{Clock, Delivery, serve};
+use polity::store::Store;
+use polity_governance::action::{Action, ActionType, PROPOSE};
+use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place};
+use polity_governance::io::{Effect, Inbound};
+use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
+use std::sync::{Arc, Mutex};
+use support::TestDb;
+use tokio::sync::{mpsc, watch};
+
+/// A clock that moves only when the test says.
+struct HandClock(watch::Sender<DateTime<Utc>>);
+
+impl Clock for HandClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.borrow()
+    }
+    fn sleep_until(&self, at: DateTime<Utc>) -> BoxFuture<'_, ()> {
+        let mut rx = self.0.subscribe();
+        Box::pin(async move {
+            // The sender lives as long as the clock, so waiting cannot fail.
+            let _reached = rx.wait_for(|now| *now >= at).await;
+        })
+    }
+}
+
+/// Each effect performed, with the clock's time then.
+type Seen = Arc<Mutex<Vec<(DateTime<Utc>, Effect)>>>;
+
+/// Records each effect with the clock's time when it was performed.
+struct Recorder {
+    clock: Arc<HandClock>,
+    seen: Seen,
+    performed: mpsc::UnboundedSender<()>,
+}
+
+impl Platform for Recorder {
+    fn name(&self) -> &str {
+        "chat"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(async move {
+            self.seen.lock().unwrap().push((self.clock.now(), r.effect.clone()));
+            self.performed.send(()).unwrap();
+            let message = matches!(r.effect, Effect::PostVote { .. })
+                .then(|| MessageRef::new("chat", "#general", format!("m{}", r.key)));
+            Ok(Performed { message })
+        })
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+fn alice() -> AccountRef {
+    AccountRef::new("chat", "alice")
+}
+
+fn delivery(community: CommunityId, key: &str, input: Inbound) -> Delivery {
+    Delivery { community, source: "chat".into(), dedup_key: key.into(), input, from: Some((alice(), "alice".into())) }
+}
+
+async fn wait_for_effects(rx: &mut mpsc::UnboundedReceiver<()>, n: usize) {
+    for _ in 0..n {
+        rx.recv().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_is_decided_at_its_second_and_shutdown_finishes_what_was_delivered() {
+    let db = TestDb::sqlite("serve");
+    let store = Store::connect(db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let clock = Arc::new(HandClock(watch::channel(t0()).0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (performed, mut performed_rx) = mpsc::unbounded_channel();
+    let mut rt = Runtime::open(store).await.unwrap();
+    rt.add_platform(Arc::new(Recorder { clock: clock.clone(), seen: seen.clone(), performed }));
+    let c = rt.ensure_community("serve", "admin", AccountRef::new("chat", "admin")).await.unwrap();
+    let policy =
+        "name = \"Quick\"\nkind = \"platform\"\n[vote]\nquorum = 0\npass = \"no-objection\"\ncloses = \"90s\"\n";
+    let install =
+        request("polity.policy_install", AccountRef::new("chat", "admin"), Place::new("chat", "#general"), "i")
+            .unwrap()
+            .with("source", policy);
+    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+
+    let (tx, rx) = mpsc::channel(16);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let loop_clock = clock.clone();
+    let server = tokio::spawn(async move {
+        serve(rt, rx, &*loop_clock, async {
+            let _stop = stopped.await;
+        })
+        .await
+    });
+
+    let propose = Action::new(ActionType::new(PROPOSE).unwrap(), alice(), "p1")
+        .at(Place::new("chat", "#general"))
+        .requested()
+        .with("text", "Lazy consensus on the roadmap");
+    tx.send(delivery(c, "p1", Inbound::Action { action: propose.clone() })).await.unwrap();
+    wait_for_effects(&mut performed_rx, 1).await; // the vote message
+
+    // A second later and a second short of the deadline: nothing is decided.
+    clock.0.send_replace(t0() + TimeDelta::seconds(89));
+    // A duplicate delivery is dropped, and proves the loop has caught up with the clock.
+    tx.send(delivery(c, "p1", Inbound::Action { action: propose })).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // At the deadline's second, the proposal passes: final edit and announcement.
+    clock.0.send_replace(t0() + TimeDelta::seconds(90));
+    wait_for_effects(&mut performed_rx, 2).await;
+    {
+        let seen = seen.lock().unwrap();
+        let (at, effect) = &seen[2];
+        assert!(matches!(effect, Effect::Post { text, .. } if text.starts_with("Proposal #1 passed")), "{effect:?}");
+        assert_eq!(*at, t0() + TimeDelta::seconds(90));
+    }
+
+    // Shutdown right after a delivery: it is still handled and its effects performed.
+    let second = Action::new(ActionType::new(PROPOSE).unwrap(), alice(), "p2")
+        .at(Place::new("chat", "#general"))
+        .requested()
+        .with("text", "Another");
+    tx.send(delivery(c, "p2", Inbound::Action { action: second })).await.unwrap();
+    stop.send(()).unwrap();
+    let rt = server.await.unwrap().unwrap();
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    assert!(rt.store().proposal(c, polity_governance::ProposalId(2)).await.unwrap().is_some());
+    assert!(matches!(&seen.lock().unwrap().last().unwrap().1, Effect::PostVote { .. }));
+}
