@@ -1,11 +1,12 @@
 //! `polity console`: one community on the console platform, driven by lines of standard
 //! input, on the store like any other platform. The session starts as `admin` in `#general`.
 
-use crate::commands::{self, Invocation};
+use crate::ports::CommunityPorts;
 use crate::runtime::{Handled, Runtime};
 use crate::store::Store;
 use anyhow::Result;
 use chrono::{DateTime, TimeDelta, Utc};
+use polity_commands::Invocation;
 use polity_console::{CONSOLE, ConsolePlatform, Line, MESSAGE_ACTION, parse_line};
 use polity_governance::GovError;
 use polity_governance::action::{Action, ActionType};
@@ -121,20 +122,14 @@ impl Session {
                     self.rt.save_community(self.community, now).await?;
                 }
                 let id = self.key();
-                let inv = Invocation {
-                    community: self.community,
-                    invoker: self.account(),
-                    place: self.place(),
-                    name: &name,
-                    args: &args,
-                    id: &id,
-                    now,
-                };
-                match commands::handle(&mut self.rt, inv).await {
+                let inv = Invocation { invoker: self.account(), place: self.place(), id: id.clone() };
+                let line = format!("/{name} {args}");
+                let mut ports = CommunityPorts::new(&mut self.rt, self.community, "command:console", &id, now);
+                match polity_commands::handle(&mut ports, &inv, &line).await {
                     Ok(reply) if reply.ephemeral => self.console.reply_to(&self.user, &reply.text),
                     Ok(reply) => self.console.print(&format!("[{}] polity: {}", self.channel, reply.text)),
                     Err(e) => {
-                        tracing::error!(command = %name, error = %format!("{e:#}"), "command failed");
+                        tracing::error!(command = %name, error = %e, "command failed");
                         self.console.reply_to(&self.user, "Sorry, that failed on our side; it is logged.");
                     }
                 }

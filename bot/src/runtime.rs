@@ -205,6 +205,12 @@ impl Runtime {
                     // Keep the newly admitted member even though the input was refused.
                     self.save_community(community, now).await?;
                 }
+                // Closed proposals leave memory; the store still knows them.
+                if let GovError::UnknownProposal(id) = e
+                    && self.store.proposal(community, id).await?.is_some()
+                {
+                    return Err(GovError::Closed(id).into());
+                }
                 return Err(e.into());
             }
         };

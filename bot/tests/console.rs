@@ -49,7 +49,7 @@ fn passes_early_by_reactions(db: &str) {
     let vote = posts_with(&out, "msg 1 by polity: Proposal #1: alice proposes: Buy a new server");
     assert_eq!(vote.len(), 1, "{out}");
     assert!(vote[0].starts_with("[#general] msg 1 by polity:"), "{out}");
-    assert!(out.contains("[only admin] The starter kit is installed."), "{out}");
+    assert!(out.contains("[only admin] The starter kit direct-democracy is installed:"), "{out}");
     assert!(out.contains("[only alice] Proposal #1 is open, under \"Majority of members\"."), "{out}");
     // The live tally after each ballot, then the outcome.
     assert!(

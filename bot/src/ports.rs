@@ -1,0 +1,122 @@
+//! The runtime as the commands' [`Ports`]: one community, one invocation.
+
+use crate::runtime::{Handled, Runtime};
+use chrono::{DateTime, Utc};
+use polity_commands::ports::{AuditLine, PolicyVersion, PortError, Ports, SubmitError, Submitted, Touched};
+use polity_governance::GovError;
+use polity_governance::community::Community;
+use polity_governance::ids::{CommunityId, ProposalId};
+use polity_governance::io::{Audit, Inbound};
+use polity_governance::platform::BoxFuture;
+use polity_governance::policy::CompiledPolicy;
+use polity_governance::proposal::Proposal;
+use std::sync::Arc;
+
+pub struct CommunityPorts<'a> {
+    rt: &'a mut Runtime,
+    community: CommunityId,
+    /// Where the invocation came from and its id: the inbox key of what it submits.
+    source: String,
+    key: String,
+    now: DateTime<Utc>,
+    submitted: u32,
+    /// Stands in for a community that is not loaded (never the case once constructed).
+    empty: Community,
+}
+
+impl<'a> CommunityPorts<'a> {
+    pub fn new(rt: &'a mut Runtime, community: CommunityId, source: &str, key: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            rt,
+            community,
+            source: source.into(),
+            key: key.into(),
+            now,
+            submitted: 0,
+            empty: Community::new(community, ""),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> PortError {
+    PortError(e.to_string())
+}
+
+impl Ports for CommunityPorts<'_> {
+    fn community(&self) -> &Community {
+        self.rt.engine(self.community).map_or(&self.empty, |e| &e.community)
+    }
+
+    fn policies(&self) -> Vec<Arc<CompiledPolicy>> {
+        self.rt.engine(self.community).map(|e| e.policies().to_vec()).unwrap_or_default()
+    }
+
+    fn submit<'b>(&'b mut self, input: Inbound) -> BoxFuture<'b, Result<Submitted, SubmitError>> {
+        Box::pin(async move {
+            // One invocation may submit more than once; each gets its own inbox key.
+            let key = if self.submitted == 0 { self.key.clone() } else { format!("{}#{}", self.key, self.submitted) };
+            self.submitted += 1;
+            match self.rt.handle(self.community, &self.source, &key, input, self.now, false).await {
+                Ok(Handled::Duplicate) => Ok(Submitted { duplicate: true, ..Submitted::default() }),
+                Ok(Handled::Done(step)) => {
+                    let proposals = step
+                        .changed
+                        .iter()
+                        .filter_map(|id| {
+                            let (state, policy) = self.rt.store_proposal_state(self.community, *id)?;
+                            Some(Touched { id: *id, state, policy })
+                        })
+                        .collect();
+                    let applied = step
+                        .audit
+                        .iter()
+                        .filter_map(|a| match a {
+                            Audit::Applied { action, .. } => Some(action.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    Ok(Submitted { duplicate: false, proposals, applied })
+                }
+                Err(e) => match e.downcast::<GovError>() {
+                    Ok(mistake) => Err(SubmitError::Mistake(mistake)),
+                    Err(e) => {
+                        tracing::error!(source = %self.source, key = %key, error = %format!("{e:#}"), "a command's input failed");
+                        Err(SubmitError::Internal(internal(format!("{e:#}"))))
+                    }
+                },
+            }
+        })
+    }
+
+    fn proposals(&self, open_only: bool) -> BoxFuture<'_, Result<Vec<Proposal>, PortError>> {
+        Box::pin(async move { self.rt.store().load_proposals(self.community, open_only).await.map_err(internal) })
+    }
+
+    fn proposal(&self, id: ProposalId) -> BoxFuture<'_, Result<Option<Proposal>, PortError>> {
+        Box::pin(async move { self.rt.store().proposal(self.community, id).await.map_err(internal) })
+    }
+
+    fn policy_history<'b>(&'b self, name: &'b str) -> BoxFuture<'b, Result<Vec<PolicyVersion>, PortError>> {
+        Box::pin(async move {
+            let all = self.rt.store().load_policies(self.community).await.map_err(internal)?;
+            Ok(all
+                .into_iter()
+                .filter(|p| p.name.eq_ignore_ascii_case(name))
+                .map(|p| PolicyVersion {
+                    id: p.id,
+                    version: p.version,
+                    active: p.active,
+                    installed_at: p.installed_at,
+                    source: p.source,
+                })
+                .collect())
+        })
+    }
+
+    fn audit(&self, count: u64) -> BoxFuture<'_, Result<Vec<AuditLine>, PortError>> {
+        Box::pin(async move {
+            let rows = self.rt.store().audit(self.community, count).await.map_err(internal)?;
+            Ok(rows.into_iter().map(|r| AuditLine { at: r.at, text: r.text }).collect())
+        })
+    }
+}

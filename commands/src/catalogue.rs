@@ -1,0 +1,292 @@
+//! The one catalogue of commands. Every platform's surface (Discord application commands,
+//! Slack slash commands, console lines) and `/help` are built from it.
+
+/// What kind of value an argument takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+    /// One word.
+    Word,
+    /// A proposal number (`12` or `#12`).
+    Proposal,
+    /// A whole number.
+    Number,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// Everything left on the line (text, inline TOML).
+    Rest,
+    /// `name:value`, anywhere on the line.
+    Keyword,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arg {
+    pub name: &'static str,
+    pub kind: ArgKind,
+    pub required: bool,
+    pub help: &'static str,
+}
+
+/// Which handler serves a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Handler {
+    Propose,
+    Proposals,
+    Proposal,
+    Vote,
+    Unvote,
+    Cancel,
+    Whoami,
+    RoleRequest,
+    Help,
+    KitList,
+    KitInstall,
+    PolicyInstall,
+    PolicyList,
+    PolicyShow,
+    PolicyHistory,
+    PolicyRemove,
+    RoleCreate,
+    RoleDelete,
+    RoleList,
+    RoleGrant,
+    RoleRevoke,
+    PermissionGrant,
+    PermissionRevoke,
+    Audit,
+}
+
+/// One command: its words, its arguments, its help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spec {
+    /// The command's words after `/`: `["role", "grant"]`.
+    pub path: &'static [&'static str],
+    pub args: &'static [Arg],
+    /// One line: what it does.
+    pub help: &'static str,
+    pub handler: Handler,
+    /// For commands that change governance: the action type they request, governed by the
+    /// community's constitution (carried out at once for members who may execute it).
+    pub governs: Option<&'static str>,
+}
+
+impl Spec {
+    /// `/role grant ROLE MEMBER`.
+    pub fn usage(&self) -> String {
+        let mut out = format!("/{}", self.path.join(" "));
+        for a in self.args {
+            let shown = match a.kind {
+                ArgKind::Keyword => format!("{}:{}", a.name, a.name.to_uppercase()),
+                ArgKind::OneOf(words) => words.join("|"),
+                _ => a.name.to_uppercase(),
+            };
+            if a.required {
+                out.push_str(&format!(" {shown}"));
+            } else {
+                out.push_str(&format!(" [{shown}]"));
+            }
+        }
+        out
+    }
+
+    pub fn name(&self) -> String {
+        self.path.join(" ")
+    }
+}
+
+const fn req(name: &'static str, kind: ArgKind, help: &'static str) -> Arg {
+    Arg { name, kind, required: true, help }
+}
+
+const fn opt(name: &'static str, kind: ArgKind, help: &'static str) -> Arg {
+    Arg { name, kind, required: false, help }
+}
+
+const PERMISSIONS: &[&str] = &["propose", "execute", "vote"];
+
+/// Every command.
+pub const CATALOGUE: &[Spec] = &[
+    Spec {
+        path: &["propose"],
+        args: &[
+            req("text", ArgKind::Rest, "what you propose"),
+            opt("policy", ArgKind::Keyword, "the policy to decide it (default: the community's)"),
+        ],
+        help: "Put a decision to a vote.",
+        handler: Handler::Propose,
+        governs: None,
+    },
+    Spec {
+        path: &["proposals"],
+        args: &[opt("which", ArgKind::OneOf(&["open", "all"]), "open (default) or all")],
+        help: "List proposals.",
+        handler: Handler::Proposals,
+        governs: None,
+    },
+    Spec {
+        path: &["proposal"],
+        args: &[req("id", ArgKind::Proposal, "the proposal's number")],
+        help: "Show a proposal: status, tally, deadline, voters, policy.",
+        handler: Handler::Proposal,
+        governs: None,
+    },
+    Spec {
+        path: &["vote"],
+        args: &[
+            req("id", ArgKind::Proposal, "the proposal's number"),
+            req("choice", ArgKind::Rest, "yes, no, abstain, an option, 1,3 or 3>1>2"),
+        ],
+        help: "Vote on a proposal, as a reaction would.",
+        handler: Handler::Vote,
+        governs: None,
+    },
+    Spec {
+        path: &["unvote"],
+        args: &[req("id", ArgKind::Proposal, "the proposal's number")],
+        help: "Take your ballot back.",
+        handler: Handler::Unvote,
+        governs: None,
+    },
+    Spec {
+        path: &["cancel"],
+        args: &[req("id", ArgKind::Proposal, "the proposal's number")],
+        help: "Withdraw an open proposal (yours; admins: any).",
+        handler: Handler::Cancel,
+        governs: None,
+    },
+    Spec {
+        path: &["whoami"],
+        args: &[],
+        help: "Your linked accounts, roles and permissions.",
+        handler: Handler::Whoami,
+        governs: None,
+    },
+    Spec {
+        path: &["role", "request"],
+        args: &[req("role", ArgKind::Word, "the role you ask for")],
+        help: "Ask for a role; the constitution decides.",
+        handler: Handler::RoleRequest,
+        governs: Some("polity.role_request"),
+    },
+    Spec {
+        path: &["help"],
+        args: &[opt("command", ArgKind::Rest, "a command, for its details")],
+        help: "This list, or one command's details.",
+        handler: Handler::Help,
+        governs: None,
+    },
+    Spec { path: &["kit", "list"], args: &[], help: "The starter kits.", handler: Handler::KitList, governs: None },
+    Spec {
+        path: &["kit", "install"],
+        args: &[req("name", ArgKind::Word, "the kit")],
+        help: "Install a starter kit: its roles, permissions and policies.",
+        handler: Handler::KitInstall,
+        governs: Some("polity.kit_install"),
+    },
+    Spec {
+        path: &["policy", "install"],
+        args: &[
+            req("name", ArgKind::Word, "the policy's name, as in its TOML"),
+            req("toml", ArgKind::Rest, "the policy (on the console, `\\n` separates lines)"),
+        ],
+        help: "Install a policy, or a new version of one.",
+        handler: Handler::PolicyInstall,
+        governs: Some("polity.policy_install"),
+    },
+    Spec {
+        path: &["policy", "list"],
+        args: &[],
+        help: "The installed policies.",
+        handler: Handler::PolicyList,
+        governs: None,
+    },
+    Spec {
+        path: &["policy", "show"],
+        args: &[req("name", ArgKind::Rest, "the policy")],
+        help: "Show a policy's TOML.",
+        handler: Handler::PolicyShow,
+        governs: None,
+    },
+    Spec {
+        path: &["policy", "history"],
+        args: &[req("name", ArgKind::Rest, "the policy")],
+        help: "Every version of a policy.",
+        handler: Handler::PolicyHistory,
+        governs: None,
+    },
+    Spec {
+        path: &["policy", "remove"],
+        args: &[req("name", ArgKind::Rest, "the policy")],
+        help: "Remove a policy (its versions are kept).",
+        handler: Handler::PolicyRemove,
+        governs: Some("polity.policy_remove"),
+    },
+    Spec {
+        path: &["role", "create"],
+        args: &[req("role", ArgKind::Word, "the new role"), opt("description", ArgKind::Rest, "what it is for")],
+        help: "Create a role.",
+        handler: Handler::RoleCreate,
+        governs: Some("polity.role_create"),
+    },
+    Spec {
+        path: &["role", "delete"],
+        args: &[req("role", ArgKind::Word, "the role")],
+        help: "Delete a role.",
+        handler: Handler::RoleDelete,
+        governs: Some("polity.role_delete"),
+    },
+    Spec {
+        path: &["role", "list"],
+        args: &[],
+        help: "The roles, their permissions and members.",
+        handler: Handler::RoleList,
+        governs: None,
+    },
+    Spec {
+        path: &["role", "grant"],
+        args: &[req("role", ArgKind::Word, "the role"), req("member", ArgKind::Word, "the member")],
+        help: "Give a member a role.",
+        handler: Handler::RoleGrant,
+        governs: Some("polity.role_grant"),
+    },
+    Spec {
+        path: &["role", "revoke"],
+        args: &[req("role", ArgKind::Word, "the role"), req("member", ArgKind::Word, "the member")],
+        help: "Take a role from a member.",
+        handler: Handler::RoleRevoke,
+        governs: Some("polity.role_revoke"),
+    },
+    Spec {
+        path: &["permission", "grant"],
+        args: &[
+            req("role", ArgKind::Word, "the role"),
+            req("permission", ArgKind::OneOf(PERMISSIONS), "what the role may do"),
+            req("actions", ArgKind::Word, "an action type, PLATFORM.* or *"),
+        ],
+        help: "Let a role propose, execute or vote on an action type.",
+        handler: Handler::PermissionGrant,
+        governs: Some("polity.permission_grant"),
+    },
+    Spec {
+        path: &["permission", "revoke"],
+        args: &[
+            req("role", ArgKind::Word, "the role"),
+            req("permission", ArgKind::OneOf(PERMISSIONS), "the permission"),
+            req("actions", ArgKind::Word, "as it was granted"),
+        ],
+        help: "Take a permission from a role.",
+        handler: Handler::PermissionRevoke,
+        governs: Some("polity.permission_revoke"),
+    },
+    Spec {
+        path: &["audit"],
+        args: &[opt("count", ArgKind::Number, "how many lines (default 20)")],
+        help: "The latest lines of the governance record.",
+        handler: Handler::Audit,
+        governs: None,
+    },
+];
+
+/// The command with these words.
+pub fn find(path: &[&str]) -> Option<&'static Spec> {
+    CATALOGUE.iter().find(|s| s.path == path)
+}

@@ -1,0 +1,45 @@
+//! Commands that change governance request a `polity.*` action: a member who may execute it
+//! changes things at once; anyone else's request becomes a proposal under the constitution.
+
+use crate::ports::{Invocation, PortError, Ports, SubmitError};
+use crate::reply::Reply;
+use polity_governance::action::{Action, ActionType};
+use polity_governance::io::Inbound;
+use serde_json::Value;
+
+/// Requests `kind` with `data`; `done` is said when it was carried out at once, `what`
+/// describes the change when it goes to a vote.
+///
+/// # Errors
+/// Internal failures only.
+pub async fn request(
+    ports: &mut dyn Ports,
+    inv: &Invocation,
+    kind: &str,
+    data: Vec<(&str, Value)>,
+    done: String,
+    what: String,
+) -> Result<Reply, PortError> {
+    let kind = ActionType::new(kind).map_err(PortError)?;
+    // The description is what the vote message says is proposed.
+    let mut action = Action::new(kind.clone(), inv.invoker.clone(), &inv.id)
+        .at(inv.place.clone())
+        .requested()
+        .with("description", what.as_str());
+    for (k, v) in data {
+        action = action.with(k, v);
+    }
+    match ports.submit(Inbound::Action { action }).await {
+        Ok(s) if s.duplicate => Ok(Reply::private("That was already done.")),
+        Ok(s) if s.applied.contains(&kind) => Ok(Reply::private(done)),
+        Ok(s) => Ok(Reply::private(match s.proposals.first() {
+            Some(t) if t.state.is_open() => {
+                format!("Proposal {} asks to {what}; \"{}\" decides, and it happens if it passes.", t.id, t.policy)
+            }
+            Some(t) => format!("Proposal {} to {what} {} at once under \"{}\".", t.id, t.state, t.policy),
+            None => format!("Could not {what}: the audit log (`/audit`) says why."),
+        })),
+        Err(SubmitError::Mistake(e)) => Ok(Reply::private(e.to_string())),
+        Err(SubmitError::Internal(e)) => Err(e),
+    }
+}

@@ -1,0 +1,24 @@
+//! `/kit list` and `/kit install NAME`: the starter kits.
+
+use crate::governed;
+use crate::parse::Parsed;
+use crate::ports::{Invocation, PortError, Ports};
+use crate::reply::Reply;
+use polity_governance::kits;
+
+pub fn list() -> Reply {
+    let lines: Vec<String> = kits::starter_kits().iter().map(|k| format!("{} — {}", k.name, k.description)).collect();
+    Reply::private(format!("Starter kits (`/kit install NAME`):\n{}", lines.join("\n")))
+}
+
+pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
+    let name = args.text("name");
+    let kit = match kits::starter_kit(name) {
+        Ok(k) => k,
+        Err(e) => return Ok(Reply::private(e.to_string())),
+    };
+    let data = vec![("kit", kit.name.clone().into())];
+    let done = format!("The starter kit {} is installed: {}", kit.name, kit.description);
+    governed::request(ports, inv, "polity.kit_install", data, done, format!("install the starter kit {}", kit.name))
+        .await
+}

@@ -1,0 +1,164 @@
+//! Parsing a text command (`/role grant treasurer bob`) against the catalogue, as Slack and
+//! the console send them. Discord sends options already split; its adapter builds the same
+//! [`Parsed`].
+
+use crate::catalogue::{ArgKind, CATALOGUE, Spec};
+use polity_governance::ids::ProposalId;
+use std::collections::BTreeMap;
+
+/// A command and its argument values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    pub spec: &'static Spec,
+    pub values: BTreeMap<&'static str, String>,
+}
+
+impl Parsed {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// A required argument (the parser has checked it is there).
+    pub fn text(&self, name: &str) -> &str {
+        self.get(name).unwrap_or_default()
+    }
+
+    pub fn proposal(&self, name: &str) -> Option<ProposalId> {
+        self.get(name).and_then(parse_proposal)
+    }
+}
+
+fn parse_proposal(text: &str) -> Option<ProposalId> {
+    text.trim().trim_start_matches('#').parse::<i64>().ok().filter(|n| *n > 0).map(ProposalId)
+}
+
+/// A command that does not follow the catalogue: the message says what to write.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Parses `/words args...`.
+///
+/// # Errors
+/// An unknown command, a missing or malformed argument, or extra words, each with the usage.
+pub fn parse(line: &str) -> Result<Parsed, UsageError> {
+    let line = line.trim();
+    let body = line.strip_prefix('/').unwrap_or(line);
+    let words: Vec<&str> = body.split_whitespace().collect();
+    let first = *words.first().ok_or_else(|| UsageError("Type a command: /help lists them.".into()))?;
+    let spec = CATALOGUE
+        .iter()
+        .filter(|s| s.path.len() <= words.len() && s.path.iter().zip(&words).all(|(a, b)| a.eq_ignore_ascii_case(b)))
+        .max_by_key(|s| s.path.len());
+    let Some(spec) = spec else {
+        let group: Vec<String> = CATALOGUE
+            .iter()
+            .filter(|s| s.path.len() > 1 && s.path[0] == first)
+            .map(|s| s.path[1].to_string())
+            .collect();
+        if group.is_empty() {
+            return Err(UsageError(format!("There is no command /{first}: /help lists the commands.")));
+        }
+        return Err(UsageError(format!("/{first} needs one of: {}.", group.join(", "))));
+    };
+    let mut rest = body;
+    for _ in spec.path {
+        rest = rest.trim_start();
+        rest = &rest[rest.find(char::is_whitespace).unwrap_or(rest.len())..];
+    }
+    let usage = || format!("Usage: {}", spec.usage());
+    let mut values = BTreeMap::new();
+    // Keyword arguments (`policy:NAME`) come last and take the rest of the line.
+    for a in spec.args.iter().filter(|a| a.kind == ArgKind::Keyword) {
+        let key = format!("{}:", a.name);
+        let at =
+            rest.match_indices(&key).map(|(i, _)| i).find(|i| *i == 0 || rest[..*i].ends_with(char::is_whitespace));
+        if let Some(i) = at {
+            let value = rest[i + key.len()..].trim().trim_matches('"').to_string();
+            if value.is_empty() {
+                return Err(UsageError(format!("`{key}` needs a value. {}", usage())));
+            }
+            values.insert(a.name, value);
+            rest = &rest[..i];
+        }
+    }
+    for a in spec.args.iter().filter(|a| a.kind != ArgKind::Keyword) {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            if a.required {
+                return Err(UsageError(format!("{} is missing ({}). {}", a.name, a.help, usage())));
+            }
+            continue;
+        }
+        let (token, after) = match a.kind {
+            ArgKind::Rest => (rest.trim_end(), ""),
+            _ => rest.split_at(rest.find(char::is_whitespace).unwrap_or(rest.len())),
+        };
+        match a.kind {
+            ArgKind::Proposal if parse_proposal(token).is_none() => {
+                return Err(UsageError(format!("`{token}` is not a proposal number. {}", usage())));
+            }
+            ArgKind::Number if token.parse::<u64>().is_err() => {
+                return Err(UsageError(format!("`{token}` is not a number. {}", usage())));
+            }
+            ArgKind::OneOf(words) if !words.contains(&token) => {
+                return Err(UsageError(format!("{} must be one of {}. {}", a.name, words.join(", "), usage())));
+            }
+            _ => {}
+        }
+        values.insert(a.name, token.to_string());
+        rest = after;
+    }
+    let extra = rest.trim();
+    if !extra.is_empty() {
+        return Err(UsageError(format!("`{extra}` is more than the command takes. {}", usage())));
+    }
+    Ok(Parsed { spec, values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Handler;
+
+    #[test]
+    fn commands_and_arguments() {
+        let p = parse("/propose Buy a server, soon policy:Majority of members").unwrap();
+        assert_eq!(p.spec.handler, Handler::Propose);
+        assert_eq!(p.get("text"), Some("Buy a server, soon"));
+        assert_eq!(p.get("policy"), Some("Majority of members"));
+
+        let p = parse("/role grant treasurer bob").unwrap();
+        assert_eq!((p.spec.handler, p.text("role"), p.text("member")), (Handler::RoleGrant, "treasurer", "bob"));
+        let p = parse("/vote #12 3>1>2").unwrap();
+        assert_eq!((p.proposal("id"), p.text("choice")), (Some(ProposalId(12)), "3>1>2"));
+        assert_eq!(parse("/proposals").unwrap().get("which"), None);
+        assert_eq!(parse("/permission grant mod execute discord.*").unwrap().text("actions"), "discord.*");
+    }
+
+    #[test]
+    fn mistakes_say_what_to_write() {
+        assert_eq!(parse("/frob").unwrap_err().0, "There is no command /frob: /help lists the commands.");
+        assert_eq!(
+            parse("/role fly").unwrap_err().0,
+            "/role needs one of: request, create, delete, list, grant, revoke."
+        );
+        assert_eq!(
+            parse("/vote 12").unwrap_err().0,
+            "choice is missing (yes, no, abstain, an option, 1,3 or 3>1>2). Usage: /vote ID CHOICE"
+        );
+        assert!(parse("/vote x yes").unwrap_err().0.starts_with("`x` is not a proposal number"));
+        assert!(parse("/proposals some").unwrap_err().0.starts_with("which must be one of open, all"));
+        assert!(parse("/audit ten").unwrap_err().0.starts_with("`ten` is not a number"));
+        assert!(parse("/unvote 3 4").unwrap_err().0.starts_with("`4` is more than the command takes"));
+        assert!(parse("/propose x policy:").unwrap_err().0.contains("`policy:` needs a value"));
+    }
+
+    #[test]
+    fn every_usage_reads_back() {
+        for spec in CATALOGUE {
+            assert!(spec.usage().starts_with(&format!("/{}", spec.name())));
+            assert!(!spec.help.is_empty());
+        }
+    }
+}

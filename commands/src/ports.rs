@@ -1,0 +1,85 @@
+//! What handlers need from the runtime. The bot implements it over its store and engine;
+//! nothing here does IO itself.
+
+use chrono::{DateTime, Utc};
+use polity_governance::GovError;
+use polity_governance::action::ActionType;
+use polity_governance::community::Community;
+use polity_governance::ids::{AccountRef, Place, PolicyId, ProposalId};
+use polity_governance::io::Inbound;
+use polity_governance::platform::BoxFuture;
+use polity_governance::policy::CompiledPolicy;
+use polity_governance::proposal::{Proposal, ProposalState};
+use std::sync::Arc;
+
+/// Who ran a command, where, and the platform's id for this invocation (so a retried
+/// delivery of the same command changes nothing the second time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    pub invoker: AccountRef,
+    pub place: Place,
+    pub id: String,
+}
+
+/// A proposal a submission opened or decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touched {
+    pub id: ProposalId,
+    pub state: ProposalState,
+    pub policy: String,
+}
+
+/// What a submission did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Submitted {
+    /// The input was delivered before; nothing changed.
+    pub duplicate: bool,
+    pub proposals: Vec<Touched>,
+    /// Governance changes carried out in this step.
+    pub applied: Vec<ActionType>,
+}
+
+/// A submission the engine refused (a user mistake) or that failed inside.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Mistake(#[from] GovError),
+    #[error(transparent)]
+    Internal(#[from] PortError),
+}
+
+/// A failure inside the runtime (the store is down). The adapter logs it and apologizes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PortError(pub String);
+
+/// One stored version of a policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyVersion {
+    pub id: PolicyId,
+    pub version: i32,
+    pub active: bool,
+    pub installed_at: DateTime<Utc>,
+    pub source: String,
+}
+
+/// One line of the governance record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditLine {
+    pub at: DateTime<Utc>,
+    pub text: String,
+}
+
+pub trait Ports: Send {
+    /// The community as it is now.
+    fn community(&self) -> &Community;
+    /// The active policies, in install order.
+    fn policies(&self) -> Vec<Arc<CompiledPolicy>>;
+    /// Hands a governance input to the engine, recorded under the invocation's id.
+    fn submit<'a>(&'a mut self, input: Inbound) -> BoxFuture<'a, Result<Submitted, SubmitError>>;
+    fn proposals(&self, open_only: bool) -> BoxFuture<'_, Result<Vec<Proposal>, PortError>>;
+    fn proposal(&self, id: ProposalId) -> BoxFuture<'_, Result<Option<Proposal>, PortError>>;
+    fn policy_history<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<PolicyVersion>, PortError>>;
+    /// The latest `count` lines, newest first.
+    fn audit(&self, count: u64) -> BoxFuture<'_, Result<Vec<AuditLine>, PortError>>;
+}
