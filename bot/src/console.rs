@@ -40,6 +40,7 @@ impl Session {
         let mut rt = Runtime::open(store).await?;
         let console = Arc::new(ConsolePlatform::new(out));
         rt.add_platform(console.clone());
+        rt.set_fallback_platform(console.clone());
         let community = rt.ensure_community(COMMUNITY, "admin", AccountRef::new(CONSOLE, "admin")).await?;
         for p in rt.store().load_proposals(community, false).await? {
             for m in p.vote.iter().flat_map(|v| v.messages.iter()) {
@@ -66,8 +67,12 @@ impl Session {
         Utc::now() + self.offset
     }
 
+    /// The current user's account: on the console, or `PLATFORM:ACCOUNT` elsewhere.
     fn account(&self) -> AccountRef {
-        AccountRef::new(CONSOLE, &self.user)
+        match self.user.split_once(':') {
+            Some((platform, account)) => AccountRef::new(platform, account),
+            None => AccountRef::new(CONSOLE, &self.user),
+        }
     }
 
     fn place(&self) -> Place {
@@ -92,13 +97,16 @@ impl Session {
             }
         };
         let now = self.now();
-        let changed = self.rt.admit(self.community, &self.account(), &self.user.clone());
+        // Whoever takes part becomes a member, except an account from another platform
+        // confirming a link (it is about to join an existing member).
+        let confirming = matches!(&parsed, Line::Command { name, args } if name == "link" && args.trim_start().starts_with("confirm"));
+        let changed = !confirming && self.rt.admit(self.community, &self.account(), &self.user.clone());
         match parsed {
             Line::Blank => {}
             Line::As(name) => {
                 self.user = name;
                 let account = self.account();
-                if self.rt.admit(self.community, &account, &self.user.clone()) {
+                if account.platform.as_str() == CONSOLE && self.rt.admit(self.community, &account, &self.user.clone()) {
                     self.rt.save_community(self.community, now).await?;
                 }
             }

@@ -1,10 +1,14 @@
 //! The runtime as the commands' [`Ports`]: one community, one invocation.
 
 use crate::runtime::{Handled, Runtime};
+use crate::store::links::Redeemed;
 use chrono::{DateTime, Utc};
-use polity_commands::ports::{AuditLine, PolicyVersion, PortError, Ports, SubmitError, Submitted, Touched};
+use polity_commands::ports::{
+    AuditLine, LinkOutcome, PolicyVersion, PortError, Ports, SubmitError, Submitted, Touched,
+};
 use polity_governance::GovError;
 use polity_governance::community::Community;
+use polity_governance::ids::{AccountRef, MemberId};
 use polity_governance::ids::{CommunityId, ProposalId};
 use polity_governance::io::{Audit, Inbound};
 use polity_governance::platform::BoxFuture;
@@ -119,4 +123,64 @@ impl Ports for CommunityPorts<'_> {
             Ok(rows.into_iter().map(|r| AuditLine { at: r.at, text: r.text }).collect())
         })
     }
+
+    fn start_link(&mut self, member: MemberId, account: AccountRef) -> BoxFuture<'_, Result<String, PortError>> {
+        Box::pin(async move {
+            let expires = self.now + chrono::TimeDelta::minutes(polity_commands::link::CODE_MINUTES);
+            // Six digits; a clash with a live code of this community is simply drawn again.
+            for attempt in 0..5u32 {
+                let code = format!("{:06}", link_entropy(&self.key, attempt) % 1_000_000);
+                let put =
+                    self.rt.store().put_link_code(self.community, &code, member, &account, expires, self.now).await;
+                if put.is_ok() {
+                    return Ok(code);
+                }
+            }
+            Err(internal("could not store a link code"))
+        })
+    }
+
+    fn confirm_link<'b>(&'b mut self, code: &'b str, by: AccountRef) -> BoxFuture<'b, Result<LinkOutcome, PortError>> {
+        Box::pin(async move {
+            if let Some(m) = self.community().member_by_account(&by) {
+                return Ok(LinkOutcome::AlreadyMember(m.name.clone()));
+            }
+            let redeemed =
+                self.rt.store().redeem_link_code(self.community, code.trim(), &by, self.now).await.map_err(internal)?;
+            Ok(match redeemed {
+                Redeemed::Linked { member } => {
+                    self.rt
+                        .link_account(self.community, member, &by, self.now)
+                        .await
+                        .map_err(|e| internal(format!("{e:#}")))?;
+                    let name = self.community().member(member).map(|m| m.name.clone()).unwrap_or_default();
+                    LinkOutcome::Linked(name)
+                }
+                Redeemed::Unknown => LinkOutcome::Unknown,
+                Redeemed::Expired => LinkOutcome::Expired,
+                Redeemed::AlreadyUsed => LinkOutcome::AlreadyUsed,
+                Redeemed::OtherAccount(a) => LinkOutcome::OtherAccount(a),
+            })
+        })
+    }
+
+    fn dry_run<'b>(&'b self, policy: &'b str, since: DateTime<Utc>) -> BoxFuture<'b, Result<Vec<String>, PortError>> {
+        Box::pin(async move {
+            self.rt.dry_run(self.community, policy, since, self.now).await.map_err(|e| internal(format!("{e:#}")))
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
+/// Entropy for a link code: unpredictable from outside this process.
+fn link_entropy(key: &str, attempt: u32) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(key.as_bytes());
+    h.write_u32(attempt);
+    h.write_i64(Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    h.finish()
 }

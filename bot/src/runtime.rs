@@ -45,6 +45,9 @@ pub struct Runtime {
     host: Arc<dyn HostData>,
     engines: HashMap<CommunityId, Engine>,
     platforms: HashMap<String, Arc<dyn Platform>>,
+    /// Performs what no connection of its own platform does (the console stands in for
+    /// every platform when trying Polity locally).
+    fallback: Option<Arc<dyn Platform>>,
 }
 
 impl Runtime {
@@ -59,6 +62,7 @@ impl Runtime {
             host: Arc::new(NoHostData),
             engines: HashMap::new(),
             platforms: HashMap::new(),
+            fallback: None,
         };
         for (id, _) in rt.store.communities().await? {
             rt.load(id).await?;
@@ -68,6 +72,11 @@ impl Runtime {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Lets `platform` perform effects for platforms that have no connection.
+    pub fn set_fallback_platform(&mut self, platform: Arc<dyn Platform>) {
+        self.fallback = Some(platform);
     }
 
     pub fn add_platform(&mut self, platform: Arc<dyn Platform>) {
@@ -164,6 +173,101 @@ impl Runtime {
         };
         self.store.record_step(rec).await?;
         Ok(())
+    }
+
+    /// Links `account` to `member` (a confirmed one-time code), recorded with an audit line.
+    ///
+    /// # Errors
+    /// When the account belongs to someone else or the store fails.
+    pub async fn link_account(
+        &mut self,
+        community: CommunityId,
+        member: MemberId,
+        account: &AccountRef,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let engine = self.engines.get_mut(&community).ok_or_else(|| anyhow!("no community {community}"))?;
+        engine.community.link_account(member, account.clone(), LinkQuality::CodeConfirmed)?;
+        let kind = polity_governance::ActionType::new("polity.link_account").map_err(|e| anyhow!(e))?;
+        let audit = [Audit::Applied { proposal: None, action: kind }];
+        let rec = StepRecord {
+            community,
+            now,
+            inbox: None,
+            proposals: Vec::new(),
+            community_state: Some(&engine.community),
+            new_policies: Vec::new(),
+            removed_policies: Vec::new(),
+            effects: &[],
+            audit: &audit,
+        };
+        if let Err(e) = self.store.record_step(rec).await {
+            self.load(community).await?;
+            return Err(e.into());
+        }
+        tracing::info!(community = %community, member = %member, account = %account, "account linked");
+        Ok(())
+    }
+
+    /// What the policy `name` alone would have done with the platform actions and requests
+    /// received since `since`, played on a copy of the community: one line per thing it
+    /// would have done. Nothing is recorded or performed.
+    ///
+    /// # Errors
+    /// When the policy is unknown or the store fails.
+    pub async fn dry_run(
+        &self,
+        community: CommunityId,
+        name: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        let engine = self.engines.get(&community).ok_or_else(|| anyhow!("no community {community}"))?;
+        let policy = engine.policy(name).ok_or_else(|| anyhow!("no policy named {name}"))?;
+        let mut scratch = Engine::new(engine.community.clone(), self.sandbox.clone());
+        scratch.install_policy(&policy.source).map_err(|e| anyhow!("{e}"))?;
+        let mut lines = Vec::new();
+        let inputs = self.store.inputs_since(community, since).await?;
+        let actions = inputs.into_iter().filter(|(_, i)| matches!(i, Inbound::Action { .. }));
+        let replay = actions.chain(std::iter::once((now, Inbound::Tick)));
+        for (at, input) in replay {
+            let ctx = Ctx { now: at, seed: 0, host: Arc::new(NoHostData) };
+            // A mistake (a refused request) is part of what would have happened.
+            let step = match scratch.step(input, &ctx) {
+                Ok(step) => step,
+                Err(e) => {
+                    lines.push(format!("{}: would refuse: {e}", at.format("%Y-%m-%d %H:%M")));
+                    continue;
+                }
+            };
+            for e in &step.effects {
+                let what = match e {
+                    Effect::Revert { action, .. } => format!("undo {} by {}", action.kind, action.initiator),
+                    Effect::PostVote { proposal, .. } => {
+                        let headline = scratch.proposal(*proposal).map(|p| p.headline()).unwrap_or_default();
+                        format!("open proposal {proposal} and its vote: {headline}")
+                    }
+                    Effect::Execute { action, .. } => format!("carry out {}", action.kind),
+                    Effect::Call { name, params, .. } => {
+                        format!("call {name} {}", serde_json::Value::Object(params.clone()))
+                    }
+                    Effect::Post { text, .. } => format!("post \"{text}\""),
+                    Effect::StartProcess { name, .. } => format!("start {name}"),
+                    Effect::Notify { account, text } => format!("tell {account}: {text}"),
+                    Effect::EditVote { .. } | Effect::RemoveReaction { .. } => continue,
+                };
+                lines.push(format!("{}: would {what}", at.format("%Y-%m-%d %H:%M")));
+            }
+            for a in &step.audit {
+                if let Audit::Decided { proposal, outcome } = a {
+                    lines.push(format!(
+                        "{}: proposal {proposal} would be {outcome} (with no ballots cast)",
+                        at.format("%Y-%m-%d %H:%M")
+                    ));
+                }
+            }
+        }
+        Ok(lines)
     }
 
     /// Registers the account behind an input as a member if it is new. Returns whether the
@@ -340,10 +444,18 @@ impl Runtime {
 
     fn platform_for(&self, effect: &Effect) -> Option<Arc<dyn Platform>> {
         let name = effect_platform(effect);
-        self.platforms.get(name).cloned().or_else(|| {
-            // A connection serves the platform kind it is named after when it is the only one.
-            self.platforms.values().find(|p| p.name() == name || name.is_empty()).cloned()
-        })
+        self.platforms
+            .get(name)
+            .cloned()
+            // Edits go to wherever the vote messages are: with one connection, that one.
+            .or_else(|| {
+                if name.is_empty() && self.platforms.len() == 1 {
+                    self.platforms.values().next().cloned()
+                } else {
+                    None
+                }
+            })
+            .or_else(|| self.fallback.clone())
     }
 
     /// Fires the deadlines that are due: each community with a due deadline gets a tick.

@@ -53,6 +53,9 @@ pub enum Handler {
     PermissionGrant,
     PermissionRevoke,
     Audit,
+    Link,
+    LinkConfirm,
+    PolicyDryRun,
 }
 
 /// One command: its words, its arguments, its help.
@@ -154,6 +157,23 @@ pub const CATALOGUE: &[Spec] = &[
         governs: None,
     },
     Spec {
+        path: &["link"],
+        args: &[
+            req("platform", ArgKind::Word, "the platform of your other account (discord, slack, ...)"),
+            req("account", ArgKind::Word, "your account there"),
+        ],
+        help: "Link your account on another platform: shows a one-time code to type there.",
+        handler: Handler::Link,
+        governs: None,
+    },
+    Spec {
+        path: &["link", "confirm"],
+        args: &[req("code", ArgKind::Word, "the code /link showed you")],
+        help: "Confirm a link, on the other platform, with its one-time code.",
+        handler: Handler::LinkConfirm,
+        governs: None,
+    },
+    Spec {
         path: &["whoami"],
         args: &[],
         help: "Your linked accounts, roles and permissions.",
@@ -211,6 +231,16 @@ pub const CATALOGUE: &[Spec] = &[
         args: &[req("name", ArgKind::Rest, "the policy")],
         help: "Every version of a policy.",
         handler: Handler::PolicyHistory,
+        governs: None,
+    },
+    Spec {
+        path: &["policy", "dry-run"],
+        args: &[
+            req("name", ArgKind::Word, "the policy (installed, or the name of one to try)"),
+            opt("since", ArgKind::Keyword, "how far back, e.g. 7d (default 7d)"),
+        ],
+        help: "What a policy would have done with recent events, without doing any of it.",
+        handler: Handler::PolicyDryRun,
         governs: None,
     },
     Spec {

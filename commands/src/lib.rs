@@ -13,6 +13,7 @@ pub mod catalogue;
 pub mod governed;
 pub mod help;
 pub mod kit;
+pub mod link;
 pub mod parse;
 pub mod permission;
 pub mod policy;
@@ -71,5 +72,8 @@ pub async fn run(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
         Handler::PermissionGrant => permission::change(ports, inv, args, true).await,
         Handler::PermissionRevoke => permission::change(ports, inv, args, false).await,
         Handler::Audit => audit::run(ports, args).await,
+        Handler::Link => link::start(ports, inv, args).await,
+        Handler::LinkConfirm => link::confirm(ports, inv, args).await,
+        Handler::PolicyDryRun => policy::dry_run(ports, args).await,
     }
 }

@@ -85,3 +85,26 @@ pub async fn remove(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> R
     let what = format!("remove the policy \"{}\"", p.name());
     governed::request(ports, inv, "polity.policy_remove", vec![("name", p.name().into())], done, what).await
 }
+
+pub async fn dry_run(ports: &mut dyn Ports, args: &Parsed) -> Result<Reply, PortError> {
+    let name = args.text("name");
+    let since = match args.get("since").map(polity_governance::duration::parse_duration) {
+        None => chrono::TimeDelta::days(7),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => return Ok(Reply::private(format!("since: {e}"))),
+    };
+    if !ports.policies().iter().any(|p| p.name().eq_ignore_ascii_case(name)) {
+        return Ok(Reply::private(format!(
+            "There is no policy named \"{name}\": `/policy list` shows the installed ones."
+        )));
+    }
+    let lines = ports.dry_run(name, ports.now() - since).await?;
+    let period = polity_governance::duration::format_duration(since);
+    if lines.is_empty() {
+        return Ok(Reply::private(format!("In the last {period}, \"{name}\" would have done nothing.")));
+    }
+    Ok(Reply::private(format!(
+        "In the last {period}, \"{name}\" would have (nothing of this was done):\n{}",
+        lines.join("\n")
+    )))
+}

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use polity_governance::GovError;
 use polity_governance::action::ActionType;
 use polity_governance::community::Community;
-use polity_governance::ids::{AccountRef, Place, PolicyId, ProposalId};
+use polity_governance::ids::{AccountRef, MemberId, Place, PolicyId, ProposalId};
 use polity_governance::io::Inbound;
 use polity_governance::platform::BoxFuture;
 use polity_governance::policy::CompiledPolicy;
@@ -70,6 +70,20 @@ pub struct AuditLine {
     pub text: String,
 }
 
+/// What confirming a link code came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// The account is now linked to this member.
+    Linked(String),
+    Unknown,
+    Expired,
+    AlreadyUsed,
+    /// The code is for another account.
+    OtherAccount(AccountRef),
+    /// The account already belongs to this member.
+    AlreadyMember(String),
+}
+
 pub trait Ports: Send {
     /// The community as it is now.
     fn community(&self) -> &Community;
@@ -82,4 +96,13 @@ pub trait Ports: Send {
     fn policy_history<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<PolicyVersion>, PortError>>;
     /// The latest `count` lines, newest first.
     fn audit(&self, count: u64) -> BoxFuture<'_, Result<Vec<AuditLine>, PortError>>;
+    /// Makes a one-time code that links `account` to `member` when typed by that account.
+    fn start_link(&mut self, member: MemberId, account: AccountRef) -> BoxFuture<'_, Result<String, PortError>>;
+    /// Redeems a code typed by `by`.
+    fn confirm_link<'a>(&'a mut self, code: &'a str, by: AccountRef) -> BoxFuture<'a, Result<LinkOutcome, PortError>>;
+    /// What `policy` would have done with the inputs since `since`, without doing any of it:
+    /// one line per decision.
+    fn dry_run<'a>(&'a self, policy: &'a str, since: DateTime<Utc>) -> BoxFuture<'a, Result<Vec<String>, PortError>>;
+    /// The time of this invocation.
+    fn now(&self) -> DateTime<Utc>;
 }

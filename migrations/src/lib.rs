@@ -28,6 +28,7 @@ mod m20261122_000013_create_outbox;
 mod m20261122_000014_create_scheduled_jobs;
 mod m20261122_000015_create_audit_log;
 mod m20261122_000016_create_settings;
+mod m20261122_000017_create_link_codes;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000014_create_scheduled_jobs::Migration),
             Box::new(m20261122_000015_create_audit_log::Migration),
             Box::new(m20261122_000016_create_settings::Migration),
+            Box::new(m20261122_000017_create_link_codes::Migration),
         ]
     }
 }

@@ -6,7 +6,9 @@ use polity_governance::duration::parse_duration;
 /// What one line of input means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Line {
-    /// `/as NAME`: act as another user (a new name is a new member).
+    /// `/as NAME`: act as another user (a new name is a new member). `/as PLATFORM:ACCOUNT`
+    /// acts as an account on another platform (to try linking accounts), which is not a
+    /// member until it links or takes part.
     As(String),
     /// `/in #CHANNEL`: move to another channel.
     In(String),
@@ -50,7 +52,11 @@ pub fn parse_line(line: &str) -> Result<Line, LineError> {
         let args = args.trim();
         return match name {
             "as" => {
-                if valid_name(args) {
+                let valid = match args.split_once(':') {
+                    Some((platform, account)) => valid_name(platform) && valid_name(account),
+                    None => valid_name(args),
+                };
+                if valid {
                     Ok(Line::As(args.to_string()))
                 } else {
                     Err(LineError(format!("`/as NAME` takes one name of {NAME_CHARS}")))
@@ -89,6 +95,8 @@ mod tests {
     #[test]
     fn the_grammar() {
         assert_eq!(parse_line("/as alice"), Ok(Line::As("alice".into())));
+        assert_eq!(parse_line("/as discord:1234"), Ok(Line::As("discord:1234".into())));
+        assert!(parse_line("/as discord:").is_err());
         assert_eq!(parse_line("/in #finance"), Ok(Line::In("#finance".into())));
         assert_eq!(parse_line("/in finance"), Ok(Line::In("#finance".into())));
         assert_eq!(parse_line("+:+1: 12"), Ok(Line::React { emoji: ":+1:".into(), message: "12".into(), added: true }));

@@ -120,7 +120,11 @@ impl ConsolePlatform {
                 Ok(Performed::default())
             }
             Effect::Notify { account, text } => {
-                self.reply_to(&account.account, text);
+                if account.platform.as_str() == CONSOLE {
+                    self.reply_to(&account.account, text);
+                } else {
+                    self.reply_to(&account.to_string(), text);
+                }
                 Ok(Performed::default())
             }
             Effect::RemoveReaction { message, account, emoji } => {

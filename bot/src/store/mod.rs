@@ -15,6 +15,7 @@
 mod codec;
 mod community;
 pub mod entities;
+pub mod links;
 pub mod secrets;
 mod step;
 

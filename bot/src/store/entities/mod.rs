@@ -4,6 +4,7 @@ pub mod audit_log;
 pub mod ballots;
 pub mod communities;
 pub mod inbox;
+pub mod link_codes;
 pub mod linked_accounts;
 pub mod member_roles;
 pub mod members;

@@ -1,0 +1,46 @@
+//! `/link PLATFORM ACCOUNT` and `/link confirm CODE`: one person, accounts on several
+//! platforms, linked by a one-time code shown on one and typed on the other.
+
+use crate::parse::Parsed;
+use crate::ports::{Invocation, LinkOutcome, PortError, Ports};
+use crate::reply::Reply;
+use polity_governance::ids::AccountRef;
+
+/// How long a code works, in minutes.
+pub const CODE_MINUTES: i64 = 10;
+
+pub async fn start(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
+    let c = ports.community();
+    let Some(me) = c.member_by_account(&inv.invoker) else {
+        return Ok(Reply::private("You are not a member of this community yet: take part here first, then link."));
+    };
+    let (platform, account) = (args.text("platform").to_lowercase(), args.text("account"));
+    let target = AccountRef::new(platform.clone(), account);
+    if target == inv.invoker {
+        return Ok(Reply::private("That is the account you are using now."));
+    }
+    if let Some(owner) = c.member_by_account(&target) {
+        let whose = if owner.id == me.id { "you".to_string() } else { owner.name.clone() };
+        return Ok(Reply::private(format!("{target} already belongs to {whose}.")));
+    }
+    let member = me.id;
+    let code = ports.start_link(member, target.clone()).await?;
+    Ok(Reply::private(format!(
+        "To link {target} to you, type `/link confirm {code}` on {platform} as {account} within {CODE_MINUTES} minutes. The code works once."
+    )))
+}
+
+pub async fn confirm(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
+    let code = args.text("code");
+    let text = match ports.confirm_link(code, inv.invoker.clone()).await? {
+        LinkOutcome::Linked(name) => format!("{} is now linked to {name}.", inv.invoker),
+        LinkOutcome::Unknown => "That code is wrong: check it, or run /link again where you are a member.".into(),
+        LinkOutcome::Expired => "That code has expired: run /link again for a new one.".into(),
+        LinkOutcome::AlreadyUsed => "That code was already used: run /link again for a new one.".into(),
+        LinkOutcome::OtherAccount(a) => format!("That code is for {a}, not for {}.", inv.invoker),
+        LinkOutcome::AlreadyMember(name) => {
+            format!("{} already belongs to {name}; an admin can merge the two members.", inv.invoker)
+        }
+    };
+    Ok(Reply::private(text))
+}
