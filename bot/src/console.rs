@@ -134,8 +134,16 @@ impl Session {
                 let line = format!("/{name} {args}");
                 let mut ports = CommunityPorts::new(&mut self.rt, self.community, "command:console", &id, now);
                 match polity_commands::handle(&mut ports, &inv, &line).await {
-                    Ok(reply) if reply.ephemeral => self.console.reply_to(&self.user, &reply.text),
-                    Ok(reply) => self.console.print(&format!("[{}] polity: {}", self.channel, reply.text)),
+                    Ok(reply) => {
+                        if reply.ephemeral {
+                            self.console.reply_to(&self.user, &reply.text);
+                        } else {
+                            self.console.print(&format!("[{}] polity: {}", self.channel, reply.text));
+                        }
+                        if let Some(file) = reply.attachment {
+                            self.console.reply_to(&self.user, &file.content);
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(command = %name, error = %e, "command failed");
                         self.console.reply_to(&self.user, "Sorry, that failed on our side; it is logged.");

@@ -173,6 +173,26 @@ impl Ports for CommunityPorts<'_> {
     fn now(&self) -> DateTime<Utc> {
         self.now
     }
+
+    fn actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
+        self.rt.actions()
+    }
+
+    fn export(&self, csv: bool) -> BoxFuture<'_, Result<String, PortError>> {
+        Box::pin(async move {
+            let name = self.community().name.clone();
+            let record =
+                crate::export::collect(self.rt.store(), Some(&name)).await.map_err(|e| internal(format!("{e:#}")))?;
+            let mut out = Vec::new();
+            let written = if csv {
+                crate::export::write_csv(&record, &mut out)
+            } else {
+                crate::export::write_json(&record, &mut out)
+            };
+            written.map_err(internal)?;
+            String::from_utf8(out).map_err(internal)
+        })
+    }
 }
 
 /// Entropy for a link code: unpredictable from outside this process.

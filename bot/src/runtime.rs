@@ -18,7 +18,7 @@ use polity_governance::engine::{Ctx, Engine, Step};
 use polity_governance::ids::{AccountRef, CommunityId, MemberId, ProposalId};
 use polity_governance::io::{Audit, Effect, Inbound};
 use polity_governance::kits;
-use polity_governance::platform::{Platform, PlatformError, Request};
+use polity_governance::platform::{ActionInfo, Platform, PlatformError, Request};
 use polity_governance::policy::CompiledPolicy;
 use polity_governance::script::{HostData, NoHostData, Sandbox};
 use polity_governance::{ActionPattern, GovError};
@@ -99,6 +99,15 @@ impl Runtime {
         }
         self.engines.insert(id, engine);
         Ok(())
+    }
+
+    /// What every connected platform and Polity itself offer policies.
+    pub fn actions(&self) -> Vec<ActionInfo> {
+        let mut all = polity_actions();
+        for p in self.platforms.values() {
+            all.extend(p.actions());
+        }
+        all
     }
 
     pub fn engine(&self, id: CommunityId) -> Option<&Engine> {
@@ -541,6 +550,75 @@ fn text(action: &Action, key: &str) -> Result<String> {
         .and_then(|v| v.as_str())
         .map(str::to_string)
         .ok_or_else(|| anyhow!("{} has no `{key}`", action.kind))
+}
+
+/// The actions Polity itself offers policies: posting, and the changes to governance it
+/// carries out (see [`apply_governance_change`]).
+pub fn polity_actions() -> Vec<ActionInfo> {
+    use polity_governance::platform::ActionKind::{Action as Act, Governable};
+    vec![
+        ActionInfo::new(
+            "message",
+            Act,
+            "post where the vote was held",
+            &[("text", "what to say"), ("on", "PLATFORM:CHANNEL, optional")],
+        ),
+        ActionInfo::new(
+            "polity.propose",
+            Governable,
+            "a plain proposal (/propose)",
+            &[("text", "the proposal"), ("policy", "optional")],
+        ),
+        ActionInfo::new(
+            "polity.role_request",
+            Governable,
+            "a member asks for a role (/role request)",
+            &[("role", "the role")],
+        ),
+        ActionInfo::new(
+            "polity.role_grant",
+            Governable,
+            "give a member a role",
+            &[("role", "the role"), ("member", "the member's name")],
+        ),
+        ActionInfo::new(
+            "polity.role_revoke",
+            Governable,
+            "take a role from a member",
+            &[("role", "the role"), ("member", "the member's name")],
+        ),
+        ActionInfo::new(
+            "polity.role_create",
+            Governable,
+            "create a role",
+            &[("role", "the role"), ("description", "optional")],
+        ),
+        ActionInfo::new("polity.role_delete", Governable, "delete a role", &[("role", "the role")]),
+        ActionInfo::new(
+            "polity.permission_grant",
+            Governable,
+            "let a role propose, execute or vote",
+            &[
+                ("role", "the role"),
+                ("permission", "propose, execute or vote"),
+                ("actions", "an action type, PLATFORM.* or *"),
+            ],
+        ),
+        ActionInfo::new(
+            "polity.permission_revoke",
+            Governable,
+            "take a permission from a role",
+            &[("role", "the role"), ("permission", "propose, execute or vote"), ("actions", "as granted")],
+        ),
+        ActionInfo::new(
+            "polity.policy_install",
+            Governable,
+            "install a policy or a new version",
+            &[("source", "the policy's TOML")],
+        ),
+        ActionInfo::new("polity.policy_remove", Governable, "remove a policy", &[("name", "the policy")]),
+        ActionInfo::new("polity.kit_install", Governable, "install a starter kit", &[("kit", "the kit")]),
+    ]
 }
 
 /// Carries out a change to governance itself (a `polity.*` action that was allowed or

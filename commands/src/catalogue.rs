@@ -56,6 +56,8 @@ pub enum Handler {
     Link,
     LinkConfirm,
     PolicyDryRun,
+    Actions,
+    Export,
 }
 
 /// One command: its words, its arguments, its help.
@@ -70,6 +72,9 @@ pub struct Spec {
     /// For commands that change governance: the action type they request, governed by the
     /// community's constitution (carried out at once for members who may execute it).
     pub governs: Option<&'static str>,
+    /// Takes long enough that platforms with a reply deadline (Discord's and Slack's 3 s)
+    /// must acknowledge first and answer after.
+    pub slow: bool,
 }
 
 impl Spec {
@@ -117,6 +122,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Put a decision to a vote.",
         handler: Handler::Propose,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["proposals"],
@@ -124,6 +130,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "List proposals.",
         handler: Handler::Proposals,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["proposal"],
@@ -131,6 +138,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Show a proposal: status, tally, deadline, voters, policy.",
         handler: Handler::Proposal,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["vote"],
@@ -141,6 +149,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Vote on a proposal, as a reaction would.",
         handler: Handler::Vote,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["unvote"],
@@ -148,6 +157,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Take your ballot back.",
         handler: Handler::Unvote,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["cancel"],
@@ -155,6 +165,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Withdraw an open proposal (yours; admins: any).",
         handler: Handler::Cancel,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["link"],
@@ -165,6 +176,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Link your account on another platform: shows a one-time code to type there.",
         handler: Handler::Link,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["link", "confirm"],
@@ -172,6 +184,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Confirm a link, on the other platform, with its one-time code.",
         handler: Handler::LinkConfirm,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["whoami"],
@@ -179,6 +192,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Your linked accounts, roles and permissions.",
         handler: Handler::Whoami,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["role", "request"],
@@ -186,6 +200,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Ask for a role; the constitution decides.",
         handler: Handler::RoleRequest,
         governs: Some("polity.role_request"),
+        slow: false,
     },
     Spec {
         path: &["help"],
@@ -193,14 +208,23 @@ pub const CATALOGUE: &[Spec] = &[
         help: "This list, or one command's details.",
         handler: Handler::Help,
         governs: None,
+        slow: false,
     },
-    Spec { path: &["kit", "list"], args: &[], help: "The starter kits.", handler: Handler::KitList, governs: None },
+    Spec {
+        path: &["kit", "list"],
+        args: &[],
+        help: "The starter kits.",
+        handler: Handler::KitList,
+        governs: None,
+        slow: false,
+    },
     Spec {
         path: &["kit", "install"],
         args: &[req("name", ArgKind::Word, "the kit")],
         help: "Install a starter kit: its roles, permissions and policies.",
         handler: Handler::KitInstall,
         governs: Some("polity.kit_install"),
+        slow: false,
     },
     Spec {
         path: &["policy", "install"],
@@ -211,6 +235,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Install a policy, or a new version of one.",
         handler: Handler::PolicyInstall,
         governs: Some("polity.policy_install"),
+        slow: false,
     },
     Spec {
         path: &["policy", "list"],
@@ -218,6 +243,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "The installed policies.",
         handler: Handler::PolicyList,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["policy", "show"],
@@ -225,6 +251,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Show a policy's TOML.",
         handler: Handler::PolicyShow,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["policy", "history"],
@@ -232,6 +259,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Every version of a policy.",
         handler: Handler::PolicyHistory,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["policy", "dry-run"],
@@ -242,6 +270,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "What a policy would have done with recent events, without doing any of it.",
         handler: Handler::PolicyDryRun,
         governs: None,
+        slow: true,
     },
     Spec {
         path: &["policy", "remove"],
@@ -249,6 +278,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Remove a policy (its versions are kept).",
         handler: Handler::PolicyRemove,
         governs: Some("polity.policy_remove"),
+        slow: false,
     },
     Spec {
         path: &["role", "create"],
@@ -256,6 +286,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Create a role.",
         handler: Handler::RoleCreate,
         governs: Some("polity.role_create"),
+        slow: false,
     },
     Spec {
         path: &["role", "delete"],
@@ -263,6 +294,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Delete a role.",
         handler: Handler::RoleDelete,
         governs: Some("polity.role_delete"),
+        slow: false,
     },
     Spec {
         path: &["role", "list"],
@@ -270,6 +302,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "The roles, their permissions and members.",
         handler: Handler::RoleList,
         governs: None,
+        slow: false,
     },
     Spec {
         path: &["role", "grant"],
@@ -277,6 +310,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Give a member a role.",
         handler: Handler::RoleGrant,
         governs: Some("polity.role_grant"),
+        slow: false,
     },
     Spec {
         path: &["role", "revoke"],
@@ -284,6 +318,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Take a role from a member.",
         handler: Handler::RoleRevoke,
         governs: Some("polity.role_revoke"),
+        slow: false,
     },
     Spec {
         path: &["permission", "grant"],
@@ -295,6 +330,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Let a role propose, execute or vote on an action type.",
         handler: Handler::PermissionGrant,
         governs: Some("polity.permission_grant"),
+        slow: false,
     },
     Spec {
         path: &["permission", "revoke"],
@@ -306,6 +342,23 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Take a permission from a role.",
         handler: Handler::PermissionRevoke,
         governs: Some("polity.permission_revoke"),
+        slow: false,
+    },
+    Spec {
+        path: &["actions"],
+        args: &[],
+        help: "The actions, triggers and processes policies can use here, with their parameters.",
+        handler: Handler::Actions,
+        governs: None,
+        slow: false,
+    },
+    Spec {
+        path: &["export"],
+        args: &[opt("format", ArgKind::OneOf(&["json", "csv"]), "json (default) or csv")],
+        help: "The governance record: proposals, ballots, decisions and the audit log.",
+        handler: Handler::Export,
+        governs: None,
+        slow: true,
     },
     Spec {
         path: &["audit"],
@@ -313,6 +366,7 @@ pub const CATALOGUE: &[Spec] = &[
         help: "The latest lines of the governance record.",
         handler: Handler::Audit,
         governs: None,
+        slow: false,
     },
 ];
 

@@ -8,8 +8,10 @@
 //! - One file per command: each handler reads like the story it serves. Permission checks
 //!   are the engine's (through the ports), never the adapters'.
 
+pub mod actions;
 pub mod audit;
 pub mod catalogue;
+pub mod export;
 pub mod governed;
 pub mod help;
 pub mod kit;
@@ -28,7 +30,7 @@ pub mod whoami;
 use catalogue::Handler;
 pub use parse::{Parsed, UsageError, parse};
 pub use ports::{Invocation, PortError, Ports};
-pub use reply::Reply;
+pub use reply::{Attachment, Reply};
 
 /// Parses and runs one text command.
 ///
@@ -75,5 +77,7 @@ pub async fn run(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
         Handler::Link => link::start(ports, inv, args).await,
         Handler::LinkConfirm => link::confirm(ports, inv, args).await,
         Handler::PolicyDryRun => policy::dry_run(ports, args).await,
+        Handler::Actions => Ok(actions::run(ports)),
+        Handler::Export => export::run(ports, args).await,
     }
 }

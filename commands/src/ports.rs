@@ -7,7 +7,7 @@ use polity_governance::action::ActionType;
 use polity_governance::community::Community;
 use polity_governance::ids::{AccountRef, MemberId, Place, PolicyId, ProposalId};
 use polity_governance::io::Inbound;
-use polity_governance::platform::BoxFuture;
+use polity_governance::platform::{ActionInfo, BoxFuture};
 use polity_governance::policy::CompiledPolicy;
 use polity_governance::proposal::{Proposal, ProposalState};
 use std::sync::Arc;
@@ -105,4 +105,8 @@ pub trait Ports: Send {
     fn dry_run<'a>(&'a self, policy: &'a str, since: DateTime<Utc>) -> BoxFuture<'a, Result<Vec<String>, PortError>>;
     /// The time of this invocation.
     fn now(&self) -> DateTime<Utc>;
+    /// The actions, triggers and processes of this community's platforms and of Polity.
+    fn actions(&self) -> Vec<ActionInfo>;
+    /// This community's record, as JSON or CSV.
+    fn export(&self, csv: bool) -> BoxFuture<'_, Result<String, PortError>>;
 }

@@ -53,11 +53,49 @@ pub struct Capabilities {
     pub remove_others_reactions: bool,
 }
 
+/// What an action name is to policy authors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ActionKind {
+    /// Polity can do it: `do = [{ action = ... }]`, `polity.act(...)`.
+    Action,
+    /// It happens on the platform and can start a trigger policy.
+    Trigger,
+    /// It happens, can be reverted and re-executed: platform policies govern it.
+    Governable,
+    /// An external decision process (`polity.start_process`).
+    Process,
+}
+
+/// One action, trigger or process a platform offers, with its parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionInfo {
+    pub name: String,
+    pub kind: ActionKind,
+    pub description: String,
+    /// `(name, what it is)`.
+    pub params: Vec<(String, String)>,
+}
+
+impl ActionInfo {
+    pub fn new(name: &str, kind: ActionKind, description: &str, params: &[(&str, &str)]) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            description: description.into(),
+            params: params.iter().map(|(n, d)| ((*n).to_string(), (*d).to_string())).collect(),
+        }
+    }
+}
+
 /// A platform connection.
 pub trait Platform: Send + Sync {
     /// The connection's name (`console`, `discord`, `slack-eng`).
     fn name(&self) -> &str;
     fn capabilities(&self) -> Capabilities;
+    /// The actions, triggers and processes it offers.
+    fn actions(&self) -> Vec<ActionInfo> {
+        Vec::new()
+    }
     /// Performs one effect.
     fn perform<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>>;
 }

@@ -9,7 +9,9 @@
 use polity_governance::action::Action;
 use polity_governance::ids::{MessageRef, Place};
 use polity_governance::io::Effect;
-use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
+use polity_governance::platform::{
+    ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, Request,
+};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -179,6 +181,15 @@ impl Platform for ConsolePlatform {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities { reactions: true, buttons: false, edits: true, ephemeral: true, remove_others_reactions: true }
+    }
+
+    fn actions(&self) -> Vec<ActionInfo> {
+        vec![ActionInfo::new(
+            MESSAGE_ACTION,
+            ActionKind::Governable,
+            "a member's message in a channel: hidden while voted on, reposted on pass",
+            &[("text", "the message"), ("channel", "where it was posted")],
+        )]
     }
 
     fn perform<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
