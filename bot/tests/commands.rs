@@ -1,0 +1,1371 @@
+//! Every command of the catalogue, run as the console runs it: `polity_commands::handle` over
+//! the runtime's `CommunityPorts`, on an in-memory store, with a platform that records every
+//! effect it is asked to perform. Each command's success and each of its mistakes are checked
+//! by the exact words the user reads, and a mistake must change nothing: the community, the
+//! policies, the proposals, the audit log and the outbox are the same before and after.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use polity::ports::CommunityPorts;
+use polity::runtime::{Handled, Runtime};
+use polity::store::{AuditRow, Store, StoredPolicy};
+use polity_commands::catalogue::CATALOGUE;
+use polity_commands::{Invocation, Reply};
+use polity_governance::community::Community;
+use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place, ProposalId};
+use polity_governance::io::{Effect, Inbound};
+use polity_governance::platform::{
+    ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, Request,
+};
+use polity_governance::proposal::{Proposal, ProposalState};
+use std::sync::{Arc, Mutex};
+
+const PLATFORM: &str = "chat";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+fn account(name: &str) -> AccountRef {
+    AccountRef::new(PLATFORM, name)
+}
+
+fn general() -> Place {
+    Place::new(PLATFORM, "#general")
+}
+
+/// A platform that performs everything by writing it down; posts get message ids.
+struct Recorder(Arc<Mutex<Vec<Effect>>>);
+
+impl Platform for Recorder {
+    fn name(&self) -> &str {
+        PLATFORM
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { reactions: true, edits: true, ephemeral: true, ..Capabilities::default() }
+    }
+    fn actions(&self) -> Vec<ActionInfo> {
+        vec![
+            ActionInfo::new("chat.poll", ActionKind::Process, "a poll of the platform's own", &[]),
+            ActionInfo::new("chat.member_joined", ActionKind::Trigger, "someone joined", &[("member", "who")]),
+            ActionInfo::new("chat.pin", ActionKind::Action, "pin a message", &[("message", "which")]),
+            ActionInfo::new(
+                "chat.rename_channel",
+                ActionKind::Governable,
+                "a channel renamed",
+                &[("name", "the new name")],
+            ),
+        ]
+    }
+    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(async move {
+            self.0.lock().unwrap().push(r.effect.clone());
+            let message = match r.effect {
+                Effect::PostVote { place, .. } | Effect::Post { place, .. } => {
+                    Some(MessageRef::new(PLATFORM, place.channel.clone(), format!("m{}", r.key)))
+                }
+                _ => None,
+            };
+            Ok(Performed { message })
+        })
+    }
+}
+
+/// Everything a command could change.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    community: Community,
+    stored_community: Community,
+    active_policies: Vec<String>,
+    policies: Vec<StoredPolicy>,
+    proposals: Vec<Proposal>,
+    audit: Vec<AuditRow>,
+    pending_effects: u64,
+    performed: Vec<Effect>,
+}
+
+/// One community (`admin`, an admin, and the members alice, bob and carol) on a fresh
+/// in-memory store; the clock moves a second per command.
+struct Env {
+    rt: Runtime,
+    c: CommunityId,
+    performed: Arc<Mutex<Vec<Effect>>>,
+    now: DateTime<Utc>,
+    seq: u32,
+}
+
+impl Env {
+    async fn new() -> Self {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let mut rt = Runtime::open(store).await.unwrap();
+        let performed = Arc::new(Mutex::new(Vec::new()));
+        rt.add_platform(Arc::new(Recorder(performed.clone())));
+        let c = rt.ensure_community("test", "admin", account("admin")).await.unwrap();
+        for name in ["alice", "bob", "carol"] {
+            assert!(rt.admit(c, &account(name), name));
+        }
+        rt.save_community(c, t0()).await.unwrap();
+        Self { rt, c, performed, now: t0(), seq: 0 }
+    }
+
+    /// An environment with a starter kit installed by the admin.
+    async fn with_kit(kit: &str) -> Self {
+        let mut env = Self::new().await;
+        let reply = env.run("admin", &format!("/kit install {kit}")).await;
+        assert!(reply.starts_with(&format!("The starter kit {kit} is installed: ")), "{reply}");
+        env
+    }
+
+    fn next_id(&mut self) -> String {
+        self.seq += 1;
+        format!("invocation-{}", self.seq)
+    }
+
+    /// Runs a command line as `who` under a new invocation id, then performs what it caused.
+    async fn run(&mut self, who: &str, line: &str) -> String {
+        let id = self.next_id();
+        self.run_with_id(who, &id, line).await
+    }
+
+    /// Runs a command line as `who` under the invocation id `id` (a platform retrying a
+    /// delivery sends the same id again).
+    async fn run_with_id(&mut self, who: &str, id: &str, line: &str) -> String {
+        let reply = self.reply_with_id(who, id, line).await;
+        assert_eq!(reply.attachment, None, "{line}");
+        reply.text
+    }
+
+    /// The whole reply, attachment included.
+    async fn reply(&mut self, who: &str, line: &str) -> Reply {
+        let id = self.next_id();
+        self.reply_with_id(who, &id, line).await
+    }
+
+    async fn reply_with_id(&mut self, who: &str, id: &str, line: &str) -> Reply {
+        self.now += TimeDelta::seconds(1);
+        let inv = Invocation { invoker: account(who), place: general(), id: id.to_string() };
+        let mut ports = CommunityPorts::new(&mut self.rt, self.c, "command:test", id, self.now);
+        let reply = polity_commands::handle(&mut ports, &inv, line).await.unwrap();
+        assert!(reply.ephemeral, "command replies are for the invoker only: {line} -> {}", reply.text);
+        self.rt.dispatch(self.now).await.unwrap();
+        reply
+    }
+
+    /// Runs a mistake: asserts its reply and that it changed nothing at all.
+    async fn mistake(&mut self, who: &str, line: &str, expected: &str) {
+        let reply = self.refused(who, line).await;
+        assert_eq!(reply, expected, "{who}: {line}");
+    }
+
+    /// Runs a line that must change nothing at all (a mistake, a question); returns the reply.
+    async fn refused(&mut self, who: &str, line: &str) -> String {
+        let before = self.snapshot().await;
+        let reply = self.run(who, line).await;
+        let after = self.snapshot().await;
+        assert_eq!(before, after, "`{line}` changed something; it replied: {reply}");
+        reply
+    }
+
+    async fn snapshot(&self) -> Snapshot {
+        let store = self.rt.store();
+        let engine = self.rt.engine(self.c).unwrap();
+        Snapshot {
+            community: engine.community.clone(),
+            stored_community: store.load_community(self.c).await.unwrap(),
+            active_policies: engine.policies().iter().map(|p| p.name().to_string()).collect(),
+            policies: store.load_policies(self.c).await.unwrap(),
+            proposals: store.load_proposals(self.c, false).await.unwrap(),
+            audit: store.audit(self.c, 10_000).await.unwrap(),
+            pending_effects: store.pending_effects().await.unwrap(),
+            performed: self.performed(),
+        }
+    }
+
+    fn performed(&self) -> Vec<Effect> {
+        self.performed.lock().unwrap().clone()
+    }
+
+    /// Reacts with `emoji` on the vote message of proposal `p`, as `who`.
+    async fn react(&mut self, who: &str, p: i64, emoji: &str) {
+        self.now += TimeDelta::seconds(1);
+        let message = self.vote_message(p).await;
+        let input = Inbound::Reaction { message, voter: account(who), emoji: emoji.into(), added: true };
+        let key = self.next_id();
+        let handled = self.rt.handle(self.c, PLATFORM, &key, input, self.now, false).await.unwrap();
+        assert!(matches!(handled, Handled::Done(_)));
+        self.rt.dispatch(self.now).await.unwrap();
+    }
+
+    async fn vote_message(&self, p: i64) -> MessageRef {
+        let messages = self.rt.store().vote_messages(self.c, ProposalId(p)).await.unwrap();
+        assert_eq!(messages.len(), 1, "proposal #{p} has one vote message");
+        messages[0].clone()
+    }
+
+    async fn proposal(&self, p: i64) -> Proposal {
+        self.rt.store().proposal(self.c, ProposalId(p)).await.unwrap().unwrap()
+    }
+
+    /// A member's roles, as held in memory and as recorded (they must agree).
+    async fn roles(&self, name: &str) -> Vec<String> {
+        let engine = &self.rt.engine(self.c).unwrap().community;
+        let stored = self.rt.store().load_community(self.c).await.unwrap();
+        let of = |c: &Community| c.member_by_name(name).map(|m| c.roles_of(m.id)).unwrap();
+        assert_eq!(of(engine), of(&stored), "memory and the store agree on {name}'s roles");
+        of(engine)
+    }
+
+    fn community(&self) -> &Community {
+        &self.rt.engine(self.c).unwrap().community
+    }
+
+    fn active_policies(&self) -> Vec<String> {
+        self.rt.engine(self.c).unwrap().policies().iter().map(|p| p.name().to_string()).collect()
+    }
+}
+
+fn posted_votes(effects: &[Effect]) -> Vec<ProposalId> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::PostVote { proposal, .. } => Some(*proposal),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closes(at: DateTime<Utc>, after: TimeDelta) -> String {
+    (at + after).format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+const DIRECT_DEMOCRACY: &str = "Every member votes. A proposal passes with a majority of the ballots, a third of the members voting, within 72 hours; changes to governance need half of the members voting, within a week.";
+const CONSTITUTION: &str = "Majority of members changes governance";
+
+/// A platform policy only members with the role `council` vote under (inline, as typed on
+/// the console: `\n` between lines).
+const COUNCIL: &str = r#"name = "Council"\nkind = "platform"\n[vote]\nvoters = "role:council"\nquorum = 1"#;
+
+// ----- /propose -----
+
+#[tokio::test]
+async fn propose_opens_a_proposal_under_the_community_policy_or_the_named_one() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    let opened = env.now + TimeDelta::seconds(1);
+    assert_eq!(
+        env.run("alice", "/propose Buy a new server").await,
+        "Proposal #1 is open, under \"Majority of members\"."
+    );
+    let p = env.proposal(1).await;
+    assert_eq!(
+        (p.state, p.proposer_name.as_str(), p.headline()),
+        (ProposalState::Proposed, "alice", "alice proposes: Buy a new server".to_string())
+    );
+    assert_eq!(p.closes_at, Some(opened + TimeDelta::hours(72)));
+    assert_eq!(posted_votes(&env.performed()), vec![ProposalId(1)], "its vote message was posted");
+
+    assert_eq!(
+        env.run("bob", &format!("/propose Rewrite the charter policy:{CONSTITUTION}")).await,
+        format!("Proposal #2 is open, under \"{CONSTITUTION}\".")
+    );
+    assert_eq!(env.proposal(2).await.policy_name, CONSTITUTION);
+    // Policy names are matched without regard to case.
+    assert_eq!(
+        env.run("bob", "/propose Meet on Fridays policy:majority OF members").await,
+        "Proposal #3 is open, under \"Majority of members\"."
+    );
+
+    // A policy without a vote decides at once.
+    let mut env = Env::with_kit("testing").await;
+    assert_eq!(
+        env.run("alice", "/propose Paint it blue").await,
+        "Proposal #1 passed at once under \"Testing: every action passes\"."
+    );
+    assert_eq!(env.proposal(1).await.state, ProposalState::Passed);
+    assert!(posted_votes(&env.performed()).is_empty(), "no vote message for a proposal decided at once");
+}
+
+#[tokio::test]
+async fn propose_mistakes_change_nothing() {
+    let mut env = Env::new().await;
+    env.mistake(
+        "alice",
+        "/propose Buy a new server",
+        "no policy decides plain proposals yet: install a starter kit (`/kit list`) or a platform policy",
+    )
+    .await;
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.mistake(
+        "alice",
+        "/propose Buy a new server policy:Unanimity",
+        "there is no policy named \"Unanimity\": `/policy list` shows the installed ones",
+    )
+    .await;
+    env.mistake("alice", "/propose", "text is missing (what you propose). Usage: /propose TEXT [policy:POLICY]").await;
+    env.mistake(
+        "alice",
+        "/propose policy:Majority of members",
+        "text is missing (what you propose). Usage: /propose TEXT [policy:POLICY]",
+    )
+    .await;
+    env.mistake("alice", "/propose Buy it policy:", "`policy:` needs a value. Usage: /propose TEXT [policy:POLICY]")
+        .await;
+    // Without the propose permission.
+    assert_eq!(env.run("admin", "/permission revoke everyone propose *").await, "everyone may no longer propose *.");
+    env.mistake(
+        "alice",
+        "/propose Buy a new server",
+        "you may not make proposals here: ask an admin for a role with the propose permission",
+    )
+    .await;
+}
+
+// ----- /proposals and /proposal -----
+
+#[tokio::test]
+async fn proposals_lists_the_open_ones_or_all() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.mistake("alice", "/proposals", "No proposal is open.").await;
+    env.mistake("alice", "/proposals all", "There are no proposals yet.").await;
+    env.run("alice", "/propose Buy a new server").await;
+    env.run("bob", "/propose Weekly calls").await;
+    assert_eq!(env.run("bob", "/cancel 2").await, "Proposal #2 is cancelled.");
+    let open = "#1 [proposed] alice proposes: Buy a new server — Majority of members";
+    env.mistake("carol", "/proposals", open).await;
+    env.mistake("carol", "/proposals open", open).await;
+    env.mistake(
+        "carol",
+        "/proposals all",
+        &format!("{open}\n#2 [cancelled] bob proposes: Weekly calls — Majority of members"),
+    )
+    .await;
+    env.mistake("carol", "/proposals some", "which must be one of open, all. Usage: /proposals [open|all]").await;
+}
+
+#[tokio::test]
+async fn proposal_shows_its_status_tally_voters_and_ballots() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.run("alice", "/propose Buy a new server").await;
+    let opened = env.now;
+    assert_eq!(env.run("bob", "/vote 1 yes").await, "Your ballot on #1 is counted.");
+    env.react("carol", 1, "👎").await;
+    let shown = [
+        "Proposal #1 [proposed]: alice proposes: Buy a new server".to_string(),
+        "policy: Majority of members".into(),
+        format!("closes: {}", closes(opened, TimeDelta::hours(72))),
+        "tally: yes 1 · no 1 · abstain 0 (2 of 4 voted)".into(),
+        "rule: pass majority, quorum 34%".into(),
+        "voters: admin, alice, bob, carol".into(),
+        "  bob voted yes (command)".into(),
+        "  carol voted no (reaction)".into(),
+    ]
+    .join("\n");
+    env.mistake("admin", "/proposal 1", &shown).await;
+    env.mistake("admin", "/proposal #1", &shown).await;
+    env.mistake("admin", "/proposal 9", "There is no proposal #9: `/proposals all` lists them.").await;
+    env.mistake("admin", "/proposal nine", "`nine` is not a proposal number. Usage: /proposal ID").await;
+    env.mistake("admin", "/proposal", "id is missing (the proposal's number). Usage: /proposal ID").await;
+
+    // A closed proposal is still shown, with its outcome.
+    env.react("alice", 1, "👍").await;
+    env.react("admin", 1, "👍").await;
+    let p = env.proposal(1).await;
+    assert_eq!(p.state, ProposalState::Passed);
+    let reply = env.run("bob", "/proposal 1").await;
+    assert!(reply.starts_with("Proposal #1 [passed]: alice proposes: Buy a new server\n"), "{reply}");
+    assert!(reply.contains("\ntally: yes 3 · no 1 · abstain 0 (4 of 4 voted)\n"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_secret_policy_keeps_the_ballots_out_of_proposal() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    let secret = r#"name = "Secret ballot"\nkind = "platform"\n[vote]\nsecret = true\nquorum = 3"#;
+    assert_eq!(
+        env.run("admin", &format!("/policy install Secret {secret}")).await,
+        "The TOML names the policy \"Secret ballot\", not \"Secret\": use the same name in both."
+    );
+    let secret = secret.replace("Secret ballot", "Secret");
+    assert_eq!(
+        env.run("admin", &format!("/policy install Secret {secret}")).await,
+        "\"Secret\" is installed: a platform policy."
+    );
+    assert_eq!(
+        env.run("alice", "/propose Elect a chair policy:Secret").await,
+        "Proposal #1 is open, under \"Secret\"."
+    );
+    assert_eq!(env.run("bob", "/vote 1 no").await, "Your ballot on #1 is counted.");
+    env.react("carol", 1, "👍").await;
+    let shown = [
+        "Proposal #1 [proposed]: alice proposes: Elect a chair",
+        "policy: Secret",
+        "tally: yes 1 · no 1 · abstain 0 (2 of 4 voted)",
+        "rule: pass majority, quorum 3",
+        "voters: admin, alice, bob, carol",
+        "ballots are secret",
+    ]
+    .join("\n");
+    env.mistake("alice", "/proposal 1", &shown).await;
+    // Nor does the audit log say who voted what.
+    let audit = env.run("alice", "/audit 2").await;
+    let lines: Vec<&str> = audit.lines().collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    assert!(lines[0].ends_with(" chat:bob voted secretly on #1"), "{audit}");
+    assert!(lines[1].ends_with(" chat:carol voted secretly on #1"), "{audit}");
+    // Nor does the export.
+    let csv = env.reply("alice", "/export csv").await.attachment.unwrap().content;
+    let ballots: Vec<&str> = csv.lines().filter(|l| l.starts_with("test,ballot,1,")).collect();
+    assert_eq!(ballots.len(), 2, "{csv}");
+    assert!(ballots[0].ends_with(",bob,secret,chat:bob via command"), "{csv}");
+    assert!(ballots[1].ends_with(",carol,secret,chat:carol via reaction"), "{csv}");
+}
+
+// ----- /vote and /unvote -----
+
+#[tokio::test]
+async fn vote_and_unvote_count_and_withdraw_a_ballot() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.run("alice", "/propose Buy a new server").await;
+    assert_eq!(env.run("bob", "/vote 1 yes").await, "Your ballot on #1 is counted.");
+    assert_eq!(env.run("carol", "/vote #1 abstain").await, "Your ballot on #1 is counted.");
+    let tally = env.proposal(1).await.tally().unwrap();
+    assert_eq!((tally.counts.clone(), tally.abstain, tally.cast), (vec![1, 0], 1, 2));
+    // The live tally was edited into the vote message.
+    assert!(
+        env.performed().iter().any(
+            |e| matches!(e, Effect::EditVote { text, .. } if text.contains("yes 1 · no 0 · abstain 1 (2 of 4 voted)"))
+        ),
+        "{:?}",
+        env.performed()
+    );
+    // Changing one's mind replaces the ballot.
+    assert_eq!(env.run("bob", "/vote 1 no").await, "Your ballot on #1 is counted.");
+    assert_eq!(env.proposal(1).await.tally().unwrap().counts, vec![0, 1]);
+
+    assert_eq!(env.run("bob", "/unvote 1").await, "Your ballot on #1 is withdrawn.");
+    assert_eq!(env.proposal(1).await.tally().unwrap().cast, 1);
+    env.mistake("bob", "/unvote 1", "you have no ballot on #1").await;
+    env.mistake("admin", "/unvote 1", "you have no ballot on #1").await;
+    env.mistake("bob", "/unvote 9", "there is no proposal #9: `/proposals` lists the open ones").await;
+    env.mistake("bob", "/unvote", "id is missing (the proposal's number). Usage: /unvote ID").await;
+}
+
+#[tokio::test]
+async fn vote_mistakes_change_nothing() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.run("alice", "/propose Buy a new server").await;
+    env.mistake("bob", "/vote 1 maybe", "`maybe` is not a choice in this vote: choose yes, no, abstain").await;
+    env.mistake("bob", "/vote 9 yes", "there is no proposal #9: `/proposals` lists the open ones").await;
+    env.mistake(
+        "bob",
+        "/vote 1",
+        "choice is missing (yes, no, abstain, an option, 1,3 or 3>1>2). Usage: /vote ID CHOICE",
+    )
+    .await;
+    env.mistake("bob", "/vote one yes", "`one` is not a proposal number. Usage: /vote ID CHOICE").await;
+    env.mistake("bob", "/vote 0 yes", "`0` is not a proposal number. Usage: /vote ID CHOICE").await;
+    // Someone who is not a member.
+    env.mistake("zed", "/vote 1 yes", "only members of this community can vote on proposal #1").await;
+
+    // Only the council votes under the council's policy.
+    assert_eq!(env.run("admin", "/role create council").await, "The role council is created.");
+    assert_eq!(env.run("admin", "/role grant council carol").await, "carol has the role council now.");
+    assert_eq!(
+        env.run("admin", &format!("/policy install Council {COUNCIL}")).await,
+        "\"Council\" is installed: a platform policy."
+    );
+    assert_eq!(
+        env.run("alice", "/propose Hire a designer policy:Council").await,
+        "Proposal #2 is open, under \"Council\"."
+    );
+    env.mistake("bob", "/vote 2 yes", "only members with the role council can vote on proposal #2").await;
+
+    // A decided proposal takes no more ballots.
+    assert_eq!(env.run("carol", "/vote 2 yes").await, "Your ballot on #2 is counted.");
+    assert_eq!(env.proposal(2).await.state, ProposalState::Passed);
+    env.mistake("carol", "/vote 2 no", "proposal #2 is closed").await;
+    env.mistake("carol", "/unvote 2", "proposal #2 is closed").await;
+}
+
+// ----- /cancel -----
+
+#[tokio::test]
+async fn cancel_is_for_the_proposer_or_an_admin() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.run("alice", "/propose Buy a new server").await;
+    env.run("alice", "/propose Weekly calls").await;
+    env.mistake("bob", "/cancel 1", "only the proposer or an admin can cancel proposal #1").await;
+    env.mistake("bob", "/cancel 7", "there is no proposal #7: `/proposals` lists the open ones").await;
+    env.mistake("bob", "/cancel", "id is missing (the proposal's number). Usage: /cancel ID").await;
+
+    let before = env.performed().len();
+    assert_eq!(env.run("alice", "/cancel 1").await, "Proposal #1 is cancelled.");
+    assert_eq!(env.proposal(1).await.state, ProposalState::Cancelled);
+    let announced: Vec<Effect> = env.performed()[before..].to_vec();
+    assert!(
+        announced.iter().any(
+            |e| matches!(e, Effect::Post { text, .. } if text.starts_with("Proposal #1 was cancelled: alice proposes: Buy a new server"))
+        ),
+        "{announced:?}"
+    );
+    assert_eq!(env.run("admin", "/cancel 2").await, "Proposal #2 is cancelled.");
+    assert_eq!(env.proposal(2).await.state, ProposalState::Cancelled);
+    env.mistake("alice", "/cancel 1", "proposal #1 is closed").await;
+    env.mistake("admin", "/cancel 2", "proposal #2 is closed").await;
+}
+
+// ----- /whoami -----
+
+#[tokio::test]
+async fn whoami_says_who_you_are_and_what_you_may_do() {
+    let mut env = Env::new().await;
+    env.mistake(
+        "alice",
+        "/whoami",
+        "You are alice.\naccounts: chat:alice (Origin)\nroles: everyone\npermissions: propose *, vote *",
+    )
+    .await;
+    env.mistake(
+        "admin",
+        "/whoami",
+        "You are admin, an admin.\naccounts: chat:admin (Origin)\nroles: everyone\npermissions: everything (admin)",
+    )
+    .await;
+    env.mistake("zed", "/whoami", "chat:zed is not a member of this community yet.").await;
+    env.mistake("alice", "/whoami please", "`please` is more than the command takes. Usage: /whoami").await;
+
+    env.run("admin", "/role create treasurer").await;
+    env.run("admin", "/permission grant treasurer execute opencollective.*").await;
+    env.run("admin", "/role grant treasurer alice").await;
+    env.mistake(
+        "alice",
+        "/whoami",
+        "You are alice.\naccounts: chat:alice (Origin)\nroles: everyone, treasurer\npermissions: execute opencollective.*, propose *, vote *",
+    )
+    .await;
+    // Without any permission.
+    env.run("admin", "/permission revoke everyone propose *").await;
+    env.run("admin", "/permission revoke everyone vote *").await;
+    env.mistake("bob", "/whoami", "You are bob.\naccounts: chat:bob (Origin)\nroles: everyone\npermissions: none")
+        .await;
+}
+
+// ----- /role request -----
+
+#[tokio::test]
+async fn role_request_is_granted_at_once_when_nothing_governs_it() {
+    // A new community has no constitution: the request is carried out.
+    let mut env = Env::new().await;
+    env.run("admin", "/role create treasurer").await;
+    assert_eq!(env.run("alice", "/role request treasurer").await, "You have the role treasurer now.");
+    assert_eq!(env.roles("alice").await, ["everyone", "treasurer"]);
+    env.mistake("alice", "/role request treasurer", "You already have the role treasurer.").await;
+    env.mistake("alice", "/role request ghost", "There is no role ghost: `/role list` shows the roles.").await;
+    env.mistake("alice", "/role request everyone", "There is no role everyone: `/role list` shows the roles.").await;
+    env.mistake("alice", "/role request", "role is missing (the role you ask for). Usage: /role request ROLE").await;
+
+    // The testing kit's constitution passes every change at once.
+    let mut env = Env::with_kit("testing").await;
+    env.run("admin", "/role create treasurer").await;
+    assert_eq!(env.run("bob", "/role request treasurer").await, "You have the role treasurer now.");
+    assert_eq!(env.roles("bob").await, ["everyone", "treasurer"]);
+    assert_eq!(env.proposal(1).await.state, ProposalState::Passed);
+    assert_eq!(env.proposal(1).await.policy_name, "Testing: every change passes");
+}
+
+#[tokio::test]
+async fn role_request_under_the_moderators_kit_is_a_proposal_the_moderators_decide() {
+    let mut env = Env::with_kit("moderators").await;
+    // The installer became a moderator.
+    assert_eq!(env.roles("admin").await, ["everyone", "moderator"]);
+    assert_eq!(
+        env.run("alice", "/role request moderator").await,
+        "Proposal #1 asks to give you the role moderator; \"Moderators decide changes\" decides, and it happens if it passes."
+    );
+    assert_eq!(env.roles("alice").await, ["everyone"], "nothing changes before the vote");
+    assert_eq!(posted_votes(&env.performed()), vec![ProposalId(1)]);
+    let posted = env.performed();
+    assert!(
+        posted.iter().any(|e| matches!(e, Effect::PostVote { text, .. }
+            if text.starts_with("Proposal #1: alice wants polity.role_request: "))),
+        "{posted:?}"
+    );
+
+    // bob is no moderator: his reaction is removed, and he is told why.
+    env.react("bob", 1, "👍").await;
+    let told = env.performed();
+    assert!(
+        told.iter().any(|e| matches!(e, Effect::Notify { account: to, text }
+            if to == &account("bob")
+            && text == "Your vote was not counted: only members with the role moderator can vote on proposal #1.")),
+        "{told:?}"
+    );
+    assert!(told.iter().any(|e| matches!(e, Effect::RemoveReaction { emoji, .. } if emoji == "👍")), "{told:?}");
+    assert_eq!(env.proposal(1).await.tally().unwrap().cast, 0);
+    env.mistake("bob", "/vote 1 yes", "only members with the role moderator can vote on proposal #1").await;
+
+    env.react("admin", 1, "👍").await;
+    assert_eq!(env.proposal(1).await.state, ProposalState::Passed);
+    assert_eq!(env.roles("alice").await, ["everyone", "moderator"]);
+    assert_eq!(
+        env.run("alice", "/whoami").await,
+        "You are alice.\naccounts: chat:alice (Origin)\nroles: everyone, moderator\npermissions: propose *, vote *"
+    );
+    let audit = env.run("alice", "/audit 3").await;
+    assert!(audit.contains(" proposal #1 passed\n"), "{audit}");
+    assert!(audit.ends_with(" polity.role_request carried out (proposal #1)"), "{audit}");
+}
+
+// ----- /kit -----
+
+#[tokio::test]
+async fn kit_list_and_install() {
+    let mut env = Env::new().await;
+    let list = env.run("alice", "/kit list").await;
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines[0], "Starter kits (`/kit install NAME`):");
+    let names: Vec<&str> = lines[1..].iter().map(|l| l.split(" — ").next().unwrap()).collect();
+    assert_eq!(names, ["testing", "benevolent-dictator", "moderators", "direct-democracy", "consensus", "jury"]);
+    assert!(lines.contains(&format!("direct-democracy — {DIRECT_DEMOCRACY}").as_str()), "{list}");
+    env.mistake("alice", "/kit list all", "`all` is more than the command takes. Usage: /kit list").await;
+
+    env.mistake("admin", "/kit install anarchy", "there is no starter kit named \"anarchy\": `/kit list` shows them")
+        .await;
+    env.mistake("admin", "/kit install", "name is missing (the kit). Usage: /kit install NAME").await;
+    env.mistake("admin", "/kit", "/kit needs one of: list, install.").await;
+
+    assert_eq!(
+        env.run("admin", "/kit install direct-democracy").await,
+        format!("The starter kit direct-democracy is installed: {DIRECT_DEMOCRACY}")
+    );
+    assert_eq!(env.active_policies(), ["Majority of members", CONSTITUTION]);
+    assert!(env.performed().is_empty(), "a governance change is no platform effect");
+
+    // A member's kit install now goes to the constitution.
+    assert_eq!(
+        env.run("alice", "/kit install consensus").await,
+        format!(
+            "Proposal #1 asks to install the starter kit consensus; \"{CONSTITUTION}\" decides, and it happens if it passes."
+        )
+    );
+    assert_eq!(env.active_policies(), ["Majority of members", CONSTITUTION]);
+    for who in ["alice", "bob", "carol"] {
+        env.react(who, 1, "👍").await;
+    }
+    assert_eq!(env.proposal(1).await.state, ProposalState::Passed);
+    assert_eq!(
+        env.active_policies(),
+        [
+            "Majority of members",
+            CONSTITUTION,
+            "No objection within 48 hours",
+            "No objection to changes within 72 hours"
+        ]
+    );
+}
+
+// ----- /policy -----
+
+#[tokio::test]
+async fn policy_install_keeps_every_version() {
+    let mut env = Env::new().await;
+    assert_eq!(
+        env.run("admin", &format!("/policy install Council {COUNCIL}")).await,
+        "\"Council\" is installed: a platform policy."
+    );
+    let first = env.now;
+    assert_eq!(env.active_policies(), ["Council"]);
+    let v2 = COUNCIL.replace("quorum = 1", "quorum = 2");
+    assert_eq!(
+        env.run("admin", &format!("/policy install council {v2}")).await,
+        "A new version of \"Council\" is installed (`/policy history` keeps the old ones)."
+    );
+    let second = env.now;
+    assert_eq!(env.active_policies(), ["Council"]);
+    let at = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    env.mistake(
+        "alice",
+        "/policy history Council",
+        &format!("\"Council\":\nversion 1, installed {}\nversion 2 (active), installed {}", at(first), at(second)),
+    )
+    .await;
+    env.mistake(
+        "alice",
+        "/policy show council",
+        "Council (platform policy):\nname = \"Council\"\nkind = \"platform\"\n[vote]\nvoters = \"role:council\"\nquorum = 2",
+    )
+    .await;
+    // A policy may also arrive with real line breaks (Slack's multi-line messages).
+    let constitution = "name = \"Charter\"\nkind = \"constitution\"\n[vote]\nquorum = 2\npass = \"2/3\"";
+    assert_eq!(
+        env.run("admin", &format!("/policy install Charter\n{constitution}")).await,
+        "\"Charter\" is installed: a constitution policy."
+    );
+    assert_eq!(env.active_policies(), ["Council", "Charter"]);
+}
+
+#[tokio::test]
+async fn policy_install_mistakes_change_nothing() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.mistake(
+        "admin",
+        r#"/policy install Bad name = "Bad"\nkind = "platfrom"\n[vote]\nquorum = "many""#,
+        "The policy is not valid:\nline 2: `kind = \"platfrom\"` is not a kind: use platform, constitution or trigger\nline 4: `quorum = \"many\"` must be a count like 3 or a share like \"40%\"",
+    )
+    .await;
+    let reply =
+        env.refused("admin", r#"/policy install Bad name = "Bad"\nkind = "platform"\n[vote]\nclosed = "1h""#).await;
+    assert!(reply.starts_with("The policy is not valid:\nline 4: "), "{reply}");
+    assert!(reply.contains("closed"), "{reply}");
+    let reply = env.refused("admin", r#"/policy install Bad name = "Bad"\nkind = "#).await;
+    assert!(reply.starts_with("The policy is not valid:\nline 2: "), "{reply}");
+    env.mistake(
+        "admin",
+        &format!("/policy install Senate {COUNCIL}"),
+        "The TOML names the policy \"Council\", not \"Senate\": use the same name in both.",
+    )
+    .await;
+    env.mistake(
+        "admin",
+        "/policy install Council",
+        "toml is missing (the policy (on the console, `\\n` separates lines)). Usage: /policy install NAME TOML",
+    )
+    .await;
+    // The vote of a policy that is not valid is never opened: a member's invalid policy is
+    // refused before it reaches the constitution.
+    env.mistake(
+        "alice",
+        r#"/policy install Bad name = "Bad"\nkind = "platfrom""#,
+        "The policy is not valid:\nline 2: `kind = \"platfrom\"` is not a kind: use platform, constitution or trigger",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_members_policy_install_and_remove_go_to_the_constitution() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    assert_eq!(
+        env.run("alice", &format!("/policy install Council {COUNCIL}")).await,
+        format!(
+            "Proposal #1 asks to install the policy \"Council\"; \"{CONSTITUTION}\" decides, and it happens if it passes."
+        )
+    );
+    assert_eq!(env.active_policies(), ["Majority of members", CONSTITUTION]);
+    env.react("alice", 1, "👍").await;
+    env.react("bob", 1, "👍").await;
+    assert_eq!(env.proposal(1).await.state, ProposalState::Proposed, "2 of 4 cannot decide yet");
+    env.react("carol", 1, "👍").await;
+    assert_eq!(env.proposal(1).await.state, ProposalState::Passed);
+    assert_eq!(env.active_policies(), ["Majority of members", CONSTITUTION, "Council"]);
+
+    assert_eq!(
+        env.run("bob", "/policy remove council").await,
+        format!(
+            "Proposal #2 asks to remove the policy \"Council\"; \"{CONSTITUTION}\" decides, and it happens if it passes."
+        )
+    );
+    for who in ["admin", "alice", "carol"] {
+        env.react(who, 2, "👎").await;
+    }
+    assert_eq!(env.proposal(2).await.state, ProposalState::Failed);
+    assert_eq!(
+        env.active_policies(),
+        ["Majority of members", CONSTITUTION, "Council"],
+        "a failed proposal changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn policy_list_show_history_and_remove() {
+    let mut env = Env::new().await;
+    env.mistake("alice", "/policy list", "No policy is installed: `/kit list` shows ready-made ones.").await;
+    env.run("admin", "/kit install direct-democracy").await;
+    env.mistake(
+        "alice",
+        "/policy list",
+        &format!("Majority of members (platform; all of its kind)\n{CONSTITUTION} (constitution; all of its kind)"),
+    )
+    .await;
+    let covering = r#"name = "Renames"\nkind = "platform"\nactions = ["discord.rename_channel", "slack.*"]"#;
+    env.run("admin", &format!("/policy install Renames {covering}")).await;
+    env.mistake(
+        "alice",
+        "/policy list",
+        &format!(
+            "Majority of members (platform; all of its kind)\n{CONSTITUTION} (constitution; all of its kind)\nRenames (platform; discord.rename_channel, slack.*)"
+        ),
+    )
+    .await;
+    let shown = env.run("alice", "/policy show Majority of members").await;
+    assert!(shown.starts_with("Majority of members (platform policy):\n"), "{shown}");
+    assert!(shown.contains("quorum = \"34%\""), "{shown}");
+    env.mistake(
+        "alice",
+        "/policy show Unanimity",
+        "There is no policy named \"Unanimity\": `/policy list` shows the installed ones.",
+    )
+    .await;
+    env.mistake("alice", "/policy show", "name is missing (the policy). Usage: /policy show NAME").await;
+    env.mistake(
+        "alice",
+        "/policy history majority of members",
+        &format!("\"majority of members\":\nversion 1 (active), installed {}", t0().format("%Y-%m-%d %H:%M UTC")),
+    )
+    .await;
+    env.mistake("alice", "/policy history Unanimity", "No policy named \"Unanimity\" was ever installed.").await;
+
+    env.mistake(
+        "admin",
+        "/policy remove Unanimity",
+        "There is no policy named \"Unanimity\": `/policy list` shows the installed ones.",
+    )
+    .await;
+    assert_eq!(env.run("admin", "/policy remove renames").await, "\"Renames\" is removed; its versions are kept.");
+    assert_eq!(env.active_policies(), ["Majority of members", CONSTITUTION]);
+    let history = env.run("alice", "/policy history Renames").await;
+    assert!(history.starts_with("\"Renames\":\nversion 1, installed "), "{history}");
+    assert!(!history.contains("(active)"), "{history}");
+    env.mistake(
+        "admin",
+        "/policy remove Renames",
+        "There is no policy named \"Renames\": `/policy list` shows the installed ones.",
+    )
+    .await;
+    env.mistake(
+        "alice",
+        "/policy show Renames",
+        "There is no policy named \"Renames\": `/policy list` shows the installed ones.",
+    )
+    .await;
+}
+
+// ----- /role create, delete, list, grant, revoke -----
+
+#[tokio::test]
+async fn role_create_delete_and_list() {
+    let mut env = Env::new().await;
+    env.mistake(
+        "alice",
+        "/role list",
+        "everyone — may: propose *, vote *; members: every member\nadmins (may do everything): admin",
+    )
+    .await;
+    assert_eq!(env.run("admin", "/role create treasurer keeps the money").await, "The role treasurer is created.");
+    assert_eq!(env.community().roles["treasurer"].description, "keeps the money");
+    assert_eq!(env.run("admin", "/role create scribe").await, "The role scribe is created.");
+    env.run("admin", "/role grant treasurer alice").await;
+    env.run("admin", "/role grant treasurer bob").await;
+    env.mistake(
+        "alice",
+        "/role list",
+        "everyone — may: propose *, vote *; members: every member\nscribe — may: nothing; members: none\ntreasurer — may: nothing; members: alice, bob\nadmins (may do everything): admin",
+    )
+    .await;
+
+    env.mistake("admin", "/role create treasurer", "The role treasurer already exists.").await;
+    env.mistake("admin", "/role create everyone", "The role everyone already exists.").await;
+    env.mistake(
+        "admin",
+        "/role create Treasurer",
+        "`Treasurer` is not a role name: use lowercase letters, digits, `-` and `_`",
+    )
+    .await;
+    env.mistake(
+        "admin",
+        "/role create tre$urer",
+        "`tre$urer` is not a role name: use lowercase letters, digits, `-` and `_`",
+    )
+    .await;
+    env.mistake("admin", "/role create", "role is missing (the new role). Usage: /role create ROLE [DESCRIPTION]")
+        .await;
+
+    env.mistake("admin", "/role delete everyone", "The role everyone belongs to every member and cannot be deleted.")
+        .await;
+    env.mistake("admin", "/role delete ghost", "There is no role ghost: `/role list` shows the roles.").await;
+    assert_eq!(env.run("admin", "/role delete treasurer").await, "The role treasurer is deleted.");
+    assert!(!env.community().roles.contains_key("treasurer"));
+    assert_eq!(env.roles("alice").await, ["everyone"], "its members lost it");
+    env.mistake("admin", "/role delete treasurer", "There is no role treasurer: `/role list` shows the roles.").await;
+    env.mistake("admin", "/role fly", "/role needs one of: request, create, delete, list, grant, revoke.").await;
+}
+
+#[tokio::test]
+async fn role_grant_and_revoke() {
+    let mut env = Env::new().await;
+    env.run("admin", "/role create treasurer").await;
+    assert_eq!(env.run("admin", "/role grant treasurer alice").await, "alice has the role treasurer now.");
+    assert_eq!(env.roles("alice").await, ["everyone", "treasurer"]);
+    // Member names are matched without regard to case; the reply uses the member's own.
+    assert_eq!(env.run("admin", "/role grant treasurer BOB").await, "bob has the role treasurer now.");
+    env.mistake("admin", "/role grant treasurer alice", "alice already has the role treasurer.").await;
+    env.mistake("admin", "/role grant ghost alice", "There is no role ghost: `/role list` shows the roles.").await;
+    env.mistake("admin", "/role grant Treasurer alice", "There is no role Treasurer: `/role list` shows the roles.")
+        .await;
+    env.mistake("admin", "/role grant everyone alice", "There is no role everyone: `/role list` shows the roles.")
+        .await;
+    env.mistake("admin", "/role grant treasurer zed", "There is no member named zed.").await;
+    env.mistake("admin", "/role grant treasurer", "member is missing (the member). Usage: /role grant ROLE MEMBER")
+        .await;
+    env.mistake(
+        "admin",
+        "/role grant treasurer alice bob",
+        "`bob` is more than the command takes. Usage: /role grant ROLE MEMBER",
+    )
+    .await;
+
+    assert_eq!(env.run("admin", "/role revoke treasurer alice").await, "alice no longer has the role treasurer.");
+    assert_eq!(env.roles("alice").await, ["everyone"]);
+    env.mistake("admin", "/role revoke treasurer alice", "alice does not have the role treasurer.").await;
+    env.mistake("admin", "/role revoke treasurer carol", "carol does not have the role treasurer.").await;
+    env.mistake("admin", "/role revoke ghost bob", "There is no role ghost: `/role list` shows the roles.").await;
+    env.mistake("admin", "/role revoke treasurer zed", "There is no member named zed.").await;
+    env.mistake("admin", "/role revoke everyone bob", "There is no role everyone: `/role list` shows the roles.").await;
+    assert!(env.performed().is_empty(), "changes to governance are no platform effects");
+}
+
+// ----- /permission -----
+
+#[tokio::test]
+async fn permission_grant_and_revoke() {
+    let mut env = Env::new().await;
+    env.run("admin", "/role create treasurer").await;
+    assert_eq!(
+        env.run("admin", "/permission grant treasurer execute opencollective.*").await,
+        "treasurer may execute opencollective.* now."
+    );
+    assert_eq!(
+        env.run("admin", "/permission grant treasurer vote opencollective.process_expense").await,
+        "treasurer may vote opencollective.process_expense now."
+    );
+    let grants: Vec<String> =
+        env.community().roles["treasurer"].grants.iter().map(|(p, a)| format!("{p} {a}")).collect();
+    assert_eq!(grants, ["execute opencollective.*", "vote opencollective.process_expense"]);
+
+    env.mistake(
+        "admin",
+        "/permission grant treasurer execute opencollective.*",
+        "treasurer may already execute opencollective.*.",
+    )
+    .await;
+    env.mistake("admin", "/permission grant ghost execute *", "There is no role ghost: `/role list` shows the roles.")
+        .await;
+    env.mistake(
+        "admin",
+        "/permission grant treasurer spend *",
+        "permission must be one of propose, execute, vote. Usage: /permission grant ROLE propose|execute|vote ACTIONS",
+    )
+    .await;
+    env.mistake(
+        "admin",
+        "/permission grant treasurer execute OpenCollective",
+        "`OpenCollective` is not an action name: write PLATFORM.NAME in lowercase, e.g. discord.rename_channel",
+    )
+    .await;
+    // (Reported: the reply names `Discord.x`, not what was typed.)
+    let reply = env.refused("admin", "/permission grant treasurer execute Discord.*").await;
+    assert!(reply.contains("is not an action name: write PLATFORM.NAME in lowercase"), "{reply}");
+    env.mistake(
+        "admin",
+        "/permission grant treasurer execute",
+        "actions is missing (an action type, PLATFORM.* or *). Usage: /permission grant ROLE propose|execute|vote ACTIONS",
+    )
+    .await;
+
+    assert_eq!(
+        env.run("admin", "/permission revoke treasurer execute opencollective.*").await,
+        "treasurer may no longer execute opencollective.*."
+    );
+    env.mistake(
+        "admin",
+        "/permission revoke treasurer execute opencollective.*",
+        "treasurer was never granted execute opencollective.*: `/role list` shows its permissions.",
+    )
+    .await;
+    env.mistake("admin", "/permission revoke ghost vote *", "There is no role ghost: `/role list` shows the roles.")
+        .await;
+    env.mistake(
+        "admin",
+        "/permission revoke treasurer fly *",
+        "permission must be one of propose, execute, vote. Usage: /permission revoke ROLE propose|execute|vote ACTIONS",
+    )
+    .await;
+    // The implicit role `everyone` can be changed too.
+    assert_eq!(env.run("admin", "/permission revoke everyone vote *").await, "everyone may no longer vote *.");
+    assert_eq!(env.community().roles["everyone"].grants.len(), 1);
+}
+
+// ----- /audit -----
+
+#[tokio::test]
+async fn audit_shows_the_latest_lines_newest_last() {
+    let mut env = Env::new().await;
+    env.mistake("alice", "/audit", "The record is empty.").await;
+    for role in ["a", "b", "c"] {
+        env.run("admin", &format!("/role create {role}")).await;
+    }
+    // Each change leaves two lines: who did it by which right, and that it was carried out.
+    let line =
+        |secs: i64, text: &str| format!("{} {text}", (t0() + TimeDelta::seconds(secs)).format("%Y-%m-%d %H:%M:%S"));
+    let by_admin = "polity.role_create by chat:admin carried out: the initiator may execute it";
+    env.mistake(
+        "alice",
+        "/audit 3",
+        &[line(3, "polity.role_create carried out"), line(4, by_admin), line(4, "polity.role_create carried out")]
+            .join("\n"),
+    )
+    .await;
+    let all = env.run("alice", "/audit").await;
+    assert_eq!(all.lines().count(), 6, "{all}");
+    assert!(all.starts_with(&line(2, by_admin)), "{all}");
+    for role in 0..12 {
+        env.run("admin", &format!("/role create r{role}")).await;
+    }
+    assert_eq!(env.run("alice", "/audit").await.lines().count(), 20, "20 lines by default");
+    assert_eq!(env.run("alice", "/audit 25").await.lines().count(), 25);
+    assert_eq!(env.run("alice", "/audit 0").await.lines().count(), 1, "at least one line");
+    env.mistake("alice", "/audit ten", "`ten` is not a number. Usage: /audit [COUNT]").await;
+    env.mistake("alice", "/audit -1", "`-1` is not a number. Usage: /audit [COUNT]").await;
+}
+
+// ----- /help and the parser -----
+
+#[tokio::test]
+async fn help_lists_every_command_or_explains_one() {
+    let mut env = Env::new().await;
+    let all = env.run("alice", "/help").await;
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines[0], "Commands:");
+    assert_eq!(lines.len(), CATALOGUE.len() + 1, "{all}");
+    for spec in CATALOGUE {
+        assert!(lines.contains(&format!("{} — {}", spec.usage(), spec.help).as_str()), "{all}");
+    }
+    assert!(lines.contains(&"/propose TEXT [policy:POLICY] — Put a decision to a vote."), "{all}");
+    assert!(lines.contains(&"/role grant ROLE MEMBER — Give a member a role."), "{all}");
+
+    env.mistake(
+        "alice",
+        "/help vote",
+        "/vote ID CHOICE — Vote on a proposal, as a reaction would.\n  ID: the proposal's number\n  CHOICE: yes, no, abstain, an option, 1,3 or 3>1>2",
+    )
+    .await;
+    env.mistake(
+        "alice",
+        "/help /propose",
+        "/propose TEXT [policy:POLICY] — Put a decision to a vote.\n  TEXT: what you propose\n  policy:: the policy to decide it (default: the community's) (optional)",
+    )
+    .await;
+    let governs = "  Changes governance: done at once if you may execute it, otherwise put to a vote.";
+    env.mistake(
+        "alice",
+        "/help role grant",
+        &format!("/role grant ROLE MEMBER — Give a member a role.\n  ROLE: the role\n  MEMBER: the member\n{governs}"),
+    )
+    .await;
+    let kit = env.run("alice", "/help kit").await;
+    assert_eq!(
+        kit,
+        format!(
+            "/kit list — The starter kits.\n/kit install NAME — Install a starter kit: its roles, permissions and policies.\n  NAME: the kit\n{governs}"
+        )
+    );
+    let role = env.run("alice", "/help role").await;
+    let usages: Vec<&str> =
+        role.lines().filter(|l| l.starts_with('/')).map(|l| l.split(" — ").next().unwrap()).collect();
+    assert_eq!(
+        usages,
+        [
+            "/role request ROLE",
+            "/role create ROLE [DESCRIPTION]",
+            "/role delete ROLE",
+            "/role list",
+            "/role grant ROLE MEMBER",
+            "/role revoke ROLE MEMBER"
+        ]
+    );
+    env.mistake("alice", "/help frobnicate", "There is no command /frobnicate: /help lists the commands.").await;
+}
+
+#[tokio::test]
+async fn parser_mistakes_say_what_to_write() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.mistake("alice", "/frobnicate now", "There is no command /frobnicate: /help lists the commands.").await;
+    env.mistake("alice", "/", "Type a command: /help lists them.").await;
+    env.mistake("alice", "", "Type a command: /help lists them.").await;
+    env.mistake("alice", "/permission", "/permission needs one of: grant, revoke.").await;
+    env.mistake("alice", "/unvote 1 2", "`2` is more than the command takes. Usage: /unvote ID").await;
+    env.mistake("alice", "/proposals open now", "`now` is more than the command takes. Usage: /proposals [open|all]")
+        .await;
+    env.mistake(
+        "alice",
+        "/permission grant",
+        "role is missing (the role). Usage: /permission grant ROLE propose|execute|vote ACTIONS",
+    )
+    .await;
+    // Command words are read without regard to case.
+    assert_eq!(
+        env.run("alice", "/PROPOSE Buy a new server").await,
+        "Proposal #1 is open, under \"Majority of members\"."
+    );
+}
+
+// ----- retries -----
+
+#[tokio::test]
+async fn a_retried_invocation_is_a_duplicate() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    assert_eq!(
+        env.run_with_id("alice", "retry-1", "/propose Buy a new server").await,
+        "Proposal #1 is open, under \"Majority of members\"."
+    );
+    let before = env.snapshot().await;
+    assert_eq!(
+        env.run_with_id("alice", "retry-1", "/propose Buy a new server").await,
+        "That proposal was already made."
+    );
+    assert_eq!(before, env.snapshot().await, "the retry changed nothing");
+
+    // A governance change, done at once the first time.
+    assert_eq!(
+        env.run_with_id("admin", "retry-2", "/kit install consensus").await,
+        "The starter kit consensus is installed: Lazy consensus. A proposal passes when its deadline comes and nobody objected with 👎 (or as soon as every member has voted without objection); one objection stops it."
+    );
+    let before = env.snapshot().await;
+    assert_eq!(env.run_with_id("admin", "retry-2", "/kit install consensus").await, "That was already done.");
+    assert_eq!(before, env.snapshot().await);
+
+    let policy = r#"name = "Council"\nkind = "platform""#;
+    env.run_with_id("admin", "retry-3", &format!("/policy install Council {policy}")).await;
+    let before = env.snapshot().await;
+    assert_eq!(
+        env.run_with_id("admin", "retry-3", &format!("/policy install Council {policy}")).await,
+        "That was already done."
+    );
+    assert_eq!(before, env.snapshot().await, "no second version");
+
+    // A member's governance change, put to a vote the first time.
+    let env2 = &mut Env::with_kit("direct-democracy").await;
+    env2.run("admin", "/role create treasurer").await;
+    let asked = env2.run_with_id("alice", "retry-4", "/role grant treasurer bob").await;
+    assert!(asked.starts_with("Proposal #1 asks to give bob the role treasurer"), "{asked}");
+    let before = env2.snapshot().await;
+    assert_eq!(env2.run_with_id("alice", "retry-4", "/role grant treasurer bob").await, "That was already done.");
+    assert_eq!(before, env2.snapshot().await, "one proposal, not two");
+
+    // A ballot and a cancellation retried.
+    assert_eq!(env.run_with_id("bob", "retry-5", "/vote 1 yes").await, "Your ballot on #1 is counted.");
+    let before = env.snapshot().await;
+    assert_eq!(env.run_with_id("bob", "retry-5", "/vote 1 yes").await, "Your ballot on #1 is counted.");
+    assert_eq!(before, env.snapshot().await);
+    assert_eq!(env.run_with_id("alice", "retry-6", "/cancel 1").await, "Proposal #1 is cancelled.");
+    let before = env.snapshot().await;
+    assert_eq!(env.run_with_id("alice", "retry-6", "/cancel 1").await, "Proposal #1 is cancelled.");
+    assert_eq!(before, env.snapshot().await);
+}
+
+// ----- governance by members -----
+
+#[tokio::test]
+async fn a_members_role_grant_becomes_a_constitution_proposal_and_is_applied_when_it_passes() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    assert_eq!(env.run("admin", "/role create treasurer").await, "The role treasurer is created.");
+    assert_eq!(
+        env.run("alice", "/role grant treasurer bob").await,
+        format!(
+            "Proposal #1 asks to give bob the role treasurer; \"{CONSTITUTION}\" decides, and it happens if it passes."
+        )
+    );
+    let p = env.proposal(1).await;
+    assert_eq!(p.policy_name, CONSTITUTION);
+    assert_eq!(p.headline(), "alice wants polity.role_grant: give bob the role treasurer");
+    assert_eq!(p.closes_at, Some(env.now + TimeDelta::days(7)));
+    assert_eq!(env.roles("bob").await, ["everyone"], "not before the vote");
+    // A second request for the same change before the first is decided is its own proposal.
+    assert!(
+        env.run("carol", "/role grant treasurer bob")
+            .await
+            .starts_with("Proposal #2 asks to give bob the role treasurer")
+    );
+
+    env.react("alice", 1, "👍").await;
+    env.react("bob", 1, "👍").await;
+    assert_eq!(env.roles("bob").await, ["everyone"]);
+    env.react("carol", 1, "👍").await;
+    assert_eq!(env.proposal(1).await.state, ProposalState::Passed);
+    assert_eq!(env.roles("bob").await, ["everyone", "treasurer"], "applied when it passed");
+    assert!(
+        env.performed().iter().any(|e| matches!(e, Effect::Post { text, .. }
+            if text.starts_with("Proposal #1 passed: alice wants polity.role_grant: give bob the role treasurer"))),
+        "the outcome was announced"
+    );
+
+    // The second proposal passing later finds the role already granted: nothing breaks.
+    for who in ["alice", "bob", "carol"] {
+        env.react(who, 2, "👍").await;
+    }
+    assert_eq!(env.proposal(2).await.state, ProposalState::Passed);
+    assert_eq!(env.roles("bob").await, ["everyone", "treasurer"]);
+
+    // A change the members vote down is not applied.
+    assert!(
+        env.run("bob", "/role revoke treasurer bob")
+            .await
+            .starts_with("Proposal #3 asks to take the role treasurer from bob")
+    );
+    for who in ["admin", "alice", "carol"] {
+        env.react(who, 3, "👎").await;
+    }
+    assert_eq!(env.proposal(3).await.state, ProposalState::Failed);
+    assert_eq!(env.roles("bob").await, ["everyone", "treasurer"]);
+}
+
+#[tokio::test]
+async fn members_governance_commands_each_become_a_constitution_proposal() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.run("admin", "/role create treasurer").await;
+    let asks = |n: i64, what: &str| {
+        format!("Proposal #{n} asks to {what}; \"{CONSTITUTION}\" decides, and it happens if it passes.")
+    };
+    let cases = [
+        ("/role create scribe", "create the role scribe"),
+        ("/role delete treasurer", "delete the role treasurer"),
+        ("/role request treasurer", "give you the role treasurer"),
+        ("/permission grant treasurer execute opencollective.*", "let treasurer execute opencollective.*"),
+        ("/permission revoke everyone vote *", "stop everyone from vote *"),
+        ("/policy remove Majority of members", "remove the policy \"Majority of members\""),
+    ];
+    for (n, (line, what)) in cases.iter().enumerate() {
+        let before = env.community().clone();
+        assert_eq!(env.run("alice", line).await, asks(n as i64 + 1, what), "{line}");
+        assert_eq!(&before, env.community(), "{line} changed nothing yet");
+    }
+    // Each applies when it passes.
+    for n in 1..=cases.len() as i64 {
+        for who in ["alice", "bob", "carol"] {
+            env.react(who, n, "👍").await;
+        }
+        assert_eq!(env.proposal(n).await.state, ProposalState::Passed, "proposal #{n}");
+    }
+    let c = env.community();
+    assert!(c.roles.contains_key("scribe"));
+    assert!(!c.roles.contains_key("treasurer"), "deleted");
+    assert_eq!(
+        env.roles("alice").await,
+        ["everyone"],
+        "the role alice asked for was deleted before her request passed"
+    );
+    assert_eq!(env.active_policies(), [CONSTITUTION]);
+    let audit = env.run("admin", "/audit 40").await;
+    assert!(audit.contains("polity.role_request could not be applied: there is no role `treasurer`"), "{audit}");
+}
+
+#[tokio::test]
+async fn a_member_who_may_execute_a_change_makes_it_at_once() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.run("admin", "/role create steward").await;
+    env.run("admin", "/role create treasurer").await;
+    env.run("admin", "/permission grant steward execute polity.role_grant").await;
+    env.run("admin", "/role grant steward alice").await;
+    assert_eq!(env.run("alice", "/role grant treasurer bob").await, "bob has the role treasurer now.");
+    assert_eq!(env.roles("bob").await, ["everyone", "treasurer"]);
+    // Only that change: revoking still goes to a vote.
+    assert!(
+        env.run("alice", "/role revoke treasurer bob")
+            .await
+            .starts_with("Proposal #1 asks to take the role treasurer from bob;")
+    );
+    assert_eq!(env.roles("bob").await, ["everyone", "treasurer"]);
+}
+
+#[tokio::test]
+async fn a_member_without_the_propose_permission_cannot_ask_for_changes() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.run("admin", "/role create treasurer").await;
+    env.run("admin", "/permission revoke everyone propose *").await;
+    env.mistake(
+        "alice",
+        "/role grant treasurer bob",
+        &format!("you may not propose polity.role_grant: the policy \"{CONSTITUTION}\" governs it"),
+    )
+    .await;
+}
+
+// ----- /actions and /export -----
+
+#[tokio::test]
+async fn actions_lists_what_policies_can_use_by_kind() {
+    let mut env = Env::new().await;
+    let reply = env.refused("alice", "/actions").await;
+    let headings: Vec<&str> = reply.lines().filter(|l| !l.starts_with("  ")).collect();
+    assert_eq!(
+        headings,
+        [
+            "Governable (platform policies revert and re-execute them):",
+            "Triggers (start trigger policies):",
+            "Actions (`do = [{ action = ... }]`, `polity.act`):",
+            "Processes (`polity.start_process`):",
+        ]
+    );
+    let lines: Vec<&str> = reply.lines().collect();
+    for line in [
+        "  chat.rename_channel — a channel renamed — name (the new name)",
+        "  polity.propose — a plain proposal (/propose) — text (the proposal), policy (optional)",
+        "  polity.role_grant — give a member a role — role (the role), member (the member's name)",
+        "  chat.member_joined — someone joined — member (who)",
+        "  chat.pin — pin a message — message (which)",
+        "  message — post where the vote was held — text (what to say), on (PLATFORM:CHANNEL, optional)",
+        "  chat.poll — a poll of the platform's own",
+    ] {
+        assert!(lines.contains(&line), "{line}\n{reply}");
+    }
+    // Sorted by name within each kind.
+    let governable: Vec<&str> = lines[1..]
+        .iter()
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.trim_start().split(' ').next().unwrap())
+        .collect();
+    let mut sorted = governable.clone();
+    sorted.sort_unstable();
+    assert_eq!(governable, sorted);
+    assert_eq!(governable[0], "chat.rename_channel");
+    env.mistake("alice", "/actions all", "`all` is more than the command takes. Usage: /actions").await;
+}
+
+#[tokio::test]
+async fn export_hands_over_the_record_as_a_file() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.run("alice", "/propose Buy a new server").await;
+    env.run("bob", "/vote 1 yes").await;
+
+    let before = env.snapshot().await;
+    let json = env.reply("carol", "/export").await;
+    assert_eq!(json.text, "The governance record (polity-export.json):");
+    let file = json.attachment.unwrap();
+    assert_eq!(file.name, "polity-export.json");
+    let record: serde_json::Value = serde_json::from_str(&file.content).unwrap();
+    let community = &record["communities"][0];
+    assert_eq!(record["communities"].as_array().unwrap().len(), 1);
+    assert_eq!(community["name"], "test");
+    assert_eq!(community["proposals"][0]["proposer"], "alice");
+    assert_eq!(community["proposals"][0]["state"], "proposed");
+    assert_eq!(community["proposals"][0]["ballots"][0]["voter"], "bob");
+    assert_eq!(community["proposals"][0]["ballots"][0]["choice"], "yes");
+    assert_eq!(env.reply("carol", "/export json").await.attachment.unwrap().name, "polity-export.json");
+
+    let csv = env.reply("carol", "/export csv").await;
+    assert_eq!(csv.text, "The governance record (polity-export.csv):");
+    let file = csv.attachment.unwrap();
+    assert_eq!(file.name, "polity-export.csv");
+    let lines: Vec<&str> = file.content.lines().collect();
+    assert_eq!(lines[0], "community,record,proposal,at,who,what,detail");
+    assert!(
+        lines.iter().any(|l| l.starts_with("test,proposal,1,") && l.contains(",alice,polity.propose,")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("test,ballot,1,") && l.ends_with(",bob,yes,chat:bob via command")),
+        "{lines:?}"
+    );
+    assert_eq!(before, env.snapshot().await, "an export changes nothing");
+
+    env.mistake("carol", "/export xml", "format must be one of json, csv. Usage: /export [json|csv]").await;
+}
