@@ -256,6 +256,8 @@ impl Runtime {
                         let headline = scratch.proposal(*proposal).map(|p| p.headline()).unwrap_or_default();
                         format!("open proposal {proposal} and its vote: {headline}")
                     }
+                    // Carried out by permission or with no policy: not this policy's doing.
+                    Effect::Execute { proposal: None, .. } => continue,
                     Effect::Execute { action, .. } => format!("carry out {}", action.kind),
                     Effect::Call { name, params, .. } => {
                         format!("call {name} {}", serde_json::Value::Object(params.clone()))
@@ -555,7 +557,7 @@ fn text(action: &Action, key: &str) -> Result<String> {
 /// The actions Polity itself offers policies: posting, and the changes to governance it
 /// carries out (see [`apply_governance_change`]).
 pub fn polity_actions() -> Vec<ActionInfo> {
-    use polity_governance::platform::ActionKind::{Action as Act, Governable};
+    use polity_governance::platform::ActionKind::{Action as Act, Change, Governable};
     vec![
         ActionInfo::new(
             "message",
@@ -571,32 +573,32 @@ pub fn polity_actions() -> Vec<ActionInfo> {
         ),
         ActionInfo::new(
             "polity.role_request",
-            Governable,
+            Change,
             "a member asks for a role (/role request)",
             &[("role", "the role")],
         ),
         ActionInfo::new(
             "polity.role_grant",
-            Governable,
+            Change,
             "give a member a role",
             &[("role", "the role"), ("member", "the member's name")],
         ),
         ActionInfo::new(
             "polity.role_revoke",
-            Governable,
+            Change,
             "take a role from a member",
             &[("role", "the role"), ("member", "the member's name")],
         ),
         ActionInfo::new(
             "polity.role_create",
-            Governable,
+            Change,
             "create a role",
             &[("role", "the role"), ("description", "optional")],
         ),
-        ActionInfo::new("polity.role_delete", Governable, "delete a role", &[("role", "the role")]),
+        ActionInfo::new("polity.role_delete", Change, "delete a role", &[("role", "the role")]),
         ActionInfo::new(
             "polity.permission_grant",
-            Governable,
+            Change,
             "let a role propose, execute or vote",
             &[
                 ("role", "the role"),
@@ -606,18 +608,18 @@ pub fn polity_actions() -> Vec<ActionInfo> {
         ),
         ActionInfo::new(
             "polity.permission_revoke",
-            Governable,
+            Change,
             "take a permission from a role",
             &[("role", "the role"), ("permission", "propose, execute or vote"), ("actions", "as granted")],
         ),
         ActionInfo::new(
             "polity.policy_install",
-            Governable,
+            Change,
             "install a policy or a new version",
             &[("source", "the policy's TOML")],
         ),
-        ActionInfo::new("polity.policy_remove", Governable, "remove a policy", &[("name", "the policy")]),
-        ActionInfo::new("polity.kit_install", Governable, "install a starter kit", &[("kit", "the kit")]),
+        ActionInfo::new("polity.policy_remove", Change, "remove a policy", &[("name", "the policy")]),
+        ActionInfo::new("polity.kit_install", Change, "install a starter kit", &[("kit", "the kit")]),
     ]
 }
 

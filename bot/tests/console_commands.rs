@@ -90,7 +90,7 @@ fn a_members_role_grant_passes_by_reactions(db: &str) {
             "[only admin] The role treasurer is created.",
             &asked,
             "[only bob] You are bob.",
-            "[only bob] accounts: console:bob (Origin)",
+            "[only bob] accounts: console:bob (first seen)",
             "[only bob] roles: everyone",
             "[#general] msg 2 by polity: Proposal #1 passed: alice wants polity.role_grant: give bob the role treasurer (yes 3 · no 0 · abstain 0 (3 of 4 voted))",
             "[only bob] You are bob.",

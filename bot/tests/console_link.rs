@@ -79,11 +79,14 @@ fn link_across_two_platforms(db: &str) {
     c.type_lines(&format!("/wait 11m\n/as slack:U55\n/link confirm {late}\n"));
     let out = c.finish();
     assert!(out.contains("[only slack:U55] That code has expired: run /link again for a new one."), "{out}");
-    assert!(out.contains("[only discord:999] That code is for discord:1234, not for discord:999."), "{out}");
+    assert!(
+        out.contains("[only discord:999] That code is not for this account: type it as the account you named."),
+        "{out}"
+    );
     assert!(out.contains("[only discord:1234] That code is wrong"), "{out}");
     assert!(out.contains("[only discord:1234] discord:1234 is now linked to alice."), "{out}");
     assert!(out.contains("[only discord:1234] You are alice."), "{out}");
-    assert!(out.contains("accounts: console:alice (Origin), discord:1234 (CodeConfirmed)"), "{out}");
+    assert!(out.contains("accounts: console:alice (first seen), discord:1234 (confirmed by code)"), "{out}");
     assert!(out.contains("[only discord:1234] discord:1234 already belongs to alice"), "{out}");
 }
 

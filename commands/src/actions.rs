@@ -13,6 +13,7 @@ pub fn run(ports: &dyn Ports) -> Reply {
         (ActionKind::Trigger, "Triggers (start trigger policies)"),
         (ActionKind::Action, "Actions (`do = [{ action = ... }]`, `polity.act`)"),
         (ActionKind::Process, "Processes (`polity.start_process`)"),
+        (ActionKind::Change, "Changes to governance (constitution policies decide them)"),
     ] {
         let of_kind: Vec<_> = all.iter().filter(|a| a.kind == kind).collect();
         if of_kind.is_empty() {

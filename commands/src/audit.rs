@@ -11,6 +11,7 @@ pub async fn run(ports: &mut dyn Ports, args: &Parsed) -> Result<Reply, PortErro
         return Ok(Reply::private("The record is empty."));
     }
     lines.reverse();
-    let text: Vec<String> = lines.iter().map(|l| format!("{} {}", l.at.format("%Y-%m-%d %H:%M:%S"), l.text)).collect();
+    let text: Vec<String> =
+        lines.iter().map(|l| format!("{} {}", l.at.format("%Y-%m-%d %H:%M:%S UTC"), l.text)).collect();
     Ok(Reply::private(text.join("\n")))
 }

@@ -230,7 +230,7 @@ pub const CATALOGUE: &[Spec] = &[
         path: &["policy", "install"],
         args: &[
             req("name", ArgKind::Word, "the policy's name, as in its TOML"),
-            req("toml", ArgKind::Rest, "the policy (on the console, `\\n` separates lines)"),
+            req("toml", ArgKind::Rest, "the policy's TOML; on the console, `\\n` separates its lines"),
         ],
         help: "Install a policy, or a new version of one.",
         handler: Handler::PolicyInstall,
@@ -264,7 +264,7 @@ pub const CATALOGUE: &[Spec] = &[
     Spec {
         path: &["policy", "dry-run"],
         args: &[
-            req("name", ArgKind::Word, "the policy (installed, or the name of one to try)"),
+            req("name", ArgKind::Word, "the installed policy"),
             opt("since", ArgKind::Keyword, "how far back, e.g. 7d (default 7d)"),
         ],
         help: "What a policy would have done with recent events, without doing any of it.",

@@ -30,7 +30,7 @@ pub async fn request(
         action = action.with(k, v);
     }
     match ports.submit(Inbound::Action { action }).await {
-        Ok(s) if s.duplicate => Ok(Reply::private("That was already done.")),
+        Ok(s) if s.duplicate => Ok(Reply::private("That request was already received.")),
         Ok(s) if s.applied.contains(&kind) => Ok(Reply::private(done)),
         Ok(s) => Ok(Reply::private(match s.proposals.first() {
             Some(t) if t.state.is_open() => {

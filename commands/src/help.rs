@@ -18,7 +18,11 @@ pub fn run(args: &Parsed) -> Reply {
     for s in matching {
         lines.push(format!("{} — {}", s.usage(), s.help));
         for a in s.args {
-            let shown = if a.kind == ArgKind::Keyword { format!("{}:", a.name) } else { a.name.to_uppercase() };
+            let shown = if a.kind == ArgKind::Keyword {
+                format!("{}:{}", a.name, a.name.to_uppercase())
+            } else {
+                a.name.to_uppercase()
+            };
             lines.push(format!("  {shown}: {}{}", a.help, if a.required { "" } else { " (optional)" }));
         }
         if s.governs.is_some() {

@@ -37,9 +37,9 @@ pub async fn confirm(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
         LinkOutcome::Unknown => "That code is wrong: check it, or run /link again where you are a member.".into(),
         LinkOutcome::Expired => "That code has expired: run /link again for a new one.".into(),
         LinkOutcome::AlreadyUsed => "That code was already used: run /link again for a new one.".into(),
-        LinkOutcome::OtherAccount(a) => format!("That code is for {a}, not for {}.", inv.invoker),
+        LinkOutcome::OtherAccount(_) => "That code is not for this account: type it as the account you named.".into(),
         LinkOutcome::AlreadyMember(name) => {
-            format!("{} already belongs to {name}; an admin can merge the two members.", inv.invoker)
+            format!("{} already belongs to {name}: type the code as the account you want to link.", inv.invoker)
         }
     };
     Ok(Reply::private(text))

@@ -68,11 +68,15 @@ pub fn parse(line: &str) -> Result<Parsed, UsageError> {
     }
     let usage = || format!("Usage: {}", spec.usage());
     let mut values = BTreeMap::new();
-    // Keyword arguments (`policy:NAME`) come last and take the rest of the line.
+    // Keyword arguments (`policy:NAME`, `policy:"Two words"`) come last and take the rest of
+    // the line. Written with a space after the colon it is ordinary text ("our privacy
+    // policy: no tracking").
     for a in spec.args.iter().filter(|a| a.kind == ArgKind::Keyword) {
         let key = format!("{}:", a.name);
-        let at =
-            rest.match_indices(&key).map(|(i, _)| i).find(|i| *i == 0 || rest[..*i].ends_with(char::is_whitespace));
+        let at = rest.match_indices(&key).map(|(i, _)| i).find(|i| {
+            (*i == 0 || rest[..*i].ends_with(char::is_whitespace))
+                && !rest[i + key.len()..].starts_with(char::is_whitespace)
+        });
         if let Some(i) = at {
             let value = rest[i + key.len()..].trim().trim_matches('"').to_string();
             if value.is_empty() {
@@ -92,6 +96,11 @@ pub fn parse(line: &str) -> Result<Parsed, UsageError> {
         }
         let (token, after) = match a.kind {
             ArgKind::Rest => (rest.trim_end(), ""),
+            // A quoted word may hold spaces: `/policy show "Majority of members"`.
+            _ if rest.starts_with('"') => match rest[1..].find('"') {
+                Some(end) => (&rest[1..=end], &rest[end + 2..]),
+                None => return Err(UsageError(format!("A quote is not closed. {}", usage()))),
+            },
             _ => rest.split_at(rest.find(char::is_whitespace).unwrap_or(rest.len())),
         };
         match a.kind {
@@ -106,6 +115,8 @@ pub fn parse(line: &str) -> Result<Parsed, UsageError> {
             }
             _ => {}
         }
+        let quoted = a.kind == ArgKind::Rest && token.len() > 1 && token.starts_with('"') && token.ends_with('"');
+        let token = if quoted { &token[1..token.len() - 1] } else { token };
         values.insert(a.name, token.to_string());
         rest = after;
     }
@@ -134,6 +145,15 @@ mod tests {
         assert_eq!((p.proposal("id"), p.text("choice")), (Some(ProposalId(12)), "3>1>2"));
         assert_eq!(parse("/proposals").unwrap().get("which"), None);
         assert_eq!(parse("/permission grant mod execute discord.*").unwrap().text("actions"), "discord.*");
+        // Quoted names hold spaces; `policy:` with a space after it is just text.
+        let p = parse("/policy install \"Majority of members\" name = \"Majority of members\"").unwrap();
+        assert_eq!((p.text("name"), p.text("toml")), ("Majority of members", "name = \"Majority of members\""));
+        assert_eq!(parse("/policy show \"Majority of members\"").unwrap().text("name"), "Majority of members");
+        let p = parse("/propose Update our privacy policy: no tracking").unwrap();
+        assert_eq!((p.text("text"), p.get("policy")), ("Update our privacy policy: no tracking", None));
+        let p = parse("/propose Lunch policy:\"Majority of members\"").unwrap();
+        assert_eq!(p.get("policy"), Some("Majority of members"));
+        assert!(parse("/policy dry-run \"Unclosed").unwrap_err().0.starts_with("A quote is not closed"));
     }
 
     #[test]

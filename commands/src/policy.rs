@@ -93,11 +93,12 @@ pub async fn dry_run(ports: &mut dyn Ports, args: &Parsed) -> Result<Reply, Port
         Some(Ok(d)) => d,
         Some(Err(e)) => return Ok(Reply::private(format!("since: {e}"))),
     };
-    if !ports.policies().iter().any(|p| p.name().eq_ignore_ascii_case(name)) {
+    let Some(policy) = ports.policies().into_iter().find(|p| p.name().eq_ignore_ascii_case(name)) else {
         return Ok(Reply::private(format!(
             "There is no policy named \"{name}\": `/policy list` shows the installed ones."
         )));
-    }
+    };
+    let name = policy.name();
     let lines = ports.dry_run(name, ports.now() - since).await?;
     let period = polity_governance::duration::format_duration(since);
     if lines.is_empty() {

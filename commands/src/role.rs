@@ -13,22 +13,21 @@ fn unknown_role(role: &str) -> Reply {
 pub async fn request(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
     let role = args.text("role");
     let c = ports.community();
-    if !c.roles.contains_key(role) || role == EVERYONE {
+    if role == EVERYONE {
+        return Ok(Reply::private("Every member has the role everyone already."));
+    }
+    if !c.roles.contains_key(role) {
         return Ok(unknown_role(role));
     }
-    if c.member_by_account(&inv.invoker).is_some_and(|m| m.roles.contains(role)) {
+    let me = c.member_by_account(&inv.invoker);
+    if me.is_some_and(|m| m.roles.contains(role)) {
         return Ok(Reply::private(format!("You already have the role {role}.")));
     }
+    // What the vote message says, so in the third person.
+    let who = me.map_or_else(|| inv.invoker.to_string(), |m| m.name.clone());
     let done = format!("You have the role {role} now.");
-    governed::request(
-        ports,
-        inv,
-        "polity.role_request",
-        vec![("role", role.into())],
-        done,
-        format!("give you the role {role}"),
-    )
-    .await
+    let what = format!("give {who} the role {role}");
+    governed::request(ports, inv, "polity.role_request", vec![("role", role.into())], done, what).await
 }
 
 pub async fn create(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {

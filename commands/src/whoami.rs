@@ -9,7 +9,7 @@ pub fn run(ports: &dyn Ports, inv: &Invocation) -> Reply {
         return Reply::private(format!("{} is not a member of this community yet.", inv.invoker));
     };
     let mut lines = vec![format!("You are {}{}.", m.name, if m.admin { ", an admin" } else { "" })];
-    let accounts: Vec<String> = m.accounts.iter().map(|l| format!("{} ({:?})", l.account, l.quality)).collect();
+    let accounts: Vec<String> = m.accounts.iter().map(|l| format!("{} ({})", l.account, l.quality)).collect();
     lines.push(format!("accounts: {}", accounts.join(", ")));
     let roles = c.roles_of(m.id);
     lines.push(format!("roles: {}", roles.join(", ")));

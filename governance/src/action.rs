@@ -78,7 +78,11 @@ impl ActionPattern {
             return Ok(Self(text.into()));
         }
         if let Some(platform) = text.strip_suffix(".*") {
-            ActionType::new(&format!("{platform}.x"))?;
+            if ActionType::new(&format!("{platform}.x")).is_err() {
+                return Err(format!(
+                    "`{text}` is not an action pattern: write PLATFORM.* in lowercase, e.g. discord.*"
+                ));
+            }
             return Ok(Self(text.into()));
         }
         ActionType::new(text).map(|t| Self(t.0))

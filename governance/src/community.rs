@@ -58,6 +58,16 @@ pub enum LinkQuality {
     AdminAsserted,
 }
 
+impl fmt::Display for LinkQuality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Origin => "first seen",
+            Self::CodeConfirmed => "confirmed by code",
+            Self::AdminAsserted => "linked by an admin",
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkedAccount {
     pub account: AccountRef,

@@ -91,7 +91,7 @@ impl Engine {
     pub fn install_policy(&mut self, source: &str) -> Result<Arc<CompiledPolicy>, PolicyErrors> {
         let id = PolicyId(self.versions.keys().next_back().map_or(1, |p| p.0 + 1));
         let compiled = Arc::new(CompiledPolicy::compile(id, source, &self.sandbox)?);
-        self.active.retain(|p| p.name() != compiled.name());
+        self.active.retain(|p| !p.name().eq_ignore_ascii_case(compiled.name()));
         self.active.push(compiled.clone());
         self.versions.insert(id, compiled.clone());
         Ok(compiled)
@@ -104,7 +104,7 @@ impl Engine {
     pub fn restore_policy(&mut self, id: PolicyId, source: &str, active: bool) -> Result<(), PolicyErrors> {
         let compiled = Arc::new(CompiledPolicy::compile(id, source, &self.sandbox)?);
         if active {
-            self.active.retain(|p| p.name() != compiled.name());
+            self.active.retain(|p| !p.name().eq_ignore_ascii_case(compiled.name()));
             self.active.push(compiled.clone());
         }
         self.versions.insert(id, compiled);
@@ -303,6 +303,15 @@ impl Engine {
             select::candidates(&self.active, kind, &action.kind).into_iter().cloned().collect();
         let chosen = candidates.into_iter().find(|p| self.filter_passes(p, action, initiator, ctx, step));
         let Some(policy) = chosen else {
+            // Governance itself is never ungoverned: with no constitution policy, only a
+            // member who may execute a change makes it (otherwise anyone could install a kit
+            // that crowns them).
+            if kind == PolicyKind::Constitution {
+                return Err(GovError::NotPermitted(format!(
+                    "no constitution policy lets members ask for {} yet: an admin can do it, or install a starter kit with a constitution",
+                    action.kind
+                )));
+            }
             step.audit.push(Audit::Allowed { action: action.kind.clone(), initiator: action.initiator.clone() });
             if action.status == ActionStatus::Requested {
                 step.effects.push(Effect::Execute { proposal: None, action: action.clone() });

@@ -64,6 +64,8 @@ pub enum ActionKind {
     Governable,
     /// An external decision process (`polity.start_process`).
     Process,
+    /// A change to governance itself; constitution policies decide it.
+    Change,
 }
 
 /// One action, trigger or process a platform offers, with its parameters.

@@ -193,9 +193,12 @@ fn with_no_policy_an_action_is_allowed_and_that_is_logged() {
     let s = w.push(Inbound::Action { action: rename("alice") }).unwrap();
     assert!(s.effects.is_empty());
     assert_eq!(s.audit[0].to_string(), "discord.rename_channel by console:alice allowed: no policy governs it");
-    // A request with no policy is carried out.
-    let grant = Action::new(ActionType::new("polity.role_grant").unwrap(), account("alice"), "c1").requested();
-    let s = w.push(Inbound::Action { action: grant }).unwrap();
+    // A change to governance itself is never ungoverned: with no constitution policy only
+    // an admin makes it, and it is carried out.
+    let grant = |who: &str| Action::new(ActionType::new("polity.role_grant").unwrap(), account(who), "c1").requested();
+    let err = w.push(Inbound::Action { action: grant("alice") }).unwrap_err();
+    assert!(err.to_string().starts_with("no constitution policy lets members ask for polity.role_grant yet"), "{err}");
+    let s = w.push(Inbound::Action { action: grant("admin") }).unwrap();
     assert!(matches!(&s.effects[0], Effect::Execute { proposal: None, .. }));
     // A plain proposal with no policy is a mistake the proposer is told about.
     let err = w.push(Inbound::Action { action: proposal_action("alice", "x") }).unwrap_err();

@@ -95,6 +95,12 @@ pub(crate) async fn record<C: ConnectionTrait>(db: &C, rec: &StepRecord<'_>) -> 
     Ok(Recorded::Done { outbox: ids })
 }
 
+/// Policy names are compared without regard to case, as people type them.
+fn same_name(name: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    Expr::expr(Func::lower(Expr::col(policies::Column::Name))).eq(name.to_lowercase())
+}
+
 /// A new version of a policy, active; the version it replaces, inactive.
 async fn install_policy<C: ConnectionTrait>(
     db: &C,
@@ -105,14 +111,14 @@ async fn install_policy<C: ConnectionTrait>(
     let name = p.name().to_string();
     let last = policies::Entity::find()
         .filter(policies::Column::CommunityId.eq(cid))
-        .filter(policies::Column::Name.eq(name.clone()))
+        .filter(same_name(&name))
         .order_by_desc(policies::Column::Version)
         .one(db)
         .await?;
     policies::Entity::update_many()
         .col_expr(policies::Column::Active, Expr::value(false))
         .filter(policies::Column::CommunityId.eq(cid))
-        .filter(policies::Column::Name.eq(name.clone()))
+        .filter(same_name(&name))
         .filter(policies::Column::Active.eq(true))
         .exec(db)
         .await?;
