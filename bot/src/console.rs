@@ -29,6 +29,8 @@ pub struct Session {
     /// Distinguishes this session's inputs from an earlier session's in the inbox.
     session: i64,
     seq: u64,
+    /// A command asked for a secret: the next line is it, and it is never printed.
+    pending_secret: Option<(polity_commands::SecretPrompt, Invocation)>,
 }
 
 impl Session {
@@ -60,6 +62,7 @@ impl Session {
             offset: TimeDelta::zero(),
             session,
             seq: 0,
+            pending_secret: None,
         })
     }
 
@@ -89,6 +92,19 @@ impl Session {
     /// # Errors
     /// Internal failures only; mistakes are answered on the console.
     pub async fn line(&mut self, line: &str) -> Result<()> {
+        if let Some((prompt, inv)) = self.pending_secret.take() {
+            let now = self.now();
+            let mut ports = CommunityPorts::new(&mut self.rt, self.community, "command:console", &inv.id, now);
+            match polity_commands::integration::add_with_secret(&mut ports, &inv, prompt, line).await {
+                Ok(reply) => self.console.reply_to(&self.user, &reply.text),
+                Err(e) => {
+                    tracing::error!(error = %e, "storing a connection failed");
+                    self.console.reply_to(&self.user, "Sorry, that failed on our side; it is logged.");
+                }
+            }
+            self.rt.dispatch(self.now()).await?;
+            return self.remember_numbering().await;
+        }
         let parsed = match parse_line(line) {
             Ok(l) => l,
             Err(e) => {
@@ -142,6 +158,9 @@ impl Session {
                         }
                         if let Some(file) = reply.attachment {
                             self.console.reply_to(&self.user, &file.content);
+                        }
+                        if let Some(prompt) = reply.secret_prompt {
+                            self.pending_secret = Some((prompt, inv.clone()));
                         }
                     }
                     Err(e) => {

@@ -1,10 +1,11 @@
 //! The runtime as the commands' [`Ports`]: one community, one invocation.
 
 use crate::runtime::{Handled, Runtime};
+use crate::store::StoreError;
 use crate::store::links::Redeemed;
 use chrono::{DateTime, Utc};
 use polity_commands::ports::{
-    AuditLine, LinkOutcome, PolicyVersion, PortError, Ports, SubmitError, Submitted, Touched,
+    AuditLine, ConnectionInfo, LinkOutcome, PolicyVersion, PortError, Ports, SubmitError, Submitted, Touched,
 };
 use polity_governance::GovError;
 use polity_governance::community::Community;
@@ -176,6 +177,66 @@ impl Ports for CommunityPorts<'_> {
 
     fn actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
         self.rt.actions()
+    }
+
+    fn connections(&self) -> BoxFuture<'_, Result<Vec<ConnectionInfo>, PortError>> {
+        Box::pin(async move {
+            let all = self.rt.store().connections(self.community).await.map_err(internal)?;
+            Ok(all
+                .into_iter()
+                .map(|c| ConnectionInfo {
+                    enabled: c.config.get("enabled").and_then(serde_json::Value::as_bool).unwrap_or(true),
+                    name: c.name,
+                    platform: c.platform,
+                    has_secret: c.has_secret,
+                })
+                .collect())
+        })
+    }
+
+    fn stage_connection<'b>(
+        &'b mut self,
+        name: &'b str,
+        platform: &'b str,
+        mut config: serde_json::Map<String, serde_json::Value>,
+        secret: Option<String>,
+    ) -> BoxFuture<'b, Result<Result<(), String>, PortError>> {
+        Box::pin(async move {
+            let store = self.rt.store();
+            if store.connections(self.community).await.map_err(internal)?.iter().any(|c| c.name == name) {
+                return Ok(Err(format!("A connection named {name} exists already: `/integration list` shows them.")));
+            }
+            config.insert("enabled".into(), serde_json::Value::Bool(false));
+            let config = serde_json::Value::Object(config);
+            match store.put_connection(self.community, name, platform, &config, secret.as_deref()).await {
+                Ok(()) => Ok(Ok(())),
+                Err(StoreError::SecretKeyMissing) => Ok(Err(
+                    "Polity cannot store secrets without POLITY_SECRET_KEY (base64 of 32 bytes): set it and start Polity again."
+                        .into(),
+                )),
+                Err(e) => Err(internal(e)),
+            }
+        })
+    }
+
+    fn test_connection<'b>(&'b self, name: &'b str) -> BoxFuture<'b, Result<String, PortError>> {
+        Box::pin(async move {
+            let all = self.rt.store().connections(self.community).await.map_err(internal)?;
+            let Some(c) = all.into_iter().find(|c| c.name == name) else {
+                return Ok(format!("There is no connection named {name}."));
+            };
+            if c.config.get("enabled").and_then(serde_json::Value::as_bool) == Some(false) {
+                return Ok(format!("{name} waits for its proposal to pass before Polity uses it."));
+            }
+            Ok(if self.rt.has_platform(name) {
+                format!("{name} ({}) is connected and answering.", c.platform)
+            } else {
+                format!(
+                    "{name} ({}) is stored and enabled, but this build of Polity has no {} adapter yet, so it cannot reach it.",
+                    c.platform, c.platform
+                )
+            })
+        })
     }
 
     fn export(&self, csv: bool) -> BoxFuture<'_, Result<String, PortError>> {

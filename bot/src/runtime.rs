@@ -9,7 +9,7 @@
 //! again and handled as new; an effect is marked in flight before its platform call and
 //! performed again after a crash with the same idempotency key.
 
-use crate::store::{InboxEntry, Recorded, StepRecord, Store};
+use crate::store::{ConnectionChange, InboxEntry, Recorded, StepRecord, Store};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, TimeDelta, Utc};
 use polity_governance::action::{Action, ActionStatus};
@@ -77,6 +77,11 @@ impl Runtime {
     /// Lets `platform` perform effects for platforms that have no connection.
     pub fn set_fallback_platform(&mut self, platform: Arc<dyn Platform>) {
         self.fallback = Some(platform);
+    }
+
+    /// Whether a connection of that name is running.
+    pub fn has_platform(&self, name: &str) -> bool {
+        self.platforms.contains_key(name)
     }
 
     pub fn add_platform(&mut self, platform: Arc<dyn Platform>) {
@@ -179,6 +184,7 @@ impl Runtime {
             removed_policies: Vec::new(),
             effects: &[],
             audit: &[],
+            connections: Vec::new(),
         };
         self.store.record_step(rec).await?;
         Ok(())
@@ -209,6 +215,7 @@ impl Runtime {
             removed_policies: Vec::new(),
             effects: &[],
             audit: &audit,
+            connections: Vec::new(),
         };
         if let Err(e) = self.store.record_step(rec).await {
             self.load(community).await?;
@@ -372,6 +379,7 @@ impl Runtime {
             removed_policies: changes.removed.clone(),
             effects: &step.effects,
             audit: &step.audit,
+            connections: changes.connections.clone(),
         };
         match self.store.record_step(rec).await {
             Ok(Recorded::Done { .. }) => Ok(Handled::Done(step)),
@@ -532,6 +540,7 @@ fn entropy(now: DateTime<Utc>, key: &str) -> u64 {
 
 #[derive(Default)]
 struct Changes {
+    connections: Vec<ConnectionChange>,
     community: bool,
     installed: Vec<polity_governance::PolicyId>,
     removed: Vec<polity_governance::PolicyId>,
@@ -540,6 +549,7 @@ struct Changes {
 impl Changes {
     fn merge(&mut self, other: Changes) {
         self.community |= other.community;
+        self.connections.extend(other.connections);
         self.installed.extend(other.installed);
         self.removed.extend(other.removed);
     }
@@ -620,6 +630,13 @@ pub fn polity_actions() -> Vec<ActionInfo> {
         ),
         ActionInfo::new("polity.policy_remove", Change, "remove a policy", &[("name", "the policy")]),
         ActionInfo::new("polity.kit_install", Change, "install a starter kit", &[("kit", "the kit")]),
+        ActionInfo::new(
+            "polity.integration_add",
+            Change,
+            "connect a platform (its secret was given privately and waits, encrypted)",
+            &[("name", "the connection"), ("platform", "discord, slack, ...")],
+        ),
+        ActionInfo::new("polity.integration_remove", Change, "disconnect a platform", &[("name", "the connection")]),
     ]
 }
 
@@ -683,6 +700,8 @@ fn apply_governance_change(engine: &mut Engine, action: &Action) -> Result<Chang
         "polity.policy_remove" => {
             changes.removed.push(engine.remove_policy(&text(action, "name")?)?);
         }
+        "polity.integration_add" => changes.connections.push(ConnectionChange::Enable(text(action, "name")?)),
+        "polity.integration_remove" => changes.connections.push(ConnectionChange::Remove(text(action, "name")?)),
         "polity.kit_install" => {
             let kit = kits::starter_kit(&text(action, "kit")?)?;
             changes.installed = engine.install_kit(&kit, initiator)?;

@@ -58,6 +58,10 @@ pub enum Handler {
     PolicyDryRun,
     Actions,
     Export,
+    IntegrationAdd,
+    IntegrationList,
+    IntegrationTest,
+    IntegrationRemove,
 }
 
 /// One command: its words, its arguments, its help.
@@ -342,6 +346,46 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Take a permission from a role.",
         handler: Handler::PermissionRevoke,
         governs: Some("polity.permission_revoke"),
+        slow: false,
+    },
+    Spec {
+        path: &["integration", "add"],
+        args: &[
+            req(
+                "platform",
+                ArgKind::Word,
+                "discord, slack, discourse, reddit, github, loomio, opencollective or sourcecred",
+            ),
+            req("name", ArgKind::Word, "a name for the connection"),
+            opt("settings", ArgKind::Rest, "key=value settings, e.g. base_url=https://forum.example.org"),
+        ],
+        help: "Connect a platform; its secret is asked for where only you see it.",
+        handler: Handler::IntegrationAdd,
+        governs: Some("polity.integration_add"),
+        slow: false,
+    },
+    Spec {
+        path: &["integration", "list"],
+        args: &[],
+        help: "The connected platforms (never their secrets).",
+        handler: Handler::IntegrationList,
+        governs: None,
+        slow: false,
+    },
+    Spec {
+        path: &["integration", "test"],
+        args: &[req("name", ArgKind::Word, "the connection")],
+        help: "Check that Polity can reach a connection.",
+        handler: Handler::IntegrationTest,
+        governs: None,
+        slow: true,
+    },
+    Spec {
+        path: &["integration", "remove"],
+        args: &[req("name", ArgKind::Word, "the connection")],
+        help: "Disconnect a platform.",
+        handler: Handler::IntegrationRemove,
+        governs: Some("polity.integration_remove"),
         slow: false,
     },
     Spec {

@@ -14,6 +14,7 @@ pub mod catalogue;
 pub mod export;
 pub mod governed;
 pub mod help;
+pub mod integration;
 pub mod kit;
 pub mod link;
 pub mod parse;
@@ -30,7 +31,7 @@ pub mod whoami;
 use catalogue::Handler;
 pub use parse::{Parsed, UsageError, parse};
 pub use ports::{Invocation, PortError, Ports};
-pub use reply::{Attachment, Reply};
+pub use reply::{Attachment, Reply, SecretPrompt};
 
 /// Parses and runs one text command.
 ///
@@ -79,5 +80,9 @@ pub async fn run(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
         Handler::PolicyDryRun => policy::dry_run(ports, args).await,
         Handler::Actions => Ok(actions::run(ports)),
         Handler::Export => export::run(ports, args).await,
+        Handler::IntegrationAdd => integration::add(ports, inv, args).await,
+        Handler::IntegrationList => integration::list(ports).await,
+        Handler::IntegrationTest => integration::test(ports, args).await,
+        Handler::IntegrationRemove => integration::remove(ports, inv, args).await,
     }
 }

@@ -84,6 +84,16 @@ pub enum LinkOutcome {
     AlreadyMember(String),
 }
 
+/// A platform connection as commands may show it (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub name: String,
+    pub platform: String,
+    /// Allowed: by an admin, or by the proposal that connected it.
+    pub enabled: bool,
+    pub has_secret: bool,
+}
+
 pub trait Ports: Send {
     /// The community as it is now.
     fn community(&self) -> &Community;
@@ -109,4 +119,16 @@ pub trait Ports: Send {
     fn actions(&self) -> Vec<ActionInfo>;
     /// This community's record, as JSON or CSV.
     fn export(&self, csv: bool) -> BoxFuture<'_, Result<String, PortError>>;
+    fn connections(&self) -> BoxFuture<'_, Result<Vec<ConnectionInfo>, PortError>>;
+    /// Stores a connection, its secret encrypted, not yet enabled. `Ok(Err(text))` is a
+    /// mistake to tell the invoker (the name is taken, secrets cannot be stored).
+    fn stage_connection<'a>(
+        &'a mut self,
+        name: &'a str,
+        platform: &'a str,
+        config: serde_json::Map<String, serde_json::Value>,
+        secret: Option<String>,
+    ) -> BoxFuture<'a, Result<Result<(), String>, PortError>>;
+    /// Whether Polity can reach the connection, in words.
+    fn test_connection<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, PortError>>;
 }

@@ -1,12 +1,12 @@
 //! One-time link codes, and the inputs a community received (for dry runs).
 
 use super::codec::{from_json, ts};
-use super::entities::{inbox, link_codes};
-use super::{Store, StoreError};
+use super::entities::{inbox, link_codes, platform_connections};
+use super::{ConnectionChange, Store, StoreError};
 use chrono::{DateTime, Utc};
 use polity_governance::{AccountRef, CommunityId, Inbound, MemberId};
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 
 /// What redeeming a code found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,4 +108,42 @@ impl Store {
             .await?;
         rows.into_iter().map(|r| Ok((r.received_at, from_json(&r.payload, "an inbox input")?))).collect()
     }
+}
+
+/// Enables a staged connection (its config's `enabled` becomes true) or removes one, inside
+/// the transaction of the step that allowed it. A connection that is not there is left
+/// alone: the step's audit says what was asked.
+pub(super) async fn change_connection<C: ConnectionTrait>(
+    db: &C,
+    cid: i64,
+    change: &ConnectionChange,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let name = match change {
+        ConnectionChange::Enable(n) | ConnectionChange::Remove(n) => n,
+    };
+    let row = platform_connections::Entity::find()
+        .filter(platform_connections::Column::CommunityId.eq(cid))
+        .filter(platform_connections::Column::Name.eq(name.as_str()))
+        .one(db)
+        .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    match change {
+        ConnectionChange::Remove(_) => {
+            platform_connections::Entity::delete_by_id(row.id).exec(db).await?;
+        }
+        ConnectionChange::Enable(_) => {
+            let mut config: serde_json::Value = from_json(&row.config, "a connection's config")?;
+            if let Some(map) = config.as_object_mut() {
+                map.insert("enabled".into(), serde_json::Value::Bool(true));
+            }
+            let mut active: platform_connections::ActiveModel = row.into();
+            active.config = Set(super::codec::to_json(&config, "a connection's config")?);
+            active.updated_at = Set(ts(now));
+            active.update(db).await?;
+        }
+    }
+    Ok(())
 }

@@ -138,6 +138,15 @@ pub struct StepRecord<'a> {
     /// Effects to perform, in order: outbox rows due at `now`.
     pub effects: &'a [Effect],
     pub audit: &'a [Audit],
+    /// Platform connections this step enables (staged earlier, now allowed) or removes.
+    pub connections: Vec<ConnectionChange>,
+}
+
+/// A change to a platform connection that a governance step carries out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionChange {
+    Enable(String),
+    Remove(String),
 }
 
 impl<'a> StepRecord<'a> {
@@ -153,6 +162,7 @@ impl<'a> StepRecord<'a> {
             removed_policies: Vec::new(),
             effects: &[],
             audit: &[],
+            connections: Vec::new(),
         }
     }
 }

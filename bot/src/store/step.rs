@@ -52,6 +52,10 @@ pub(crate) async fn record<C: ConnectionTrait>(db: &C, rec: &StepRecord<'_>) -> 
             .await?;
     }
 
+    for change in &rec.connections {
+        super::links::change_connection(db, cid, change, now).await?;
+    }
+
     for p in &rec.proposals {
         write_proposal(db, cid, p, now).await?;
     }

@@ -1,0 +1,93 @@
+//! `/integration` through the real binary: the secret is typed on a line of its own, never
+//! printed, stored encrypted; a member's connection waits for its proposal to pass.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use support::TestDb;
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, base64
+const TOKEN: &str = "sup3r-s3cret-t0ken";
+
+fn run(db: &str, key: Option<&str>, script: &str) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_polity"));
+    cmd.arg("console")
+        .env("DATABASE_URL", db)
+        .env_remove("POLITY_DATABASE_URL")
+        .env_remove("POLITY_SECRET_KEY")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(k) = key {
+        cmd.env("POLITY_SECRET_KEY", k);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN), "the secret was shown:\n{stdout}\n{stderr}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    stdout
+}
+
+fn connections(db: &TestDb) {
+    // Without a secret key, nothing is stored and the admin is told what to do.
+    let out = run(db.url(), None, &format!("/integration add discord main\n{TOKEN}\n/integration list\n"));
+    assert!(out.contains("Polity cannot store secrets without POLITY_SECRET_KEY"), "{out}");
+    assert!(out.contains("No platform is connected"), "{out}");
+
+    let out = run(
+        db.url(),
+        Some(KEY),
+        &format!(
+            "/integration add discord main guild=42\n{TOKEN}\n/integration list\n/integration test main\n\
+             /integration add discord main\n/integration add myspace x\n/integration add discord Bad!\n\
+             /integration add github gh colour=blue\n/integration add discourse forum\n\n"
+        ),
+    );
+    assert!(out.contains("[only admin] Type the bot token for main where only you see it"), "{out}");
+    assert!(out.contains("[only admin] main (discord) is connected."), "{out}");
+    assert!(out.contains("[only admin] main — discord, enabled, secret stored"), "{out}");
+    assert!(out.contains("has no discord adapter yet, so it cannot reach it"), "{out}");
+    assert!(out.contains("A connection named main exists already"), "{out}");
+    assert!(out.contains("Polity does not connect to `myspace`"), "{out}");
+    assert!(out.contains("`Bad!` is not a connection name"), "{out}");
+    assert!(out.contains("`colour` is not a setting"), "{out}");
+    assert!(out.contains("Nothing was typed, so forum is not connected"), "{out}");
+
+    // A member's connection under a constitution waits for the vote, then is enabled.
+    let out = run(
+        db.url(),
+        Some(KEY),
+        "/kit install direct-democracy\n/as alice\n/as bob\n/integration add sourcecred cred\n/integration list\n+👍 1\n/as alice\n+👍 1\n/integration list\n",
+    );
+    assert!(out.contains("[only bob] Proposal #1 asks to connect sourcecred as cred"), "{out}");
+    assert!(out.contains("cred — sourcecred, waiting for its proposal to pass, no secret"), "{out}");
+    assert!(out.contains("cred — sourcecred, enabled, no secret"), "{out}");
+
+    // Reopened with the wrong key, Polity refuses to start rather than lose the secrets.
+    let mut wrong = Command::new(env!("CARGO_BIN_EXE_polity"));
+    wrong
+        .arg("console")
+        .env("DATABASE_URL", db.url())
+        .env("POLITY_SECRET_KEY", "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null());
+    let out = wrong.output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.to_lowercase().contains("key"), "{stderr}");
+}
+
+#[test]
+fn platform_connections_keep_their_secrets_secret() {
+    connections(&TestDb::sqlite("integration"));
+    if let Some(db) = TestDb::postgres("integration") {
+        connections(&db);
+    }
+}

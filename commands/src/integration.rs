@@ -1,0 +1,150 @@
+//! `/integration add|list|test|remove`: platform connections. A secret (a token, an API key)
+//! is typed where nobody else sees it, stored encrypted, and never shown again; the
+//! connection is enabled by the same rule as every change to governance.
+
+use crate::governed;
+use crate::parse::Parsed;
+use crate::ports::{Invocation, PortError, Ports};
+use crate::reply::{Reply, SecretPrompt};
+use serde_json::{Map, Value};
+
+/// The platforms Polity connects to, and the secret each needs (`None`: none).
+pub const PLATFORMS: &[(&str, Option<&str>)] = &[
+    ("discord", Some("the bot token")),
+    ("slack", Some("the bot token (xoxb-...)")),
+    ("discourse", Some("the API key")),
+    ("reddit", Some("the OAuth refresh token")),
+    ("github", Some("the token")),
+    ("loomio", Some("the API key")),
+    ("opencollective", Some("the personal token")),
+    ("sourcecred", None),
+];
+
+/// Settings a connection may have.
+pub const SETTINGS: &[&str] = &["base_url", "guild", "workspace", "collective", "repository", "subreddit", "group"];
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+pub async fn add(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
+    let (platform, name) = (args.text("platform").to_lowercase(), args.text("name"));
+    let Some((_, secret)) = PLATFORMS.iter().find(|(p, _)| *p == platform) else {
+        let known: Vec<&str> = PLATFORMS.iter().map(|(p, _)| *p).collect();
+        return Ok(Reply::private(format!("Polity does not connect to `{platform}`: choose {}.", known.join(", "))));
+    };
+    if !valid_name(name) {
+        return Ok(Reply::private(format!(
+            "`{name}` is not a connection name: use up to 32 lowercase letters, digits, `-` and `_`."
+        )));
+    }
+    if ports.connections().await?.iter().any(|c| c.name == name) {
+        return Ok(Reply::private(format!(
+            "A connection named {name} exists already: `/integration list` shows them."
+        )));
+    }
+    let mut config = Map::new();
+    for pair in args.get("settings").unwrap_or_default().split_whitespace() {
+        let Some((k, v)) = pair.split_once('=').filter(|(k, v)| !k.is_empty() && !v.is_empty()) else {
+            return Ok(Reply::private(format!("`{pair}` is not a setting: write key=value.")));
+        };
+        if !SETTINGS.contains(&k) {
+            return Ok(Reply::private(format!("`{k}` is not a setting: use {}.", SETTINGS.join(", "))));
+        }
+        config.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    match secret {
+        Some(label) => {
+            let mut reply = Reply::private(format!(
+                "Type {label} for {name} where only you see it (on the console: the next line). It is stored encrypted and never shown again."
+            ));
+            reply.secret_prompt = Some(SecretPrompt {
+                platform: platform.clone(),
+                name: name.to_string(),
+                config,
+                label: (*label).to_string(),
+            });
+            Ok(reply)
+        }
+        None => connect(ports, inv, &platform, name, config, None).await,
+    }
+}
+
+/// The second half of `/integration add`, once the secret was typed privately.
+///
+/// # Errors
+/// Internal failures only.
+pub async fn add_with_secret(
+    ports: &mut dyn Ports,
+    inv: &Invocation,
+    prompt: SecretPrompt,
+    secret: &str,
+) -> Result<Reply, PortError> {
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Ok(Reply::private(format!(
+            "Nothing was typed, so {} is not connected: run /integration add again.",
+            prompt.name
+        )));
+    }
+    connect(ports, inv, &prompt.platform, &prompt.name, prompt.config, Some(secret.to_string())).await
+}
+
+async fn connect(
+    ports: &mut dyn Ports,
+    inv: &Invocation,
+    platform: &str,
+    name: &str,
+    config: Map<String, Value>,
+    secret: Option<String>,
+) -> Result<Reply, PortError> {
+    if let Err(mistake) = ports.stage_connection(name, platform, config, secret).await? {
+        return Ok(Reply::private(mistake));
+    }
+    let data = vec![("name", name.into()), ("platform", platform.into())];
+    let done = format!("{name} ({platform}) is connected. `/integration test {name}` checks it.");
+    governed::request(ports, inv, "polity.integration_add", data, done, format!("connect {platform} as {name}")).await
+}
+
+pub async fn list(ports: &mut dyn Ports) -> Result<Reply, PortError> {
+    let all = ports.connections().await?;
+    if all.is_empty() {
+        return Ok(Reply::private("No platform is connected: `/integration add PLATFORM NAME` connects one."));
+    }
+    let lines: Vec<String> = all
+        .iter()
+        .map(|c| {
+            let state = if c.enabled { "enabled" } else { "waiting for its proposal to pass" };
+            let secret = if c.has_secret { "secret stored" } else { "no secret" };
+            format!("{} — {}, {state}, {secret}", c.name, c.platform)
+        })
+        .collect();
+    Ok(Reply::private(lines.join("\n")))
+}
+
+pub async fn test(ports: &mut dyn Ports, args: &Parsed) -> Result<Reply, PortError> {
+    let name = args.text("name");
+    if !ports.connections().await?.iter().any(|c| c.name == name) {
+        return Ok(Reply::private(format!("There is no connection named {name}: `/integration list` shows them.")));
+    }
+    Ok(Reply::private(ports.test_connection(name).await?))
+}
+
+pub async fn remove(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
+    let name = args.text("name");
+    let Some(c) = ports.connections().await?.into_iter().find(|c| c.name == name) else {
+        return Ok(Reply::private(format!("There is no connection named {name}: `/integration list` shows them.")));
+    };
+    let done = format!("{name} ({}) is disconnected and its settings and secret deleted.", c.platform);
+    governed::request(
+        ports,
+        inv,
+        "polity.integration_remove",
+        vec![("name", name.into())],
+        done,
+        format!("disconnect {name}"),
+    )
+    .await
+}
