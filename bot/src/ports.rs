@@ -146,8 +146,14 @@ impl Ports for CommunityPorts<'_> {
             if let Some(m) = self.community().member_by_account(&by) {
                 return Ok(LinkOutcome::AlreadyMember(m.name.clone()));
             }
+            if !self.rt.may_try_link(self.community, &by, self.now) {
+                return Ok(LinkOutcome::TooManyTries);
+            }
             let redeemed =
                 self.rt.store().redeem_link_code(self.community, code.trim(), &by, self.now).await.map_err(internal)?;
+            if !matches!(redeemed, Redeemed::Linked { .. }) {
+                self.rt.link_failed(self.community, &by, self.now);
+            }
             Ok(match redeemed {
                 Redeemed::Linked { member } => {
                     self.rt

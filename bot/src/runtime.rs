@@ -35,6 +35,10 @@ pub enum Handled {
     Done(Step),
 }
 
+/// How many wrong link codes an account may type in a window.
+pub const LINK_TRIES: usize = 5;
+pub const LINK_TRY_WINDOW: TimeDelta = TimeDelta::minutes(15);
+
 /// The longest an effect waits between attempts, and how many attempts it gets.
 const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(10);
 const MAX_ATTEMPTS: i32 = 12;
@@ -48,6 +52,8 @@ pub struct Runtime {
     /// Performs what no connection of its own platform does (the console stands in for
     /// every platform when trying Polity locally).
     fallback: Option<Arc<dyn Platform>>,
+    /// Recent wrong link codes per account, to stop guessing.
+    link_failures: HashMap<(CommunityId, AccountRef), Vec<DateTime<Utc>>>,
 }
 
 impl Runtime {
@@ -63,6 +69,7 @@ impl Runtime {
             engines: HashMap::new(),
             platforms: HashMap::new(),
             fallback: None,
+            link_failures: HashMap::new(),
         };
         for (id, _) in rt.store.communities().await? {
             rt.load(id).await?;
@@ -77,6 +84,19 @@ impl Runtime {
     /// Lets `platform` perform effects for platforms that have no connection.
     pub fn set_fallback_platform(&mut self, platform: Arc<dyn Platform>) {
         self.fallback = Some(platform);
+    }
+
+    /// Whether `account` may try another link code now: at most [`LINK_TRIES`] wrong codes
+    /// in [`LINK_TRY_WINDOW`].
+    pub fn may_try_link(&mut self, community: CommunityId, account: &AccountRef, now: DateTime<Utc>) -> bool {
+        let recent = self.link_failures.entry((community, account.clone())).or_default();
+        recent.retain(|t| now - *t < LINK_TRY_WINDOW);
+        recent.len() < LINK_TRIES
+    }
+
+    /// Counts a wrong link code.
+    pub fn link_failed(&mut self, community: CommunityId, account: &AccountRef, now: DateTime<Utc>) {
+        self.link_failures.entry((community, account.clone())).or_default().push(now);
     }
 
     /// Whether a connection of that name is running.
@@ -341,6 +361,7 @@ impl Runtime {
             .drain(..)
             .partition(|e| matches!(e, Effect::Execute { action, .. } if action.kind.platform() == "polity"));
         let mut changes = Changes { community: community_changed, ..Changes::default() };
+        let mut unapplied = Vec::new();
         for effect in &internal {
             if let Effect::Execute { action, proposal } = effect {
                 match apply_governance_change(engine, action) {
@@ -354,11 +375,22 @@ impl Runtime {
                             policy_name: "polity".into(),
                             error: format!("{} could not be applied: {e}", action.kind),
                         });
+                        // Whoever decided it is told, where it was asked for.
+                        if let (Some(p), Some(place)) = (proposal, &action.place) {
+                            unapplied.push(Effect::Post {
+                                place: place.clone(),
+                                text: format!(
+                                    "Proposal {p} passed, but {} could not be carried out: {e}",
+                                    action.summary()
+                                ),
+                            });
+                        }
                     }
                 }
             }
         }
         step.effects = effects;
+        step.effects.extend(unapplied);
         for a in &step.audit {
             tracing::info!(community = %community, "{a}");
         }

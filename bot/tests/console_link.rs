@@ -127,3 +127,40 @@ fn a_dry_run_shows_what_a_new_policy_would_have_done() {
         dry_run_of_a_new_policy(db.url());
     }
 }
+
+fn guessing_codes_is_stopped(db: &str) {
+    let mut c = Console::start(db);
+    c.type_lines("/as alice\n/link discord 4321\n");
+    let line = c.until("/link confirm");
+    let code: String = line.split("/link confirm ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
+    let wrong = if code == "000001" { "000002" } else { "000001" };
+    let guesses = format!("/link confirm {wrong}\n").repeat(5);
+    c.type_lines(&format!("/as discord:4321\n{guesses}/link confirm {code}\n"));
+    let out = c.finish();
+    assert_eq!(out.matches("That code is wrong").count(), 5, "{out}");
+    assert!(out.contains("[only discord:4321] Too many wrong codes from this account"), "{out}");
+    assert!(!out.contains("is now linked"), "{out}");
+}
+
+fn a_passed_change_that_cannot_be_carried_out_is_announced(db: &str) {
+    let script = "/kit install moderators\n/role create treasurer\n/as alice\n/role request treasurer\n\
+                  /as admin\n/role delete treasurer\n+👍 1\n";
+    let mut c = Console::start(db);
+    c.type_lines(script);
+    let out = c.finish();
+    assert!(out.contains("Proposal #1 asks to give alice the role treasurer"), "{out}");
+    assert!(
+        out.contains("by polity: Proposal #1 passed, but give alice the role treasurer could not be carried out: there is no role `treasurer`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn guessing_link_codes_is_stopped_after_five_wrong_ones() {
+    guessing_codes_is_stopped(TestDb::sqlite("guess").url());
+}
+
+#[test]
+fn a_change_that_can_no_longer_be_carried_out_is_announced_not_hidden() {
+    a_passed_change_that_cannot_be_carried_out_is_announced(TestDb::sqlite("unapplied").url());
+}

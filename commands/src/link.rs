@@ -38,6 +38,9 @@ pub async fn confirm(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
         LinkOutcome::Expired => "That code has expired: run /link again for a new one.".into(),
         LinkOutcome::AlreadyUsed => "That code was already used: run /link again for a new one.".into(),
         LinkOutcome::OtherAccount(_) => "That code is not for this account: type it as the account you named.".into(),
+        LinkOutcome::TooManyTries => {
+            "Too many wrong codes from this account: wait a quarter of an hour, then try again.".into()
+        }
         LinkOutcome::AlreadyMember(name) => {
             format!("{} already belongs to {name}: type the code as the account you want to link.", inv.invoker)
         }

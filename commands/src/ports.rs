@@ -82,6 +82,8 @@ pub enum LinkOutcome {
     OtherAccount(AccountRef),
     /// The account already belongs to this member.
     AlreadyMember(String),
+    /// Too many wrong codes lately: try again after a while.
+    TooManyTries,
 }
 
 /// A platform connection as commands may show it (never its secret).
