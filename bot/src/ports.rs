@@ -1,11 +1,12 @@
 //! The runtime as the commands' [`Ports`]: one community, one invocation.
 
 use crate::runtime::{Handled, Runtime};
-use crate::store::StoreError;
 use crate::store::links::Redeemed;
+use crate::store::{ConnectionChange, Secret};
 use chrono::{DateTime, Utc};
 use polity_commands::ports::{
-    AuditLine, ConnectionInfo, LinkOutcome, PolicyVersion, PortError, Ports, SubmitError, Submitted, Touched,
+    AuditLine, ConnectionInfo, LinkOutcome, PolicyVersion, PortError, Ports, StagedConnection, SubmitError, Submitted,
+    Touched,
 };
 use polity_governance::GovError;
 use polity_governance::community::Community;
@@ -43,6 +44,43 @@ impl<'a> CommunityPorts<'a> {
     }
 }
 
+impl CommunityPorts<'_> {
+    async fn submit_staged(&mut self, input: Inbound, staged: Vec<ConnectionChange>) -> Result<Submitted, SubmitError> {
+        // One invocation may submit more than once; each gets its own inbox key.
+        let key = if self.submitted == 0 { self.key.clone() } else { format!("{}#{}", self.key, self.submitted) };
+        self.submitted += 1;
+        match self.rt.handle_with(self.community, &self.source, &key, input, self.now, false, staged).await {
+            Ok(Handled::Duplicate) => Ok(Submitted { duplicate: true, ..Submitted::default() }),
+            Ok(Handled::Done(step)) => {
+                let proposals = step
+                    .changed
+                    .iter()
+                    .filter_map(|id| {
+                        let (state, policy) = self.rt.store_proposal_state(self.community, *id)?;
+                        Some(Touched { id: *id, state, policy })
+                    })
+                    .collect();
+                let applied = step
+                    .audit
+                    .iter()
+                    .filter_map(|a| match a {
+                        Audit::Applied { action, .. } => Some(action.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(Submitted { duplicate: false, proposals, applied })
+            }
+            Err(e) => match e.downcast::<GovError>() {
+                Ok(mistake) => Err(SubmitError::Mistake(mistake)),
+                Err(e) => {
+                    tracing::error!(source = %self.source, key = %key, error = %format!("{e:#}"), "a command's input failed");
+                    Err(SubmitError::Internal(internal(format!("{e:#}"))))
+                }
+            },
+        }
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> PortError {
     PortError(e.to_string())
 }
@@ -57,40 +95,7 @@ impl Ports for CommunityPorts<'_> {
     }
 
     fn submit<'b>(&'b mut self, input: Inbound) -> BoxFuture<'b, Result<Submitted, SubmitError>> {
-        Box::pin(async move {
-            // One invocation may submit more than once; each gets its own inbox key.
-            let key = if self.submitted == 0 { self.key.clone() } else { format!("{}#{}", self.key, self.submitted) };
-            self.submitted += 1;
-            match self.rt.handle(self.community, &self.source, &key, input, self.now, false).await {
-                Ok(Handled::Duplicate) => Ok(Submitted { duplicate: true, ..Submitted::default() }),
-                Ok(Handled::Done(step)) => {
-                    let proposals = step
-                        .changed
-                        .iter()
-                        .filter_map(|id| {
-                            let (state, policy) = self.rt.store_proposal_state(self.community, *id)?;
-                            Some(Touched { id: *id, state, policy })
-                        })
-                        .collect();
-                    let applied = step
-                        .audit
-                        .iter()
-                        .filter_map(|a| match a {
-                            Audit::Applied { action, .. } => Some(action.clone()),
-                            _ => None,
-                        })
-                        .collect();
-                    Ok(Submitted { duplicate: false, proposals, applied })
-                }
-                Err(e) => match e.downcast::<GovError>() {
-                    Ok(mistake) => Err(SubmitError::Mistake(mistake)),
-                    Err(e) => {
-                        tracing::error!(source = %self.source, key = %key, error = %format!("{e:#}"), "a command's input failed");
-                        Err(SubmitError::Internal(internal(format!("{e:#}"))))
-                    }
-                },
-            }
-        })
+        Box::pin(self.submit_staged(input, Vec::new()))
     }
 
     fn proposals(&self, open_only: bool) -> BoxFuture<'_, Result<Vec<Proposal>, PortError>> {
@@ -200,28 +205,38 @@ impl Ports for CommunityPorts<'_> {
         })
     }
 
-    fn stage_connection<'b>(
-        &'b mut self,
-        name: &'b str,
-        platform: &'b str,
-        mut config: serde_json::Map<String, serde_json::Value>,
-        secret: Option<String>,
-    ) -> BoxFuture<'b, Result<Result<(), String>, PortError>> {
+    fn submit_with_connection(
+        &mut self,
+        input: Inbound,
+        connection: StagedConnection,
+    ) -> BoxFuture<'_, Result<Submitted, SubmitError>> {
         Box::pin(async move {
             let store = self.rt.store();
-            if store.connections(self.community).await.map_err(internal)?.iter().any(|c| c.name == name) {
-                return Ok(Err(format!("A connection named {name} exists already: `/integration list` shows them.")));
+            let retried = store.seen(&self.source, &self.key).await.map_err(|e| SubmitError::Internal(internal(e)))?;
+            if !retried {
+                let all = store.connections(self.community).await.map_err(|e| SubmitError::Internal(internal(e)))?;
+                if all.iter().any(|c| c.name == connection.name) {
+                    return Err(SubmitError::Refused(format!(
+                        "A connection named {} exists already: `/integration list` shows them.",
+                        connection.name
+                    )));
+                }
+                if connection.secret.is_some() && !store.has_secret_key() {
+                    return Err(SubmitError::Refused(
+                        "Polity cannot store secrets without POLITY_SECRET_KEY (base64 of 32 bytes): set it and start Polity again."
+                            .into(),
+                    ));
+                }
             }
+            let mut config = connection.config;
             config.insert("enabled".into(), serde_json::Value::Bool(false));
-            let config = serde_json::Value::Object(config);
-            match store.put_connection(self.community, name, platform, &config, secret.as_deref()).await {
-                Ok(()) => Ok(Ok(())),
-                Err(StoreError::SecretKeyMissing) => Ok(Err(
-                    "Polity cannot store secrets without POLITY_SECRET_KEY (base64 of 32 bytes): set it and start Polity again."
-                        .into(),
-                )),
-                Err(e) => Err(internal(e)),
-            }
+            let staged = ConnectionChange::Stage {
+                name: connection.name,
+                platform: connection.platform,
+                config: serde_json::Value::Object(config),
+                secret: connection.secret.map(Secret::new),
+            };
+            self.submit_staged(input, vec![staged]).await
         })
     }
 

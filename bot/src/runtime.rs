@@ -264,7 +264,9 @@ impl Runtime {
         scratch.install_policy(&policy.source).map_err(|e| anyhow!("{e}"))?;
         let mut lines = Vec::new();
         let inputs = self.store.inputs_since(community, since).await?;
-        let actions = inputs.into_iter().filter(|(_, i)| matches!(i, Inbound::Action { .. }));
+        // Only what this policy covers: everything else is other policies' business.
+        let covered = |i: &Inbound| matches!(i, Inbound::Action { action } if policy.covers(&action.kind).is_some());
+        let actions = inputs.into_iter().filter(|(_, i)| covered(i));
         let replay = actions.chain(std::iter::once((now, Inbound::Tick)));
         for (at, input) in replay {
             let ctx = Ctx { now: at, seed: 0, host: Arc::new(NoHostData) };
@@ -330,6 +332,25 @@ impl Runtime {
         now: DateTime<Utc>,
         community_changed: bool,
     ) -> Result<Handled> {
+        self.handle_with(community, source, dedup_key, input, now, community_changed, Vec::new()).await
+    }
+
+    /// [`Self::handle`], with platform connections staged in the same transaction (a
+    /// connection's secret waits, sealed, for the decision on the request that names it).
+    ///
+    /// # Errors
+    /// As [`Self::handle`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn handle_with(
+        &mut self,
+        community: CommunityId,
+        source: &str,
+        dedup_key: &str,
+        input: Inbound,
+        now: DateTime<Utc>,
+        community_changed: bool,
+        staged: Vec<ConnectionChange>,
+    ) -> Result<Handled> {
         if self.store.seen(source, dedup_key).await? {
             tracing::debug!(source, dedup_key, "duplicate input dropped");
             return Ok(Handled::Duplicate);
@@ -360,7 +381,18 @@ impl Runtime {
             .effects
             .drain(..)
             .partition(|e| matches!(e, Effect::Execute { action, .. } if action.kind.platform() == "polity"));
-        let mut changes = Changes { community: community_changed, ..Changes::default() };
+        let mut changes = Changes { community: community_changed, connections: staged, ..Changes::default() };
+        // A connection whose request failed, expired or was cancelled is forgotten with its secret.
+        for a in &step.audit {
+            if let Audit::Decided { proposal, outcome } = a
+                && outcome != "passed"
+                && let Some(p) = engine.proposal(*proposal)
+                && p.action.kind.as_str() == "polity.integration_add"
+                && let Some(name) = p.action.data.get("name").and_then(|v| v.as_str())
+            {
+                changes.connections.push(ConnectionChange::Remove(name.to_string()));
+            }
+        }
         let mut unapplied = Vec::new();
         for effect in &internal {
             if let Effect::Execute { action, proposal } = effect {

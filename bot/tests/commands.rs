@@ -9,9 +9,11 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use polity::ports::CommunityPorts;
 use polity::runtime::{Handled, Runtime};
-use polity::store::{AuditRow, Store, StoredPolicy};
+use polity::store::entities::{inbox, link_codes, outbox, platform_connections};
+use polity::store::{AuditRow, Connection, SecretKey, Store, StoredPolicy};
 use polity_commands::catalogue::CATALOGUE;
-use polity_commands::{Invocation, Reply};
+use polity_commands::{Invocation, Reply, SecretPrompt};
+use polity_governance::action::{Action, ActionType};
 use polity_governance::community::Community;
 use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place, ProposalId};
 use polity_governance::io::{Effect, Inbound};
@@ -19,6 +21,7 @@ use polity_governance::platform::{
     ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, Request,
 };
 use polity_governance::proposal::{Proposal, ProposalState};
+use sea_orm::{EntityTrait, PaginatorTrait};
 use std::sync::{Arc, Mutex};
 
 const PLATFORM: &str = "chat";
@@ -82,7 +85,11 @@ struct Snapshot {
     proposals: Vec<Proposal>,
     audit: Vec<AuditRow>,
     pending_effects: u64,
+    outbox_rows: u64,
+    inbox_rows: u64,
     performed: Vec<Effect>,
+    connections: Vec<Connection>,
+    link_codes: Vec<link_codes::Model>,
 }
 
 /// One community (`admin`, an admin, and the members alice, bob and carol) on a fresh
@@ -97,7 +104,16 @@ struct Env {
 
 impl Env {
     async fn new() -> Self {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
+        Self::build(None).await
+    }
+
+    /// An environment whose store can keep secrets (`POLITY_SECRET_KEY` is set).
+    async fn with_secret_key() -> Self {
+        Self::build(Some(&SecretKey::generate())).await
+    }
+
+    async fn build(secret_key: Option<&str>) -> Self {
+        let store = Store::connect("sqlite::memory:").await.unwrap().with_secret_key(secret_key);
         store.migrate().await.unwrap();
         let mut rt = Runtime::open(store).await.unwrap();
         let performed = Arc::new(Mutex::new(Vec::new()));
@@ -125,8 +141,20 @@ impl Env {
 
     /// Runs a command line as `who` under a new invocation id, then performs what it caused.
     async fn run(&mut self, who: &str, line: &str) -> String {
+        self.run_as(&account(who), line).await
+    }
+
+    /// Runs a command line as any account (one on another platform, say).
+    async fn run_as(&mut self, invoker: &AccountRef, line: &str) -> String {
         let id = self.next_id();
-        self.run_with_id(who, &id, line).await
+        let reply = self.reply_as_with_id(invoker, &id, line).await;
+        assert_eq!(reply.attachment, None, "{line}");
+        reply.text
+    }
+
+    /// Moves the clock on (the next command runs a second after that).
+    fn wait(&mut self, d: TimeDelta) {
+        self.now += d;
     }
 
     /// Runs a command line as `who` under the invocation id `id` (a platform retrying a
@@ -144,8 +172,12 @@ impl Env {
     }
 
     async fn reply_with_id(&mut self, who: &str, id: &str, line: &str) -> Reply {
+        self.reply_as_with_id(&account(who), id, line).await
+    }
+
+    async fn reply_as_with_id(&mut self, invoker: &AccountRef, id: &str, line: &str) -> Reply {
         self.now += TimeDelta::seconds(1);
-        let inv = Invocation { invoker: account(who), place: general(), id: id.to_string() };
+        let inv = Invocation { invoker: invoker.clone(), place: general(), id: id.to_string() };
         let mut ports = CommunityPorts::new(&mut self.rt, self.c, "command:test", id, self.now);
         let reply = polity_commands::handle(&mut ports, &inv, line).await.unwrap();
         assert!(reply.ephemeral, "command replies are for the invoker only: {line} -> {}", reply.text);
@@ -161,11 +193,55 @@ impl Env {
 
     /// Runs a line that must change nothing at all (a mistake, a question); returns the reply.
     async fn refused(&mut self, who: &str, line: &str) -> String {
+        self.refused_as(&account(who), line).await
+    }
+
+    /// [`Env::mistake`] as any account.
+    async fn mistake_as(&mut self, invoker: &AccountRef, line: &str, expected: &str) {
+        let reply = self.refused_as(invoker, line).await;
+        assert_eq!(reply, expected, "{invoker}: {line}");
+    }
+
+    async fn refused_as(&mut self, invoker: &AccountRef, line: &str) -> String {
         let before = self.snapshot().await;
-        let reply = self.run(who, line).await;
+        let reply = self.run_as(invoker, line).await;
         let after = self.snapshot().await;
         assert_eq!(before, after, "`{line}` changed something; it replied: {reply}");
         reply
+    }
+
+    /// Types the secret an `/integration add` asked for, as `who` (what an adapter does with
+    /// the private answer), then performs what it caused.
+    async fn type_secret(&mut self, who: &str, prompt: SecretPrompt, secret: &str) -> Reply {
+        self.now += TimeDelta::seconds(1);
+        let id = self.next_id();
+        let inv = Invocation { invoker: account(who), place: general(), id: id.clone() };
+        let mut ports = CommunityPorts::new(&mut self.rt, self.c, "command:test", &id, self.now);
+        let reply = polity_commands::integration::add_with_secret(&mut ports, &inv, prompt, secret).await.unwrap();
+        assert!(reply.ephemeral, "the answer to a secret is for the invoker only: {}", reply.text);
+        assert_eq!((reply.attachment.clone(), reply.secret_prompt.clone()), (None, None), "{}", reply.text);
+        self.rt.dispatch(self.now).await.unwrap();
+        reply
+    }
+
+    /// A secret typed in answer to a prompt that must change nothing at all; returns the reply.
+    async fn secret_refused(&mut self, who: &str, prompt: SecretPrompt, secret: &str) -> String {
+        let before = self.snapshot().await;
+        let reply = self.type_secret(who, prompt, secret).await.text;
+        assert_eq!(before, self.snapshot().await, "typing a secret changed something; it replied: {reply}");
+        reply
+    }
+
+    /// `who` posts `text` in #general: a governable `chat.message` the platform reports as
+    /// already performed.
+    async fn message(&mut self, who: &str, text: &str) {
+        self.now += TimeDelta::seconds(1);
+        let id = self.next_id();
+        let kind = ActionType::new("chat.message").unwrap();
+        let action = Action::new(kind, account(who), format!("msg-{id}")).at(general()).with("text", text);
+        let handled = self.rt.handle(self.c, PLATFORM, &id, Inbound::Action { action }, self.now, false).await.unwrap();
+        assert!(matches!(handled, Handled::Done(_)));
+        self.rt.dispatch(self.now).await.unwrap();
     }
 
     async fn snapshot(&self) -> Snapshot {
@@ -179,7 +255,11 @@ impl Env {
             proposals: store.load_proposals(self.c, false).await.unwrap(),
             audit: store.audit(self.c, 10_000).await.unwrap(),
             pending_effects: store.pending_effects().await.unwrap(),
+            outbox_rows: outbox::Entity::find().count(store.db()).await.unwrap(),
+            inbox_rows: inbox::Entity::find().count(store.db()).await.unwrap(),
             performed: self.performed(),
+            connections: store.connections(self.c).await.unwrap(),
+            link_codes: link_codes::Entity::find().all(store.db()).await.unwrap(),
         }
     }
 
@@ -1383,4 +1463,614 @@ async fn export_hands_over_the_record_as_a_file() {
     assert_eq!(before, env.snapshot().await, "an export changes nothing");
 
     env.mistake("carol", "/export xml", "format must be one of json, csv. Usage: /export [json|csv]").await;
+}
+
+// ----- /link -----
+
+/// The code a `/link` reply shows.
+fn link_code(reply: &str) -> String {
+    let code = reply.split("`/link confirm ").nth(1).and_then(|r| r.split('`').next()).unwrap();
+    assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()), "a six-digit code: {reply}");
+    code.to_string()
+}
+
+fn link_reply(account: &str, code: &str) -> String {
+    let (platform, name) = account.split_once(':').unwrap();
+    format!(
+        "To link {account} to you, type `/link confirm {code}` on {platform} as {name} within 10 minutes. The code works once."
+    )
+}
+
+#[tokio::test]
+async fn link_confirms_another_account_with_the_code_it_types() {
+    let mut env = Env::new().await;
+    let discord = AccountRef::new("discord", "1234");
+    env.mistake_as(&discord, "/whoami", "discord:1234 is not a member of this community yet.").await;
+
+    let reply = env.run("alice", "/link discord 1234").await;
+    let code = link_code(&reply);
+    assert_eq!(reply, link_reply("discord:1234", &code));
+    // The platform's name is not case-sensitive.
+    let reply = env.run("bob", "/link Discord 77").await;
+    assert_eq!(reply, link_reply("discord:77", &link_code(&reply)));
+    assert_ne!(code, link_code(&reply), "every code is its own");
+
+    assert_eq!(env.run_as(&discord, &format!("/link confirm {code}")).await, "discord:1234 is now linked to alice.");
+    let alice = "You are alice.\naccounts: chat:alice (first seen), discord:1234 (confirmed by code)\nroles: everyone\npermissions: propose *, vote *";
+    env.mistake_as(&discord, "/whoami", alice).await;
+    env.mistake("alice", "/whoami", alice).await;
+    // Recorded, not only in memory.
+    let stored = env.rt.store().load_community(env.c).await.unwrap();
+    assert_eq!(stored.member_by_account(&discord).map(|m| m.name.as_str()), Some("alice"));
+    assert_eq!(&stored, env.community());
+    let audit = env.run("admin", "/audit").await;
+    assert_eq!(audit, "2026-11-22 12:00:04 UTC polity.link_account carried out");
+    // Nothing was posted or sent anywhere.
+    assert_eq!(env.performed(), []);
+
+    // A linked account acts as its member: the admin's may change governance.
+    let code = link_code(&env.run("admin", "/link matrix root").await);
+    let matrix = AccountRef::new("matrix", "root");
+    assert_eq!(env.run_as(&matrix, &format!("/link confirm {code}")).await, "matrix:root is now linked to admin.");
+    assert_eq!(env.run_as(&matrix, "/role create scribe").await, "The role scribe is created.");
+    env.mistake_as(
+        &discord,
+        "/role create clerk",
+        "no constitution policy lets members ask for polity.role_create yet: an admin can do it, or install a starter kit with a constitution",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn link_mistakes_change_nothing() {
+    let mut env = Env::new().await;
+    env.mistake(
+        "zed",
+        "/link discord 1",
+        "You are not a member of this community yet: take part here first, then link.",
+    )
+    .await;
+    env.mistake("alice", "/link chat alice", "That is the account you are using now.").await;
+    env.mistake("alice", "/link CHAT alice", "That is the account you are using now.").await;
+    env.mistake("bob", "/link chat alice", "chat:alice already belongs to alice.").await;
+    env.mistake("alice", "/link discord", "account is missing (your account there). Usage: /link PLATFORM ACCOUNT")
+        .await;
+    env.mistake("alice", "/link confirm", "code is missing (the code /link showed you). Usage: /link confirm CODE")
+        .await;
+
+    let discord = AccountRef::new("discord", "1234");
+    let code = link_code(&env.run("alice", "/link discord 1234").await);
+    // Typed by an account that is already a member: whatever the code, it would link nothing.
+    env.mistake(
+        "carol",
+        &format!("/link confirm {code}"),
+        "chat:carol already belongs to carol: type the code as the account you want to link.",
+    )
+    .await;
+    // Typed by another account than the one named.
+    let other = AccountRef::new("discord", "999");
+    env.mistake_as(
+        &other,
+        &format!("/link confirm {code}"),
+        "That code is not for this account: type it as the account you named.",
+    )
+    .await;
+    env.mistake_as(
+        &discord,
+        "/link confirm 12345x",
+        "That code is wrong: check it, or run /link again where you are a member.",
+    )
+    .await;
+    // None of that used the code up.
+    assert_eq!(env.run_as(&discord, &format!("/link confirm {code}")).await, "discord:1234 is now linked to alice.");
+
+    // A used code works no more, whoever types it.
+    env.mistake_as(
+        &other,
+        &format!("/link confirm {code}"),
+        "That code was already used: run /link again for a new one.",
+    )
+    .await;
+    // The linked account is a member now.
+    env.mistake_as(
+        &discord,
+        &format!("/link confirm {code}"),
+        "discord:1234 already belongs to alice: type the code as the account you want to link.",
+    )
+    .await;
+    env.mistake("alice", "/link discord 1234", "discord:1234 already belongs to you.").await;
+    env.mistake("bob", "/link discord 1234", "discord:1234 already belongs to alice.").await;
+    env.mistake_as(&discord, "/link chat alice", "chat:alice already belongs to you.").await;
+}
+
+#[tokio::test]
+async fn a_link_code_expires_after_ten_minutes() {
+    let mut env = Env::new().await;
+    let slack = AccountRef::new("slack", "U1");
+    let code = link_code(&env.run("carol", "/link slack U1").await);
+    // Ten minutes and a second later.
+    env.wait(TimeDelta::minutes(10));
+    env.mistake_as(&slack, &format!("/link confirm {code}"), "That code has expired: run /link again for a new one.")
+        .await;
+    // A new code, typed within its ten minutes.
+    let code = link_code(&env.run("carol", "/link slack U1").await);
+    env.wait(TimeDelta::minutes(9) + TimeDelta::seconds(58));
+    assert_eq!(env.run_as(&slack, &format!("/link confirm {code}")).await, "slack:U1 is now linked to carol.");
+    env.mistake(
+        "carol",
+        "/whoami",
+        "You are carol.\naccounts: chat:carol (first seen), slack:U1 (confirmed by code)\nroles: everyone\npermissions: propose *, vote *",
+    )
+    .await;
+}
+
+// ----- /policy dry-run -----
+
+/// A platform policy over messages in the chat (inline, as typed on the console).
+const MESSAGES: &str = r#"name = "Messages"\nkind = "platform"\nactions = ["chat.message"]\n[vote]\nvoters = "everyone"\nquorum = 2\ncloses = "1h""#;
+
+#[tokio::test]
+async fn policy_dry_run_plays_recent_actions_without_doing_anything() {
+    let mut env = Env::new().await;
+    // Said before any policy governed messages: allowed, and recorded.
+    env.message("alice", "hello all").await;
+    env.message("bob", "buy pizza").await;
+    // The admin may execute everything: no policy would have governed this one.
+    env.message("admin", "a note from the admin").await;
+    env.wait(TimeDelta::hours(2));
+    assert_eq!(
+        env.run("admin", &format!("/policy install Messages {MESSAGES}")).await,
+        "\"Messages\" is installed: a platform policy."
+    );
+    assert_eq!(env.performed(), [], "nothing governed the messages when they were said");
+
+    let reply = env.refused("carol", "/policy dry-run Messages").await;
+    assert_eq!(
+        reply,
+        [
+            "In the last 7d, \"Messages\" would have (nothing of this was done):",
+            "2026-11-22 12:00: would undo chat.message by chat:alice",
+            "2026-11-22 12:00: would open proposal #1 and its vote: alice wants chat.message: hello all",
+            "2026-11-22 12:00: would undo chat.message by chat:bob",
+            "2026-11-22 12:00: would open proposal #2 and its vote: bob wants chat.message: buy pizza",
+            "2026-11-22 14:00: would post \"Proposal #1 expired without enough ballots: alice wants chat.message: hello all (yes 0 · no 0 · abstain 0 (0 of 4 voted))\"",
+            "2026-11-22 14:00: would post \"Proposal #2 expired without enough ballots: bob wants chat.message: buy pizza (yes 0 · no 0 · abstain 0 (0 of 4 voted))\"",
+            "2026-11-22 14:00: proposal #1 would be expired (with no ballots cast)",
+            "2026-11-22 14:00: proposal #2 would be expired (with no ballots cast)",
+        ]
+        .join("\n")
+    );
+    // The same, with the period named; the name is not case-sensitive.
+    let reply = env.refused("carol", "/policy dry-run messages since:1d").await;
+    assert!(reply.starts_with("In the last 1d, \"Messages\" would have (nothing of this was done):\n"), "{reply}");
+    assert_eq!(reply.lines().count(), 9, "{reply}");
+    // Only the last hour: the messages are older.
+    assert_eq!(
+        env.refused("carol", "/policy dry-run Messages since:1h").await,
+        "In the last 1h, \"Messages\" would have done nothing."
+    );
+
+    // Nothing the dry run played happened: the first real proposal is still #1.
+    env.message("carol", "now it counts").await;
+    let p = env.proposal(1).await;
+    assert_eq!((p.policy_name.as_str(), p.headline()), ("Messages", "carol wants chat.message: now it counts".into()));
+    assert_eq!(env.rt.store().load_proposals(env.c, false).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn policy_dry_run_mistakes_change_nothing() {
+    let mut env = Env::new().await;
+    env.message("alice", "hello").await;
+    env.mistake(
+        "alice",
+        "/policy dry-run Messages",
+        "There is no policy named \"Messages\": `/policy list` shows the installed ones.",
+    )
+    .await;
+    env.run("admin", &format!("/policy install Messages {MESSAGES}")).await;
+    env.mistake(
+        "alice",
+        "/policy dry-run Nope since:1d",
+        "There is no policy named \"Nope\": `/policy list` shows the installed ones.",
+    )
+    .await;
+    env.mistake(
+        "alice",
+        "/policy dry-run Messages since:soon",
+        "since: `soon` is not a duration: `s` has no number before it",
+    )
+    .await;
+    env.mistake(
+        "alice",
+        "/policy dry-run Messages since:",
+        "`since:` needs a value. Usage: /policy dry-run NAME [since:SINCE]",
+    )
+    .await;
+    env.mistake(
+        "alice",
+        "/policy dry-run",
+        "name is missing (the installed policy). Usage: /policy dry-run NAME [since:SINCE]",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn policy_dry_run_leaves_out_what_was_done_by_permission() {
+    let mut env = Env::new().await;
+    env.run("admin", "/role create steward").await;
+    env.run("admin", "/permission grant steward execute chat.message").await;
+    env.run("admin", "/role grant steward carol").await;
+    env.message("carol", "the steward speaks").await;
+    env.message("admin", "so does the admin").await;
+    env.run("admin", &format!("/policy install Messages {MESSAGES}")).await;
+    assert_eq!(
+        env.refused("bob", "/policy dry-run Messages").await,
+        "In the last 7d, \"Messages\" would have done nothing."
+    );
+    // A constitution installed after the admin's changes: each was made by permission.
+    let constitution = r#"name = "Council"\nkind = "constitution"\n[vote]\nvoters = "everyone"\nquorum = 1"#;
+    env.run("admin", &format!("/policy install Council {constitution}")).await;
+    assert_eq!(
+        env.refused("bob", "/policy dry-run Council since:1h").await,
+        "In the last 1h, \"Council\" would have done nothing."
+    );
+    // Anyone else's message would have been put to the vote.
+    env.message("bob", "hi").await;
+    let reply = env.refused("bob", "/policy dry-run Messages").await;
+    assert_eq!(
+        reply,
+        [
+            "In the last 7d, \"Messages\" would have (nothing of this was done):",
+            "2026-11-22 12:00: would undo chat.message by chat:bob",
+            "2026-11-22 12:00: would open proposal #1 and its vote: bob wants chat.message: hi",
+        ]
+        .join("\n")
+    );
+}
+
+// ----- /integration -----
+
+const NO_CONNECTION: &str = "No platform is connected: `/integration add PLATFORM NAME` connects one.";
+
+/// Runs `/integration add` as `who`: it must only ask for the secret, changing nothing yet.
+async fn ask_secret(env: &mut Env, who: &str, line: &str) -> SecretPrompt {
+    let before = env.snapshot().await;
+    let reply = env.reply(who, line).await;
+    assert_eq!(before, env.snapshot().await, "asking for a secret changes nothing: {line}");
+    assert_eq!(reply.attachment, None);
+    let prompt = reply.secret_prompt.unwrap_or_else(|| panic!("{line} asks for a secret: {}", reply.text));
+    assert_eq!(
+        reply.text,
+        format!(
+            "Type {} for {} where only you see it (on the console: the next line). It is stored encrypted and never shown again.",
+            prompt.label, prompt.name
+        )
+    );
+    prompt
+}
+
+/// The stored secret of a connection, still encrypted.
+async fn ciphertext(env: &Env, name: &str) -> Option<String> {
+    let rows = platform_connections::Entity::find().all(env.rt.store().db()).await.unwrap();
+    rows.into_iter().find(|r| r.name == name && r.community_id == env.c.0).and_then(|r| r.secret_ciphertext)
+}
+
+/// Asserts `secret` appears nowhere Polity writes or says anything: the replies given, the
+/// audit log, the inbox, the outbox, the effects performed, the export.
+async fn assert_never_shown(env: &mut Env, secret: &str, replies: &[String]) {
+    for r in replies {
+        assert!(!r.contains(secret), "a reply shows the secret: {r}");
+    }
+    let store = env.rt.store();
+    for a in store.audit(env.c, 10_000).await.unwrap() {
+        assert!(!a.text.contains(secret) && !a.event.to_string().contains(secret), "{a:?}");
+    }
+    for row in inbox::Entity::find().all(store.db()).await.unwrap() {
+        assert!(!row.payload.contains(secret), "{row:?}");
+    }
+    for row in outbox::Entity::find().all(store.db()).await.unwrap() {
+        assert!(!format!("{row:?}").contains(secret), "{row:?}");
+    }
+    for c in store.connections(env.c).await.unwrap() {
+        assert!(!format!("{c:?}").contains(secret), "{c:?}");
+    }
+    for e in env.performed() {
+        assert!(!format!("{e:?}").contains(secret), "{e:?}");
+    }
+    for format in ["json", "csv"] {
+        let export = env.reply("admin", &format!("/export {format}")).await.attachment.unwrap();
+        assert!(!export.content.contains(secret), "the {format} export shows the secret");
+    }
+}
+
+#[tokio::test]
+async fn integration_add_list_test_and_remove_keep_the_secret_secret() {
+    const SECRET: &str = "xoxb-2024-polity-very-secret-token";
+    let mut env = Env::with_secret_key().await;
+    let mut replies = Vec::new();
+    env.mistake("alice", "/integration list", NO_CONNECTION).await;
+
+    let prompt =
+        ask_secret(&mut env, "admin", "/integration add Discord main guild=123 base_url=https://discord.com").await;
+    let mut config = serde_json::Map::new();
+    config.insert("guild".into(), "123".into());
+    config.insert("base_url".into(), "https://discord.com".into());
+    assert_eq!(
+        prompt,
+        SecretPrompt { platform: "discord".into(), name: "main".into(), config, label: "the bot token".into() }
+    );
+    // Typed with the spaces a paste brings along.
+    let reply = env.type_secret("admin", prompt, &format!("  {SECRET}\n")).await;
+    assert_eq!(reply.text, "main (discord) is connected. `/integration test main` checks it.");
+    replies.push(reply.text);
+
+    let list = env.refused("alice", "/integration list").await;
+    assert_eq!(list, "main — discord, enabled, secret stored");
+    replies.push(list);
+    let test = env.refused("alice", "/integration test main").await;
+    assert_eq!(
+        test,
+        "main (discord) is stored and enabled, but this build of Polity has no discord adapter yet, so it cannot reach it."
+    );
+    replies.push(test);
+
+    // Stored encrypted, and readable with the key, trimmed.
+    let stored = ciphertext(&env, "main").await.unwrap();
+    assert!(stored.starts_with("v1:"), "{stored}");
+    assert!(!stored.contains(SECRET) && !stored.contains("very-secret"), "{stored}");
+    let secret = env.rt.store().connection_secret(env.c, "main").await.unwrap().unwrap();
+    assert_eq!(secret.expose(), SECRET);
+    let connection = &env.rt.store().connections(env.c).await.unwrap()[0];
+    assert_eq!(
+        connection.config,
+        serde_json::json!({ "guild": "123", "base_url": "https://discord.com", "enabled": true })
+    );
+
+    let audit = env.run("admin", "/audit").await;
+    assert_eq!(
+        audit,
+        "2026-11-22 12:00:03 UTC polity.integration_add by chat:admin carried out: the initiator may execute it\n2026-11-22 12:00:03 UTC polity.integration_add carried out"
+    );
+    replies.push(audit);
+    assert_never_shown(&mut env, SECRET, &replies).await;
+
+    let removed = env.run("admin", "/integration remove main").await;
+    assert_eq!(removed, "main (discord) is disconnected and its settings and secret deleted.");
+    env.mistake("alice", "/integration list", NO_CONNECTION).await;
+    assert_eq!(ciphertext(&env, "main").await, None);
+    assert_eq!(env.rt.store().connection_secret(env.c, "main").await.unwrap(), None);
+    env.mistake(
+        "alice",
+        "/integration test main",
+        "There is no connection named main: `/integration list` shows them.",
+    )
+    .await;
+    // The name is free again.
+    ask_secret(&mut env, "admin", "/integration add slack main").await;
+}
+
+#[tokio::test]
+async fn integration_mistakes_change_nothing() {
+    let mut env = Env::with_secret_key().await;
+    let prompt_for_main = ask_secret(&mut env, "admin", "/integration add discord main").await;
+    env.type_secret("admin", prompt_for_main, "tok-main").await;
+
+    env.mistake(
+        "admin",
+        "/integration add myspace mine",
+        "Polity does not connect to `myspace`: choose discord, slack, discourse, reddit, github, loomio, opencollective, sourcecred.",
+    )
+    .await;
+    for name in ["Main", "my.bot", "a-name-that-is-far-too-long-for-polity"] {
+        env.mistake(
+            "admin",
+            &format!("/integration add discord {name}"),
+            &format!("`{name}` is not a connection name: use up to 32 lowercase letters, digits, `-` and `_`."),
+        )
+        .await;
+    }
+    env.mistake(
+        "admin",
+        "/integration add slack main",
+        "A connection named main exists already: `/integration list` shows them.",
+    )
+    .await;
+    env.mistake(
+        "admin",
+        "/integration add discord other guild=1 colour=blue",
+        "`colour` is not a setting: use base_url, guild, workspace, collective, repository, subreddit, group.",
+    )
+    .await;
+    for bad in ["x", "guild=", "=1"] {
+        env.mistake(
+            "admin",
+            &format!("/integration add discord other {bad}"),
+            &format!("`{bad}` is not a setting: write key=value."),
+        )
+        .await;
+    }
+    env.mistake(
+        "admin",
+        "/integration add discord",
+        "name is missing (a name for the connection). Usage: /integration add PLATFORM NAME [SETTINGS]",
+    )
+    .await;
+    env.mistake(
+        "admin",
+        "/integration test nope",
+        "There is no connection named nope: `/integration list` shows them.",
+    )
+    .await;
+    env.mistake(
+        "admin",
+        "/integration remove nope",
+        "There is no connection named nope: `/integration list` shows them.",
+    )
+    .await;
+    env.mistake("admin", "/integration", "/integration needs one of: add, list, test, remove.").await;
+
+    // Nothing typed when the secret was asked for.
+    let p = ask_secret(&mut env, "admin", "/integration add discord other").await;
+    assert_eq!(
+        env.secret_refused("admin", p.clone(), "  \n").await,
+        "Nothing was typed, so other is not connected: run /integration add again."
+    );
+    // The name was taken between the prompt and the answer.
+    let taken = ask_secret(&mut env, "admin", "/integration add github code").await;
+    env.type_secret("admin", p.clone(), "tok-other").await;
+    let renamed = SecretPrompt { name: "other".into(), ..taken };
+    assert_eq!(
+        env.secret_refused("admin", renamed, "tok-code").await,
+        "A connection named other exists already: `/integration list` shows them."
+    );
+    assert_eq!(
+        env.refused("admin", "/integration list").await,
+        "main — discord, enabled, secret stored\nother — discord, enabled, secret stored"
+    );
+    assert_eq!(env.rt.store().connection_secret(env.c, "other").await.unwrap().unwrap().expose(), "tok-other");
+}
+
+#[tokio::test]
+async fn integration_secrets_need_a_secret_key_but_sourcecred_needs_none() {
+    let mut env = Env::new().await;
+    // The secret is asked for first: the store is only needed once there is one.
+    let p = ask_secret(&mut env, "admin", "/integration add discord main").await;
+    assert_eq!(
+        env.secret_refused("admin", p, "tok").await,
+        "Polity cannot store secrets without POLITY_SECRET_KEY (base64 of 32 bytes): set it and start Polity again."
+    );
+    env.mistake("admin", "/integration list", NO_CONNECTION).await;
+
+    // SourceCred has no secret: connected at once, with no prompt.
+    let reply = env.reply("admin", "/integration add sourcecred cred base_url=https://cred.example.org").await;
+    assert_eq!(reply.secret_prompt, None);
+    assert_eq!(reply.text, "cred (sourcecred) is connected. `/integration test cred` checks it.");
+    assert_eq!(env.refused("alice", "/integration list").await, "cred — sourcecred, enabled, no secret");
+    assert_eq!(ciphertext(&env, "cred").await, None);
+    assert_eq!(
+        env.refused("alice", "/integration test cred").await,
+        "cred (sourcecred) is stored and enabled, but this build of Polity has no sourcecred adapter yet, so it cannot reach it."
+    );
+}
+
+#[tokio::test]
+async fn a_members_integration_waits_for_its_proposal_to_pass() {
+    const SECRET: &str = "ghp_members-own-secret-token-42";
+    let mut env = Env::with_secret_key().await;
+    env.run("admin", "/kit install direct-democracy").await;
+    let p = ask_secret(&mut env, "alice", "/integration add github code repository=org/repo").await;
+    assert_eq!((p.platform.as_str(), p.label.as_str()), ("github", "the token"));
+    let reply = env.type_secret("alice", p, SECRET).await.text;
+    assert_eq!(
+        reply,
+        format!("Proposal #1 asks to connect github as code; \"{CONSTITUTION}\" decides, and it happens if it passes.")
+    );
+    let proposal = env.proposal(1).await;
+    assert_eq!(proposal.policy_name, CONSTITUTION);
+    assert_eq!(proposal.headline(), "alice wants polity.integration_add: connect github as code");
+    let waiting = env.refused("bob", "/integration list").await;
+    assert_eq!(waiting, "code — github, waiting for its proposal to pass, secret stored");
+    let test = env.refused("bob", "/integration test code").await;
+    assert_eq!(test, "code waits for its proposal to pass before Polity uses it.");
+    // Its name is taken while it waits.
+    env.mistake(
+        "bob",
+        "/integration add discord code",
+        "A connection named code exists already: `/integration list` shows them.",
+    )
+    .await;
+
+    env.react("alice", 1, "👍").await;
+    env.react("bob", 1, "👍").await;
+    assert_eq!(env.refused("bob", "/integration list").await, waiting, "not before the vote is decided");
+    env.react("carol", 1, "👍").await;
+    assert_eq!(env.proposal(1).await.state, ProposalState::Passed);
+    let enabled = env.refused("bob", "/integration list").await;
+    assert_eq!(enabled, "code — github, enabled, secret stored");
+    assert_eq!(env.rt.store().connection_secret(env.c, "code").await.unwrap().unwrap().expose(), SECRET);
+    assert!(
+        env.performed().iter().any(|e| matches!(e, Effect::Post { text, .. }
+            if text.starts_with("Proposal #1 passed: alice wants polity.integration_add: connect github as code"))),
+        "the outcome was announced"
+    );
+
+    // Disconnecting is a change to governance too.
+    let removing = env.run("bob", "/integration remove code").await;
+    assert_eq!(
+        removing,
+        format!("Proposal #2 asks to disconnect code; \"{CONSTITUTION}\" decides, and it happens if it passes.")
+    );
+    assert_eq!(env.refused("bob", "/integration list").await, "code — github, enabled, secret stored");
+    for who in ["alice", "bob", "carol"] {
+        env.react(who, 2, "👍").await;
+    }
+    assert_eq!(env.proposal(2).await.state, ProposalState::Passed);
+    env.mistake("bob", "/integration list", NO_CONNECTION).await;
+    assert_eq!(ciphertext(&env, "code").await, None);
+
+    assert_never_shown(&mut env, SECRET, &[reply, waiting, test, enabled, removing]).await;
+}
+
+// ----- known bugs: each test says what should happen -----
+
+#[tokio::test]
+async fn a_refused_integration_add_changes_nothing() {
+    // No constitution: a member may not change governance at all.
+    let mut env = Env::with_secret_key().await;
+    env.mistake(
+        "alice",
+        "/integration add sourcecred cred",
+        "no constitution policy lets members ask for polity.integration_add yet: an admin can do it, or install a starter kit with a constitution",
+    )
+    .await;
+    let p = ask_secret(&mut env, "alice", "/integration add discord main").await;
+    assert_eq!(
+        env.secret_refused("alice", p, "tok-refused").await,
+        "no constitution policy lets members ask for polity.integration_add yet: an admin can do it, or install a starter kit with a constitution"
+    );
+    assert_eq!(ciphertext(&env, "main").await, None, "no secret is kept for a refused request");
+}
+
+#[tokio::test]
+async fn a_rejected_integration_is_forgotten_with_its_secret() {
+    let mut env = Env::with_secret_key().await;
+    env.run("admin", "/kit install direct-democracy").await;
+    let p = ask_secret(&mut env, "alice", "/integration add github code").await;
+    env.type_secret("alice", p, "tok-rejected").await;
+    for who in ["admin", "bob", "carol"] {
+        env.react(who, 1, "👎").await;
+    }
+    assert_eq!(env.proposal(1).await.state, ProposalState::Failed);
+    assert_eq!(env.rt.store().connection_secret(env.c, "code").await.unwrap(), None);
+    env.mistake("bob", "/integration list", NO_CONNECTION).await;
+}
+
+#[tokio::test]
+async fn a_retried_integration_add_is_a_duplicate() {
+    let mut env = Env::new().await;
+    assert_eq!(
+        env.run_with_id("admin", "retry-1", "/integration add sourcecred cred").await,
+        "cred (sourcecred) is connected. `/integration test cred` checks it."
+    );
+    assert_eq!(
+        env.run_with_id("admin", "retry-1", "/integration add sourcecred cred").await,
+        "That request was already received."
+    );
+}
+
+#[tokio::test]
+async fn policy_dry_run_says_only_what_the_policy_itself_would_do() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    env.run("alice", "/role create scribe").await;
+    env.run("alice", "/propose Lunch on Friday").await;
+    assert_eq!(
+        env.refused("bob", "/policy dry-run \"Majority of members\"").await,
+        "In the last 7d, \"Majority of members\" would have (nothing of this was done):\n2026-11-22 12:00: would open proposal #1 and its vote: alice proposes: Lunch on Friday"
+    );
+    assert_eq!(
+        env.refused("bob", &format!("/policy dry-run \"{CONSTITUTION}\"")).await,
+        format!(
+            "In the last 7d, \"{CONSTITUTION}\" would have (nothing of this was done):\n2026-11-22 12:00: would open proposal #1 and its vote: alice wants polity.role_create: create the role scribe"
+        )
+    );
 }

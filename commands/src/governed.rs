@@ -1,7 +1,7 @@
 //! Commands that change governance request a `polity.*` action: a member who may execute it
 //! changes things at once; anyone else's request becomes a proposal under the constitution.
 
-use crate::ports::{Invocation, PortError, Ports, SubmitError};
+use crate::ports::{Invocation, PortError, Ports, StagedConnection, SubmitError};
 use crate::reply::Reply;
 use polity_governance::action::{Action, ActionType};
 use polity_governance::io::Inbound;
@@ -20,16 +20,36 @@ pub async fn request(
     done: String,
     what: String,
 ) -> Result<Reply, PortError> {
+    request_with(ports, inv, kind, data, done, what, None).await
+}
+
+/// [`request`], storing a platform connection with the request.
+///
+/// # Errors
+/// Internal failures only.
+pub async fn request_with(
+    ports: &mut dyn Ports,
+    inv: &Invocation,
+    kind: &str,
+    data: Vec<(&str, Value)>,
+    done: String,
+    what: String,
+    connection: Option<StagedConnection>,
+) -> Result<Reply, PortError> {
     let kind = ActionType::new(kind).map_err(PortError)?;
     // The description is what the vote message says is proposed.
     let mut action = Action::new(kind.clone(), inv.invoker.clone(), &inv.id)
         .at(inv.place.clone())
         .requested()
-        .with("description", what.as_str());
+        .with("summary", what.as_str());
     for (k, v) in data {
         action = action.with(k, v);
     }
-    match ports.submit(Inbound::Action { action }).await {
+    let submitted = match connection {
+        Some(c) => ports.submit_with_connection(Inbound::Action { action }, c).await,
+        None => ports.submit(Inbound::Action { action }).await,
+    };
+    match submitted {
         Ok(s) if s.duplicate => Ok(Reply::private("That request was already received.")),
         Ok(s) if s.applied.contains(&kind) => Ok(Reply::private(done)),
         Ok(s) => Ok(Reply::private(match s.proposals.first() {
@@ -40,6 +60,7 @@ pub async fn request(
             None => format!("Could not {what}: the audit log (`/audit`) says why."),
         })),
         Err(SubmitError::Mistake(e)) => Ok(Reply::private(e.to_string())),
+        Err(SubmitError::Refused(text)) => Ok(Reply::private(text)),
         Err(SubmitError::Internal(e)) => Err(e),
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::governed;
 use crate::parse::Parsed;
-use crate::ports::{Invocation, PortError, Ports};
+use crate::ports::{Invocation, PortError, Ports, StagedConnection};
 use crate::reply::{Reply, SecretPrompt};
 use serde_json::{Map, Value};
 
@@ -40,7 +40,9 @@ pub async fn add(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
             "`{name}` is not a connection name: use up to 32 lowercase letters, digits, `-` and `_`."
         )));
     }
-    if ports.connections().await?.iter().any(|c| c.name == name) {
+    // Before asking for a secret, say at once if the name is taken. (Without a secret the
+    // request goes straight on, and the runtime tells a retry from a clash.)
+    if secret.is_some() && ports.connections().await?.iter().any(|c| c.name == name) {
         return Ok(Reply::private(format!(
             "A connection named {name} exists already: `/integration list` shows them."
         )));
@@ -100,12 +102,11 @@ async fn connect(
     config: Map<String, Value>,
     secret: Option<String>,
 ) -> Result<Reply, PortError> {
-    if let Err(mistake) = ports.stage_connection(name, platform, config, secret).await? {
-        return Ok(Reply::private(mistake));
-    }
+    let staged = StagedConnection { name: name.into(), platform: platform.into(), config, secret };
     let data = vec![("name", name.into()), ("platform", platform.into())];
     let done = format!("{name} ({platform}) is connected. `/integration test {name}` checks it.");
-    governed::request(ports, inv, "polity.integration_add", data, done, format!("connect {platform} as {name}")).await
+    let what = format!("connect {platform} as {name}");
+    governed::request_with(ports, inv, "polity.integration_add", data, done, what, Some(staged)).await
 }
 
 pub async fn list(ports: &mut dyn Ports) -> Result<Reply, PortError> {

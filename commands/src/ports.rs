@@ -46,6 +46,28 @@ pub enum SubmitError {
     Mistake(#[from] GovError),
     #[error(transparent)]
     Internal(#[from] PortError),
+    /// Refused before it reached the engine, for the reason given (say it as it is).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A platform connection to store with a request, its secret typed privately.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StagedConnection {
+    pub name: String,
+    pub platform: String,
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for StagedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedConnection")
+            .field("name", &self.name)
+            .field("platform", &self.platform)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// A failure inside the runtime (the store is down). The adapter logs it and apologizes.
@@ -122,15 +144,13 @@ pub trait Ports: Send {
     /// This community's record, as JSON or CSV.
     fn export(&self, csv: bool) -> BoxFuture<'_, Result<String, PortError>>;
     fn connections(&self) -> BoxFuture<'_, Result<Vec<ConnectionInfo>, PortError>>;
-    /// Stores a connection, its secret encrypted, not yet enabled. `Ok(Err(text))` is a
-    /// mistake to tell the invoker (the name is taken, secrets cannot be stored).
-    fn stage_connection<'a>(
-        &'a mut self,
-        name: &'a str,
-        platform: &'a str,
-        config: serde_json::Map<String, serde_json::Value>,
-        secret: Option<String>,
-    ) -> BoxFuture<'a, Result<Result<(), String>, PortError>>;
+    /// [`Ports::submit`], storing `connection` (its secret sealed, not yet enabled) in the
+    /// same step; refused when the name is taken or secrets cannot be stored.
+    fn submit_with_connection(
+        &mut self,
+        input: Inbound,
+        connection: StagedConnection,
+    ) -> BoxFuture<'_, Result<Submitted, SubmitError>>;
     /// Whether Polity can reach the connection, in words.
     fn test_connection<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, PortError>>;
 }

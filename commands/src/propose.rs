@@ -24,6 +24,7 @@ pub async fn run(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
             None => "No proposal was opened: the audit log (`/audit`) says why.".into(),
         })),
         Err(SubmitError::Mistake(e)) => Ok(Reply::private(e.to_string())),
+        Err(SubmitError::Refused(text)) => Ok(Reply::private(text)),
         Err(SubmitError::Internal(e)) => Err(e),
     }
 }

@@ -9,6 +9,7 @@ async fn submit(ports: &mut dyn Ports, input: Inbound, ok: &str) -> Result<Reply
     match ports.submit(input).await {
         Ok(_) => Ok(Reply::private(ok)),
         Err(SubmitError::Mistake(e)) => Ok(Reply::private(e.to_string())),
+        Err(SubmitError::Refused(text)) => Ok(Reply::private(text)),
         Err(SubmitError::Internal(e)) => Err(e),
     }
 }

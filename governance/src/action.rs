@@ -207,9 +207,10 @@ impl Action {
         self
     }
 
-    /// A short description for vote messages: the `description` or `text` field if any.
+    /// A short description for vote messages: the `summary`, `description` or `text` field
+    /// if any.
     pub fn summary(&self) -> String {
-        for key in ["description", "text", "title", "name"] {
+        for key in ["summary", "description", "text", "title", "name"] {
             if let Some(Value::String(s)) = self.data.get(key) {
                 return s.clone();
             }

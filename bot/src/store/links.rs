@@ -121,6 +121,8 @@ pub(super) async fn change_connection<C: ConnectionTrait>(
 ) -> Result<(), StoreError> {
     let name = match change {
         ConnectionChange::Enable(n) | ConnectionChange::Remove(n) => n,
+        // Staged by `Store::record_step` before the step (it seals the secret).
+        ConnectionChange::Stage { .. } => return Ok(()),
     };
     let row = platform_connections::Entity::find()
         .filter(platform_connections::Column::CommunityId.eq(cid))
@@ -131,6 +133,7 @@ pub(super) async fn change_connection<C: ConnectionTrait>(
         return Ok(());
     };
     match change {
+        ConnectionChange::Stage { .. } => {}
         ConnectionChange::Remove(_) => {
             platform_connections::Entity::delete_by_id(row.id).exec(db).await?;
         }

@@ -145,6 +145,13 @@ pub struct StepRecord<'a> {
 /// A change to a platform connection that a governance step carries out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectionChange {
+    /// Stored, its secret sealed, not yet enabled (the request waits for its decision).
+    Stage {
+        name: String,
+        platform: String,
+        config: serde_json::Value,
+        secret: Option<Secret>,
+    },
     Enable(String),
     Remove(String),
 }
@@ -273,6 +280,11 @@ impl Store {
     }
 
     /// `sqlite` or `postgres`.
+    /// Whether secrets can be stored (a secret key was given).
+    pub fn has_secret_key(&self) -> bool {
+        matches!(self.secret_key(), Ok(Some(_)))
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "sqlite",
@@ -509,6 +521,14 @@ impl Store {
     /// A database error; nothing is written then.
     pub async fn record_step(&self, rec: StepRecord<'_>) -> Result<Recorded, StoreError> {
         let txn = self.begin().await?;
+        // Connections staged by this step come first, so the step can enable them; a
+        // duplicate input rolls them back with everything else.
+        for change in &rec.connections {
+            if let ConnectionChange::Stage { name, platform, config, secret } = change {
+                let secret = secret.as_ref().map(Secret::expose);
+                self.write_connection(&txn, rec.community, name, platform, config, secret, true).await?;
+            }
+        }
         match step::record(&txn, &rec).await? {
             Recorded::Duplicate => {
                 txn.rollback().await?;
@@ -737,14 +757,42 @@ impl Store {
         config: &serde_json::Value,
         secret: Option<&str>,
     ) -> Result<(), StoreError> {
+        let txn = self.begin().await?;
+        self.write_connection(&txn, id, name, platform, config, secret, false).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Writes a connection inside `txn`, its secret sealed. With `new_only`, a connection of
+    /// that name must not exist yet.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_connection<C: sea_orm::ConnectionTrait>(
+        &self,
+        txn: &C,
+        id: CommunityId,
+        name: &str,
+        platform: &str,
+        config: &serde_json::Value,
+        secret: Option<&str>,
+        new_only: bool,
+    ) -> Result<(), StoreError> {
         let now = ts(Utc::now());
         let config = to_json(config, "connection config")?;
-        let txn = self.begin().await?;
+        if new_only {
+            let taken = platform_connections::Entity::find()
+                .filter(platform_connections::Column::CommunityId.eq(id.0))
+                .filter(platform_connections::Column::Name.eq(name))
+                .one(txn)
+                .await?;
+            if taken.is_some() {
+                return Err(StoreError::Corrupt(format!("a connection named {name} exists already")));
+            }
+        }
         let ciphertext = match secret {
             None => None,
             Some(secret) => {
                 let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
-                let check = settings::Entity::find_by_id(SECRET_CHECK_KEY).one(&txn).await?;
+                let check = settings::Entity::find_by_id(SECRET_CHECK_KEY).one(txn).await?;
                 match check {
                     Some(row) => {
                         if key.open(&row.value, SECRET_CHECK_CONTEXT).as_deref() != Some(SECRET_CHECK_TEXT) {
@@ -757,7 +805,7 @@ impl Store {
                             key: Set(SECRET_CHECK_KEY.to_string()),
                             value: Set(value),
                         })
-                        .exec_without_returning(&txn)
+                        .exec_without_returning(txn)
                         .await?;
                     }
                 }
@@ -784,9 +832,8 @@ impl Store {
                 ])
                 .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
-        txn.commit().await?;
         Ok(())
     }
 
