@@ -1,0 +1,423 @@
+//! [`DiscordPlatform`]: performs Polity's effects with serenity's HTTP client.
+
+use crate::rest::{DISCORD_URL, Failure, Rest, UNKNOWN_MESSAGE};
+use polity_governance::action::Action;
+use polity_governance::ids::MessageRef;
+use polity_governance::io::Effect;
+use polity_governance::platform::{
+    ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, Request,
+};
+use serde_json::{Map, Value, json};
+use serenity::builder::{CreateAllowedMentions, CreateMessage};
+use serenity::http::{HttpBuilder, LightMethod, Route};
+use serenity::model::channel::{Nonce, ReactionType};
+use serenity::model::id::{ChannelId, GuildId, MessageId, RoleId, UserId};
+use std::fmt;
+use std::sync::Arc;
+
+/// A member's message in a governed channel (governable).
+pub const MESSAGE: &str = "discord.message";
+/// A channel rename (governable).
+pub const RENAME_CHANNEL: &str = "discord.rename_channel";
+/// A role granted to a member (governable).
+pub const ROLE_GRANT: &str = "discord.role_grant";
+/// Post a message (callable).
+pub const POST_MESSAGE: &str = "discord.post_message";
+/// Pin a message (callable).
+pub const PIN_MESSAGE: &str = "discord.pin_message";
+/// Kick a member from the connection's guild (callable).
+pub const KICK: &str = "discord.kick";
+
+/// Discord's limit on a message's content, in characters.
+const MAX_CONTENT: usize = 2000;
+
+/// A Discord connection that performs effects. Its `Debug` never shows the token.
+pub struct DiscordPlatform {
+    name: String,
+    guild: Option<GuildId>,
+    rest: Rest,
+}
+
+impl fmt::Debug for DiscordPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscordPlatform")
+            .field("name", &self.name)
+            .field("guild", &self.guild)
+            .field("base_url", &self.rest.http.proxy.as_deref().unwrap_or(DISCORD_URL))
+            .field("rate_limiter", &self.rest.http.ratelimiter.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiscordPlatform {
+    /// A connection named `name` with a bot token, talking to `base_url`: [`DISCORD_URL`] in
+    /// production (with serenity's rate limiter), a fake server's URL in tests (rate limiter
+    /// disabled, since it would call the real host).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(name: impl Into<String>, token: &str, base_url: &str) -> Result<Self, PlatformError> {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .build()
+            .map_err(|e| PlatformError::Permanent(format!("cannot build the HTTP client: {e}")))?;
+        let base = base_url.trim_end_matches('/');
+        let builder = HttpBuilder::new(token).client(client.clone());
+        let http = if base == DISCORD_URL { builder } else { builder.proxy(base).ratelimiter_disabled(true) }.build();
+        Ok(Self { name: name.into(), guild: None, rest: Rest { http: Arc::new(http), client } })
+    }
+
+    /// The guild this connection governs (for kicks and role grants without a `guild` key);
+    /// 0 means none.
+    #[must_use]
+    pub fn with_guild(mut self, guild: u64) -> Self {
+        self.guild = std::num::NonZeroU64::new(guild).map(GuildId::from);
+        self
+    }
+
+    /// serenity's HTTP client, for the gateway side of the adapter.
+    pub fn http(&self) -> Arc<serenity::http::Http> {
+        Arc::clone(&self.rest.http)
+    }
+
+    async fn send(&self, method: LightMethod, route: Route<'_>, body: Option<&Value>) -> Result<Value, Failure> {
+        self.rest.send(method, route, body).await
+    }
+
+    /// Posts `text` in a channel; the request key is the nonce, enforced, so a retry within
+    /// Discord's window gets the first message back instead of a second one.
+    async fn post(&self, channel: ChannelId, text: &str, key: i64, quiet: bool) -> Result<MessageRef, PlatformError> {
+        let mut message =
+            CreateMessage::new().content(truncate(text)).nonce(Nonce::String(key.to_string())).enforce_nonce(true);
+        if quiet {
+            message = message.allowed_mentions(CreateAllowedMentions::new());
+        }
+        let body = serde_json::to_value(&message).map_err(|e| PlatformError::Permanent(e.to_string()))?;
+        let answer = self.send(LightMethod::Post, Route::ChannelMessages { channel_id: channel }, Some(&body)).await?;
+        let id = answer
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PlatformError::Transient("Discord's answer to a new message has no id".into()))?;
+        Ok(MessageRef::new(self.name.clone(), channel.to_string(), id))
+    }
+
+    async fn react(&self, message: &MessageRef, emoji: &str) -> Result<(), PlatformError> {
+        let channel_id = channel_id(&message.channel)?;
+        let message_id = snowflake::<MessageId>("message", &message.message)?;
+        let reaction = reaction(emoji)?.as_data();
+        let route = Route::ChannelMessageReactionMe { channel_id, message_id, reaction: &reaction };
+        self.send(LightMethod::Put, route, None).await?;
+        Ok(())
+    }
+
+    async fn delete_message(&self, channel_id: ChannelId, message_id: MessageId) -> Result<(), PlatformError> {
+        match self.send(LightMethod::Delete, Route::ChannelMessage { channel_id, message_id }, None).await {
+            // Already gone (a retry after a crash, or someone else deleted it): done.
+            Err(Failure { code: Some(UNKNOWN_MESSAGE), .. }) | Ok(_) => Ok(()),
+            Err(f) => Err(f.error),
+        }
+    }
+
+    async fn rename(&self, channel_id: ChannelId, name: &str) -> Result<(), PlatformError> {
+        self.send(LightMethod::Patch, Route::Channel { channel_id }, Some(&json!({ "name": name }))).await?;
+        Ok(())
+    }
+
+    async fn role(&self, method: LightMethod, data: &Map<String, Value>) -> Result<(), PlatformError> {
+        let guild_id = match data.get("guild") {
+            Some(g) => snowflake::<GuildId>("guild", &text_of(g))?,
+            None => self.guild()?,
+        };
+        let user_id = snowflake::<UserId>("user", &required(data, "user")?)?;
+        let role_id = snowflake::<RoleId>("role", &required(data, "role")?)?;
+        self.send(method, Route::GuildMemberRole { guild_id, user_id, role_id }, None).await?;
+        Ok(())
+    }
+
+    fn guild(&self) -> Result<GuildId, PlatformError> {
+        self.guild.ok_or_else(|| {
+            PlatformError::Permanent(format!("the Discord connection `{}` has no guild configured", self.name))
+        })
+    }
+
+    fn own(&self, platform: &str, what: &str) -> Result<(), PlatformError> {
+        if platform == self.name {
+            Ok(())
+        } else {
+            Err(PlatformError::Permanent(format!(
+                "{what} is on `{platform}`, not on the Discord connection `{}`",
+                self.name
+            )))
+        }
+    }
+
+    async fn perform_now(&self, request: Request<'_>) -> Result<Performed, PlatformError> {
+        let key = request.key;
+        match request.effect {
+            Effect::PostVote { place, text, options, .. } => {
+                self.own(place.platform.as_str(), "the vote's channel")?;
+                let message = self.post(channel_id(&place.channel)?, text, key, false).await?;
+                for option in options {
+                    match self.react(&message, &option.emoji).await {
+                        Ok(()) => {}
+                        // An emoji Discord does not know must not lose the posted vote.
+                        Err(PlatformError::Permanent(e)) => {
+                            tracing::warn!(emoji = %option.emoji, "cannot seed a vote reaction: {e}");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(Performed { message: Some(message) })
+            }
+            Effect::EditVote { text, .. } => {
+                let mut refused = None;
+                for m in request.vote_messages.iter().filter(|m| m.platform.as_str() == self.name) {
+                    let route = Route::ChannelMessage {
+                        channel_id: channel_id(&m.channel)?,
+                        message_id: snowflake::<MessageId>("message", &m.message)?,
+                    };
+                    match self.send(LightMethod::Patch, route, Some(&json!({ "content": truncate(text) }))).await {
+                        Ok(_) => {}
+                        // One deleted vote message must not keep the others stale.
+                        Err(Failure { error: PlatformError::Permanent(e), .. }) => refused = refused.or(Some(e)),
+                        Err(f) => return Err(f.error),
+                    }
+                }
+                refused.map_or(Ok(Performed::default()), |e| Err(PlatformError::Permanent(e)))
+            }
+            Effect::Post { place, text } => {
+                self.own(place.platform.as_str(), "the channel")?;
+                let message = self.post(channel_id(&place.channel)?, text, key, false).await?;
+                Ok(Performed { message: Some(message) })
+            }
+            Effect::Notify { account, text } => {
+                self.own(account.platform.as_str(), "the account")?;
+                let user = snowflake::<UserId>("user", &account.account)?;
+                let dm = self
+                    .send(
+                        LightMethod::Post,
+                        Route::UserMeDmChannels,
+                        Some(&json!({ "recipient_id": user.to_string() })),
+                    )
+                    .await?;
+                let channel = dm
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| PlatformError::Transient("Discord's answer to a new DM channel has no id".into()))?;
+                self.post(channel_id(channel)?, text, key, false).await?;
+                Ok(Performed::default())
+            }
+            Effect::RemoveReaction { message, account, emoji } => {
+                self.own(message.platform.as_str(), "the message")?;
+                let route = Route::ChannelMessageReaction {
+                    channel_id: channel_id(&message.channel)?,
+                    message_id: snowflake::<MessageId>("message", &message.message)?,
+                    user_id: snowflake::<UserId>("user", &account.account)?,
+                    reaction: &reaction(emoji)?.as_data(),
+                };
+                self.send(LightMethod::Delete, route, None).await?;
+                Ok(Performed::default())
+            }
+            Effect::Revert { action, .. } => self.revert(action).await,
+            Effect::Execute { action, .. } => self.execute(action, key).await,
+            Effect::Call { name, params, .. } => self.call(name.as_str(), params, key).await,
+            Effect::StartProcess { .. } => Err(PlatformError::Permanent("Discord has no decision processes".into())),
+        }
+    }
+
+    async fn revert(&self, action: &Action) -> Result<Performed, PlatformError> {
+        match action.kind.as_str() {
+            MESSAGE => {
+                let (channel, message) = message_of(action)?;
+                self.delete_message(channel, message).await?;
+            }
+            RENAME_CHANNEL => self.rename(channel_of(action)?, &required(&action.data, "old_name")?).await?,
+            ROLE_GRANT => self.role(LightMethod::Delete, &action.data).await?,
+            other => return Err(unknown(other, "revert")),
+        }
+        Ok(Performed::default())
+    }
+
+    async fn execute(&self, action: &Action, key: i64) -> Result<Performed, PlatformError> {
+        match action.kind.as_str() {
+            MESSAGE => {
+                let channel = channel_of(action)?;
+                let author = match action.data.get("author") {
+                    Some(a) => text_of(a),
+                    None => format!("<@{}>", action.initiator.account),
+                };
+                let mut text = format!("{author} wrote: {}", optional(&action.data, "text"));
+                if let Some(Value::Array(urls)) = action.data.get("attachments") {
+                    for url in urls.iter().map(text_of) {
+                        text.push('\n');
+                        text.push_str(&url);
+                    }
+                }
+                // Reposted without pinging anyone: the bot must not lend its mentions.
+                let message = self.post(channel, &text, key, true).await?;
+                return Ok(Performed { message: Some(message) });
+            }
+            RENAME_CHANNEL => self.rename(channel_of(action)?, &required(&action.data, "name")?).await?,
+            ROLE_GRANT => self.role(LightMethod::Put, &action.data).await?,
+            other => return Err(unknown(other, "execute")),
+        }
+        Ok(Performed::default())
+    }
+
+    async fn call(&self, name: &str, params: &Map<String, Value>, key: i64) -> Result<Performed, PlatformError> {
+        match name {
+            POST_MESSAGE => {
+                let channel = channel_id(&required(params, "channel")?)?;
+                let message = self.post(channel, &required(params, "text")?, key, false).await?;
+                Ok(Performed { message: Some(message) })
+            }
+            PIN_MESSAGE => {
+                let route = Route::ChannelPin {
+                    channel_id: channel_id(&required(params, "channel")?)?,
+                    message_id: snowflake::<MessageId>("message", &required(params, "message")?)?,
+                };
+                self.send(LightMethod::Put, route, None).await?;
+                Ok(Performed::default())
+            }
+            KICK => {
+                let route = Route::GuildMember {
+                    guild_id: self.guild()?,
+                    user_id: snowflake::<UserId>("user", &required(params, "user")?)?,
+                };
+                self.send(LightMethod::Delete, route, None).await?;
+                Ok(Performed::default())
+            }
+            other => Err(unknown(other, "call")),
+        }
+    }
+}
+
+impl Platform for DiscordPlatform {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Buttons and ephemeral replies come with the gateway side (interactions).
+        Capabilities { reactions: true, buttons: false, edits: true, ephemeral: false, remove_others_reactions: true }
+    }
+
+    fn actions(&self) -> Vec<ActionInfo> {
+        vec![
+            ActionInfo::new(
+                MESSAGE,
+                ActionKind::Governable,
+                "a member's message in a governed channel: deleted while voted on, reposted with attribution on pass",
+                &[
+                    ("channel", "the channel id"),
+                    ("message", "the message id"),
+                    ("author", "who wrote it, as shown in the repost"),
+                    ("text", "the message's text"),
+                    ("attachments", "the URLs of its attachments"),
+                ],
+            ),
+            ActionInfo::new(
+                RENAME_CHANNEL,
+                ActionKind::Governable,
+                "a channel renamed: the old name restored while voted on, the new one applied on pass",
+                &[("channel", "the channel id"), ("old_name", "the name before"), ("name", "the new name")],
+            ),
+            ActionInfo::new(
+                ROLE_GRANT,
+                ActionKind::Governable,
+                "a role granted to a member: revoked while voted on, granted again on pass",
+                &[("user", "the member's user id"), ("role", "the role id"), ("guild", "the guild id (optional)")],
+            ),
+            ActionInfo::new(
+                POST_MESSAGE,
+                ActionKind::Action,
+                "post a message in a channel",
+                &[("channel", "the channel id"), ("text", "the message")],
+            ),
+            ActionInfo::new(
+                PIN_MESSAGE,
+                ActionKind::Action,
+                "pin a message",
+                &[("channel", "the channel id"), ("message", "the message id")],
+            ),
+            ActionInfo::new(
+                KICK,
+                ActionKind::Action,
+                "kick a member from the server",
+                &[("user", "the member's user id")],
+            ),
+        ]
+    }
+
+    fn perform<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(self.perform_now(request))
+    }
+}
+
+fn unknown(name: &str, verb: &str) -> PlatformError {
+    PlatformError::Permanent(format!("Discord cannot {verb} `{name}`: not a Discord action it knows"))
+}
+
+/// Cuts text to Discord's limit, on a character boundary.
+fn truncate(text: &str) -> String {
+    if text.chars().count() <= MAX_CONTENT {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(MAX_CONTENT - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// A string or number value as text.
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn required(data: &Map<String, Value>, key: &str) -> Result<String, PlatformError> {
+    data.get(key).map(text_of).ok_or_else(|| PlatformError::Permanent(format!("missing `{key}`")))
+}
+
+fn optional(data: &Map<String, Value>, key: &str) -> String {
+    data.get(key).map(text_of).unwrap_or_default()
+}
+
+/// A snowflake from its digits or a mention (`<#1>`, `<@1>`, `<@!1>`, `<@&1>`).
+fn snowflake<T: From<std::num::NonZeroU64>>(what: &str, text: &str) -> Result<T, PlatformError> {
+    let t = text.trim();
+    let digits = t
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .map(|t| t.trim_start_matches(['#', '@', '!', '&']))
+        .unwrap_or(t);
+    digits
+        .parse::<std::num::NonZeroU64>()
+        .map(T::from)
+        .map_err(|_| PlatformError::Permanent(format!("`{text}` is not a Discord {what} id")))
+}
+
+fn channel_id(text: &str) -> Result<ChannelId, PlatformError> {
+    snowflake("channel", text)
+}
+
+fn channel_of(action: &Action) -> Result<ChannelId, PlatformError> {
+    match action.data.get("channel") {
+        Some(c) => channel_id(&text_of(c)),
+        None => match &action.place {
+            Some(p) => channel_id(&p.channel),
+            None => Err(PlatformError::Permanent(format!("`{}` has no channel", action.kind))),
+        },
+    }
+}
+
+fn message_of(action: &Action) -> Result<(ChannelId, MessageId), PlatformError> {
+    let message = action.data.get("message").map_or_else(|| action.source_id.clone(), text_of);
+    Ok((channel_of(action)?, snowflake("message", &message)?))
+}
+
+fn reaction(emoji: &str) -> Result<ReactionType, PlatformError> {
+    ReactionType::try_from(emoji)
+        .map_err(|_| PlatformError::Permanent(format!("`{emoji}` is not an emoji Discord knows")))
+}

@@ -1,0 +1,123 @@
+//! One Discord REST call through serenity's HTTP layer, with the answer mapped to what the
+//! dispatcher needs: the JSON body, or a [`PlatformError`] that says whether to retry.
+//!
+//! serenity's typed methods turn an unsuccessful response into an `ErrorResponse` that keeps
+//! neither the `retry_after` of a 429 body nor the `Retry-After` header, so requests are built
+//! with serenity's [`Route`] and [`Request`] and sent through its rate limiter (production) or
+//! straight to the configured base URL (a fake, rate limiter disabled), and the raw response is
+//! read here.
+
+use polity_governance::platform::PlatformError;
+use serde_json::Value;
+use serenity::http::{Http, HttpError, LightMethod, Request, Route};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Discord's own base URL, which serenity's routes start with.
+pub const DISCORD_URL: &str = "https://discord.com";
+
+/// Discord's JSON error code for a message that does not exist (any more).
+pub const UNKNOWN_MESSAGE: i64 = 10008;
+
+/// A failed call: the error for the dispatcher and, for refusals, Discord's JSON error code.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: PlatformError,
+    pub code: Option<i64>,
+}
+
+impl From<Failure> for PlatformError {
+    fn from(f: Failure) -> Self {
+        f.error
+    }
+}
+
+fn failure(error: PlatformError) -> Failure {
+    Failure { error, code: None }
+}
+
+/// serenity's client and the reqwest client it was built with (to send without the limiter).
+pub struct Rest {
+    pub http: Arc<Http>,
+    pub client: reqwest::Client,
+}
+
+fn method_name(method: LightMethod) -> &'static str {
+    match method {
+        LightMethod::Delete => "DELETE",
+        LightMethod::Get => "GET",
+        LightMethod::Patch => "PATCH",
+        LightMethod::Post => "POST",
+        LightMethod::Put => "PUT",
+    }
+}
+
+impl Rest {
+    /// Sends one request; `Ok` holds the response's JSON (`Null` for an empty body).
+    pub async fn send(&self, method: LightMethod, route: Route<'_>, body: Option<&Value>) -> Result<Value, Failure> {
+        let path = route.path();
+        let what = format!("{} {}", method_name(method), path.strip_prefix(DISCORD_URL).unwrap_or(&path));
+        let body = match body {
+            Some(b) => {
+                Some(serde_json::to_vec(b).map_err(|e| failure(PlatformError::Permanent(format!("{what}: {e}"))))?)
+            }
+            None => None,
+        };
+        let request = Request::new(route, method).body(body);
+        let sent = match &self.http.ratelimiter {
+            Some(limiter) => limiter.perform(request).await,
+            None => match request.build(&self.client, self.http.token(), self.http.proxy.as_deref()) {
+                Ok(builder) => match builder.build() {
+                    Ok(req) => self.client.execute(req).await.map_err(|e| serenity::Error::Http(HttpError::Request(e))),
+                    Err(e) => Err(serenity::Error::Http(HttpError::Request(e))),
+                },
+                Err(e) => Err(e),
+            },
+        };
+        let response = sent.map_err(|e| failure(serenity_error(&what, &e)))?;
+        let status = response.status();
+        let header_retry = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<f64>().ok());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| failure(PlatformError::Transient(format!("{what}: reading the answer: {e}"))))?;
+        let json: Value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        if status.is_success() {
+            return Ok(json);
+        }
+        if status.as_u16() == 429 {
+            let seconds = json.get("retry_after").and_then(Value::as_f64).or(header_retry);
+            let retry_after = seconds.and_then(|s| Duration::try_from_secs_f64(s).ok());
+            return Err(failure(PlatformError::RateLimited { retry_after }));
+        }
+        let code = json.get("code").and_then(Value::as_i64);
+        let message = json.get("message").and_then(Value::as_str).unwrap_or("no message");
+        let code_text = code.map(|c| format!(", code {c}")).unwrap_or_default();
+        let text = format!("Discord refused {what}: {message} (HTTP {}{code_text})", status.as_u16());
+        let error = if status.is_server_error() || status.as_u16() == 408 {
+            PlatformError::Transient(text)
+        } else {
+            PlatformError::Permanent(text)
+        };
+        Err(Failure { error, code })
+    }
+}
+
+/// A request that got no HTTP answer: connection trouble passes, a malformed request does not.
+fn serenity_error(what: &str, e: &serenity::Error) -> PlatformError {
+    match e {
+        serenity::Error::Http(HttpError::Request(r)) if r.is_builder() => {
+            PlatformError::Permanent(format!("{what}: cannot build the request: {r}"))
+        }
+        serenity::Error::Http(HttpError::Request(r)) => PlatformError::Transient(format!("{what}: {r}")),
+        serenity::Error::Http(HttpError::InvalidHeader(_)) => {
+            PlatformError::Permanent(format!("{what}: the bot token is not a valid header value"))
+        }
+        other => PlatformError::Transient(format!("{what}: {other}")),
+    }
+}
