@@ -1,5 +1,6 @@
-//! The Discord platform, effect side: [`DiscordPlatform`] performs Polity's effects with
-//! serenity's HTTP client (the gateway, slash commands and event translation come later).
+//! The Discord platform. Effect side: [`DiscordPlatform`] performs Polity's effects with
+//! serenity's HTTP client. Gateway side: [`start`] connects serenity's gateway client and turns
+//! gateway events into neutral [`DiscordEvent`]s (slash commands come later).
 //!
 //! | effect | Discord API v10 requests |
 //! |---|---|
@@ -32,8 +33,34 @@
 //! that is already gone counts as done. In production serenity's rate limiter waits out
 //! 429s itself before they reach us.
 
+//!
+//! ## The gateway
+//! [`start`] builds serenity's client on the same base URL rule as the platform (a fake's URL:
+//! rate limiter disabled) and sends each event to an `mpsc` channel; [`Gateway::shutdown`]
+//! closes the shard. serenity reconnects and RESUMEs by itself. Intents ([`intents`]): `GUILDS`
+//! (channel names from `GUILD_CREATE`, renames), `GUILD_MESSAGES` and `MESSAGE_CONTENT`
+//! (governed messages need their text and attachments), `GUILD_MESSAGE_REACTIONS` (reaction
+//! votes), `GUILD_MEMBERS` (joins, role changes); the last two of the five named are privileged.
+//!
+//! | gateway event | `DiscordEvent.input` | `dedup_key` |
+//! |---|---|---|
+//! | `MESSAGE_REACTION_ADD`/`REMOVE` | `Inbound::Reaction` (emoji: unicode normalized, custom `name:id`) | `reaction:{message}:{user}:{emoji}:{add\|remove}` |
+//! | `MESSAGE_CREATE` (guild, not a webhook) | performed `discord.message` at its channel, `source_id` = message id; `text`, `channel`, `message`, `author` (display name), `attachments` (URLs) | `message:{message}` |
+//! | `CHANNEL_UPDATE` with a new name | performed `discord.rename_channel` by the audit log entry's user; `channel`, `old_name`, `name` | `rename:{channel}:{audit entry}` |
+//! | `GUILD_MEMBER_UPDATE`, per role added | performed `discord.role_grant` by the audit log entry's user; `guild`, `user`, `role` | `role_grant:{guild}:{user}:{role}:{audit entry}` |
+//! | `GUILD_MEMBER_ADD` | event `discord.member_join`; `guild`, `user`, `name` | `member_join:{guild}:{user}:{joined_at}` |
+//!
+//! The gateway does not say who renamed a channel or granted a role, so the newest audit log
+//! entry for the target (`GET /guilds/{g}/audit-logs`, type 11 or 25; the bot needs View Audit
+//! Log) names the initiator; without one the change is not governed. Anything done by the bot
+//! itself (its id from `READY`) is dropped: the bot never governs its own actions. The old
+//! channel name and old roles come from serenity's cache, which is updated in gateway order
+//! (handlers run on separate tasks, so state of their own would race).
+
+mod gateway;
 mod platform;
 mod rest;
 
+pub use gateway::{DiscordEvent, Gateway, GatewayConfig, MEMBER_JOIN, emoji_key, intents, start};
 pub use platform::{DiscordPlatform, KICK, MESSAGE, PIN_MESSAGE, POST_MESSAGE, RENAME_CHANNEL, ROLE_GRANT};
 pub use rest::DISCORD_URL;

@@ -1,8 +1,10 @@
 //! A fake Discord REST API (v10) on wiremock: one helper per endpoint, answering with payloads
 //! in the shapes of Discord's documentation, and what it received, in order.
 
+pub mod gateway;
+
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const BOT_ID: &str = "900000000000000001";
@@ -128,6 +130,37 @@ impl FakeDiscord {
     /// `DELETE /guilds/{guild}/members/{user}`.
     pub async fn kick(&self, guild: &str, user: &str) {
         self.mount("DELETE", &format!("/api/v10/guilds/{guild}/members/{user}"), no_content()).await;
+    }
+
+    /// `GET /gateway`: the websocket URL serenity connects to.
+    #[allow(dead_code)]
+    pub async fn gateway(&self, ws_url: &str) {
+        self.mount("GET", "/api/v10/gateway", ResponseTemplate::new(200).set_body_json(json!({ "url": ws_url }))).await;
+    }
+
+    /// `GET /guilds/{guild}/audit-logs?action_type=..`: `entries` (newest first), each
+    /// `(id, user_id, target_id)`.
+    #[allow(dead_code)]
+    pub async fn audit_log(&self, guild: &str, action_type: u8, entries: &[(&str, &str, &str)]) {
+        let entries: Vec<Value> = entries
+            .iter()
+            .map(|(id, user, target)| {
+                json!({
+                    "id": id, "user_id": user, "target_id": target, "action_type": action_type,
+                    "changes": [], "reason": null
+                })
+            })
+            .collect();
+        let body = json!({
+            "audit_log_entries": entries, "users": [], "integrations": [], "webhooks": [],
+            "guild_scheduled_events": [], "threads": [], "application_commands": [], "auto_moderation_rules": []
+        });
+        Mock::given(method("GET"))
+            .and(path(format!("/api/v10/guilds/{guild}/audit-logs")))
+            .and(query_param("action_type", action_type.to_string()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&self.server)
+            .await;
     }
 
     /// Any request to `method path` fails with `status` and Discord's JSON error `body`.

@@ -1,0 +1,322 @@
+//! The gateway side: a serenity [`Client`](serenity::Client) whose [`EventHandler`] turns Discord's gateway events
+//! into neutral [`DiscordEvent`]s on a channel the caller owns.
+//!
+//! serenity runs every event handler call on its own task, so handlers cannot keep ordered
+//! state of their own. What needs the state before an event (a channel's old name, a member's
+//! old roles, the bot's own id) is read from serenity's cache, which the shard updates in
+//! gateway order before the handler task is spawned.
+
+use crate::platform::{MESSAGE, RENAME_CHANNEL, ROLE_GRANT};
+use crate::rest::DISCORD_URL;
+use polity_governance::action::{Action, ActionType};
+use polity_governance::ids::{AccountRef, MessageRef, Place};
+use polity_governance::io::Inbound;
+use polity_governance::vote::emoji::normalize;
+use serde_json::Value;
+use serenity::all::{
+    ClientBuilder, Context, EventHandler, GatewayIntents, GuildChannel, GuildId, GuildMemberUpdateEvent, HttpBuilder,
+    Member, Message, Reaction, ReactionType, ShardManager, UserId,
+};
+use serenity::model::guild::audit_log::{Action as AuditAction, ChannelAction, MemberAction};
+use std::fmt;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// A member joined the guild (a trigger event).
+pub const MEMBER_JOIN: &str = "discord.member_join";
+
+/// The gateway intents Polity asks for, and no more:
+/// - `GUILDS`: `GUILD_CREATE` (the channels and their names, so a rename's old name is known)
+///   and `CHANNEL_UPDATE` (renames);
+/// - `GUILD_MESSAGES`: `MESSAGE_CREATE` in guild channels (governed messages, triggers);
+/// - `MESSAGE_CONTENT` (privileged): without it a message's text and attachments arrive empty,
+///   and a governed message could not be reposted;
+/// - `GUILD_MESSAGE_REACTIONS`: reaction votes (`MESSAGE_REACTION_ADD`/`REMOVE`);
+/// - `GUILD_MEMBERS` (privileged): `GUILD_MEMBER_ADD` (joins) and `GUILD_MEMBER_UPDATE` (role
+///   grants).
+#[must_use]
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILDS
+        | GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
+        | GatewayIntents::GUILD_MESSAGE_REACTIONS
+        | GatewayIntents::GUILD_MEMBERS
+}
+
+/// One input from the gateway, neutral: the bot turns it into a delivery for the community
+/// that `guild` belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiscordEvent {
+    /// `discord:{connection}`.
+    pub source: String,
+    /// Built from Discord's own ids, so a replay of the same event (after a RESUME) has the
+    /// same key.
+    pub dedup_key: String,
+    /// The guild the event happened in.
+    pub guild: Option<String>,
+    pub input: Inbound,
+    /// The account behind the input and its display name.
+    pub from: Option<(AccountRef, String)>,
+}
+
+/// Where the gateway connects and as whom.
+pub struct GatewayConfig {
+    /// The connection's name: the platform of every ref in the events.
+    pub connection: String,
+    pub token: String,
+    /// [`DISCORD_URL`] in production (with serenity's rate limiter); a fake's URL in tests.
+    pub base_url: String,
+}
+
+impl fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("connection", &self.connection)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running gateway connection.
+pub struct Gateway {
+    shards: Arc<ShardManager>,
+    task: JoinHandle<Result<(), serenity::Error>>,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Closes the shard and waits for the client to stop.
+    ///
+    /// # Errors
+    /// When the client had stopped with an error of its own.
+    pub async fn shutdown(self) -> Result<(), serenity::Error> {
+        self.shards.shutdown_all().await;
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(serenity::Error::Other(if e.is_panic() { "the gateway panicked" } else { "cancelled" })),
+        }
+    }
+}
+
+/// Connects one shard (serenity reconnects and RESUMEs on its own) and sends every event Polity
+/// cares about to `events`. serenity asks `GET /api/v10/gateway` at `base_url` for the
+/// websocket URL (and falls back to Discord's own host if that fails).
+///
+/// # Errors
+/// When the client cannot be built.
+pub async fn start(config: GatewayConfig, events: mpsc::Sender<DiscordEvent>) -> Result<Gateway, serenity::Error> {
+    let base = config.base_url.trim_end_matches('/');
+    let builder = HttpBuilder::new(&config.token);
+    let http = if base == DISCORD_URL { builder } else { builder.proxy(base).ratelimiter_disabled(true) }.build();
+    let handler = Handler { connection: config.connection, events };
+    let mut client = ClientBuilder::new_with_http(http, intents()).event_handler(handler).await?;
+    let shards = Arc::clone(&client.shard_manager);
+    let task = tokio::spawn(async move { client.start().await });
+    Ok(Gateway { shards, task })
+}
+
+struct Handler {
+    connection: String,
+    events: mpsc::Sender<DiscordEvent>,
+}
+
+fn bot_id(ctx: &Context) -> UserId {
+    ctx.cache.current_user().id
+}
+
+/// A reaction's emoji as the engine compares it: the unicode emoji normalized, a custom
+/// emoji as `name:id`.
+#[must_use]
+pub fn emoji_key(emoji: &ReactionType) -> String {
+    match emoji {
+        ReactionType::Unicode(e) => normalize(e),
+        ReactionType::Custom { id, name, .. } => format!("{}:{id}", name.as_deref().unwrap_or("")),
+        // serenity's type is non-exhaustive.
+        other => other.to_string(),
+    }
+}
+
+fn member_name(member: &Member) -> String {
+    member.display_name().to_string()
+}
+
+impl Handler {
+    fn account(&self, user: UserId) -> AccountRef {
+        AccountRef::new(self.connection.clone(), user.to_string())
+    }
+
+    fn place(&self, channel: impl ToString) -> Place {
+        Place::new(self.connection.clone(), channel.to_string())
+    }
+
+    async fn send(
+        &self,
+        dedup_key: String,
+        guild: Option<GuildId>,
+        input: Inbound,
+        from: Option<(AccountRef, String)>,
+    ) {
+        let event = DiscordEvent {
+            source: format!("discord:{}", self.connection),
+            dedup_key,
+            guild: guild.map(|g| g.to_string()),
+            input,
+            from,
+        };
+        if self.events.send(event).await.is_err() {
+            tracing::debug!("a gateway event arrived after its receiver was dropped");
+        }
+    }
+
+    async fn reaction(&self, ctx: &Context, r: Reaction, added: bool) {
+        let Some(user) = r.user_id else { return };
+        if user == bot_id(ctx) {
+            return;
+        }
+        let emoji = emoji_key(&r.emoji);
+        let key = format!("reaction:{}:{user}:{emoji}:{}", r.message_id, if added { "add" } else { "remove" });
+        let voter = self.account(user);
+        let from = r.member.as_ref().map(|m| (voter.clone(), member_name(m)));
+        let message = MessageRef::new(self.connection.clone(), r.channel_id.to_string(), r.message_id.to_string());
+        self.send(key, r.guild_id, Inbound::Reaction { message, voter, emoji, added }, from).await;
+    }
+
+    /// The newest audit log entry of `action` on `target`: who did it (the gateway does not
+    /// say) and its id (unique per change, unlike the event's content).
+    async fn actor(&self, ctx: &Context, guild: GuildId, action: AuditAction, target: u64) -> Option<(UserId, String)> {
+        match ctx.http.get_audit_logs(guild, Some(action), None, None, Some(10)).await {
+            Ok(logs) => logs
+                .entries
+                .into_iter()
+                .find(|e| e.target_id.map(|t| t.get()) == Some(target))
+                .map(|e| (e.user_id, e.id.to_string())),
+            Err(e) => {
+                tracing::warn!(%guild, "cannot read the audit log: {e}");
+                None
+            }
+        }
+    }
+
+    async fn actor_name(ctx: &Context, guild: GuildId, user: UserId) -> String {
+        let cached = ctx.cache.guild(guild).and_then(|g| g.members.get(&user).map(member_name));
+        cached.unwrap_or_else(|| user.to_string())
+    }
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn message(&self, ctx: Context, m: Message) {
+        let Some(guild) = m.guild_id else { return };
+        if m.author.id == bot_id(&ctx) || m.webhook_id.is_some() {
+            return;
+        }
+        let Ok(kind) = ActionType::new(MESSAGE) else { return };
+        let author = self.account(m.author.id);
+        let name =
+            m.member.as_ref().and_then(|p| p.nick.clone()).unwrap_or_else(|| m.author.display_name().to_string());
+        let mut action = Action::new(kind, author.clone(), m.id.to_string()).at(self.place(m.channel_id));
+        action = action
+            .with("text", m.content.clone())
+            .with("channel", m.channel_id.to_string())
+            .with("message", m.id.to_string())
+            .with("author", name.clone())
+            .with("attachments", m.attachments.iter().map(|a| Value::from(a.url.clone())).collect::<Vec<_>>());
+        self.send(format!("message:{}", m.id), Some(guild), Inbound::Action { action }, Some((author, name))).await;
+    }
+
+    async fn reaction_add(&self, ctx: Context, r: Reaction) {
+        self.reaction(&ctx, r, true).await;
+    }
+
+    async fn reaction_remove(&self, ctx: Context, r: Reaction) {
+        self.reaction(&ctx, r, false).await;
+    }
+
+    async fn channel_update(&self, ctx: Context, old: Option<GuildChannel>, new: GuildChannel) {
+        let Some(old) = old else {
+            tracing::debug!(channel = %new.id, "a channel changed that the cache did not know: old name unknown");
+            return;
+        };
+        if old.name == new.name {
+            return;
+        }
+        let action = AuditAction::Channel(ChannelAction::Update);
+        let Some((user, entry)) = self.actor(&ctx, new.guild_id, action, new.id.get()).await else {
+            tracing::warn!(channel = %new.id, "a rename with no audit log entry is not governed");
+            return;
+        };
+        if user == bot_id(&ctx) {
+            return;
+        }
+        let Ok(kind) = ActionType::new(RENAME_CHANNEL) else { return };
+        let initiator = self.account(user);
+        let action = Action::new(kind, initiator.clone(), entry.clone())
+            .at(self.place(new.id))
+            .with("channel", new.id.to_string())
+            .with("old_name", old.name.clone())
+            .with("name", new.name.clone());
+        let name = Self::actor_name(&ctx, new.guild_id, user).await;
+        let key = format!("rename:{}:{entry}", new.id);
+        self.send(key, Some(new.guild_id), Inbound::Action { action }, Some((initiator, name))).await;
+    }
+
+    async fn guild_member_update(
+        &self,
+        ctx: Context,
+        old: Option<Member>,
+        _new: Option<Member>,
+        event: GuildMemberUpdateEvent,
+    ) {
+        let Some(old) = old else {
+            tracing::debug!(user = %event.user.id, "a member changed that the cache did not know: roles not diffed");
+            return;
+        };
+        let added: Vec<_> = event.roles.iter().filter(|r| !old.roles.contains(r)).copied().collect();
+        if added.is_empty() || event.user.id == bot_id(&ctx) {
+            return;
+        }
+        let guild = event.guild_id;
+        let action = AuditAction::Member(MemberAction::RoleUpdate);
+        let Some((user, entry)) = self.actor(&ctx, guild, action, event.user.id.get()).await else {
+            tracing::warn!(user = %event.user.id, "a role change with no audit log entry is not governed");
+            return;
+        };
+        if user == bot_id(&ctx) {
+            return;
+        }
+        let Ok(kind) = ActionType::new(ROLE_GRANT) else { return };
+        let initiator = self.account(user);
+        let name = Self::actor_name(&ctx, guild, user).await;
+        for role in added {
+            let action = Action::new(kind.clone(), initiator.clone(), format!("{entry}:{role}"))
+                .with("guild", guild.to_string())
+                .with("user", event.user.id.to_string())
+                .with("role", role.to_string());
+            let key = format!("role_grant:{guild}:{}:{role}:{entry}", event.user.id);
+            self.send(key, Some(guild), Inbound::Action { action }, Some((initiator.clone(), name.clone()))).await;
+        }
+    }
+
+    async fn guild_member_addition(&self, ctx: Context, member: Member) {
+        if member.user.id == bot_id(&ctx) {
+            return;
+        }
+        let Ok(kind) = ActionType::new(MEMBER_JOIN) else { return };
+        let user = self.account(member.user.id);
+        let joined = member.joined_at.map(|t| t.unix_timestamp()).unwrap_or_default();
+        let action = Action::new(kind, user.clone(), member.user.id.to_string())
+            .event()
+            .with("guild", member.guild_id.to_string())
+            .with("user", member.user.id.to_string())
+            .with("name", member_name(&member));
+        let key = format!("member_join:{}:{}:{joined}", member.guild_id, member.user.id);
+        let from = Some((user, member_name(&member)));
+        self.send(key, Some(member.guild_id), Inbound::Action { action }, from).await;
+    }
+}

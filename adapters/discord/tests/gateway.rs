@@ -1,0 +1,275 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The real serenity gateway client against a fake Discord (REST on wiremock, the gateway on a
+//! websocket): what it asks at connect, and the neutral event each gateway dispatch becomes.
+
+#[allow(dead_code)]
+mod fake;
+
+use fake::gateway::{
+    FakeGateway, channel, emoji, guild_create, member, member_add, member_update, message_create, reaction_add,
+    reaction_remove, user,
+};
+use fake::{BOT_ID, FakeDiscord};
+use polity_discord::{DiscordEvent, Gateway, GatewayConfig, intents, start};
+use polity_governance::action::{Action, ActionStatus, ActionType};
+use polity_governance::ids::{AccountRef, MessageRef, Place};
+use polity_governance::io::Inbound;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const TOKEN: &str = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs";
+const GUILD: &str = "700000000000000001";
+const CHANNEL: &str = "100000000000000001";
+const BOT_CHANNEL: &str = "100000000000000002";
+const MESSAGE: &str = "200000000000000001";
+const ALICE: &str = "300000000000000001";
+const BOB: &str = "300000000000000002";
+const CAROL: &str = "300000000000000003";
+const ROLE: &str = "400000000000000001";
+const OTHER_ROLE: &str = "400000000000000002";
+const RENAME_ENTRY: &str = "800000000000000001";
+const BOT_RENAME_ENTRY: &str = "800000000000000002";
+const ROLE_ENTRY: &str = "800000000000000003";
+const BOT_ROLE_ENTRY: &str = "800000000000000004";
+/// Audit log event types: CHANNEL_UPDATE and MEMBER_ROLE_UPDATE.
+const CHANNEL_UPDATE: u8 = 11;
+const MEMBER_ROLE_UPDATE: u8 = 25;
+
+struct Connected {
+    rest: FakeDiscord,
+    gateway_fake: FakeGateway,
+    events: mpsc::Receiver<DiscordEvent>,
+    gateway: Gateway,
+    identify: Value,
+}
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), f).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Connects the real client to the fakes, with the guild (members Alice, Bob and the bot;
+/// channels `general` and `bots`) created.
+async fn connect() -> Connected {
+    // `RUST_LOG=serenity=debug,polity_discord=debug` shows what serenity made of the fakes.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let rest = FakeDiscord::start().await;
+    let gateway_fake = FakeGateway::start(vec![GUILD.to_string()]).await;
+    rest.gateway(&gateway_fake.url()).await;
+    rest.audit_log(GUILD, CHANNEL_UPDATE, &[(BOT_RENAME_ENTRY, BOT_ID, BOT_CHANNEL), (RENAME_ENTRY, ALICE, CHANNEL)])
+        .await;
+    rest.audit_log(GUILD, MEMBER_ROLE_UPDATE, &[(BOT_ROLE_ENTRY, BOT_ID, CAROL), (ROLE_ENTRY, ALICE, BOB)]).await;
+    let (tx, events) = mpsc::channel(16);
+    let config = GatewayConfig { connection: "discord".into(), token: TOKEN.into(), base_url: rest.url() };
+    let gateway = start(config, tx).await.unwrap();
+    let identify = within("IDENTIFY", gateway_fake.identify()).await;
+    let members = vec![
+        member(ALICE, "alice", Some("Alice A."), &[]),
+        member(BOB, "bob", None, &[OTHER_ROLE]),
+        member(CAROL, "carol", None, &[]),
+        member(BOT_ID, "polity", None, &[]),
+    ];
+    let channels = vec![channel(CHANNEL, "general", None), channel(BOT_CHANNEL, "bots", None)];
+    gateway_fake.dispatch(
+        "GUILD_CREATE",
+        guild_create(GUILD, ALICE, &[(ROLE, "steward"), (OTHER_ROLE, "member")], members, channels),
+    );
+    Connected { rest, gateway_fake, events, gateway, identify }
+}
+
+impl Connected {
+    async fn next(&mut self) -> DiscordEvent {
+        within("a gateway event", self.events.recv()).await.expect("the gateway stopped")
+    }
+
+    fn dispatch(&self, t: &str, d: Value) {
+        self.gateway_fake.dispatch(t, d);
+    }
+
+    /// Nothing else was delivered (events the handler dropped were pushed before the last
+    /// one awaited, so their handler tasks have had their turn).
+    async fn finish(mut self) {
+        assert!(self.events.try_recv().is_err(), "an unexpected event was delivered");
+        within("shutdown", self.gateway.shutdown()).await.unwrap();
+    }
+}
+
+fn event(key: &str, input: Inbound, from: Option<(&str, &str)>) -> DiscordEvent {
+    DiscordEvent {
+        source: "discord:discord".into(),
+        dedup_key: key.into(),
+        guild: Some(GUILD.into()),
+        input,
+        from: from.map(|(id, name)| (AccountRef::new("discord", id), name.to_string())),
+    }
+}
+
+fn account(id: &str) -> AccountRef {
+    AccountRef::new("discord", id)
+}
+
+fn action(kind: &str, by: &str, source_id: &str, data: Value) -> Action {
+    let mut a = Action::new(ActionType::new(kind).unwrap(), account(by), source_id);
+    a.data = data.as_object().unwrap().clone();
+    a
+}
+
+#[tokio::test]
+async fn the_client_asks_the_fake_for_the_gateway_and_identifies_with_the_token_and_intents() {
+    let c = connect().await;
+    assert!(
+        c.rest.calls().await.contains(&("GET".to_string(), "/api/v10/gateway".to_string())),
+        "serenity did not ask the fake for the gateway URL (it would fall back to Discord's host)"
+    );
+    // serenity sends the token as it sends it over HTTP, with its `Bot ` prefix.
+    assert_eq!(c.identify["token"], json!(format!("Bot {TOKEN}")));
+    let expected = intents();
+    assert_eq!(c.identify["intents"], json!(expected.bits()));
+    // GUILDS | GUILD_MEMBERS | GUILD_MESSAGES | GUILD_MESSAGE_REACTIONS | MESSAGE_CONTENT
+    assert_eq!(expected.bits(), 1 | (1 << 1) | (1 << 9) | (1 << 10) | (1 << 15));
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn reactions_become_ballots_with_replay_stable_keys_and_the_bots_own_are_ignored() {
+    let mut c = connect().await;
+    let thumbs = emoji("👍", None);
+    // The bot seeding its vote reactions is not a ballot.
+    c.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction_add(GUILD, CHANNEL, MESSAGE, member(BOT_ID, "polity", None, &[]), thumbs.clone()),
+    );
+    let alice = member(ALICE, "alice", Some("Alice A."), &[]);
+    c.dispatch("MESSAGE_REACTION_ADD", reaction_add(GUILD, CHANNEL, MESSAGE, alice.clone(), thumbs.clone()));
+    let vote = MessageRef::new("discord", CHANNEL, MESSAGE);
+    let add = event(
+        &format!("reaction:{MESSAGE}:{ALICE}:👍:add"),
+        Inbound::Reaction { message: vote.clone(), voter: account(ALICE), emoji: "👍".into(), added: true },
+        Some((ALICE, "Alice A.")),
+    );
+    assert_eq!(c.next().await, add);
+
+    // Replayed after a RESUME: the same key, so the inbox drops it.
+    c.dispatch("MESSAGE_REACTION_ADD", reaction_add(GUILD, CHANNEL, MESSAGE, alice.clone(), thumbs.clone()));
+    assert_eq!(c.next().await, add);
+
+    // A skin tone counts as the plain emoji.
+    c.dispatch("MESSAGE_REACTION_REMOVE", reaction_remove(GUILD, CHANNEL, MESSAGE, ALICE, emoji("👍🏽", None)));
+    assert_eq!(
+        c.next().await,
+        event(
+            &format!("reaction:{MESSAGE}:{ALICE}:👍:remove"),
+            Inbound::Reaction { message: vote.clone(), voter: account(ALICE), emoji: "👍".into(), added: false },
+            None,
+        )
+    );
+
+    // A custom emoji is `name:id`.
+    c.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction_add(GUILD, CHANNEL, MESSAGE, alice, emoji("aye", Some("500000000000000001"))),
+    );
+    assert_eq!(
+        c.next().await,
+        event(
+            &format!("reaction:{MESSAGE}:{ALICE}:aye:500000000000000001:add"),
+            Inbound::Reaction {
+                message: vote,
+                voter: account(ALICE),
+                emoji: "aye:500000000000000001".into(),
+                added: true
+            },
+            Some((ALICE, "Alice A.")),
+        )
+    );
+    c.dispatch("MESSAGE_REACTION_REMOVE", reaction_remove(GUILD, CHANNEL, MESSAGE, BOT_ID, emoji("👍", None)));
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_members_message_is_a_performed_action_with_its_text_and_attachments_and_the_bots_is_ignored() {
+    let mut c = connect().await;
+    c.dispatch(
+        "MESSAGE_CREATE",
+        message_create(GUILD, CHANNEL, "200000000000000009", user(BOT_ID, "polity", true), "Vote!", &[]),
+    );
+    let png = "https://cdn.discordapp.com/attachments/1/2/plan.png";
+    c.dispatch("MESSAGE_CREATE", message_create(GUILD, CHANNEL, MESSAGE, user(BOB, "bob", false), "Hello all", &[png]));
+    let mut message = action(
+        "discord.message",
+        BOB,
+        MESSAGE,
+        json!({ "text": "Hello all", "channel": CHANNEL, "message": MESSAGE, "author": "bob", "attachments": [png] }),
+    )
+    .at(Place::new("discord", CHANNEL));
+    message.status = ActionStatus::Performed;
+    assert_eq!(
+        c.next().await,
+        event(&format!("message:{MESSAGE}"), Inbound::Action { action: message }, Some((BOB, "bob")))
+    );
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_rename_carries_the_old_name_from_guild_create_and_its_author_from_the_audit_log() {
+    let mut c = connect().await;
+    // The bot's own rename (a revert) is not governed.
+    c.dispatch("CHANNEL_UPDATE", channel(BOT_CHANNEL, "bots-renamed", Some(GUILD)));
+    c.dispatch("CHANNEL_UPDATE", channel(CHANNEL, "announcements", Some(GUILD)));
+    let rename = action(
+        "discord.rename_channel",
+        ALICE,
+        RENAME_ENTRY,
+        json!({ "channel": CHANNEL, "old_name": "general", "name": "announcements" }),
+    )
+    .at(Place::new("discord", CHANNEL));
+    assert_eq!(
+        c.next().await,
+        event(
+            &format!("rename:{CHANNEL}:{RENAME_ENTRY}"),
+            Inbound::Action { action: rename },
+            Some((ALICE, "Alice A."))
+        )
+    );
+    // A change that keeps the name (a topic) is no rename.
+    let mut topic = channel(CHANNEL, "announcements", Some(GUILD));
+    topic["topic"] = json!("news");
+    c.dispatch("CHANNEL_UPDATE", topic);
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn a_role_added_to_a_member_is_a_role_grant_and_a_join_is_an_event() {
+    let mut c = connect().await;
+    // The bot granting a role (a re-execution on pass) is not governed.
+    c.dispatch("GUILD_MEMBER_UPDATE", member_update(GUILD, CAROL, "carol", &[ROLE]));
+    c.dispatch("GUILD_MEMBER_UPDATE", member_update(GUILD, BOB, "bob", &[OTHER_ROLE, ROLE]));
+    let grant = action(
+        "discord.role_grant",
+        ALICE,
+        &format!("{ROLE_ENTRY}:{ROLE}"),
+        json!({ "guild": GUILD, "user": BOB, "role": ROLE }),
+    );
+    assert_eq!(
+        c.next().await,
+        event(
+            &format!("role_grant:{GUILD}:{BOB}:{ROLE}:{ROLE_ENTRY}"),
+            Inbound::Action { action: grant },
+            Some((ALICE, "Alice A."))
+        )
+    );
+
+    let dave = "300000000000000004";
+    c.dispatch("GUILD_MEMBER_ADD", member_add(GUILD, dave, "dave"));
+    let join =
+        action("discord.member_join", dave, dave, json!({ "guild": GUILD, "user": dave, "name": "dave" })).event();
+    let joined = "1793534400"; // JOINED_AT as a unix timestamp
+    assert_eq!(
+        c.next().await,
+        event(&format!("member_join:{GUILD}:{dave}:{joined}"), Inbound::Action { action: join }, Some((dave, "dave")))
+    );
+    c.finish().await;
+}
