@@ -11,23 +11,7 @@ use std::process::{Command, Stdio};
 use support::TestDb;
 
 fn run(db: &str, script: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_polity"))
-        .arg("console")
-        .env("DATABASE_URL", db)
-        .env_remove("POLITY_DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(out.status.success(), "polity console failed:\n{stdout}\n{stderr}");
-    stdout
+    support::run_console(db, None, script).0
 }
 
 fn lines_with<'a>(out: &'a str, needle: &str) -> Vec<&'a str> {

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use support::TestDb;
 
@@ -13,25 +12,8 @@ const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, b
 const TOKEN: &str = "sup3r-s3cret-t0ken";
 
 fn run(db: &str, key: Option<&str>, script: &str) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_polity"));
-    cmd.arg("console")
-        .env("DATABASE_URL", db)
-        .env_remove("POLITY_DATABASE_URL")
-        .env_remove("POLITY_SECRET_KEY")
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(k) = key {
-        cmd.env("POLITY_SECRET_KEY", k);
-    }
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (stdout, stderr) = support::run_console(db, key, script);
     assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN), "the secret was shown:\n{stdout}\n{stderr}");
-    assert!(out.status.success(), "{stdout}\n{stderr}");
     stdout
 }
 

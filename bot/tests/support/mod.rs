@@ -2,8 +2,9 @@
 //! `POLITY_TEST_DATABASE_URL` is set, dropped when the test ends.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 pub struct TestDb {
     url: String,
@@ -52,4 +53,29 @@ impl Drop for TestDb {
             psql(admin, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
         }
     }
+}
+
+/// Runs `polity console` on `db` with `script` as its input (and `POLITY_SECRET_KEY` when
+/// given); returns what it printed, after checking it exited 0.
+pub fn run_console(db: &str, secret_key: Option<&str>, script: &str) -> (String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_polity"));
+    cmd.arg("console")
+        .env("DATABASE_URL", db)
+        .env_remove("POLITY_DATABASE_URL")
+        .env_remove("POLITY_SECRET_KEY")
+        .env("RUST_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(k) = secret_key {
+        cmd.env("POLITY_SECRET_KEY", k);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "polity console failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
 }
