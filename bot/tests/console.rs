@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use std::io::Write;
@@ -119,29 +120,6 @@ fn killed_and_restarted(db: &str) {
     let after = run(db, "/as carol\n+👍 1\n");
     assert!(after.contains("(3 of 4 voted) — PASSED"), "{after}");
     assert_eq!(posts_with(&after, "Proposal #1 passed").len(), 1, "{after}");
-}
-
-macro_rules! on_every_database {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    let db = super::TestDb::sqlite(stringify!($name));
-                    super::$name(db.url());
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    let Some(db) = super::TestDb::postgres(stringify!($name)) else { return };
-                    super::$name(db.url());
-                }
-            )*
-        }
-    };
 }
 
 on_every_database!(

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use support::TestDb;
@@ -147,29 +148,6 @@ fn every_mistake_gets_a_clear_reply(db: &str) {
     assert!(!out.contains("Bad ("), "{out}");
     assert!(!out.contains("Proposal #2"), "{out}");
     assert!(!out.contains("Sorry"), "no mistake is an internal failure:\n{out}");
-}
-
-macro_rules! on_every_database {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    let db = super::TestDb::sqlite(stringify!($name));
-                    super::$name(db.url());
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    let Some(db) = super::TestDb::postgres(stringify!($name)) else { return };
-                    super::$name(db.url());
-                }
-            )*
-        }
-    };
 }
 
 on_every_database!(

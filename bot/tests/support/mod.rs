@@ -79,3 +79,29 @@ pub fn run_console(db: &str, secret_key: Option<&str>, script: &str) -> (String,
     assert!(out.status.success(), "polity console failed:\n{stdout}\n{stderr}");
     (stdout, stderr)
 }
+
+/// Runs each named scenario `fn(&str)` on a fresh SQLite database, and on a fresh PostgreSQL
+/// database when `POLITY_TEST_DATABASE_URL` is set. The test file imports `TestDb`.
+#[allow(unused_macros)]
+macro_rules! on_every_database {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let db = super::TestDb::sqlite(stringify!($name));
+                    super::$name(db.url());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let Some(db) = super::TestDb::postgres(stringify!($name)) else { return };
+                    super::$name(db.url());
+                }
+            )*
+        }
+    };
+}
