@@ -351,8 +351,23 @@ impl Engine {
         }
     }
 
-    fn input(&self, action: &Action, proposal: Value, initiator: Option<MemberId>) -> ScriptInput {
-        ScriptInput { action: action.to_json(), proposal, initiator: self.initiator_json(initiator, &action.initiator) }
+    /// What `script` sees; inputs it never mentions are left empty rather than built.
+    fn input(
+        &self,
+        script: &Script,
+        action: &Action,
+        proposal: impl FnOnce() -> Value,
+        initiator: Option<MemberId>,
+    ) -> ScriptInput {
+        ScriptInput {
+            action: if script.uses("action") { action.to_json() } else { Value::Null },
+            proposal: if script.uses("proposal") { proposal() } else { Value::Null },
+            initiator: if script.uses("initiator") {
+                self.initiator_json(initiator, &action.initiator)
+            } else {
+                Value::Null
+            },
+        }
     }
 
     fn run_script(
@@ -384,7 +399,7 @@ impl Engine {
         let Some(filter) = &policy.filter else {
             return true;
         };
-        match self.run_script(policy, filter, self.input(action, Value::Null, initiator), ctx, step) {
+        match self.run_script(policy, filter, self.input(filter, action, || Value::Null, initiator), ctx, step) {
             Some((Value::Bool(b), _)) => b,
             Some((other, _)) => {
                 step.audit.push(Audit::ScriptFailed {
@@ -473,8 +488,13 @@ impl Engine {
         step.changed.insert(id);
         let mut pending = Vec::new();
         if let Some(init) = &policy.initialize
-            && let Some((value, actions)) =
-                self.run_script(policy, init, self.input(&proposal.action, proposal.to_json(), initiator), ctx, step)
+            && let Some((value, actions)) = self.run_script(
+                policy,
+                init,
+                self.input(init, &proposal.action, || proposal.to_json(), initiator),
+                ctx,
+                step,
+            )
         {
             proposal.data = value;
             pending = actions;
@@ -519,7 +539,9 @@ impl Engine {
                 Some(p) => (p.action.clone(), p.to_json()),
                 None => return,
             };
-            if let Some((_, actions)) = self.run_script(policy, notify, self.input(&action, pj, initiator), ctx, step) {
+            if let Some((_, actions)) =
+                self.run_script(policy, notify, self.input(notify, &action, || pj, initiator), ctx, step)
+            {
                 self.push_script_actions(id, actions, step);
             }
         }
@@ -543,8 +565,13 @@ impl Engine {
         step: &mut Step,
     ) -> Option<Verdict> {
         if let Some(check) = &policy.check
-            && let Some((value, _)) =
-                self.run_script(policy, check, self.input(&p.action, p.to_json_with(tally), p.proposer), ctx, step)
+            && let Some((value, _)) = self.run_script(
+                policy,
+                check,
+                self.input(check, &p.action, || p.to_json_with(tally), p.proposer),
+                ctx,
+                step,
+            )
         {
             match value {
                     Value::Bool(true) => return Some(Verdict::Passed(None)),
@@ -646,7 +673,7 @@ impl Engine {
         let script = if passed { &policy.pass_script } else { &policy.fail_script };
         if let Some(s) = script
             && let Some((_, actions)) =
-                self.run_script(&policy, s, self.input(&p.action, p.to_json(), p.proposer), ctx, step)
+                self.run_script(&policy, s, self.input(s, &p.action, || p.to_json(), p.proposer), ctx, step)
         {
             self.push_script_actions(id, actions, step);
         }

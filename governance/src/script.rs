@@ -425,6 +425,19 @@ impl Script {
     pub fn block(&self) -> Block {
         self.block
     }
+
+    /// Whether the script mentions one of the [`SCRIPT_GLOBALS`] (`action`, `proposal`,
+    /// `initiator`, `polity`): callers need not build an input the script never reads.
+    /// Errs on the side of yes (a mention in a comment counts).
+    pub fn uses(&self, global: &str) -> bool {
+        match global {
+            "action" => self.mentions.action,
+            "proposal" => self.mentions.proposal,
+            "initiator" => self.mentions.initiator,
+            "polity" => self.mentions.polity,
+            _ => false,
+        }
+    }
 }
 
 /// Which of the [`SCRIPT_GLOBALS`] a script's source mentions (as a whole word, anywhere: code,
