@@ -56,7 +56,7 @@ impl CommunityPorts<'_> {
                     .changed
                     .iter()
                     .filter_map(|id| {
-                        let (state, policy) = self.rt.store_proposal_state(self.community, *id)?;
+                        let (state, policy) = self.rt.proposal_state(self.community, *id)?;
                         Some(Touched { id: *id, state, policy })
                     })
                     .collect();

@@ -140,7 +140,7 @@ impl Runtime {
     }
 
     /// The state and policy of a proposal still in memory (open, or decided in the last step).
-    pub fn store_proposal_state(
+    pub fn proposal_state(
         &self,
         community: CommunityId,
         id: ProposalId,
@@ -193,21 +193,7 @@ impl Runtime {
     /// # Errors
     /// When the store fails.
     pub async fn save_community(&mut self, community: CommunityId, now: DateTime<Utc>) -> Result<()> {
-        let engine = self.engines.get(&community).ok_or_else(|| anyhow!("no community {community}"))?;
-        let rec = StepRecord {
-            community,
-            now,
-            inbox: None,
-            proposals: Vec::new(),
-            community_state: Some(&engine.community),
-            new_policies: Vec::new(),
-            removed_policies: Vec::new(),
-            effects: &[],
-            audit: &[],
-            connections: Vec::new(),
-        };
-        self.store.record_step(rec).await?;
-        Ok(())
+        self.record_community(community, now, &[]).await
     }
 
     /// Links `account` to `member` (a confirmed one-time code), recorded with an audit line.
@@ -224,24 +210,20 @@ impl Runtime {
         let engine = self.engines.get_mut(&community).ok_or_else(|| anyhow!("no community {community}"))?;
         engine.community.link_account(member, account.clone(), LinkQuality::CodeConfirmed)?;
         let kind = polity_governance::ActionType::new("polity.link_account").map_err(|e| anyhow!(e))?;
-        let audit = [Audit::Applied { proposal: None, action: kind }];
-        let rec = StepRecord {
-            community,
-            now,
-            inbox: None,
-            proposals: Vec::new(),
-            community_state: Some(&engine.community),
-            new_policies: Vec::new(),
-            removed_policies: Vec::new(),
-            effects: &[],
-            audit: &audit,
-            connections: Vec::new(),
-        };
+        self.record_community(community, now, &[Audit::Applied { proposal: None, action: kind }]).await?;
+        tracing::info!(community = %community, member = %member, account = %account, "account linked");
+        Ok(())
+    }
+
+    /// Writes the community as it is in memory, with `audit`. If the write fails, memory is
+    /// reloaded from the store, so it never runs ahead of the record.
+    async fn record_community(&mut self, community: CommunityId, now: DateTime<Utc>, audit: &[Audit]) -> Result<()> {
+        let engine = self.engines.get(&community).ok_or_else(|| anyhow!("no community {community}"))?;
+        let rec = StepRecord { community_state: Some(&engine.community), audit, ..StepRecord::new(community, now) };
         if let Err(e) = self.store.record_step(rec).await {
             self.load(community).await?;
             return Err(e.into());
         }
-        tracing::info!(community = %community, member = %member, account = %account, "account linked");
         Ok(())
     }
 
@@ -434,16 +416,15 @@ impl Runtime {
             .map(|p| &**p)
             .collect();
         let rec = StepRecord {
-            community,
-            now,
             inbox: Some(InboxEntry { source: source.into(), dedup_key: dedup_key.into(), payload }),
             proposals,
             community_state: changes.community.then_some(&engine.community),
             new_policies,
-            removed_policies: changes.removed.clone(),
+            removed_policies: std::mem::take(&mut changes.removed),
             effects: &step.effects,
             audit: &step.audit,
-            connections: changes.connections.clone(),
+            connections: std::mem::take(&mut changes.connections),
+            ..StepRecord::new(community, now)
         };
         match self.store.record_step(rec).await {
             Ok(Recorded::Done { .. }) => Ok(Handled::Done(step)),
@@ -749,12 +730,6 @@ fn apply_governance_change(engine: &mut Engine, action: &Action) -> Result<Chang
             } else {
                 engine.community.revoke_permission(&role, permission, &pattern)?;
             }
-            changes.community = true;
-        }
-        "polity.link_account" => {
-            let member = initiator.ok_or_else(|| anyhow!("the requester is not a member"))?;
-            let account = AccountRef::new(text(action, "platform")?, text(action, "account")?);
-            engine.community.link_account(member, account, LinkQuality::CodeConfirmed)?;
             changes.community = true;
         }
         "polity.policy_install" => {
