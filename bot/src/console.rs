@@ -31,6 +31,8 @@ pub struct Session {
     seq: u64,
     /// A command asked for a secret: the next line is it, and it is never printed.
     pending_secret: Option<(polity_commands::SecretPrompt, Invocation)>,
+    /// The last message number written to the store.
+    saved_numbering: u64,
 }
 
 impl Session {
@@ -63,6 +65,7 @@ impl Session {
             session,
             seq: 0,
             pending_secret: None,
+            saved_numbering: 0,
         })
     }
 
@@ -241,9 +244,13 @@ impl Session {
         }
     }
 
-    async fn remember_numbering(&self) -> Result<()> {
-        let last = self.console.last_message_id().to_string();
-        self.rt.store().put_setting("console.last_message", &last).await?;
+    /// Keeps message numbers unique across restarts: writes the last one when it moved.
+    async fn remember_numbering(&mut self) -> Result<()> {
+        let last = self.console.last_message_id();
+        if last != self.saved_numbering {
+            self.rt.store().put_setting("console.last_message", &last.to_string()).await?;
+            self.saved_numbering = last;
+        }
         Ok(())
     }
 
