@@ -526,7 +526,7 @@ async fn the_outbox_takes_effects_through_their_lifecycle(s: &Store) {
             proposal: ProposalId(8),
             place: Place::new(PLATFORM, "#general"),
             text: "five".into(),
-            options: vec![VoteOption { emoji: "👍".into(), label: "yes".into() }],
+            options: vec![VoteOption { emoji: "👍".into(), label: "yes".into(), press: None }],
         },
     ];
     let rec = StepRecord { effects: &effects, ..StepRecord::new(c, now) };

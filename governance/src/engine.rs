@@ -6,7 +6,7 @@ use crate::action::{Action, ActionStatus, ActionType, PROPOSE};
 use crate::community::{Community, Permission};
 use crate::error::GovError;
 use crate::ids::{AccountRef, MemberId, MessageRef, Place, PolicyId, ProposalId};
-use crate::io::{Audit, Effect, Inbound, VoteOption};
+use crate::io::{Audit, Effect, Inbound, ReactionUsers, VoteOption};
 use crate::policy::{CompiledPolicy, DoAction, PolicyErrors, PolicyKind, select};
 use crate::proposal::{Ballot, BallotSource, OpenVote, ProcessState, Proposal, ProposalState, state_of};
 use crate::script::{HostData, NoHostData, Sandbox, Script, ScriptAction, ScriptInput};
@@ -41,6 +41,25 @@ pub struct Step {
     pub audit: Vec<Audit>,
     /// Proposals whose state changed in this step (opened, ballots, decided).
     pub changed: BTreeSet<ProposalId>,
+}
+
+impl Step {
+    /// Keeps only the last text edit of each proposal's vote: one input can change a tally
+    /// several times (a reaction snapshot), and only the final text is worth sending.
+    fn keep_last_edits(&mut self) {
+        let mut seen = BTreeSet::new();
+        let mut kept: Vec<Effect> = Vec::with_capacity(self.effects.len());
+        for e in self.effects.drain(..).rev() {
+            if let Effect::EditVote { proposal, .. } = &e
+                && !seen.insert(*proposal)
+            {
+                continue;
+            }
+            kept.push(e);
+        }
+        kept.reverse();
+        self.effects = kept;
+    }
 }
 
 /// How a proposal ends, as decided by its check block or its tally.
@@ -202,6 +221,7 @@ impl Engine {
             Inbound::Reaction { message, voter, emoji, added } => {
                 self.on_reaction(&message, &voter, &emoji, added, ctx, &mut step);
             }
+            Inbound::Reactions { message, reactions } => self.on_reactions(&message, &reactions, ctx, &mut step),
             Inbound::Vote { proposal, voter, choice } => self.on_vote(proposal, &voter, &choice, ctx, &mut step)?,
             Inbound::Unvote { proposal, voter } => self.on_unvote(proposal, &voter, ctx, &mut step)?,
             Inbound::Cancel { proposal, by } => self.on_cancel(proposal, &by, ctx, &mut step)?,
@@ -225,6 +245,7 @@ impl Engine {
             }
             Inbound::Tick => self.on_tick(ctx, &mut step),
         }
+        step.keep_last_edits();
         Ok(step)
     }
 
@@ -530,8 +551,13 @@ impl Engine {
         if let Some(p) = self.proposals.get(&id)
             && let Some(v) = &p.vote
         {
-            let options =
-                v.spec.reaction_options().into_iter().map(|(emoji, label)| VoteOption { emoji, label }).collect();
+            let options = v
+                .spec
+                .reaction_options()
+                .into_iter()
+                .zip(v.spec.presses())
+                .map(|((emoji, label), press)| VoteOption { emoji, label, press })
+                .collect();
             step.effects.push(Effect::PostVote { proposal: id, place: v.place.clone(), text: p.vote_text(), options });
         }
         if let Some(notify) = &policy.notify {
@@ -799,6 +825,58 @@ impl Engine {
         let change = v.spec.apply_reaction(current, emoji, added);
         let source = BallotSource::Reaction { message: message.clone() };
         self.apply_change(id, (m, voter), change, source, ctx, step);
+    }
+
+    /// Brings the ballots cast by reactions on `message` in line with the reactions it holds
+    /// now: each difference is applied as the reaction event that was missed (or arrived out
+    /// of order) would have been, so eligibility, replacement and removal work as they do
+    /// for live reactions.
+    fn on_reactions(&mut self, message: &MessageRef, reactions: &[ReactionUsers], ctx: &Ctx, step: &mut Step) {
+        let Some(&id) = self.by_message.get(message) else {
+            return;
+        };
+        let Some(v) = self.proposals.get(&id).filter(|p| p.state.is_open()).and_then(|p| p.vote.as_ref()) else {
+            return;
+        };
+        // The vote's emoji that were read, in option order, with who holds each.
+        let options: Vec<String> = v.spec.reaction_options().into_iter().map(|(e, _)| e).collect();
+        let mut read: BTreeMap<&str, BTreeSet<&AccountRef>> = BTreeMap::new();
+        for r in reactions {
+            let e = crate::vote::emoji::normalize(&r.emoji);
+            if let Some(option) = options.iter().find(|o| **o == e) {
+                read.entry(option.as_str()).or_default().extend(r.accounts.iter());
+            }
+        }
+        let mut accounts: BTreeSet<AccountRef> = read.values().flatten().map(|a| (*a).clone()).collect();
+        for b in v.ballots.values() {
+            if matches!(&b.source, BallotSource::Reaction { message: m } if m == message) {
+                accounts.insert(b.account.clone());
+            }
+        }
+        let mut changes: Vec<(AccountRef, String, bool)> = Vec::new();
+        for account in accounts {
+            let ballot = self.member_of(&account).and_then(|m| v.ballots.get(&m));
+            let held: Vec<String> = match ballot {
+                Some(b) if matches!(&b.source, BallotSource::Reaction { message: m } if m == message) => {
+                    v.spec.emojis_of(&b.choice)
+                }
+                _ => Vec::new(),
+            };
+            for option in &options {
+                let Some(holders) = read.get(option.as_str()) else {
+                    continue;
+                };
+                let has = holders.contains(&account);
+                if has != held.contains(option) {
+                    changes.push((account.clone(), option.clone(), has));
+                }
+            }
+        }
+        // Removals first, so a replaced option is withdrawn before its successor is cast.
+        changes.sort_by_key(|(_, _, added)| *added);
+        for (account, emoji, added) in changes {
+            self.on_reaction(message, &account, &emoji, added, ctx, step);
+        }
     }
 
     fn apply_change(

@@ -16,6 +16,12 @@ pub enum Inbound {
     Action { action: Action },
     /// A reaction added to or removed from a message.
     Reaction { message: MessageRef, voter: AccountRef, emoji: String, added: bool },
+    /// The reactions on a vote message as the platform reports them now (read back on start,
+    /// after a reconnect, or after a burst of reaction events that may have arrived out of
+    /// order). Ballots cast by reactions on that message are brought in line with it: a
+    /// ballot whose reaction is gone is withdrawn, a reaction no ballot accounts for counts as
+    /// added now. Only the emoji listed were read; the others are left as they are.
+    Reactions { message: MessageRef, reactions: Vec<ReactionUsers> },
     /// A typed or button ballot: `/vote 12 yes`.
     Vote { proposal: ProposalId, voter: AccountRef, choice: String },
     /// `/unvote 12`.
@@ -62,6 +68,17 @@ pub enum Effect {
 pub struct VoteOption {
     pub emoji: String,
     pub label: String,
+    /// What a button for this option casts, as `/vote` would take it; `None` where one press
+    /// cannot make a whole ballot (approval and ranked votes), so no button is shown.
+    #[serde(default)]
+    pub press: Option<String>,
+}
+
+/// Who reacted with one emoji on a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionUsers {
+    pub emoji: String,
+    pub accounts: Vec<AccountRef>,
 }
 
 /// One line of the governance record.

@@ -66,8 +66,8 @@ async fn a_vote_is_posted_once_with_the_request_key_as_nonce_and_its_reactions_s
         place: Place::new("discord", CHANNEL),
         text: "Proposal #1: rename #general".into(),
         options: vec![
-            VoteOption { emoji: "👍".into(), label: "yes".into() },
-            VoteOption { emoji: "<:nay:500000000000000001>".into(), label: "no".into() },
+            VoteOption { emoji: "👍".into(), label: "yes".into(), press: None },
+            VoteOption { emoji: "<:nay:500000000000000001>".into(), label: "no".into(), press: None },
         ],
     };
     let done = perform(&discord(&fake), &effect, &[]).await.unwrap();
@@ -96,7 +96,7 @@ async fn an_unknown_emoji_does_not_lose_the_posted_vote() {
         proposal: ProposalId(1),
         place: Place::new("discord", CHANNEL),
         text: "vote".into(),
-        options: vec![VoteOption { emoji: "🦄".into(), label: "yes".into() }],
+        options: vec![VoteOption { emoji: "🦄".into(), label: "yes".into(), press: None }],
     };
     let done = perform(&discord(&fake), &effect, &[]).await.unwrap();
     assert_eq!(done.message, Some(MessageRef::new("discord", CHANNEL, MESSAGE)));

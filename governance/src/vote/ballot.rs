@@ -42,6 +42,43 @@ impl VoteSpec {
         out
     }
 
+    /// What one press of a button casts for each of [`Self::reaction_options`], as `/vote`
+    /// takes it: for yes-no and choice votes only, where one option is a whole ballot.
+    pub fn presses(&self) -> Vec<Option<String>> {
+        let single = matches!(self.kind, VoteKind::YesNo | VoteKind::Choice);
+        self.reaction_options()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (emoji, label))| {
+                single.then(|| match self.kind {
+                    _ if emoji == ABSTAIN => "abstain".to_string(),
+                    VoteKind::YesNo => label,
+                    // The option's number, which `/vote` takes for any label.
+                    _ => (i + 1).to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `raw_emoji` votes in this vote (an option or abstain).
+    pub fn is_vote_emoji(&self, raw_emoji: &str) -> bool {
+        self.option_of_emoji(&emoji::normalize(raw_emoji)).is_some()
+    }
+
+    /// The emoji of every option a ballot holds (several for approval and ranked ballots).
+    pub fn emojis_of(&self, choice: &Choice) -> Vec<String> {
+        let key = |i: &usize| match self.kind {
+            VoteKind::YesNo if *i == 0 => Some(YES.to_string()),
+            VoteKind::YesNo => Some(NO.to_string()),
+            _ => KEYCAPS.get(*i).map(|k| (*k).to_string()),
+        };
+        match choice {
+            Choice::Approve(set) => set.iter().filter_map(key).collect(),
+            Choice::Rank(ranks) => ranks.iter().filter_map(key).collect(),
+            other => self.emoji_of(other).into_iter().collect(),
+        }
+    }
+
     fn option_of_emoji(&self, e: &str) -> Option<Option<usize>> {
         if e == ABSTAIN {
             return Some(None);
