@@ -9,16 +9,16 @@
 //! again and handled as new; an effect is marked in flight before its platform call and
 //! performed again after a crash with the same idempotency key.
 
-use crate::store::{ConnectionChange, InboxEntry, Recorded, StepRecord, Store};
+use crate::store::{ConnectionChange, InboxEntry, OutboxRow, Recorded, StepRecord, Store};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, TimeDelta, Utc};
 use polity_governance::action::{Action, ActionStatus};
 use polity_governance::community::{Community, LinkQuality, Permission};
 use polity_governance::engine::{Ctx, Engine, Step};
-use polity_governance::ids::{AccountRef, CommunityId, MemberId, ProposalId};
-use polity_governance::io::{Audit, Effect, Inbound};
+use polity_governance::ids::{AccountRef, CommunityId, MemberId, MessageRef, ProposalId};
+use polity_governance::io::{Audit, Effect, Inbound, ReactionUsers};
 use polity_governance::kits;
-use polity_governance::platform::{ActionInfo, Platform, PlatformError, Request};
+use polity_governance::platform::{ActionInfo, Performed, Platform, PlatformError, Request};
 use polity_governance::policy::CompiledPolicy;
 use polity_governance::script::{HostData, NoHostData, Sandbox};
 use polity_governance::{ActionPattern, GovError};
@@ -49,6 +49,10 @@ pub struct Runtime {
     host: Arc<dyn HostData>,
     engines: HashMap<CommunityId, Engine>,
     platforms: HashMap<String, Arc<dyn Platform>>,
+    /// Connections that act for one community only (a Discord guild's), looked up first.
+    community_platforms: HashMap<(CommunityId, String), Arc<dyn Platform>>,
+    edits: EditPacing,
+    reconciles: Reconciles,
     /// Performs what no connection of its own platform does (the console stands in for
     /// every platform when trying Polity locally).
     fallback: Option<Arc<dyn Platform>>,
@@ -68,6 +72,9 @@ impl Runtime {
             host: Arc::new(NoHostData),
             engines: HashMap::new(),
             platforms: HashMap::new(),
+            community_platforms: HashMap::new(),
+            edits: EditPacing::default(),
+            reconciles: Reconciles::default(),
             fallback: None,
             link_failures: HashMap::new(),
         };
@@ -106,6 +113,24 @@ impl Runtime {
 
     pub fn add_platform(&mut self, platform: Arc<dyn Platform>) {
         self.platforms.insert(platform.name().to_string(), platform);
+    }
+
+    /// A connection that performs the effects of one community only, under its name (each
+    /// Discord guild's connection knows its guild and refuses other guilds' channels).
+    pub fn add_community_platform(&mut self, community: CommunityId, platform: Arc<dyn Platform>) {
+        self.community_platforms.insert((community, platform.name().to_string()), platform);
+    }
+
+    /// Edits of one proposal's vote text are sent at most once per `interval`: an edit that
+    /// comes sooner waits, and an edit superseded by a newer one while it waited is dropped.
+    pub fn set_edit_interval(&mut self, interval: TimeDelta) {
+        self.edits.interval = interval;
+    }
+
+    /// A vote message whose reactions changed is read back and reconciled at most once per
+    /// `interval`.
+    pub fn set_reconcile_interval(&mut self, interval: TimeDelta) {
+        self.reconciles.interval = interval;
     }
 
     async fn load(&mut self, id: CommunityId) -> Result<()> {
@@ -338,6 +363,10 @@ impl Runtime {
             return Ok(Handled::Duplicate);
         }
         let payload = serde_json::to_value(&input)?;
+        let reacted = match &input {
+            Inbound::Reaction { message, .. } => Some(message.clone()),
+            _ => None,
+        };
         let ctx = Ctx { now, seed: entropy(now, dedup_key), host: self.host.clone() };
         let engine = self.engines.get_mut(&community).ok_or_else(|| anyhow!("no community {community}"))?;
         // What the previous step decided has been recorded and answered; keep memory to the
@@ -427,7 +456,17 @@ impl Runtime {
             ..StepRecord::new(community, now)
         };
         match self.store.record_step(rec).await {
-            Ok(Recorded::Done { .. }) => Ok(Handled::Done(step)),
+            Ok(Recorded::Done { .. }) => {
+                // Reaction events may have come out of order or been missed: the message is
+                // read back once things are quiet.
+                if let Some(message) = reacted
+                    && self.can_read_reactions(community, &message)
+                    && engine_has_open_vote(self.engines.get(&community), &message)
+                {
+                    self.reconciles.mark(community, message, now, false);
+                }
+                Ok(Handled::Done(step))
+            }
             Ok(Recorded::Duplicate) => {
                 self.load(community).await?;
                 Ok(Handled::Duplicate)
@@ -445,29 +484,58 @@ impl Runtime {
     /// When the store fails.
     pub async fn dispatch(&mut self, now: DateTime<Utc>) -> Result<usize> {
         let mut performed = 0;
+        self.edits.forget_before(now);
         loop {
             let due = self.store.due_effects(now, 100).await?;
             if due.is_empty() {
                 return Ok(performed);
             }
             for row in due {
-                let Some(platform) = self.platform_for(&row.effect) else {
-                    let msg = format!("no platform connection performs {}", effect_platform(&row.effect));
-                    tracing::error!(effect = row.id, "{msg}");
-                    self.store.fail_effect(row.id, &msg, now).await?;
+                if let Effect::EditVote { proposal, .. } = &row.effect
+                    && !self.edit_now(&row, *proposal, now).await?
+                {
                     continue;
-                };
-                self.store.start_effect(row.id, now).await?;
+                }
                 let messages = match proposal_of(&row.effect) {
                     Some(p) => self.store.vote_messages(row.community, p).await?,
                     None => Vec::new(),
                 };
+                let targets = self.targets(row.community, &row.effect, &messages);
+                if targets.is_empty() {
+                    if matches!(row.effect, Effect::EditVote { .. }) {
+                        // No vote message was posted (yet): there is nothing to edit.
+                        self.store.finish_effect(row.id, &serde_json::json!({ "edited": 0 }), now).await?;
+                        continue;
+                    }
+                    let msg = format!("no platform connection performs {}", effect_platform(&row.effect));
+                    tracing::error!(effect = row.id, "{msg}");
+                    self.store.fail_effect(row.id, &msg, now).await?;
+                    continue;
+                }
+                self.store.start_effect(row.id, now).await?;
                 let request = Request { key: row.id, effect: &row.effect, vote_messages: &messages };
-                match platform.perform(request).await {
+                let mut outcome = Ok(Performed::default());
+                for platform in targets {
+                    match platform.perform(request).await {
+                        Ok(done) => {
+                            if done.message.is_some() {
+                                outcome = Ok(done);
+                            }
+                        }
+                        Err(e) => {
+                            outcome = Err(e);
+                            break;
+                        }
+                    }
+                }
+                match outcome {
                     Ok(done) => {
                         let result = serde_json::json!({ "message": done.message });
                         self.store.finish_effect(row.id, &result, now).await?;
                         performed += 1;
+                        if let Effect::EditVote { proposal, .. } = &row.effect {
+                            self.edits.done(row.community, *proposal, now);
+                        }
                         if let (Effect::PostVote { proposal, .. }, Some(message)) = (&row.effect, done.message) {
                             let input = Inbound::VoteMessagePosted { proposal: *proposal, message };
                             let key = format!("outbox:{}", row.id);
@@ -478,6 +546,45 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// Whether a due tally edit goes out now. An edit that a newer one of the same proposal
+    /// supersedes is dropped (recorded as done); one that comes sooner than the edit interval
+    /// after the last is put off until then.
+    async fn edit_now(&mut self, row: &OutboxRow, proposal: ProposalId, now: DateTime<Utc>) -> Result<bool> {
+        let outstanding = self.store.outstanding_effects(row.community, Some(proposal)).await?;
+        if let Some(newer) = outstanding.iter().find(|r| r.id > row.id && matches!(r.effect, Effect::EditVote { .. })) {
+            self.store.finish_effect(row.id, &serde_json::json!({ "superseded_by": newer.id }), now).await?;
+            return Ok(false);
+        }
+        if let Some(at) = self.edits.next_allowed(row.community, proposal)
+            && at > now
+        {
+            self.store.postpone_effect(row.id, at, now).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The connections that perform an effect: for a tally edit, those of its vote messages.
+    fn targets(&self, community: CommunityId, effect: &Effect, messages: &[MessageRef]) -> Vec<Arc<dyn Platform>> {
+        let mut out: Vec<Arc<dyn Platform>> = Vec::new();
+        let mut add = |p: Option<Arc<dyn Platform>>| {
+            if let Some(p) = p
+                && !out.iter().any(|q| Arc::ptr_eq(q, &p))
+            {
+                out.push(p);
+            }
+        };
+        match effect {
+            Effect::EditVote { .. } => {
+                for m in messages {
+                    add(self.platform_named(community, m.platform.as_str()));
+                }
+            }
+            other => add(self.platform_named(community, effect_platform(other))),
+        }
+        out
     }
 
     async fn after_failure(&self, id: i64, attempts: i32, e: PlatformError, now: DateTime<Utc>) -> Result<()> {
@@ -506,20 +613,89 @@ impl Runtime {
         Ok(())
     }
 
-    fn platform_for(&self, effect: &Effect) -> Option<Arc<dyn Platform>> {
-        let name = effect_platform(effect);
-        self.platforms
-            .get(name)
+    /// The connection that acts on platform `name` for `community`: its own, the shared one
+    /// of that name, or the fallback (the console, standing in for every platform).
+    fn platform_named(&self, community: CommunityId, name: &str) -> Option<Arc<dyn Platform>> {
+        self.community_platforms
+            .get(&(community, name.to_string()))
+            .or_else(|| self.platforms.get(name))
             .cloned()
-            // Edits go to wherever the vote messages are: with one connection, that one.
-            .or_else(|| {
-                if name.is_empty() && self.platforms.len() == 1 {
-                    self.platforms.values().next().cloned()
-                } else {
-                    None
-                }
-            })
             .or_else(|| self.fallback.clone())
+    }
+
+    fn can_read_reactions(&self, community: CommunityId, message: &MessageRef) -> bool {
+        self.platform_named(community, message.platform.as_str()).is_some_and(|p| p.capabilities().read_reactions)
+    }
+
+    /// Reads back the reactions on every open vote message of `community` on `platform`
+    /// (after a start or a reconnect, when events may have been missed), as soon as the
+    /// runtime is idle.
+    pub fn reconcile_open_votes(&mut self, community: CommunityId, platform: &str, now: DateTime<Utc>) {
+        let Some(engine) = self.engines.get(&community) else {
+            return;
+        };
+        let messages: Vec<MessageRef> = engine
+            .proposals()
+            .filter(|p| p.state.is_open())
+            .filter_map(|p| p.vote.as_ref())
+            .flat_map(|v| v.messages.iter().filter(|m| m.platform.as_str() == platform).cloned())
+            .collect();
+        for m in messages {
+            self.reconciles.mark(community, m, now, true);
+        }
+    }
+
+    /// Reconciles the vote messages whose time has come: their reactions are read from the
+    /// platform and handed to the engine as a snapshot. A message with a reaction removal
+    /// still outstanding waits (its snapshot would show the reaction about to go).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn reconcile_due(&mut self, now: DateTime<Utc>) -> Result<()> {
+        for (community, message) in self.reconciles.take_due(now) {
+            let Some(engine) = self.engines.get(&community) else { continue };
+            let Some(p) = engine.proposal_by_message(&message).filter(|p| p.state.is_open()) else { continue };
+            let Some(v) = &p.vote else { continue };
+            let emoji: Vec<String> = v.spec.reaction_options().into_iter().map(|(e, _)| e).collect();
+            let proposal = p.id;
+            let pending_removal = self.store.outstanding_effects(community, None).await?.iter().any(|r| {
+                matches!(&r.effect, Effect::RemoveReaction { message: m, .. } if *m == message)
+                    || matches!(&r.effect, Effect::PostVote { proposal: q, .. } if *q == proposal)
+            });
+            if pending_removal {
+                self.reconciles.retry(community, message, now);
+                continue;
+            }
+            let Some(platform) = self.platform_named(community, message.platform.as_str()) else { continue };
+            let read = match platform.read_reactions(&message, &emoji).await {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::warn!(message = %message, error = %e, "cannot read a vote message's reactions");
+                    if !matches!(e, PlatformError::Permanent(_)) {
+                        self.reconciles.retry(community, message, now);
+                    }
+                    continue;
+                }
+            };
+            let mut changed = false;
+            for (account, name) in read.iter().flat_map(|r| r.users.iter()) {
+                changed |= self.admit(community, account, name);
+            }
+            let reactions = read
+                .into_iter()
+                .map(|r| ReactionUsers { emoji: r.emoji, accounts: r.users.into_iter().map(|(a, _)| a).collect() })
+                .collect();
+            let key = format!("{message}:{}", self.reconciles.next_key(now));
+            let input = Inbound::Reactions { message: message.clone(), reactions };
+            match self.handle(community, "reconcile", &key, input, now, changed).await {
+                Ok(_) => {}
+                Err(e) if e.downcast_ref::<GovError>().is_some() => {
+                    tracing::warn!(message = %message, "reconciling refused: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Fires the deadlines that are due: each community with a due deadline gets a tick.
@@ -546,10 +722,85 @@ impl Runtime {
     pub async fn next_wake(&self) -> Result<Option<DateTime<Utc>>> {
         let deadline = self.store.next_deadline().await?.map(|(_, at)| at);
         let retry = self.store.next_effect_at().await?;
-        Ok(match (deadline, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
+        let reconcile = self.reconciles.next_due();
+        Ok([deadline, retry, reconcile].into_iter().flatten().min())
+    }
+}
+
+fn engine_has_open_vote(engine: Option<&Engine>, message: &MessageRef) -> bool {
+    engine.and_then(|e| e.proposal_by_message(message)).is_some_and(|p| p.state.is_open())
+}
+
+/// When each proposal's vote text was last edited, to pace edits.
+#[derive(Default)]
+struct EditPacing {
+    interval: TimeDelta,
+    last: HashMap<(CommunityId, ProposalId), DateTime<Utc>>,
+}
+
+impl EditPacing {
+    fn next_allowed(&self, community: CommunityId, proposal: ProposalId) -> Option<DateTime<Utc>> {
+        self.last.get(&(community, proposal)).map(|t| *t + self.interval)
+    }
+
+    fn done(&mut self, community: CommunityId, proposal: ProposalId, now: DateTime<Utc>) {
+        if self.interval > TimeDelta::zero() {
+            self.last.insert((community, proposal), now);
+        }
+    }
+
+    fn forget_before(&mut self, now: DateTime<Utc>) {
+        let interval = self.interval;
+        self.last.retain(|_, t| *t + interval > now);
+    }
+}
+
+/// Vote messages waiting to be read back, and when each was last read.
+#[derive(Default)]
+struct Reconciles {
+    interval: TimeDelta,
+    due: HashMap<(CommunityId, MessageRef), DateTime<Utc>>,
+    last: HashMap<MessageRef, DateTime<Utc>>,
+    seq: u64,
+}
+
+impl Reconciles {
+    /// Asks for a read of `message`: now if `at_once`, else no sooner than the interval
+    /// after the last read.
+    fn mark(&mut self, community: CommunityId, message: MessageRef, now: DateTime<Utc>, at_once: bool) {
+        let at = match self.last.get(&message) {
+            Some(last) if !at_once => (*last + self.interval).max(now),
+            _ => now,
+        };
+        let entry = self.due.entry((community, message)).or_insert(at);
+        *entry = (*entry).min(at);
+    }
+
+    /// Tries again later: after the interval, and at least a second from now.
+    fn retry(&mut self, community: CommunityId, message: MessageRef, now: DateTime<Utc>) {
+        let at = now + self.interval.max(TimeDelta::seconds(1));
+        self.due.entry((community, message)).or_insert(at);
+    }
+
+    fn take_due(&mut self, now: DateTime<Utc>) -> Vec<(CommunityId, MessageRef)> {
+        let ready: Vec<_> = self.due.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
+        for k in &ready {
+            self.due.remove(k);
+            self.last.insert(k.1.clone(), now);
+        }
+        let interval = self.interval;
+        self.last.retain(|_, t| *t + interval > now);
+        ready
+    }
+
+    fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.due.values().min().copied()
+    }
+
+    /// A key for one reading: readings are states, not events, so each is new.
+    fn next_key(&mut self, now: DateTime<Utc>) -> String {
+        self.seq += 1;
+        format!("{}:{}", now.timestamp_millis(), self.seq)
     }
 }
 

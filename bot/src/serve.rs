@@ -48,14 +48,52 @@ pub struct Delivery {
     pub from: Option<(AccountRef, String)>,
 }
 
-/// Runs until `shutdown` resolves or every sender of `deliveries` is gone. On shutdown it
-/// stops taking input, handles what was already delivered, performs what is due and returns.
+/// Work that needs the runtime itself, run between deliveries: a command with its reply, a
+/// new guild's community. It gets the time it runs at; an `Err` is a failure of the store
+/// (a job answers its own mistakes through its reply).
+pub type Job = Box<dyn for<'a> FnOnce(&'a mut Runtime, DateTime<Utc>) -> BoxFuture<'a, Result<()>> + Send>;
+
+/// What adapters send the serving loop.
+pub enum Input {
+    Delivery(Box<Delivery>),
+    Job(Job),
+}
+
+impl From<Delivery> for Input {
+    fn from(d: Delivery) -> Self {
+        Self::Delivery(Box::new(d))
+    }
+}
+
+impl Input {
+    /// A job from a closure.
+    pub fn job<F>(f: F) -> Self
+    where
+        F: for<'a> FnOnce(&'a mut Runtime, DateTime<Utc>) -> BoxFuture<'a, Result<()>> + Send + 'static,
+    {
+        Self::Job(Box::new(f))
+    }
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Delivery(d) => f.debug_tuple("Delivery").field(d).finish(),
+            Self::Job(_) => f.write_str("Job"),
+        }
+    }
+}
+
+/// Runs until `shutdown` resolves or every sender of `inputs` is gone. On shutdown it stops
+/// taking input, handles what was already delivered, performs what is due and returns.
+/// Whenever no input waits, vote messages whose reactions changed are read back and
+/// reconciled.
 ///
 /// # Errors
 /// When the store fails.
 pub async fn serve(
     mut rt: Runtime,
-    mut deliveries: mpsc::Receiver<Delivery>,
+    mut inputs: mpsc::Receiver<Input>,
     clock: &dyn Clock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Runtime> {
@@ -64,6 +102,10 @@ pub async fn serve(
         let now = clock.now();
         rt.fire_deadlines(now).await?;
         rt.dispatch(now).await?;
+        if inputs.is_empty() {
+            rt.reconcile_due(now).await?;
+            rt.dispatch(now).await?;
+        }
         let wake = rt.next_wake().await?;
         let sleep = async {
             match wake {
@@ -74,17 +116,17 @@ pub async fn serve(
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            d = deliveries.recv() => match d {
-                Some(d) => deliver(&mut rt, d, clock.now()).await?,
+            i = inputs.recv() => match i {
+                Some(i) => take(&mut rt, i, clock.now()).await?,
                 None => break,
             },
             () = sleep => {}
         }
     }
     tracing::info!("shutting down: taking no more input, finishing what was delivered");
-    deliveries.close();
-    while let Some(d) = deliveries.recv().await {
-        deliver(&mut rt, d, clock.now()).await?;
+    inputs.close();
+    while let Some(i) = inputs.recv().await {
+        take(&mut rt, i, clock.now()).await?;
     }
     let now = clock.now();
     rt.fire_deadlines(now).await?;
@@ -92,7 +134,18 @@ pub async fn serve(
     Ok(rt)
 }
 
-async fn deliver(rt: &mut Runtime, d: Delivery, now: DateTime<Utc>) -> Result<()> {
+async fn take(rt: &mut Runtime, input: Input, now: DateTime<Utc>) -> Result<()> {
+    match input {
+        Input::Delivery(d) => deliver(rt, *d, now).await,
+        Input::Job(job) => job(rt, now).await,
+    }
+}
+
+/// Handles one delivery: a new account becomes a member, a member's mistake is logged.
+///
+/// # Errors
+/// When the store fails.
+pub async fn deliver(rt: &mut Runtime, d: Delivery, now: DateTime<Utc>) -> Result<()> {
     let changed = d.from.as_ref().is_some_and(|(account, name)| rt.admit(d.community, account, name));
     match rt.handle(d.community, &d.source, &d.dedup_key, d.input, now, changed).await {
         Ok(_) => Ok(()),

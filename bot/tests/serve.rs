@@ -112,13 +112,13 @@ async fn a_deadline_is_decided_at_its_second_and_shutdown_finishes_what_was_deli
         .at(Place::new("chat", "#general"))
         .requested()
         .with("text", "Lazy consensus on the roadmap");
-    tx.send(delivery(c, "p1", Inbound::Action { action: propose.clone() })).await.unwrap();
+    tx.send(delivery(c, "p1", Inbound::Action { action: propose.clone() }).into()).await.unwrap();
     wait_for_effects(&mut performed_rx, 1).await; // the vote message
 
     // A second later and a second short of the deadline: nothing is decided.
     clock.0.send_replace(t0() + TimeDelta::seconds(89));
     // A duplicate delivery is dropped, and proves the loop has caught up with the clock.
-    tx.send(delivery(c, "p1", Inbound::Action { action: propose })).await.unwrap();
+    tx.send(delivery(c, "p1", Inbound::Action { action: propose }).into()).await.unwrap();
     assert_eq!(seen.lock().unwrap().len(), 1);
 
     // At the deadline's second, the proposal passes: final edit and announcement.
@@ -136,7 +136,7 @@ async fn a_deadline_is_decided_at_its_second_and_shutdown_finishes_what_was_deli
         .at(Place::new("chat", "#general"))
         .requested()
         .with("text", "Another");
-    tx.send(delivery(c, "p2", Inbound::Action { action: second })).await.unwrap();
+    tx.send(delivery(c, "p2", Inbound::Action { action: second }).into()).await.unwrap();
     stop.send(()).unwrap();
     let rt = server.await.unwrap().unwrap();
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);

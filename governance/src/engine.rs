@@ -161,6 +161,11 @@ impl Engine {
         self.proposals.get(&id)
     }
 
+    /// The open or recent proposal whose vote message this is.
+    pub fn proposal_by_message(&self, message: &MessageRef) -> Option<&Proposal> {
+        self.by_message.get(message).and_then(|id| self.proposals.get(id))
+    }
+
     pub fn proposals(&self) -> impl Iterator<Item = &Proposal> {
         self.proposals.values()
     }

@@ -92,6 +92,12 @@ impl MessageRef {
     }
 }
 
+impl fmt::Display for MessageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}/{}", self.platform, self.channel, self.message)
+    }
+}
+
 /// Where something is said: a channel on a platform connection (`discord:#finance`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Place {

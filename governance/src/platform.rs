@@ -1,7 +1,7 @@
 //! The port every platform adapter implements: perform one effect, report what came of it.
 //! Only the trait lives here (no IO); adapters implement it with their client libraries.
 
-use crate::ids::MessageRef;
+use crate::ids::{AccountRef, MessageRef};
 use crate::io::Effect;
 use std::future::Future;
 use std::pin::Pin;
@@ -51,6 +51,16 @@ pub struct Capabilities {
     pub ephemeral: bool,
     /// Whether the bot can remove other people's reactions (Slack's cannot).
     pub remove_others_reactions: bool,
+    /// Whether [`Platform::read_reactions`] works, so vote messages can be reconciled.
+    pub read_reactions: bool,
+}
+
+/// Who holds one emoji on a message, as the platform reports it: each account with its
+/// display name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReactionRead {
+    pub emoji: String,
+    pub users: Vec<(AccountRef, String)>,
 }
 
 /// What an action name is to policy authors.
@@ -100,4 +110,14 @@ pub trait Platform: Send + Sync {
     }
     /// Performs one effect.
     fn perform<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>>;
+    /// Who reacted with each of `emoji` on `message` now, every page of it, the bot's own
+    /// reactions left out. Only platforms whose [`Capabilities::read_reactions`] is set can.
+    fn read_reactions<'a>(
+        &'a self,
+        message: &'a MessageRef,
+        emoji: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ReactionRead>, PlatformError>> {
+        let _ = (message, emoji);
+        Box::pin(async move { Err(PlatformError::Permanent(format!("{} cannot read reactions", self.name()))) })
+    }
 }

@@ -180,7 +180,13 @@ impl Platform for ConsolePlatform {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { reactions: true, buttons: false, edits: true, ephemeral: true, remove_others_reactions: true }
+        Capabilities {
+            reactions: true,
+            edits: true,
+            ephemeral: true,
+            remove_others_reactions: true,
+            ..Capabilities::default()
+        }
     }
 
     fn actions(&self) -> Vec<ActionInfo> {

@@ -299,7 +299,7 @@ impl Platform for DiscordPlatform {
 
     fn capabilities(&self) -> Capabilities {
         // Buttons and ephemeral replies come with the gateway side (interactions).
-        Capabilities { reactions: true, buttons: false, edits: true, ephemeral: false, remove_others_reactions: true }
+        Capabilities { reactions: true, edits: true, remove_others_reactions: true, ..Capabilities::default() }
     }
 
     fn actions(&self) -> Vec<ActionInfo> {

@@ -556,17 +556,7 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.id,
-                    community: CommunityId(r.community_id),
-                    proposal: r.proposal_id.map(ProposalId),
-                    effect: from_json(&r.effect, &format!("outbox row {} effect", r.id))?,
-                    attempts: r.attempts,
-                })
-            })
-            .collect()
+        rows.into_iter().map(outbox_row).collect()
     }
 
     /// When the next pending or in-flight effect is due.
@@ -627,6 +617,35 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.set_effect(id, status::PENDING, Some(error), None, Some(at), now).await
+    }
+
+    /// Puts a pending effect off until `at` without counting an attempt (a tally edit paced
+    /// to the platform's taste).
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownEffect`].
+    pub async fn postpone_effect(&self, id: i64, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.set_effect(id, status::PENDING, None, None, Some(at), now).await
+    }
+
+    /// The effects of a community still to perform (pending or in flight), oldest first,
+    /// optionally only those of one proposal.
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn outstanding_effects(
+        &self,
+        community: CommunityId,
+        proposal: Option<ProposalId>,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut query = outbox::Entity::find()
+            .filter(outbox::Column::CommunityId.eq(community.0))
+            .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]));
+        if let Some(p) = proposal {
+            query = query.filter(outbox::Column::ProposalId.eq(p.0));
+        }
+        let rows = query.order_by_asc(outbox::Column::Id).all(&self.db).await?;
+        rows.into_iter().map(outbox_row).collect()
     }
 
     /// Gives an effect up, keeping the error.
@@ -910,6 +929,16 @@ impl Store {
 
 /// The proposal an effect is about, read from its JSON (`proposal` field), so new effect
 /// kinds need no change here.
+fn outbox_row(r: outbox::Model) -> Result<OutboxRow, StoreError> {
+    Ok(OutboxRow {
+        id: r.id,
+        community: CommunityId(r.community_id),
+        proposal: r.proposal_id.map(ProposalId),
+        effect: from_json(&r.effect, &format!("outbox row {} effect", r.id))?,
+        attempts: r.attempts,
+    })
+}
+
 fn effect_proposal(effect_json: &serde_json::Value) -> Option<ProposalId> {
     effect_json.get("proposal").and_then(serde_json::Value::as_i64).map(ProposalId)
 }

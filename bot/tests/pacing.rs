@@ -1,0 +1,336 @@
+//! The serving loop on a clock moved by hand: tally edits are paced (one per interval, the
+//! newest text), and vote messages whose reactions changed are read back and reconciled
+//! once no input waits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use polity::runtime::{Runtime, request};
+use polity::serve::{Clock, Delivery, Input, deliver, serve};
+use polity::store::Store;
+use polity_governance::action::{Action, ActionType, PROPOSE};
+use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place, ProposalId};
+use polity_governance::io::{Effect, Inbound};
+use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, ReactionRead, Request};
+use std::sync::{Arc, Mutex};
+use support::TestDb;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+struct HandClock(watch::Sender<DateTime<Utc>>);
+
+impl Clock for HandClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.borrow()
+    }
+    fn sleep_until(&self, at: DateTime<Utc>) -> BoxFuture<'_, ()> {
+        let mut rx = self.0.subscribe();
+        Box::pin(async move {
+            let _reached = rx.wait_for(|now| *now >= at).await;
+        })
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+const VOTE: &str = "m1";
+
+fn vote_message() -> MessageRef {
+    MessageRef::new("chat", "#general", VOTE)
+}
+
+fn account(name: &str) -> AccountRef {
+    AccountRef::new("chat", name)
+}
+
+/// A chat platform that records edits with the clock's time, and holds the reactions on its
+/// one vote message as the truth a read returns.
+struct Chat {
+    clock: Arc<HandClock>,
+    edits: Mutex<Vec<(DateTime<Utc>, String)>>,
+    held: Mutex<Vec<(String, String)>>,
+    reads: Mutex<u32>,
+    read: mpsc::UnboundedSender<()>,
+}
+
+impl Platform for Chat {
+    fn name(&self) -> &str {
+        "chat"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { reactions: true, edits: true, read_reactions: true, ..Capabilities::default() }
+    }
+    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(async move {
+            match r.effect {
+                Effect::PostVote { .. } => return Ok(Performed { message: Some(vote_message()) }),
+                Effect::EditVote { text, .. } => self.edits.lock().unwrap().push((self.clock.now(), text.clone())),
+                Effect::RemoveReaction { account, emoji, .. } => {
+                    self.held.lock().unwrap().retain(|(a, e)| !(a == &account.account && e == emoji));
+                }
+                _ => {}
+            }
+            Ok(Performed::default())
+        })
+    }
+    fn read_reactions<'a>(
+        &'a self,
+        _message: &'a MessageRef,
+        emoji: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ReactionRead>, PlatformError>> {
+        Box::pin(async move {
+            *self.reads.lock().unwrap() += 1;
+            let _ = self.read.send(());
+            let held = self.held.lock().unwrap();
+            Ok(emoji
+                .iter()
+                .map(|e| ReactionRead {
+                    emoji: e.clone(),
+                    users: held.iter().filter(|(_, x)| x == e).map(|(a, _)| (account(a), a.clone())).collect(),
+                })
+                .collect())
+        })
+    }
+}
+
+struct Running {
+    clock: Arc<HandClock>,
+    chat: Arc<Chat>,
+    community: CommunityId,
+    tx: mpsc::Sender<Input>,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<anyhow::Result<Runtime>>,
+    seq: u32,
+    reads: mpsc::UnboundedReceiver<()>,
+}
+
+/// A community of `members` under a vote that decides only at its deadline, one proposal
+/// open, its vote message posted; the loop runs with the given pacing.
+async fn start(db: &TestDb, members: &[&str], edit: i64, reconcile: i64) -> Running {
+    let store = Store::connect(db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let clock = Arc::new(HandClock(watch::channel(t0()).0));
+    let (read, reads) = mpsc::unbounded_channel();
+    let chat = Arc::new(Chat {
+        clock: clock.clone(),
+        edits: Mutex::new(Vec::new()),
+        held: Mutex::new(Vec::new()),
+        reads: Mutex::new(0),
+        read,
+    });
+    let mut rt = Runtime::open(store).await.unwrap();
+    rt.add_platform(chat.clone());
+    rt.set_edit_interval(TimeDelta::seconds(edit));
+    rt.set_reconcile_interval(TimeDelta::seconds(reconcile));
+    let admin = account("admin");
+    let c = rt.ensure_community("pacing", "admin", admin.clone()).await.unwrap();
+    let policy = "name = \"Late\"\nkind = \"platform\"\n[vote]\nquorum = 1\nearly = false\ncloses = \"1h\"\n";
+    let install = request("polity.policy_install", admin.clone(), Place::new("chat", "#general"), "i")
+        .unwrap()
+        .with("source", policy);
+    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+    for m in members {
+        rt.admit(c, &account(m), m);
+    }
+    rt.save_community(c, t0()).await.unwrap();
+    let propose = Action::new(ActionType::new(PROPOSE).unwrap(), admin, "p1")
+        .at(Place::new("chat", "#general"))
+        .requested()
+        .with("text", "Paint the shed");
+    rt.handle(c, "chat", "p1", Inbound::Action { action: propose }, t0(), false).await.unwrap();
+    rt.dispatch(t0()).await.unwrap();
+
+    let (tx, rx) = mpsc::channel(64);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let loop_clock = clock.clone();
+    let server = tokio::spawn(async move {
+        serve(rt, rx, &*loop_clock, async {
+            let _stop = stopped.await;
+        })
+        .await
+    });
+    Running { clock, chat, community: c, tx, stop, server, seq: 0, reads }
+}
+
+impl Running {
+    /// `who` reacts on the platform, and its event is delivered.
+    async fn react(&mut self, who: &str, emoji: &str, added: bool) {
+        self.hold(who, emoji, added);
+        self.event(who, emoji, added).await;
+    }
+
+    /// The platform's state changes, without an event.
+    fn hold(&self, who: &str, emoji: &str, added: bool) {
+        let mut held = self.chat.held.lock().unwrap();
+        held.retain(|(a, e)| !(a == who && e == emoji));
+        if added {
+            held.push((who.into(), emoji.into()));
+        }
+    }
+
+    fn delivery(&mut self, who: &str, emoji: &str, added: bool) -> Delivery {
+        self.seq += 1;
+        Delivery {
+            community: self.community,
+            source: "chat".into(),
+            dedup_key: format!("r{}", self.seq),
+            input: Inbound::Reaction { message: vote_message(), voter: account(who), emoji: emoji.into(), added },
+            from: Some((account(who), who.into())),
+        }
+    }
+
+    /// An event is delivered, whatever the platform holds.
+    async fn event(&mut self, who: &str, emoji: &str, added: bool) {
+        let d = self.delivery(who, emoji, added);
+        self.tx.send(d.into()).await.unwrap();
+    }
+
+    /// Events delivered back to back, with no idle moment between them.
+    async fn burst(&mut self, events: &[(&str, &str, bool)]) {
+        let all: Vec<Delivery> = events.iter().map(|(w, e, a)| self.delivery(w, e, *a)).collect();
+        let job = Input::job(move |rt, now| {
+            Box::pin(async move {
+                for d in all {
+                    deliver(rt, d, now).await?;
+                }
+                Ok(())
+            })
+        });
+        self.tx.send(job).await.unwrap();
+    }
+
+    /// Waits for the next read of the vote message's reactions.
+    async fn next_read(&mut self) {
+        self.reads.recv().await.unwrap();
+    }
+
+    fn read_count(&self) -> u32 {
+        *self.chat.reads.lock().unwrap()
+    }
+
+    /// Waits until the loop has taken everything sent before and performed what was due.
+    async fn settle(&self) {
+        for _ in 0..2 {
+            let (done, wait) = oneshot::channel();
+            let job = Input::job(move |_rt, _now| {
+                Box::pin(async move {
+                    let _ = done.send(());
+                    Ok(())
+                })
+            });
+            self.tx.send(job).await.unwrap();
+            wait.await.unwrap();
+        }
+    }
+
+    fn at(&self, seconds: i64) {
+        self.clock.0.send_replace(t0() + TimeDelta::seconds(seconds));
+    }
+
+    fn edits(&self) -> Vec<(i64, String)> {
+        self.chat.edits.lock().unwrap().iter().map(|(t, text)| ((*t - t0()).num_seconds(), text.clone())).collect()
+    }
+
+    async fn stop(self) -> Runtime {
+        self.stop.send(()).unwrap();
+        self.server.await.unwrap().unwrap()
+    }
+}
+
+fn tally(text: &str) -> &str {
+    text.rsplit(" — ").find(|part| part.starts_with("tally:")).unwrap()
+}
+
+#[tokio::test]
+async fn tally_edits_go_out_at_most_once_per_interval_with_the_newest_text() {
+    let db = TestDb::sqlite("pacing_edits");
+    let mut r = start(&db, &["alice", "bob", "carol", "dave"], 3, 60).await;
+    r.react("alice", "👍", true).await;
+    r.settle().await;
+    // The first edit goes out at once.
+    assert_eq!(r.edits().len(), 1);
+    assert_eq!(tally(&r.edits()[0].1), "tally: yes 1 · no 0 · abstain 0 (1 of 5 voted)");
+
+    // Three more ballots within the interval: no edit yet.
+    r.react("bob", "👍", true).await;
+    r.react("carol", "👎", true).await;
+    r.at(1);
+    r.react("dave", "👍", true).await;
+    r.settle().await;
+    assert_eq!(r.edits().len(), 1);
+    // At the end of the interval one edit goes out, with the newest tally; the others are dropped.
+    r.at(3);
+    r.settle().await;
+    let edits = r.edits();
+    assert_eq!(edits.len(), 2, "{edits:?}");
+    assert_eq!(edits[1].0, 3);
+    assert_eq!(tally(&edits[1].1), "tally: yes 3 · no 1 · abstain 0 (4 of 5 voted)");
+    let rt = r.stop().await;
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn with_no_interval_every_edit_goes_out() {
+    let db = TestDb::sqlite("pacing_none");
+    let mut r = start(&db, &["alice", "bob"], 0, 60).await;
+    r.react("alice", "👍", true).await;
+    r.settle().await;
+    r.react("bob", "👍", true).await;
+    r.settle().await;
+    assert_eq!(r.edits().len(), 2);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn reactions_that_arrived_out_of_order_are_corrected_by_reading_the_message_back() {
+    let db = TestDb::sqlite("pacing_reconcile");
+    let mut r = start(&db, &["alice", "bob"], 0, 0).await;
+    // bob added 👍 and took it back; the platform holds nothing of his, but the events came
+    // reversed: the removal (ignored: no ballot yet), then the addition.
+    // alice's 👎 is on the platform, and its event was lost.
+    r.hold("alice", "👎", true);
+    r.burst(&[("bob", "👍", false), ("bob", "👍", true)]).await;
+    r.next_read().await;
+    r.settle().await;
+    let rt = r.stop().await;
+    let p = rt.store().proposal(CommunityId(1), ProposalId(1)).await.unwrap().unwrap();
+    let v = p.vote.unwrap();
+    let ballots: Vec<(String, String)> =
+        v.ballots.values().map(|b| (b.account.account.clone(), v.spec.describe(&b.choice))).collect();
+    assert_eq!(ballots, [("alice".to_string(), "no".to_string())]);
+}
+
+#[tokio::test]
+async fn a_message_is_read_back_at_most_once_per_interval_and_after_a_reconnect_at_once() {
+    let db = TestDb::sqlite("pacing_interval");
+    let mut r = start(&db, &["alice", "bob"], 0, 10).await;
+    r.react("alice", "👍", true).await;
+    r.next_read().await;
+    // More reactions within the interval wait for it: the next read comes at its end.
+    r.react("bob", "👎", true).await;
+    r.settle().await;
+    r.at(10);
+    r.next_read().await;
+    r.settle().await;
+    assert_eq!(r.read_count(), 2);
+    // A reconnect asks for every open vote at once, interval or not.
+    let c = r.community;
+    r.tx.send(Input::job(move |rt, now| {
+        Box::pin(async move {
+            rt.reconcile_open_votes(c, "chat", now);
+            Ok(())
+        })
+    }))
+    .await
+    .unwrap();
+    r.next_read().await;
+    r.settle().await;
+    assert_eq!(r.read_count(), 3);
+    let rt = r.stop().await;
+    let p = rt.store().proposal(CommunityId(1), ProposalId(1)).await.unwrap().unwrap();
+    assert_eq!(p.tally().unwrap().cast, 2);
+}
