@@ -521,7 +521,7 @@ async fn the_outbox_takes_effects_through_their_lifecycle(s: &Store) {
         post("one"),
         post("two"),
         Effect::Notify { account: account("alice"), text: "three".into() },
-        Effect::EditVote { proposal: ProposalId(7), text: "four".into() },
+        Effect::EditVote { proposal: ProposalId(7), text: "four".into(), closed: false },
         Effect::PostVote {
             proposal: ProposalId(8),
             place: Place::new(PLATFORM, "#general"),

@@ -646,7 +646,11 @@ impl Engine {
         match verdict {
             Some(v) => self.decide(id, v, ctx, step, false),
             None if p.vote.is_some() => {
-                step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text_with(tally.as_ref()) });
+                step.effects.push(Effect::EditVote {
+                    proposal: id,
+                    text: p.vote_text_with(tally.as_ref()),
+                    closed: false,
+                });
             }
             None => {}
         }
@@ -677,7 +681,7 @@ impl Engine {
         step.audit.push(Audit::Decided { proposal: id, outcome: p.state.to_string() });
         let p = p.clone();
         if p.vote.is_some() && !immediate {
-            step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text() });
+            step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text(), closed: true });
             if policy.policy.announce
                 && let Some(place) = p.place()
             {
@@ -992,7 +996,7 @@ impl Engine {
         step.changed.insert(id);
         step.audit.push(Audit::Decided { proposal: id, outcome: "cancelled".into() });
         if p.vote.is_some() {
-            step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text() });
+            step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text(), closed: true });
             if let Some(place) = p.place() {
                 step.effects.push(Effect::Post { place: place.clone(), text: p.outcome_text() });
             }

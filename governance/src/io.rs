@@ -45,7 +45,13 @@ pub enum Effect {
     /// [`Inbound::VoteMessagePosted`].
     PostVote { proposal: ProposalId, place: Place, text: String, options: Vec<VoteOption> },
     /// Replace the text of every vote message of a proposal (the live tally, the outcome).
-    EditVote { proposal: ProposalId, text: String },
+    /// `closed`: the vote is over, so platforms take its buttons away.
+    EditVote {
+        proposal: ProposalId,
+        text: String,
+        #[serde(default)]
+        closed: bool,
+    },
     /// Post a message.
     Post { place: Place, text: String },
     /// Tell one person something only they see (a DM or an ephemeral reply).

@@ -234,7 +234,7 @@ mod tests {
         };
         let posted = perform(&c, &vote, &[]).message.unwrap();
         assert_eq!(posted, MessageRef::new(CONSOLE, "#general", "2"));
-        let edit = Effect::EditVote { proposal: ProposalId(1), text: "Proposal #1 — PASSED".into() };
+        let edit = Effect::EditVote { proposal: ProposalId(1), text: "Proposal #1 — PASSED".into(), closed: false };
         perform(&c, &edit, std::slice::from_ref(&posted));
         perform(&c, &Effect::Notify { account: AccountRef::new(CONSOLE, "bob"), text: "not counted".into() }, &[]);
         assert_eq!(

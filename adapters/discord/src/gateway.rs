@@ -6,7 +6,9 @@
 //! old roles, the bot's own id) is read from serenity's cache, which the shard updates in
 //! gateway order before the handler task is spawned.
 
-use crate::platform::{MESSAGE, RENAME_CHANNEL, ROLE_GRANT};
+use crate::commands::{Bridge, application_commands};
+use crate::incoming::{GuildInfo, Incoming};
+use crate::platform::{MESSAGE, RENAME_CHANNEL, ROLE_GRANT, VOTE_BUTTON};
 use crate::rest::DISCORD_URL;
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, MessageRef, Place};
@@ -14,12 +16,15 @@ use polity_governance::io::Inbound;
 use polity_governance::vote::emoji::normalize;
 use serde_json::Value;
 use serenity::all::{
-    ClientBuilder, Context, EventHandler, GatewayIntents, GuildChannel, GuildId, GuildMemberUpdateEvent, HttpBuilder,
-    Member, Message, Reaction, ReactionType, ShardManager, UserId,
+    Cache, ChunkGuildFilter, ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildChannel, GuildId,
+    GuildMemberUpdateEvent, GuildMembersChunkEvent, HttpBuilder, Interaction, Member, Message, Reaction, ReactionType,
+    Ready, ResumedEvent, ShardManager, UserId,
 };
 use serenity::model::guild::audit_log::{Action as AuditAction, ChannelAction, MemberAction};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -67,6 +72,25 @@ pub struct GatewayConfig {
     pub token: String,
     /// [`DISCORD_URL`] in production (with serenity's rate limiter); a fake's URL in tests.
     pub base_url: String,
+    /// How long an interaction waits for the bot's answer before it is acknowledged and
+    /// answered later (Discord allows three seconds for the first answer).
+    pub answer_within: Duration,
+    /// Register Polity's application commands when the session starts.
+    pub register_commands: bool,
+}
+
+impl GatewayConfig {
+    /// A connection named `connection` with `token`, at `base_url`, answering within two
+    /// seconds and registering its commands.
+    pub fn new(connection: impl Into<String>, token: impl Into<String>, base_url: impl Into<String>) -> Self {
+        Self {
+            connection: connection.into(),
+            token: token.into(),
+            base_url: base_url.into(),
+            answer_within: Duration::from_secs(2),
+            register_commands: true,
+        }
+    }
 }
 
 impl fmt::Debug for GatewayConfig {
@@ -81,6 +105,7 @@ impl fmt::Debug for GatewayConfig {
 /// A running gateway connection.
 pub struct Gateway {
     shards: Arc<ShardManager>,
+    cache: Arc<Cache>,
     task: JoinHandle<Result<(), serenity::Error>>,
 }
 
@@ -91,6 +116,11 @@ impl fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// serenity's cache, which the gateway keeps current: which guild a channel is in.
+    pub fn cache(&self) -> Arc<Cache> {
+        Arc::clone(&self.cache)
+    }
+
     /// Closes the shard and waits for the client to stop.
     ///
     /// # Errors
@@ -110,20 +140,51 @@ impl Gateway {
 ///
 /// # Errors
 /// When the client cannot be built.
-pub async fn start(config: GatewayConfig, events: mpsc::Sender<DiscordEvent>) -> Result<Gateway, serenity::Error> {
+pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Result<Gateway, serenity::Error> {
     let base = config.base_url.trim_end_matches('/');
     let builder = HttpBuilder::new(&config.token);
     let http = if base == DISCORD_URL { builder } else { builder.proxy(base).ratelimiter_disabled(true) }.build();
-    let handler = Handler { connection: config.connection, events };
-    let mut client = ClientBuilder::new_with_http(http, intents()).event_handler(handler).await?;
+    let bridge = Arc::new(Bridge::new(config.connection.clone(), events.clone(), config.answer_within));
+    let session = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let handler = Handler {
+        connection: config.connection,
+        events,
+        bridge: Arc::clone(&bridge),
+        session,
+        deliveries: AtomicU64::new(0),
+    };
+    let register = config.register_commands;
+    let options =
+        poise::FrameworkOptions { commands: application_commands(), initialize_owners: false, ..Default::default() };
+    let framework = poise::Framework::builder()
+        .options(options)
+        .setup(move |ctx, _ready, framework| {
+            Box::pin(async move {
+                if register {
+                    // One PUT with every command: Discord replaces the whole set.
+                    if let Err(e) = poise::builtins::register_globally(&ctx.http, &framework.options().commands).await {
+                        tracing::error!("cannot register Polity's commands with Discord: {e}");
+                    }
+                }
+                Ok(bridge)
+            })
+        })
+        .build();
+    let mut client = ClientBuilder::new_with_http(http, intents()).event_handler(handler).framework(framework).await?;
     let shards = Arc::clone(&client.shard_manager);
+    let cache = Arc::clone(&client.cache);
     let task = tokio::spawn(async move { client.start().await });
-    Ok(Gateway { shards, task })
+    Ok(Gateway { shards, cache, task })
 }
 
 struct Handler {
     connection: String,
-    events: mpsc::Sender<DiscordEvent>,
+    events: mpsc::Sender<Incoming>,
+    bridge: Arc<Bridge>,
+    /// When this process started, and how many reactions it has delivered: a reaction's
+    /// dedup key is unique to its delivery.
+    session: u128,
+    deliveries: AtomicU64,
 }
 
 fn bot_id(ctx: &Context) -> UserId {
@@ -169,9 +230,17 @@ impl Handler {
             input,
             from,
         };
-        if self.events.send(event).await.is_err() {
+        self.hand(Incoming::Event(event)).await;
+    }
+
+    async fn hand(&self, incoming: Incoming) {
+        if self.events.send(incoming).await.is_err() {
             tracing::debug!("a gateway event arrived after its receiver was dropped");
         }
+    }
+
+    fn members<'a>(&self, members: impl Iterator<Item = &'a Member>) -> Vec<(AccountRef, String)> {
+        members.filter(|m| !m.user.bot).map(|m| (self.account(m.user.id), member_name(m))).collect()
     }
 
     async fn reaction(&self, ctx: &Context, r: Reaction, added: bool) {
@@ -180,7 +249,12 @@ impl Handler {
             return;
         }
         let emoji = emoji_key(&r.emoji);
-        let key = format!("reaction:{}:{user}:{emoji}:{}", r.message_id, if added { "add" } else { "remove" });
+        // A reaction is a state, not an event: applied twice it changes nothing, and the
+        // message is read back afterwards. So each delivery is new (an add, remove and add
+        // again must count), numbered within this session.
+        let n = self.deliveries.fetch_add(1, Ordering::Relaxed);
+        let what = if added { "add" } else { "remove" };
+        let key = format!("reaction:{}:{user}:{emoji}:{what}:{}:{n}", r.message_id, self.session);
         let voter = self.account(user);
         let from = r.member.as_ref().map(|m| (voter.clone(), member_name(m)));
         let message = MessageRef::new(self.connection.clone(), r.channel_id.to_string(), r.message_id.to_string());
@@ -211,6 +285,47 @@ impl Handler {
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        let application_id = Some(ready.application.id.get());
+        self.hand(Incoming::Connected { resumed: false, application_id }).await;
+    }
+
+    async fn resume(&self, _ctx: Context, _: ResumedEvent) {
+        self.hand(Incoming::Connected { resumed: true, application_id: None }).await;
+    }
+
+    async fn guild_create(&self, ctx: Context, guild: Guild, _is_new: Option<bool>) {
+        let members = self.members(guild.members.values());
+        // A large guild lists only some members at connect: ask for the rest.
+        if guild.large || u64::try_from(guild.members.len()).unwrap_or(0) < guild.member_count {
+            ctx.shard.chunk_guild(guild.id, None, false, ChunkGuildFilter::None, None);
+        }
+        let owner_name = guild.members.get(&guild.owner_id).map_or_else(|| guild.owner_id.to_string(), member_name);
+        let info = GuildInfo {
+            guild: guild.id.to_string(),
+            name: guild.name.clone(),
+            owner: (self.account(guild.owner_id), owner_name),
+            members,
+        };
+        self.hand(Incoming::Guild(info)).await;
+    }
+
+    async fn guild_members_chunk(&self, _ctx: Context, chunk: GuildMembersChunkEvent) {
+        let members = self.members(chunk.members.values());
+        self.hand(Incoming::Members { guild: chunk.guild_id.to_string(), members }).await;
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        // Slash commands are poise's; buttons and the secret form are answered here.
+        match interaction {
+            Interaction::Component(press) if press.data.custom_id.starts_with(VOTE_BUTTON) => {
+                self.bridge.button(&ctx.http, &press).await;
+            }
+            Interaction::Modal(form) => self.bridge.secret(&ctx.http, &form).await,
+            _ => {}
+        }
+    }
+
     async fn message(&self, ctx: Context, m: Message) {
         let Some(guild) = m.guild_id else { return };
         if m.author.id == bot_id(&ctx) || m.webhook_id.is_some() {

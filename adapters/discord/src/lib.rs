@@ -44,7 +44,7 @@
 //!
 //! | gateway event | `DiscordEvent.input` | `dedup_key` |
 //! |---|---|---|
-//! | `MESSAGE_REACTION_ADD`/`REMOVE` | `Inbound::Reaction` (emoji: unicode normalized, custom `name:id`) | `reaction:{message}:{user}:{emoji}:{add\|remove}` |
+//! | `MESSAGE_REACTION_ADD`/`REMOVE` | `Inbound::Reaction` (emoji: unicode normalized, custom `name:id`) | `reaction:{message}:{user}:{emoji}:{add\|remove}:{session}:{n}`, new per delivery (a reaction is a state: applying it twice changes nothing) |
 //! | `MESSAGE_CREATE` (guild, not a webhook) | performed `discord.message` at its channel, `source_id` = message id; `text`, `channel`, `message`, `author` (display name), `attachments` (URLs) | `message:{message}` |
 //! | `CHANNEL_UPDATE` with a new name | performed `discord.rename_channel` by the audit log entry's user; `channel`, `old_name`, `name` | `rename:{channel}:{audit entry}` |
 //! | `GUILD_MEMBER_UPDATE`, per role added | performed `discord.role_grant` by the audit log entry's user; `guild`, `user`, `role` | `role_grant:{guild}:{user}:{role}:{audit entry}` |
@@ -57,10 +57,18 @@
 //! channel name and old roles come from serenity's cache, which is updated in gateway order
 //! (handlers run on separate tasks, so state of their own would race).
 
+mod commands;
 mod gateway;
+mod incoming;
+mod invite;
 mod platform;
 mod rest;
 
+pub use commands::{Bridge, application_commands};
 pub use gateway::{DiscordEvent, Gateway, GatewayConfig, MEMBER_JOIN, emoji_key, intents, start};
-pub use platform::{DiscordPlatform, KICK, MESSAGE, PIN_MESSAGE, POST_MESSAGE, RENAME_CHANNEL, ROLE_GRANT};
+pub use incoming::{CommandCall, GuildInfo, Incoming, SecretTyped};
+pub use invite::{PERMISSIONS, invite_url, permission_bits};
+pub use platform::{
+    DiscordPlatform, KICK, MESSAGE, PIN_MESSAGE, POST_MESSAGE, RENAME_CHANNEL, ROLE_GRANT, VOTE_BUTTON,
+};
 pub use rest::DISCORD_URL;

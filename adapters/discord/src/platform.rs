@@ -1,19 +1,21 @@
 //! [`DiscordPlatform`]: performs Polity's effects with serenity's HTTP client.
 
-use crate::rest::{DISCORD_URL, Failure, Rest, UNKNOWN_MESSAGE};
+use crate::rest::{DISCORD_URL, Failure, Rest, UNKNOWN_EMOJI, UNKNOWN_MESSAGE};
 use polity_governance::action::Action;
-use polity_governance::ids::MessageRef;
-use polity_governance::io::Effect;
+use polity_governance::ids::{AccountRef, MessageRef, ProposalId};
+use polity_governance::io::{Effect, VoteOption};
 use polity_governance::platform::{
-    ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, Request,
+    ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, ReactionRead, Request,
 };
 use serde_json::{Map, Value, json};
-use serenity::builder::{CreateAllowedMentions, CreateMessage};
+use serenity::builder::{CreateActionRow, CreateAllowedMentions, CreateButton, CreateMessage};
+use serenity::cache::Cache;
 use serenity::http::{HttpBuilder, LightMethod, Route};
+use serenity::model::application::ButtonStyle;
 use serenity::model::channel::{Nonce, ReactionType};
 use serenity::model::id::{ChannelId, GuildId, MessageId, RoleId, UserId};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A member's message in a governed channel (governable).
 pub const MESSAGE: &str = "discord.message";
@@ -30,12 +32,25 @@ pub const KICK: &str = "discord.kick";
 
 /// Discord's limit on a message's content, in characters.
 const MAX_CONTENT: usize = 2000;
+/// Discord's limit on a button's label, in characters.
+const MAX_LABEL: usize = 80;
+/// How many users one page of a reaction's users holds (Discord's maximum).
+const REACTION_PAGE: usize = 100;
+
+/// The `custom_id` of a vote button: `polity:vote:{proposal}:{what it casts}`.
+pub const VOTE_BUTTON: &str = "polity:vote:";
 
 /// A Discord connection that performs effects. Its `Debug` never shows the token.
+#[derive(Clone)]
 pub struct DiscordPlatform {
     name: String,
     guild: Option<GuildId>,
     rest: Rest,
+    /// The guild whose channels alone this connection may act in, and serenity's cache that
+    /// says which guild a channel belongs to. `None`: any channel (one guild per token).
+    scope: Option<(GuildId, Arc<Cache>)>,
+    /// The bot's own user id, learnt once, so its seeded reactions are not read as votes.
+    me: Arc<OnceLock<UserId>>,
 }
 
 impl fmt::Debug for DiscordPlatform {
@@ -64,7 +79,23 @@ impl DiscordPlatform {
         let base = base_url.trim_end_matches('/');
         let builder = HttpBuilder::new(token).client(client.clone());
         let http = if base == DISCORD_URL { builder } else { builder.proxy(base).ratelimiter_disabled(true) }.build();
-        Ok(Self { name: name.into(), guild: None, rest: Rest { http: Arc::new(http), client } })
+        Ok(Self {
+            name: name.into(),
+            guild: None,
+            rest: Rest { http: Arc::new(http), client },
+            scope: None,
+            me: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// This connection for one guild's community: it acts only in that guild's channels
+    /// (`cache` says which guild a channel is in), and kicks and role grants default to it.
+    /// It shares the HTTP client and its rate limits with `self`.
+    #[must_use]
+    pub fn for_guild(&self, guild: u64, cache: Arc<Cache>) -> Self {
+        let mut scoped = self.clone().with_guild(guild);
+        scoped.scope = scoped.guild.map(|g| (g, cache));
+        scoped
     }
 
     /// The guild this connection governs (for kicks and role grants without a `guild` key);
@@ -84,11 +115,55 @@ impl DiscordPlatform {
         self.rest.send(method, route, body).await
     }
 
+    /// Refuses a channel outside this connection's guild (one community can never act in
+    /// another's server).
+    fn check_channel(&self, channel: ChannelId) -> Result<ChannelId, PlatformError> {
+        let Some((guild, cache)) = &self.scope else {
+            return Ok(channel);
+        };
+        let ours = cache
+            .guild(*guild)
+            .is_some_and(|g| g.channels.contains_key(&channel) || g.threads.iter().any(|t| t.id == channel));
+        if ours {
+            Ok(channel)
+        } else {
+            Err(PlatformError::Permanent(format!(
+                "channel {channel} is not a channel of this community's server ({guild})"
+            )))
+        }
+    }
+
+    /// The guild a kick or role change is for: the one named (which must be this
+    /// connection's, when it has one) or this connection's.
+    fn guild_for(&self, named: Option<&Value>) -> Result<GuildId, PlatformError> {
+        match named {
+            Some(g) => {
+                let g = snowflake::<GuildId>("guild", &text_of(g))?;
+                match &self.scope {
+                    Some((own, _)) if *own != g => {
+                        Err(PlatformError::Permanent(format!("guild {g} is not this community's server ({own})")))
+                    }
+                    _ => Ok(g),
+                }
+            }
+            None => self.guild(),
+        }
+    }
+
     /// Posts `text` in a channel; the request key is the nonce, enforced, so a retry within
     /// Discord's window gets the first message back instead of a second one.
     async fn post(&self, channel: ChannelId, text: &str, key: i64, quiet: bool) -> Result<MessageRef, PlatformError> {
-        let mut message =
-            CreateMessage::new().content(truncate(text)).nonce(Nonce::String(key.to_string())).enforce_nonce(true);
+        self.post_message(channel, CreateMessage::new().content(truncate(text)), key, quiet).await
+    }
+
+    async fn post_message(
+        &self,
+        channel: ChannelId,
+        message: CreateMessage,
+        key: i64,
+        quiet: bool,
+    ) -> Result<MessageRef, PlatformError> {
+        let mut message = message.nonce(Nonce::String(key.to_string())).enforce_nonce(true);
         if quiet {
             message = message.allowed_mentions(CreateAllowedMentions::new());
         }
@@ -124,10 +199,7 @@ impl DiscordPlatform {
     }
 
     async fn role(&self, method: LightMethod, data: &Map<String, Value>) -> Result<(), PlatformError> {
-        let guild_id = match data.get("guild") {
-            Some(g) => snowflake::<GuildId>("guild", &text_of(g))?,
-            None => self.guild()?,
-        };
+        let guild_id = self.guild_for(data.get("guild"))?;
         let user_id = snowflake::<UserId>("user", &required(data, "user")?)?;
         let role_id = snowflake::<RoleId>("role", &required(data, "role")?)?;
         self.send(method, Route::GuildMemberRole { guild_id, user_id, role_id }, None).await?;
@@ -154,9 +226,15 @@ impl DiscordPlatform {
     async fn perform_now(&self, request: Request<'_>) -> Result<Performed, PlatformError> {
         let key = request.key;
         match request.effect {
-            Effect::PostVote { place, text, options, .. } => {
+            Effect::PostVote { proposal, place, text, options } => {
                 self.own(place.platform.as_str(), "the vote's channel")?;
-                let message = self.post(channel_id(&place.channel)?, text, key, false).await?;
+                let channel = self.check_channel(channel_id(&place.channel)?)?;
+                let buttons = vote_buttons(*proposal, options);
+                let mut vote = CreateMessage::new().content(truncate(text));
+                if !buttons.is_empty() {
+                    vote = vote.components(buttons);
+                }
+                let message = self.post_message(channel, vote, key, false).await?;
                 for option in options {
                     match self.react(&message, &option.emoji).await {
                         Ok(()) => {}
@@ -169,14 +247,20 @@ impl DiscordPlatform {
                 }
                 Ok(Performed { message: Some(message) })
             }
-            Effect::EditVote { text, .. } => {
+            Effect::EditVote { text, closed, .. } => {
                 let mut refused = None;
+                // A closed vote loses its buttons.
+                let body = if *closed {
+                    json!({ "content": truncate(text), "components": [] })
+                } else {
+                    json!({ "content": truncate(text) })
+                };
                 for m in request.vote_messages.iter().filter(|m| m.platform.as_str() == self.name) {
                     let route = Route::ChannelMessage {
                         channel_id: channel_id(&m.channel)?,
                         message_id: snowflake::<MessageId>("message", &m.message)?,
                     };
-                    match self.send(LightMethod::Patch, route, Some(&json!({ "content": truncate(text) }))).await {
+                    match self.send(LightMethod::Patch, route, Some(&body)).await {
                         Ok(_) => {}
                         // One deleted vote message must not keep the others stale.
                         Err(Failure { error: PlatformError::Permanent(e), .. }) => refused = refused.or(Some(e)),
@@ -187,7 +271,7 @@ impl DiscordPlatform {
             }
             Effect::Post { place, text } => {
                 self.own(place.platform.as_str(), "the channel")?;
-                let message = self.post(channel_id(&place.channel)?, text, key, false).await?;
+                let message = self.post(self.check_channel(channel_id(&place.channel)?)?, text, key, false).await?;
                 Ok(Performed { message: Some(message) })
             }
             Effect::Notify { account, text } => {
@@ -210,7 +294,7 @@ impl DiscordPlatform {
             Effect::RemoveReaction { message, account, emoji } => {
                 self.own(message.platform.as_str(), "the message")?;
                 let route = Route::ChannelMessageReaction {
-                    channel_id: channel_id(&message.channel)?,
+                    channel_id: self.check_channel(channel_id(&message.channel)?)?,
                     message_id: snowflake::<MessageId>("message", &message.message)?,
                     user_id: snowflake::<UserId>("user", &account.account)?,
                     reaction: &reaction(emoji)?.as_data(),
@@ -225,13 +309,84 @@ impl DiscordPlatform {
         }
     }
 
+    /// The bot's own user id (`GET /users/@me`, once).
+    async fn me(&self) -> Result<UserId, PlatformError> {
+        if let Some(me) = self.me.get() {
+            return Ok(*me);
+        }
+        let answer = self.send(LightMethod::Get, Route::UserMe, None).await?;
+        let id = answer.get("id").and_then(Value::as_str).unwrap_or_default();
+        let me = snowflake::<UserId>("user", id)?;
+        Ok(*self.me.get_or_init(|| me))
+    }
+
+    /// Every user who reacted with `emoji` on a message, page by page; bots left out.
+    async fn reacted(
+        &self,
+        channel_id: ChannelId,
+        message_id: MessageId,
+        emoji: &str,
+    ) -> Result<Option<Vec<(AccountRef, String)>>, PlatformError> {
+        let me = self.me().await?;
+        let reaction = reaction(emoji)?.as_data();
+        let mut users = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let route = Route::ChannelMessageReactionEmoji { channel_id, message_id, reaction: &reaction };
+            let mut params = vec![("limit", REACTION_PAGE.to_string())];
+            if let Some(a) = &after {
+                params.push(("after", a.clone()));
+            }
+            let page = match self.rest.send_with(LightMethod::Get, route, Some(params), None).await {
+                Ok(Value::Array(page)) => page,
+                Ok(other) => {
+                    return Err(PlatformError::Transient(format!("Discord listed a reaction's users as {other}")));
+                }
+                // Nobody can hold an emoji Discord does not know.
+                Err(Failure { code: Some(UNKNOWN_EMOJI), .. }) => return Ok(Some(users)),
+                Err(f) => return Err(f.error),
+            };
+            for u in &page {
+                let Some(id) = u.get("id").and_then(Value::as_str) else { continue };
+                after = Some(id.to_string());
+                if id == me.to_string() || u.get("bot").and_then(Value::as_bool) == Some(true) {
+                    continue;
+                }
+                let name = u
+                    .get("global_name")
+                    .and_then(Value::as_str)
+                    .or_else(|| u.get("username").and_then(Value::as_str))
+                    .unwrap_or(id);
+                users.push((AccountRef::new(self.name.clone(), id), name.to_string()));
+            }
+            if page.len() < REACTION_PAGE {
+                return Ok(Some(users));
+            }
+        }
+    }
+
+    async fn read_now(&self, message: &MessageRef, emoji: &[String]) -> Result<Vec<ReactionRead>, PlatformError> {
+        self.own(message.platform.as_str(), "the message")?;
+        let channel_id = self.check_channel(channel_id(&message.channel)?)?;
+        let message_id = snowflake::<MessageId>("message", &message.message)?;
+        let mut read = Vec::new();
+        for e in emoji {
+            if let Some(users) = self.reacted(channel_id, message_id, e).await? {
+                read.push(ReactionRead { emoji: e.clone(), users });
+            }
+        }
+        Ok(read)
+    }
+
     async fn revert(&self, action: &Action) -> Result<Performed, PlatformError> {
         match action.kind.as_str() {
             MESSAGE => {
                 let (channel, message) = message_of(action)?;
-                self.delete_message(channel, message).await?;
+                self.delete_message(self.check_channel(channel)?, message).await?;
             }
-            RENAME_CHANNEL => self.rename(channel_of(action)?, &required(&action.data, "old_name")?).await?,
+            RENAME_CHANNEL => {
+                self.rename(self.check_channel(channel_of(action)?)?, &required(&action.data, "old_name")?).await?;
+            }
             ROLE_GRANT => self.role(LightMethod::Delete, &action.data).await?,
             other => return Err(unknown(other, "revert")),
         }
@@ -241,7 +396,7 @@ impl DiscordPlatform {
     async fn execute(&self, action: &Action, key: i64) -> Result<Performed, PlatformError> {
         match action.kind.as_str() {
             MESSAGE => {
-                let channel = channel_of(action)?;
+                let channel = self.check_channel(channel_of(action)?)?;
                 let author = match action.data.get("author") {
                     Some(a) => text_of(a),
                     None => format!("<@{}>", action.initiator.account),
@@ -257,7 +412,9 @@ impl DiscordPlatform {
                 let message = self.post(channel, &text, key, true).await?;
                 return Ok(Performed { message: Some(message) });
             }
-            RENAME_CHANNEL => self.rename(channel_of(action)?, &required(&action.data, "name")?).await?,
+            RENAME_CHANNEL => {
+                self.rename(self.check_channel(channel_of(action)?)?, &required(&action.data, "name")?).await?;
+            }
             ROLE_GRANT => self.role(LightMethod::Put, &action.data).await?,
             other => return Err(unknown(other, "execute")),
         }
@@ -267,13 +424,13 @@ impl DiscordPlatform {
     async fn call(&self, name: &str, params: &Map<String, Value>, key: i64) -> Result<Performed, PlatformError> {
         match name {
             POST_MESSAGE => {
-                let channel = channel_id(&required(params, "channel")?)?;
+                let channel = self.check_channel(channel_id(&required(params, "channel")?)?)?;
                 let message = self.post(channel, &required(params, "text")?, key, false).await?;
                 Ok(Performed { message: Some(message) })
             }
             PIN_MESSAGE => {
                 let route = Route::ChannelPin {
-                    channel_id: channel_id(&required(params, "channel")?)?,
+                    channel_id: self.check_channel(channel_id(&required(params, "channel")?)?)?,
                     message_id: snowflake::<MessageId>("message", &required(params, "message")?)?,
                 };
                 self.send(LightMethod::Put, route, None).await?;
@@ -281,7 +438,7 @@ impl DiscordPlatform {
             }
             KICK => {
                 let route = Route::GuildMember {
-                    guild_id: self.guild()?,
+                    guild_id: self.guild_for(params.get("guild"))?,
                     user_id: snowflake::<UserId>("user", &required(params, "user")?)?,
                 };
                 self.send(LightMethod::Delete, route, None).await?;
@@ -299,7 +456,14 @@ impl Platform for DiscordPlatform {
 
     fn capabilities(&self) -> Capabilities {
         // Buttons and ephemeral replies come with the gateway side (interactions).
-        Capabilities { reactions: true, edits: true, remove_others_reactions: true, ..Capabilities::default() }
+        Capabilities {
+            reactions: true,
+            buttons: true,
+            edits: true,
+            ephemeral: true,
+            remove_others_reactions: true,
+            read_reactions: true,
+        }
     }
 
     fn actions(&self) -> Vec<ActionInfo> {
@@ -352,6 +516,37 @@ impl Platform for DiscordPlatform {
     fn perform<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
         Box::pin(self.perform_now(request))
     }
+
+    fn read_reactions<'a>(
+        &'a self,
+        message: &'a MessageRef,
+        emoji: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ReactionRead>, PlatformError>> {
+        Box::pin(self.read_now(message, emoji))
+    }
+}
+
+/// The buttons of a vote message: one per option a press can cast, five to a row.
+fn vote_buttons(proposal: ProposalId, options: &[VoteOption]) -> Vec<CreateActionRow> {
+    let buttons: Vec<CreateButton> = options
+        .iter()
+        .filter_map(|o| {
+            let press = o.press.as_deref()?;
+            let style = match press {
+                "yes" => ButtonStyle::Success,
+                "no" => ButtonStyle::Danger,
+                _ => ButtonStyle::Secondary,
+            };
+            let mut b = CreateButton::new(format!("{VOTE_BUTTON}{}:{press}", proposal.0))
+                .label(o.label.chars().take(MAX_LABEL).collect::<String>())
+                .style(style);
+            if let Ok(emoji) = reaction(&o.emoji) {
+                b = b.emoji(emoji);
+            }
+            Some(b)
+        })
+        .collect();
+    buttons.chunks(5).map(|row| CreateActionRow::Buttons(row.to_vec())).collect()
 }
 
 fn unknown(name: &str, verb: &str) -> PlatformError {

@@ -18,6 +18,8 @@ pub const DISCORD_URL: &str = "https://discord.com";
 
 /// Discord's JSON error code for a message that does not exist (any more).
 pub const UNKNOWN_MESSAGE: i64 = 10008;
+/// Discord's JSON error code for an emoji it does not know.
+pub const UNKNOWN_EMOJI: i64 = 10014;
 
 /// A failed call: the error for the dispatcher and, for refusals, Discord's JSON error code.
 #[derive(Debug)]
@@ -37,6 +39,7 @@ fn failure(error: PlatformError) -> Failure {
 }
 
 /// serenity's client and the reqwest client it was built with (to send without the limiter).
+#[derive(Clone)]
 pub struct Rest {
     pub http: Arc<Http>,
     pub client: reqwest::Client,
@@ -55,6 +58,17 @@ fn method_name(method: LightMethod) -> &'static str {
 impl Rest {
     /// Sends one request; `Ok` holds the response's JSON (`Null` for an empty body).
     pub async fn send(&self, method: LightMethod, route: Route<'_>, body: Option<&Value>) -> Result<Value, Failure> {
+        self.send_with(method, route, None, body).await
+    }
+
+    /// [`Self::send`] with query parameters.
+    pub async fn send_with(
+        &self,
+        method: LightMethod,
+        route: Route<'_>,
+        params: Option<Vec<(&'static str, String)>>,
+        body: Option<&Value>,
+    ) -> Result<Value, Failure> {
         let path = route.path();
         let what = format!("{} {}", method_name(method), path.strip_prefix(DISCORD_URL).unwrap_or(&path));
         let body = match body {
@@ -63,7 +77,7 @@ impl Rest {
             }
             None => None,
         };
-        let request = Request::new(route, method).body(body);
+        let request = Request::new(route, method).body(body).params(params);
         let sent = match &self.http.ratelimiter {
             Some(limiter) => limiter.perform(request).await,
             None => match request.build(&self.client, self.http.token(), self.http.proxy.as_deref()) {

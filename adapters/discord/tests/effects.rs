@@ -57,7 +57,7 @@ fn call(name: &str, params: Value) -> Effect {
 }
 
 #[tokio::test]
-async fn a_vote_is_posted_once_with_the_request_key_as_nonce_and_its_reactions_seeded() {
+async fn a_vote_is_posted_once_with_the_request_key_as_nonce_its_buttons_and_its_reactions_seeded() {
     let fake = FakeDiscord::start().await;
     fake.create_message(CHANNEL, MESSAGE).await;
     fake.create_reaction(CHANNEL, MESSAGE).await;
@@ -66,24 +66,41 @@ async fn a_vote_is_posted_once_with_the_request_key_as_nonce_and_its_reactions_s
         place: Place::new("discord", CHANNEL),
         text: "Proposal #1: rename #general".into(),
         options: vec![
-            VoteOption { emoji: "👍".into(), label: "yes".into(), press: None },
-            VoteOption { emoji: "<:nay:500000000000000001>".into(), label: "no".into(), press: None },
+            VoteOption { emoji: "👍".into(), label: "yes".into(), press: Some("yes".into()) },
+            VoteOption { emoji: "<:nay:500000000000000001>".into(), label: "no".into(), press: Some("no".into()) },
+            VoteOption { emoji: "🤷".into(), label: "abstain".into(), press: Some("abstain".into()) },
         ],
     };
     let done = perform(&discord(&fake), &effect, &[]).await.unwrap();
     assert_eq!(done.message, Some(MessageRef::new("discord", CHANNEL, MESSAGE)));
     let got = fake.received().await;
-    assert_eq!(got.len(), 3);
+    assert_eq!(got.len(), 4);
     assert_eq!(
         (got[0].method.as_str(), got[0].path.as_str()),
         ("POST", "/api/v10/channels/100000000000000001/messages")
     );
-    assert_eq!(got[0].body, message_body("Proposal #1: rename #general", "42"));
+    // The content, the nonce (the outbox row) enforced, one button per option.
+    insta::assert_json_snapshot!("vote_message", got[0].body);
     assert_eq!(got[0].authorization.as_deref(), Some(format!("Bot {TOKEN}").as_str()));
     let base = format!("/api/v10/channels/{CHANNEL}/messages/{MESSAGE}/reactions");
     assert_eq!((got[1].method.as_str(), got[1].path.clone()), ("PUT", format!("{base}/%F0%9F%91%8D/@me")));
     assert_eq!((got[2].method.as_str(), got[2].path.clone()), ("PUT", format!("{base}/nay:500000000000000001/@me")));
     assert_eq!(got[1].body, Value::Null);
+}
+
+#[tokio::test]
+async fn approval_and_ranked_votes_have_no_buttons() {
+    let fake = FakeDiscord::start().await;
+    fake.create_message(CHANNEL, MESSAGE).await;
+    fake.create_reaction(CHANNEL, MESSAGE).await;
+    let effect = Effect::PostVote {
+        proposal: ProposalId(1),
+        place: Place::new("discord", CHANNEL),
+        text: "Proposal #1".into(),
+        options: vec![VoteOption { emoji: "1️⃣".into(), label: "Tea".into(), press: None }],
+    };
+    perform(&discord(&fake), &effect, &[]).await.unwrap();
+    assert_eq!(fake.received().await[0].body, message_body("Proposal #1", "42"));
 }
 
 #[tokio::test]
@@ -112,24 +129,31 @@ async fn a_vote_edit_patches_every_vote_message_of_this_connection() {
         MessageRef::new("slack", "C1", "1.2"),
         MessageRef::new("discord", "100000000000000002", "200000000000000002"),
     ];
-    let effect = Effect::EditVote { proposal: ProposalId(1), text: "Proposal #1 — PASSED".into() };
+    let tally = "Proposal #1: alice proposes: x — tally: yes 1 · no 0 · abstain 0 (1 of 3 voted)";
+    let effect = Effect::EditVote { proposal: ProposalId(1), text: tally.into(), closed: false };
     assert_eq!(perform(&discord(&fake), &effect, &messages).await.unwrap(), Performed::default());
     let got = fake.received().await;
+    let paths: Vec<(&str, &str)> = got.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
     assert_eq!(
-        got.iter().map(|r| (r.method.as_str(), r.path.as_str(), r.body.clone())).collect::<Vec<_>>(),
-        vec![
-            (
-                "PATCH",
-                "/api/v10/channels/100000000000000001/messages/200000000000000001",
-                json!({ "content": "Proposal #1 — PASSED" })
-            ),
-            (
-                "PATCH",
-                "/api/v10/channels/100000000000000002/messages/200000000000000002",
-                json!({ "content": "Proposal #1 — PASSED" })
-            ),
+        paths,
+        [
+            ("PATCH", "/api/v10/channels/100000000000000001/messages/200000000000000001"),
+            ("PATCH", "/api/v10/channels/100000000000000002/messages/200000000000000002"),
         ]
     );
+    insta::assert_json_snapshot!("vote_edit_open", got[0].body);
+    assert_eq!(got[0].body, got[1].body);
+}
+
+#[tokio::test]
+async fn the_edit_that_closes_a_vote_takes_its_buttons_away() {
+    let fake = FakeDiscord::start().await;
+    fake.edit_message(CHANNEL, MESSAGE).await;
+    let messages = [MessageRef::new("discord", CHANNEL, MESSAGE)];
+    let text = "Proposal #1: alice proposes: x — tally: yes 2 · no 0 · abstain 0 (2 of 3 voted) — PASSED";
+    let effect = Effect::EditVote { proposal: ProposalId(1), text: text.into(), closed: true };
+    perform(&discord(&fake), &effect, &messages).await.unwrap();
+    insta::assert_json_snapshot!("vote_edit_closed", fake.received().await[0].body);
 }
 
 #[tokio::test]
@@ -345,7 +369,7 @@ async fn a_404_on_an_edit_is_permanent() {
     let fake = FakeDiscord::start().await;
     let p = format!("/api/v10/channels/{CHANNEL}/messages/{MESSAGE}");
     fake.fail("PATCH", &p, 404, json!({ "code": 10008, "message": "Unknown Message" }), None).await;
-    let effect = Effect::EditVote { proposal: ProposalId(1), text: "x".into() };
+    let effect = Effect::EditVote { proposal: ProposalId(1), text: "x".into(), closed: false };
     let r = perform(&discord(&fake), &effect, &[MessageRef::new("discord", CHANNEL, MESSAGE)]).await;
     assert!(matches!(&r, Err(PlatformError::Permanent(t)) if t.contains("Unknown Message")), "{r:?}");
 }

@@ -10,7 +10,7 @@ use fake::gateway::{
     reaction_remove, user,
 };
 use fake::{BOT_ID, FakeDiscord};
-use polity_discord::{DiscordEvent, Gateway, GatewayConfig, intents, start};
+use polity_discord::{DiscordEvent, Gateway, GatewayConfig, Incoming, intents, start};
 use polity_governance::action::{Action, ActionStatus, ActionType};
 use polity_governance::ids::{AccountRef, MessageRef, Place};
 use polity_governance::io::Inbound;
@@ -39,7 +39,7 @@ const MEMBER_ROLE_UPDATE: u8 = 25;
 struct Connected {
     rest: FakeDiscord,
     gateway_fake: FakeGateway,
-    events: mpsc::Receiver<DiscordEvent>,
+    events: mpsc::Receiver<Incoming>,
     gateway: Gateway,
     identify: Value,
 }
@@ -63,7 +63,8 @@ async fn connect() -> Connected {
         .await;
     rest.audit_log(GUILD, MEMBER_ROLE_UPDATE, &[(BOT_ROLE_ENTRY, BOT_ID, CAROL), (ROLE_ENTRY, ALICE, BOB)]).await;
     let (tx, events) = mpsc::channel(16);
-    let config = GatewayConfig { connection: "discord".into(), token: TOKEN.into(), base_url: rest.url() };
+    let mut config = GatewayConfig::new("discord", TOKEN, rest.url());
+    config.register_commands = false;
     let gateway = start(config, tx).await.unwrap();
     let identify = within("IDENTIFY", gateway_fake.identify()).await;
     let members = vec![
@@ -81,8 +82,15 @@ async fn connect() -> Connected {
 }
 
 impl Connected {
+    /// The next governance input (the session and guild notices before it are skipped).
     async fn next(&mut self) -> DiscordEvent {
-        within("a gateway event", self.events.recv()).await.expect("the gateway stopped")
+        loop {
+            match within("a gateway event", self.events.recv()).await.expect("the gateway stopped") {
+                Incoming::Event(e) => return e,
+                Incoming::Connected { .. } | Incoming::Guild(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
     }
 
     fn dispatch(&self, t: &str, d: Value) {
@@ -92,7 +100,12 @@ impl Connected {
     /// Nothing else was delivered (events the handler dropped were pushed before the last
     /// one awaited, so their handler tasks have had their turn).
     async fn finish(mut self) {
-        assert!(self.events.try_recv().is_err(), "an unexpected event was delivered");
+        while let Ok(e) = self.events.try_recv() {
+            assert!(
+                matches!(e, Incoming::Connected { .. } | Incoming::Guild(_)),
+                "an unexpected event was delivered: {e:?}"
+            );
+        }
         within("shutdown", self.gateway.shutdown()).await.unwrap();
     }
 }
@@ -133,8 +146,14 @@ async fn the_client_asks_the_fake_for_the_gateway_and_identifies_with_the_token_
     c.finish().await;
 }
 
+/// The key without its per-delivery number.
+fn key_stem(e: &DiscordEvent) -> String {
+    let parts: Vec<&str> = e.dedup_key.split(':').collect();
+    parts[..parts.len() - 2].join(":")
+}
+
 #[tokio::test]
-async fn reactions_become_ballots_with_replay_stable_keys_and_the_bots_own_are_ignored() {
+async fn reactions_become_ballots_each_delivery_its_own_and_the_bots_own_are_ignored() {
     let mut c = connect().await;
     let thumbs = emoji("👍", None);
     // The bot seeding its vote reactions is not a ballot.
@@ -145,26 +164,29 @@ async fn reactions_become_ballots_with_replay_stable_keys_and_the_bots_own_are_i
     let alice = member(ALICE, "alice", Some("Alice A."), &[]);
     c.dispatch("MESSAGE_REACTION_ADD", reaction_add(GUILD, CHANNEL, MESSAGE, alice.clone(), thumbs.clone()));
     let vote = MessageRef::new("discord", CHANNEL, MESSAGE);
-    let add = event(
-        &format!("reaction:{MESSAGE}:{ALICE}:👍:add"),
-        Inbound::Reaction { message: vote.clone(), voter: account(ALICE), emoji: "👍".into(), added: true },
-        Some((ALICE, "Alice A.")),
+    let first = c.next().await;
+    assert_eq!(key_stem(&first), format!("reaction:{MESSAGE}:{ALICE}:👍:add"));
+    assert_eq!(
+        (first.input.clone(), first.from.clone()),
+        (
+            Inbound::Reaction { message: vote.clone(), voter: account(ALICE), emoji: "👍".into(), added: true },
+            Some((account(ALICE), "Alice A.".to_string()))
+        )
     );
-    assert_eq!(c.next().await, add);
 
-    // Replayed after a RESUME: the same key, so the inbox drops it.
+    // Added again (after a removal): a new delivery, so it counts again.
     c.dispatch("MESSAGE_REACTION_ADD", reaction_add(GUILD, CHANNEL, MESSAGE, alice.clone(), thumbs.clone()));
-    assert_eq!(c.next().await, add);
+    let again = c.next().await;
+    assert_eq!(again.input, first.input);
+    assert_ne!(again.dedup_key, first.dedup_key);
 
     // A skin tone counts as the plain emoji.
     c.dispatch("MESSAGE_REACTION_REMOVE", reaction_remove(GUILD, CHANNEL, MESSAGE, ALICE, emoji("👍🏽", None)));
+    let removed = c.next().await;
+    assert_eq!(key_stem(&removed), format!("reaction:{MESSAGE}:{ALICE}:👍:remove"));
     assert_eq!(
-        c.next().await,
-        event(
-            &format!("reaction:{MESSAGE}:{ALICE}:👍:remove"),
-            Inbound::Reaction { message: vote.clone(), voter: account(ALICE), emoji: "👍".into(), added: false },
-            None,
-        )
+        removed.input,
+        Inbound::Reaction { message: vote.clone(), voter: account(ALICE), emoji: "👍".into(), added: false }
     );
 
     // A custom emoji is `name:id`.
@@ -173,17 +195,8 @@ async fn reactions_become_ballots_with_replay_stable_keys_and_the_bots_own_are_i
         reaction_add(GUILD, CHANNEL, MESSAGE, alice, emoji("aye", Some("500000000000000001"))),
     );
     assert_eq!(
-        c.next().await,
-        event(
-            &format!("reaction:{MESSAGE}:{ALICE}:aye:500000000000000001:add"),
-            Inbound::Reaction {
-                message: vote,
-                voter: account(ALICE),
-                emoji: "aye:500000000000000001".into(),
-                added: true
-            },
-            Some((ALICE, "Alice A.")),
-        )
+        c.next().await.input,
+        Inbound::Reaction { message: vote, voter: account(ALICE), emoji: "aye:500000000000000001".into(), added: true }
     );
     c.dispatch("MESSAGE_REACTION_REMOVE", reaction_remove(GUILD, CHANNEL, MESSAGE, BOT_ID, emoji("👍", None)));
     c.finish().await;
