@@ -19,11 +19,34 @@ pub struct Config {
     pub database_url: String,
     /// Base64 of 32 bytes; encrypts stored secrets (tokens, API keys, webhook secrets).
     pub secret_key: Option<String>,
+    /// The Discord bot, if Polity runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discord: Option<DiscordConfig>,
+}
+
+/// `[discord]`: the bot's token (or `POLITY_DISCORD_TOKEN`), and where Discord is.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    pub token: String,
+    /// Discord's API (the default); a proxy or a test server otherwise.
+    #[serde(default = "discord_url")]
+    pub base_url: String,
+}
+
+fn discord_url() -> String {
+    polity_discord::DISCORD_URL.to_string()
+}
+
+impl fmt::Debug for DiscordConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscordConfig").field("token", &"[redacted]").field("base_url", &self.base_url).finish()
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { database_url: DEFAULT_DATABASE_URL.into(), secret_key: None }
+        Self { database_url: DEFAULT_DATABASE_URL.into(), secret_key: None, discord: None }
     }
 }
 
@@ -32,6 +55,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
             .field("secret_key", &self.secret_key.as_ref().map(|_| "[redacted]"))
+            .field("discord", &self.discord)
             .finish()
     }
 }
@@ -68,7 +92,8 @@ impl Config {
         }
         figment = figment
             .merge(Env::prefixed("POLITY_").only(&["database_url", "secret_key"]))
-            .merge(Env::raw().only(&["database_url"]));
+            .merge(Env::raw().only(&["database_url"]))
+            .merge(Env::prefixed("POLITY_").only(&["discord_token"]).map(|_| "discord.token".into()));
         figment.extract().context("reading the configuration (polity.toml and POLITY_* variables)")
     }
 }
@@ -81,9 +106,14 @@ mod tests {
     fn passwords_never_show() {
         assert_eq!(redact_url("postgres://u:hunter2@127.0.0.1/db"), "postgres://u:[redacted]@127.0.0.1/db");
         assert_eq!(redact_url("sqlite://polity.db?mode=rwc"), "sqlite://polity.db?mode=rwc");
-        let c = Config { database_url: "postgres://u:hunter2@h/db".into(), secret_key: Some("k3y".into()) };
+        let discord = DiscordConfig { token: "MTk4.tok3n".into(), base_url: discord_url() };
+        let c = Config {
+            database_url: "postgres://u:hunter2@h/db".into(),
+            secret_key: Some("k3y".into()),
+            discord: Some(discord),
+        };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("k3y"), "{shown}");
+        assert!(!shown.contains("hunter2") && !shown.contains("k3y") && !shown.contains("tok3n"), "{shown}");
     }
 
     #[test]
@@ -96,6 +126,12 @@ mod tests {
         assert!(err.contains("databse"), "{err}");
         std::fs::write(&f, "database_url = \"sqlite::memory:\"\n").unwrap();
         assert_eq!(Config::load(Some(&f)).unwrap().database_url, "sqlite::memory:");
+        std::fs::write(&f, "[discord]\ntoken = \"t\"\nguild = 1\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&f)).unwrap_err());
+        assert!(err.contains("guild"), "{err}");
+        std::fs::write(&f, "[discord]\ntoken = \"t\"\n").unwrap();
+        let discord = Config::load(Some(&f)).unwrap().discord.unwrap();
+        assert_eq!((discord.token.as_str(), discord.base_url.as_str()), ("t", "https://discord.com"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,15 +5,19 @@
 //!   governance record.
 //! - [`runtime`]: the one path every input takes, and the dispatcher that performs effects.
 //! - [`ports`]: the runtime as the commands' ports (the commands live in `polity-commands`).
+//! - [`serve`]: the loop behind `polity run`.
+//! - [`discord`]: Polity's Discord bot in that loop; [`run`]: `polity run`.
 //! - [`console`]: `polity console`.
 //! - [`export`]: `polity export`, the governance record as JSON or CSV.
 //! - [`policy_cli`]: `polity policy check`.
 
 pub mod config;
 pub mod console;
+pub mod discord;
 pub mod export;
 pub mod policy_cli;
 pub mod ports;
+pub mod run;
 pub mod runtime;
 pub mod serve;
 pub mod store;

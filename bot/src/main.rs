@@ -3,8 +3,11 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use polity::config::{Config, redact_url};
+use polity::run::Pacing;
+use polity::serve::{SystemClock, shutdown_signal};
 use polity::store::Store;
 use polity::{console, export, policy_cli};
+use polity_discord::GatewayConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -103,13 +106,18 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
         Command::Run => {
             init_tracing("info");
             let config = Config::load(cli.config.as_deref())?;
-            let _store = open_store(&config).await?;
-            eprintln!(
-                "No platform is configured, so there is nothing to run.\n\
-                 Try Polity locally with `polity console`; platform connections (Discord, Slack, ...) \
-                 are configured in polity.toml as they become available."
-            );
-            Ok(ExitCode::FAILURE)
+            let store = open_store(&config).await?;
+            let Some(d) = &config.discord else {
+                eprintln!(
+                    "No platform is configured, so there is nothing to run.\n\
+                     Put the Discord bot's token in polity.toml (`[discord]` with `token = \"...\"`) or in \
+                     POLITY_DISCORD_TOKEN, or try Polity locally with `polity console`."
+                );
+                return Ok(ExitCode::FAILURE);
+            };
+            let gateway = GatewayConfig::new(polity::discord::CONNECTION, d.token.clone(), d.base_url.clone());
+            polity::run::run(store, gateway, Pacing::default(), &SystemClock, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -187,7 +187,11 @@ impl Ports for CommunityPorts<'_> {
     }
 
     fn actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
-        self.rt.actions()
+        self.rt.actions(self.community)
+    }
+
+    fn bot_invite(&self, platform: &str) -> Option<String> {
+        self.rt.invite(platform).map(str::to_string)
     }
 
     fn connections(&self) -> BoxFuture<'_, Result<Vec<ConnectionInfo>, PortError>> {
@@ -249,7 +253,7 @@ impl Ports for CommunityPorts<'_> {
             if c.config.get("enabled").and_then(serde_json::Value::as_bool) == Some(false) {
                 return Ok(format!("{name} waits for its proposal to pass before Polity uses it."));
             }
-            Ok(if self.rt.has_platform(name) {
+            Ok(if self.rt.has_platform(self.community, name) {
                 format!("{name} ({}) is connected and answering.", c.platform)
             } else {
                 format!(

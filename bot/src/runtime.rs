@@ -53,6 +53,10 @@ pub struct Runtime {
     community_platforms: HashMap<(CommunityId, String), Arc<dyn Platform>>,
     edits: EditPacing,
     reconciles: Reconciles,
+    /// Links that add Polity's own bots to a server, by platform.
+    invites: HashMap<String, String>,
+    /// Platforms whose connections come up per community after start.
+    awaited: std::collections::HashSet<String>,
     /// Performs what no connection of its own platform does (the console stands in for
     /// every platform when trying Polity locally).
     fallback: Option<Arc<dyn Platform>>,
@@ -75,6 +79,8 @@ impl Runtime {
             community_platforms: HashMap::new(),
             edits: EditPacing::default(),
             reconciles: Reconciles::default(),
+            invites: HashMap::new(),
+            awaited: std::collections::HashSet::new(),
             fallback: None,
             link_failures: HashMap::new(),
         };
@@ -106,9 +112,20 @@ impl Runtime {
         self.link_failures.entry((community, account.clone())).or_default().push(now);
     }
 
-    /// Whether a connection of that name is running.
-    pub fn has_platform(&self, name: &str) -> bool {
-        self.platforms.contains_key(name)
+    /// Whether a connection of that name is running for `community`.
+    pub fn has_platform(&self, community: CommunityId, name: &str) -> bool {
+        self.platforms.contains_key(name) || self.community_platforms.contains_key(&(community, name.to_string()))
+    }
+
+    /// Remembers the link that adds Polity's own bot on `platform` to a server (Discord's
+    /// invite link), for `/integration add`.
+    pub fn set_invite(&mut self, platform: &str, link: String) {
+        self.invites.insert(platform.to_string(), link);
+    }
+
+    /// The link that adds Polity's running bot on `platform` to a server, if it runs one.
+    pub fn invite(&self, platform: &str) -> Option<&str> {
+        self.invites.get(platform).map(String::as_str)
     }
 
     pub fn add_platform(&mut self, platform: Arc<dyn Platform>) {
@@ -151,11 +168,17 @@ impl Runtime {
         Ok(())
     }
 
-    /// What every connected platform and Polity itself offer policies.
-    pub fn actions(&self) -> Vec<ActionInfo> {
+    /// What Polity itself and every platform connected for `community` offer policies.
+    pub fn actions(&self, community: CommunityId) -> Vec<ActionInfo> {
         let mut all = polity_actions();
-        for p in self.platforms.values() {
-            all.extend(p.actions());
+        let mut names: Vec<&String> = self.platforms.keys().collect();
+        names.extend(self.community_platforms.keys().filter(|(c, _)| *c == community).map(|(_, n)| n));
+        names.sort();
+        names.dedup();
+        for name in names {
+            if let Some(p) = self.platform_named(community, name) {
+                all.extend(p.actions());
+            }
         }
         all
     }
@@ -501,6 +524,17 @@ impl Runtime {
                     None => Vec::new(),
                 };
                 let targets = self.targets(row.community, &row.effect, &messages);
+                if targets.is_empty() && self.awaited(&row.effect, &messages) {
+                    // Its connection is on its way (a guild not yet announced at start):
+                    // a temporary failure, tried again with backoff.
+                    self.store.start_effect(row.id, now).await?;
+                    let e = PlatformError::Transient(format!(
+                        "the {} connection of this community is not up yet",
+                        effect_platform(&row.effect)
+                    ));
+                    self.after_failure(row.id, row.attempts + 1, e, now).await?;
+                    continue;
+                }
                 if targets.is_empty() {
                     if matches!(row.effect, Effect::EditVote { .. }) {
                         // No vote message was posted (yet): there is nothing to edit.
@@ -564,6 +598,22 @@ impl Runtime {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Whether an effect's platform has connections that come up per community after start
+    /// (see [`Self::await_platform`]).
+    fn awaited(&self, effect: &Effect, messages: &[MessageRef]) -> bool {
+        match effect {
+            Effect::EditVote { .. } => messages.iter().any(|m| self.awaited.contains(m.platform.as_str())),
+            other => self.awaited.contains(effect_platform(other)),
+        }
+    }
+
+    /// Says that `platform`'s connections come up per community after start (a Discord
+    /// guild's, when the gateway announces the guild): until then its effects wait, with
+    /// backoff, instead of failing.
+    pub fn await_platform(&mut self, platform: &str) {
+        self.awaited.insert(platform.to_string());
     }
 
     /// The connections that perform an effect: for a tally edit, those of its vote messages.

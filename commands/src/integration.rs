@@ -57,6 +57,18 @@ pub async fn add(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
         }
         config.insert(k.to_string(), Value::String(v.to_string()));
     }
+    // Polity's own bot for this platform runs here: the server joins by the bot's invite,
+    // and no secret of its own is needed.
+    if let Some(invite) = ports.bot_invite(&platform) {
+        if platform == "discord" && !config.contains_key("guild") {
+            return Ok(Reply::private(format!(
+                "Say which server joins this community: `/integration add discord {name} guild=SERVER_ID` (in Discord, Developer Mode → right-click the server → Copy Server ID)."
+            )));
+        }
+        let mut reply = connect(ports, inv, &platform, name, config, None).await?;
+        reply.text.push_str(&format!("\nAdd Polity's bot to the server with {invite}"));
+        return Ok(reply);
+    }
     match secret {
         Some(label) => {
             let mut reply = Reply::private(format!(

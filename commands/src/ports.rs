@@ -153,4 +153,10 @@ pub trait Ports: Send {
     ) -> BoxFuture<'_, Result<Submitted, SubmitError>>;
     /// Whether Polity can reach the connection, in words.
     fn test_connection<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, PortError>>;
+    /// The link that adds Polity's own running bot on `platform` to a server (Discord's
+    /// invite link), when it runs one: such a connection needs no secret of its own.
+    fn bot_invite(&self, platform: &str) -> Option<String> {
+        let _ = platform;
+        None
+    }
 }

@@ -72,3 +72,5 @@ pub use platform::{
     DiscordPlatform, KICK, MESSAGE, PIN_MESSAGE, POST_MESSAGE, RENAME_CHANNEL, ROLE_GRANT, VOTE_BUTTON,
 };
 pub use rest::DISCORD_URL;
+/// serenity's cache, which the gateway keeps: what a guild's connection checks channels against.
+pub use serenity::cache::Cache;

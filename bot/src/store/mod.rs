@@ -878,6 +878,31 @@ impl Store {
             .collect()
     }
 
+    /// Every community's connections to `platform`, oldest first.
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn connections_to(&self, platform: &str) -> Result<Vec<(CommunityId, Connection)>, StoreError> {
+        let rows = platform_connections::Entity::find()
+            .filter(platform_connections::Column::Platform.eq(platform))
+            .order_by_asc(platform_connections::Column::Id)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok((
+                    CommunityId(r.community_id),
+                    Connection {
+                        config: from_json(&r.config, &format!("config of connection {}", r.name))?,
+                        has_secret: r.secret_ciphertext.is_some(),
+                        name: r.name,
+                        platform: r.platform,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// The decrypted secret of a connection; `None` when there is no such connection or it
     /// has no secret.
     ///
