@@ -2074,3 +2074,32 @@ async fn policy_dry_run_says_only_what_the_policy_itself_would_do() {
         )
     );
 }
+
+#[tokio::test]
+async fn with_polity_s_own_discord_bot_running_a_server_joins_by_invite_with_no_token() {
+    const INVITE: &str =
+        "https://discord.com/oauth2/authorize?client_id=9&scope=bot+applications.commands&permissions=1";
+    let mut env = Env::new().await;
+    env.rt.set_invite("discord", INVITE.into());
+    // Which server must be said.
+    env.mistake(
+        "admin",
+        "/integration add discord main",
+        "Say which server joins this community: `/integration add discord main guild=SERVER_ID` (in Discord, Developer Mode → right-click the server → Copy Server ID).",
+    )
+    .await;
+    // No token is asked for (none is needed, and no secret key either); the invite is given.
+    let reply = env.reply("admin", "/integration add discord main guild=700000000000000001").await;
+    assert_eq!(reply.secret_prompt, None);
+    assert_eq!(
+        reply.text,
+        format!(
+            "main (discord) is connected. `/integration test main` checks it.\nAdd Polity's bot to the server with {INVITE}"
+        )
+    );
+    assert_eq!(env.refused("alice", "/integration list").await, "main — discord, enabled, no secret");
+    let stored = env.rt.store().connections(env.c).await.unwrap();
+    assert_eq!(stored[0].config["guild"], "700000000000000001");
+    // Other platforms still need their secret.
+    ask_secret(&mut env, "admin", "/integration add slack team").await;
+}
