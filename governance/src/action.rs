@@ -45,6 +45,10 @@ impl ActionType {
 /// The action type of a plain proposal, a decision with no platform action behind it.
 pub const PROPOSE: &str = "polity.propose";
 
+/// The trigger event of a reaction added on a platform: `{platform}.reaction_added`, with
+/// `message`, `channel` and `emoji`, its initiator the member who reacted.
+pub const REACTION_ADDED: &str = "reaction_added";
+
 impl TryFrom<String> for ActionType {
     type Error = String;
     fn try_from(value: String) -> Result<Self, String> {

@@ -2,7 +2,7 @@
 //! and the [`Audit`] trail out. It never performs anything itself, never reads a clock and
 //! never waits; the runtime records its output in one transaction and performs the effects.
 
-use crate::action::{Action, ActionStatus, ActionType, PROPOSE};
+use crate::action::{Action, ActionStatus, ActionType, PROPOSE, REACTION_ADDED};
 use crate::community::{Community, Permission};
 use crate::error::GovError;
 use crate::ids::{AccountRef, MemberId, MessageRef, Place, PolicyId, ProposalId};
@@ -225,6 +225,9 @@ impl Engine {
             Inbound::Action { action } => self.on_action(action, ctx, &mut step)?,
             Inbound::Reaction { message, voter, emoji, added } => {
                 self.on_reaction(&message, &voter, &emoji, added, ctx, &mut step);
+                if added {
+                    self.reaction_triggers(&message, &voter, &emoji, ctx, &mut step);
+                }
             }
             Inbound::Reactions { message, reactions } => self.on_reactions(&message, &reactions, ctx, &mut step),
             Inbound::Vote { proposal, voter, choice } => self.on_vote(proposal, &voter, &choice, ctx, &mut step)?,
@@ -834,6 +837,27 @@ impl Engine {
         let change = v.spec.apply_reaction(current, emoji, added);
         let source = BallotSource::Reaction { message: message.clone() };
         self.apply_change(id, (m, voter), change, source, ctx, step);
+    }
+
+    /// A reaction added is also a trigger event (`{platform}.reaction_added`) that trigger
+    /// policies may open proposals on (three 📌 pin a message, say).
+    fn reaction_triggers(&mut self, message: &MessageRef, voter: &AccountRef, emoji: &str, ctx: &Ctx, step: &mut Step) {
+        let Ok(kind) = ActionType::new(&format!("{}.{REACTION_ADDED}", message.platform)) else {
+            return;
+        };
+        if select::candidates(&self.active, PolicyKind::Trigger, &kind).is_empty() {
+            return;
+        }
+        let emoji = crate::vote::emoji::normalize(emoji);
+        let id = format!("{}:{}:{emoji}", message.message, voter.account);
+        let action = Action::new(kind, voter.clone(), id)
+            .event()
+            .at(Place::new(message.platform.as_str(), message.channel.as_str()))
+            .with("message", message.message.as_str())
+            .with("channel", message.channel.as_str())
+            .with("emoji", emoji);
+        // An event is never refused: only trigger policies act on it.
+        let _triggers = self.on_action(action, ctx, step);
     }
 
     /// Brings the ballots cast by reactions on `message` in line with the reactions it holds

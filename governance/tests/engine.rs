@@ -570,3 +570,44 @@ fn a_secret_ballot_is_counted_but_its_choice_stays_out_of_the_audit_log() {
     assert_eq!(s.audit[0].to_string(), "console:bob voted secretly on #1");
     assert_eq!(w.engine.proposal(id).unwrap().tally().unwrap().counts[1], 1);
 }
+
+#[test]
+fn a_reaction_is_a_trigger_event_policies_can_filter_on() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.install(
+        r#"
+name = "Pins need a vote"
+kind = "trigger"
+actions = ["console.reaction_added"]
+filter = "action.emoji == \"📌\""
+[vote]
+quorum = 1
+[pass]
+do = [{ action = "console.pin", message = "{{action.message}}" }]
+"#,
+    );
+    let message = MessageRef::new(PLATFORM, "#general", "42");
+    let react = |emoji: &str| Inbound::Reaction {
+        message: message.clone(),
+        voter: account("alice"),
+        emoji: emoji.into(),
+        added: true,
+    };
+    // Another emoji, or a reaction taken away, opens nothing.
+    assert!(w.push(react("🎉")).unwrap().effects.is_empty());
+    let removed =
+        Inbound::Reaction { message: message.clone(), voter: account("alice"), emoji: "📌".into(), added: false };
+    assert!(w.push(removed).unwrap().effects.is_empty());
+    let s = w.push(react("📌")).unwrap();
+    let p = w.engine.proposal(ProposalId(1)).unwrap();
+    assert_eq!(p.policy_name, "Pins need a vote");
+    assert_eq!(p.action.data["message"], "42");
+    assert_eq!(p.action.initiator, account("alice"));
+    assert!(s.effects.iter().any(|e| matches!(e, Effect::PostVote { place, .. } if place == &general())));
+    w.react("alice", ProposalId(1), "👍");
+    let s = w.react("bob", ProposalId(1), "👍");
+    assert_eq!(w.state(ProposalId(1)), ProposalState::Passed);
+    assert!(s.effects.iter().any(
+        |e| matches!(e, Effect::Call { name, params, .. } if name.as_str() == "console.pin" && params["message"] == "42")
+    ));
+}

@@ -8,12 +8,15 @@
 //! acknowledgement; any other is answered directly if the bot answers within
 //! [`crate::GatewayConfig::answer_within`], and acknowledged then edited if not.
 
+use crate::gateway::{COMMAND_USED, DiscordEvent};
 use crate::incoming::{CommandCall, Incoming, SecretTyped};
 use crate::platform::VOTE_BUTTON;
 use poise::{CommandParameter, CommandParameterChoice};
 use polity_commands::catalogue::{Arg, ArgKind, CATALOGUE, Spec};
 use polity_commands::{Invocation, Parsed, Reply, SecretPrompt};
+use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, Place};
+use polity_governance::io::Inbound;
 use serenity::all::{
     CommandInteraction, CommandOptionType, ComponentInteraction, CreateActionRow, CreateAttachment,
     CreateCommandOption, CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
@@ -317,9 +320,26 @@ impl Bridge {
         let (answer, answered) = oneshot::channel();
         let call =
             CommandCall { guild: guild.clone(), invocation: invocation.clone(), name: name.clone(), parsed, answer };
+        let command = call.parsed.spec.name();
         if self.incoming.send(Incoming::Command(call)).await.is_err() {
             let _ = asked.respond(http, message(SHUTTING_DOWN)).await;
             return;
+        }
+        // Using a command is also a trigger event policies can act on.
+        if let Ok(kind) = ActionType::new(COMMAND_USED) {
+            let action = Action::new(kind, invocation.invoker.clone(), invocation.id.clone())
+                .event()
+                .at(invocation.place.clone())
+                .with("command", command)
+                .with("channel", invocation.place.channel.clone());
+            let event = DiscordEvent {
+                source: format!("discord:{}", self.connection),
+                dedup_key: format!("command_used:{}", invocation.id),
+                guild: Some(guild.clone()),
+                input: Inbound::Action { action },
+                from: Some((invocation.invoker.clone(), name.clone())),
+            };
+            let _ = self.incoming.send(Incoming::Event(event)).await;
         }
         self.deliver(http, asked, answered, slow, Some((invocation, guild, name))).await;
     }

@@ -30,6 +30,10 @@ use tokio::task::JoinHandle;
 
 /// A member joined the guild (a trigger event).
 pub const MEMBER_JOIN: &str = "discord.member_join";
+/// A role was taken from a member (a trigger event).
+pub const ROLE_REVOKED: &str = "discord.role_revoked";
+/// A member used one of Polity's commands (a trigger event).
+pub const COMMAND_USED: &str = "discord.command_used";
 
 /// The gateway intents Polity asks for, and no more:
 /// - `GUILDS`: `GUILD_CREATE` (the channels and their names, so a rename's old name is known)
@@ -393,7 +397,8 @@ impl EventHandler for Handler {
             return;
         };
         let added: Vec<_> = event.roles.iter().filter(|r| !old.roles.contains(r)).copied().collect();
-        if added.is_empty() || event.user.id == bot_id(&ctx) {
+        let removed: Vec<_> = old.roles.iter().filter(|r| !event.roles.contains(r)).copied().collect();
+        if (added.is_empty() && removed.is_empty()) || event.user.id == bot_id(&ctx) {
             return;
         }
         let guild = event.guild_id;
@@ -402,19 +407,29 @@ impl EventHandler for Handler {
             tracing::warn!(user = %event.user.id, "a role change with no audit log entry is not governed");
             return;
         };
+        // The bot's own grants and revokes (carrying out or undoing a decision) are not
+        // governed again.
         if user == bot_id(&ctx) {
             return;
         }
-        let Ok(kind) = ActionType::new(ROLE_GRANT) else { return };
         let initiator = self.account(user);
         let name = Self::actor_name(&ctx, guild, user).await;
-        for role in added {
-            let action = Action::new(kind.clone(), initiator.clone(), format!("{entry}:{role}"))
+        let from = Some((initiator.clone(), name));
+        for (role, granted) in added.into_iter().map(|r| (r, true)).chain(removed.into_iter().map(|r| (r, false))) {
+            let (kind, key) = if granted {
+                (ROLE_GRANT, format!("role_grant:{guild}:{}:{role}:{entry}", event.user.id))
+            } else {
+                (ROLE_REVOKED, format!("role_revoked:{guild}:{}:{role}:{entry}", event.user.id))
+            };
+            let Ok(kind) = ActionType::new(kind) else { continue };
+            let mut action = Action::new(kind, initiator.clone(), format!("{entry}:{role}"))
                 .with("guild", guild.to_string())
                 .with("user", event.user.id.to_string())
                 .with("role", role.to_string());
-            let key = format!("role_grant:{guild}:{}:{role}:{entry}", event.user.id);
-            self.send(key, Some(guild), Inbound::Action { action }, Some((initiator.clone(), name.clone()))).await;
+            if !granted {
+                action = action.event();
+            }
+            self.send(key, Some(guild), Inbound::Action { action }, from.clone()).await;
         }
     }
 

@@ -65,11 +65,14 @@ mod platform;
 mod rest;
 
 pub use commands::{Bridge, application_commands};
-pub use gateway::{DiscordEvent, Gateway, GatewayConfig, MEMBER_JOIN, emoji_key, intents, start};
+pub use gateway::{
+    COMMAND_USED, DiscordEvent, Gateway, GatewayConfig, MEMBER_JOIN, ROLE_REVOKED, emoji_key, intents, start,
+};
 pub use incoming::{CommandCall, GuildInfo, Incoming, SecretTyped};
 pub use invite::{PERMISSIONS, invite_url, permission_bits};
 pub use platform::{
-    DiscordPlatform, KICK, MESSAGE, PIN_MESSAGE, POST_MESSAGE, RENAME_CHANNEL, ROLE_GRANT, VOTE_BUTTON,
+    DELETE_MESSAGE, DiscordPlatform, EDIT_MESSAGE, GRANT_ROLE, KICK, MESSAGE, PIN_MESSAGE, POST_MESSAGE,
+    RENAME_CHANNEL, REVOKE_ROLE, ROLE_GRANT, SEND_DM, VOTE_BUTTON,
 };
 pub use rest::DISCORD_URL;
 /// serenity's cache, which the gateway keeps: what a guild's connection checks channels against.

@@ -29,6 +29,16 @@ pub const POST_MESSAGE: &str = "discord.post_message";
 pub const PIN_MESSAGE: &str = "discord.pin_message";
 /// Kick a member from the connection's guild (callable).
 pub const KICK: &str = "discord.kick";
+/// Send a member a direct message (callable).
+pub const SEND_DM: &str = "discord.send_dm";
+/// Edit a message the bot posted (callable).
+pub const EDIT_MESSAGE: &str = "discord.edit_message";
+/// Delete a message (callable).
+pub const DELETE_MESSAGE: &str = "discord.delete_message";
+/// Give a member a role (callable).
+pub const GRANT_ROLE: &str = "discord.grant_role";
+/// Take a role from a member (callable).
+pub const REVOKE_ROLE: &str = "discord.revoke_role";
 
 /// Discord's limit on a message's content, in characters.
 const MAX_CONTENT: usize = 2000;
@@ -276,19 +286,7 @@ impl DiscordPlatform {
             }
             Effect::Notify { account, text } => {
                 self.own(account.platform.as_str(), "the account")?;
-                let user = snowflake::<UserId>("user", &account.account)?;
-                let dm = self
-                    .send(
-                        LightMethod::Post,
-                        Route::UserMeDmChannels,
-                        Some(&json!({ "recipient_id": user.to_string() })),
-                    )
-                    .await?;
-                let channel = dm
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| PlatformError::Transient("Discord's answer to a new DM channel has no id".into()))?;
-                self.post(channel_id(channel)?, text, key, false).await?;
+                self.dm(&account.account, text, key).await?;
                 Ok(Performed::default())
             }
             Effect::RemoveReaction { message, account, emoji } => {
@@ -378,6 +376,20 @@ impl DiscordPlatform {
         Ok(read)
     }
 
+    /// Opens (or finds) the DM channel with `user` and posts `text` in it.
+    async fn dm(&self, user: &str, text: &str, key: i64) -> Result<(), PlatformError> {
+        let user = snowflake::<UserId>("user", user)?;
+        let dm = self
+            .send(LightMethod::Post, Route::UserMeDmChannels, Some(&json!({ "recipient_id": user.to_string() })))
+            .await?;
+        let channel = dm
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PlatformError::Transient("Discord's answer to a new DM channel has no id".into()))?;
+        self.post(channel_id(channel)?, text, key, false).await?;
+        Ok(())
+    }
+
     async fn revert(&self, action: &Action) -> Result<Performed, PlatformError> {
         match action.kind.as_str() {
             MESSAGE => {
@@ -436,6 +448,40 @@ impl DiscordPlatform {
                 self.send(LightMethod::Put, route, None).await?;
                 Ok(Performed::default())
             }
+            SEND_DM => {
+                self.dm(&required(params, "user")?, &required(params, "text")?, key).await?;
+                Ok(Performed::default())
+            }
+            EDIT_MESSAGE => {
+                let route = Route::ChannelMessage {
+                    channel_id: self.check_channel(channel_id(&required(params, "channel")?)?)?,
+                    message_id: snowflake::<MessageId>("message", &required(params, "message")?)?,
+                };
+                let body = json!({ "content": truncate(&required(params, "text")?) });
+                self.send(LightMethod::Patch, route, Some(&body)).await?;
+                Ok(Performed::default())
+            }
+            DELETE_MESSAGE => {
+                let channel = self.check_channel(channel_id(&required(params, "channel")?)?)?;
+                self.delete_message(channel, snowflake::<MessageId>("message", &required(params, "message")?)?).await?;
+                Ok(Performed::default())
+            }
+            RENAME_CHANNEL => {
+                self.rename(
+                    self.check_channel(channel_id(&required(params, "channel")?)?)?,
+                    &required(params, "name")?,
+                )
+                .await?;
+                Ok(Performed::default())
+            }
+            GRANT_ROLE => {
+                self.role(LightMethod::Put, params).await?;
+                Ok(Performed::default())
+            }
+            REVOKE_ROLE => {
+                self.role(LightMethod::Delete, params).await?;
+                Ok(Performed::default())
+            }
             KICK => {
                 let route = Route::GuildMember {
                     guild_id: self.guild_for(params.get("guild"))?,
@@ -483,7 +529,7 @@ impl Platform for DiscordPlatform {
             ActionInfo::new(
                 RENAME_CHANNEL,
                 ActionKind::Governable,
-                "a channel renamed: the old name restored while voted on, the new one applied on pass",
+                "a channel renamed: the old name restored while voted on, the new one applied on pass; policies can also call it (channel, name)",
                 &[("channel", "the channel id"), ("old_name", "the name before"), ("name", "the new name")],
             ),
             ActionInfo::new(
@@ -491,6 +537,34 @@ impl Platform for DiscordPlatform {
                 ActionKind::Governable,
                 "a role granted to a member: revoked while voted on, granted again on pass",
                 &[("user", "the member's user id"), ("role", "the role id"), ("guild", "the guild id (optional)")],
+            ),
+            ActionInfo::new(
+                "discord.reaction_added",
+                ActionKind::Trigger,
+                "a reaction added to a message",
+                &[
+                    ("channel", "the channel id"),
+                    ("message", "the message id"),
+                    ("emoji", "the emoji (custom: name:id)"),
+                ],
+            ),
+            ActionInfo::new(
+                crate::gateway::MEMBER_JOIN,
+                ActionKind::Trigger,
+                "a member joined the server",
+                &[("guild", "the guild id"), ("user", "the user id"), ("name", "their display name")],
+            ),
+            ActionInfo::new(
+                crate::gateway::ROLE_REVOKED,
+                ActionKind::Trigger,
+                "a role taken from a member (not by Polity)",
+                &[("guild", "the guild id"), ("user", "the member's user id"), ("role", "the role id")],
+            ),
+            ActionInfo::new(
+                crate::gateway::COMMAND_USED,
+                ActionKind::Trigger,
+                "a member used one of Polity's commands (a vote button counts as /vote)",
+                &[("command", "the command's words, e.g. role grant"), ("channel", "the channel id")],
             ),
             ActionInfo::new(
                 POST_MESSAGE,
@@ -503,6 +577,36 @@ impl Platform for DiscordPlatform {
                 ActionKind::Action,
                 "pin a message",
                 &[("channel", "the channel id"), ("message", "the message id")],
+            ),
+            ActionInfo::new(
+                SEND_DM,
+                ActionKind::Action,
+                "send a member a direct message",
+                &[("user", "the member's user id"), ("text", "the message")],
+            ),
+            ActionInfo::new(
+                EDIT_MESSAGE,
+                ActionKind::Action,
+                "edit a message the bot posted",
+                &[("channel", "the channel id"), ("message", "the message id"), ("text", "the new text")],
+            ),
+            ActionInfo::new(
+                DELETE_MESSAGE,
+                ActionKind::Action,
+                "delete a message",
+                &[("channel", "the channel id"), ("message", "the message id")],
+            ),
+            ActionInfo::new(
+                GRANT_ROLE,
+                ActionKind::Action,
+                "give a member a role",
+                &[("user", "the member's user id"), ("role", "the role id")],
+            ),
+            ActionInfo::new(
+                REVOKE_ROLE,
+                ActionKind::Action,
+                "take a role from a member",
+                &[("user", "the member's user id"), ("role", "the role id")],
             ),
             ActionInfo::new(
                 KICK,

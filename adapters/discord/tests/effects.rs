@@ -299,6 +299,56 @@ async fn calls_post_pin_and_kick() {
 }
 
 #[tokio::test]
+async fn calls_dm_edit_delete_rename_and_roles() {
+    let fake = FakeDiscord::start().await;
+    fake.create_dm("100000000000000009", USER).await;
+    fake.create_message("100000000000000009", "200000000000000009").await;
+    fake.edit_message(CHANNEL, MESSAGE).await;
+    fake.delete_message(CHANNEL, MESSAGE).await;
+    fake.modify_channel(CHANNEL).await;
+    fake.member_role(GUILD, USER, ROLE).await;
+    let d = discord(&fake);
+    let calls = [
+        call("discord.send_dm", json!({ "user": USER, "text": "Your proposal passed." })),
+        call("discord.edit_message", json!({ "channel": CHANNEL, "message": MESSAGE, "text": "edited" })),
+        call("discord.delete_message", json!({ "channel": CHANNEL, "message": MESSAGE })),
+        call("discord.rename_channel", json!({ "channel": CHANNEL, "name": "decisions" })),
+        call("discord.grant_role", json!({ "user": USER, "role": ROLE })),
+        call("discord.revoke_role", json!({ "user": USER, "role": ROLE })),
+    ];
+    for c in &calls {
+        perform(&d, c, &[]).await.unwrap();
+    }
+    let got = fake.received().await;
+    let seen: Vec<(&str, &str, Value)> =
+        got.iter().map(|r| (r.method.as_str(), r.path.as_str(), r.body.clone())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("POST", "/api/v10/users/@me/channels", json!({ "recipient_id": USER })),
+            ("POST", "/api/v10/channels/100000000000000009/messages", message_body("Your proposal passed.", "42")),
+            (
+                "PATCH",
+                "/api/v10/channels/100000000000000001/messages/200000000000000001",
+                json!({ "content": "edited" })
+            ),
+            ("DELETE", "/api/v10/channels/100000000000000001/messages/200000000000000001", Value::Null),
+            ("PATCH", "/api/v10/channels/100000000000000001", json!({ "name": "decisions" })),
+            (
+                "PUT",
+                "/api/v10/guilds/700000000000000001/members/300000000000000001/roles/400000000000000001",
+                Value::Null
+            ),
+            (
+                "DELETE",
+                "/api/v10/guilds/700000000000000001/members/300000000000000001/roles/400000000000000001",
+                Value::Null
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn what_discord_cannot_do_is_refused_without_a_request() {
     let fake = FakeDiscord::start().await;
     let d = discord(&fake);
@@ -429,11 +479,20 @@ async fn the_actions_it_offers() {
             ("discord.message", ActionKind::Governable),
             ("discord.rename_channel", ActionKind::Governable),
             ("discord.role_grant", ActionKind::Governable),
+            ("discord.reaction_added", ActionKind::Trigger),
+            ("discord.member_join", ActionKind::Trigger),
+            ("discord.role_revoked", ActionKind::Trigger),
+            ("discord.command_used", ActionKind::Trigger),
             ("discord.post_message", ActionKind::Action),
             ("discord.pin_message", ActionKind::Action),
+            ("discord.send_dm", ActionKind::Action),
+            ("discord.edit_message", ActionKind::Action),
+            ("discord.delete_message", ActionKind::Action),
+            ("discord.grant_role", ActionKind::Action),
+            ("discord.revoke_role", ActionKind::Action),
             ("discord.kick", ActionKind::Action),
         ]
     );
     let caps = discord(&fake).capabilities();
-    assert!(caps.reactions && caps.edits && caps.remove_others_reactions);
+    assert!(caps.reactions && caps.edits && caps.remove_others_reactions && caps.buttons && caps.read_reactions);
 }

@@ -275,6 +275,24 @@ async fn a_role_added_to_a_member_is_a_role_grant_and_a_join_is_an_event() {
         )
     );
 
+    // A role taken away is a trigger event, by the audit log's author.
+    c.dispatch("GUILD_MEMBER_UPDATE", member_update(GUILD, BOB, "bob", &[ROLE]));
+    let revoked = action(
+        "discord.role_revoked",
+        ALICE,
+        &format!("{ROLE_ENTRY}:{OTHER_ROLE}"),
+        json!({ "guild": GUILD, "user": BOB, "role": OTHER_ROLE }),
+    )
+    .event();
+    assert_eq!(
+        c.next().await,
+        event(
+            &format!("role_revoked:{GUILD}:{BOB}:{OTHER_ROLE}:{ROLE_ENTRY}"),
+            Inbound::Action { action: revoked },
+            Some((ALICE, "Alice A."))
+        )
+    );
+
     let dave = "300000000000000004";
     c.dispatch("GUILD_MEMBER_ADD", member_add(GUILD, dave, "dave"));
     let join =
