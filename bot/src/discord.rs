@@ -22,7 +22,7 @@ use polity_discord::{
 use polity_governance::ids::{AccountRef, CommunityId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The connection name of Polity's Discord bot: the platform of every Discord ref.
@@ -33,12 +33,30 @@ const COMMAND_SOURCE: &str = "command:discord";
 
 const SORRY: &str = "Sorry, that failed on our side; it is logged.";
 
+/// What the bot tells whoever runs it (`polity run` prints it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The link that adds the bot to a server, once Discord has said who the bot is.
+    Invite(String),
+    /// A server is governed by a community.
+    Governing { guild: String, name: String, community: String },
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invite(link) => write!(f, "Polity is on Discord. Add it to a server with:\n{link}"),
+            Self::Governing { guild, name, community } => {
+                write!(f, "Governing the Discord server \"{name}\" ({guild}) as the community \"{community}\".")
+            }
+        }
+    }
+}
+
 /// The running Discord bot.
 pub struct Discord {
     gateway: Gateway,
     translator: JoinHandle<()>,
-    /// The link that adds the bot to a server, once Discord has said who the bot is.
-    pub invite: watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for Discord {
@@ -63,7 +81,7 @@ struct Shared {
     platform: DiscordPlatform,
     cache: Arc<Cache>,
     guilds: Mutex<HashMap<String, CommunityId>>,
-    invite: watch::Sender<Option<String>>,
+    notices: mpsc::UnboundedSender<Notice>,
 }
 
 impl Shared {
@@ -80,14 +98,16 @@ impl Shared {
 ///
 /// # Errors
 /// When the HTTP client or the gateway client cannot be built.
-pub async fn start(config: GatewayConfig, inputs: mpsc::Sender<Input>) -> Result<Discord> {
+pub async fn start(
+    config: GatewayConfig,
+    inputs: mpsc::Sender<Input>,
+    notices: mpsc::UnboundedSender<Notice>,
+) -> Result<Discord> {
     let platform = DiscordPlatform::new(CONNECTION, &config.token, &config.base_url)
         .map_err(|e| anyhow!("building the Discord client: {e}"))?;
     let (tx, mut rx) = mpsc::channel(1024);
     let gateway = polity_discord::start(config, tx).await.context("starting the Discord gateway")?;
-    let (invite_tx, invite) = watch::channel(None);
-    let shared =
-        Arc::new(Shared { platform, cache: gateway.cache(), guilds: Mutex::new(HashMap::new()), invite: invite_tx });
+    let shared = Arc::new(Shared { platform, cache: gateway.cache(), guilds: Mutex::new(HashMap::new()), notices });
     let translator = tokio::spawn(async move {
         while let Some(incoming) = rx.recv().await {
             if inputs.send(job(Arc::clone(&shared), incoming)).await.is_err() {
@@ -95,7 +115,7 @@ pub async fn start(config: GatewayConfig, inputs: mpsc::Sender<Input>) -> Result
             }
         }
     });
-    Ok(Discord { gateway, translator, invite })
+    Ok(Discord { gateway, translator })
 }
 
 /// The serving loop's job for one input from Discord.
@@ -112,7 +132,7 @@ fn job(shared: Arc<Shared>, incoming: Incoming) -> Input {
                     if let Some(id) = application_id {
                         let link = invite_url(id);
                         rt.set_invite(CONNECTION, link.clone());
-                        shared.invite.send_replace(Some(link));
+                        let _ = shared.notices.send(Notice::Invite(link));
                     }
                     if resumed {
                         // Events may have been lost while the connection was down.
@@ -154,7 +174,8 @@ async fn join_guild(rt: &mut Runtime, shared: &Shared, info: GuildInfo, now: Dat
     }
     admit_all(rt, community, &info.members, now).await?;
     rt.reconcile_open_votes(community, CONNECTION, now);
-    tracing::info!(guild = %info.guild, community = %community, "governing the Discord server {}", info.name);
+    let community_name = rt.engine(community).map(|e| e.community.name.clone()).unwrap_or_default();
+    let _ = shared.notices.send(Notice::Governing { guild: info.guild, name: info.name, community: community_name });
     Ok(())
 }
 

@@ -116,7 +116,14 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             };
             let gateway = GatewayConfig::new(polity::discord::CONNECTION, d.token.clone(), d.base_url.clone());
-            polity::run::run(store, gateway, Pacing::default(), &SystemClock, shutdown_signal()).await?;
+            let (notices, mut heard) = tokio::sync::mpsc::unbounded_channel();
+            let printer = tokio::spawn(async move {
+                while let Some(notice) = heard.recv().await {
+                    println!("{notice}");
+                }
+            });
+            polity::run::run(store, gateway, Pacing::default(), &SystemClock, shutdown_signal(), notices).await?;
+            printer.abort();
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,6 +1,6 @@
 //! `polity run`: the configured platforms in the serving loop until shutdown.
 
-use crate::discord::{self, CONNECTION};
+use crate::discord::{self, CONNECTION, Notice};
 use crate::runtime::Runtime;
 use crate::serve::{Clock, serve};
 use crate::store::Store;
@@ -25,8 +25,8 @@ impl Default for Pacing {
     }
 }
 
-/// Runs Discord (the one platform `polity run` serves so far) until `shutdown`, printing the
-/// invite link once Discord has said who the bot is.
+/// Runs Discord (the one platform `polity run` serves so far) until `shutdown`; what the bot
+/// has to say (its invite link, the servers it governs) goes to `notices`.
 ///
 /// # Errors
 /// When the store fails or the Discord client cannot be built.
@@ -36,23 +36,15 @@ pub async fn run(
     pacing: Pacing,
     clock: &dyn Clock,
     shutdown: impl Future<Output = ()>,
+    notices: mpsc::UnboundedSender<Notice>,
 ) -> Result<Runtime> {
     let mut rt = Runtime::open(store).await?;
     rt.set_edit_interval(pacing.edit);
     rt.set_reconcile_interval(pacing.reconcile);
     rt.await_platform(CONNECTION);
     let (tx, rx) = mpsc::channel(1024);
-    let bot = discord::start(gateway, tx).await?;
-    let mut invite = bot.invite.clone();
-    let printer = tokio::spawn(async move {
-        if let Ok(link) = invite.wait_for(Option::is_some).await
-            && let Some(link) = link.as_deref()
-        {
-            println!("Polity is on Discord. Add it to a server with:\n{link}");
-        }
-    });
+    let bot = discord::start(gateway, tx, notices).await?;
     let served = serve(rt, rx, clock, shutdown).await;
-    printer.abort();
     bot.shutdown().await;
     served
 }
