@@ -1,21 +1,38 @@
-//! The Discord platform. Effect side: [`DiscordPlatform`] performs Polity's effects with
-//! serenity's HTTP client. Gateway side: [`start`] connects serenity's gateway client and turns
-//! gateway events into neutral [`DiscordEvent`]s (slash commands come later).
+//! The Discord platform: serenity's gateway and HTTP clients, and Polity's commands as poise
+//! application commands.
+//!
+//! - Effect side: [`DiscordPlatform`] performs Polity's effects over Discord's REST API v10
+//!   (serenity's routes, its rate limiter in production), and reads back who reacted on a
+//!   vote message. [`DiscordPlatform::for_guild`] is one guild's connection: it refuses any
+//!   other guild's channel, so one community can never act in another's server.
+//! - Gateway side: [`start`] connects serenity's gateway client with poise as its framework
+//!   and hands the bot [`Incoming`]s: governance inputs, the guilds and their members,
+//!   (re)connections, and commands waiting for their answer.
+//! - Commands: [`application_commands`] builds every command of the shared catalogue as a
+//!   poise command (registered with one `PUT /applications/{id}/commands` when the session
+//!   starts); vote buttons and the form that asks for a secret are answered the same way.
+//! - [`invite_url`]: the link that adds the bot, with exactly the [`PERMISSIONS`] it uses.
 //!
 //! | effect | Discord API v10 requests |
 //! |---|---|
-//! | `PostVote` | `POST /channels/{c}/messages` (`content`, `nonce` = request key, `enforce_nonce`), then `PUT /channels/{c}/messages/{m}/reactions/{emoji}/@me` per option |
-//! | `EditVote` | `PATCH /channels/{c}/messages/{m}` (`content`) for each vote message on this connection |
+//! | `PostVote` | `POST /channels/{c}/messages` (`content`, a button per option a press can cast, `nonce` = request key, `enforce_nonce`), then `PUT /channels/{c}/messages/{m}/reactions/{emoji}/@me` per option |
+//! | `EditVote` | `PATCH /channels/{c}/messages/{m}` (`content`; `components: []` once the vote is closed) for each vote message on this connection |
 //! | `Post` | `POST /channels/{c}/messages` |
 //! | `Notify` | `POST /users/@me/channels` (`recipient_id`), then `POST /channels/{dm}/messages` |
 //! | `RemoveReaction` | `DELETE /channels/{c}/messages/{m}/reactions/{emoji}/{user}` |
-//! | `Revert`/`Execute` `discord.message` | `DELETE /channels/{c}/messages/{m}` / `POST /channels/{c}/messages` ("{author} wrote: {text}", no mentions parsed) |
+//! | `Revert`/`Execute` `discord.message` | `DELETE /channels/{c}/messages/{m}` / `POST /channels/{c}/messages` ("{author} wrote: {text}", attachments' URLs, no mentions parsed) |
 //! | `Revert`/`Execute` `discord.rename_channel` | `PATCH /channels/{c}` (`name`: `old_name` / `name`) |
 //! | `Revert`/`Execute` `discord.role_grant` | `DELETE` / `PUT /guilds/{g}/members/{u}/roles/{r}` |
-//! | `Call` `discord.post_message` | `POST /channels/{channel}/messages` |
-//! | `Call` `discord.pin_message` | `PUT /channels/{channel}/pins/{message}` |
-//! | `Call` `discord.kick` | `DELETE /guilds/{guild}/members/{user}` (the connection's guild) |
+//! | `Call` `discord.post_message` (`channel`, `text`) | `POST /channels/{channel}/messages` |
+//! | `Call` `discord.send_dm` (`user`, `text`) | as `Notify` |
+//! | `Call` `discord.edit_message` (`channel`, `message`, `text`) | `PATCH /channels/{channel}/messages/{message}` |
+//! | `Call` `discord.delete_message` (`channel`, `message`) | `DELETE /channels/{channel}/messages/{message}` |
+//! | `Call` `discord.pin_message` (`channel`, `message`) | `PUT /channels/{channel}/pins/{message}` |
+//! | `Call` `discord.rename_channel` (`channel`, `name`) | `PATCH /channels/{channel}` |
+//! | `Call` `discord.grant_role` / `discord.revoke_role` (`user`, `role`) | `PUT` / `DELETE /guilds/{g}/members/{user}/roles/{role}` (the connection's guild) |
+//! | `Call` `discord.kick` (`user`) | `DELETE /guilds/{g}/members/{user}` (the connection's guild) |
 //! | `StartProcess` | refused: Discord has no decision processes |
+//! | reading a vote's reactions | `GET /users/@me` (once), then `GET /channels/{c}/messages/{m}/reactions/{emoji}?limit=100&after={last}` page by page; bots left out |
 //!
 //! ## The `data` of governable actions
 //! Ids are snowflakes as strings (digits; mentions like `<#1>` are accepted too).
@@ -32,30 +49,46 @@
 //! retried here (retrying 403s burns Discord's invalid-request budget). Deleting a message
 //! that is already gone counts as done. In production serenity's rate limiter waits out
 //! 429s itself before they reach us.
-
 //!
 //! ## The gateway
 //! [`start`] builds serenity's client on the same base URL rule as the platform (a fake's URL:
-//! rate limiter disabled) and sends each event to an `mpsc` channel; [`Gateway::shutdown`]
-//! closes the shard. serenity reconnects and RESUMEs by itself. Intents ([`intents`]): `GUILDS`
-//! (channel names from `GUILD_CREATE`, renames), `GUILD_MESSAGES` and `MESSAGE_CONTENT`
-//! (governed messages need their text and attachments), `GUILD_MESSAGE_REACTIONS` (reaction
-//! votes), `GUILD_MEMBERS` (joins, role changes); the last two of the five named are privileged.
+//! rate limiter disabled) and sends [`Incoming`]s to an `mpsc` channel; [`Gateway::shutdown`]
+//! closes the shard. serenity reconnects and RESUMEs by itself; `READY` and `RESUMED` become
+//! [`Incoming::Connected`], after which the bot reads its open votes back. Intents
+//! ([`intents`]): `GUILDS` (channel names from `GUILD_CREATE`, renames), `GUILD_MESSAGES` and
+//! `MESSAGE_CONTENT` (governed messages need their text and attachments),
+//! `GUILD_MESSAGE_REACTIONS` (reaction votes), `GUILD_MEMBERS` (members, joins, role
+//! changes); the last two of the five named are privileged.
 //!
-//! | gateway event | `DiscordEvent.input` | `dedup_key` |
+//! | gateway event | what the bot gets | `dedup_key` |
 //! |---|---|---|
-//! | `MESSAGE_REACTION_ADD`/`REMOVE` | `Inbound::Reaction` (emoji: unicode normalized, custom `name:id`) | `reaction:{message}:{user}:{emoji}:{add\|remove}:{session}:{n}`, new per delivery (a reaction is a state: applying it twice changes nothing) |
+//! | `READY` / `RESUMED` | [`Incoming::Connected`] (the application id, for the invite link) | |
+//! | `GUILD_CREATE` / `GUILD_MEMBERS_CHUNK` | [`Incoming::Guild`] (name, owner, members; a large guild's members are asked for) / [`Incoming::Members`] | |
+//! | `MESSAGE_REACTION_ADD`/`REMOVE` | `Inbound::Reaction` (emoji: unicode normalized, custom `name:id`); the engine also makes an added reaction the trigger event `discord.reaction_added` | `reaction:{message}:{user}:{emoji}:{add\|remove}:{session}:{n}`, new per delivery (a reaction is a state: applying it twice changes nothing) |
 //! | `MESSAGE_CREATE` (guild, not a webhook) | performed `discord.message` at its channel, `source_id` = message id; `text`, `channel`, `message`, `author` (display name), `attachments` (URLs) | `message:{message}` |
 //! | `CHANNEL_UPDATE` with a new name | performed `discord.rename_channel` by the audit log entry's user; `channel`, `old_name`, `name` | `rename:{channel}:{audit entry}` |
-//! | `GUILD_MEMBER_UPDATE`, per role added | performed `discord.role_grant` by the audit log entry's user; `guild`, `user`, `role` | `role_grant:{guild}:{user}:{role}:{audit entry}` |
+//! | `GUILD_MEMBER_UPDATE`, per role added / taken away | performed `discord.role_grant` / event `discord.role_revoked`, by the audit log entry's user; `guild`, `user`, `role` | `role_grant:` / `role_revoked:{guild}:{user}:{role}:{audit entry}` |
 //! | `GUILD_MEMBER_ADD` | event `discord.member_join`; `guild`, `user`, `name` | `member_join:{guild}:{user}:{joined_at}` |
+//! | `INTERACTION_CREATE`, a slash command | [`Incoming::Command`], and the event `discord.command_used` (`command`, `channel`) | `command_used:{interaction}` |
+//! | `INTERACTION_CREATE`, a vote button | [`Incoming::Command`] of the `/vote` it stands for | |
+//! | `INTERACTION_CREATE`, the secret form | [`Incoming::Secret`] with the command that asked | |
 //!
-//! The gateway does not say who renamed a channel or granted a role, so the newest audit log
-//! entry for the target (`GET /guilds/{g}/audit-logs`, type 11 or 25; the bot needs View Audit
-//! Log) names the initiator; without one the change is not governed. Anything done by the bot
-//! itself (its id from `READY`) is dropped: the bot never governs its own actions. The old
-//! channel name and old roles come from serenity's cache, which is updated in gateway order
-//! (handlers run on separate tasks, so state of their own would race).
+//! The gateway does not say who renamed a channel or changed a member's roles, so the newest
+//! audit log entry for the target (`GET /guilds/{g}/audit-logs`, type 11 or 25; the bot needs
+//! View Audit Log) names the initiator; without one the change is not governed. Anything done
+//! by the bot itself (its id from `READY`) is dropped: the bot never governs its own actions.
+//! The old channel name and old roles come from serenity's cache, which is updated in
+//! gateway order (handlers run on separate tasks, so state of their own would race, and
+//! reaction events may arrive out of order: reading the vote message back settles them).
+//!
+//! ## Answering interactions
+//! Discord wants the first answer to an interaction within three seconds. A command the
+//! catalogue marks slow is acknowledged at once (ephemeral "thinking") and answered by
+//! editing that; any other is answered directly when the bot answers within
+//! [`GatewayConfig::answer_within`] (two seconds), else acknowledged and edited. Replies
+//! are ephemeral (they are for the invoker); a text over Discord's 2000 characters comes
+//! whole as an attached file. A reply that asks for a secret is answered with a form
+//! (a modal) whose answer goes to the bot and is never shown or logged.
 
 mod commands;
 mod gateway;
