@@ -158,10 +158,11 @@ pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Res
         deliveries: AtomicU64::new(0),
     };
     let register = config.register_commands;
-    let options =
-        poise::FrameworkOptions { commands: application_commands(), initialize_owners: false, ..Default::default() };
+    let options = poise::FrameworkOptions { commands: application_commands(), ..Default::default() };
+    // Polity has no owner-only commands: poise need not ask Discord who owns the bot.
     let framework = poise::Framework::builder()
         .options(options)
+        .initialize_owners(false)
         .setup(move |ctx, _ready, framework| {
             Box::pin(async move {
                 if register {

@@ -1,0 +1,497 @@
+//! What the fake Discord holds: guilds with their channels, roles and members, messages and
+//! their reactions, DM channels, audit logs, the application's commands, interactions and
+//! their answers, every REST request received, and the gateway session. One [`State`] sits
+//! behind one mutex; every change to it wakes the waiters.
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use tokio::sync::mpsc;
+
+/// The bot's user id.
+pub const BOT_ID: &str = "900000000000000001";
+/// The bot's application id (the application commands and interactions belong to it).
+pub const APPLICATION_ID: &str = "900000000000000002";
+/// The user who owns the application (not a member of any guild unless a test adds them).
+pub const APPLICATION_OWNER: &str = "900000000000000003";
+/// The bot's username.
+pub const BOT_NAME: &str = "polity";
+/// The first snowflake the fake hands out; later ones count up from it.
+pub const FIRST_ID: u64 = 1_000_000_000_000_000_000;
+
+/// Audit log event types the fake records (Discord's numbers).
+pub mod audit {
+    /// A channel's settings changed (a rename).
+    pub const CHANNEL_UPDATE: u64 = 11;
+    /// A member was kicked.
+    pub const MEMBER_KICK: u64 = 20;
+    /// Roles were added to or removed from a member.
+    pub const MEMBER_ROLE_UPDATE: u64 = 25;
+    /// A moderator deleted someone else's message.
+    pub const MESSAGE_DELETE: u64 = 72;
+    /// A message was pinned.
+    pub const MESSAGE_PIN: u64 = 74;
+    /// A message was unpinned.
+    pub const MESSAGE_UNPIN: u64 = 75;
+}
+
+/// A Discord user: the bot, a guild's member, or anyone who joined once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub bot: bool,
+}
+
+/// A role of a guild.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub id: String,
+    pub name: String,
+}
+
+/// A member of a guild: the user, their nickname and roles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub user: String,
+    pub nick: Option<String>,
+    pub roles: Vec<String>,
+    pub joined_at: String,
+}
+
+/// A guild: its owner, roles (`@everyone`, whose id is the guild's, first), members, text
+/// channels (in the order they were added) and custom emojis (`(id, name)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guild {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub roles: Vec<Role>,
+    pub members: Vec<Member>,
+    pub channels: Vec<String>,
+    pub emojis: Vec<(String, String)>,
+}
+
+impl Guild {
+    /// The member with user id `user`, if they are in the guild.
+    pub fn member(&self, user: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.user == user)
+    }
+
+    /// The role `id`, if the guild has it.
+    pub fn role(&self, id: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.id == id)
+    }
+}
+
+/// A channel: a guild text channel (type 0) or a DM channel with one recipient (type 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Channel {
+    pub id: String,
+    pub guild: Option<String>,
+    pub name: String,
+    pub kind: u8,
+    pub recipient: Option<String>,
+    pub messages: Vec<Msg>,
+}
+
+/// A message: who wrote it, its text and components (the JSON array as the bot sent it),
+/// its attachments (URLs), and whether it was deleted (deleted messages are kept, flagged).
+/// `reactions` holds, for each emoji key (a unicode emoji itself, a custom emoji `name:id`),
+/// the user ids holding it in the order they reacted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Msg {
+    pub id: String,
+    pub channel_id: String,
+    pub author: String,
+    pub content: String,
+    pub components: Value,
+    pub attachments: Vec<String>,
+    pub deleted: bool,
+    pub pinned: bool,
+    pub edited: bool,
+    pub nonce: Option<String>,
+    pub timestamp: String,
+    pub reactions: Vec<(String, Vec<String>)>,
+}
+
+impl Msg {
+    /// The user ids holding `emoji` on this message, in the order they reacted.
+    pub fn holders(&self, emoji: &str) -> Vec<String> {
+        self.reactions.iter().find(|(e, _)| e == emoji).map(|(_, users)| users.clone()).unwrap_or_default()
+    }
+}
+
+/// An audit log entry: who (`user_id`) did what (`action_type`, Discord's numbers, see
+/// [`audit`]) to what (`target_id`), with Discord's `changes` and `options`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub user_id: String,
+    pub target_id: String,
+    pub action_type: u64,
+    pub changes: Value,
+    pub options: Value,
+}
+
+/// One REST request as the fake received it: the method, the path (still percent-encoded,
+/// without the query), the query string, the JSON body (`Null` when empty; for a multipart
+/// body its `payload_json` part), the files of a multipart body (`(filename, content)`), the
+/// `Authorization` header, and the status the fake answered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: Value,
+    pub files: Vec<(String, String)>,
+    pub authorization: Option<String>,
+    pub status: u16,
+}
+
+/// An answer to an interaction: the callback `type` (4 a message, 5 deferred, 6 deferred
+/// update, 7 update the message, 9 a modal), its `data`, and the files attached. Edits of the
+/// original answer and followups are recorded the same way (`kind` 0 for them).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    pub kind: u64,
+    pub data: Value,
+    pub files: Vec<(String, String)>,
+}
+
+/// An interaction the fake dispatched: its type (2 command, 3 component, 5 modal), where and
+/// by whom, the message a pressed component is on (`source`), the first answer, the edits of
+/// that answer and the followups, the channel message the original answer is (`message`:
+/// a public answer's new message, or the source message for a type 6 or 7 answer), and the
+/// id the original answer has as a message when it is no channel message (`answer_id`: an
+/// ephemeral or deferred answer).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interaction {
+    pub id: String,
+    pub token: String,
+    pub kind: u8,
+    pub guild: Option<String>,
+    pub channel: String,
+    pub user: String,
+    pub source: Option<String>,
+    pub response: Option<Response>,
+    pub edits: Vec<Response>,
+    pub followups: Vec<Response>,
+    pub message: Option<String>,
+    pub answer_id: Option<String>,
+}
+
+/// A failure to answer instead of the next request that matches.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    pub method: String,
+    pub prefix: String,
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<String>,
+}
+
+/// What a gateway connection task writes to its websocket.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    Frame(String),
+    Close(u16),
+}
+
+/// The connection that receives the session's dispatches.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub id: u64,
+    pub tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+/// A gateway session: its id, the last sequence number and every dispatch sent in it (so a
+/// RESUME replays what the client missed, like Discord's buffer).
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub id: String,
+    pub seq: u64,
+    pub log: Vec<Value>,
+}
+
+/// The gateway's side of the state.
+#[derive(Debug, Default)]
+pub(crate) struct GatewayState {
+    pub session: Option<Session>,
+    pub live: Option<Live>,
+    pub sessions: u64,
+    pub next_conn: u64,
+    pub identifies: Vec<Value>,
+    pub resumes: Vec<Value>,
+    pub dispatched: Vec<(String, Value)>,
+}
+
+/// Everything the fake Discord knows. Tests read it through [`crate::discord::FakeDiscord`]'s
+/// accessors or in the closures of its waiters.
+#[derive(Debug)]
+pub struct State {
+    pub(crate) next_id: u64,
+    pub(crate) clock: u64,
+    pub(crate) gateway_url: String,
+    pub(crate) users: BTreeMap<String, User>,
+    pub(crate) guilds: Vec<Guild>,
+    pub(crate) channels: BTreeMap<String, Channel>,
+    pub(crate) dm_channels: BTreeMap<String, String>,
+    pub(crate) audit: BTreeMap<String, Vec<AuditEntry>>,
+    pub(crate) commands: Value,
+    pub(crate) interactions: BTreeMap<String, Interaction>,
+    pub(crate) tokens: BTreeMap<String, String>,
+    pub(crate) requests: Vec<Recorded>,
+    pub(crate) failures: Vec<Failure>,
+    pub(crate) gateway: GatewayState,
+}
+
+/// `seconds` after 2026-11-01T00:00:00Z, as Discord writes timestamps (valid for 28 days).
+pub(crate) fn timestamp(seconds: u64) -> String {
+    let day = 1 + (seconds / 86_400).min(27);
+    let (h, m, s) = ((seconds / 3600) % 24, (seconds / 60) % 60, seconds % 60);
+    format!("2026-11-{day:02}T{h:02}:{m:02}:{s:02}.000000+00:00")
+}
+
+/// Whether `key` is a custom emoji key (`name:id`), and its parts.
+pub(crate) fn custom_emoji(key: &str) -> Option<(&str, &str)> {
+    let (name, id) = key.rsplit_once(':')?;
+    (!id.is_empty() && id.chars().all(|c| c.is_ascii_digit())).then_some((name, id))
+}
+
+/// Sorts user ids as Discord does: by snowflake.
+pub(crate) fn by_snowflake(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+impl State {
+    pub(crate) fn new(gateway_url: String) -> Self {
+        let mut users = BTreeMap::new();
+        users.insert(BOT_ID.to_string(), User { id: BOT_ID.into(), username: BOT_NAME.into(), bot: true });
+        Self {
+            next_id: FIRST_ID,
+            clock: 12 * 3600,
+            gateway_url,
+            users,
+            guilds: Vec::new(),
+            channels: BTreeMap::new(),
+            dm_channels: BTreeMap::new(),
+            audit: BTreeMap::new(),
+            commands: json!([]),
+            interactions: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            requests: Vec::new(),
+            failures: Vec::new(),
+            gateway: GatewayState::default(),
+        }
+    }
+
+    /// A new snowflake, greater than every one before.
+    pub(crate) fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        self.next_id.to_string()
+    }
+
+    /// The time now, one second later than the last time asked.
+    pub(crate) fn now(&mut self) -> String {
+        self.clock += 1;
+        timestamp(self.clock)
+    }
+
+    /// The user `id`: known from setup or a join, else a stand-in named after the id.
+    pub(crate) fn user(&self, id: &str) -> User {
+        self.users.get(id).cloned().unwrap_or_else(|| User { id: id.into(), username: format!("user{id}"), bot: false })
+    }
+
+    pub(crate) fn guild_mut(&mut self, id: &str) -> Option<&mut Guild> {
+        self.guilds.iter_mut().find(|g| g.id == id)
+    }
+
+    pub(crate) fn channel_mut(&mut self, id: &str) -> Option<&mut Channel> {
+        self.channels.get_mut(id)
+    }
+
+    pub(crate) fn message_mut(&mut self, channel: &str, id: &str) -> Option<&mut Msg> {
+        self.channels.get_mut(channel)?.messages.iter_mut().find(|m| m.id == id)
+    }
+
+    /// The guild a channel belongs to.
+    pub(crate) fn guild_of(&self, channel: &str) -> Option<String> {
+        self.channels.get(channel).and_then(|c| c.guild.clone())
+    }
+
+    /// Adds an audit log entry to `guild`'s log.
+    pub(crate) fn record_audit(
+        &mut self,
+        guild: &str,
+        user: &str,
+        target: &str,
+        action_type: u64,
+        changes: Value,
+        options: Value,
+    ) {
+        let id = self.new_id();
+        let entry = AuditEntry { id, user_id: user.into(), target_id: target.into(), action_type, changes, options };
+        self.audit.entry(guild.to_string()).or_default().push(entry);
+    }
+
+    /// Creates a message by `author` in `channel` and answers its id.
+    pub(crate) fn create_message(
+        &mut self,
+        channel: &str,
+        author: &str,
+        content: &str,
+        components: Value,
+        attachments: Vec<String>,
+        nonce: Option<String>,
+    ) -> String {
+        let id = self.new_id();
+        let timestamp = self.now();
+        let msg = Msg {
+            id: id.clone(),
+            channel_id: channel.into(),
+            author: author.into(),
+            content: content.into(),
+            components,
+            attachments,
+            deleted: false,
+            pinned: false,
+            edited: false,
+            nonce,
+            timestamp,
+            reactions: Vec::new(),
+        };
+        if let Some(c) = self.channel_mut(channel) {
+            c.messages.push(msg);
+        }
+        id
+    }
+
+    /// Adds `user` to `emoji`'s holders; false when they already held it.
+    pub(crate) fn add_reaction(&mut self, channel: &str, message: &str, emoji: &str, user: &str) -> bool {
+        let Some(m) = self.message_mut(channel, message) else { return false };
+        match m.reactions.iter_mut().find(|(e, _)| e == emoji) {
+            Some((_, users)) if users.iter().any(|u| u == user) => false,
+            Some((_, users)) => {
+                users.push(user.into());
+                true
+            }
+            None => {
+                m.reactions.push((emoji.into(), vec![user.into()]));
+                true
+            }
+        }
+    }
+
+    /// Takes `user` out of `emoji`'s holders; false when they did not hold it.
+    pub(crate) fn remove_reaction(&mut self, channel: &str, message: &str, emoji: &str, user: &str) -> bool {
+        let Some(m) = self.message_mut(channel, message) else { return false };
+        let Some(i) = m.reactions.iter().position(|(e, _)| e == emoji) else { return false };
+        let users = &mut m.reactions[i].1;
+        let before = users.len();
+        users.retain(|u| u != user);
+        let removed = users.len() != before;
+        if users.is_empty() {
+            m.reactions.remove(i);
+        }
+        removed
+    }
+
+    // Read accessors, for tests.
+
+    /// The guild `id`.
+    pub fn guild(&self, id: &str) -> Option<&Guild> {
+        self.guilds.iter().find(|g| g.id == id)
+    }
+
+    /// The channel `id` (a guild channel or a DM channel).
+    pub fn channel(&self, id: &str) -> Option<&Channel> {
+        self.channels.get(id)
+    }
+
+    /// The channel's current name.
+    pub fn channel_name(&self, id: &str) -> Option<&str> {
+        self.channels.get(id).map(|c| c.name.as_str())
+    }
+
+    /// Every message of the channel, deleted ones included (flagged), oldest first.
+    pub fn messages(&self, channel: &str) -> &[Msg] {
+        self.channels.get(channel).map_or(&[], |c| c.messages.as_slice())
+    }
+
+    /// The message `id` of the channel, deleted or not.
+    pub fn message(&self, channel: &str, id: &str) -> Option<&Msg> {
+        self.messages(channel).iter().find(|m| m.id == id)
+    }
+
+    /// The bot's messages in the channel that are not deleted, oldest first.
+    pub fn bot_messages(&self, channel: &str) -> Vec<&Msg> {
+        self.messages(channel).iter().filter(|m| m.author == BOT_ID && !m.deleted).collect()
+    }
+
+    /// The user ids holding `emoji` on a message, in the order they reacted.
+    pub fn reactions(&self, channel: &str, message: &str, emoji: &str) -> Vec<String> {
+        self.message(channel, message).map(|m| m.holders(emoji)).unwrap_or_default()
+    }
+
+    /// The member's role ids; `None` when `user` is not a member of `guild`.
+    pub fn member_roles(&self, guild: &str, user: &str) -> Option<Vec<String>> {
+        self.guild(guild)?.member(user).map(|m| m.roles.clone())
+    }
+
+    /// The DM channel with `user`, once the bot opened one.
+    pub fn dm_channel(&self, user: &str) -> Option<&str> {
+        self.dm_channels.get(user).map(String::as_str)
+    }
+
+    /// What the bot sent `user` in DMs, oldest first.
+    pub fn dms(&self, user: &str) -> Vec<String> {
+        self.dm_channel(user)
+            .map(|c| self.messages(c).iter().filter(|m| !m.deleted).map(|m| m.content.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The guild's audit log, oldest first.
+    pub fn audit_log(&self, guild: &str) -> &[AuditEntry] {
+        self.audit.get(guild).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every REST request received, in order.
+    pub fn requests(&self) -> &[Recorded] {
+        &self.requests
+    }
+
+    /// The application's commands as the bot last registered them (with ids added), `[]`
+    /// before.
+    pub fn registered_commands(&self) -> &Value {
+        &self.commands
+    }
+
+    /// The interaction `id` and its answers.
+    pub fn interaction(&self, id: &str) -> Option<&Interaction> {
+        self.interactions.get(id)
+    }
+
+    /// The `d` of every IDENTIFY received, in order.
+    pub fn identifies(&self) -> &[Value] {
+        &self.gateway.identifies
+    }
+
+    /// The `d` of every RESUME received, in order.
+    pub fn resumes(&self) -> &[Value] {
+        &self.gateway.resumes
+    }
+
+    /// Whether a client is connected with a live session (identified or resumed).
+    pub fn connected(&self) -> bool {
+        self.gateway.live.is_some()
+    }
+
+    /// Every dispatch the fake produced (`t`, `d`), in order, whether it reached a client or
+    /// not.
+    pub fn dispatched(&self) -> &[(String, Value)] {
+        &self.gateway.dispatched
+    }
+}

@@ -1,0 +1,736 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The fake Discord itself: its REST API with plain HTTP, its gateway with a plain websocket,
+//! every payload it produces against serenity's models, and finally the real serenity client
+//! (Polity's Discord adapter) connected to it.
+
+use futures_util::{SinkExt, StreamExt};
+use polity_tests::discord::{APPLICATION_ID, BOT_ID, FakeDiscord, audit, codes};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+const TOKEN: &str = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs";
+const GUILD: &str = "700000000000000001";
+const GENERAL: &str = "100000000000000001";
+const BOTS: &str = "100000000000000002";
+const ALICE: &str = "300000000000000001";
+const BOB: &str = "300000000000000002";
+const CAROL: &str = "300000000000000003";
+const STEWARD: &str = "400000000000000001";
+const MEMBER: &str = "400000000000000002";
+const THUMBS: &str = "👍";
+const THUMBS_PATH: &str = "%F0%9F%91%8D";
+
+/// A guard against a hang: the tests never wait on time, only on events.
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// A fake with one guild: Alice (owner, a steward), Bob, Carol; channels `general`, `bots`.
+async fn fake() -> FakeDiscord {
+    let fake = FakeDiscord::start().await;
+    fake.add_guild(GUILD, "Polity test", ALICE);
+    fake.add_channel(GUILD, GENERAL, "general");
+    fake.add_channel(GUILD, BOTS, "bots");
+    fake.add_role(GUILD, STEWARD, "steward");
+    fake.add_role(GUILD, MEMBER, "member");
+    fake.add_member(GUILD, ALICE, "alice", Some("Alice A."), &[STEWARD]);
+    fake.add_member(GUILD, BOB, "bob", None, &[MEMBER]);
+    fake.add_member(GUILD, CAROL, "carol", None, &[]);
+    fake
+}
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    fn new(fake: &FakeDiscord) -> Self {
+        Self { client: reqwest::Client::new(), base: format!("{}/api/v10", fake.url()) }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value, Option<String>) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.client.request(method, format!("{}{path}", self.base)).header("Authorization", "Bot x");
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }, retry)
+    }
+
+    async fn multipart(&self, path: &str, payload: &Value, files: &[(&str, &str)]) -> u16 {
+        let boundary = "fakeBoundary1234";
+        let mut body = String::new();
+        for (i, (name, content)) in files.iter().enumerate() {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"files[{i}]\"; filename=\"{name}\"\r\n\
+                 Content-Type: text/plain\r\n\r\n{content}\r\n"
+            ));
+        }
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n{payload}\r\n--{boundary}--\r\n"
+        ));
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
+    }
+}
+
+#[tokio::test]
+async fn a_message_posted_twice_with_the_same_enforced_nonce_is_created_once() {
+    let fake = fake().await;
+    let http = Http::new(&fake);
+    let body = json!({ "content": "Vote on #12", "nonce": "42", "enforce_nonce": true, "tts": false });
+    let (status, first, _) = http.call("POST", &format!("/channels/{GENERAL}/messages"), Some(body.clone())).await;
+    assert_eq!(status, 200);
+    assert_eq!((first["author"]["id"].as_str(), first["content"].as_str()), (Some(BOT_ID), Some("Vote on #12")));
+    let (_, again, _) = http.call("POST", &format!("/channels/{GENERAL}/messages"), Some(body)).await;
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(fake.messages(GENERAL).len(), 1);
+    let creates = fake.dispatched().iter().filter(|(t, _)| t == "MESSAGE_CREATE").count();
+    assert_eq!(creates, 1);
+
+    // Without enforcement the same nonce creates another message.
+    let body = json!({ "content": "again", "nonce": "42" });
+    let (_, other, _) = http.call("POST", &format!("/channels/{GENERAL}/messages"), Some(body)).await;
+    assert_ne!(other["id"], first["id"]);
+
+    // Edits and deletes; then the message is gone.
+    let id = first["id"].as_str().unwrap();
+    let path = format!("/channels/{GENERAL}/messages/{id}");
+    let (status, edited, _) = http.call("PATCH", &path, Some(json!({ "content": "closed", "components": [] }))).await;
+    assert_eq!((status, edited["content"].as_str()), (200, Some("closed")));
+    assert_eq!(http.call("DELETE", &path, None).await.0, 204);
+    assert!(fake.message(GENERAL, id).unwrap().deleted);
+    let (status, err, _) = http.call("PATCH", &path, Some(json!({ "content": "x" }))).await;
+    assert_eq!((status, err["code"].as_u64()), (404, Some(codes::UNKNOWN_MESSAGE)));
+    let (status, err, _) = http.call("DELETE", &path, None).await;
+    assert_eq!((status, err["code"].as_u64()), (404, Some(codes::UNKNOWN_MESSAGE)));
+    let (status, err, _) = http.call("POST", "/channels/1/messages", Some(json!({ "content": "x" }))).await;
+    assert_eq!((status, err["code"].as_u64()), (404, Some(codes::UNKNOWN_CHANNEL)));
+    let (status, err, _) = http.call("POST", &format!("/channels/{GENERAL}/messages"), Some(json!({}))).await;
+    assert_eq!((status, err["code"].as_u64()), (400, Some(codes::EMPTY_MESSAGE)));
+    let long = "x".repeat(2001);
+    let (status, _, _) =
+        http.call("POST", &format!("/channels/{GENERAL}/messages"), Some(json!({ "content": long }))).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn reaction_holders_come_in_pages_sorted_by_id_after_the_last_one_read() {
+    let fake = fake().await;
+    let http = Http::new(&fake);
+    let vote = fake.add_message(GENERAL, BOT_ID, "Vote!");
+    let base = format!("/channels/{GENERAL}/messages/{vote}/reactions");
+    assert_eq!(http.call("PUT", &format!("{base}/{THUMBS_PATH}/@me"), None).await.0, 204);
+    for user in [CAROL, ALICE, BOB] {
+        fake.user_reacts(user, GENERAL, &vote, THUMBS);
+    }
+    assert_eq!(fake.reactions(GENERAL, &vote, THUMBS), [BOT_ID, CAROL, ALICE, BOB]);
+
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect()
+    };
+    let (_, page, _) = http.call("GET", &format!("{base}/{THUMBS_PATH}?limit=2"), None).await;
+    assert_eq!(ids(&page), [ALICE, BOB]);
+    let (_, page, _) = http.call("GET", &format!("{base}/{THUMBS_PATH}?limit=2&after={BOB}"), None).await;
+    assert_eq!(ids(&page), [CAROL, BOT_ID]);
+    assert_eq!(page[1]["bot"], json!(true));
+    let (_, page, _) = http.call("GET", &format!("{base}/{THUMBS_PATH}?limit=2&after={BOT_ID}"), None).await;
+    assert_eq!(ids(&page), Vec::<String>::new());
+    // An emoji nobody holds.
+    let (status, page, _) = http.call("GET", &format!("{base}/%F0%9F%91%8E"), None).await;
+    assert_eq!((status, page), (200, json!([])));
+    let pages: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/reactions/"))
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(pages, ["limit=2", &format!("limit=2&after={BOB}"), &format!("limit=2&after={BOT_ID}"), ""]);
+
+    // Removing someone's reaction, and the bot's own.
+    assert_eq!(http.call("DELETE", &format!("{base}/{THUMBS_PATH}/{ALICE}"), None).await.0, 204);
+    assert_eq!(http.call("DELETE", &format!("{base}/{THUMBS_PATH}/@me"), None).await.0, 204);
+    assert_eq!(fake.reactions(GENERAL, &vote, THUMBS), [CAROL, BOB]);
+    let removed: Vec<Value> = fake
+        .dispatched()
+        .into_iter()
+        .filter(|(t, _)| t == "MESSAGE_REACTION_REMOVE")
+        .map(|(_, d)| d["user_id"].clone())
+        .collect();
+    assert_eq!(removed, [json!(ALICE), json!(BOT_ID)]);
+
+    // Custom emojis: `name:id`, known to the guild only.
+    fake.add_emoji(GUILD, "500000000000000001", "aye");
+    assert_eq!(http.call("PUT", &format!("{base}/aye:500000000000000001/@me"), None).await.0, 204);
+    assert_eq!(fake.reactions(GENERAL, &vote, "aye:500000000000000001"), [BOT_ID]);
+    let (status, err, _) = http.call("PUT", &format!("{base}/nay:500000000000000009/@me"), None).await;
+    assert_eq!((status, err["code"].as_u64()), (400, Some(codes::UNKNOWN_EMOJI)));
+    let (status, err, _) = http.call("PUT", &format!("{base}/yes/@me"), None).await;
+    assert_eq!((status, err["code"].as_u64()), (400, Some(codes::UNKNOWN_EMOJI)));
+}
+
+#[tokio::test]
+async fn an_injected_failure_answers_once_and_changes_nothing() {
+    let fake = fake().await;
+    let http = Http::new(&fake);
+    let limited = json!({ "message": "You are being rate limited.", "retry_after": 1.5, "global": false });
+    fake.fail_next("POST", &format!("/channels/{GENERAL}/messages"), 429, limited.clone(), Some("2"));
+    let path = format!("/channels/{GENERAL}/messages");
+    let (status, body, retry) = http.call("POST", &path, Some(json!({ "content": "hi" }))).await;
+    assert_eq!((status, body, retry.as_deref()), (429, limited, Some("2")));
+    assert!(fake.messages(GENERAL).is_empty());
+    let (status, _, _) = http.call("POST", &path, Some(json!({ "content": "hi" }))).await;
+    assert_eq!(status, 200);
+    assert_eq!(fake.messages(GENERAL).len(), 1);
+    let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200]);
+    // Unknown routes are answered 404 and recorded.
+    let (status, body, _) = http.call("GET", "/nowhere", None).await;
+    assert_eq!((status, body["message"].as_str()), (404, Some("404: Not Found")));
+    let request = fake.wait_for_request("GET", "/api/v10/nowhere").await;
+    assert_eq!((request.path.as_str(), request.authorization.as_deref()), ("/api/v10/nowhere", Some("Bot x")));
+}
+
+#[tokio::test]
+async fn renames_role_changes_kicks_and_dms_change_the_state_and_the_audit_log() {
+    let fake = fake().await;
+    let http = Http::new(&fake);
+    // A user renames a channel, then the bot renames it back.
+    fake.user_renames_channel(ALICE, GENERAL, "announcements");
+    let (status, channel, _) =
+        http.call("PATCH", &format!("/channels/{GENERAL}"), Some(json!({ "name": "general" }))).await;
+    assert_eq!((status, channel["name"].as_str(), channel["guild_id"].as_str()), (200, Some("general"), Some(GUILD)));
+    assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("general"));
+    let (_, logs, _) = http.call("GET", &format!("/guilds/{GUILD}/audit-logs?action_type=11&limit=10"), None).await;
+    let entries = logs["audit_log_entries"].as_array().unwrap();
+    let who: Vec<(&str, &str)> =
+        entries.iter().map(|e| (e["user_id"].as_str().unwrap(), e["target_id"].as_str().unwrap())).collect();
+    assert_eq!(who, [(BOT_ID, GENERAL), (ALICE, GENERAL)], "newest first");
+    assert_eq!(entries[1]["changes"], json!([{ "key": "name", "old_value": "general", "new_value": "announcements" }]));
+
+    // A user grants a role; the bot revokes it and grants another.
+    fake.user_grants_role(ALICE, BOB, STEWARD);
+    let role_path = format!("/guilds/{GUILD}/members/{BOB}/roles/{STEWARD}");
+    assert_eq!(http.call("DELETE", &role_path, None).await.0, 204);
+    assert_eq!(http.call("PUT", &format!("/guilds/{GUILD}/members/{CAROL}/roles/{MEMBER}"), None).await.0, 204);
+    assert_eq!(fake.member_roles(GUILD, BOB), Some(vec![MEMBER.to_string()]));
+    assert_eq!(fake.member_roles(GUILD, CAROL), Some(vec![MEMBER.to_string()]));
+    let grants: Vec<(String, String, u64)> = fake
+        .audit_log(GUILD)
+        .into_iter()
+        .filter(|e| e.action_type == audit::MEMBER_ROLE_UPDATE)
+        .map(|e| (e.user_id, e.target_id, e.action_type))
+        .collect();
+    assert_eq!(grants.len(), 3);
+    assert_eq!((grants[0].0.as_str(), grants[0].1.as_str()), (ALICE, BOB));
+    let (status, err, _) = http.call("PUT", &format!("/guilds/{GUILD}/members/{BOB}/roles/1"), None).await;
+    assert_eq!((status, err["code"].as_u64()), (404, Some(codes::UNKNOWN_ROLE)));
+    let update = fake.dispatched().into_iter().rfind(|(t, _)| t == "GUILD_MEMBER_UPDATE").unwrap().1;
+    assert_eq!((update["user"]["id"].as_str(), update["roles"].clone()), (Some(CAROL), json!([MEMBER])));
+
+    // Kick, pin, DM.
+    assert_eq!(http.call("DELETE", &format!("/guilds/{GUILD}/members/{CAROL}"), None).await.0, 204);
+    assert_eq!(fake.member_roles(GUILD, CAROL), None);
+    assert_eq!(http.call("DELETE", &format!("/guilds/{GUILD}/members/{ALICE}"), None).await.0, 403);
+    let said = fake.user_says(BOB, GENERAL, "pin me", &[]);
+    assert_eq!(http.call("PUT", &format!("/channels/{GENERAL}/pins/{said}"), None).await.0, 204);
+    assert!(fake.message(GENERAL, &said).unwrap().pinned);
+    let (_, dm, _) = http.call("POST", "/users/@me/channels", Some(json!({ "recipient_id": BOB }))).await;
+    let (_, again, _) = http.call("POST", "/users/@me/channels", Some(json!({ "recipient_id": BOB }))).await;
+    assert_eq!((dm["type"].clone(), dm["recipients"][0]["id"].clone()), (json!(1), json!(BOB)));
+    assert_eq!(dm["id"], again["id"]);
+    let dm = dm["id"].as_str().unwrap();
+    http.call("POST", &format!("/channels/{dm}/messages"), Some(json!({ "content": "You were outvoted." }))).await;
+    assert_eq!(fake.dms(BOB), ["You were outvoted."]);
+    assert!(fake.dms(ALICE).is_empty());
+}
+
+#[tokio::test]
+async fn interaction_answers_are_recorded_from_json_and_multipart_bodies() {
+    let fake = fake().await;
+    let http = Http::new(&fake);
+    let command = |fake: &FakeDiscord| fake.slash(ALICE, GUILD, GENERAL, &["export"], vec![]);
+
+    // A multipart answer: the JSON in `payload_json`, files as parts.
+    let id = command(&fake);
+    let token = fake.interaction(&id).unwrap().token;
+    let payload = json!({ "type": 4, "data": { "content": "Here it is", "flags": 64 } });
+    let files = [("export.json", "{\"a\": 1}"), ("answer.txt", "line one\nline two")];
+    assert_eq!(http.multipart(&format!("/interactions/{id}/{token}/callback"), &payload, &files).await, 204);
+    let response = within("the answer", fake.response(&id)).await;
+    assert_eq!((response.kind, response.data.clone()), (4, payload["data"].clone()));
+    assert_eq!(
+        response.files,
+        [
+            ("export.json".to_string(), "{\"a\": 1}".to_string()),
+            ("answer.txt".to_string(), "line one\nline two".to_string())
+        ]
+    );
+    assert!(fake.messages(GENERAL).is_empty(), "an ephemeral answer is no channel message");
+    // A second answer is refused, as Discord refuses it.
+    let (status, err, _) = http
+        .call("POST", &format!("/interactions/{id}/{token}/callback"), Some(json!({ "type": 4, "data": {} })))
+        .await;
+    assert_eq!((status, err["code"].as_u64()), (400, Some(codes::ALREADY_ACKNOWLEDGED)));
+
+    // Deferred, then the original edited (multipart too), then a followup.
+    let id = command(&fake);
+    let token = fake.interaction(&id).unwrap().token;
+    let deferred = json!({ "type": 5, "data": { "flags": 64 } });
+    http.call("POST", &format!("/interactions/{id}/{token}/callback"), Some(deferred)).await;
+    assert_eq!(within("the acknowledgement", fake.response(&id)).await.kind, 5);
+    let edit = format!("/webhooks/{APPLICATION_ID}/{token}/messages/@original");
+    let (status, message, _) = http.call("PATCH", &edit, Some(json!({ "content": "done" }))).await;
+    assert_eq!((status, message["content"].as_str(), message["flags"].as_u64()), (200, Some("done"), Some(64)));
+    let request = http.client.patch(format!("{}{edit}", http.base));
+    let boundary = "b0undary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"answer.txt\"\r\n\r\nall of it\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n{{\"content\":\"see file\"}}\r\n--{boundary}--\r\n"
+    );
+    let response = request
+        .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let edited = within("the edit", fake.edited_response(&id)).await;
+    assert_eq!(edited.data, json!({ "content": "see file" }));
+    assert_eq!(edited.files, [("answer.txt".to_string(), "all of it".to_string())]);
+    let (status, _, _) =
+        http.call("POST", &format!("/webhooks/{APPLICATION_ID}/{token}"), Some(json!({ "content": "more" }))).await;
+    assert_eq!(status, 200);
+    assert_eq!(fake.interaction(&id).unwrap().followups[0].data, json!({ "content": "more" }));
+
+    // A public answer is a bot message in the channel.
+    let id = command(&fake);
+    let token = fake.interaction(&id).unwrap().token;
+    let public = json!({ "type": 4, "data": { "content": "Everyone: hello" } });
+    http.call("POST", &format!("/interactions/{id}/{token}/callback"), Some(public)).await;
+    let message = within("the public answer", fake.wait_for_message(GENERAL, |c| c == "Everyone: hello")).await;
+    assert_eq!(fake.interaction(&id).unwrap().message, Some(message));
+    let (status, err, _) =
+        http.call("POST", &format!("/interactions/1/{token}/callback"), Some(json!({ "type": 4 }))).await;
+    assert_eq!((status, err["code"].as_u64()), (404, Some(codes::UNKNOWN_INTERACTION)));
+}
+
+#[tokio::test]
+async fn application_commands_are_stored_with_ids_and_slash_commands_nest_their_options() {
+    let fake = fake().await;
+    let http = Http::new(&fake);
+    let commands = json!([
+        { "name": "propose", "description": "Propose", "type": 1, "options": [] },
+        { "name": "role", "description": "Roles", "type": 1, "options": [{ "type": 1, "name": "grant", "description": "Grant" }] }
+    ]);
+    let (status, answered, _) =
+        http.call("PUT", &format!("/applications/{APPLICATION_ID}/commands"), Some(commands)).await;
+    assert_eq!(status, 200);
+    assert_eq!(answered, fake.registered_commands());
+    assert!(
+        answered
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"].is_string() && c["application_id"] == json!(APPLICATION_ID) && c["version"].is_string())
+    );
+
+    let id = fake.slash(BOB, GUILD, GENERAL, &["role", "grant"], vec![("user", json!(CAROL)), ("days", json!(3))]);
+    let event = fake.dispatched().into_iter().rfind(|(t, _)| t == "INTERACTION_CREATE").unwrap().1;
+    assert_eq!(event["id"], json!(id));
+    assert_eq!(event["data"]["id"], answered[1]["id"]);
+    assert_eq!(
+        event["data"]["options"],
+        json!([{ "name": "grant", "type": 1, "options": [
+            { "name": "user", "type": 3, "value": CAROL }, { "name": "days", "type": 4, "value": 3 }
+        ] }])
+    );
+    assert_eq!(event["member"]["user"]["id"], json!(BOB));
+    let group = fake.slash(BOB, GUILD, GENERAL, &["policy", "rules", "show"], vec![]);
+    let event = fake.dispatched().into_iter().rfind(|(t, _)| t == "INTERACTION_CREATE").unwrap().1;
+    assert_eq!(event["id"], json!(group));
+    assert_eq!(
+        event["data"]["options"],
+        json!([{ "name": "rules", "type": 2, "options": [{ "name": "show", "type": 1, "options": [] }] }])
+    );
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(fake: &FakeDiscord) -> Socket {
+    let (ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/?v=10&encoding=json", fake.gateway_url())).await.unwrap();
+    ws
+}
+
+/// The next frame: a JSON payload, or the close frame's code as `{"close": code}`.
+async fn next(ws: &mut Socket) -> Value {
+    loop {
+        match within("a gateway frame", ws.next()).await.expect("the gateway closed").unwrap() {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Close(frame) => return json!({ "close": frame.map(|f| u16::from(f.code)) }),
+            _ => {}
+        }
+    }
+}
+
+async fn send(ws: &mut Socket, payload: Value) {
+    ws.send(Message::Text(payload.to_string())).await.unwrap();
+}
+
+fn identify() -> Value {
+    json!({ "op": 2, "d": { "token": format!("Bot {TOKEN}"), "intents": 34307, "properties": { "os": "linux" } } })
+}
+
+#[tokio::test]
+async fn the_gateway_says_hello_readies_a_session_and_sends_each_guild() {
+    let fake = fake().await;
+    let mut ws = open(&fake).await;
+    let hello = next(&mut ws).await;
+    assert_eq!((hello["op"].clone(), hello["d"]["heartbeat_interval"].clone()), (json!(10), json!(41250)));
+    send(&mut ws, identify()).await;
+    let ready = next(&mut ws).await;
+    assert_eq!((ready["op"].clone(), ready["t"].clone(), ready["s"].clone()), (json!(0), json!("READY"), json!(1)));
+    assert_eq!(ready["d"]["user"]["id"], json!(BOT_ID));
+    assert_eq!(ready["d"]["guilds"], json!([{ "id": GUILD, "unavailable": true }]));
+    assert_eq!(ready["d"]["resume_gateway_url"], json!(fake.gateway_url()));
+    assert_eq!(ready["d"]["application"]["id"], json!(APPLICATION_ID));
+    let guild = next(&mut ws).await;
+    assert_eq!((guild["t"].clone(), guild["s"].clone()), (json!("GUILD_CREATE"), json!(2)));
+    let channels: Vec<&str> =
+        guild["d"]["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(channels, ["general", "bots"]);
+    let members: Vec<&str> =
+        guild["d"]["members"].as_array().unwrap().iter().map(|m| m["user"]["id"].as_str().unwrap()).collect();
+    assert_eq!(members, [BOT_ID, ALICE, BOB, CAROL]);
+    assert_eq!(guild["d"]["roles"][0]["name"], json!("@everyone"));
+    assert_eq!(within("IDENTIFY", fake.wait_identify()).await["token"], json!(format!("Bot {TOKEN}")));
+    assert!(fake.connected());
+
+    send(&mut ws, json!({ "op": 1, "d": 2 })).await;
+    assert_eq!(next(&mut ws).await["op"], json!(11));
+    send(&mut ws, json!({ "op": 8, "d": { "guild_id": GUILD, "query": "", "limit": 0 } })).await;
+    let chunk = next(&mut ws).await;
+    assert_eq!((chunk["t"].clone(), chunk["s"].clone()), (json!("GUILD_MEMBERS_CHUNK"), json!(3)));
+    assert_eq!((chunk["d"]["chunk_index"].clone(), chunk["d"]["chunk_count"].clone()), (json!(0), json!(1)));
+    assert_eq!(chunk["d"]["members"].as_array().unwrap().len(), 4);
+
+    // What users do reaches the connection as it happens.
+    let said = fake.user_says(BOB, GENERAL, "hello", &["https://cdn.discordapp.com/attachments/1/2/plan.png"]);
+    let created = next(&mut ws).await;
+    assert_eq!((created["t"].clone(), created["s"].clone()), (json!("MESSAGE_CREATE"), json!(4)));
+    assert_eq!(created["d"]["id"], json!(said));
+    assert_eq!(created["d"]["guild_id"], json!(GUILD));
+    assert_eq!(created["d"]["attachments"][0]["filename"], json!("plan.png"));
+}
+
+#[tokio::test]
+async fn after_a_disconnect_a_resume_gets_what_was_missed_then_resumed_and_a_new_session_does_not() {
+    let fake = fake().await;
+    let vote = fake.add_message(GENERAL, BOT_ID, "Vote!");
+    let mut ws = open(&fake).await;
+    next(&mut ws).await;
+    send(&mut ws, identify()).await;
+    let session = next(&mut ws).await["d"]["session_id"].as_str().unwrap().to_string();
+    next(&mut ws).await;
+
+    assert!(fake.disconnect());
+    assert_eq!(next(&mut ws).await, json!({ "close": 4000 }));
+    assert!(!fake.connected());
+    // Users keep acting while nobody is connected.
+    fake.user_reacts(ALICE, GENERAL, &vote, THUMBS);
+    fake.user_renames_channel(BOB, BOTS, "robots");
+
+    let mut ws = open(&fake).await;
+    assert_eq!(next(&mut ws).await["op"], json!(10));
+    send(&mut ws, json!({ "op": 6, "d": { "token": format!("Bot {TOKEN}"), "session_id": session, "seq": 2 } })).await;
+    let replayed: Vec<(Value, Value)> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            let p = next(&mut ws).await;
+            v.push((p["t"].clone(), p["s"].clone()));
+        }
+        v
+    };
+    assert_eq!(
+        replayed,
+        [(json!("MESSAGE_REACTION_ADD"), json!(3)), (json!("CHANNEL_UPDATE"), json!(4)), (json!("RESUMED"), json!(5))]
+    );
+    assert_eq!(within("RESUME", fake.wait_resume()).await["session_id"], json!(session));
+    assert!(fake.connected());
+
+    // A RESUME of a session that is not the current one is refused.
+    let mut stale = open(&fake).await;
+    next(&mut stale).await;
+    send(&mut stale, json!({ "op": 6, "d": { "token": "x", "session_id": "nope", "seq": 1 } })).await;
+    assert_eq!(next(&mut stale).await, json!({ "op": 9, "d": false, "s": null, "t": null }));
+
+    // Events while disconnected, then a new IDENTIFY: a new session starts from scratch.
+    assert!(fake.disconnect());
+    fake.user_unreacts(ALICE, GENERAL, &vote, THUMBS);
+    let mut ws = open(&fake).await;
+    next(&mut ws).await;
+    send(&mut ws, identify()).await;
+    let ready = next(&mut ws).await;
+    assert_eq!((ready["t"].clone(), ready["s"].clone()), (json!("READY"), json!(1)));
+    assert_ne!(ready["d"]["session_id"], json!(session));
+    assert_eq!(next(&mut ws).await["t"], json!("GUILD_CREATE"));
+    fake.user_joins(GUILD, "300000000000000009", "dave");
+    let joined = next(&mut ws).await;
+    assert_eq!((joined["t"].clone(), joined["s"].clone()), (json!("GUILD_MEMBER_ADD"), json!(3)));
+    assert_eq!(fake.identify_count(), 2);
+}
+
+/// The next frame, read as serenity's shard reads it; answers its `t`.
+async fn read_as_serenity(ws: &mut Socket) -> String {
+    use serenity::model::event::GatewayEvent;
+    let frame = next(ws).await;
+    let t = frame["t"].as_str().unwrap_or_default().to_string();
+    let parsed: GatewayEvent =
+        serde_json::from_value(frame.clone()).unwrap_or_else(|e| panic!("serenity cannot read {t}: {e}\n{frame:#}"));
+    match parsed {
+        GatewayEvent::Dispatch(_, serenity::all::Event::Unknown(u)) => panic!("serenity does not know {}", u.kind),
+        GatewayEvent::Dispatch(..) => t,
+        other => panic!("not a dispatch: {other:?}"),
+    }
+}
+
+/// Every payload the fake produces deserializes into serenity's models, the way the client
+/// under test reads them.
+#[tokio::test]
+async fn every_payload_deserializes_into_serenitys_models() {
+    use serenity::all::{AuditLogs, Command, GuildChannel, Message as SMessage, PrivateChannel, User};
+    let fake = fake().await;
+    let http = Http::new(&fake);
+    let mut ws = open(&fake).await;
+    next(&mut ws).await;
+    send(&mut ws, identify()).await;
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        kinds.push(read_as_serenity(&mut ws).await);
+    }
+
+    let commands = json!([{ "name": "propose", "description": "Propose", "type": 1, "options": [
+        { "type": 3, "name": "text", "description": "What", "required": true }
+    ] }]);
+    let (_, answered, _) = http.call("PUT", &format!("/applications/{APPLICATION_ID}/commands"), Some(commands)).await;
+    serde_json::from_value::<Vec<Command>>(answered).unwrap();
+    let buttons = json!([{ "type": 1, "components": [
+        { "type": 2, "style": 3, "label": "Yes", "custom_id": "polity:vote:12:yes" }
+    ] }]);
+    let (_, vote, _) = http
+        .call(
+            "POST",
+            &format!("/channels/{GENERAL}/messages"),
+            Some(json!({ "content": "Vote", "components": buttons })),
+        )
+        .await;
+    serde_json::from_value::<SMessage>(vote.clone()).unwrap();
+    let vote = vote["id"].as_str().unwrap().to_string();
+    fake.add_emoji(GUILD, "500000000000000001", "aye");
+    http.call("PUT", &format!("/channels/{GENERAL}/messages/{vote}/reactions/{THUMBS_PATH}/@me"), None).await;
+    fake.user_reacts(ALICE, GENERAL, &vote, "aye:500000000000000001");
+    fake.user_unreacts(ALICE, GENERAL, &vote, "aye:500000000000000001");
+    fake.user_reacts(BOB, GENERAL, &vote, THUMBS);
+    let (_, got, _) = http.call("GET", &format!("/channels/{GENERAL}/messages/{vote}"), None).await;
+    assert_eq!(got["reactions"][0]["count"], json!(2));
+    serde_json::from_value::<SMessage>(got).unwrap();
+    let (_, users, _) =
+        http.call("GET", &format!("/channels/{GENERAL}/messages/{vote}/reactions/{THUMBS_PATH}"), None).await;
+    serde_json::from_value::<Vec<User>>(users).unwrap();
+    http.call("PATCH", &format!("/channels/{GENERAL}/messages/{vote}"), Some(json!({ "content": "Closed" }))).await;
+    fake.user_says(BOB, GENERAL, "hello", &["https://cdn.discordapp.com/attachments/1/2/plan.png"]);
+    fake.user_renames_channel(ALICE, GENERAL, "announcements");
+    let (_, channel, _) = http.call("PATCH", &format!("/channels/{GENERAL}"), Some(json!({ "name": "general" }))).await;
+    serde_json::from_value::<GuildChannel>(channel).unwrap();
+    fake.user_grants_role(ALICE, BOB, STEWARD);
+    http.call("DELETE", &format!("/guilds/{GUILD}/members/{BOB}/roles/{STEWARD}"), None).await;
+    fake.user_joins(GUILD, "300000000000000009", "dave");
+    http.call("PUT", &format!("/channels/{GENERAL}/pins/{vote}"), None).await;
+    let said = fake.user_says(CAROL, GENERAL, "spam", &[]);
+    http.call("DELETE", &format!("/channels/{GENERAL}/messages/{said}"), None).await;
+    http.call("DELETE", &format!("/guilds/{GUILD}/members/{CAROL}"), None).await;
+    let (_, logs, _) = http.call("GET", &format!("/guilds/{GUILD}/audit-logs"), None).await;
+    assert!(logs["audit_log_entries"].as_array().unwrap().len() >= 6);
+    serde_json::from_value::<AuditLogs>(logs).unwrap();
+    let (_, dm, _) = http.call("POST", "/users/@me/channels", Some(json!({ "recipient_id": BOB }))).await;
+    serde_json::from_value::<PrivateChannel>(dm).unwrap();
+    let (_, me, _) = http.call("GET", "/users/@me", None).await;
+    serde_json::from_value::<serenity::all::CurrentUser>(me).unwrap();
+    fake.slash(BOB, GUILD, GENERAL, &["role", "grant"], vec![("user", json!(CAROL)), ("days", json!(3))]);
+    fake.slash(BOB, GUILD, GENERAL, &["whoami"], vec![]);
+    fake.press(BOB, GUILD, GENERAL, &vote, "polity:vote:12:yes");
+    let form = fake.submit_form(BOB, GUILD, GENERAL, "polity:secret:1", "secret", "hunter2");
+    let token = fake.interaction(&form).unwrap().token;
+    let deferred = json!({ "type": 5, "data": { "flags": 64 } });
+    http.call("POST", &format!("/interactions/{form}/{token}/callback"), Some(deferred)).await;
+    let edit = format!("/webhooks/{APPLICATION_ID}/{token}/messages/@original");
+    let (_, original, _) = http.call("PATCH", &edit, Some(json!({ "content": "done" }))).await;
+    serde_json::from_value::<SMessage>(original).unwrap();
+    send(&mut ws, json!({ "op": 8, "d": { "guild_id": [GUILD] } })).await;
+
+    // Everything the session got, read as serenity reads it.
+    let expected = fake.dispatched().len() + 1; // the members chunk
+    for _ in 2..expected {
+        kinds.push(read_as_serenity(&mut ws).await);
+    }
+    for t in [
+        "READY",
+        "GUILD_CREATE",
+        "MESSAGE_CREATE",
+        "MESSAGE_UPDATE",
+        "MESSAGE_DELETE",
+        "MESSAGE_REACTION_ADD",
+        "MESSAGE_REACTION_REMOVE",
+        "CHANNEL_UPDATE",
+        "GUILD_MEMBER_UPDATE",
+        "GUILD_MEMBER_ADD",
+        "GUILD_MEMBER_REMOVE",
+        "CHANNEL_PINS_UPDATE",
+        "INTERACTION_CREATE",
+        "GUILD_MEMBERS_CHUNK",
+    ] {
+        assert!(kinds.iter().any(|k| k == t), "no {t} in {kinds:?}");
+    }
+}
+
+mod real_client {
+    //! Polity's Discord adapter (serenity 0.12.5 and poise 0.7.1) against the fake.
+    use super::*;
+    use polity_commands::Reply;
+    use polity_discord::{GatewayConfig, Incoming, start};
+    use polity_governance::io::Inbound;
+    use tokio::sync::mpsc;
+
+    /// The next input that `pick` takes, skipping the others.
+    async fn next_matching<T>(
+        events: &mut mpsc::Receiver<Incoming>,
+        what: &str,
+        pick: impl Fn(Incoming) -> Option<T>,
+    ) -> T {
+        within(what, async {
+            loop {
+                let incoming = events.recv().await.expect("the gateway stopped");
+                if let Some(t) = pick(incoming) {
+                    return t;
+                }
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn serenity_connects_registers_its_commands_hears_users_answers_a_command_and_resumes() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let fake = fake().await;
+        let vote = fake.add_message(GENERAL, BOT_ID, "Vote on #1");
+        let (tx, mut events) = mpsc::channel(64);
+        let mut config = GatewayConfig::new("discord", TOKEN, fake.url());
+        config.register_commands = true;
+        let gateway = start(config, tx).await.unwrap();
+
+        let identify = within("IDENTIFY", fake.wait_identify()).await;
+        assert_eq!(identify["token"], json!(format!("Bot {TOKEN}")));
+        assert!(fake.requests().iter().any(|r| r.method == "GET" && r.path == "/api/v10/gateway"));
+        let application = next_matching(&mut events, "READY", |i| match i {
+            Incoming::Connected { resumed: false, application_id } => Some(application_id),
+            _ => None,
+        })
+        .await;
+        assert_eq!(application, Some(APPLICATION_ID.parse().unwrap()));
+        let put = within(
+            "the commands registered",
+            fake.wait_for_request("PUT", &format!("/applications/{APPLICATION_ID}/commands")),
+        )
+        .await;
+        assert_eq!(put.status, 200);
+        let commands = fake.registered_commands();
+        let names: Vec<&str> = commands.as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+        assert!(names.contains(&"propose") && names.contains(&"whoami"), "{names:?}");
+
+        // A user's reaction.
+        fake.user_reacts(ALICE, GENERAL, &vote, THUMBS);
+        let reaction = next_matching(&mut events, "the reaction", |i| match i {
+            Incoming::Event(e) => match e.input {
+                Inbound::Reaction { message, voter, emoji, added } => Some((message, voter, emoji, added)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .await;
+        assert_eq!((reaction.0.message.as_str(), reaction.1.account.as_str()), (vote.as_str(), ALICE));
+        assert_eq!((reaction.2.as_str(), reaction.3), (THUMBS, true));
+
+        // A slash command, answered by the bot within the time Discord allows.
+        let interaction = fake.slash(BOB, GUILD, GENERAL, &["whoami"], vec![]);
+        let call = next_matching(&mut events, "the command", |i| match i {
+            Incoming::Command(c) => Some(c),
+            _ => None,
+        })
+        .await;
+        assert_eq!((call.guild.as_str(), call.invocation.invoker.account.as_str()), (GUILD, BOB));
+        assert_eq!(call.invocation.id, interaction);
+        call.answer.send(Reply::private("hi")).unwrap();
+        let response = within("the answer", fake.response(&interaction)).await;
+        assert_eq!(response.kind, 4);
+        assert_eq!((response.data["content"].clone(), response.data["flags"].clone()), (json!("hi"), json!(64)));
+
+        // A subcommand with options reaches the bot with its arguments.
+        let grant = fake.slash(
+            ALICE,
+            GUILD,
+            GENERAL,
+            &["role", "grant"],
+            vec![("role", json!("steward")), ("member", json!(BOB))],
+        );
+        let call = next_matching(&mut events, "the subcommand", |i| match i {
+            Incoming::Command(c) => Some(c),
+            _ => None,
+        })
+        .await;
+        assert_eq!(call.parsed.spec.path, ["role", "grant"]);
+        assert_eq!((call.parsed.get("role"), call.parsed.get("member")), (Some("steward"), Some(BOB)));
+        assert_eq!(call.invocation.id, grant);
+        call.answer.send(Reply::public("granted")).unwrap();
+        within("the public answer", fake.wait_for_message(GENERAL, |c| c == "granted")).await;
+
+        // Dropped by Discord: serenity resumes, and what happened meanwhile arrives.
+        assert!(fake.disconnect());
+        fake.user_unreacts(ALICE, GENERAL, &vote, THUMBS);
+        let resume = within("RESUME", fake.wait_resume()).await;
+        assert!(resume["session_id"].is_string());
+        let mut resumed = false;
+        let mut replayed = false;
+        within("the session resumed and the reaction replayed", async {
+            while !(resumed && replayed) {
+                match events.recv().await.expect("the gateway stopped") {
+                    Incoming::Connected { resumed: true, .. } => resumed = true,
+                    Incoming::Event(e) if matches!(e.input, Inbound::Reaction { added: false, .. }) => replayed = true,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        assert_eq!(fake.identify_count(), 1);
+        let unexpected: Vec<String> =
+            fake.requests().iter().filter(|r| r.status == 404).map(|r| format!("{} {}", r.method, r.path)).collect();
+        assert!(unexpected.is_empty(), "unexpected requests: {unexpected:?}");
+        within("shutdown", gateway.shutdown()).await.unwrap();
+    }
+}
