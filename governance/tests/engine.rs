@@ -188,6 +188,19 @@ fn an_initiator_with_execute_permission_is_never_governed() {
 }
 
 #[test]
+fn a_platform_policy_that_names_no_action_decides_proposals_only() {
+    let mut w = World::new(&["alice"]);
+    w.install(MAJORITY);
+    // Every member's every message is not put to a vote because a kit was installed.
+    let s = w.push(Inbound::Action { action: rename("alice") }).unwrap();
+    assert!(s.effects.is_empty());
+    assert_eq!(s.audit[0].to_string(), "discord.rename_channel by console:alice allowed: no policy governs it");
+    // A proposal is.
+    w.propose("alice", "x");
+    assert_eq!(w.engine.proposal(ProposalId(1)).unwrap().policy_name, "Majority");
+}
+
+#[test]
 fn with_no_policy_an_action_is_allowed_and_that_is_logged() {
     let mut w = World::new(&["alice"]);
     let s = w.push(Inbound::Action { action: rename("alice") }).unwrap();
@@ -211,6 +224,7 @@ fn the_most_specific_matching_policy_wins_and_a_failing_filter_is_no_match() {
     let general_policy = r#"
 name = "Everything by majority"
 kind = "platform"
+actions = ["*"]
 [vote]
 quorum = 1
 "#;
@@ -259,6 +273,7 @@ filter = "action.no_such_field.length > 2"
 #[test]
 fn a_member_without_the_propose_permission_is_undone_and_told() {
     let mut w = World::with_kit(&["alice"], "moderators");
+    w.install(RENAMES);
     w.engine.community.revoke_permission("everyone", Permission::Propose, &ActionPattern::any()).unwrap();
     let s = w.push(Inbound::Action { action: rename("alice") }).unwrap();
     assert!(matches!(&s.effects[0], Effect::Revert { proposal: None, .. }));

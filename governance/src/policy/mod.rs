@@ -72,7 +72,13 @@ impl CompiledPolicy {
             return None;
         }
         if self.policy.actions.is_empty() {
-            return Some(0);
+            // A platform policy that names no action decides plain proposals only: governing
+            // every member's every action (each chat message) is never a default anyone
+            // wants, so platform actions are governed by policies that name them.
+            return match self.policy.kind {
+                PolicyKind::Platform => (action.as_str() == crate::action::PROPOSE).then_some(0),
+                _ => Some(0),
+            };
         }
         self.policy.actions.iter().filter_map(|p| p.specificity(action)).max()
     }
