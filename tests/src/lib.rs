@@ -4,5 +4,8 @@
 //!
 //! - [`discord`]: a stateful fake of Discord (REST API v10 and the gateway websocket) that a
 //!   real serenity client connects to, and that tests drive as Discord's users would.
+//! - [`db`]: a database of a test's own, SQLite or (when `POLITY_TEST_DATABASE_URL` is set)
+//!   PostgreSQL, dropped when the test ends.
 
+pub mod db;
 pub mod discord;
