@@ -684,6 +684,19 @@ impl Store {
         Ok(())
     }
 
+    /// The effects given up on, with the error that ended each, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn failed_effects(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::Status.eq(status::FAILED))
+            .order_by_asc(outbox::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.id, r.last_error.unwrap_or_default())).collect())
+    }
+
     /// How many effects are pending or in flight.
     ///
     /// # Errors

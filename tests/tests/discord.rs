@@ -1,0 +1,542 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Polity on Discord, end to end: `polity run`'s loop (store, runtime, serenity's gateway
+//! and HTTP clients, poise's commands) against the fake Discord, driven as Discord's users
+//! would drive it: slash commands, reactions, buttons, forms, messages, renames.
+
+use chrono::TimeDelta;
+use polity::discord::Notice;
+use polity::run::{Pacing, run};
+use polity::runtime::Runtime;
+use polity::serve::SystemClock;
+use polity::store::{SecretKey, Store};
+use polity_discord::GatewayConfig;
+use polity_tests::db::TestDb;
+use polity_tests::discord::{BOT_ID, FakeDiscord, Response};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+const TOKEN: &str = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs";
+const GUILD: &str = "700000000000000001";
+const GENERAL: &str = "100000000000000001";
+const RULES: &str = "100000000000000002";
+const ALICE: &str = "300000000000000001";
+const BOB: &str = "300000000000000002";
+const CAROL: &str = "300000000000000003";
+const DAVE: &str = "300000000000000004";
+const YES: &str = "👍";
+const NO: &str = "👎";
+
+/// A guard against a hang: the tests wait on events, never on time.
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// A server "Polity test" owned by Alice, with #general and #rules, and the members Alice
+/// (nick "Alice A."), Bob, Carol and Dave.
+async fn discord() -> FakeDiscord {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let fake = FakeDiscord::start().await;
+    fake.add_guild(GUILD, "Polity test", ALICE);
+    fake.add_channel(GUILD, GENERAL, "general");
+    fake.add_channel(GUILD, RULES, "rules");
+    fake.add_member(GUILD, ALICE, "alice", Some("Alice A."), &[]);
+    fake.add_member(GUILD, BOB, "bob", None, &[]);
+    fake.add_member(GUILD, CAROL, "carol", None, &[]);
+    fake.add_member(GUILD, DAVE, "dave", None, &[]);
+    fake
+}
+
+/// Polity's `run` loop on its own task, pointed at the fake.
+struct Polity {
+    task: JoinHandle<anyhow::Result<Runtime>>,
+    stop: oneshot::Sender<()>,
+    notices: mpsc::UnboundedReceiver<Notice>,
+}
+
+impl Polity {
+    /// Starts Polity on `db` and waits until it governs `servers` servers.
+    async fn start(fake: &FakeDiscord, db: &str, secret_key: Option<&str>, servers: usize) -> Self {
+        let store = Store::connect(db).await.unwrap().with_secret_key(secret_key);
+        store.migrate().await.unwrap();
+        let gateway = GatewayConfig::new("discord", TOKEN, fake.url());
+        // No pacing: every edit and read goes out at once (pacing has tests of its own).
+        let pacing = Pacing { edit: TimeDelta::zero(), reconcile: TimeDelta::zero() };
+        let (notices_tx, notices) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            run(store, gateway, pacing, &SystemClock, shutdown, notices_tx).await
+        });
+        let mut polity = Self { task, stop, notices };
+        let mut governing = 0;
+        while governing < servers {
+            match within("Polity to govern the server", polity.notices.recv()).await.unwrap() {
+                Notice::Governing { .. } => governing += 1,
+                Notice::Invite(link) => assert!(link.contains("client_id=900000000000000002"), "{link}"),
+            }
+        }
+        polity
+    }
+
+    async fn stop(self) -> Runtime {
+        self.stop.send(()).unwrap();
+        within("Polity to stop", self.task).await.unwrap().unwrap()
+    }
+}
+
+/// Runs a slash command and answers Discord's record of the first answer.
+async fn slash(fake: &FakeDiscord, user: &str, channel: &str, words: &[&str], options: Vec<(&str, Value)>) -> Response {
+    let id = fake.slash(user, GUILD, channel, words, options);
+    within(&format!("the answer to /{}", words.join(" ")), fake.response(&id)).await
+}
+
+/// The text of an ephemeral message answer.
+fn private(r: &Response) -> String {
+    assert_eq!(r.kind, 4, "a message answer: {r:?}");
+    assert_eq!(r.data["flags"], json!(64), "only the invoker sees it: {r:?}");
+    r.data["content"].as_str().unwrap().to_string()
+}
+
+async fn said(fake: &FakeDiscord, user: &str, words: &[&str], options: Vec<(&str, Value)>) -> String {
+    private(&slash(fake, user, GENERAL, words, options).await)
+}
+
+/// The vote message whose text starts with `start`, once posted.
+async fn vote_message(fake: &FakeDiscord, channel: &str, start: &str) -> String {
+    within(&format!("the vote message \"{start}\""), fake.wait_for_message(channel, |c| c.starts_with(start))).await
+}
+
+async fn until_reactions(fake: &FakeDiscord, channel: &str, message: &str, emoji: &str, holders: &[&str]) {
+    let what = format!("{emoji} held by {holders:?}");
+    within(&what, fake.wait_until(|s| s.reactions(channel, message, emoji) == holders)).await;
+}
+
+async fn until_content(fake: &FakeDiscord, channel: &str, message: &str, pred: impl Fn(&str) -> bool) -> String {
+    within(
+        "the vote message to change",
+        fake.until(|s| s.message(channel, message).map(|m| m.content.clone()).filter(|c| pred(c))),
+    )
+    .await
+}
+
+fn buttons(fake: &FakeDiscord, channel: &str, message: &str) -> Vec<String> {
+    let m = fake.message(channel, message).unwrap();
+    m.components
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .map(|b| b["custom_id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn direct_democracy(fake: &FakeDiscord) {
+    let installed = said(fake, ALICE, &["kit", "install"], vec![("name", json!("direct-democracy"))]).await;
+    assert!(installed.starts_with("The starter kit direct-democracy is installed"), "{installed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_passes_by_three_reactions_and_the_outcome_is_announced() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_pass");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+
+    // Every command of the catalogue is registered, in one PUT.
+    let registered: Vec<String> = fake
+        .registered_commands()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    for name in ["propose", "proposals", "proposal", "vote", "unvote", "cancel", "link", "whoami", "role", "kit"] {
+        assert!(registered.contains(&name.to_string()), "/{name} is not registered: {registered:?}");
+    }
+    for name in ["policy", "permission", "integration", "actions", "audit", "export", "help"] {
+        assert!(registered.contains(&name.to_string()), "/{name} is not registered: {registered:?}");
+    }
+    let puts = fake.requests().iter().filter(|r| r.method == "PUT" && r.path.ends_with("/commands")).count();
+    assert_eq!(puts, 1);
+
+    // The server's owner is the community's admin; its members are members.
+    let me = said(&fake, ALICE, &["whoami"], vec![]).await;
+    assert!(me.starts_with("You are Alice A., an admin."), "{me}");
+    let bob = said(&fake, BOB, &["whoami"], vec![]).await;
+    assert!(bob.starts_with("You are bob."), "{bob}");
+    direct_democracy(&fake).await;
+
+    let opened = said(&fake, BOB, &["propose"], vec![("text", json!("Buy a new server"))]).await;
+    assert_eq!(opened, "Proposal #1 is open, under \"Majority of members\".");
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: Buy a new server").await;
+    let text = fake.message(GENERAL, &vote).unwrap().content;
+    assert!(text.contains("vote 👍 yes · 👎 no · 🤷 abstain"), "{text}");
+    assert!(text.contains("closes "), "{text}");
+    assert!(text.ends_with("tally: yes 0 · no 0 · abstain 0 (0 of 4 voted)"), "{text}");
+    assert_eq!(buttons(&fake, GENERAL, &vote), ["polity:vote:1:yes", "polity:vote:1:no", "polity:vote:1:abstain"]);
+    // The bot seeds the reactions.
+    for emoji in [YES, NO, "🤷"] {
+        until_reactions(&fake, GENERAL, &vote, emoji, &[BOT_ID]).await;
+    }
+
+    fake.user_reacts(ALICE, GENERAL, &vote, YES);
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("(1 of 4 voted)")).await;
+    fake.user_reacts(BOB, GENERAL, &vote, YES);
+    fake.user_reacts(CAROL, GENERAL, &vote, YES);
+    // Three of four cannot be outvoted: passed at once, announced, buttons gone.
+    let announced = within(
+        "the announcement",
+        fake.wait_for_message(GENERAL, |c| c.starts_with("Proposal #1 passed: bob proposes: Buy a new server")),
+    )
+    .await;
+    assert!(fake.message(GENERAL, &announced).unwrap().content.ends_with("(yes 3 · no 0 · abstain 0 (3 of 4 voted))"));
+    let closed = until_content(&fake, GENERAL, &vote, |c| c.ends_with("PASSED")).await;
+    assert!(closed.contains("tally: yes 3 · no 0 · abstain 0 (3 of 4 voted)"), "{closed}");
+    assert_eq!(fake.message(GENERAL, &vote).unwrap().components, json!([]));
+    let rt = polity.stop().await;
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_reaction_replaces_the_ballot_and_the_bot_removes_the_old_one() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_change");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    said(&fake, BOB, &["propose"], vec![("text", json!("Weekly calls"))]).await;
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: Weekly calls").await;
+    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
+
+    fake.user_reacts(DAVE, GENERAL, &vote, YES);
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("yes 1 · no 0 · abstain 0 (1 of 4 voted)")).await;
+    fake.user_reacts(DAVE, GENERAL, &vote, NO);
+    // The old reaction is taken away by the bot; the ballot is the new one.
+    until_reactions(&fake, GENERAL, &vote, YES, &[BOT_ID]).await;
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("yes 0 · no 1 · abstain 0 (1 of 4 voted)")).await;
+    let removal = format!("/channels/{GENERAL}/messages/{vote}/reactions/%F0%9F%91%8D/{DAVE}");
+    assert!(fake.requests().iter().any(|r| r.method == "DELETE" && r.path.ends_with(&removal)));
+
+    // Taking the reaction back withdraws the ballot; a vote button casts one like /vote.
+    fake.user_unreacts(DAVE, GENERAL, &vote, NO);
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("(0 of 4 voted)")).await;
+    let press = fake.press(CAROL, GUILD, GENERAL, &vote, "polity:vote:1:no");
+    let answer = within("the button's answer", fake.response(&press)).await;
+    assert_eq!(private(&answer), "Your ballot on #1 is counted.");
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("yes 0 · no 1 · abstain 0 (1 of 4 voted)")).await;
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ineligible_reaction_is_removed_and_its_voter_told_why() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_ineligible");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    // Alice installs the moderators kit, so she is the one moderator.
+    let installed = said(&fake, ALICE, &["kit", "install"], vec![("name", json!("moderators"))]).await;
+    assert!(installed.starts_with("The starter kit moderators is installed"), "{installed}");
+    said(&fake, BOB, &["propose"], vec![("text", json!("Pin the rules"))]).await;
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: Pin the rules").await;
+    until_reactions(&fake, GENERAL, &vote, YES, &[BOT_ID]).await;
+
+    fake.user_reacts(CAROL, GENERAL, &vote, YES);
+    until_reactions(&fake, GENERAL, &vote, YES, &[BOT_ID]).await;
+    let told = within("carol's DM", fake.until(|s| s.dms(CAROL).first().cloned())).await;
+    assert_eq!(told, "Your vote was not counted: only members with the role moderator can vote on proposal #1.");
+    assert!(fake.message(GENERAL, &vote).unwrap().content.ends_with("(0 of 1 voted)"));
+    // Her button gets the same answer, to her alone.
+    let press = fake.press(CAROL, GUILD, GENERAL, &vote, "polity:vote:1:yes");
+    let answer = private(&within("the button's answer", fake.response(&press)).await);
+    assert_eq!(answer, "only members with the role moderator can vote on proposal #1");
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_added_while_polity_was_down_count_when_it_comes_back() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_restart");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    said(&fake, BOB, &["propose"], vec![("text", json!("Move to a new forum"))]).await;
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: Move to a new forum").await;
+    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
+    fake.user_reacts(ALICE, GENERAL, &vote, NO);
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("yes 0 · no 1 · abstain 0 (1 of 4 voted)")).await;
+    polity.stop().await;
+
+    // While Polity is down: Alice changes her mind, Bob and Carol vote. Nobody hears it.
+    fake.user_unreacts(ALICE, GENERAL, &vote, NO);
+    for user in [ALICE, BOB, CAROL] {
+        fake.user_reacts(user, GENERAL, &vote, YES);
+    }
+    let identifies = fake.identify_count();
+
+    // A new session (no replay): the votes are read back from the message and counted.
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    assert_eq!(fake.identify_count(), identifies + 1);
+    within(
+        "the announcement",
+        fake.wait_for_message(GENERAL, |c| c.starts_with("Proposal #1 passed: bob proposes: Move to a new forum")),
+    )
+    .await;
+    let closed = until_content(&fake, GENERAL, &vote, |c| c.ends_with("PASSED")).await;
+    assert!(closed.contains("tally: yes 3 · no 0 · abstain 0 (3 of 4 voted)"), "{closed}");
+    let reads: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains(&format!("/messages/{vote}/reactions/")))
+        .map(|r| r.query.clone())
+        .collect();
+    assert!(!reads.is_empty() && reads.iter().all(|q| q.contains("limit=100")), "read in pages of 100: {reads:?}");
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_dropped_connection_resumes_the_open_votes_are_read_back() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_resume");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    said(&fake, BOB, &["propose"], vec![("text", json!("Quarterly review"))]).await;
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: Quarterly review").await;
+    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
+    let reads_before = fake.requests().iter().filter(|r| r.method == "GET" && r.path.contains("/reactions/")).count();
+
+    assert!(fake.disconnect());
+    within("serenity to RESUME", fake.wait_resume()).await;
+    // Once resumed, every open vote is read back.
+    within(
+        "a read of the vote's reactions",
+        fake.wait_until(|s| {
+            s.requests().iter().filter(|r| r.method == "GET" && r.path.contains("/reactions/")).count() > reads_before
+        }),
+    )
+    .await;
+    fake.user_reacts(CAROL, GENERAL, &vote, YES);
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("(1 of 4 voted)")).await;
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_message");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    let policy = format!(
+        "name = \"Rules are agreed first\"\\nkind = \"platform\"\\nactions = [\"discord.message\"]\\nfilter = \"action.channel == \\\"{RULES}\\\"\"\\n[vote]\\nquorum = 2\\npass = \"majority\"\\ncloses = \"24h\""
+    );
+    let installed = said(
+        &fake,
+        ALICE,
+        &["policy", "install"],
+        vec![("name", json!("Rules are agreed first")), ("toml", json!(policy))],
+    )
+    .await;
+    assert_eq!(installed, "\"Rules are agreed first\" is installed: a platform policy.");
+
+    // A message elsewhere stands.
+    let chat = fake.user_says(DAVE, GENERAL, "hello all", &[]);
+    let png = "https://cdn.discordapp.com/attachments/1/2/no-spam.png";
+    let held = fake.user_says(DAVE, RULES, "No spam, please", &[png]);
+    within("the held message to be deleted", fake.wait_until(|s| s.message(RULES, &held).is_some_and(|m| m.deleted)))
+        .await;
+    let vote = vote_message(&fake, RULES, "Proposal #1: dave wants discord.message").await;
+    assert!(!fake.message(GENERAL, &chat).unwrap().deleted);
+    until_reactions(&fake, RULES, &vote, "🤷", &[BOT_ID]).await;
+    for user in [ALICE, BOB, CAROL] {
+        fake.user_reacts(user, RULES, &vote, YES);
+    }
+    let repost = within(
+        "the repost",
+        fake.wait_for_message(RULES, |c| c == format!("dave wrote: No spam, please\n{png}").as_str()),
+    )
+    .await;
+    // Reposted without pinging anyone.
+    let post = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/channels/{RULES}/messages")))
+        .find(|r| r.body["content"].as_str().is_some_and(|c| c.starts_with("dave wrote:")))
+        .unwrap();
+    assert_eq!(post.body["allowed_mentions"], json!({ "parse": [], "roles": [], "users": [] }), "{}", post.body);
+    assert!(!fake.message(RULES, &repost).unwrap().deleted);
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_is_undone_voted_on_and_done_again_on_pass() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_rename");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    let policy = "name = \"Renames need a vote\"\\nkind = \"platform\"\\nactions = [\"discord.rename_channel\"]\\n[vote]\\nquorum = 2";
+    said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Renames need a vote")), ("toml", json!(policy))])
+        .await;
+
+    fake.user_renames_channel(DAVE, GENERAL, "random");
+    // The old name is restored at once, exactly.
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: dave wants discord.rename_channel").await;
+    within("the old name back", fake.wait_until(|s| s.channel_name(GENERAL) == Some("general"))).await;
+    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
+    for user in [ALICE, BOB, CAROL] {
+        fake.user_reacts(user, GENERAL, &vote, YES);
+    }
+    within("the new name again", fake.wait_until(|s| s.channel_name(GENERAL) == Some("random"))).await;
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("PASSED")).await;
+    // The bot's own renames were never governed: one proposal only.
+    let rt = polity.stop().await;
+    let community = rt.store().communities().await.unwrap()[0].0;
+    assert_eq!(rt.store().load_proposals(community, false).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_waited_out_for_its_retry_after_and_the_vote_posted_once() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_429");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    let limited = json!({ "message": "You are being rate limited.", "retry_after": 0.25, "global": false });
+    fake.fail_next("POST", &format!("/channels/{GENERAL}/messages"), 429, limited, None);
+    let asked = std::time::Instant::now();
+    said(&fake, BOB, &["propose"], vec![("text", json!("Rate limits"))]).await;
+    vote_message(&fake, GENERAL, "Proposal #1: bob proposes: Rate limits").await;
+    let posts: Vec<u16> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/channels/{GENERAL}/messages")))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(posts, [429, 200]);
+    // Not retried before Discord said (a lower bound, not a timing measurement).
+    assert!(asked.elapsed() >= Duration::from_millis(250));
+    assert_eq!(fake.messages(GENERAL).iter().filter(|m| m.content.starts_with("Proposal #1:")).count(), 1);
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_command_is_acknowledged_at_once_and_answered_after() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_slow");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    let id = fake.slash(ALICE, GUILD, GENERAL, &["export"], vec![("format", json!(1))]);
+    let first = within("the acknowledgement", fake.response(&id)).await;
+    assert_eq!((first.kind, &first.data["flags"]), (5, &json!(64)), "{first:?}");
+    let answer = within("the answer", fake.edited_response(&id)).await;
+    assert_eq!(answer.data["content"], json!("The governance record (polity-export.csv):"));
+    let (name, content) = &answer.files[0];
+    assert_eq!(name, "polity-export.csv");
+    assert!(content.starts_with("community,record,proposal,at,who,what,detail\n"), "{content}");
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_is_typed_into_a_form_and_never_shown() {
+    const SECRET: &str = "xoxb-polity-e2e-very-secret";
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_secret");
+    let key = SecretKey::generate();
+    let polity = Polity::start(&fake, db.url(), Some(&key), 1).await;
+    let id = fake.slash(
+        ALICE,
+        GUILD,
+        GENERAL,
+        &["integration", "add"],
+        vec![("platform", json!("slack")), ("name", json!("team"))],
+    );
+    let form = within("the form", fake.response(&id)).await;
+    assert_eq!(form.kind, 9, "a modal: {form:?}");
+    let custom_id = form.data["custom_id"].as_str().unwrap().to_string();
+    assert_eq!(custom_id, format!("polity:secret:{id}"));
+    let input = form.data["components"][0]["components"][0].clone();
+    assert_eq!(input["custom_id"], json!("secret"));
+    assert!(input["label"].as_str().unwrap().starts_with("Type the bot token"), "{input}");
+
+    let submitted = fake.submit_form(ALICE, GUILD, GENERAL, &custom_id, "secret", SECRET);
+    let answer = private(&within("the answer to the form", fake.response(&submitted)).await);
+    assert_eq!(answer, "team (slack) is connected. `/integration test team` checks it.");
+    for r in fake.requests() {
+        assert!(!r.body.to_string().contains(SECRET), "sent to Discord: {r:?}");
+    }
+    let listed = said(&fake, ALICE, &["integration", "list"], vec![]).await;
+    // Beside the server's own connection, made when the server became a community.
+    assert_eq!(listed, "discord — discord, enabled, no secret\nteam — slack, enabled, secret stored");
+    let rt = polity.stop().await;
+    let community = rt.store().communities().await.unwrap()[0].0;
+    assert_eq!(rt.store().connection_secret(community, "team").await.unwrap().unwrap().expose(), SECRET);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_are_two_communities_and_one_cannot_act_in_the_others_channels() {
+    const OTHER_GUILD: &str = "700000000000000002";
+    const OTHER: &str = "100000000000000009";
+    const EVE: &str = "300000000000000009";
+    let fake = discord().await;
+    fake.add_guild(OTHER_GUILD, "Neighbours", EVE);
+    fake.add_channel(OTHER_GUILD, OTHER, "lobby");
+    fake.add_member(OTHER_GUILD, EVE, "eve", None, &[]);
+    let db = TestDb::sqlite("e2e_two");
+    let polity = Polity::start(&fake, db.url(), None, 2).await;
+
+    let eve = private(
+        &within("eve's whoami", fake.response(&fake.slash(EVE, OTHER_GUILD, OTHER, &["whoami"], vec![]))).await,
+    );
+    assert!(eve.starts_with("You are eve, an admin."), "{eve}");
+    let alice = said(&fake, ALICE, &["whoami"], vec![]).await;
+    assert!(alice.starts_with("You are Alice A., an admin."), "{alice}");
+
+    // A policy of the first server that posts here and in the other server's channel: only
+    // its own channel is reachable.
+    let policy = format!(
+        "name = \"Shout\"\\nkind = \"trigger\"\\nactions = [\"discord.reaction_added\"]\\nfilter = \"action.emoji == \\\"📣\\\"\"\\ncheck = \"\\\"passed\\\"\"\\n[pass]\\ndo = [{{ action = \"discord.post_message\", channel = \"{OTHER}\", text = \"hello neighbours\" }}, {{ action = \"discord.post_message\", channel = \"{GENERAL}\", text = \"hello here\" }}]"
+    );
+    let installed =
+        said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Shout")), ("toml", json!(policy))]).await;
+    assert_eq!(installed, "\"Shout\" is installed: a trigger policy.");
+    let note = fake.user_says(BOB, GENERAL, "news!", &[]);
+    fake.user_reacts(BOB, GENERAL, &note, "📣");
+    within("the post here", fake.wait_for_message(GENERAL, |c| c == "hello here")).await;
+    let rt = polity.stop().await;
+    assert!(fake.messages(OTHER).is_empty(), "{:?}", fake.messages(OTHER));
+    let failed = rt.store().failed_effects().await.unwrap();
+    assert!(
+        failed.iter().any(|(_, e)| e.contains(&format!("channel {OTHER} is not a channel of this community's server"))),
+        "{failed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_vote_with_more_reactions_than_a_page_is_read_page_by_page_without_the_bot() {
+    use polity_governance::ids::MessageRef;
+    use polity_governance::platform::Platform;
+    let fake = discord().await;
+    let vote = fake.add_message(GENERAL, BOT_ID, "Proposal #1");
+    fake.user_reacts(BOT_ID, GENERAL, &vote, YES);
+    let voters: Vec<String> = (0..150).map(|i| format!("{}", 310_000_000_000_000_000u64 + i)).collect();
+    for v in &voters {
+        fake.add_member(GUILD, v, &format!("voter{v}"), None, &[]);
+        fake.user_reacts(v, GENERAL, &vote, YES);
+    }
+    let platform = polity_discord::DiscordPlatform::new("discord", TOKEN, &fake.url()).unwrap();
+    let message = MessageRef::new("discord", GENERAL, &vote);
+    let read = platform.read_reactions(&message, &[YES.to_string(), NO.to_string()]).await.unwrap();
+    assert_eq!(read.len(), 2);
+    let ids: Vec<&str> = read[0].users.iter().map(|(a, _)| a.account.as_str()).collect();
+    assert_eq!(ids, voters.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(read[1].users.is_empty());
+    let pages: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/reactions/%F0%9F%91%8D"))
+        .map(|r| r.query.clone())
+        .collect();
+    // A full page of 100, then the rest (50 and the bot's own): a short page ends the read.
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[0].contains("limit=100") && !pages[0].contains("after="), "{pages:?}");
+    assert!(pages[1].contains(&format!("after={}", voters[99])), "{pages:?}");
+}
