@@ -8,7 +8,12 @@ pub fn run(ports: &dyn Ports, inv: &Invocation) -> Reply {
     let Some(m) = c.member_by_account(&inv.invoker) else {
         return Reply::private(format!("{} is not a member of this community yet.", inv.invoker));
     };
-    let mut lines = vec![format!("You are {}{}.", m.name, if m.admin { ", an admin" } else { "" })];
+    let mut first = format!("You are {}{}", m.name, if m.admin { ", an admin" } else { "" });
+    // A name like "Alice A." ends the sentence itself.
+    if !first.ends_with('.') {
+        first.push('.');
+    }
+    let mut lines = vec![first];
     let accounts: Vec<String> = m.accounts.iter().map(|l| format!("{} ({})", l.account, l.quality)).collect();
     lines.push(format!("accounts: {}", accounts.join(", ")));
     let roles = c.roles_of(m.id);

@@ -56,6 +56,8 @@ struct Polity {
     task: JoinHandle<anyhow::Result<Runtime>>,
     stop: oneshot::Sender<()>,
     notices: mpsc::UnboundedReceiver<Notice>,
+    /// The servers it governs, and as which community.
+    governing: Vec<(String, String)>,
 }
 
 impl Polity {
@@ -74,11 +76,10 @@ impl Polity {
             };
             run(store, gateway, pacing, &SystemClock, shutdown, notices_tx).await
         });
-        let mut polity = Self { task, stop, notices };
-        let mut governing = 0;
-        while governing < servers {
+        let mut polity = Self { task, stop, notices, governing: Vec::new() };
+        while polity.governing.len() < servers {
             match within("Polity to govern the server", polity.notices.recv()).await.unwrap() {
-                Notice::Governing { .. } => governing += 1,
+                Notice::Governing { guild, community, .. } => polity.governing.push((guild, community)),
                 Notice::Invite(link) => assert!(link.contains("client_id=900000000000000002"), "{link}"),
             }
         }
@@ -258,9 +259,19 @@ async fn an_ineligible_reaction_is_removed_and_its_voter_told_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reactions_added_while_polity_was_down_count_when_it_comes_back() {
+    votes_cast_while_down_count(TestDb::sqlite("e2e_restart").url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_added_while_polity_was_down_count_when_it_comes_back_on_postgresql() {
+    if let Some(db) = TestDb::postgres("e2e_restart") {
+        votes_cast_while_down_count(db.url()).await;
+    }
+}
+
+async fn votes_cast_while_down_count(db: &str) {
     let fake = discord().await;
-    let db = TestDb::sqlite("e2e_restart");
-    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    let polity = Polity::start(&fake, db, None, 1).await;
     direct_democracy(&fake).await;
     said(&fake, BOB, &["propose"], vec![("text", json!("Move to a new forum"))]).await;
     let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: Move to a new forum").await;
@@ -277,7 +288,7 @@ async fn reactions_added_while_polity_was_down_count_when_it_comes_back() {
     let identifies = fake.identify_count();
 
     // A new session (no replay): the votes are read back from the message and counted.
-    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    let polity = Polity::start(&fake, db, None, 1).await;
     assert_eq!(fake.identify_count(), identifies + 1);
     within(
         "the announcement",
@@ -539,4 +550,28 @@ async fn a_vote_with_more_reactions_than_a_page_is_read_page_by_page_without_the
     assert_eq!(pages.len(), 2, "{pages:?}");
     assert!(pages[0].contains("limit=100") && !pages[0].contains("after="), "{pages:?}");
     assert!(pages[1].contains(&format!("after={}", voters[99])), "{pages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_named_by_an_existing_communitys_connection_joins_that_community() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_join");
+    {
+        // The community "Makers" (its admin on another platform) connected this server.
+        let store = Store::connect(db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut rt = Runtime::open(store).await.unwrap();
+        let admin = polity_governance::ids::AccountRef::new("console", "maria");
+        let c = rt.ensure_community("Makers", "maria", admin).await.unwrap();
+        let config = json!({ "guild": GUILD, "enabled": true });
+        rt.store().put_connection(c, "main", "discord", &config, None).await.unwrap();
+    }
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    assert_eq!(polity.governing, [(GUILD.to_string(), "Makers".to_string())]);
+    // The server's members are Makers' members; its owner is no admin there.
+    let me = said(&fake, ALICE, &["whoami"], vec![]).await;
+    assert!(me.starts_with("You are Alice A.\naccounts: discord:300000000000000001"), "{me}");
+    let rt = polity.stop().await;
+    let names: Vec<String> = rt.store().communities().await.unwrap().into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["Makers"]);
 }
