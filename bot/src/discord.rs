@@ -66,6 +66,12 @@ impl std::fmt::Debug for Discord {
 }
 
 impl Discord {
+    /// Resolves when the gateway stops by itself, with why: a failure it cannot get past
+    /// (Discord refused the token).
+    pub async fn stopped(&mut self) -> Result<()> {
+        self.gateway.stopped().await.map_err(|e| anyhow!("the Discord connection ended: {e}"))
+    }
+
     /// Closes the gateway.
     pub async fn shutdown(self) {
         self.translator.abort();

@@ -43,8 +43,23 @@ pub async fn run(
     rt.set_reconcile_interval(pacing.reconcile);
     rt.await_platform(CONNECTION);
     let (tx, rx) = mpsc::channel(1024);
-    let bot = discord::start(gateway, tx, notices).await?;
-    let served = serve(rt, rx, clock, shutdown).await;
+    let mut bot = discord::start(gateway, tx, notices).await?;
+    // The loop stops on `shutdown`, or when the gateway gives up (a refused token), which
+    // is then the error `polity run` ends with.
+    let mut gave_up = None;
+    let served = {
+        let stop = async {
+            tokio::select! {
+                () = shutdown => {}
+                ended = bot.stopped() => gave_up = Some(ended),
+            }
+        };
+        serve(rt, rx, clock, stop).await
+    };
     bot.shutdown().await;
-    served
+    match gave_up {
+        Some(Err(e)) => Err(e),
+        Some(Ok(())) => Err(anyhow::anyhow!("the Discord connection ended")),
+        None => served,
+    }
 }

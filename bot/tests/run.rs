@@ -90,3 +90,37 @@ async fn polity_run_serves_discord_from_its_configuration_and_stops_cleanly() {
     assert!(!stderr.contains(TOKEN), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_ends_polity_run_with_a_clear_error() {
+    let fake = FakeDiscord::start().await;
+    fake.add_guild(GUILD, "Polity test", ALICE);
+    fake.require_token(TOKEN);
+    let db = TestDb::sqlite("run_refused");
+    let wrong = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.wrong-token-never-shown";
+    let dir = std::env::temp_dir().join(format!("polity-run-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("polity.toml");
+    std::fs::write(&config, format!("database_url = \"{}\"\n\n[discord]\nbase_url = \"{}\"\n", db.url(), fake.url()))
+        .unwrap();
+    let out = within(
+        "polity run to give up",
+        Command::new(env!("CARGO_BIN_EXE_polity"))
+            .args(["--config", config.to_str().unwrap(), "run"])
+            .env_remove("POLITY_DATABASE_URL")
+            .env_remove("DATABASE_URL")
+            .env("POLITY_DISCORD_TOKEN", wrong)
+            .env("RUST_LOG", "warn")
+            .current_dir(&dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("error: the Discord connection ended"), "{stderr}");
+    assert!(!stderr.contains("wrong-token") && !stdout.contains("wrong-token"), "{stdout}\n{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

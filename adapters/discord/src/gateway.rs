@@ -110,7 +110,8 @@ impl fmt::Debug for GatewayConfig {
 pub struct Gateway {
     shards: Arc<ShardManager>,
     cache: Arc<Cache>,
-    task: JoinHandle<Result<(), serenity::Error>>,
+    /// The client's task, until it has been waited for.
+    task: Option<JoinHandle<Result<(), serenity::Error>>>,
 }
 
 impl fmt::Debug for Gateway {
@@ -125,16 +126,39 @@ impl Gateway {
         Arc::clone(&self.cache)
     }
 
+    /// Resolves when the client stops by itself: serenity reconnects on its own, so that is
+    /// a failure it cannot get past (Discord refused the token, or the intents).
+    ///
+    /// # Errors
+    /// Why the client stopped.
+    pub async fn stopped(&mut self) -> Result<(), serenity::Error> {
+        let Some(task) = self.task.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = task.await;
+        self.task = None;
+        joined(result)
+    }
+
     /// Closes the shard and waits for the client to stop.
     ///
     /// # Errors
     /// When the client had stopped with an error of its own.
     pub async fn shutdown(self) -> Result<(), serenity::Error> {
         self.shards.shutdown_all().await;
-        match self.task.await {
-            Ok(result) => result,
-            Err(e) => Err(serenity::Error::Other(if e.is_panic() { "the gateway panicked" } else { "cancelled" })),
+        match self.task {
+            Some(task) => joined(task.await),
+            None => Ok(()),
         }
+    }
+}
+
+/// The client task's outcome as serenity's error (the same type `shutdown` returns).
+#[allow(clippy::result_large_err)]
+fn joined(result: Result<Result<(), serenity::Error>, tokio::task::JoinError>) -> Result<(), serenity::Error> {
+    match result {
+        Ok(result) => result,
+        Err(e) => Err(serenity::Error::Other(if e.is_panic() { "the gateway panicked" } else { "cancelled" })),
     }
 }
 
@@ -179,7 +203,7 @@ pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Res
     let shards = Arc::clone(&client.shard_manager);
     let cache = Arc::clone(&client.cache);
     let task = tokio::spawn(async move { client.start().await });
-    Ok(Gateway { shards, cache, task })
+    Ok(Gateway { shards, cache, task: Some(task) })
 }
 
 struct Handler {

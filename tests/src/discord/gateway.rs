@@ -25,6 +25,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+/// Discord's close code for a token it refuses.
+pub(crate) const AUTHENTICATION_FAILED: u16 = 4004;
+
 /// The close code [`super::FakeDiscord::disconnect`] uses: Discord's "unknown error, reconnect".
 pub const CLOSE_RECONNECT: u16 = 4000;
 
@@ -55,7 +58,16 @@ impl State {
 
     /// Starts a new session on connection `conn`: READY and the GUILD_CREATEs.
     fn identify(&mut self, conn: u64, tx: &mpsc::UnboundedSender<Outgoing>, d: Value) {
+        let token = d["token"].as_str().unwrap_or_default().to_string();
         self.gateway.identifies.push(d);
+        if let Some(t) = &self.token
+            && token != *t
+            && token != format!("Bot {t}")
+        {
+            // Discord's "Authentication failed": not to be retried.
+            let _ = tx.send(Outgoing::Close(AUTHENTICATION_FAILED));
+            return;
+        }
         self.gateway.sessions += 1;
         let id = format!("fake-session-{}", self.gateway.sessions);
         self.gateway.session = Some(Session { id: id.clone(), seq: 0, log: Vec::new() });

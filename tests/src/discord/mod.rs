@@ -222,6 +222,12 @@ impl FakeDiscord {
         })
     }
 
+    /// From now on only `token` is accepted: REST requests with another get 401 (but for
+    /// `GET /gateway`, which needs none), and an IDENTIFY with another is closed with 4004.
+    pub fn require_token(&self, token: &str) {
+        self.shared.change(|s| s.token = Some(token.to_string()));
+    }
+
     /// The next REST request with `method` whose path (after `/api/v10`; the prefix may be
     /// given with or without it) starts with `path_prefix` is answered with `status`, `body`
     /// and, if given, a `Retry-After` header, and changes nothing. Once.

@@ -141,7 +141,14 @@ pub(crate) async fn handle(
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or_default().to_string();
     let answer = shared.change(|s| {
+        let refused = s.token.as_ref().is_some_and(|t| authorization.as_deref() != Some(&format!("Bot {t}")));
         let answer = match path.strip_prefix(API_PREFIX) {
+            // Like Discord's, the gateway's address needs no token.
+            Some(rel) if refused && rel != "/gateway" => Answer {
+                status: 401,
+                body: Some(json!({ "message": "401: Unauthorized", "code": 0 })),
+                retry_after: None,
+            },
             Some(rel) => match take_failure(s, method.as_str(), rel) {
                 Some(failure) => failure,
                 None => {

@@ -243,6 +243,8 @@ pub struct State {
     pub(crate) requests: Vec<Recorded>,
     pub(crate) failures: Vec<Failure>,
     pub(crate) gateway: GatewayState,
+    /// The bot token Discord accepts, once a test sets one: any other is refused.
+    pub(crate) token: Option<String>,
 }
 
 /// `seconds` after 2026-11-01T00:00:00Z, as Discord writes timestamps (valid for 28 days).
@@ -285,6 +287,7 @@ impl State {
             requests: Vec::new(),
             failures: Vec::new(),
             gateway: GatewayState::default(),
+            token: None,
         }
     }
 
