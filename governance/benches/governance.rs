@@ -151,5 +151,50 @@ closes = "72h"
     group.finish();
 }
 
-criterion_group!(benches, tally_100k, ballot_on_a_big_vote, recheck_10k);
+fn reconcile_1k(c: &mut Criterion) {
+    // Reading a vote message back: a snapshot of 1,000 reactions that the ballots already
+    // match, the cost a vote pays each time its message is reconciled.
+    let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).single().unwrap_or_default();
+    let mut e =
+        engine(1_000, "name = \"big\"\nkind = \"platform\"\n[vote]\nquorum = 1\nearly = false\ncloses = \"72h\"\n");
+    let ctx = Ctx::at(now);
+    let action = Action::new(
+        ActionType::new(PROPOSE).unwrap_or_else(|e| panic!("{e}")),
+        AccountRef::new("console", "admin"),
+        "p",
+    )
+    .at(Place::new("console", "#general"))
+    .requested()
+    .with("text", "big vote");
+    e.step(Inbound::Action { action }, &ctx).unwrap_or_else(|e| panic!("{e}"));
+    let message = MessageRef::new("console", "#general", "vote");
+    e.step(Inbound::VoteMessagePosted { proposal: ProposalId(1), message: message.clone() }, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let emoji = ["👍", "👎", "🤷"];
+    let mut holders: Vec<Vec<AccountRef>> = vec![Vec::new(); 3];
+    for i in 0..1_000 {
+        let voter = AccountRef::new("console", format!("m{i}"));
+        let reaction = Inbound::Reaction {
+            message: message.clone(),
+            voter: voter.clone(),
+            emoji: emoji[i % 3].into(),
+            added: true,
+        };
+        e.step(reaction, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        holders[i % 3].push(voter);
+    }
+    let reactions: Vec<io::ReactionUsers> = emoji
+        .iter()
+        .zip(holders)
+        .map(|(e, accounts)| io::ReactionUsers { emoji: (*e).to_string(), accounts })
+        .collect();
+    c.bench_function("reconcile a vote message holding 1k reactions (no change)", |bench| {
+        bench.iter(|| {
+            let snapshot = Inbound::Reactions { message: message.clone(), reactions: reactions.clone() };
+            black_box(e.step(snapshot, &ctx).map(|s| s.effects.len()))
+        })
+    });
+}
+
+criterion_group!(benches, tally_100k, ballot_on_a_big_vote, recheck_10k, reconcile_1k);
 criterion_main!(benches);

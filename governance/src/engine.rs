@@ -880,26 +880,24 @@ impl Engine {
                 read.entry(option.as_str()).or_default().extend(r.accounts.iter());
             }
         }
-        let mut accounts: BTreeSet<AccountRef> = read.values().flatten().map(|a| (*a).clone()).collect();
+        // What each account's ballot holds by reactions on this message (a ballot cast
+        // otherwise holds none here).
+        let mut held_by: BTreeMap<&AccountRef, Vec<String>> = BTreeMap::new();
         for b in v.ballots.values() {
             if matches!(&b.source, BallotSource::Reaction { message: m } if m == message) {
-                accounts.insert(b.account.clone());
+                held_by.insert(&b.account, v.spec.emojis_of(&b.choice));
             }
         }
+        let mut accounts: BTreeSet<&AccountRef> = read.values().flatten().copied().collect();
+        accounts.extend(held_by.keys().copied());
         let mut changes: Vec<(AccountRef, String, bool)> = Vec::new();
         for account in accounts {
-            let ballot = self.member_of(&account).and_then(|m| v.ballots.get(&m));
-            let held: Vec<String> = match ballot {
-                Some(b) if matches!(&b.source, BallotSource::Reaction { message: m } if m == message) => {
-                    v.spec.emojis_of(&b.choice)
-                }
-                _ => Vec::new(),
-            };
+            let held = held_by.get(account).map(Vec::as_slice).unwrap_or_default();
             for option in &options {
                 let Some(holders) = read.get(option.as_str()) else {
                     continue;
                 };
-                let has = holders.contains(&account);
+                let has = holders.contains(account);
                 if has != held.contains(option) {
                     changes.push((account.clone(), option.clone(), has));
                 }
