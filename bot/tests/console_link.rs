@@ -58,7 +58,7 @@ impl Console {
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
         assert!(self.child.wait().unwrap().success());
-        self.seen + &rest
+        self.seen + rest.as_str()
     }
 }
 

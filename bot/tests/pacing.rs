@@ -15,23 +15,9 @@ use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place, Proposa
 use polity_governance::io::{Effect, Inbound};
 use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, ReactionRead, Request};
 use std::sync::{Arc, Mutex};
-use support::TestDb;
+use support::{HandClock, TestDb};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-
-struct HandClock(watch::Sender<DateTime<Utc>>);
-
-impl Clock for HandClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.borrow()
-    }
-    fn sleep_until(&self, at: DateTime<Utc>) -> BoxFuture<'_, ()> {
-        let mut rx = self.0.subscribe();
-        Box::pin(async move {
-            let _reached = rx.wait_for(|now| *now >= at).await;
-        })
-    }
-}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()

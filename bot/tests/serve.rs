@@ -14,24 +14,8 @@ use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place};
 use polity_governance::io::{Effect, Inbound};
 use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
 use std::sync::{Arc, Mutex};
-use support::TestDb;
+use support::{HandClock, TestDb};
 use tokio::sync::{mpsc, watch};
-
-/// A clock that moves only when the test says.
-struct HandClock(watch::Sender<DateTime<Utc>>);
-
-impl Clock for HandClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.borrow()
-    }
-    fn sleep_until(&self, at: DateTime<Utc>) -> BoxFuture<'_, ()> {
-        let mut rx = self.0.subscribe();
-        Box::pin(async move {
-            // The sender lives as long as the clock, so waiting cannot fail.
-            let _reached = rx.wait_for(|now| *now >= at).await;
-        })
-    }
-}
 
 /// Each effect performed, with the clock's time then.
 type Seen = Arc<Mutex<Vec<(DateTime<Utc>, Effect)>>>;

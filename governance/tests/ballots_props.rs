@@ -9,31 +9,6 @@ use common::*;
 use polity_governance::*;
 use proptest::prelude::*;
 
-const LATE: &str = r#"
-name = "Decide at the deadline"
-kind = "platform"
-[vote]
-voters = "role:voter"
-quorum = 1
-early = false
-closes = "1h"
-"#;
-
-const MEMBERS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
-
-/// alice, bob and carol hold the voter role; dave and erin do not.
-fn world() -> (World, ProposalId) {
-    let mut w = World::new(&MEMBERS);
-    w.engine.community.create_role("voter", "").unwrap();
-    for m in ["alice", "bob", "carol"] {
-        let id = w.member(m);
-        w.engine.community.grant_role(id, "voter").unwrap();
-    }
-    w.install(LATE);
-    let id = w.propose("admin", "x");
-    (w, id)
-}
-
 const EMOJI: [&str; 3] = ["👍", "👎", "🤷"];
 
 #[derive(Clone, Debug)]
@@ -74,8 +49,8 @@ proptest! {
         first in 0usize..3,
         last in 0usize..3,
     ) {
-        let (mut a, id) = world();
-        let (mut b, _) = world();
+        let (mut a, id) = voters_world();
+        let (mut b, _) = voters_world();
         for o in &history {
             apply(&mut a, id, o);
             apply(&mut b, id, o);
@@ -95,8 +70,8 @@ proptest! {
 
     #[test]
     fn one_ballot_per_voter_and_ineligible_ballots_never_count(history in prop::collection::vec(op(), 0..20)) {
-        let (mut all, id) = world();
-        let (mut eligible_only, _) = world();
+        let (mut all, id) = voters_world();
+        let (mut eligible_only, _) = voters_world();
         for o in &history {
             apply(&mut all, id, o);
             let by_eligible = match o {

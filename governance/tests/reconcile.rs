@@ -11,31 +11,7 @@ use polity_governance::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
-const LATE: &str = r#"
-name = "Decide at the deadline"
-kind = "platform"
-[vote]
-voters = "role:voter"
-quorum = 1
-early = false
-closes = "1h"
-"#;
-
-const MEMBERS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 const EMOJI: [&str; 3] = ["👍", "👎", "🤷"];
-
-/// alice, bob and carol hold the voter role; dave and erin do not.
-fn world() -> (World, ProposalId) {
-    let mut w = World::new(&MEMBERS);
-    w.engine.community.create_role("voter", "").unwrap();
-    for m in ["alice", "bob", "carol"] {
-        let id = w.member(m);
-        w.engine.community.grant_role(id, "voter").unwrap();
-    }
-    w.install(LATE);
-    let id = w.propose("admin", "x");
-    (w, id)
-}
 
 fn snapshot(id: ProposalId, reactions: &[(&str, &[&str])]) -> Inbound {
     Inbound::Reactions {
@@ -63,7 +39,7 @@ fn edits(step: &Step) -> usize {
 
 #[test]
 fn a_missed_reaction_counts_and_a_missed_removal_withdraws() {
-    let (mut w, id) = world();
+    let (mut w, id) = voters_world();
     w.react("alice", id, "👍");
     // While the bot was away, alice took her 👍 back and bob and carol voted.
     let s = w.push(snapshot(id, &[("👍", &["carol"]), ("👎", &["bob"]), ("🤷", &[])])).unwrap();
@@ -78,7 +54,7 @@ fn a_missed_reaction_counts_and_a_missed_removal_withdraws() {
 
 #[test]
 fn of_two_reactions_the_one_no_ballot_accounts_for_is_the_newer() {
-    let (mut w, id) = world();
+    let (mut w, id) = voters_world();
     w.react("bob", id, "👍");
     // bob added 👎 while the bot was away: it replaces 👍, which is removed.
     let s = w.push(snapshot(id, &[("👍", &["bob"]), ("👎", &["bob"])])).unwrap();
@@ -90,7 +66,7 @@ fn of_two_reactions_the_one_no_ballot_accounts_for_is_the_newer() {
 
 #[test]
 fn an_ineligible_reaction_in_a_snapshot_is_removed_and_explained() {
-    let (mut w, id) = world();
+    let (mut w, id) = voters_world();
     let s = w.push(snapshot(id, &[("👍", &["dave"])])).unwrap();
     assert!(ballots(&w, id).is_empty());
     assert!(s.effects.iter().any(|e| matches!(e, Effect::RemoveReaction { account: a, .. } if a == &account("dave"))));
@@ -99,7 +75,7 @@ fn an_ineligible_reaction_in_a_snapshot_is_removed_and_explained() {
 
 #[test]
 fn emoji_that_were_not_read_and_typed_ballots_are_left_alone() {
-    let (mut w, id) = world();
+    let (mut w, id) = voters_world();
     w.react("alice", id, "👍");
     w.vote("bob", id, "no").unwrap();
     // Only 👎 was read (reading 👍 failed): alice's 👍 ballot stands; bob's typed ballot
@@ -135,7 +111,7 @@ closes = "24h"
 
 #[test]
 fn buttons_are_offered_where_one_press_is_a_whole_ballot() {
-    let (mut w, _) = world();
+    let (mut w, _) = voters_world();
     let presses = |w: &mut World, vote: &str| {
         w.install(&format!("name = \"Kind\"\nkind = \"platform\"\n[vote]\n{vote}\n"));
         let step = w.push(Inbound::Action { action: proposal_action("admin", "y") }).unwrap();
@@ -207,7 +183,7 @@ proptest! {
         order in prop::collection::vec(any::<prop::sample::Index>(), 0..24),
         lost in prop::collection::vec(any::<bool>(), 0..24),
     ) {
-        let (mut w, id) = world();
+        let (mut w, id) = voters_world();
         let mut held = Held::new();
         let mut events = Vec::new();
         for a in &acts {

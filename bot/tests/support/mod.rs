@@ -7,6 +7,22 @@ use std::process::{Command, Stdio};
 
 pub use polity_tests::db::TestDb;
 
+/// A clock that moves only when the test says (`clock.0.send_replace(t)`).
+pub struct HandClock(pub tokio::sync::watch::Sender<chrono::DateTime<chrono::Utc>>);
+
+impl polity::serve::Clock for HandClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.borrow()
+    }
+    fn sleep_until(&self, at: chrono::DateTime<chrono::Utc>) -> polity_governance::platform::BoxFuture<'_, ()> {
+        let mut rx = self.0.subscribe();
+        Box::pin(async move {
+            // The sender lives as long as the clock, so waiting cannot fail.
+            let _reached = rx.wait_for(|now| *now >= at).await;
+        })
+    }
+}
+
 /// Runs `polity console` on `db` with `script` as its input (and `POLITY_SECRET_KEY` when
 /// given); returns what it printed, after checking it exited 0.
 pub fn run_console(db: &str, secret_key: Option<&str>, script: &str) -> (String, String) {

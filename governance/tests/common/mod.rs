@@ -143,3 +143,30 @@ pub fn posts(step: &Step) -> Vec<String> {
 pub fn has<F: Fn(&Effect) -> bool>(step: &Step, f: F) -> bool {
     step.effects.iter().any(f)
 }
+
+/// A vote that decides only at its deadline, for the role `voter`.
+pub const LATE: &str = r#"
+name = "Decide at the deadline"
+kind = "platform"
+[vote]
+voters = "role:voter"
+quorum = 1
+early = false
+closes = "1h"
+"#;
+
+pub const MEMBERS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
+
+/// [`MEMBERS`], of whom alice, bob and carol hold the voter role (dave and erin do not), and
+/// one proposal open under [`LATE`].
+pub fn voters_world() -> (World, ProposalId) {
+    let mut w = World::new(&MEMBERS);
+    w.engine.community.create_role("voter", "").unwrap();
+    for m in ["alice", "bob", "carol"] {
+        let id = w.member(m);
+        w.engine.community.grant_role(id, "voter").unwrap();
+    }
+    w.install(LATE);
+    let id = w.propose("admin", "x");
+    (w, id)
+}
