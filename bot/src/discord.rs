@@ -109,11 +109,14 @@ pub async fn start(
     inputs: mpsc::Sender<Input>,
     notices: mpsc::UnboundedSender<Notice>,
 ) -> Result<Discord> {
-    let platform = DiscordPlatform::new(CONNECTION, &config.token, &config.base_url)
-        .map_err(|e| anyhow!("building the Discord client: {e}"))?;
     let (tx, mut rx) = mpsc::channel(1024);
     let gateway = polity_discord::start(config, tx).await.context("starting the Discord gateway")?;
-    let shared = Arc::new(Shared { platform, cache: gateway.cache(), guilds: Mutex::new(HashMap::new()), notices });
+    let shared = Arc::new(Shared {
+        platform: gateway.platform(),
+        cache: gateway.cache(),
+        guilds: Mutex::new(HashMap::new()),
+        notices,
+    });
     let translator = tokio::spawn(async move {
         while let Some(incoming) = rx.recv().await {
             if inputs.send(job(Arc::clone(&shared), incoming)).await.is_err() {

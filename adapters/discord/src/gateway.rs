@@ -8,8 +8,7 @@
 
 use crate::commands::{Bridge, application_commands};
 use crate::incoming::{GuildInfo, Incoming};
-use crate::platform::{MESSAGE, RENAME_CHANNEL, ROLE_GRANT, VOTE_BUTTON};
-use crate::rest::DISCORD_URL;
+use crate::platform::{DiscordPlatform, MESSAGE, RENAME_CHANNEL, ROLE_GRANT, VOTE_BUTTON, http_client};
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, MessageRef, Place};
 use polity_governance::io::Inbound;
@@ -17,8 +16,8 @@ use polity_governance::vote::emoji::normalize;
 use serde_json::Value;
 use serenity::all::{
     Cache, ChunkGuildFilter, ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildChannel, GuildId,
-    GuildMemberUpdateEvent, GuildMembersChunkEvent, HttpBuilder, Interaction, Member, Message, Reaction, ReactionType,
-    Ready, ResumedEvent, ShardManager, UserId,
+    GuildMemberUpdateEvent, GuildMembersChunkEvent, Interaction, Member, Message, Reaction, ReactionType, Ready,
+    ResumedEvent, ShardManager, UserId,
 };
 use serenity::model::guild::audit_log::{Action as AuditAction, ChannelAction, MemberAction};
 use std::fmt;
@@ -74,7 +73,7 @@ pub struct GatewayConfig {
     /// The connection's name: the platform of every ref in the events.
     pub connection: String,
     pub token: String,
-    /// [`DISCORD_URL`] in production (with serenity's rate limiter); a fake's URL in tests.
+    /// [`DISCORD_URL`](crate::DISCORD_URL) in production (with serenity's rate limiter); a fake's URL in tests.
     pub base_url: String,
     /// How long an interaction waits for the bot's answer before it is acknowledged and
     /// answered later (Discord allows three seconds for the first answer).
@@ -110,6 +109,7 @@ impl fmt::Debug for GatewayConfig {
 pub struct Gateway {
     shards: Arc<ShardManager>,
     cache: Arc<Cache>,
+    platform: DiscordPlatform,
     /// The client's task, until it has been waited for.
     task: Option<JoinHandle<Result<(), serenity::Error>>>,
 }
@@ -124,6 +124,11 @@ impl Gateway {
     /// serenity's cache, which the gateway keeps current: which guild a channel is in.
     pub fn cache(&self) -> Arc<Cache> {
         Arc::clone(&self.cache)
+    }
+
+    /// The connection that performs effects, on the gateway's HTTP client and rate limiter.
+    pub fn platform(&self) -> DiscordPlatform {
+        self.platform.clone()
     }
 
     /// Resolves when the client stops by itself: serenity reconnects on its own, so that is
@@ -169,9 +174,9 @@ fn joined(result: Result<Result<(), serenity::Error>, tokio::task::JoinError>) -
 /// # Errors
 /// When the client cannot be built.
 pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Result<Gateway, serenity::Error> {
-    let base = config.base_url.trim_end_matches('/');
-    let builder = HttpBuilder::new(&config.token);
-    let http = if base == DISCORD_URL { builder } else { builder.proxy(base).ratelimiter_disabled(true) }.build();
+    let (http, reqwest_client) = http_client(&config.token, &config.base_url)
+        .map_err(|e| serenity::Error::Http(serenity::http::HttpError::Request(e)))?;
+    let connection = config.connection.clone();
     let bridge = Arc::new(Bridge::new(config.connection.clone(), events.clone(), config.answer_within));
     let session = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let handler = Handler {
@@ -202,8 +207,10 @@ pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Res
     let mut client = ClientBuilder::new_with_http(http, intents()).event_handler(handler).framework(framework).await?;
     let shards = Arc::clone(&client.shard_manager);
     let cache = Arc::clone(&client.cache);
+    // Effects go through the gateway's own HTTP client: one rate limiter for everything.
+    let platform = DiscordPlatform::with_http(connection, Arc::clone(&client.http), reqwest_client);
     let task = tokio::spawn(async move { client.start().await });
-    Ok(Gateway { shards, cache, task: Some(task) })
+    Ok(Gateway { shards, cache, platform, task: Some(task) })
 }
 
 struct Handler {

@@ -82,20 +82,15 @@ impl DiscordPlatform {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(name: impl Into<String>, token: &str, base_url: &str) -> Result<Self, PlatformError> {
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .build()
+        let (http, client) = http_client(token, base_url)
             .map_err(|e| PlatformError::Permanent(format!("cannot build the HTTP client: {e}")))?;
-        let base = base_url.trim_end_matches('/');
-        let builder = HttpBuilder::new(token).client(client.clone());
-        let http = if base == DISCORD_URL { builder } else { builder.proxy(base).ratelimiter_disabled(true) }.build();
-        Ok(Self {
-            name: name.into(),
-            guild: None,
-            rest: Rest { http: Arc::new(http), client },
-            scope: None,
-            me: Arc::new(OnceLock::new()),
-        })
+        Ok(Self::with_http(name, Arc::new(http), client))
+    }
+
+    /// A connection on serenity's client `http` (built by [`http_client`] with `client`), so
+    /// it shares that client's rate limiter: the gateway's own, for the bot.
+    pub(crate) fn with_http(name: impl Into<String>, http: Arc<serenity::http::Http>, client: reqwest::Client) -> Self {
+        Self { name: name.into(), guild: None, rest: Rest { http, client }, scope: None, me: Arc::new(OnceLock::new()) }
     }
 
     /// This connection for one guild's community: it acts only in that guild's channels
@@ -114,11 +109,6 @@ impl DiscordPlatform {
     pub fn with_guild(mut self, guild: u64) -> Self {
         self.guild = std::num::NonZeroU64::new(guild).map(GuildId::from);
         self
-    }
-
-    /// serenity's HTTP client, for the gateway side of the adapter.
-    pub fn http(&self) -> Arc<serenity::http::Http> {
-        Arc::clone(&self.rest.http)
     }
 
     async fn send(&self, method: LightMethod, route: Route<'_>, body: Option<&Value>) -> Result<Value, Failure> {
@@ -628,6 +618,20 @@ impl Platform for DiscordPlatform {
     ) -> BoxFuture<'a, Result<Vec<ReactionRead>, PlatformError>> {
         Box::pin(self.read_now(message, emoji))
     }
+}
+
+/// serenity's HTTP client for `token` at `base_url`, and the reqwest client under it:
+/// [`DISCORD_URL`] with serenity's rate limiter, a fake's URL without (it would call the real
+/// host).
+pub(crate) fn http_client(
+    token: &str,
+    base_url: &str,
+) -> Result<(serenity::http::Http, reqwest::Client), reqwest::Error> {
+    let client = reqwest::Client::builder().use_rustls_tls().build()?;
+    let base = base_url.trim_end_matches('/');
+    let builder = HttpBuilder::new(token).client(client.clone());
+    let http = if base == DISCORD_URL { builder } else { builder.proxy(base).ratelimiter_disabled(true) }.build();
+    Ok((http, client))
 }
 
 /// The buttons of a vote message: one per option a press can cast, five to a row.
