@@ -52,6 +52,14 @@ fn tally_100k(c: &mut Criterion) {
     });
 }
 
+/// A `/propose` by the console account `by`, with its source id and text.
+fn proposal(by: impl Into<String>, id: impl Into<String>, text: impl Into<String>) -> Action {
+    Action::new(ActionType::new(PROPOSE).unwrap_or_else(|e| panic!("{e}")), AccountRef::new("console", by), id)
+        .at(Place::new("console", "#general"))
+        .requested()
+        .with("text", text.into())
+}
+
 /// A community of `members` members under one policy.
 fn engine(members: usize, policy: &str) -> Engine {
     let mut c = Community::new(CommunityId(1), "bench");
@@ -71,14 +79,7 @@ fn ballot_on_a_big_vote(c: &mut Criterion) {
     // (a reaction) on a proposal that already has 100k.
     let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).single().unwrap_or_default();
     let mut e = engine(0, "name = \"big\"\nkind = \"platform\"\n[vote]\nquorum = 1\nearly = false\ncloses = \"72h\"\n");
-    let action = Action::new(
-        ActionType::new(PROPOSE).unwrap_or_else(|e| panic!("{e}")),
-        AccountRef::new("console", "admin"),
-        "p",
-    )
-    .at(Place::new("console", "#general"))
-    .requested()
-    .with("text", "big vote");
+    let action = proposal("admin", "p", "big vote");
     let ctx = Ctx::at(now);
     e.step(Inbound::Action { action }, &ctx).unwrap_or_else(|e| panic!("{e}"));
     let mut p = e.proposal(ProposalId(1)).cloned().unwrap_or_else(|| panic!("no proposal"));
@@ -128,14 +129,7 @@ closes = "72h"
     let mut e = engine(20, policy);
     let ctx = Ctx::at(now);
     for i in 0..10_000 {
-        let action = Action::new(
-            ActionType::new(PROPOSE).unwrap_or_else(|e| panic!("{e}")),
-            AccountRef::new("console", format!("m{}", i % 20)),
-            format!("p{i}"),
-        )
-        .at(Place::new("console", "#general"))
-        .requested()
-        .with("text", format!("proposal {i}"));
+        let action = proposal(format!("m{}", i % 20), format!("p{i}"), format!("proposal {i}"));
         e.step(Inbound::Action { action }, &ctx).unwrap_or_else(|e| panic!("{e}"));
     }
     assert_eq!(e.proposals().filter(|p| p.state.is_open()).count(), 10_000);
@@ -158,14 +152,7 @@ fn reconcile_1k(c: &mut Criterion) {
     let mut e =
         engine(1_000, "name = \"big\"\nkind = \"platform\"\n[vote]\nquorum = 1\nearly = false\ncloses = \"72h\"\n");
     let ctx = Ctx::at(now);
-    let action = Action::new(
-        ActionType::new(PROPOSE).unwrap_or_else(|e| panic!("{e}")),
-        AccountRef::new("console", "admin"),
-        "p",
-    )
-    .at(Place::new("console", "#general"))
-    .requested()
-    .with("text", "big vote");
+    let action = proposal("admin", "p", "big vote");
     e.step(Inbound::Action { action }, &ctx).unwrap_or_else(|e| panic!("{e}"));
     let message = MessageRef::new("console", "#general", "vote");
     e.step(Inbound::VoteMessagePosted { proposal: ProposalId(1), message: message.clone() }, &ctx)
