@@ -1,5 +1,13 @@
 //! `polity console`: one community on the console platform, driven by lines of standard
 //! input, on the store like any other platform. The session starts as `admin` in `#general`.
+//!
+//! The console keeps the promises every platform keeps. What it prints is claimed in the
+//! store's console ledger first ([`StoreLedger`]), so message numbers never repeat and an
+//! effect retried after a crash is not printed again; the `/wait` clock is stored. With a
+//! session name (`polity console --session NAME`) every input line is numbered by its
+//! position, each handled line is acknowledged on standard error (`handled line N`) and
+//! recorded with the session's user and channel, and a line sent again after a crash is a
+//! duplicate: running the same input again after a kill finishes it exactly once.
 
 use crate::ports::CommunityPorts;
 use crate::runtime::{Handled, Runtime};
@@ -8,15 +16,49 @@ use anyhow::Result;
 use chrono::{DateTime, TimeDelta, Utc};
 use polity_commands::Invocation;
 use polity_console::{CONSOLE, ConsolePlatform, Line, MESSAGE_ACTION, parse_line};
+use polity_console::{Claim, Ledger, Posting};
 use polity_governance::GovError;
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, CommunityId, Place};
 use polity_governance::io::Inbound;
+use polity_governance::platform::BoxFuture;
+use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
 
 /// The console's community.
 pub const COMMUNITY: &str = "console";
+
+/// The setting that holds how far `/wait` has moved the console's clock, in milliseconds.
+const CLOCK_SETTING: &str = "console.clock_offset_ms";
+
+/// The console's clock never passes this year (dates stay printable and storable).
+const LAST_YEAR: i32 = 9999;
+
+/// The console ledger, kept in the store.
+pub struct StoreLedger(pub Store);
+
+impl Ledger for StoreLedger {
+    fn claim<'a>(&'a self, effect: Option<&'a str>, post: Option<Posting<'a>>) -> BoxFuture<'a, Result<Claim, String>> {
+        Box::pin(async move { self.0.console_claim(effect, post).await.map_err(|e| e.to_string()) })
+    }
+
+    fn channel_of(&self, id: u64) -> BoxFuture<'_, Result<Option<String>, String>> {
+        Box::pin(async move { self.0.console_channel(id).await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// A named session's place in its input, stored after each line it handles.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    /// The last line handled.
+    line: u64,
+    user: String,
+    channel: String,
+    /// The last line asked for a secret (the next line is it).
+    #[serde(default)]
+    secret_asked: bool,
+}
 
 pub struct Session {
     rt: Runtime,
@@ -27,12 +69,18 @@ pub struct Session {
     /// How far `/wait` has moved the clock.
     offset: TimeDelta,
     /// Distinguishes this session's inputs from an earlier session's in the inbox.
-    session: i64,
+    session: String,
+    /// A named session: its lines are numbered, and its cursor is stored.
+    named: Option<String>,
+    /// The number of the line being handled (its position, in a named session).
+    line_no: u64,
     seq: u64,
     /// A command asked for a secret: the next line is it, and it is never printed.
     pending_secret: Option<(polity_commands::SecretPrompt, Invocation)>,
-    /// The last message number written to the store.
-    saved_numbering: u64,
+    /// A named session was stopped while a secret was asked for: the next line is refused.
+    lost_secret: bool,
+    /// The last line a named session handled.
+    handled: u64,
 }
 
 impl Session {
@@ -41,36 +89,119 @@ impl Session {
     /// # Errors
     /// When the store cannot be read.
     pub async fn open(store: Store, out: Arc<Mutex<dyn Write + Send>>) -> Result<Self> {
-        let mut rt = Runtime::open(store).await?;
-        let console = Arc::new(ConsolePlatform::new(out));
+        Self::open_named(store, out, None).await
+    }
+
+    /// Opens the console; with a session name, its lines are numbered and it goes on after
+    /// the last line that session handled (see the module's documentation).
+    ///
+    /// # Errors
+    /// When the store cannot be read, or the name is not a plain name.
+    pub async fn open_named(store: Store, out: Arc<Mutex<dyn Write + Send>>, named: Option<&str>) -> Result<Self> {
+        if let Some(name) = named
+            && (name.is_empty()
+                || name.len() > 64
+                || !name.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        {
+            anyhow::bail!("a session name is up to 64 letters, digits, `-`, `_` and `.`");
+        }
+        let mut rt = Runtime::open(store.clone()).await?;
+        let console = Arc::new(ConsolePlatform::with_ledger(out, Arc::new(StoreLedger(store))));
         rt.add_platform(console.clone());
         rt.set_fallback_platform(console.clone());
         let community = rt.ensure_community(COMMUNITY, "admin", AccountRef::new(CONSOLE, "admin")).await?;
-        for p in rt.store().load_proposals(community, false).await? {
-            for m in p.vote.iter().flat_map(|v| v.messages.iter()) {
-                console.remember(m);
-            }
-        }
-        if let Some(last) = rt.store().setting("console.last_message").await? {
-            console.numbered_after(last.parse().unwrap_or(0));
-        }
-        let session = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        Ok(Self {
+        let offset = match rt.store().setting(CLOCK_SETTING).await? {
+            Some(ms) => TimeDelta::milliseconds(ms.parse().unwrap_or_default()),
+            None => TimeDelta::zero(),
+        };
+        let mut session = Self {
             rt,
             console,
             community,
             user: "admin".into(),
             channel: "#general".into(),
-            offset: TimeDelta::zero(),
-            session,
+            offset,
+            session: Utc::now().timestamp_nanos_opt().unwrap_or_default().to_string(),
+            named: named.map(str::to_string),
+            line_no: 0,
             seq: 0,
             pending_secret: None,
-            saved_numbering: 0,
-        })
+            lost_secret: false,
+            handled: 0,
+        };
+        if let Some(name) = named {
+            session.session = format!("session:{name}");
+            if let Some(stored) = session.rt.store().setting(&Self::cursor_key(name)).await? {
+                let cursor: Cursor = serde_json::from_str(&stored)?;
+                session.handled = cursor.line;
+                session.user = cursor.user;
+                session.channel = cursor.channel;
+                session.lost_secret = cursor.secret_asked;
+            }
+        }
+        // What an earlier run recorded and did not get to perform comes first.
+        let now = session.now();
+        session.rt.fire_deadlines(now).await?;
+        session.rt.dispatch(now).await?;
+        Ok(session)
+    }
+
+    fn cursor_key(name: &str) -> String {
+        format!("console.session.{name}")
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.offset
+        clock_at(Utc::now(), self.offset)
+    }
+
+    /// Handles the next line of input, numbered by its position: in a named session a line
+    /// handled before is skipped, and each one handled is recorded and acknowledged. A line
+    /// that could not be read (`Err`, saying why) is refused, and the session goes on.
+    ///
+    /// # Errors
+    /// Internal failures only.
+    pub async fn next_line(&mut self, line: Result<&str, String>) -> Result<()> {
+        self.line_no += 1;
+        let Some(name) = self.named.clone() else {
+            return self.read_line(line).await;
+        };
+        if self.line_no <= self.handled {
+            return Ok(());
+        }
+        self.seq = 0;
+        if std::mem::take(&mut self.lost_secret) {
+            // The secret this line holds was asked for before a restart: it is neither
+            // stored nor echoed.
+            self.console.reply_to(
+                &self.user,
+                "Polity restarted while waiting for that secret, so it was not stored (nor shown). Run the command again.",
+            );
+        } else {
+            self.read_line(line).await?;
+        }
+        let cursor = Cursor {
+            line: self.line_no,
+            user: self.user.clone(),
+            channel: self.channel.clone(),
+            secret_asked: self.pending_secret.is_some(),
+        };
+        self.rt.store().put_setting(&Self::cursor_key(&name), &serde_json::to_string(&cursor)?).await?;
+        self.handled = self.line_no;
+        eprintln!("handled line {}", self.line_no);
+        Ok(())
+    }
+
+    async fn read_line(&mut self, line: Result<&str, String>) -> Result<()> {
+        match line {
+            Ok(line) => self.line(line).await,
+            Err(why) => {
+                if self.pending_secret.take().is_some() {
+                    self.console.reply_to(&self.user, "That secret was not read, so nothing was stored.");
+                }
+                self.console.reply_to(&self.user, &format!("That line was not read: {why}. Nothing was done."));
+                Ok(())
+            }
+        }
     }
 
     /// The current user's account: on the console, or `PLATFORM:ACCOUNT` elsewhere.
@@ -85,9 +216,15 @@ impl Session {
         Place::new(CONSOLE, &self.channel)
     }
 
+    /// The inbox key of the next input of this line: in a named session the line's number,
+    /// so a line sent again is a duplicate.
     fn key(&mut self) -> String {
         self.seq += 1;
-        format!("{}:{}", self.session, self.seq)
+        if self.named.is_some() {
+            format!("{}:{}:{}", self.session, self.line_no, self.seq)
+        } else {
+            format!("{}:{}", self.session, self.seq)
+        }
     }
 
     /// Handles one line of input and performs what it caused.
@@ -106,7 +243,7 @@ impl Session {
                 }
             }
             self.rt.dispatch(self.now()).await?;
-            return self.remember_numbering().await;
+            return Ok(());
         }
         let parsed = match parse_line(line) {
             Ok(l) => l,
@@ -131,12 +268,20 @@ impl Session {
             }
             Line::In(channel) => self.channel = channel,
             Line::Wait(d) => {
-                self.offset += d;
+                let Some(offset) = self.offset.checked_add(&d).filter(|o| later_than_allowed(*o).is_none()) else {
+                    self.console.reply_to(
+                        &self.user,
+                        &format!("`/wait`: the console's clock cannot go past the year {LAST_YEAR}."),
+                    );
+                    return Ok(());
+                };
+                self.offset = offset;
+                self.rt.store().put_setting(CLOCK_SETTING, &self.offset.num_milliseconds().to_string()).await?;
                 let now = self.now();
                 self.rt.fire_deadlines(now).await?;
             }
             Line::React { emoji, message, added } => {
-                let Some(message) = self.console.message(&message) else {
+                let Some(message) = self.console.message(&message).await.map_err(anyhow::Error::msg)? else {
                     self.console.reply_to(&self.user, &format!("There is no message {message} here."));
                     return Ok(());
                 };
@@ -173,11 +318,14 @@ impl Session {
                 }
             }
             Line::Message(text) => {
-                let message = self.console.member_message(&self.channel, &self.user, &text);
-                self.remember_numbering().await?;
+                let key = self.key();
+                let message = self
+                    .console
+                    .member_message(self.named.is_some().then_some(key.as_str()), &self.channel, &self.user, &text)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
                 let kind = ActionType::new(MESSAGE_ACTION).map_err(anyhow::Error::msg)?;
                 let action = Action::new(kind, self.account(), message.message).at(self.place()).with("text", text);
-                let key = self.key();
                 self.input(Inbound::Action { action }, &key, now, changed).await?;
             }
         }
@@ -185,7 +333,7 @@ impl Session {
         let now = self.now();
         self.rt.fire_deadlines(now).await?;
         self.rt.dispatch(now).await?;
-        self.remember_numbering().await
+        Ok(())
     }
 
     /// Installs a policy as the admin would (`polity policy test`).
@@ -219,7 +367,7 @@ impl Session {
         }
         self.input(Inbound::Action { action }, &key, now, false).await?;
         self.rt.dispatch(now).await?;
-        self.remember_numbering().await
+        Ok(())
     }
 
     /// The state of a proposal, as recorded.
@@ -244,16 +392,6 @@ impl Session {
         }
     }
 
-    /// Keeps message numbers unique across restarts: writes the last one when it moved.
-    async fn remember_numbering(&mut self) -> Result<()> {
-        let last = self.console.last_message_id();
-        if last != self.saved_numbering {
-            self.rt.store().put_setting("console.last_message", &last.to_string()).await?;
-            self.saved_numbering = last;
-        }
-        Ok(())
-    }
-
     /// Performs whatever is still pending (called when input ends).
     ///
     /// # Errors
@@ -270,14 +408,53 @@ impl Session {
     }
 }
 
-/// Runs a whole console session over `input`.
+/// Runs a whole console session over `input`; with a session name, as a named session.
+/// A line that is not UTF-8 is refused and the session goes on.
 ///
 /// # Errors
-/// Internal failures.
-pub async fn run(store: Store, input: impl BufRead, out: Arc<Mutex<dyn Write + Send>>) -> Result<()> {
-    let mut session = Session::open(store, out).await?;
-    for line in input.lines() {
-        session.line(&line?).await?;
+/// Internal failures, or when standard input cannot be read.
+pub async fn run(
+    store: Store,
+    mut input: impl BufRead,
+    out: Arc<Mutex<dyn Write + Send>>,
+    named: Option<&str>,
+) -> Result<()> {
+    let mut session = Session::open_named(store, out, named).await?;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        let line = std::str::from_utf8(&buf)
+            .map_err(|e| format!("it is not UTF-8 text (byte {} is not)", e.valid_up_to() + 1));
+        session.next_line(line).await?;
     }
     session.finish().await
+}
+
+/// The console's time: `now` moved by `offset`, held at the last moment the console allows.
+fn clock_at(now: DateTime<Utc>, offset: TimeDelta) -> DateTime<Utc> {
+    now.checked_add_signed(offset).filter(|t| later_than_allowed_at(*t).is_none()).unwrap_or_else(last_moment)
+}
+
+/// The last moment the console's clock may show.
+fn last_moment() -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(LAST_YEAR, 12, 31, 23, 59, 59).single().unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `Some(())` when moving today's clock by `offset` would pass the last moment allowed.
+fn later_than_allowed(offset: TimeDelta) -> Option<()> {
+    match Utc::now().checked_add_signed(offset) {
+        Some(t) => later_than_allowed_at(t),
+        None => Some(()),
+    }
+}
+
+fn later_than_allowed_at(t: DateTime<Utc>) -> Option<()> {
+    (t > last_moment()).then_some(())
 }

@@ -272,9 +272,17 @@ pub fn write_json(export: &Export, mut out: impl Write) -> io::Result<()> {
 /// The CSV table's header.
 pub const CSV_HEADER: [&str; 7] = ["community", "record", "proposal", "at", "who", "what", "detail"];
 
-/// One CSV field: quoted when it holds a comma, a quote or a line break, quotes doubled.
+/// The characters that make a spreadsheet read a cell as a formula when it starts with one
+/// (OWASP's CSV injection list, with the full-width forms some spreadsheets also accept).
+const FORMULA_STARTS: [char; 10] = ['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠'];
+
+/// One CSV field: quoted when it holds a comma, a quote or a line break, quotes doubled. A
+/// field that a spreadsheet would run as a formula (a member named `-A1`, an option `=1+1`)
+/// is neutralised as OWASP advises: a leading `'` makes it text, and it is quoted.
 pub fn csv_field(field: &str) -> Cow<'_, str> {
-    if field.contains([',', '"', '\n', '\r']) {
+    if field.starts_with(FORMULA_STARTS) {
+        Cow::Owned(format!("\"'{}\"", field.replace('"', "\"\"")))
+    } else if field.contains([',', '"', '\n', '\r']) {
         Cow::Owned(format!("\"{}\"", field.replace('"', "\"\"")))
     } else {
         Cow::Borrowed(field)
@@ -356,6 +364,20 @@ mod tests {
         let mut out = Vec::new();
         csv_row(&mut out, ["c", "proposal", "1", "t", "alice", "polity.propose", "x, \"y\""]).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "c,proposal,1,t,alice,polity.propose,\"x, \"\"y\"\"\"\n");
+    }
+
+    #[test]
+    fn csv_fields_a_spreadsheet_would_run_are_made_text() {
+        assert_eq!(csv_field("=1+1"), "\"'=1+1\"");
+        assert_eq!(csv_field("-A1"), "\"'-A1\"");
+        assert_eq!(csv_field("+cmd|' /C calc'!A0"), "\"'+cmd|' /C calc'!A0\"");
+        assert_eq!(csv_field("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_field("\t=1"), "\"'\t=1\"");
+        assert_eq!(csv_field("＝1+1"), "\"'＝1+1\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        // Inside a field the characters are harmless.
+        assert_eq!(csv_field("a=b"), "a=b");
+        assert_eq!(csv_field("2026-11-22T12:00:00Z"), "2026-11-22T12:00:00Z");
     }
 
     #[test]

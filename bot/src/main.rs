@@ -28,7 +28,12 @@ enum Command {
     /// Run the bot on every configured platform.
     Run,
     /// Try Polity on the console: lines from standard input, the bot's posts on standard output.
-    Console,
+    Console {
+        /// Number the input's lines and remember, under this name, the last one handled: run
+        /// the same input again after a crash and each line is handled exactly once.
+        #[arg(long)]
+        session: Option<String>,
+    },
     /// Bring the database schema up to date.
     Migrate,
     /// Export the governance record (proposals, ballots, decisions, audit log) to standard output.
@@ -95,12 +100,12 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
             export::run(&store, format, community.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Console => {
+        Command::Console { session } => {
             init_tracing("warn");
             let config = Config::load(cli.config.as_deref())?;
             let store = open_store(&config).await?;
             let out: Arc<Mutex<dyn std::io::Write + Send>> = Arc::new(Mutex::new(std::io::stdout()));
-            console::run(store, std::io::stdin().lock(), out).await?;
+            console::run(store, std::io::stdin().lock(), out, session.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {

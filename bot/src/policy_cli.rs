@@ -141,7 +141,7 @@ pub async fn test(policy: &Path, scenario: &Path) -> Result<ExitCode> {
                 failed += 1;
             }
             Ok(ScenarioLine::Comment) => {}
-            Ok(ScenarioLine::Console(l)) => session.line(l).await?,
+            Ok(ScenarioLine::Console(l)) => session.next_line(Ok(l)).await?,
             Ok(ScenarioLine::Event { kind, fields }) => {
                 if let Err(e) = session.event(kind, fields).await {
                     println!("✗ {at}: {e}");

@@ -190,6 +190,13 @@ impl Ports for CommunityPorts<'_> {
         self.rt.actions(self.community)
     }
 
+    fn one_time_code(&mut self) -> String {
+        use chacha20poly1305::aead::OsRng;
+        use chacha20poly1305::aead::rand_core::RngCore;
+        // Ten digits from the operating system's generator.
+        format!("{:010}", OsRng.next_u64() % 10_000_000_000)
+    }
+
     fn bot_invite(&self, platform: &str) -> Option<String> {
         self.rt.invite(platform).map(str::to_string)
     }

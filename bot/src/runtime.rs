@@ -381,6 +381,18 @@ impl Runtime {
         community_changed: bool,
         staged: Vec<ConnectionChange>,
     ) -> Result<Handled> {
+        let input = StepInput { source, dedup_key, input, community_changed, staged, finishes: None };
+        self.step_and_record(community, input, now).await
+    }
+
+    /// The one path: dedup, engine step, governance changes applied, one transaction.
+    async fn step_and_record(
+        &mut self,
+        community: CommunityId,
+        input: StepInput<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Handled> {
+        let StepInput { source, dedup_key, input, community_changed, staged, finishes } = input;
         if self.store.seen(source, dedup_key).await? {
             tracing::debug!(source, dedup_key, "duplicate input dropped");
             return Ok(Handled::Duplicate);
@@ -476,6 +488,7 @@ impl Runtime {
             effects: &step.effects,
             audit: &step.audit,
             connections: std::mem::take(&mut changes.connections),
+            finishes,
             ..StepRecord::new(community, now)
         };
         match self.store.record_step(rec).await {
@@ -565,20 +578,53 @@ impl Runtime {
                 match outcome {
                     Ok(done) => {
                         let result = serde_json::json!({ "message": done.message });
-                        self.store.finish_effect(row.id, &result, now).await?;
                         performed += 1;
                         if let Effect::EditVote { proposal, .. } = &row.effect {
                             self.edits.done(row.community, *proposal, now);
                         }
-                        if let (Effect::PostVote { proposal, .. }, Some(message)) = (&row.effect, done.message) {
-                            let input = Inbound::VoteMessagePosted { proposal: *proposal, message };
-                            let key = format!("outbox:{}", row.id);
-                            self.handle(row.community, "polity", &key, input, now, false).await?;
+                        match (&row.effect, done.message) {
+                            (Effect::PostVote { proposal, .. }, Some(message)) => {
+                                self.vote_message_posted(&row, *proposal, message, result, now).await?;
+                            }
+                            _ => self.store.finish_effect(row.id, &result, now).await?,
                         }
                     }
                     Err(e) => self.after_failure(row.id, row.attempts + 1, e, now).await?,
                 }
             }
+        }
+    }
+
+    /// Records a posted vote message on its proposal and the post as done, in one
+    /// transaction: a crash leaves either both or neither (then the post is sent again with
+    /// the same idempotency key, and the platform answers with the same message).
+    async fn vote_message_posted(
+        &mut self,
+        row: &OutboxRow,
+        proposal: ProposalId,
+        message: MessageRef,
+        result: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let key = format!("outbox:{}", row.id);
+        let input = StepInput {
+            source: "polity",
+            dedup_key: &key,
+            input: Inbound::VoteMessagePosted { proposal, message },
+            community_changed: false,
+            staged: Vec::new(),
+            finishes: Some((row.id, result.clone())),
+        };
+        match self.step_and_record(row.community, input, now).await {
+            Ok(Handled::Done(_)) => Ok(()),
+            // Recorded before (with the post marked done), or refused (the proposal was
+            // decided meanwhile): the post is done either way.
+            Ok(Handled::Duplicate) => self.store.finish_effect(row.id, &result, now).await.map_err(Into::into),
+            Err(e) if e.downcast_ref::<GovError>().is_some() => {
+                tracing::warn!(effect = row.id, "a vote message's link was refused: {e}");
+                self.store.finish_effect(row.id, &result, now).await.map_err(Into::into)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -882,6 +928,18 @@ fn entropy(now: DateTime<Utc>, key: &str) -> u64 {
     h.write(key.as_bytes());
     h.write_i64(now.timestamp_nanos_opt().unwrap_or_default());
     h.finish()
+}
+
+/// One input on its way through [`Runtime::step_and_record`].
+struct StepInput<'a> {
+    source: &'a str,
+    dedup_key: &'a str,
+    input: Inbound,
+    community_changed: bool,
+    /// Connections staged in the same transaction.
+    staged: Vec<ConnectionChange>,
+    /// The outbox row whose result this input records.
+    finishes: Option<(i64, serde_json::Value)>,
 }
 
 #[derive(Default)]

@@ -1907,7 +1907,7 @@ async fn integration_mistakes_change_nothing() {
         "There is no connection named nope: `/integration list` shows them.",
     )
     .await;
-    env.mistake("admin", "/integration", "/integration needs one of: add, list, test, remove.").await;
+    env.mistake("admin", "/integration", "/integration needs one of: add, list, test, remove, confirm.").await;
 
     // Nothing typed when the secret was asked for.
     let p = ask_secret(&mut env, "admin", "/integration add discord other").await;
@@ -2088,18 +2088,21 @@ async fn with_polity_s_own_discord_bot_running_a_server_joins_by_invite_with_no_
         "Say which server joins this community: `/integration add discord main guild=SERVER_ID` (in Discord, Developer Mode → right-click the server → Copy Server ID).",
     )
     .await;
-    // No token is asked for (none is needed, and no secret key either); the invite is given.
+    // No token is asked for (none is needed, and no secret key either); the invite is given,
+    // with the one-time code the server's owner or an admin confirms it with, inside it.
     let reply = env.reply("admin", "/integration add discord main guild=700000000000000001").await;
     assert_eq!(reply.secret_prompt, None);
+    let stored = env.rt.store().connections(env.c).await.unwrap();
+    assert_eq!(stored[0].config["guild"], "700000000000000001");
+    let code = stored[0].config["join_code"].as_str().unwrap().to_string();
+    assert!(code.len() == 10 && code.chars().all(|c| c.is_ascii_digit()), "{code}");
     assert_eq!(
         reply.text,
         format!(
-            "main (discord) is connected. `/integration test main` checks it.\nAdd Polity's bot to the server with {INVITE}"
+            "main (discord) is connected. `/integration test main` checks it.\nAdd Polity's bot to the server with {INVITE}\nThe server joins this community once its owner or an admin types `/integration confirm {code}` there: keep the code for them alone."
         )
     );
     assert_eq!(env.refused("alice", "/integration list").await, "main — discord, enabled, no secret");
-    let stored = env.rt.store().connections(env.c).await.unwrap();
-    assert_eq!(stored[0].config["guild"], "700000000000000001");
     // Other platforms still need their secret.
     ask_secret(&mut env, "admin", "/integration add slack team").await;
 }

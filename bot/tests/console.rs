@@ -122,7 +122,31 @@ fn killed_and_restarted(db: &str) {
     assert_eq!(posts_with(&after, "Proposal #1 passed").len(), 1, "{after}");
 }
 
+/// A line that is not UTF-8 is refused, and the next line is answered.
+fn a_line_that_is_not_text_is_refused_and_the_session_goes_on(db: &str) {
+    let (out, _) = support::run_console_bytes(db, None, b"hello \xff\n/help\n\xc3\n/whoami\n");
+    assert_eq!(lines_with(&out, "That line was not read: it is not UTF-8 text (byte 7 is not)").len(), 1, "{out}");
+    assert!(out.contains("That line was not read: it is not UTF-8 text (byte 1 is not). Nothing was done."), "{out}");
+    assert!(out.contains("/propose"), "/help was answered: {out}");
+    assert!(out.contains("[only admin] You are admin"), "/whoami was answered: {out}");
+    assert!(!out.contains("msg 1 by admin"), "nothing was posted: {out}");
+}
+
+/// `/wait` past the last representable day is refused; the clock stays where it was.
+fn waiting_past_the_end_of_time_is_refused(db: &str) {
+    let waits = "/wait 3650d\n".repeat(1000);
+    let out = run(db, &format!("{waits}/propose After the end\n"));
+    let refused = lines_with(&out, "`/wait`: the console's clock cannot go past the year 9999.");
+    assert!(refused.len() > 50 && refused.len() < 1000, "{} refusals", refused.len());
+    assert!(out.contains("no policy decides plain proposals yet"), "the session went on: {out}");
+    // The clock is kept: a new session is still at the end of time.
+    let again = run(db, "/wait 3650d\n");
+    assert!(again.contains("cannot go past the year 9999"), "{again}");
+}
+
 on_every_database!(
+    a_line_that_is_not_text_is_refused_and_the_session_goes_on,
+    waiting_past_the_end_of_time_is_refused,
     passes_early_by_reactions,
     the_deadline_decides,
     a_restart_in_the_middle_of_a_vote,

@@ -196,6 +196,75 @@ fn deadline_while_down(db: &TestDb) {
     });
 }
 
+/// Polls `f` at most `polls` times: `None` when it had not finished by then (it is dropped
+/// at that await point, as a killed process stops there).
+async fn cut_after<F: std::future::Future>(f: F, polls: usize) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut left = polls;
+    std::future::poll_fn(move |cx| {
+        if left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        left -= 1;
+        f.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
+
+/// The dispatcher is stopped at each of its await points in turn while it posts a vote
+/// message, then started again on the same database: each time the vote message is linked to
+/// its proposal once, posted once, and the vote ends right.
+fn killed_at_every_await_of_the_dispatcher(db_name: &str, postgres: bool) {
+    let mut cut = 1;
+    loop {
+        let db = if postgres {
+            let Some(db) = TestDb::postgres(db_name) else { return };
+            db
+        } else {
+            TestDb::sqlite(db_name)
+        };
+        let server = Arc::new(Mutex::new(Server::default()));
+        let finished = run(async {
+            let (mut rt, c) = start(db.url(), &server).await;
+            let p = setup(&mut rt, c).await;
+            let finished = cut_after(rt.dispatch(t0()), cut).await.is_some();
+            drop(rt);
+
+            let (mut rt, c) = start(db.url(), &server).await;
+            rt.dispatch(t0()).await.unwrap();
+            let messages = rt.store().vote_messages(c, p).await.unwrap();
+            assert_eq!(messages.len(), 1, "cut at await {cut}: the vote message is linked once");
+            for who in ["alice", "bob", "carol"] {
+                let key = format!("r-{who}");
+                rt.handle(c, "chat", &key, reaction(&messages[0], who), t0(), false).await.unwrap();
+                rt.dispatch(t0()).await.unwrap();
+            }
+            let stored = rt.store().proposal(c, p).await.unwrap().unwrap();
+            assert_eq!(stored.state, ProposalState::Passed, "cut at await {cut}");
+            assert_eq!(stored.tally().unwrap().cast, 3, "cut at await {cut}: every ballot counted");
+            assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+            let s = server.lock().unwrap();
+            let posted = s.performed.values().filter(|e| matches!(e, Effect::PostVote { .. })).count();
+            assert_eq!(posted, 1, "cut at await {cut}: one vote message");
+            let announced = s.performed.values().filter(|e| matches!(e, Effect::Post { .. })).count();
+            assert_eq!(announced, 1, "cut at await {cut}: one announcement");
+            finished
+        });
+        if finished {
+            assert!(cut > 3, "the dispatcher awaited at {cut} points only");
+            return;
+        }
+        cut += 1;
+        assert!(cut < 500, "the dispatcher never finished");
+    }
+}
+
+#[test]
+fn the_dispatcher_stopped_at_any_await_point_loses_no_vote_message_and_posts_none_twice() {
+    killed_at_every_await_of_the_dispatcher("crash_awaits", false);
+    killed_at_every_await_of_the_dispatcher("crash_awaits", true);
+}
+
 #[test]
 fn killed_mid_vote_at_every_stage_the_vote_still_ends_right_and_nothing_happens_twice() {
     killed_mid_vote(&TestDb::sqlite("crash"));

@@ -62,6 +62,7 @@ pub enum Handler {
     IntegrationList,
     IntegrationTest,
     IntegrationRemove,
+    IntegrationConfirm,
 }
 
 /// One command: its words, its arguments, its help.
@@ -386,6 +387,14 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Disconnect a platform.",
         handler: Handler::IntegrationRemove,
         governs: Some("polity.integration_remove"),
+        slow: false,
+    },
+    Spec {
+        path: &["integration", "confirm"],
+        args: &[opt("code", ArgKind::Word, "the code from /integration add; none: a community of its own")],
+        help: "In a server waiting to join a community, as its owner or an admin: join the one whose code this is.",
+        handler: Handler::IntegrationConfirm,
+        governs: None,
         slow: false,
     },
     Spec {

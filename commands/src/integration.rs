@@ -1,6 +1,12 @@
-//! `/integration add|list|test|remove`: platform connections. A secret (a token, an API key)
-//! is typed where nobody else sees it, stored encrypted, and never shown again; the
+//! `/integration add|list|test|remove|confirm`: platform connections. A secret (a token, an
+//! API key) is typed where nobody else sees it, stored encrypted, and never shown again; the
 //! connection is enabled by the same rule as every change to governance.
+//!
+//! A server that Polity's own bot serves (a Discord server) joins a community only with
+//! proof of control given inside it: `/integration add` stores a one-time code with the
+//! connection and shows it to whoever asked, and the server's owner or an admin types
+//! `/integration confirm CODE` in that server. The bot checks that, since the server may not
+//! be governed by any community yet; here, `/integration confirm` only says where it works.
 
 use crate::governed;
 use crate::parse::Parsed;
@@ -22,6 +28,10 @@ pub const PLATFORMS: &[(&str, Option<&str>)] = &[
 
 /// Settings a connection may have.
 pub const SETTINGS: &[&str] = &["base_url", "guild", "workspace", "collective", "repository", "subreddit", "group"];
+
+/// The key of a connection's config that holds the one-time code its server confirms it with
+/// (`/integration confirm CODE`). Not a setting: only `/integration add` writes it.
+pub const JOIN_CODE: &str = "join_code";
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -65,8 +75,13 @@ pub async fn add(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
                 "Say which server joins this community: `/integration add discord {name} guild=SERVER_ID` (in Discord, Developer Mode → right-click the server → Copy Server ID)."
             )));
         }
+        // The server joins only when someone who controls it says so, inside it, with this code.
+        let code = ports.one_time_code();
+        config.insert(JOIN_CODE.to_string(), Value::String(code.clone()));
         let mut reply = connect(ports, inv, &platform, name, config, None).await?;
-        reply.text.push_str(&format!("\nAdd Polity's bot to the server with {invite}"));
+        reply.text.push_str(&format!(
+            "\nAdd Polity's bot to the server with {invite}\nThe server joins this community once its owner or an admin types `/integration confirm {code}` there: keep the code for them alone."
+        ));
         return Ok(reply);
     }
     match secret {
@@ -119,6 +134,14 @@ async fn connect(
     let done = format!("{name} ({platform}) is connected. `/integration test {name}` checks it.");
     let what = format!("connect {platform} as {name}");
     governed::request_with(ports, inv, "polity.integration_add", data, done, what, Some(staged)).await
+}
+
+/// `/integration confirm` where no bot answers it itself (Polity's Discord bot does, before
+/// any community's handlers run): it only says where it works.
+pub fn confirm() -> Reply {
+    Reply::private(
+        "`/integration confirm CODE` is typed inside a server that waits to join a community, by its owner or an admin, with the code `/integration add` gave the community.",
+    )
 }
 
 pub async fn list(ports: &mut dyn Ports) -> Result<Reply, PortError> {

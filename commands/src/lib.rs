@@ -84,5 +84,6 @@ pub async fn run(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
         Handler::IntegrationList => integration::list(ports).await,
         Handler::IntegrationTest => integration::test(ports, args).await,
         Handler::IntegrationRemove => integration::remove(ports, inv, args).await,
+        Handler::IntegrationConfirm => Ok(integration::confirm()),
     }
 }

@@ -153,6 +153,9 @@ pub trait Ports: Send {
     ) -> BoxFuture<'_, Result<Submitted, SubmitError>>;
     /// Whether Polity can reach the connection, in words.
     fn test_connection<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, PortError>>;
+    /// A new one-time code, unpredictable from outside Polity: what a server's owner or admin
+    /// types inside it to confirm that it joins this community (`/integration confirm`).
+    fn one_time_code(&mut self) -> String;
     /// The link that adds Polity's own running bot on `platform` to a server (Discord's
     /// invite link), when it runs one: such a connection needs no secret of its own.
     fn bot_invite(&self, platform: &str) -> Option<String> {

@@ -1,21 +1,37 @@
 //! The engine: push an [`Inbound`] and the time in, pull the state changes, the [`Effect`]s
 //! and the [`Audit`] trail out. It never performs anything itself, never reads a clock and
 //! never waits; the runtime records its output in one transaction and performs the effects.
+//!
+//! The scripts one step runs share a budget ([`Engine::set_script_budget`],
+//! [`DEFAULT_STEP_BUDGET`] by default): once it is spent, the step's remaining scripts are not
+//! run and count as failing, and the audit trail says which. A policy whose script block runs
+//! out of time on [`TIMEOUT_STREAK`] runs in a row is reported to the admins, once per streak.
 
 use crate::action::{Action, ActionStatus, ActionType, PROPOSE, REACTION_ADDED};
 use crate::community::{Community, Permission};
 use crate::error::GovError;
 use crate::ids::{AccountRef, MemberId, MessageRef, Place, PolicyId, ProposalId};
-use crate::io::{Audit, Effect, Inbound, ReactionUsers, VoteOption};
+use crate::io::{Audit, Effect, Inbound, ReactionUsers, SkippedScript, VoteOption};
 use crate::policy::{CompiledPolicy, DoAction, PolicyErrors, PolicyKind, select};
 use crate::proposal::{Ballot, BallotSource, OpenVote, ProcessState, Proposal, ProposalState, state_of};
-use crate::script::{HostData, NoHostData, Sandbox, Script, ScriptAction, ScriptInput};
+use crate::script::{
+    Block, HostData, NoHostData, Sandbox, Script, ScriptAction, ScriptError, ScriptErrorKind, ScriptInput,
+    ScriptOutput, StepBudget,
+};
 use crate::template;
 use crate::vote::{BallotChange, Choice, Decision, Tally, VoteSpec, Voters};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::script::DEFAULT_STEP_BUDGET;
+
+/// How many runs in a row a policy's script block may run out of time (its operation or
+/// wall-clock limit) before the admins are told.
+pub const TIMEOUT_STREAK: u32 = 3;
 
 /// What one step needs from outside: the time, entropy for jury draws, and host data for
 /// scripts.
@@ -62,6 +78,68 @@ impl Step {
     }
 }
 
+/// A step being made: what it produced so far ([`Step`], which it derefs to) and what its
+/// scripts spent.
+struct Work {
+    out: Step,
+    budget: StepBudget,
+    /// Scripts not run because the budget was spent: policy name and block.
+    skipped: Vec<(String, Block)>,
+    /// How each run of a policy version's block ended, in order.
+    runs: Vec<((PolicyId, Block), RunEnd)>,
+}
+
+impl Work {
+    fn new(budget: Duration) -> Self {
+        Self { out: Step::default(), budget: StepBudget::new(budget), skipped: Vec::new(), runs: Vec::new() }
+    }
+}
+
+impl Deref for Work {
+    type Target = Step;
+    fn deref(&self) -> &Step {
+        &self.out
+    }
+}
+
+impl DerefMut for Work {
+    fn deref_mut(&mut self) -> &mut Step {
+        &mut self.out
+    }
+}
+
+/// How a script run ended, for the timeout streaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RunEnd {
+    /// Stopped by its own operation or wall-clock limit.
+    OutOfTime,
+    /// Cut short by the step's budget: says nothing about the script.
+    Cut,
+    /// Finished, or failed otherwise.
+    Ended,
+}
+
+impl RunEnd {
+    fn of(result: &Result<ScriptOutput, ScriptError>) -> Self {
+        match result {
+            Err(e) => match e.kind {
+                ScriptErrorKind::TooManyOperations { .. } | ScriptErrorKind::Timeout { .. } => Self::OutOfTime,
+                ScriptErrorKind::StepBudgetSpent { .. } => Self::Cut,
+                _ => Self::Ended,
+            },
+            Ok(_) => Self::Ended,
+        }
+    }
+}
+
+/// The latest runs in a row of one policy version's block that ran out of time.
+#[derive(Clone, Copy, Debug, Default)]
+struct Streak {
+    runs: u32,
+    /// The admins were told about this streak.
+    told: bool,
+}
+
 /// How a proposal ends, as decided by its check block or its tally.
 #[derive(Clone, Debug, PartialEq)]
 enum Verdict {
@@ -81,6 +159,11 @@ pub struct Engine {
     /// The number the next proposal gets: proposals are numbered per community, and closed
     /// ones may be dropped from memory without their numbers being reused.
     next_proposal: i64,
+    /// What the scripts of one step may spend together.
+    script_budget: Duration,
+    /// Per policy version and block, its current streak of runs that ran out of time (kept in
+    /// memory only: a reload starts every streak again).
+    timeouts: BTreeMap<(PolicyId, Block), Streak>,
 }
 
 impl Engine {
@@ -93,11 +176,25 @@ impl Engine {
             proposals: BTreeMap::new(),
             by_message: HashMap::new(),
             next_proposal: 1,
+            script_budget: DEFAULT_STEP_BUDGET,
+            timeouts: BTreeMap::new(),
         }
     }
 
     pub fn sandbox(&self) -> &Arc<Sandbox> {
         &self.sandbox
+    }
+
+    /// Sets the script time one step may spend, all its scripts together (default
+    /// [`DEFAULT_STEP_BUDGET`]; `Duration::MAX` for none). Once a step has spent it, its
+    /// remaining scripts are not run and count as failing.
+    pub fn set_script_budget(&mut self, budget: Duration) {
+        self.script_budget = budget;
+    }
+
+    /// The script time one step may spend.
+    pub fn script_budget(&self) -> Duration {
+        self.script_budget
     }
 
     // ----- policies -----
@@ -220,19 +317,32 @@ impl Engine {
     }
 
     fn step_inner(&mut self, input: Inbound, ctx: &Ctx) -> Result<Step, GovError> {
-        let mut step = Step::default();
+        let mut work = Work::new(self.script_budget);
+        let applied = self.apply(input, ctx, &mut work);
+        // Streaks count the scripts that ran even when the input is then refused: a filter
+        // that times out on every request would otherwise never be reported. The notice goes
+        // out with the next step that succeeds.
+        self.count_timeouts(&work.runs);
+        applied?;
+        self.report_scripts(&mut work);
+        let mut step = work.out;
+        step.keep_last_edits();
+        Ok(step)
+    }
+
+    fn apply(&mut self, input: Inbound, ctx: &Ctx, step: &mut Work) -> Result<(), GovError> {
         match input {
-            Inbound::Action { action } => self.on_action(action, ctx, &mut step)?,
+            Inbound::Action { action } => self.on_action(action, ctx, step)?,
             Inbound::Reaction { message, voter, emoji, added } => {
-                self.on_reaction(&message, &voter, &emoji, added, ctx, &mut step);
+                self.on_reaction(&message, &voter, &emoji, added, ctx, step);
                 if added {
-                    self.reaction_triggers(&message, &voter, &emoji, ctx, &mut step);
+                    self.reaction_triggers(&message, &voter, &emoji, ctx, step);
                 }
             }
-            Inbound::Reactions { message, reactions } => self.on_reactions(&message, &reactions, ctx, &mut step),
-            Inbound::Vote { proposal, voter, choice } => self.on_vote(proposal, &voter, &choice, ctx, &mut step)?,
-            Inbound::Unvote { proposal, voter } => self.on_unvote(proposal, &voter, ctx, &mut step)?,
-            Inbound::Cancel { proposal, by } => self.on_cancel(proposal, &by, ctx, &mut step)?,
+            Inbound::Reactions { message, reactions } => self.on_reactions(&message, &reactions, ctx, step),
+            Inbound::Vote { proposal, voter, choice } => self.on_vote(proposal, &voter, &choice, ctx, step)?,
+            Inbound::Unvote { proposal, voter } => self.on_unvote(proposal, &voter, ctx, step)?,
+            Inbound::Cancel { proposal, by } => self.on_cancel(proposal, &by, ctx, step)?,
             Inbound::VoteMessagePosted { proposal, message } => {
                 let p = self.proposals.get_mut(&proposal).ok_or(GovError::UnknownProposal(proposal))?;
                 if let Some(v) = &mut p.vote {
@@ -248,20 +358,75 @@ impl Engine {
                 if p.state.is_open() {
                     p.process = Some(ProcessState { status, outcome });
                     step.changed.insert(proposal);
-                    self.reevaluate(proposal, false, ctx, &mut step);
+                    self.reevaluate(proposal, false, ctx, step);
                 }
             }
-            Inbound::Tick => self.on_tick(ctx, &mut step),
+            Inbound::Tick => self.on_tick(ctx, step),
         }
-        step.keep_last_edits();
-        Ok(step)
+        Ok(())
+    }
+
+    /// Updates the timeout streaks with how this step's runs ended.
+    fn count_timeouts(&mut self, runs: &[((PolicyId, Block), RunEnd)]) {
+        for (key, end) in runs {
+            match end {
+                RunEnd::OutOfTime => {
+                    let streak = self.timeouts.entry(*key).or_default();
+                    streak.runs = streak.runs.saturating_add(1);
+                }
+                RunEnd::Ended => {
+                    self.timeouts.remove(key);
+                }
+                RunEnd::Cut => {}
+            }
+        }
+    }
+
+    /// Closes the step's script record: the scripts the budget left unrun, and a notice to the
+    /// admins for each streak of timeouts that reached [`TIMEOUT_STREAK`] and was not reported.
+    fn report_scripts(&mut self, step: &mut Work) {
+        if !step.skipped.is_empty() {
+            let skipped = std::mem::take(&mut step.skipped)
+                .into_iter()
+                .map(|(policy_name, block)| SkippedScript { policy_name, block: block.to_string() })
+                .collect();
+            let budget_ms = u64::try_from(step.budget.total().as_millis()).unwrap_or(u64::MAX);
+            step.audit.push(Audit::ScriptBudgetSpent { budget_ms, skipped });
+        }
+        let admins: Vec<AccountRef> =
+            self.community.admins().filter_map(|m| m.accounts.first()).map(|l| l.account.clone()).collect();
+        for ((policy, block), streak) in &mut self.timeouts {
+            if streak.told || streak.runs < TIMEOUT_STREAK {
+                continue;
+            }
+            streak.told = true;
+            let Some(compiled) = self.versions.get(policy) else {
+                continue;
+            };
+            let name = compiled.name();
+            let text = format!(
+                "Policy \"{name}\": its {block} ran out of time on its last {} runs; until it is fixed {}. See /policy show {name}",
+                streak.runs,
+                while_failing(*block),
+            );
+            for account in &admins {
+                step.effects.push(Effect::Notify { account: account.clone(), text: text.clone() });
+            }
+            step.audit.push(Audit::ScriptTimingOut {
+                policy: *policy,
+                policy_name: name.to_string(),
+                block: block.to_string(),
+                runs: streak.runs,
+                admins_told: admins.len(),
+            });
+        }
     }
 
     fn member_of(&self, account: &AccountRef) -> Option<MemberId> {
         self.community.member_by_account(account).map(|m| m.id)
     }
 
-    fn on_action(&mut self, action: Action, ctx: &Ctx, step: &mut Step) -> Result<(), GovError> {
+    fn on_action(&mut self, action: Action, ctx: &Ctx, step: &mut Work) -> Result<(), GovError> {
         let initiator = self.member_of(&action.initiator);
         if action.kind.as_str() == PROPOSE {
             return self.on_plain_proposal(action, initiator, ctx, step);
@@ -286,7 +451,7 @@ impl Engine {
         action: Action,
         initiator: Option<MemberId>,
         ctx: &Ctx,
-        step: &mut Step,
+        step: &mut Work,
     ) -> Result<(), GovError> {
         if !self.community.can(initiator, Permission::Propose, &action.kind) {
             return Err(GovError::NotPermitted(
@@ -317,7 +482,7 @@ impl Engine {
         action: &Action,
         initiator: Option<MemberId>,
         ctx: &Ctx,
-        step: &mut Step,
+        step: &mut Work,
     ) -> Result<(), GovError> {
         let kind = if action.kind.is_constitutional() { PolicyKind::Constitution } else { PolicyKind::Platform };
         if self.community.can(initiator, Permission::Execute, &action.kind) {
@@ -399,15 +564,23 @@ impl Engine {
         }
     }
 
+    /// Runs one script within the step's budget. `None` when it failed (the failure is in the
+    /// audit trail) or was not run because the budget was spent; callers treat both alike.
     fn run_script(
         &self,
         policy: &CompiledPolicy,
         script: &Script,
         input: ScriptInput,
         ctx: &Ctx,
-        step: &mut Step,
+        step: &mut Work,
     ) -> Option<(Value, Vec<ScriptAction>)> {
-        match self.sandbox.run(script, &input, ctx.host.clone()) {
+        if step.budget.is_spent() {
+            step.skipped.push((policy.name().to_string(), script.block()));
+            return None;
+        }
+        let result = self.sandbox.run_within(script, &input, ctx.host.clone(), &mut step.budget);
+        step.runs.push(((policy.id, script.block()), RunEnd::of(&result)));
+        match result {
             Ok(out) => Some((out.value, out.actions)),
             Err(e) => {
                 step.audit.push(Audit::ScriptFailed { policy_name: policy.name().to_string(), error: e.to_string() });
@@ -423,7 +596,7 @@ impl Engine {
         action: &Action,
         initiator: Option<MemberId>,
         ctx: &Ctx,
-        step: &mut Step,
+        step: &mut Work,
     ) -> bool {
         let Some(filter) = &policy.filter else {
             return true;
@@ -474,7 +647,7 @@ impl Engine {
         action: Action,
         initiator: Option<MemberId>,
         ctx: &Ctx,
-        step: &mut Step,
+        step: &mut Work,
     ) {
         let proposer_name = initiator
             .and_then(|m| self.community.member(m))
@@ -581,7 +754,7 @@ impl Engine {
         }
     }
 
-    fn revert(&mut self, id: ProposalId, step: &mut Step) {
+    fn revert(&mut self, id: ProposalId, step: &mut Work) {
         if let Some(p) = self.proposals.get_mut(&id) {
             p.reverted = true;
             step.effects.push(Effect::Revert { proposal: Some(id), action: p.action.clone() });
@@ -596,7 +769,7 @@ impl Engine {
         at_deadline: bool,
         tally: Option<&Tally>,
         ctx: &Ctx,
-        step: &mut Step,
+        step: &mut Work,
     ) -> Option<Verdict> {
         if let Some(check) = &policy.check
             && let Some((value, _)) = self.run_script(
@@ -632,7 +805,7 @@ impl Engine {
     }
 
     /// Re-checks an open proposal after a ballot, a process update or a tick.
-    fn reevaluate(&mut self, id: ProposalId, at_deadline: bool, ctx: &Ctx, step: &mut Step) {
+    fn reevaluate(&mut self, id: ProposalId, at_deadline: bool, ctx: &Ctx, step: &mut Work) {
         let Some(p) = self.proposals.get(&id).filter(|p| p.state.is_open()) else {
             return;
         };
@@ -663,7 +836,7 @@ impl Engine {
     /// once: a closed proposal is never decided again. `immediate` is a decision taken as the
     /// proposal opened, before any vote message was posted: nothing is announced, and a
     /// performed action that passes was never reverted, so it is not executed again.
-    fn decide(&mut self, id: ProposalId, verdict: Verdict, ctx: &Ctx, step: &mut Step, immediate: bool) {
+    fn decide(&mut self, id: ProposalId, verdict: Verdict, ctx: &Ctx, step: &mut Work, immediate: bool) {
         let Some(p) = self.proposals.get_mut(&id).filter(|p| p.state.is_open()) else {
             return;
         };
@@ -717,7 +890,7 @@ impl Engine {
         }
     }
 
-    fn push_do(&self, id: ProposalId, p: &Proposal, d: &DoAction, ctx_json: &Value, step: &mut Step) {
+    fn push_do(&self, id: ProposalId, p: &Proposal, d: &DoAction, ctx_json: &Value, step: &mut Work) {
         let params = match template::render(&Value::Object(d.params.clone()), ctx_json) {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -725,7 +898,7 @@ impl Engine {
         self.push_named(id, p, &d.action, params, step);
     }
 
-    fn push_script_actions(&self, id: ProposalId, actions: Vec<ScriptAction>, step: &mut Step) {
+    fn push_script_actions(&self, id: ProposalId, actions: Vec<ScriptAction>, step: &mut Work) {
         let Some(p) = self.proposals.get(&id) else {
             return;
         };
@@ -749,7 +922,7 @@ impl Engine {
         }
     }
 
-    fn push_named(&self, id: ProposalId, p: &Proposal, name: &str, mut params: Map<String, Value>, step: &mut Step) {
+    fn push_named(&self, id: ProposalId, p: &Proposal, name: &str, mut params: Map<String, Value>, step: &mut Work) {
         if name == "message" {
             let text = params.remove("text").and_then(|t| t.as_str().map(str::to_string)).unwrap_or_default();
             let place = params
@@ -803,7 +976,7 @@ impl Engine {
         emoji: &str,
         added: bool,
         ctx: &Ctx,
-        step: &mut Step,
+        step: &mut Work,
     ) {
         let Some(&id) = self.by_message.get(message) else {
             return;
@@ -841,7 +1014,7 @@ impl Engine {
 
     /// A reaction added is also a trigger event (`{platform}.reaction_added`) that trigger
     /// policies may open proposals on (three 📌 pin a message, say).
-    fn reaction_triggers(&mut self, message: &MessageRef, voter: &AccountRef, emoji: &str, ctx: &Ctx, step: &mut Step) {
+    fn reaction_triggers(&mut self, message: &MessageRef, voter: &AccountRef, emoji: &str, ctx: &Ctx, step: &mut Work) {
         let Ok(kind) = ActionType::new(&format!("{}.{REACTION_ADDED}", message.platform)) else {
             return;
         };
@@ -864,7 +1037,7 @@ impl Engine {
     /// now: each difference is applied as the reaction event that was missed (or arrived out
     /// of order) would have been, so eligibility, replacement and removal work as they do
     /// for live reactions.
-    fn on_reactions(&mut self, message: &MessageRef, reactions: &[ReactionUsers], ctx: &Ctx, step: &mut Step) {
+    fn on_reactions(&mut self, message: &MessageRef, reactions: &[ReactionUsers], ctx: &Ctx, step: &mut Work) {
         let Some(&id) = self.by_message.get(message) else {
             return;
         };
@@ -917,7 +1090,7 @@ impl Engine {
         change: BallotChange,
         source: BallotSource,
         ctx: &Ctx,
-        step: &mut Step,
+        step: &mut Work,
     ) {
         let Some(v) = self.proposals.get_mut(&id).and_then(|p| p.vote.as_mut()) else {
             return;
@@ -971,7 +1144,7 @@ impl Engine {
         voter: &AccountRef,
         text: &str,
         ctx: &Ctx,
-        step: &mut Step,
+        step: &mut Work,
     ) -> Result<(), GovError> {
         let member = self.member_of(voter);
         let (p, v) = self.open_vote(id)?;
@@ -990,7 +1163,7 @@ impl Engine {
         Ok(())
     }
 
-    fn on_unvote(&mut self, id: ProposalId, voter: &AccountRef, ctx: &Ctx, step: &mut Step) -> Result<(), GovError> {
+    fn on_unvote(&mut self, id: ProposalId, voter: &AccountRef, ctx: &Ctx, step: &mut Work) -> Result<(), GovError> {
         let member = self.member_of(voter);
         let (_, v) = self.open_vote(id)?;
         let m = member.filter(|m| v.ballots.contains_key(m)).ok_or(GovError::NoBallot(id))?;
@@ -1003,7 +1176,7 @@ impl Engine {
         Ok(())
     }
 
-    fn on_cancel(&mut self, id: ProposalId, by: &AccountRef, ctx: &Ctx, step: &mut Step) -> Result<(), GovError> {
+    fn on_cancel(&mut self, id: ProposalId, by: &AccountRef, ctx: &Ctx, step: &mut Work) -> Result<(), GovError> {
         let member = self.member_of(by);
         let is_admin = member.and_then(|m| self.community.member(m)).is_some_and(|m| m.admin);
         let p = self.proposals.get_mut(&id).ok_or(GovError::UnknownProposal(id))?;
@@ -1026,7 +1199,7 @@ impl Engine {
         Ok(())
     }
 
-    fn on_tick(&mut self, ctx: &Ctx, step: &mut Step) {
+    fn on_tick(&mut self, ctx: &Ctx, step: &mut Work) {
         let open: Vec<(ProposalId, bool, bool)> = self
             .proposals
             .values()
@@ -1047,7 +1220,7 @@ impl Engine {
     }
 
     /// Re-runs the check block of a proposal not yet due; only a decision produces output.
-    fn recheck(&mut self, id: ProposalId, ctx: &Ctx, step: &mut Step) {
+    fn recheck(&mut self, id: ProposalId, ctx: &Ctx, step: &mut Work) {
         let Some(p) = self.proposals.get(&id) else {
             return;
         };
@@ -1057,6 +1230,16 @@ impl Engine {
         if let Some(v) = self.verdict(&policy, p, false, p.tally().as_ref(), ctx, step) {
             self.decide(id, v, ctx, step, false);
         }
+    }
+}
+
+/// What a policy does while its `block` keeps failing, as the admins' notice says it.
+fn while_failing(block: Block) -> String {
+    match block {
+        Block::Filter => "the policy counts as not matching".into(),
+        Block::Initialize => "its proposals open without the data it returns".into(),
+        Block::Check => "its check is skipped and the vote alone decides".into(),
+        Block::Notify | Block::Pass | Block::Fail => format!("its {block} does nothing"),
     }
 }
 

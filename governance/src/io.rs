@@ -143,7 +143,39 @@ pub enum Audit {
         policy_name: String,
         error: String,
     },
+    /// The step's script budget (in milliseconds) was spent, so these scripts were not run;
+    /// each counts as a failing script does (a filter as no match, a check as letting the
+    /// vote decide).
+    ScriptBudgetSpent {
+        budget_ms: u64,
+        skipped: Vec<SkippedScript>,
+    },
+    /// A policy's script block ran out of time on `runs` runs in a row; the admins were told
+    /// (once per streak).
+    ScriptTimingOut {
+        policy: PolicyId,
+        policy_name: String,
+        block: String,
+        runs: u32,
+        admins_told: usize,
+    },
 }
+
+/// A script a step did not run: its policy and block (`filter`, `check`, `pass.script`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedScript {
+    pub policy_name: String,
+    pub block: String,
+}
+
+impl fmt::Display for SkippedScript {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "policy \"{}\"'s {}", self.policy_name, self.block)
+    }
+}
+
+/// How many skipped scripts an audit line names before it only counts the rest.
+const SKIPPED_NAMED: usize = 3;
 
 impl fmt::Display for Audit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,6 +197,34 @@ impl fmt::Display for Audit {
             Self::Applied { proposal: Some(p), action } => write!(f, "{action} carried out (proposal {p})"),
             Self::Applied { proposal: None, action } => write!(f, "{action} carried out"),
             Self::ScriptFailed { policy_name, error } => write!(f, "policy \"{policy_name}\": {error}"),
+            Self::ScriptBudgetSpent { budget_ms, skipped } => {
+                let budget = crate::script::show_duration(std::time::Duration::from_millis(*budget_ms));
+                write!(f, "the step's script budget of {budget} was spent, so ")?;
+                match skipped.as_slice() {
+                    [one] => write!(f, "{one} was not run (it counts as failing)"),
+                    many => {
+                        let named: Vec<String> = many.iter().take(SKIPPED_NAMED).map(ToString::to_string).collect();
+                        write!(
+                            f,
+                            "{} scripts were not run (each counts as failing): {}",
+                            many.len(),
+                            named.join(", ")
+                        )?;
+                        match many.len().saturating_sub(SKIPPED_NAMED) {
+                            0 => Ok(()),
+                            rest => write!(f, " and {rest} more"),
+                        }
+                    }
+                }
+            }
+            Self::ScriptTimingOut { policy_name, block, runs, admins_told, .. } => {
+                write!(f, "policy \"{policy_name}\"'s {block} ran out of time on {runs} runs in a row; ")?;
+                match admins_told {
+                    0 => f.write_str("there is no admin to tell"),
+                    1 => f.write_str("the admin was told"),
+                    n => write!(f, "{n} admins were told"),
+                }
+            }
         }
     }
 }

@@ -14,7 +14,11 @@
 //! * `polity`: host access (`cred`, `grain`, `linked_account`) and requests
 //!   (`act`, `message`, `start_process`), collected into [`ScriptOutput::actions`].
 //!
-//! The module does no IO. It reads the monotonic clock only to enforce the wall-clock budget.
+//! A whole engine step is held to a budget too ([`StepBudget`], [`DEFAULT_STEP_BUDGET`]):
+//! [`Sandbox::run_within`] gives a run no more time than the step has left and charges the
+//! step for it, so many slow policies cannot make one input take long.
+//!
+//! The module does no IO. It reads the monotonic clock only to enforce the wall-clock budgets.
 
 use std::cell::Cell;
 use std::fmt;
@@ -39,6 +43,11 @@ pub const SCRIPT_GLOBALS: [&str; 4] = ["action", "proposal", "initiator", "polit
 /// much as one cheap operation, so this keeps its overhead under 1%, while a run of expensive
 /// operations (deep copies of data near the size limits) cannot overshoot the budget by much.
 const CLOCK_CHECK_INTERVAL: u64 = 128;
+
+/// The script time one engine step may spend, all its runs together, unless the engine is
+/// given another ([`StepBudget`]). Four runs that use up the default per-run
+/// [`Limits::wall_clock`] spend it.
+pub const DEFAULT_STEP_BUDGET: Duration = Duration::from_secs(1);
 
 /// Deepest nesting of arrays/maps a script may hand back (its value, action parameters).
 pub const MAX_VALUE_DEPTH: usize = 64;
@@ -95,7 +104,7 @@ impl Default for Limits {
 }
 
 /// Which block of a policy a script is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Block {
     Filter,
     Initialize,
@@ -126,6 +135,76 @@ impl Block {
 impl fmt::Display for Block {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The step budget
+// ---------------------------------------------------------------------------------------------
+
+/// The script time one engine step may still spend, all its runs together.
+///
+/// [`Sandbox::run_within`] gives a run at most what is left (its own
+/// [`Limits::wall_clock`] if that is less) and charges what the run took; a run stopped by
+/// its operation or time limit is charged its whole allowance, at least what it took. Such
+/// runs are what the budget guards against, and charging them in full makes the number of
+/// them a step can afford (four with the defaults) independent of the machine's speed. Once
+/// the budget is spent, no more scripts run in that step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepBudget {
+    total: Duration,
+    charged: Duration,
+}
+
+impl StepBudget {
+    /// A budget of `total`; `Duration::MAX` is no budget at all (never spent).
+    pub fn new(total: Duration) -> Self {
+        Self { total, charged: Duration::ZERO }
+    }
+
+    /// What the step may spend in all.
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+
+    /// What the step's runs have been charged so far.
+    pub fn charged(&self) -> Duration {
+        self.charged
+    }
+
+    fn unlimited(&self) -> bool {
+        self.total == Duration::MAX
+    }
+
+    /// What is left for the step's next runs.
+    pub fn remaining(&self) -> Duration {
+        if self.unlimited() { Duration::MAX } else { self.total.saturating_sub(self.charged) }
+    }
+
+    /// True when nothing is left: the step runs no more scripts.
+    pub fn is_spent(&self) -> bool {
+        self.remaining().is_zero()
+    }
+
+    fn charge(&mut self, cost: Duration) {
+        if !self.unlimited() {
+            self.charged = self.charged.saturating_add(cost);
+        }
+    }
+}
+
+/// A budget as people read it: `1 s`, `1.5 s`, `250 ms`.
+pub(crate) fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms >= 1000 && ms.is_multiple_of(100) {
+        let tenths = ms / 100;
+        if tenths.is_multiple_of(10) {
+            format!("{} s", tenths / 10)
+        } else {
+            format!("{}.{} s", tenths / 10, tenths % 10)
+        }
+    } else {
+        format!("{ms} ms")
     }
 }
 
@@ -231,6 +310,10 @@ pub enum ScriptErrorKind {
     /// The wall-clock budget ran out.
     #[error("took longer than {}ms", .limit.as_millis())]
     Timeout { limit: Duration },
+    /// The engine step's script budget ([`StepBudget`]) ran out, while the script ran or before
+    /// it could start.
+    #[error("stopped: the step's script budget of {} was spent", show_duration(*.budget))]
+    StepBudgetSpent { budget: Duration },
     /// Function calls nested too deeply.
     #[error("calls nest deeper than {limit} levels (endless recursion?)")]
     TooDeep { limit: usize },
@@ -270,6 +353,7 @@ impl ScriptErrorKind {
             self,
             Self::TooManyOperations { .. }
                 | Self::Timeout { .. }
+                | Self::StepBudgetSpent { .. }
                 | Self::TooDeep { .. }
                 | Self::StringTooLarge { .. }
                 | Self::ArrayTooLarge { .. }
@@ -843,13 +927,53 @@ impl Sandbox {
         input: &ScriptInput,
         host: Arc<dyn HostData>,
     ) -> Result<ScriptOutput, ScriptError> {
+        self.run_for(script, input, host, self.limits.wall_clock)
+    }
+
+    /// [`Sandbox::run`] as one of an engine step's runs: the run gets no more time than
+    /// `budget` has left, and `budget` is charged for it (see [`StepBudget`]). A run cut short
+    /// by the step's budget, or not started because it was already spent, fails with
+    /// [`ScriptErrorKind::StepBudgetSpent`].
+    pub fn run_within(
+        &self,
+        script: &Script,
+        input: &ScriptInput,
+        host: Arc<dyn HostData>,
+        budget: &mut StepBudget,
+    ) -> Result<ScriptOutput, ScriptError> {
+        let total = budget.total();
+        let spent = || self.context(script).error(None, ScriptErrorKind::StepBudgetSpent { budget: total });
+        if budget.is_spent() {
+            return Err(spent());
+        }
+        let own = self.limits.wall_clock;
+        let allowance = own.min(budget.remaining());
+        let started = Instant::now();
+        let result = self.run_for(script, input, host, allowance);
+        let took = started.elapsed();
+        let used_up = matches!(&result, Err(e) if matches!(e.kind, ScriptErrorKind::TooManyOperations { .. } | ScriptErrorKind::Timeout { .. }));
+        budget.charge(if used_up { took.max(allowance) } else { took });
+        match result {
+            Err(e) if allowance < own && matches!(e.kind, ScriptErrorKind::Timeout { .. }) => Err(spent()),
+            other => other,
+        }
+    }
+
+    /// [`Sandbox::run`] with a wall clock of `allowance`.
+    fn run_for(
+        &self,
+        script: &Script,
+        input: &ScriptInput,
+        host: Arc<dyn HostData>,
+        allowance: Duration,
+    ) -> Result<ScriptOutput, ScriptError> {
         if on_script_stack() {
-            return self.run_caught(script, input, host);
+            return self.run_caught(script, input, host, allowance);
         }
         std::thread::scope(|threads| {
             let spawned = script_thread().spawn_scoped(threads, move || {
                 ON_SCRIPT_STACK.with(|flag| flag.set(true));
-                self.run_caught(script, input, host)
+                self.run_caught(script, input, host, allowance)
             });
             match spawned {
                 Ok(handle) => handle.join().unwrap_or_else(|_| Err(self.panicked(script))),
@@ -872,20 +996,22 @@ impl Sandbox {
         script: &Script,
         input: &ScriptInput,
         host: Arc<dyn HostData>,
+        allowance: Duration,
     ) -> Result<ScriptOutput, ScriptError> {
         // Nothing the closure touches outlives a panic in a broken state: the scope, the
         // action list and the engine's run state are dropped with it, the engine itself is
         // only read and the deadline guard restores the thread's deadline while unwinding.
-        std::panic::catch_unwind(AssertUnwindSafe(|| self.run_here(script, input, host)))
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.run_here(script, input, host, allowance)))
             .unwrap_or_else(|_| Err(self.panicked(script)))
     }
 
-    /// [`Sandbox::run`] on the current thread.
+    /// [`Sandbox::run`] on the current thread, with a wall clock of `allowance`.
     fn run_here(
         &self,
         script: &Script,
         input: &ScriptInput,
         host: Arc<dyn HostData>,
+        allowance: Duration,
     ) -> Result<ScriptOutput, ScriptError> {
         let context = self.context(script);
         let mentions = script.mentions;
@@ -902,7 +1028,7 @@ impl Sandbox {
         };
 
         let result = {
-            let _deadline = DeadlineGuard::set(Instant::now().checked_add(self.limits.wall_clock));
+            let _deadline = DeadlineGuard::set(Instant::now().checked_add(allowance));
             self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast)
         };
         drop(scope);
@@ -1089,6 +1215,86 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(50));
         assert!(err.kind == ScriptErrorKind::Timeout { limit: Duration::from_millis(50) }, "{err:?}");
         assert_eq!(err.to_string(), "policy \"Big expenses\" block check: took longer than 50ms");
+    }
+
+    // --- the step budget ----------------------------------------------------------------------
+
+    fn run_in(sandbox: &Sandbox, source: &str, budget: &mut StepBudget) -> Result<ScriptOutput, ScriptError> {
+        let script = sandbox.compile(POLICY, Block::Filter, source).unwrap();
+        sandbox.run_within(&script, &input(), Arc::new(NoHostData), budget)
+    }
+
+    #[test]
+    fn a_run_that_uses_up_its_limit_is_charged_its_whole_allowance() {
+        // Stopped by the operation limit long before its wall clock: charged the wall clock,
+        // so three such runs fit in 10 s and the fourth spends it, however fast the machine.
+        let sandbox =
+            Sandbox::new(Limits { max_operations: 10_000, wall_clock: Duration::from_secs(3), ..Limits::default() });
+        let mut budget = StepBudget::new(Duration::from_secs(10));
+        for run in 1..=4 {
+            assert!(!budget.is_spent(), "spent before run {run}: {budget:?}");
+            let err = run_in(&sandbox, "loop {}", &mut budget).unwrap_err();
+            assert!(matches!(err.kind, ScriptErrorKind::TooManyOperations { .. }), "{err:?}");
+            assert!(budget.charged() >= Duration::from_secs(3 * run).min(budget.total()), "{budget:?}");
+        }
+        assert!(budget.is_spent());
+    }
+
+    #[test]
+    fn a_run_that_finishes_is_charged_what_it_took() {
+        let mut budget = StepBudget::new(Duration::from_secs(10));
+        assert_eq!(run_in(&sandbox(), "action.amount > 50000", &mut budget).unwrap().value, json!(true));
+        assert!(!budget.is_spent());
+        assert!(budget.charged() < budget.total(), "{budget:?}");
+        // Failing for another reason than a limit is charged what it took, too.
+        run_in(&sandbox(), "throw \"no\"", &mut budget).unwrap_err();
+        assert!(!budget.is_spent(), "{budget:?}");
+    }
+
+    #[test]
+    fn a_run_gets_no_more_time_than_the_step_has_left() {
+        // Only the wall clock can stop this loop, and the step's 50 ms come before its own 3 s.
+        let sandbox =
+            Sandbox::new(Limits { max_operations: 0, wall_clock: Duration::from_secs(3), ..Limits::default() });
+        let mut budget = StepBudget::new(Duration::from_millis(50));
+        let err = run_in(&sandbox, "loop {}", &mut budget).unwrap_err();
+        assert_eq!(err.kind, ScriptErrorKind::StepBudgetSpent { budget: Duration::from_millis(50) });
+        assert!(err.is_limit());
+        assert_eq!(
+            err.to_string(),
+            "policy \"Big expenses\" block filter: stopped: the step's script budget of 50 ms was spent"
+        );
+        assert!(budget.is_spent());
+    }
+
+    #[test]
+    fn a_spent_budget_runs_nothing() {
+        let mut budget = StepBudget::new(Duration::ZERO);
+        assert!(budget.is_spent());
+        let err = run_in(&sandbox(), "polity.message(\"hi\"); true", &mut budget).unwrap_err();
+        assert_eq!(err.kind, ScriptErrorKind::StepBudgetSpent { budget: Duration::ZERO });
+        assert_eq!(budget.charged(), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_unlimited_budget_is_never_spent() {
+        let sandbox = Sandbox::new(Limits { max_operations: 1_000, ..Limits::default() });
+        let mut budget = StepBudget::new(Duration::MAX);
+        for _ in 0..10 {
+            let err = run_in(&sandbox, "loop {}", &mut budget).unwrap_err();
+            assert!(matches!(err.kind, ScriptErrorKind::TooManyOperations { .. }), "{err:?}");
+        }
+        assert!(!budget.is_spent());
+        assert_eq!(budget.remaining(), Duration::MAX);
+    }
+
+    #[test]
+    fn budgets_read_as_people_write_them() {
+        assert_eq!(show_duration(DEFAULT_STEP_BUDGET), "1 s");
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(show_duration(Duration::from_millis(250)), "250 ms");
+        assert_eq!(show_duration(Duration::from_millis(1234)), "1234 ms");
+        assert_eq!(show_duration(Duration::ZERO), "0 ms");
     }
 
     #[test]
@@ -1449,6 +1655,7 @@ mod tests {
         assert_eq!((limits.max_array_size, limits.max_map_size), (10_000, 10_000));
         assert_eq!(limits.wall_clock, Duration::from_millis(250));
         assert_eq!(Sandbox::default().limits().max_operations, 200_000);
+        assert_eq!(DEFAULT_STEP_BUDGET, 4 * limits.wall_clock);
     }
 
     #[test]

@@ -6,11 +6,13 @@
 mod common;
 
 use common::*;
+use polity_governance::engine::DEFAULT_STEP_BUDGET;
 use polity_governance::io::Audit;
-use polity_governance::script::{HostData, MemberQuery};
+use polity_governance::script::{HostData, Limits, MemberQuery, Sandbox};
 use polity_governance::*;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 const MAJORITY: &str = r#"
 name = "Majority"
@@ -625,4 +627,190 @@ do = [{ action = "console.pin", message = "{{action.message}}" }]
     assert!(s.effects.iter().any(
         |e| matches!(e, Effect::Call { name, params, .. } if name.as_str() == "console.pin" && params["message"] == "42")
     ));
+}
+
+// ----- the step's script budget -----
+
+/// A chat message: the input every installed message policy's filter sees.
+fn chat(who: &str, text: &str) -> Inbound {
+    let action = Action::new(ActionType::new("discord.message").unwrap(), account(who), format!("msg-{text}"))
+        .at(general())
+        .with("text", text);
+    Inbound::Action { action }
+}
+
+/// A message policy whose filter loops forever, unless the message says "quick".
+fn runaway(name: &str) -> String {
+    format!(
+        "name = \"{name}\"\nkind = \"platform\"\nactions = [\"discord.message\"]\nfilter = 'if action.text == \"quick\" {{ false }} else {{ loop {{}} }}'\n[vote]\nquorum = 1\ncloses = \"24h\"\n"
+    )
+}
+
+/// `members` and two admins (`admin`, `root`); scripts stop after 10 000 operations, with a
+/// wall clock so generous that the operation limit is what stops a runaway: each one is then
+/// charged the whole wall clock against the step's budget, whatever the machine's speed.
+fn runaway_world(members: &[&str]) -> World {
+    let mut w = World::new(members);
+    w.engine.community.add_member("root", account("root"), true).unwrap();
+    let limits = Limits { max_operations: 10_000, wall_clock: Duration::from_secs(2), ..Limits::default() };
+    w.engine = Engine::new(w.engine.community.clone(), Arc::new(Sandbox::new(limits)));
+    w
+}
+
+fn notices(step: &Step) -> Vec<(String, String)> {
+    step.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Notify { account, text } => Some((account.account.clone(), text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failed_scripts(step: &Step) -> Vec<&str> {
+    step.audit
+        .iter()
+        .filter_map(|a| match a {
+            Audit::ScriptFailed { policy_name, .. } => Some(policy_name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn skipped_scripts(step: &Step) -> Vec<String> {
+    step.audit
+        .iter()
+        .filter_map(|a| match a {
+            Audit::ScriptBudgetSpent { skipped, .. } => Some(skipped.iter().map(ToString::to_string)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn a_step_runs_no_more_scripts_once_its_budget_is_spent_and_admins_hear_of_runaways_once() {
+    let mut w = runaway_world(&["alice"]);
+    // Three runaways' worth: each is charged its 2 s wall clock.
+    w.engine.set_script_budget(Duration::from_secs(6));
+    for i in 1..=40 {
+        w.install(&runaway(&format!("Slow {i}")));
+    }
+    // Equally specific: the most recently installed is asked first.
+    let s = w.push(chat("alice", "hello")).unwrap();
+    assert_eq!(failed_scripts(&s), ["Slow 40", "Slow 39", "Slow 38"]);
+    let skipped = skipped_scripts(&s);
+    assert_eq!(skipped.len(), 37);
+    assert_eq!(skipped[0], "policy \"Slow 37\"'s filter");
+    assert_eq!(skipped[36], "policy \"Slow 1\"'s filter");
+    let line = s.audit.iter().find(|a| matches!(a, Audit::ScriptBudgetSpent { .. })).unwrap();
+    assert_eq!(
+        line.to_string(),
+        "the step's script budget of 6 s was spent, so 37 scripts were not run (each counts as failing): policy \"Slow 37\"'s filter, policy \"Slow 36\"'s filter, policy \"Slow 35\"'s filter and 34 more"
+    );
+    // A filter not run counts as no match, as a failing one does: nothing governs the message.
+    assert!(s.audit.iter().any(|a| matches!(a, Audit::Allowed { .. })), "{:?}", s.audit);
+    assert!(notices(&s).is_empty());
+
+    // The same three run out of time on the next inputs; the third time in a row, the admins
+    // hear of each of them once. The 37 never run: they are no streak.
+    assert!(notices(&w.push(chat("alice", "again")).unwrap()).is_empty());
+    let s = w.push(chat("alice", "and again")).unwrap();
+    let told = notices(&s);
+    assert_eq!(told.len(), 6, "{told:?}");
+    assert_eq!(
+        told[0],
+        (
+            "admin".to_string(),
+            "Policy \"Slow 38\": its filter ran out of time on its last 3 runs; until it is fixed the policy counts as not matching. See /policy show Slow 38".to_string()
+        )
+    );
+    assert_eq!(told.iter().filter(|(who, _)| who == "root").count(), 3);
+    let reported: Vec<String> =
+        s.audit.iter().filter(|a| matches!(a, Audit::ScriptTimingOut { .. })).map(ToString::to_string).collect();
+    assert_eq!(reported.len(), 3);
+    assert_eq!(reported[0], "policy \"Slow 38\"'s filter ran out of time on 3 runs in a row; 2 admins were told");
+
+    // Once per streak: the fourth timeout in a row tells nobody.
+    let s = w.push(chat("alice", "still")).unwrap();
+    assert_eq!(failed_scripts(&s).len(), 3);
+    assert!(notices(&s).is_empty());
+    assert!(!s.audit.iter().any(|a| matches!(a, Audit::ScriptTimingOut { .. })));
+}
+
+#[test]
+fn a_streak_broken_by_a_run_that_finishes_is_reported_again_when_it_comes_back() {
+    let mut w = runaway_world(&["alice"]);
+    w.install(&runaway("Slow"));
+    for text in ["a", "b"] {
+        assert!(notices(&w.push(chat("alice", text)).unwrap()).is_empty());
+    }
+    assert_eq!(notices(&w.push(chat("alice", "c")).unwrap()).len(), 2);
+    assert!(notices(&w.push(chat("alice", "d")).unwrap()).is_empty());
+    // The filter answers (false) once: the streak is over.
+    let s = w.push(chat("alice", "quick")).unwrap();
+    assert!(failed_scripts(&s).is_empty() && notices(&s).is_empty());
+    for text in ["e", "f"] {
+        assert!(notices(&w.push(chat("alice", text)).unwrap()).is_empty());
+    }
+    let told = notices(&w.push(chat("alice", "g")).unwrap());
+    assert_eq!(told.iter().map(|(who, _)| who.as_str()).collect::<Vec<_>>(), ["admin", "root"]);
+}
+
+#[test]
+fn a_streak_reached_by_refused_requests_is_reported_with_the_next_step() {
+    let mut w = runaway_world(&["alice"]);
+    let constitution = "name = \"Slow changes\"\nkind = \"constitution\"\nfilter = 'loop {}'\n";
+    w.install(constitution);
+    let grant = |n: usize| {
+        Action::new(ActionType::new("polity.role_grant").unwrap(), account("alice"), format!("grant-{n}")).requested()
+    };
+    // The filter never matches, so alice's requests are refused: the state is unchanged,
+    // but the runs that timed out still count.
+    for n in 0..3 {
+        assert!(matches!(w.push(Inbound::Action { action: grant(n) }), Err(GovError::NotPermitted(_))));
+    }
+    let s = w.push(Inbound::Tick).unwrap();
+    assert_eq!(notices(&s).len(), 2);
+    assert!(notices(&s)[0].1.starts_with("Policy \"Slow changes\": its filter ran out of time on its last 3 runs"));
+}
+
+#[test]
+fn with_no_script_budget_no_script_runs_and_each_counts_as_failing() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.engine.set_script_budget(Duration::ZERO);
+    assert_eq!(w.engine.script_budget(), Duration::ZERO);
+    w.install(
+        "name = \"Greetings\"\nkind = \"platform\"\nactions = [\"discord.message\"]\nfilter = \"true\"\n[vote]\nquorum = 1\n",
+    );
+    let s = w.push(chat("alice", "hi")).unwrap();
+    assert_eq!(
+        s.audit.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "discord.message by console:alice allowed: no policy governs it",
+            "the step's script budget of 0 ms was spent, so policy \"Greetings\"'s filter was not run (it counts as failing)",
+        ]
+    );
+    assert_eq!(w.engine.proposals().count(), 0);
+    // With its budget back, the same message is governed.
+    w.engine.set_script_budget(DEFAULT_STEP_BUDGET);
+    w.push(chat("alice", "hi again")).unwrap();
+    assert_eq!(w.engine.proposal(ProposalId(1)).unwrap().policy_name, "Greetings");
+}
+
+#[test]
+fn by_default_a_step_affords_at_most_four_runaway_scripts() {
+    let mut w = World::new(&["alice"]);
+    assert_eq!(w.engine.script_budget(), DEFAULT_STEP_BUDGET);
+    for i in 1..=40 {
+        w.install(&runaway(&format!("Slow {i}")));
+    }
+    let s = w.push(chat("alice", "hello")).unwrap();
+    // Each runaway is charged at least its 250 ms wall clock (all of what was left, at the
+    // end) against the 1 s budget: four spend it, fewer if a run overshoots.
+    let ran = failed_scripts(&s).len();
+    assert!((1..=4).contains(&ran), "{ran} ran");
+    assert_eq!(ran + skipped_scripts(&s).len(), 40);
+    let line = s.audit.iter().find(|a| matches!(a, Audit::ScriptBudgetSpent { .. })).unwrap().to_string();
+    assert!(line.starts_with("the step's script budget of 1 s was spent, so "), "{line}");
 }

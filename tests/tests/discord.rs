@@ -58,10 +58,13 @@ struct Polity {
     notices: mpsc::UnboundedReceiver<Notice>,
     /// The servers it governs, and as which community.
     governing: Vec<(String, String)>,
+    /// The servers that wait for someone who controls them to confirm their community.
+    waiting: Vec<String>,
 }
 
 impl Polity {
-    /// Starts Polity on `db` and waits until it governs `servers` servers.
+    /// Starts Polity on `db` and waits until it has settled `servers` servers: governs them,
+    /// or has them wait for a confirmation.
     async fn start(fake: &FakeDiscord, db: &str, secret_key: Option<&str>, servers: usize) -> Self {
         let store = Store::connect(db).await.unwrap().with_secret_key(secret_key);
         store.migrate().await.unwrap();
@@ -76,14 +79,40 @@ impl Polity {
             };
             run(store, gateway, pacing, &SystemClock, shutdown, notices_tx).await
         });
-        let mut polity = Self { task, stop, notices, governing: Vec::new() };
-        while polity.governing.len() < servers {
-            match within("Polity to govern the server", polity.notices.recv()).await.unwrap() {
-                Notice::Governing { guild, community, .. } => polity.governing.push((guild, community)),
-                Notice::Invite(link) => assert!(link.contains("client_id=900000000000000002"), "{link}"),
-            }
+        let mut polity = Self { task, stop, notices, governing: Vec::new(), waiting: Vec::new() };
+        while polity.governing.len() + polity.waiting.len() < servers {
+            polity.heard().await;
         }
         polity
+    }
+
+    /// The next notice, recorded.
+    async fn heard(&mut self) {
+        match within("Polity's next notice", self.notices.recv()).await.unwrap() {
+            Notice::Governing { guild, community, .. } => {
+                self.waiting.retain(|g| *g != guild);
+                self.governing.push((guild, community));
+            }
+            Notice::Waiting { guild, .. } => self.waiting.push(guild),
+            Notice::Invite(link) => assert!(link.contains("client_id=900000000000000002"), "{link}"),
+        }
+    }
+
+    /// Waits until Polity governs `guild`; answers the community's name.
+    async fn governs(&mut self, guild: &str) -> String {
+        loop {
+            if let Some((_, community)) = self.governing.iter().rfind(|(g, _)| g == guild) {
+                return community.clone();
+            }
+            self.heard().await;
+        }
+    }
+
+    /// Waits until `guild` waits for a confirmation.
+    async fn holds(&mut self, guild: &str) {
+        while !self.waiting.iter().any(|g| g == guild) {
+            self.heard().await;
+        }
     }
 
     async fn stop(self) -> Runtime {
@@ -552,26 +581,390 @@ async fn a_vote_with_more_reactions_than_a_page_is_read_page_by_page_without_the
     assert!(pages[1].contains(&format!("after={}", voters[99])), "{pages:?}");
 }
 
+/// What `user` is told, privately, for a slash command in `channel` of `guild`.
+async fn said_in(
+    fake: &FakeDiscord,
+    user: &str,
+    guild: &str,
+    channel: &str,
+    words: &[&str],
+    options: Vec<(&str, Value)>,
+) -> String {
+    let id = fake.slash(user, guild, channel, words, options);
+    private(&within(&format!("the answer to /{}", words.join(" ")), fake.response(&id)).await)
+}
+
+/// The one-time code in the reply to `/integration add discord`.
+fn join_code(reply: &str) -> String {
+    let (_, after) = reply.split_once("`/integration confirm ").unwrap_or_else(|| panic!("no code in: {reply}"));
+    let code: String = after.chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 10, "{reply}");
+    code
+}
+
+const WAITING: &str = "This server is not governed yet: a community asked for it. Its owner or an admin makes it join that community with `/integration confirm CODE` (the code that community's `/integration add` showed), or makes it a community of its own with `/integration confirm` and no code.";
+const NOT_IN_CONTROL: &str = "Only the server's owner or a member with the Administrator or Manage Server permission can say which community governs it.";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_named_by_an_existing_communitys_connection_joins_that_community() {
+async fn a_server_named_by_an_existing_communitys_connection_joins_that_community_once_its_owner_confirms() {
     let fake = discord().await;
     let db = TestDb::sqlite("e2e_join");
-    {
-        // The community "Makers" (its admin on another platform) connected this server.
+    let code = {
+        // The community "Makers" (its admin on another platform) asked for this server, with
+        // Polity's bot running: the reply carries the invite and the one-time code.
         let store = Store::connect(db.url()).await.unwrap();
         store.migrate().await.unwrap();
         let mut rt = Runtime::open(store).await.unwrap();
         let admin = polity_governance::ids::AccountRef::new("console", "maria");
-        let c = rt.ensure_community("Makers", "maria", admin).await.unwrap();
-        let config = json!({ "guild": GUILD, "enabled": true });
-        rt.store().put_connection(c, "main", "discord", &config, None).await.unwrap();
-    }
-    let polity = Polity::start(&fake, db.url(), None, 1).await;
-    assert_eq!(polity.governing, [(GUILD.to_string(), "Makers".to_string())]);
+        let c = rt.ensure_community("Makers", "maria", admin.clone()).await.unwrap();
+        rt.set_invite("discord", "https://discord.com/oauth2/authorize?client_id=900000000000000002".into());
+        let inv = polity_commands::Invocation {
+            invoker: admin,
+            place: polity_governance::ids::Place::new("console", "general"),
+            id: "1".into(),
+        };
+        let mut ports = polity::ports::CommunityPorts::new(&mut rt, c, "console", "1", chrono::Utc::now());
+        let reply = polity_commands::handle(&mut ports, &inv, &format!("/integration add discord main guild={GUILD}"))
+            .await
+            .unwrap();
+        assert!(reply.text.starts_with("main (discord) is connected."), "{}", reply.text);
+        join_code(&reply.text)
+    };
+    // Being named is no proof: the server waits, governed by nobody, until someone who
+    // controls it confirms, inside it.
+    let mut polity = Polity::start(&fake, db.url(), None, 1).await;
+    assert_eq!(polity.waiting, [GUILD]);
+    assert!(polity.governing.is_empty());
+    assert_eq!(said(&fake, BOB, &["whoami"], vec![]).await, WAITING);
+    assert_eq!(said(&fake, BOB, &["integration", "confirm"], vec![("code", json!(code))]).await, NOT_IN_CONTROL);
+    let joined = said(&fake, ALICE, &["integration", "confirm"], vec![("code", json!(code))]).await;
+    assert_eq!(joined, "This server now belongs to the community \"Makers\": its members are members there.");
+    assert_eq!(polity.governs(GUILD).await, "Makers");
     // The server's members are Makers' members; its owner is no admin there.
     let me = said(&fake, ALICE, &["whoami"], vec![]).await;
     assert!(me.starts_with("You are Alice A.\naccounts: discord:300000000000000001"), "{me}");
     let rt = polity.stop().await;
     let names: Vec<String> = rt.store().communities().await.unwrap().into_iter().map(|(_, n)| n).collect();
     assert_eq!(names, ["Makers"]);
+    let makers = rt.store().communities().await.unwrap()[0].0;
+    let audit: Vec<String> = rt.store().audit(makers, 5).await.unwrap().into_iter().map(|a| a.text).collect();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a == &format!("discord.server_join by discord:{ALICE} carried out: the initiator may execute it")),
+        "{audit:?}"
+    );
+
+    // Across a restart, it stays Makers'.
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    assert_eq!(polity.governing, [(GUILD.to_string(), "Makers".to_string())]);
+    polity.stop().await;
+}
+
+// ----- Communities apart -----
+
+const NEIGHBOURS: &str = "700000000000000002";
+const LOBBY: &str = "100000000000000009";
+const EVE: &str = "300000000000000009";
+const FRANK: &str = "300000000000000010";
+const NEIGHBOUR: &str = "200000000000000009";
+const GREETER: &str = "200000000000000010";
+
+/// The server "Polity test" of [`discord`], and beside it "Neighbours": owned by Eve, with
+/// #lobby and the member Frank, who holds the role "neighbour" (the role "greeter" is
+/// nobody's).
+async fn two_servers() -> FakeDiscord {
+    let fake = discord().await;
+    fake.add_guild(NEIGHBOURS, "Neighbours", EVE);
+    fake.add_channel(NEIGHBOURS, LOBBY, "lobby");
+    fake.add_role(NEIGHBOURS, NEIGHBOUR, "neighbour");
+    fake.add_role(NEIGHBOURS, GREETER, "greeter");
+    fake.add_member(NEIGHBOURS, EVE, "eve", None, &[]);
+    fake.add_member(NEIGHBOURS, FRANK, "frank", None, &[NEIGHBOUR]);
+    fake
+}
+
+/// Whether a request's path names `id` as one of its segments.
+fn names(r: &polity_tests::discord::Recorded, id: &str) -> bool {
+    r.path.split('/').any(|segment| segment == id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_of_one_community_is_refused_every_action_on_the_others_server_and_nothing_is_done() {
+    const GRACE: &str = "300000000000000011";
+    let fake = two_servers().await;
+    let welcome = fake.add_message(LOBBY, polity_tests::discord::BOT_ID, "Welcome, neighbours");
+    let note = fake.add_message(LOBBY, FRANK, "Bring a cake");
+    let db = TestDb::sqlite("e2e_apart");
+    let polity = Polity::start(&fake, db.url(), None, 2).await;
+    // Grace joins "Polity test" unannounced: serenity's cache does not know her, Discord does.
+    fake.add_member(GUILD, GRACE, "grace", None, &[]);
+
+    // A policy of "Polity test" that names the other server's channel, messages, members,
+    // roles and the server itself, with every Discord action.
+    let reach = [
+        format!("{{ action = \"discord.post_message\", channel = \"{LOBBY}\", text = \"hello neighbours\" }}"),
+        format!("{{ action = \"discord.send_dm\", user = \"{EVE}\", text = \"psst\" }}"),
+        format!(
+            "{{ action = \"discord.edit_message\", channel = \"{LOBBY}\", message = \"{welcome}\", text = \"ours now\" }}"
+        ),
+        format!("{{ action = \"discord.delete_message\", channel = \"{LOBBY}\", message = \"{note}\" }}"),
+        format!("{{ action = \"discord.pin_message\", channel = \"{LOBBY}\", message = \"{note}\" }}"),
+        format!("{{ action = \"discord.rename_channel\", channel = \"{LOBBY}\", name = \"ours\" }}"),
+        format!("{{ action = \"discord.grant_role\", user = \"{FRANK}\", role = \"{GREETER}\" }}"),
+        format!("{{ action = \"discord.grant_role\", user = \"{BOB}\", role = \"{GREETER}\" }}"),
+        format!(
+            "{{ action = \"discord.grant_role\", user = \"{FRANK}\", role = \"{GREETER}\", guild = \"{NEIGHBOURS}\" }}"
+        ),
+        format!("{{ action = \"discord.revoke_role\", user = \"{FRANK}\", role = \"{NEIGHBOUR}\" }}"),
+        format!(
+            "{{ action = \"discord.revoke_role\", user = \"{FRANK}\", role = \"{NEIGHBOUR}\", guild = \"{NEIGHBOURS}\" }}"
+        ),
+        format!("{{ action = \"discord.kick\", user = \"{FRANK}\" }}"),
+        format!("{{ action = \"discord.kick\", user = \"{EVE}\", guild = \"{NEIGHBOURS}\" }}"),
+        // Its own members it reaches, the cached and the unannounced alike.
+        format!("{{ action = \"discord.send_dm\", user = \"{BOB}\", text = \"hello Bob\" }}"),
+        format!("{{ action = \"discord.send_dm\", user = \"{GRACE}\", text = \"hello Grace\" }}"),
+        format!("{{ action = \"discord.post_message\", channel = \"{GENERAL}\", text = \"done\" }}"),
+    ];
+    let policy = format!(
+        "name = \"Reach out\"\\nkind = \"trigger\"\\nactions = [\"discord.reaction_added\"]\\nfilter = \"action.emoji == \\\"📣\\\"\"\\ncheck = \"\\\"passed\\\"\"\\n[pass]\\ndo = [{}]",
+        reach.join(", ")
+    );
+    let installed =
+        said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Reach out")), ("toml", json!(policy))]).await;
+    assert_eq!(installed, "\"Reach out\" is installed: a trigger policy.");
+    let requests_before = fake.requests().len();
+    let news = fake.user_says(BOB, GENERAL, "news!", &[]);
+    fake.user_reacts(BOB, GENERAL, &news, "📣");
+    // Effects are performed in order: once "done" is posted, every one was tried.
+    within("the last post", fake.wait_for_message(GENERAL, |c| c == "done")).await;
+    let rt = polity.stop().await;
+
+    // Nothing was done on the other server.
+    let lobby = fake.messages(LOBBY);
+    assert_eq!(lobby.len(), 2, "{lobby:?}");
+    let (w, n) = (fake.message(LOBBY, &welcome).unwrap(), fake.message(LOBBY, &note).unwrap());
+    assert!(w.content == "Welcome, neighbours" && !w.edited && !w.deleted, "{w:?}");
+    assert!(!n.deleted && !n.pinned, "{n:?}");
+    assert_eq!(fake.channel_name(LOBBY).as_deref(), Some("lobby"));
+    assert_eq!(fake.member_roles(NEIGHBOURS, FRANK), Some(vec![NEIGHBOUR.to_string()]));
+    assert_eq!(fake.member_roles(NEIGHBOURS, EVE), Some(vec![]));
+    assert_eq!(fake.member_roles(GUILD, BOB), Some(vec![]));
+    assert!(fake.dms(EVE).is_empty() && fake.with(|s| s.dm_channel(EVE).is_none()));
+    // Not even asked: the only requests naming the other server's people are questions to
+    // this server (is Eve, is Frank a member here?).
+    for r in &fake.requests()[requests_before..] {
+        for id in [NEIGHBOURS, LOBBY, welcome.as_str(), note.as_str(), NEIGHBOUR, GREETER] {
+            assert!(!names(r, id), "{} {} was sent", r.method, r.path);
+        }
+        if names(r, EVE) || names(r, FRANK) {
+            assert_eq!((r.method.as_str(), r.status), ("GET", 404), "{r:?}");
+            assert!(r.path.ends_with(&format!("/guilds/{GUILD}/members/{}", r.path.rsplit('/').next().unwrap())));
+        }
+    }
+    // Its own members were reached: Grace by asking Discord whether she is a member.
+    assert_eq!(fake.dms(BOB), ["hello Bob"]);
+    assert_eq!(fake.dms(GRACE), ["hello Grace"]);
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with(&format!("/guilds/{GUILD}/members/{GRACE}")))
+    );
+
+    // Each refusal says which target is not the community's.
+    let ours = format!("this community's server ({GUILD})");
+    let mut failed: Vec<String> = rt.store().failed_effects().await.unwrap().into_iter().map(|(_, e)| e).collect();
+    failed.sort();
+    let mut expected = vec![
+        format!("channel {LOBBY} is not a channel of {ours}"),
+        format!("channel {LOBBY} is not a channel of {ours}"),
+        format!("channel {LOBBY} is not a channel of {ours}"),
+        format!("channel {LOBBY} is not a channel of {ours}"),
+        format!("channel {LOBBY} is not a channel of {ours}"),
+        format!("user {EVE} is not a member of {ours}"),
+        format!("role {GREETER} is not a role of {ours}"),
+        format!("role {GREETER} is not a role of {ours}"),
+        format!("server {NEIGHBOURS} is not {ours}"),
+        format!("role {NEIGHBOUR} is not a role of {ours}"),
+        format!("server {NEIGHBOURS} is not {ours}"),
+        format!("user {FRANK} is not a member of {ours}"),
+        format!("server {NEIGHBOURS} is not {ours}"),
+    ];
+    expected.sort();
+    assert_eq!(failed, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_community_that_names_anothers_server_does_not_take_it_over_even_after_a_restart() {
+    let fake = two_servers().await;
+    let db = TestDb::sqlite("e2e_takeover");
+    let mut polity = Polity::start(&fake, db.url(), None, 2).await;
+    assert_eq!(polity.governs(NEIGHBOURS).await, "Neighbours");
+
+    // An admin of "Polity test" connects the other server, and is told the code for it.
+    let asked = said(
+        &fake,
+        ALICE,
+        &["integration", "add"],
+        vec![("platform", json!("discord")), ("name", json!("x")), ("settings", json!(format!("guild={NEIGHBOURS}")))],
+    )
+    .await;
+    let code = join_code(&asked);
+    // Even its owner cannot hand a governed server over: only its community decides that.
+    let refused =
+        said_in(&fake, EVE, NEIGHBOURS, LOBBY, &["integration", "confirm"], vec![("code", json!(code))]).await;
+    assert_eq!(
+        refused,
+        "This server is governed by the community \"Neighbours\". It leaves \"Neighbours\" only if \"Neighbours\" decides so, by removing its connection to this server (`/integration remove`)."
+    );
+
+    // A dropped connection resumes, and Polity restarts: the server is still Neighbours'.
+    assert!(fake.disconnect());
+    within("serenity to RESUME", fake.wait_resume()).await;
+    let eve = said_in(&fake, EVE, NEIGHBOURS, LOBBY, &["whoami"], vec![]).await;
+    assert!(eve.starts_with("You are eve, an admin."), "{eve}");
+    polity.stop().await;
+    let mut polity = Polity::start(&fake, db.url(), None, 2).await;
+    assert_eq!(polity.governs(NEIGHBOURS).await, "Neighbours");
+    assert_eq!(polity.governs(GUILD).await, "Polity test");
+    assert!(polity.waiting.is_empty());
+    // Its commands, events and effects are Neighbours': Eve installs a kit, Frank proposes,
+    // and the vote is Neighbours' first, in its own channel.
+    let eve = said_in(&fake, EVE, NEIGHBOURS, LOBBY, &["whoami"], vec![]).await;
+    assert!(eve.starts_with("You are eve, an admin."), "{eve}");
+    let kit =
+        said_in(&fake, EVE, NEIGHBOURS, LOBBY, &["kit", "install"], vec![("name", json!("direct-democracy"))]).await;
+    assert!(kit.starts_with("The starter kit direct-democracy is installed"), "{kit}");
+    let opened = said_in(&fake, FRANK, NEIGHBOURS, LOBBY, &["propose"], vec![("text", json!("A street party"))]).await;
+    assert!(opened.starts_with("Proposal #1 is open"), "{opened}");
+    vote_message(&fake, LOBBY, "Proposal #1: frank proposes: A street party").await;
+    let rt = polity.stop().await;
+    let communities = rt.store().communities().await.unwrap();
+    let id = |name: &str| communities.iter().find(|(_, n)| n == name).unwrap().0;
+    assert_eq!(rt.store().load_proposals(id("Neighbours"), false).await.unwrap().len(), 1);
+    assert!(rt.store().load_proposals(id("Polity test"), false).await.unwrap().is_empty());
+    // The connection stays what it was: asked for, never in effect.
+    let x = rt.store().connections(id("Polity test")).await.unwrap().into_iter().find(|c| c.name == "x").unwrap();
+    assert_eq!(x.config["guild"], json!(NEIGHBOURS));
+    assert_eq!(x.config["join_code"], json!(code));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_server_joins_the_community_that_asked_for_it_once_an_admin_confirms_inside_it() {
+    const WORKSHOP: &str = "700000000000000003";
+    const BENCH: &str = "100000000000000020";
+    const HEIDI: &str = "300000000000000020";
+    const IVAN: &str = "300000000000000021";
+    const JUDY: &str = "300000000000000022";
+    const STEWARD: &str = "200000000000000020";
+    let fake = discord().await;
+    // A server the bot is not in yet: Heidi owns it, Ivan manages it, Judy is a member.
+    fake.add_guild_without_bot(WORKSHOP, "Workshop", HEIDI);
+    fake.add_channel(WORKSHOP, BENCH, "bench");
+    fake.add_role_with_permissions(WORKSHOP, STEWARD, "steward", polity_tests::discord::permissions::MANAGE_GUILD);
+    fake.add_member(WORKSHOP, HEIDI, "heidi", None, &[]);
+    fake.add_member(WORKSHOP, IVAN, "ivan", None, &[STEWARD]);
+    fake.add_member(WORKSHOP, JUDY, "judy", None, &[]);
+    let db = TestDb::sqlite("e2e_confirm");
+    let mut polity = Polity::start(&fake, db.url(), None, 1).await;
+
+    let asked = said(
+        &fake,
+        ALICE,
+        &["integration", "add"],
+        vec![
+            ("platform", json!("discord")),
+            ("name", json!("workshop")),
+            ("settings", json!(format!("guild={WORKSHOP}"))),
+        ],
+    )
+    .await;
+    assert!(asked.starts_with("workshop (discord) is connected."), "{asked}");
+    assert!(
+        asked.contains(
+            "Add Polity's bot to the server with https://discord.com/oauth2/authorize?client_id=900000000000000002"
+        ),
+        "{asked}"
+    );
+    let code = join_code(&asked);
+
+    // Heidi adds the bot: the server waits for its confirmation, governed by nobody.
+    fake.invite_bot(WORKSHOP, HEIDI);
+    polity.holds(WORKSHOP).await;
+    assert_eq!(said_in(&fake, JUDY, WORKSHOP, BENCH, &["whoami"], vec![]).await, WAITING);
+    let judy = said_in(&fake, JUDY, WORKSHOP, BENCH, &["integration", "confirm"], vec![("code", json!(code))]).await;
+    assert_eq!(judy, NOT_IN_CONTROL);
+    let wrong =
+        said_in(&fake, IVAN, WORKSHOP, BENCH, &["integration", "confirm"], vec![("code", json!("0000000000"))]).await;
+    assert_eq!(
+        wrong,
+        "That code is not for this server: the community that asked for it has the code, in the reply to its `/integration add`."
+    );
+    // Ivan may manage the server: his confirmation is the proof.
+    let joined = said_in(&fake, IVAN, WORKSHOP, BENCH, &["integration", "confirm"], vec![("code", json!(code))]).await;
+    assert_eq!(joined, "This server now belongs to the community \"Polity test\": its members are members there.");
+    assert_eq!(polity.governs(WORKSHOP).await, "Polity test");
+    let judy = said_in(&fake, JUDY, WORKSHOP, BENCH, &["whoami"], vec![]).await;
+    assert!(judy.starts_with("You are judy."), "{judy}");
+    let alice = said(&fake, ALICE, &["whoami"], vec![]).await;
+    assert!(alice.starts_with("You are Alice A., an admin."), "{alice}");
+
+    // The community acts in both of its servers now, and only there.
+    let policy = format!(
+        "name = \"Shout\"\\nkind = \"trigger\"\\nactions = [\"discord.reaction_added\"]\\nfilter = \"action.emoji == \\\"📣\\\"\"\\ncheck = \"\\\"passed\\\"\"\\n[pass]\\ndo = [{{ action = \"discord.post_message\", channel = \"{BENCH}\", text = \"hello workshop\" }}, {{ action = \"discord.send_dm\", user = \"{JUDY}\", text = \"hello Judy\" }}, {{ action = \"discord.post_message\", channel = \"{GENERAL}\", text = \"hello here\" }}]"
+    );
+    said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Shout")), ("toml", json!(policy))]).await;
+    let news = fake.user_says(JUDY, BENCH, "news!", &[]);
+    fake.user_reacts(JUDY, BENCH, &news, "📣");
+    within("the post there", fake.wait_for_message(BENCH, |c| c == "hello workshop")).await;
+    within("the post here", fake.wait_for_message(GENERAL, |c| c == "hello here")).await;
+    assert_eq!(fake.dms(JUDY), ["hello Judy"]);
+    let rt = polity.stop().await;
+    assert!(rt.store().failed_effects().await.unwrap().is_empty());
+    let names: Vec<String> = rt.store().communities().await.unwrap().into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["Polity test"]);
+
+    // Across a restart, both servers are the community's.
+    let mut polity = Polity::start(&fake, db.url(), None, 2).await;
+    assert_eq!(polity.governs(WORKSHOP).await, "Polity test");
+    assert_eq!(polity.governs(GUILD).await, "Polity test");
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_waiting_for_a_confirmation_can_become_a_community_of_its_own_instead() {
+    let fake = two_servers().await;
+    let db = TestDb::sqlite("e2e_decline");
+    {
+        // "Polity test" asked for the neighbours' server before the bot was ever there.
+        let store = Store::connect(db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut rt = Runtime::open(store).await.unwrap();
+        let admin = polity_governance::ids::AccountRef::new("console", "maria");
+        let c = rt.ensure_community("Makers", "maria", admin.clone()).await.unwrap();
+        rt.set_invite("discord", "https://discord.com/oauth2/authorize?client_id=900000000000000002".into());
+        let inv = polity_commands::Invocation {
+            invoker: admin,
+            place: polity_governance::ids::Place::new("console", "general"),
+            id: "1".into(),
+        };
+        let mut ports = polity::ports::CommunityPorts::new(&mut rt, c, "console", "1", chrono::Utc::now());
+        polity_commands::handle(&mut ports, &inv, &format!("/integration add discord n guild={NEIGHBOURS}"))
+            .await
+            .unwrap();
+    }
+    let mut polity = Polity::start(&fake, db.url(), None, 2).await;
+    assert_eq!(polity.waiting, [NEIGHBOURS]);
+    // Its owner would rather govern it themselves.
+    let own = said_in(&fake, EVE, NEIGHBOURS, LOBBY, &["integration", "confirm"], vec![]).await;
+    assert_eq!(own, "This server is now a community of its own, \"Neighbours\", with its owner as the first admin.");
+    assert_eq!(polity.governs(NEIGHBOURS).await, "Neighbours");
+    let eve = said_in(&fake, EVE, NEIGHBOURS, LOBBY, &["whoami"], vec![]).await;
+    assert!(eve.starts_with("You are eve, an admin."), "{eve}");
+    polity.stop().await;
+    let polity = Polity::start(&fake, db.url(), None, 2).await;
+    assert!(polity.waiting.is_empty());
+    assert!(polity.governing.contains(&(NEIGHBOURS.to_string(), "Neighbours".to_string())), "{:?}", polity.governing);
+    polity.stop().await;
 }

@@ -734,3 +734,77 @@ mod real_client {
         within("shutdown", gateway.shutdown()).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_guild_the_bot_is_not_in_is_out_of_reach_until_a_user_invites_it() {
+    const ELSEWHERE: &str = "700000000000000002";
+    const LOBBY: &str = "100000000000000009";
+    const DAVE: &str = "300000000000000004";
+    let fake = fake().await;
+    fake.add_guild_without_bot(ELSEWHERE, "Elsewhere", DAVE);
+    fake.add_channel(ELSEWHERE, LOBBY, "lobby");
+    fake.add_member(ELSEWHERE, DAVE, "dave", None, &[]);
+    let http = Http::new(&fake);
+    let hello = Some(json!({ "content": "hello" }));
+
+    // Not announced, and out of reach: Discord's Missing Access.
+    let mut ws = open(&fake).await;
+    next(&mut ws).await;
+    send(&mut ws, identify()).await;
+    let ready = next(&mut ws).await;
+    assert_eq!(ready["d"]["guilds"], json!([{ "id": GUILD, "unavailable": true }]));
+    let (status, err, _) = http.call("GET", &format!("/guilds/{ELSEWHERE}/members/{DAVE}"), None).await;
+    assert_eq!((status, err["code"].as_u64()), (403, Some(codes::MISSING_ACCESS)));
+    assert_eq!(http.call("POST", &format!("/channels/{LOBBY}/messages"), hello.clone()).await.0, 403);
+    // A user who shares no guild with the bot cannot be messaged directly, and is no member.
+    let (_, dm, _) = http.call("POST", "/users/@me/channels", Some(json!({ "recipient_id": DAVE }))).await;
+    let dm = dm["id"].as_str().unwrap().to_string();
+    let (status, err, _) = http.call("POST", &format!("/channels/{dm}/messages"), hello.clone()).await;
+    assert_eq!((status, err["code"].as_u64()), (403, Some(codes::CANNOT_MESSAGE_USER)));
+    let (status, err, _) = http.call("GET", &format!("/guilds/{GUILD}/members/{DAVE}"), None).await;
+    assert_eq!((status, err), (404, json!({ "code": codes::UNKNOWN_MEMBER, "message": "Unknown Member" })));
+
+    // Dave adds the bot: GUILD_CREATE, the audit log says who, and the guild is in reach.
+    fake.invite_bot(ELSEWHERE, DAVE);
+    let created = loop {
+        let frame = next(&mut ws).await;
+        if frame["t"] == json!("GUILD_CREATE") && frame["d"]["id"] == json!(ELSEWHERE) {
+            break frame["d"].clone();
+        }
+    };
+    let members: Vec<&str> =
+        created["members"].as_array().unwrap().iter().map(|m| m["user"]["id"].as_str().unwrap()).collect();
+    assert_eq!(members, [DAVE, BOT_ID]);
+    let added = fake.audit_log(ELSEWHERE);
+    assert_eq!(
+        (added[0].action_type, added[0].user_id.as_str(), added[0].target_id.as_str()),
+        (audit::BOT_ADD, DAVE, BOT_ID)
+    );
+    assert_eq!(http.call("GET", &format!("/guilds/{ELSEWHERE}/members/{DAVE}"), None).await.0, 200);
+    assert_eq!(http.call("POST", &format!("/channels/{dm}/messages"), hello).await.0, 200);
+    assert_eq!(fake.dms(DAVE), ["hello"]);
+}
+
+#[tokio::test]
+async fn an_interaction_carries_its_members_permissions_as_discord_computes_them() {
+    use polity_tests::discord::permissions::{ADMINISTRATOR, ALL, EVERYONE, MANAGE_GUILD};
+    const ADMIN: &str = "400000000000000009";
+    const MANAGER: &str = "400000000000000010";
+    let fake = fake().await;
+    fake.add_role_with_permissions(GUILD, ADMIN, "admin", ADMINISTRATOR);
+    fake.add_role_with_permissions(GUILD, MANAGER, "manager", MANAGE_GUILD);
+    fake.user_grants_role(ALICE, BOB, ADMIN);
+    fake.user_grants_role(ALICE, CAROL, MANAGER);
+    let permissions = |user: &str| {
+        let id = fake.slash(user, GUILD, GENERAL, &["whoami"], vec![]);
+        let event =
+            fake.dispatched().into_iter().rfind(|(t, d)| t == "INTERACTION_CREATE" && d["id"] == json!(id)).unwrap().1;
+        event["member"]["permissions"].as_str().unwrap().parse::<u64>().unwrap()
+    };
+    // The owner and an administrator may do everything; anyone else what their roles allow.
+    assert_eq!(permissions(ALICE), ALL);
+    assert_eq!(permissions(BOB), ALL);
+    assert_eq!(permissions(CAROL), EVERYONE | MANAGE_GUILD);
+    fake.user_revokes_role(ALICE, CAROL, MANAGER);
+    assert_eq!(permissions(CAROL), EVERYONE);
+}

@@ -18,9 +18,10 @@ use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, Place};
 use polity_governance::io::Inbound;
 use serenity::all::{
-    CommandInteraction, CommandOptionType, ComponentInteraction, CreateActionRow, CreateAttachment,
+    Cache, CommandInteraction, CommandOptionType, ComponentInteraction, CreateActionRow, CreateAttachment,
     CreateCommandOption, CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
-    EditInteractionResponse, Http, InputTextStyle, ModalInteraction, ResolvedOption, ResolvedValue, User,
+    EditInteractionResponse, GuildId, Http, InputTextStyle, Member, ModalInteraction, ResolvedOption, ResolvedValue,
+    User,
 };
 use serenity::model::application::ActionRowComponent;
 use std::borrow::Cow;
@@ -208,7 +209,8 @@ fn slash(
         };
         let parsed = parsed(spec, ctx.args);
         let bridge = Arc::clone(ctx.data());
-        bridge.command(&ctx.serenity_context().http, Asked::Command(ctx.interaction), parsed, spec.slow).await;
+        let serenity = ctx.serenity_context();
+        bridge.command(&serenity.http, &serenity.cache, Asked::Command(ctx.interaction), parsed, spec.slow).await;
         Ok(())
     })
 }
@@ -247,13 +249,39 @@ impl Asked<'_> {
         member.map_or_else(|| self.user().display_name().to_string(), |m| m.display_name().to_string())
     }
 
-    fn guild(&self) -> Option<String> {
+    fn member(&self) -> Option<&Member> {
+        match self {
+            Self::Command(i) => i.member.as_deref(),
+            Self::Component(i) => i.member.as_ref(),
+            Self::Modal(i) => i.member.as_ref(),
+        }
+    }
+
+    fn guild_id(&self) -> Option<GuildId> {
         match self {
             Self::Command(i) => i.guild_id,
             Self::Component(i) => i.guild_id,
             Self::Modal(i) => i.guild_id,
         }
-        .map(|g| g.to_string())
+    }
+
+    fn guild(&self) -> Option<String> {
+        self.guild_id().map(|g| g.to_string())
+    }
+
+    /// Whether the invoker controls the guild, by Discord's permission model: its owner
+    /// (serenity's cache knows who that is), or a member whose permissions include
+    /// Administrator or Manage Server. The permissions are Discord's own computation, sent
+    /// with the interaction; without them, the cache's from the member's roles.
+    fn manages_server(&self, cache: &Cache) -> bool {
+        let Some(guild) = self.guild_id() else { return false };
+        let member = self.member();
+        let (owner, from_roles) = match cache.guild(guild) {
+            Some(g) => (g.owner_id == self.user().id, member.map(|m| g.member_permissions(m))),
+            None => (false, None),
+        };
+        let permissions = member.and_then(|m| m.permissions).or(from_roles);
+        owner || permissions.is_some_and(|p| p.administrator() || p.manage_guild())
     }
 
     fn channel(&self) -> String {
@@ -310,16 +338,23 @@ impl Bridge {
 
     /// Runs a command (a slash command, or a vote button as the `/vote` it stands for) and
     /// answers it.
-    pub(crate) async fn command(&self, http: &Http, asked: Asked<'_>, parsed: Parsed, slow: bool) {
+    pub(crate) async fn command(&self, http: &Http, cache: &Cache, asked: Asked<'_>, parsed: Parsed, slow: bool) {
         let Some(guild) = asked.guild() else {
             let _ = asked.respond(http, message("Polity's commands work in a server, where its community is.")).await;
             return;
         };
         let invocation = self.invocation(&asked);
         let name = asked.display_name();
+        let manages_server = asked.manages_server(cache);
         let (answer, answered) = oneshot::channel();
-        let call =
-            CommandCall { guild: guild.clone(), invocation: invocation.clone(), name: name.clone(), parsed, answer };
+        let call = CommandCall {
+            guild: guild.clone(),
+            invocation: invocation.clone(),
+            name: name.clone(),
+            manages_server,
+            parsed,
+            answer,
+        };
         let command = call.parsed.spec.name();
         if self.incoming.send(Incoming::Command(call)).await.is_err() {
             let _ = asked.respond(http, message(SHUTTING_DOWN)).await;
@@ -380,12 +415,12 @@ impl Bridge {
     }
 
     /// A press of a vote button: the `/vote` it stands for.
-    pub(crate) async fn button(&self, http: &Http, press: &ComponentInteraction) {
+    pub(crate) async fn button(&self, http: &Http, cache: &Cache, press: &ComponentInteraction) {
         let Some(rest) = press.data.custom_id.strip_prefix(VOTE_BUTTON) else { return };
         let Some((proposal, choice)) = rest.split_once(':') else { return };
         let Some(spec) = polity_commands::catalogue::find(&["vote"]) else { return };
         let values = BTreeMap::from([("id", proposal.to_string()), ("choice", choice.to_string())]);
-        self.command(http, Asked::Component(press), Parsed { spec, values }, false).await;
+        self.command(http, cache, Asked::Component(press), Parsed { spec, values }, false).await;
     }
 
     /// Waits for the bot's answer and gives it: at once when it comes in time (the

@@ -355,7 +355,7 @@ impl EventHandler for Handler {
         // Slash commands are poise's; buttons and the secret form are answered here.
         match interaction {
             Interaction::Component(press) if press.data.custom_id.starts_with(VOTE_BUTTON) => {
-                self.bridge.button(&ctx.http, &press).await;
+                self.bridge.button(&ctx.http, &ctx.cache, &press).await;
             }
             Interaction::Modal(form) => self.bridge.secret(&ctx.http, &form).await,
             _ => {}

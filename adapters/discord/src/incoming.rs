@@ -43,6 +43,10 @@ pub struct CommandCall {
     pub invocation: Invocation,
     /// The invoker's display name (a new account becomes a member by it).
     pub name: String,
+    /// Whether the invoker controls the guild, by Discord's permission model: its owner, or
+    /// a member with the Administrator or Manage Server permission. Only they can say which
+    /// community governs it (`/integration confirm`).
+    pub manages_server: bool,
     pub parsed: Parsed,
     pub answer: oneshot::Sender<Reply>,
 }

@@ -3,8 +3,10 @@
 //!
 //! - Effect side: [`DiscordPlatform`] performs Polity's effects over Discord's REST API v10
 //!   (serenity's routes, its rate limiter in production), and reads back who reacted on a
-//!   vote message. [`DiscordPlatform::for_guild`] is one guild's connection: it refuses any
-//!   other guild's channel, so one community can never act in another's server.
+//!   vote message. [`DiscordPlatform::for_guilds`] is the connection of the community that
+//!   governs those guilds: it refuses any request that names what is not theirs (see
+//!   [Communities apart](#communities-apart)), so one community can never read or act on
+//!   another's server, nor reach another's members.
 //! - Gateway side: [`start`] connects serenity's gateway client with poise as its framework
 //!   and hands the bot [`Incoming`]s: governance inputs, the guilds and their members,
 //!   (re)connections, and commands waiting for their answer.
@@ -29,8 +31,8 @@
 //! | `Call` `discord.delete_message` (`channel`, `message`) | `DELETE /channels/{channel}/messages/{message}` |
 //! | `Call` `discord.pin_message` (`channel`, `message`) | `PUT /channels/{channel}/pins/{message}` |
 //! | `Call` `discord.rename_channel` (`channel`, `name`) | `PATCH /channels/{channel}` |
-//! | `Call` `discord.grant_role` / `discord.revoke_role` (`user`, `role`) | `PUT` / `DELETE /guilds/{g}/members/{user}/roles/{role}` (the connection's guild) |
-//! | `Call` `discord.kick` (`user`) | `DELETE /guilds/{g}/members/{user}` (the connection's guild) |
+//! | `Call` `discord.grant_role` / `discord.revoke_role` (`user`, `role`, `guild`) | `PUT` / `DELETE /guilds/{g}/members/{user}/roles/{role}` (`guild`, else the connection's guild, else the one of its guilds that has the role) |
+//! | `Call` `discord.kick` (`user`, `guild`) | `DELETE /guilds/{g}/members/{user}` (`guild`, else the connection's guild, else the one of its guilds the user is in) |
 //! | `StartProcess` | refused: Discord has no decision processes |
 //! | reading a vote's reactions | `GET /users/@me` (once), then `GET /channels/{c}/messages/{m}/reactions/{emoji}?limit=100&after={last}` page by page; bots left out |
 //!
@@ -41,6 +43,23 @@
 //!   `attachments` (an array of URLs, appended to the repost).
 //! - `discord.rename_channel`: `channel` (else the action's place), `old_name`, `name`.
 //! - `discord.role_grant`: `user`, `role`, `guild` (else the connection's guild).
+//!
+//! ## Communities apart
+//! A community's connection checks every request in one place before anything is sent: the
+//! effect is first parsed into the requests it makes, then each of their targets must be the
+//! community's, else the effect is refused with `Permanent` ("user 3 is not a member of this
+//! community's server (7)") and nothing is done.
+//!
+//! | target | the community's when | asked of |
+//! |---|---|---|
+//! | a channel (posts, edits, deletes, pins, renames, reactions, reading a vote back) | it is a channel or thread of one of its guilds | serenity's cache |
+//! | a message | its channel is (a message is always addressed through its channel) | |
+//! | a user (a DM's recipient, a kicked member, a role's holder) | they are a member of one of its guilds (of the guild a route names, for kicks and roles) | serenity's cache, else `GET /guilds/{g}/members/{u}` (Unknown Member or Unknown User: not a member) |
+//! | a role | it is a role of the guild the route names | serenity's cache |
+//! | a guild (a `guild` parameter) | it is one of its guilds | |
+//!
+//! A connection without guilds (a token of one community's own: [`DiscordPlatform::new`])
+//! checks nothing: the token is the scope.
 //!
 //! ## Errors
 //! A 429 is [`PlatformError::RateLimited`](polity_governance::platform::PlatformError) with the
@@ -69,7 +88,7 @@
 //! | `CHANNEL_UPDATE` with a new name | performed `discord.rename_channel` by the audit log entry's user; `channel`, `old_name`, `name` | `rename:{channel}:{audit entry}` |
 //! | `GUILD_MEMBER_UPDATE`, per role added / taken away | performed `discord.role_grant` / event `discord.role_revoked`, by the audit log entry's user; `guild`, `user`, `role` | `role_grant:` / `role_revoked:{guild}:{user}:{role}:{audit entry}` |
 //! | `GUILD_MEMBER_ADD` | event `discord.member_join`; `guild`, `user`, `name` | `member_join:{guild}:{user}:{joined_at}` |
-//! | `INTERACTION_CREATE`, a slash command | [`Incoming::Command`], and the event `discord.command_used` (`command`, `channel`) | `command_used:{interaction}` |
+//! | `INTERACTION_CREATE`, a slash command | [`Incoming::Command`] (with whether the invoker controls the server: its owner, or Administrator or Manage Server in the permissions Discord sends), and the event `discord.command_used` (`command`, `channel`) | `command_used:{interaction}` |
 //! | `INTERACTION_CREATE`, a vote button | [`Incoming::Command`] of the `/vote` it stands for | |
 //! | `INTERACTION_CREATE`, the secret form | [`Incoming::Secret`] with the command that asked | |
 //!
@@ -108,5 +127,6 @@ pub use platform::{
     RENAME_CHANNEL, REVOKE_ROLE, ROLE_GRANT, SEND_DM, VOTE_BUTTON,
 };
 pub use rest::DISCORD_URL;
-/// serenity's cache, which the gateway keeps: what a guild's connection checks channels against.
+/// serenity's cache, which the gateway keeps: what a community's connection checks channels,
+/// members and roles against.
 pub use serenity::cache::Cache;

@@ -1,6 +1,6 @@
 //! [`DiscordPlatform`]: performs Polity's effects with serenity's HTTP client.
 
-use crate::rest::{DISCORD_URL, Failure, Rest, UNKNOWN_EMOJI, UNKNOWN_MESSAGE};
+use crate::rest::{DISCORD_URL, Failure, Rest, UNKNOWN_EMOJI, UNKNOWN_MEMBER, UNKNOWN_MESSAGE, UNKNOWN_USER};
 use polity_governance::action::Action;
 use polity_governance::ids::{AccountRef, MessageRef, ProposalId};
 use polity_governance::io::{Effect, VoteOption};
@@ -54,13 +54,51 @@ pub const VOTE_BUTTON: &str = "polity:vote:";
 #[derive(Clone)]
 pub struct DiscordPlatform {
     name: String,
+    /// The guild kicks and role changes are for when a request names none.
     guild: Option<GuildId>,
     rest: Rest,
-    /// The guild whose channels alone this connection may act in, and serenity's cache that
-    /// says which guild a channel belongs to. `None`: any channel (one guild per token).
-    scope: Option<(GuildId, Arc<Cache>)>,
+    /// The guilds whose channels, members and roles alone this connection may touch. `None`:
+    /// whatever the token reaches (a token of one community's own).
+    scope: Option<Scope>,
     /// The bot's own user id, learnt once, so its seeded reactions are not read as votes.
     me: Arc<OnceLock<UserId>>,
+}
+
+/// The guilds of one community, and serenity's cache, which says what is theirs.
+#[derive(Clone)]
+struct Scope {
+    guilds: Vec<GuildId>,
+    cache: Arc<Cache>,
+}
+
+impl Scope {
+    /// "this community's server (1)", or "servers (1, 2)": what a refusal names as its own.
+    fn ours(&self) -> String {
+        let ids: Vec<String> = self.guilds.iter().map(ToString::to_string).collect();
+        let noun = if ids.len() == 1 { "server" } else { "servers" };
+        format!("this community's {noun} ({})", ids.join(", "))
+    }
+
+    fn has_channel(&self, channel: ChannelId) -> bool {
+        self.guilds.iter().any(|g| {
+            self.cache
+                .guild(*g)
+                .is_some_and(|g| g.channels.contains_key(&channel) || g.threads.iter().any(|t| t.id == channel))
+        })
+    }
+
+    fn has_role(&self, guild: GuildId, role: RoleId) -> bool {
+        self.cache.guild(guild).is_some_and(|g| g.roles.contains_key(&role))
+    }
+
+    /// The guilds whose cached members include `user`.
+    fn cached_member_of(&self, user: UserId) -> Vec<GuildId> {
+        self.guilds
+            .iter()
+            .copied()
+            .filter(|g| self.cache.guild(*g).is_some_and(|g| g.members.contains_key(&user)))
+            .collect()
+    }
 }
 
 impl fmt::Debug for DiscordPlatform {
@@ -68,9 +106,112 @@ impl fmt::Debug for DiscordPlatform {
         f.debug_struct("DiscordPlatform")
             .field("name", &self.name)
             .field("guild", &self.guild)
+            .field("scope", &self.scope.as_ref().map(|s| &s.guilds))
             .field("base_url", &self.rest.http.proxy.as_deref().unwrap_or(DISCORD_URL))
             .field("rate_limiter", &self.rest.http.ratelimiter.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// One effect as the Discord requests that carry it out, every id parsed, before anything is
+/// sent: what [`Targets`] are read from and what [`DiscordPlatform::run`] performs.
+enum Op {
+    /// A vote message with its buttons, then its reactions seeded.
+    PostVote {
+        channel: ChannelId,
+        vote: Box<CreateMessage>,
+        emoji: Vec<String>,
+    },
+    /// The same edit of each vote message.
+    EditVotes {
+        messages: Vec<(ChannelId, MessageId)>,
+        body: Value,
+    },
+    /// A message; `quiet`: no mentions parsed (a repost must not lend the bot its pings).
+    Post {
+        channel: ChannelId,
+        text: String,
+        quiet: bool,
+    },
+    Dm {
+        user: UserId,
+        text: String,
+    },
+    /// A user's reaction taken off a message.
+    Unreact {
+        channel: ChannelId,
+        message: MessageId,
+        user: UserId,
+        emoji: ReactionType,
+    },
+    Delete {
+        channel: ChannelId,
+        message: MessageId,
+    },
+    Edit {
+        channel: ChannelId,
+        message: MessageId,
+        text: String,
+    },
+    Pin {
+        channel: ChannelId,
+        message: MessageId,
+    },
+    Rename {
+        channel: ChannelId,
+        name: String,
+    },
+    Role {
+        guild: GuildId,
+        user: UserId,
+        role: RoleId,
+        grant: bool,
+    },
+    Kick {
+        guild: GuildId,
+        user: UserId,
+    },
+}
+
+/// Everything a request touches on Discord. A connection for a community's guilds refuses
+/// the request unless each of them is theirs ([`DiscordPlatform::allow`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Targets {
+    /// The guild a route names (kicks and role changes).
+    guild: Option<GuildId>,
+    /// Channels acted in; a message is always addressed through its channel, so a message
+    /// is the community's when its channel is.
+    channels: Vec<ChannelId>,
+    /// Users who must be members: of `guild` when there is one, else of one of the
+    /// community's guilds.
+    members: Vec<UserId>,
+    /// Roles that must be `guild`'s.
+    roles: Vec<RoleId>,
+}
+
+impl Targets {
+    fn channels(channels: Vec<ChannelId>) -> Self {
+        Self { channels, ..Self::default() }
+    }
+}
+
+impl Op {
+    fn targets(&self) -> Targets {
+        match self {
+            Self::PostVote { channel, .. }
+            | Self::Post { channel, .. }
+            | Self::Unreact { channel, .. }
+            | Self::Delete { channel, .. }
+            | Self::Edit { channel, .. }
+            | Self::Pin { channel, .. }
+            | Self::Rename { channel, .. } => Targets::channels(vec![*channel]),
+            Self::EditVotes { messages, .. } => Targets::channels(messages.iter().map(|(c, _)| *c).collect()),
+            Self::Dm { user, .. } => Targets { members: vec![*user], ..Targets::default() },
+            Self::Role { guild, user, role, .. } => {
+                Targets { guild: Some(*guild), members: vec![*user], roles: vec![*role], ..Targets::default() }
+            }
+            Self::Kick { guild, user } => Targets { guild: Some(*guild), members: vec![*user], ..Targets::default() },
+        }
     }
 }
 
@@ -93,13 +234,31 @@ impl DiscordPlatform {
         Self { name: name.into(), guild: None, rest: Rest { http, client }, scope: None, me: Arc::new(OnceLock::new()) }
     }
 
-    /// This connection for one guild's community: it acts only in that guild's channels
-    /// (`cache` says which guild a channel is in), and kicks and role grants default to it.
-    /// It shares the HTTP client and its rate limits with `self`.
+    /// This connection for one guild's community: [`Self::for_guilds`] with one guild.
     #[must_use]
     pub fn for_guild(&self, guild: u64, cache: Arc<Cache>) -> Self {
-        let mut scoped = self.clone().with_guild(guild);
-        scoped.scope = scoped.guild.map(|g| (g, cache));
+        self.for_guilds(&[guild], cache)
+    }
+
+    /// This connection for the community that governs `guilds`: every request it makes is
+    /// checked first, in one place, against what `cache` (serenity's, which the gateway
+    /// keeps) says is theirs, and refused unless every channel it acts in is one of their
+    /// channels, every user it names (a DM's recipient, a kicked member, a role's holder) is a
+    /// member of one of them (asked of Discord, `GET /guilds/{g}/members/{u}`, when the cache
+    /// does not know), every role it names is that guild's, and every guild it names is
+    /// one of them. One community can never read or act on another's server, nor reach
+    /// another's members. Kicks and role changes default to the guild when there is one.
+    /// It shares the HTTP client and its rate limits with `self`.
+    #[must_use]
+    pub fn for_guilds(&self, guilds: &[u64], cache: Arc<Cache>) -> Self {
+        let guilds: Vec<GuildId> =
+            guilds.iter().filter_map(|g| std::num::NonZeroU64::new(*g)).map(GuildId::from).collect();
+        let mut scoped = self.clone();
+        scoped.guild = match guilds.as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        };
+        scoped.scope = Some(Scope { guilds, cache });
         scoped
     }
 
@@ -115,38 +274,82 @@ impl DiscordPlatform {
         self.rest.send(method, route, body).await
     }
 
-    /// Refuses a channel outside this connection's guild (one community can never act in
-    /// another's server).
-    fn check_channel(&self, channel: ChannelId) -> Result<ChannelId, PlatformError> {
-        let Some((guild, cache)) = &self.scope else {
-            return Ok(channel);
+    /// The one check every request passes before anything is sent: each of its targets must
+    /// belong to this connection's guilds (see [`Self::for_guilds`]). A refusal is
+    /// `Permanent` and says which target is not the community's.
+    async fn allow(&self, targets: &Targets) -> Result<(), PlatformError> {
+        let Some(scope) = &self.scope else {
+            return Ok(());
         };
-        let ours = cache
-            .guild(*guild)
-            .is_some_and(|g| g.channels.contains_key(&channel) || g.threads.iter().any(|t| t.id == channel));
-        if ours {
-            Ok(channel)
-        } else {
-            Err(PlatformError::Permanent(format!(
-                "channel {channel} is not a channel of this community's server ({guild})"
-            )))
+        let refuse = |what: String| Err(PlatformError::Permanent(what));
+        if let Some(g) = targets.guild
+            && !scope.guilds.contains(&g)
+        {
+            return refuse(format!("server {g} is not {}", scope.ours()));
         }
+        for channel in &targets.channels {
+            if !scope.has_channel(*channel) {
+                return refuse(format!("channel {channel} is not a channel of {}", scope.ours()));
+            }
+        }
+        for role in &targets.roles {
+            if !targets.guild.is_some_and(|g| scope.has_role(g, *role)) {
+                return refuse(format!("role {role} is not a role of {}", scope.ours()));
+            }
+        }
+        let guilds = targets.guild.map_or_else(|| scope.guilds.clone(), |g| vec![g]);
+        for user in &targets.members {
+            if !self.is_member(scope, &guilds, *user).await? {
+                return refuse(format!("user {user} is not a member of {}", scope.ours()));
+            }
+        }
+        Ok(())
     }
 
-    /// The guild a kick or role change is for: the one named (which must be this
-    /// connection's, when it has one) or this connection's.
-    fn guild_for(&self, named: Option<&Value>) -> Result<GuildId, PlatformError> {
-        match named {
-            Some(g) => {
-                let g = snowflake::<GuildId>("guild", &text_of(g))?;
-                match &self.scope {
-                    Some((own, _)) if *own != g => {
-                        Err(PlatformError::Permanent(format!("guild {g} is not this community's server ({own})")))
-                    }
-                    _ => Ok(g),
-                }
+    /// Whether `user` is a member of one of `guilds`: serenity's cache first, else Discord
+    /// (`GET /guilds/{g}/members/{u}`; Unknown Member or Unknown User: not a member).
+    async fn is_member(&self, scope: &Scope, guilds: &[GuildId], user: UserId) -> Result<bool, PlatformError> {
+        let cached = scope.cached_member_of(user);
+        if guilds.iter().any(|g| cached.contains(g)) {
+            return Ok(true);
+        }
+        for guild_id in guilds {
+            match self.send(LightMethod::Get, Route::GuildMember { guild_id: *guild_id, user_id: user }, None).await {
+                Ok(_) => return Ok(true),
+                Err(Failure { code: Some(UNKNOWN_MEMBER | UNKNOWN_USER), .. }) => {}
+                Err(f) => return Err(f.error),
             }
-            None => self.guild(),
+        }
+        Ok(false)
+    }
+
+    /// The guild a kick or role change is for: the one named (whether it is this
+    /// connection's is [`Self::allow`]'s to say), else this connection's one guild, else
+    /// (a community with several) the one that has the role, or that the user is a member of.
+    fn guild_for(&self, named: Option<&Value>, role: Option<RoleId>, user: UserId) -> Result<GuildId, PlatformError> {
+        if let Some(g) = named {
+            return snowflake::<GuildId>("guild", &text_of(g));
+        }
+        if let Some(g) = self.guild {
+            return Ok(g);
+        }
+        let Some(scope) = &self.scope else {
+            return Err(PlatformError::Permanent(format!(
+                "the Discord connection `{}` has no guild configured",
+                self.name
+            )));
+        };
+        let candidates: Vec<GuildId> = match role {
+            Some(r) => scope.guilds.iter().copied().filter(|g| scope.has_role(*g, r)).collect(),
+            None => scope.cached_member_of(user),
+        };
+        match (candidates.as_slice(), role) {
+            ([only], _) => Ok(*only),
+            ([], Some(r)) => Err(PlatformError::Permanent(format!("role {r} is not a role of {}", scope.ours()))),
+            _ => Err(PlatformError::Permanent(format!(
+                "this community governs several Discord servers ({}): say which with `guild`",
+                scope.guilds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ))),
         }
     }
 
@@ -193,25 +396,6 @@ impl DiscordPlatform {
         }
     }
 
-    async fn rename(&self, channel_id: ChannelId, name: &str) -> Result<(), PlatformError> {
-        self.send(LightMethod::Patch, Route::Channel { channel_id }, Some(&json!({ "name": name }))).await?;
-        Ok(())
-    }
-
-    async fn role(&self, method: LightMethod, data: &Map<String, Value>) -> Result<(), PlatformError> {
-        let guild_id = self.guild_for(data.get("guild"))?;
-        let user_id = snowflake::<UserId>("user", &required(data, "user")?)?;
-        let role_id = snowflake::<RoleId>("role", &required(data, "role")?)?;
-        self.send(method, Route::GuildMemberRole { guild_id, user_id, role_id }, None).await?;
-        Ok(())
-    }
-
-    fn guild(&self) -> Result<GuildId, PlatformError> {
-        self.guild.ok_or_else(|| {
-            PlatformError::Permanent(format!("the Discord connection `{}` has no guild configured", self.name))
-        })
-    }
-
     fn own(&self, platform: &str, what: &str) -> Result<(), PlatformError> {
         if platform == self.name {
             Ok(())
@@ -223,43 +407,151 @@ impl DiscordPlatform {
         }
     }
 
+    /// Checks, then performs: nothing is sent for a request [`Self::allow`] refuses.
     async fn perform_now(&self, request: Request<'_>) -> Result<Performed, PlatformError> {
-        let key = request.key;
+        let op = self.plan(&request)?;
+        self.allow(&op.targets()).await?;
+        self.run(op, request.key).await
+    }
+
+    /// The requests an effect makes, every id parsed; nothing is sent yet.
+    fn plan(&self, request: &Request<'_>) -> Result<Op, PlatformError> {
         match request.effect {
             Effect::PostVote { proposal, place, text, options } => {
                 self.own(place.platform.as_str(), "the vote's channel")?;
-                let channel = self.check_channel(channel_id(&place.channel)?)?;
                 let buttons = vote_buttons(*proposal, options);
                 let mut vote = CreateMessage::new().content(truncate(text));
                 if !buttons.is_empty() {
                     vote = vote.components(buttons);
                 }
-                let message = self.post_message(channel, vote, key, false).await?;
-                for option in options {
-                    match self.react(&message, &option.emoji).await {
-                        Ok(()) => {}
-                        // An emoji Discord does not know must not lose the posted vote.
-                        Err(PlatformError::Permanent(e)) => {
-                            tracing::warn!(emoji = %option.emoji, "cannot seed a vote reaction: {e}");
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(Performed { message: Some(message) })
+                let emoji = options.iter().map(|o| o.emoji.clone()).collect();
+                Ok(Op::PostVote { channel: channel_id(&place.channel)?, vote: Box::new(vote), emoji })
             }
             Effect::EditVote { text, closed, .. } => {
-                let mut refused = None;
                 // A closed vote loses its buttons.
                 let body = if *closed {
                     json!({ "content": truncate(text), "components": [] })
                 } else {
                     json!({ "content": truncate(text) })
                 };
-                for m in request.vote_messages.iter().filter(|m| m.platform.as_str() == self.name) {
-                    let route = Route::ChannelMessage {
-                        channel_id: channel_id(&m.channel)?,
-                        message_id: snowflake::<MessageId>("message", &m.message)?,
-                    };
+                let messages = request
+                    .vote_messages
+                    .iter()
+                    .filter(|m| m.platform.as_str() == self.name)
+                    .map(|m| Ok((channel_id(&m.channel)?, snowflake::<MessageId>("message", &m.message)?)))
+                    .collect::<Result<_, PlatformError>>()?;
+                Ok(Op::EditVotes { messages, body })
+            }
+            Effect::Post { place, text } => {
+                self.own(place.platform.as_str(), "the channel")?;
+                Ok(Op::Post { channel: channel_id(&place.channel)?, text: text.clone(), quiet: false })
+            }
+            Effect::Notify { account, text } => {
+                self.own(account.platform.as_str(), "the account")?;
+                Ok(Op::Dm { user: snowflake("user", &account.account)?, text: text.clone() })
+            }
+            Effect::RemoveReaction { message, account, emoji } => {
+                self.own(message.platform.as_str(), "the message")?;
+                Ok(Op::Unreact {
+                    channel: channel_id(&message.channel)?,
+                    message: snowflake("message", &message.message)?,
+                    user: snowflake("user", &account.account)?,
+                    emoji: reaction(emoji)?,
+                })
+            }
+            Effect::Revert { action, .. } => self.plan_revert(action),
+            Effect::Execute { action, .. } => self.plan_execute(action),
+            Effect::Call { name, params, .. } => self.plan_call(name.as_str(), params),
+            Effect::StartProcess { .. } => Err(PlatformError::Permanent("Discord has no decision processes".into())),
+        }
+    }
+
+    fn plan_revert(&self, action: &Action) -> Result<Op, PlatformError> {
+        match action.kind.as_str() {
+            MESSAGE => {
+                let (channel, message) = message_of(action)?;
+                Ok(Op::Delete { channel, message })
+            }
+            RENAME_CHANNEL => {
+                Ok(Op::Rename { channel: channel_of(action)?, name: required(&action.data, "old_name")? })
+            }
+            ROLE_GRANT => self.plan_role(&action.data, false),
+            other => Err(unknown(other, "revert")),
+        }
+    }
+
+    fn plan_execute(&self, action: &Action) -> Result<Op, PlatformError> {
+        match action.kind.as_str() {
+            MESSAGE => {
+                let author = match action.data.get("author") {
+                    Some(a) => text_of(a),
+                    None => format!("<@{}>", action.initiator.account),
+                };
+                let mut text = format!("{author} wrote: {}", optional(&action.data, "text"));
+                if let Some(Value::Array(urls)) = action.data.get("attachments") {
+                    for url in urls.iter().map(text_of) {
+                        text.push('\n');
+                        text.push_str(&url);
+                    }
+                }
+                // Reposted without pinging anyone: the bot must not lend its mentions.
+                Ok(Op::Post { channel: channel_of(action)?, text, quiet: true })
+            }
+            RENAME_CHANNEL => Ok(Op::Rename { channel: channel_of(action)?, name: required(&action.data, "name")? }),
+            ROLE_GRANT => self.plan_role(&action.data, true),
+            other => Err(unknown(other, "execute")),
+        }
+    }
+
+    fn plan_call(&self, name: &str, params: &Map<String, Value>) -> Result<Op, PlatformError> {
+        let channel = || channel_id(&required(params, "channel")?);
+        let message = || snowflake::<MessageId>("message", &required(params, "message")?);
+        match name {
+            POST_MESSAGE => Ok(Op::Post { channel: channel()?, text: required(params, "text")?, quiet: false }),
+            PIN_MESSAGE => Ok(Op::Pin { channel: channel()?, message: message()? }),
+            SEND_DM => {
+                Ok(Op::Dm { user: snowflake("user", &required(params, "user")?)?, text: required(params, "text")? })
+            }
+            EDIT_MESSAGE => Ok(Op::Edit { channel: channel()?, message: message()?, text: required(params, "text")? }),
+            DELETE_MESSAGE => Ok(Op::Delete { channel: channel()?, message: message()? }),
+            RENAME_CHANNEL => Ok(Op::Rename { channel: channel()?, name: required(params, "name")? }),
+            GRANT_ROLE => self.plan_role(params, true),
+            REVOKE_ROLE => self.plan_role(params, false),
+            KICK => {
+                let user = snowflake::<UserId>("user", &required(params, "user")?)?;
+                Ok(Op::Kick { guild: self.guild_for(params.get("guild"), None, user)?, user })
+            }
+            other => Err(unknown(other, "call")),
+        }
+    }
+
+    fn plan_role(&self, data: &Map<String, Value>, grant: bool) -> Result<Op, PlatformError> {
+        let user = snowflake::<UserId>("user", &required(data, "user")?)?;
+        let role = snowflake::<RoleId>("role", &required(data, "role")?)?;
+        Ok(Op::Role { guild: self.guild_for(data.get("guild"), Some(role), user)?, user, role, grant })
+    }
+
+    /// Performs an allowed request.
+    async fn run(&self, op: Op, key: i64) -> Result<Performed, PlatformError> {
+        match op {
+            Op::PostVote { channel, vote, emoji } => {
+                let message = self.post_message(channel, *vote, key, false).await?;
+                for e in &emoji {
+                    match self.react(&message, e).await {
+                        Ok(()) => {}
+                        // An emoji Discord does not know must not lose the posted vote.
+                        Err(PlatformError::Permanent(error)) => {
+                            tracing::warn!(emoji = %e, "cannot seed a vote reaction: {error}");
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+                Ok(Performed { message: Some(message) })
+            }
+            Op::EditVotes { messages, body } => {
+                let mut refused = None;
+                for (channel_id, message_id) in messages {
+                    let route = Route::ChannelMessage { channel_id, message_id };
                     match self.send(LightMethod::Patch, route, Some(&body)).await {
                         Ok(_) => {}
                         // One deleted vote message must not keep the others stale.
@@ -269,31 +561,53 @@ impl DiscordPlatform {
                 }
                 refused.map_or(Ok(Performed::default()), |e| Err(PlatformError::Permanent(e)))
             }
-            Effect::Post { place, text } => {
-                self.own(place.platform.as_str(), "the channel")?;
-                let message = self.post(self.check_channel(channel_id(&place.channel)?)?, text, key, false).await?;
-                Ok(Performed { message: Some(message) })
+            Op::Post { channel, text, quiet } => {
+                Ok(Performed { message: Some(self.post(channel, &text, key, quiet).await?) })
             }
-            Effect::Notify { account, text } => {
-                self.own(account.platform.as_str(), "the account")?;
-                self.dm(&account.account, text, key).await?;
+            Op::Dm { user, text } => {
+                self.dm(user, &text, key).await?;
                 Ok(Performed::default())
             }
-            Effect::RemoveReaction { message, account, emoji } => {
-                self.own(message.platform.as_str(), "the message")?;
+            Op::Unreact { channel, message, user, emoji } => {
+                let reaction = emoji.as_data();
                 let route = Route::ChannelMessageReaction {
-                    channel_id: self.check_channel(channel_id(&message.channel)?)?,
-                    message_id: snowflake::<MessageId>("message", &message.message)?,
-                    user_id: snowflake::<UserId>("user", &account.account)?,
-                    reaction: &reaction(emoji)?.as_data(),
+                    channel_id: channel,
+                    message_id: message,
+                    user_id: user,
+                    reaction: &reaction,
                 };
                 self.send(LightMethod::Delete, route, None).await?;
                 Ok(Performed::default())
             }
-            Effect::Revert { action, .. } => self.revert(action).await,
-            Effect::Execute { action, .. } => self.execute(action, key).await,
-            Effect::Call { name, params, .. } => self.call(name.as_str(), params, key).await,
-            Effect::StartProcess { .. } => Err(PlatformError::Permanent("Discord has no decision processes".into())),
+            Op::Delete { channel, message } => {
+                self.delete_message(channel, message).await?;
+                Ok(Performed::default())
+            }
+            Op::Edit { channel, message, text } => {
+                let route = Route::ChannelMessage { channel_id: channel, message_id: message };
+                self.send(LightMethod::Patch, route, Some(&json!({ "content": truncate(&text) }))).await?;
+                Ok(Performed::default())
+            }
+            Op::Pin { channel, message } => {
+                self.send(LightMethod::Put, Route::ChannelPin { channel_id: channel, message_id: message }, None)
+                    .await?;
+                Ok(Performed::default())
+            }
+            Op::Rename { channel, name } => {
+                self.send(LightMethod::Patch, Route::Channel { channel_id: channel }, Some(&json!({ "name": name })))
+                    .await?;
+                Ok(Performed::default())
+            }
+            Op::Role { guild, user, role, grant } => {
+                let method = if grant { LightMethod::Put } else { LightMethod::Delete };
+                self.send(method, Route::GuildMemberRole { guild_id: guild, user_id: user, role_id: role }, None)
+                    .await?;
+                Ok(Performed::default())
+            }
+            Op::Kick { guild, user } => {
+                self.send(LightMethod::Delete, Route::GuildMember { guild_id: guild, user_id: user }, None).await?;
+                Ok(Performed::default())
+            }
         }
     }
 
@@ -355,8 +669,10 @@ impl DiscordPlatform {
 
     async fn read_now(&self, message: &MessageRef, emoji: &[String]) -> Result<Vec<ReactionRead>, PlatformError> {
         self.own(message.platform.as_str(), "the message")?;
-        let channel_id = self.check_channel(channel_id(&message.channel)?)?;
+        let channel_id = channel_id(&message.channel)?;
         let message_id = snowflake::<MessageId>("message", &message.message)?;
+        // Reading is acting too: only the community's own messages are read.
+        self.allow(&Targets::channels(vec![channel_id])).await?;
         let mut read = Vec::new();
         for e in emoji {
             if let Some(users) = self.reacted(channel_id, message_id, e).await? {
@@ -367,8 +683,7 @@ impl DiscordPlatform {
     }
 
     /// Opens (or finds) the DM channel with `user` and posts `text` in it.
-    async fn dm(&self, user: &str, text: &str, key: i64) -> Result<(), PlatformError> {
-        let user = snowflake::<UserId>("user", user)?;
+    async fn dm(&self, user: UserId, text: &str, key: i64) -> Result<(), PlatformError> {
         let dm = self
             .send(LightMethod::Post, Route::UserMeDmChannels, Some(&json!({ "recipient_id": user.to_string() })))
             .await?;
@@ -378,110 +693,6 @@ impl DiscordPlatform {
             .ok_or_else(|| PlatformError::Transient("Discord's answer to a new DM channel has no id".into()))?;
         self.post(channel_id(channel)?, text, key, false).await?;
         Ok(())
-    }
-
-    async fn revert(&self, action: &Action) -> Result<Performed, PlatformError> {
-        match action.kind.as_str() {
-            MESSAGE => {
-                let (channel, message) = message_of(action)?;
-                self.delete_message(self.check_channel(channel)?, message).await?;
-            }
-            RENAME_CHANNEL => {
-                self.rename(self.check_channel(channel_of(action)?)?, &required(&action.data, "old_name")?).await?;
-            }
-            ROLE_GRANT => self.role(LightMethod::Delete, &action.data).await?,
-            other => return Err(unknown(other, "revert")),
-        }
-        Ok(Performed::default())
-    }
-
-    async fn execute(&self, action: &Action, key: i64) -> Result<Performed, PlatformError> {
-        match action.kind.as_str() {
-            MESSAGE => {
-                let channel = self.check_channel(channel_of(action)?)?;
-                let author = match action.data.get("author") {
-                    Some(a) => text_of(a),
-                    None => format!("<@{}>", action.initiator.account),
-                };
-                let mut text = format!("{author} wrote: {}", optional(&action.data, "text"));
-                if let Some(Value::Array(urls)) = action.data.get("attachments") {
-                    for url in urls.iter().map(text_of) {
-                        text.push('\n');
-                        text.push_str(&url);
-                    }
-                }
-                // Reposted without pinging anyone: the bot must not lend its mentions.
-                let message = self.post(channel, &text, key, true).await?;
-                return Ok(Performed { message: Some(message) });
-            }
-            RENAME_CHANNEL => {
-                self.rename(self.check_channel(channel_of(action)?)?, &required(&action.data, "name")?).await?;
-            }
-            ROLE_GRANT => self.role(LightMethod::Put, &action.data).await?,
-            other => return Err(unknown(other, "execute")),
-        }
-        Ok(Performed::default())
-    }
-
-    async fn call(&self, name: &str, params: &Map<String, Value>, key: i64) -> Result<Performed, PlatformError> {
-        match name {
-            POST_MESSAGE => {
-                let channel = self.check_channel(channel_id(&required(params, "channel")?)?)?;
-                let message = self.post(channel, &required(params, "text")?, key, false).await?;
-                Ok(Performed { message: Some(message) })
-            }
-            PIN_MESSAGE => {
-                let route = Route::ChannelPin {
-                    channel_id: self.check_channel(channel_id(&required(params, "channel")?)?)?,
-                    message_id: snowflake::<MessageId>("message", &required(params, "message")?)?,
-                };
-                self.send(LightMethod::Put, route, None).await?;
-                Ok(Performed::default())
-            }
-            SEND_DM => {
-                self.dm(&required(params, "user")?, &required(params, "text")?, key).await?;
-                Ok(Performed::default())
-            }
-            EDIT_MESSAGE => {
-                let route = Route::ChannelMessage {
-                    channel_id: self.check_channel(channel_id(&required(params, "channel")?)?)?,
-                    message_id: snowflake::<MessageId>("message", &required(params, "message")?)?,
-                };
-                let body = json!({ "content": truncate(&required(params, "text")?) });
-                self.send(LightMethod::Patch, route, Some(&body)).await?;
-                Ok(Performed::default())
-            }
-            DELETE_MESSAGE => {
-                let channel = self.check_channel(channel_id(&required(params, "channel")?)?)?;
-                self.delete_message(channel, snowflake::<MessageId>("message", &required(params, "message")?)?).await?;
-                Ok(Performed::default())
-            }
-            RENAME_CHANNEL => {
-                self.rename(
-                    self.check_channel(channel_id(&required(params, "channel")?)?)?,
-                    &required(params, "name")?,
-                )
-                .await?;
-                Ok(Performed::default())
-            }
-            GRANT_ROLE => {
-                self.role(LightMethod::Put, params).await?;
-                Ok(Performed::default())
-            }
-            REVOKE_ROLE => {
-                self.role(LightMethod::Delete, params).await?;
-                Ok(Performed::default())
-            }
-            KICK => {
-                let route = Route::GuildMember {
-                    guild_id: self.guild_for(params.get("guild"))?,
-                    user_id: snowflake::<UserId>("user", &required(params, "user")?)?,
-                };
-                self.send(LightMethod::Delete, route, None).await?;
-                Ok(Performed::default())
-            }
-            other => Err(unknown(other, "call")),
-        }
     }
 }
 
@@ -571,7 +782,7 @@ impl Platform for DiscordPlatform {
             ActionInfo::new(
                 SEND_DM,
                 ActionKind::Action,
-                "send a member a direct message",
+                "send a member of this community's server a direct message",
                 &[("user", "the member's user id"), ("text", "the message")],
             ),
             ActionInfo::new(
@@ -589,20 +800,28 @@ impl Platform for DiscordPlatform {
             ActionInfo::new(
                 GRANT_ROLE,
                 ActionKind::Action,
-                "give a member a role",
-                &[("user", "the member's user id"), ("role", "the role id")],
+                "give a member of this community's server a role of that server",
+                &[
+                    ("user", "the member's user id"),
+                    ("role", "the role id"),
+                    ("guild", "the server's id (optional: the community's server)"),
+                ],
             ),
             ActionInfo::new(
                 REVOKE_ROLE,
                 ActionKind::Action,
-                "take a role from a member",
-                &[("user", "the member's user id"), ("role", "the role id")],
+                "take a role of this community's server from a member",
+                &[
+                    ("user", "the member's user id"),
+                    ("role", "the role id"),
+                    ("guild", "the server's id (optional: the community's server)"),
+                ],
             ),
             ActionInfo::new(
                 KICK,
                 ActionKind::Action,
-                "kick a member from the server",
-                &[("user", "the member's user id")],
+                "kick a member from this community's server",
+                &[("user", "the member's user id"), ("guild", "the server's id (optional: the community's server)")],
             ),
         ]
     }
@@ -723,4 +942,59 @@ fn message_of(action: &Action) -> Result<(ChannelId, MessageId), PlatformError> 
 fn reaction(emoji: &str) -> Result<ReactionType, PlatformError> {
     ReactionType::try_from(emoji)
         .map_err(|_| PlatformError::Permanent(format!("`{emoji}` is not an emoji Discord knows")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use polity_governance::action::ActionType;
+
+    const GUILD: u64 = 700_000_000_000_000_001;
+
+    fn id<T: From<std::num::NonZeroU64>>(n: u64) -> T {
+        T::from(std::num::NonZeroU64::new(n).unwrap())
+    }
+
+    /// The targets of `discord.{name}` called with `params`, on a connection for one guild.
+    fn targets(name: &str, params: Value) -> Targets {
+        let platform = DiscordPlatform::new("discord", "token", "http://127.0.0.1:9").unwrap().with_guild(GUILD);
+        let Value::Object(params) = params else { unreachable!() };
+        let effect = Effect::Call { proposal: None, name: ActionType::new(name).unwrap(), params };
+        let request = Request { key: 1, effect: &effect, vote_messages: &[] };
+        platform.plan(&request).unwrap().targets()
+    }
+
+    #[test]
+    fn every_call_names_every_target_the_check_must_see() {
+        let channel = || Targets::channels(vec![id(1)]);
+        assert_eq!(targets(POST_MESSAGE, json!({ "channel": "1", "text": "hi" })), channel());
+        assert_eq!(targets(PIN_MESSAGE, json!({ "channel": "<#1>", "message": "2" })), channel());
+        assert_eq!(targets(EDIT_MESSAGE, json!({ "channel": "1", "message": "2", "text": "hi" })), channel());
+        assert_eq!(targets(DELETE_MESSAGE, json!({ "channel": "1", "message": "2" })), channel());
+        assert_eq!(targets(RENAME_CHANNEL, json!({ "channel": "1", "name": "x" })), channel());
+        let dm = Targets { members: vec![id(3)], ..Targets::default() };
+        assert_eq!(targets(SEND_DM, json!({ "user": "<@3>", "text": "hi" })), dm);
+        let role =
+            |guild| Targets { guild: Some(id(guild)), members: vec![id(3)], roles: vec![id(4)], ..Targets::default() };
+        assert_eq!(targets(GRANT_ROLE, json!({ "user": "3", "role": "<@&4>" })), role(GUILD));
+        assert_eq!(targets(REVOKE_ROLE, json!({ "user": "3", "role": "4", "guild": "5" })), role(5));
+        let kick = |guild| Targets { guild: Some(id(guild)), members: vec![id(3)], ..Targets::default() };
+        assert_eq!(targets(KICK, json!({ "user": "3" })), kick(GUILD));
+        assert_eq!(targets(KICK, json!({ "user": "3", "guild": 5 })), kick(5));
+    }
+
+    #[test]
+    fn a_connection_for_several_guilds_has_no_default_guild_and_names_them_all() {
+        let base = DiscordPlatform::new("discord", "token", "http://127.0.0.1:9").unwrap();
+        let one = base.for_guild(GUILD, Arc::new(Cache::new()));
+        assert_eq!(one.guild, Some(id(GUILD)));
+        let two = base.for_guilds(&[GUILD, 5], Arc::new(Cache::new()));
+        assert_eq!(two.guild, None);
+        let scope = two.scope.as_ref().unwrap();
+        assert_eq!(scope.ours(), format!("this community's servers ({GUILD}, 5)"));
+        // Which guild a kick is for cannot be guessed: the call must say.
+        let Err(PlatformError::Permanent(e)) = two.guild_for(None, None, id(3)) else { unreachable!() };
+        assert!(e.contains("say which with `guild`"), "{e}");
+    }
 }

@@ -16,8 +16,12 @@ use std::time::Duration;
 /// Discord's own base URL, which serenity's routes start with.
 pub const DISCORD_URL: &str = "https://discord.com";
 
+/// Discord's JSON error code for a user who is not a member of the guild asked about.
+pub const UNKNOWN_MEMBER: i64 = 10007;
 /// Discord's JSON error code for a message that does not exist (any more).
 pub const UNKNOWN_MESSAGE: i64 = 10008;
+/// Discord's JSON error code for a user id that names nobody.
+pub const UNKNOWN_USER: i64 = 10013;
 /// Discord's JSON error code for an emoji it does not know.
 pub const UNKNOWN_EMOJI: i64 = 10014;
 

@@ -14,6 +14,7 @@
 
 mod codec;
 mod community;
+mod console_ledger;
 pub mod entities;
 pub mod links;
 pub mod secrets;
@@ -140,6 +141,9 @@ pub struct StepRecord<'a> {
     pub audit: &'a [Audit],
     /// Platform connections this step enables (staged earlier, now allowed) or removes.
     pub connections: Vec<ConnectionChange>,
+    /// The outbox row whose result this step records (a vote message posted, linked to its
+    /// proposal): marked done with that result in the same transaction.
+    pub finishes: Option<(i64, serde_json::Value)>,
 }
 
 /// A change to a platform connection that a governance step carries out.
@@ -170,6 +174,7 @@ impl<'a> StepRecord<'a> {
             effects: &[],
             audit: &[],
             connections: Vec::new(),
+            finishes: None,
         }
     }
 }
@@ -665,23 +670,7 @@ impl Store {
         next: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut update = outbox::Entity::update_many()
-            .col_expr(outbox::Column::Status, Expr::value(to))
-            .col_expr(outbox::Column::UpdatedAt, Expr::value(ts(now)));
-        if let Some(e) = error {
-            update = update.col_expr(outbox::Column::LastError, Expr::value(e));
-        }
-        if let Some(r) = result {
-            update = update.col_expr(outbox::Column::Result, Expr::value(r));
-        }
-        if let Some(at) = next {
-            update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(ts(at)));
-        }
-        let res = update.filter(outbox::Column::Id.eq(id)).exec(&self.db).await?;
-        if res.rows_affected == 0 {
-            return Err(StoreError::UnknownEffect(id));
-        }
-        Ok(())
+        set_effect(&self.db, id, EffectUpdate { to, error, result, next }, now).await
     }
 
     /// The effects given up on, with the error that ended each, oldest first.
@@ -979,4 +968,38 @@ fn outbox_row(r: outbox::Model) -> Result<OutboxRow, StoreError> {
 
 fn effect_proposal(effect_json: &serde_json::Value) -> Option<ProposalId> {
     effect_json.get("proposal").and_then(serde_json::Value::as_i64).map(ProposalId)
+}
+
+/// A change of an outbox row's status, with what goes with it.
+pub(crate) struct EffectUpdate<'a> {
+    pub to: &'a str,
+    pub error: Option<&'a str>,
+    pub result: Option<String>,
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// Sets an outbox row's status, on the pool or inside a transaction.
+pub(crate) async fn set_effect<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    id: i64,
+    u: EffectUpdate<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut update = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(u.to))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(ts(now)));
+    if let Some(e) = u.error {
+        update = update.col_expr(outbox::Column::LastError, Expr::value(e));
+    }
+    if let Some(r) = u.result {
+        update = update.col_expr(outbox::Column::Result, Expr::value(r));
+    }
+    if let Some(at) = u.next {
+        update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(ts(at)));
+    }
+    let res = update.filter(outbox::Column::Id.eq(id)).exec(db).await?;
+    if res.rows_affected == 0 {
+        return Err(StoreError::UnknownEffect(id));
+    }
+    Ok(())
 }

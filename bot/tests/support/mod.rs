@@ -26,6 +26,11 @@ impl polity::serve::Clock for HandClock {
 /// Runs `polity console` on `db` with `script` as its input (and `POLITY_SECRET_KEY` when
 /// given); returns what it printed, after checking it exited 0.
 pub fn run_console(db: &str, secret_key: Option<&str>, script: &str) -> (String, String) {
+    run_console_bytes(db, secret_key, script.as_bytes())
+}
+
+/// [`run_console`] with any bytes as input, text or not.
+pub fn run_console_bytes(db: &str, secret_key: Option<&str>, script: &[u8]) -> (String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_polity"));
     cmd.arg("console")
         .env("DATABASE_URL", db)
@@ -40,7 +45,7 @@ pub fn run_console(db: &str, secret_key: Option<&str>, script: &str) -> (String,
         cmd.env("POLITY_SECRET_KEY", k);
     }
     let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(script).unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();

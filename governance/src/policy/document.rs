@@ -138,7 +138,7 @@ struct RawVote {
     quorum: Option<Spanned<RawQuorum>>,
     pass: Option<Spanned<String>>,
     closes: Option<Spanned<String>>,
-    early: Option<bool>,
+    early: Option<Spanned<bool>>,
     secret: Option<bool>,
 }
 
@@ -241,7 +241,7 @@ pub fn parse_policy(source: &str) -> Result<Policy, PolicyErrors> {
         }
     }
 
-    let vote = raw.vote.as_ref().map(|v| parse_vote(&mut l, v));
+    let vote = raw.vote.as_ref().map(|v| parse_vote(&mut l, v, raw.check.is_some()));
     let on_pass = raw.pass.as_ref().map(|o| parse_outcome(&mut l, o, "pass")).unwrap_or_default();
     let on_fail = raw.fail.as_ref().map(|o| parse_outcome(&mut l, o, "fail")).unwrap_or_default();
 
@@ -263,7 +263,9 @@ pub fn parse_policy(source: &str) -> Result<Policy, PolicyErrors> {
     if l.errors.is_empty() { Ok(policy) } else { Err(PolicyErrors(l.errors)) }
 }
 
-fn parse_vote(l: &mut Lines<'_>, raw: &Spanned<RawVote>) -> VoteSpec {
+/// Parses the `[vote]` table. `has_check`: the policy has a `check` block, which can decide a
+/// proposal whatever its vote says.
+fn parse_vote(l: &mut Lines<'_>, raw: &Spanned<RawVote>, has_check: bool) -> VoteSpec {
     let v = raw.get_ref();
     let mut spec = VoteSpec::default();
     if let Some(on) = &v.on {
@@ -302,7 +304,7 @@ fn parse_vote(l: &mut Lines<'_>, raw: &Spanned<RawVote>) -> VoteSpec {
                 l.err(voters, "`voters` is an empty list: nobody could vote");
                 Voters::Everyone
             }
-            RawVoters::List(names) => Voters::Members(names.clone()),
+            RawVoters::List(names) => Voters::Members(voter_names(l, voters, names)),
         };
     }
     if let Some(j) = &v.jury {
@@ -339,12 +341,104 @@ fn parse_vote(l: &mut Lines<'_>, raw: &Spanned<RawVote>) -> VoteSpec {
             Err(e) => l.err(c, e),
         }
     }
-    spec.early = v.early.unwrap_or(true);
+    spec.early = v.early.as_ref().is_none_or(|e| *e.get_ref());
     spec.secret = v.secret.unwrap_or(false);
     if let Err(e) = spec.validate() {
         l.err(raw, format!("[vote]: {e}"));
     }
+    check_decidable(l, v, &spec, has_check);
     spec
+}
+
+/// The names of a `voters` list, trimmed. A blank name, or a name listed twice (compared as
+/// the engine compares a list with members' names: ignoring ASCII case), is a mistake.
+fn voter_names(l: &mut Lines<'_>, at: &Spanned<RawVoters>, raw: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, name) in raw.iter().enumerate() {
+        let name = name.trim();
+        if name.is_empty() {
+            l.err(at, format!("`voters` item {} is blank: list members by name, e.g. [\"alice\", \"bob\"]", i + 1));
+            continue;
+        }
+        let first = raw.iter().position(|n| n.trim().eq_ignore_ascii_case(name)).unwrap_or(i);
+        if first < i {
+            let earlier = raw[first].trim();
+            let spelling = if earlier == name {
+                String::new()
+            } else {
+                format!(", as `{earlier}` and `{name}`: names are compared ignoring case")
+            };
+            l.err(
+                at,
+                format!(
+                    "`voters` lists `{earlier}` twice (items {} and {}{spelling}): list each voter once",
+                    first + 1,
+                    i + 1
+                ),
+            );
+            continue;
+        }
+        names.push(name.to_string());
+    }
+    names
+}
+
+/// Refuses the combinations that could never be decided: a vote that may only end at a
+/// deadline it does not have, a quorum more ballots than the listed voters or the jury can
+/// cast, a jury bigger than the list it is drawn from.
+fn check_decidable(l: &mut Lines<'_>, v: &RawVote, spec: &VoteSpec, has_check: bool) {
+    // Without `closes` a vote ends only early (once its outcome is certain, at the latest when
+    // every voter has voted) or by its check block; `early = false` leaves only the check.
+    // A no-objection vote without `closes` is already refused for that.
+    if let Some(early) = &v.early
+        && !*early.get_ref()
+        && v.closes.is_none()
+        && !has_check
+        && spec.pass != Threshold::NoObjection
+    {
+        l.err(
+            early,
+            "`early = false` with no `closes`: the vote may only be decided at a deadline it does not have, so it could never end; give it `closes` (e.g. \"72h\") or remove `early = false`",
+        );
+    }
+    let listed = match &spec.voters {
+        Voters::Members(names) => Some(names.len()),
+        Voters::Everyone | Voters::Role(_) => None,
+    };
+    if let (Some(listed), Some(jury), Some(j)) = (listed, spec.jury, &v.jury)
+        && jury as usize > listed
+    {
+        l.err(
+            j,
+            format!("`jury = {jury}` draws more members than `voters` lists ({listed}): draw at most {listed}, or list more voters"),
+        );
+    }
+    if let (Quorum::Count(needed), Some(q)) = (spec.quorum, &v.quorum) {
+        let needed = needed as usize;
+        let jury = spec.jury.map(|j| j as usize);
+        let why = match (listed, jury) {
+            (Some(n), j) if needed > n && j.is_none_or(|j| n <= j) => {
+                Some(format!("`voters` lists only {n} {}", plural(n, "member", "members")))
+            }
+            (_, Some(j)) if needed > j => {
+                Some(format!("a jury of {j} casts at most {j} {}", plural(j, "ballot", "ballots")))
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            let most = listed.into_iter().chain(jury).min().unwrap_or(0);
+            l.err(
+                q,
+                format!(
+                    "`quorum = {needed}` can never be met: {why}, so the vote could never be decided; lower it to at most {most}, or use a share like \"50%\""
+                ),
+            );
+        }
+    }
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
 }
 
 /// Parses a threshold: `majority`, `plurality`, `unanimous`, `no-objection`, or a fraction
@@ -529,6 +623,120 @@ do = [{ action = "message", text = "Rejected: {{action.description}}" }]
         let src = "name = \"x\"\nkind = \"platform\"\ncheck = \"\"\"\nlet a = 1;\na\n\"\"\"\n";
         let p = parse_policy(src).unwrap();
         assert_eq!(p.check.unwrap().line, 4);
+    }
+
+    /// A platform policy with this `[vote]` table (its first key on line 4).
+    fn with_vote(vote: &str) -> String {
+        format!("name = \"x\"\nkind = \"platform\"\n[vote]\n{vote}")
+    }
+
+    /// The one mistake `source` has, as `policy check` shows it.
+    fn only_error(source: &str) -> String {
+        let errs = parse_policy(source).unwrap_err();
+        assert_eq!(errs.0.len(), 1, "{errs}");
+        errs.to_string()
+    }
+
+    #[test]
+    fn a_vote_that_may_only_end_at_a_deadline_it_lacks_is_refused() {
+        let never = "`early = false` with no `closes`: the vote may only be decided at a deadline it does not have, so it could never end; give it `closes` (e.g. \"72h\") or remove `early = false`";
+        for pass in ["unanimous", "majority", "2/3"] {
+            let src = with_vote(&format!("pass = \"{pass}\"\nearly = false\n"));
+            assert_eq!(only_error(&src), format!("line 5: {never}"));
+        }
+        let src = with_vote("type = \"ranked\"\noptions = [\"a\", \"b\"]\nearly = false\n");
+        assert_eq!(only_error(&src), format!("line 6: {never}"));
+        // A no-objection vote without `closes` is refused once, for that.
+        let src = with_vote("pass = \"no-objection\"\nearly = false\n");
+        assert!(only_error(&src).contains("needs `closes`"));
+    }
+
+    #[test]
+    fn a_vote_with_a_deadline_an_early_decision_or_a_check_can_end() {
+        let v =
+            parse_policy(&with_vote("pass = \"unanimous\"\nearly = false\ncloses = \"72h\"\n")).unwrap().vote.unwrap();
+        assert!(!v.early);
+        let v = parse_policy(&with_vote("pass = \"unanimous\"\n")).unwrap().vote.unwrap();
+        assert!(v.early && v.closes.is_none());
+        // The check block decides; the vote is advice it reads.
+        let src = "name = \"x\"\nkind = \"platform\"\ncheck = \"if proposal.tally.yes > 2 { \\\"passed\\\" }\"\n[vote]\nearly = false\n";
+        assert!(!parse_policy(src).unwrap().vote.unwrap().early);
+    }
+
+    #[test]
+    fn a_quorum_the_listed_voters_or_the_jury_cannot_reach_is_refused() {
+        let src = with_vote("voters = [\"alice\", \"bob\"]\nquorum = 3\n");
+        assert_eq!(
+            only_error(&src),
+            "line 5: `quorum = 3` can never be met: `voters` lists only 2 members, so the vote could never be decided; lower it to at most 2, or use a share like \"50%\""
+        );
+        let src = with_vote("voters = [\"alice\"]\nquorum = 2\n");
+        assert!(only_error(&src).contains("`voters` lists only 1 member, so"), "{src}");
+        let src = with_vote("jury = 3\nquorum = 4\n");
+        assert_eq!(
+            only_error(&src),
+            "line 5: `quorum = 4` can never be met: a jury of 3 casts at most 3 ballots, so the vote could never be decided; lower it to at most 3, or use a share like \"50%\""
+        );
+        let src = with_vote("voters = [\"a\", \"b\", \"c\", \"d\"]\njury = 2\nquorum = 3\n");
+        assert!(
+            only_error(&src).starts_with("line 6: `quorum = 3` can never be met: a jury of 2 casts at most 2 ballots")
+        );
+    }
+
+    #[test]
+    fn a_quorum_every_listed_voter_or_a_share_can_reach_is_accepted() {
+        let v = parse_policy(&with_vote("voters = [\"alice\", \"bob\"]\nquorum = 2\n")).unwrap().vote.unwrap();
+        assert_eq!(v.quorum, Quorum::Count(2));
+        let v = parse_policy(&with_vote("voters = [\"alice\", \"bob\"]\nquorum = \"100%\"\n")).unwrap().vote.unwrap();
+        assert_eq!(v.quorum, Quorum::Percent(100));
+        let v = parse_policy(&with_vote("jury = 3\nquorum = 3\n")).unwrap().vote.unwrap();
+        assert_eq!((v.jury, v.quorum), (Some(3), Quorum::Count(3)));
+        // Who else may vote on a role is not known offline.
+        let v = parse_policy(&with_vote("voters = \"role:member\"\nquorum = 30\n")).unwrap().vote.unwrap();
+        assert_eq!(v.quorum, Quorum::Count(30));
+    }
+
+    #[test]
+    fn a_jury_bigger_than_the_list_it_is_drawn_from_is_refused() {
+        let src = with_vote("voters = [\"alice\", \"bob\"]\njury = 3\n");
+        assert_eq!(
+            only_error(&src),
+            "line 5: `jury = 3` draws more members than `voters` lists (2): draw at most 2, or list more voters"
+        );
+        let v = parse_policy(&with_vote("voters = [\"alice\", \"bob\"]\njury = 2\n")).unwrap().vote.unwrap();
+        assert_eq!(v.jury, Some(2));
+    }
+
+    #[test]
+    fn blank_voter_names_are_refused() {
+        let src = with_vote("voters = [\"alice\", \"\"]\n");
+        assert_eq!(
+            only_error(&src),
+            "line 4: `voters` item 2 is blank: list members by name, e.g. [\"alice\", \"bob\"]"
+        );
+        let src = with_vote("pass = \"majority\"\nvoters = [\"  \", \"bob\"]\n");
+        assert_eq!(
+            only_error(&src),
+            "line 5: `voters` item 1 is blank: list members by name, e.g. [\"alice\", \"bob\"]"
+        );
+    }
+
+    #[test]
+    fn a_voter_listed_twice_is_refused_by_name() {
+        let src = with_vote("voters = [\"alice\", \"bob\", \"alice\"]\n");
+        assert_eq!(only_error(&src), "line 4: `voters` lists `alice` twice (items 1 and 3): list each voter once");
+        // The engine matches names ignoring case (and the list's surrounding spaces).
+        let src = with_vote("voters = [\"Alice\", \" alice \"]\n");
+        assert_eq!(
+            only_error(&src),
+            "line 4: `voters` lists `Alice` twice (items 1 and 2, as `Alice` and `alice`: names are compared ignoring case): list each voter once"
+        );
+    }
+
+    #[test]
+    fn voter_names_are_kept_trimmed_and_distinct() {
+        let v = parse_policy(&with_vote("voters = [\" alice\", \"Bob\", \"carol\"]\n")).unwrap().vote.unwrap();
+        assert_eq!(v.voters, Voters::Members(vec!["alice".into(), "Bob".into(), "carol".into()]));
     }
 
     #[test]

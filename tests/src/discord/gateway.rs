@@ -74,7 +74,7 @@ impl State {
         self.gateway.live = Some(Live { id: conn, tx: tx.clone() });
         let ready = self.ready(&id);
         self.dispatch("READY", ready);
-        let guilds: Vec<Value> = self.guilds.iter().map(|g| self.guild_create(g)).collect();
+        let guilds: Vec<Value> = self.guilds.iter().filter(|g| g.has_bot()).map(|g| self.guild_create(g)).collect();
         for g in guilds {
             self.dispatch("GUILD_CREATE", g);
         }

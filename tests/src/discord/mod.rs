@@ -6,16 +6,25 @@
 //! DM channels; each guild's audit log; the registered application commands; interactions
 //! and their answers. Snowflakes it creates count up from [`state::FIRST_ID`].
 //!
-//! A test sets the guilds up before the client connects, then acts as Discord's users would
+//! A test sets the guilds up before the client connects (a guild the bot is not in yet comes
+//! in later, when a user invites the bot: [`FakeDiscord::invite_bot`]), then acts as
+//! Discord's users would
 //! ([`FakeDiscord::user_reacts`], [`FakeDiscord::slash`], ...): each action changes the
 //! state, adds the audit log entry Discord would, and dispatches the gateway event Discord
 //! would. The bot's REST calls change the same state and dispatch the same events (the bot's
 //! own, which a client ignores). Waiting is done on the state: [`FakeDiscord::until`]
 //! rechecks a condition after every change; callers wrap waits in their own timeouts.
 //!
-//! What it leaves out: permissions (everything the bot asks is allowed, except kicking the
-//! owner), intents (every dispatch goes to the client; messages in DM channels are not
-//! dispatched), rate limits (inject one with [`FakeDiscord::fail_next`]), threads, embeds.
+//! As strict as Discord where Polity relies on it: a guild the bot is not in is out of reach
+//! (403 Missing Access), a non-member is an Unknown Member (404, code 10007), the bot can
+//! message a user directly only while they share a guild (403, code 50007), and an
+//! interaction carries its member's permissions as Discord computes them (the owner's and
+//! an administrator's are all; else `@everyone`'s and their roles').
+//!
+//! What it leaves out: the bot's own permissions (everything it asks is allowed, except
+//! kicking the owner), channel permission overwrites, intents (every dispatch goes to the
+//! client; messages in DM channels are not dispatched), rate limits (inject one with
+//! [`FakeDiscord::fail_next`]), threads, embeds.
 
 pub mod gateway;
 pub mod multipart;
@@ -26,7 +35,7 @@ pub mod state;
 pub use rest::codes;
 pub use state::{
     APPLICATION_ID, APPLICATION_OWNER, AuditEntry, BOT_ID, BOT_NAME, Channel, Guild, Interaction, Member, Msg,
-    Recorded, Response, Role, State, User, audit,
+    Recorded, Response, Role, State, User, audit, permissions,
 };
 
 use payloads::JOINED_AT;
@@ -144,24 +153,55 @@ impl FakeDiscord {
     // reflects it.
 
     /// A guild named `name` owned by `owner`, with its `@everyone` role (whose id is the
-    /// guild's) and the bot as a member.
+    /// guild's, with Discord's usual permissions) and the bot as a member.
     pub fn add_guild(&self, id: &str, name: &str, owner: &str) {
+        self.add_guild_without_bot(id, name, owner);
+        self.shared.change(|s| {
+            if let Some(g) = s.guild_mut(id) {
+                g.members.push(Member {
+                    user: BOT_ID.into(),
+                    nick: None,
+                    roles: Vec::new(),
+                    joined_at: JOINED_AT.into(),
+                });
+            }
+        });
+    }
+
+    /// A guild as [`Self::add_guild`] makes it, but one the bot is not in yet: the gateway
+    /// does not announce it, and the REST API answers 403 Missing Access about it, until a
+    /// user adds the bot ([`Self::invite_bot`]).
+    pub fn add_guild_without_bot(&self, id: &str, name: &str, owner: &str) {
         self.shared.change(|s| {
             s.guilds.retain(|g| g.id != id);
             s.guilds.push(Guild {
                 id: id.into(),
                 name: name.into(),
                 owner: owner.into(),
-                roles: vec![Role { id: id.into(), name: "@everyone".into() }],
-                members: vec![Member {
-                    user: BOT_ID.into(),
-                    nick: None,
-                    roles: Vec::new(),
-                    joined_at: JOINED_AT.into(),
-                }],
+                roles: vec![Role { id: id.into(), name: "@everyone".into(), permissions: permissions::EVERYONE }],
+                members: Vec::new(),
                 channels: Vec::new(),
                 emojis: Vec::new(),
             });
+        });
+    }
+
+    /// `user` adds the bot to `guild` (with the bot's invite link): the bot becomes a member,
+    /// an audit log entry (type 28) by the user names it, and GUILD_CREATE is dispatched.
+    /// Nothing when the bot is in the guild already.
+    pub fn invite_bot(&self, guild: &str, user: &str) {
+        self.shared.change(|s| {
+            let joined_at = s.now();
+            let g = s.guild_mut(guild).unwrap_or_else(|| panic!("invite_bot: unknown guild {guild}"));
+            if g.has_bot() {
+                return;
+            }
+            g.members.push(Member { user: BOT_ID.into(), nick: None, roles: Vec::new(), joined_at });
+            s.record_audit(guild, user, BOT_ID, audit::BOT_ADD, json!([]), Value::Null);
+            if let Some(g) = s.guild(guild) {
+                let event = s.guild_create(g);
+                s.dispatch("GUILD_CREATE", event);
+            }
         });
     }
 
@@ -182,11 +222,16 @@ impl FakeDiscord {
         });
     }
 
-    /// A role of `guild`.
+    /// A role of `guild`, with no permissions of its own.
     pub fn add_role(&self, guild: &str, id: &str, name: &str) {
+        self.add_role_with_permissions(guild, id, name, 0);
+    }
+
+    /// A role of `guild` with `permissions` (Discord's bits, see [`permissions`]).
+    pub fn add_role_with_permissions(&self, guild: &str, id: &str, name: &str, permissions: u64) {
         self.shared.change(|s| {
             let g = s.guild_mut(guild).unwrap_or_else(|| panic!("add_role: unknown guild {guild}"));
-            g.roles.push(Role { id: id.into(), name: name.into() });
+            g.roles.push(Role { id: id.into(), name: name.into(), permissions });
         });
     }
 

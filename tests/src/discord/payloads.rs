@@ -28,7 +28,7 @@ pub fn role_json(r: &Role, position: usize) -> Value {
         "id": r.id, "name": r.name, "color": 0,
         "colors": { "primary_color": 0, "secondary_color": null, "tertiary_color": null },
         "hoist": false, "icon": null, "unicode_emoji": null,
-        "position": position, "permissions": "0", "managed": false, "mentionable": false, "flags": 0
+        "position": position, "permissions": r.permissions.to_string(), "managed": false, "mentionable": false, "flags": 0
     })
 }
 
@@ -150,7 +150,7 @@ impl State {
         json!({
             "v": 10,
             "user": self.me_json(),
-            "guilds": self.guilds.iter().map(|g| json!({ "id": g.id, "unavailable": true })).collect::<Vec<_>>(),
+            "guilds": self.guilds.iter().filter(|g| g.has_bot()).map(|g| json!({ "id": g.id, "unavailable": true })).collect::<Vec<_>>(),
             "session_id": session,
             "resume_gateway_url": self.gateway_url,
             "shard": [0, 1],
@@ -287,7 +287,9 @@ impl State {
         match &i.guild {
             Some(g) => {
                 let mut member = self.member_json(g, &i.user);
-                member["permissions"] = json!("0");
+                // Discord computes the member's permissions for the interaction.
+                let permissions = self.guild(g).and_then(|guild| guild.permissions(&i.user)).unwrap_or(0);
+                member["permissions"] = json!(permissions.to_string());
                 v["guild_id"] = json!(g);
                 v["member"] = member;
                 v["guild_locale"] = json!("en-US");

@@ -33,8 +33,10 @@ pub mod codes {
     pub const UNKNOWN_EMOJI: u64 = 10014;
     pub const UNKNOWN_WEBHOOK: u64 = 10015;
     pub const UNKNOWN_INTERACTION: u64 = 10062;
+    pub const MISSING_ACCESS: u64 = 50001;
     pub const CANNOT_EDIT_OTHERS_MESSAGE: u64 = 50005;
     pub const EMPTY_MESSAGE: u64 = 50006;
+    pub const CANNOT_MESSAGE_USER: u64 = 50007;
     pub const MISSING_PERMISSIONS: u64 = 50013;
     pub const INVALID_WEBHOOK_TOKEN: u64 = 50027;
     pub const INVALID_FORM_BODY: u64 = 50035;
@@ -204,8 +206,22 @@ fn take_failure(s: &mut State, method: &str, rel: &str) -> Option<Answer> {
     Some(Answer { status: f.status, body: Some(f.body), retry_after: f.retry_after })
 }
 
+/// The guild a guild or channel route is about, when the bot is not in it: Discord answers
+/// 403 Missing Access.
+fn out_of_reach(s: &State, seg: &[&str]) -> bool {
+    let guild = match seg {
+        ["guilds", g, ..] => Some((*g).to_string()),
+        ["channels", c, ..] => s.guild_of(c),
+        _ => None,
+    };
+    guild.and_then(|g| s.guild(&g)).is_some_and(|g| !g.has_bot())
+}
+
 fn route(s: &mut State, r: &Req) -> Answer {
     let seg: Vec<&str> = r.segments.iter().map(String::as_str).collect();
+    if out_of_reach(s, &seg) {
+        return error(403, codes::MISSING_ACCESS, "Missing Access");
+    }
     match (r.method.as_str(), seg.as_slice()) {
         ("GET", ["gateway"]) => ok(json!({ "url": s.gateway_url })),
         ("GET", ["gateway", "bot"]) => ok(json!({
@@ -352,6 +368,12 @@ fn create_message(s: &mut State, channel: &str, r: &Req) -> Answer {
         Ok(c) => c,
         Err(a) => return a,
     };
+    // A bot can message a user directly only while they share a guild.
+    if let Some(recipient) = s.channels.get(channel).and_then(|c| c.recipient.clone())
+        && !s.shares_guild_with_bot(&recipient)
+    {
+        return error(403, codes::CANNOT_MESSAGE_USER, "Cannot send messages to this user");
+    }
     let components = components_of(&r.body);
     let empty = |v: &Value| v.as_array().is_none_or(Vec::is_empty);
     if content.is_empty() && r.files.is_empty() && empty(&components) && empty(&r.body["embeds"]) {

@@ -24,6 +24,8 @@ pub mod audit {
     pub const CHANNEL_UPDATE: u64 = 11;
     /// A member was kicked.
     pub const MEMBER_KICK: u64 = 20;
+    /// A bot was added to the guild (the target is the bot).
+    pub const BOT_ADD: u64 = 28;
     /// Roles were added to or removed from a member.
     pub const MEMBER_ROLE_UPDATE: u64 = 25;
     /// A moderator deleted someone else's message.
@@ -42,11 +44,30 @@ pub struct User {
     pub bot: bool,
 }
 
-/// A role of a guild.
+/// Discord's permission bits the fake gives meaning to.
+pub mod permissions {
+    pub const ADD_REACTIONS: u64 = 1 << 6;
+    pub const VIEW_CHANNEL: u64 = 1 << 10;
+    pub const SEND_MESSAGES: u64 = 1 << 11;
+    pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
+    pub const USE_APPLICATION_COMMANDS: u64 = 1 << 31;
+    /// Every permission, and every channel's.
+    pub const ADMINISTRATOR: u64 = 1 << 3;
+    pub const MANAGE_GUILD: u64 = 1 << 5;
+    /// Every permission bit Discord defines (up to Pin Messages, bit 51): the owner's and an
+    /// administrator's permissions.
+    pub const ALL: u64 = (1 << 52) - 1;
+    /// What `@everyone` may do in a new guild (a part of Discord's defaults).
+    pub const EVERYONE: u64 =
+        VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS | USE_APPLICATION_COMMANDS;
+}
+
+/// A role of a guild, with its permission bits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Role {
     pub id: String,
     pub name: String,
+    pub permissions: u64,
 }
 
 /// A member of a guild: the user, their nickname and roles.
@@ -75,6 +96,25 @@ impl Guild {
     /// The member with user id `user`, if they are in the guild.
     pub fn member(&self, user: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.user == user)
+    }
+
+    /// Whether the bot is in the guild (added by a test's setup, or invited).
+    pub fn has_bot(&self) -> bool {
+        self.member(BOT_ID).is_some()
+    }
+
+    /// A member's permissions in the guild, as Discord computes them without channel
+    /// overwrites: the owner's and an administrator's are all; anyone else's are those of
+    /// `@everyone` and of their roles. `None` for a non-member.
+    pub fn permissions(&self, user: &str) -> Option<u64> {
+        let member = self.member(user)?;
+        if self.owner == user {
+            return Some(permissions::ALL);
+        }
+        let everyone = self.role(&self.id).map_or(0, |r| r.permissions);
+        let bits =
+            member.roles.iter().filter_map(|r| self.role(r)).fold(everyone, |bits, role| bits | role.permissions);
+        Some(if bits & permissions::ADMINISTRATOR != 0 { permissions::ALL } else { bits })
     }
 
     /// The role `id`, if the guild has it.
@@ -323,6 +363,11 @@ impl State {
     /// The guild a channel belongs to.
     pub(crate) fn guild_of(&self, channel: &str) -> Option<String> {
         self.channels.get(channel).and_then(|c| c.guild.clone())
+    }
+
+    /// Whether the bot and `user` are in a guild together (a bot can DM only such users).
+    pub(crate) fn shares_guild_with_bot(&self, user: &str) -> bool {
+        self.guilds.iter().any(|g| g.has_bot() && g.member(user).is_some())
     }
 
     /// Adds an audit log entry to `guild`'s log.

@@ -3,6 +3,8 @@
 pub mod audit_log;
 pub mod ballots;
 pub mod communities;
+pub mod console_effects;
+pub mod console_messages;
 pub mod inbox;
 pub mod link_codes;
 pub mod linked_accounts;
