@@ -9,7 +9,11 @@
 //! again and handled as new; an effect is marked in flight before its platform call and
 //! performed again after a crash with the same idempotency key.
 
-use crate::store::{ConnectionChange, InboxEntry, OutboxRow, Recorded, StepRecord, Store};
+mod dispatch;
+
+pub use dispatch::{DEFAULT_TIMEOUT, Finished};
+
+use crate::store::{ConnectionChange, InboxEntry, Recorded, StepRecord, Store};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, TimeDelta, Utc};
 use polity_governance::action::{Action, ActionStatus};
@@ -18,7 +22,7 @@ use polity_governance::engine::{Ctx, Engine, Step};
 use polity_governance::ids::{AccountRef, CommunityId, MemberId, MessageRef, ProposalId};
 use polity_governance::io::{Audit, Effect, Inbound, ReactionUsers};
 use polity_governance::kits;
-use polity_governance::platform::{ActionInfo, Performed, Platform, PlatformError, Request};
+use polity_governance::platform::{ActionInfo, Platform, PlatformError};
 use polity_governance::policy::CompiledPolicy;
 use polity_governance::script::{HostData, NoHostData, Sandbox};
 use polity_governance::{ActionPattern, GovError};
@@ -39,10 +43,6 @@ pub enum Handled {
 pub const LINK_TRIES: usize = 5;
 pub const LINK_TRY_WINDOW: TimeDelta = TimeDelta::minutes(15);
 
-/// The longest an effect waits between attempts, and how many attempts it gets.
-const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(10);
-const MAX_ATTEMPTS: i32 = 12;
-
 pub struct Runtime {
     store: Store,
     sandbox: Arc<Sandbox>,
@@ -51,7 +51,9 @@ pub struct Runtime {
     platforms: HashMap<String, Arc<dyn Platform>>,
     /// Connections that act for one community only (a Discord guild's), looked up first.
     community_platforms: HashMap<(CommunityId, String), Arc<dyn Platform>>,
-    edits: EditPacing,
+    edits: dispatch::EditPacing,
+    /// The effects being performed.
+    flight: dispatch::Flight,
     reconciles: Reconciles,
     /// Links that add Polity's own bots to a server, by platform.
     invites: HashMap<String, String>,
@@ -77,7 +79,8 @@ impl Runtime {
             engines: HashMap::new(),
             platforms: HashMap::new(),
             community_platforms: HashMap::new(),
-            edits: EditPacing::default(),
+            edits: dispatch::EditPacing::default(),
+            flight: dispatch::Flight::default(),
             reconciles: Reconciles::default(),
             invites: HashMap::new(),
             awaited: std::collections::HashSet::new(),
@@ -514,201 +517,6 @@ impl Runtime {
         }
     }
 
-    /// Performs the effects that are due, in order; returns how many were performed.
-    ///
-    /// # Errors
-    /// When the store fails.
-    pub async fn dispatch(&mut self, now: DateTime<Utc>) -> Result<usize> {
-        let mut performed = 0;
-        self.edits.forget_before(now);
-        loop {
-            let due = self.store.due_effects(now, 100).await?;
-            if due.is_empty() {
-                return Ok(performed);
-            }
-            for row in due {
-                if let Effect::EditVote { proposal, .. } = &row.effect
-                    && !self.edit_now(&row, *proposal, now).await?
-                {
-                    continue;
-                }
-                let messages = match proposal_of(&row.effect) {
-                    Some(p) => self.store.vote_messages(row.community, p).await?,
-                    None => Vec::new(),
-                };
-                let targets = self.targets(row.community, &row.effect, &messages);
-                if targets.is_empty() && self.awaited(&row.effect, &messages) {
-                    // Its connection is on its way (a guild not yet announced at start):
-                    // a temporary failure, tried again with backoff.
-                    self.store.start_effect(row.id, now).await?;
-                    let e = PlatformError::Transient(format!(
-                        "the {} connection of this community is not up yet",
-                        effect_platform(&row.effect)
-                    ));
-                    self.after_failure(row.id, row.attempts + 1, e, now).await?;
-                    continue;
-                }
-                if targets.is_empty() {
-                    if matches!(row.effect, Effect::EditVote { .. }) {
-                        // No vote message was posted (yet): there is nothing to edit.
-                        self.store.finish_effect(row.id, &serde_json::json!({ "edited": 0 }), now).await?;
-                        continue;
-                    }
-                    let msg = format!("no platform connection performs {}", effect_platform(&row.effect));
-                    tracing::error!(effect = row.id, "{msg}");
-                    self.store.fail_effect(row.id, &msg, now).await?;
-                    continue;
-                }
-                self.store.start_effect(row.id, now).await?;
-                let request = Request { key: row.id, effect: &row.effect, vote_messages: &messages };
-                let mut outcome = Ok(Performed::default());
-                for platform in targets {
-                    match platform.perform(request).await {
-                        Ok(done) => {
-                            if done.message.is_some() {
-                                outcome = Ok(done);
-                            }
-                        }
-                        Err(e) => {
-                            outcome = Err(e);
-                            break;
-                        }
-                    }
-                }
-                match outcome {
-                    Ok(done) => {
-                        let result = serde_json::json!({ "message": done.message });
-                        performed += 1;
-                        if let Effect::EditVote { proposal, .. } = &row.effect {
-                            self.edits.done(row.community, *proposal, now);
-                        }
-                        match (&row.effect, done.message) {
-                            (Effect::PostVote { proposal, .. }, Some(message)) => {
-                                self.vote_message_posted(&row, *proposal, message, result, now).await?;
-                            }
-                            _ => self.store.finish_effect(row.id, &result, now).await?,
-                        }
-                    }
-                    Err(e) => self.after_failure(row.id, row.attempts + 1, e, now).await?,
-                }
-            }
-        }
-    }
-
-    /// Records a posted vote message on its proposal and the post as done, in one
-    /// transaction: a crash leaves either both or neither (then the post is sent again with
-    /// the same idempotency key, and the platform answers with the same message).
-    async fn vote_message_posted(
-        &mut self,
-        row: &OutboxRow,
-        proposal: ProposalId,
-        message: MessageRef,
-        result: serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let key = format!("outbox:{}", row.id);
-        let input = StepInput {
-            source: "polity",
-            dedup_key: &key,
-            input: Inbound::VoteMessagePosted { proposal, message },
-            community_changed: false,
-            staged: Vec::new(),
-            finishes: Some((row.id, result.clone())),
-        };
-        match self.step_and_record(row.community, input, now).await {
-            Ok(Handled::Done(_)) => Ok(()),
-            // Recorded before (with the post marked done), or refused (the proposal was
-            // decided meanwhile): the post is done either way.
-            Ok(Handled::Duplicate) => self.store.finish_effect(row.id, &result, now).await.map_err(Into::into),
-            Err(e) if e.downcast_ref::<GovError>().is_some() => {
-                tracing::warn!(effect = row.id, "a vote message's link was refused: {e}");
-                self.store.finish_effect(row.id, &result, now).await.map_err(Into::into)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether a due tally edit goes out now. An edit that a newer one of the same proposal
-    /// supersedes is dropped (recorded as done); one that comes sooner than the edit interval
-    /// after the last is put off until then.
-    async fn edit_now(&mut self, row: &OutboxRow, proposal: ProposalId, now: DateTime<Utc>) -> Result<bool> {
-        let outstanding = self.store.outstanding_effects(row.community, Some(proposal)).await?;
-        if let Some(newer) = outstanding.iter().find(|r| r.id > row.id && matches!(r.effect, Effect::EditVote { .. })) {
-            self.store.finish_effect(row.id, &serde_json::json!({ "superseded_by": newer.id }), now).await?;
-            return Ok(false);
-        }
-        if let Some(at) = self.edits.next_allowed(row.community, proposal)
-            && at > now
-        {
-            self.store.postpone_effect(row.id, at, now).await?;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    /// Whether an effect's platform has connections that come up per community after start
-    /// (see [`Self::await_platform`]).
-    fn awaited(&self, effect: &Effect, messages: &[MessageRef]) -> bool {
-        match effect {
-            Effect::EditVote { .. } => messages.iter().any(|m| self.awaited.contains(m.platform.as_str())),
-            other => self.awaited.contains(effect_platform(other)),
-        }
-    }
-
-    /// Says that `platform`'s connections come up per community after start (a Discord
-    /// guild's, when the gateway announces the guild): until then its effects wait, with
-    /// backoff, instead of failing.
-    pub fn await_platform(&mut self, platform: &str) {
-        self.awaited.insert(platform.to_string());
-    }
-
-    /// The connections that perform an effect: for a tally edit, those of its vote messages.
-    fn targets(&self, community: CommunityId, effect: &Effect, messages: &[MessageRef]) -> Vec<Arc<dyn Platform>> {
-        let mut out: Vec<Arc<dyn Platform>> = Vec::new();
-        let mut add = |p: Option<Arc<dyn Platform>>| {
-            if let Some(p) = p
-                && !out.iter().any(|q| Arc::ptr_eq(q, &p))
-            {
-                out.push(p);
-            }
-        };
-        match effect {
-            Effect::EditVote { .. } => {
-                for m in messages {
-                    add(self.platform_named(community, m.platform.as_str()));
-                }
-            }
-            other => add(self.platform_named(community, effect_platform(other))),
-        }
-        out
-    }
-
-    async fn after_failure(&self, id: i64, attempts: i32, e: PlatformError, now: DateTime<Utc>) -> Result<()> {
-        let backoff = TimeDelta::seconds(1i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF);
-        match e {
-            PlatformError::Permanent(msg) => {
-                tracing::error!(effect = id, error = %msg, "effect failed");
-                self.store.fail_effect(id, &msg, now).await?;
-            }
-            _ if attempts >= MAX_ATTEMPTS => {
-                tracing::error!(effect = id, error = %e, attempts, "effect failed after its last attempt");
-                self.store.fail_effect(id, &e.to_string(), now).await?;
-            }
-            PlatformError::RateLimited { retry_after } => {
-                let wait = retry_after
-                    .and_then(|d| TimeDelta::from_std(d).ok())
-                    .map_or(backoff, |d| d.max(TimeDelta::milliseconds(1)));
-                tracing::warn!(effect = id, wait_ms = wait.num_milliseconds(), "rate limited; retrying");
-                self.store.retry_effect(id, now + wait, &e.to_string(), now).await?;
-            }
-            PlatformError::Transient(_) => {
-                tracing::warn!(effect = id, error = %e, "retrying");
-                self.store.retry_effect(id, now + backoff, &e.to_string(), now).await?;
-            }
-        }
-        Ok(())
-    }
-
     /// The connection that acts on platform `name` for `community`: its own, the shared one
     /// of that name, or the fallback (the console, standing in for every platform).
     fn platform_named(&self, community: CommunityId, name: &str) -> Option<Arc<dyn Platform>> {
@@ -817,7 +625,12 @@ impl Runtime {
     /// When the store fails.
     pub async fn next_wake(&self) -> Result<Option<DateTime<Utc>>> {
         let deadline = self.store.next_deadline().await?.map(|(_, at)| at);
-        let retry = self.store.next_effect_at().await?;
+        // Effects due when the dispatcher last looked were started, or wait for a lane whose
+        // effect is in flight (its end wakes the loop): only later ones are a reason to wake.
+        let retry = match self.flight.looked_at() {
+            Some(at) => self.store.next_effect_after(at).await?,
+            None => self.store.next_effect_at().await?,
+        };
         let reconcile = self.reconciles.next_due();
         Ok([deadline, retry, reconcile].into_iter().flatten().min())
     }
@@ -825,30 +638,6 @@ impl Runtime {
 
 fn engine_has_open_vote(engine: Option<&Engine>, message: &MessageRef) -> bool {
     engine.and_then(|e| e.proposal_by_message(message)).is_some_and(|p| p.state.is_open())
-}
-
-/// When each proposal's vote text was last edited, to pace edits.
-#[derive(Default)]
-struct EditPacing {
-    interval: TimeDelta,
-    last: HashMap<(CommunityId, ProposalId), DateTime<Utc>>,
-}
-
-impl EditPacing {
-    fn next_allowed(&self, community: CommunityId, proposal: ProposalId) -> Option<DateTime<Utc>> {
-        self.last.get(&(community, proposal)).map(|t| *t + self.interval)
-    }
-
-    fn done(&mut self, community: CommunityId, proposal: ProposalId, now: DateTime<Utc>) {
-        if self.interval > TimeDelta::zero() {
-            self.last.insert((community, proposal), now);
-        }
-    }
-
-    fn forget_before(&mut self, now: DateTime<Utc>) {
-        let interval = self.interval;
-        self.last.retain(|_, t| *t + interval > now);
-    }
 }
 
 /// Vote messages waiting to be read back, and when each was last read.
@@ -897,27 +686,6 @@ impl Reconciles {
     fn next_key(&mut self, now: DateTime<Utc>) -> String {
         self.seq += 1;
         format!("{}:{}", now.timestamp_millis(), self.seq)
-    }
-}
-
-/// Which platform connection performs an effect.
-fn effect_platform(effect: &Effect) -> &str {
-    match effect {
-        Effect::PostVote { place, .. } | Effect::Post { place, .. } => place.platform.as_str(),
-        Effect::EditVote { .. } => "",
-        Effect::Notify { account, .. } => account.platform.as_str(),
-        Effect::RemoveReaction { message, .. } => message.platform.as_str(),
-        Effect::Revert { action, .. } | Effect::Execute { action, .. } => {
-            action.place.as_ref().map_or(action.kind.platform(), |p| p.platform.as_str())
-        }
-        Effect::Call { name, .. } | Effect::StartProcess { name, .. } => name.platform(),
-    }
-}
-
-fn proposal_of(effect: &Effect) -> Option<ProposalId> {
-    match effect {
-        Effect::EditVote { proposal, .. } => Some(*proposal),
-        _ => None,
     }
 }
 

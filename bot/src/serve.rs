@@ -101,10 +101,11 @@ pub async fn serve(
     loop {
         let now = clock.now();
         rt.fire_deadlines(now).await?;
-        rt.dispatch(now).await?;
+        // Effects run on tasks of their own: the loop only starts them and records their ends.
+        rt.start_due(now).await?;
         if inputs.is_empty() {
             rt.reconcile_due(now).await?;
-            rt.dispatch(now).await?;
+            rt.start_due(now).await?;
         }
         let wake = rt.next_wake().await?;
         let sleep = async {
@@ -116,6 +117,7 @@ pub async fn serve(
         tokio::select! {
             biased;
             () = &mut shutdown => break,
+            Some(finished) = rt.next_finished() => rt.record_finished(finished?, clock.now()).await.map(|_| ())?,
             i = inputs.recv() => match i {
                 Some(i) => take(&mut rt, i, clock.now()).await?,
                 None => break,

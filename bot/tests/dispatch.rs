@@ -109,3 +109,31 @@ async fn temporary_failures_back_off_and_permanent_ones_are_not_retried() {
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
     assert_eq!(rt.next_wake().await.unwrap(), None);
 }
+
+/// Never answers: a platform that hangs.
+struct Hung;
+
+impl Platform for Hung {
+    fn name(&self) -> &str {
+        "chat"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn perform<'a>(&'a self, _: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_never_ends_times_out_and_is_retried_with_backoff() {
+    let db = TestDb::sqlite("timeout");
+    let (mut rt, _) = with_one_effect(&db, vec![]).await;
+    rt.add_platform(Arc::new(Hung));
+    rt.set_effect_timeout(Duration::from_millis(1));
+    assert_eq!(rt.dispatch(t0()).await.unwrap(), 0, "nothing was performed, and dispatch returned");
+    // Still to do, tried again after the backoff: a timeout is a temporary failure.
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 1);
+    assert_eq!(rt.next_wake().await.unwrap(), Some(t0() + TimeDelta::seconds(2)));
+    assert!(rt.store().failed_effects().await.unwrap().is_empty());
+}

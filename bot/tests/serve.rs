@@ -127,3 +127,121 @@ async fn a_deadline_is_decided_at_its_second_and_shutdown_finishes_what_was_deli
     assert!(rt.store().proposal(c, polity_governance::ProposalId(2)).await.unwrap().is_some());
     assert!(matches!(&seen.lock().unwrap().last().unwrap().1, Effect::PostVote { .. }));
 }
+
+/// A platform with a channel that never answers and one that is rate limited for ten
+/// minutes; everything else it performs at once.
+struct Troubled {
+    seen: Seen,
+    clock: Arc<HandClock>,
+    performed: mpsc::UnboundedSender<()>,
+}
+
+impl Platform for Troubled {
+    fn name(&self) -> &str {
+        "chat"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(async move {
+            self.seen.lock().unwrap().push((self.clock.now(), r.effect.clone()));
+            let channel = match r.effect {
+                Effect::PostVote { place, .. } | Effect::Post { place, .. } => place.channel.clone(),
+                _ => String::new(),
+            };
+            match channel.as_str() {
+                "#hang" => std::future::pending().await,
+                "#slow" => {
+                    self.performed.send(()).unwrap();
+                    return Err(PlatformError::RateLimited { retry_after: Some(std::time::Duration::from_secs(600)) });
+                }
+                _ => {}
+            }
+            self.performed.send(()).unwrap();
+            let message = matches!(r.effect, Effect::PostVote { .. })
+                .then(|| MessageRef::new("chat", channel, format!("m{}", r.key)));
+            Ok(Performed { message })
+        })
+    }
+}
+
+fn proposal_in(channel: &str, id: &str) -> Inbound {
+    let action = Action::new(ActionType::new(PROPOSE).unwrap(), alice(), id)
+        .at(Place::new("chat", channel))
+        .requested()
+        .with("text", format!("A proposal in {channel}"));
+    Inbound::Action { action }
+}
+
+async fn hung_and_rate_limited_channels_hold_up_nothing_else(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    store.migrate().await.unwrap();
+    let clock = Arc::new(HandClock(watch::channel(t0()).0));
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let (performed, mut performed_rx) = mpsc::unbounded_channel();
+    let mut rt = Runtime::open(store).await.unwrap();
+    // Long enough that the hung request is still hanging when the test ends.
+    rt.set_effect_timeout(std::time::Duration::from_secs(3600));
+    rt.add_platform(Arc::new(Troubled { clock: clock.clone(), seen: seen.clone(), performed }));
+    let c = rt.ensure_community("troubled", "admin", AccountRef::new("chat", "admin")).await.unwrap();
+    let policy =
+        "name = \"Quick\"\nkind = \"platform\"\n[vote]\nquorum = 0\npass = \"no-objection\"\ncloses = \"90s\"\n";
+    let install =
+        request("polity.policy_install", AccountRef::new("chat", "admin"), Place::new("chat", "#general"), "i")
+            .unwrap()
+            .with("source", policy);
+    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+
+    let (tx, rx) = mpsc::channel(16);
+    let loop_clock = clock.clone();
+    let server = tokio::spawn(async move { serve(rt, rx, &*loop_clock, std::future::pending()).await });
+
+    // One vote message hangs for good, one is rate limited for ten minutes.
+    tx.send(delivery(c, "p-hang", proposal_in("#hang", "p-hang")).into()).await.unwrap();
+    tx.send(delivery(c, "p-slow", proposal_in("#slow", "p-slow")).into()).await.unwrap();
+    wait_for_effects(&mut performed_rx, 1).await; // the 429
+    // Meanwhile a vote in a third channel opens, passes at its deadline and is announced.
+    tx.send(delivery(c, "p-vote", proposal_in("#vote", "p-vote")).into()).await.unwrap();
+    wait_for_effects(&mut performed_rx, 1).await; // its vote message
+    clock.0.send_replace(t0() + TimeDelta::seconds(90));
+    wait_for_effects(&mut performed_rx, 2).await; // the final edit and the announcement
+    // And a command is answered.
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    tx.send(polity::serve::Input::job(move |rt, _now| {
+        Box::pin(async move {
+            let all = rt.store().load_proposals(c, false).await?.len();
+            answer.send(all).unwrap();
+            Ok(())
+        })
+    }))
+    .await
+    .unwrap();
+    assert_eq!(answered.await.unwrap(), 3);
+
+    {
+        let seen = seen.lock().unwrap();
+        let announced = seen.iter().filter(|(_, e)| matches!(e, Effect::Post { place, text } if place.channel == "#vote" && text.starts_with("Proposal #3 passed"))).count();
+        assert_eq!(announced, 1, "{seen:#?}");
+        let slow = seen
+            .iter()
+            .filter(|(_, e)| matches!(e, Effect::PostVote { place, .. } if place.channel == "#slow"))
+            .count();
+        assert_eq!(slow, 1, "the rate-limited post waits for its 600 s: {seen:#?}");
+        // The other two were decided too; their announcements wait behind their channels'
+        // first posts, in order.
+        let behind =
+            seen.iter().filter(|(_, e)| matches!(e, Effect::Post { place, .. } if place.channel != "#vote")).count();
+        assert_eq!(behind, 0, "{seen:#?}");
+    }
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_hung_channel_and_a_ten_minute_rate_limit_hold_up_nothing_else() {
+    let db = TestDb::sqlite("serve_troubled");
+    hung_and_rate_limited_channels_hold_up_nothing_else(db.url()).await;
+    if let Some(db) = TestDb::postgres("serve_troubled") {
+        hung_and_rate_limited_channels_hold_up_nothing_else(db.url()).await;
+    }
+}

@@ -53,6 +53,9 @@ pub struct Capabilities {
     pub remove_others_reactions: bool,
     /// Whether [`Platform::read_reactions`] works, so vote messages can be reconciled.
     pub read_reactions: bool,
+    /// Whether its output is one stream (the console): effects are performed one at a time,
+    /// in the order they were recorded, instead of in parallel per channel.
+    pub serial: bool,
 }
 
 /// Who holds one emoji on a message, as the platform reports it: each account with its

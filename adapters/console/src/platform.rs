@@ -265,6 +265,7 @@ impl Platform for ConsolePlatform {
             edits: true,
             ephemeral: true,
             remove_others_reactions: true,
+            serial: true,
             ..Capabilities::default()
         }
     }

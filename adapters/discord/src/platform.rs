@@ -710,6 +710,7 @@ impl Platform for DiscordPlatform {
             ephemeral: true,
             remove_others_reactions: true,
             read_reactions: true,
+            serial: false,
         }
     }
 

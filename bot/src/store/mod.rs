@@ -554,14 +554,42 @@ impl Store {
     /// # Errors
     /// A database error or a row that does not decode.
     pub async fn due_effects(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<OutboxRow>, StoreError> {
+        self.due_effects_after(now, 0, limit).await
+    }
+
+    /// [`Self::due_effects`] whose id is above `after`, to read them page by page.
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn due_effects_after(
+        &self,
+        now: DateTime<Utc>,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = outbox::Entity::find()
             .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]))
             .filter(outbox::Column::NextAttemptAt.lte(ts(now)))
+            .filter(outbox::Column::Id.gt(after))
             .order_by_asc(outbox::Column::Id)
             .limit(limit)
             .all(&self.db)
             .await?;
         rows.into_iter().map(outbox_row).collect()
+    }
+
+    /// When the first pending effect due after `after` is due.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn next_effect_after(&self, after: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = outbox::Entity::find()
+            .filter(outbox::Column::Status.eq(status::PENDING))
+            .filter(outbox::Column::NextAttemptAt.gt(ts(after)))
+            .order_by_asc(outbox::Column::NextAttemptAt)
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|r| r.next_attempt_at))
     }
 
     /// When the next pending or in-flight effect is due.

@@ -1,0 +1,444 @@
+//! The dispatcher: outbox rows performed by their platforms, off the loop that takes input.
+//!
+//! - Each effect runs on a task of its own, with a timeout ([`DEFAULT_TIMEOUT`]); the loop
+//!   only starts tasks and records what they finished ([`Runtime::start_due`],
+//!   [`Runtime::record_finished`]), so a hung platform or a long rate limit never stops
+//!   intake, deadlines or other platforms.
+//! - Effects keep their order per *lane* (one channel's posts, one vote's edits, one
+//!   member's messages): a lane runs one effect at a time, and a lane whose effect waits for
+//!   a retry (a 429's `retry_after`, a backoff) is parked until then, so nothing overtakes
+//!   it. Lanes run in parallel. A platform whose output is one stream (the console) is one
+//!   lane ([`Capabilities::serial`]).
+//! - An effect's result and what it implies are one transaction (a posted vote message is
+//!   linked to its proposal as the post is marked done).
+
+use super::{Handled, Runtime, StepInput};
+use crate::store::OutboxRow;
+use anyhow::Result;
+use chrono::{DateTime, TimeDelta, Utc};
+use polity_governance::GovError;
+use polity_governance::ids::{CommunityId, MessageRef, ProposalId};
+use polity_governance::io::{Effect, Inbound};
+use polity_governance::platform::{Performed, Platform, PlatformError, Request};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// The longest an effect waits between attempts, and how many attempts it gets.
+const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(10);
+const MAX_ATTEMPTS: i32 = 12;
+
+/// How long one platform request may take before it counts as a transient failure.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many due rows are read at a time.
+const PAGE: u64 = 200;
+
+/// An effect a task finished performing.
+pub struct Finished {
+    row: OutboxRow,
+    lane: String,
+    outcome: Result<Performed, PlatformError>,
+}
+
+/// The effects in flight in this process, and the lanes they hold.
+pub(super) struct Flight {
+    tasks: JoinSet<Finished>,
+    running: HashSet<i64>,
+    busy: HashSet<String>,
+    /// Lanes whose first effect waits for a retry, until when.
+    parked: HashMap<String, DateTime<Utc>>,
+    timeout: Duration,
+    /// When due effects were last looked for.
+    looked: Option<DateTime<Utc>>,
+}
+
+impl Flight {
+    /// When due effects were last looked for: every effect due then was started or waits
+    /// for its lane.
+    pub(super) fn looked_at(&self) -> Option<DateTime<Utc>> {
+        self.looked
+    }
+}
+
+impl Default for Flight {
+    fn default() -> Self {
+        Self {
+            tasks: JoinSet::new(),
+            running: HashSet::new(),
+            busy: HashSet::new(),
+            parked: HashMap::new(),
+            timeout: DEFAULT_TIMEOUT,
+            looked: None,
+        }
+    }
+}
+
+/// When each proposal's vote text was last edited, to pace edits.
+#[derive(Default)]
+pub(super) struct EditPacing {
+    pub(super) interval: TimeDelta,
+    last: HashMap<(CommunityId, ProposalId), DateTime<Utc>>,
+}
+
+impl EditPacing {
+    fn next_allowed(&self, community: CommunityId, proposal: ProposalId) -> Option<DateTime<Utc>> {
+        self.last.get(&(community, proposal)).map(|t| *t + self.interval)
+    }
+
+    fn done(&mut self, community: CommunityId, proposal: ProposalId, now: DateTime<Utc>) {
+        if self.interval > TimeDelta::zero() {
+            self.last.insert((community, proposal), now);
+        }
+    }
+
+    fn forget_before(&mut self, now: DateTime<Utc>) {
+        let interval = self.interval;
+        self.last.retain(|_, t| *t + interval > now);
+    }
+}
+
+impl Runtime {
+    /// How long one platform request may take before it is a transient failure.
+    pub fn set_effect_timeout(&mut self, timeout: Duration) {
+        self.flight.timeout = timeout;
+    }
+
+    /// Performs the effects that are due and waits for them, and for what they make due,
+    /// until nothing is left to do now; returns how many were performed. (The serving loop
+    /// does not wait: it uses [`Self::start_due`] and [`Self::record_finished`].)
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn dispatch(&mut self, now: DateTime<Utc>) -> Result<usize> {
+        let mut performed = 0;
+        loop {
+            self.start_due(now).await?;
+            let Some(finished) = self.next_finished().await else {
+                return Ok(performed);
+            };
+            performed += usize::from(self.record_finished(finished?, now).await?);
+        }
+    }
+
+    /// Whether effects are being performed.
+    pub fn effects_in_flight(&self) -> bool {
+        !self.flight.tasks.is_empty()
+    }
+
+    /// The next effect a task finished; `None` when none is in flight.
+    ///
+    /// # Errors
+    /// When a task panicked.
+    pub async fn next_finished(&mut self) -> Option<Result<Finished>> {
+        let joined = self.flight.tasks.join_next().await?;
+        Some(joined.map_err(|e| anyhow::anyhow!("an effect's task failed: {e}")))
+    }
+
+    /// Starts every due effect whose lane is free, each on a task of its own; returns how
+    /// many it started.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn start_due(&mut self, now: DateTime<Utc>) -> Result<usize> {
+        self.edits.forget_before(now);
+        self.flight.parked.retain(|_, until| *until > now);
+        self.flight.looked = Some(now);
+        let mut started = 0;
+        let mut after = 0;
+        loop {
+            let due = self.store.due_effects_after(now, after, PAGE).await?;
+            let Some(last) = due.last() else { return Ok(started) };
+            after = last.id;
+            for row in due {
+                if self.flight.running.contains(&row.id) {
+                    continue;
+                }
+                started += usize::from(self.start(row, now).await?);
+            }
+        }
+    }
+
+    /// Starts one due effect, unless its lane is busy or parked, or it is not to go out now.
+    async fn start(&mut self, row: OutboxRow, now: DateTime<Utc>) -> Result<bool> {
+        let messages = match proposal_of(&row.effect) {
+            Some(p) => self.store.vote_messages(row.community, p).await?,
+            None => Vec::new(),
+        };
+        let targets = self.targets(row.community, &row.effect, &messages);
+        let lane = lane(row.community, &row.effect, &messages, &targets);
+        if self.flight.busy.contains(&lane) {
+            return Ok(false);
+        }
+        if let Some(until) = self.flight.parked.get(&lane) {
+            // Behind an effect waiting for its retry: after it, in order.
+            self.store.postpone_effect(row.id, *until, now).await?;
+            return Ok(false);
+        }
+        if let Effect::EditVote { proposal, .. } = &row.effect
+            && !self.edit_now(&row, *proposal, now).await?
+        {
+            return Ok(false);
+        }
+        if targets.is_empty() && self.awaited(&row.effect, &messages) {
+            // Its connection is on its way (a guild not yet announced at start): a temporary
+            // failure, tried again with backoff.
+            self.store.start_effect(row.id, now).await?;
+            let e = PlatformError::Transient(format!(
+                "the {} connection of this community is not up yet",
+                effect_platform(&row.effect)
+            ));
+            self.after_failure(row.id, row.attempts + 1, e, now).await?;
+            return Ok(false);
+        }
+        if targets.is_empty() {
+            if matches!(row.effect, Effect::EditVote { .. }) {
+                // No vote message was posted (yet): there is nothing to edit.
+                self.store.finish_effect(row.id, &serde_json::json!({ "edited": 0 }), now).await?;
+                return Ok(false);
+            }
+            let msg = format!("no platform connection performs {}", effect_platform(&row.effect));
+            tracing::error!(effect = row.id, "{msg}");
+            self.store.fail_effect(row.id, &msg, now).await?;
+            return Ok(false);
+        }
+        self.store.start_effect(row.id, now).await?;
+        self.flight.running.insert(row.id);
+        self.flight.busy.insert(lane.clone());
+        let timeout = self.flight.timeout;
+        self.flight.tasks.spawn(async move {
+            let outcome = perform(&targets, &row, &messages, timeout).await;
+            Finished { row, lane, outcome }
+        });
+        Ok(true)
+    }
+
+    /// Records what a task finished: done (with what it implies, in one transaction), or
+    /// retried later (its lane parked until then), or failed. Returns whether it was done.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn record_finished(&mut self, finished: Finished, now: DateTime<Utc>) -> Result<bool> {
+        let Finished { row, lane, outcome } = finished;
+        self.flight.running.remove(&row.id);
+        self.flight.busy.remove(&lane);
+        match outcome {
+            Ok(done) => {
+                let result = serde_json::json!({ "message": done.message });
+                if let Effect::EditVote { proposal, .. } = &row.effect {
+                    self.edits.done(row.community, *proposal, now);
+                }
+                match (&row.effect, done.message) {
+                    (Effect::PostVote { proposal, .. }, Some(message)) => {
+                        self.vote_message_posted(&row, *proposal, message, result, now).await?;
+                    }
+                    _ => self.store.finish_effect(row.id, &result, now).await?,
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                if let Some(at) = self.after_failure(row.id, row.attempts + 1, e, now).await? {
+                    self.flight.parked.insert(lane, at);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Records a posted vote message on its proposal and the post as done, in one
+    /// transaction: a crash leaves either both or neither (then the post is sent again with
+    /// the same idempotency key, and the platform answers with the same message).
+    async fn vote_message_posted(
+        &mut self,
+        row: &OutboxRow,
+        proposal: ProposalId,
+        message: MessageRef,
+        result: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let key = format!("outbox:{}", row.id);
+        let input = StepInput {
+            source: "polity",
+            dedup_key: &key,
+            input: Inbound::VoteMessagePosted { proposal, message },
+            community_changed: false,
+            staged: Vec::new(),
+            finishes: Some((row.id, result.clone())),
+        };
+        match self.step_and_record(row.community, input, now).await {
+            Ok(Handled::Done(_)) => Ok(()),
+            // Recorded before (with the post marked done), or refused (the proposal was
+            // decided meanwhile): the post is done either way.
+            Ok(Handled::Duplicate) => self.store.finish_effect(row.id, &result, now).await.map_err(Into::into),
+            Err(e) if e.downcast_ref::<GovError>().is_some() => {
+                tracing::warn!(effect = row.id, "a vote message's link was refused: {e}");
+                self.store.finish_effect(row.id, &result, now).await.map_err(Into::into)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a due tally edit goes out now. An edit that a newer one of the same proposal
+    /// supersedes is dropped (recorded as done); one that comes sooner than the edit interval
+    /// after the last is put off until then.
+    async fn edit_now(&mut self, row: &OutboxRow, proposal: ProposalId, now: DateTime<Utc>) -> Result<bool> {
+        let outstanding = self.store.outstanding_effects(row.community, Some(proposal)).await?;
+        if let Some(newer) = outstanding.iter().find(|r| r.id > row.id && matches!(r.effect, Effect::EditVote { .. })) {
+            self.store.finish_effect(row.id, &serde_json::json!({ "superseded_by": newer.id }), now).await?;
+            return Ok(false);
+        }
+        if let Some(at) = self.edits.next_allowed(row.community, proposal)
+            && at > now
+        {
+            self.store.postpone_effect(row.id, at, now).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Whether an effect's platform has connections that come up per community after start
+    /// (see [`Self::await_platform`]).
+    fn awaited(&self, effect: &Effect, messages: &[MessageRef]) -> bool {
+        match effect {
+            Effect::EditVote { .. } => messages.iter().any(|m| self.awaited.contains(m.platform.as_str())),
+            other => self.awaited.contains(effect_platform(other)),
+        }
+    }
+
+    /// Says that `platform`'s connections come up per community after start (a Discord
+    /// guild's, when the gateway announces the guild): until then its effects wait, with
+    /// backoff, instead of failing.
+    pub fn await_platform(&mut self, platform: &str) {
+        self.awaited.insert(platform.to_string());
+    }
+
+    /// The connections that perform an effect: for a tally edit, those of its vote messages.
+    fn targets(&self, community: CommunityId, effect: &Effect, messages: &[MessageRef]) -> Vec<Arc<dyn Platform>> {
+        let mut out: Vec<Arc<dyn Platform>> = Vec::new();
+        let mut add = |p: Option<Arc<dyn Platform>>| {
+            if let Some(p) = p
+                && !out.iter().any(|q| Arc::ptr_eq(q, &p))
+            {
+                out.push(p);
+            }
+        };
+        match effect {
+            Effect::EditVote { .. } => {
+                for m in messages {
+                    add(self.platform_named(community, m.platform.as_str()));
+                }
+            }
+            other => add(self.platform_named(community, effect_platform(other))),
+        }
+        out
+    }
+
+    /// Retries or fails an effect after a failed attempt; returns when it is tried again.
+    async fn after_failure(
+        &self,
+        id: i64,
+        attempts: i32,
+        e: PlatformError,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let backoff = TimeDelta::seconds(1i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF);
+        match e {
+            PlatformError::Permanent(msg) => {
+                tracing::error!(effect = id, error = %msg, "effect failed");
+                self.store.fail_effect(id, &msg, now).await?;
+                Ok(None)
+            }
+            _ if attempts >= MAX_ATTEMPTS => {
+                tracing::error!(effect = id, error = %e, attempts, "effect failed after its last attempt");
+                self.store.fail_effect(id, &e.to_string(), now).await?;
+                Ok(None)
+            }
+            PlatformError::RateLimited { retry_after } => {
+                let wait = retry_after
+                    .and_then(|d| TimeDelta::from_std(d).ok())
+                    .map_or(backoff, |d| d.max(TimeDelta::milliseconds(1)));
+                tracing::warn!(effect = id, wait_ms = wait.num_milliseconds(), "rate limited; retrying");
+                self.store.retry_effect(id, now + wait, &e.to_string(), now).await?;
+                Ok(Some(now + wait))
+            }
+            PlatformError::Transient(_) => {
+                tracing::warn!(effect = id, error = %e, "retrying");
+                self.store.retry_effect(id, now + backoff, &e.to_string(), now).await?;
+                Ok(Some(now + backoff))
+            }
+        }
+    }
+}
+
+/// Performs an effect on each of its connections, each request within `timeout`.
+async fn perform(
+    targets: &[Arc<dyn Platform>],
+    row: &OutboxRow,
+    messages: &[MessageRef],
+    timeout: Duration,
+) -> Result<Performed, PlatformError> {
+    let request = Request { key: row.id, effect: &row.effect, vote_messages: messages };
+    let mut outcome = Performed::default();
+    for platform in targets {
+        let done = match tokio::time::timeout(timeout, platform.perform(request)).await {
+            Ok(done) => done?,
+            Err(_) => {
+                tracing::warn!(effect = row.id, connection = platform.name(), "the platform did not answer in time");
+                return Err(PlatformError::Transient(format!(
+                    "{} did not answer within {} s",
+                    platform.name(),
+                    timeout.as_secs_f64()
+                )));
+            }
+        };
+        if done.message.is_some() {
+            outcome = done;
+        }
+    }
+    Ok(outcome)
+}
+
+/// The lane an effect keeps its order in: one channel's posts, one vote's edits, one
+/// message's reaction removals, one account's notices. A platform whose output is one stream
+/// is one lane.
+fn lane(community: CommunityId, effect: &Effect, messages: &[MessageRef], targets: &[Arc<dyn Platform>]) -> String {
+    if let Some(serial) = targets.iter().find(|p| p.capabilities().serial) {
+        return format!("serial:{}", serial.name());
+    }
+    let c = community.0;
+    match effect {
+        Effect::PostVote { place, .. } | Effect::Post { place, .. } => format!("{c}:{place}"),
+        Effect::EditVote { proposal, .. } => match messages.first() {
+            Some(m) => format!("{c}:{}:{}", m.platform, m.channel),
+            None => format!("{c}:vote:{proposal}"),
+        },
+        Effect::Notify { account, .. } => format!("{c}:notify:{account}"),
+        Effect::RemoveReaction { message, .. } => format!("{c}:{}:{}", message.platform, message.channel),
+        Effect::Revert { action, .. } | Effect::Execute { action, .. } => match &action.place {
+            Some(place) => format!("{c}:{place}"),
+            None => format!("{c}:{}", action.kind.platform()),
+        },
+        Effect::Call { name, .. } | Effect::StartProcess { name, .. } => format!("{c}:{}", name.platform()),
+    }
+}
+/// Which platform connection performs an effect.
+fn effect_platform(effect: &Effect) -> &str {
+    match effect {
+        Effect::PostVote { place, .. } | Effect::Post { place, .. } => place.platform.as_str(),
+        Effect::EditVote { .. } => "",
+        Effect::Notify { account, .. } => account.platform.as_str(),
+        Effect::RemoveReaction { message, .. } => message.platform.as_str(),
+        Effect::Revert { action, .. } | Effect::Execute { action, .. } => {
+            action.place.as_ref().map_or(action.kind.platform(), |p| p.platform.as_str())
+        }
+        Effect::Call { name, .. } | Effect::StartProcess { name, .. } => name.platform(),
+    }
+}
+
+fn proposal_of(effect: &Effect) -> Option<ProposalId> {
+    match effect {
+        Effect::EditVote { proposal, .. } => Some(*proposal),
+        _ => None,
+    }
+}
