@@ -23,9 +23,10 @@
 //! - Slash commands, vote buttons and the secret form run the shared handlers against the
 //!   community's ports; their replies go back to the adapter, which answers Discord.
 
+use crate::http::Health;
 use crate::ports::CommunityPorts;
 use crate::runtime::Runtime;
-use crate::serve::{Delivery, Input, deliver};
+use crate::serve::{Delivery, Input};
 use crate::store::{Connection, StepRecord};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -165,7 +166,9 @@ impl Shared {
     }
 }
 
-/// Connects the bot and feeds what it hears to `inputs` as jobs of the serving loop.
+/// Connects the bot and feeds what it hears to `inputs` as jobs of the serving loop; marks
+/// the connection up in `health` once the gateway is connected (whoever runs the bot marks
+/// it down when [`Discord::stopped`] resolves).
 ///
 /// # Errors
 /// When the HTTP client or the gateway client cannot be built.
@@ -173,6 +176,7 @@ pub async fn start(
     config: GatewayConfig,
     inputs: mpsc::Sender<Input>,
     notices: mpsc::UnboundedSender<Notice>,
+    health: Health,
 ) -> Result<Discord> {
     let (tx, mut rx) = mpsc::channel(1024);
     let gateway = polity_discord::start(config, tx).await.context("starting the Discord gateway")?;
@@ -185,6 +189,9 @@ pub async fn start(
     });
     let translator = tokio::spawn(async move {
         while let Some(incoming) = rx.recv().await {
+            if matches!(incoming, Incoming::Connected { .. }) {
+                health.set(CONNECTION, true);
+            }
             if inputs.send(job(Arc::clone(&shared), incoming)).await.is_err() {
                 break;
             }
@@ -193,8 +200,21 @@ pub async fn start(
     Ok(Discord { gateway, translator })
 }
 
-/// The serving loop's job for one input from Discord.
+/// The serving loop's input for one input from Discord: an event is a delivery (batched with
+/// the events beside it), everything else a job.
 fn job(shared: Arc<Shared>, incoming: Incoming) -> Input {
+    let incoming = match incoming {
+        Incoming::Event(e) => {
+            return Input::lazy(move || {
+                let Some(community) = e.guild.as_deref().and_then(|g| shared.community_of(g)) else {
+                    tracing::debug!(key = %e.dedup_key, "an event from a guild with no community is dropped");
+                    return None;
+                };
+                Some(Delivery { community, source: e.source, dedup_key: e.dedup_key, input: e.input, from: e.from })
+            });
+        }
+        other => other,
+    };
     Input::job(move |rt: &mut Runtime, now: DateTime<Utc>| {
         Box::pin(async move {
             match incoming {
@@ -225,15 +245,8 @@ fn job(shared: Arc<Shared>, incoming: Incoming) -> Input {
                     }
                     Ok(())
                 }
-                Incoming::Event(e) => {
-                    let Some(community) = e.guild.as_deref().and_then(|g| shared.community_of(g)) else {
-                        tracing::debug!(key = %e.dedup_key, "an event from a guild with no community is dropped");
-                        return Ok(());
-                    };
-                    let d =
-                        Delivery { community, source: e.source, dedup_key: e.dedup_key, input: e.input, from: e.from };
-                    deliver(rt, d, now).await
-                }
+                // Made a delivery above.
+                Incoming::Event(_) => Ok(()),
                 Incoming::Command(call) => command(rt, &shared, call, now).await,
                 Incoming::Secret(typed) => secret(rt, &shared, typed, now).await,
             }

@@ -7,6 +7,8 @@
 //! - [`ports`]: the runtime as the commands' ports (the commands live in `polity-commands`).
 //! - [`serve`]: the loop behind `polity run`.
 //! - [`discord`]: Polity's Discord bot in that loop; [`run`]: `polity run`.
+//! - [`http`]: the HTTP server beside it: health, metrics, webhooks; [`metrics`]: what is
+//!   counted.
 //! - [`console`]: `polity console`.
 //! - [`export`]: `polity export`, the governance record as JSON or CSV.
 //! - [`policy_cli`]: `polity policy check`.
@@ -15,6 +17,8 @@ pub mod config;
 pub mod console;
 pub mod discord;
 pub mod export;
+pub mod http;
+pub mod metrics;
 pub mod policy_cli;
 pub mod ports;
 pub mod run;

@@ -3,14 +3,16 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use polity::config::{Config, redact_url};
-use polity::run::Pacing;
-use polity::serve::{SystemClock, shutdown_signal};
+use polity::http::Webhooks;
+use polity::run::{Host, HttpHost, Pacing, run_host};
+use polity::serve::SystemClock;
 use polity::store::Store;
 use polity::{console, export, policy_cli};
 use polity_discord::GatewayConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
 
 /// Polity: a governance bot for online communities.
 #[derive(Parser)]
@@ -76,6 +78,26 @@ async fn open_store(config: &Config) -> Result<Store> {
     Ok(store)
 }
 
+/// Resolves on SIGINT or SIGTERM, listened for from this call on rather than from the first
+/// poll: a signal sent as soon as the server answers stops Polity cleanly instead of killing it.
+#[cfg(unix)]
+fn shutdown_signals() -> Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signals() -> Result<impl Future<Output = ()>> {
+    Ok(polity::serve::shutdown_signal())
+}
+
 async fn main_inner(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Policy { command: PolicyCommand::Check { file } } => {
@@ -111,23 +133,38 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
         Command::Run => {
             init_tracing("info");
             let config = Config::load(cli.config.as_deref())?;
-            let store = open_store(&config).await?;
-            let Some(d) = &config.discord else {
+            if !config.has_something_to_run() {
                 eprintln!(
-                    "No platform is configured, so there is nothing to run.\n\
+                    "Nothing is configured, so there is nothing to run.\n\
                      Put the Discord bot's token in polity.toml (`[discord]` with `token = \"...\"`) or in \
-                     POLITY_DISCORD_TOKEN, or try Polity locally with `polity console`."
+                     POLITY_DISCORD_TOKEN; for webhook platforms alone, say where the HTTP server listens \
+                     (`[http]` with `listen = \"127.0.0.1:8080\"`, or POLITY_HTTP_LISTEN). Or try Polity \
+                     locally with `polity console`."
                 );
                 return Ok(ExitCode::FAILURE);
-            };
-            let gateway = GatewayConfig::new(polity::discord::CONNECTION, d.token.clone(), d.base_url.clone());
+            }
+            let store = open_store(&config).await?;
+            let shutdown = shutdown_signals()?;
+            let listen = config.http_listen();
+            let listener = TcpListener::bind(listen).await.with_context(|| {
+                format!(
+                    "listening for HTTP on {listen} (health, metrics, webhooks): choose a free address with `[http] listen` or POLITY_HTTP_LISTEN"
+                )
+            })?;
+            let bound = listener.local_addr().context("reading the HTTP server's address")?;
+            println!("Serving HTTP on http://{bound}: /healthz, /metrics and /hooks/PLATFORM/COMMUNITY.CONNECTION.");
+            let discord = config
+                .discord
+                .as_ref()
+                .map(|d| GatewayConfig::new(polity::discord::CONNECTION, d.token.clone(), d.base_url.clone()));
+            let host = Host { discord, http: Some(HttpHost { listener, webhooks: Webhooks::new() }) };
             let (notices, mut heard) = tokio::sync::mpsc::unbounded_channel();
             let printer = tokio::spawn(async move {
                 while let Some(notice) = heard.recv().await {
                     println!("{notice}");
                 }
             });
-            polity::run::run(store, gateway, Pacing::default(), &SystemClock, shutdown_signal(), notices).await?;
+            run_host(store, host, Pacing::default(), &SystemClock, shutdown, notices).await?;
             printer.abort();
             Ok(ExitCode::SUCCESS)
         }

@@ -13,7 +13,7 @@ mod dispatch;
 
 pub use dispatch::{DEFAULT_TIMEOUT, Finished};
 
-use crate::store::{ConnectionChange, InboxEntry, Recorded, StepRecord, Store};
+use crate::store::{Batch, ConnectionChange, InboxEntry, Recorded, StepRecord, Store};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, TimeDelta, Utc};
 use polity_governance::action::{Action, ActionStatus};
@@ -388,15 +388,122 @@ impl Runtime {
         self.step_and_record(community, input, now).await
     }
 
-    /// The one path: dedup, engine step, governance changes applied, one transaction.
+    /// The one path for one input: dedup, engine step, governance changes applied, one
+    /// transaction.
     async fn step_and_record(
         &mut self,
         community: CommunityId,
         input: StepInput<'_>,
         now: DateTime<Utc>,
     ) -> Result<Handled> {
+        let batch = self.store.begin_batch().await?;
+        let mut reload = false;
+        match self.step_in(&batch, community, input, now, &mut reload).await {
+            Ok(Handled::Done(step)) => {
+                if let Err(e) = batch.commit().await {
+                    self.load(community).await.context("reloading after a failed write")?;
+                    return Err(e.into());
+                }
+                Ok(Handled::Done(step))
+            }
+            // A member's mistake: nothing of the input is written, but a member it admitted
+            // is kept.
+            Err(e) if e.downcast_ref::<GovError>().is_some() => {
+                batch.commit().await?;
+                Err(self.closed_or(community, e).await?)
+            }
+            other => {
+                batch.rollback().await?;
+                if reload {
+                    self.load(community).await.context("reloading after a failed write")?;
+                }
+                other
+            }
+        }
+    }
+
+    /// Inputs delivered together, recorded in one transaction (group commit): each is still
+    /// deduplicated, stepped and audited on its own, and one that is refused (a member's
+    /// mistake) is left out without touching the others. Returns each input's outcome, in
+    /// order; an `Err` for the whole batch means nothing of it was written.
+    ///
+    /// # Errors
+    /// When the store fails: the communities the batch touched are reloaded.
+    pub async fn handle_batch(
+        &mut self,
+        deliveries: Vec<crate::serve::Delivery>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Handled>>> {
+        let batch = self.store.begin_batch().await?;
+        let mut touched = std::collections::BTreeSet::new();
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        let mut reload = false;
+        for d in deliveries {
+            touched.insert(d.community);
+            let changed = d.from.as_ref().is_some_and(|(account, name)| self.admit(d.community, account, name));
+            let input = StepInput {
+                source: &d.source,
+                dedup_key: &d.dedup_key,
+                input: d.input,
+                community_changed: changed,
+                staged: Vec::new(),
+                finishes: None,
+            };
+            match self.step_in(&batch, d.community, input, now, &mut reload).await {
+                Err(e) if e.downcast_ref::<GovError>().is_none() => {
+                    // The store failed: nothing of the batch is kept, in the store or here.
+                    drop(batch);
+                    for c in touched {
+                        self.load(c).await.context("reloading after a failed write")?;
+                    }
+                    return Err(e);
+                }
+                outcome => outcomes.push((outcome, d.community)),
+            }
+        }
+        let committed = batch.commit().await;
+        if committed.is_err() || reload {
+            for c in &touched {
+                self.load(*c).await.context("reloading after a failed write")?;
+            }
+        }
+        committed?;
+        let mut said = Vec::with_capacity(outcomes.len());
+        for (outcome, community) in outcomes {
+            said.push(match outcome {
+                Err(e) => Err(self.closed_or(community, e).await?),
+                ok => ok,
+            });
+        }
+        Ok(said)
+    }
+
+    /// A refusal as members should read it: a proposal the engine no longer holds in memory
+    /// but the store knows was closed, not unknown.
+    ///
+    /// # Errors
+    /// When the store fails.
+    async fn closed_or(&self, community: CommunityId, e: anyhow::Error) -> Result<anyhow::Error> {
+        if let Some(GovError::UnknownProposal(id)) = e.downcast_ref::<GovError>()
+            && self.store.proposal(community, *id).await?.is_some()
+        {
+            return Ok(GovError::Closed(*id).into());
+        }
+        Ok(e)
+    }
+
+    /// Steps one input and records it inside `batch`. Sets `reload` when memory ran ahead
+    /// of what the batch holds (an input another writer recorded first).
+    async fn step_in(
+        &mut self,
+        batch: &Batch,
+        community: CommunityId,
+        input: StepInput<'_>,
+        now: DateTime<Utc>,
+        reload: &mut bool,
+    ) -> Result<Handled> {
         let StepInput { source, dedup_key, input, community_changed, staged, finishes } = input;
-        if self.store.seen(source, dedup_key).await? {
+        if self.store.seen_in(batch, source, dedup_key).await? {
             tracing::debug!(source, dedup_key, "duplicate input dropped");
             return Ok(Handled::Duplicate);
         }
@@ -415,13 +522,9 @@ impl Runtime {
             Err(e) => {
                 if community_changed {
                     // Keep the newly admitted member even though the input was refused.
-                    self.save_community(community, now).await?;
-                }
-                // Closed proposals leave memory; the store still knows them.
-                if let GovError::UnknownProposal(id) = e
-                    && self.store.proposal(community, id).await?.is_some()
-                {
-                    return Err(GovError::Closed(id).into());
+                    let rec =
+                        StepRecord { community_state: Some(&engine.community), ..StepRecord::new(community, now) };
+                    self.store.record_in(batch, &rec).await?;
                 }
                 return Err(e.into());
             }
@@ -494,7 +597,7 @@ impl Runtime {
             finishes,
             ..StepRecord::new(community, now)
         };
-        match self.store.record_step(rec).await {
+        match self.store.record_in(batch, &rec).await {
             Ok(Recorded::Done { .. }) => {
                 // Reaction events may have come out of order or been missed: the message is
                 // read back once things are quiet.
@@ -507,11 +610,11 @@ impl Runtime {
                 Ok(Handled::Done(step))
             }
             Ok(Recorded::Duplicate) => {
-                self.load(community).await?;
+                *reload = true;
                 Ok(Handled::Duplicate)
             }
             Err(e) => {
-                self.load(community).await.context("reloading after a failed write")?;
+                *reload = true;
                 Err(e.into())
             }
         }

@@ -53,9 +53,15 @@ pub struct Delivery {
 /// (a job answers its own mistakes through its reply).
 pub type Job = Box<dyn for<'a> FnOnce(&'a mut Runtime, DateTime<Utc>) -> BoxFuture<'a, Result<()>> + Send>;
 
+/// A delivery whose community is known only when the loop takes it (after the jobs sent
+/// before it, which may have made the community); `None` drops it.
+pub type Lazy = Box<dyn FnOnce() -> Option<Delivery> + Send>;
+
 /// What adapters send the serving loop.
 pub enum Input {
     Delivery(Box<Delivery>),
+    /// A delivery resolved when taken; batched like a delivery.
+    Lazy(Lazy),
     Job(Job),
 }
 
@@ -66,6 +72,11 @@ impl From<Delivery> for Input {
 }
 
 impl Input {
+    /// A delivery resolved when the loop takes it.
+    pub fn lazy(f: impl FnOnce() -> Option<Delivery> + Send + 'static) -> Self {
+        Self::Lazy(Box::new(f))
+    }
+
     /// A job from a closure.
     pub fn job<F>(f: F) -> Self
     where
@@ -79,6 +90,7 @@ impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Delivery(d) => f.debug_tuple("Delivery").field(d).finish(),
+            Self::Lazy(_) => f.write_str("Lazy"),
             Self::Job(_) => f.write_str("Job"),
         }
     }
@@ -119,7 +131,7 @@ pub async fn serve(
             () = &mut shutdown => break,
             Some(finished) = rt.next_finished() => rt.record_finished(finished?, clock.now()).await.map(|_| ())?,
             i = inputs.recv() => match i {
-                Some(i) => take(&mut rt, i, clock.now()).await?,
+                Some(i) => take_waiting(&mut rt, i, &mut inputs, clock.now()).await?,
                 None => break,
             },
             () = sleep => {}
@@ -136,9 +148,59 @@ pub async fn serve(
     Ok(rt)
 }
 
+/// The most inputs recorded in one transaction.
+pub const BATCH: usize = 64;
+
+/// Takes `first` and the deliveries waiting behind it, up to [`BATCH`], in one transaction;
+/// a job that ends the run of deliveries runs after them.
+async fn take_waiting(
+    rt: &mut Runtime,
+    first: Input,
+    inputs: &mut mpsc::Receiver<Input>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut batch = Vec::new();
+    let mut next = Some(first);
+    while let Some(input) = next.take() {
+        match input {
+            Input::Delivery(d) => batch.push(*d),
+            Input::Lazy(resolve) => batch.extend(resolve()),
+            job @ Input::Job(_) => {
+                // A job sees every delivery sent before it.
+                if !batch.is_empty() {
+                    deliver_all(rt, std::mem::take(&mut batch), now).await?;
+                }
+                return take(rt, job, now).await;
+            }
+        }
+        if batch.len() < BATCH {
+            next = inputs.try_recv().ok();
+        }
+    }
+    if batch.is_empty() { Ok(()) } else { deliver_all(rt, batch, now).await }
+}
+
+/// Handles deliveries in one transaction; a member's mistake is logged and the others go on.
+///
+/// # Errors
+/// When the store fails.
+pub async fn deliver_all(rt: &mut Runtime, deliveries: Vec<Delivery>, now: DateTime<Utc>) -> Result<()> {
+    let sources: Vec<String> = deliveries.iter().map(|d| d.source.clone()).collect();
+    for (outcome, source) in rt.handle_batch(deliveries, now).await?.into_iter().zip(sources) {
+        if let Err(e) = outcome {
+            tracing::info!(source = %source, "input refused: {e}");
+        }
+    }
+    Ok(())
+}
+
 async fn take(rt: &mut Runtime, input: Input, now: DateTime<Utc>) -> Result<()> {
     match input {
         Input::Delivery(d) => deliver(rt, *d, now).await,
+        Input::Lazy(resolve) => match resolve() {
+            Some(d) => deliver(rt, d, now).await,
+            None => Ok(()),
+        },
         Input::Job(job) => job(rt, now).await,
     }
 }

@@ -1,6 +1,6 @@
 //! `polity run` as a user runs it: the binary, a `polity.toml` with the Discord bot's token
-//! (pointed at the fake Discord), the invite link and the governed server printed, a command
-//! answered, and a clean exit on SIGTERM.
+//! (pointed at the fake Discord) and its HTTP server on a free port, the invite link and the
+//! governed server printed, a command answered, and a clean exit on SIGTERM.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,7 +32,11 @@ async fn polity_run_serves_discord_from_its_configuration_and_stops_cleanly() {
     let config = dir.join("polity.toml");
     std::fs::write(
         &config,
-        format!("database_url = \"{}\"\n\n[discord]\ntoken = \"{TOKEN}\"\nbase_url = \"{}\"\n", db.url(), fake.url()),
+        format!(
+            "database_url = \"{}\"\n\n[discord]\ntoken = \"{TOKEN}\"\nbase_url = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            db.url(),
+            fake.url()
+        ),
     )
     .unwrap();
 
@@ -74,6 +78,15 @@ async fn polity_run_serves_discord_from_its_configuration_and_stops_cleanly() {
         "{printed}"
     );
 
+    // The HTTP server beside it says the Discord connection is up.
+    let base = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("Serving HTTP on ")?.split_once(": ").map(|(base, _)| base.to_string()))
+        .unwrap_or_else(|| panic!("no HTTP address in: {printed}"));
+    let health: serde_json::Value =
+        within("/healthz", reqwest::get(format!("{base}/healthz"))).await.unwrap().json().await.unwrap();
+    assert_eq!(health["connections"]["discord"]["up"], true, "{health}");
+
     let asked = fake.slash(ALICE, GUILD, GENERAL, &["whoami"], vec![]);
     let answer = within("the answer to /whoami", fake.response(&asked)).await;
     assert!(answer.data["content"].as_str().unwrap().starts_with("You are alice, an admin."), "{answer:?}");
@@ -101,8 +114,15 @@ async fn a_refused_token_ends_polity_run_with_a_clear_error() {
     let dir = std::env::temp_dir().join(format!("polity-run-refused-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("polity.toml");
-    std::fs::write(&config, format!("database_url = \"{}\"\n\n[discord]\nbase_url = \"{}\"\n", db.url(), fake.url()))
-        .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{}\"\n\n[discord]\nbase_url = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            db.url(),
+            fake.url()
+        ),
+    )
+    .unwrap();
     let out = within(
         "polity run to give up",
         Command::new(env!("CARGO_BIN_EXE_polity"))

@@ -169,9 +169,11 @@ impl Runtime {
         let targets = self.targets(row.community, &row.effect, &messages);
         let lane = lane(row.community, &row.effect, &messages, &targets);
         if self.flight.busy.contains(&lane) {
+            tracing::debug!(effect = row.id, lane, "waits for its lane");
             return Ok(false);
         }
         if let Some(until) = self.flight.parked.get(&lane) {
+            tracing::debug!(effect = row.id, lane, until = %until, "waits for its parked lane");
             // Behind an effect waiting for its retry: after it, in order.
             self.store.postpone_effect(row.id, *until, now).await?;
             return Ok(false);
@@ -204,6 +206,7 @@ impl Runtime {
             return Ok(false);
         }
         self.store.start_effect(row.id, now).await?;
+        tracing::debug!(effect = row.id, lane, "started");
         self.flight.running.insert(row.id);
         self.flight.busy.insert(lane.clone());
         let timeout = self.flight.timeout;
@@ -221,6 +224,7 @@ impl Runtime {
     /// When the store fails.
     pub async fn record_finished(&mut self, finished: Finished, now: DateTime<Utc>) -> Result<bool> {
         let Finished { row, lane, outcome } = finished;
+        tracing::debug!(effect = row.id, lane, ok = outcome.is_ok(), "finished");
         self.flight.running.remove(&row.id);
         self.flight.busy.remove(&lane);
         match outcome {
@@ -258,6 +262,11 @@ impl Runtime {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let key = format!("outbox:{}", row.id);
+        // Reactions can come before Polity knows the message is a vote (the post is
+        // performed off the loop): the message is read back as soon as it is linked.
+        if self.can_read_reactions(row.community, &message) {
+            self.reconciles.mark(row.community, message.clone(), now, true);
+        }
         let input = StepInput {
             source: "polity",
             dedup_key: &key,

@@ -179,6 +179,29 @@ impl<'a> StepRecord<'a> {
     }
 }
 
+/// Steps being recorded in one transaction ([`Store::begin_batch`]).
+pub struct Batch {
+    txn: DatabaseTransaction,
+}
+
+impl Batch {
+    /// Makes every step recorded in the batch durable at once.
+    ///
+    /// # Errors
+    /// A database error: nothing of the batch is written then.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.txn.commit().await?)
+    }
+
+    /// Writes nothing of the batch.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        Ok(self.txn.rollback().await?)
+    }
+}
+
 /// What [`Store::record_step`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recorded {
@@ -525,25 +548,54 @@ impl Store {
     /// # Errors
     /// A database error; nothing is written then.
     pub async fn record_step(&self, rec: StepRecord<'_>) -> Result<Recorded, StoreError> {
-        let txn = self.begin().await?;
-        // Connections staged by this step come first, so the step can enable them; a
-        // duplicate input rolls them back with everything else.
-        for change in &rec.connections {
-            if let ConnectionChange::Stage { name, platform, config, secret } = change {
-                let secret = secret.as_ref().map(Secret::expose);
-                self.write_connection(&txn, rec.community, name, platform, config, secret, true).await?;
-            }
-        }
-        match step::record(&txn, &rec).await? {
+        let batch = self.begin_batch().await?;
+        match self.record_in(&batch, &rec).await? {
             Recorded::Duplicate => {
-                txn.rollback().await?;
+                batch.rollback().await?;
                 Ok(Recorded::Duplicate)
             }
             done => {
-                txn.commit().await?;
+                batch.commit().await?;
                 Ok(done)
             }
         }
+    }
+
+    /// A transaction that several steps are recorded in, committed together (group commit).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn begin_batch(&self) -> Result<Batch, StoreError> {
+        Ok(Batch { txn: self.begin().await? })
+    }
+
+    /// Writes one step's record inside `batch`; see [`StepRecord`]. A duplicate input writes
+    /// nothing of its own (connections it staged excepted: a caller that stages rolls back).
+    ///
+    /// # Errors
+    /// A database error: the batch is then to be rolled back.
+    pub async fn record_in(&self, batch: &Batch, rec: &StepRecord<'_>) -> Result<Recorded, StoreError> {
+        // Connections staged by this step come first, so the step can enable them.
+        for change in &rec.connections {
+            if let ConnectionChange::Stage { name, platform, config, secret } = change {
+                let secret = secret.as_ref().map(Secret::expose);
+                self.write_connection(&batch.txn, rec.community, name, platform, config, secret, true).await?;
+            }
+        }
+        step::record(&batch.txn, rec).await
+    }
+
+    /// Whether an input with this source and dedup key was recorded, in `batch` or before.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn seen_in(&self, batch: &Batch, source: &str, dedup_key: &str) -> Result<bool, StoreError> {
+        let n = inbox::Entity::find()
+            .filter(inbox::Column::Source.eq(source))
+            .filter(inbox::Column::DedupKey.eq(dedup_key))
+            .count(&batch.txn)
+            .await?;
+        Ok(n > 0)
     }
 
     // ----- the outbox -----

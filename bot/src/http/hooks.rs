@@ -1,0 +1,351 @@
+//! `POST /hooks/{platform}/{connection}`: a platform's webhook deliveries, written to the
+//! inbox before they are answered.
+//!
+//! A webhook platform is a [`WebhookPlatform`]: a pure `verify_and_parse` that checks the
+//! delivery's signature on the raw bytes, in constant time, before it parses anything, and
+//! turns the delivery into governance inputs ([`HookEvent`]s). The route around it:
+//!
+//! | what arrives | answer | stored |
+//! |---|---|---|
+//! | a body over 1 MiB ([`BODY_LIMIT`]) | 413 | nothing |
+//! | a platform no adapter serves, a connection that does not exist, is not that platform's or is not enabled yet | 404 | nothing |
+//! | a bad or missing signature (or a connection with no secret to check it with) | 401, logged with the connection's name | nothing |
+//! | a body the adapter cannot read | 400 | nothing |
+//! | an event Polity does not use | 202 | nothing |
+//! | a good delivery | 200 once the serving loop has recorded it in the inbox (a redelivery is a duplicate there and changes nothing; a member's mistake is still received) | each input, in one job of the loop |
+//! | a good delivery the store could not record | 500, so the platform delivers it again | nothing |
+//! | a good delivery while Polity shuts down | 503, so the platform delivers it again | nothing |
+//!
+//! `{connection}` is `COMMUNITY.NAME` ([`hook_path`]): connection names are unique within a
+//! community only, and naming the community keeps one community's connection from shadowing
+//! another's. Inputs are deduplicated under the source `hook:{platform}:{connection}`, so
+//! two connections whose platforms reuse delivery ids never shadow each other either.
+//!
+//! It must not parse a body before its signature is checked, nor log or answer with a secret.
+
+use super::HttpState;
+use crate::serve::{Delivery, Input, deliver_all};
+use crate::store::Connection;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use polity_governance::ids::{AccountRef, CommunityId};
+use polity_governance::io::Inbound;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tokio::sync::oneshot;
+
+/// The largest body a webhook may have: 1 MiB (GitHub's payloads are capped at 25 MB, but
+/// the events Polity uses are small).
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// One governance input from a webhook delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HookEvent {
+    /// The platform's id of the delivery (GitHub's `X-GitHub-Delivery`, Slack's `event_id`):
+    /// the inbox's dedup key. A delivery of several events gets `ID#0`, `ID#1`, ... in the
+    /// order the adapter returned them.
+    pub delivery_id: String,
+    /// The platform-neutral input.
+    pub input: Inbound,
+    /// The account behind the input and its display name (a new account becomes a member).
+    pub from: Option<(AccountRef, String)>,
+}
+
+/// Why a delivery is not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The signature is missing, malformed, stale or does not match: 401.
+    #[error("bad or missing signature: {0}")]
+    BadSignature(String),
+    /// An event Polity does not use (a GitHub `ping`, a star): 202, nothing stored.
+    #[error("an event Polity does not use: {0}")]
+    Unsupported(String),
+    /// Signed, but not what the platform sends: 400.
+    #[error("a delivery Polity cannot read: {0}")]
+    Malformed(String),
+}
+
+/// A platform that delivers by webhook.
+pub trait WebhookPlatform: Send + Sync {
+    /// The platform's name, as in `/hooks/{platform}/...` and its connections (`github`).
+    fn name(&self) -> &str;
+
+    /// Checks a delivery's signature against `secret` (the connection's secret) on the raw
+    /// `body`, in constant time ([`constant_time_eq`], [`hmac_sha256_matches`]), before
+    /// anything is parsed; then reads the events Polity uses. `now` is for signatures that
+    /// carry a time (a stale one is a replay).
+    ///
+    /// # Errors
+    /// [`WebhookError::BadSignature`] before anything is parsed, then
+    /// [`WebhookError::Unsupported`] or [`WebhookError::Malformed`].
+    fn verify_and_parse(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secret: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HookEvent>, WebhookError>;
+}
+
+/// The webhook platforms the server serves, by name.
+#[derive(Clone, Default)]
+pub struct Webhooks(HashMap<String, Arc<dyn WebhookPlatform>>);
+
+impl Webhooks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves `platform`'s webhooks (replacing one of the same name).
+    pub fn register(&mut self, platform: Arc<dyn WebhookPlatform>) {
+        self.0.insert(platform.name().to_string(), platform);
+    }
+
+    fn get(&self, name: &str) -> Option<&Arc<dyn WebhookPlatform>> {
+        self.0.get(name)
+    }
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("Webhooks").field(&names).finish()
+    }
+}
+
+/// The path a platform delivers a community's connection's webhooks to:
+/// `/hooks/{platform}/{community}.{name}`.
+pub fn hook_path(platform: &str, community: CommunityId, name: &str) -> String {
+    format!("/hooks/{platform}/{}.{name}", community.0)
+}
+
+/// The inbox source of a connection's webhook deliveries.
+pub fn hook_source(platform: &str, community: CommunityId, name: &str) -> String {
+    format!("hook:{platform}:{}.{name}", community.0)
+}
+
+/// `COMMUNITY.NAME` read back.
+fn connection_of(segment: &str) -> Option<(CommunityId, &str)> {
+    let (community, name) = segment.split_once('.')?;
+    let community = community.parse().ok().filter(|_| community.bytes().all(|b| b.is_ascii_digit()))?;
+    (!name.is_empty()).then_some((CommunityId(community), name))
+}
+
+/// Whether `a` and `b` are equal, in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// The HMAC-SHA256 of `parts`, one after another, under `secret`.
+pub fn hmac_sha256(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = sha256_mac(secret);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Whether `signature` is the HMAC-SHA256 of `parts` under `secret`, compared in constant time.
+pub fn hmac_sha256_matches(secret: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
+    let mut mac = sha256_mac(secret);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.verify_slice(signature).is_ok()
+}
+
+fn sha256_mac(secret: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes a key of any length (a long one is hashed first), so this cannot fail.
+    <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+}
+
+/// What the route answers: a status and a short text.
+type Answer = (StatusCode, &'static str);
+
+const UNAUTHORIZED: Answer = (StatusCode::UNAUTHORIZED, "bad or missing signature\n");
+const UNUSED: Answer = (StatusCode::ACCEPTED, "not an event Polity uses\n");
+
+const NOT_FOUND: Answer = (StatusCode::NOT_FOUND, "no such webhook\n");
+const INTERNAL: Answer = (StatusCode::INTERNAL_SERVER_ERROR, "not recorded; deliver it again\n");
+const UNAVAILABLE: Answer = (StatusCode::SERVICE_UNAVAILABLE, "shutting down; deliver it again\n");
+
+/// The route. Axum answers 413 before this runs when the body is over [`BODY_LIMIT`].
+pub(super) async fn receive(
+    State(state): State<HttpState>,
+    Path((platform, connection)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let (outcome, answer) = answer(&state, &platform, &connection, &headers, &body).await;
+    if state.webhooks.get(&platform).is_some() {
+        // Only platforms Polity serves are labels, so a stranger cannot make new series.
+        crate::metrics::webhook(&platform, outcome);
+    }
+    answer
+}
+
+/// The answer to a delivery, with the outcome the metric counts it as.
+async fn answer(
+    state: &HttpState,
+    platform: &str,
+    segment: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (&'static str, Answer) {
+    let Some(adapter) = state.webhooks.get(platform) else {
+        tracing::debug!(platform, "a webhook for a platform Polity does not serve");
+        return ("unknown_platform", NOT_FOUND);
+    };
+    let Some((community, name)) = connection_of(segment) else {
+        tracing::info!(
+            platform,
+            connection = segment,
+            "a webhook for no connection (the path is /hooks/PLATFORM/COMMUNITY.NAME)"
+        );
+        return ("unknown_connection", NOT_FOUND);
+    };
+    let connection = match state.store.connections(community).await {
+        Ok(all) => all.into_iter().find(|c| c.name == name && c.platform == platform && enabled(c)),
+        Err(e) => {
+            tracing::error!(platform, connection = segment, "reading the connection of a webhook failed: {e}");
+            return ("failed", INTERNAL);
+        }
+    };
+    if connection.is_none() {
+        tracing::info!(
+            platform,
+            connection = segment,
+            "a webhook for a connection that does not exist or is not enabled"
+        );
+        return ("unknown_connection", NOT_FOUND);
+    }
+    let secret = match state.store.connection_secret(community, name).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            tracing::warn!(
+                platform,
+                connection = segment,
+                "a webhook refused: the connection has no secret to check its signature with"
+            );
+            return ("bad_signature", UNAUTHORIZED);
+        }
+        Err(e) => {
+            tracing::error!(platform, connection = segment, "reading the secret of a webhook's connection failed: {e}");
+            return ("failed", INTERNAL);
+        }
+    };
+    let events = match adapter.verify_and_parse(headers, body, secret.expose().as_bytes(), state.clock.now()) {
+        Ok(events) => events,
+        Err(WebhookError::BadSignature(why)) => {
+            tracing::warn!(platform, connection = segment, "a webhook refused: bad or missing signature ({why})");
+            return ("bad_signature", UNAUTHORIZED);
+        }
+        Err(WebhookError::Unsupported(what)) => {
+            tracing::debug!(platform, connection = segment, "a webhook for an event Polity does not use: {what}");
+            return ("unsupported", UNUSED);
+        }
+        Err(WebhookError::Malformed(why)) => {
+            tracing::warn!(platform, connection = segment, "a signed webhook Polity cannot read: {why}");
+            return ("malformed", (StatusCode::BAD_REQUEST, "a delivery Polity cannot read\n"));
+        }
+    };
+    if events.is_empty() {
+        return ("unsupported", UNUSED);
+    }
+    record(state, hook_source(platform, community, name), community, events).await
+}
+
+/// Whether a connection has been enabled by its governance decision (one staged by
+/// `/integration add` waits, and takes no deliveries until it is).
+fn enabled(c: &Connection) -> bool {
+    c.config.get("enabled").and_then(serde_json::Value::as_bool) != Some(false)
+}
+
+/// Hands the events to the serving loop as one job, and waits until the loop has recorded
+/// them in the inbox, in one transaction.
+async fn record(
+    state: &HttpState,
+    source: String,
+    community: CommunityId,
+    events: Vec<HookEvent>,
+) -> (&'static str, Answer) {
+    let (answer, answered) = oneshot::channel::<bool>();
+    let several = events.len() > 1;
+    let log_source = source.clone();
+    let deliveries: Vec<Delivery> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| Delivery {
+            community,
+            source: source.clone(),
+            dedup_key: if several { format!("{}#{i}", event.delivery_id) } else { event.delivery_id },
+            input: event.input,
+            from: event.from,
+        })
+        .collect();
+    let job = Input::job(move |rt, now| {
+        Box::pin(async move {
+            // A member's mistake is received all the same; only the store failing is not.
+            let recorded = deliver_all(rt, deliveries, now).await;
+            if answer.send(recorded.is_ok()).is_err() {
+                tracing::debug!(source, "a webhook's sender stopped waiting for its answer");
+            }
+            recorded
+        })
+    });
+    if state.inputs.send(job).await.is_err() {
+        tracing::info!(
+            source = log_source,
+            "a webhook came while Polity is shutting down; the platform delivers it again"
+        );
+        return ("unavailable", UNAVAILABLE);
+    }
+    match answered.await {
+        Ok(true) => ("received", (StatusCode::OK, "received\n")),
+        Ok(false) => {
+            tracing::error!(source = log_source, "a webhook could not be recorded; the platform delivers it again");
+            ("failed", INTERNAL)
+        }
+        // The loop ended before it came to the job.
+        Err(_) => ("unavailable", UNAVAILABLE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_named_by_its_community_and_name() {
+        assert_eq!(connection_of("3.main"), Some((CommunityId(3), "main")));
+        assert_eq!(connection_of("12.a.b"), Some((CommunityId(12), "a.b")));
+        for bad in ["main", "3.", ".main", "x.main", "+3.main", "-3.main", ""] {
+            assert_eq!(connection_of(bad), None, "{bad}");
+        }
+        assert_eq!(hook_path("github", CommunityId(3), "main"), "/hooks/github/3.main");
+        assert_eq!(hook_source("github", CommunityId(3), "main"), "hook:github:3.main");
+    }
+
+    #[test]
+    fn signatures_are_checked_whole() {
+        let sig = hmac_sha256(b"s3cret", &[b"ab", b"c"]);
+        assert_eq!(sig, hmac_sha256(b"s3cret", &[b"abc"]));
+        assert!(hmac_sha256_matches(b"s3cret", &[b"abc"], &sig));
+        assert!(!hmac_sha256_matches(b"other", &[b"abc"], &sig));
+        assert!(!hmac_sha256_matches(b"s3cret", &[b"abd"], &sig));
+        assert!(!hmac_sha256_matches(b"s3cret", &[b"abc"], &sig[..31]));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"abc", b"ab") && !constant_time_eq(b"", b"a"));
+        // RFC 4231, test case 2.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"])),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
