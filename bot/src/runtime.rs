@@ -13,6 +13,7 @@ mod dispatch;
 
 pub use dispatch::{DEFAULT_TIMEOUT, Finished};
 
+use crate::metrics;
 use crate::store::{Batch, ConnectionChange, InboxEntry, Recorded, StepRecord, Store};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -398,12 +399,14 @@ impl Runtime {
     ) -> Result<Handled> {
         let batch = self.store.begin_batch().await?;
         let mut reload = false;
+        let source = input.source;
         match self.step_in(&batch, community, input, now, &mut reload).await {
             Ok(Handled::Done(step)) => {
                 if let Err(e) = batch.commit().await {
                     self.load(community).await.context("reloading after a failed write")?;
                     return Err(e.into());
                 }
+                metrics::input_handled(source);
                 Ok(Handled::Done(step))
             }
             // A member's mistake: nothing of the input is written, but a member it admitted
@@ -414,6 +417,9 @@ impl Runtime {
             }
             other => {
                 batch.rollback().await?;
+                if matches!(other, Ok(Handled::Duplicate)) {
+                    metrics::input_duplicate(source);
+                }
                 if reload {
                     self.load(community).await.context("reloading after a failed write")?;
                 }
@@ -458,7 +464,14 @@ impl Runtime {
                     }
                     return Err(e);
                 }
-                outcome => outcomes.push((outcome, d.community)),
+                outcome => {
+                    match &outcome {
+                        Ok(Handled::Done(_)) => metrics::input_handled(&d.source),
+                        Ok(Handled::Duplicate) => metrics::input_duplicate(&d.source),
+                        Err(_) => {}
+                    }
+                    outcomes.push((outcome, d.community));
+                }
             }
         }
         let committed = batch.commit().await;
@@ -503,6 +516,7 @@ impl Runtime {
         reload: &mut bool,
     ) -> Result<Handled> {
         let StepInput { source, dedup_key, input, community_changed, staged, finishes } = input;
+        let received = std::time::Instant::now();
         if self.store.seen_in(batch, source, dedup_key).await? {
             tracing::debug!(source, dedup_key, "duplicate input dropped");
             return Ok(Handled::Duplicate);
@@ -599,6 +613,9 @@ impl Runtime {
         };
         match self.store.record_in(batch, &rec).await {
             Ok(Recorded::Done { .. }) => {
+                if step.audit.iter().any(|a| matches!(a, Audit::Decided { .. })) {
+                    metrics::decision_latency(received.elapsed());
+                }
                 // Reaction events may have come out of order or been missed: the message is
                 // read back once things are quiet.
                 if let Some(message) = reacted

@@ -200,6 +200,7 @@ impl Runtime {
                 self.store.finish_effect(row.id, &serde_json::json!({ "edited": 0 }), now).await?;
                 return Ok(false);
             }
+            crate::metrics::effect_failed(effect_platform(&row.effect));
             let msg = format!("no platform connection performs {}", effect_platform(&row.effect));
             tracing::error!(effect = row.id, "{msg}");
             self.store.fail_effect(row.id, &msg, now).await?;
@@ -233,6 +234,7 @@ impl Runtime {
                 if let Effect::EditVote { proposal, .. } = &row.effect {
                     self.edits.done(row.community, *proposal, now);
                 }
+                crate::metrics::effect_performed(effect_platform(&row.effect));
                 match (&row.effect, done.message) {
                     (Effect::PostVote { proposal, .. }, Some(message)) => {
                         self.vote_message_posted(&row, *proposal, message, result, now).await?;
@@ -242,8 +244,13 @@ impl Runtime {
                 Ok(true)
             }
             Err(e) => {
-                if let Some(at) = self.after_failure(row.id, row.attempts + 1, e, now).await? {
-                    self.flight.parked.insert(lane, at);
+                let platform = effect_platform(&row.effect);
+                match self.after_failure(row.id, row.attempts + 1, e, now).await? {
+                    Some(at) => {
+                        crate::metrics::effect_retried(platform);
+                        self.flight.parked.insert(lane, at);
+                    }
+                    None => crate::metrics::effect_failed(platform),
                 }
                 Ok(false)
             }
