@@ -52,18 +52,26 @@ enum ScenarioLine<'a> {
     Console(&'a str),
 }
 
+const EXPECT_FORMS: &str = "write `expect #N STATE` or `expect output TEXT`";
+const EVENT_FORM: &str = "write `event PLATFORM.NAME key=value ...`";
+
 fn parse_scenario_line(line: &str) -> Result<ScenarioLine<'_>, String> {
     let t = line.trim();
     if t.starts_with("# ") || t == "#" {
         return Ok(ScenarioLine::Comment);
+    }
+    if t == "expect" {
+        return Err(EXPECT_FORMS.into());
+    }
+    if t == "event" {
+        return Err(EVENT_FORM.into());
     }
     if let Some(rest) = t.strip_prefix("expect ") {
         let rest = rest.trim();
         if let Some(text) = rest.strip_prefix("output ") {
             return Ok(ScenarioLine::ExpectOutput(text.trim()));
         }
-        let (id, state) =
-            rest.split_once(char::is_whitespace).ok_or("write `expect #N STATE` or `expect output TEXT`")?;
+        let (id, state) = rest.split_once(char::is_whitespace).ok_or(EXPECT_FORMS)?;
         let proposal = id.trim_start_matches('#').parse().map_err(|_| format!("`{id}` is not a proposal number"))?;
         let state = state.trim();
         if !["proposed", "passed", "failed", "cancelled", "expired"].contains(&state) {
@@ -72,11 +80,15 @@ fn parse_scenario_line(line: &str) -> Result<ScenarioLine<'_>, String> {
         return Ok(ScenarioLine::ExpectState { proposal, state });
     }
     if let Some(rest) = t.strip_prefix("event ") {
-        let mut parts = split_fields(rest.trim()).into_iter();
-        let kind = parts.next().ok_or("write `event PLATFORM.NAME key=value ...`")?;
+        let mut parts = split_fields(rest.trim())?.into_iter();
+        let kind = parts.next().ok_or(EVENT_FORM)?;
+        polity_governance::ActionType::new(kind)?;
         let mut fields = Vec::new();
         for p in parts {
             let (k, v) = p.split_once('=').ok_or_else(|| format!("`{p}` is not key=value"))?;
+            if k.is_empty() {
+                return Err(format!("`{p}` has no key: write key=value"));
+            }
             let v = v.trim_matches('"');
             let value = v.parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::from(v));
             fields.push((k, value));
@@ -87,7 +99,10 @@ fn parse_scenario_line(line: &str) -> Result<ScenarioLine<'_>, String> {
 }
 
 /// Splits on spaces outside double quotes.
-fn split_fields(text: &str) -> Vec<&str> {
+///
+/// # Errors
+/// When a quote is left open.
+fn split_fields(text: &str) -> Result<Vec<&str>, String> {
     let mut out = Vec::new();
     let (mut start, mut quoted) = (None, false);
     for (i, c) in text.char_indices() {
@@ -104,10 +119,13 @@ fn split_fields(text: &str) -> Vec<&str> {
             _ => {}
         }
     }
+    if quoted {
+        return Err("a quote is not closed: write `key=\"two words\"`".into());
+    }
     if let Some(s) = start {
         out.push(&text[s..]);
     }
-    out
+    Ok(out)
 }
 
 /// `polity policy test FILE SCENARIO`: installs the policy in a fresh in-memory community and
@@ -219,5 +237,145 @@ mod tests {
         );
         assert_eq!(parse_scenario_line("# a comment"), Ok(ScenarioLine::Comment));
         assert_eq!(parse_scenario_line("+👍 1"), Ok(ScenarioLine::Console("+👍 1")));
+    }
+
+    #[test]
+    fn scenario_mistakes_are_refused_by_the_parser() {
+        // Found while writing the fuzz test below: each of these was accepted (the keyword alone
+        // sent as a chat message, an open quote closed silently, an empty key kept) or refused
+        // only when the event was played.
+        assert_eq!(parse_scenario_line("expect"), Err(EXPECT_FORMS.to_string()));
+        assert_eq!(parse_scenario_line(" event "), Err(EVENT_FORM.to_string()));
+        assert_eq!(
+            parse_scenario_line("event a.b description=\"New laptop"),
+            Err("a quote is not closed: write `key=\"two words\"`".to_string())
+        );
+        assert_eq!(parse_scenario_line("event a.b =5"), Err("`=5` has no key: write key=value".to_string()));
+        assert!(parse_scenario_line("event Expense").unwrap_err().contains("`Expense` is not an action name"));
+    }
+
+    mod fuzz {
+        //! Hostile scenario lines: `parse_scenario_line` returns, and every refusal is clear.
+        //! Bounded for CI (a fixed seed, no failure files); `PROPTEST_CASES=100000` runs
+        //! longer and `PROPTEST_RNG_SEED=N` explores other inputs.
+
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::RngSeed;
+
+        /// Debug formatting and panic text that must never reach a user, unless the line
+        /// itself held it (refusals quote what was written).
+        const LEAKS: [&str; 8] = ["Err(", "Ok(", "Some(", "None", "{ ..", "called `", "panicked", "\\u{"];
+
+        fn check(line: &str) {
+            match parse_scenario_line(line) {
+                Err(e) => {
+                    assert!(!e.trim().is_empty(), "an empty refusal of {line:?}");
+                    for leak in LEAKS {
+                        assert!(line.contains(leak) || !e.contains(leak), "{e:?} shows `{leak}` for {line:?}");
+                    }
+                    assert!(line.contains('`') || !e.contains("``"), "{e:?} quotes nothing for {line:?}");
+                    assert!(e.contains('`'), "{e:?} names neither the mistake nor the form, for {line:?}");
+                }
+                Ok(ScenarioLine::ExpectState { state, .. }) => {
+                    assert!(["proposed", "passed", "failed", "cancelled", "expired"].contains(&state), "{line:?}");
+                }
+                Ok(ScenarioLine::ExpectOutput(text)) => assert_eq!(text, text.trim(), "{line:?}"),
+                Ok(ScenarioLine::Event { kind, fields }) => {
+                    assert!(polity_governance::ActionType::new(kind).is_ok(), "{kind:?} from {line:?}");
+                    assert!(fields.iter().all(|(k, _)| !k.is_empty()), "{fields:?} from {line:?}");
+                }
+                Ok(ScenarioLine::Comment) => assert!(line.trim().starts_with('#'), "{line:?}"),
+                Ok(ScenarioLine::Console(l)) => {
+                    assert_eq!(l, line);
+                    let t = l.trim();
+                    assert!(!t.starts_with("expect ") && !t.starts_with("event "), "{line:?} is a scenario line");
+                }
+            }
+        }
+
+        fn token() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "#2",
+                    "#0",
+                    "#-1",
+                    "#",
+                    "2",
+                    "#99999999999999999999",
+                    "passed",
+                    "proposed",
+                    "won",
+                    "output",
+                    "a.b",
+                    "opencollective.expense_created",
+                    "Expense",
+                    "x=1",
+                    "=1",
+                    "x=",
+                    "x",
+                    "amount=60000",
+                    "description=\"New laptop\"",
+                    "description=\"New",
+                    "\"",
+                    "\"\"",
+                    "k=\"a b\" c",
+                    "👍",
+                ])
+                .prop_map(str::to_string),
+                "[a-z]{1,6}=-?[0-9]{1,25}",
+                "\\PC{1,8}",
+                any::<String>(),
+            ]
+        }
+
+        fn scenario_line() -> impl Strategy<Value = String> {
+            let head = prop::sample::select(vec![
+                "expect",
+                "expect ",
+                "expect output ",
+                "expect  #1",
+                "event ",
+                "event",
+                "# ",
+                "#",
+                "/wait 1h",
+                "+👍 1",
+                "  expect\t",
+                "EXPECT ",
+                "",
+            ]);
+            let gap = prop::sample::select(vec![" ", "  ", "\t", "\u{a0}", "\u{3000}"]);
+            (head, prop::collection::vec((token(), gap), 0..5), prop::sample::select(vec!["", " ", "\r"])).prop_map(
+                |(head, tokens, end)| {
+                    let body: String = tokens.into_iter().map(|(t, g)| format!("{t}{g}")).collect();
+                    format!("{head}{body}{end}")
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 1000,
+                failure_persistence: None,
+                rng_seed: RngSeed::Fixed(9),
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn any_text_returns(line in any::<String>()) {
+                check(&line);
+            }
+
+            #[test]
+            fn lines_near_the_scenario_grammar_return(line in scenario_line()) {
+                check(&line);
+            }
+
+            #[test]
+            fn very_long_lines_return(line in scenario_line(), word in "[a-z=\"# ]{1,6}", times in 1usize..10_000) {
+                check(&format!("{line} {}", word.repeat(times)));
+            }
+        }
     }
 }

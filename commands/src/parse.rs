@@ -53,7 +53,7 @@ pub fn parse(line: &str) -> Result<Parsed, UsageError> {
     let Some(spec) = spec else {
         let group: Vec<String> = CATALOGUE
             .iter()
-            .filter(|s| s.path.len() > 1 && s.path[0] == first)
+            .filter(|s| s.path.len() > 1 && s.path[0].eq_ignore_ascii_case(first))
             .map(|s| s.path[1].to_string())
             .collect();
         if group.is_empty() {
@@ -103,6 +103,14 @@ pub fn parse(line: &str) -> Result<Parsed, UsageError> {
             },
             _ => rest.split_at(rest.find(char::is_whitespace).unwrap_or(rest.len())),
         };
+        // Blank quotes (`""`) give no value: the argument is missing, not empty.
+        if a.kind != ArgKind::Rest && token.trim().is_empty() {
+            if a.required {
+                return Err(UsageError(format!("{} is missing ({}). {}", a.name, a.help, usage())));
+            }
+            rest = after;
+            continue;
+        }
         match a.kind {
             ArgKind::Proposal if parse_proposal(token).is_none() => {
                 return Err(UsageError(format!("`{token}` is not a proposal number. {}", usage())));
@@ -172,6 +180,24 @@ mod tests {
         assert!(parse("/audit ten").unwrap_err().0.starts_with("`ten` is not a number"));
         assert!(parse("/unvote 3 4").unwrap_err().0.starts_with("`4` is more than the command takes"));
         assert!(parse("/propose x policy:").unwrap_err().0.contains("`policy:` needs a value"));
+    }
+
+    #[test]
+    fn blank_quotes_are_a_missing_argument() {
+        // Found by tests/fuzz.rs: these were refused as "`` is not a proposal number".
+        assert_eq!(
+            parse("/proposal \"\"").unwrap_err().0,
+            "id is missing (the proposal's number). Usage: /proposal ID"
+        );
+        assert!(parse("/role grant \" \" bob").unwrap_err().0.starts_with("role is missing (the role)."));
+        assert_eq!(parse("/audit \"\"").unwrap().get("count"), None);
+    }
+
+    #[test]
+    fn a_group_typed_in_capitals_lists_its_commands() {
+        // Found by tests/fuzz.rs: commands match in any case, but this said "There is no
+        // command /ROLE".
+        assert_eq!(parse("/ROLE").unwrap_err().0, "/ROLE needs one of: request, create, delete, list, grant, revoke.");
     }
 
     #[test]

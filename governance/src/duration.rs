@@ -25,6 +25,12 @@ pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
             'h' => 3_600,
             'd' => 86_400,
             'w' => 604_800,
+            _ if c.is_whitespace() => {
+                return Err(format!("`{text}` is not a duration: write it without spaces, e.g. 1d12h"));
+            }
+            _ if c.is_control() => {
+                return Err(format!("`{text}` is not a duration: it holds a control character"));
+            }
             _ => {
                 return Err(format!("`{text}` is not a duration: unknown unit `{c}` (use s, m, h, d or w)"));
             }
@@ -87,6 +93,17 @@ mod tests {
         assert!(parse_duration("h").unwrap_err().contains("no number"));
         assert!(parse_duration("99999999999999999999d").is_err());
         assert!(parse_duration("5000d").unwrap_err().contains("ten years"));
+    }
+
+    #[test]
+    fn spaces_and_control_characters_are_named_not_shown_as_units() {
+        // Found by tests/fuzz.rs: these said "unknown unit ` `".
+        assert_eq!(parse_duration("1 h").unwrap_err(), "`1 h` is not a duration: write it without spaces, e.g. 1d12h");
+        assert_eq!(
+            parse_duration("1d\t12h").unwrap_err(),
+            "`1d\t12h` is not a duration: write it without spaces, e.g. 1d12h"
+        );
+        assert!(parse_duration("1\u{0}h").unwrap_err().ends_with("it holds a control character"));
     }
 
     #[test]

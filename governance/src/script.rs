@@ -421,6 +421,13 @@ impl ErrorContext<'_> {
         let kind = match err.err_type() {
             ParseErrorType::VariableUndefined(name) => ScriptErrorKind::UndefinedVariable { name: name.clone() },
             ParseErrorType::ModuleUndefined(_) => ScriptErrorKind::Import,
+            // rhai says "Expression exceeds maximum complexity", which does not say what to change.
+            ParseErrorType::ExprTooDeep => ScriptErrorKind::Syntax {
+                message: format!(
+                    "expressions nest too deeply (at most {} levels, {} inside functions)",
+                    self.limits.max_expr_depth, self.limits.max_fn_expr_depth
+                ),
+            },
             ParseErrorType::BadInput(LexError::ImproperSymbol(symbol, _)) | ParseErrorType::Reserved(symbol) => {
                 match symbol.as_str() {
                     "eval" => ScriptErrorKind::Eval,
@@ -476,7 +483,11 @@ impl ErrorContext<'_> {
             {
                 ScriptErrorKind::Eval
             }
-            EvalAltResult::ErrorRuntime(value, _) => ScriptErrorKind::Runtime { message: value.to_string() },
+            EvalAltResult::ErrorRuntime(value, _) => {
+                let message = value.to_string();
+                let message = if message.trim().is_empty() { "`throw` with no message".to_owned() } else { message };
+                ScriptErrorKind::Runtime { message }
+            }
             mut other => {
                 let _ = other.take_position();
                 ScriptErrorKind::Runtime { message: other.to_string() }
@@ -1600,6 +1611,19 @@ mod tests {
     }
 
     #[test]
+    fn a_throw_without_a_message_says_so() {
+        // Found by tests/fuzz.rs: this was "runtime error at line 1: " with nothing after it.
+        for source in ["throw", "throw \"\"", "throw ()"] {
+            assert_eq!(
+                error(source).to_string(),
+                "policy \"Big expenses\" block check: runtime error at line 1: `throw` with no message",
+                "{source}"
+            );
+        }
+        assert!(error("throw \"no\"").to_string().ends_with("runtime error at line 1: no"));
+    }
+
+    #[test]
     fn a_failed_run_reports_no_actions_and_a_later_run_starts_clean() {
         let sandbox = Sandbox::default();
         let script =
@@ -1663,6 +1687,11 @@ mod tests {
         let source = format!("{}1{}", "(".repeat(200), ")".repeat(200));
         let err = Sandbox::default().compile(POLICY, Block::Check, &source).unwrap_err();
         assert!(matches!(err.kind, ScriptErrorKind::Syntax { .. }), "{err:?}");
+        // Found by tests/fuzz.rs: this said "Expression exceeds maximum complexity".
+        assert_eq!(
+            err.to_string(),
+            "policy \"Big expenses\" block check: syntax error at line 1: expressions nest too deeply (at most 64 levels, 32 inside functions)"
+        );
     }
 
     // --- the script stack ---------------------------------------------------------------------
