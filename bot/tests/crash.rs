@@ -214,7 +214,10 @@ async fn cut_after<F: std::future::Future>(f: F, polls: usize) -> Option<F::Outp
 /// The dispatcher is stopped at each of its await points in turn while it posts a vote
 /// message, then started again on the same database: each time the vote message is linked to
 /// its proposal once, posted once, and the vote ends right.
-fn killed_at_every_await_of_the_dispatcher(db_name: &str, postgres: bool) {
+/// Runs `scenario(db, server, cut)` on a fresh database for cut = 1, 2, ... (every third on
+/// PostgreSQL, whose databases are slow to make) until it says the stopped work finished
+/// before its cut.
+fn at_every_cut(db_name: &str, postgres: bool, scenario: impl AsyncFn(&str, &Arc<Mutex<Server>>, usize) -> bool) {
     let mut cut = 1;
     loop {
         let db = if postgres {
@@ -224,40 +227,42 @@ fn killed_at_every_await_of_the_dispatcher(db_name: &str, postgres: bool) {
             TestDb::sqlite(db_name)
         };
         let server = Arc::new(Mutex::new(Server::default()));
-        let finished = run(async {
-            let (mut rt, c) = start(db.url(), &server).await;
-            let p = setup(&mut rt, c).await;
-            let finished = cut_after(rt.dispatch(t0()), cut).await.is_some();
-            drop(rt);
-
-            let (mut rt, c) = start(db.url(), &server).await;
-            rt.dispatch(t0()).await.unwrap();
-            let messages = rt.store().vote_messages(c, p).await.unwrap();
-            assert_eq!(messages.len(), 1, "cut at await {cut}: the vote message is linked once");
-            for who in ["alice", "bob", "carol"] {
-                let key = format!("r-{who}");
-                rt.handle(c, "chat", &key, reaction(&messages[0], who), t0(), false).await.unwrap();
-                rt.dispatch(t0()).await.unwrap();
-            }
-            let stored = rt.store().proposal(c, p).await.unwrap().unwrap();
-            assert_eq!(stored.state, ProposalState::Passed, "cut at await {cut}");
-            assert_eq!(stored.tally().unwrap().cast, 3, "cut at await {cut}: every ballot counted");
-            assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
-            let s = server.lock().unwrap();
-            let posted = s.performed.values().filter(|e| matches!(e, Effect::PostVote { .. })).count();
-            assert_eq!(posted, 1, "cut at await {cut}: one vote message");
-            let announced = s.performed.values().filter(|e| matches!(e, Effect::Post { .. })).count();
-            assert_eq!(announced, 1, "cut at await {cut}: one announcement");
-            finished
-        });
-        if finished {
-            assert!(cut > 1, "the dispatcher was never stopped midway");
+        if run(scenario(db.url(), &server, cut)) {
+            assert!(cut > 1, "{db_name}: the work was never stopped midway");
             return;
         }
-        // Every await point on SQLite; every third on PostgreSQL, whose databases are slow to make.
         cut += if postgres { 3 } else { 1 };
-        assert!(cut < 500, "the dispatcher never finished");
+        assert!(cut < 500, "{db_name}: the work never finished");
     }
+}
+
+fn killed_at_every_await_of_the_dispatcher(db_name: &str, postgres: bool) {
+    at_every_cut(db_name, postgres, async |url, server, cut| {
+        let (mut rt, c) = start(url, server).await;
+        let p = setup(&mut rt, c).await;
+        let finished = cut_after(rt.dispatch(t0()), cut).await.is_some();
+        drop(rt);
+
+        let (mut rt, c) = start(url, server).await;
+        rt.dispatch(t0()).await.unwrap();
+        let messages = rt.store().vote_messages(c, p).await.unwrap();
+        assert_eq!(messages.len(), 1, "cut at await {cut}: the vote message is linked once");
+        for who in ["alice", "bob", "carol"] {
+            let key = format!("r-{who}");
+            rt.handle(c, "chat", &key, reaction(&messages[0], who), t0(), false).await.unwrap();
+            rt.dispatch(t0()).await.unwrap();
+        }
+        let stored = rt.store().proposal(c, p).await.unwrap().unwrap();
+        assert_eq!(stored.state, ProposalState::Passed, "cut at await {cut}");
+        assert_eq!(stored.tally().unwrap().cast, 3, "cut at await {cut}: every ballot counted");
+        assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+        let s = server.lock().unwrap();
+        let posted = s.performed.values().filter(|e| matches!(e, Effect::PostVote { .. })).count();
+        assert_eq!(posted, 1, "cut at await {cut}: one vote message");
+        let announced = s.performed.values().filter(|e| matches!(e, Effect::Post { .. })).count();
+        assert_eq!(announced, 1, "cut at await {cut}: one announcement");
+        finished
+    });
 }
 
 /// A batch of ballots (with a duplicate and a refused vote among them) is stopped at each of
@@ -265,57 +270,40 @@ fn killed_at_every_await_of_the_dispatcher(db_name: &str, postgres: bool) {
 /// sure of: the batch is written whole or not at all, and each ballot counts once.
 fn killed_with_a_batch_in_flight(db_name: &str, postgres: bool) {
     use polity::serve::Delivery;
-    let mut cut = 1;
-    loop {
-        let db = if postgres {
-            let Some(db) = TestDb::postgres(db_name) else { return };
-            db
-        } else {
-            TestDb::sqlite(db_name)
-        };
-        let server = Arc::new(Mutex::new(Server::default()));
-        let finished = run(async {
-            let (mut rt, c) = start(db.url(), &server).await;
-            let p = setup(&mut rt, c).await;
-            rt.dispatch(t0()).await.unwrap();
-            let vote = vote_message(&rt, c, p).await;
-            let batch = || {
-                let d = |key: &str, input: Inbound| Delivery {
-                    community: c,
-                    source: "chat".into(),
-                    dedup_key: key.into(),
-                    input,
-                    from: None,
-                };
-                let refused = Inbound::Vote { proposal: ProposalId(99), voter: account("bob"), choice: "yes".into() };
-                vec![
-                    d("r-alice", reaction(&vote, "alice")),
-                    d("r-alice", reaction(&vote, "alice")),
-                    d("v-bob", refused),
-                    d("r-bob", reaction(&vote, "bob")),
-                ]
+    at_every_cut(db_name, postgres, async |url, server, cut| {
+        let (mut rt, c) = start(url, server).await;
+        let p = setup(&mut rt, c).await;
+        rt.dispatch(t0()).await.unwrap();
+        let vote = vote_message(&rt, c, p).await;
+        let batch = || {
+            let d = |key: &str, input: Inbound| Delivery {
+                community: c,
+                source: "chat".into(),
+                dedup_key: key.into(),
+                input,
+                from: None,
             };
-            let finished = cut_after(rt.handle_batch(batch(), t0()), cut).await.is_some();
-            drop(rt);
+            let refused = Inbound::Vote { proposal: ProposalId(99), voter: account("bob"), choice: "yes".into() };
+            vec![
+                d("r-alice", reaction(&vote, "alice")),
+                d("r-alice", reaction(&vote, "alice")),
+                d("v-bob", refused),
+                d("r-bob", reaction(&vote, "bob")),
+            ]
+        };
+        let finished = cut_after(rt.handle_batch(batch(), t0()), cut).await.is_some();
+        drop(rt);
 
-            let (mut rt, c) = start(db.url(), &server).await;
-            let outcomes = rt.handle_batch(batch(), t0()).await.unwrap();
-            assert_eq!(outcomes.len(), 4);
-            assert!(matches!(outcomes[1], Ok(Handled::Duplicate)), "cut at await {cut}: {outcomes:?}");
-            assert!(outcomes[2].is_err(), "cut at await {cut}: the vote on no proposal is refused");
-            let stored = rt.store().proposal(c, p).await.unwrap().unwrap();
-            assert_eq!(stored.tally().unwrap().cast, 2, "cut at await {cut}: each ballot counted once");
-            assert_eq!(rt.engine(c).unwrap().proposal(p).unwrap().tally().unwrap().cast, 2, "memory agrees");
-            finished
-        });
-        if finished {
-            assert!(cut > 1, "the batch was never stopped midway");
-            return;
-        }
-        // Every await point on SQLite; every third on PostgreSQL, whose databases are slow to make.
-        cut += if postgres { 3 } else { 1 };
-        assert!(cut < 500, "the batch never finished");
-    }
+        let (mut rt, c) = start(url, server).await;
+        let outcomes = rt.handle_batch(batch(), t0()).await.unwrap();
+        assert_eq!(outcomes.len(), 4);
+        assert!(matches!(outcomes[1], Ok(Handled::Duplicate)), "cut at await {cut}: {outcomes:?}");
+        assert!(outcomes[2].is_err(), "cut at await {cut}: the vote on no proposal is refused");
+        let stored = rt.store().proposal(c, p).await.unwrap().unwrap();
+        assert_eq!(stored.tally().unwrap().cast, 2, "cut at await {cut}: each ballot counted once");
+        assert_eq!(rt.engine(c).unwrap().proposal(p).unwrap().tally().unwrap().cast, 2, "memory agrees");
+        finished
+    });
 }
 
 #[test]
