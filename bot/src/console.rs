@@ -58,6 +58,10 @@ struct Cursor {
     /// The last line asked for a secret (the next line is it).
     #[serde(default)]
     secret_asked: bool,
+    /// How far `/wait` had moved the clock, in milliseconds: written with the line that
+    /// moved it, so a `/wait` is never applied twice.
+    #[serde(default)]
+    offset_ms: Option<i64>,
 }
 
 pub struct Session {
@@ -137,6 +141,9 @@ impl Session {
                 session.user = cursor.user;
                 session.channel = cursor.channel;
                 session.lost_secret = cursor.secret_asked;
+                if let Some(ms) = cursor.offset_ms {
+                    session.offset = TimeDelta::milliseconds(ms);
+                }
             }
         }
         // What an earlier run recorded and did not get to perform comes first.
@@ -179,15 +186,22 @@ impl Session {
         } else {
             self.read_line(line).await?;
         }
+        self.save_cursor(&name).await?;
+        self.handled = self.line_no;
+        eprintln!("handled line {}", self.line_no);
+        Ok(())
+    }
+
+    /// Records that the named session handled the current line, as it stands now.
+    async fn save_cursor(&self, name: &str) -> Result<()> {
         let cursor = Cursor {
             line: self.line_no,
             user: self.user.clone(),
             channel: self.channel.clone(),
             secret_asked: self.pending_secret.is_some(),
+            offset_ms: Some(self.offset.num_milliseconds()),
         };
-        self.rt.store().put_setting(&Self::cursor_key(&name), &serde_json::to_string(&cursor)?).await?;
-        self.handled = self.line_no;
-        eprintln!("handled line {}", self.line_no);
+        self.rt.store().put_setting(&Self::cursor_key(name), &serde_json::to_string(&cursor)?).await?;
         Ok(())
     }
 
@@ -276,6 +290,11 @@ impl Session {
                     return Ok(());
                 };
                 self.offset = offset;
+                if let Some(name) = self.named.clone() {
+                    // The clock and the line that moved it are one write: sent again after a
+                    // crash, the line is a duplicate.
+                    self.save_cursor(&name).await?;
+                }
                 self.rt.store().put_setting(CLOCK_SETTING, &self.offset.num_milliseconds().to_string()).await?;
                 let now = self.now();
                 self.rt.fire_deadlines(now).await?;

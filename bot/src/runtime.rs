@@ -397,6 +397,12 @@ impl Runtime {
         input: StepInput<'_>,
         now: DateTime<Utc>,
     ) -> Result<Handled> {
+        // Most duplicates are dropped here, without taking the write lock a batch takes.
+        if self.store.seen(input.source, input.dedup_key).await? {
+            tracing::debug!(source = input.source, dedup_key = input.dedup_key, "duplicate input dropped");
+            metrics::input_duplicate(input.source);
+            return Ok(Handled::Duplicate);
+        }
         let batch = self.store.begin_batch().await?;
         let mut reload = false;
         let source = input.source;
@@ -413,15 +419,16 @@ impl Runtime {
             // is kept.
             Err(e) if e.downcast_ref::<GovError>().is_some() => {
                 batch.commit().await?;
-                Err(self.closed_or(community, e).await?)
+                Err(self.closed_or(community, e).await)
             }
             other => {
-                batch.rollback().await?;
+                let rolled_back = batch.rollback().await;
+                if reload || rolled_back.is_err() {
+                    self.load(community).await.context("reloading after a failed write")?;
+                }
+                rolled_back?;
                 if matches!(other, Ok(Handled::Duplicate)) {
                     metrics::input_duplicate(source);
-                }
-                if reload {
-                    self.load(community).await.context("reloading after a failed write")?;
                 }
                 other
             }
@@ -484,7 +491,7 @@ impl Runtime {
         let mut said = Vec::with_capacity(outcomes.len());
         for (outcome, community) in outcomes {
             said.push(match outcome {
-                Err(e) => Err(self.closed_or(community, e).await?),
+                Err(e) => Err(self.closed_or(community, e).await),
                 ok => ok,
             });
         }
@@ -494,15 +501,16 @@ impl Runtime {
     /// A refusal as members should read it: a proposal the engine no longer holds in memory
     /// but the store knows was closed, not unknown.
     ///
-    /// # Errors
-    /// When the store fails.
-    async fn closed_or(&self, community: CommunityId, e: anyhow::Error) -> Result<anyhow::Error> {
-        if let Some(GovError::UnknownProposal(id)) = e.downcast_ref::<GovError>()
-            && self.store.proposal(community, *id).await?.is_some()
-        {
-            return Ok(GovError::Closed(*id).into());
+    /// When the store cannot tell, the refusal stays as it was.
+    async fn closed_or(&self, community: CommunityId, e: anyhow::Error) -> anyhow::Error {
+        if let Some(GovError::UnknownProposal(id)) = e.downcast_ref::<GovError>() {
+            match self.store.proposal(community, *id).await {
+                Ok(Some(_)) => return GovError::Closed(*id).into(),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "cannot tell whether proposal {id} was closed"),
+            }
         }
-        Ok(e)
+        e
     }
 
     /// Steps one input and records it inside `batch`. Sets `reload` when memory ran ahead

@@ -10,7 +10,7 @@ use polity::runtime::{Runtime, request};
 use polity::store::Store;
 use polity_governance::action::{Action, ActionType, PROPOSE};
 use polity_governance::ids::{AccountRef, CommunityId, Place};
-use polity_governance::io::Inbound;
+use polity_governance::io::{Effect, Inbound};
 use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,8 @@ use support::TestDb;
 struct Scripted {
     answers: Mutex<VecDeque<PlatformError>>,
     calls: Mutex<u32>,
+    /// What was performed, in order.
+    done: Mutex<Vec<Effect>>,
 }
 
 impl Platform for Scripted {
@@ -31,13 +33,19 @@ impl Platform for Scripted {
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
     }
-    fn perform<'a>(&'a self, _: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
         Box::pin(async move {
             *self.calls.lock().unwrap() += 1;
-            match self.answers.lock().unwrap().pop_front() {
-                Some(e) => Err(e),
-                None => Ok(Performed::default()),
+            if let Some(e) = self.answers.lock().unwrap().pop_front() {
+                return Err(e);
             }
+            if let Effect::EditVote { .. } = r.effect {
+                assert!(!r.vote_messages.is_empty(), "an edit with no message to edit");
+            }
+            self.done.lock().unwrap().push(r.effect.clone());
+            let message = matches!(r.effect, Effect::PostVote { .. })
+                .then(|| polity_governance::ids::MessageRef::new("chat", "#g", format!("m{}", r.key)));
+            Ok(Performed { message })
         })
     }
 }
@@ -51,7 +59,8 @@ async fn with_one_effect(db: &TestDb, answers: Vec<PlatformError>) -> (Runtime, 
     let store = Store::connect(db.url()).await.unwrap();
     store.migrate().await.unwrap();
     let mut rt = Runtime::open(store).await.unwrap();
-    let platform = Arc::new(Scripted { answers: Mutex::new(answers.into()), calls: Mutex::new(0) });
+    let platform =
+        Arc::new(Scripted { answers: Mutex::new(answers.into()), calls: Mutex::new(0), done: Mutex::new(Vec::new()) });
     rt.add_platform(platform.clone());
     let admin = AccountRef::new("chat", "admin");
     let c: CommunityId = rt.ensure_community("d", "admin", admin.clone()).await.unwrap();
@@ -136,4 +145,35 @@ async fn a_request_that_never_ends_times_out_and_is_retried_with_backoff() {
     assert_eq!(rt.store().pending_effects().await.unwrap(), 1);
     assert_eq!(rt.next_wake().await.unwrap(), Some(t0() + TimeDelta::seconds(2)));
     assert!(rt.store().failed_effects().await.unwrap().is_empty());
+}
+
+/// A vote decided while its message waits out a rate limit: the closing edit waits for the
+/// message instead of being dropped, and reaches it once it is posted.
+#[tokio::test]
+async fn a_vote_decided_before_its_message_is_posted_still_gets_its_closing_edit() {
+    let db = TestDb::sqlite("decided_before_posted");
+    let limited = PlatformError::RateLimited { retry_after: Some(Duration::from_secs(30)) };
+    let (mut rt, p) = with_one_effect(&db, vec![limited]).await;
+    rt.dispatch(t0()).await.unwrap();
+    assert!(p.done.lock().unwrap().is_empty(), "the vote message waits for its 30 s");
+    let c = CommunityId(1);
+    let vote = Inbound::Vote {
+        proposal: polity_governance::ProposalId(1),
+        voter: AccountRef::new("chat", "admin"),
+        choice: "yes".into(),
+    };
+    rt.handle(c, "chat", "v", vote, t0() + TimeDelta::seconds(1), false).await.unwrap();
+    rt.dispatch(t0() + TimeDelta::seconds(1)).await.unwrap();
+    assert!(p.done.lock().unwrap().is_empty(), "the edit and the announcement wait behind the post");
+    rt.dispatch(t0() + TimeDelta::seconds(31)).await.unwrap();
+    let done = p.done.lock().unwrap().clone();
+    assert!(matches!(done[0], Effect::PostVote { .. }), "{done:#?}");
+    assert!(
+        matches!(done[1], Effect::EditVote { closed: true, .. })
+            || matches!(done[2], Effect::EditVote { closed: true, .. }),
+        "{done:#?}"
+    );
+    assert!(done.iter().any(|e| matches!(e, Effect::Post { text, .. } if text.contains("passed"))), "{done:#?}");
+    assert_eq!(rt.store().vote_messages(c, polity_governance::ProposalId(1)).await.unwrap().len(), 1);
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
 }

@@ -28,6 +28,8 @@ use tokio::task::JoinSet;
 /// The longest an effect waits between attempts, and how many attempts it gets.
 const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(10);
 const MAX_ATTEMPTS: i32 = 12;
+/// The longest a platform's Retry-After is waited out.
+const MAX_RETRY_AFTER: TimeDelta = TimeDelta::hours(1);
 
 /// How long one platform request may take before it counts as a transient failure.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -151,11 +153,15 @@ impl Runtime {
             let due = self.store.due_effects_after(now, after, PAGE).await?;
             let Some(last) = due.last() else { return Ok(started) };
             after = last.id;
+            let more = due.len() as u64 == PAGE;
             for row in due {
                 if self.flight.running.contains(&row.id) {
                     continue;
                 }
                 started += usize::from(self.start(row, now).await?);
+            }
+            if !more {
+                return Ok(started);
             }
         }
     }
@@ -179,7 +185,7 @@ impl Runtime {
             return Ok(false);
         }
         if let Effect::EditVote { proposal, .. } = &row.effect
-            && !self.edit_now(&row, *proposal, now).await?
+            && !self.edit_now(&row, *proposal, messages.is_empty(), now).await?
         {
             return Ok(false);
         }
@@ -191,7 +197,9 @@ impl Runtime {
                 "the {} connection of this community is not up yet",
                 effect_platform(&row.effect)
             ));
-            self.after_failure(row.id, row.attempts + 1, e, now).await?;
+            if let Some(at) = self.after_failure(row.id, row.attempts + 1, e, now).await? {
+                self.flight.parked.insert(lane, at);
+            }
             return Ok(false);
         }
         if targets.is_empty() {
@@ -277,7 +285,7 @@ impl Runtime {
         let input = StepInput {
             source: "polity",
             dedup_key: &key,
-            input: Inbound::VoteMessagePosted { proposal, message },
+            input: Inbound::VoteMessagePosted { proposal, message: message.clone() },
             community_changed: false,
             staged: Vec::new(),
             finishes: Some((row.id, result.clone())),
@@ -288,8 +296,11 @@ impl Runtime {
             // decided meanwhile): the post is done either way.
             Ok(Handled::Duplicate) => self.store.finish_effect(row.id, &result, now).await.map_err(Into::into),
             Err(e) if e.downcast_ref::<GovError>().is_some() => {
-                tracing::warn!(effect = row.id, "a vote message's link was refused: {e}");
-                self.store.finish_effect(row.id, &result, now).await.map_err(Into::into)
+                // Decided while its message was on its way (and so no longer in memory): the
+                // message is linked in the store, so the closing edit waiting for it finds it.
+                tracing::info!(effect = row.id, "a vote message posted after its proposal closed: {e}");
+                self.store.link_closed_vote_message(row.community, proposal, &message, row.id, &result, now).await?;
+                Ok(())
             }
             Err(e) => Err(e),
         }
@@ -298,11 +309,29 @@ impl Runtime {
     /// Whether a due tally edit goes out now. An edit that a newer one of the same proposal
     /// supersedes is dropped (recorded as done); one that comes sooner than the edit interval
     /// after the last is put off until then.
-    async fn edit_now(&mut self, row: &OutboxRow, proposal: ProposalId, now: DateTime<Utc>) -> Result<bool> {
+    async fn edit_now(
+        &mut self,
+        row: &OutboxRow,
+        proposal: ProposalId,
+        unposted: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let outstanding = self.store.outstanding_effects(row.community, Some(proposal)).await?;
+        if unposted && outstanding.iter().any(|r| matches!(r.effect, Effect::PostVote { .. })) {
+            // Its vote message is still on its way (queued in its channel, or waiting for a
+            // retry): the edit waits for it, and the post's end wakes the loop.
+            return Ok(false);
+        }
         if let Some(newer) = outstanding.iter().find(|r| r.id > row.id && matches!(r.effect, Effect::EditVote { .. })) {
             self.store.finish_effect(row.id, &serde_json::json!({ "superseded_by": newer.id }), now).await?;
             return Ok(false);
+        }
+        // Older edits still waiting (put off by pacing) are superseded by this one now, so a
+        // proposal never has more than one edit waiting.
+        for older in outstanding.iter().filter(|r| {
+            r.id < row.id && matches!(r.effect, Effect::EditVote { .. }) && !self.flight.running.contains(&r.id)
+        }) {
+            self.store.finish_effect(older.id, &serde_json::json!({ "superseded_by": row.id }), now).await?;
         }
         if let Some(at) = self.edits.next_allowed(row.community, proposal)
             && at > now
@@ -371,9 +400,10 @@ impl Runtime {
                 Ok(None)
             }
             PlatformError::RateLimited { retry_after } => {
+                // A platform's word is capped: a lane is never parked for longer than an hour.
                 let wait = retry_after
                     .and_then(|d| TimeDelta::from_std(d).ok())
-                    .map_or(backoff, |d| d.max(TimeDelta::milliseconds(1)));
+                    .map_or(backoff, |d| d.clamp(TimeDelta::milliseconds(1), MAX_RETRY_AFTER));
                 tracing::warn!(effect = id, wait_ms = wait.num_milliseconds(), "rate limited; retrying");
                 self.store.retry_effect(id, now + wait, &e.to_string(), now).await?;
                 Ok(Some(now + wait))

@@ -528,6 +528,49 @@ impl Store {
         Ok(rows.iter().map(codec::message_ref).collect())
     }
 
+    /// Links a vote message to a proposal decided while the message was on its way, and marks
+    /// its post done, in one transaction (the engine no longer holds the proposal).
+    ///
+    /// # Errors
+    /// A database error; nothing is written then.
+    pub async fn link_closed_vote_message(
+        &self,
+        id: CommunityId,
+        p: ProposalId,
+        message: &MessageRef,
+        effect: i64,
+        result: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let txn = self.begin().await?;
+        vote_messages::Entity::insert(vote_messages::ActiveModel {
+            community_id: Set(id.0),
+            proposal_id: Set(p.0),
+            platform: Set(message.platform.0.clone()),
+            channel: Set(message.channel.clone()),
+            message: Set(message.message.clone()),
+            posted_at: Set(ts(now)),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([
+                vote_messages::Column::CommunityId,
+                vote_messages::Column::Platform,
+                vote_messages::Column::Channel,
+                vote_messages::Column::Message,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        let update =
+            EffectUpdate { to: status::DONE, error: None, result: Some(to_json(result, "effect result")?), next: None };
+        set_effect(&txn, effect, update, now).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     // ----- the step -----
 
     /// Whether an input with this source and dedup key was recorded.
