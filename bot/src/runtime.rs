@@ -191,6 +191,11 @@ impl Runtime {
         self.engines.get(&id)
     }
 
+    /// How many proposals are open, in every community.
+    pub fn open_proposals(&self) -> usize {
+        self.engines.values().map(|e| e.proposals().filter(|p| p.state.is_open()).count()).sum()
+    }
+
     /// The state and policy of a proposal still in memory (open, or decided in the last step).
     pub fn proposal_state(
         &self,

@@ -113,6 +113,7 @@ pub async fn serve(
     loop {
         let now = clock.now();
         rt.fire_deadlines(now).await?;
+        crate::metrics::open_proposals(rt.open_proposals());
         // Effects run on tasks of their own: the loop only starts them and records their ends.
         rt.start_due(now).await?;
         if inputs.is_empty() {
