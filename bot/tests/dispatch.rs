@@ -177,3 +177,32 @@ async fn a_vote_decided_before_its_message_is_posted_still_gets_its_closing_edit
     assert_eq!(rt.store().vote_messages(c, polity_governance::ProposalId(1)).await.unwrap().len(), 1);
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
 }
+
+/// A rate-limited vote message keeps its place in its channel across a restart: the
+/// announcement decided meanwhile does not go out before it.
+#[tokio::test]
+async fn a_lane_waiting_for_a_retry_stays_parked_across_a_restart() {
+    let db = TestDb::sqlite("parked_restart");
+    let limited = PlatformError::RateLimited { retry_after: Some(Duration::from_secs(30)) };
+    let (mut rt, _) = with_one_effect(&db, vec![limited]).await;
+    rt.dispatch(t0()).await.unwrap();
+    drop(rt);
+
+    let store = Store::connect(db.url()).await.unwrap();
+    let mut rt = Runtime::open(store).await.unwrap();
+    let platform =
+        Arc::new(Scripted { answers: Mutex::new(VecDeque::new()), calls: Mutex::new(0), done: Mutex::new(Vec::new()) });
+    rt.add_platform(platform.clone());
+    let vote = Inbound::Vote {
+        proposal: polity_governance::ProposalId(1),
+        voter: AccountRef::new("chat", "admin"),
+        choice: "yes".into(),
+    };
+    rt.handle(CommunityId(1), "chat", "v", vote, t0() + TimeDelta::seconds(1), false).await.unwrap();
+    rt.dispatch(t0() + TimeDelta::seconds(1)).await.unwrap();
+    assert!(platform.done.lock().unwrap().is_empty(), "the announcement waits behind the vote message");
+    rt.dispatch(t0() + TimeDelta::seconds(31)).await.unwrap();
+    let done = platform.done.lock().unwrap().clone();
+    assert!(matches!(done[0], Effect::PostVote { .. }), "{done:#?}");
+    assert!(done.iter().any(|e| matches!(e, Effect::Post { text, .. } if text.contains("passed"))), "{done:#?}");
+}

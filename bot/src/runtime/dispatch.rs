@@ -145,6 +145,9 @@ impl Runtime {
     /// When the store fails.
     pub async fn start_due(&mut self, now: DateTime<Utc>) -> Result<usize> {
         self.edits.forget_before(now);
+        if self.flight.looked.is_none() {
+            self.restore_parked(now).await?;
+        }
         self.flight.parked.retain(|_, until| *until > now);
         self.flight.looked = Some(now);
         let mut started = 0;
@@ -164,6 +167,21 @@ impl Runtime {
                 return Ok(started);
             }
         }
+    }
+
+    /// Parks again the lanes whose effect waits for a retry, as an earlier process left them,
+    /// so nothing newer overtakes it after a restart.
+    async fn restore_parked(&mut self, now: DateTime<Utc>) -> Result<()> {
+        for (row, at) in self.store.retrying_effects(now).await? {
+            let messages = match proposal_of(&row.effect) {
+                Some(p) => self.store.vote_messages(row.community, p).await?,
+                None => Vec::new(),
+            };
+            let targets = self.targets(row.community, &row.effect, &messages);
+            let lane = lane(row.community, &row.effect, &messages, &targets);
+            self.flight.parked.entry(lane).or_insert(at);
+        }
+        Ok(())
     }
 
     /// Starts one due effect, unless its lane is busy or parked, or it is not to go out now.

@@ -673,6 +673,26 @@ impl Store {
         rows.into_iter().map(outbox_row).collect()
     }
 
+    /// Effects that failed before and wait for their retry after `now`, oldest first.
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn retrying_effects(&self, now: DateTime<Utc>) -> Result<Vec<(OutboxRow, DateTime<Utc>)>, StoreError> {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::Status.eq(status::PENDING))
+            .filter(outbox::Column::NextAttemptAt.gt(ts(now)))
+            .filter(outbox::Column::Attempts.gt(0))
+            .order_by_asc(outbox::Column::Id)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let at = r.next_attempt_at;
+                outbox_row(r).map(|row| (row, at))
+            })
+            .collect()
+    }
+
     /// When the first pending effect due after `after` is due.
     ///
     /// # Errors
