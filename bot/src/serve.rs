@@ -113,10 +113,11 @@ pub async fn serve(
     loop {
         let now = clock.now();
         rt.fire_deadlines(now).await?;
-        crate::metrics::open_proposals(rt.open_proposals());
         // Effects run on tasks of their own: the loop only starts them and records their ends.
         rt.start_due(now).await?;
         if inputs.is_empty() {
+            // Counted when the loop is idle, not for every input.
+            crate::metrics::open_proposals(rt.open_proposals());
             rt.reconcile_due(now).await?;
             rt.start_due(now).await?;
         }

@@ -543,27 +543,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let txn = self.begin().await?;
-        vote_messages::Entity::insert(vote_messages::ActiveModel {
-            community_id: Set(id.0),
-            proposal_id: Set(p.0),
-            platform: Set(message.platform.0.clone()),
-            channel: Set(message.channel.clone()),
-            message: Set(message.message.clone()),
-            posted_at: Set(ts(now)),
-            ..Default::default()
-        })
-        .on_conflict(
-            OnConflict::columns([
-                vote_messages::Column::CommunityId,
-                vote_messages::Column::Platform,
-                vote_messages::Column::Channel,
-                vote_messages::Column::Message,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
+        step::link_vote_message(&txn, id.0, p, message, ts(now)).await?;
         let update =
             EffectUpdate { to: status::DONE, error: None, result: Some(to_json(result, "effect result")?), next: None };
         set_effect(&txn, effect, update, now).await?;

@@ -4,8 +4,8 @@ use super::codec::{BallotColumns, proposal_row, to_json, ts};
 use super::entities::{audit_log, ballots, inbox, outbox, policies, proposals, scheduled_jobs, vote_messages};
 use super::{DEADLINE, Recorded, StepRecord, StoreError, community, effect_proposal, status};
 use chrono::{DateTime, Utc};
-use polity_governance::Proposal;
 use polity_governance::policy::CompiledPolicy;
+use polity_governance::{MessageRef, Proposal, ProposalId};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
@@ -234,27 +234,7 @@ async fn write_proposal<C: ConnectionTrait>(
     // Vote messages: the ones not stored yet, in order.
     if let Some(v) = &p.vote {
         for m in &v.messages {
-            vote_messages::Entity::insert(vote_messages::ActiveModel {
-                community_id: Set(cid),
-                proposal_id: Set(p.id.0),
-                platform: Set(m.platform.0.clone()),
-                channel: Set(m.channel.clone()),
-                message: Set(m.message.clone()),
-                posted_at: Set(now),
-                ..Default::default()
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    vote_messages::Column::CommunityId,
-                    vote_messages::Column::Platform,
-                    vote_messages::Column::Channel,
-                    vote_messages::Column::Message,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+            link_vote_message(db, cid, p.id, m, now).await?;
         }
     }
 
@@ -288,5 +268,37 @@ async fn write_proposal<C: ConnectionTrait>(
             job.exec(db).await?;
         }
     }
+    Ok(())
+}
+
+/// Links a vote message to its proposal, once (a message already linked is left as it is).
+pub(crate) async fn link_vote_message<C: ConnectionTrait>(
+    db: &C,
+    cid: i64,
+    proposal: ProposalId,
+    m: &MessageRef,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), StoreError> {
+    vote_messages::Entity::insert(vote_messages::ActiveModel {
+        community_id: Set(cid),
+        proposal_id: Set(proposal.0),
+        platform: Set(m.platform.0.clone()),
+        channel: Set(m.channel.clone()),
+        message: Set(m.message.clone()),
+        posted_at: Set(now),
+        ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::columns([
+            vote_messages::Column::CommunityId,
+            vote_messages::Column::Platform,
+            vote_messages::Column::Channel,
+            vote_messages::Column::Message,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
     Ok(())
 }
