@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -23,9 +24,11 @@ pub struct Config {
     pub database_url: String,
     /// Base64 of 32 bytes; encrypts stored secrets (tokens, API keys, webhook secrets).
     pub secret_key: Option<String>,
-    /// The Discord bot, if Polity runs one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub discord: Option<DiscordConfig>,
+    /// Polity's own bots: `[platforms.NAME]`, each read by its platform's adapter (unknown
+    /// keys refused there), with `POLITY_{NAME}_{KEY}` overriding the keys the adapter allows.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub platforms: BTreeMap<String, serde_json::Value>,
+
     /// The HTTP server (health, metrics, webhooks), when `[http]` or `POLITY_HTTP_LISTEN`
     /// says something about it. `polity run` serves it on [`DEFAULT_HTTP_LISTEN`] otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,29 +55,9 @@ impl Default for HttpConfig {
     }
 }
 
-/// `[discord]`: the bot's token (or `POLITY_DISCORD_TOKEN`), and where Discord is.
-#[derive(Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiscordConfig {
-    pub token: String,
-    /// Discord's API (the default); a proxy or a test server otherwise.
-    #[serde(default = "discord_url")]
-    pub base_url: String,
-}
-
-fn discord_url() -> String {
-    polity_discord::DISCORD_URL.to_string()
-}
-
-impl fmt::Debug for DiscordConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DiscordConfig").field("token", &"[redacted]").field("base_url", &self.base_url).finish()
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
-        Self { database_url: DEFAULT_DATABASE_URL.into(), secret_key: None, discord: None, http: None }
+        Self { database_url: DEFAULT_DATABASE_URL.into(), secret_key: None, platforms: BTreeMap::new(), http: None }
     }
 }
 
@@ -83,10 +66,20 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
             .field("secret_key", &self.secret_key.as_ref().map(|_| "[redacted]"))
-            .field("discord", &self.discord)
+            // The tables hold tokens: their names only.
+            .field("platforms", &self.platforms.keys().collect::<Vec<_>>())
             .field("http", &self.http)
             .finish()
     }
+}
+
+/// The `[platforms.NAME]` key an environment variable (`POLITY_` taken off, lower case) sets:
+/// `discord_token` is `platforms.discord.token` when Discord's adapter allows `token`.
+fn platform_key(var: &str) -> Option<String> {
+    crate::platforms::adapters().iter().map(|a| a.spec()).find_map(|spec| {
+        let key = var.strip_prefix(spec.name)?.strip_prefix('_')?;
+        spec.env.contains(&key).then(|| format!("platforms.{}.{key}", spec.name))
+    })
 }
 
 /// A database URL with any password hidden, for logs.
@@ -109,11 +102,11 @@ impl Config {
         self.http.as_ref().map_or(DEFAULT_HTTP_LISTEN, |h| h.listen)
     }
 
-    /// Whether `polity run` has anything to serve: a platform (Discord) or the HTTP server,
+    /// Whether `polity run` has anything to serve: a platform's bot or the HTTP server,
     /// which counts once it is configured (`[http]` or `POLITY_HTTP_LISTEN`), since webhook
     /// platforms need nothing else.
     pub fn has_something_to_run(&self) -> bool {
-        self.discord.is_some() || self.http.is_some()
+        !self.platforms.is_empty() || self.http.is_some()
     }
 
     /// Loads the configuration.
@@ -134,9 +127,31 @@ impl Config {
         figment = figment
             .merge(Env::prefixed("POLITY_").only(&["database_url", "secret_key"]))
             .merge(Env::raw().only(&["database_url"]))
-            .merge(Env::prefixed("POLITY_").only(&["discord_token"]).map(|_| "discord.token".into()))
+            .merge(
+                Env::prefixed("POLITY_")
+                    .filter_map(|key| platform_key(&key.as_str().to_ascii_lowercase()).map(Into::into)),
+            )
             .merge(Env::prefixed("POLITY_").only(&["http_listen"]).map(|_| "http.listen".into()));
-        figment.extract().context("reading the configuration (polity.toml and POLITY_* variables)")
+        // A bot's table where it was before every platform was hosted the same way.
+        for adapter in crate::platforms::adapters() {
+            let name = adapter.spec().name;
+            if figment.find_value(name).is_ok() {
+                anyhow::bail!("`[{name}]` is now `[platforms.{name}]` in polity.toml (with the same keys)");
+            }
+        }
+        let config: Self =
+            figment.extract().context("reading the configuration (polity.toml and POLITY_* variables)")?;
+        for (name, table) in &config.platforms {
+            let Some(adapter) = crate::platforms::adapters().into_iter().find(|a| a.spec().name == name) else {
+                let known: Vec<&str> = crate::platforms::adapters().iter().map(|a| a.spec().name).collect();
+                anyhow::bail!(
+                    "`[platforms.{name}]`: Polity has no platform named {name} (it has {})",
+                    known.join(", ")
+                );
+            };
+            adapter.check(table)?;
+        }
+        Ok(config)
     }
 }
 
@@ -148,12 +163,12 @@ mod tests {
     fn passwords_never_show() {
         assert_eq!(redact_url("postgres://u:hunter2@127.0.0.1/db"), "postgres://u:[redacted]@127.0.0.1/db");
         assert_eq!(redact_url("sqlite://polity.db?mode=rwc"), "sqlite://polity.db?mode=rwc");
-        let discord = DiscordConfig { token: "MTk4.tok3n".into(), base_url: discord_url() };
+        let discord = serde_json::json!({ "token": "MTk4.tok3n" });
         let c = Config {
             database_url: "postgres://u:hunter2@h/db".into(),
             secret_key: Some("k3y".into()),
-            discord: Some(discord),
-            http: None,
+            platforms: BTreeMap::from([("discord".to_string(), discord)]),
+            ..Config::default()
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("k3y") && !shown.contains("tok3n"), "{shown}");
@@ -169,12 +184,19 @@ mod tests {
         assert!(err.contains("databse"), "{err}");
         std::fs::write(&f, "database_url = \"sqlite::memory:\"\n").unwrap();
         assert_eq!(Config::load(Some(&f)).unwrap().database_url, "sqlite::memory:");
-        std::fs::write(&f, "[discord]\ntoken = \"t\"\nguild = 1\n").unwrap();
+        std::fs::write(&f, "[platforms.discord]\ntoken = \"t\"\nguild = 1\n").unwrap();
         let err = format!("{:#}", Config::load(Some(&f)).unwrap_err());
-        assert!(err.contains("guild"), "{err}");
+        assert!(err.contains("guild") && err.contains("[platforms.discord]"), "{err}");
+        std::fs::write(&f, "[platforms.nowhere]\ntoken = \"t\"\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&f)).unwrap_err());
+        assert!(err.contains("no platform named nowhere") && err.contains("discord"), "{err}");
         std::fs::write(&f, "[discord]\ntoken = \"t\"\n").unwrap();
-        let discord = Config::load(Some(&f)).unwrap().discord.unwrap();
-        assert_eq!((discord.token.as_str(), discord.base_url.as_str()), ("t", "https://discord.com"));
+        let err = format!("{:#}", Config::load(Some(&f)).unwrap_err());
+        assert!(err.contains("[platforms.discord]"), "{err}");
+        std::fs::write(&f, "[platforms.discord]\ntoken = \"t\"\n").unwrap();
+        let config = Config::load(Some(&f)).unwrap();
+        assert!(config.has_something_to_run());
+        assert_eq!(config.platforms["discord"], serde_json::json!({ "token": "t" }));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

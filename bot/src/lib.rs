@@ -6,7 +6,8 @@
 //! - [`runtime`]: the one path every input takes, and the dispatcher that performs effects.
 //! - [`ports`]: the runtime as the commands' ports (the commands live in `polity-commands`).
 //! - [`serve`]: the loop behind `polity run`.
-//! - [`discord`]: Polity's Discord bot in that loop; [`run`]: `polity run`.
+//! - [`platforms`]: the platforms this build serves (the one file that names them);
+//!   [`spaces`]: every connection's spaces governed the same way; [`run`]: `polity run`.
 //! - [`http`]: the HTTP server beside it: health, metrics, webhooks; [`metrics`]: what is
 //!   counted.
 //! - [`console`]: `polity console`.
@@ -14,14 +15,16 @@
 //! - [`policy_cli`]: `polity policy check`.
 
 pub mod config;
+pub mod connections;
 pub mod console;
-pub mod discord;
 pub mod export;
 pub mod http;
 pub mod metrics;
+pub mod platforms;
 pub mod policy_cli;
 pub mod ports;
 pub mod run;
 pub mod runtime;
 pub mod serve;
+pub mod spaces;
 pub mod store;

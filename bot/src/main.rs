@@ -4,11 +4,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use polity::config::{Config, redact_url};
 use polity::http::Webhooks;
-use polity::run::{Host, HttpHost, Pacing, run_host};
+use polity::run::{Bot, Host, HttpHost, Pacing, run_host};
 use polity::serve::SystemClock;
 use polity::store::Store;
 use polity::{console, export, policy_cli};
-use polity_discord::GatewayConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -134,12 +133,26 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
             init_tracing("info");
             let config = Config::load(cli.config.as_deref())?;
             if !config.has_something_to_run() {
+                let bots: Vec<String> = polity::platforms::adapters()
+                    .iter()
+                    .map(|a| a.spec())
+                    .filter_map(|s| {
+                        s.env.first().map(|key| {
+                            format!(
+                                "`[platforms.{}]` with `{key} = \"...\"` (or POLITY_{}_{})",
+                                s.name,
+                                s.name.to_uppercase(),
+                                key.to_uppercase()
+                            )
+                        })
+                    })
+                    .collect();
                 eprintln!(
                     "Nothing is configured, so there is nothing to run.\n\
-                     Put the Discord bot's token in polity.toml (`[discord]` with `token = \"...\"`) or in \
-                     POLITY_DISCORD_TOKEN; for webhook platforms alone, say where the HTTP server listens \
-                     (`[http]` with `listen = \"127.0.0.1:8080\"`, or POLITY_HTTP_LISTEN). Or try Polity \
-                     locally with `polity console`."
+                     Configure a bot in polity.toml: {}; for webhook platforms alone, say where the HTTP \
+                     server listens (`[http]` with `listen = \"127.0.0.1:8080\"`, or POLITY_HTTP_LISTEN). Or try \
+                     Polity locally with `polity console`.",
+                    bots.join(", ")
                 );
                 return Ok(ExitCode::FAILURE);
             }
@@ -153,11 +166,17 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
             })?;
             let bound = listener.local_addr().context("reading the HTTP server's address")?;
             println!("Serving HTTP on http://{bound}: /healthz, /metrics and /hooks/PLATFORM/COMMUNITY.CONNECTION.");
-            let discord = config
-                .discord
-                .as_ref()
-                .map(|d| GatewayConfig::new(polity::discord::CONNECTION, d.token.clone(), d.base_url.clone()));
-            let host = Host { discord, http: Some(HttpHost { listener, webhooks: Webhooks::new() }) };
+            let mut bots = Vec::new();
+            let mut webhooks = Webhooks::new();
+            for adapter in polity::platforms::adapters() {
+                if let Some(hooks) = adapter.webhooks() {
+                    webhooks.register(hooks);
+                }
+                if let Some(table) = config.platforms.get(adapter.spec().name) {
+                    bots.push(Bot::new(adapter, table.clone()));
+                }
+            }
+            let host = Host { bots, http: Some(HttpHost { listener, webhooks }), ..Host::default() };
             let (notices, mut heard) = tokio::sync::mpsc::unbounded_channel();
             let printer = tokio::spawn(async move {
                 while let Some(notice) = heard.recv().await {

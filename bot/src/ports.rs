@@ -13,7 +13,7 @@ use polity_governance::community::Community;
 use polity_governance::ids::{AccountRef, MemberId};
 use polity_governance::ids::{CommunityId, ProposalId};
 use polity_governance::io::{Audit, Inbound};
-use polity_governance::platform::BoxFuture;
+use polity_governance::platform::{BoxFuture, PlatformSpec};
 use polity_governance::policy::CompiledPolicy;
 use polity_governance::proposal::Proposal;
 use std::sync::Arc;
@@ -253,22 +253,16 @@ impl Ports for CommunityPorts<'_> {
 
     fn test_connection<'b>(&'b self, name: &'b str) -> BoxFuture<'b, Result<String, PortError>> {
         Box::pin(async move {
-            let all = self.rt.store().connections(self.community).await.map_err(internal)?;
-            let Some(c) = all.into_iter().find(|c| c.name == name) else {
-                return Ok(format!("There is no connection named {name}."));
-            };
-            if c.config.get("enabled").and_then(serde_json::Value::as_bool) == Some(false) {
-                return Ok(format!("{name} waits for its proposal to pass before Polity uses it."));
+            match crate::connections::prepare_test(self.rt, self.community, name).await {
+                Ok(Ok(test)) => Ok(test.run().await),
+                Ok(Err(why)) => Ok(why),
+                Err(e) => Err(internal(format!("{e:#}"))),
             }
-            Ok(if self.rt.has_platform(self.community, name) {
-                format!("{name} ({}) is connected and answering.", c.platform)
-            } else {
-                format!(
-                    "{name} ({}) is stored and enabled, but this build of Polity has no {} adapter yet, so it cannot reach it.",
-                    c.platform, c.platform
-                )
-            })
         })
+    }
+
+    fn platforms(&self) -> Vec<PlatformSpec> {
+        self.rt.registry().specs()
     }
 
     fn export(&self, csv: bool) -> BoxFuture<'_, Result<String, PortError>> {

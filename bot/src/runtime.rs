@@ -14,6 +14,7 @@ mod dispatch;
 pub use dispatch::{DEFAULT_TIMEOUT, Finished};
 
 use crate::metrics;
+use crate::platforms::Registry;
 use crate::store::{Batch, ConnectionChange, InboxEntry, Recorded, StepRecord, Store};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -65,6 +66,19 @@ pub struct Runtime {
     fallback: Option<Arc<dyn Platform>>,
     /// Recent wrong link codes per account, to stop guessing.
     link_failures: HashMap<(CommunityId, AccountRef), Vec<DateTime<Utc>>>,
+    /// The platforms' adapters, and the bots running.
+    registry: Registry,
+    /// Connections enabled or removed by steps not yet committed.
+    connection_events: Vec<ConnectionEvent>,
+    /// Where committed connection changes go (the host, which starts and stops them).
+    connection_tx: Option<tokio::sync::mpsc::UnboundedSender<ConnectionEvent>>,
+}
+
+/// A platform connection a committed step enabled or removed: the host starts or stops it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    Enabled { community: CommunityId, name: String },
+    Removed { community: CommunityId, name: String },
 }
 
 impl Runtime {
@@ -87,6 +101,9 @@ impl Runtime {
             awaited: std::collections::HashSet::new(),
             fallback: None,
             link_failures: HashMap::new(),
+            registry: Registry::default(),
+            connection_events: Vec::new(),
+            connection_tx: None,
         };
         for (id, _) in rt.store.communities().await? {
             rt.load(id).await?;
@@ -96,6 +113,42 @@ impl Runtime {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The platforms' adapters, and the bots running.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The platforms' adapters, to register one or record a running bot.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Sends every connection change a committed step makes to `tx`.
+    pub fn on_connection_change(&mut self, tx: tokio::sync::mpsc::UnboundedSender<ConnectionEvent>) {
+        self.connection_tx = Some(tx);
+    }
+
+    /// The connection changes of what was just committed go to the host; those of what was
+    /// not are forgotten.
+    fn connection_changes_settled(&mut self, committed: bool) {
+        let events = std::mem::take(&mut self.connection_events);
+        if !committed {
+            return;
+        }
+        if let Some(tx) = &self.connection_tx {
+            for event in events {
+                if tx.send(event).is_err() {
+                    tracing::debug!("a connection change came after the host stopped listening");
+                }
+            }
+        }
+    }
+
+    /// Stops using a community's connection (it was removed, or stopped).
+    pub fn remove_community_platform(&mut self, community: CommunityId, name: &str) {
+        self.community_platforms.remove(&(community, name.to_string()));
     }
 
     /// Lets `platform` perform effects for platforms that have no connection.
@@ -414,9 +467,11 @@ impl Runtime {
         match self.step_in(&batch, community, input, now, &mut reload).await {
             Ok(Handled::Done(step)) => {
                 if let Err(e) = batch.commit().await {
+                    self.connection_changes_settled(false);
                     self.load(community).await.context("reloading after a failed write")?;
                     return Err(e.into());
                 }
+                self.connection_changes_settled(true);
                 metrics::input_handled(source);
                 Ok(Handled::Done(step))
             }
@@ -427,6 +482,7 @@ impl Runtime {
                 Err(self.closed_or(community, e).await)
             }
             other => {
+                self.connection_changes_settled(false);
                 let rolled_back = batch.rollback().await;
                 if reload || rolled_back.is_err() {
                     self.load(community).await.context("reloading after a failed write")?;
@@ -471,6 +527,7 @@ impl Runtime {
                 Err(e) if e.downcast_ref::<GovError>().is_none() => {
                     // The store failed: nothing of the batch is kept, in the store or here.
                     drop(batch);
+                    self.connection_changes_settled(false);
                     for c in touched {
                         self.load(c).await.context("reloading after a failed write")?;
                     }
@@ -487,6 +544,7 @@ impl Runtime {
             }
         }
         let committed = batch.commit().await;
+        self.connection_changes_settled(committed.is_ok());
         if committed.is_err() || reload {
             for c in &touched {
                 self.load(*c).await.context("reloading after a failed write")?;
@@ -612,6 +670,15 @@ impl Runtime {
             .filter_map(|id| engine.policies().iter().find(|p| p.id == *id))
             .map(|p| &**p)
             .collect();
+        let connection_events: Vec<ConnectionEvent> = changes
+            .connections
+            .iter()
+            .filter_map(|c| match c {
+                ConnectionChange::Enable(name) => Some(ConnectionEvent::Enabled { community, name: name.clone() }),
+                ConnectionChange::Remove(name) => Some(ConnectionEvent::Removed { community, name: name.clone() }),
+                ConnectionChange::Stage { .. } => None,
+            })
+            .collect();
         let rec = StepRecord {
             inbox: Some(InboxEntry { source: source.into(), dedup_key: dedup_key.into(), payload }),
             proposals,
@@ -626,6 +693,7 @@ impl Runtime {
         };
         match self.store.record_in(batch, &rec).await {
             Ok(Recorded::Done { .. }) => {
+                self.connection_events.extend(connection_events);
                 if step.audit.iter().any(|a| matches!(a, Audit::Decided { .. })) {
                     metrics::decision_latency(received.elapsed());
                 }
@@ -939,7 +1007,7 @@ pub fn polity_actions() -> Vec<ActionInfo> {
             "polity.integration_add",
             Change,
             "connect a platform (its secret was given privately and waits, encrypted)",
-            &[("name", "the connection"), ("platform", "discord, slack, ...")],
+            &[("name", "the connection"), ("platform", "the platform")],
         ),
         ActionInfo::new("polity.integration_remove", Change, "disconnect a platform", &[("name", "the connection")]),
     ]

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use polity::ports::CommunityPorts;
 use polity::runtime::{Handled, Runtime};
@@ -116,6 +118,7 @@ impl Env {
         let store = Store::connect("sqlite::memory:").await.unwrap().with_secret_key(secret_key);
         store.migrate().await.unwrap();
         let mut rt = Runtime::open(store).await.unwrap();
+        support::declare_platforms(&mut rt);
         let performed = Arc::new(Mutex::new(Vec::new()));
         rt.add_platform(Arc::new(Recorder(performed.clone())));
         let c = rt.ensure_community("test", "admin", account("admin")).await.unwrap();
@@ -1730,6 +1733,9 @@ async fn policy_dry_run_leaves_out_what_was_done_by_permission() {
 
 // ----- /integration -----
 
+/// Where nothing listens (the discard port on this machine): a platform that cannot be reached.
+const NOWHERE: &str = "http://127.0.0.1:9";
+
 const NO_CONNECTION: &str = "No platform is connected: `/integration add PLATFORM NAME` connects one.";
 
 /// Runs `/integration add` as `who`: it must only ask for the secret, changing nothing yet.
@@ -1791,10 +1797,10 @@ async fn integration_add_list_test_and_remove_keep_the_secret_secret() {
     env.mistake("alice", "/integration list", NO_CONNECTION).await;
 
     let prompt =
-        ask_secret(&mut env, "admin", "/integration add Discord main guild=123 base_url=https://discord.com").await;
+        ask_secret(&mut env, "admin", &format!("/integration add Discord main guild=123 base_url={NOWHERE}")).await;
     let mut config = serde_json::Map::new();
     config.insert("guild".into(), "123".into());
-    config.insert("base_url".into(), "https://discord.com".into());
+    config.insert("base_url".into(), NOWHERE.into());
     assert_eq!(
         prompt,
         SecretPrompt { platform: "discord".into(), name: "main".into(), config, label: "the bot token".into() }
@@ -1807,10 +1813,11 @@ async fn integration_add_list_test_and_remove_keep_the_secret_secret() {
     let list = env.refused("alice", "/integration list").await;
     assert_eq!(list, "main — discord, enabled, secret stored");
     replies.push(list);
+    // The test is a real call, to where the connection says Discord is: nothing answers.
     let test = env.refused("alice", "/integration test main").await;
-    assert_eq!(
-        test,
-        "main (discord) is stored and enabled, but this build of Polity has no discord adapter yet, so it cannot reach it."
+    assert!(
+        test.starts_with("main (discord) failed its test: the platform could not be reached: temporary failure: GET /api/v10/users/@me:"),
+        "{test}"
     );
     replies.push(test);
 
@@ -1821,10 +1828,7 @@ async fn integration_add_list_test_and_remove_keep_the_secret_secret() {
     let secret = env.rt.store().connection_secret(env.c, "main").await.unwrap().unwrap();
     assert_eq!(secret.expose(), SECRET);
     let connection = &env.rt.store().connections(env.c).await.unwrap()[0];
-    assert_eq!(
-        connection.config,
-        serde_json::json!({ "guild": "123", "base_url": "https://discord.com", "enabled": true })
-    );
+    assert_eq!(connection.config, serde_json::json!({ "guild": "123", "base_url": NOWHERE, "enabled": true }));
 
     let audit = env.run("admin", "/audit").await;
     assert_eq!(
@@ -1858,7 +1862,7 @@ async fn integration_mistakes_change_nothing() {
     env.mistake(
         "admin",
         "/integration add myspace mine",
-        "Polity does not connect to `myspace`: choose discord, slack, discourse, reddit, github, loomio, opencollective, sourcecred.",
+        "Polity does not connect to `myspace`: choose discord, slack, github, sourcecred.",
     )
     .await;
     for name in ["Main", "my.bot", "a-name-that-is-far-too-long-for-polity"] {
@@ -1878,7 +1882,7 @@ async fn integration_mistakes_change_nothing() {
     env.mistake(
         "admin",
         "/integration add discord other guild=1 colour=blue",
-        "`colour` is not a setting: use base_url, guild, workspace, collective, repository, subreddit, group.",
+        "`colour` is not a setting of Discord: use guild, base_url.",
     )
     .await;
     for bad in ["x", "guild=", "=1"] {
@@ -1949,7 +1953,7 @@ async fn integration_secrets_need_a_secret_key_but_sourcecred_needs_none() {
     assert_eq!(ciphertext(&env, "cred").await, None);
     assert_eq!(
         env.refused("alice", "/integration test cred").await,
-        "cred (sourcecred) is stored and enabled, but this build of Polity has no sourcecred adapter yet, so it cannot reach it."
+        "cred (sourcecred) failed its test: the platform could not be reached: a declared test platform has no server"
     );
 }
 
@@ -2085,7 +2089,7 @@ async fn with_polity_s_own_discord_bot_running_a_server_joins_by_invite_with_no_
     env.mistake(
         "admin",
         "/integration add discord main",
-        "Say which server joins this community: `/integration add discord main guild=SERVER_ID` (in Discord, Developer Mode → right-click the server → Copy Server ID).",
+        "Say which server joins this community: `/integration add discord main guild=ID` (in Discord, Developer Mode → right-click the server → Copy Server ID).",
     )
     .await;
     // No token is asked for (none is needed, and no secret key either); the invite is given,

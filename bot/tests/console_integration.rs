@@ -27,15 +27,16 @@ fn connections(db: &TestDb) {
         db.url(),
         Some(KEY),
         &format!(
-            "/integration add discord main guild=42\n{TOKEN}\n/integration list\n/integration test main\n\
-             /integration add discord main\n/integration add myspace x\n/integration add discord Bad!\n\
-             /integration add github gh colour=blue\n/integration add discourse forum\n\n"
+            "/integration add discord main guild=42 base_url=http://127.0.0.1:9\n{TOKEN}\n/integration list\n\
+             /integration test main\n/integration add discord main\n/integration add myspace x\n\
+             /integration add discord Bad!\n/integration add discord gh colour=blue\n/integration add discord forum guild=7\n\n"
         ),
     );
     assert!(out.contains("[only admin] Type the bot token for main where only you see it"), "{out}");
     assert!(out.contains("[only admin] main (discord) is connected."), "{out}");
     assert!(out.contains("[only admin] main — discord, enabled, secret stored"), "{out}");
-    assert!(out.contains("has no discord adapter yet, so it cannot reach it"), "{out}");
+    // The test is a real call, to where the connection says Discord is: nothing answers there.
+    assert!(out.contains("main (discord) failed its test: the platform could not be reached"), "{out}");
     assert!(out.contains("A connection named main exists already"), "{out}");
     assert!(out.contains("Polity does not connect to `myspace`"), "{out}");
     assert!(out.contains("`Bad!` is not a connection name"), "{out}");
@@ -46,11 +47,14 @@ fn connections(db: &TestDb) {
     let out = run(
         db.url(),
         Some(KEY),
-        "/kit install direct-democracy\n/as alice\n/as bob\n/integration add sourcecred cred\n/integration list\n+👍 1\n/as alice\n+👍 1\n/integration list\n",
+        &format!(
+            "/kit install direct-democracy\n/as alice\n/as bob\n/integration add discord team guild=9\n{TOKEN}\n\
+             /integration list\n+👍 1\n/as alice\n+👍 1\n/integration list\n"
+        ),
     );
-    assert!(out.contains("[only bob] Proposal #1 asks to connect sourcecred as cred"), "{out}");
-    assert!(out.contains("cred — sourcecred, waiting for its proposal to pass, no secret"), "{out}");
-    assert!(out.contains("cred — sourcecred, enabled, no secret"), "{out}");
+    assert!(out.contains("[only bob] Proposal #1 asks to connect discord as team"), "{out}");
+    assert!(out.contains("team — discord, waiting for its proposal to pass, secret stored"), "{out}");
+    assert!(out.contains("team — discord, enabled, secret stored"), "{out}");
 
     // Reopened with the wrong key, Polity refuses to start rather than lose the secrets.
     let mut wrong = Command::new(env!("CARGO_BIN_EXE_polity"));

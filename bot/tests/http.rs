@@ -464,7 +464,10 @@ async fn polity_run_with_nothing_configured_says_how_and_a_taken_address_is_a_cl
     let out = within("polity run to refuse", polity_run(&config, &dir).output()).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("[discord]") && stderr.contains("[http]") && stderr.contains("polity console"), "{stderr}");
+    assert!(
+        stderr.contains("[platforms.discord]") && stderr.contains("[http]") && stderr.contains("polity console"),
+        "{stderr}"
+    );
 
     // An address that is taken is named, with what to do.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

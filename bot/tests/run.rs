@@ -33,7 +33,7 @@ async fn polity_run_serves_discord_from_its_configuration_and_stops_cleanly() {
     std::fs::write(
         &config,
         format!(
-            "database_url = \"{}\"\n\n[discord]\ntoken = \"{TOKEN}\"\nbase_url = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            "database_url = \"{}\"\n\n[platforms.discord]\ntoken = \"{TOKEN}\"\nbase_url = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
             db.url(),
             fake.url()
         ),
@@ -117,7 +117,7 @@ async fn a_refused_token_ends_polity_run_with_a_clear_error() {
     std::fs::write(
         &config,
         format!(
-            "database_url = \"{}\"\n\n[discord]\nbase_url = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            "database_url = \"{}\"\n\n[platforms.discord]\nbase_url = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
             db.url(),
             fake.url()
         ),

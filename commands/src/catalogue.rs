@@ -175,7 +175,7 @@ pub const CATALOGUE: &[Spec] = &[
     Spec {
         path: &["link"],
         args: &[
-            req("platform", ArgKind::Word, "the platform of your other account (discord, slack, ...)"),
+            req("platform", ArgKind::Word, "the platform of your other account"),
             req("account", ArgKind::Word, "your account there"),
         ],
         help: "Link your account on another platform: shows a one-time code to type there.",
@@ -352,11 +352,7 @@ pub const CATALOGUE: &[Spec] = &[
     Spec {
         path: &["integration", "add"],
         args: &[
-            req(
-                "platform",
-                ArgKind::Word,
-                "discord, slack, discourse, reddit, github, loomio, opencollective or sourcecred",
-            ),
+            req("platform", ArgKind::Word, "the platform (`/integration add` with any other word lists them)"),
             req("name", ArgKind::Word, "a name for the connection"),
             opt("settings", ArgKind::Rest, "key=value settings, e.g. base_url=https://forum.example.org"),
         ],

@@ -14,21 +14,6 @@ use crate::ports::{Invocation, PortError, Ports, StagedConnection};
 use crate::reply::{Reply, SecretPrompt};
 use serde_json::{Map, Value};
 
-/// The platforms Polity connects to, and the secret each needs (`None`: none).
-pub const PLATFORMS: &[(&str, Option<&str>)] = &[
-    ("discord", Some("the bot token")),
-    ("slack", Some("the bot token (xoxb-...)")),
-    ("discourse", Some("the API key")),
-    ("reddit", Some("the OAuth refresh token")),
-    ("github", Some("the token")),
-    ("loomio", Some("the API key")),
-    ("opencollective", Some("the personal token")),
-    ("sourcecred", None),
-];
-
-/// Settings a connection may have.
-pub const SETTINGS: &[&str] = &["base_url", "guild", "workspace", "collective", "repository", "subreddit", "group"];
-
 /// The key of a connection's config that holds the one-time code its server confirms it with
 /// (`/integration confirm CODE`). Not a setting: only `/integration add` writes it.
 pub const JOIN_CODE: &str = "join_code";
@@ -41,10 +26,12 @@ fn valid_name(name: &str) -> bool {
 
 pub async fn add(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
     let (platform, name) = (args.text("platform").to_lowercase(), args.text("name"));
-    let Some((_, secret)) = PLATFORMS.iter().find(|(p, _)| *p == platform) else {
-        let known: Vec<&str> = PLATFORMS.iter().map(|(p, _)| *p).collect();
+    let platforms = ports.platforms();
+    let Some(spec) = platforms.iter().find(|p| p.name == platform) else {
+        let known: Vec<&str> = platforms.iter().map(|p| p.name).collect();
         return Ok(Reply::private(format!("Polity does not connect to `{platform}`: choose {}.", known.join(", "))));
     };
+    let secret = spec.secret;
     if !valid_name(name) {
         return Ok(Reply::private(format!(
             "`{name}` is not a connection name: use up to 32 lowercase letters, digits, `-` and `_`."
@@ -62,17 +49,22 @@ pub async fn add(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
         let Some((k, v)) = pair.split_once('=').filter(|(k, v)| !k.is_empty() && !v.is_empty()) else {
             return Ok(Reply::private(format!("`{pair}` is not a setting: write key=value.")));
         };
-        if !SETTINGS.contains(&k) {
-            return Ok(Reply::private(format!("`{k}` is not a setting: use {}.", SETTINGS.join(", "))));
+        if spec.setting(k).is_none() {
+            let known: Vec<&str> = spec.settings.iter().map(|s| s.name).collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            return Ok(Reply::private(format!("`{k}` is not a setting of {}: use {known}.", spec.title)));
         }
         config.insert(k.to_string(), Value::String(v.to_string()));
     }
     // Polity's own bot for this platform runs here: the server joins by the bot's invite,
     // and no secret of its own is needed.
     if let Some(invite) = ports.bot_invite(&platform) {
-        if platform == "discord" && !config.contains_key("guild") {
+        if let Some(setting) = spec.space_setting()
+            && !config.contains_key(setting.name)
+        {
             return Ok(Reply::private(format!(
-                "Say which server joins this community: `/integration add discord {name} guild=SERVER_ID` (in Discord, Developer Mode → right-click the server → Copy Server ID)."
+                "Say which {} joins this community: `/integration add {platform} {name} {}=ID` ({}).",
+                spec.space, setting.name, setting.help
             )));
         }
         // The server joins only when someone who controls it says so, inside it, with this code.
@@ -80,7 +72,8 @@ pub async fn add(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
         config.insert(JOIN_CODE.to_string(), Value::String(code.clone()));
         let mut reply = connect(ports, inv, &platform, name, config, None).await?;
         reply.text.push_str(&format!(
-            "\nAdd Polity's bot to the server with {invite}\nThe server joins this community once its owner or an admin types `/integration confirm {code}` there: keep the code for them alone."
+            "\nAdd Polity's bot to the {space} with {invite}\nThe {space} joins this community once its owner or an admin types `/integration confirm {code}` there: keep the code for them alone.",
+            space = spec.space
         ));
         return Ok(reply);
     }
@@ -93,7 +86,7 @@ pub async fn add(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
                 platform: platform.clone(),
                 name: name.to_string(),
                 config,
-                label: (*label).to_string(),
+                label: label.to_string(),
             });
             Ok(reply)
         }

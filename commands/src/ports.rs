@@ -7,7 +7,7 @@ use polity_governance::action::ActionType;
 use polity_governance::community::Community;
 use polity_governance::ids::{AccountRef, MemberId, Place, PolicyId, ProposalId};
 use polity_governance::io::Inbound;
-use polity_governance::platform::{ActionInfo, BoxFuture};
+use polity_governance::platform::{ActionInfo, BoxFuture, PlatformSpec};
 use polity_governance::policy::CompiledPolicy;
 use polity_governance::proposal::{Proposal, ProposalState};
 use std::sync::Arc;
@@ -151,6 +151,8 @@ pub trait Ports: Send {
         input: Inbound,
         connection: StagedConnection,
     ) -> BoxFuture<'_, Result<Submitted, SubmitError>>;
+    /// The platforms this Polity connects to, as their adapters declare them.
+    fn platforms(&self) -> Vec<PlatformSpec>;
     /// Whether Polity can reach the connection, in words.
     fn test_connection<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, PortError>>;
     /// A new one-time code, unpredictable from outside Polity: what a server's owner or admin

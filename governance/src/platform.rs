@@ -124,3 +124,50 @@ pub trait Platform: Send + Sync {
         Box::pin(async move { Err(PlatformError::Permanent(format!("{} cannot read reactions", self.name()))) })
     }
 }
+
+/// What a platform's adapter declares about itself: what `/integration add` offers, asks
+/// for and accepts, and what `[platforms.NAME]` holds. Declared once, by the adapter, so
+/// commands, help and docs never keep lists of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlatformSpec {
+    /// The name in commands, configuration and action types (`discord`).
+    pub name: &'static str,
+    /// The name people know it by (`Discord`).
+    pub title: &'static str,
+    /// What one of its spaces is called (`server`, `workspace`, `repository`).
+    pub space: &'static str,
+    /// Who controls a space by the platform's own permissions, and so may say which
+    /// community governs it ("the server's owner or a member with ...").
+    pub controllers: &'static str,
+    /// The secret a community's own connection needs, as asked for ("the bot token"); `None`
+    /// when it needs none.
+    pub secret: Option<&'static str>,
+    /// The settings a connection accepts (`key=value` after `/integration add`).
+    pub settings: &'static [Setting],
+    /// The keys of `[platforms.NAME]` that an environment variable may set
+    /// (`POLITY_{NAME}_{KEY}`, upper case), such as a bot's token.
+    pub env: &'static [&'static str],
+}
+
+impl PlatformSpec {
+    /// The setting that names the space a connection is for, if connections name one.
+    pub fn space_setting(&self) -> Option<&'static Setting> {
+        self.settings.iter().find(|s| s.names_space)
+    }
+
+    /// The setting called `name`.
+    pub fn setting(&self, name: &str) -> Option<&'static Setting> {
+        self.settings.iter().find(|s| s.name == name)
+    }
+}
+
+/// One setting of a platform's connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    /// What it holds and where to find it.
+    pub help: &'static str,
+    /// It names the connection's space (a Discord server's id): a space joins a community
+    /// only with proof of control given inside it.
+    pub names_space: bool,
+}

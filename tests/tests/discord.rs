@@ -4,15 +4,17 @@
 //! would drive it: slash commands, reactions, buttons, forms, messages, renames.
 
 use chrono::TimeDelta;
-use polity::discord::Notice;
-use polity::run::{Pacing, run};
+use polity::platforms::Registry;
+use polity::run::{Bot, Host, Pacing, run_host};
 use polity::runtime::Runtime;
 use polity::serve::SystemClock;
+use polity::spaces::Notice;
 use polity::store::{SecretKey, Store};
-use polity_discord::GatewayConfig;
+use polity_discord::DiscordAdapter;
 use polity_tests::db::TestDb;
 use polity_tests::discord::{BOT_ID, FakeDiscord, Response};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -62,13 +64,58 @@ struct Polity {
     waiting: Vec<String>,
 }
 
+/// Slack as its adapter declares it, with nothing behind it: a platform whose connections
+/// need a secret, typed into Discord's form.
+struct DeclaredSlack;
+
+static SLACK: polity_port::PlatformSpec = polity_port::PlatformSpec {
+    name: "slack",
+    title: "Slack",
+    space: "workspace",
+    controllers: "a workspace admin",
+    secret: Some("the bot token (xoxb-...)"),
+    settings: &[],
+    env: &[],
+};
+
+impl polity_port::Adapter for DeclaredSlack {
+    fn spec(&self) -> &'static polity_port::PlatformSpec {
+        &SLACK
+    }
+    fn check(&self, _: &Value) -> Result<(), polity_port::AdapterError> {
+        Ok(())
+    }
+    fn start(
+        &self,
+        _: Value,
+        _: polity_port::Start,
+    ) -> polity_port::BoxFuture<'static, Result<Box<dyn polity_port::Connection>, polity_port::AdapterError>> {
+        Box::pin(async { Err(polity_port::AdapterError::Start("declared only".into())) })
+    }
+    fn connection_config(
+        &self,
+        _: Option<&Value>,
+        _: &serde_json::Map<String, Value>,
+        _: Option<&str>,
+    ) -> Result<Value, polity_port::AdapterError> {
+        Err(polity_port::AdapterError::Config("declared only".into()))
+    }
+    fn test(
+        &self,
+        _: Value,
+        _: serde_json::Map<String, Value>,
+    ) -> polity_port::BoxFuture<'static, Result<String, polity_port::TestFailure>> {
+        Box::pin(async { Err(polity_port::TestFailure::Other("declared only".into())) })
+    }
+}
+
 impl Polity {
     /// Starts Polity on `db` and waits until it has settled `servers` servers: governs them,
     /// or has them wait for a confirmation.
     async fn start(fake: &FakeDiscord, db: &str, secret_key: Option<&str>, servers: usize) -> Self {
         let store = Store::connect(db).await.unwrap().with_secret_key(secret_key);
         store.migrate().await.unwrap();
-        let gateway = GatewayConfig::new("discord", TOKEN, fake.url());
+        let bot = Bot::new(Arc::new(DiscordAdapter), json!({ "token": TOKEN, "base_url": fake.url() }));
         // No pacing: every edit and read goes out at once (pacing has tests of its own).
         let pacing = Pacing { edit: TimeDelta::zero(), reconcile: TimeDelta::zero() };
         let (notices_tx, notices) = mpsc::unbounded_channel();
@@ -77,7 +124,11 @@ impl Polity {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            run(store, gateway, pacing, &SystemClock, shutdown, notices_tx).await
+            // Slack declared beside Discord, for a connection that needs a secret.
+            let mut registry = Registry::default();
+            registry.register(Arc::new(DeclaredSlack));
+            let host = Host { bots: vec![bot], registry, http: None };
+            run_host(store, host, pacing, &SystemClock, shutdown, notices_tx).await
         });
         let mut polity = Self { task, stop, notices, governing: Vec::new(), waiting: Vec::new() };
         while polity.governing.len() + polity.waiting.len() < servers {
@@ -89,12 +140,12 @@ impl Polity {
     /// The next notice, recorded.
     async fn heard(&mut self) {
         match within("Polity's next notice", self.notices.recv()).await.unwrap() {
-            Notice::Governing { guild, community, .. } => {
+            Notice::Governing { space: guild, community, .. } => {
                 self.waiting.retain(|g| *g != guild);
                 self.governing.push((guild, community));
             }
-            Notice::Waiting { guild, .. } => self.waiting.push(guild),
-            Notice::Invite(link) => assert!(link.contains("client_id=900000000000000002"), "{link}"),
+            Notice::Waiting { space: guild, .. } => self.waiting.push(guild),
+            Notice::Invite { link, .. } => assert!(link.contains("client_id=900000000000000002"), "{link}"),
         }
     }
 

@@ -611,8 +611,9 @@ mod real_client {
     //! Polity's Discord adapter (serenity 0.12.5 and poise 0.7.1) against the fake.
     use super::*;
     use polity_commands::Reply;
-    use polity_discord::{GatewayConfig, Incoming, start};
+    use polity_discord::{GatewayConfig, start};
     use polity_governance::io::Inbound;
+    use polity_port::Incoming;
     use tokio::sync::mpsc;
 
     /// The next input that `pick` takes, skipping the others.
@@ -648,12 +649,17 @@ mod real_client {
         let identify = within("IDENTIFY", fake.wait_identify()).await;
         assert_eq!(identify["token"], json!(format!("Bot {TOKEN}")));
         assert!(fake.requests().iter().any(|r| r.method == "GET" && r.path == "/api/v10/gateway"));
-        let application = next_matching(&mut events, "READY", |i| match i {
-            Incoming::Connected { resumed: false, application_id } => Some(application_id),
+        next_matching(&mut events, "READY", |i| match i {
+            Incoming::Connected { resumed: false } => Some(()),
             _ => None,
         })
         .await;
-        assert_eq!(application, Some(APPLICATION_ID.parse().unwrap()));
+        let invite = next_matching(&mut events, "the invite link", |i| match i {
+            Incoming::Invite(link) => Some(link),
+            _ => None,
+        })
+        .await;
+        assert!(invite.contains(&format!("client_id={APPLICATION_ID}")), "{invite}");
         let put = within(
             "the commands registered",
             fake.wait_for_request("PUT", &format!("/applications/{APPLICATION_ID}/commands")),
@@ -684,7 +690,7 @@ mod real_client {
             _ => None,
         })
         .await;
-        assert_eq!((call.guild.as_str(), call.invocation.invoker.account.as_str()), (GUILD, BOB));
+        assert_eq!((call.space.as_str(), call.invocation.invoker.account.as_str()), (GUILD, BOB));
         assert_eq!(call.invocation.id, interaction);
         call.answer.send(Reply::private("hi")).unwrap();
         let response = within("the answer", fake.response(&interaction)).await;
@@ -807,4 +813,137 @@ async fn an_interaction_carries_its_members_permissions_as_discord_computes_them
     assert_eq!(permissions(CAROL), EVERYONE | MANAGE_GUILD);
     fake.user_revokes_role(ALICE, CAROL, MANAGER);
     assert_eq!(permissions(CAROL), EVERYONE);
+}
+
+mod rate_limits {
+    //! Discord's rate limit on channel renames in the fake, with its headers, and Polity's
+    //! Discord adapter keeping to it. On tokio's paused clock: the fake's windows move with it.
+    use super::*;
+    use polity_discord::DiscordPlatform;
+    use polity_governance::action::ActionType;
+    use polity_governance::io::Effect;
+    use polity_governance::platform::{Performed, Platform, PlatformError, Request};
+    use polity_tests::discord::limits::{RENAME_BUCKET, RENAME_WINDOW};
+
+    /// A rename by the bot: the status, the rate limit headers (name, value), the body.
+    async fn rename(http: &Http, channel: &str, name: &str) -> (u16, Vec<(String, String)>, Value) {
+        let url = format!("{}/channels/{channel}", http.base);
+        let response = http
+            .client
+            .patch(url)
+            .header("Authorization", "Bot x")
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter(|(k, _)| k.as_str().starts_with("x-ratelimit-") || k.as_str() == "retry-after")
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        (status, headers, response.json().await.unwrap())
+    }
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bot_renames_a_channel_twice_in_ten_minutes_and_a_third_time_is_told_when_to_come_back() {
+        let fake = fake().await;
+        let http = Http::new(&fake);
+
+        let (status, first, _) = rename(&http, GENERAL, "one").await;
+        assert_eq!(status, 200);
+        assert_eq!(header(&first, "x-ratelimit-limit"), Some("2"));
+        assert_eq!(header(&first, "x-ratelimit-remaining"), Some("1"));
+        assert_eq!(header(&first, "x-ratelimit-bucket"), Some(RENAME_BUCKET));
+        let reset_after: f64 = header(&first, "x-ratelimit-reset-after").unwrap().parse().unwrap();
+        assert!(reset_after > 0.0 && reset_after <= 600.0, "{reset_after}");
+        assert!(header(&first, "x-ratelimit-reset").unwrap().parse::<f64>().unwrap() > 1.7e9);
+        assert_eq!(header(&first, "x-ratelimit-scope"), None);
+        let (status, second, _) = rename(&http, GENERAL, "two").await;
+        assert_eq!((status, header(&second, "x-ratelimit-remaining")), (200, Some("0")));
+
+        let (status, third, body) = rename(&http, GENERAL, "three").await;
+        assert_eq!(status, 429);
+        assert_eq!(body["global"], json!(false));
+        assert_eq!(body["message"], json!("You are being rate limited."));
+        let retry_after = body["retry_after"].as_f64().unwrap();
+        assert!(retry_after > 0.0 && retry_after <= 600.0, "{retry_after}");
+        let reset_after: f64 = header(&third, "x-ratelimit-reset-after").unwrap().parse().unwrap();
+        assert!((reset_after - retry_after).abs() < 1e-9, "{third:?} {body}");
+        assert_eq!(header(&third, "retry-after"), Some(retry_after.ceil().to_string().as_str()));
+        assert_eq!(header(&third, "x-ratelimit-scope"), Some("user"));
+        assert_eq!(header(&third, "x-ratelimit-remaining"), Some("0"));
+        assert_eq!(header(&third, "x-ratelimit-bucket"), Some(RENAME_BUCKET));
+        // Refused: nothing changed, nothing dispatched.
+        assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("two"));
+        let updates = fake.dispatched().iter().filter(|(t, _)| t == "CHANNEL_UPDATE").count();
+        assert_eq!(updates, 2);
+
+        // Another channel has a window of its own; a user's renames are no bot's.
+        let (status, other, _) = rename(&http, BOTS, "robots").await;
+        assert_eq!((status, header(&other, "x-ratelimit-remaining")), (200, Some("1")));
+        fake.user_renames_channel(ALICE, GENERAL, "alice's");
+
+        tokio::time::advance(RENAME_WINDOW).await;
+        let (status, fresh, _) = rename(&http, GENERAL, "three").await;
+        assert_eq!((status, header(&fresh, "x-ratelimit-remaining")), (200, Some("1")));
+        assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("three"));
+    }
+
+    fn rename_call(channel: &str, name: &str) -> Effect {
+        Effect::Call {
+            proposal: None,
+            name: ActionType::new("discord.rename_channel").unwrap(),
+            params: json!({ "channel": channel, "name": name }).as_object().unwrap().clone(),
+        }
+    }
+
+    async fn perform(d: &DiscordPlatform, effect: &Effect) -> Result<Performed, PlatformError> {
+        d.perform(Request { key: 1, effect, vote_messages: &[] }).await
+    }
+
+    fn wait_of(r: &Result<Performed, PlatformError>) -> Duration {
+        match r {
+            Err(PlatformError::RateLimited { retry_after: Some(wait) }) => *wait,
+            other => panic!("not rate limited with a wait: {other:?}"),
+        }
+    }
+
+    fn patches(fake: &FakeDiscord) -> Vec<(String, u16)> {
+        fake.requests().into_iter().filter(|r| r.method == "PATCH").map(|r| (r.path, r.status)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polity_keeps_to_the_rename_limit_from_the_headers_and_from_a_429_without_asking_again() {
+        let fake = fake().await;
+        let general = format!("/api/v10/channels/{GENERAL}");
+        let d = DiscordPlatform::new("discord", TOKEN, &fake.url()).unwrap();
+        perform(&d, &rename_call(GENERAL, "one")).await.unwrap();
+        perform(&d, &rename_call(GENERAL, "two")).await.unwrap();
+        // The second answer said the window is spent: the third is not even sent.
+        let wait = wait_of(&perform(&d, &rename_call(GENERAL, "three")).await);
+        assert!(wait > Duration::ZERO && wait <= RENAME_WINDOW, "{wait:?}");
+        assert_eq!(patches(&fake), [(general.clone(), 200), (general.clone(), 200)]);
+        perform(&d, &rename_call(BOTS, "robots")).await.unwrap();
+
+        // A connection that has not heard the headers (a budget of its own) is told by a 429,
+        // and asks no more until it is over.
+        let other = DiscordPlatform::new("discord", TOKEN, &fake.url()).unwrap();
+        let told = wait_of(&perform(&other, &rename_call(GENERAL, "three")).await);
+        assert!(told > Duration::ZERO && told <= RENAME_WINDOW, "{told:?}");
+        let again = wait_of(&perform(&other, &rename_call(GENERAL, "three")).await);
+        assert!(again > Duration::ZERO && again <= told, "{again:?} {told:?}");
+        let statuses: Vec<u16> = patches(&fake).into_iter().filter(|(p, _)| *p == general).map(|(_, s)| s).collect();
+        assert_eq!(statuses, [200, 200, 429]);
+        assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("two"));
+
+        tokio::time::advance(RENAME_WINDOW).await;
+        perform(&d, &rename_call(GENERAL, "three")).await.unwrap();
+        assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("three"));
+    }
 }

@@ -8,8 +8,7 @@
 //! acknowledgement; any other is answered directly if the bot answers within
 //! [`crate::GatewayConfig::answer_within`], and acknowledged then edited if not.
 
-use crate::gateway::{COMMAND_USED, DiscordEvent};
-use crate::incoming::{CommandCall, Incoming, SecretTyped};
+use crate::gateway::COMMAND_USED;
 use crate::platform::VOTE_BUTTON;
 use poise::{CommandParameter, CommandParameterChoice};
 use polity_commands::catalogue::{Arg, ArgKind, CATALOGUE, Spec};
@@ -17,6 +16,7 @@ use polity_commands::{Invocation, Parsed, Reply, SecretPrompt};
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, Place};
 use polity_governance::io::Inbound;
+use polity_port::{CommandCall, Event, Incoming, SecretTyped};
 use serenity::all::{
     Cache, CommandInteraction, CommandOptionType, ComponentInteraction, CreateActionRow, CreateAttachment,
     CreateCommandOption, CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
@@ -345,13 +345,13 @@ impl Bridge {
         };
         let invocation = self.invocation(&asked);
         let name = asked.display_name();
-        let manages_server = asked.manages_server(cache);
+        let manages_space = asked.manages_server(cache);
         let (answer, answered) = oneshot::channel();
         let call = CommandCall {
-            guild: guild.clone(),
+            space: guild.clone(),
             invocation: invocation.clone(),
             name: name.clone(),
-            manages_server,
+            manages_space,
             parsed,
             answer,
         };
@@ -367,10 +367,9 @@ impl Bridge {
                 .at(invocation.place.clone())
                 .with("command", command)
                 .with("channel", invocation.place.channel.clone());
-            let event = DiscordEvent {
-                source: format!("discord:{}", self.connection),
+            let event = Event {
                 dedup_key: format!("command_used:{}", invocation.id),
-                guild: Some(guild.clone()),
+                space: Some(guild.clone()),
                 input: Inbound::Action { action },
                 from: Some((invocation.invoker.clone(), name.clone())),
             };
@@ -400,7 +399,7 @@ impl Bridge {
             .unwrap_or_default();
         let (answer, answered) = oneshot::channel();
         let typed = SecretTyped {
-            guild: pending.guild,
+            space: pending.guild,
             invocation: pending.invocation,
             name: pending.name,
             prompt: pending.prompt,

@@ -1,5 +1,5 @@
 //! The gateway side: a serenity [`Client`](serenity::Client) whose [`EventHandler`] turns Discord's gateway events
-//! into neutral [`DiscordEvent`]s on a channel the caller owns.
+//! into the port's neutral [`Incoming`]s on a channel the caller owns.
 //!
 //! serenity runs every event handler call on its own task, so handlers cannot keep ordered
 //! state of their own. What needs the state before an event (a channel's old name, a member's
@@ -7,12 +7,12 @@
 //! gateway order before the handler task is spawned.
 
 use crate::commands::{Bridge, application_commands};
-use crate::incoming::{GuildInfo, Incoming};
 use crate::platform::{DiscordPlatform, MESSAGE, RENAME_CHANNEL, ROLE_GRANT, VOTE_BUTTON, http_client};
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, MessageRef, Place};
 use polity_governance::io::Inbound;
 use polity_governance::vote::emoji::normalize;
+use polity_port::{Event, Incoming, SpaceInfo};
 use serde_json::Value;
 use serenity::all::{
     Cache, ChunkGuildFilter, ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildChannel, GuildId,
@@ -50,22 +50,6 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::MESSAGE_CONTENT
         | GatewayIntents::GUILD_MESSAGE_REACTIONS
         | GatewayIntents::GUILD_MEMBERS
-}
-
-/// One input from the gateway, neutral: the bot turns it into a delivery for the community
-/// that `guild` belongs to.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DiscordEvent {
-    /// `discord:{connection}`.
-    pub source: String,
-    /// Built from Discord's own ids, so a replay of the same event (after a RESUME) has the
-    /// same key.
-    pub dedup_key: String,
-    /// The guild the event happened in.
-    pub guild: Option<String>,
-    pub input: Inbound,
-    /// The account behind the input and its display name.
-    pub from: Option<(AccountRef, String)>,
 }
 
 /// Where the gateway connects and as whom.
@@ -259,13 +243,7 @@ impl Handler {
         input: Inbound,
         from: Option<(AccountRef, String)>,
     ) {
-        let event = DiscordEvent {
-            source: format!("discord:{}", self.connection),
-            dedup_key,
-            guild: guild.map(|g| g.to_string()),
-            input,
-            from,
-        };
+        let event = Event { dedup_key, space: guild.map(|g| g.to_string()), input, from };
         self.hand(Incoming::Event(event)).await;
     }
 
@@ -322,12 +300,12 @@ impl Handler {
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, _ctx: Context, ready: Ready) {
-        let application_id = Some(ready.application.id.get());
-        self.hand(Incoming::Connected { resumed: false, application_id }).await;
+        self.hand(Incoming::Connected { resumed: false }).await;
+        self.hand(Incoming::Invite(crate::invite_url(ready.application.id.get()))).await;
     }
 
     async fn resume(&self, _ctx: Context, _: ResumedEvent) {
-        self.hand(Incoming::Connected { resumed: true, application_id: None }).await;
+        self.hand(Incoming::Connected { resumed: true }).await;
     }
 
     async fn guild_create(&self, ctx: Context, guild: Guild, _is_new: Option<bool>) {
@@ -337,18 +315,18 @@ impl EventHandler for Handler {
             ctx.shard.chunk_guild(guild.id, None, false, ChunkGuildFilter::None, None);
         }
         let owner_name = guild.members.get(&guild.owner_id).map_or_else(|| guild.owner_id.to_string(), member_name);
-        let info = GuildInfo {
-            guild: guild.id.to_string(),
+        let info = SpaceInfo {
+            space: guild.id.to_string(),
             name: guild.name.clone(),
             owner: (self.account(guild.owner_id), owner_name),
             members,
         };
-        self.hand(Incoming::Guild(info)).await;
+        self.hand(Incoming::Space(info)).await;
     }
 
     async fn guild_members_chunk(&self, _ctx: Context, chunk: GuildMembersChunkEvent) {
         let members = self.members(chunk.members.values());
-        self.hand(Incoming::Members { guild: chunk.guild_id.to_string(), members }).await;
+        self.hand(Incoming::Members { space: chunk.guild_id.to_string(), members }).await;
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {

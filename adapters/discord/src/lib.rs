@@ -2,7 +2,7 @@
 //! application commands.
 //!
 //! - Effect side: [`DiscordPlatform`] performs Polity's effects over Discord's REST API v10
-//!   (serenity's routes, its rate limiter in production), and reads back who reacted on a
+//!   (serenity's routes, Polity's own rate budget), and reads back who reacted on a
 //!   vote message. [`DiscordPlatform::for_guilds`] is the connection of the community that
 //!   governs those guilds: it refuses any request that names what is not theirs (see
 //!   [Communities apart](#communities-apart)), so one community can never read or act on
@@ -66,8 +66,23 @@
 //! body's `retry_after` (or the `Retry-After` header); 5xx, 408 and connection failures are
 //! `Transient`; any other 4xx is `Permanent` with Discord's message and code, and is never
 //! retried here (retrying 403s burns Discord's invalid-request budget). Deleting a message
-//! that is already gone counts as done. In production serenity's rate limiter waits out
-//! 429s itself before they reach us.
+//! that is already gone counts as done.
+//!
+//! ## Rate limits
+//! Nothing the platform sends ever waits in a client library: its requests bypass serenity's
+//! rate limiter (which would sleep out a 429, a rename's ten minutes, inside the task
+//! performing the effect, and which ignores a proxy). Instead, whatever the base URL
+//! (Discord, a proxy, a fake), each request is first offered to Polity's own budget, shared
+//! by every clone of the connection: per route bucket (`X-RateLimit-Bucket`, kept per
+//! channel, guild or webhook), learned from every answer's `X-RateLimit-Remaining` and
+//! `X-RateLimit-Reset-After` (or `X-RateLimit-Reset`), and from a 429's `retry_after`
+//! (for the whole bot when it is global: `"global": true`, `X-RateLimit-Global`,
+//! `X-RateLimit-Scope: global`); and Discord's global 50 requests a second. A request
+//! Discord would refuse is refused before it is sent, as `RateLimited` with the time left,
+//! and the dispatcher parks the effect's lane until then. Values it cannot read are ignored,
+//! and no wait is held longer than an hour. What serenity and poise send on their own
+//! (the gateway's address, command registration, interaction answers, audit log reads) goes
+//! through serenity's rate limiter at Discord's own URL, and unlimited behind a proxy.
 //!
 //! ## The gateway
 //! [`start`] builds serenity's client on the same base URL rule as the platform (a fake's URL:
@@ -109,18 +124,17 @@
 //! whole as an attached file. A reply that asks for a secret is answered with a form
 //! (a modal) whose answer goes to the bot and is never shown or logged.
 
+mod adapter;
 mod commands;
 mod gateway;
-mod incoming;
 mod invite;
 mod platform;
+mod ratelimit;
 mod rest;
 
+pub use adapter::{DiscordAdapter, DiscordConfig, SPEC};
 pub use commands::{Bridge, application_commands};
-pub use gateway::{
-    COMMAND_USED, DiscordEvent, Gateway, GatewayConfig, MEMBER_JOIN, ROLE_REVOKED, emoji_key, intents, start,
-};
-pub use incoming::{CommandCall, GuildInfo, Incoming, SecretTyped};
+pub use gateway::{COMMAND_USED, Gateway, GatewayConfig, MEMBER_JOIN, ROLE_REVOKED, emoji_key, intents, start};
 pub use invite::{PERMISSIONS, invite_url, permission_bits};
 pub use platform::{
     DELETE_MESSAGE, DiscordPlatform, EDIT_MESSAGE, GRANT_ROLE, KICK, MESSAGE, PIN_MESSAGE, POST_MESSAGE,

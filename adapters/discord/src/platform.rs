@@ -217,8 +217,8 @@ impl Op {
 
 impl DiscordPlatform {
     /// A connection named `name` with a bot token, talking to `base_url`: [`DISCORD_URL`] in
-    /// production (with serenity's rate limiter), a fake server's URL in tests (rate limiter
-    /// disabled, since it would call the real host).
+    /// production, a proxy's or a fake server's URL otherwise; either way under a rate budget
+    /// of its own (see [`crate::ratelimit`]).
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
@@ -228,10 +228,17 @@ impl DiscordPlatform {
         Ok(Self::with_http(name, Arc::new(http), client))
     }
 
-    /// A connection on serenity's client `http` (built by [`http_client`] with `client`), so
-    /// it shares that client's rate limiter: the gateway's own, for the bot.
+    /// A connection on serenity's client `http` (built by [`http_client`] with `client`): the
+    /// gateway's own, for the bot. Its requests go through a rate budget of their own, which
+    /// every clone of the connection ([`Self::for_guilds`]) shares.
     pub(crate) fn with_http(name: impl Into<String>, http: Arc<serenity::http::Http>, client: reqwest::Client) -> Self {
-        Self { name: name.into(), guild: None, rest: Rest { http, client }, scope: None, me: Arc::new(OnceLock::new()) }
+        let rest = Rest::new(http, client);
+        Self { name: name.into(), guild: None, rest, scope: None, me: Arc::new(OnceLock::new()) }
+    }
+
+    /// The REST client every request of this connection goes through.
+    pub(crate) fn rest(&self) -> &Rest {
+        &self.rest
     }
 
     /// This connection for one guild's community: [`Self::for_guilds`] with one guild.
@@ -840,9 +847,13 @@ impl Platform for DiscordPlatform {
     }
 }
 
-/// serenity's HTTP client for `token` at `base_url`, and the reqwest client under it:
-/// [`DISCORD_URL`] with serenity's rate limiter, a fake's URL without (it would call the real
-/// host).
+/// serenity's HTTP client for `token` at `base_url`, and the reqwest client under it.
+///
+/// Polity's own requests ([`Rest`]) never use serenity's rate limiter (they have their own
+/// budget). It stays on at [`DISCORD_URL`] for what serenity and poise send by themselves
+/// (the gateway's address, command registration, interaction answers, audit log reads),
+/// whose routes are not Polity's; any other URL (a proxy, a fake) turns it off, because
+/// serenity's limiter builds every request for the real host and would bypass the proxy.
 pub(crate) fn http_client(
     token: &str,
     base_url: &str,

@@ -3,15 +3,20 @@
 //!
 //! serenity's typed methods turn an unsuccessful response into an `ErrorResponse` that keeps
 //! neither the `retry_after` of a 429 body nor the `Retry-After` header, so requests are built
-//! with serenity's [`Route`] and [`Request`] and sent through its rate limiter (production) or
-//! straight to the configured base URL (a fake, rate limiter disabled), and the raw response is
-//! read here.
+//! with serenity's [`Route`] and [`Request`], sent with the reqwest client straight to the
+//! configured base URL (Discord, a proxy, a fake), and the raw response is read here.
+//!
+//! serenity's rate limiter is never in the way: it would sleep out a 429 (a channel rename's
+//! ten minutes) inside the task performing the effect, and it ignores a proxy (it would call
+//! the real host). Instead every request is first offered to Polity's own [`Budget`], which
+//! refuses at once what Discord would refuse (a spent bucket, a global stop, more than 50
+//! requests a second) and learns from every answer's rate-limit headers.
 
+use crate::ratelimit::{Budget, RouteKey, retry_after};
 use polity_governance::platform::PlatformError;
 use serde_json::Value;
 use serenity::http::{Http, HttpError, LightMethod, Request, Route};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Discord's own base URL, which serenity's routes start with.
 pub const DISCORD_URL: &str = "https://discord.com";
@@ -42,11 +47,13 @@ fn failure(error: PlatformError) -> Failure {
     Failure { error, code: None }
 }
 
-/// serenity's client and the reqwest client it was built with (to send without the limiter).
+/// serenity's client (for its token and base URL), the reqwest client it was built with (to
+/// send without serenity's limiter), and the rate budget every clone shares.
 #[derive(Clone)]
 pub struct Rest {
     pub http: Arc<Http>,
     pub client: reqwest::Client,
+    pub budget: Budget,
 }
 
 fn method_name(method: LightMethod) -> &'static str {
@@ -60,6 +67,11 @@ fn method_name(method: LightMethod) -> &'static str {
 }
 
 impl Rest {
+    /// Requests through `http`'s token and base URL with `client`, under a budget of their own.
+    pub fn new(http: Arc<Http>, client: reqwest::Client) -> Self {
+        Self { http, client, budget: Budget::default() }
+    }
+
     /// Sends one request; `Ok` holds the response's JSON (`Null` for an empty body).
     pub async fn send(&self, method: LightMethod, route: Route<'_>, body: Option<&Value>) -> Result<Value, Failure> {
         self.send_with(method, route, None, body).await
@@ -74,7 +86,9 @@ impl Rest {
         body: Option<&Value>,
     ) -> Result<Value, Failure> {
         let path = route.path();
-        let what = format!("{} {}", method_name(method), path.strip_prefix(DISCORD_URL).unwrap_or(&path));
+        let relative = path.strip_prefix(DISCORD_URL).unwrap_or(&path);
+        let what = format!("{} {relative}", method_name(method));
+        let key = RouteKey::new(method_name(method), relative);
         let body = match body {
             Some(b) => {
                 Some(serde_json::to_vec(b).map_err(|e| failure(PlatformError::Permanent(format!("{what}: {e}"))))?)
@@ -82,36 +96,34 @@ impl Rest {
             None => None,
         };
         let request = Request::new(route, method).body(body).params(params);
-        let sent = match &self.http.ratelimiter {
-            Some(limiter) => limiter.perform(request).await,
-            None => match request.build(&self.client, self.http.token(), self.http.proxy.as_deref()) {
-                Ok(builder) => match builder.build() {
-                    Ok(req) => self.client.execute(req).await.map_err(|e| serenity::Error::Http(HttpError::Request(e))),
-                    Err(e) => Err(serenity::Error::Http(HttpError::Request(e))),
-                },
-                Err(e) => Err(e),
-            },
-        };
-        let response = sent.map_err(|e| failure(serenity_error(&what, &e)))?;
+        let built = match request.build(&self.client, self.http.token(), self.http.proxy.as_deref()) {
+            Ok(builder) => builder.build().map_err(|e| serenity::Error::Http(HttpError::Request(e))),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| failure(serenity_error(&what, &e)))?;
+        if let Err(wait) = self.budget.take(&key) {
+            tracing::debug!(route = key.route(), wait_ms = wait.as_millis(), "held back by the rate budget");
+            return Err(failure(PlatformError::RateLimited { retry_after: Some(wait) }));
+        }
+        let response = self
+            .client
+            .execute(built)
+            .await
+            .map_err(|e| failure(serenity_error(&what, &serenity::Error::Http(HttpError::Request(e)))))?;
         let status = response.status();
-        let header_retry = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<f64>().ok());
+        let headers = response.headers().clone();
         let bytes = response
             .bytes()
             .await
             .map_err(|e| failure(PlatformError::Transient(format!("{what}: reading the answer: {e}"))))?;
         let json: Value =
             if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        self.budget.learn(&key, status.as_u16(), &headers, &json);
         if status.is_success() {
             return Ok(json);
         }
         if status.as_u16() == 429 {
-            let seconds = json.get("retry_after").and_then(Value::as_f64).or(header_retry);
-            let retry_after = seconds.and_then(|s| Duration::try_from_secs_f64(s).ok());
-            return Err(failure(PlatformError::RateLimited { retry_after }));
+            return Err(failure(PlatformError::RateLimited { retry_after: retry_after(&headers, &json) }));
         }
         let code = json.get("code").and_then(Value::as_i64);
         let message = json.get("message").and_then(Value::as_str).unwrap_or("no message");

@@ -10,10 +10,11 @@ use fake::gateway::{
     reaction_remove, user,
 };
 use fake::{BOT_ID, FakeDiscord};
-use polity_discord::{DiscordEvent, Gateway, GatewayConfig, Incoming, intents, start};
+use polity_discord::{Gateway, GatewayConfig, intents, start};
 use polity_governance::action::{Action, ActionStatus, ActionType};
 use polity_governance::ids::{AccountRef, MessageRef, Place};
 use polity_governance::io::Inbound;
+use polity_port::{Event as DiscordEvent, Incoming};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -87,7 +88,7 @@ impl Connected {
         loop {
             match within("a gateway event", self.events.recv()).await.expect("the gateway stopped") {
                 Incoming::Event(e) => return e,
-                Incoming::Connected { .. } | Incoming::Guild(_) => {}
+                Incoming::Connected { .. } | Incoming::Space(_) | Incoming::Invite(_) => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -102,7 +103,7 @@ impl Connected {
     async fn finish(mut self) {
         while let Ok(e) = self.events.try_recv() {
             assert!(
-                matches!(e, Incoming::Connected { .. } | Incoming::Guild(_)),
+                matches!(e, Incoming::Connected { .. } | Incoming::Space(_) | Incoming::Invite(_)),
                 "an unexpected event was delivered: {e:?}"
             );
         }
@@ -112,9 +113,8 @@ impl Connected {
 
 fn event(key: &str, input: Inbound, from: Option<(&str, &str)>) -> DiscordEvent {
     DiscordEvent {
-        source: "discord:discord".into(),
         dedup_key: key.into(),
-        guild: Some(GUILD.into()),
+        space: Some(GUILD.into()),
         input,
         from: from.map(|(id, name)| (AccountRef::new("discord", id), name.to_string())),
     }

@@ -22,6 +22,11 @@ impl Health {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(connection.to_string(), up);
     }
 
+    /// Forgets `connection` (it was removed).
+    pub fn remove(&self, connection: &str) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(connection);
+    }
+
     /// Every connection marked so far, with whether it is up.
     pub fn connections(&self) -> BTreeMap<String, bool> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()

@@ -1,6 +1,6 @@
 //! Test support shared by the bot's tests: databases (from `polity-tests`), the console
 //! binary, and running a scenario on every database.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -77,4 +77,83 @@ macro_rules! on_every_database {
             )*
         }
     };
+}
+
+/// A platform declared by a test, with no connection behind it: what `/integration add`
+/// offers and asks for, as a real adapter would declare it. Starting or testing it fails.
+pub struct Declared(pub &'static polity_port::PlatformSpec);
+
+impl polity_port::Adapter for Declared {
+    fn spec(&self) -> &'static polity_port::PlatformSpec {
+        self.0
+    }
+    fn check(&self, _config: &serde_json::Value) -> Result<(), polity_port::AdapterError> {
+        Ok(())
+    }
+    fn start(
+        &self,
+        _config: serde_json::Value,
+        _start: polity_port::Start,
+    ) -> polity_port::BoxFuture<'static, Result<Box<dyn polity_port::Connection>, polity_port::AdapterError>> {
+        Box::pin(async { Err(polity_port::AdapterError::Start("a declared test platform does not run".into())) })
+    }
+    fn connection_config(
+        &self,
+        _bot: Option<&serde_json::Value>,
+        settings: &serde_json::Map<String, serde_json::Value>,
+        _secret: Option<&str>,
+    ) -> Result<serde_json::Value, polity_port::AdapterError> {
+        Ok(serde_json::Value::Object(settings.clone()))
+    }
+    fn test(
+        &self,
+        _config: serde_json::Value,
+        _settings: serde_json::Map<String, serde_json::Value>,
+    ) -> polity_port::BoxFuture<'static, Result<String, polity_port::TestFailure>> {
+        Box::pin(async { Err(polity_port::TestFailure::Unreachable("a declared test platform has no server".into())) })
+    }
+}
+
+const fn setting(name: &'static str, help: &'static str) -> polity_port::Setting {
+    polity_port::Setting { name, help, names_space: false }
+}
+
+/// Slack as its adapter declares it, for tests of `/integration`.
+pub static SLACK: polity_port::PlatformSpec = polity_port::PlatformSpec {
+    name: "slack",
+    title: "Slack",
+    space: "workspace",
+    controllers: "a workspace admin",
+    secret: Some("the bot token (xoxb-...)"),
+    settings: &[setting("workspace", "the workspace's id")],
+    env: &[],
+};
+
+/// GitHub as its adapter declares it, for tests of `/integration`.
+pub static GITHUB: polity_port::PlatformSpec = polity_port::PlatformSpec {
+    name: "github",
+    title: "GitHub",
+    space: "repository",
+    controllers: "a repository admin",
+    secret: Some("the token"),
+    settings: &[setting("repository", "OWNER/NAME")],
+    env: &[],
+};
+
+/// SourceCred as its adapter declares it (no secret), for tests of `/integration`.
+pub static SOURCECRED: polity_port::PlatformSpec = polity_port::PlatformSpec {
+    name: "sourcecred",
+    title: "SourceCred",
+    space: "instance",
+    controllers: "its operator",
+    secret: None,
+    settings: &[setting("base_url", "the instance's public URL")],
+    env: &[],
+};
+
+/// Registers the declared test platforms with `rt`.
+pub fn declare_platforms(rt: &mut polity::runtime::Runtime) {
+    for spec in [&SLACK, &GITHUB, &SOURCECRED] {
+        rt.registry_mut().register(std::sync::Arc::new(Declared(spec)));
+    }
 }

@@ -21,10 +21,19 @@
 //! interaction carries its member's permissions as Discord computes them (the owner's and
 //! an administrator's are all; else `@everyone`'s and their roles').
 //!
+//! Rate limits as Discord has them where Discord's are tight: the bot may rename a channel
+//! twice in ten minutes ([`limits`]; per channel, the window opening at the first rename). Such
+//! a route's answers carry Discord's headers (`X-RateLimit-Limit`, `-Remaining`, `-Reset`,
+//! `-Reset-After`, `-Bucket`), and a request over the limit is answered 429 with
+//! `retry_after` and `"global": false` in the body, `X-RateLimit-Scope: user` and
+//! `Retry-After`, and changes nothing. Windows run on tokio's clock, so a test on a paused
+//! clock moves them with `tokio::time::advance`. Other rate limits are injected with
+//! [`FakeDiscord::fail_next`].
+//!
 //! What it leaves out: the bot's own permissions (everything it asks is allowed, except
 //! kicking the owner), channel permission overwrites, intents (every dispatch goes to the
-//! client; messages in DM channels are not dispatched), rate limits (inject one with
-//! [`FakeDiscord::fail_next`]), threads, embeds.
+//! client; messages in DM channels are not dispatched), Discord's other rate limits (the
+//! global 50 a second among them), threads, embeds.
 
 pub mod gateway;
 pub mod multipart;
@@ -32,7 +41,7 @@ pub mod payloads;
 pub mod rest;
 pub mod state;
 
-pub use rest::codes;
+pub use rest::{codes, limits};
 pub use state::{
     APPLICATION_ID, APPLICATION_OWNER, AuditEntry, BOT_ID, BOT_NAME, Channel, Guild, Interaction, Member, Msg,
     Recorded, Response, Role, State, User, audit, permissions,

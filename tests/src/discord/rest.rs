@@ -7,7 +7,7 @@ use super::multipart::read_body;
 use super::payloads::{channel_json, user_json};
 use super::state::{
     APPLICATION_ID, APPLICATION_OWNER, BOT_ID, BOT_NAME, Channel, Failure, Interaction, Recorded, Response, State,
-    User, audit, by_snowflake, custom_emoji,
+    User, Window, audit, by_snowflake, custom_emoji,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::State as Extract;
@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response as HttpResponse;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// Everything after this in a path is the route.
 pub const API_PREFIX: &str = "/api/v10";
@@ -43,24 +44,38 @@ pub mod codes {
     pub const ALREADY_ACKNOWLEDGED: u64 = 40060;
 }
 
-/// What the fake answers: a status, a JSON body (none for 204) and maybe `Retry-After`.
+/// The rate limits the fake enforces as Discord does, per bucket and major parameter.
+pub mod limits {
+    use std::time::Duration;
+
+    /// Renames of one channel by the bot (`PATCH /channels/{c}` with a `name`) in a window.
+    pub const RENAMES: u32 = 2;
+    /// The window of channel renames: ten minutes.
+    pub const RENAME_WINDOW: Duration = Duration::from_secs(600);
+    /// The `X-RateLimit-Bucket` of channel renames.
+    pub const RENAME_BUCKET: &str = "5d8b3e0c1f7a4e62a9c0d4b7e21f6a3c";
+}
+
+/// What the fake answers: a status, a JSON body (none for 204), maybe `Retry-After`, and
+/// other headers (Discord's `X-RateLimit-*`).
 #[derive(Clone, Debug)]
 pub(crate) struct Answer {
     pub status: u16,
     pub body: Option<Value>,
     pub retry_after: Option<String>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 fn ok(body: Value) -> Answer {
-    Answer { status: 200, body: Some(body), retry_after: None }
+    Answer { status: 200, body: Some(body), retry_after: None, headers: Vec::new() }
 }
 
 fn no_content() -> Answer {
-    Answer { status: 204, body: None, retry_after: None }
+    Answer { status: 204, body: None, retry_after: None, headers: Vec::new() }
 }
 
 fn error(status: u16, code: u64, message: &str) -> Answer {
-    Answer { status, body: Some(json!({ "code": code, "message": message })), retry_after: None }
+    Answer { status, body: Some(json!({ "code": code, "message": message })), retry_after: None, headers: Vec::new() }
 }
 
 fn not_found(code: u64, message: &str) -> Answer {
@@ -150,6 +165,7 @@ pub(crate) async fn handle(
                 status: 401,
                 body: Some(json!({ "message": "401: Unauthorized", "code": 0 })),
                 retry_after: None,
+                headers: Vec::new(),
             },
             Some(rel) => match take_failure(s, method.as_str(), rel) {
                 Some(failure) => failure,
@@ -161,7 +177,14 @@ pub(crate) async fn handle(
                         body: json.clone(),
                         files: files.clone(),
                     };
-                    route(s, &req)
+                    match spend(s, &req) {
+                        Ok(headers) => {
+                            let mut answer = route(s, &req);
+                            answer.headers.extend(headers);
+                            answer
+                        }
+                        Err(limited) => limited,
+                    }
                 }
             },
             None => unknown_route(),
@@ -186,6 +209,9 @@ fn respond(answer: Answer) -> HttpResponse {
     if let Some(r) = &answer.retry_after {
         builder = builder.header(RETRY_AFTER, r.as_str());
     }
+    for (name, value) in &answer.headers {
+        builder = builder.header(*name, value.as_str());
+    }
     let body = match answer.body {
         Some(v) => {
             builder = builder.header(CONTENT_TYPE, "application/json");
@@ -203,7 +229,73 @@ fn take_failure(s: &mut State, method: &str, rel: &str) -> Option<Answer> {
         .iter()
         .position(|f: &Failure| f.method.eq_ignore_ascii_case(method) && rel.starts_with(&f.prefix))?;
     let f = s.failures.remove(i);
-    Some(Answer { status: f.status, body: Some(f.body), retry_after: f.retry_after })
+    Some(Answer { status: f.status, body: Some(f.body), retry_after: f.retry_after, headers: Vec::new() })
+}
+
+/// A rate limit the fake enforces: its bucket, how many requests a window takes, how long a
+/// window lasts.
+struct Limit {
+    bucket: &'static str,
+    per_window: u32,
+    window: Duration,
+}
+
+/// The limit a request falls under, with its major parameter: a channel rename by the bot.
+fn limit_of(r: &Req) -> Option<(Limit, String)> {
+    match (r.method.as_str(), r.segments.as_slice()) {
+        ("PATCH", [channels, c]) if channels == "channels" && r.body.get("name").is_some() => Some((
+            Limit { bucket: limits::RENAME_BUCKET, per_window: limits::RENAMES, window: limits::RENAME_WINDOW },
+            c.clone(),
+        )),
+        _ => None,
+    }
+}
+
+/// Seconds as Discord writes them in rate limit headers and bodies (milliseconds precision).
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Takes one request from the window of the request's bucket, if it has a limit: `Ok` with
+/// Discord's `X-RateLimit-*` headers for the answer, or `Err` with Discord's 429 (its
+/// `retry_after`, `global: false`, `X-RateLimit-Scope: user`, `Retry-After`) when the window is
+/// spent; a refused request changes nothing.
+fn spend(s: &mut State, r: &Req) -> Result<Vec<(&'static str, String)>, Answer> {
+    let Some((limit, major)) = limit_of(r) else { return Ok(Vec::new()) };
+    let now = tokio::time::Instant::now();
+    let window = s
+        .windows
+        .entry(format!("{}:{major}", limit.bucket))
+        .and_modify(|w| {
+            if w.reset_at <= now {
+                *w = Window { reset_at: now + limit.window, used: 0 };
+            }
+        })
+        .or_insert(Window { reset_at: now + limit.window, used: 0 });
+    let spent = window.used >= limit.per_window;
+    if !spent {
+        window.used += 1;
+    }
+    let left = window.reset_at - now;
+    let remaining = limit.per_window - window.used;
+    let epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default() + left;
+    let mut headers = vec![
+        ("x-ratelimit-limit", limit.per_window.to_string()),
+        ("x-ratelimit-remaining", remaining.to_string()),
+        ("x-ratelimit-reset", format!("{:.3}", secs(epoch))),
+        ("x-ratelimit-reset-after", format!("{:.3}", secs(left))),
+        ("x-ratelimit-bucket", limit.bucket.to_string()),
+    ];
+    if !spent {
+        return Ok(headers);
+    }
+    headers.push(("x-ratelimit-scope", "user".to_string()));
+    Err(Answer {
+        status: 429,
+        body: Some(json!({ "message": "You are being rate limited.", "retry_after": secs(left), "global": false })),
+        retry_after: Some(left.as_secs_f64().ceil().to_string()),
+        headers,
+    })
 }
 
 /// The guild a guild or channel route is about, when the bot is not in it: Discord answers

@@ -230,6 +230,14 @@ pub(crate) struct Failure {
     pub retry_after: Option<String>,
 }
 
+/// One rate limit window of a bucket for one major parameter: when it refills and how many
+/// requests it has taken since it opened.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    pub reset_at: tokio::time::Instant,
+    pub used: u32,
+}
+
 /// What a gateway connection task writes to its websocket.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
@@ -282,6 +290,8 @@ pub struct State {
     pub(crate) tokens: BTreeMap<String, String>,
     pub(crate) requests: Vec<Recorded>,
     pub(crate) failures: Vec<Failure>,
+    /// The open rate limit windows, by `{bucket}:{major parameter}`.
+    pub(crate) windows: BTreeMap<String, Window>,
     pub(crate) gateway: GatewayState,
     /// The bot token Discord accepts, once a test sets one: any other is refused.
     pub(crate) token: Option<String>,
@@ -326,6 +336,7 @@ impl State {
             tokens: BTreeMap::new(),
             requests: Vec::new(),
             failures: Vec::new(),
+            windows: BTreeMap::new(),
             gateway: GatewayState::default(),
             token: None,
         }

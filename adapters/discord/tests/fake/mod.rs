@@ -172,6 +172,23 @@ impl FakeDiscord {
         self.mount(m, p, response).await;
     }
 
+    /// Any request to `method path` is answered `status` with `body` (none when `Null`) and
+    /// `headers` (Discord's `X-RateLimit-*`, `Retry-After`): only the first time when `once`
+    /// (a mock mounted later answers after it), else every time.
+    #[allow(dead_code)]
+    pub async fn answer(&self, m: &str, p: &str, status: u16, body: Value, headers: &[(&str, &str)], once: bool) {
+        let mut response = ResponseTemplate::new(status);
+        if !body.is_null() {
+            response = response.set_body_json(body);
+        }
+        for (name, value) in headers {
+            response = response.insert_header(*name, *value);
+        }
+        let mock = Mock::given(method(m)).and(path(p)).respond_with(response);
+        let mock = if once { mock.up_to_n_times(1) } else { mock };
+        mock.mount(&self.server).await;
+    }
+
     /// What the fake received, in order.
     pub async fn received(&self) -> Vec<Received> {
         self.server

@@ -1,0 +1,315 @@
+//! Platform connections as the host runs them:
+//! - [`Supervisor`]: communities' own connections (a token of their own, or a platform that
+//!   needs none) started at start and as soon as a committed decision enables one, stopped
+//!   when one is removed, without a restart; a removed connection's spaces leave its
+//!   community at once.
+//! - The test behind `/integration test`, made ready inside the serving loop (reading the
+//!   connection and its secret) and run outside it, so a slow platform never holds up
+//!   anything else.
+
+use crate::http::Health;
+use crate::platforms::Registry;
+use crate::runtime::{ConnectionEvent, Runtime};
+use crate::serve::Input;
+use crate::spaces::{self, CONFIRMED_BY, Links, MADE_FOR_SPACE, Owner, Spaces, Translator};
+use crate::store::{Connection as Stored, Store};
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use polity_governance::ids::CommunityId;
+use polity_port::{Adapter, PlatformSpec, Start, TestFailure};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// How long a connection test may take.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Keys of a connection's stored config that are Polity's own, never a platform setting.
+const OWN_KEYS: &[&str] =
+    &["enabled", polity_commands::integration::JOIN_CODE, MADE_FOR_SPACE, "made_for_guild", CONFIRMED_BY];
+
+/// A connection's test, ready to run.
+pub struct ConnectionTest {
+    name: String,
+    platform: String,
+    adapter: Arc<dyn Adapter>,
+    config: Value,
+    settings: Map<String, Value>,
+}
+
+impl std::fmt::Debug for ConnectionTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config may hold a secret.
+        f.debug_struct("ConnectionTest")
+            .field("name", &self.name)
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionTest {
+    /// Makes the adapter's test call (at most [`TEST_TIMEOUT`]) and says how it went.
+    pub async fn run(self) -> String {
+        let (name, platform) = (&self.name, &self.platform);
+        let outcome = tokio::time::timeout(TEST_TIMEOUT, self.adapter.test(self.config, self.settings)).await;
+        let outcome = outcome
+            .unwrap_or_else(|_| Err(TestFailure::Unreachable(format!("no answer in {} s", TEST_TIMEOUT.as_secs()))));
+        match outcome {
+            Ok(works) => format!("{name} ({platform}) works: {works}"),
+            Err(failed) => {
+                tracing::info!(connection = %name, %platform, "a connection failed its test: {failed}");
+                format!("{name} ({platform}) failed its test: {failed}")
+            }
+        }
+    }
+}
+
+/// The test of `community`'s connection `name`, or why there is none to run.
+///
+/// # Errors
+/// When the store fails.
+pub async fn prepare_test(rt: &Runtime, community: CommunityId, name: &str) -> Result<Result<ConnectionTest, String>> {
+    let all = rt.store().connections(community).await?;
+    let Some(c) = all.into_iter().find(|c| c.name == name) else {
+        return Ok(Err(format!("There is no connection named {name}: `/integration list` shows them.")));
+    };
+    if c.config.get("enabled").and_then(Value::as_bool) == Some(false) {
+        return Ok(Err(format!("{name} waits for its proposal to pass before Polity uses it.")));
+    }
+    let Some(adapter) = rt.registry().adapter(&c.platform).cloned() else {
+        return Ok(Err(format!(
+            "{name} ({}) is stored, but this build of Polity has no {} adapter, so it cannot reach it.",
+            c.platform, c.platform
+        )));
+    };
+    let spec = adapter.spec();
+    let settings = settings_of(&c, spec);
+    let bot = rt.registry().bot(spec.name);
+    let config = if c.has_secret || spec.secret.is_none() {
+        let secret = rt.store().connection_secret(community, name).await?;
+        match adapter.connection_config(bot, &settings, secret.as_ref().map(crate::store::Secret::expose)) {
+            Ok(config) => config,
+            Err(e) => return Ok(Err(format!("{name} ({}) cannot be tested: {e}", c.platform))),
+        }
+    } else if let Some(bot) = bot {
+        bot.clone()
+    } else {
+        return Ok(Err(format!(
+            "{name} ({}) has no secret of its own, and Polity runs no {} bot here: there is nothing to test it with.",
+            c.platform, spec.title
+        )));
+    };
+    Ok(Ok(ConnectionTest { name: c.name, platform: c.platform, adapter, config, settings }))
+}
+
+/// A stored connection's platform settings, without the keys that are Polity's own.
+fn settings_of(c: &Stored, spec: &PlatformSpec) -> Map<String, Value> {
+    c.config
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !OWN_KEYS.contains(&k.as_str()) && spec.setting(k).is_some())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a stored connection is a community's own (started by the host), rather than a
+/// space of Polity's own bot (which joins by confirmation inside it).
+fn runs_on_its_own(c: &Stored, spec: &PlatformSpec) -> bool {
+    c.config.get("enabled").and_then(Value::as_bool) != Some(false) && (c.has_secret || spec.secret.is_none())
+}
+
+/// A community's own connection while it runs.
+struct Running {
+    translator: Translator,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Starts and stops communities' own connections.
+pub struct Supervisor {
+    store: Store,
+    registry: Registry,
+    links: Links,
+    health: Health,
+    /// The spaces of Polity's own bots: rechecked when a community removes a connection.
+    bots: Vec<Spaces>,
+    running: HashMap<(CommunityId, String), Running>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor").field("running", &self.running.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    pub fn new(store: Store, registry: Registry, links: Links, bots: Vec<Spaces>) -> Self {
+        let health = links.health.clone();
+        Self { store, registry, links, health, bots, running: HashMap::new() }
+    }
+
+    /// Starts every enabled connection of communities' own, then follows `events` (what
+    /// committed decisions enabled or removed) until `stopping` says so; then stops them all.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<ConnectionEvent>,
+        mut stopping: watch::Receiver<bool>,
+    ) {
+        self.start_all().await;
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _stop = stopping.wait_for(|stop| *stop) => None,
+            };
+            match event {
+                Some(ConnectionEvent::Enabled { community, name }) => self.start(community, &name).await,
+                Some(ConnectionEvent::Removed { community, name }) => self.stop(community, &name, true).await,
+                None => break,
+            }
+        }
+        let all: Vec<(CommunityId, String)> = self.running.keys().cloned().collect();
+        for (community, name) in all {
+            self.stop(community, &name, false).await;
+        }
+    }
+
+    async fn start_all(&mut self) {
+        let specs = self.registry.specs();
+        for spec in specs {
+            let rows = match self.store.connections_to(spec.name).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(platform = spec.name, "reading the connections to start failed: {e}");
+                    continue;
+                }
+            };
+            for (community, c) in rows {
+                if runs_on_its_own(&c, &spec) {
+                    self.start(community, &c.name).await;
+                }
+            }
+        }
+    }
+
+    /// Starts `community`'s connection `name`, if it is enabled and its own.
+    async fn start(&mut self, community: CommunityId, name: &str) {
+        let key = (community, name.to_string());
+        if self.running.contains_key(&key) {
+            return;
+        }
+        let stored = match self.store.connections(community).await {
+            Ok(all) => all.into_iter().find(|c| c.name == name),
+            Err(e) => {
+                tracing::error!(community = %community, connection = name, "reading a connection to start failed: {e}");
+                return;
+            }
+        };
+        let Some(c) = stored else { return };
+        let Some(adapter) = self.registry.adapter(&c.platform).cloned() else {
+            tracing::warn!(community = %community, connection = name, "no adapter for {} in this build: the connection is not started", c.platform);
+            return;
+        };
+        let spec = adapter.spec();
+        if !runs_on_its_own(&c, spec) {
+            return;
+        }
+        let health_name = spaces::health_name(Owner::Community(community), name);
+        self.health.set(&health_name, false);
+        let secret = if c.has_secret {
+            match self.store.connection_secret(community, name).await {
+                Ok(secret) => secret,
+                Err(e) => {
+                    tracing::error!(community = %community, connection = name, "reading a connection's secret failed: {e}");
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let settings = settings_of(&c, spec);
+        let config = adapter.connection_config(
+            self.registry.bot(spec.name),
+            &settings,
+            secret.as_ref().map(crate::store::Secret::expose),
+        );
+        let config = match config {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::warn!(community = %community, connection = name, "the connection cannot start: {e}");
+                return;
+            }
+        };
+        let (events, incoming) = mpsc::channel(1024);
+        let mut connection = match adapter.start(config, Start { connection: name.to_string(), events }).await {
+            Ok(connection) => connection,
+            Err(e) => {
+                tracing::warn!(community = %community, connection = name, "the connection did not start: {e}");
+                return;
+            }
+        };
+        let translator = spaces::translate(
+            spec,
+            name.to_string(),
+            Owner::Community(community),
+            connection.scopes(),
+            incoming,
+            self.links.clone(),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let health = self.health.clone();
+        let connection_name = name.to_string();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                ended = connection.stopped() => {
+                    health.set(&health_name, false);
+                    match ended {
+                        Ok(()) => tracing::warn!(community = %community, connection = %connection_name, "the connection ended"),
+                        Err(e) => tracing::warn!(community = %community, connection = %connection_name, "the connection gave up: {e}"),
+                    }
+                }
+                _ = stopped => {}
+            }
+            connection.shutdown().await;
+        });
+        tracing::info!(community = %community, connection = name, "started {} connection {name}", spec.title);
+        self.running.insert(key, Running { translator, stop, task });
+    }
+
+    /// Stops `community`'s connection `name` if it runs; when it was `removed`, its platform
+    /// acts for the community no more, and spaces of Polity's own bots it named leave.
+    async fn stop(&mut self, community: CommunityId, name: &str, removed: bool) {
+        if let Some(running) = self.running.remove(&(community, name.to_string())) {
+            running.translator.stop();
+            // The task may have ended by itself already (the connection gave up).
+            let _gone = running.stop.send(());
+            if let Err(e) = running.task.await {
+                tracing::warn!(community = %community, connection = name, "stopping the connection failed: {e}");
+            }
+            self.health.remove(&spaces::health_name(Owner::Community(community), name));
+            tracing::info!(community = %community, connection = name, "stopped connection {name}");
+        }
+        if !removed {
+            return;
+        }
+        let name = name.to_string();
+        let forget = Input::job(move |rt: &mut Runtime, _now: DateTime<Utc>| {
+            Box::pin(async move {
+                rt.remove_community_platform(community, &name);
+                Ok(())
+            })
+        });
+        let mut jobs = vec![forget];
+        jobs.extend(self.bots.iter().map(|b| b.recheck(community)));
+        for job in jobs {
+            if self.links.inputs.send(job).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The platforms this build of Polity serves: the one file of `bot/` that names them.
+//! Adding a platform is its crate (an [`Adapter`]) and one line in [`adapters`].
+
+use polity_governance::platform::PlatformSpec;
+use polity_port::Adapter;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Every platform's adapter.
+pub fn adapters() -> Vec<Arc<dyn Adapter>> {
+    vec![Arc::new(polity_discord::DiscordAdapter)]
+}
+
+/// A platform's declaration, by name.
+pub fn spec(name: &str) -> Option<&'static PlatformSpec> {
+    adapters().into_iter().map(|a| a.spec()).find(|s| s.name == name)
+}
+
+/// The adapters a runtime knows, and the configuration of the bots it runs
+/// (`[platforms.NAME]`).
+#[derive(Clone)]
+pub struct Registry {
+    adapters: Vec<Arc<dyn Adapter>>,
+    bots: std::collections::HashMap<String, Value>,
+}
+
+impl Default for Registry {
+    /// Every platform of this build ([`adapters`]), no bot running.
+    fn default() -> Self {
+        Self { adapters: adapters(), bots: std::collections::HashMap::new() }
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.adapters.iter().map(|a| a.spec().name).collect();
+        let mut bots: Vec<&String> = self.bots.keys().collect();
+        bots.sort();
+        f.debug_struct("Registry").field("adapters", &names).field("bots", &bots).finish()
+    }
+}
+
+impl Registry {
+    /// A registry of exactly these adapters.
+    pub fn of(adapters: Vec<Arc<dyn Adapter>>) -> Self {
+        Self { adapters, bots: std::collections::HashMap::new() }
+    }
+
+    /// Adds an adapter, replacing one of the same platform.
+    pub fn register(&mut self, adapter: Arc<dyn Adapter>) {
+        let name = adapter.spec().name;
+        self.adapters.retain(|a| a.spec().name != name);
+        self.adapters.push(adapter);
+    }
+
+    pub fn adapter(&self, platform: &str) -> Option<&Arc<dyn Adapter>> {
+        self.adapters.iter().find(|a| a.spec().name == platform)
+    }
+
+    /// Every platform's declaration, in registration order.
+    pub fn specs(&self) -> Vec<PlatformSpec> {
+        self.adapters.iter().map(|a| *a.spec()).collect()
+    }
+
+    /// Records the configuration of Polity's own bot for `platform` (it runs).
+    pub fn set_bot(&mut self, platform: &str, config: Value) {
+        self.bots.insert(platform.to_string(), config);
+    }
+
+    /// The configuration of Polity's own bot for `platform`, if it runs one.
+    pub fn bot(&self, platform: &str) -> Option<&Value> {
+        self.bots.get(platform)
+    }
+}

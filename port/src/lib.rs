@@ -1,0 +1,125 @@
+//! The platform host's port: what every platform's adapter implements and hands over, so
+//! the host (`polity run`) serves any platform the same way.
+//!
+//! - [`Adapter`]: a platform's declaration ([`PlatformSpec`]: its settings, its secret, what
+//!   its spaces are called), its configuration read by its own type (unknown keys refused),
+//!   starting a [`Connection`] (Polity's own bot from `[platforms.NAME]`, or a community's
+//!   own connection from its stored settings and secret), a real, cheap, authenticated test
+//!   call for `/integration test`, and its webhooks, if it takes any.
+//! - [`Connection`]: a running connection. It hands the host [`Incoming`]s on the sender it
+//!   was started with, hands out ([`Scopes`]) the [`Platform`] that performs effects in the
+//!   spaces of one community (and nowhere else), says when it gave up, and stops cleanly.
+//! - [`incoming`]: the neutral inbound vocabulary: events with their dedup keys, spaces with
+//!   their members, (re)connections, commands waiting for their answer, secrets typed
+//!   privately.
+//! - [`webhook`]: a webhook platform's pure `verify_and_parse` and the signature helpers.
+//!
+//! Which community governs a space is decided by the host, once, the same way for every
+//! platform; an adapter only says which spaces it serves and who controls them.
+
+pub mod incoming;
+pub mod webhook;
+
+pub use incoming::{CommandCall, Event, Incoming, SecretTyped, SpaceInfo};
+pub use polity_governance::platform::{BoxFuture, Platform, PlatformSpec, Setting};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+pub use webhook::WebhookPlatform;
+
+/// What a connection is started with.
+#[derive(Debug)]
+pub struct Start {
+    /// The connection's name: the platform of every ref it hands over (`discord` for
+    /// Polity's own Discord bot, the connection's own name for a community's).
+    pub connection: String,
+    /// Where its inputs go.
+    pub events: mpsc::Sender<Incoming>,
+}
+
+/// Hands out a running connection's platform for one community.
+pub trait Scopes: Send + Sync {
+    /// The platform that performs effects in `spaces` (one community's) and nowhere else:
+    /// with no spaces, nowhere.
+    fn platform(&self, spaces: &[String]) -> Arc<dyn Platform>;
+}
+
+/// Why a connection did not start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    /// The configuration is wrong (an unknown or missing key, a malformed value).
+    #[error("{0}")]
+    Config(String),
+    /// The platform could not be reached or refused to start.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// Why `/integration test` failed, as its reply says it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TestFailure {
+    /// The platform refused the token or key (401).
+    #[error("the platform refused the credentials: {0}")]
+    BadCredentials(String),
+    /// The credentials work but lack a permission, or cannot see the space (403, 404).
+    #[error("a permission is missing: {0}")]
+    MissingPermission(String),
+    /// No answer: a refused connection, a timeout, a name that does not resolve, a 5xx.
+    #[error("the platform could not be reached: {0}")]
+    Unreachable(String),
+    /// Anything else, with the platform's own words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A platform, as the host sees it.
+pub trait Adapter: Send + Sync {
+    /// What the platform declares about itself.
+    fn spec(&self) -> &'static PlatformSpec;
+
+    /// Reads `[platforms.NAME]` with the adapter's own configuration type, without starting
+    /// anything.
+    ///
+    /// # Errors
+    /// [`AdapterError::Config`] naming the key at fault (unknown keys are refused).
+    fn check(&self, config: &Value) -> Result<(), AdapterError>;
+
+    /// Starts a connection from `config` (as [`Adapter::check`] reads it, or as
+    /// [`Adapter::connection_config`] built it).
+    fn start(&self, config: Value, start: Start) -> BoxFuture<'static, Result<Box<dyn Connection>, AdapterError>>;
+
+    /// The configuration a community's own connection starts with: its stored `settings`
+    /// and `secret`, over `bot` (Polity's own bot's configuration, if it runs one: where the
+    /// platform is).
+    ///
+    /// # Errors
+    /// [`AdapterError::Config`] when the settings cannot make a connection.
+    fn connection_config(
+        &self,
+        bot: Option<&Value>,
+        settings: &Map<String, Value>,
+        secret: Option<&str>,
+    ) -> Result<Value, AdapterError>;
+
+    /// `/integration test`: a real, cheap, authenticated call with `config`, for a connection
+    /// with `settings` (the space it names must be reachable). What works, or what failed.
+    fn test(&self, config: Value, settings: Map<String, Value>) -> BoxFuture<'static, Result<String, TestFailure>>;
+
+    /// Its webhook deliveries, if it takes any on the host's HTTP server.
+    fn webhooks(&self) -> Option<Arc<dyn WebhookPlatform>> {
+        None
+    }
+}
+
+/// A running connection.
+pub trait Connection: Send {
+    /// What hands out its platforms, one community's at a time.
+    fn scopes(&self) -> Arc<dyn Scopes>;
+
+    /// Resolves when the connection stops by itself, with why: a failure it cannot get past
+    /// (the platform refused the token). Pending for ever while it runs.
+    fn stopped(&mut self) -> BoxFuture<'_, Result<(), String>>;
+
+    /// Closes the connection.
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;
+}

@@ -1,0 +1,88 @@
+//! Webhook platforms: the pure check and parse of one delivery, and the signature helpers
+//! every adapter uses. The host's route (`POST /hooks/{platform}/{connection}`) calls
+//! [`WebhookPlatform::verify_and_parse`] with the raw body before anything else touches it.
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use http::HeaderMap;
+use polity_governance::ids::AccountRef;
+use polity_governance::io::Inbound;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// One governance input from a webhook delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HookEvent {
+    /// The platform's id of the delivery (GitHub's `X-GitHub-Delivery`, Slack's `event_id`):
+    /// the inbox's dedup key. A delivery of several events gets `ID#0`, `ID#1`, ... in the
+    /// order the adapter returned them.
+    pub delivery_id: String,
+    /// The platform-neutral input.
+    pub input: Inbound,
+    /// The account behind the input and its display name (a new account becomes a member).
+    pub from: Option<(AccountRef, String)>,
+}
+
+/// Why a delivery is not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The signature is missing, malformed, stale or does not match: 401.
+    #[error("bad or missing signature: {0}")]
+    BadSignature(String),
+    /// An event Polity does not use (a GitHub `ping`, a star): 202, nothing stored.
+    #[error("an event Polity does not use: {0}")]
+    Unsupported(String),
+    /// Signed, but not what the platform sends: 400.
+    #[error("a delivery Polity cannot read: {0}")]
+    Malformed(String),
+}
+
+/// A platform that delivers by webhook.
+pub trait WebhookPlatform: Send + Sync {
+    /// The platform's name, as in `/hooks/{platform}/...` and its connections (`github`).
+    fn name(&self) -> &str;
+
+    /// Checks a delivery's signature against `secret` (the connection's secret) on the raw
+    /// `body`, in constant time ([`constant_time_eq`], [`hmac_sha256_matches`]), before
+    /// anything is parsed; then reads the events Polity uses. `now` is for signatures that
+    /// carry a time (a stale one is a replay).
+    ///
+    /// # Errors
+    /// [`WebhookError::BadSignature`] before anything is parsed, then
+    /// [`WebhookError::Unsupported`] or [`WebhookError::Malformed`].
+    fn verify_and_parse(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secret: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HookEvent>, WebhookError>;
+}
+
+/// Whether `a` and `b` are equal, in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// The HMAC-SHA256 of `parts`, one after another, under `secret`.
+pub fn hmac_sha256(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = sha256_mac(secret);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Whether `signature` is the HMAC-SHA256 of `parts` under `secret`, compared in constant time.
+pub fn hmac_sha256_matches(secret: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
+    let mut mac = sha256_mac(secret);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.verify_slice(signature).is_ok()
+}
+
+fn sha256_mac(secret: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes a key of any length (a long one is hashed first), so this cannot fail.
+    <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+}
