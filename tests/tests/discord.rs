@@ -1019,3 +1019,57 @@ async fn a_server_waiting_for_a_confirmation_can_become_a_community_of_its_own_i
     assert!(polity.governing.contains(&(NEIGHBOURS.to_string(), "Neighbours".to_string())), "{:?}", polity.governing);
     polity.stop().await;
 }
+
+/// `/integration test NAME` in a server: acknowledged at once (it calls Discord), then
+/// answered with what Discord said.
+async fn tested(fake: &FakeDiscord, name: &str) -> String {
+    let id = fake.slash(ALICE, GUILD, GENERAL, &["integration", "test"], vec![("name", json!(name))]);
+    let first = within("the acknowledgement", fake.response(&id)).await;
+    assert_eq!((first.kind, &first.data["flags"]), (5, &json!(64)), "{first:?}");
+    let answer = within("the test's answer", fake.edited_response(&id)).await;
+    answer.data["content"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_test_asks_discord_whether_the_bot_can_reach_the_server() {
+    const ELSEWHERE: &str = "700000000000000077";
+    let fake = discord().await;
+    fake.add_guild_without_bot(ELSEWHERE, "Elsewhere", DAVE);
+    let db = TestDb::sqlite("e2e_integration_test");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+
+    // The server's own connection, made when it became a community: the bot's token works
+    // and the bot is a member there.
+    let works = tested(&fake, "discord").await;
+    assert!(works.starts_with("discord (discord) works: Discord accepts the token"), "{works}");
+    assert!(works.contains(&format!("the bot is in the server {GUILD}")), "{works}");
+    let asked = fake.requests();
+    assert!(asked.iter().any(|r| r.method == "GET" && r.path == "/api/v10/users/@me"), "{asked:?}");
+    assert!(asked.iter().any(|r| r.method == "GET" && r.path == format!("/api/v10/guilds/{GUILD}/members/{BOT_ID}")));
+
+    // A connection to a server the bot was never added to: Discord refuses, and the reply
+    // says what is missing.
+    let added = said(
+        &fake,
+        ALICE,
+        &["integration", "add"],
+        vec![
+            ("platform", json!("discord")),
+            ("name", json!("elsewhere")),
+            ("settings", json!(format!("guild={ELSEWHERE}"))),
+        ],
+    )
+    .await;
+    assert!(added.starts_with("elsewhere (discord) is connected."), "{added}");
+    let refused = tested(&fake, "elsewhere").await;
+    assert!(
+        refused
+            .starts_with("elsewhere (discord) failed its test: a permission is missing: the bot cannot see the server"),
+        "{refused}"
+    );
+    assert!(refused.contains("HTTP 403"), "{refused}");
+
+    let unknown = tested(&fake, "nothing").await;
+    assert_eq!(unknown, "There is no connection named nothing: `/integration list` shows them.");
+    polity.stop().await;
+}

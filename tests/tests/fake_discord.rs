@@ -947,3 +947,44 @@ mod rate_limits {
         assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("three"));
     }
 }
+
+/// `/integration test` as Discord's adapter makes it: a real call with the token, then the
+/// bot's membership of the server; each failure is told apart.
+#[tokio::test]
+async fn the_adapters_test_call_tells_bad_tokens_missing_access_and_silence_apart() {
+    use polity_discord::DiscordAdapter;
+    use polity_port::{Adapter, TestFailure};
+    const GUILD: &str = "700000000000000001";
+    const ELSEWHERE: &str = "700000000000000077";
+    let fake = fake().await;
+    fake.require_token(TOKEN);
+    fake.add_guild_without_bot(ELSEWHERE, "Elsewhere", "300000000000000004");
+    let settings = |guild: &str| {
+        let mut m = serde_json::Map::new();
+        m.insert("guild".into(), json!(guild));
+        m
+    };
+    let config = |token: &str, url: &str| json!({ "token": token, "base_url": url });
+
+    let works = DiscordAdapter.test(config(TOKEN, &fake.url()), settings(GUILD)).await.unwrap();
+    assert!(works.contains(&format!("the bot is in the server {GUILD}")), "{works}");
+    let alone = DiscordAdapter.test(config(TOKEN, &fake.url()), serde_json::Map::new()).await.unwrap();
+    assert!(alone.starts_with("Discord accepts the token"), "{alone}");
+
+    let bad = DiscordAdapter.test(config("not-the-token", &fake.url()), settings(GUILD)).await.unwrap_err();
+    assert!(matches!(&bad, TestFailure::BadCredentials(why) if why.contains("HTTP 401")), "{bad:?}");
+
+    let missing = DiscordAdapter.test(config(TOKEN, &fake.url()), settings(ELSEWHERE)).await.unwrap_err();
+    assert!(matches!(&missing, TestFailure::MissingPermission(why) if why.contains(ELSEWHERE)), "{missing:?}");
+
+    // Nothing listens on the discard port.
+    let silent = DiscordAdapter.test(config(TOKEN, "http://127.0.0.1:9"), settings(GUILD)).await.unwrap_err();
+    assert!(matches!(silent, TestFailure::Unreachable(_)), "{silent:?}");
+
+    let typo = DiscordAdapter.test(config(TOKEN, &fake.url()), settings("general")).await.unwrap_err();
+    assert_eq!(typo, TestFailure::Other("the server id `general` is not a Discord id".into()));
+    // The token is in no answer.
+    for failure in [bad, missing, typo] {
+        assert!(!failure.to_string().contains(TOKEN), "{failure}");
+    }
+}

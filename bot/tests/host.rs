@@ -1,0 +1,334 @@
+//! The platform host as an operator meets it: Polity's own bot for a platform, and a
+//! community's own connection to it that starts when the community's decision enables it and
+//! stops when the community removes it, without a restart. The platform is a test adapter
+//! that hands the host what a real one would (spaces, commands, secrets, events) and records
+//! how it was started and stopped.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use polity::platforms::Registry;
+use polity::run::{Bot, Host, Pacing, run_host};
+use polity::serve::SystemClock;
+use polity::spaces::Notice;
+use polity::store::Store;
+use polity_commands::{Invocation, Reply};
+use polity_governance::ids::{AccountRef, Place};
+use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
+use polity_port::{
+    Adapter, AdapterError, CommandCall, Connection, Incoming, PlatformSpec, Scopes, SecretTyped, Setting, SpaceInfo,
+    Start, TestFailure,
+};
+use serde_json::{Map, Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+static CHAT: PlatformSpec = PlatformSpec {
+    name: "chat",
+    title: "Chat",
+    space: "room",
+    controllers: "the room's owner",
+    secret: Some("the chat token"),
+    settings: &[Setting { name: "room", help: "the room's id", names_space: true }],
+    env: &[],
+};
+
+/// What the test adapter did, in order, and the senders of the connections it started.
+#[derive(Default)]
+struct Seen {
+    log: Vec<String>,
+    senders: Vec<(String, mpsc::Sender<Incoming>)>,
+}
+
+#[derive(Clone, Default)]
+struct ChatAdapter(Arc<Mutex<Seen>>);
+
+impl ChatAdapter {
+    fn log(&self) -> Vec<String> {
+        self.0.lock().unwrap().log.clone()
+    }
+
+    fn sender(&self, connection: &str) -> mpsc::Sender<Incoming> {
+        let seen = self.0.lock().unwrap();
+        seen.senders.iter().rev().find(|(c, _)| c == connection).map(|(_, s)| s.clone()).unwrap()
+    }
+}
+
+struct NoEffects(String);
+
+impl Platform for NoEffects {
+    fn name(&self) -> &str {
+        &self.0
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn perform<'a>(&'a self, _r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(async { Ok(Performed::default()) })
+    }
+}
+
+struct ChatScopes(String);
+
+impl Scopes for ChatScopes {
+    fn platform(&self, _spaces: &[String]) -> Arc<dyn Platform> {
+        Arc::new(NoEffects(self.0.clone()))
+    }
+}
+
+struct ChatConnection {
+    name: String,
+    adapter: ChatAdapter,
+}
+
+impl Connection for ChatConnection {
+    fn scopes(&self) -> Arc<dyn Scopes> {
+        Arc::new(ChatScopes(self.name.clone()))
+    }
+    fn stopped(&mut self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(std::future::pending())
+    }
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move { self.adapter.0.lock().unwrap().log.push(format!("stopped {}", self.name)) })
+    }
+}
+
+impl Adapter for ChatAdapter {
+    fn spec(&self) -> &'static PlatformSpec {
+        &CHAT
+    }
+    fn check(&self, _config: &Value) -> Result<(), AdapterError> {
+        Ok(())
+    }
+    fn start(&self, config: Value, start: Start) -> BoxFuture<'static, Result<Box<dyn Connection>, AdapterError>> {
+        let adapter = self.clone();
+        Box::pin(async move {
+            let token = config.get("token").and_then(Value::as_str).unwrap_or("none").to_string();
+            let mut seen = adapter.0.lock().unwrap();
+            seen.log.push(format!("started {} with {token}", start.connection));
+            seen.senders.push((start.connection.clone(), start.events));
+            drop(seen);
+            Ok(Box::new(ChatConnection { name: start.connection, adapter }) as Box<dyn Connection>)
+        })
+    }
+    fn connection_config(
+        &self,
+        _bot: Option<&Value>,
+        _settings: &Map<String, Value>,
+        secret: Option<&str>,
+    ) -> Result<Value, AdapterError> {
+        Ok(json!({ "token": secret }))
+    }
+    fn test(&self, _config: Value, _settings: Map<String, Value>) -> BoxFuture<'static, Result<String, TestFailure>> {
+        Box::pin(async { Ok("it answers".to_string()) })
+    }
+}
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn admin() -> AccountRef {
+    AccountRef::new("chat", "admin")
+}
+
+/// Runs `line` as the admin in the room `hq` of Polity's chat bot; returns the reply.
+async fn command(bot: &mpsc::Sender<Incoming>, id: &str, line: &str) -> Reply {
+    let (answer, answered) = oneshot::channel();
+    let invocation = Invocation { invoker: admin(), place: Place::new("chat", "hq"), id: id.into() };
+    let parsed = polity_commands::parse::parse(line).unwrap();
+    let call =
+        CommandCall { space: "hq".into(), invocation, name: "admin".into(), manages_space: true, parsed, answer };
+    bot.send(Incoming::Command(call)).await.unwrap();
+    within(line, answered).await.unwrap()
+}
+
+/// Waits until the adapter's log holds `line`.
+async fn until_logged(adapter: &ChatAdapter, line: &str) {
+    within(line, async {
+        while !adapter.log().iter().any(|l| l == line) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// `polity run` with Polity's own chat bot, on `db`.
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<polity::runtime::Runtime>>,
+    notices: mpsc::UnboundedReceiver<Notice>,
+}
+
+async fn run(db: &str, key: &str, adapter: &ChatAdapter) -> Running {
+    let store = Store::connect(db).await.unwrap().with_secret_key(Some(key));
+    store.migrate().await.unwrap();
+    let mut registry = Registry::of(Vec::new());
+    registry.register(Arc::new(adapter.clone()));
+    let host = Host { bots: vec![Bot::new(Arc::new(adapter.clone()), json!({}))], registry, http: None };
+    let (notices_tx, notices) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let pacing = Pacing { edit: chrono::TimeDelta::zero(), reconcile: chrono::TimeDelta::zero() };
+        run_host(store, host, pacing, &SystemClock, shutdown, notices_tx).await
+    });
+    Running { stop, task, notices }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        within("polity run to stop", self.task).await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_communitys_own_connection_starts_when_enabled_and_stops_when_removed_without_a_restart() {
+    let db = support::TestDb::sqlite("host_live_connections");
+    let key = polity::store::SecretKey::generate();
+    let adapter = ChatAdapter::default();
+    let polity = run(db.url(), &key, &adapter).await;
+    let mut notices = polity.notices;
+    let polity = Running { notices: mpsc::unbounded_channel().1, ..polity };
+
+    // Polity's own chat bot serves the room hq: a community of its own.
+    until_logged(&adapter, "started chat with none").await;
+    let bot = adapter.sender("chat");
+    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
+    bot.send(Incoming::Space(hq)).await.unwrap();
+    let governing = within("the room governed", notices.recv()).await.unwrap();
+    assert!(matches!(&governing, Notice::Governing { space, community, .. } if space == "hq" && community == "HQ"));
+
+    // The admin connects the community's own chat account: the secret is asked for, typed
+    // privately, and the connection starts at once, with that token, as the decision enables it.
+    let asked = command(&bot, "c1", "/integration add chat own").await;
+    let prompt = asked.secret_prompt.expect("the token is asked for");
+    assert!(!adapter.log().iter().any(|l| l.starts_with("started own")), "nothing starts before the secret");
+    let (answer, answered) = oneshot::channel();
+    let typed = SecretTyped {
+        space: "hq".into(),
+        invocation: Invocation { invoker: admin(), place: Place::new("chat", "hq"), id: "c1".into() },
+        name: "admin".into(),
+        prompt,
+        secret: "own-token-123".into(),
+        answer,
+    };
+    bot.send(Incoming::Secret(typed)).await.unwrap();
+    let connected = within("the connection stored", answered).await.unwrap();
+    assert_eq!(connected.text, "own (chat) is connected. `/integration test own` checks it.");
+    until_logged(&adapter, "started own with own-token-123").await;
+
+    // Every room the community's own account reaches is the community's.
+    let own = adapter.sender("own");
+    let side =
+        SpaceInfo { space: "side".into(), name: "Side".into(), owner: (admin(), "admin".into()), members: vec![] };
+    own.send(Incoming::Space(side)).await.unwrap();
+    let governing = within("the side room governed", notices.recv()).await.unwrap();
+    assert!(matches!(&governing, Notice::Governing { space, community, .. } if space == "side" && community == "HQ"));
+    let tested = command(&bot, "c2", "/integration test own").await;
+    assert_eq!(tested.text, "own (chat) works: it answers");
+
+    // After a restart it starts again by itself, with its stored secret.
+    polity.stop().await;
+    let polity = run(db.url(), &key, &adapter).await;
+    within("a restart", async {
+        while adapter.log().iter().filter(|l| *l == "started own with own-token-123").count() < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    until_logged(&adapter, "started chat with none").await;
+    let bot = adapter.sender("chat");
+    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
+    bot.send(Incoming::Space(hq)).await.unwrap();
+    let mut notices = polity.notices;
+    let polity = Running { notices: mpsc::unbounded_channel().1, ..polity };
+    let governing = within("the room governed again", notices.recv()).await.unwrap();
+    assert!(matches!(&governing, Notice::Governing { space, .. } if space == "hq"));
+
+    // Removed: stopped at once, no restart.
+    let removed = command(&bot, "c3", "/integration remove own").await;
+    assert_eq!(removed.text, "own (chat) is disconnected and its settings and secret deleted.");
+    until_logged(&adapter, "stopped own").await;
+    let listed = command(&bot, "c4", "/integration list").await;
+    assert!(!listed.text.contains("own"), "{}", listed.text);
+
+    polity.stop().await;
+    assert_eq!(
+        adapter.log(),
+        [
+            "started chat with none",
+            "started own with own-token-123",
+            "stopped own",
+            "stopped chat",
+            "started chat with none",
+            "started own with own-token-123",
+            "stopped own",
+            "stopped chat"
+        ],
+        "each connection started once per run and stopped once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_spaces_whose_platform_reuses_an_id_never_shadow_each_others_inputs() {
+    use polity::store::entities::inbox;
+    use polity_governance::action::{Action, ActionType};
+    use polity_governance::io::Inbound;
+    use polity_port::Event;
+    use sea_orm::EntityTrait;
+
+    let db = support::TestDb::sqlite("host_dedup_scope");
+    let adapter = ChatAdapter::default();
+    let mut polity = run(db.url(), &polity::store::SecretKey::generate(), &adapter).await;
+    until_logged(&adapter, "started chat with none").await;
+    let bot = adapter.sender("chat");
+    for (room, owner) in [("r1", "ann"), ("r2", "ben")] {
+        let who = (AccountRef::new("chat", owner), owner.to_string());
+        let info = SpaceInfo { space: room.into(), name: format!("Room {room}"), owner: who, members: vec![] };
+        bot.send(Incoming::Space(info)).await.unwrap();
+        let governing = within("the room governed", polity.notices.recv()).await.unwrap();
+        assert!(matches!(&governing, Notice::Governing { space, .. } if space == room));
+    }
+    // The same message id in both rooms (ids are per room on this platform), each delivered
+    // twice.
+    for room in ["r1", "r2", "r1", "r2"] {
+        let author = AccountRef::new("chat", if room == "r1" { "ann" } else { "ben" });
+        let action = Action::new(ActionType::new("chat.message").unwrap(), author.clone(), "m1")
+            .at(Place::new("chat", room))
+            .with("text", "hello");
+        let event = Event {
+            space: Some(room.into()),
+            dedup_key: "message:m1".into(),
+            input: Inbound::Action { action },
+            from: Some((author, "someone".into())),
+        };
+        bot.send(Incoming::Event(event)).await.unwrap();
+    }
+    // A command after them: once it is answered, the events before it were handled.
+    let (answer, answered) = oneshot::channel();
+    let parsed = polity_commands::parse::parse("/whoami").unwrap();
+    let invocation =
+        Invocation { invoker: AccountRef::new("chat", "ann"), place: Place::new("chat", "r1"), id: "w".into() };
+    let call = CommandCall { space: "r1".into(), invocation, name: "ann".into(), manages_space: true, parsed, answer };
+    bot.send(Incoming::Command(call)).await.unwrap();
+    within("the answer", answered).await.unwrap();
+
+    let rt = {
+        polity.stop.send(()).unwrap();
+        within("polity run to stop", polity.task).await.unwrap().unwrap()
+    };
+    let rows = inbox::Entity::find().all(rt.store().db()).await.unwrap();
+    let mut keys: Vec<(String, String)> =
+        rows.into_iter().filter(|r| r.dedup_key == "message:m1").map(|r| (r.source, r.dedup_key)).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [("chat:r1".to_string(), "message:m1".to_string()), ("chat:r2".to_string(), "message:m1".to_string())],
+        "one input per room, each once"
+    );
+}
