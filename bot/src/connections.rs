@@ -3,6 +3,11 @@
 //!   needs none) started at start and as soon as a committed decision enables one, stopped
 //!   when one is removed, without a restart; a removed connection's spaces leave its
 //!   community at once.
+//! - Polls: a connection's [`polity_port::Poller`] declares its polls; each is a row of the
+//!   `polls` table (when it is due, how often, its cursor), so the serving loop wakes for it
+//!   and a restart neither repeats nor skips one. The loop hands due polls here; each runs off
+//!   the loop (at most [`POLL_TIMEOUT`]), what it read goes back as deliveries, deduplicated
+//!   like any others, and its cursor is stored after them.
 //! - The test behind `/integration test`, made ready inside the serving loop (reading the
 //!   connection and its secret) and run outside it, so a slow platform never holds up
 //!   anything else.
@@ -10,13 +15,14 @@
 use crate::http::Health;
 use crate::platforms::Registry;
 use crate::runtime::{ConnectionEvent, Runtime};
-use crate::serve::Input;
+use crate::serve::{Delivery, Input};
 use crate::spaces::{self, CONFIRMED_BY, Links, MADE_FOR_SPACE, Owner, Spaces, Translator};
+use crate::store::polls::DuePoll;
 use crate::store::{Connection as Stored, Store};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use polity_governance::ids::CommunityId;
-use polity_port::{Adapter, PlatformSpec, Start, TestFailure};
+use polity_port::{Adapter, PlatformSpec, Poller, Start, TestFailure};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -105,6 +111,59 @@ pub async fn prepare_test(rt: &Runtime, community: CommunityId, name: &str) -> R
     Ok(Ok(ConnectionTest { name: c.name, platform: c.platform, adapter, config, settings }))
 }
 
+/// How long one poll may take.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Supervisor {
+    /// Runs a due poll off the loop: what it read goes to the loop as deliveries, in order,
+    /// then its cursor is stored (after them, so a crash between reads them again, and their
+    /// dedup keys drop the repeats).
+    fn poll(&self, due: DuePoll) {
+        let Some(poller) = self.pollers.get(&(due.community, due.connection.clone())).cloned() else {
+            tracing::debug!(community = %due.community, connection = %due.connection, "a poll came due for a connection that is not running");
+            return;
+        };
+        let inputs = self.links.inputs.clone();
+        tokio::spawn(async move {
+            let DuePoll { community, connection, poll, cursor } = due;
+            let read = tokio::time::timeout(POLL_TIMEOUT, poller.poll(&poll, cursor)).await;
+            let polled = match read {
+                Ok(Ok(polled)) => polled,
+                Ok(Err(e)) => {
+                    tracing::warn!(community = %community, %connection, %poll, "a poll failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(community = %community, %connection, %poll, "a poll took over {} s: it runs again at its next time", POLL_TIMEOUT.as_secs());
+                    return;
+                }
+            };
+            for event in polled.events {
+                let space = event.space.unwrap_or_default();
+                let delivery = Delivery {
+                    community,
+                    source: spaces::source(Owner::Community(community), &connection, &space),
+                    dedup_key: event.dedup_key,
+                    input: event.input,
+                    from: event.from,
+                };
+                if inputs.send(delivery.into()).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(cursor) = polled.cursor {
+                let job = Input::job(move |rt: &mut Runtime, _now: DateTime<Utc>| {
+                    Box::pin(async move {
+                        rt.store().set_poll_cursor(community, &connection, &poll, &cursor).await?;
+                        Ok(())
+                    })
+                });
+                let _stopped = inputs.send(job).await;
+            }
+        });
+    }
+}
+
 /// A stored connection's platform settings, without the keys that are Polity's own.
 fn settings_of(c: &Stored, spec: &PlatformSpec) -> Map<String, Value> {
     c.config
@@ -140,6 +199,8 @@ pub struct Supervisor {
     /// The spaces of Polity's own bots: rechecked when a community removes a connection.
     bots: Vec<Spaces>,
     running: HashMap<(CommunityId, String), Running>,
+    /// The running connections that poll.
+    pollers: HashMap<(CommunityId, String), Arc<dyn Poller>>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -151,7 +212,7 @@ impl std::fmt::Debug for Supervisor {
 impl Supervisor {
     pub fn new(store: Store, registry: Registry, links: Links, bots: Vec<Spaces>) -> Self {
         let health = links.health.clone();
-        Self { store, registry, links, health, bots, running: HashMap::new() }
+        Self { store, registry, links, health, bots, running: HashMap::new(), pollers: HashMap::new() }
     }
 
     /// Starts every enabled connection of communities' own, then follows `events` (what
@@ -170,6 +231,7 @@ impl Supervisor {
             match event {
                 Some(ConnectionEvent::Enabled { community, name }) => self.start(community, &name).await,
                 Some(ConnectionEvent::Removed { community, name }) => self.stop(community, &name, true).await,
+                Some(ConnectionEvent::PollDue(due)) => self.poll(due),
                 None => break,
             }
         }
@@ -261,6 +323,20 @@ impl Supervisor {
             incoming,
             self.links.clone(),
         );
+        if let Some(poller) = connection.poller() {
+            for poll in poller.polls() {
+                let every = chrono::TimeDelta::from_std(poll.every).unwrap_or(chrono::TimeDelta::MAX);
+                // A new poll runs at once; a known one keeps its time and its cursor.
+                let first = DateTime::<Utc>::UNIX_EPOCH;
+                if let Err(e) = self.store.ensure_poll(community, name, poll.name, every, first).await {
+                    tracing::error!(community = %community, connection = name, "recording the poll {} failed: {e}", poll.name);
+                }
+            }
+            self.pollers.insert((community, name.to_string()), poller);
+            // The loop learns of the new polls when it next looks at what is due.
+            let wake = Input::job(|_rt: &mut Runtime, _now: DateTime<Utc>| Box::pin(async { Ok(()) }));
+            let _stopping = self.links.inputs.send(wake).await;
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let health = self.health.clone();
         let connection_name = name.to_string();
@@ -284,6 +360,7 @@ impl Supervisor {
     /// Stops `community`'s connection `name` if it runs; when it was `removed`, its platform
     /// acts for the community no more, and spaces of Polity's own bots it named leave.
     async fn stop(&mut self, community: CommunityId, name: &str, removed: bool) {
+        self.pollers.remove(&(community, name.to_string()));
         if let Some(running) = self.running.remove(&(community, name.to_string())) {
             running.translator.stop();
             // The task may have ended by itself already (the connection gave up).

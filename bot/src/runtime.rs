@@ -77,8 +77,16 @@ pub struct Runtime {
 /// A platform connection a committed step enabled or removed: the host starts or stops it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectionEvent {
-    Enabled { community: CommunityId, name: String },
-    Removed { community: CommunityId, name: String },
+    Enabled {
+        community: CommunityId,
+        name: String,
+    },
+    Removed {
+        community: CommunityId,
+        name: String,
+    },
+    /// A connection's poll is due.
+    PollDue(crate::store::polls::DuePoll),
 }
 
 impl Runtime {
@@ -807,6 +815,23 @@ impl Runtime {
     ///
     /// # Errors
     /// When the store fails.
+    /// Hands the polls due at `now` to the host, which runs them off the loop; each is due
+    /// again one interval later.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn fire_polls(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let Some(tx) = &self.connection_tx else {
+            return Ok(());
+        };
+        for due in self.store.take_due_polls(now).await? {
+            if tx.send(ConnectionEvent::PollDue(due)).is_err() {
+                tracing::debug!("a poll came due after the host stopped listening");
+            }
+        }
+        Ok(())
+    }
+
     pub async fn fire_deadlines(&mut self, now: DateTime<Utc>) -> Result<()> {
         while let Some((community, due)) = self.store.next_deadline().await? {
             if due > now {
@@ -826,6 +851,11 @@ impl Runtime {
     /// When the store fails.
     pub async fn next_wake(&self) -> Result<Option<DateTime<Utc>>> {
         let deadline = self.store.next_deadline().await?.map(|(_, at)| at);
+        // Polls are run by the host's supervisor: without one, none are kept.
+        let poll = match self.connection_tx {
+            Some(_) => self.store.next_poll_due().await?,
+            None => None,
+        };
         // Effects due when the dispatcher last looked were started, or wait for a lane whose
         // effect is in flight (its end wakes the loop): only later ones are a reason to wake.
         let retry = match self.flight.looked_at() {
@@ -833,7 +863,7 @@ impl Runtime {
             None => self.store.next_effect_at().await?,
         };
         let reconcile = self.reconciles.next_due();
-        Ok([deadline, retry, reconcile].into_iter().flatten().min())
+        Ok([deadline, poll, retry, reconcile].into_iter().flatten().min())
     }
 }
 

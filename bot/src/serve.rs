@@ -113,6 +113,7 @@ pub async fn serve(
     loop {
         let now = clock.now();
         rt.fire_deadlines(now).await?;
+        rt.fire_polls(now).await?;
         // Effects run on tasks of their own: the loop only starts them and records their ends.
         rt.start_due(now).await?;
         if inputs.is_empty() {

@@ -232,13 +232,8 @@ impl Shared {
         }
     }
 
-    /// The inbox source of the events of `space`: the connection (and its community, for a
-    /// community's own) and the space.
     fn source(&self, space: &str) -> String {
-        match self.owner {
-            Owner::Bot => format!("{}:{space}", self.connection),
-            Owner::Community(c) => format!("{}.{}:{space}", c.0, self.connection),
-        }
+        source(self.owner, &self.connection, space)
     }
 
     fn command_source(&self) -> String {
@@ -267,6 +262,16 @@ pub struct Links {
     pub notices: mpsc::UnboundedSender<Notice>,
     /// `GET /healthz`.
     pub health: Health,
+}
+
+/// The inbox source of the events of `space` that came through `connection`: the connection
+/// (and its community, for a community's own) and the space, so two spaces or connections
+/// whose platforms reuse ids never shadow each other.
+pub fn source(owner: Owner, connection: &str, space: &str) -> String {
+    match owner {
+        Owner::Bot => format!("{connection}:{space}"),
+        Owner::Community(c) => format!("{}.{connection}:{space}", c.0),
+    }
 }
 
 /// A connection's name in `GET /healthz`: Polity's bot by its platform, a community's own

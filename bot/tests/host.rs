@@ -13,11 +13,13 @@ use polity::serve::SystemClock;
 use polity::spaces::Notice;
 use polity::store::Store;
 use polity_commands::{Invocation, Reply};
+use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, Place};
+use polity_governance::io::Inbound;
 use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
 use polity_port::{
-    Adapter, AdapterError, CommandCall, Connection, Incoming, PlatformSpec, Scopes, SecretTyped, Setting, SpaceInfo,
-    Start, TestFailure,
+    Adapter, AdapterError, CommandCall, Connection, Event, Incoming, PlatformSpec, PollSpec, Polled, Poller, Scopes,
+    SecretTyped, Setting, SpaceInfo, Start, TestFailure,
 };
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
@@ -82,9 +84,43 @@ struct ChatConnection {
     adapter: ChatAdapter,
 }
 
+/// A community's own chat account reads the room `side` every minute: what was posted after
+/// the cursor, as the platform would list it (the item at the cursor comes again).
+struct ChatPoller(ChatAdapter);
+
+impl Poller for ChatPoller {
+    fn polls(&self) -> Vec<PollSpec> {
+        vec![PollSpec { name: "posts", every: Duration::from_secs(60) }]
+    }
+
+    fn poll(&self, name: &str, cursor: Option<String>) -> BoxFuture<'static, Result<Polled, PlatformError>> {
+        let from = cursor.as_deref().unwrap_or("none").to_string();
+        self.0.0.lock().unwrap().log.push(format!("poll {name} from {from}"));
+        let first: u32 = cursor.and_then(|c| c.parse().ok()).unwrap_or(1);
+        let events = (first..first + 2)
+            .map(|n| {
+                let author = AccountRef::new("own", "poster");
+                let action = Action::new(ActionType::new("chat.message").unwrap(), author.clone(), format!("m{n}"))
+                    .at(Place::new("own", "side"))
+                    .with("text", format!("post {n}"));
+                Event {
+                    space: Some("side".into()),
+                    dedup_key: format!("post:m{n}"),
+                    input: Inbound::Action { action },
+                    from: Some((author, "poster".into())),
+                }
+            })
+            .collect();
+        Box::pin(async move { Ok(Polled { events, cursor: Some((first + 1).to_string()) }) })
+    }
+}
+
 impl Connection for ChatConnection {
     fn scopes(&self) -> Arc<dyn Scopes> {
         Arc::new(ChatScopes(self.name.clone()))
+    }
+    fn poller(&self) -> Option<Arc<dyn Poller>> {
+        (self.name != "chat").then(|| Arc::new(ChatPoller(self.adapter.clone())) as Arc<dyn Poller>)
     }
     fn stopped(&mut self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(std::future::pending())
@@ -162,6 +198,10 @@ struct Running {
 }
 
 async fn run(db: &str, key: &str, adapter: &ChatAdapter) -> Running {
+    run_on(db, key, adapter, Arc::new(SystemClock)).await
+}
+
+async fn run_on(db: &str, key: &str, adapter: &ChatAdapter, clock: Arc<dyn polity::serve::Clock>) -> Running {
     let store = Store::connect(db).await.unwrap().with_secret_key(Some(key));
     store.migrate().await.unwrap();
     let mut registry = Registry::of(Vec::new());
@@ -174,7 +214,7 @@ async fn run(db: &str, key: &str, adapter: &ChatAdapter) -> Running {
             let _ = stopped.await;
         };
         let pacing = Pacing { edit: chrono::TimeDelta::zero(), reconcile: chrono::TimeDelta::zero() };
-        run_host(store, host, pacing, &SystemClock, shutdown, notices_tx).await
+        run_host(store, host, pacing, &*clock, shutdown, notices_tx).await
     });
     Running { stop, task, notices }
 }
@@ -258,8 +298,9 @@ async fn a_communitys_own_connection_starts_when_enabled_and_stops_when_removed_
     assert!(!listed.text.contains("own"), "{}", listed.text);
 
     polity.stop().await;
+    let log: Vec<String> = adapter.log().into_iter().filter(|l| !l.starts_with("poll ")).collect();
     assert_eq!(
-        adapter.log(),
+        log,
         [
             "started chat with none",
             "started own with own-token-123",
@@ -277,9 +318,6 @@ async fn a_communitys_own_connection_starts_when_enabled_and_stops_when_removed_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_spaces_whose_platform_reuses_an_id_never_shadow_each_others_inputs() {
     use polity::store::entities::inbox;
-    use polity_governance::action::{Action, ActionType};
-    use polity_governance::io::Inbound;
-    use polity_port::Event;
     use sea_orm::EntityTrait;
 
     let db = support::TestDb::sqlite("host_dedup_scope");
@@ -331,4 +369,80 @@ async fn two_spaces_whose_platform_reuses_an_id_never_shadow_each_others_inputs(
         [("chat:r1".to_string(), "message:m1".to_string()), ("chat:r2".to_string(), "message:m1".to_string())],
         "one input per room, each once"
     );
+}
+
+/// Connects the community's own chat account in the room hq of Polity's chat bot (which must
+/// be governed already): asked, typed, started.
+async fn connect_own(adapter: &ChatAdapter, bot: &mpsc::Sender<Incoming>) {
+    let asked = command(bot, "c1", "/integration add chat own").await;
+    let (answer, answered) = oneshot::channel();
+    let typed = SecretTyped {
+        space: "hq".into(),
+        invocation: Invocation { invoker: admin(), place: Place::new("chat", "hq"), id: "c1".into() },
+        name: "admin".into(),
+        prompt: asked.secret_prompt.unwrap(),
+        secret: "own-token-123".into(),
+        answer,
+    };
+    bot.send(Incoming::Secret(typed)).await.unwrap();
+    within("the connection stored", answered).await.unwrap();
+    until_logged(adapter, "started own with own-token-123").await;
+}
+
+/// The inbox keys of the posts read, once every input sent before now is handled.
+async fn posts_recorded(bot: &mpsc::Sender<Incoming>, db: &str, id: &str) -> Vec<(String, String)> {
+    use polity::store::entities::inbox;
+    use sea_orm::EntityTrait;
+    command(bot, id, "/whoami").await;
+    let store = Store::connect(db).await.unwrap();
+    let rows = inbox::Entity::find().all(store.db()).await.unwrap();
+    let mut keys: Vec<(String, String)> =
+        rows.into_iter().filter(|r| r.dedup_key.starts_with("post:")).map(|r| (r.source, r.dedup_key)).collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_polls_run_on_the_loops_clock_from_their_stored_cursor_across_restarts() {
+    let db = support::TestDb::sqlite("host_polls");
+    let key = polity::store::SecretKey::generate();
+    let adapter = ChatAdapter::default();
+    let t0 = chrono::Utc::now();
+    let clock = Arc::new(support::HandClock(tokio::sync::watch::channel(t0).0));
+    let mut polity = run_on(db.url(), &key, &adapter, clock.clone()).await;
+    until_logged(&adapter, "started chat with none").await;
+    let bot = adapter.sender("chat");
+    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
+    bot.send(Incoming::Space(hq)).await.unwrap();
+    within("the room governed", polity.notices.recv()).await.unwrap();
+    connect_own(&adapter, &bot).await;
+
+    // A new poll runs at once, from nothing; its posts are recorded under the connection.
+    until_logged(&adapter, "poll posts from none").await;
+    let source = |n: u32| ("1.own:side".to_string(), format!("post:m{n}"));
+    assert_eq!(posts_recorded(&bot, db.url(), "w1").await, [source(1), source(2)]);
+
+    // Not again until a minute has passed on the loop's clock; then from where it got to. The
+    // post read twice is recorded once.
+    assert_eq!(adapter.log().iter().filter(|l| l.starts_with("poll ")).count(), 1);
+    clock.0.send_replace(t0 + chrono::TimeDelta::seconds(60));
+    until_logged(&adapter, "poll posts from 2").await;
+    assert_eq!(posts_recorded(&bot, db.url(), "w2").await, [source(1), source(2), source(3)]);
+
+    // After a restart the poll keeps its time and its cursor.
+    polity.stop().await;
+    let polity = run_on(db.url(), &key, &adapter, clock.clone()).await;
+    until_logged(&adapter, "stopped chat").await;
+    within("the restart", async {
+        while adapter.log().iter().filter(|l| *l == "started own with own-token-123").count() < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(!adapter.log().iter().any(|l| l == "poll posts from 3"), "not due yet: {:?}", adapter.log());
+    clock.0.send_replace(t0 + chrono::TimeDelta::seconds(125));
+    until_logged(&adapter, "poll posts from 3").await;
+    polity.stop().await;
+    let polls = adapter.log().iter().filter(|l| l.starts_with("poll ")).cloned().collect::<Vec<_>>();
+    assert_eq!(polls, ["poll posts from none", "poll posts from 2", "poll posts from 3"]);
 }

@@ -30,6 +30,7 @@ mod m20261122_000015_create_audit_log;
 mod m20261122_000016_create_settings;
 mod m20261122_000017_create_link_codes;
 mod m20261201_000018_create_console_ledger;
+mod m20261201_000019_create_polls;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000016_create_settings::Migration),
             Box::new(m20261122_000017_create_link_codes::Migration),
             Box::new(m20261201_000018_create_console_ledger::Migration),
+            Box::new(m20261201_000019_create_polls::Migration),
         ]
     }
 }

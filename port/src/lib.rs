@@ -44,6 +44,36 @@ pub trait Scopes: Send + Sync {
     fn platform(&self, spaces: &[String]) -> Arc<dyn Platform>;
 }
 
+/// One of a connection's polls: its name (unique within the connection) and how often it
+/// runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollSpec {
+    pub name: &'static str,
+    pub every: std::time::Duration,
+}
+
+/// What one poll read: its events (deduplicated by their keys like any other, so reading
+/// the same item twice changes nothing), and where the next poll starts.
+#[derive(Debug, Default)]
+pub struct Polled {
+    pub events: Vec<Event>,
+    /// The platform's cursor after these events; `None` keeps the one there was.
+    pub cursor: Option<String>,
+}
+
+/// A connection's polls. The host keeps when each is due in its store, so polls join its
+/// wake-ups and survive restarts, and runs each off its serving loop.
+pub trait Poller: Send + Sync {
+    fn polls(&self) -> Vec<PollSpec>;
+
+    /// Runs poll `name` from `cursor` (where the last one got to, `None` the first time).
+    fn poll(
+        &self,
+        name: &str,
+        cursor: Option<String>,
+    ) -> BoxFuture<'static, Result<Polled, polity_governance::platform::PlatformError>>;
+}
+
 /// Why a connection did not start.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdapterError {
@@ -115,6 +145,12 @@ pub trait Adapter: Send + Sync {
 pub trait Connection: Send {
     /// What hands out its platforms, one community's at a time.
     fn scopes(&self) -> Arc<dyn Scopes>;
+
+    /// What it reads on a schedule, if anything (a platform without webhooks, or one whose
+    /// missed deliveries are read again).
+    fn poller(&self) -> Option<Arc<dyn Poller>> {
+        None
+    }
 
     /// Resolves when the connection stops by itself, with why: a failure it cannot get past
     /// (the platform refused the token). Pending for ever while it runs.

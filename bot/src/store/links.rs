@@ -136,6 +136,12 @@ pub(super) async fn change_connection<C: ConnectionTrait>(
         ConnectionChange::Stage { .. } => {}
         ConnectionChange::Remove(_) => {
             platform_connections::Entity::delete_by_id(row.id).exec(db).await?;
+            // Its polls go with it, in the same transaction.
+            super::entities::polls::Entity::delete_many()
+                .filter(super::entities::polls::Column::CommunityId.eq(cid))
+                .filter(super::entities::polls::Column::Connection.eq(name.as_str()))
+                .exec(db)
+                .await?;
         }
         ConnectionChange::Enable(_) => {
             let mut config: serde_json::Value = from_json(&row.config, "a connection's config")?;

@@ -17,6 +17,7 @@ mod community;
 mod console_ledger;
 pub mod entities;
 pub mod links;
+pub mod polls;
 pub mod secrets;
 mod step;
 

@@ -13,6 +13,7 @@ pub mod members;
 pub mod outbox;
 pub mod platform_connections;
 pub mod policies;
+pub mod polls;
 pub mod proposals;
 pub mod role_permissions;
 pub mod roles;
