@@ -56,6 +56,10 @@ pub struct Capabilities {
     /// Whether its output is one stream (the console): effects are performed one at a time,
     /// in the order they were recorded, instead of in parallel per channel.
     pub serial: bool,
+    /// How many vote-message edits one channel may take per window (Discord: 5 per 5 s), if
+    /// the platform limits them: the dispatcher holds back a tally edit over its channel's
+    /// budget until the window allows it. `None`: no limit.
+    pub edits_per_channel: Option<(u32, Duration)>,
 }
 
 /// Who holds one emoji on a message, as the platform reports it: each account with its

@@ -266,6 +266,8 @@ impl Platform for ConsolePlatform {
             ephemeral: true,
             remove_others_reactions: true,
             serial: true,
+            // One local stream: no platform limits its edits.
+            edits_per_channel: None,
             ..Capabilities::default()
         }
     }

@@ -8,8 +8,7 @@
 //! acknowledgement; any other is answered directly if the bot answers within
 //! [`crate::GatewayConfig::answer_within`], and acknowledged then edited if not.
 
-use crate::gateway::COMMAND_USED;
-use crate::platform::VOTE_BUTTON;
+use crate::platform::{COMMAND_USED, VOTE_BUTTON};
 use poise::{CommandParameter, CommandParameterChoice};
 use polity_commands::catalogue::{Arg, ArgKind, CATALOGUE, Spec};
 use polity_commands::{Invocation, Parsed, Reply, SecretPrompt};

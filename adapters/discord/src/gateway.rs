@@ -7,7 +7,9 @@
 //! gateway order before the handler task is spawned.
 
 use crate::commands::{Bridge, application_commands};
-use crate::platform::{DiscordPlatform, MESSAGE, RENAME_CHANNEL, ROLE_GRANT, VOTE_BUTTON, http_client};
+use crate::platform::{
+    DiscordPlatform, MEMBER_JOIN, MESSAGE, RENAME_CHANNEL, ROLE_GRANT, ROLE_REVOKED, VOTE_BUTTON, http_client,
+};
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, MessageRef, Place};
 use polity_governance::io::Inbound;
@@ -26,13 +28,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// A member joined the guild (a trigger event).
-pub const MEMBER_JOIN: &str = "discord.member_join";
-/// A role was taken from a member (a trigger event).
-pub const ROLE_REVOKED: &str = "discord.role_revoked";
-/// A member used one of Polity's commands (a trigger event).
-pub const COMMAND_USED: &str = "discord.command_used";
 
 /// The gateway intents Polity asks for, and no more:
 /// - `GUILDS`: `GUILD_CREATE` (the channels and their names, so a rename's old name is known)

@@ -134,11 +134,11 @@ mod rest;
 
 pub use adapter::{DiscordAdapter, DiscordConfig, SPEC};
 pub use commands::{Bridge, application_commands};
-pub use gateway::{COMMAND_USED, Gateway, GatewayConfig, MEMBER_JOIN, ROLE_REVOKED, emoji_key, intents, start};
+pub use gateway::{Gateway, GatewayConfig, emoji_key, intents, start};
 pub use invite::{PERMISSIONS, invite_url, permission_bits};
 pub use platform::{
-    DELETE_MESSAGE, DiscordPlatform, EDIT_MESSAGE, GRANT_ROLE, KICK, MESSAGE, PIN_MESSAGE, POST_MESSAGE,
-    RENAME_CHANNEL, REVOKE_ROLE, ROLE_GRANT, SEND_DM, VOTE_BUTTON,
+    COMMAND_USED, DELETE_MESSAGE, DiscordPlatform, EDIT_MESSAGE, GRANT_ROLE, KICK, MEMBER_JOIN, MESSAGE, PIN_MESSAGE,
+    POST_MESSAGE, RENAME_CHANNEL, REVOKE_ROLE, ROLE_GRANT, ROLE_REVOKED, SEND_DM, VOTE_BUTTON,
 };
 pub use rest::DISCORD_URL;
 /// serenity's cache, which the gateway keeps: what a community's connection checks channels,

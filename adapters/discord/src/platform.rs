@@ -17,6 +17,12 @@ use serenity::model::id::{ChannelId, GuildId, MessageId, RoleId, UserId};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+/// A member joined the guild (a trigger event).
+pub const MEMBER_JOIN: &str = "discord.member_join";
+/// A role was taken from a member (a trigger event).
+pub const ROLE_REVOKED: &str = "discord.role_revoked";
+/// A member used one of Polity's commands (a trigger event).
+pub const COMMAND_USED: &str = "discord.command_used";
 /// A member's message in a governed channel (governable).
 pub const MESSAGE: &str = "discord.message";
 /// A channel rename (governable).
@@ -718,6 +724,8 @@ impl Platform for DiscordPlatform {
             remove_others_reactions: true,
             read_reactions: true,
             serial: false,
+            // Discord lets a bot send or edit about 5 messages per 5 s in one channel.
+            edits_per_channel: Some((5, std::time::Duration::from_secs(5))),
         }
     }
 
@@ -758,19 +766,19 @@ impl Platform for DiscordPlatform {
                 ],
             ),
             ActionInfo::new(
-                crate::gateway::MEMBER_JOIN,
+                MEMBER_JOIN,
                 ActionKind::Trigger,
                 "a member joined the server",
                 &[("guild", "the guild id"), ("user", "the user id"), ("name", "their display name")],
             ),
             ActionInfo::new(
-                crate::gateway::ROLE_REVOKED,
+                ROLE_REVOKED,
                 ActionKind::Trigger,
                 "a role taken from a member (not by Polity)",
                 &[("guild", "the guild id"), ("user", "the member's user id"), ("role", "the role id")],
             ),
             ActionInfo::new(
-                crate::gateway::COMMAND_USED,
+                COMMAND_USED,
                 ActionKind::Trigger,
                 "a member used one of Polity's commands (a vote button counts as /vote)",
                 &[("command", "the command's words, e.g. role grant"), ("channel", "the channel id")],

@@ -9,6 +9,11 @@
 //!   a retry (a 429's `retry_after`, a backoff) is parked until then, so nothing overtakes
 //!   it. Lanes run in parallel. A platform whose output is one stream (the console) is one
 //!   lane ([`Capabilities::serial`]).
+//! - Tally edits are paced per proposal ([`Runtime::set_edit_interval`]) and per channel, as
+//!   the platform declares ([`Capabilities::edits_per_channel`]): an edit over its channel's
+//!   budget is put off until the window allows it (its lane and intake go on meanwhile), a
+//!   newer edit of its proposal supersedes it while it waits, and the channel's waiting
+//!   proposals take the slots that free up first come, first served.
 //! - An effect's result and what it implies are one transaction (a posted vote message is
 //!   linked to its proposal as the post is marked done).
 
@@ -19,8 +24,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use polity_governance::GovError;
 use polity_governance::ids::{CommunityId, MessageRef, ProposalId};
 use polity_governance::io::{Effect, Inbound};
-use polity_governance::platform::{Performed, Platform, PlatformError, Request};
-use std::collections::{HashMap, HashSet};
+use polity_governance::platform::{Capabilities, Performed, Platform, PlatformError, Request};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -77,11 +82,78 @@ impl Default for Flight {
     }
 }
 
-/// When each proposal's vote text was last edited, to pace edits.
+/// How long a proposal keeps its turn in a channel's queue of waiting edits when none of its
+/// edits comes by (its edit went another way, or its lane was parked), beyond the window.
+const TURN_LAPSE: TimeDelta = TimeDelta::minutes(1);
+
+/// One channel of a platform that limits edits per channel: `(community, platform, channel)`.
+type ChannelKey = (CommunityId, String, String);
+
+/// When each proposal's vote text was last edited, and each limited channel's recent edits,
+/// to pace edits.
 #[derive(Default)]
 pub(super) struct EditPacing {
     pub(super) interval: TimeDelta,
     last: HashMap<(CommunityId, ProposalId), DateTime<Utc>>,
+    channels: HashMap<ChannelKey, ChannelBudget>,
+}
+
+/// A channel's recent tally edits and the proposals whose edit waits for a slot.
+#[derive(Default)]
+struct ChannelBudget {
+    window: TimeDelta,
+    /// When each edit in the window was started, oldest first.
+    sent: VecDeque<DateTime<Utc>>,
+    /// Proposals whose edit waits for a slot, first come first, with when each was last seen.
+    waiting: Vec<(ProposalId, DateTime<Utc>)>,
+}
+
+impl ChannelBudget {
+    fn forget_before(&mut self, now: DateTime<Utc>) {
+        while self.sent.front().is_some_and(|t| *t + self.window <= now) {
+            self.sent.pop_front();
+        }
+        let lapse = self.window + TURN_LAPSE;
+        self.waiting.retain(|(_, seen)| *seen + lapse > now);
+    }
+
+    /// `None` when an edit of `proposal` may take a slot now; else when to look again. The
+    /// proposals already waiting take the free slots first, so one edited often does not
+    /// keep the others waiting.
+    fn turn(&mut self, proposal: ProposalId, limit: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.forget_before(now);
+        let free = usize::try_from(limit.max(1)).unwrap_or(usize::MAX).saturating_sub(self.sent.len());
+        let place = self.waiting.iter().position(|(p, _)| *p == proposal);
+        if place.unwrap_or(self.waiting.len()) < free {
+            return None;
+        }
+        match place {
+            Some(i) => self.waiting[i].1 = now,
+            None => self.waiting.push((proposal, now)),
+        }
+        // A slot frees when the oldest edit leaves the window; with none in it, the proposals
+        // ahead take theirs now, and this one's comes a window later.
+        Some(self.sent.front().map_or(now + self.window, |t| *t + self.window))
+    }
+}
+
+/// The channels a tally edit goes to whose platform limits edits per channel, with the limit.
+fn channel_budgets(
+    community: CommunityId,
+    messages: &[MessageRef],
+    capabilities: impl Fn(&MessageRef) -> Option<Capabilities>,
+) -> Vec<(ChannelKey, u32, TimeDelta)> {
+    let mut out: Vec<(ChannelKey, u32, TimeDelta)> = Vec::new();
+    for m in messages {
+        let Some((limit, window)) = capabilities(m).and_then(|c| c.edits_per_channel) else { continue };
+        // A platform's window is capped like its Retry-After; an empty one limits nothing.
+        let window = TimeDelta::from_std(window).map_or(MAX_RETRY_AFTER, |w| w.min(MAX_RETRY_AFTER));
+        let key = (community, m.platform.as_str().to_string(), m.channel.clone());
+        if window > TimeDelta::zero() && !out.iter().any(|(k, _, _)| *k == key) {
+            out.push((key, limit, window));
+        }
+    }
+    out
 }
 
 impl EditPacing {
@@ -98,6 +170,50 @@ impl EditPacing {
     fn forget_before(&mut self, now: DateTime<Utc>) {
         let interval = self.interval;
         self.last.retain(|_, t| *t + interval > now);
+        self.channels.retain(|_, budget| {
+            budget.forget_before(now);
+            !budget.sent.is_empty() || !budget.waiting.is_empty()
+        });
+    }
+
+    /// `None` when an edit of `proposal` may go out now in every one of its limited channels;
+    /// else when to look again (it then waits its turn in each channel that is full).
+    fn channel_turn(
+        &mut self,
+        proposal: ProposalId,
+        budgets: &[(ChannelKey, u32, TimeDelta)],
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let mut until = None;
+        for (key, limit, window) in budgets {
+            let budget = self.channels.entry(key.clone()).or_default();
+            budget.window = *window;
+            until = until.max(budget.turn(proposal, *limit, now));
+        }
+        until
+    }
+
+    /// An edit of `proposal` started in its limited channels: it takes a slot, and its turn is over.
+    fn channel_used(&mut self, proposal: ProposalId, budgets: &[(ChannelKey, u32, TimeDelta)], now: DateTime<Utc>) {
+        for (key, _, window) in budgets {
+            let budget = self.channels.entry(key.clone()).or_default();
+            budget.window = *window;
+            budget.sent.push_back(now);
+            budget.waiting.retain(|(p, _)| *p != proposal);
+        }
+    }
+
+    /// An edit of `proposal` is still around (waiting for its lane, or due again): it keeps
+    /// its turn in the channels it waits in.
+    fn seen(&mut self, community: CommunityId, proposal: ProposalId, messages: &[MessageRef], now: DateTime<Utc>) {
+        for m in messages {
+            let key = (community, m.platform.as_str().to_string(), m.channel.clone());
+            if let Some(budget) = self.channels.get_mut(&key) {
+                for (_, seen) in budget.waiting.iter_mut().filter(|(p, _)| *p == proposal) {
+                    *seen = now;
+                }
+            }
+        }
     }
 }
 
@@ -192,6 +308,9 @@ impl Runtime {
         };
         let targets = self.targets(row.community, &row.effect, &messages);
         let lane = lane(row.community, &row.effect, &messages, &targets);
+        if let Effect::EditVote { proposal, .. } = &row.effect {
+            self.edits.seen(row.community, *proposal, &messages, now);
+        }
         if self.flight.busy.contains(&lane) {
             tracing::debug!(effect = row.id, lane, "waits for its lane");
             return Ok(false);
@@ -231,6 +350,19 @@ impl Runtime {
             tracing::error!(effect = row.id, "{msg}");
             self.store.fail_effect(row.id, &msg, now).await?;
             return Ok(false);
+        }
+        if let Effect::EditVote { proposal, .. } = &row.effect {
+            let budgets = channel_budgets(row.community, &messages, |m| {
+                self.platform_named(row.community, m.platform.as_str()).map(|p| p.capabilities())
+            });
+            if let Some(at) = self.edits.channel_turn(*proposal, &budgets, now) {
+                // Its channel has used its edits for now: the edit waits (postponed, so its
+                // lane and other channels go on), and a newer one of its proposal supersedes it.
+                tracing::debug!(effect = row.id, lane, until = %at, "waits for its channel's edit budget");
+                self.store.postpone_effect(row.id, at, now).await?;
+                return Ok(false);
+            }
+            self.edits.channel_used(*proposal, &budgets, now);
         }
         self.store.start_effect(row.id, now).await?;
         tracing::debug!(effect = row.id, lane, "started");
