@@ -10,14 +10,13 @@
 //! duplicate: running the same input again after a kill finishes it exactly once.
 
 use crate::ports::CommunityPorts;
-use crate::runtime::{Handled, Runtime};
+use crate::runtime::{HandleError, Handled, Runtime};
 use crate::store::Store;
 use anyhow::Result;
 use chrono::{DateTime, TimeDelta, Utc};
 use polity_commands::Invocation;
 use polity_console::{CONSOLE, ConsolePlatform, Line, MESSAGE_ACTION, parse_line};
 use polity_console::{Claim, Ledger, Posting};
-use polity_governance::GovError;
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, CommunityId, Place};
 use polity_governance::io::Inbound;
@@ -401,13 +400,11 @@ impl Session {
     async fn input(&mut self, input: Inbound, key: &str, now: DateTime<Utc>, changed: bool) -> Result<()> {
         match self.rt.handle(self.community, CONSOLE, key, input, now, changed).await {
             Ok(Handled::Done(_) | Handled::Duplicate) => Ok(()),
-            Err(e) => match e.downcast::<GovError>() {
-                Ok(mistake) => {
-                    self.console.reply_to(&self.user, &mistake.to_string());
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
+            Err(HandleError::Refused(mistake)) => {
+                self.console.reply_to(&self.user, &mistake.to_string());
+                Ok(())
+            }
+            Err(HandleError::Failed(e)) => Err(e),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The runtime as the commands' [`Ports`]: one community, one invocation.
 
-use crate::runtime::{Handled, Runtime};
+use crate::runtime::{HandleError, Handled, Runtime};
 use crate::store::links::Redeemed;
 use crate::store::{ConnectionChange, Secret};
 use chrono::{DateTime, Utc};
@@ -8,7 +8,6 @@ use polity_commands::ports::{
     AuditLine, ConnectionInfo, LinkOutcome, PolicyVersion, PortError, Ports, StagedConnection, SubmitError, Submitted,
     Touched,
 };
-use polity_governance::GovError;
 use polity_governance::community::Community;
 use polity_governance::ids::{AccountRef, MemberId};
 use polity_governance::ids::{CommunityId, ProposalId};
@@ -70,13 +69,11 @@ impl CommunityPorts<'_> {
                     .collect();
                 Ok(Submitted { duplicate: false, proposals, applied })
             }
-            Err(e) => match e.downcast::<GovError>() {
-                Ok(mistake) => Err(SubmitError::Mistake(mistake)),
-                Err(e) => {
-                    tracing::error!(source = %self.source, key = %key, error = %format!("{e:#}"), "a command's input failed");
-                    Err(SubmitError::Internal(internal(format!("{e:#}"))))
-                }
-            },
+            Err(HandleError::Refused(mistake)) => Err(SubmitError::Mistake(mistake)),
+            Err(HandleError::Failed(e)) => {
+                tracing::error!(source = %self.source, key = %key, error = %format!("{e:#}"), "a command's input failed");
+                Err(SubmitError::Internal(internal(format!("{e:#}"))))
+            }
         }
     }
 }

@@ -41,6 +41,30 @@ pub enum Handled {
     Done(Step),
 }
 
+/// Why an input was not handled.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Governance refused it: a member's mistake (a vote on a closed proposal, a role that
+    /// does not exist). Nothing of it is recorded but a member it admitted.
+    #[error(transparent)]
+    Refused(#[from] GovError),
+    /// The store failed (memory was reloaded from it): nothing of the input is recorded.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for HandleError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+impl From<serde_json::Error> for HandleError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
 /// How many wrong link codes an account may type in a window.
 pub const LINK_TRIES: usize = 5;
 pub const LINK_TRY_WINDOW: TimeDelta = TimeDelta::minutes(15);
@@ -431,7 +455,7 @@ impl Runtime {
         input: Inbound,
         now: DateTime<Utc>,
         community_changed: bool,
-    ) -> Result<Handled> {
+    ) -> Result<Handled, HandleError> {
         self.handle_with(community, source, dedup_key, input, now, community_changed, Vec::new()).await
     }
 
@@ -450,7 +474,7 @@ impl Runtime {
         now: DateTime<Utc>,
         community_changed: bool,
         staged: Vec<ConnectionChange>,
-    ) -> Result<Handled> {
+    ) -> Result<Handled, HandleError> {
         let input = StepInput { source, dedup_key, input, community_changed, staged, finishes: None };
         self.step_and_record(community, input, now).await
     }
@@ -462,7 +486,7 @@ impl Runtime {
         community: CommunityId,
         input: StepInput<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Handled> {
+    ) -> Result<Handled, HandleError> {
         // Most duplicates are dropped here, without taking the write lock a batch takes.
         if self.store.seen(input.source, input.dedup_key).await? {
             tracing::debug!(source = input.source, dedup_key = input.dedup_key, "duplicate input dropped");
@@ -477,7 +501,7 @@ impl Runtime {
                 if let Err(e) = batch.commit().await {
                     self.connection_changes_settled(false);
                     self.load(community).await.context("reloading after a failed write")?;
-                    return Err(e.into());
+                    return Err(HandleError::from(e));
                 }
                 self.connection_changes_settled(true);
                 metrics::input_handled(source);
@@ -485,9 +509,9 @@ impl Runtime {
             }
             // A member's mistake: nothing of the input is written, but a member it admitted
             // is kept.
-            Err(e) if e.downcast_ref::<GovError>().is_some() => {
+            Err(HandleError::Refused(e)) => {
                 batch.commit().await?;
-                Err(self.closed_or(community, e).await)
+                Err(HandleError::Refused(self.closed_or(community, e).await))
             }
             other => {
                 self.connection_changes_settled(false);
@@ -515,7 +539,7 @@ impl Runtime {
         &mut self,
         deliveries: Vec<crate::serve::Delivery>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Result<Handled>>> {
+    ) -> Result<Vec<Result<Handled, HandleError>>> {
         let batch = self.store.begin_batch().await?;
         let mut touched = std::collections::BTreeSet::new();
         let mut outcomes = Vec::with_capacity(deliveries.len());
@@ -532,7 +556,7 @@ impl Runtime {
                 finishes: None,
             };
             match self.step_in(&batch, d.community, input, now, &mut reload).await {
-                Err(e) if e.downcast_ref::<GovError>().is_none() => {
+                Err(HandleError::Failed(e)) => {
                     // The store failed: nothing of the batch is kept, in the store or here.
                     drop(batch);
                     self.connection_changes_settled(false);
@@ -562,8 +586,8 @@ impl Runtime {
         let mut said = Vec::with_capacity(outcomes.len());
         for (outcome, community) in outcomes {
             said.push(match outcome {
-                Err(e) => Err(self.closed_or(community, e).await),
-                ok => ok,
+                Err(HandleError::Refused(e)) => Err(HandleError::Refused(self.closed_or(community, e).await)),
+                other => other,
             });
         }
         Ok(said)
@@ -573,10 +597,10 @@ impl Runtime {
     /// but the store knows was closed, not unknown.
     ///
     /// When the store cannot tell, the refusal stays as it was.
-    async fn closed_or(&self, community: CommunityId, e: anyhow::Error) -> anyhow::Error {
-        if let Some(GovError::UnknownProposal(id)) = e.downcast_ref::<GovError>() {
+    async fn closed_or(&self, community: CommunityId, e: GovError) -> GovError {
+        if let GovError::UnknownProposal(id) = &e {
             match self.store.proposal(community, *id).await {
-                Ok(Some(_)) => return GovError::Closed(*id).into(),
+                Ok(Some(_)) => return GovError::Closed(*id),
                 Ok(None) => {}
                 Err(err) => tracing::warn!(error = %err, "cannot tell whether proposal {id} was closed"),
             }
@@ -593,7 +617,7 @@ impl Runtime {
         input: StepInput<'_>,
         now: DateTime<Utc>,
         reload: &mut bool,
-    ) -> Result<Handled> {
+    ) -> Result<Handled, HandleError> {
         let StepInput { source, dedup_key, input, community_changed, staged, finishes } = input;
         let received = std::time::Instant::now();
         if self.store.seen_in(batch, source, dedup_key).await? {
@@ -606,7 +630,9 @@ impl Runtime {
             _ => None,
         };
         let ctx = Ctx { now, seed: entropy(now, dedup_key), host: self.host.clone() };
-        let engine = self.engines.get_mut(&community).ok_or_else(|| anyhow!("no community {community}"))?;
+        let Some(engine) = self.engines.get_mut(&community) else {
+            return Err(HandleError::Failed(anyhow!("no community {community}")));
+        };
         // What the previous step decided has been recorded and answered; keep memory to the
         // open proposals.
         engine.forget_closed();
@@ -802,10 +828,10 @@ impl Runtime {
             let input = Inbound::Reactions { message: message.clone(), reactions };
             match self.handle(community, "reconcile", &key, input, now, changed).await {
                 Ok(_) => {}
-                Err(e) if e.downcast_ref::<GovError>().is_some() => {
+                Err(HandleError::Refused(e)) => {
                     tracing::warn!(message = %message, "reconciling refused: {e}");
                 }
-                Err(e) => return Err(e),
+                Err(HandleError::Failed(e)) => return Err(e),
             }
         }
         Ok(())

@@ -1,10 +1,9 @@
 //! The long-running loop behind `polity run`: deliveries from platform adapters, deadlines
 //! fired to the second, effects performed as they come due, and a graceful shutdown.
 
-use crate::runtime::{Runtime, until};
+use crate::runtime::{HandleError, Runtime, until};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use polity_governance::GovError;
 use polity_governance::ids::{AccountRef, CommunityId};
 use polity_governance::io::Inbound;
 use polity_governance::platform::BoxFuture;
@@ -218,11 +217,11 @@ pub async fn deliver(rt: &mut Runtime, d: Delivery, now: DateTime<Utc>) -> Resul
         Ok(_) => Ok(()),
         // A member's mistake (a vote on a closed proposal) is theirs to hear about from the
         // adapter; the loop goes on.
-        Err(e) if e.downcast_ref::<GovError>().is_some() => {
+        Err(HandleError::Refused(e)) => {
             tracing::info!(source = %d.source, "input refused: {e}");
             Ok(())
         }
-        Err(e) => Err(e),
+        Err(HandleError::Failed(e)) => Err(e),
     }
 }
 

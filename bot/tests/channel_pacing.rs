@@ -9,16 +9,15 @@ mod support;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use polity::runtime::{Runtime, request};
-use polity::serve::{Clock, Delivery, Input, deliver, serve};
+use polity::serve::{Delivery, Input, deliver, serve};
 use polity::store::Store;
 use polity_governance::action::{Action, ActionType, PROPOSE};
 use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place};
 use polity_governance::io::{Effect, Inbound};
-use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use support::{HandClock, TestDb};
+use support::{HandClock, Messages, Recording, TestDb};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -48,53 +47,38 @@ struct Edit {
 
 /// A chat platform that allows 5 edits per 5 s in a channel, and records each edit with the
 /// clock's time. A proposal's vote message is `m{id}` in the channel it was posted to.
-struct Chat {
-    clock: Arc<HandClock>,
-    edits: Mutex<Vec<Edit>>,
+fn chat(clock: Arc<HandClock>) -> Recording {
+    Recording::new("chat")
+        .reactions()
+        .edits()
+        .edits_per_channel(LIMIT as u32, Duration::from_secs(WINDOW as u64))
+        .messages(Messages::VotesByProposal)
+        .clock(clock)
 }
 
-impl Platform for Chat {
-    fn name(&self) -> &str {
-        "chat"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            reactions: true,
-            edits: true,
-            edits_per_channel: Some((LIMIT as u32, Duration::from_secs(WINDOW as u64))),
-            ..Capabilities::default()
+/// Every edit `chat` performed, one per vote message it edited.
+fn edits_of(chat: &Recording) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    for c in chat.log().calls() {
+        if let Effect::EditVote { text, closed, .. } = &c.effect {
+            let at = (c.at.unwrap() - t0()).num_seconds();
+            for m in &c.vote_messages {
+                edits.push(Edit {
+                    at,
+                    channel: m.channel.clone(),
+                    message: m.message.clone(),
+                    text: text.clone(),
+                    closed: *closed,
+                });
+            }
         }
     }
-    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
-        Box::pin(async move {
-            match r.effect {
-                Effect::PostVote { proposal, place, .. } => {
-                    let message = MessageRef::new("chat", place.channel.clone(), format!("m{}", proposal.0));
-                    return Ok(Performed { message: Some(message) });
-                }
-                Effect::EditVote { text, closed, .. } => {
-                    let at = (self.clock.now() - t0()).num_seconds();
-                    let mut edits = self.edits.lock().unwrap();
-                    for m in r.vote_messages {
-                        edits.push(Edit {
-                            at,
-                            channel: m.channel.clone(),
-                            message: m.message.clone(),
-                            text: text.clone(),
-                            closed: *closed,
-                        });
-                    }
-                }
-                _ => {}
-            }
-            Ok(Performed::default())
-        })
-    }
+    edits
 }
 
 struct Running {
     clock: Arc<HandClock>,
-    chat: Arc<Chat>,
+    chat: Arc<Recording>,
     community: CommunityId,
     tx: mpsc::Sender<Input>,
     stop: oneshot::Sender<()>,
@@ -111,7 +95,7 @@ async fn start(db: &TestDb, busy: u64, quiet: u64, interval: i64) -> Running {
     let store = Store::connect(db.url()).await.unwrap();
     store.migrate().await.unwrap();
     let clock = Arc::new(HandClock(watch::channel(t0()).0));
-    let chat = Arc::new(Chat { clock: clock.clone(), edits: Mutex::new(Vec::new()) });
+    let chat = Arc::new(chat(clock.clone()));
     let mut rt = Runtime::open(store).await.unwrap();
     rt.add_platform(chat.clone());
     rt.set_edit_interval(TimeDelta::seconds(interval));
@@ -137,7 +121,7 @@ async fn start(db: &TestDb, busy: u64, quiet: u64, interval: i64) -> Running {
         channels.insert(format!("m{}", i + 1), channel.to_string());
     }
     rt.dispatch(t0()).await.unwrap();
-    assert!(chat.edits.lock().unwrap().is_empty());
+    assert!(edits_of(&chat).is_empty());
 
     let (tx, rx) = mpsc::channel(64);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -217,7 +201,7 @@ impl Running {
     }
 
     fn edits(&self, channel: &str) -> Vec<Edit> {
-        self.chat.edits.lock().unwrap().iter().filter(|e| e.channel == channel).cloned().collect()
+        edits_of(&self.chat).into_iter().filter(|e| e.channel == channel).collect()
     }
 
     /// The last edit of each message in `channel`.

@@ -19,12 +19,10 @@ use polity_governance::action::{Action, ActionType};
 use polity_governance::community::Community;
 use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place, ProposalId};
 use polity_governance::io::{Effect, Inbound};
-use polity_governance::platform::{
-    ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, Request,
-};
+use polity_governance::platform::{ActionInfo, ActionKind};
 use polity_governance::proposal::{Proposal, ProposalState};
 use sea_orm::{EntityTrait, PaginatorTrait};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const PLATFORM: &str = "chat";
 
@@ -40,17 +38,9 @@ fn general() -> Place {
     Place::new(PLATFORM, "#general")
 }
 
-/// A platform that performs everything by writing it down; posts get message ids.
-struct Recorder(Arc<Mutex<Vec<Effect>>>);
-
-impl Platform for Recorder {
-    fn name(&self) -> &str {
-        PLATFORM
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities { reactions: true, edits: true, ephemeral: true, ..Capabilities::default() }
-    }
-    fn actions(&self) -> Vec<ActionInfo> {
+/// The platform: it performs everything by writing it down; posts get message ids.
+fn chat() -> support::Recording {
+    support::Recording::new(PLATFORM).reactions().edits().ephemeral().messages(support::Messages::VotesAndPosts).offers(
         vec![
             ActionInfo::new("chat.poll", ActionKind::Process, "a poll of the platform's own", &[]),
             ActionInfo::new("chat.member_joined", ActionKind::Trigger, "someone joined", &[("member", "who")]),
@@ -61,20 +51,8 @@ impl Platform for Recorder {
                 "a channel renamed",
                 &[("name", "the new name")],
             ),
-        ]
-    }
-    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
-        Box::pin(async move {
-            self.0.lock().unwrap().push(r.effect.clone());
-            let message = match r.effect {
-                Effect::PostVote { place, .. } | Effect::Post { place, .. } => {
-                    Some(MessageRef::new(PLATFORM, place.channel.clone(), format!("m{}", r.key)))
-                }
-                _ => None,
-            };
-            Ok(Performed { message })
-        })
-    }
+        ],
+    )
 }
 
 /// Everything a command could change.
@@ -99,7 +77,7 @@ struct Snapshot {
 struct Env {
     rt: Runtime,
     c: CommunityId,
-    performed: Arc<Mutex<Vec<Effect>>>,
+    performed: support::Log,
     now: DateTime<Utc>,
     seq: u32,
 }
@@ -119,8 +97,9 @@ impl Env {
         store.migrate().await.unwrap();
         let mut rt = Runtime::open(store).await.unwrap();
         support::declare_platforms(&mut rt);
-        let performed = Arc::new(Mutex::new(Vec::new()));
-        rt.add_platform(Arc::new(Recorder(performed.clone())));
+        let chat = chat();
+        let performed = chat.log();
+        rt.add_platform(Arc::new(chat));
         let c = rt.ensure_community("test", "admin", account("admin")).await.unwrap();
         for name in ["alice", "bob", "carol"] {
             assert!(rt.admit(c, &account(name), name));
@@ -267,7 +246,7 @@ impl Env {
     }
 
     fn performed(&self) -> Vec<Effect> {
-        self.performed.lock().unwrap().clone()
+        self.performed.performed()
     }
 
     /// Reacts with `emoji` on the vote message of proposal `p`, as `who`.

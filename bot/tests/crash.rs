@@ -14,54 +14,15 @@ use polity_governance::ProposalState;
 use polity_governance::action::{Action, ActionType, PROPOSE};
 use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place, ProposalId};
 use polity_governance::io::{Effect, Inbound};
-use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use support::TestDb;
+use std::sync::Arc;
+use support::{Answer, Messages, Recording, TestDb};
+use tokio::sync::mpsc;
 
-/// What the fake platform's server has done, by idempotency key. Shared across restarts, as a
-/// real platform outlives our process.
-#[derive(Default)]
-struct Server {
-    performed: BTreeMap<i64, Effect>,
-    /// Every request received, repeats included.
-    requests: Vec<i64>,
-    /// Requests with this key never get an answer (the process dies waiting).
-    hang_on: Option<i64>,
-}
-
-/// Told when the hanging request has reached the server.
-static REACHED: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-struct Fake {
-    server: Arc<Mutex<Server>>,
-}
-
-impl Platform for Fake {
-    fn name(&self) -> &str {
-        "chat"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities { reactions: true, edits: true, ..Capabilities::default() }
-    }
-    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
-        Box::pin(async move {
-            let hang = {
-                let mut s = self.server.lock().unwrap();
-                s.requests.push(r.key);
-                s.performed.entry(r.key).or_insert_with(|| r.effect.clone());
-                s.hang_on == Some(r.key)
-            };
-            if hang {
-                // The platform did it, but the answer never reaches us.
-                REACHED.notify_one();
-                std::future::pending::<()>().await;
-            }
-            let message = matches!(r.effect, Effect::PostVote { .. } | Effect::Post { .. })
-                .then(|| MessageRef::new("chat", "#general", format!("m{}", r.key)));
-            Ok(Performed { message })
-        })
-    }
+/// The platform: like Discord with a message nonce, it performs a request whose idempotency
+/// key it has seen before only once (`Log::performed_by_key`). One for a whole scenario,
+/// across restarts, as a real platform outlives our process.
+fn chat() -> Recording {
+    Recording::new("chat").reactions().edits().messages(Messages::VotesAndPosts)
 }
 
 fn t0() -> DateTime<Utc> {
@@ -72,11 +33,11 @@ fn account(name: &str) -> AccountRef {
     AccountRef::new("chat", name)
 }
 
-async fn start(url: &str, server: &Arc<Mutex<Server>>) -> (Runtime, CommunityId) {
+async fn start(url: &str, chat: &Arc<Recording>) -> (Runtime, CommunityId) {
     let store = Store::connect(url).await.unwrap();
     store.migrate().await.unwrap();
     let mut rt = Runtime::open(store).await.unwrap();
-    rt.add_platform(Arc::new(Fake { server: server.clone() }));
+    rt.add_platform(chat.clone());
     let c = rt.ensure_community("crash", "admin", account("admin")).await.unwrap();
     (rt, c)
 }
@@ -117,11 +78,13 @@ fn run<F: std::future::Future>(f: F) -> F::Output {
 }
 
 fn killed_mid_vote(db: &TestDb) {
-    let server = Arc::new(Mutex::new(Server::default()));
+    // Told when the hanging request has reached the platform.
+    let (reached_tx, mut reached) = mpsc::unbounded_channel();
+    let chat = Arc::new(chat().notify_hangs(reached_tx));
     run(async {
         // Run 1: the proposal opens and its vote message is posted; alice votes. Killed after
         // alice's step committed but before its effects were performed.
-        let (mut rt, c) = start(db.url(), &server).await;
+        let (mut rt, c) = start(db.url(), &chat).await;
         let p = setup(&mut rt, c).await;
         rt.dispatch(t0()).await.unwrap();
         let vote = vote_message(&rt, c, p).await;
@@ -130,7 +93,7 @@ fn killed_mid_vote(db: &TestDb) {
 
         // Run 2: the edit alice's ballot caused is still pending and is performed now. bob
         // votes; the platform performs the tally edit but the process dies before hearing back.
-        let (mut rt, c) = start(db.url(), &server).await;
+        let (mut rt, c) = start(db.url(), &chat).await;
         assert_eq!(rt.engine(c).unwrap().proposal(p).unwrap().tally().unwrap().cast, 1, "alice's ballot survived");
         rt.dispatch(t0()).await.unwrap();
         // A gateway replay of alice's reaction after the restart changes nothing.
@@ -140,18 +103,19 @@ fn killed_mid_vote(db: &TestDb) {
         ));
         rt.handle(c, "chat", "r-bob", reaction(&vote, "bob"), t0(), false).await.unwrap();
         let next = rt.store().due_effects(t0(), 10).await.unwrap()[0].id;
-        server.lock().unwrap().hang_on = Some(next);
+        // The platform does it, but the answer never reaches us.
+        chat.answer_key(next, Some(Answer::Hang));
         // The process is killed while the dispatcher waits for the platform's answer.
         tokio::select! {
             _ = rt.dispatch(t0()) => panic!("the platform call should not have returned"),
-            () = REACHED.notified() => {}
+            _ = reached.recv() => {}
         }
         drop(rt);
-        server.lock().unwrap().hang_on = None;
+        chat.answer_key(next, None);
 
         // Run 3: the in-flight edit is sent again with the same key (the platform drops the
         // repeat); carol's ballot decides the proposal.
-        let (mut rt, c) = start(db.url(), &server).await;
+        let (mut rt, c) = start(db.url(), &chat).await;
         rt.dispatch(t0()).await.unwrap();
         rt.handle(c, "chat", "r-carol", reaction(&vote, "carol"), t0() + TimeDelta::minutes(1), false).await.unwrap();
         rt.dispatch(t0() + TimeDelta::minutes(1)).await.unwrap();
@@ -161,23 +125,23 @@ fn killed_mid_vote(db: &TestDb) {
         assert_eq!(stored.tally().unwrap().cast, 3, "every ballot counted once");
         assert_eq!(rt.store().pending_effects().await.unwrap(), 0, "nothing left in flight");
 
-        let s = server.lock().unwrap();
-        assert!(s.requests.iter().filter(|k| **k == next).count() == 2, "the in-flight effect was retried");
-        let announcements = s.performed.values().filter(|e| matches!(e, Effect::Post { .. })).count();
+        let (requests, performed) = (chat.log().keys(), chat.log().performed_by_key());
+        assert!(requests.iter().filter(|k| **k == next).count() == 2, "the in-flight effect was retried");
+        let announcements = performed.values().filter(|e| matches!(e, Effect::Post { .. })).count();
         assert_eq!(announcements, 1, "the outcome was announced once");
-        let votes_posted = s.performed.values().filter(|e| matches!(e, Effect::PostVote { .. })).count();
+        let votes_posted = performed.values().filter(|e| matches!(e, Effect::PostVote { .. })).count();
         assert_eq!(votes_posted, 1);
         // Every effect the runtime recorded reached the platform exactly once.
-        let mut keys = s.requests.clone();
+        let mut keys = requests.clone();
         keys.dedup();
-        assert_eq!(keys.len(), s.performed.len());
+        assert_eq!(keys.len(), performed.len());
     });
 }
 
 fn deadline_while_down(db: &TestDb) {
-    let server = Arc::new(Mutex::new(Server::default()));
+    let chat = Arc::new(chat());
     run(async {
-        let (mut rt, c) = start(db.url(), &server).await;
+        let (mut rt, c) = start(db.url(), &chat).await;
         let p = setup(&mut rt, c).await;
         rt.dispatch(t0()).await.unwrap();
         let vote = vote_message(&rt, c, p).await;
@@ -187,7 +151,7 @@ fn deadline_while_down(db: &TestDb) {
 
         // Down for two hours; the deadline (1h) passed meanwhile.
         let later = t0() + TimeDelta::hours(2);
-        let (mut rt, c) = start(db.url(), &server).await;
+        let (mut rt, c) = start(db.url(), &chat).await;
         assert_eq!(rt.next_wake().await.unwrap(), Some(t0() + TimeDelta::hours(1)));
         rt.fire_deadlines(later).await.unwrap();
         rt.dispatch(later).await.unwrap();
@@ -214,10 +178,10 @@ async fn cut_after<F: std::future::Future>(f: F, polls: usize) -> Option<F::Outp
 /// The dispatcher is stopped at each of its await points in turn while it posts a vote
 /// message, then started again on the same database: each time the vote message is linked to
 /// its proposal once, posted once, and the vote ends right.
-/// Runs `scenario(db, server, cut)` on a fresh database for cut = 1, 2, ... (every third on
+/// Runs `scenario(db, platform, cut)` on a fresh database for cut = 1, 2, ... (every third on
 /// PostgreSQL, whose databases are slow to make) until it says the stopped work finished
 /// before its cut.
-fn at_every_cut(db_name: &str, postgres: bool, scenario: impl AsyncFn(&str, &Arc<Mutex<Server>>, usize) -> bool) {
+fn at_every_cut(db_name: &str, postgres: bool, scenario: impl AsyncFn(&str, &Arc<Recording>, usize) -> bool) {
     let mut cut = 1;
     loop {
         let db = if postgres {
@@ -226,8 +190,8 @@ fn at_every_cut(db_name: &str, postgres: bool, scenario: impl AsyncFn(&str, &Arc
         } else {
             TestDb::sqlite(db_name)
         };
-        let server = Arc::new(Mutex::new(Server::default()));
-        if run(scenario(db.url(), &server, cut)) {
+        let chat = Arc::new(chat());
+        if run(scenario(db.url(), &chat, cut)) {
             assert!(cut > 1, "{db_name}: the work was never stopped midway");
             return;
         }
@@ -237,13 +201,13 @@ fn at_every_cut(db_name: &str, postgres: bool, scenario: impl AsyncFn(&str, &Arc
 }
 
 fn killed_at_every_await_of_the_dispatcher(db_name: &str, postgres: bool) {
-    at_every_cut(db_name, postgres, async |url, server, cut| {
-        let (mut rt, c) = start(url, server).await;
+    at_every_cut(db_name, postgres, async |url, chat, cut| {
+        let (mut rt, c) = start(url, chat).await;
         let p = setup(&mut rt, c).await;
         let finished = cut_after(rt.dispatch(t0()), cut).await.is_some();
         drop(rt);
 
-        let (mut rt, c) = start(url, server).await;
+        let (mut rt, c) = start(url, chat).await;
         rt.dispatch(t0()).await.unwrap();
         let messages = rt.store().vote_messages(c, p).await.unwrap();
         assert_eq!(messages.len(), 1, "cut at await {cut}: the vote message is linked once");
@@ -256,10 +220,10 @@ fn killed_at_every_await_of_the_dispatcher(db_name: &str, postgres: bool) {
         assert_eq!(stored.state, ProposalState::Passed, "cut at await {cut}");
         assert_eq!(stored.tally().unwrap().cast, 3, "cut at await {cut}: every ballot counted");
         assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
-        let s = server.lock().unwrap();
-        let posted = s.performed.values().filter(|e| matches!(e, Effect::PostVote { .. })).count();
+        let performed = chat.log().performed_by_key();
+        let posted = performed.values().filter(|e| matches!(e, Effect::PostVote { .. })).count();
         assert_eq!(posted, 1, "cut at await {cut}: one vote message");
-        let announced = s.performed.values().filter(|e| matches!(e, Effect::Post { .. })).count();
+        let announced = performed.values().filter(|e| matches!(e, Effect::Post { .. })).count();
         assert_eq!(announced, 1, "cut at await {cut}: one announcement");
         finished
     });
@@ -270,8 +234,8 @@ fn killed_at_every_await_of_the_dispatcher(db_name: &str, postgres: bool) {
 /// sure of: the batch is written whole or not at all, and each ballot counts once.
 fn killed_with_a_batch_in_flight(db_name: &str, postgres: bool) {
     use polity::serve::Delivery;
-    at_every_cut(db_name, postgres, async |url, server, cut| {
-        let (mut rt, c) = start(url, server).await;
+    at_every_cut(db_name, postgres, async |url, chat, cut| {
+        let (mut rt, c) = start(url, chat).await;
         let p = setup(&mut rt, c).await;
         rt.dispatch(t0()).await.unwrap();
         let vote = vote_message(&rt, c, p).await;
@@ -294,7 +258,7 @@ fn killed_with_a_batch_in_flight(db_name: &str, postgres: bool) {
         let finished = cut_after(rt.handle_batch(batch(), t0()), cut).await.is_some();
         drop(rt);
 
-        let (mut rt, c) = start(url, server).await;
+        let (mut rt, c) = start(url, chat).await;
         let outcomes = rt.handle_batch(batch(), t0()).await.unwrap();
         assert_eq!(outcomes.len(), 4);
         assert!(matches!(outcomes[1], Ok(Handled::Duplicate)), "cut at await {cut}: {outcomes:?}");

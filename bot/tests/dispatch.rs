@@ -11,43 +11,19 @@ use polity::store::Store;
 use polity_governance::action::{Action, ActionType, PROPOSE};
 use polity_governance::ids::{AccountRef, CommunityId, Place};
 use polity_governance::io::{Effect, Inbound};
-use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use polity_governance::platform::PlatformError;
+use std::sync::Arc;
 use std::time::Duration;
-use support::TestDb;
+use support::{Answer, Recording, TestDb};
 
 /// Answers each request with the next scripted answer (success once the script runs out),
-/// and counts the requests.
-struct Scripted {
-    answers: Mutex<VecDeque<PlatformError>>,
-    calls: Mutex<u32>,
-    /// What was performed, in order.
-    done: Mutex<Vec<Effect>>,
-}
-
-impl Platform for Scripted {
-    fn name(&self) -> &str {
-        "chat"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
-        Box::pin(async move {
-            *self.calls.lock().unwrap() += 1;
-            if let Some(e) = self.answers.lock().unwrap().pop_front() {
-                return Err(e);
-            }
-            if let Effect::EditVote { .. } = r.effect {
-                assert!(!r.vote_messages.is_empty(), "an edit with no message to edit");
-            }
-            self.done.lock().unwrap().push(r.effect.clone());
-            let message = matches!(r.effect, Effect::PostVote { .. })
-                .then(|| polity_governance::ids::MessageRef::new("chat", "#g", format!("m{}", r.key)));
-            Ok(Performed { message })
-        })
-    }
+/// and logs the requests; an edit with no message to edit fails the test.
+fn scripted(answers: Vec<PlatformError>) -> Recording {
+    Recording::new("chat").fail_next(answers).on_perform(|r| {
+        if let Effect::EditVote { .. } = r.effect {
+            assert!(!r.vote_messages.is_empty(), "an edit with no message to edit");
+        }
+    })
 }
 
 fn t0() -> DateTime<Utc> {
@@ -55,12 +31,11 @@ fn t0() -> DateTime<Utc> {
 }
 
 /// A community whose first effect (an announcement) meets `answers`.
-async fn with_one_effect(db: &TestDb, answers: Vec<PlatformError>) -> (Runtime, Arc<Scripted>) {
+async fn with_one_effect(db: &TestDb, answers: Vec<PlatformError>) -> (Runtime, Arc<Recording>) {
     let store = Store::connect(db.url()).await.unwrap();
     store.migrate().await.unwrap();
     let mut rt = Runtime::open(store).await.unwrap();
-    let platform =
-        Arc::new(Scripted { answers: Mutex::new(answers.into()), calls: Mutex::new(0), done: Mutex::new(Vec::new()) });
+    let platform = Arc::new(scripted(answers));
     rt.add_platform(platform.clone());
     let admin = AccountRef::new("chat", "admin");
     let c: CommunityId = rt.ensure_community("d", "admin", admin.clone()).await.unwrap();
@@ -77,8 +52,8 @@ async fn with_one_effect(db: &TestDb, answers: Vec<PlatformError>) -> (Runtime, 
     (rt, platform)
 }
 
-fn calls(p: &Scripted) -> u32 {
-    *p.calls.lock().unwrap()
+fn calls(p: &Recording) -> usize {
+    p.log().count()
 }
 
 #[tokio::test]
@@ -114,31 +89,50 @@ async fn temporary_failures_back_off_and_permanent_ones_are_not_retried() {
     let (mut rt, p) = with_one_effect(&db, vec![PlatformError::Permanent("403 Missing Permissions".into())]).await;
     rt.dispatch(t0()).await.unwrap();
     rt.dispatch(t0() + TimeDelta::hours(1)).await.unwrap();
-    assert_eq!(calls(&p), 1, "a 403 is never retried");
+    // The post once, then the admin's notice that it failed; never the post again.
+    assert_eq!(calls(&p), 2, "a 403 is never retried");
+    let told = AccountRef::new("chat", "admin");
+    let notice = "Polity could not carry out posting the vote message for proposal #1: 403 Missing Permissions";
+    assert_eq!(p.log().performed(), [Effect::Notify { account: told, text: notice.into() }]);
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
     assert_eq!(rt.next_wake().await.unwrap(), None);
+    let c = rt.store().communities().await.unwrap()[0].0;
+    let audit: Vec<String> = rt.store().audit(c, 100).await.unwrap().into_iter().map(|a| a.text).collect();
+    assert!(
+        audit.contains(
+            &"posting the vote message (proposal #1) could not be carried out: 403 Missing Permissions; the admin was told"
+                .to_string()
+        ),
+        "{audit:?}"
+    );
+    assert_eq!(rt.store().failed_effects().await.unwrap().len(), 1);
 }
 
-/// Never answers: a platform that hangs.
-struct Hung;
-
-impl Platform for Hung {
-    fn name(&self) -> &str {
-        "chat"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    fn perform<'a>(&'a self, _: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
-        Box::pin(std::future::pending())
-    }
+#[tokio::test]
+async fn a_notice_that_fails_for_good_is_recorded_and_tells_nobody_again() {
+    let db = TestDb::sqlite("notice_fails");
+    let refused = || PlatformError::Permanent("403 Cannot send messages to this user".into());
+    // The vote's post fails, and so does the notice that says so: nothing more is sent.
+    let (mut rt, p) = with_one_effect(&db, vec![refused(), refused()]).await;
+    rt.dispatch(t0()).await.unwrap();
+    rt.dispatch(t0() + TimeDelta::hours(1)).await.unwrap();
+    assert_eq!(calls(&p), 2);
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    let c = rt.store().communities().await.unwrap()[0].0;
+    let audit: Vec<String> = rt.store().audit(c, 100).await.unwrap().into_iter().map(|a| a.text).collect();
+    let failed: Vec<&String> = audit.iter().filter(|a| a.contains("could not be carried out")).collect();
+    assert_eq!(failed.len(), 2, "{audit:?}");
+    // Newest first.
+    assert!(failed[0].starts_with("a direct message to chat:admin could not be carried out"), "{audit:?}");
+    assert!(failed[0].ends_with("there is no admin to tell"), "{audit:?}");
 }
 
 #[tokio::test]
 async fn a_request_that_never_ends_times_out_and_is_retried_with_backoff() {
     let db = TestDb::sqlite("timeout");
     let (mut rt, _) = with_one_effect(&db, vec![]).await;
-    rt.add_platform(Arc::new(Hung));
+    // Never answers: a platform that hangs.
+    rt.add_platform(Arc::new(Recording::new("chat").always(Answer::Hang)));
     rt.set_effect_timeout(Duration::from_millis(1));
     assert_eq!(rt.dispatch(t0()).await.unwrap(), 0, "nothing was performed, and dispatch returned");
     // Still to do, tried again after the backoff: a timeout is a temporary failure.
@@ -155,7 +149,7 @@ async fn a_vote_decided_before_its_message_is_posted_still_gets_its_closing_edit
     let limited = PlatformError::RateLimited { retry_after: Some(Duration::from_secs(30)) };
     let (mut rt, p) = with_one_effect(&db, vec![limited]).await;
     rt.dispatch(t0()).await.unwrap();
-    assert!(p.done.lock().unwrap().is_empty(), "the vote message waits for its 30 s");
+    assert!(p.log().performed().is_empty(), "the vote message waits for its 30 s");
     let c = CommunityId(1);
     let vote = Inbound::Vote {
         proposal: polity_governance::ProposalId(1),
@@ -164,9 +158,9 @@ async fn a_vote_decided_before_its_message_is_posted_still_gets_its_closing_edit
     };
     rt.handle(c, "chat", "v", vote, t0() + TimeDelta::seconds(1), false).await.unwrap();
     rt.dispatch(t0() + TimeDelta::seconds(1)).await.unwrap();
-    assert!(p.done.lock().unwrap().is_empty(), "the edit and the announcement wait behind the post");
+    assert!(p.log().performed().is_empty(), "the edit and the announcement wait behind the post");
     rt.dispatch(t0() + TimeDelta::seconds(31)).await.unwrap();
-    let done = p.done.lock().unwrap().clone();
+    let done = p.log().performed();
     assert!(matches!(done[0], Effect::PostVote { .. }), "{done:#?}");
     assert!(
         matches!(done[1], Effect::EditVote { closed: true, .. })
@@ -190,8 +184,7 @@ async fn a_lane_waiting_for_a_retry_stays_parked_across_a_restart() {
 
     let store = Store::connect(db.url()).await.unwrap();
     let mut rt = Runtime::open(store).await.unwrap();
-    let platform =
-        Arc::new(Scripted { answers: Mutex::new(VecDeque::new()), calls: Mutex::new(0), done: Mutex::new(Vec::new()) });
+    let platform = Arc::new(scripted(Vec::new()));
     rt.add_platform(platform.clone());
     let vote = Inbound::Vote {
         proposal: polity_governance::ProposalId(1),
@@ -200,9 +193,9 @@ async fn a_lane_waiting_for_a_retry_stays_parked_across_a_restart() {
     };
     rt.handle(CommunityId(1), "chat", "v", vote, t0() + TimeDelta::seconds(1), false).await.unwrap();
     rt.dispatch(t0() + TimeDelta::seconds(1)).await.unwrap();
-    assert!(platform.done.lock().unwrap().is_empty(), "the announcement waits behind the vote message");
+    assert!(platform.log().performed().is_empty(), "the announcement waits behind the vote message");
     rt.dispatch(t0() + TimeDelta::seconds(31)).await.unwrap();
-    let done = platform.done.lock().unwrap().clone();
+    let done = platform.log().performed();
     assert!(matches!(done[0], Effect::PostVote { .. }), "{done:#?}");
     assert!(done.iter().any(|e| matches!(e, Effect::Post { text, .. } if text.contains("passed"))), "{done:#?}");
 }

@@ -188,8 +188,11 @@ impl World {
         (resp.status(), resp.text().await.unwrap())
     }
 
+    /// The audit lines of inputs (this world has no platform to perform effects, so the
+    /// dispatcher's lines about giving up on them come and go beside them).
     async fn audit_len(&self) -> usize {
-        self.store.audit(self.community, 1000).await.unwrap().len()
+        let all = self.store.audit(self.community, 1000).await.unwrap();
+        all.iter().filter(|a| !a.text.contains("could not be carried out")).count()
     }
 
     /// Stops the loop and the server, and checks both ended well. (The server holds a sender

@@ -8,14 +8,13 @@ mod support;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use polity::runtime::{Runtime, request};
-use polity::serve::{Clock, Delivery, Input, deliver, serve};
+use polity::serve::{Delivery, Input, deliver, serve};
 use polity::store::Store;
 use polity_governance::action::{Action, ActionType, PROPOSE};
 use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place, ProposalId};
 use polity_governance::io::{Effect, Inbound};
-use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, ReactionRead, Request};
-use std::sync::{Arc, Mutex};
-use support::{HandClock, TestDb};
+use std::sync::Arc;
+use support::{HandClock, Messages, Recording, TestDb};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -33,59 +32,11 @@ fn account(name: &str) -> AccountRef {
     AccountRef::new("chat", name)
 }
 
-/// A chat platform that records edits with the clock's time, and holds the reactions on its
-/// one vote message as the truth a read returns.
-struct Chat {
-    clock: Arc<HandClock>,
-    edits: Mutex<Vec<(DateTime<Utc>, String)>>,
-    held: Mutex<Vec<(String, String)>>,
-    reads: Mutex<u32>,
-    read: mpsc::UnboundedSender<()>,
-}
-
-impl Platform for Chat {
-    fn name(&self) -> &str {
-        "chat"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities { reactions: true, edits: true, read_reactions: true, ..Capabilities::default() }
-    }
-    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
-        Box::pin(async move {
-            match r.effect {
-                Effect::PostVote { .. } => return Ok(Performed { message: Some(vote_message()) }),
-                Effect::EditVote { text, .. } => self.edits.lock().unwrap().push((self.clock.now(), text.clone())),
-                Effect::RemoveReaction { account, emoji, .. } => {
-                    self.held.lock().unwrap().retain(|(a, e)| !(a == &account.account && e == emoji));
-                }
-                _ => {}
-            }
-            Ok(Performed::default())
-        })
-    }
-    fn read_reactions<'a>(
-        &'a self,
-        _message: &'a MessageRef,
-        emoji: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<ReactionRead>, PlatformError>> {
-        Box::pin(async move {
-            *self.reads.lock().unwrap() += 1;
-            let _ = self.read.send(());
-            let held = self.held.lock().unwrap();
-            Ok(emoji
-                .iter()
-                .map(|e| ReactionRead {
-                    emoji: e.clone(),
-                    users: held.iter().filter(|(_, x)| x == e).map(|(a, _)| (account(a), a.clone())).collect(),
-                })
-                .collect())
-        })
-    }
-}
-
 struct Running {
     clock: Arc<HandClock>,
-    chat: Arc<Chat>,
+    /// Records edits with the clock's time, and holds the reactions on its one vote message
+    /// (`m1`) as the truth a read returns.
+    chat: Arc<Recording>,
     community: CommunityId,
     tx: mpsc::Sender<Input>,
     stop: oneshot::Sender<()>,
@@ -101,13 +52,14 @@ async fn start(db: &TestDb, members: &[&str], edit: i64, reconcile: i64) -> Runn
     store.migrate().await.unwrap();
     let clock = Arc::new(HandClock(watch::channel(t0()).0));
     let (read, reads) = mpsc::unbounded_channel();
-    let chat = Arc::new(Chat {
-        clock: clock.clone(),
-        edits: Mutex::new(Vec::new()),
-        held: Mutex::new(Vec::new()),
-        reads: Mutex::new(0),
-        read,
-    });
+    let chat = Recording::new("chat")
+        .reactions()
+        .edits()
+        .reads_reactions()
+        .messages(Messages::VotesByProposal)
+        .clock(clock.clone())
+        .notify_reads(read);
+    let chat = Arc::new(chat);
     let mut rt = Runtime::open(store).await.unwrap();
     rt.add_platform(chat.clone());
     rt.set_edit_interval(TimeDelta::seconds(edit));
@@ -151,11 +103,7 @@ impl Running {
 
     /// The platform's state changes, without an event.
     fn hold(&self, who: &str, emoji: &str, added: bool) {
-        let mut held = self.chat.held.lock().unwrap();
-        held.retain(|(a, e)| !(a == who && e == emoji));
-        if added {
-            held.push((who.into(), emoji.into()));
-        }
+        self.chat.hold(&vote_message(), &account(who), emoji, added);
     }
 
     fn delivery(&mut self, who: &str, emoji: &str, added: bool) -> Delivery {
@@ -195,7 +143,7 @@ impl Running {
     }
 
     fn read_count(&self) -> u32 {
-        *self.chat.reads.lock().unwrap()
+        self.chat.reads()
     }
 
     /// Waits until the loop has taken everything sent before and performed what was due.
@@ -218,7 +166,14 @@ impl Running {
     }
 
     fn edits(&self) -> Vec<(i64, String)> {
-        self.chat.edits.lock().unwrap().iter().map(|(t, text)| ((*t - t0()).num_seconds(), text.clone())).collect()
+        let calls = self.chat.log().calls();
+        calls
+            .into_iter()
+            .filter_map(|c| match c.effect {
+                Effect::EditVote { text, .. } => Some(((c.at.unwrap() - t0()).num_seconds(), text)),
+                _ => None,
+            })
+            .collect()
     }
 
     async fn stop(self) -> Runtime {

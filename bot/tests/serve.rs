@@ -7,43 +7,15 @@ mod support;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use polity::runtime::{Runtime, request};
-use polity::serve::{Clock, Delivery, serve};
+use polity::serve::{Delivery, serve};
 use polity::store::Store;
 use polity_governance::action::{Action, ActionType, PROPOSE};
-use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place};
+use polity_governance::ids::{AccountRef, CommunityId, Place};
 use polity_governance::io::{Effect, Inbound};
-use polity_governance::platform::{BoxFuture, Capabilities, Performed, Platform, PlatformError, Request};
-use std::sync::{Arc, Mutex};
-use support::{HandClock, TestDb};
+use polity_governance::platform::PlatformError;
+use std::sync::Arc;
+use support::{Answer, HandClock, Recording, TestDb};
 use tokio::sync::{mpsc, watch};
-
-/// Each effect performed, with the clock's time then.
-type Seen = Arc<Mutex<Vec<(DateTime<Utc>, Effect)>>>;
-
-/// Records each effect with the clock's time when it was performed.
-struct Recorder {
-    clock: Arc<HandClock>,
-    seen: Seen,
-    performed: mpsc::UnboundedSender<()>,
-}
-
-impl Platform for Recorder {
-    fn name(&self) -> &str {
-        "chat"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
-        Box::pin(async move {
-            self.seen.lock().unwrap().push((self.clock.now(), r.effect.clone()));
-            self.performed.send(()).unwrap();
-            let message = matches!(r.effect, Effect::PostVote { .. })
-                .then(|| MessageRef::new("chat", "#general", format!("m{}", r.key)));
-            Ok(Performed { message })
-        })
-    }
-}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
@@ -69,10 +41,12 @@ async fn a_deadline_is_decided_at_its_second_and_shutdown_finishes_what_was_deli
     let store = Store::connect(db.url()).await.unwrap();
     store.migrate().await.unwrap();
     let clock = Arc::new(HandClock(watch::channel(t0()).0));
-    let seen = Arc::new(Mutex::new(Vec::new()));
     let (performed, mut performed_rx) = mpsc::unbounded_channel();
+    // Records each effect with the clock's time when it was performed.
+    let chat = Recording::new("chat").clock(clock.clone()).notify_answers(performed);
+    let seen = chat.log();
     let mut rt = Runtime::open(store).await.unwrap();
-    rt.add_platform(Arc::new(Recorder { clock: clock.clone(), seen: seen.clone(), performed }));
+    rt.add_platform(Arc::new(chat));
     let c = rt.ensure_community("serve", "admin", AccountRef::new("chat", "admin")).await.unwrap();
     let policy =
         "name = \"Quick\"\nkind = \"platform\"\n[vote]\nquorum = 0\npass = \"no-objection\"\ncloses = \"90s\"\n";
@@ -103,13 +77,13 @@ async fn a_deadline_is_decided_at_its_second_and_shutdown_finishes_what_was_deli
     clock.0.send_replace(t0() + TimeDelta::seconds(89));
     // A duplicate delivery is dropped, and proves the loop has caught up with the clock.
     tx.send(delivery(c, "p1", Inbound::Action { action: propose }).into()).await.unwrap();
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.count(), 1);
 
     // At the deadline's second, the proposal passes: final edit and announcement.
     clock.0.send_replace(t0() + TimeDelta::seconds(90));
     wait_for_effects(&mut performed_rx, 2).await;
     {
-        let seen = seen.lock().unwrap();
+        let seen = seen.timed();
         let (at, effect) = &seen[2];
         assert!(matches!(effect, Effect::Post { text, .. } if text.starts_with("Proposal #1 passed")), "{effect:?}");
         assert_eq!(*at, t0() + TimeDelta::seconds(90));
@@ -125,45 +99,7 @@ async fn a_deadline_is_decided_at_its_second_and_shutdown_finishes_what_was_deli
     let rt = server.await.unwrap().unwrap();
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
     assert!(rt.store().proposal(c, polity_governance::ProposalId(2)).await.unwrap().is_some());
-    assert!(matches!(&seen.lock().unwrap().last().unwrap().1, Effect::PostVote { .. }));
-}
-
-/// A platform with a channel that never answers and one that is rate limited for ten
-/// minutes; everything else it performs at once.
-struct Troubled {
-    seen: Seen,
-    clock: Arc<HandClock>,
-    performed: mpsc::UnboundedSender<()>,
-}
-
-impl Platform for Troubled {
-    fn name(&self) -> &str {
-        "chat"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
-        Box::pin(async move {
-            self.seen.lock().unwrap().push((self.clock.now(), r.effect.clone()));
-            let channel = match r.effect {
-                Effect::PostVote { place, .. } | Effect::Post { place, .. } => place.channel.clone(),
-                _ => String::new(),
-            };
-            match channel.as_str() {
-                "#hang" => std::future::pending().await,
-                "#slow" => {
-                    self.performed.send(()).unwrap();
-                    return Err(PlatformError::RateLimited { retry_after: Some(std::time::Duration::from_secs(600)) });
-                }
-                _ => {}
-            }
-            self.performed.send(()).unwrap();
-            let message = matches!(r.effect, Effect::PostVote { .. })
-                .then(|| MessageRef::new("chat", channel, format!("m{}", r.key)));
-            Ok(Performed { message })
-        })
-    }
+    assert!(matches!(&seen.timed().last().unwrap().1, Effect::PostVote { .. }));
 }
 
 fn proposal_in(channel: &str, id: &str) -> Inbound {
@@ -178,12 +114,20 @@ async fn hung_and_rate_limited_channels_hold_up_nothing_else(url: &str) {
     let store = Store::connect(url).await.unwrap();
     store.migrate().await.unwrap();
     let clock = Arc::new(HandClock(watch::channel(t0()).0));
-    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let (performed, mut performed_rx) = mpsc::unbounded_channel();
+    // A channel that never answers and one that is rate limited for ten minutes; everything
+    // else is performed at once.
+    let ten_minutes = PlatformError::RateLimited { retry_after: Some(std::time::Duration::from_secs(600)) };
+    let troubled = Recording::new("chat")
+        .clock(clock.clone())
+        .notify_answers(performed)
+        .in_channel("#hang", Answer::Hang)
+        .in_channel("#slow", Answer::Fail(ten_minutes));
+    let seen = troubled.log();
     let mut rt = Runtime::open(store).await.unwrap();
     // Long enough that the hung request is still hanging when the test ends.
     rt.set_effect_timeout(std::time::Duration::from_secs(3600));
-    rt.add_platform(Arc::new(Troubled { clock: clock.clone(), seen: seen.clone(), performed }));
+    rt.add_platform(Arc::new(troubled));
     let c = rt.ensure_community("troubled", "admin", AccountRef::new("chat", "admin")).await.unwrap();
     let policy =
         "name = \"Quick\"\nkind = \"platform\"\n[vote]\nquorum = 0\npass = \"no-objection\"\ncloses = \"90s\"\n";
@@ -220,7 +164,7 @@ async fn hung_and_rate_limited_channels_hold_up_nothing_else(url: &str) {
     assert_eq!(answered.await.unwrap(), 3);
 
     {
-        let seen = seen.lock().unwrap();
+        let seen = seen.timed();
         let announced = seen.iter().filter(|(_, e)| matches!(e, Effect::Post { place, text } if place.channel == "#vote" && text.starts_with("Proposal #3 passed"))).count();
         assert_eq!(announced, 1, "{seen:#?}");
         let slow = seen

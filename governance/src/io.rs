@@ -159,6 +159,14 @@ pub enum Audit {
         runs: u32,
         admins_told: usize,
     },
+    /// Polity gave up on an effect: the platform refused it for good, or it failed on every
+    /// attempt. What it was and why, as the platform said it; the admins were told.
+    EffectFailed {
+        proposal: Option<ProposalId>,
+        effect: String,
+        error: String,
+        admins_told: usize,
+    },
 }
 
 /// A script a step did not run: its policy and block (`filter`, `check`, `pass.script`, ...).
@@ -215,6 +223,17 @@ impl fmt::Display for Audit {
                             rest => write!(f, " and {rest} more"),
                         }
                     }
+                }
+            }
+            Self::EffectFailed { proposal, effect, error, admins_told } => {
+                match proposal {
+                    Some(p) => write!(f, "{effect} (proposal {p}) could not be carried out: {error}; ")?,
+                    None => write!(f, "{effect} could not be carried out: {error}; ")?,
+                }
+                match admins_told {
+                    0 => f.write_str("there is no admin to tell"),
+                    1 => f.write_str("the admin was told"),
+                    n => write!(f, "{n} admins were told"),
                 }
             }
             Self::ScriptTimingOut { policy_name, block, runs, admins_told, .. } => {

@@ -17,13 +17,12 @@
 //! - An effect's result and what it implies are one transaction (a posted vote message is
 //!   linked to its proposal as the post is marked done).
 
-use super::{Handled, Runtime, StepInput};
-use crate::store::OutboxRow;
+use super::{HandleError, Handled, Runtime, StepInput};
+use crate::store::{OutboxRow, StepRecord};
 use anyhow::Result;
 use chrono::{DateTime, TimeDelta, Utc};
-use polity_governance::GovError;
-use polity_governance::ids::{CommunityId, MessageRef, ProposalId};
-use polity_governance::io::{Effect, Inbound};
+use polity_governance::ids::{AccountRef, CommunityId, MessageRef, ProposalId};
+use polity_governance::io::{Audit, Effect, Inbound};
 use polity_governance::platform::{Capabilities, Performed, Platform, PlatformError, Request};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -334,7 +333,7 @@ impl Runtime {
                 "the {} connection of this community is not up yet",
                 effect_platform(&row.effect)
             ));
-            if let Some(at) = self.after_failure(row.id, row.attempts + 1, e, now).await? {
+            if let Some(at) = self.after_failure(&row, row.attempts + 1, e, now).await? {
                 self.flight.parked.insert(lane, at);
             }
             return Ok(false);
@@ -348,7 +347,7 @@ impl Runtime {
             crate::metrics::effect_failed(effect_platform(&row.effect));
             let msg = format!("no platform connection performs {}", effect_platform(&row.effect));
             tracing::error!(effect = row.id, "{msg}");
-            self.store.fail_effect(row.id, &msg, now).await?;
+            self.give_up(&row, &msg, now).await?;
             return Ok(false);
         }
         if let Effect::EditVote { proposal, .. } = &row.effect {
@@ -403,7 +402,7 @@ impl Runtime {
             }
             Err(e) => {
                 let platform = effect_platform(&row.effect);
-                match self.after_failure(row.id, row.attempts + 1, e, now).await? {
+                match self.after_failure(&row, row.attempts + 1, e, now).await? {
                     Some(at) => {
                         crate::metrics::effect_retried(platform);
                         self.flight.parked.insert(lane, at);
@@ -445,14 +444,14 @@ impl Runtime {
             // Recorded before (with the post marked done), or refused (the proposal was
             // decided meanwhile): the post is done either way.
             Ok(Handled::Duplicate) => self.store.finish_effect(row.id, &result, now).await.map_err(Into::into),
-            Err(e) if e.downcast_ref::<GovError>().is_some() => {
+            Err(HandleError::Refused(e)) => {
                 // Decided while its message was on its way (and so no longer in memory): the
                 // message is linked in the store, so the closing edit waiting for it finds it.
                 tracing::info!(effect = row.id, "a vote message posted after its proposal closed: {e}");
                 self.store.link_closed_vote_message(row.community, proposal, &message, row.id, &result, now).await?;
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(HandleError::Failed(e)) => Err(e),
         }
     }
 
@@ -529,24 +528,55 @@ impl Runtime {
         out
     }
 
+    /// Gives up on an effect, in one transaction: the row marked failed, an audit line saying
+    /// what could not be done and why, and the admins told by direct message (unless what
+    /// failed was itself a direct message, a reaction's removal or a tally edit, which the
+    /// audit line records without bothering them).
+    async fn give_up(&self, row: &OutboxRow, error: &str, now: DateTime<Utc>) -> Result<()> {
+        let (proposal, what) = describe(&row.effect);
+        let quiet =
+            matches!(row.effect, Effect::Notify { .. } | Effect::RemoveReaction { .. } | Effect::EditVote { .. });
+        let admins: Vec<AccountRef> = match (quiet, self.engine(row.community)) {
+            (false, Some(engine)) => {
+                engine.community.admins().filter_map(|m| m.accounts.first()).map(|l| l.account.clone()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let about = proposal.map(|p| format!(" for proposal {p}")).unwrap_or_default();
+        let text = format!("Polity could not carry out {what}{about}: {error}");
+        let effects: Vec<Effect> =
+            admins.into_iter().map(|account| Effect::Notify { account, text: text.clone() }).collect();
+        let audit =
+            [Audit::EffectFailed { proposal, effect: what, error: error.to_string(), admins_told: effects.len() }];
+        let rec = StepRecord {
+            effects: &effects,
+            audit: &audit,
+            fails: Some((row.id, error.to_string())),
+            ..StepRecord::new(row.community, now)
+        };
+        self.store.record_step(rec).await?;
+        Ok(())
+    }
+
     /// Retries or fails an effect after a failed attempt; returns when it is tried again.
     async fn after_failure(
         &self,
-        id: i64,
+        row: &OutboxRow,
         attempts: i32,
         e: PlatformError,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>> {
+        let id = row.id;
         let backoff = TimeDelta::seconds(1i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF);
         match e {
             PlatformError::Permanent(msg) => {
                 tracing::error!(effect = id, error = %msg, "effect failed");
-                self.store.fail_effect(id, &msg, now).await?;
+                self.give_up(row, &msg, now).await?;
                 Ok(None)
             }
             _ if attempts >= MAX_ATTEMPTS => {
                 tracing::error!(effect = id, error = %e, attempts, "effect failed after its last attempt");
-                self.store.fail_effect(id, &e.to_string(), now).await?;
+                self.give_up(row, &format!("{e} (after {attempts} attempts)"), now).await?;
                 Ok(None)
             }
             PlatformError::RateLimited { retry_after } => {
@@ -564,6 +594,23 @@ impl Runtime {
                 Ok(Some(now + backoff))
             }
         }
+    }
+}
+
+/// What an effect was for, in words, and its proposal.
+fn describe(effect: &Effect) -> (Option<ProposalId>, String) {
+    match effect {
+        Effect::PostVote { proposal, .. } => (Some(*proposal), "posting the vote message".into()),
+        Effect::EditVote { proposal, .. } => (Some(*proposal), "updating the vote message".into()),
+        Effect::Post { place, .. } => (None, format!("posting in {}", place.channel)),
+        Effect::Notify { account, .. } => (None, format!("a direct message to {account}")),
+        Effect::RemoveReaction { message, account, .. } => {
+            (None, format!("removing {account}'s reaction on message {}", message.message))
+        }
+        Effect::Revert { proposal, action } => (*proposal, format!("undoing {}", action.summary())),
+        Effect::Execute { proposal, action } => (*proposal, action.summary()),
+        Effect::Call { proposal, name, .. } => (*proposal, format!("the policy's call {name}")),
+        Effect::StartProcess { proposal, name, .. } => (Some(*proposal), format!("starting {name}")),
     }
 }
 

@@ -145,6 +145,9 @@ pub struct StepRecord<'a> {
     /// The outbox row whose result this step records (a vote message posted, linked to its
     /// proposal): marked done with that result in the same transaction.
     pub finishes: Option<(i64, serde_json::Value)>,
+    /// The outbox row Polity gave up on, with why: marked failed in the same transaction as
+    /// the audit line and the notices that say so.
+    pub fails: Option<(i64, String)>,
 }
 
 /// A change to a platform connection that a governance step carries out.
@@ -176,6 +179,7 @@ impl<'a> StepRecord<'a> {
             audit: &[],
             connections: Vec::new(),
             finishes: None,
+            fails: None,
         }
     }
 }

@@ -60,6 +60,11 @@ pub(crate) async fn record<C: ConnectionTrait>(db: &C, rec: &StepRecord<'_>) -> 
         write_proposal(db, cid, p, now).await?;
     }
 
+    if let Some((id, error)) = &rec.fails {
+        let update = super::EffectUpdate { to: super::status::FAILED, error: Some(error), result: None, next: None };
+        super::set_effect(db, *id, update, rec.now).await?;
+    }
+
     if let Some((id, result)) = &rec.finishes {
         let result = Some(to_json(result, "effect result")?);
         let update = super::EffectUpdate { to: super::status::DONE, error: None, result, next: None };

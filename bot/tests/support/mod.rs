@@ -1,5 +1,5 @@
 //! Test support shared by the bot's tests: databases (from `polity-tests`), the console
-//! binary, and running a scenario on every database.
+//! binary, running a scenario on every database, and a recording platform ([`Recording`]).
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -155,5 +155,417 @@ pub static SOURCECRED: polity_port::PlatformSpec = polity_port::PlatformSpec {
 pub fn declare_platforms(rt: &mut polity::runtime::Runtime) {
     for spec in [&SLACK, &GITHUB, &SOURCECRED] {
         rt.registry_mut().register(std::sync::Arc::new(Declared(spec)));
+    }
+}
+
+// The recording platform.
+
+use chrono::{DateTime, Utc};
+use polity_governance::ids::{AccountRef, MessageRef};
+use polity_governance::io::Effect;
+use polity_governance::platform::{
+    ActionInfo, BoxFuture, Capabilities, Performed, Platform, PlatformError, ReactionRead, Request,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What a [`Recording`] platform does with a request, when a test scripted something other
+/// than performing it at once.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// Refused with this error; nothing is done.
+    Fail(PlatformError),
+    /// Done, but the answer never comes (the request hangs for good).
+    Hang,
+}
+
+/// How one request to a [`Recording`] platform ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Performed and answered.
+    Done,
+    /// Refused with this error; nothing was done.
+    Failed(PlatformError),
+    /// Performed, and never answered.
+    Hung,
+}
+
+/// One request a [`Recording`] platform received.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// The platform's clock's time then, if it was given one.
+    pub at: Option<DateTime<Utc>>,
+    /// The idempotency key (the outbox row id).
+    pub key: i64,
+    pub effect: Effect,
+    /// The vote messages the dispatcher named with it (for edits).
+    pub vote_messages: Vec<MessageRef>,
+    pub outcome: Outcome,
+}
+
+impl Call {
+    /// Whether the platform carried it out (answered or not).
+    pub fn performed(&self) -> bool {
+        !matches!(self.outcome, Outcome::Failed(_))
+    }
+}
+
+/// A [`Recording`] platform's log, shared: every request it received, in order. Outlives the
+/// runtime, as a real platform outlives our process.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<Call>>>);
+
+impl Log {
+    /// Every request received, repeats and failures included.
+    pub fn calls(&self) -> Vec<Call> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// How many requests were received.
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// Every request received, with the clock's time (the platform must have a clock).
+    pub fn timed(&self) -> Vec<(DateTime<Utc>, Effect)> {
+        let calls = self.0.lock().unwrap();
+        calls.iter().map(|c| (c.at.expect("a recording platform with a clock"), c.effect.clone())).collect()
+    }
+
+    /// The effects carried out, in order (a repeat with the same key each time).
+    pub fn performed(&self) -> Vec<Effect> {
+        let calls = self.0.lock().unwrap();
+        calls.iter().filter(|c| c.performed()).map(|c| c.effect.clone()).collect()
+    }
+
+    /// The effects carried out by idempotency key, as a platform that honours the key (like
+    /// Discord's nonce) does them: a repeat of a key is not done again.
+    pub fn performed_by_key(&self) -> BTreeMap<i64, Effect> {
+        let mut done = BTreeMap::new();
+        for c in self.0.lock().unwrap().iter().filter(|c| c.performed()) {
+            done.entry(c.key).or_insert_with(|| c.effect.clone());
+        }
+        done
+    }
+
+    /// The key of every request received, repeats included.
+    pub fn keys(&self) -> Vec<i64> {
+        self.0.lock().unwrap().iter().map(|c| c.key).collect()
+    }
+}
+
+/// What a [`Recording`] platform answers a post with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Messages {
+    /// Nothing, whatever it posted.
+    None,
+    /// A vote message `m{key}` in the channel it was posted to.
+    Votes,
+    /// Every post, vote message or not, as `m{key}` in the channel it was posted to.
+    VotesAndPosts,
+    /// A vote message `m{proposal}` in the channel it was posted to.
+    VotesByProposal,
+}
+
+/// What a [`Recording`] platform was told to do instead of performing a request at once.
+#[derive(Default)]
+struct Script {
+    /// Requests with these keys.
+    keys: BTreeMap<i64, Answer>,
+    /// Posts (vote messages or not) to these channels.
+    channels: Vec<(String, Answer)>,
+    /// Every request.
+    always: Option<Answer>,
+    /// The next requests not answered above, one each, in order.
+    next: VecDeque<Answer>,
+}
+
+impl Script {
+    fn answer(&mut self, r: &Request<'_>) -> Option<Answer> {
+        if let Some(a) = self.keys.get(&r.key) {
+            return Some(a.clone());
+        }
+        let channel = match r.effect {
+            Effect::PostVote { place, .. } | Effect::Post { place, .. } => Some(place.channel.as_str()),
+            _ => None,
+        };
+        if let Some((_, a)) = self.channels.iter().find(|(c, _)| Some(c.as_str()) == channel) {
+            return Some(a.clone());
+        }
+        if let Some(a) = &self.always {
+            return Some(a.clone());
+        }
+        self.next.pop_front()
+    }
+}
+
+type Hook = Box<dyn Fn(&Request<'_>) + Send + Sync>;
+
+/// A test platform that performs every effect by writing it down in its [`Log`], answers posts
+/// with message refs ([`Messages`]), and does what the test scripted instead where it did
+/// ([`Answer`]: fail, hang). Built with setters:
+/// `Recording::new("chat").reactions().edits().clock(clock).in_channel("#hang", Answer::Hang)`.
+/// It can hold the reactions on its messages as the truth [`Platform::read_reactions`]
+/// returns ([`Recording::reads_reactions`], [`Recording::hold`]); a reaction removal it
+/// performs takes one away.
+pub struct Recording {
+    name: String,
+    capabilities: Capabilities,
+    actions: Vec<ActionInfo>,
+    messages: Messages,
+    clock: Option<Arc<dyn polity::serve::Clock>>,
+    log: Log,
+    script: Mutex<Script>,
+    /// The reactions on its messages: which message, who, which emoji.
+    held: Mutex<Vec<(MessageRef, AccountRef, String)>>,
+    reads: Mutex<u32>,
+    answered: Option<mpsc::UnboundedSender<()>>,
+    hung: Option<mpsc::UnboundedSender<()>>,
+    read: Option<mpsc::UnboundedSender<()>>,
+    on_perform: Option<Hook>,
+}
+
+impl Recording {
+    /// A platform called `name`, with no capabilities, that performs everything at once and
+    /// answers a vote message with `m{key}` ([`Messages::Votes`]).
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            capabilities: Capabilities::default(),
+            actions: Vec::new(),
+            messages: Messages::Votes,
+            clock: None,
+            log: Log::default(),
+            script: Mutex::new(Script::default()),
+            held: Mutex::new(Vec::new()),
+            reads: Mutex::new(0),
+            answered: None,
+            hung: None,
+            read: None,
+            on_perform: None,
+        }
+    }
+
+    pub fn reactions(mut self) -> Self {
+        self.capabilities.reactions = true;
+        self
+    }
+
+    pub fn edits(mut self) -> Self {
+        self.capabilities.edits = true;
+        self
+    }
+
+    pub fn ephemeral(mut self) -> Self {
+        self.capabilities.ephemeral = true;
+        self
+    }
+
+    /// It can read the reactions on its messages: those [`Recording::hold`] put there.
+    pub fn reads_reactions(mut self) -> Self {
+        self.capabilities.read_reactions = true;
+        self
+    }
+
+    /// It allows `edits` vote-message edits per channel per `window`.
+    pub fn edits_per_channel(mut self, edits: u32, window: Duration) -> Self {
+        self.capabilities.edits_per_channel = Some((edits, window));
+        self
+    }
+
+    /// The actions, triggers and processes it offers.
+    pub fn offers(mut self, actions: Vec<ActionInfo>) -> Self {
+        self.actions = actions;
+        self
+    }
+
+    /// What it answers posts with.
+    pub fn messages(mut self, messages: Messages) -> Self {
+        self.messages = messages;
+        self
+    }
+
+    /// Each request is logged with this clock's time.
+    pub fn clock(mut self, clock: Arc<dyn polity::serve::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// It writes into `log` (shared with another platform, or kept by the test).
+    pub fn log_to(mut self, log: Log) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Posts to `channel` (vote messages or not) get `answer`, every time.
+    pub fn in_channel(self, channel: &str, answer: Answer) -> Self {
+        self.script.lock().unwrap().channels.push((channel.into(), answer));
+        self
+    }
+
+    /// Every request gets `answer`.
+    pub fn always(self, answer: Answer) -> Self {
+        self.script.lock().unwrap().always = Some(answer);
+        self
+    }
+
+    /// The next requests (those no other rule answers) fail with `errors`, one each, in order;
+    /// then they are performed.
+    pub fn fail_next(self, errors: impl IntoIterator<Item = PlatformError>) -> Self {
+        self.script.lock().unwrap().next.extend(errors.into_iter().map(Answer::Fail));
+        self
+    }
+
+    /// Told (once per answer) each time it answers a request, done or failed.
+    pub fn notify_answers(mut self, tx: mpsc::UnboundedSender<()>) -> Self {
+        self.answered = Some(tx);
+        self
+    }
+
+    /// Told each time a request reaches it that will never be answered.
+    pub fn notify_hangs(mut self, tx: mpsc::UnboundedSender<()>) -> Self {
+        self.hung = Some(tx);
+        self
+    }
+
+    /// Told each time its reactions are read.
+    pub fn notify_reads(mut self, tx: mpsc::UnboundedSender<()>) -> Self {
+        self.read = Some(tx);
+        self
+    }
+
+    /// `hook` sees each request it carries out (answered or not), before it is logged.
+    pub fn on_perform(mut self, hook: impl Fn(&Request<'_>) + Send + Sync + 'static) -> Self {
+        self.on_perform = Some(Box::new(hook));
+        self
+    }
+
+    /// Requests with `key` get `answer` from now on (`None`: performed again).
+    pub fn answer_key(&self, key: i64, answer: Option<Answer>) {
+        let mut script = self.script.lock().unwrap();
+        match answer {
+            Some(a) => script.keys.insert(key, a),
+            None => script.keys.remove(&key),
+        };
+    }
+
+    /// Its log (a handle on the same one).
+    pub fn log(&self) -> Log {
+        self.log.clone()
+    }
+
+    /// On the platform, `who` reacted with `emoji` on `message` (`added`), or took it back.
+    pub fn hold(&self, message: &MessageRef, who: &AccountRef, emoji: &str, added: bool) {
+        let mut held = self.held.lock().unwrap();
+        held.retain(|(m, a, e)| !(m == message && a == who && e == emoji));
+        if added {
+            held.push((message.clone(), who.clone(), emoji.into()));
+        }
+    }
+
+    /// How many times its reactions were read.
+    pub fn reads(&self) -> u32 {
+        *self.reads.lock().unwrap()
+    }
+
+    fn message(&self, r: &Request<'_>) -> Option<MessageRef> {
+        let (place, id) = match (self.messages, r.effect) {
+            (Messages::Votes | Messages::VotesAndPosts, Effect::PostVote { place, .. })
+            | (Messages::VotesAndPosts, Effect::Post { place, .. }) => (place, format!("m{}", r.key)),
+            (Messages::VotesByProposal, Effect::PostVote { proposal, place, .. }) => {
+                (place, format!("m{}", proposal.0))
+            }
+            _ => return None,
+        };
+        Some(MessageRef::new(self.name.clone(), place.channel.clone(), id))
+    }
+}
+
+impl Platform for Recording {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    fn actions(&self) -> Vec<ActionInfo> {
+        self.actions.clone()
+    }
+
+    fn perform<'a>(&'a self, r: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(async move {
+            let outcome = match self.script.lock().unwrap().answer(&r) {
+                None => Outcome::Done,
+                Some(Answer::Fail(e)) => Outcome::Failed(e),
+                Some(Answer::Hang) => Outcome::Hung,
+            };
+            if !matches!(outcome, Outcome::Failed(_)) {
+                if let Some(hook) = &self.on_perform {
+                    hook(&r);
+                }
+                if let Effect::RemoveReaction { message, account, emoji } = r.effect {
+                    self.hold(message, account, emoji, false);
+                }
+            }
+            self.log.0.lock().unwrap().push(Call {
+                at: self.clock.as_ref().map(|c| c.now()),
+                key: r.key,
+                effect: r.effect.clone(),
+                vote_messages: r.vote_messages.to_vec(),
+                outcome: outcome.clone(),
+            });
+            match outcome {
+                Outcome::Hung => {
+                    if let Some(tx) = &self.hung {
+                        let _ = tx.send(());
+                    }
+                    std::future::pending().await
+                }
+                Outcome::Failed(e) => {
+                    if let Some(tx) = &self.answered {
+                        let _ = tx.send(());
+                    }
+                    Err(e)
+                }
+                Outcome::Done => {
+                    if let Some(tx) = &self.answered {
+                        let _ = tx.send(());
+                    }
+                    Ok(Performed { message: self.message(&r) })
+                }
+            }
+        })
+    }
+
+    fn read_reactions<'a>(
+        &'a self,
+        message: &'a MessageRef,
+        emoji: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ReactionRead>, PlatformError>> {
+        Box::pin(async move {
+            if !self.capabilities.read_reactions {
+                return Err(PlatformError::Permanent(format!("{} cannot read reactions", self.name)));
+            }
+            *self.reads.lock().unwrap() += 1;
+            if let Some(tx) = &self.read {
+                let _ = tx.send(());
+            }
+            let held = self.held.lock().unwrap();
+            Ok(emoji
+                .iter()
+                .map(|e| ReactionRead {
+                    emoji: e.clone(),
+                    users: held
+                        .iter()
+                        .filter(|(m, _, x)| m == message && x == e)
+                        .map(|(_, a, _)| (a.clone(), a.account.clone()))
+                        .collect(),
+                })
+                .collect())
+        })
     }
 }
