@@ -199,9 +199,30 @@ pub struct Supervisor {
     /// The spaces of Polity's own bots: rechecked when a community removes a connection.
     bots: Vec<Spaces>,
     running: HashMap<(CommunityId, String), Running>,
+    /// Connections being started (on tasks of their own), and whether they are still wanted.
+    starting: HashMap<(CommunityId, String), bool>,
     /// The running connections that poll.
     pollers: HashMap<(CommunityId, String), Arc<dyn Poller>>,
+    /// Starts finished and connections that ended by themselves, from their tasks.
+    news: (mpsc::UnboundedSender<News>, mpsc::UnboundedReceiver<News>),
 }
+
+/// What a connection's task tells the supervisor.
+enum News {
+    /// A start finished (or failed, or took too long).
+    Started { community: CommunityId, name: String, spec: &'static PlatformSpec, started: Option<Started> },
+    /// A running connection gave up by itself.
+    Ended { community: CommunityId, name: String },
+}
+
+/// A connection that started, with the inputs it will hand over.
+struct Started {
+    connection: Box<dyn polity_port::Connection>,
+    incoming: mpsc::Receiver<polity_port::Incoming>,
+}
+
+/// How long a connection may take to start.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -212,7 +233,17 @@ impl std::fmt::Debug for Supervisor {
 impl Supervisor {
     pub fn new(store: Store, registry: Registry, links: Links, bots: Vec<Spaces>) -> Self {
         let health = links.health.clone();
-        Self { store, registry, links, health, bots, running: HashMap::new(), pollers: HashMap::new() }
+        Self {
+            store,
+            registry,
+            links,
+            health,
+            bots,
+            running: HashMap::new(),
+            starting: HashMap::new(),
+            pollers: HashMap::new(),
+            news: mpsc::unbounded_channel(),
+        }
     }
 
     /// Starts every enabled connection of communities' own, then follows `events` (what
@@ -223,10 +254,22 @@ impl Supervisor {
         mut stopping: watch::Receiver<bool>,
     ) {
         self.start_all().await;
+        enum Next {
+            Event(Option<ConnectionEvent>),
+            News(News),
+        }
         loop {
-            let event = tokio::select! {
-                event = events.recv() => event,
-                _stop = stopping.wait_for(|stop| *stop) => None,
+            let next = tokio::select! {
+                event = events.recv() => Next::Event(event),
+                Some(news) = self.news.1.recv() => Next::News(news),
+                _stop = stopping.wait_for(|stop| *stop) => Next::Event(None),
+            };
+            let event = match next {
+                Next::News(news) => {
+                    self.heard(news).await;
+                    continue;
+                }
+                Next::Event(event) => event,
             };
             match event {
                 Some(ConnectionEvent::Enabled { community, name }) => self.start(community, &name).await,
@@ -262,7 +305,7 @@ impl Supervisor {
     /// Starts `community`'s connection `name`, if it is enabled and its own.
     async fn start(&mut self, community: CommunityId, name: &str) {
         let key = (community, name.to_string());
-        if self.running.contains_key(&key) {
+        if self.running.contains_key(&key) || self.starting.contains_key(&key) {
             return;
         }
         let stored = match self.store.connections(community).await {
@@ -307,14 +350,63 @@ impl Supervisor {
                 return;
             }
         };
-        let (events, incoming) = mpsc::channel(1024);
-        let mut connection = match adapter.start(config, Start { connection: name.to_string(), events }).await {
-            Ok(connection) => connection,
-            Err(e) => {
-                tracing::warn!(community = %community, connection = name, "the connection did not start: {e}");
-                return;
+        // Started on a task of its own, so a platform that is slow to answer holds up no
+        // other connection's start, stop or poll.
+        self.starting.insert(key, true);
+        let news = self.news.0.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let (events, incoming) = mpsc::channel(1024);
+            let start = adapter.start(config, Start { connection: name.clone(), events });
+            let started = match tokio::time::timeout(START_TIMEOUT, start).await {
+                Ok(Ok(connection)) => Some(Started { connection, incoming }),
+                Ok(Err(e)) => {
+                    tracing::warn!(community = %community, connection = %name, "the connection did not start: {e}");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(community = %community, connection = %name, "the connection did not start within {} s", START_TIMEOUT.as_secs());
+                    None
+                }
+            };
+            let _stopping = news.send(News::Started { community, name, spec, started });
+        });
+    }
+
+    /// What a connection's task said: a start to finish, or a connection that ended.
+    async fn heard(&mut self, news: News) {
+        match news {
+            News::Started { community, name, spec, started } => {
+                let wanted = self.starting.remove(&(community, name.clone())).unwrap_or(false);
+                let Some(Started { connection, incoming }) = started else { return };
+                if !wanted {
+                    // Removed while it was starting.
+                    connection.shutdown().await;
+                    return;
+                }
+                self.run_started(community, &name, spec, connection, incoming).await;
             }
-        };
+            News::Ended { community, name } => {
+                // It gave up: forgotten, so a later decision enabling it starts it afresh.
+                self.pollers.remove(&(community, name.clone()));
+                if let Some(running) = self.running.remove(&(community, name)) {
+                    running.translator.stop();
+                }
+            }
+        }
+    }
+
+    /// Runs a connection that started: its inputs translated, its polls kept, and a task that
+    /// stops it when told or reports when it gives up.
+    async fn run_started(
+        &mut self,
+        community: CommunityId,
+        name: &str,
+        spec: &'static PlatformSpec,
+        mut connection: Box<dyn polity_port::Connection>,
+        incoming: mpsc::Receiver<polity_port::Incoming>,
+    ) {
+        let health_name = spaces::health_name(Owner::Community(community), name);
         let translator = spaces::translate(
             spec,
             name.to_string(),
@@ -325,7 +417,9 @@ impl Supervisor {
         );
         if let Some(poller) = connection.poller() {
             for poll in poller.polls() {
-                let every = chrono::TimeDelta::from_std(poll.every).unwrap_or(chrono::TimeDelta::MAX);
+                // At most once a minute, at least once a week.
+                let every = poll.every.clamp(Duration::from_secs(60), Duration::from_secs(7 * 24 * 3600));
+                let every = chrono::TimeDelta::from_std(every).unwrap_or(chrono::TimeDelta::days(7));
                 // A new poll runs at once; a known one keeps its time and its cursor.
                 let first = DateTime::<Utc>::UNIX_EPOCH;
                 if let Err(e) = self.store.ensure_poll(community, name, poll.name, every, first).await {
@@ -339,6 +433,7 @@ impl Supervisor {
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let health = self.health.clone();
+        let news = self.news.0.clone();
         let connection_name = name.to_string();
         let task = tokio::spawn(async move {
             tokio::select! {
@@ -348,19 +443,24 @@ impl Supervisor {
                         Ok(()) => tracing::warn!(community = %community, connection = %connection_name, "the connection ended"),
                         Err(e) => tracing::warn!(community = %community, connection = %connection_name, "the connection gave up: {e}"),
                     }
+                    let _stopping = news.send(News::Ended { community, name: connection_name });
                 }
                 _ = stopped => {}
             }
             connection.shutdown().await;
         });
         tracing::info!(community = %community, connection = name, "started {} connection {name}", spec.title);
-        self.running.insert(key, Running { translator, stop, task });
+        self.running.insert((community, name.to_string()), Running { translator, stop, task });
     }
 
     /// Stops `community`'s connection `name` if it runs; when it was `removed`, its platform
     /// acts for the community no more, and spaces of Polity's own bots it named leave.
     async fn stop(&mut self, community: CommunityId, name: &str, removed: bool) {
         self.pollers.remove(&(community, name.to_string()));
+        if let Some(wanted) = self.starting.get_mut(&(community, name.to_string())) {
+            *wanted = false;
+        }
+        let ran = self.running.contains_key(&(community, name.to_string()));
         if let Some(running) = self.running.remove(&(community, name.to_string())) {
             running.translator.stop();
             // The task may have ended by itself already (the connection gave up).
@@ -374,14 +474,18 @@ impl Supervisor {
         if !removed {
             return;
         }
-        let name = name.to_string();
-        let forget = Input::job(move |rt: &mut Runtime, _now: DateTime<Utc>| {
-            Box::pin(async move {
-                rt.remove_community_platform(community, &name);
-                Ok(())
-            })
-        });
-        let mut jobs = vec![forget];
+        let mut jobs = Vec::new();
+        if ran {
+            // Only a connection of the community's own has a platform of its name to forget
+            // (a connection to a space of Polity's bot shares the bot's).
+            let name = name.to_string();
+            jobs.push(Input::job(move |rt: &mut Runtime, _now: DateTime<Utc>| {
+                Box::pin(async move {
+                    rt.remove_community_platform(community, &name);
+                    Ok(())
+                })
+            }));
+        }
         jobs.extend(self.bots.iter().map(|b| b.recheck(community)));
         for job in jobs {
             if self.links.inputs.send(job).await.is_err() {

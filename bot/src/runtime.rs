@@ -19,6 +19,7 @@ use crate::store::{Batch, ConnectionChange, InboxEntry, Recorded, StepRecord, St
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, TimeDelta, Utc};
 use polity_governance::action::{Action, ActionStatus};
+use polity_governance::change::{Change as GovernanceChange, ChangeKind};
 use polity_governance::community::{Community, LinkQuality, Permission};
 use polity_governance::engine::{Ctx, Engine, Step};
 use polity_governance::ids::{AccountRef, CommunityId, MemberId, MessageRef, ProposalId};
@@ -240,6 +241,8 @@ impl Runtime {
     }
 
     async fn load(&mut self, id: CommunityId) -> Result<()> {
+        // Memory is rebuilt from the store: so is what the store knows it wrote.
+        self.store.forget_written(id);
         let community = self.store.load_community(id).await?;
         let mut engine = Engine::new(community, self.sandbox.clone());
         for p in self.store.load_policies(id).await? {
@@ -318,6 +321,12 @@ impl Runtime {
         if let Some(m) = engine.community.member_by_account(account) {
             return (Some(m.id), false);
         }
+        if account.account.contains('\0') || account.platform.as_str().contains('\0') {
+            // No platform names an account so; the store could not keep it.
+            return (None, false);
+        }
+        let name = crate::store::text_safe(name);
+        let name = name.as_ref();
         let mut candidate = name.to_string();
         let mut n = 2;
         while engine.community.member_by_name(&candidate).is_some() {
@@ -555,25 +564,22 @@ impl Runtime {
                 staged: Vec::new(),
                 finishes: None,
             };
-            match self.step_in(&batch, d.community, input, now, &mut reload).await {
-                Err(HandleError::Failed(e)) => {
-                    // The store failed: nothing of the batch is kept, in the store or here.
-                    drop(batch);
-                    self.connection_changes_settled(false);
-                    for c in touched {
-                        self.load(c).await.context("reloading after a failed write")?;
-                    }
-                    return Err(e);
+            let stepped = self.step_in(&batch, d.community, input, now, &mut reload).await;
+            if let Err(HandleError::Failed(e)) = stepped {
+                // The store failed: nothing of the batch is kept, in the store or here.
+                drop(batch);
+                self.connection_changes_settled(false);
+                for c in touched {
+                    self.load(c).await.context("reloading after a failed write")?;
                 }
-                outcome => {
-                    match &outcome {
-                        Ok(Handled::Done(_)) => metrics::input_handled(&d.source),
-                        Ok(Handled::Duplicate) => metrics::input_duplicate(&d.source),
-                        Err(_) => {}
-                    }
-                    outcomes.push((outcome, d.community));
-                }
+                return Err(e);
             }
+            match &stepped {
+                Ok(Handled::Done(_)) => metrics::input_handled(&d.source),
+                Ok(Handled::Duplicate) => metrics::input_duplicate(&d.source),
+                Err(_) => {}
+            }
+            outcomes.push((stepped, d.community));
         }
         let committed = batch.commit().await;
         self.connection_changes_settled(committed.is_ok());
@@ -619,6 +625,7 @@ impl Runtime {
         reload: &mut bool,
     ) -> Result<Handled, HandleError> {
         let StepInput { source, dedup_key, input, community_changed, staged, finishes } = input;
+        let input = without_nul(input);
         let received = std::time::Instant::now();
         if self.store.seen_in(batch, source, dedup_key).await? {
             tracing::debug!(source, dedup_key, "duplicate input dropped");
@@ -658,7 +665,7 @@ impl Runtime {
             if let Audit::Decided { proposal, outcome } = a
                 && outcome != "passed"
                 && let Some(p) = engine.proposal(*proposal)
-                && p.action.kind.as_str() == "polity.integration_add"
+                && p.action.kind.as_str() == ChangeKind::IntegrationAdd.name()
                 && let Some(name) = p.action.data.get("name").and_then(|v| v.as_str())
             {
                 changes.connections.push(ConnectionChange::Remove(name.to_string()));
@@ -984,20 +991,11 @@ impl Changes {
     }
 }
 
-fn text(action: &Action, key: &str) -> Result<String> {
-    action
-        .data
-        .get(key)
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("{} has no `{key}`", action.kind))
-}
-
 /// The actions Polity itself offers policies: posting, and the changes to governance it
 /// carries out (see [`apply_governance_change`]).
 pub fn polity_actions() -> Vec<ActionInfo> {
-    use polity_governance::platform::ActionKind::{Action as Act, Change, Governable};
-    vec![
+    use polity_governance::platform::ActionKind::{Action as Act, Governable};
+    let mut all = vec![
         ActionInfo::new(
             "message",
             Act,
@@ -1010,63 +1008,38 @@ pub fn polity_actions() -> Vec<ActionInfo> {
             "a plain proposal (/propose)",
             &[("text", "the proposal"), ("policy", "optional")],
         ),
-        ActionInfo::new(
-            "polity.role_request",
-            Change,
-            "a member asks for a role (/role request)",
-            &[("role", "the role")],
-        ),
-        ActionInfo::new(
-            "polity.role_grant",
-            Change,
-            "give a member a role",
-            &[("role", "the role"), ("member", "the member's name")],
-        ),
-        ActionInfo::new(
-            "polity.role_revoke",
-            Change,
-            "take a role from a member",
-            &[("role", "the role"), ("member", "the member's name")],
-        ),
-        ActionInfo::new(
-            "polity.role_create",
-            Change,
-            "create a role",
-            &[("role", "the role"), ("description", "optional")],
-        ),
-        ActionInfo::new("polity.role_delete", Change, "delete a role", &[("role", "the role")]),
-        ActionInfo::new(
-            "polity.permission_grant",
-            Change,
-            "let a role propose, execute or vote",
-            &[
-                ("role", "the role"),
-                ("permission", "propose, execute or vote"),
-                ("actions", "an action type, PLATFORM.* or *"),
-            ],
-        ),
-        ActionInfo::new(
-            "polity.permission_revoke",
-            Change,
-            "take a permission from a role",
-            &[("role", "the role"), ("permission", "propose, execute or vote"), ("actions", "as granted")],
-        ),
-        ActionInfo::new(
-            "polity.policy_install",
-            Change,
-            "install a policy or a new version",
-            &[("source", "the policy's TOML")],
-        ),
-        ActionInfo::new("polity.policy_remove", Change, "remove a policy", &[("name", "the policy")]),
-        ActionInfo::new("polity.kit_install", Change, "install a starter kit", &[("kit", "the kit")]),
-        ActionInfo::new(
-            "polity.integration_add",
-            Change,
-            "connect a platform (its secret was given privately and waits, encrypted)",
-            &[("name", "the connection"), ("platform", "the platform")],
-        ),
-        ActionInfo::new("polity.integration_remove", Change, "disconnect a platform", &[("name", "the connection")]),
-    ]
+    ];
+    all.extend(ChangeKind::ALL.into_iter().map(ChangeKind::info));
+    all
+}
+
+/// `input` with every NUL character in its text replaced by U+FFFD: valid UTF-8, but no
+/// database keeps it in text (PostgreSQL refuses it), and no member means it.
+fn without_nul(input: Inbound) -> Inbound {
+    fn clean(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(clean),
+            serde_json::Value::Object(map) => {
+                let keys: Vec<String> = map.keys().filter(|k| k.contains('\0')).cloned().collect();
+                for k in keys {
+                    if let Some(value) = map.remove(&k) {
+                        map.insert(k.replace('\0', "\u{FFFD}"), value);
+                    }
+                }
+                map.values_mut().for_each(clean);
+            }
+            _ => {}
+        }
+    }
+    // serde_json writes a NUL in a string as `\u0000`: most inputs have none.
+    match serde_json::to_string(&input) {
+        Ok(text) if text.contains("\\u0000") => {}
+        _ => return input,
+    }
+    let Ok(mut value) = serde_json::to_value(&input) else { return input };
+    clean(&mut value);
+    serde_json::from_value(value).unwrap_or(input)
 }
 
 /// Carries out a change to governance itself (a `polity.*` action that was allowed or
@@ -1077,60 +1050,59 @@ fn apply_governance_change(engine: &mut Engine, action: &Action) -> Result<Chang
     let member_named = |engine: &Engine, name: &str| -> Result<MemberId> {
         engine.community.member_by_name(name).map(|m| m.id).ok_or_else(|| anyhow!("there is no member named {name}"))
     };
-    match action.kind.as_str() {
-        "polity.role_create" => {
-            engine.community.create_role(&text(action, "role")?, &text(action, "description").unwrap_or_default())?;
+    match GovernanceChange::from_action(action).map_err(|e| anyhow!(e))? {
+        GovernanceChange::RoleCreate { role, description } => {
+            engine.community.create_role(&role, &description)?;
             changes.community = true;
         }
-        "polity.role_delete" => {
-            let role = text(action, "role")?;
+        GovernanceChange::RoleDelete { role } => {
             engine.community.roles.remove(&role).ok_or_else(|| anyhow!("there is no role {role}"))?;
             for m in engine.community.members.values_mut() {
                 m.roles.remove(&role);
             }
             changes.community = true;
         }
-        "polity.role_grant" | "polity.role_revoke" => {
-            let member = member_named(engine, &text(action, "member")?)?;
-            let role = text(action, "role")?;
-            if action.kind.as_str() == "polity.role_grant" {
-                engine.community.grant_role(member, &role)?;
-            } else {
-                engine.community.revoke_role(member, &role)?;
-            }
+        GovernanceChange::RoleGrant { role, member } => {
+            let member = member_named(engine, &member)?;
+            engine.community.grant_role(member, &role)?;
             changes.community = true;
         }
-        "polity.role_request" => {
+        GovernanceChange::RoleRevoke { role, member } => {
+            let member = member_named(engine, &member)?;
+            engine.community.revoke_role(member, &role)?;
+            changes.community = true;
+        }
+        GovernanceChange::RoleRequest { role } => {
             let member = initiator.ok_or_else(|| anyhow!("the requester is not a member"))?;
-            engine.community.grant_role(member, &text(action, "role")?)?;
+            engine.community.grant_role(member, &role)?;
             changes.community = true;
         }
-        "polity.permission_grant" | "polity.permission_revoke" => {
-            let role = text(action, "role")?;
-            let permission = Permission::parse(&text(action, "permission")?).map_err(|e| anyhow!(e))?;
-            let pattern = ActionPattern::new(&text(action, "actions")?).map_err(|e| anyhow!(e))?;
-            if action.kind.as_str() == "polity.permission_grant" {
-                engine.community.grant_permission(&role, permission, pattern)?;
-            } else {
-                engine.community.revoke_permission(&role, permission, &pattern)?;
-            }
+        GovernanceChange::PermissionGrant { role, permission, actions } => {
+            let permission = Permission::parse(&permission).map_err(|e| anyhow!(e))?;
+            let pattern = ActionPattern::new(&actions).map_err(|e| anyhow!(e))?;
+            engine.community.grant_permission(&role, permission, pattern)?;
             changes.community = true;
         }
-        "polity.policy_install" => {
-            let installed = engine.install_policy(&text(action, "source")?).map_err(GovError::from)?;
+        GovernanceChange::PermissionRevoke { role, permission, actions } => {
+            let permission = Permission::parse(&permission).map_err(|e| anyhow!(e))?;
+            let pattern = ActionPattern::new(&actions).map_err(|e| anyhow!(e))?;
+            engine.community.revoke_permission(&role, permission, &pattern)?;
+            changes.community = true;
+        }
+        GovernanceChange::PolicyInstall { source } => {
+            let installed = engine.install_policy(&source).map_err(GovError::from)?;
             changes.installed.push(installed.id);
         }
-        "polity.policy_remove" => {
-            changes.removed.push(engine.remove_policy(&text(action, "name")?)?);
+        GovernanceChange::PolicyRemove { name } => {
+            changes.removed.push(engine.remove_policy(&name)?);
         }
-        "polity.integration_add" => changes.connections.push(ConnectionChange::Enable(text(action, "name")?)),
-        "polity.integration_remove" => changes.connections.push(ConnectionChange::Remove(text(action, "name")?)),
-        "polity.kit_install" => {
-            let kit = kits::starter_kit(&text(action, "kit")?)?;
+        GovernanceChange::IntegrationAdd { name, .. } => changes.connections.push(ConnectionChange::Enable(name)),
+        GovernanceChange::IntegrationRemove { name } => changes.connections.push(ConnectionChange::Remove(name)),
+        GovernanceChange::KitInstall { kit } => {
+            let kit = kits::starter_kit(&kit)?;
             changes.installed = engine.install_kit(&kit, initiator)?;
             changes.community = true;
         }
-        other => return Err(anyhow!("Polity does not know how to carry out {other}")),
     }
     Ok(changes)
 }

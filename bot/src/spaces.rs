@@ -145,14 +145,15 @@ impl Spaces {
     /// its platform acts there no more.
     pub fn recheck(&self, community: CommunityId) -> Input {
         let shared = Arc::clone(&self.0);
-        Input::job(move |rt: &mut Runtime, _now: DateTime<Utc>| {
-            Box::pin(async move { recheck(rt, &shared, community).await })
+        Input::job(move |rt: &mut Runtime, now: DateTime<Utc>| {
+            Box::pin(async move { recheck(rt, &shared, community, now).await })
         })
     }
 }
 
-/// Drops the spaces `community` no longer governs.
-async fn recheck(rt: &mut Runtime, shared: &Shared, community: CommunityId) -> Result<()> {
+/// Drops the spaces `community` no longer governs, and settles each anew: a community of its
+/// own, or waiting for a confirmation when another community asked for it.
+async fn recheck(rt: &mut Runtime, shared: &Shared, community: CommunityId, now: DateTime<Utc>) -> Result<()> {
     let mut gone = Vec::new();
     for space in shared.spaces_of(community) {
         if governance(rt, shared, &space).await? != Governance::By(community) {
@@ -169,6 +170,12 @@ async fn recheck(rt: &mut Runtime, shared: &Shared, community: CommunityId) -> R
     }
     tracing::info!(community = %community, spaces = ?gone, "a community let {} {}s go: it acts there no more", shared.spec.title, shared.noun());
     register(rt, shared, community);
+    for space in gone {
+        let info = shared.infos.lock().ok().and_then(|i| i.get(&space).cloned());
+        if let Some(info) = info {
+            join_space(rt, shared, info, now).await?;
+        }
+    }
     Ok(())
 }
 
@@ -190,6 +197,9 @@ pub(crate) struct Shared {
     /// Spaces new to Polity that a community asked for, until someone who controls them
     /// confirms which community governs them.
     waiting: Mutex<HashMap<String, SpaceInfo>>,
+    /// What the platform last said of each space it serves (to settle it again when its
+    /// community lets it go).
+    infos: Mutex<HashMap<String, SpaceInfo>>,
     notices: mpsc::UnboundedSender<Notice>,
 }
 
@@ -301,6 +311,7 @@ pub fn translate(
         scopes,
         spaces: Mutex::new(HashMap::new()),
         waiting: Mutex::new(HashMap::new()),
+        infos: Mutex::new(HashMap::new()),
         notices,
     });
     let translating = Arc::clone(&shared);
@@ -431,7 +442,12 @@ async fn governance(rt: &Runtime, shared: &Shared, space: &str) -> Result<Govern
 /// community asked for it, waiting for someone who controls it to confirm.
 async fn join_space(rt: &mut Runtime, shared: &Shared, info: SpaceInfo, now: DateTime<Utc>) -> Result<()> {
     if info.space.is_empty() {
-        return Err(anyhow!("{} named a space with an empty id", shared.spec.title));
+        // Not the store's failure: logged, and the loop goes on.
+        tracing::warn!("{} named a space with an empty id: it is not governed", shared.spec.title);
+        return Ok(());
+    }
+    if let Ok(mut infos) = shared.infos.lock() {
+        infos.insert(info.space.clone(), info.clone());
     }
     let governance = governance(rt, shared, &info.space).await?;
     if let Some(former) = shared.spaces.lock().ok().and_then(|g| g.get(&info.space).copied())
@@ -501,17 +517,17 @@ fn register(rt: &mut Runtime, shared: &Shared, community: CommunityId) {
 /// A new community for a space: named after it (with its id when the name is taken), its
 /// owner the first admin, and its connection recorded.
 async fn new_community(rt: &mut Runtime, shared: &Shared, info: &SpaceInfo, now: DateTime<Utc>) -> Result<CommunityId> {
-    let mut name = info.name.trim().to_string();
-    if name.is_empty() || rt.store().community_id(&name).await?.is_some() {
-        name = format!("{} ({})", info.name.trim(), info.space);
-    }
-    if rt.store().community_id(&name).await?.is_some() {
-        return Err(anyhow!(
-            "a community named {name} exists already, so the {} {} {} cannot get one",
-            shared.spec.title,
-            shared.noun(),
-            info.space
-        ));
+    // Named after the space; when that is taken (or empty), with its id; when that is taken
+    // too (a space can be named to collide), with a number.
+    let base = info.name.trim();
+    let mut name = base.to_string();
+    let mut n = 1;
+    while name.is_empty() || rt.store().community_id(&name).await?.is_some() {
+        name = match n {
+            1 => format!("{base} ({})", info.space),
+            _ => format!("{base} ({}) {n}", info.space),
+        };
+        n += 1;
     }
     let Some(setting) = shared.spec.space_setting() else {
         return Err(anyhow!("{} declares no setting that names a {}", shared.spec.title, shared.noun()));
@@ -570,11 +586,15 @@ async fn command(rt: &mut Runtime, shared: &Shared, call: CommandCall, now: Date
     if call.parsed.spec.handler == Handler::IntegrationTest {
         // A real call to a platform: made off the serving loop, so nothing else waits for it.
         let name = call.parsed.text("name").to_string();
-        match crate::connections::prepare_test(rt, community, &name).await? {
-            Ok(test) => {
+        match crate::connections::prepare_test(rt, community, &name).await {
+            Ok(Ok(test)) => {
                 tokio::spawn(async move { call.answer(Reply::private(test.run().await)) });
             }
-            Err(why) => call.answer(Reply::private(why)),
+            Ok(Err(why)) => call.answer(Reply::private(why)),
+            Err(e) => {
+                tracing::error!(community = %community, connection = %name, "preparing a connection test failed: {e:#}");
+                call.answer(Reply::private(SORRY));
+            }
         }
         return Ok(());
     }

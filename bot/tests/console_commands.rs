@@ -150,7 +150,22 @@ fn every_mistake_gets_a_clear_reply(db: &str) {
     assert!(!out.contains("Sorry"), "no mistake is an internal failure:\n{out}");
 }
 
+/// NUL is valid UTF-8 but no database keeps it in text (PostgreSQL refuses it): a proposal,
+/// a vote and a message carrying one are taken, shown with U+FFFD, and nothing is left
+/// waiting for a retry.
+fn text_with_nul_is_kept_as_the_replacement_character(db: &str) {
+    let (out, err) = support::run_console(
+        db,
+        None,
+        "/kit install direct-democracy\n/as alice\n/propose Buy a new\0server\n+👍 1\n/as bob\n/whoami\n",
+    );
+    assert!(out.contains("Proposal #1: alice proposes: Buy a new\u{FFFD}server"), "{out}");
+    assert!(out.contains("[only bob] You are bob."), "the session went on: {out}");
+    assert!(!err.contains("retry"), "nothing waits for a retry: {err}");
+}
+
 on_every_database!(
+    text_with_nul_is_kept_as_the_replacement_character,
     a_members_proposal_passes,
     a_members_role_grant_passes_by_reactions,
     every_mistake_gets_a_clear_reply

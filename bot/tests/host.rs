@@ -129,6 +129,11 @@ impl Adapter for ChatAdapter {
     fn start(&self, config: Value, start: Start) -> BoxFuture<'static, Result<Box<dyn Connection>, AdapterError>> {
         let adapter = self.clone();
         Box::pin(async move {
+            if start.connection == "slow" {
+                // A platform that never answers.
+                adapter.0.lock().unwrap().log.push("starting slow".into());
+                std::future::pending::<()>().await;
+            }
             let token = config.get("token").and_then(Value::as_str).unwrap_or("none").to_string();
             let mut seen = adapter.0.lock().unwrap();
             seen.log.push(format!("started {} with {token}", start.connection));
@@ -363,11 +368,17 @@ async fn two_spaces_whose_platform_reuses_an_id_never_shadow_each_others_inputs(
 /// Connects the community's own chat account in the room hq of Polity's chat bot (which must
 /// be governed already): asked, typed, started.
 async fn connect_own(adapter: &ChatAdapter, bot: &mpsc::Sender<Incoming>) {
-    let asked = command(bot, "c1", "/integration add chat own").await;
+    connect(bot, "own", "c1").await;
+    until_logged(adapter, "started own with own-token-123").await;
+}
+
+/// `/integration add chat NAME` with its secret typed, as the admin.
+async fn connect(bot: &mpsc::Sender<Incoming>, name: &str, id: &str) {
+    let asked = command(bot, id, &format!("/integration add chat {name}")).await;
     let (answer, answered) = oneshot::channel();
     let typed = SecretTyped {
         space: "hq".into(),
-        invocation: Invocation { invoker: admin(), place: Place::new("chat", "hq"), id: "c1".into() },
+        invocation: Invocation { invoker: admin(), place: Place::new("chat", "hq"), id: id.into() },
         name: "admin".into(),
         prompt: asked.secret_prompt.unwrap(),
         secret: "own-token-123".into(),
@@ -375,7 +386,6 @@ async fn connect_own(adapter: &ChatAdapter, bot: &mpsc::Sender<Incoming>) {
     };
     bot.send(Incoming::Secret(typed)).await.unwrap();
     within("the connection stored", answered).await.unwrap();
-    until_logged(adapter, "started own with own-token-123").await;
 }
 
 /// The inbox keys of the posts read, once the poll's cursor is `cursor` (it is stored after
@@ -444,4 +454,79 @@ async fn a_connections_polls_run_on_the_loops_clock_from_their_stored_cursor_acr
     polity.stop().await;
     let polls = adapter.log().iter().filter(|l| l.starts_with("poll ")).cloned().collect::<Vec<_>>();
     assert_eq!(polls, ["poll posts from none", "poll posts from 2", "poll posts from 3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_starts_holds_up_no_other() {
+    let db = support::TestDb::sqlite("host_slow_start");
+    let adapter = ChatAdapter::default();
+    let mut polity = run(db.url(), &polity::store::SecretKey::generate(), &adapter).await;
+    until_logged(&adapter, "started chat with none").await;
+    let bot = adapter.sender("chat");
+    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
+    bot.send(Incoming::Space(hq)).await.unwrap();
+    within("the room governed", polity.notices.recv()).await.unwrap();
+    // The first connection's platform never answers; the second starts all the same, and
+    // removing the first while it starts leaves nothing behind.
+    connect(&bot, "slow", "s1").await;
+    until_logged(&adapter, "starting slow").await;
+    connect_own(&adapter, &bot).await;
+    let removed = command(&bot, "s2", "/integration remove slow").await;
+    assert_eq!(removed.text, "slow (chat) is disconnected and its settings and secret deleted.");
+    assert_eq!(command(&bot, "s3", "/whoami").await.text.lines().next(), Some("You are admin, an admin."));
+    polity.stop().await;
+}
+
+/// Runs `line` as `who` in `room` of Polity's chat bot; returns the reply.
+async fn command_in(bot: &mpsc::Sender<Incoming>, who: &str, room: &str, id: &str, line: &str) -> Reply {
+    let (answer, answered) = oneshot::channel();
+    let invoker = AccountRef::new("chat", who);
+    let invocation = Invocation { invoker, place: Place::new("chat", room), id: id.into() };
+    let parsed = polity_commands::parse::parse(line).unwrap();
+    let call = CommandCall { space: room.into(), invocation, name: who.into(), manages_space: true, parsed, answer };
+    bot.send(Incoming::Command(call)).await.unwrap();
+    within(line, answered).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_a_community_lets_go_becomes_a_community_of_its_own_at_once() {
+    let db = support::TestDb::sqlite("host_let_go");
+    let adapter = ChatAdapter::default();
+    let mut polity = run(db.url(), &polity::store::SecretKey::generate(), &adapter).await;
+    until_logged(&adapter, "started chat with none").await;
+    let bot = adapter.sender("chat");
+    bot.send(Incoming::Invite("https://chat.example/add-polity".into())).await.unwrap();
+    let invite = within("the invite", polity.notices.recv()).await.unwrap();
+    assert!(matches!(invite, Notice::Invite { .. }), "{invite:?}");
+    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
+    bot.send(Incoming::Space(hq)).await.unwrap();
+    within("hq governed", polity.notices.recv()).await.unwrap();
+
+    // HQ asks for the room r2; Polity's bot is in it, and its owner confirms with HQ's code.
+    let asked = command(&bot, "a1", "/integration add chat annex room=r2").await;
+    let code = asked.text.split("/integration confirm ").nth(1).unwrap().split('`').next().unwrap().to_string();
+    let owner = (AccountRef::new("chat", "rita"), "rita".to_string());
+    let r2 = SpaceInfo { space: "r2".into(), name: "Annex".into(), owner: owner.clone(), members: vec![owner] };
+    bot.send(Incoming::Space(r2)).await.unwrap();
+    let waiting = within("r2 waiting", polity.notices.recv()).await.unwrap();
+    assert!(matches!(&waiting, Notice::Waiting { space, .. } if space == "r2"), "{waiting:?}");
+    let joined = command_in(&bot, "rita", "r2", "a2", &format!("/integration confirm {code}")).await;
+    assert_eq!(joined.text, "This room now belongs to the community \"HQ\": its members are members there.");
+    let governing = within("r2 governed", polity.notices.recv()).await.unwrap();
+    assert!(matches!(&governing, Notice::Governing { space, community, .. } if space == "r2" && community == "HQ"));
+
+    // HQ lets it go: at once, without a restart, the room is settled anew (nobody else asked
+    // for it, so it becomes a community of its own), and HQ's other room stays.
+    let removed = command(&bot, "a3", "/integration remove annex").await;
+    assert_eq!(removed.text, "annex (chat) is disconnected and its settings and secret deleted.");
+    let settled = within("r2 settled anew", polity.notices.recv()).await.unwrap();
+    assert!(
+        matches!(&settled, Notice::Governing { space, community, .. } if space == "r2" && community == "Annex"),
+        "{settled:?}"
+    );
+    let there = command_in(&bot, "rita", "r2", "a4", "/whoami").await;
+    assert!(there.text.starts_with("You are rita, an admin."), "{}", there.text);
+    let here = command(&bot, "a5", "/whoami").await;
+    assert!(here.text.starts_with("You are admin, an admin."), "{}", here.text);
+    polity.stop().await;
 }

@@ -1,5 +1,6 @@
 //! The one catalogue of commands. Every platform's surface (Discord application commands,
 //! Slack slash commands, console lines) and `/help` are built from it.
+use polity_governance::change::ChangeKind;
 
 /// What kind of value an argument takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +77,7 @@ pub struct Spec {
     pub handler: Handler,
     /// For commands that change governance: the action type they request, governed by the
     /// community's constitution (carried out at once for members who may execute it).
-    pub governs: Option<&'static str>,
+    pub governs: Option<ChangeKind>,
     /// Takes long enough that platforms with a reply deadline (Discord's and Slack's 3 s)
     /// must acknowledge first and answer after.
     pub slow: bool,
@@ -204,7 +205,7 @@ pub const CATALOGUE: &[Spec] = &[
         args: &[req("role", ArgKind::Word, "the role you ask for")],
         help: "Ask for a role; the constitution decides.",
         handler: Handler::RoleRequest,
-        governs: Some("polity.role_request"),
+        governs: Some(ChangeKind::RoleRequest),
         slow: false,
     },
     Spec {
@@ -228,7 +229,7 @@ pub const CATALOGUE: &[Spec] = &[
         args: &[req("name", ArgKind::Word, "the kit")],
         help: "Install a starter kit: its roles, permissions and policies.",
         handler: Handler::KitInstall,
-        governs: Some("polity.kit_install"),
+        governs: Some(ChangeKind::KitInstall),
         slow: false,
     },
     Spec {
@@ -239,7 +240,7 @@ pub const CATALOGUE: &[Spec] = &[
         ],
         help: "Install a policy, or a new version of one.",
         handler: Handler::PolicyInstall,
-        governs: Some("polity.policy_install"),
+        governs: Some(ChangeKind::PolicyInstall),
         slow: false,
     },
     Spec {
@@ -282,7 +283,7 @@ pub const CATALOGUE: &[Spec] = &[
         args: &[req("name", ArgKind::Rest, "the policy")],
         help: "Remove a policy (its versions are kept).",
         handler: Handler::PolicyRemove,
-        governs: Some("polity.policy_remove"),
+        governs: Some(ChangeKind::PolicyRemove),
         slow: false,
     },
     Spec {
@@ -290,7 +291,7 @@ pub const CATALOGUE: &[Spec] = &[
         args: &[req("role", ArgKind::Word, "the new role"), opt("description", ArgKind::Rest, "what it is for")],
         help: "Create a role.",
         handler: Handler::RoleCreate,
-        governs: Some("polity.role_create"),
+        governs: Some(ChangeKind::RoleCreate),
         slow: false,
     },
     Spec {
@@ -298,7 +299,7 @@ pub const CATALOGUE: &[Spec] = &[
         args: &[req("role", ArgKind::Word, "the role")],
         help: "Delete a role.",
         handler: Handler::RoleDelete,
-        governs: Some("polity.role_delete"),
+        governs: Some(ChangeKind::RoleDelete),
         slow: false,
     },
     Spec {
@@ -314,7 +315,7 @@ pub const CATALOGUE: &[Spec] = &[
         args: &[req("role", ArgKind::Word, "the role"), req("member", ArgKind::Word, "the member")],
         help: "Give a member a role.",
         handler: Handler::RoleGrant,
-        governs: Some("polity.role_grant"),
+        governs: Some(ChangeKind::RoleGrant),
         slow: false,
     },
     Spec {
@@ -322,7 +323,7 @@ pub const CATALOGUE: &[Spec] = &[
         args: &[req("role", ArgKind::Word, "the role"), req("member", ArgKind::Word, "the member")],
         help: "Take a role from a member.",
         handler: Handler::RoleRevoke,
-        governs: Some("polity.role_revoke"),
+        governs: Some(ChangeKind::RoleRevoke),
         slow: false,
     },
     Spec {
@@ -334,7 +335,7 @@ pub const CATALOGUE: &[Spec] = &[
         ],
         help: "Let a role propose, execute or vote on an action type.",
         handler: Handler::PermissionGrant,
-        governs: Some("polity.permission_grant"),
+        governs: Some(ChangeKind::PermissionGrant),
         slow: false,
     },
     Spec {
@@ -346,7 +347,7 @@ pub const CATALOGUE: &[Spec] = &[
         ],
         help: "Take a permission from a role.",
         handler: Handler::PermissionRevoke,
-        governs: Some("polity.permission_revoke"),
+        governs: Some(ChangeKind::PermissionRevoke),
         slow: false,
     },
     Spec {
@@ -358,7 +359,7 @@ pub const CATALOGUE: &[Spec] = &[
         ],
         help: "Connect a platform; its secret is asked for where only you see it.",
         handler: Handler::IntegrationAdd,
-        governs: Some("polity.integration_add"),
+        governs: Some(ChangeKind::IntegrationAdd),
         slow: false,
     },
     Spec {
@@ -382,7 +383,7 @@ pub const CATALOGUE: &[Spec] = &[
         args: &[req("name", ArgKind::Word, "the connection")],
         help: "Disconnect a platform.",
         handler: Handler::IntegrationRemove,
-        governs: Some("polity.integration_remove"),
+        governs: Some(ChangeKind::IntegrationRemove),
         slow: false,
     },
     Spec {

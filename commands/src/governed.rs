@@ -3,24 +3,23 @@
 
 use crate::ports::{Invocation, PortError, Ports, StagedConnection, SubmitError};
 use crate::reply::Reply;
-use polity_governance::action::{Action, ActionType};
+use polity_governance::action::Action;
+use polity_governance::change::Change;
 use polity_governance::io::Inbound;
-use serde_json::Value;
 
-/// Requests `kind` with `data`; `done` is said when it was carried out at once, `what`
-/// describes the change when it goes to a vote.
+/// Requests `change`; `done` is said when it was carried out at once, `what` describes the
+/// change when it goes to a vote.
 ///
 /// # Errors
 /// Internal failures only.
 pub async fn request(
     ports: &mut dyn Ports,
     inv: &Invocation,
-    kind: &str,
-    data: Vec<(&str, Value)>,
+    change: Change,
     done: String,
     what: String,
 ) -> Result<Reply, PortError> {
-    request_with(ports, inv, kind, data, done, what, None).await
+    request_with(ports, inv, change, done, what, None).await
 }
 
 /// [`request`], storing a platform connection with the request.
@@ -30,21 +29,18 @@ pub async fn request(
 pub async fn request_with(
     ports: &mut dyn Ports,
     inv: &Invocation,
-    kind: &str,
-    data: Vec<(&str, Value)>,
+    change: Change,
     done: String,
     what: String,
     connection: Option<StagedConnection>,
 ) -> Result<Reply, PortError> {
-    let kind = ActionType::new(kind).map_err(PortError)?;
+    let kind = change.kind().action_type();
     // The description is what the vote message says is proposed.
-    let mut action = Action::new(kind.clone(), inv.invoker.clone(), &inv.id)
+    let action = Action::new(kind.clone(), inv.invoker.clone(), &inv.id)
         .at(inv.place.clone())
         .requested()
         .with("summary", what.as_str());
-    for (k, v) in data {
-        action = action.with(k, v);
-    }
+    let action = change.write(action);
     let submitted = match connection {
         Some(c) => ports.submit_with_connection(Inbound::Action { action }, c).await,
         None => ports.submit(Inbound::Action { action }).await,

@@ -12,6 +12,7 @@ use crate::governed;
 use crate::parse::Parsed;
 use crate::ports::{Invocation, PortError, Ports, StagedConnection};
 use crate::reply::{Reply, SecretPrompt};
+use polity_governance::change::Change;
 use serde_json::{Map, Value};
 
 /// The key of a connection's config that holds the one-time code its server confirms it with
@@ -123,10 +124,10 @@ async fn connect(
     secret: Option<String>,
 ) -> Result<Reply, PortError> {
     let staged = StagedConnection { name: name.into(), platform: platform.into(), config, secret };
-    let data = vec![("name", name.into()), ("platform", platform.into())];
+    let change = Change::IntegrationAdd { name: name.into(), platform: platform.into() };
     let done = format!("{name} ({platform}) is connected. `/integration test {name}` checks it.");
     let what = format!("connect {platform} as {name}");
-    governed::request_with(ports, inv, "polity.integration_add", data, done, what, Some(staged)).await
+    governed::request_with(ports, inv, change, done, what, Some(staged)).await
 }
 
 /// `/integration confirm` where no bot answers it itself (Polity's Discord bot does, before
@@ -167,13 +168,6 @@ pub async fn remove(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> R
         return Ok(Reply::private(format!("There is no connection named {name}: `/integration list` shows them.")));
     };
     let done = format!("{name} ({}) is disconnected and its settings and secret deleted.", c.platform);
-    governed::request(
-        ports,
-        inv,
-        "polity.integration_remove",
-        vec![("name", name.into())],
-        done,
-        format!("disconnect {name}"),
-    )
-    .await
+    governed::request(ports, inv, Change::IntegrationRemove { name: name.into() }, done, format!("disconnect {name}"))
+        .await
 }

@@ -4,6 +4,7 @@ use crate::governed;
 use crate::parse::Parsed;
 use crate::ports::{Invocation, PortError, Ports};
 use crate::reply::Reply;
+use polity_governance::change::Change;
 use polity_governance::kits;
 
 pub fn list() -> Reply {
@@ -17,8 +18,7 @@ pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
         Ok(k) => k,
         Err(e) => return Ok(Reply::private(e.to_string())),
     };
-    let data = vec![("kit", kit.name.clone().into())];
+    let change = Change::KitInstall { kit: kit.name.clone() };
     let done = format!("The starter kit {} is installed: {}", kit.name, kit.description);
-    governed::request(ports, inv, "polity.kit_install", data, done, format!("install the starter kit {}", kit.name))
-        .await
+    governed::request(ports, inv, change, done, format!("install the starter kit {}", kit.name)).await
 }

@@ -5,6 +5,7 @@ use crate::parse::Parsed;
 use crate::ports::{Invocation, PortError, Ports};
 use crate::reply::Reply;
 use polity_governance::action::ActionPattern;
+use polity_governance::change::Change;
 use polity_governance::community::Permission;
 
 pub async fn change(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, grant: bool) -> Result<Reply, PortError> {
@@ -30,14 +31,13 @@ pub async fn change(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, gran
         }
         _ => {}
     }
-    let data = vec![("role", role.into()), ("permission", permission.into()), ("actions", pattern.to_string().into())];
+    let (role_name, permission_name, actions) = (role.to_string(), permission.to_string(), pattern.to_string());
     if grant {
         let done = format!("{role} may {permission} {pattern} now.");
         governed::request(
             ports,
             inv,
-            "polity.permission_grant",
-            data,
+            Change::PermissionGrant { role: role_name, permission: permission_name, actions },
             done,
             format!("let {role} {permission} {pattern}"),
         )
@@ -47,8 +47,7 @@ pub async fn change(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, gran
         governed::request(
             ports,
             inv,
-            "polity.permission_revoke",
-            data,
+            Change::PermissionRevoke { role: role_name, permission: permission_name, actions },
             done,
             format!("stop {role} from {permission} {pattern}"),
         )

@@ -5,6 +5,7 @@ use crate::parse::Parsed;
 use crate::ports::{Invocation, PortError, Ports};
 use crate::reply::Reply;
 use polity_governance::PolicyId;
+use polity_governance::change::Change;
 use polity_governance::policy::CompiledPolicy;
 use polity_governance::script::Sandbox;
 
@@ -29,7 +30,7 @@ pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
         format!("\"{}\" is installed: a {} policy.", compiled.name(), compiled.policy.kind)
     };
     let what = format!("install the policy \"{}\"", compiled.name());
-    governed::request(ports, inv, "polity.policy_install", vec![("source", source.into())], done, what).await
+    governed::request(ports, inv, Change::PolicyInstall { source }, done, what).await
 }
 
 pub fn list(ports: &dyn Ports) -> Reply {
@@ -83,7 +84,7 @@ pub async fn remove(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> R
     };
     let done = format!("\"{}\" is removed; its versions are kept.", p.name());
     let what = format!("remove the policy \"{}\"", p.name());
-    governed::request(ports, inv, "polity.policy_remove", vec![("name", p.name().into())], done, what).await
+    governed::request(ports, inv, Change::PolicyRemove { name: p.name().into() }, done, what).await
 }
 
 pub async fn dry_run(ports: &mut dyn Ports, args: &Parsed) -> Result<Reply, PortError> {

@@ -4,6 +4,7 @@ use crate::governed;
 use crate::parse::Parsed;
 use crate::ports::{Invocation, PortError, Ports};
 use crate::reply::Reply;
+use polity_governance::change::Change;
 use polity_governance::community::EVERYONE;
 
 fn unknown_role(role: &str) -> Reply {
@@ -27,7 +28,7 @@ pub async fn request(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
     let who = me.map_or_else(|| inv.invoker.to_string(), |m| m.name.clone());
     let done = format!("You have the role {role} now.");
     let what = format!("give {who} the role {role}");
-    governed::request(ports, inv, "polity.role_request", vec![("role", role.into())], done, what).await
+    governed::request(ports, inv, Change::RoleRequest { role: role.into() }, done, what).await
 }
 
 pub async fn create(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
@@ -40,16 +41,9 @@ pub async fn create(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> R
     if let Err(e) = probe.create_role(role, description) {
         return Ok(Reply::private(e.to_string()));
     }
-    let data = vec![("role", role.into()), ("description", description.into())];
-    governed::request(
-        ports,
-        inv,
-        "polity.role_create",
-        data,
-        format!("The role {role} is created."),
-        format!("create the role {role}"),
-    )
-    .await
+    let change = Change::RoleCreate { role: role.into(), description: description.into() };
+    governed::request(ports, inv, change, format!("The role {role} is created."), format!("create the role {role}"))
+        .await
 }
 
 pub async fn delete(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
@@ -63,8 +57,7 @@ pub async fn delete(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> R
     governed::request(
         ports,
         inv,
-        "polity.role_delete",
-        vec![("role", role.into())],
+        Change::RoleDelete { role: role.into() },
         format!("The role {role} is deleted."),
         format!("delete the role {role}"),
     )
@@ -105,13 +98,12 @@ async fn change(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, grant: b
         (false, false) => return Ok(Reply::private(format!("{name} does not have the role {role}."))),
         _ => {}
     }
-    let data = vec![("role", role.into()), ("member", name.clone().into())];
+    let (role_name, member_name) = (role.to_string(), name.clone());
     if grant {
         governed::request(
             ports,
             inv,
-            "polity.role_grant",
-            data,
+            Change::RoleGrant { role: role_name, member: member_name },
             format!("{name} has the role {role} now."),
             format!("give {name} the role {role}"),
         )
@@ -120,8 +112,7 @@ async fn change(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, grant: b
         governed::request(
             ports,
             inv,
-            "polity.role_revoke",
-            data,
+            Change::RoleRevoke { role: role_name, member: member_name },
             format!("{name} no longer has the role {role}."),
             format!("take the role {role} from {name}"),
         )

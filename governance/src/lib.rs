@@ -14,6 +14,7 @@
 //! - [`kits`]: the starter kits.
 
 pub mod action;
+pub mod change;
 pub mod community;
 pub mod duration;
 pub mod engine;

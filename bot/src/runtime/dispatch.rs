@@ -45,6 +45,8 @@ const PAGE: u64 = 200;
 pub struct Finished {
     row: OutboxRow,
     lane: String,
+    /// The platform it was performed on, for metrics (a tally edit's: its vote messages').
+    platform: String,
     outcome: Result<Performed, PlatformError>,
 }
 
@@ -368,9 +370,13 @@ impl Runtime {
         self.flight.running.insert(row.id);
         self.flight.busy.insert(lane.clone());
         let timeout = self.flight.timeout;
+        let platform = match (&row.effect, messages.first()) {
+            (Effect::EditVote { .. }, Some(m)) => m.platform.to_string(),
+            (effect, _) => effect_platform(effect).to_string(),
+        };
         self.flight.tasks.spawn(async move {
             let outcome = perform(&targets, &row, &messages, timeout).await;
-            Finished { row, lane, outcome }
+            Finished { row, lane, platform, outcome }
         });
         Ok(true)
     }
@@ -381,7 +387,7 @@ impl Runtime {
     /// # Errors
     /// When the store fails.
     pub async fn record_finished(&mut self, finished: Finished, now: DateTime<Utc>) -> Result<bool> {
-        let Finished { row, lane, outcome } = finished;
+        let Finished { row, lane, platform, outcome } = finished;
         tracing::debug!(effect = row.id, lane, ok = outcome.is_ok(), "finished");
         self.flight.running.remove(&row.id);
         self.flight.busy.remove(&lane);
@@ -391,7 +397,7 @@ impl Runtime {
                 if let Effect::EditVote { proposal, .. } = &row.effect {
                     self.edits.done(row.community, *proposal, now);
                 }
-                crate::metrics::effect_performed(effect_platform(&row.effect));
+                crate::metrics::effect_performed(&platform);
                 match (&row.effect, done.message) {
                     (Effect::PostVote { proposal, .. }, Some(message)) => {
                         self.vote_message_posted(&row, *proposal, message, result, now).await?;
@@ -401,7 +407,7 @@ impl Runtime {
                 Ok(true)
             }
             Err(e) => {
-                let platform = effect_platform(&row.effect);
+                let platform = platform.as_str();
                 match self.after_failure(&row, row.attempts + 1, e, now).await? {
                     Some(at) => {
                         crate::metrics::effect_retried(platform);

@@ -3,13 +3,14 @@
 
 use super::StoreError;
 use super::entities::{ballots, proposals, vote_messages};
+use super::shadow::VoteKey;
 use chrono::{DateTime, SubsecRound, Utc};
 use polity_governance::proposal::{Ballot, BallotSource, OpenVote, ProcessState};
 use polity_governance::vote::VoteSpec;
 use polity_governance::{AccountRef, MemberId, MessageRef, Place, PlatformRef, PolicyId, Proposal, ProposalId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Timestamps are kept to the microsecond (what PostgreSQL keeps), on both backends alike.
 pub(crate) fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -52,16 +53,42 @@ struct VoteColumn<'a> {
 struct StoredVote {
     spec: VoteSpec,
     place: Place,
-    eligible: BTreeSet<MemberId>,
+    /// Read as a list and collected: a set built at once packs its nodes full, one built
+    /// element by element leaves them half empty (it adds up over many open proposals).
+    eligible: Vec<MemberId>,
 }
 
-/// The `proposals` row of a proposal.
+/// The `vote` column of a proposal: its frozen vote (spec, place, eligible voters).
+pub(crate) fn vote_column(p: &Proposal) -> Result<Option<String>, StoreError> {
+    match &p.vote {
+        Some(v) => Ok(Some(to_json(
+            &VoteColumn { spec: &v.spec, place: &v.place, eligible: &v.eligible },
+            &format!("proposal {} vote", p.id),
+        )?)),
+        None => Ok(None),
+    }
+}
+
+/// What the `vote` column of a proposal holds, without encoding its eligible voters (see
+/// [`VoteKey`]).
+pub(crate) fn vote_key(p: &Proposal) -> Result<Option<VoteKey>, StoreError> {
+    #[derive(Serialize)]
+    struct Head<'a> {
+        spec: &'a VoteSpec,
+        place: &'a Place,
+    }
+    match &p.vote {
+        Some(v) => {
+            let head = to_json(&Head { spec: &v.spec, place: &v.place }, &format!("proposal {} vote", p.id))?;
+            Ok(Some(VoteKey::of(head, &v.eligible)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The `proposals` row of a proposal, its `vote` column left empty (see [`vote_column`]).
 pub(crate) fn proposal_row(community: i64, p: &Proposal) -> Result<proposals::Model, StoreError> {
     let what = |col: &str| format!("proposal {} {col}", p.id);
-    let vote = match &p.vote {
-        Some(v) => Some(to_json(&VoteColumn { spec: &v.spec, place: &v.place, eligible: &v.eligible }, &what("vote"))?),
-        None => None,
-    };
     let process = match &p.process {
         Some(pr) => Some(to_json(pr, &what("process"))?),
         None => None,
@@ -75,7 +102,7 @@ pub(crate) fn proposal_row(community: i64, p: &Proposal) -> Result<proposals::Mo
         proposer_id: p.proposer.map(|m| m.0),
         proposer_name: p.proposer_name.clone(),
         action: to_json(&p.action, &what("action"))?,
-        vote,
+        vote: None,
         winner: p.winner.clone(),
         data: to_json(&p.data, &what("data"))?,
         process,
@@ -137,24 +164,27 @@ pub(crate) fn decode_proposal(
         None => None,
         Some(text) => {
             let stored: StoredVote = from_json(text, &what("vote"))?;
-            let mut ballots = BTreeMap::new();
+            // Collected at once (see `StoredVote::eligible`).
+            let mut ballots = Vec::with_capacity(ballot_rows.len());
             for b in ballot_rows {
                 let bw = |col: &str| format!("ballot of member {} on #{} ({col})", b.member_id, b.proposal_id);
-                ballots.insert(
+                let choice = from_json(&b.choice, &bw("choice"))?;
+                let source = from_json::<BallotSource>(&b.source, &bw("source"))?;
+                ballots.push((
                     MemberId(b.member_id),
                     Ballot {
-                        choice: from_json(&b.choice, &bw("choice"))?,
-                        account: AccountRef { platform: PlatformRef(b.platform.clone()), account: b.account.clone() },
+                        choice,
+                        account: AccountRef { platform: PlatformRef(b.platform), account: b.account },
                         cast_at: b.cast_at,
-                        source: from_json::<BallotSource>(&b.source, &bw("source"))?,
+                        source,
                     },
-                );
+                ));
             }
             Some(OpenVote {
                 spec: stored.spec,
                 place: stored.place,
-                eligible: stored.eligible,
-                ballots,
+                eligible: stored.eligible.into_iter().collect(),
+                ballots: ballots.into_iter().collect(),
                 messages: message_rows.iter().map(message_ref).collect(),
             })
         }
@@ -180,4 +210,14 @@ pub(crate) fn decode_proposal(
         policy_name: row.policy_name,
         proposer_name: row.proposer_name,
     })
+}
+
+/// `text` with every NUL character replaced by U+FFFD, for text columns: valid UTF-8, but
+/// PostgreSQL refuses it in text.
+pub fn text_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }

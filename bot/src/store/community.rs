@@ -269,6 +269,10 @@ pub(crate) async fn load_community<C: ConnectionTrait>(db: &C, id: CommunityId) 
             quality,
         });
     }
+    // Most members have one account: no room kept for more (it adds up over many communities).
+    for member in members.values_mut() {
+        member.accounts.shrink_to_fit();
+    }
     for h in member_roles::Entity::find().filter(member_roles::Column::CommunityId.eq(cid)).all(db).await? {
         let member = members.get_mut(&MemberId(h.member_id)).ok_or_else(|| {
             StoreError::Corrupt(format!("member role {} names unknown member {}", h.role, h.member_id))

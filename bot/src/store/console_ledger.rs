@@ -44,9 +44,9 @@ impl Store {
             let id = last.max(legacy).saturating_add(1);
             console_messages::Entity::insert(console_messages::ActiveModel {
                 id: Set(id),
-                channel: Set(p.channel.to_string()),
-                author: Set(p.author.to_string()),
-                body: Set(p.text.to_string()),
+                channel: Set(super::text_safe(p.channel).into_owned()),
+                author: Set(super::text_safe(p.author).into_owned()),
+                body: Set(super::text_safe(p.text).into_owned()),
             })
             .exec_without_returning(&txn)
             .await?;

@@ -13,12 +13,14 @@
 //! ([`secrets`]) and never logged.
 
 mod codec;
+pub use codec::text_safe;
 mod community;
 mod console_ledger;
 pub mod entities;
 pub mod links;
 pub mod polls;
 pub mod secrets;
+mod shadow;
 mod step;
 
 pub use secrets::{Secret, SecretKey};
@@ -187,6 +189,8 @@ impl<'a> StepRecord<'a> {
 /// Steps being recorded in one transaction ([`Store::begin_batch`]).
 pub struct Batch {
     txn: DatabaseTransaction,
+    /// What the batch wrote of each proposal, for the steps after it (see [`shadow`]).
+    written: std::sync::Arc<shadow::Pending>,
 }
 
 impl Batch {
@@ -195,7 +199,10 @@ impl Batch {
     /// # Errors
     /// A database error: nothing of the batch is written then.
     pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.txn.commit().await?)
+        step::write_audit(&self.txn, self.written.audit_to_write()).await?;
+        self.txn.commit().await?;
+        self.written.commit();
+        Ok(())
     }
 
     /// Writes nothing of the batch.
@@ -204,6 +211,15 @@ impl Batch {
     /// A database error.
     pub async fn rollback(self) -> Result<(), StoreError> {
         Ok(self.txn.rollback().await?)
+    }
+
+    /// A savepoint inside the batch: one input's writes, kept with the batch when it is
+    /// committed, taken back alone when it is rolled back.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn savepoint(&self) -> Result<Batch, StoreError> {
+        Ok(Batch { txn: self.txn.begin().await?, written: shadow::Pending::nested(&self.written) })
     }
 }
 
@@ -218,10 +234,23 @@ pub enum Recorded {
 
 /// Outbox statuses.
 pub mod status {
+    use sea_orm::sea_query::{Expr, SimpleExpr};
+
     pub const PENDING: &str = "pending";
     pub const IN_FLIGHT: &str = "in_flight";
     pub const DONE: &str = "done";
     pub const FAILED: &str = "failed";
+
+    /// Pending or in flight, written as the partial index `ix_outbox_outstanding` is (the
+    /// statuses as literals, not parameters), so both databases use it.
+    pub(crate) fn outstanding() -> SimpleExpr {
+        Expr::cust("\"status\" IN ('pending', 'in_flight')")
+    }
+
+    /// Failed, as the partial index `ix_outbox_failed` is written.
+    pub(crate) fn failed() -> SimpleExpr {
+        Expr::cust("\"status\" = 'failed'")
+    }
 }
 
 /// The one kind of scheduled job so far: an open proposal's deadline.
@@ -249,6 +278,8 @@ pub struct Store {
     /// The secret key, none, or why the configured text is not a key (reported when a
     /// secret is needed, and by [`Store::check_secret_key`]).
     key: Result<Option<SecretKey>, String>,
+    /// What is stored of the open proposals this process wrote (see [`shadow`]).
+    written: shadow::Shadow,
 }
 
 impl fmt::Debug for Store {
@@ -299,7 +330,7 @@ impl Store {
             }
         }
         let db = Database::connect(opts).await?;
-        Ok(Self { db, backend, key: Ok(None) })
+        Ok(Self { db, backend, key: Ok(None), written: shadow::Shadow::default() })
     }
 
     /// Brings the schema up to date (a no-op when it is).
@@ -444,6 +475,19 @@ impl Store {
 
     // ----- proposals -----
 
+    /// Forgets what this process knows it wrote of the community's proposals, so each is
+    /// written whole the next time a step changes it. For a community reloaded from the
+    /// store (another writer may have changed it meanwhile).
+    pub fn forget_written(&self, id: CommunityId) {
+        self.written.forget_community(id.0);
+    }
+
+    /// How many open proposals the store knows as it wrote them (see
+    /// [`Store::forget_written`]).
+    pub fn written_proposals(&self) -> usize {
+        self.written.len()
+    }
+
     /// The community's proposals (only the open ones when `open_only`) with their ballots
     /// and vote messages, by id.
     ///
@@ -524,13 +568,11 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn vote_messages(&self, id: CommunityId, p: ProposalId) -> Result<Vec<MessageRef>, StoreError> {
-        let rows = vote_messages::Entity::find()
-            .filter(vote_messages::Column::CommunityId.eq(id.0))
-            .filter(vote_messages::Column::ProposalId.eq(p.0))
-            .order_by_asc(vote_messages::Column::Id)
-            .all(&self.db)
-            .await?;
-        Ok(rows.iter().map(codec::message_ref).collect())
+        // An open proposal this process wrote: as its last committed write left them.
+        if let Some(messages) = self.written.messages((id.0, p.0)) {
+            return Ok(messages);
+        }
+        vote_messages_of(&self.db, id.0, p).await
     }
 
     /// Links a vote message to a proposal decided while the message was on its way, and marks
@@ -547,6 +589,8 @@ impl Store {
         result: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // Written outside the steps: the proposal is written whole, should it be again.
+        self.written.forget((id.0, p.0));
         let txn = self.begin().await?;
         step::link_vote_message(&txn, id.0, p, message, ts(now)).await?;
         let update =
@@ -563,12 +607,7 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn seen(&self, source: &str, dedup_key: &str) -> Result<bool, StoreError> {
-        let n = inbox::Entity::find()
-            .filter(inbox::Column::Source.eq(source))
-            .filter(inbox::Column::DedupKey.eq(dedup_key))
-            .count(&self.db)
-            .await?;
-        Ok(n > 0)
+        seen_on(&self.db, source, dedup_key).await
     }
 
     /// Writes everything one engine step changed in one transaction; see [`StepRecord`].
@@ -594,7 +633,7 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn begin_batch(&self) -> Result<Batch, StoreError> {
-        Ok(Batch { txn: self.begin().await? })
+        Ok(Batch { txn: self.begin().await?, written: shadow::Pending::new(&self.written) })
     }
 
     /// Writes one step's record inside `batch`; see [`StepRecord`]. A duplicate input writes
@@ -610,7 +649,7 @@ impl Store {
                 self.write_connection(&batch.txn, rec.community, name, platform, config, secret, true).await?;
             }
         }
-        step::record(&batch.txn, rec).await
+        step::record(&batch.txn, &batch.written, rec).await
     }
 
     /// Whether an input with this source and dedup key was recorded, in `batch` or before.
@@ -618,12 +657,7 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn seen_in(&self, batch: &Batch, source: &str, dedup_key: &str) -> Result<bool, StoreError> {
-        let n = inbox::Entity::find()
-            .filter(inbox::Column::Source.eq(source))
-            .filter(inbox::Column::DedupKey.eq(dedup_key))
-            .count(&batch.txn)
-            .await?;
-        Ok(n > 0)
+        seen_on(&batch.txn, source, dedup_key).await
     }
 
     // ----- the outbox -----
@@ -648,7 +682,7 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = outbox::Entity::find()
-            .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]))
+            .filter(status::outstanding())
             .filter(outbox::Column::NextAttemptAt.lte(ts(now)))
             .filter(outbox::Column::Id.gt(after))
             .order_by_asc(outbox::Column::Id)
@@ -664,6 +698,7 @@ impl Store {
     /// A database error or a row that does not decode.
     pub async fn retrying_effects(&self, now: DateTime<Utc>) -> Result<Vec<(OutboxRow, DateTime<Utc>)>, StoreError> {
         let rows = outbox::Entity::find()
+            .filter(status::outstanding())
             .filter(outbox::Column::Status.eq(status::PENDING))
             .filter(outbox::Column::NextAttemptAt.gt(ts(now)))
             .filter(outbox::Column::Attempts.gt(0))
@@ -684,6 +719,7 @@ impl Store {
     /// A database error.
     pub async fn next_effect_after(&self, after: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = outbox::Entity::find()
+            .filter(status::outstanding())
             .filter(outbox::Column::Status.eq(status::PENDING))
             .filter(outbox::Column::NextAttemptAt.gt(ts(after)))
             .order_by_asc(outbox::Column::NextAttemptAt)
@@ -698,7 +734,7 @@ impl Store {
     /// A database error.
     pub async fn next_effect_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = outbox::Entity::find()
-            .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]))
+            .filter(status::outstanding())
             .order_by_asc(outbox::Column::NextAttemptAt)
             .one(&self.db)
             .await?;
@@ -771,9 +807,8 @@ impl Store {
         community: CommunityId,
         proposal: Option<ProposalId>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut query = outbox::Entity::find()
-            .filter(outbox::Column::CommunityId.eq(community.0))
-            .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]));
+        let mut query =
+            outbox::Entity::find().filter(outbox::Column::CommunityId.eq(community.0)).filter(status::outstanding());
         if let Some(p) = proposal {
             query = query.filter(outbox::Column::ProposalId.eq(p.0));
         }
@@ -806,11 +841,8 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn failed_effects(&self) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = outbox::Entity::find()
-            .filter(outbox::Column::Status.eq(status::FAILED))
-            .order_by_asc(outbox::Column::Id)
-            .all(&self.db)
-            .await?;
+        let rows =
+            outbox::Entity::find().filter(status::failed()).order_by_asc(outbox::Column::Id).all(&self.db).await?;
         Ok(rows.into_iter().map(|r| (r.id, r.last_error.unwrap_or_default())).collect())
     }
 
@@ -819,10 +851,7 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn pending_effects(&self) -> Result<u64, StoreError> {
-        Ok(outbox::Entity::find()
-            .filter(outbox::Column::Status.is_in([status::PENDING, status::IN_FLIGHT]))
-            .count(&self.db)
-            .await?)
+        Ok(outbox::Entity::find().filter(status::outstanding()).count(&self.db).await?)
     }
 
     // ----- the scheduler -----
@@ -1080,6 +1109,34 @@ impl Store {
         };
         if opens { Ok(()) } else { Err(StoreError::SecretKeyWrong) }
     }
+}
+
+/// Whether the inbox holds an input: one row's id looked up by the unique key.
+async fn seen_on<C: sea_orm::ConnectionTrait>(db: &C, source: &str, dedup_key: &str) -> Result<bool, StoreError> {
+    let found: Option<i64> = inbox::Entity::find()
+        .select_only()
+        .column(inbox::Column::Id)
+        .filter(inbox::Column::Source.eq(source))
+        .filter(inbox::Column::DedupKey.eq(dedup_key))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The vote messages of a proposal as stored, in the order platforms reported them.
+pub(crate) async fn vote_messages_of<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    cid: i64,
+    p: ProposalId,
+) -> Result<Vec<MessageRef>, StoreError> {
+    let rows = vote_messages::Entity::find()
+        .filter(vote_messages::Column::CommunityId.eq(cid))
+        .filter(vote_messages::Column::ProposalId.eq(p.0))
+        .order_by_asc(vote_messages::Column::Id)
+        .all(db)
+        .await?;
+    Ok(rows.iter().map(codec::message_ref).collect())
 }
 
 /// The proposal an effect is about, read from its JSON (`proposal` field), so new effect

@@ -76,7 +76,8 @@ impl Store {
             .await?;
         let mut due = Vec::with_capacity(rows.len());
         for row in rows {
-            let next = now + TimeDelta::milliseconds(row.every_ms.max(1));
+            let every = TimeDelta::milliseconds(row.every_ms.clamp(1, 7 * 24 * 3600 * 1000));
+            let next = now.checked_add_signed(every).unwrap_or(now);
             polls::Entity::update_many()
                 .col_expr(polls::Column::DueAt, Expr::value(ts(next)))
                 .filter(polls::Column::Id.eq(row.id))

@@ -1,19 +1,25 @@
 //! The writes of [`super::Store::record_step`], all inside the caller's transaction.
 
-use super::codec::{BallotColumns, proposal_row, to_json, ts};
+use super::codec::{BallotColumns, proposal_row, to_json, ts, vote_column, vote_key};
 use super::entities::{audit_log, ballots, inbox, outbox, policies, proposals, scheduled_jobs, vote_messages};
+use super::shadow::{Pending, VoteKey, Written};
 use super::{DEADLINE, Recorded, StepRecord, StoreError, community, effect_proposal, status};
 use chrono::{DateTime, Utc};
 use polity_governance::policy::CompiledPolicy;
-use polity_governance::{MessageRef, Proposal, ProposalId};
+use polity_governance::proposal::Ballot;
+use polity_governance::{MemberId, MessageRef, Proposal, ProposalId};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use std::collections::BTreeMap;
 
 /// Writes the record; [`Recorded::Duplicate`] (having written nothing but an attempt the
 /// caller rolls back) when its inbox entry exists.
-pub(crate) async fn record<C: ConnectionTrait>(db: &C, rec: &StepRecord<'_>) -> Result<Recorded, StoreError> {
+pub(crate) async fn record<C: ConnectionTrait>(
+    db: &C,
+    written: &Pending,
+    rec: &StepRecord<'_>,
+) -> Result<Recorded, StoreError> {
     let cid = rec.community.0;
     let now = ts(rec.now);
 
@@ -57,7 +63,7 @@ pub(crate) async fn record<C: ConnectionTrait>(db: &C, rec: &StepRecord<'_>) -> 
     }
 
     for p in &rec.proposals {
-        write_proposal(db, cid, p, now).await?;
+        write_proposal(db, written, cid, p, now).await?;
     }
 
     if let Some((id, error)) = &rec.fails {
@@ -104,10 +110,23 @@ pub(crate) async fn record<C: ConnectionTrait>(db: &C, rec: &StepRecord<'_>) -> 
                 ..Default::default()
             });
         }
-        audit_log::Entity::insert_many(rows).exec_without_returning(db).await?;
+        // Written with the other steps' lines when the transaction commits (one statement
+        // for a batch), inside it.
+        written.hold_audit(rows);
     }
 
     Ok(Recorded::Done { outbox: ids })
+}
+
+/// Writes audit lines held back until the commit, in order.
+pub(crate) async fn write_audit<C: ConnectionTrait>(db: &C, rows: Vec<audit_log::ActiveModel>) -> Result<(), StoreError> {
+    // In chunks, well below the bound parameters a statement may have (4 columns a row).
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(1000).collect();
+        audit_log::Entity::insert_many(chunk).exec_without_returning(db).await?;
+    }
+    Ok(())
 }
 
 /// Policy names are compared without regard to case, as people type them.
@@ -152,17 +171,43 @@ async fn install_policy<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Upserts a proposal, brings its ballots in line (only the changed ones are written), adds
-/// its new vote messages, and keeps its deadline job in step with it.
+/// Writes a proposal as it is now: only what changed since this process last wrote it (see
+/// [`shadow`](super::shadow)), or, when it has no record of that, the whole proposal.
 async fn write_proposal<C: ConnectionTrait>(
     db: &C,
+    written: &Pending,
     cid: i64,
     p: &Proposal,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    use proposals::Column as P;
+    let key = (cid, p.id.0);
     let row = proposal_row(cid, p)?;
-    proposals::Entity::insert(row.into_active_model())
+    let vote = vote_key(p)?;
+    // Taken out while it is written: if the write fails, the proposal is written whole
+    // next time.
+    let entry = match written.take(key) {
+        Some(before) => write_changes(db, cid, p, before, row, vote, now).await?,
+        None => write_whole(db, cid, p, row, vote, now).await?,
+    };
+    // A proposal no longer open is not written again: no need to remember it.
+    written.put(key, p.state.is_open().then_some(entry));
+    Ok(())
+}
+
+/// Upserts a proposal, brings its ballots in line with what is stored (only the changed
+/// ones are written), adds its new vote messages, and keeps its deadline job in step.
+async fn write_whole<C: ConnectionTrait>(
+    db: &C,
+    cid: i64,
+    p: &Proposal,
+    row: proposals::Model,
+    vote: Option<VoteKey>,
+    now: DateTime<Utc>,
+) -> Result<Written, StoreError> {
+    use proposals::Column as P;
+    let mut am = row.clone().into_active_model();
+    am.vote = Set(vote_column(p)?);
+    proposals::Entity::insert(am)
         .on_conflict(
             OnConflict::columns([P::CommunityId, P::Id])
                 .update_columns([
@@ -197,23 +242,161 @@ async fn write_proposal<C: ConnectionTrait>(
         .collect();
     let empty = BTreeMap::new();
     let wanted = p.vote.as_ref().map_or(&empty, |v| &v.ballots);
-    let mut new_ballots = Vec::new();
+    let mut changed = Vec::new();
     for (member, ballot) in wanted {
         let cols = BallotColumns::of(ballot, &format!("ballot of {member} on {}", p.id))?;
         match stored.get(&member.0) {
             Some(row) if BallotColumns::of_row(row) == cols => {}
-            Some(row) => {
-                let mut am = row.clone().into_active_model();
-                am.choice = Set(cols.choice);
-                am.platform = Set(cols.platform);
-                am.account = Set(cols.account);
-                am.source = Set(cols.source);
-                am.cast_at = Set(cols.cast_at);
-                am.update(db).await?;
+            _ => changed.push((*member, ballot)),
+        }
+    }
+    let withdrawn: Vec<i64> = stored.keys().filter(|m| !wanted.contains_key(&MemberId(**m))).copied().collect();
+    write_ballots(db, cid, p.id, &changed, &withdrawn).await?;
+
+    // Vote messages: the ones not stored yet, in order; then what is stored, as it is.
+    for m in p.vote.iter().flat_map(|v| &v.messages) {
+        link_vote_message(db, cid, p.id, m, now).await?;
+    }
+    let messages = super::vote_messages_of(db, cid, p.id).await?;
+
+    let deadline = deadline_of(p);
+    write_deadline(db, cid, p.id, deadline).await?;
+    Ok(Written { row, vote, ballots: wanted.clone(), messages, deadline })
+}
+
+/// Writes what changed of a proposal since `before`, the state the last committed write
+/// left: the row's changed columns, the changed ballots, the new vote messages, the deadline
+/// job if it moved. A ballot cast is one ballot row.
+async fn write_changes<C: ConnectionTrait>(
+    db: &C,
+    cid: i64,
+    p: &Proposal,
+    mut before: Written,
+    row: proposals::Model,
+    vote: Option<VoteKey>,
+    now: DateTime<Utc>,
+) -> Result<Written, StoreError> {
+    use proposals::Column as P;
+    let mut am = proposals::ActiveModel::default();
+    let mut changed = false;
+    macro_rules! column {
+        ($($field:ident),*) => {$(
+            if before.row.$field != row.$field {
+                am.$field = Set(row.$field.clone());
+                changed = true;
             }
-            None => new_ballots.push(ballots::ActiveModel {
+        )*};
+    }
+    column!(
+        policy_id,
+        policy_name,
+        state,
+        proposer_id,
+        proposer_name,
+        action,
+        winner,
+        data,
+        process,
+        reverted,
+        opened_at,
+        closes_at,
+        decided_at
+    );
+    if before.vote != vote {
+        // Frozen when the proposal opened: written again only if it was not.
+        am.vote = Set(vote_column(p)?);
+        changed = true;
+    }
+    if changed {
+        proposals::Entity::update_many()
+            .set(am)
+            .filter(P::CommunityId.eq(cid))
+            .filter(P::Id.eq(p.id.0))
+            .exec(db)
+            .await?;
+        before.row = row;
+        before.vote = vote;
+    }
+
+    // Ballots: both maps are ordered by member, so they are walked together once.
+    let empty = BTreeMap::new();
+    let wanted = p.vote.as_ref().map_or(&empty, |v| &v.ballots);
+    let mut cast = Vec::new();
+    let mut withdrawn = Vec::new();
+    {
+        let mut old = before.ballots.iter().peekable();
+        for (member, ballot) in wanted {
+            while let Some((gone, _)) = old.next_if(|(m, _)| *m < member) {
+                withdrawn.push(gone.0);
+            }
+            match old.next_if(|(m, _)| *m == member) {
+                Some((_, stored)) if same_ballot(stored, ballot) => {}
+                _ => cast.push((*member, ballot)),
+            }
+        }
+        withdrawn.extend(old.map(|(m, _)| m.0));
+    }
+    if !cast.is_empty() || !withdrawn.is_empty() {
+        write_ballots(db, cid, p.id, &cast, &withdrawn).await?;
+        for m in &withdrawn {
+            before.ballots.remove(&MemberId(*m));
+        }
+        for (m, b) in cast {
+            before.ballots.insert(m, b.clone());
+        }
+    }
+
+    // Vote messages: only ever added. One another proposal holds already is not linked
+    // (and is tried again next time, as before).
+    let messages = p.vote.as_ref().map_or(&[][..], |v| v.messages.as_slice());
+    if before.messages != messages {
+        for m in messages {
+            if !before.messages.contains(m) && link_vote_message(db, cid, p.id, m, now).await? {
+                before.messages.push(m.clone());
+            }
+        }
+    }
+
+    let deadline = deadline_of(p);
+    if before.deadline != deadline {
+        write_deadline(db, cid, p.id, deadline).await?;
+        before.deadline = deadline;
+    }
+    Ok(before)
+}
+
+/// Whether two ballots are the same, cheapest comparisons first (a changed ballot almost
+/// always has a new cast time).
+fn same_ballot(a: &Ballot, b: &Ballot) -> bool {
+    a.cast_at == b.cast_at && a.choice == b.choice && a.account == b.account && a.source == b.source
+}
+
+/// Upserts the ballots cast (one row per voter, by proposal and member) and deletes the
+/// withdrawn ones.
+async fn write_ballots<C: ConnectionTrait>(
+    db: &C,
+    cid: i64,
+    proposal: ProposalId,
+    cast: &[(MemberId, &Ballot)],
+    withdrawn: &[i64],
+) -> Result<(), StoreError> {
+    use ballots::Column as B;
+    if !withdrawn.is_empty() {
+        ballots::Entity::delete_many()
+            .filter(B::CommunityId.eq(cid))
+            .filter(B::ProposalId.eq(proposal.0))
+            .filter(B::MemberId.is_in(withdrawn.iter().copied()))
+            .exec(db)
+            .await?;
+    }
+    // In chunks, well below the bound parameters a statement may have (9 columns a row).
+    for chunk in cast.chunks(500) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (member, ballot) in chunk {
+            let cols = BallotColumns::of(ballot, &format!("ballot of {member} on {proposal}"))?;
+            rows.push(ballots::ActiveModel {
                 community_id: Set(cid),
-                proposal_id: Set(p.id.0),
+                proposal_id: Set(proposal.0),
                 member_id: Set(member.0),
                 choice: Set(cols.choice),
                 platform: Set(cols.platform),
@@ -221,70 +404,70 @@ async fn write_proposal<C: ConnectionTrait>(
                 source: Set(cols.source),
                 cast_at: Set(cols.cast_at),
                 ..Default::default()
-            }),
+            });
         }
+        ballots::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([B::CommunityId, B::ProposalId, B::MemberId])
+                    .update_columns([B::Choice, B::Platform, B::Account, B::Source, B::CastAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
     }
-    let withdrawn: Vec<i64> = stored
-        .values()
-        .filter(|b| !wanted.contains_key(&polity_governance::MemberId(b.member_id)))
-        .map(|b| b.id)
-        .collect();
-    if !withdrawn.is_empty() {
-        ballots::Entity::delete_many().filter(ballots::Column::Id.is_in(withdrawn)).exec(db).await?;
-    }
-    if !new_ballots.is_empty() {
-        ballots::Entity::insert_many(new_ballots).exec_without_returning(db).await?;
-    }
+    Ok(())
+}
 
-    // Vote messages: the ones not stored yet, in order.
-    if let Some(v) = &p.vote {
-        for m in &v.messages {
-            link_vote_message(db, cid, p.id, m, now).await?;
-        }
-    }
+/// When a proposal's deadline job is due: while it is open and has a deadline.
+fn deadline_of(p: &Proposal) -> Option<DateTime<Utc>> {
+    p.closes_at.filter(|_| p.state.is_open()).map(ts)
+}
 
-    // The deadline job: there while the proposal is open and has a deadline.
-    let job = scheduled_jobs::Entity::delete_many()
-        .filter(scheduled_jobs::Column::CommunityId.eq(cid))
-        .filter(scheduled_jobs::Column::ProposalId.eq(p.id.0))
-        .filter(scheduled_jobs::Column::Kind.eq(DEADLINE));
-    match p.closes_at.filter(|_| p.state.is_open()) {
+/// Makes the proposal's deadline job due at `due`, or removes it.
+async fn write_deadline<C: ConnectionTrait>(
+    db: &C,
+    cid: i64,
+    proposal: ProposalId,
+    due: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    use scheduled_jobs::Column as J;
+    match due {
         Some(due) => {
             scheduled_jobs::Entity::insert(scheduled_jobs::ActiveModel {
                 community_id: Set(cid),
-                proposal_id: Set(p.id.0),
+                proposal_id: Set(proposal.0),
                 kind: Set(DEADLINE.to_string()),
-                due_at: Set(ts(due)),
+                due_at: Set(due),
                 ..Default::default()
             })
             .on_conflict(
-                OnConflict::columns([
-                    scheduled_jobs::Column::CommunityId,
-                    scheduled_jobs::Column::ProposalId,
-                    scheduled_jobs::Column::Kind,
-                ])
-                .update_column(scheduled_jobs::Column::DueAt)
-                .to_owned(),
+                OnConflict::columns([J::CommunityId, J::ProposalId, J::Kind]).update_column(J::DueAt).to_owned(),
             )
             .exec_without_returning(db)
             .await?;
         }
         None => {
-            job.exec(db).await?;
+            scheduled_jobs::Entity::delete_many()
+                .filter(J::CommunityId.eq(cid))
+                .filter(J::ProposalId.eq(proposal.0))
+                .filter(J::Kind.eq(DEADLINE))
+                .exec(db)
+                .await?;
         }
     }
     Ok(())
 }
 
-/// Links a vote message to its proposal, once (a message already linked is left as it is).
+/// Links a vote message to its proposal, once (a message already linked is left as it is);
+/// says whether it linked it now.
 pub(crate) async fn link_vote_message<C: ConnectionTrait>(
     db: &C,
     cid: i64,
     proposal: ProposalId,
     m: &MessageRef,
     now: chrono::DateTime<Utc>,
-) -> Result<(), StoreError> {
-    vote_messages::Entity::insert(vote_messages::ActiveModel {
+) -> Result<bool, StoreError> {
+    let linked = vote_messages::Entity::insert(vote_messages::ActiveModel {
         community_id: Set(cid),
         proposal_id: Set(proposal.0),
         platform: Set(m.platform.0.clone()),
@@ -305,5 +488,5 @@ pub(crate) async fn link_vote_message<C: ConnectionTrait>(
     )
     .exec_without_returning(db)
     .await?;
-    Ok(())
+    Ok(linked > 0)
 }

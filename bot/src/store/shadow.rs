@@ -1,0 +1,174 @@
+//! What is stored of each open proposal this process wrote, so that the next step writes
+//! only what it changed: a ballot writes its ballot row, not the proposal's row, its frozen
+//! eligibility and every other ballot again.
+//!
+//! An entry is the proposal exactly as the last committed write left it in the database.
+//! Writes inside a transaction take the entry out of the store's map (so nobody else sees a
+//! state that is not committed) and keep it with the transaction; a commit puts it back, a
+//! rollback drops it. A proposal without an entry is written whole, after reading what is
+//! stored of its ballots, as before: a missing entry costs time, never correctness.
+//!
+//! The entries are right as long as this process is the only writer of its communities'
+//! proposals, which the engine in memory assumes already; `Store::forget_written` drops a
+//! community's entries when the runtime reloads it from the store.
+
+use super::entities::{audit_log, proposals};
+use chrono::{DateTime, Utc};
+use polity_governance::proposal::Ballot;
+use polity_governance::{MemberId, MessageRef};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// `(community_id, proposal id)`.
+pub(crate) type Key = (i64, i64);
+
+/// A proposal as it is stored.
+#[derive(Debug)]
+pub(crate) struct Written {
+    /// The `proposals` row, its `vote` column left out (see `vote`).
+    pub row: proposals::Model,
+    /// What the `vote` column holds, as a fingerprint: it is written when the proposal
+    /// opens and never changes after.
+    pub vote: Option<VoteKey>,
+    pub ballots: BTreeMap<MemberId, Ballot>,
+    /// Its rows in `vote_messages`, in order (as `Store::vote_messages` reads them).
+    pub messages: Vec<MessageRef>,
+    /// Its deadline job (there while it is open and has a deadline).
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// The frozen vote of a proposal, without encoding its eligible voters again: its spec and
+/// place as JSON, and its eligible voters counted and hashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VoteKey {
+    pub head: String,
+    pub eligible: usize,
+    pub hash: u64,
+}
+
+impl VoteKey {
+    pub(crate) fn of(head: String, eligible: &std::collections::BTreeSet<MemberId>) -> Self {
+        // FNV-1a over the ids: cheap, and the same for equal sets in any process. (It tells
+        // a set that changed from the one written, which a frozen set never does.)
+        let hash = eligible.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, m| (h ^ m.0 as u64).wrapping_mul(0x0100_0000_01b3));
+        Self { head, eligible: eligible.len(), hash }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps are only read and replaced whole under the lock: a panic elsewhere leaves
+    // them consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The committed entries, shared by every clone of the store.
+#[derive(Clone, Default)]
+pub(crate) struct Shadow(Arc<Mutex<HashMap<Key, Written>>>);
+
+impl Shadow {
+    /// Forgets every entry of a community.
+    pub(crate) fn forget_community(&self, community: i64) {
+        lock(&self.0).retain(|k, _| k.0 != community);
+    }
+
+    /// Forgets one proposal's entry.
+    pub(crate) fn forget(&self, key: Key) {
+        lock(&self.0).remove(&key);
+    }
+
+    /// The vote messages of a proposal, if it has an entry.
+    pub(crate) fn messages(&self, key: Key) -> Option<Vec<MessageRef>> {
+        lock(&self.0).get(&key).map(|w| w.messages.clone())
+    }
+
+    /// How many proposals have an entry.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+}
+
+/// Where a transaction's entries go when it commits.
+enum Parent {
+    Store(Shadow),
+    /// A savepoint's go to the transaction around it.
+    Batch(Arc<Pending>),
+}
+
+/// What a transaction (or savepoint) keeps until it commits: the entries it wrote (`None` for
+/// a proposal whose entry it took and did not put back, written whole next time), and the
+/// audit lines of its steps, written in one statement at the commit (inside the
+/// transaction, so with everything else of each step).
+pub(crate) struct Pending {
+    changes: Mutex<HashMap<Key, Option<Written>>>,
+    audit: Mutex<Vec<audit_log::ActiveModel>>,
+    parent: Parent,
+}
+
+impl Pending {
+    /// A top-level transaction's.
+    pub(crate) fn new(shadow: &Shadow) -> Arc<Self> {
+        Arc::new(Self { changes: Mutex::default(), audit: Mutex::default(), parent: Parent::Store(shadow.clone()) })
+    }
+
+    /// A savepoint's inside `parent`.
+    pub(crate) fn nested(parent: &Arc<Self>) -> Arc<Self> {
+        Arc::new(Self { changes: Mutex::default(), audit: Mutex::default(), parent: Parent::Batch(parent.clone()) })
+    }
+
+    /// Takes the entry of `key` out, from this transaction or the ones around it, leaving
+    /// none behind.
+    pub(crate) fn take(&self, key: Key) -> Option<Written> {
+        let mut changes = lock(&self.changes);
+        if let Some(entry) = changes.get_mut(&key) {
+            return entry.take();
+        }
+        let taken = match &self.parent {
+            Parent::Store(shadow) => lock(&shadow.0).remove(&key),
+            Parent::Batch(outer) => outer.take(key),
+        };
+        // The outer entry is gone: should this savepoint be rolled back, the proposal is
+        // written from scratch next time.
+        changes.insert(key, None);
+        taken
+    }
+
+    /// Keeps `entry` as what the transaction wrote of `key`.
+    pub(crate) fn put(&self, key: Key, entry: Option<Written>) {
+        lock(&self.changes).insert(key, entry);
+    }
+
+    /// Holds a step's audit lines back until the commit.
+    pub(crate) fn hold_audit(&self, rows: Vec<audit_log::ActiveModel>) {
+        lock(&self.audit).extend(rows);
+    }
+
+    /// The audit lines to write before a top-level transaction commits (a savepoint's go to
+    /// the transaction around it when it commits).
+    pub(crate) fn audit_to_write(&self) -> Vec<audit_log::ActiveModel> {
+        match self.parent {
+            Parent::Store(_) => std::mem::take(&mut *lock(&self.audit)),
+            Parent::Batch(_) => Vec::new(),
+        }
+    }
+
+    /// The transaction committed: its entries go to the one around it, or to the store.
+    pub(crate) fn commit(&self) {
+        let audit = std::mem::take(&mut *lock(&self.audit));
+        if let Parent::Batch(outer) = &self.parent {
+            lock(&outer.audit).extend(audit);
+        }
+        let changes = std::mem::take(&mut *lock(&self.changes));
+        match &self.parent {
+            Parent::Store(shadow) => {
+                let mut map = lock(&shadow.0);
+                for (key, entry) in changes {
+                    match entry {
+                        Some(written) => map.insert(key, written),
+                        None => map.remove(&key),
+                    };
+                }
+            }
+            Parent::Batch(outer) => lock(&outer.changes).extend(changes),
+        }
+    }
+}
