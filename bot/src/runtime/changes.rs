@@ -1,0 +1,99 @@
+//! Changes to governance itself, carried out on the engine's state once they are allowed or
+//! passed (the caller records them in the same transaction), and what Polity offers policies.
+
+use super::*;
+
+/// The actions Polity itself offers policies: posting, and the changes to governance it
+/// carries out (see [`apply_governance_change`]).
+pub fn polity_actions() -> Vec<ActionInfo> {
+    use polity_governance::platform::ActionKind::{Action as Act, Governable};
+    let mut all = vec![
+        ActionInfo::new(
+            "message",
+            Act,
+            "post where the vote was held",
+            &[("text", "what to say"), ("on", "PLATFORM:CHANNEL, optional")],
+        ),
+        ActionInfo::new(
+            "polity.propose",
+            Governable,
+            "a plain proposal (/propose)",
+            &[("text", "the proposal"), ("policy", "optional")],
+        ),
+    ];
+    all.extend(ChangeKind::ALL.into_iter().map(ChangeKind::info));
+    all
+}
+
+/// Carries out a change to governance itself (a `polity.*` action that was allowed or
+/// passed), on the engine's state; the caller records it in the same transaction.
+pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> Result<Changes> {
+    let mut changes = Changes::default();
+    let initiator = engine.community.member_by_account(&action.initiator).map(|m| m.id);
+    let member_named = |engine: &Engine, name: &str| -> Result<MemberId> {
+        engine.community.member_by_name(name).map(|m| m.id).ok_or_else(|| anyhow!("there is no member named {name}"))
+    };
+    match GovernanceChange::from_action(action).map_err(|e| anyhow!(e))? {
+        GovernanceChange::RoleCreate { role, description } => {
+            engine.community.create_role(&role, &description)?;
+            changes.community = true;
+        }
+        GovernanceChange::RoleDelete { role } => {
+            engine.community.roles.remove(&role).ok_or_else(|| anyhow!("there is no role {role}"))?;
+            for m in engine.community.members.values_mut() {
+                m.roles.remove(&role);
+            }
+            changes.community = true;
+        }
+        GovernanceChange::RoleGrant { role, member } => {
+            let member = member_named(engine, &member)?;
+            engine.community.grant_role(member, &role)?;
+            changes.community = true;
+        }
+        GovernanceChange::RoleRevoke { role, member } => {
+            let member = member_named(engine, &member)?;
+            engine.community.revoke_role(member, &role)?;
+            changes.community = true;
+        }
+        GovernanceChange::RoleRequest { role } => {
+            let member = initiator.ok_or_else(|| anyhow!("the requester is not a member"))?;
+            engine.community.grant_role(member, &role)?;
+            changes.community = true;
+        }
+        GovernanceChange::PermissionGrant { role, permission, actions } => {
+            let permission = Permission::parse(&permission).map_err(|e| anyhow!(e))?;
+            let pattern = ActionPattern::new(&actions).map_err(|e| anyhow!(e))?;
+            engine.community.grant_permission(&role, permission, pattern)?;
+            changes.community = true;
+        }
+        GovernanceChange::PermissionRevoke { role, permission, actions } => {
+            let permission = Permission::parse(&permission).map_err(|e| anyhow!(e))?;
+            let pattern = ActionPattern::new(&actions).map_err(|e| anyhow!(e))?;
+            engine.community.revoke_permission(&role, permission, &pattern)?;
+            changes.community = true;
+        }
+        GovernanceChange::PolicyInstall { source } => {
+            let installed = engine.install_policy(&source).map_err(GovError::from)?;
+            changes.installed.push(installed.id);
+        }
+        GovernanceChange::PolicyRemove { name } => {
+            changes.removed.push(engine.remove_policy(&name)?);
+        }
+        GovernanceChange::IntegrationAdd { name, .. } => changes.connections.push(ConnectionChange::Enable(name)),
+        GovernanceChange::IntegrationRemove { name } => changes.connections.push(ConnectionChange::Remove(name)),
+        GovernanceChange::KitInstall { kit } => {
+            let kit = kits::starter_kit(&kit)?;
+            changes.installed = engine.install_kit(&kit, initiator)?;
+            changes.community = true;
+        }
+    }
+    Ok(changes)
+}
+
+/// A governance change requested by a member (a command that changes governance).
+pub fn request(kind: &str, initiator: AccountRef, place: polity_governance::Place, id: &str) -> Result<Action> {
+    let kind = polity_governance::ActionType::new(kind).map_err(|e| anyhow!(e))?;
+    let mut a = Action::new(kind, initiator, id).at(place);
+    a.status = ActionStatus::Requested;
+    Ok(a)
+}

@@ -1,0 +1,130 @@
+//! Reconciliation: vote messages read back from their platform (after a start, a reconnect,
+//! reaction activity) and handed to the engine as a snapshot of who reacted.
+
+use super::*;
+
+impl Runtime {
+    /// Reads back the reactions on every open vote message of `community` on `platform`
+    /// (after a start or a reconnect, when events may have been missed), as soon as the
+    /// runtime is idle.
+    pub fn reconcile_open_votes(&mut self, community: CommunityId, platform: &str, now: DateTime<Utc>) {
+        let Some(engine) = self.engines.get(&community) else {
+            return;
+        };
+        let messages: Vec<MessageRef> = engine
+            .proposals()
+            .filter(|p| p.state.is_open())
+            .filter_map(|p| p.vote.as_ref())
+            .flat_map(|v| v.messages.iter().filter(|m| m.platform.as_str() == platform).cloned())
+            .collect();
+        for m in messages {
+            self.reconciles.mark(community, m, now, true);
+        }
+    }
+
+    /// Reconciles the vote messages whose time has come: their reactions are read from the
+    /// platform and handed to the engine as a snapshot. A message with a reaction removal
+    /// still outstanding waits (its snapshot would show the reaction about to go).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn reconcile_due(&mut self, now: DateTime<Utc>) -> Result<()> {
+        for (community, message) in self.reconciles.take_due(now) {
+            let Some(engine) = self.engines.get(&community) else { continue };
+            let Some(p) = engine.proposal_by_message(&message).filter(|p| p.state.is_open()) else { continue };
+            let Some(v) = &p.vote else { continue };
+            let emoji: Vec<String> = v.spec.reaction_options().into_iter().map(|(e, _)| e).collect();
+            let proposal = p.id;
+            let pending_removal = self.store.outstanding_effects(community, None).await?.iter().any(|r| {
+                matches!(&r.effect, Effect::RemoveReaction { message: m, .. } if *m == message)
+                    || matches!(&r.effect, Effect::PostVote { proposal: q, .. } if *q == proposal)
+            });
+            if pending_removal {
+                self.reconciles.retry(community, message, now);
+                continue;
+            }
+            let Some(platform) = self.platform_named(community, message.platform.as_str()) else { continue };
+            let read = match platform.read_reactions(&message, &emoji).await {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::warn!(message = %message, error = %e, "cannot read a vote message's reactions");
+                    if !matches!(e, PlatformError::Permanent(_)) {
+                        self.reconciles.retry(community, message, now);
+                    }
+                    continue;
+                }
+            };
+            let mut changed = false;
+            for (account, name) in read.iter().flat_map(|r| r.users.iter()) {
+                changed |= self.admit(community, account, name);
+            }
+            let reactions = read
+                .into_iter()
+                .map(|r| ReactionUsers { emoji: r.emoji, accounts: r.users.into_iter().map(|(a, _)| a).collect() })
+                .collect();
+            let key = format!("{message}:{}", self.reconciles.next_key(now));
+            let input = Inbound::Reactions { message: message.clone(), reactions };
+            match self.handle(community, "reconcile", &key, input, now, changed).await {
+                Ok(_) => {}
+                Err(HandleError::Refused(e)) => {
+                    tracing::warn!(message = %message, "reconciling refused: {e}");
+                }
+                Err(HandleError::Failed(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn engine_has_open_vote(engine: Option<&Engine>, message: &MessageRef) -> bool {
+    engine.and_then(|e| e.proposal_by_message(message)).is_some_and(|p| p.state.is_open())
+}
+
+/// Vote messages waiting to be read back, and when each was last read.
+#[derive(Default)]
+pub(super) struct Reconciles {
+    pub(super) interval: TimeDelta,
+    pub(super) due: HashMap<(CommunityId, MessageRef), DateTime<Utc>>,
+    pub(super) last: HashMap<MessageRef, DateTime<Utc>>,
+    pub(super) seq: u64,
+}
+
+impl Reconciles {
+    /// Asks for a read of `message`: now if `at_once`, else no sooner than the interval
+    /// after the last read.
+    pub(super) fn mark(&mut self, community: CommunityId, message: MessageRef, now: DateTime<Utc>, at_once: bool) {
+        let at = match self.last.get(&message) {
+            Some(last) if !at_once => (*last + self.interval).max(now),
+            _ => now,
+        };
+        let entry = self.due.entry((community, message)).or_insert(at);
+        *entry = (*entry).min(at);
+    }
+
+    /// Tries again later: after the interval, and at least a second from now.
+    pub(super) fn retry(&mut self, community: CommunityId, message: MessageRef, now: DateTime<Utc>) {
+        let at = now + self.interval.max(TimeDelta::seconds(1));
+        self.due.entry((community, message)).or_insert(at);
+    }
+
+    pub(super) fn take_due(&mut self, now: DateTime<Utc>) -> Vec<(CommunityId, MessageRef)> {
+        let ready: Vec<_> = self.due.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
+        for k in &ready {
+            self.due.remove(k);
+            self.last.insert(k.1.clone(), now);
+        }
+        let interval = self.interval;
+        self.last.retain(|_, t| *t + interval > now);
+        ready
+    }
+
+    pub(super) fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.due.values().min().copied()
+    }
+
+    /// A key for one reading: readings are states, not events, so each is new.
+    pub(super) fn next_key(&mut self, now: DateTime<Utc>) -> String {
+        self.seq += 1;
+        format!("{}:{}", now.timestamp_millis(), self.seq)
+    }
+}

@@ -1,0 +1,65 @@
+//! What the serving loop wakes for: deadlines, polls, effects due, reads due.
+
+use super::*;
+
+impl Runtime {
+    /// Hands the polls due at `now` to the host, which runs them off the loop; each is due
+    /// again one interval later.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn fire_polls(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let Some(tx) = &self.connection_tx else {
+            return Ok(());
+        };
+        for due in self.store.take_due_polls(now).await? {
+            if tx.send(ConnectionEvent::PollDue(due)).is_err() {
+                tracing::debug!("a poll came due after the host stopped listening");
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires the deadlines that are due: each community with a due deadline gets a tick.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn fire_deadlines(&mut self, now: DateTime<Utc>) -> Result<()> {
+        while let Some((community, due)) = self.store.next_deadline().await? {
+            if due > now {
+                break;
+            }
+            let key = format!("deadline:{}:{}", community.0, due.timestamp_millis());
+            if let Handled::Duplicate = self.handle(community, "scheduler", &key, Inbound::Tick, now, false).await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// When the scheduler must wake next: the next deadline or the next effect retry.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn next_wake(&self) -> Result<Option<DateTime<Utc>>> {
+        let deadline = self.store.next_deadline().await?.map(|(_, at)| at);
+        // Polls are run by the host's supervisor: without one, none are kept.
+        let poll = match self.connection_tx {
+            Some(_) => self.store.next_poll_due().await?,
+            None => None,
+        };
+        // Effects due when the dispatcher last looked were started, or wait for a lane whose
+        // effect is in flight (its end wakes the loop): only later ones are a reason to wake.
+        let retry = match self.flight.looked_at() {
+            Some(at) => self.store.next_effect_after(at).await?,
+            None => self.store.next_effect_at().await?,
+        };
+        let reconcile = self.reconciles.next_due();
+        Ok([deadline, poll, retry, reconcile].into_iter().flatten().min())
+    }
+}
+
+/// The time to sleep until `at`, from `now` (zero when it has passed).
+pub fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or(Duration::ZERO)
+}
