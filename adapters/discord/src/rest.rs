@@ -97,7 +97,8 @@ impl Rest {
         };
         let request = Request::new(route, method).body(body).params(params);
         let built = match request.build(&self.client, self.http.token(), self.http.proxy.as_deref()) {
-            Ok(builder) => builder.build().map_err(|e| serenity::Error::Http(HttpError::Request(e))),
+            // The URL may carry a proxy's credentials: it is never part of an error.
+            Ok(builder) => builder.build().map_err(|e| serenity::Error::Http(HttpError::Request(e.without_url()))),
             Err(e) => Err(e),
         }
         .map_err(|e| failure(serenity_error(&what, &e)))?;
@@ -105,17 +106,15 @@ impl Rest {
             tracing::debug!(route = key.route(), wait_ms = wait.as_millis(), "held back by the rate budget");
             return Err(failure(PlatformError::RateLimited { retry_after: Some(wait) }));
         }
-        let response = self
-            .client
-            .execute(built)
-            .await
-            .map_err(|e| failure(serenity_error(&what, &serenity::Error::Http(HttpError::Request(e)))))?;
+        let response =
+            self.client.execute(built).await.map_err(|e| {
+                failure(serenity_error(&what, &serenity::Error::Http(HttpError::Request(e.without_url()))))
+            })?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| failure(PlatformError::Transient(format!("{what}: reading the answer: {e}"))))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            failure(PlatformError::Transient(format!("{what}: reading the answer: {}", e.without_url())))
+        })?;
         let json: Value =
             if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         self.budget.learn(&key, status.as_u16(), &headers, &json);
