@@ -50,7 +50,8 @@ impl VoteKey {
     pub(crate) fn of(head: String, eligible: &std::collections::BTreeSet<MemberId>) -> Self {
         // FNV-1a over the ids: cheap, and the same for equal sets in any process. (It tells
         // a set that changed from the one written, which a frozen set never does.)
-        let hash = eligible.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, m| (h ^ m.0 as u64).wrapping_mul(0x0100_0000_01b3));
+        let hash =
+            eligible.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, m| (h ^ m.0 as u64).wrapping_mul(0x0100_0000_01b3));
         Self { head, eligible: eligible.len(), hash }
     }
 }

@@ -119,7 +119,10 @@ pub(crate) async fn record<C: ConnectionTrait>(
 }
 
 /// Writes audit lines held back until the commit, in order.
-pub(crate) async fn write_audit<C: ConnectionTrait>(db: &C, rows: Vec<audit_log::ActiveModel>) -> Result<(), StoreError> {
+pub(crate) async fn write_audit<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<audit_log::ActiveModel>,
+) -> Result<(), StoreError> {
     // In chunks, well below the bound parameters a statement may have (4 columns a row).
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
