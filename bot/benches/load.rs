@@ -60,13 +60,15 @@ struct Phase {
     name: String,
     count: usize,
     started: Instant,
+    /// This process's CPU time when it started (the machine may be busy with others).
+    cpu: f64,
     /// Per input: from handed to the runtime to its step committed.
     latencies: Vec<Duration>,
 }
 
 impl Phase {
     fn start(name: impl Into<String>) -> Self {
-        Self { name: name.into(), count: 0, started: Instant::now(), latencies: Vec::new() }
+        Self { name: name.into(), count: 0, started: Instant::now(), cpu: cpu_seconds(), latencies: Vec::new() }
     }
 
     fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -79,15 +81,17 @@ impl Phase {
 
     fn report(mut self, label: &str) {
         let took = self.started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - self.cpu;
         self.latencies.sort_unstable();
         println!(
-            "[{label}] {:<58} {:>6} in {:>7.2} s = {:>7.0}/s   latency p50 {:>7.2} ms  p99 {:>7.2} ms",
+            "[{label}] {:<58} {:>6} in {:>7.2} s = {:>7.0}/s   latency p50 {:>7.2} ms  p99 {:>7.2} ms   cpu {:>6.2} s",
             self.name,
             self.count,
             took,
             self.count as f64 / took,
             Self::percentile(&self.latencies, 0.50),
             Self::percentile(&self.latencies, 0.99),
+            cpu,
         );
     }
 }
@@ -355,6 +359,17 @@ async fn many_communities(
     }
     phase.report(label);
     Ok(())
+}
+
+/// The CPU time this process has used (user and system, all threads), from `/proc`; 0 where
+/// there is none.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name (in parentheses, which may hold spaces): utime and stime are the
+    // 12th and 13th fields, in clock ticks (100 a second on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The resident memory of this process (`VmRSS`) and its peak (`VmHWM`), in MiB.

@@ -21,6 +21,8 @@ pub mod links;
 pub mod polls;
 pub mod secrets;
 mod shadow;
+#[cfg(test)]
+mod shadow_tests;
 mod step;
 
 pub use secrets::{Secret, SecretKey};

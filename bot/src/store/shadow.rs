@@ -10,7 +10,8 @@
 //!
 //! The entries are right as long as this process is the only writer of its communities'
 //! proposals, which the engine in memory assumes already; `Store::forget_written` drops a
-//! community's entries when the runtime reloads it from the store.
+//! community's entries when the runtime reloads it from the store. Being exact, an entry also
+//! answers `Store::vote_messages` (the dispatcher asks for every tally edit it considers).
 
 use super::entities::{audit_log, proposals};
 use chrono::{DateTime, Utc};
