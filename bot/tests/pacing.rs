@@ -146,18 +146,24 @@ impl Running {
         self.chat.reads()
     }
 
-    /// Waits until the loop has taken everything sent before and performed what was due.
+    /// Waits until the loop has taken everything sent before and performed what was due: a
+    /// job starts what is due at the clock's time, until nothing is left in flight (effects
+    /// run on tasks of their own, so the job that runs after one was started is no proof
+    /// that it ended).
     async fn settle(&self) {
-        for _ in 0..2 {
-            let (done, wait) = oneshot::channel();
-            let job = Input::job(move |_rt, _now| {
+        loop {
+            let (done, busy) = oneshot::channel();
+            let job = Input::job(move |rt, now| {
                 Box::pin(async move {
-                    let _ = done.send(());
+                    rt.start_due(now).await?;
+                    let _ = done.send(rt.effects_in_flight());
                     Ok(())
                 })
             });
             self.tx.send(job).await.unwrap();
-            wait.await.unwrap();
+            if !busy.await.unwrap() {
+                return;
+            }
         }
     }
 
