@@ -167,6 +167,28 @@ impl Running {
         }
     }
 
+    /// The proposal's tally edits still to perform, as the outbox holds them: row and text.
+    async fn waiting_edits(&self) -> Vec<(i64, String)> {
+        let (done, rows) = oneshot::channel();
+        let community = self.community;
+        let job = Input::job(move |rt, _now| {
+            Box::pin(async move {
+                let rows = rt.store().outstanding_effects(community, Some(ProposalId(1))).await?;
+                let edits = rows
+                    .into_iter()
+                    .filter_map(|r| match r.effect {
+                        Effect::EditVote { text, .. } => Some((r.id, text)),
+                        _ => None,
+                    })
+                    .collect();
+                let _ = done.send(edits);
+                Ok(())
+            })
+        });
+        self.tx.send(job).await.unwrap();
+        rows.await.unwrap()
+    }
+
     fn at(&self, seconds: i64) {
         self.clock.0.send_replace(t0() + TimeDelta::seconds(seconds));
     }
@@ -204,11 +226,20 @@ async fn tally_edits_go_out_at_most_once_per_interval_with_the_newest_text() {
 
     // Three more ballots within the interval: no edit yet.
     r.react("bob", "👍", true).await;
+    r.settle().await;
+    let first = r.waiting_edits().await;
+    assert_eq!(first.len(), 1, "{first:?}");
     r.react("carol", "👎", true).await;
     r.at(1);
     r.react("dave", "👍", true).await;
     r.settle().await;
     assert_eq!(r.edits().len(), 1);
+    // The edit that waits holds the newest tally: one row, its text replaced by each ballot
+    // (not a row per ballot, each superseding the one before).
+    let waiting = r.waiting_edits().await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0].0, first[0].0);
+    assert_eq!(tally(&waiting[0].1), "tally: yes 3 · no 1 · abstain 0 (4 of 5 voted)");
     // At the end of the interval one edit goes out, with the newest tally; the others are dropped.
     r.at(3);
     r.settle().await;

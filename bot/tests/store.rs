@@ -254,6 +254,7 @@ impl<'s> World<'s> {
                 source: "test".into(),
                 dedup_key: format!("{}-{}", self.id().0, self.seq),
                 payload: serde_json::to_value(&input).unwrap(),
+                checked: true,
             }),
             proposals,
             effects: &step.effects,
@@ -475,7 +476,12 @@ async fn a_duplicate_input_writes_nothing(s: &Store) {
     let input = Inbound::Action { action: proposal_action("alice", "Paint the shed") };
     let step = w.engine.step(input.clone(), &Ctx::at(w.now)).unwrap();
     let proposals: Vec<&Proposal> = step.changed.iter().filter_map(|id| w.engine.proposal(*id)).collect();
-    let entry = InboxEntry { source: "discord".into(), dedup_key: "interaction-1".into(), payload: json!({"n": 1}) };
+    let entry = InboxEntry {
+        source: "discord".into(),
+        dedup_key: "interaction-1".into(),
+        payload: json!({"n": 1}),
+        checked: false,
+    };
     let rec = StepRecord {
         inbox: Some(entry.clone()),
         proposals: proposals.clone(),
@@ -501,12 +507,26 @@ async fn a_duplicate_input_writes_nothing(s: &Store) {
     assert_eq!(s.load_proposals(w.id(), false).await.unwrap().len(), 1);
 
     // Two deliveries racing: exactly one is recorded.
-    let racing = InboxEntry { dedup_key: "interaction-3".into(), ..entry };
+    let racing = InboxEntry { dedup_key: "interaction-3".into(), ..entry.clone() };
     let a = StepRecord { inbox: Some(racing.clone()), proposals: Vec::new(), ..rec.clone() };
-    let b = StepRecord { inbox: Some(racing), proposals: Vec::new(), ..rec };
+    let b = StepRecord { inbox: Some(racing), proposals: Vec::new(), ..rec.clone() };
     let (ra, rb) = tokio::join!(s.record_step(a), s.record_step(b));
     let results = [ra.unwrap(), rb.unwrap()];
     assert_eq!(results.iter().filter(|r| **r == Recorded::Duplicate).count(), 1, "{results:?}");
+
+    // An input its caller checked is written at the commit, with the transaction's others;
+    // if another writer recorded it after the check, the commit fails and writes nothing.
+    let before = (s.audit(w.id(), 100).await.unwrap(), s.pending_effects().await.unwrap());
+    let checked = InboxEntry { checked: true, ..entry.clone() };
+    let late =
+        StepRecord { inbox: Some(checked), effects: &extra, audit: &audit, proposals: Vec::new(), ..rec.clone() };
+    let batch = s.begin_batch().await.unwrap();
+    assert!(matches!(s.record_in(&batch, &late).await.unwrap(), Recorded::Done { .. }));
+    // Held in the transaction: the same input again is a duplicate there.
+    assert!(s.seen_in(&batch, "discord", "interaction-1").await.unwrap());
+    assert_eq!(s.record_in(&batch, &late).await.unwrap(), Recorded::Duplicate);
+    assert!(matches!(batch.commit().await, Err(StoreError::RecordedElsewhere(1))));
+    assert_eq!((s.audit(w.id(), 100).await.unwrap(), s.pending_effects().await.unwrap()), before);
 
     // Steps without an inbox entry (the runtime's own) are always written.
     let rec = StepRecord { audit: &audit, ..StepRecord::new(w.id(), w.now) };

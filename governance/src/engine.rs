@@ -312,8 +312,14 @@ impl Engine {
     /// state is unchanged when it is returned.
     pub fn step(&mut self, input: Inbound, ctx: &Ctx) -> Result<Step, GovError> {
         // One thread with a stack big enough for scripts serves the whole step, rather than
-        // one per script run.
-        crate::script::with_script_stack(|| self.step_inner(input, ctx))
+        // one per script run. A community whose policies have no scripts steps on the
+        // caller's thread: starting a thread per input would cost more than the step (a
+        // script of an older policy version, should one run, still gets a thread of its own).
+        if self.active.iter().any(|p| p.has_scripts()) {
+            crate::script::with_script_stack(|| self.step_inner(input, ctx))
+        } else {
+            self.step_inner(input, ctx)
+        }
     }
 
     fn step_inner(&mut self, input: Inbound, ctx: &Ctx) -> Result<Step, GovError> {

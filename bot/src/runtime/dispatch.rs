@@ -444,6 +444,7 @@ impl Runtime {
             community_changed: false,
             staged: Vec::new(),
             finishes: Some((row.id, result.clone())),
+            checked: false,
         };
         match self.step_and_record(row.community, input, now).await {
             Ok(Handled::Done(_)) => Ok(()),

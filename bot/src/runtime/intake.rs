@@ -40,7 +40,7 @@ impl Runtime {
         community_changed: bool,
         staged: Vec<ConnectionChange>,
     ) -> Result<Handled, HandleError> {
-        let input = StepInput { source, dedup_key, input, community_changed, staged, finishes: None };
+        let input = StepInput { source, dedup_key, input, community_changed, staged, finishes: None, checked: false };
         self.step_and_record(community, input, now).await
     }
 
@@ -106,11 +106,21 @@ impl Runtime {
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<Handled, HandleError>>> {
         let batch = self.store.begin_batch().await?;
+        // Which inputs were recorded before, asked once for the whole batch; the ones this
+        // batch records join them as it goes.
+        let keys: Vec<(&str, &str)> = deliveries.iter().map(|d| (d.source.as_str(), d.dedup_key.as_str())).collect();
+        let mut seen = self.store.seen_many_in(&batch, &keys).await?;
         let mut touched = std::collections::BTreeSet::new();
         let mut outcomes = Vec::with_capacity(deliveries.len());
         let mut reload = false;
         for d in deliveries {
             touched.insert(d.community);
+            if !seen.insert((d.source.clone(), d.dedup_key.clone())) {
+                tracing::debug!(source = d.source, dedup_key = d.dedup_key, "duplicate input dropped");
+                metrics::input_duplicate(&d.source);
+                outcomes.push((Ok(Handled::Duplicate), d.community));
+                continue;
+            }
             let changed = d.from.as_ref().is_some_and(|(account, name)| self.admit(d.community, account, name));
             let input = StepInput {
                 source: &d.source,
@@ -119,6 +129,7 @@ impl Runtime {
                 community_changed: changed,
                 staged: Vec::new(),
                 finishes: None,
+                checked: true,
             };
             let stepped = self.step_in(&batch, d.community, input, now, &mut reload).await;
             if let Err(HandleError::Failed(e)) = stepped {
@@ -180,10 +191,10 @@ impl Runtime {
         now: DateTime<Utc>,
         reload: &mut bool,
     ) -> Result<Handled, HandleError> {
-        let StepInput { source, dedup_key, input, community_changed, staged, finishes } = input;
+        let StepInput { source, dedup_key, input, community_changed, staged, finishes, checked } = input;
         let input = without_nul(input);
         let received = std::time::Instant::now();
-        if self.store.seen_in(batch, source, dedup_key).await? {
+        if !checked && self.store.seen_in(batch, source, dedup_key).await? {
             tracing::debug!(source, dedup_key, "duplicate input dropped");
             return Ok(Handled::Duplicate);
         }
@@ -277,7 +288,8 @@ impl Runtime {
             })
             .collect();
         let rec = StepRecord {
-            inbox: Some(InboxEntry { source: source.into(), dedup_key: dedup_key.into(), payload }),
+            // Not recorded before: checked above, or by the batch, in this transaction.
+            inbox: Some(InboxEntry { source: source.into(), dedup_key: dedup_key.into(), payload, checked: true }),
             proposals,
             community_state: changes.community.then_some(&engine.community),
             new_policies,
@@ -335,6 +347,9 @@ pub(super) struct StepInput<'a> {
     pub(super) staged: Vec<ConnectionChange>,
     /// The outbox row whose result this input records.
     pub(super) finishes: Option<(i64, serde_json::Value)>,
+    /// The caller has checked, inside the same transaction, that the input is not
+    /// recorded yet (a batch asks once for all its inputs).
+    pub(super) checked: bool,
 }
 
 #[derive(Default)]

@@ -68,6 +68,8 @@ pub enum StoreError {
     CommunityExists(String),
     #[error("there is no outbox row {0} (or it is no longer pending)")]
     UnknownEffect(i64),
+    #[error("{0} of the inputs this transaction recorded were recorded meanwhile by another writer of this database")]
+    RecordedElsewhere(usize),
     #[error("the setting `{0}` belongs to the store itself and cannot be set: choose another key")]
     ReservedSetting(String),
     #[error("`{0}` is not a database URL Polity knows: use sqlite://FILE?mode=rwc, sqlite::memory: or postgres://...")]
@@ -81,6 +83,10 @@ pub struct InboxEntry {
     pub source: String,
     pub dedup_key: String,
     pub payload: serde_json::Value,
+    /// The caller made sure, inside the same transaction, that the input is not recorded
+    /// yet: its row is then written with the transaction's others in one statement at the
+    /// commit (a writer that recorded it meanwhile fails the commit).
+    pub checked: bool,
 }
 
 /// One stored version of one policy.
@@ -201,6 +207,7 @@ impl Batch {
     /// # Errors
     /// A database error: nothing of the batch is written then.
     pub async fn commit(self) -> Result<(), StoreError> {
+        step::write_held(&self.txn, &self.written).await?;
         step::write_audit(&self.txn, self.written.audit_to_write()).await?;
         self.txn.commit().await?;
         self.written.commit();
@@ -659,7 +666,42 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn seen_in(&self, batch: &Batch, source: &str, dedup_key: &str) -> Result<bool, StoreError> {
+        if batch.written.holds_input(source, dedup_key) {
+            return Ok(true);
+        }
         seen_on(&batch.txn, source, dedup_key).await
+    }
+
+    /// Which of these inputs (source, dedup key) were recorded, in `batch` or before, asked
+    /// in one query.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn seen_many_in(
+        &self,
+        batch: &Batch,
+        keys: &[(&str, &str)],
+    ) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        // In chunks, well below the bound parameters a statement may have.
+        for chunk in keys.chunks(400) {
+            let sources: std::collections::BTreeSet<&str> = chunk.iter().map(|(s, _)| *s).collect();
+            let dedup: std::collections::BTreeSet<&str> = chunk.iter().map(|(_, k)| *k).collect();
+            // Both columns are matched as lists (a superset of the pairs, which the unique
+            // index answers); the pairs asked for are picked out here.
+            let rows: Vec<(String, String)> = inbox::Entity::find()
+                .select_only()
+                .column(inbox::Column::Source)
+                .column(inbox::Column::DedupKey)
+                .filter(inbox::Column::Source.is_in(sources))
+                .filter(inbox::Column::DedupKey.is_in(dedup))
+                .into_tuple()
+                .all(&batch.txn)
+                .await?;
+            let asked: std::collections::HashSet<(&str, &str)> = chunk.iter().copied().collect();
+            found.extend(rows.into_iter().filter(|(s, k)| asked.contains(&(s.as_str(), k.as_str()))));
+        }
+        Ok(found)
     }
 
     // ----- the outbox -----

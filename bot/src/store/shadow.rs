@@ -13,11 +13,12 @@
 //! community's entries when the runtime reloads it from the store. Being exact, an entry also
 //! answers `Store::vote_messages` (the dispatcher asks for every tally edit it considers).
 
-use super::entities::{audit_log, proposals};
+use super::codec::BallotColumns;
+use super::entities::{audit_log, inbox, proposals};
 use chrono::{DateTime, Utc};
 use polity_governance::proposal::Ballot;
 use polity_governance::{MemberId, MessageRef};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// `(community_id, proposal id)`.
@@ -36,6 +37,10 @@ pub(crate) struct Written {
     pub messages: Vec<MessageRef>,
     /// Its deadline job (there while it is open and has a deadline).
     pub deadline: Option<DateTime<Utc>>,
+    /// The outbox row of the last tally edit this process wrote for it: while that row has
+    /// not been started, a newer tally replaces its text instead of adding a row (the
+    /// dispatcher would only supersede the older one).
+    pub edit: Option<i64>,
 }
 
 /// The frozen vote of a proposal, without encoding its eligible voters again: its spec and
@@ -103,18 +108,57 @@ enum Parent {
 pub(crate) struct Pending {
     changes: Mutex<HashMap<Key, Option<Written>>>,
     audit: Mutex<Vec<audit_log::ActiveModel>>,
+    held: Mutex<Held>,
     parent: Parent,
+}
+
+/// `(community_id, proposal id, member id)`.
+pub(crate) type BallotKey = (i64, i64, i64);
+
+/// Rows a transaction writes at its commit, each kind in as few statements as it can (a
+/// batch of ballots is then a handful of statements, not several per ballot).
+#[derive(Default)]
+pub(crate) struct Held {
+    /// Inbox rows of inputs checked to be new, and their keys.
+    pub inbox: Vec<inbox::ActiveModel>,
+    pub inbox_keys: HashSet<(String, String)>,
+    /// Each voter's ballot as it is to be stored (`None`: withdrawn).
+    pub ballots: BTreeMap<BallotKey, Option<BallotColumns>>,
+    /// Tally edits waiting in the outbox whose text is replaced, by row id.
+    pub edits: BTreeMap<i64, HeldEdit>,
+}
+
+/// A waiting tally edit's new text: its proposal's key, the effect as JSON, when.
+pub(crate) type HeldEdit = (Key, String, DateTime<Utc>);
+
+impl Held {
+    fn absorb(&mut self, inner: Held) {
+        self.inbox.extend(inner.inbox);
+        self.inbox_keys.extend(inner.inbox_keys);
+        self.ballots.extend(inner.ballots);
+        self.edits.extend(inner.edits);
+    }
 }
 
 impl Pending {
     /// A top-level transaction's.
     pub(crate) fn new(shadow: &Shadow) -> Arc<Self> {
-        Arc::new(Self { changes: Mutex::default(), audit: Mutex::default(), parent: Parent::Store(shadow.clone()) })
+        Arc::new(Self {
+            changes: Mutex::default(),
+            audit: Mutex::default(),
+            held: Mutex::default(),
+            parent: Parent::Store(shadow.clone()),
+        })
     }
 
     /// A savepoint's inside `parent`.
     pub(crate) fn nested(parent: &Arc<Self>) -> Arc<Self> {
-        Arc::new(Self { changes: Mutex::default(), audit: Mutex::default(), parent: Parent::Batch(parent.clone()) })
+        Arc::new(Self {
+            changes: Mutex::default(),
+            audit: Mutex::default(),
+            held: Mutex::default(),
+            parent: Parent::Batch(parent.clone()),
+        })
     }
 
     /// Takes the entry of `key` out, from this transaction or the ones around it, leaving
@@ -139,6 +183,63 @@ impl Pending {
         lock(&self.changes).insert(key, entry);
     }
 
+    /// The outbox row of the proposal's last tally edit, if this transaction wrote the
+    /// proposal and knows it.
+    pub(crate) fn edit_row(&self, key: Key) -> Option<i64> {
+        lock(&self.changes).get(&key).and_then(|e| e.as_ref()).and_then(|w| w.edit)
+    }
+
+    /// Remembers the outbox row of the proposal's newest tally edit (when this transaction
+    /// wrote the proposal: it is kept with the entry and committed with it).
+    pub(crate) fn set_edit_row(&self, key: Key, id: i64) {
+        if let Some(Some(w)) = lock(&self.changes).get_mut(&key) {
+            w.edit = Some(id);
+        }
+    }
+
+    /// Holds an inbox row back until the commit; `false` (holding nothing) when this
+    /// transaction, or one around it, holds the same input already.
+    pub(crate) fn hold_input(&self, row: inbox::ActiveModel, source: &str, dedup_key: &str) -> bool {
+        if self.holds_input(source, dedup_key) {
+            return false;
+        }
+        let mut held = lock(&self.held);
+        held.inbox_keys.insert((source.to_string(), dedup_key.to_string()));
+        held.inbox.push(row);
+        true
+    }
+
+    /// Whether this transaction, or one around it, holds an inbox row for the input.
+    pub(crate) fn holds_input(&self, source: &str, dedup_key: &str) -> bool {
+        let key = (source.to_string(), dedup_key.to_string());
+        let here = lock(&self.held).inbox_keys.contains(&key);
+        here || matches!(&self.parent, Parent::Batch(outer) if outer.holds_input(source, dedup_key))
+    }
+
+    /// Holds ballot rows back until the commit: cast ones written, withdrawn ones deleted.
+    pub(crate) fn hold_ballots(&self, ballots: impl IntoIterator<Item = (BallotKey, Option<BallotColumns>)>) {
+        lock(&self.held).ballots.extend(ballots);
+    }
+
+    /// Holds a new text for a waiting tally edit's row back until the commit.
+    pub(crate) fn hold_edit(&self, row: i64, proposal: Key, effect: String, now: DateTime<Utc>) {
+        lock(&self.held).edits.insert(row, (proposal, effect, now));
+    }
+
+    /// Takes the held ballots (to write them before ballots are read inside the transaction).
+    pub(crate) fn take_held_ballots(&self) -> BTreeMap<BallotKey, Option<BallotColumns>> {
+        std::mem::take(&mut lock(&self.held).ballots)
+    }
+
+    /// The rows to write before a top-level transaction commits (a savepoint's go to the
+    /// transaction around it when it commits).
+    pub(crate) fn held_to_write(&self) -> Held {
+        match self.parent {
+            Parent::Store(_) => std::mem::take(&mut *lock(&self.held)),
+            Parent::Batch(_) => Held::default(),
+        }
+    }
+
     /// Holds a step's audit lines back until the commit.
     pub(crate) fn hold_audit(&self, rows: Vec<audit_log::ActiveModel>) {
         lock(&self.audit).extend(rows);
@@ -156,8 +257,10 @@ impl Pending {
     /// The transaction committed: its entries go to the one around it, or to the store.
     pub(crate) fn commit(&self) {
         let audit = std::mem::take(&mut *lock(&self.audit));
+        let held = std::mem::take(&mut *lock(&self.held));
         if let Parent::Batch(outer) = &self.parent {
             lock(&outer.audit).extend(audit);
+            lock(&outer.held).absorb(held);
         }
         let changes = std::mem::take(&mut *lock(&self.changes));
         match &self.parent {

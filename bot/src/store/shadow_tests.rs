@@ -66,6 +66,7 @@ impl World {
                 source: "test".into(),
                 dedup_key: format!("k{}", self.seq),
                 payload: serde_json::to_value(&input).unwrap(),
+                checked: true,
             }),
             proposals,
             effects: &step.effects,

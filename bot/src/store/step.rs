@@ -7,10 +7,10 @@ use super::{DEADLINE, Recorded, StepRecord, StoreError, community, effect_propos
 use chrono::{DateTime, Utc};
 use polity_governance::policy::CompiledPolicy;
 use polity_governance::proposal::Ballot;
-use polity_governance::{MemberId, MessageRef, Proposal, ProposalId};
+use polity_governance::{Effect, MemberId, MessageRef, Proposal, ProposalId};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::BTreeMap;
 
 /// Writes the record; [`Recorded::Duplicate`] (having written nothing but an attempt the
@@ -24,19 +24,28 @@ pub(crate) async fn record<C: ConnectionTrait>(
     let now = ts(rec.now);
 
     // The inbox first: the unique (source, dedup_key) decides, even against a concurrent
-    // writer (on PostgreSQL the second insert waits for the first transaction, then skips).
+    // writer (on PostgreSQL the second insert waits for the first transaction, then skips;
+    // a held row that another writer recorded meanwhile fails the commit).
     if let Some(entry) = &rec.inbox {
-        let inserted = inbox::Entity::insert(inbox::ActiveModel {
+        let row = inbox::ActiveModel {
             community_id: Set(Some(cid)),
             source: Set(entry.source.clone()),
             dedup_key: Set(entry.dedup_key.clone()),
             payload: Set(to_json(&entry.payload, "inbox payload")?),
             received_at: Set(now),
             ..Default::default()
-        })
-        .on_conflict(OnConflict::columns([inbox::Column::Source, inbox::Column::DedupKey]).do_nothing().to_owned())
-        .exec_without_returning(db)
-        .await?;
+        };
+        let inserted = if entry.checked {
+            // Known to be new: written with the transaction's other inputs at the commit.
+            u64::from(written.hold_input(row, &entry.source, &entry.dedup_key))
+        } else {
+            inbox::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::columns([inbox::Column::Source, inbox::Column::DedupKey]).do_nothing().to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?
+        };
         if inserted == 0 {
             return Ok(Recorded::Duplicate);
         }
@@ -81,22 +90,24 @@ pub(crate) async fn record<C: ConnectionTrait>(
     for e in rec.effects {
         let json =
             serde_json::to_value(e).map_err(|err| StoreError::Corrupt(format!("an effect does not encode: {err}")))?;
-        let res = outbox::Entity::insert(outbox::ActiveModel {
-            community_id: Set(cid),
-            proposal_id: Set(effect_proposal(&json).map(|p| p.0)),
-            effect: Set(to_json(&json, "effect")?),
-            status: Set(status::PENDING.to_string()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_error: Set(None),
-            result: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .exec(db)
-        .await?;
-        ids.push(res.last_insert_id);
+        // A tally edit replaces the text of its proposal's edit that waits (paced, or behind
+        // its lane): one row per proposal instead of one per ballot. The closing edit
+        // always gets a row of its own.
+        let tally = match e {
+            Effect::EditVote { proposal, closed: false, .. } => Some((cid, proposal.0)),
+            _ => None,
+        };
+        if let Some((key, id)) = tally.and_then(|key| Some((key, written.edit_row(key)?))) {
+            // Written at the commit, if the row still waits then (else a row of its own).
+            written.hold_edit(id, key, to_json(&json, "effect")?, now);
+            ids.push(id);
+            continue;
+        }
+        let id = insert_effect(db, cid, effect_proposal(&json).map(|p| p.0), to_json(&json, "effect")?, now).await?;
+        if let Some(key) = tally {
+            written.set_edit_row(key, id);
+        }
+        ids.push(id);
     }
 
     if !rec.audit.is_empty() {
@@ -116,6 +127,102 @@ pub(crate) async fn record<C: ConnectionTrait>(
     }
 
     Ok(Recorded::Done { outbox: ids })
+}
+
+/// Adds an effect to the outbox, due now; returns its row id.
+async fn insert_effect<C: ConnectionTrait>(
+    db: &C,
+    cid: i64,
+    proposal: Option<i64>,
+    effect: String,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let res = outbox::Entity::insert(outbox::ActiveModel {
+        community_id: Set(cid),
+        proposal_id: Set(proposal),
+        effect: Set(effect),
+        status: Set(status::PENDING.to_string()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        result: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .exec(db)
+    .await?;
+    Ok(res.last_insert_id)
+}
+
+/// Writes what a transaction held back until its commit, a few statements for all of it:
+/// its inputs' inbox rows, its ballots, the new texts of its waiting tally edits.
+pub(crate) async fn write_held<C: ConnectionTrait>(db: &C, pending: &Pending) -> Result<(), StoreError> {
+    let held = pending.held_to_write();
+    // In chunks, well below the bound parameters a statement may have (5 columns a row).
+    let expected = held.inbox.len();
+    let mut inserted = 0;
+    let mut rows = held.inbox.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(500).collect();
+        inserted += inbox::Entity::insert_many(chunk)
+            .on_conflict(OnConflict::columns([inbox::Column::Source, inbox::Column::DedupKey]).do_nothing().to_owned())
+            .exec_without_returning(db)
+            .await?;
+    }
+    if inserted < expected as u64 {
+        // Another writer recorded some of these inputs after they were checked: what this
+        // transaction did with them is not to be kept.
+        return Err(StoreError::RecordedElsewhere(expected - usize::try_from(inserted).unwrap_or(expected)));
+    }
+    write_ballot_rows(db, held.ballots).await?;
+    write_edits(db, pending, held.edits).await
+}
+
+/// Replaces the texts of waiting tally edits, in one statement per chunk. A row that was
+/// started meanwhile (or is gone) is left alone, and its new text gets a row of its own.
+async fn write_edits<C: ConnectionTrait>(
+    db: &C,
+    pending: &Pending,
+    edits: BTreeMap<i64, super::shadow::HeldEdit>,
+) -> Result<(), StoreError> {
+    use outbox::Column as O;
+    let edits: Vec<(i64, super::shadow::HeldEdit)> = edits.into_iter().collect();
+    for chunk in edits.chunks(200) {
+        let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        let Some(((_, (_, first, at)), rest)) = chunk.split_first() else { continue };
+        let mut case = Expr::case(O::Id.eq(chunk[0].0), first.clone());
+        for (id, (_, text, _)) in rest {
+            case = case.case(O::Id.eq(*id), text.clone());
+        }
+        let res = outbox::Entity::update_many()
+            .col_expr(O::Effect, case.finally(Expr::col(O::Effect)).into())
+            .col_expr(O::UpdatedAt, Expr::value(*at))
+            .filter(O::Id.is_in(ids.iter().copied()))
+            .filter(O::Status.eq(status::PENDING))
+            .exec(db)
+            .await?;
+        if res.rows_affected == chunk.len() as u64 {
+            continue;
+        }
+        let waiting: std::collections::HashSet<i64> = outbox::Entity::find()
+            .select_only()
+            .column(O::Id)
+            .filter(O::Id.is_in(ids.iter().copied()))
+            .filter(O::Status.eq(status::PENDING))
+            .into_tuple::<i64>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect();
+        for (id, (key, text, at)) in chunk {
+            if !waiting.contains(id) {
+                let new = insert_effect(db, key.0, Some(key.1), text.clone(), *at).await?;
+                pending.set_edit_row(*key, new);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes audit lines held back until the commit, in order.
@@ -189,8 +296,8 @@ async fn write_proposal<C: ConnectionTrait>(
     // Taken out while it is written: if the write fails, the proposal is written whole
     // next time.
     let entry = match written.take(key) {
-        Some(before) => write_changes(db, cid, p, before, row, vote, now).await?,
-        None => write_whole(db, cid, p, row, vote, now).await?,
+        Some(before) => write_changes(db, written, cid, p, before, row, vote, now).await?,
+        None => write_whole(db, written, cid, p, row, vote, now).await?,
     };
     // A proposal no longer open is not written again: no need to remember it.
     written.put(key, p.state.is_open().then_some(entry));
@@ -201,6 +308,7 @@ async fn write_proposal<C: ConnectionTrait>(
 /// ones are written), adds its new vote messages, and keeps its deadline job in step.
 async fn write_whole<C: ConnectionTrait>(
     db: &C,
+    written: &Pending,
     cid: i64,
     p: &Proposal,
     row: proposals::Model,
@@ -234,7 +342,8 @@ async fn write_whole<C: ConnectionTrait>(
         .exec_without_returning(db)
         .await?;
 
-    // Ballots: the current one of each voter.
+    // Ballots: the current one of each voter, as stored with what this transaction holds.
+    write_ballot_rows(db, written.take_held_ballots()).await?;
     let stored: BTreeMap<i64, ballots::Model> = ballots::Entity::find()
         .filter(ballots::Column::CommunityId.eq(cid))
         .filter(ballots::Column::ProposalId.eq(p.id.0))
@@ -254,7 +363,7 @@ async fn write_whole<C: ConnectionTrait>(
         }
     }
     let withdrawn: Vec<i64> = stored.keys().filter(|m| !wanted.contains_key(&MemberId(**m))).copied().collect();
-    write_ballots(db, cid, p.id, &changed, &withdrawn).await?;
+    hold_ballots(written, cid, p.id, &changed, &withdrawn)?;
 
     // Vote messages: the ones not stored yet, in order; then what is stored, as it is.
     for m in p.vote.iter().flat_map(|v| &v.messages) {
@@ -264,14 +373,16 @@ async fn write_whole<C: ConnectionTrait>(
 
     let deadline = deadline_of(p);
     write_deadline(db, cid, p.id, deadline).await?;
-    Ok(Written { row, vote, ballots: wanted.clone(), messages, deadline })
+    Ok(Written { row, vote, ballots: wanted.clone(), messages, deadline, edit: None })
 }
 
 /// Writes what changed of a proposal since `before`, the state the last committed write
 /// left: the row's changed columns, the changed ballots, the new vote messages, the deadline
 /// job if it moved. A ballot cast is one ballot row.
+#[allow(clippy::too_many_arguments)]
 async fn write_changes<C: ConnectionTrait>(
     db: &C,
+    written: &Pending,
     cid: i64,
     p: &Proposal,
     mut before: Written,
@@ -340,7 +451,7 @@ async fn write_changes<C: ConnectionTrait>(
         withdrawn.extend(old.map(|(m, _)| m.0));
     }
     if !cast.is_empty() || !withdrawn.is_empty() {
-        write_ballots(db, cid, p.id, &cast, &withdrawn).await?;
+        hold_ballots(written, cid, p.id, &cast, &withdrawn)?;
         for m in &withdrawn {
             before.ballots.remove(&MemberId(*m));
         }
@@ -374,41 +485,68 @@ fn same_ballot(a: &Ballot, b: &Ballot) -> bool {
     a.cast_at == b.cast_at && a.choice == b.choice && a.account == b.account && a.source == b.source
 }
 
-/// Upserts the ballots cast (one row per voter, by proposal and member) and deletes the
-/// withdrawn ones.
-async fn write_ballots<C: ConnectionTrait>(
-    db: &C,
+/// Holds the ballots cast and withdrawn back until the commit (see [`write_ballot_rows`]).
+fn hold_ballots(
+    written: &Pending,
     cid: i64,
     proposal: ProposalId,
     cast: &[(MemberId, &Ballot)],
     withdrawn: &[i64],
 ) -> Result<(), StoreError> {
-    use ballots::Column as B;
-    if !withdrawn.is_empty() {
-        ballots::Entity::delete_many()
-            .filter(B::CommunityId.eq(cid))
-            .filter(B::ProposalId.eq(proposal.0))
-            .filter(B::MemberId.is_in(withdrawn.iter().copied()))
-            .exec(db)
-            .await?;
+    let mut rows = Vec::with_capacity(cast.len() + withdrawn.len());
+    for (member, ballot) in cast {
+        let cols = BallotColumns::of(ballot, &format!("ballot of {member} on {proposal}"))?;
+        rows.push(((cid, proposal.0, member.0), Some(cols)));
     }
-    // In chunks, well below the bound parameters a statement may have (9 columns a row).
-    for chunk in cast.chunks(500) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (member, ballot) in chunk {
-            let cols = BallotColumns::of(ballot, &format!("ballot of {member} on {proposal}"))?;
-            rows.push(ballots::ActiveModel {
-                community_id: Set(cid),
-                proposal_id: Set(proposal.0),
-                member_id: Set(member.0),
-                choice: Set(cols.choice),
-                platform: Set(cols.platform),
-                account: Set(cols.account),
-                source: Set(cols.source),
-                cast_at: Set(cols.cast_at),
-                ..Default::default()
-            });
+    rows.extend(withdrawn.iter().map(|m| ((cid, proposal.0, *m), None)));
+    written.hold_ballots(rows);
+    Ok(())
+}
+
+/// Upserts the ballots cast (one row per voter, by proposal and member) and deletes the
+/// withdrawn ones, a statement per chunk of each.
+async fn write_ballot_rows<C: ConnectionTrait>(
+    db: &C,
+    ballots: BTreeMap<super::shadow::BallotKey, Option<BallotColumns>>,
+) -> Result<(), StoreError> {
+    use ballots::Column as B;
+    let (cast, withdrawn): (Vec<_>, Vec<_>) = ballots.into_iter().partition(|(_, cols)| cols.is_some());
+    // Withdrawn: by proposal, the members in one list.
+    let mut by_proposal: BTreeMap<(i64, i64), Vec<i64>> = BTreeMap::new();
+    for ((cid, pid, member), _) in withdrawn {
+        by_proposal.entry((cid, pid)).or_default().push(member);
+    }
+    for ((cid, pid), members) in by_proposal {
+        for chunk in members.chunks(500) {
+            ballots::Entity::delete_many()
+                .filter(B::CommunityId.eq(cid))
+                .filter(B::ProposalId.eq(pid))
+                .filter(B::MemberId.is_in(chunk.iter().copied()))
+                .exec(db)
+                .await?;
         }
+    }
+    // In chunks, well below the bound parameters a statement may have (8 columns a row).
+    let mut cast = cast.into_iter().peekable();
+    while cast.peek().is_some() {
+        let rows: Vec<ballots::ActiveModel> = cast
+            .by_ref()
+            .take(500)
+            .filter_map(|((cid, pid, member), cols)| {
+                let cols = cols?;
+                Some(ballots::ActiveModel {
+                    community_id: Set(cid),
+                    proposal_id: Set(pid),
+                    member_id: Set(member),
+                    choice: Set(cols.choice),
+                    platform: Set(cols.platform),
+                    account: Set(cols.account),
+                    source: Set(cols.source),
+                    cast_at: Set(cols.cast_at),
+                    ..Default::default()
+                })
+            })
+            .collect();
         ballots::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::columns([B::CommunityId, B::ProposalId, B::MemberId])

@@ -26,6 +26,13 @@ pub struct CompiledPolicy {
 }
 
 impl CompiledPolicy {
+    /// Whether any of its blocks is a script.
+    pub fn has_scripts(&self) -> bool {
+        [&self.filter, &self.initialize, &self.check, &self.notify, &self.pass_script, &self.fail_script]
+            .iter()
+            .any(|s| s.is_some())
+    }
+
     /// Parses, validates and compiles a policy file.
     ///
     /// # Errors
