@@ -179,6 +179,9 @@ pub(crate) async fn write_held<C: ConnectionTrait>(db: &C, pending: &Pending) ->
     write_edits(db, pending, held.edits).await
 }
 
+/// How many tally edits one statement replaces.
+const EDITS_PER_STATEMENT: usize = 16;
+
 /// Replaces the texts of waiting tally edits, in one statement per chunk. A row that was
 /// started meanwhile (or is gone) is left alone, and its new text gets a row of its own.
 async fn write_edits<C: ConnectionTrait>(
@@ -188,12 +191,18 @@ async fn write_edits<C: ConnectionTrait>(
 ) -> Result<(), StoreError> {
     use outbox::Column as O;
     let edits: Vec<(i64, super::shadow::HeldEdit)> = edits.into_iter().collect();
-    for chunk in edits.chunks(200) {
-        let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
-        let Some(((_, (_, first, at)), rest)) = chunk.split_first() else { continue };
-        let mut case = Expr::case(O::Id.eq(chunk[0].0), first.clone());
-        for (id, (_, text, _)) in rest {
-            case = case.case(O::Id.eq(*id), text.clone());
+    for chunk in edits.chunks(EDITS_PER_STATEMENT) {
+        // Every statement has the same shape (a short chunk is padded with row 0, which no
+        // row has), so the database prepares it once.
+        let mut ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        ids.resize(EDITS_PER_STATEMENT, 0);
+        let Some(((_, (_, first, at)), _)) = chunk.split_first() else { continue };
+        let texts = chunk.iter().map(|(_, (_, text, _))| text.as_str()).chain(std::iter::repeat(""));
+        let mut pairs = ids.iter().zip(texts);
+        let Some((id0, _)) = pairs.next() else { continue };
+        let mut case = Expr::case(O::Id.eq(*id0), first.clone());
+        for (id, text) in pairs {
+            case = case.case(O::Id.eq(*id), text.to_string());
         }
         let res = outbox::Entity::update_many()
             .col_expr(O::Effect, case.finally(Expr::col(O::Effect)).into())
