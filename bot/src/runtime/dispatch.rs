@@ -60,6 +60,10 @@ pub(super) struct Flight {
     timeout: Duration,
     /// When due effects were last looked for.
     looked: Option<DateTime<Utc>>,
+    /// The lane of each due effect last looked at, so that one whose lane is busy is passed
+    /// over without reading its vote messages again (a tick that closes many proposals
+    /// queues hundreds of effects in one channel, looked over each time one ends).
+    lanes: HashMap<i64, String>,
 }
 
 impl Flight {
@@ -79,6 +83,7 @@ impl Default for Flight {
             parked: HashMap::new(),
             timeout: DEFAULT_TIMEOUT,
             looked: None,
+            lanes: HashMap::new(),
         }
     }
 }
@@ -269,21 +274,29 @@ impl Runtime {
         self.flight.looked = Some(now);
         let mut started = 0;
         let mut after = 0;
+        let mut looked_at = HashSet::new();
         loop {
             let due = self.store.due_effects_after(now, after, PAGE).await?;
-            let Some(last) = due.last() else { return Ok(started) };
+            let Some(last) = due.last() else { break };
             after = last.id;
             let more = due.len() as u64 == PAGE;
             for row in due {
+                looked_at.insert(row.id);
                 if self.flight.running.contains(&row.id) {
+                    continue;
+                }
+                if self.flight.lanes.get(&row.id).is_some_and(|lane| self.flight.busy.contains(lane)) {
                     continue;
                 }
                 started += usize::from(self.start(row, now).await?);
             }
             if !more {
-                return Ok(started);
+                break;
             }
         }
+        // Effects no longer due (done, failed, put off) are forgotten.
+        self.flight.lanes.retain(|id, _| looked_at.contains(id));
+        Ok(started)
     }
 
     /// Parks again the lanes whose effect waits for a retry, as an earlier process left them,
@@ -309,6 +322,7 @@ impl Runtime {
         };
         let targets = self.targets(row.community, &row.effect, &messages);
         let lane = lane(row.community, &row.effect, &messages, &targets);
+        self.flight.lanes.insert(row.id, lane.clone());
         if let Effect::EditVote { proposal, .. } = &row.effect {
             self.edits.seen(row.community, *proposal, &messages, now);
         }
