@@ -13,7 +13,7 @@ use crate::error::GovError;
 use crate::ids::{AccountRef, MemberId, MessageRef, Place, PolicyId, ProposalId};
 use crate::io::{Audit, Effect, Inbound, ReactionUsers, SkippedScript, VoteOption};
 use crate::policy::{CompiledPolicy, DoAction, PolicyErrors, PolicyKind, select};
-use crate::proposal::{Ballot, BallotSource, OpenVote, ProcessState, Proposal, ProposalState, state_of};
+use crate::proposal::{Ballot, BallotSource, Eligible, OpenVote, ProcessState, Proposal, ProposalState, state_of};
 use crate::script::{
     Block, HostData, NoHostData, Sandbox, Script, ScriptAction, ScriptError, ScriptErrorKind, ScriptInput,
     ScriptOutput, StepBudget,
@@ -164,6 +164,8 @@ pub struct Engine {
     /// Per policy version and block, its current streak of runs that ran out of time (kept in
     /// memory only: a reload starts every streak again).
     timeouts: BTreeMap<(PolicyId, Block), Streak>,
+    /// The voter sets of open proposals, by fingerprint, so that equal ones are held once.
+    eligible_sets: HashMap<u64, std::sync::Weak<std::collections::BTreeSet<MemberId>>>,
 }
 
 impl Engine {
@@ -178,6 +180,7 @@ impl Engine {
             next_proposal: 1,
             script_budget: DEFAULT_STEP_BUDGET,
             timeouts: BTreeMap::new(),
+            eligible_sets: HashMap::new(),
         }
     }
 
@@ -268,7 +271,10 @@ impl Engine {
     }
 
     /// Restores a stored proposal (the runtime reloading its state).
-    pub fn restore_proposal(&mut self, proposal: Proposal) {
+    pub fn restore_proposal(&mut self, mut proposal: Proposal) {
+        if let Some(v) = &mut proposal.vote {
+            v.eligible = self.share_eligible(std::mem::take(&mut v.eligible));
+        }
         if let Some(v) = &proposal.vote {
             for m in &v.messages {
                 self.by_message.insert(m.clone(), proposal.id);
@@ -276,6 +282,23 @@ impl Engine {
         }
         self.next_proposal = self.next_proposal.max(proposal.id.0 + 1);
         self.proposals.insert(proposal.id, proposal);
+    }
+
+    /// The same set another open proposal holds, if one holds an equal set; else `set`,
+    /// remembered for the next.
+    fn share_eligible(&mut self, set: Eligible) -> Eligible {
+        let key = set.fingerprint();
+        if let Some(shared) = self.eligible_sets.get(&key).and_then(std::sync::Weak::upgrade)
+            && *shared == *set
+        {
+            return Eligible::from_shared(shared);
+        }
+        if self.eligible_sets.len() >= 64 && self.eligible_sets.len().is_power_of_two() {
+            // Sets no proposal holds any more are forgotten now and then.
+            self.eligible_sets.retain(|_, w| w.strong_count() > 0);
+        }
+        self.eligible_sets.insert(key, set.downgrade());
+        set
     }
 
     /// Makes sure new proposals are numbered after `last` (the runtime restoring its state
@@ -712,8 +735,11 @@ impl Engine {
             proposal.vote = Some(OpenVote {
                 spec: spec.clone(),
                 place,
-                eligible: self.eligible(spec, &proposal.action.kind, initiator, ctx.seed ^ (id.0 as u64)),
-                ballots: BTreeMap::new(),
+                eligible: {
+                    let set = self.eligible(spec, &proposal.action.kind, initiator, ctx.seed ^ (id.0 as u64));
+                    self.share_eligible(set.into())
+                },
+                ballots: crate::proposal::Ballots::new(),
                 messages: Vec::new(),
             });
         }

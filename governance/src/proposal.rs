@@ -63,8 +63,8 @@ pub struct Ballot {
 pub struct OpenVote {
     pub spec: VoteSpec,
     pub place: Place,
-    pub eligible: BTreeSet<MemberId>,
-    pub ballots: BTreeMap<MemberId, Ballot>,
+    pub eligible: Eligible,
+    pub ballots: Ballots,
     /// The vote messages posted for it, as platforms reported them.
     pub messages: Vec<MessageRef>,
 }
@@ -79,6 +79,165 @@ impl OpenVote {
             eligible.peek() == Some(m)
         });
         Tally::new(&self.spec, self.eligible.len(), counted.map(|(_, b)| &b.choice))
+    }
+}
+
+/// Who may vote on a proposal, frozen when it opened. Proposals opened under the same
+/// rules in one community usually have the same voters: they share one set (see
+/// `Engine`'s interning), since thousands of open proposals each holding a copy of the
+/// member list was most of what a restart held.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Eligible(std::sync::Arc<BTreeSet<MemberId>>);
+
+impl Eligible {
+    /// Whether two hold the very same set (not only equal ones).
+    pub fn shares(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// A fingerprint of the members, the same for equal sets.
+    pub fn fingerprint(&self) -> u64 {
+        self.0.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, m| (h ^ m.0 as u64).wrapping_mul(0x0100_0000_01b3))
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<BTreeSet<MemberId>> {
+        std::sync::Arc::downgrade(&self.0)
+    }
+
+    pub(crate) fn from_shared(set: std::sync::Arc<BTreeSet<MemberId>>) -> Self {
+        Self(set)
+    }
+}
+
+impl std::ops::Deref for Eligible {
+    type Target = BTreeSet<MemberId>;
+    fn deref(&self) -> &BTreeSet<MemberId> {
+        &self.0
+    }
+}
+
+impl From<BTreeSet<MemberId>> for Eligible {
+    fn from(set: BTreeSet<MemberId>) -> Self {
+        Self(std::sync::Arc::new(set))
+    }
+}
+
+impl FromIterator<MemberId> for Eligible {
+    fn from_iter<I: IntoIterator<Item = MemberId>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<BTreeSet<_>>())
+    }
+}
+
+impl Serialize for Eligible {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Eligible {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeSet::<MemberId>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Each voter's current ballot, ordered by member: a sorted vector rather than a tree, as
+/// most proposals hold a handful of ballots and a tree node holds room for eleven (thousands
+/// of open proposals held their ballots in twice the memory).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ballots(Vec<(MemberId, Ballot)>);
+
+impl Ballots {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn find(&self, member: &MemberId) -> Result<usize, usize> {
+        self.0.binary_search_by(|(m, _)| m.cmp(member))
+    }
+
+    pub fn get(&self, member: &MemberId) -> Option<&Ballot> {
+        self.find(member).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, member: &MemberId) -> bool {
+        self.find(member).is_ok()
+    }
+
+    /// Sets `member`'s ballot; returns the one it replaces.
+    pub fn insert(&mut self, member: MemberId, ballot: Ballot) -> Option<Ballot> {
+        match self.find(&member) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, ballot)),
+            Err(i) => {
+                self.0.insert(i, (member, ballot));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, member: &MemberId) -> Option<Ballot> {
+        self.find(member).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `(member, ballot)` in member order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&MemberId, &Ballot)> + ExactSizeIterator {
+        self.0.iter().map(|(m, b)| (m, b))
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &MemberId> + ExactSizeIterator {
+        self.0.iter().map(|(m, _)| m)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Ballot> + ExactSizeIterator {
+        self.0.iter().map(|(_, b)| b)
+    }
+}
+
+impl FromIterator<(MemberId, Ballot)> for Ballots {
+    /// The last ballot of a member counts, as with repeated inserts.
+    fn from_iter<I: IntoIterator<Item = (MemberId, Ballot)>>(iter: I) -> Self {
+        let mut all: Vec<(MemberId, Ballot)> = iter.into_iter().collect();
+        // Stable: of a member's ballots the last one stays last, and is kept.
+        all.sort_by_key(|(m, _)| *m);
+        let mut out: Vec<(MemberId, Ballot)> = Vec::with_capacity(all.len());
+        for (m, b) in all {
+            match out.last_mut() {
+                Some((last, kept)) if *last == m => *kept = b,
+                _ => out.push((m, b)),
+            }
+        }
+        out.shrink_to_fit();
+        Self(out)
+    }
+}
+
+impl<'a> IntoIterator for &'a Ballots {
+    type Item = (&'a MemberId, &'a Ballot);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (MemberId, Ballot)>, fn(&'a (MemberId, Ballot)) -> Self::Item>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(m, b)| (m, b))
+    }
+}
+
+/// Written as a map from member to ballot, as it always was.
+impl Serialize for Ballots {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Ballots {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<MemberId, Ballot>::deserialize(deserializer)?;
+        Ok(Self(map.into_iter().collect()))
     }
 }
 
@@ -261,7 +420,7 @@ mod tests {
             spec: VoteSpec::default(),
             place: Place::new("console", "#general"),
             eligible: [2, 4, 6].into_iter().map(MemberId).collect(),
-            ballots: BTreeMap::new(),
+            ballots: Ballots::new(),
             messages: Vec::new(),
         };
         for (m, c) in [(1, Choice::No), (2, Choice::Yes), (3, Choice::No), (4, Choice::Yes), (7, Choice::No)] {
@@ -269,5 +428,43 @@ mod tests {
         }
         let t = v.tally();
         assert_eq!((t.counts[0], t.counts[1], t.cast, t.eligible), (2, 0, 2, 3));
+    }
+
+    #[test]
+    fn ballots_are_kept_one_per_member_in_order_and_written_as_a_map() {
+        let now = Utc::now();
+        let ballot = |c: Choice| Ballot {
+            choice: c,
+            account: AccountRef::new("console", "x"),
+            cast_at: now,
+            source: BallotSource::Command,
+        };
+        let mut b = Ballots::new();
+        assert_eq!(b.insert(MemberId(5), ballot(Choice::Yes)), None);
+        assert_eq!(b.insert(MemberId(2), ballot(Choice::No)), None);
+        assert_eq!(b.insert(MemberId(9), ballot(Choice::Abstain)), None);
+        assert_eq!(b.insert(MemberId(5), ballot(Choice::No)).map(|o| o.choice), Some(Choice::Yes));
+        assert_eq!(b.keys().map(|m| m.0).collect::<Vec<_>>(), [2, 5, 9]);
+        assert_eq!(b.get(&MemberId(5)).map(|o| &o.choice), Some(&Choice::No));
+        assert_eq!(b.remove(&MemberId(2)).map(|o| o.choice), Some(Choice::No));
+        assert_eq!(b.remove(&MemberId(2)), None);
+        assert!(!b.contains_key(&MemberId(2)) && b.contains_key(&MemberId(9)));
+        assert_eq!(b.len(), 2);
+
+        // Collected, the last ballot of a member counts, as with inserts.
+        let c: Ballots =
+            [(MemberId(3), ballot(Choice::Yes)), (MemberId(1), ballot(Choice::No)), (MemberId(3), ballot(Choice::No))]
+                .into_iter()
+                .collect();
+        assert_eq!(
+            c.iter().map(|(m, o)| (m.0, o.choice.clone())).collect::<Vec<_>>(),
+            [(1, Choice::No), (3, Choice::No)]
+        );
+
+        // The same JSON as a map from member to ballot, both ways.
+        let json = serde_json::to_value(&c).unwrap();
+        let as_map: BTreeMap<MemberId, Ballot> = c.iter().map(|(m, o)| (*m, o.clone())).collect();
+        assert_eq!(json, serde_json::to_value(&as_map).unwrap());
+        assert_eq!(serde_json::from_value::<Ballots>(json).unwrap(), c);
     }
 }

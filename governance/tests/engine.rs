@@ -814,3 +814,42 @@ fn by_default_a_step_affords_at_most_four_runaway_scripts() {
     let line = s.audit.iter().find(|a| matches!(a, Audit::ScriptBudgetSpent { .. })).unwrap().to_string();
     assert!(line.starts_with("the step's script budget of 1 s was spent, so "), "{line}");
 }
+
+#[test]
+fn proposals_with_the_same_voters_share_one_set_and_a_restored_one_joins_it() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.install(MAJORITY);
+    let a = w.propose("alice", "Paint the shed");
+    let b = w.propose("bob", "Fix the gate");
+    let eligible = |w: &World, id| w.engine.proposal(id).unwrap().vote.as_ref().unwrap().eligible.clone();
+    let (ea, eb) = (eligible(&w, a), eligible(&w, b));
+    assert_eq!(ea.len(), 4);
+    assert!(ea.shares(&eb));
+
+    // A proposal restored with an equal set (as the store gives it back) shares it too, and
+    // one with other voters keeps its own.
+    let mut copy = w.engine.proposal(a).unwrap().clone();
+    copy.id = ProposalId(10);
+    if let Some(v) = copy.vote.as_mut() {
+        v.messages.clear();
+        v.eligible = v.eligible.iter().copied().collect();
+        assert!(!v.eligible.shares(&ea));
+    }
+    w.engine.restore_proposal(copy);
+    assert!(eligible(&w, ProposalId(10)).shares(&ea));
+    let mut other = w.engine.proposal(a).unwrap().clone();
+    other.id = ProposalId(11);
+    if let Some(v) = other.vote.as_mut() {
+        v.messages.clear();
+        v.eligible = v.eligible.iter().copied().take(2).collect();
+    }
+    w.engine.restore_proposal(other);
+    let e11 = eligible(&w, ProposalId(11));
+    assert_eq!(e11.len(), 2);
+    assert!(!e11.shares(&ea));
+    // Ballots stay each proposal's own.
+    w.react("carol", a, "👍");
+    assert_eq!(w.engine.proposal(a).unwrap().tally().unwrap().cast, 1);
+    assert_eq!(w.engine.proposal(b).unwrap().tally().unwrap().cast, 0);
+    assert_eq!(w.engine.proposal(ProposalId(10)).unwrap().tally().unwrap().eligible, 4);
+}

@@ -16,8 +16,8 @@
 use super::codec::BallotColumns;
 use super::entities::{audit_log, inbox, proposals};
 use chrono::{DateTime, Utc};
-use polity_governance::proposal::Ballot;
-use polity_governance::{MemberId, MessageRef};
+use polity_governance::MessageRef;
+use polity_governance::proposal::Ballots;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -32,7 +32,7 @@ pub(crate) struct Written {
     /// What the `vote` column holds, as a fingerprint: it is written when the proposal
     /// opens and never changes after.
     pub vote: Option<VoteKey>,
-    pub ballots: BTreeMap<MemberId, Ballot>,
+    pub ballots: Ballots,
     /// Its rows in `vote_messages`, in order (as `Store::vote_messages` reads them).
     pub messages: Vec<MessageRef>,
     /// Its deadline job (there while it is open and has a deadline).
@@ -53,12 +53,10 @@ pub(crate) struct VoteKey {
 }
 
 impl VoteKey {
-    pub(crate) fn of(head: String, eligible: &std::collections::BTreeSet<MemberId>) -> Self {
-        // FNV-1a over the ids: cheap, and the same for equal sets in any process. (It tells
-        // a set that changed from the one written, which a frozen set never does.)
-        let hash =
-            eligible.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, m| (h ^ m.0 as u64).wrapping_mul(0x0100_0000_01b3));
-        Self { head, eligible: eligible.len(), hash }
+    pub(crate) fn of(head: String, eligible: &polity_governance::proposal::Eligible) -> Self {
+        // The same for equal sets in any process. (It tells a set that changed from the one
+        // written, which a frozen set never does.)
+        Self { head, eligible: eligible.len(), hash: eligible.fingerprint() }
     }
 }
 

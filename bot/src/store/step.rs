@@ -6,7 +6,7 @@ use super::shadow::{Pending, VoteKey, Written};
 use super::{DEADLINE, Recorded, StepRecord, StoreError, community, effect_proposal, status};
 use chrono::{DateTime, Utc};
 use polity_governance::policy::CompiledPolicy;
-use polity_governance::proposal::Ballot;
+use polity_governance::proposal::{Ballot, Ballots};
 use polity_governance::{Effect, MemberId, MessageRef, Proposal, ProposalId};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -361,7 +361,7 @@ async fn write_whole<C: ConnectionTrait>(
         .into_iter()
         .map(|b| (b.member_id, b))
         .collect();
-    let empty = BTreeMap::new();
+    let empty = Ballots::new();
     let wanted = p.vote.as_ref().map_or(&empty, |v| &v.ballots);
     let mut changed = Vec::new();
     for (member, ballot) in wanted {
@@ -442,7 +442,7 @@ async fn write_changes<C: ConnectionTrait>(
     }
 
     // Ballots: both maps are ordered by member, so they are walked together once.
-    let empty = BTreeMap::new();
+    let empty = Ballots::new();
     let wanted = p.vote.as_ref().map_or(&empty, |v| &v.ballots);
     let mut cast = Vec::new();
     let mut withdrawn = Vec::new();
