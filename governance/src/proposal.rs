@@ -407,15 +407,17 @@ pub fn state_of(decision: Decision) -> ProposalState {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_eligible_voters_ballots_are_counted() {
-        let now = Utc::now();
-        let ballot = |c: Choice| Ballot {
+    fn ballot(c: Choice) -> Ballot {
+        Ballot {
             choice: c,
             account: AccountRef::new("console", "x"),
-            cast_at: now,
+            cast_at: Utc::now(),
             source: BallotSource::Command,
-        };
+        }
+    }
+
+    #[test]
+    fn only_eligible_voters_ballots_are_counted() {
         let mut v = OpenVote {
             spec: VoteSpec::default(),
             place: Place::new("console", "#general"),
@@ -432,13 +434,6 @@ mod tests {
 
     #[test]
     fn ballots_are_kept_one_per_member_in_order_and_written_as_a_map() {
-        let now = Utc::now();
-        let ballot = |c: Choice| Ballot {
-            choice: c,
-            account: AccountRef::new("console", "x"),
-            cast_at: now,
-            source: BallotSource::Command,
-        };
         let mut b = Ballots::new();
         assert_eq!(b.insert(MemberId(5), ballot(Choice::Yes)), None);
         assert_eq!(b.insert(MemberId(2), ballot(Choice::No)), None);
