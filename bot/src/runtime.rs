@@ -123,6 +123,29 @@ pub enum ConnectionEvent {
     PollDue(crate::store::polls::DuePoll),
 }
 
+/// How many communities a start reads at once on PostgreSQL.
+const LOAD_AT_ONCE: usize = 4;
+
+/// What is stored of one community that memory holds: the community, its policies, its
+/// open proposals, its last proposal's number.
+struct Stored {
+    community: polity_governance::Community,
+    policies: Vec<crate::store::StoredPolicy>,
+    proposals: Vec<polity_governance::Proposal>,
+    last: Option<ProposalId>,
+}
+
+impl Stored {
+    async fn read(store: &Store, id: CommunityId) -> Result<Self, crate::store::StoreError> {
+        Ok(Self {
+            community: store.load_community(id).await?,
+            policies: store.load_policies(id).await?,
+            proposals: store.load_proposals(id, true).await?,
+            last: store.last_proposal_id(id).await?,
+        })
+    }
+}
+
 impl Runtime {
     /// Loads every community's state from the store.
     ///
@@ -147,8 +170,21 @@ impl Runtime {
             connection_events: Vec::new(),
             connection_tx: None,
         };
-        for (id, _) in rt.store.communities().await? {
-            rt.load(id).await?;
+        // On PostgreSQL several communities are read at once, so that their round trips
+        // overlap; SQLite answers in-process and gains nothing from it. Each community is
+        // set up in memory as its reads arrive.
+        let at_once = if rt.store.backend_name() == "postgres" { LOAD_AT_ONCE } else { 1 };
+        let mut ids = rt.store.communities().await?.into_iter().map(|(id, _)| id);
+        let mut reads = tokio::task::JoinSet::new();
+        loop {
+            while reads.len() < at_once {
+                let Some(id) = ids.next() else { break };
+                let store = rt.store.clone();
+                reads.spawn(async move { (id, Stored::read(&store, id).await) });
+            }
+            let Some(read) = reads.join_next().await else { break };
+            let (id, stored) = read.map_err(|e| anyhow!("reading a community failed: {e}"))?;
+            rt.install(id, stored?)?;
         }
         Ok(rt)
     }
@@ -250,19 +286,25 @@ impl Runtime {
     }
 
     async fn load(&mut self, id: CommunityId) -> Result<()> {
+        let stored = Stored::read(&self.store, id).await?;
+        self.install(id, stored)
+    }
+
+    /// Sets up a community in memory from what was read of it.
+    fn install(&mut self, id: CommunityId, stored: Stored) -> Result<()> {
         // Memory is rebuilt from the store: so is what the store knows it wrote.
         self.store.forget_written(id);
-        let community = self.store.load_community(id).await?;
+        let Stored { community, policies, proposals, last } = stored;
         let mut engine = Engine::new(community, self.sandbox.clone());
-        for p in self.store.load_policies(id).await? {
+        for p in policies {
             engine
                 .restore_policy(p.id, &p.source, p.active)
                 .map_err(|e| anyhow!("stored policy \"{}\" version {} no longer compiles:\n{e}", p.name, p.version))?;
         }
-        for p in self.store.load_proposals(id, true).await? {
+        for p in proposals {
             engine.restore_proposal(p);
         }
-        if let Some(last) = self.store.last_proposal_id(id).await? {
+        if let Some(last) = last {
             engine.numbered_after(last);
         }
         self.engines.insert(id, engine);
