@@ -167,24 +167,9 @@ impl Running {
         self.quiet().await;
     }
 
-    /// Waits until everything due now was performed: a job asks the runtime for what is due
-    /// (deadlines, then effects) until nothing is left in flight.
+    /// Waits until everything due now was performed.
     async fn quiet(&self) {
-        loop {
-            let (done, busy) = oneshot::channel();
-            let job = Input::job(move |rt, now| {
-                Box::pin(async move {
-                    rt.fire_deadlines(now).await?;
-                    rt.start_due(now).await?;
-                    let _ = done.send(rt.effects_in_flight());
-                    Ok(())
-                })
-            });
-            self.tx.send(job).await.unwrap();
-            if !busy.await.unwrap() {
-                return;
-            }
-        }
+        support::quiet(&self.tx).await;
     }
 
     /// The clock moves to `seconds` after t0, and what is due then is performed.

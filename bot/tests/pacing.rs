@@ -146,25 +146,9 @@ impl Running {
         self.chat.reads()
     }
 
-    /// Waits until the loop has taken everything sent before and performed what was due: a
-    /// job starts what is due at the clock's time, until nothing is left in flight (effects
-    /// run on tasks of their own, so the job that runs after one was started is no proof
-    /// that it ended).
+    /// Waits until the loop has taken everything sent before and performed what was due.
     async fn settle(&self) {
-        loop {
-            let (done, busy) = oneshot::channel();
-            let job = Input::job(move |rt, now| {
-                Box::pin(async move {
-                    rt.start_due(now).await?;
-                    let _ = done.send(rt.effects_in_flight());
-                    Ok(())
-                })
-            });
-            self.tx.send(job).await.unwrap();
-            if !busy.await.unwrap() {
-                return;
-            }
-        }
+        support::quiet(&self.tx).await;
     }
 
     /// The proposal's tally edits still to perform, as the outbox holds them: row and text.

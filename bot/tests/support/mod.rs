@@ -152,6 +152,28 @@ pub static SOURCECRED: polity_port::PlatformSpec = polity_port::PlatformSpec {
 };
 
 /// Registers the declared test platforms with `rt`.
+/// Waits until the serving loop behind `tx` has taken everything sent before and performed
+/// what is due at its clock's time: a job fires the deadlines and starts the due effects,
+/// again until nothing is left in flight. (Effects run on tasks of their own, so a job that
+/// runs after one was started is no proof that it ended.)
+pub async fn quiet(tx: &tokio::sync::mpsc::Sender<polity::serve::Input>) {
+    loop {
+        let (done, busy) = tokio::sync::oneshot::channel();
+        let job = polity::serve::Input::job(move |rt, now| {
+            Box::pin(async move {
+                rt.fire_deadlines(now).await?;
+                rt.start_due(now).await?;
+                let _ = done.send(rt.effects_in_flight());
+                Ok(())
+            })
+        });
+        tx.send(job).await.unwrap();
+        if !busy.await.unwrap() {
+            return;
+        }
+    }
+}
+
 pub fn declare_platforms(rt: &mut polity::runtime::Runtime) {
     for spec in [&SLACK, &GITHUB, &SOURCECRED] {
         rt.registry_mut().register(std::sync::Arc::new(Declared(spec)));
