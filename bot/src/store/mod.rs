@@ -208,7 +208,6 @@ impl Batch {
     /// A database error: nothing of the batch is written then.
     pub async fn commit(self) -> Result<(), StoreError> {
         step::write_held(&self.txn, &self.written).await?;
-        step::write_audit(&self.txn, self.written.audit_to_write()).await?;
         self.txn.commit().await?;
         self.written.commit();
         Ok(())

@@ -101,11 +101,10 @@ enum Parent {
 
 /// What a transaction (or savepoint) keeps until it commits: the entries it wrote (`None` for
 /// a proposal whose entry it took and did not put back, written whole next time), and the
-/// audit lines of its steps, written in one statement at the commit (inside the
+/// rows it holds back ([`Held`]), written in a few statements at the commit (inside the
 /// transaction, so with everything else of each step).
 pub(crate) struct Pending {
     changes: Mutex<HashMap<Key, Option<Written>>>,
-    audit: Mutex<Vec<audit_log::ActiveModel>>,
     held: Mutex<Held>,
     parent: Parent,
 }
@@ -117,6 +116,8 @@ pub(crate) type BallotKey = (i64, i64, i64);
 /// batch of ballots is then a handful of statements, not several per ballot).
 #[derive(Default)]
 pub(crate) struct Held {
+    /// The steps' audit lines, in order.
+    pub audit: Vec<audit_log::ActiveModel>,
     /// Inbox rows of inputs checked to be new, and their keys.
     pub inbox: Vec<inbox::ActiveModel>,
     pub inbox_keys: HashSet<(String, String)>,
@@ -131,6 +132,7 @@ pub(crate) type HeldEdit = (Key, String, DateTime<Utc>);
 
 impl Held {
     fn absorb(&mut self, inner: Held) {
+        self.audit.extend(inner.audit);
         self.inbox.extend(inner.inbox);
         self.inbox_keys.extend(inner.inbox_keys);
         self.ballots.extend(inner.ballots);
@@ -141,22 +143,12 @@ impl Held {
 impl Pending {
     /// A top-level transaction's.
     pub(crate) fn new(shadow: &Shadow) -> Arc<Self> {
-        Arc::new(Self {
-            changes: Mutex::default(),
-            audit: Mutex::default(),
-            held: Mutex::default(),
-            parent: Parent::Store(shadow.clone()),
-        })
+        Arc::new(Self { changes: Mutex::default(), held: Mutex::default(), parent: Parent::Store(shadow.clone()) })
     }
 
     /// A savepoint's inside `parent`.
     pub(crate) fn nested(parent: &Arc<Self>) -> Arc<Self> {
-        Arc::new(Self {
-            changes: Mutex::default(),
-            audit: Mutex::default(),
-            held: Mutex::default(),
-            parent: Parent::Batch(parent.clone()),
-        })
+        Arc::new(Self { changes: Mutex::default(), held: Mutex::default(), parent: Parent::Batch(parent.clone()) })
     }
 
     /// Takes the entry of `key` out, from this transaction or the ones around it, leaving
@@ -240,24 +232,13 @@ impl Pending {
 
     /// Holds a step's audit lines back until the commit.
     pub(crate) fn hold_audit(&self, rows: Vec<audit_log::ActiveModel>) {
-        lock(&self.audit).extend(rows);
-    }
-
-    /// The audit lines to write before a top-level transaction commits (a savepoint's go to
-    /// the transaction around it when it commits).
-    pub(crate) fn audit_to_write(&self) -> Vec<audit_log::ActiveModel> {
-        match self.parent {
-            Parent::Store(_) => std::mem::take(&mut *lock(&self.audit)),
-            Parent::Batch(_) => Vec::new(),
-        }
+        lock(&self.held).audit.extend(rows);
     }
 
     /// The transaction committed: its entries go to the one around it, or to the store.
     pub(crate) fn commit(&self) {
-        let audit = std::mem::take(&mut *lock(&self.audit));
         let held = std::mem::take(&mut *lock(&self.held));
         if let Parent::Batch(outer) = &self.parent {
-            lock(&outer.audit).extend(audit);
             lock(&outer.held).absorb(held);
         }
         let changes = std::mem::take(&mut *lock(&self.changes));

@@ -9,7 +9,7 @@ use polity_governance::policy::CompiledPolicy;
 use polity_governance::proposal::{Ballot, Ballots};
 use polity_governance::{Effect, MemberId, MessageRef, Proposal, ProposalId};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{CaseStatement, Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::BTreeMap;
 
@@ -156,7 +156,8 @@ async fn insert_effect<C: ConnectionTrait>(
 }
 
 /// Writes what a transaction held back until its commit, a few statements for all of it:
-/// its inputs' inbox rows, its ballots, the new texts of its waiting tally edits.
+/// its inputs' inbox rows, its ballots, the new texts of its waiting tally edits, its audit
+/// lines.
 pub(crate) async fn write_held<C: ConnectionTrait>(db: &C, pending: &Pending) -> Result<(), StoreError> {
     let held = pending.held_to_write();
     // In chunks, well below the bound parameters a statement may have (5 columns a row).
@@ -176,7 +177,8 @@ pub(crate) async fn write_held<C: ConnectionTrait>(db: &C, pending: &Pending) ->
         return Err(StoreError::RecordedElsewhere(expected - usize::try_from(inserted).unwrap_or(expected)));
     }
     write_ballot_rows(db, held.ballots).await?;
-    write_edits(db, pending, held.edits).await
+    write_edits(db, pending, held.edits).await?;
+    write_audit(db, held.audit).await
 }
 
 /// How many tally edits one statement replaces.
@@ -196,17 +198,15 @@ async fn write_edits<C: ConnectionTrait>(
         // row has), so the database prepares it once.
         let mut ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
         ids.resize(EDITS_PER_STATEMENT, 0);
-        let Some(((_, (_, first, at)), _)) = chunk.split_first() else { continue };
         let texts = chunk.iter().map(|(_, (_, text, _))| text.as_str()).chain(std::iter::repeat(""));
-        let mut pairs = ids.iter().zip(texts);
-        let Some((id0, _)) = pairs.next() else { continue };
-        let mut case = Expr::case(O::Id.eq(*id0), first.clone());
-        for (id, text) in pairs {
-            case = case.case(O::Id.eq(*id), text.to_string());
-        }
+        let case = ids
+            .iter()
+            .zip(texts)
+            .fold(CaseStatement::new(), |case, (id, text)| case.case(O::Id.eq(*id), text.to_string()));
+        let Some(at) = chunk.iter().map(|(_, (_, _, at))| *at).max() else { continue };
         let res = outbox::Entity::update_many()
             .col_expr(O::Effect, case.finally(Expr::col(O::Effect)).into())
-            .col_expr(O::UpdatedAt, Expr::value(*at))
+            .col_expr(O::UpdatedAt, Expr::value(at))
             .filter(O::Id.is_in(ids.iter().copied()))
             .filter(O::Status.eq(status::PENDING))
             .exec(db)
@@ -235,10 +235,7 @@ async fn write_edits<C: ConnectionTrait>(
 }
 
 /// Writes audit lines held back until the commit, in order.
-pub(crate) async fn write_audit<C: ConnectionTrait>(
-    db: &C,
-    rows: Vec<audit_log::ActiveModel>,
-) -> Result<(), StoreError> {
+async fn write_audit<C: ConnectionTrait>(db: &C, rows: Vec<audit_log::ActiveModel>) -> Result<(), StoreError> {
     // In chunks, well below the bound parameters a statement may have (4 columns a row).
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
