@@ -125,6 +125,10 @@ pub(crate) struct Held {
     pub ballots: BTreeMap<BallotKey, Option<BallotColumns>>,
     /// Tally edits waiting in the outbox whose text is replaced, by row id.
     pub edits: BTreeMap<i64, HeldEdit>,
+    /// Proposals whose closing edit this transaction wrote: a held tally whose row was
+    /// started meanwhile gets no row of its own then (it would come after the closing edit
+    /// and put the old tally and its buttons back).
+    pub closed: HashSet<Key>,
 }
 
 /// A waiting tally edit's new text: its proposal's key, the effect as JSON, when.
@@ -137,6 +141,7 @@ impl Held {
         self.inbox_keys.extend(inner.inbox_keys);
         self.ballots.extend(inner.ballots);
         self.edits.extend(inner.edits);
+        self.closed.extend(inner.closed);
     }
 }
 
@@ -214,6 +219,11 @@ impl Pending {
     /// Holds a new text for a waiting tally edit's row back until the commit.
     pub(crate) fn hold_edit(&self, row: i64, proposal: Key, effect: String, now: DateTime<Utc>) {
         lock(&self.held).edits.insert(row, (proposal, effect, now));
+    }
+
+    /// Notes that the proposal's closing edit is written (see [`Held::closed`]).
+    pub(crate) fn hold_closed(&self, proposal: Key) {
+        lock(&self.held).closed.insert(proposal);
     }
 
     /// Takes the held ballots (to write them before ballots are read inside the transaction).

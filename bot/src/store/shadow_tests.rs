@@ -190,3 +190,37 @@ async fn a_community_forgotten_is_written_whole_again() {
     w.record(w.react("cy", p, "👎", true)).await;
     w.assert_stored().await;
 }
+
+#[tokio::test]
+async fn a_tally_started_meanwhile_never_comes_after_its_proposals_closing_edit() {
+    use polity_governance::Effect;
+    let mut w = World::new().await;
+    let p = w.propose().await;
+    w.record(w.react("ann", p, "👍", true)).await;
+    let edits = |rows: Vec<super::OutboxRow>| -> Vec<(i64, bool)> {
+        rows.into_iter()
+            .filter_map(|r| match r.effect {
+                Effect::EditVote { closed, .. } => Some((r.id, closed)),
+                _ => None,
+            })
+            .collect()
+    };
+    let later = w.now + TimeDelta::days(2);
+    let waiting = edits(w.store.due_effects(later, 100).await.unwrap());
+    let [(tally, false)] = waiting[..] else { panic!("one waiting tally edit: {waiting:?}") };
+
+    // In one transaction: a ballot whose tally replaces the waiting edit's text, the
+    // dispatcher starting that edit meanwhile, and the deadline closing the vote.
+    let batch = w.store.begin_batch().await.unwrap();
+    w.record_in(&batch, w.react("bob", p, "👍", true)).await;
+    let started = format!("UPDATE outbox SET status = 'in_flight' WHERE id = {tally}");
+    batch.txn.execute_unprepared(&started).await.unwrap();
+    w.now += TimeDelta::hours(25);
+    w.record_in(&batch, Inbound::Tick).await;
+    batch.commit().await.unwrap();
+
+    // The edit in flight is redone (it is due again); the closing edit is the last word.
+    let due = edits(w.store.due_effects(later, 100).await.unwrap());
+    assert_eq!(due.last().map(|(_, closed)| *closed), Some(true), "{due:?}");
+    assert_eq!(due.iter().filter(|(_, closed)| !closed).count(), 1, "no tally after the close: {due:?}");
+}

@@ -95,6 +95,10 @@ pub(crate) async fn record<C: ConnectionTrait>(
         // always gets a row of its own.
         let tally = match e {
             Effect::EditVote { proposal, closed: false, .. } => Some((cid, proposal.0)),
+            Effect::EditVote { proposal, closed: true, .. } => {
+                written.hold_closed((cid, proposal.0));
+                None
+            }
             _ => None,
         };
         if let Some((key, id)) = tally.and_then(|key| Some((key, written.edit_row(key)?))) {
@@ -177,7 +181,7 @@ pub(crate) async fn write_held<C: ConnectionTrait>(db: &C, pending: &Pending) ->
         return Err(StoreError::RecordedElsewhere(expected - usize::try_from(inserted).unwrap_or(expected)));
     }
     write_ballot_rows(db, held.ballots).await?;
-    write_edits(db, pending, held.edits).await?;
+    write_edits(db, pending, held.edits, &held.closed).await?;
     write_audit(db, held.audit).await
 }
 
@@ -190,6 +194,7 @@ async fn write_edits<C: ConnectionTrait>(
     db: &C,
     pending: &Pending,
     edits: BTreeMap<i64, super::shadow::HeldEdit>,
+    closed: &std::collections::HashSet<super::shadow::Key>,
 ) -> Result<(), StoreError> {
     use outbox::Column as O;
     let edits: Vec<(i64, super::shadow::HeldEdit)> = edits.into_iter().collect();
@@ -225,7 +230,8 @@ async fn write_edits<C: ConnectionTrait>(
             .into_iter()
             .collect();
         for (id, (key, text, at)) in chunk {
-            if !waiting.contains(id) {
+            // A closed proposal's closing edit shows its final tally already.
+            if !waiting.contains(id) && !closed.contains(key) {
                 let new = insert_effect(db, key.0, Some(key.1), text.clone(), *at).await?;
                 pending.set_edit_row(*key, new);
             }
