@@ -413,6 +413,75 @@ async fn after_a_dropped_connection_resumes_the_open_votes_are_read_back() {
     polity.stop().await;
 }
 
+const YES_TONED: &str = "👍🏽";
+const NO_TONED: &str = "👎🏿";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skin_toned_reaction_is_its_option_and_the_bot_removes_exactly_the_variant_used() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_tones");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    said(&fake, BOB, &["propose"], vec![("text", json!("A skin tone is a yes"))]).await;
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: A skin tone is a yes").await;
+    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
+
+    fake.user_reacts(DAVE, GENERAL, &vote, YES_TONED);
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("yes 1 · no 0 · abstain 0 (1 of 4 voted)")).await;
+    // Dave changes his mind: the bot takes away the 👍🏽 he used, not the bot's own 👍.
+    fake.user_reacts(DAVE, GENERAL, &vote, NO);
+    until_reactions(&fake, GENERAL, &vote, YES_TONED, &[]).await;
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("yes 0 · no 1 · abstain 0 (1 of 4 voted)")).await;
+    assert_eq!(fake.reactions(GENERAL, &vote, YES), [BOT_ID]);
+    let removals: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("/reactions/"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(removals.len(), 1, "one removal, of the variant used: {removals:?}");
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn super_reactions_are_not_ballots_and_variants_are_read_back_whole() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_bursts");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    said(&fake, BOB, &["propose"], vec![("text", json!("Super reactions are decoration"))]).await;
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: Super reactions are decoration").await;
+    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
+
+    // Carol votes yes, then adds a super reaction 👎: not a ballot, and her 👍 stays.
+    fake.user_reacts(CAROL, GENERAL, &vote, YES);
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("yes 1 · no 0 · abstain 0 (1 of 4 voted)")).await;
+    fake.user_super_reacts(CAROL, GENERAL, &vote, NO);
+    fake.user_reacts(ALICE, GENERAL, &vote, "🤷");
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("(2 of 4 voted)")).await;
+    let text = fake.message(GENERAL, &vote).unwrap().content;
+    assert!(text.ends_with("yes 1 · no 0 · abstain 1 (2 of 4 voted)"), "{text}");
+    assert_eq!(fake.reactions(GENERAL, &vote, YES), [BOT_ID, CAROL]);
+    assert_eq!(fake.burst_reactions(GENERAL, &vote, NO), [CAROL]);
+    polity.stop().await;
+
+    // While Polity is down: Bob votes 👎🏿, Dave super-reacts 👍 only. Read back at start:
+    // the variant counts, the super reaction does not.
+    fake.user_reacts(BOB, GENERAL, &vote, NO_TONED);
+    fake.user_super_reacts(DAVE, GENERAL, &vote, YES);
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    let text = until_content(&fake, GENERAL, &vote, |c| c.ends_with("(3 of 4 voted)")).await;
+    assert!(text.ends_with("yes 1 · no 1 · abstain 1 (3 of 4 voted)"), "{text}");
+    let reads: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains(&format!("/messages/{vote}/reactions/")))
+        .map(|r| r.query.clone())
+        .collect();
+    assert!(reads.iter().all(|q| q.contains("type=0")), "normal reactions asked for: {reads:?}");
+    polity.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass() {
     let fake = discord().await;

@@ -8,17 +8,17 @@
 
 use crate::commands::{Bridge, application_commands};
 use crate::platform::{
-    DiscordPlatform, MEMBER_JOIN, MESSAGE, RENAME_CHANNEL, ROLE_GRANT, ROLE_REVOKED, VOTE_BUTTON, http_client,
+    DiscordPlatform, MEMBER_JOIN, MESSAGE, RENAME_CHANNEL, ROLE_GRANT, ROLE_REVOKED, VOTE_BUTTON, emoji_key,
+    http_client,
 };
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, MessageRef, Place};
 use polity_governance::io::Inbound;
-use polity_governance::vote::emoji::normalize;
 use polity_port::{Event, Incoming, SpaceInfo};
 use serde_json::Value;
 use serenity::all::{
     Cache, ChunkGuildFilter, ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildChannel, GuildId,
-    GuildMemberUpdateEvent, GuildMembersChunkEvent, Interaction, Member, Message, Reaction, ReactionType, Ready,
+    GuildMemberUpdateEvent, GuildMembersChunkEvent, Interaction, Member, Message, Reaction, ReactionTypes, Ready,
     ResumedEvent, ShardManager, UserId,
 };
 use serenity::model::guild::audit_log::{Action as AuditAction, ChannelAction, MemberAction};
@@ -206,18 +206,6 @@ fn bot_id(ctx: &Context) -> UserId {
     ctx.cache.current_user().id
 }
 
-/// A reaction's emoji as the engine compares it: the unicode emoji normalized, a custom
-/// emoji as `name:id`.
-#[must_use]
-pub fn emoji_key(emoji: &ReactionType) -> String {
-    match emoji {
-        ReactionType::Unicode(e) => normalize(e),
-        ReactionType::Custom { id, name, .. } => format!("{}:{id}", name.as_deref().unwrap_or("")),
-        // serenity's type is non-exhaustive.
-        other => other.to_string(),
-    }
-}
-
 fn member_name(member: &Member) -> String {
     member.display_name().to_string()
 }
@@ -254,7 +242,9 @@ impl Handler {
 
     async fn reaction(&self, ctx: &Context, r: Reaction, added: bool) {
         let Some(user) = r.user_id else { return };
-        if user == bot_id(ctx) {
+        // A super (burst) reaction is decoration a member paid for, not a ballot: it is
+        // never counted, and never replaces the member's normal reaction.
+        if user == bot_id(ctx) || r.burst || r.reaction_type != ReactionTypes::Normal {
             return;
         }
         let emoji = emoji_key(&r.emoji);

@@ -21,7 +21,7 @@
 //! | `EditVote` | `PATCH /channels/{c}/messages/{m}` (`content`; `components: []` once the vote is closed) for each vote message on this connection |
 //! | `Post` | `POST /channels/{c}/messages` |
 //! | `Notify` | `POST /users/@me/channels` (`recipient_id`), then `POST /channels/{dm}/messages` |
-//! | `RemoveReaction` | `DELETE /channels/{c}/messages/{m}/reactions/{emoji}/{user}` |
+//! | `RemoveReaction` | `GET /channels/{c}/messages/{m}` (the variants on the message: 👍🏽 and 👍🏿 are 👍's option), then `DELETE /channels/{c}/messages/{m}/reactions/{variant}/{user}` for the variant the user holds (read with `GET .../reactions/{variant}?type=0` when several are there) |
 //! | `Revert`/`Execute` `discord.message` | `DELETE /channels/{c}/messages/{m}` / `POST /channels/{c}/messages` ("{author} wrote: {text}", attachments' URLs, no mentions parsed) |
 //! | `Revert`/`Execute` `discord.rename_channel` | `PATCH /channels/{c}` (`name`: `old_name` / `name`) |
 //! | `Revert`/`Execute` `discord.role_grant` | `DELETE` / `PUT /guilds/{g}/members/{u}/roles/{r}` |
@@ -34,7 +34,7 @@
 //! | `Call` `discord.grant_role` / `discord.revoke_role` (`user`, `role`, `guild`) | `PUT` / `DELETE /guilds/{g}/members/{user}/roles/{role}` (`guild`, else the connection's guild, else the one of its guilds that has the role) |
 //! | `Call` `discord.kick` (`user`, `guild`) | `DELETE /guilds/{g}/members/{user}` (`guild`, else the connection's guild, else the one of its guilds the user is in) |
 //! | `StartProcess` | refused: Discord has no decision processes |
-//! | reading a vote's reactions | `GET /users/@me` (once), then `GET /channels/{c}/messages/{m}/reactions/{emoji}?limit=100&after={last}` page by page; bots left out |
+//! | reading a vote's reactions | `GET /users/@me` (once), `GET /channels/{c}/messages/{m}` (which variants of each option members hold as normal reactions), then for each `GET /channels/{c}/messages/{m}/reactions/{variant}?type=0&limit=100&after={last}` page by page; bots and super reactions left out |
 //!
 //! ## The `data` of governable actions
 //! Ids are snowflakes as strings (digits; mentions like `<#1>` are accepted too).
@@ -98,7 +98,7 @@
 //! |---|---|---|
 //! | `READY` / `RESUMED` | [`Incoming::Connected`] (the application id, for the invite link) | |
 //! | `GUILD_CREATE` / `GUILD_MEMBERS_CHUNK` | [`Incoming::Guild`] (name, owner, members; a large guild's members are asked for) / [`Incoming::Members`] | |
-//! | `MESSAGE_REACTION_ADD`/`REMOVE` | `Inbound::Reaction` (emoji: unicode normalized, custom `name:id`); the engine also makes an added reaction the trigger event `discord.reaction_added` | `reaction:{message}:{user}:{emoji}:{add\|remove}:{session}:{n}`, new per delivery (a reaction is a state: applying it twice changes nothing) |
+//! | `MESSAGE_REACTION_ADD`/`REMOVE` | `Inbound::Reaction` (emoji: unicode normalized, so 👍🏽 is 👍; custom `name:id`); super (burst) reactions ignored; the engine also makes an added reaction the trigger event `discord.reaction_added` | `reaction:{message}:{user}:{emoji}:{add\|remove}:{session}:{n}`, new per delivery (a reaction is a state: applying it twice changes nothing) |
 //! | `MESSAGE_CREATE` (guild, not a webhook) | performed `discord.message` at its channel, `source_id` = message id; `text`, `channel`, `message`, `author` (display name), `attachments` (URLs) | `message:{message}` |
 //! | `CHANNEL_UPDATE` with a new name | performed `discord.rename_channel` by the audit log entry's user; `channel`, `old_name`, `name` | `rename:{channel}:{audit entry}` |
 //! | `GUILD_MEMBER_UPDATE`, per role added / taken away | performed `discord.role_grant` / event `discord.role_revoked`, by the audit log entry's user; `guild`, `user`, `role` | `role_grant:` / `role_revoked:{guild}:{user}:{role}:{audit entry}` |
@@ -134,11 +134,11 @@ mod rest;
 
 pub use adapter::{DiscordAdapter, DiscordConfig, SPEC};
 pub use commands::{Bridge, application_commands};
-pub use gateway::{Gateway, GatewayConfig, emoji_key, intents, start};
+pub use gateway::{Gateway, GatewayConfig, intents, start};
 pub use invite::{PERMISSIONS, invite_url, permission_bits};
 pub use platform::{
     COMMAND_USED, DELETE_MESSAGE, DiscordPlatform, EDIT_MESSAGE, GRANT_ROLE, KICK, MEMBER_JOIN, MESSAGE, PIN_MESSAGE,
-    POST_MESSAGE, RENAME_CHANNEL, REVOKE_ROLE, ROLE_GRANT, ROLE_REVOKED, SEND_DM, VOTE_BUTTON,
+    POST_MESSAGE, RENAME_CHANNEL, REVOKE_ROLE, ROLE_GRANT, ROLE_REVOKED, SEND_DM, VOTE_BUTTON, emoji_key,
 };
 pub use rest::DISCORD_URL;
 /// serenity's cache, which the gateway keeps: what a community's connection checks channels,

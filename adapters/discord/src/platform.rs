@@ -7,6 +7,7 @@ use polity_governance::io::{Effect, VoteOption};
 use polity_governance::platform::{
     ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, ReactionRead, Request,
 };
+use polity_governance::vote::emoji::normalize;
 use serde_json::{Map, Value, json};
 use serenity::builder::{CreateActionRow, CreateAllowedMentions, CreateButton, CreateMessage};
 use serenity::cache::Cache;
@@ -143,12 +144,13 @@ enum Op {
         user: UserId,
         text: String,
     },
-    /// A user's reaction taken off a message.
+    /// A user's reaction taken off a message: each variant of `emoji` (👍🏽 for 👍) the user
+    /// holds there.
     Unreact {
         channel: ChannelId,
         message: MessageId,
         user: UserId,
-        emoji: ReactionType,
+        emoji: String,
     },
     Delete {
         channel: ChannelId,
@@ -469,7 +471,7 @@ impl DiscordPlatform {
                     channel: channel_id(&message.channel)?,
                     message: snowflake("message", &message.message)?,
                     user: snowflake("user", &account.account)?,
-                    emoji: reaction(emoji)?,
+                    emoji: emoji_key(&reaction(emoji)?),
                 })
             }
             Effect::Revert { action, .. } => self.plan_revert(action),
@@ -582,14 +584,26 @@ impl DiscordPlatform {
                 Ok(Performed::default())
             }
             Op::Unreact { channel, message, user, emoji } => {
-                let reaction = emoji.as_data();
-                let route = Route::ChannelMessageReaction {
-                    channel_id: channel,
-                    message_id: message,
-                    user_id: user,
-                    reaction: &reaction,
-                };
-                self.send(LightMethod::Delete, route, None).await?;
+                let variants: Vec<ReactionType> =
+                    self.listed(channel, message).await?.into_iter().filter(|v| emoji_key(v) == emoji).collect();
+                let account = AccountRef::new(self.name.clone(), user.to_string());
+                for variant in &variants {
+                    // The variant the member used: with one on the message it is that one,
+                    // else the one whose users include them.
+                    if variants.len() > 1
+                        && !self.reacted(channel, message, variant).await?.iter().any(|(a, _)| *a == account)
+                    {
+                        continue;
+                    }
+                    let reaction = variant.as_data();
+                    let route = Route::ChannelMessageReaction {
+                        channel_id: channel,
+                        message_id: message,
+                        user_id: user,
+                        reaction: &reaction,
+                    };
+                    self.send(LightMethod::Delete, route, None).await?;
+                }
                 Ok(Performed::default())
             }
             Op::Delete { channel, message } => {
@@ -635,20 +649,38 @@ impl DiscordPlatform {
         Ok(*self.me.get_or_init(|| me))
     }
 
-    /// Every user who reacted with `emoji` on a message, page by page; bots left out.
+    /// The emoji members hold as normal reactions on a message, every variant apart (👍, 👍🏽
+    /// and 👍🏿 are three), as Discord lists the message's reactions.
+    async fn listed(&self, channel_id: ChannelId, message_id: MessageId) -> Result<Vec<ReactionType>, PlatformError> {
+        let message = self.send(LightMethod::Get, Route::ChannelMessage { channel_id, message_id }, None).await?;
+        let listed = message.get("reactions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        Ok(listed
+            .iter()
+            .filter(|r| {
+                // Counted apart from super reactions where Discord says so.
+                let normal = r.pointer("/count_details/normal").or_else(|| r.get("count"));
+                normal.and_then(Value::as_u64).unwrap_or(0) > 0
+            })
+            .filter_map(|r| serde_json::from_value::<ReactionType>(r.get("emoji")?.clone()).ok())
+            .collect())
+    }
+
+    /// Every user who holds `emoji` (exactly that variant) as a normal reaction on a message,
+    /// page by page; bots left out.
     async fn reacted(
         &self,
         channel_id: ChannelId,
         message_id: MessageId,
-        emoji: &str,
-    ) -> Result<Option<Vec<(AccountRef, String)>>, PlatformError> {
+        emoji: &ReactionType,
+    ) -> Result<Vec<(AccountRef, String)>, PlatformError> {
         let me = self.me().await?;
-        let reaction = reaction(emoji)?.as_data();
+        let reaction = emoji.as_data();
         let mut users = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let route = Route::ChannelMessageReactionEmoji { channel_id, message_id, reaction: &reaction };
-            let mut params = vec![("limit", REACTION_PAGE.to_string())];
+            // Normal reactions only (`type` 0): a super reaction is not a ballot.
+            let mut params = vec![("type", "0".to_string()), ("limit", REACTION_PAGE.to_string())];
             if let Some(a) = &after {
                 params.push(("after", a.clone()));
             }
@@ -658,7 +690,7 @@ impl DiscordPlatform {
                     return Err(PlatformError::Transient(format!("Discord listed a reaction's users as {other}")));
                 }
                 // Nobody can hold an emoji Discord does not know.
-                Err(Failure { code: Some(UNKNOWN_EMOJI), .. }) => return Ok(Some(users)),
+                Err(Failure { code: Some(UNKNOWN_EMOJI), .. }) => return Ok(users),
                 Err(f) => return Err(f.error),
             };
             for u in &page {
@@ -675,7 +707,7 @@ impl DiscordPlatform {
                 users.push((AccountRef::new(self.name.clone(), id), name.to_string()));
             }
             if page.len() < REACTION_PAGE {
-                return Ok(Some(users));
+                return Ok(users);
             }
         }
     }
@@ -686,11 +718,21 @@ impl DiscordPlatform {
         let message_id = snowflake::<MessageId>("message", &message.message)?;
         // Reading is acting too: only the community's own messages are read.
         self.allow(&Targets::channels(vec![channel_id])).await?;
+        // Every variant of every option on the message, each read whole: a member who holds
+        // 👍🏽 holds 👍's option.
+        let listed = self.listed(channel_id, message_id).await?;
         let mut read = Vec::new();
         for e in emoji {
-            if let Some(users) = self.reacted(channel_id, message_id, e).await? {
-                read.push(ReactionRead { emoji: e.clone(), users });
+            let key = emoji_key(&reaction(e)?);
+            let mut users: Vec<(AccountRef, String)> = Vec::new();
+            for variant in listed.iter().filter(|v| emoji_key(v) == key) {
+                for user in self.reacted(channel_id, message_id, variant).await? {
+                    if !users.iter().any(|(a, _)| *a == user.0) {
+                        users.push(user);
+                    }
+                }
             }
+            read.push(ReactionRead { emoji: e.clone(), users });
         }
         Ok(read)
     }
@@ -957,6 +999,18 @@ fn channel_of(action: &Action) -> Result<ChannelId, PlatformError> {
 fn message_of(action: &Action) -> Result<(ChannelId, MessageId), PlatformError> {
     let message = action.data.get("message").map_or_else(|| action.source_id.clone(), text_of);
     Ok((channel_of(action)?, snowflake("message", &message)?))
+}
+
+/// A reaction's emoji as the engine compares it: the unicode emoji normalized, a custom
+/// emoji as `name:id`.
+#[must_use]
+pub fn emoji_key(emoji: &ReactionType) -> String {
+    match emoji {
+        ReactionType::Unicode(e) => normalize(e),
+        ReactionType::Custom { id, name, .. } => format!("{}:{id}", name.as_deref().unwrap_or("")),
+        // serenity's type is non-exhaustive.
+        other => other.to_string(),
+    }
 }
 
 fn reaction(emoji: &str) -> Result<ReactionType, PlatformError> {

@@ -312,15 +312,25 @@ impl FakeDiscord {
 
     // Users acting on Discord.
 
-    /// `user` adds `emoji` (a unicode emoji, or `name:id`) to a message: MESSAGE_REACTION_ADD
-    /// (with the member, `burst` false, `type` 0, `message_author_id`). Nothing when they
-    /// already held it.
+    /// `user` adds `emoji` (a unicode emoji, skin tone and all, or `name:id`) to a message:
+    /// MESSAGE_REACTION_ADD (with the member, `burst` false, `type` 0, `message_author_id`).
+    /// Nothing when they already held it.
     pub fn user_reacts(&self, user: &str, channel: &str, message: &str, emoji: &str) {
+        self.reacts(user, channel, message, emoji, false);
+    }
+
+    /// `user` adds `emoji` as a super reaction (Nitro's burst reaction): MESSAGE_REACTION_ADD
+    /// with `burst` true and `type` 1. A user may hold both kinds of one emoji.
+    pub fn user_super_reacts(&self, user: &str, channel: &str, message: &str, emoji: &str) {
+        self.reacts(user, channel, message, emoji, true);
+    }
+
+    fn reacts(&self, user: &str, channel: &str, message: &str, emoji: &str, burst: bool) {
         self.shared.change(|s| {
             let m = s.message(channel, message).filter(|m| !m.deleted).cloned();
             let m = m.unwrap_or_else(|| panic!("user_reacts: no message {message} in channel {channel}"));
-            if s.add_reaction(channel, message, emoji, user) {
-                let event = s.reaction_add(&m, user, emoji);
+            if s.add_reaction(channel, message, emoji, user, burst) {
+                let event = s.reaction_add(&m, user, emoji, burst);
                 s.dispatch("MESSAGE_REACTION_ADD", event);
             }
         });
@@ -329,9 +339,18 @@ impl FakeDiscord {
     /// `user` takes their `emoji` off a message: MESSAGE_REACTION_REMOVE (no member).
     /// Nothing when they did not hold it.
     pub fn user_unreacts(&self, user: &str, channel: &str, message: &str, emoji: &str) {
+        self.unreacts(user, channel, message, emoji, false);
+    }
+
+    /// `user` takes their super reaction `emoji` off a message.
+    pub fn user_super_unreacts(&self, user: &str, channel: &str, message: &str, emoji: &str) {
+        self.unreacts(user, channel, message, emoji, true);
+    }
+
+    fn unreacts(&self, user: &str, channel: &str, message: &str, emoji: &str, burst: bool) {
         self.shared.change(|s| {
-            if s.remove_reaction(channel, message, emoji, user) {
-                let event = s.reaction_remove(channel, message, user, emoji);
+            if s.remove_reaction(channel, message, emoji, user, burst) {
+                let event = s.reaction_remove(channel, message, user, emoji, burst);
                 s.dispatch("MESSAGE_REACTION_REMOVE", event);
             }
         });
@@ -576,6 +595,11 @@ impl FakeDiscord {
     /// The user ids holding `emoji` on a message, in the order they reacted.
     pub fn reactions(&self, channel: &str, message: &str, emoji: &str) -> Vec<String> {
         self.with(|s| s.reactions(channel, message, emoji))
+    }
+
+    /// The user ids holding `emoji` as a super reaction on a message.
+    pub fn burst_reactions(&self, channel: &str, message: &str, emoji: &str) -> Vec<String> {
+        self.with(|s| s.burst_reactions(channel, message, emoji))
     }
 
     /// The channel's name now.

@@ -172,14 +172,26 @@ impl State {
                 })
             })
             .collect();
-        let reactions: Vec<Value> = m
-            .reactions
+        // One entry per emoji, normal and super reactions counted apart, in the order the
+        // emoji first appeared.
+        let mut emoji: Vec<&str> = Vec::new();
+        for (e, _) in m.reactions.iter().chain(&m.bursts) {
+            if !emoji.contains(&e.as_str()) {
+                emoji.push(e);
+            }
+        }
+        let held = |list: &[(String, Vec<String>)], e: &str| -> Vec<String> {
+            list.iter().find(|(k, _)| k == e).map(|(_, u)| u.clone()).unwrap_or_default()
+        };
+        let reactions: Vec<Value> = emoji
             .iter()
-            .map(|(emoji, users)| {
+            .map(|e| {
+                let (normal, burst) = (held(&m.reactions, e), held(&m.bursts, e));
                 json!({
-                    "count": users.len(), "count_details": { "burst": 0, "normal": users.len() },
-                    "me": users.iter().any(|u| u == BOT_ID), "me_burst": false,
-                    "emoji": emoji_json(emoji), "burst_colors": []
+                    "count": normal.len() + burst.len(),
+                    "count_details": { "burst": burst.len(), "normal": normal.len() },
+                    "me": normal.iter().any(|u| u == BOT_ID), "me_burst": burst.iter().any(|u| u == BOT_ID),
+                    "emoji": emoji_json(e), "burst_colors": if burst.is_empty() { json!([]) } else { json!(["#ffcc4d"]) }
                 })
             })
             .collect();
@@ -221,12 +233,14 @@ impl State {
         v
     }
 
-    /// MESSAGE_REACTION_ADD's `d`: with the reacting member (in a guild), `burst` and `type`.
-    pub(crate) fn reaction_add(&self, m: &Msg, user: &str, emoji: &str) -> Value {
+    /// MESSAGE_REACTION_ADD's `d`: with the reacting member (in a guild), `burst` and `type`
+    /// (1 for a super reaction, with its colours).
+    pub(crate) fn reaction_add(&self, m: &Msg, user: &str, emoji: &str, burst: bool) -> Value {
+        let colors = if burst { json!(["#ffcc4d"]) } else { json!([]) };
         let mut v = json!({
             "user_id": user, "channel_id": m.channel_id, "message_id": m.id,
             "emoji": emoji_json(emoji), "message_author_id": m.author,
-            "burst": false, "burst_colors": [], "type": 0
+            "burst": burst, "burst_colors": colors, "type": u8::from(burst)
         });
         if let Some(g) = self.guild_of(&m.channel_id) {
             v["member"] = self.member_json(&g, user);
@@ -236,10 +250,10 @@ impl State {
     }
 
     /// MESSAGE_REACTION_REMOVE's `d` (no member, as Discord sends it).
-    pub(crate) fn reaction_remove(&self, channel: &str, message: &str, user: &str, emoji: &str) -> Value {
+    pub(crate) fn reaction_remove(&self, channel: &str, message: &str, user: &str, emoji: &str, burst: bool) -> Value {
         let mut v = json!({
             "user_id": user, "channel_id": channel, "message_id": message,
-            "emoji": emoji_json(emoji), "burst": false, "type": 0
+            "emoji": emoji_json(emoji), "burst": burst, "type": u8::from(burst)
         });
         if let Some(g) = self.guild_of(channel) {
             v["guild_id"] = json!(g);

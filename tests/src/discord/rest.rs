@@ -570,35 +570,43 @@ fn react(s: &mut State, channel: &str, message: &str, emoji: &str) -> Answer {
     if let Some(a) = check_reaction(s, channel, message, emoji) {
         return a;
     }
-    if s.add_reaction(channel, message, emoji, BOT_ID)
+    if s.add_reaction(channel, message, emoji, BOT_ID, false)
         && let Some(m) = s.message(channel, message).cloned()
     {
-        let event = s.reaction_add(&m, BOT_ID, emoji);
+        let event = s.reaction_add(&m, BOT_ID, emoji, false);
         s.dispatch("MESSAGE_REACTION_ADD", event);
     }
     no_content()
 }
 
-/// `DELETE .../reactions/{emoji}/{user}`: a reaction taken away.
+/// `DELETE .../reactions/{emoji}/{user}`: a reaction taken away: exactly that emoji (👍 is
+/// not 👍🏽), the user's normal reaction (a super reaction stays).
 fn unreact(s: &mut State, channel: &str, message: &str, emoji: &str, user: &str) -> Answer {
     if let Some(a) = check_reaction(s, channel, message, emoji) {
         return a;
     }
-    if s.remove_reaction(channel, message, emoji, user) {
-        let event = s.reaction_remove(channel, message, user, emoji);
+    if s.remove_reaction(channel, message, emoji, user, false) {
+        let event = s.reaction_remove(channel, message, user, emoji, false);
         s.dispatch("MESSAGE_REACTION_REMOVE", event);
     }
     no_content()
 }
 
-/// `GET .../reactions/{emoji}?limit=N&after=ID`: one page of the users holding the emoji.
+/// `GET .../reactions/{emoji}?type=T&limit=N&after=ID`: one page of the users holding exactly
+/// that emoji, as normal reactions (`type` 0, the default) or super reactions (1).
 fn reaction_users(s: &State, channel: &str, message: &str, emoji: &str, r: &Req) -> Answer {
     if let Some(a) = check_reaction(s, channel, message, emoji) {
         return a;
     }
+    let burst = match r.param("type") {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(_) => return invalid_form("type: Value must be one of {0, 1}"),
+    };
     let limit = r.param("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(25).clamp(1, 100);
     let after = r.param("after").unwrap_or("0");
-    let mut holders = s.reactions(channel, message, emoji);
+    let mut holders =
+        if burst { s.burst_reactions(channel, message, emoji) } else { s.reactions(channel, message, emoji) };
     holders.sort_by(|a, b| by_snowflake(a, b));
     let page: Vec<Value> =
         holders.iter().filter(|u| by_snowflake(u, after).is_gt()).take(limit).map(|u| s.user_json(u)).collect();

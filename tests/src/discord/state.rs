@@ -136,8 +136,9 @@ pub struct Channel {
 
 /// A message: who wrote it, its text and components (the JSON array as the bot sent it),
 /// its attachments (URLs), and whether it was deleted (deleted messages are kept, flagged).
-/// `reactions` holds, for each emoji key (a unicode emoji itself, a custom emoji `name:id`),
-/// the user ids holding it in the order they reacted.
+/// `reactions` holds, for each emoji key (a unicode emoji itself, skin tone and all; a custom
+/// emoji `name:id`), the user ids holding it in the order they reacted; `bursts` the same for
+/// super reactions, which Discord keeps apart (a user may hold both of one emoji).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Msg {
     pub id: String,
@@ -152,6 +153,7 @@ pub struct Msg {
     pub nonce: Option<String>,
     pub timestamp: String,
     pub reactions: Vec<(String, Vec<String>)>,
+    pub bursts: Vec<(String, Vec<String>)>,
 }
 
 impl Msg {
@@ -421,6 +423,7 @@ impl State {
             nonce,
             timestamp,
             reactions: Vec::new(),
+            bursts: Vec::new(),
         };
         if let Some(c) = self.channel_mut(channel) {
             c.messages.push(msg);
@@ -428,32 +431,43 @@ impl State {
         id
     }
 
-    /// Adds `user` to `emoji`'s holders; false when they already held it.
-    pub(crate) fn add_reaction(&mut self, channel: &str, message: &str, emoji: &str, user: &str) -> bool {
+    /// Adds `user` to `emoji`'s holders (its super reaction's when `burst`); false when they
+    /// already held it.
+    pub(crate) fn add_reaction(&mut self, channel: &str, message: &str, emoji: &str, user: &str, burst: bool) -> bool {
         let Some(m) = self.message_mut(channel, message) else { return false };
-        match m.reactions.iter_mut().find(|(e, _)| e == emoji) {
+        let reactions = if burst { &mut m.bursts } else { &mut m.reactions };
+        match reactions.iter_mut().find(|(e, _)| e == emoji) {
             Some((_, users)) if users.iter().any(|u| u == user) => false,
             Some((_, users)) => {
                 users.push(user.into());
                 true
             }
             None => {
-                m.reactions.push((emoji.into(), vec![user.into()]));
+                reactions.push((emoji.into(), vec![user.into()]));
                 true
             }
         }
     }
 
-    /// Takes `user` out of `emoji`'s holders; false when they did not hold it.
-    pub(crate) fn remove_reaction(&mut self, channel: &str, message: &str, emoji: &str, user: &str) -> bool {
+    /// Takes `user` out of `emoji`'s holders (its super reaction's when `burst`); false when
+    /// they did not hold it.
+    pub(crate) fn remove_reaction(
+        &mut self,
+        channel: &str,
+        message: &str,
+        emoji: &str,
+        user: &str,
+        burst: bool,
+    ) -> bool {
         let Some(m) = self.message_mut(channel, message) else { return false };
-        let Some(i) = m.reactions.iter().position(|(e, _)| e == emoji) else { return false };
-        let users = &mut m.reactions[i].1;
+        let reactions = if burst { &mut m.bursts } else { &mut m.reactions };
+        let Some(i) = reactions.iter().position(|(e, _)| e == emoji) else { return false };
+        let users = &mut reactions[i].1;
         let before = users.len();
         users.retain(|u| u != user);
         let removed = users.len() != before;
         if users.is_empty() {
-            m.reactions.remove(i);
+            reactions.remove(i);
         }
         removed
     }
@@ -493,6 +507,12 @@ impl State {
     /// The user ids holding `emoji` on a message, in the order they reacted.
     pub fn reactions(&self, channel: &str, message: &str, emoji: &str) -> Vec<String> {
         self.message(channel, message).map(|m| m.holders(emoji)).unwrap_or_default()
+    }
+
+    /// The user ids holding `emoji` as a super reaction on a message.
+    pub fn burst_reactions(&self, channel: &str, message: &str, emoji: &str) -> Vec<String> {
+        let m = self.message(channel, message);
+        m.and_then(|m| m.bursts.iter().find(|(e, _)| e == emoji)).map(|(_, users)| users.clone()).unwrap_or_default()
     }
 
     /// The member's role ids; `None` when `user` is not a member of `guild`.
