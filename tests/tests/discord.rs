@@ -483,6 +483,38 @@ async fn super_reactions_are_not_ballots_and_variants_are_read_back_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn votes_outcomes_and_posts_ping_nobody_but_whom_a_policy_names() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_pings");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    let text = format!("Invite <@{DAVE}> to the board, tell @everyone");
+    said(&fake, BOB, &["propose"], vec![("text", json!(text))]).await;
+    let vote = vote_message(&fake, GENERAL, &format!("Proposal #1: bob proposes: {text}")).await;
+    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
+    for user in [ALICE, BOB, CAROL] {
+        fake.user_reacts(user, GENERAL, &vote, YES);
+    }
+    let outcome = within("the outcome", fake.wait_for_message(GENERAL, |c| c.starts_with("Proposal #1 passed"))).await;
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("PASSED")).await;
+    assert_eq!(fake.message(GENERAL, &vote).unwrap().pinged, Vec::<String>::new(), "the vote and its edits");
+    assert_eq!(fake.message(GENERAL, &outcome).unwrap().pinged, Vec::<String>::new(), "the outcome");
+
+    // A policy that names whom its post may ping pings them, and nobody else.
+    let policy = format!(
+        "name = \"Call\"\nkind = \"trigger\"\nactions = [\"discord.reaction_added\"]\nfilter = \"action.emoji == \\\"📣\\\"\"\ncheck = \"\\\"passed\\\"\"\n[pass]\ndo = [{{ action = \"discord.post_message\", channel = \"{GENERAL}\", text = \"<@{DAVE}> <@{CAROL}> @everyone: the board meets\", mention = [\"{DAVE}\"] }}]"
+    );
+    let installed =
+        said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Call")), ("toml", json!(policy))]).await;
+    assert_eq!(installed, "\"Call\" is installed: a trigger policy.");
+    let note = fake.user_says(BOB, GENERAL, "meeting?", &[]);
+    fake.user_reacts(BOB, GENERAL, &note, "📣");
+    let call = within("the call", fake.wait_for_message(GENERAL, |c| c.ends_with("the board meets"))).await;
+    assert_eq!(fake.message(GENERAL, &call).unwrap().pinged, [DAVE]);
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass() {
     let fake = discord().await;
     let db = TestDb::sqlite("e2e_message");

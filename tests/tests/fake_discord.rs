@@ -128,6 +128,33 @@ async fn a_message_posted_twice_with_the_same_enforced_nonce_is_created_once() {
 }
 
 #[tokio::test]
+async fn a_message_pings_whom_its_text_mentions_unless_allowed_mentions_narrows_it() {
+    let fake = fake().await;
+    let http = Http::new(&fake);
+    let text = format!("<@{BOB}> <@!{CAROL}> <@&{STEWARD}> @everyone, look");
+    let path = format!("/channels/{GENERAL}/messages");
+    let post = |allowed: Value| {
+        let mut body = json!({ "content": text });
+        if !allowed.is_null() {
+            body["allowed_mentions"] = allowed;
+        }
+        http.call("POST", &path, Some(body))
+    };
+    let pinged = |m: &Value| fake.message(GENERAL, m["id"].as_str().unwrap()).unwrap().pinged;
+    // Discord's default: everything mentioned is pinged.
+    let (_, m, _) = post(Value::Null).await;
+    assert_eq!(pinged(&m), [BOB, CAROL, &format!("role:{STEWARD}"), "@everyone"]);
+    let (_, m, _) = post(json!({ "parse": [] })).await;
+    assert!(pinged(&m).is_empty());
+    let (_, m, _) = post(json!({ "parse": [], "users": [CAROL] })).await;
+    assert_eq!(pinged(&m), [CAROL]);
+    // An edit is parsed afresh: without `allowed_mentions` it pings.
+    let edit = format!("{path}/{}", m["id"].as_str().unwrap());
+    http.call("PATCH", &edit, Some(json!({ "content": format!("<@{BOB}>") }))).await;
+    assert_eq!(pinged(&m), [CAROL, BOB]);
+}
+
+#[tokio::test]
 async fn reaction_holders_come_in_pages_sorted_by_id_after_the_last_one_read() {
     let fake = fake().await;
     let http = Http::new(&fake);

@@ -17,10 +17,10 @@ use polity_governance::ids::{AccountRef, Place};
 use polity_governance::io::Inbound;
 use polity_port::{CommandCall, Event, Incoming, SecretTyped};
 use serenity::all::{
-    Cache, CommandInteraction, CommandOptionType, ComponentInteraction, CreateActionRow, CreateAttachment,
-    CreateCommandOption, CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
-    EditInteractionResponse, GuildId, Http, InputTextStyle, Member, ModalInteraction, ResolvedOption, ResolvedValue,
-    User,
+    Cache, CommandInteraction, CommandOptionType, ComponentInteraction, CreateActionRow, CreateAllowedMentions,
+    CreateAttachment, CreateCommandOption, CreateInputText, CreateInteractionResponse,
+    CreateInteractionResponseMessage, CreateModal, EditInteractionResponse, GuildId, Http, InputTextStyle, Member,
+    ModalInteraction, ResolvedOption, ResolvedValue, User,
 };
 use serenity::model::application::ActionRowComponent;
 use std::borrow::Cow;
@@ -457,7 +457,7 @@ impl Bridge {
             );
         }
         let (text, files) = rendered(&reply);
-        let mut edit = EditInteractionResponse::new().content(text);
+        let mut edit = EditInteractionResponse::new().content(text).allowed_mentions(CreateAllowedMentions::new());
         for f in files {
             edit = edit.new_attachment(f);
         }
@@ -483,7 +483,11 @@ impl Bridge {
             }
             _ => {
                 let (text, files) = rendered(&reply);
-                let mut m = CreateInteractionResponseMessage::new().content(text).ephemeral(reply.ephemeral);
+                // An answer quotes members' text: it pings nobody.
+                let mut m = CreateInteractionResponseMessage::new()
+                    .content(text)
+                    .ephemeral(reply.ephemeral)
+                    .allowed_mentions(CreateAllowedMentions::new());
                 for f in files {
                     m = m.add_file(f);
                 }
@@ -497,7 +501,12 @@ impl Bridge {
 }
 
 fn message(text: &str) -> CreateInteractionResponse {
-    CreateInteractionResponse::Message(CreateInteractionResponseMessage::new().content(text).ephemeral(true))
+    CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content(text)
+            .ephemeral(true)
+            .allowed_mentions(CreateAllowedMentions::new()),
+    )
 }
 
 /// `text` cut to `max` characters, with an ellipsis when cut.

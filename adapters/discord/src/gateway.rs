@@ -166,7 +166,12 @@ pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Res
         deliveries: AtomicU64::new(0),
     };
     let register = config.register_commands;
-    let options = poise::FrameworkOptions { commands: application_commands(), ..Default::default() };
+    // A command's answer quotes members' text (proposals, policies): it pings nobody.
+    let options = poise::FrameworkOptions {
+        commands: application_commands(),
+        allowed_mentions: Some(serenity::builder::CreateAllowedMentions::new()),
+        ..Default::default()
+    };
     // Polity has no owner-only commands: poise need not ask Discord who owns the bot.
     let framework = poise::Framework::builder()
         .options(options)

@@ -15,6 +15,11 @@
 //!   starts); vote buttons and the form that asks for a secret are answered the same way.
 //! - [`invite_url`]: the link that adds the bot, with exactly the [`PERMISSIONS`] it uses.
 //!
+//! Nothing Polity posts or edits pings anyone (`allowed_mentions: {"parse": []}` on every
+//! message, edit and interaction answer: Discord parses every mention otherwise, and
+//! re-parses an edited text), except the users a policy names in `discord.post_message`'s
+//! `mention`.
+//!
 //! | effect | Discord API v10 requests |
 //! |---|---|
 //! | `PostVote` | `POST /channels/{c}/messages` (`content`, a button per option a press can cast, `nonce` = request key, `enforce_nonce`), then `PUT /channels/{c}/messages/{m}/reactions/{emoji}/@me` per option |
@@ -25,7 +30,7 @@
 //! | `Revert`/`Execute` `discord.message` | `DELETE /channels/{c}/messages/{m}` / `POST /channels/{c}/messages` ("{author} wrote: {text}", attachments' URLs, no mentions parsed) |
 //! | `Revert`/`Execute` `discord.rename_channel` | `PATCH /channels/{c}` (`name`: `old_name` / `name`) |
 //! | `Revert`/`Execute` `discord.role_grant` | `DELETE` / `PUT /guilds/{g}/members/{u}/roles/{r}` |
-//! | `Call` `discord.post_message` (`channel`, `text`) | `POST /channels/{channel}/messages` |
+//! | `Call` `discord.post_message` (`channel`, `text`, `mention`: user ids it may ping) | `POST /channels/{channel}/messages` (`allowed_mentions.users` = `mention`) |
 //! | `Call` `discord.send_dm` (`user`, `text`) | as `Notify` |
 //! | `Call` `discord.edit_message` (`channel`, `message`, `text`) | `PATCH /channels/{channel}/messages/{message}` |
 //! | `Call` `discord.delete_message` (`channel`, `message`) | `DELETE /channels/{channel}/messages/{message}` |

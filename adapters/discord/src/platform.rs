@@ -134,11 +134,12 @@ enum Op {
         messages: Vec<(ChannelId, MessageId)>,
         body: Value,
     },
-    /// A message; `quiet`: no mentions parsed (a repost must not lend the bot its pings).
+    /// A message that pings nobody but `mention` (users a policy names): a vote, an outcome
+    /// or a repost quoting a member must not lend the bot its mentions.
     Post {
         channel: ChannelId,
         text: String,
-        quiet: bool,
+        mention: Vec<UserId>,
     },
     Dm {
         user: UserId,
@@ -206,8 +207,11 @@ impl Targets {
 impl Op {
     fn targets(&self) -> Targets {
         match self {
+            // Whom a post may ping must be the community's members too.
+            Self::Post { channel, mention, .. } => {
+                Targets { channels: vec![*channel], members: mention.clone(), ..Targets::default() }
+            }
             Self::PostVote { channel, .. }
-            | Self::Post { channel, .. }
             | Self::Unreact { channel, .. }
             | Self::Delete { channel, .. }
             | Self::Edit { channel, .. }
@@ -370,21 +374,29 @@ impl DiscordPlatform {
 
     /// Posts `text` in a channel; the request key is the nonce, enforced, so a retry within
     /// Discord's window gets the first message back instead of a second one.
-    async fn post(&self, channel: ChannelId, text: &str, key: i64, quiet: bool) -> Result<MessageRef, PlatformError> {
-        self.post_message(channel, CreateMessage::new().content(truncate(text)), key, quiet).await
+    async fn post(
+        &self,
+        channel: ChannelId,
+        text: &str,
+        key: i64,
+        mention: &[UserId],
+    ) -> Result<MessageRef, PlatformError> {
+        self.post_message(channel, CreateMessage::new().content(truncate(text)), key, mention).await
     }
 
+    /// Posts a message that pings nobody but the users in `mention` (Discord parses every
+    /// mention in the text unless told otherwise, `@everyone` included).
     async fn post_message(
         &self,
         channel: ChannelId,
         message: CreateMessage,
         key: i64,
-        quiet: bool,
+        mention: &[UserId],
     ) -> Result<MessageRef, PlatformError> {
-        let mut message = message.nonce(Nonce::String(key.to_string())).enforce_nonce(true);
-        if quiet {
-            message = message.allowed_mentions(CreateAllowedMentions::new());
-        }
+        let message = message
+            .nonce(Nonce::String(key.to_string()))
+            .enforce_nonce(true)
+            .allowed_mentions(CreateAllowedMentions::new().users(mention.iter().copied()));
         let body = serde_json::to_value(&message).map_err(|e| PlatformError::Permanent(e.to_string()))?;
         let answer = self.send(LightMethod::Post, Route::ChannelMessages { channel_id: channel }, Some(&body)).await?;
         let id = answer
@@ -443,12 +455,12 @@ impl DiscordPlatform {
                 Ok(Op::PostVote { channel: channel_id(&place.channel)?, vote: Box::new(vote), emoji })
             }
             Effect::EditVote { text, closed, .. } => {
-                // A closed vote loses its buttons.
-                let body = if *closed {
-                    json!({ "content": truncate(text), "components": [] })
-                } else {
-                    json!({ "content": truncate(text) })
-                };
+                // A closed vote loses its buttons. Discord parses an edited text's mentions
+                // afresh unless told not to.
+                let mut body = json!({ "content": truncate(text), "allowed_mentions": no_pings() });
+                if *closed {
+                    body["components"] = json!([]);
+                }
                 let messages = request
                     .vote_messages
                     .iter()
@@ -459,7 +471,7 @@ impl DiscordPlatform {
             }
             Effect::Post { place, text } => {
                 self.own(place.platform.as_str(), "the channel")?;
-                Ok(Op::Post { channel: channel_id(&place.channel)?, text: text.clone(), quiet: false })
+                Ok(Op::Post { channel: channel_id(&place.channel)?, text: text.clone(), mention: Vec::new() })
             }
             Effect::Notify { account, text } => {
                 self.own(account.platform.as_str(), "the account")?;
@@ -510,7 +522,7 @@ impl DiscordPlatform {
                     }
                 }
                 // Reposted without pinging anyone: the bot must not lend its mentions.
-                Ok(Op::Post { channel: channel_of(action)?, text, quiet: true })
+                Ok(Op::Post { channel: channel_of(action)?, text, mention: Vec::new() })
             }
             RENAME_CHANNEL => Ok(Op::Rename { channel: channel_of(action)?, name: required(&action.data, "name")? }),
             ROLE_GRANT => self.plan_role(&action.data, true),
@@ -522,7 +534,9 @@ impl DiscordPlatform {
         let channel = || channel_id(&required(params, "channel")?);
         let message = || snowflake::<MessageId>("message", &required(params, "message")?);
         match name {
-            POST_MESSAGE => Ok(Op::Post { channel: channel()?, text: required(params, "text")?, quiet: false }),
+            POST_MESSAGE => {
+                Ok(Op::Post { channel: channel()?, text: required(params, "text")?, mention: mentioned(params)? })
+            }
             PIN_MESSAGE => Ok(Op::Pin { channel: channel()?, message: message()? }),
             SEND_DM => {
                 Ok(Op::Dm { user: snowflake("user", &required(params, "user")?)?, text: required(params, "text")? })
@@ -550,7 +564,7 @@ impl DiscordPlatform {
     async fn run(&self, op: Op, key: i64) -> Result<Performed, PlatformError> {
         match op {
             Op::PostVote { channel, vote, emoji } => {
-                let message = self.post_message(channel, *vote, key, false).await?;
+                let message = self.post_message(channel, *vote, key, &[]).await?;
                 for e in &emoji {
                     match self.react(&message, e).await {
                         Ok(()) => {}
@@ -576,16 +590,21 @@ impl DiscordPlatform {
                 }
                 refused.map_or(Ok(Performed::default()), |e| Err(PlatformError::Permanent(e)))
             }
-            Op::Post { channel, text, quiet } => {
-                Ok(Performed { message: Some(self.post(channel, &text, key, quiet).await?) })
+            Op::Post { channel, text, mention } => {
+                Ok(Performed { message: Some(self.post(channel, &text, key, &mention).await?) })
             }
             Op::Dm { user, text } => {
                 self.dm(user, &text, key).await?;
                 Ok(Performed::default())
             }
             Op::Unreact { channel, message, user, emoji } => {
-                let variants: Vec<ReactionType> =
-                    self.listed(channel, message).await?.into_iter().filter(|v| emoji_key(v) == emoji).collect();
+                let listed = match self.listed(channel, message).await {
+                    Ok(listed) => listed,
+                    // A vote message that is gone holds no reaction to remove.
+                    Err(Failure { code: Some(UNKNOWN_MESSAGE), .. }) => Vec::new(),
+                    Err(f) => return Err(f.error),
+                };
+                let variants: Vec<ReactionType> = listed.into_iter().filter(|v| emoji_key(v) == emoji).collect();
                 let account = AccountRef::new(self.name.clone(), user.to_string());
                 for variant in &variants {
                     // The variant the member used: with one on the message it is that one,
@@ -612,7 +631,12 @@ impl DiscordPlatform {
             }
             Op::Edit { channel, message, text } => {
                 let route = Route::ChannelMessage { channel_id: channel, message_id: message };
-                self.send(LightMethod::Patch, route, Some(&json!({ "content": truncate(&text) }))).await?;
+                self.send(
+                    LightMethod::Patch,
+                    route,
+                    Some(&json!({ "content": truncate(&text), "allowed_mentions": no_pings() })),
+                )
+                .await?;
                 Ok(Performed::default())
             }
             Op::Pin { channel, message } => {
@@ -651,7 +675,7 @@ impl DiscordPlatform {
 
     /// The emoji members hold as normal reactions on a message, every variant apart (👍, 👍🏽
     /// and 👍🏿 are three), as Discord lists the message's reactions.
-    async fn listed(&self, channel_id: ChannelId, message_id: MessageId) -> Result<Vec<ReactionType>, PlatformError> {
+    async fn listed(&self, channel_id: ChannelId, message_id: MessageId) -> Result<Vec<ReactionType>, Failure> {
         let message = self.send(LightMethod::Get, Route::ChannelMessage { channel_id, message_id }, None).await?;
         let listed = message.get("reactions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         Ok(listed
@@ -720,7 +744,7 @@ impl DiscordPlatform {
         self.allow(&Targets::channels(vec![channel_id])).await?;
         // Every variant of every option on the message, each read whole: a member who holds
         // 👍🏽 holds 👍's option.
-        let listed = self.listed(channel_id, message_id).await?;
+        let listed = self.listed(channel_id, message_id).await.map_err(|f| f.error)?;
         let mut read = Vec::new();
         for e in emoji {
             let key = emoji_key(&reaction(e)?);
@@ -746,7 +770,7 @@ impl DiscordPlatform {
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| PlatformError::Transient("Discord's answer to a new DM channel has no id".into()))?;
-        self.post(channel_id(channel)?, text, key, false).await?;
+        self.post(channel_id(channel)?, text, key, &[]).await?;
         Ok(())
     }
 }
@@ -829,7 +853,11 @@ impl Platform for DiscordPlatform {
                 POST_MESSAGE,
                 ActionKind::Action,
                 "post a message in a channel",
-                &[("channel", "the channel id"), ("text", "the message")],
+                &[
+                    ("channel", "the channel id"),
+                    ("text", "the message"),
+                    ("mention", "users it may ping (ids; nobody else is pinged, not even by @everyone)"),
+                ],
             ),
             ActionInfo::new(
                 PIN_MESSAGE,
@@ -958,6 +986,22 @@ fn text_of(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// `allowed_mentions` that ping nobody.
+fn no_pings() -> Value {
+    json!({ "parse": [] })
+}
+
+/// The users a policy lets a post ping: `mention` as an array of ids or a list separated by
+/// commas or spaces (mentions like `<@1>` accepted).
+fn mentioned(params: &Map<String, Value>) -> Result<Vec<UserId>, PlatformError> {
+    let ids: Vec<String> = match params.get("mention") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list.iter().map(text_of).collect(),
+        Some(other) => text_of(other).split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+    };
+    ids.iter().map(|id| snowflake::<UserId>("user", id)).collect()
 }
 
 fn required(data: &Map<String, Value>, key: &str) -> Result<String, PlatformError> {

@@ -40,8 +40,10 @@ fn action(kind: &str, data: Value) -> Action {
 }
 
 /// The body Discord's Create Message takes for plain text: serenity sends its defaults too.
+/// It pings nobody.
 fn message_body(content: &str, nonce: &str) -> Value {
     json!({
+        "allowed_mentions": { "parse": [], "roles": [], "users": [] },
         "content": content,
         "nonce": nonce,
         "enforce_nonce": true,
@@ -187,23 +189,55 @@ async fn a_notification_opens_a_dm_channel_and_posts_in_it() {
     assert_eq!(got[1].body, message_body("Your vote was not counted", "42"));
 }
 
+/// A message as Discord lists it with its reactions: `(emoji, normal count, super count)`.
+fn with_reactions(reactions: &[(&str, u64, u64)]) -> Value {
+    let mut m = fake::message_json(CHANNEL, MESSAGE, "Proposal #1");
+    m["reactions"] = reactions
+        .iter()
+        .map(|(e, normal, burst)| {
+            json!({
+                "count": normal + burst, "count_details": { "normal": normal, "burst": burst },
+                "me": false, "me_burst": false, "emoji": { "id": null, "name": e }, "burst_colors": []
+            })
+        })
+        .collect();
+    m
+}
+
 #[tokio::test]
-async fn removing_a_reaction_deletes_that_users_reaction() {
+async fn removing_a_reaction_deletes_the_variant_that_user_holds() {
     let fake = FakeDiscord::start().await;
     fake.delete_user_reaction(CHANNEL, MESSAGE, USER).await;
+    let read = format!("/api/v10/channels/{CHANNEL}/messages/{MESSAGE}");
+    // 👎 held by the bot and a super reaction of 👎🏾; the user's 👎🏽.
+    fake.answer("GET", &read, 200, with_reactions(&[("👎", 1, 0), ("👎🏽", 1, 0), ("👎🏾", 0, 1)]), &[], false).await;
+    let users = |ids: &[&str]| json!(ids.iter().map(|id| json!({ "id": id, "username": "u" })).collect::<Vec<_>>());
+    let reactions = format!("{read}/reactions/");
+    fake.answer("GET", &format!("{reactions}%F0%9F%91%8E"), 200, users(&["900000000000000001"]), &[], false).await;
+    fake.answer("GET", &format!("{reactions}%F0%9F%91%8E%F0%9F%8F%BD"), 200, users(&[USER]), &[], false).await;
+    fake.answer(
+        "GET",
+        "/api/v10/users/@me",
+        200,
+        json!({ "id": "900000000000000001", "username": "polity" }),
+        &[],
+        false,
+    )
+    .await;
     let effect = Effect::RemoveReaction {
         message: MessageRef::new("discord", CHANNEL, MESSAGE),
         account: AccountRef::new("discord", USER),
         emoji: "👎".into(),
     };
     perform(&discord(&fake), &effect, &[]).await.unwrap();
-    assert_eq!(
-        fake.calls().await,
-        vec![(
-            "DELETE".to_string(),
-            format!("/api/v10/channels/{CHANNEL}/messages/{MESSAGE}/reactions/%F0%9F%91%8E/{USER}")
-        )]
-    );
+    let deletes: Vec<String> =
+        fake.calls().await.into_iter().filter(|(m, _)| m == "DELETE").map(|(_, path)| path).collect();
+    assert_eq!(deletes, [format!("{reactions}%F0%9F%91%8E%F0%9F%8F%BD/{USER}")]);
+
+    // A vote message that is gone has no reaction left to remove.
+    let fake = FakeDiscord::start().await;
+    fake.fail("GET", &read, 404, json!({ "code": 10008, "message": "Unknown Message" }), None).await;
+    perform(&discord(&fake), &effect, &[]).await.unwrap();
 }
 
 #[tokio::test]
@@ -330,7 +364,7 @@ async fn calls_dm_edit_delete_rename_and_roles() {
             (
                 "PATCH",
                 "/api/v10/channels/100000000000000001/messages/200000000000000001",
-                json!({ "content": "edited" })
+                json!({ "content": "edited", "allowed_mentions": { "parse": [] } })
             ),
             ("DELETE", "/api/v10/channels/100000000000000001/messages/200000000000000001", Value::Null),
             ("PATCH", "/api/v10/channels/100000000000000001", json!({ "name": "decisions" })),

@@ -7,7 +7,7 @@ use super::multipart::read_body;
 use super::payloads::{channel_json, user_json};
 use super::state::{
     APPLICATION_ID, APPLICATION_OWNER, BOT_ID, BOT_NAME, Channel, Failure, Interaction, Recorded, Response, State,
-    User, Window, audit, by_snowflake, custom_emoji,
+    User, Window, audit, by_snowflake, custom_emoji, pings,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::State as Extract;
@@ -482,6 +482,7 @@ fn create_message(s: &mut State, channel: &str, r: &Req) -> Answer {
     let urls: Vec<String> = r.files.iter().map(|(f, _)| cdn_url(channel, &id, f)).collect();
     let Some(m) = s.message_mut(channel, &id) else { return not_found(codes::UNKNOWN_MESSAGE, "Unknown Message") };
     m.attachments = urls;
+    m.pinged = pings(&content, &r.body["allowed_mentions"]);
     let m = m.clone();
     if s.guild_of(channel).is_some() {
         let event = s.message_event(&m);
@@ -505,6 +506,12 @@ fn edit_message(s: &mut State, channel: &str, id: &str, body: &Value) -> Answer 
     };
     let Some(m) = s.message_mut(channel, id) else { return not_found(codes::UNKNOWN_MESSAGE, "Unknown Message") };
     if let Some(c) = content {
+        // An edit's text is parsed for mentions afresh, by its own `allowed_mentions`.
+        for who in pings(&c, &body["allowed_mentions"]) {
+            if !m.pinged.contains(&who) {
+                m.pinged.push(who);
+            }
+        }
         m.content = c;
     }
     if body.get("components").is_some() {
@@ -824,6 +831,7 @@ fn public_message(s: &mut State, i: &Interaction, data: &Value, files: &[(String
     let urls: Vec<String> = files.iter().map(|(f, _)| cdn_url(&i.channel, &id, f)).collect();
     if let Some(m) = s.message_mut(&i.channel, &id) {
         m.attachments = urls;
+        m.pinged = pings(&content, &data["allowed_mentions"]);
         let m = m.clone();
         if s.guild_of(&i.channel).is_some() {
             let event = s.message_event(&m);
@@ -837,6 +845,11 @@ fn public_message(s: &mut State, i: &Interaction, data: &Value, files: &[(String
 fn update_message(s: &mut State, channel: &str, id: &str, data: &Value) {
     let Some(m) = s.message_mut(channel, id) else { return };
     if let Some(c) = data["content"].as_str() {
+        for who in pings(c, &data["allowed_mentions"]) {
+            if !m.pinged.contains(&who) {
+                m.pinged.push(who);
+            }
+        }
         m.content = c.to_string();
     }
     if data.get("components").is_some() {

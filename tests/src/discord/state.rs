@@ -154,6 +154,9 @@ pub struct Msg {
     pub timestamp: String,
     pub reactions: Vec<(String, Vec<String>)>,
     pub bursts: Vec<(String, Vec<String>)>,
+    /// Whom the message pinged, by Discord's rules ([`pings`]): user ids, `role:ID`,
+    /// `@everyone`.
+    pub pinged: Vec<String>,
 }
 
 impl Msg {
@@ -424,6 +427,7 @@ impl State {
             timestamp,
             reactions: Vec::new(),
             bursts: Vec::new(),
+            pinged: Vec::new(),
         };
         if let Some(c) = self.channel_mut(channel) {
             c.messages.push(msg);
@@ -573,4 +577,38 @@ impl State {
     pub fn dispatched(&self) -> &[(String, Value)] {
         &self.gateway.dispatched
     }
+}
+
+/// Whom a message's text pings, as Discord decides: every user (`<@id>`, `<@!id>`), role
+/// (`<@&id>`) and `@everyone`/`@here` in it, unless `allowed_mentions` says otherwise: then
+/// only the kinds its `parse` lists (`users`, `roles`, `everyone`), and the ids its `users` and
+/// `roles` list. Users as their ids, roles as `role:ID`, everyone as `@everyone`.
+pub fn pings(content: &str, allowed: &Value) -> Vec<String> {
+    let narrowed = allowed.is_object();
+    let parses = |kind: &str| !narrowed || allowed["parse"].as_array().is_some_and(|p| p.iter().any(|k| k == kind));
+    let listed = |list: &str, id: &str| allowed[list].as_array().is_some_and(|l| l.iter().any(|v| v == id));
+    let mut pinged = Vec::new();
+    let mut rest = content;
+    while let Some(start) = rest.find("<@") {
+        let tail = &rest[start + 2..];
+        let Some(end) = tail.find('>') else { break };
+        let inner = &tail[..end];
+        let (role, id) = match inner.strip_prefix('&') {
+            Some(id) => (true, id),
+            None => (false, inner.strip_prefix('!').unwrap_or(inner)),
+        };
+        if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) {
+            let who = if role { format!("role:{id}") } else { id.to_string() };
+            let allowed_here =
+                if role { parses("roles") || listed("roles", id) } else { parses("users") || listed("users", id) };
+            if allowed_here && !pinged.contains(&who) {
+                pinged.push(who);
+            }
+        }
+        rest = &tail[end..];
+    }
+    if (content.contains("@everyone") || content.contains("@here")) && parses("everyone") {
+        pinged.push("@everyone".to_string());
+    }
+    pinged
 }
