@@ -72,6 +72,24 @@ async fn retry_after_is_honoured() {
 }
 
 #[tokio::test]
+async fn an_effect_told_to_wait_waits_as_often_as_it_takes_and_is_never_given_up() {
+    // An edit of a days-old vote message is refused for hours (Discord's budget for old
+    // messages): far more refusals than a failing effect gets attempts.
+    let db = TestDb::sqlite("rate_limited_long");
+    let limited = || PlatformError::RateLimited { retry_after: Some(Duration::from_secs(3600)) };
+    let (mut rt, p) = with_one_effect(&db, (0..30).map(|_| limited()).collect()).await;
+    let mut now = t0();
+    for _ in 0..30 {
+        rt.dispatch(now).await.unwrap();
+        now = rt.next_wake().await.unwrap().expect("still waiting, not given up");
+    }
+    rt.dispatch(now).await.unwrap();
+    assert_eq!(calls(&p), 31);
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    assert!(rt.store().failed_effects().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn temporary_failures_back_off_and_permanent_ones_are_not_retried() {
     let db = TestDb::sqlite("backoff");
     let flaky = || PlatformError::Transient("502 Bad Gateway".into());

@@ -515,6 +515,34 @@ async fn votes_outcomes_and_posts_ping_nobody_but_whom_a_policy_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_older_than_an_hour_waits_for_discords_edit_budget_and_still_closes() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_old_edits");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    said(&fake, BOB, &["propose"], vec![("text", json!("A long vote"))]).await;
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: A long vote").await;
+    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
+    // The vote has run for a day; the channel takes one edit of an old message in 3 s.
+    fake.age_message(GENERAL, &vote, Duration::from_secs(24 * 3600));
+    fake.limit_old_edits(1, Duration::from_secs(3));
+    fake.user_reacts(ALICE, GENERAL, &vote, YES);
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("(1 of 4 voted)")).await;
+    for user in [BOB, CAROL] {
+        fake.user_reacts(user, GENERAL, &vote, YES);
+    }
+    // Refused edits wait for the budget: the newest tally, then the closing edit, show.
+    let closed = until_content(&fake, GENERAL, &vote, |c| c.ends_with("PASSED")).await;
+    assert!(closed.contains("tally: yes 3 · no 0 · abstain 0 (3 of 4 voted)"), "{closed}");
+    assert_eq!(fake.message(GENERAL, &vote).unwrap().components, json!([]));
+    let refused = fake.requests().iter().filter(|r| r.method == "PATCH" && r.status == 429).count();
+    assert!(refused > 0, "Discord refused some edits (code 30046)");
+    let rt = polity.stop().await;
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    assert!(rt.store().failed_effects().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass() {
     let fake = discord().await;
     let db = TestDb::sqlite("e2e_message");

@@ -29,6 +29,10 @@ pub const UNKNOWN_MESSAGE: i64 = 10008;
 pub const UNKNOWN_USER: i64 = 10013;
 /// Discord's JSON error code for an emoji it does not know.
 pub const UNKNOWN_EMOJI: i64 = 10014;
+/// Discord's error code for "Maximum number of edits to messages older than 1 hour reached".
+pub const OLD_MESSAGE_EDITS: i64 = 30046;
+/// How long an edit of an old message waits when Discord refused it without saying how long.
+pub const OLD_EDIT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A failed call: the error for the dispatcher and, for refusals, Discord's JSON error code.
 #[derive(Debug)]
@@ -117,6 +121,14 @@ impl Rest {
         })?;
         let json: Value =
             if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let code = json.get("code").and_then(Value::as_i64);
+        if status.as_u16() == 429 && code == Some(OLD_MESSAGE_EDITS) {
+            // Edits of messages older than an hour have a budget of their own, per channel:
+            // the route's bucket (which recent messages' edits share) is not spent. Discord
+            // publishes no figure; without its word, the edit waits a few minutes.
+            let wait = retry_after(&headers, &json).unwrap_or(OLD_EDIT_WAIT);
+            return Err(Failure { error: PlatformError::RateLimited { retry_after: Some(wait) }, code });
+        }
         self.budget.learn(&key, status.as_u16(), &headers, &json);
         if status.is_success() {
             return Ok(json);
@@ -124,7 +136,6 @@ impl Rest {
         if status.as_u16() == 429 {
             return Err(failure(PlatformError::RateLimited { retry_after: retry_after(&headers, &json) }));
         }
-        let code = json.get("code").and_then(Value::as_i64);
         let message = json.get("message").and_then(Value::as_str).unwrap_or("no message");
         let code_text = code.map(|c| format!(", code {c}")).unwrap_or_default();
         let text = format!("Discord refused {what}: {message} (HTTP {}{code_text})", status.as_u16());

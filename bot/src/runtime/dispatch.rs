@@ -32,6 +32,9 @@ use tokio::task::JoinSet;
 /// The longest an effect waits between attempts, and how many attempts it gets.
 const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(10);
 const MAX_ATTEMPTS: i32 = 12;
+/// How many times an effect is rate limited before it fails (with waits of up to an hour
+/// each, days).
+const MAX_RATE_LIMITED_ATTEMPTS: i32 = 200;
 /// The longest a platform's Retry-After is waited out.
 const MAX_RETRY_AFTER: TimeDelta = TimeDelta::hours(1);
 
@@ -595,12 +598,9 @@ impl Runtime {
                 self.give_up(row, &msg, now).await?;
                 Ok(None)
             }
-            _ if attempts >= MAX_ATTEMPTS => {
-                tracing::error!(effect = id, error = %e, attempts, "effect failed after its last attempt");
-                self.give_up(row, &format!("{e} (after {attempts} attempts)"), now).await?;
-                Ok(None)
-            }
-            PlatformError::RateLimited { retry_after } => {
+            // Being told to wait is not failing: a rate limited effect (an edit of a days-old
+            // vote message, a rename) waits as long as it takes, up to many attempts.
+            PlatformError::RateLimited { retry_after } if attempts < MAX_RATE_LIMITED_ATTEMPTS => {
                 // A platform's word is capped: a lane is never parked for longer than an hour.
                 let wait = retry_after
                     .and_then(|d| TimeDelta::from_std(d).ok())
@@ -609,7 +609,12 @@ impl Runtime {
                 self.store.retry_effect(id, now + wait, &e.to_string(), now).await?;
                 Ok(Some(now + wait))
             }
-            PlatformError::Transient(_) => {
+            PlatformError::RateLimited { .. } | PlatformError::Transient(_) if attempts >= MAX_ATTEMPTS => {
+                tracing::error!(effect = id, error = %e, attempts, "effect failed after its last attempt");
+                self.give_up(row, &format!("{e} (after {attempts} attempts)"), now).await?;
+                Ok(None)
+            }
+            PlatformError::RateLimited { .. } | PlatformError::Transient(_) => {
                 tracing::warn!(effect = id, error = %e, "retrying");
                 self.store.retry_effect(id, now + backoff, &e.to_string(), now).await?;
                 Ok(Some(now + backoff))

@@ -276,6 +276,21 @@ impl FakeDiscord {
         })
     }
 
+    /// Makes a message `by` older (as if it had been created that long ago): edits of
+    /// messages older than an hour spend a budget of their own.
+    pub fn age_message(&self, channel: &str, message: &str, by: std::time::Duration) {
+        self.shared.change(|s| {
+            let m = s.message_mut(channel, message).unwrap_or_else(|| panic!("age_message: no message {message}"));
+            m.created = m.created.checked_sub(by).unwrap_or(m.created);
+        });
+    }
+
+    /// Sets how many edits of old messages a channel takes per window (Discord's figure is
+    /// not published; [`limits::OLD_EDITS`] per [`limits::OLD_EDIT_WINDOW`] by default).
+    pub fn limit_old_edits(&self, per_window: u32, window: std::time::Duration) {
+        self.shared.change(|s| s.old_edits = (per_window, window));
+    }
+
     /// From now on only `token` is accepted: REST requests with another get 401 (but for
     /// `GET /gateway`, which needs none), and an IDENTIFY with another is closed with 4004.
     pub fn require_token(&self, token: &str) {

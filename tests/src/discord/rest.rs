@@ -42,6 +42,7 @@ pub mod codes {
     pub const INVALID_WEBHOOK_TOKEN: u64 = 50027;
     pub const INVALID_FORM_BODY: u64 = 50035;
     pub const ALREADY_ACKNOWLEDGED: u64 = 40060;
+    pub const OLD_MESSAGE_EDITS: u64 = 30046;
 }
 
 /// The rate limits the fake enforces as Discord does, per bucket and major parameter.
@@ -54,6 +55,14 @@ pub mod limits {
     pub const RENAME_WINDOW: Duration = Duration::from_secs(600);
     /// The `X-RateLimit-Bucket` of channel renames.
     pub const RENAME_BUCKET: &str = "5d8b3e0c1f7a4e62a9c0d4b7e21f6a3c";
+    /// Edits of messages older than [`OLD_MESSAGE`] in one channel in a window, beyond which
+    /// Discord answers 429 with code 30046. Discord does not publish the figure; this one is
+    /// low, so that Polity is shown to cope with any.
+    pub const OLD_EDITS: u32 = 3;
+    /// The window of edits of old messages.
+    pub const OLD_EDIT_WINDOW: Duration = Duration::from_secs(3600);
+    /// How old a message must be for its edits to count as old.
+    pub const OLD_MESSAGE: Duration = Duration::from_secs(3600);
 }
 
 /// What the fake answers: a status, a JSON body (none for 204), maybe `Retry-After`, and
@@ -499,6 +508,20 @@ fn edit_message(s: &mut State, channel: &str, id: &str, body: &Value) -> Answer 
     if s.message(channel, id).is_some_and(|m| m.author != BOT_ID) {
         return error(403, codes::CANNOT_EDIT_OTHERS_MESSAGE, "Cannot edit a message authored by another user");
     }
+    let now = tokio::time::Instant::now();
+    if s.message(channel, id).is_some_and(|m| now.duration_since(m.created) >= limits::OLD_MESSAGE)
+        && let Err(left) = spend_old_edit(s, channel, now)
+    {
+        return Answer {
+            status: 429,
+            body: Some(json!({
+                "message": "Maximum number of edits to messages older than 1 hour reached. Try again later.",
+                "code": codes::OLD_MESSAGE_EDITS, "retry_after": secs(left), "global": false
+            })),
+            retry_after: Some(left.as_secs_f64().ceil().to_string()),
+            headers: Vec::new(),
+        };
+    }
     let content = match body.get("content").map(|_| content_of(body)) {
         Some(Err(a)) => return a,
         Some(Ok(c)) => Some(c),
@@ -813,6 +836,26 @@ fn audit_logs(s: &State, guild: &str, r: &Req) -> Answer {
 
 fn ephemeral(data: &Value) -> bool {
     data["flags"].as_u64().is_some_and(|f| f & 64 != 0)
+}
+
+/// Takes one edit of an old message from the channel's window, or answers how long until
+/// the window refills.
+fn spend_old_edit(s: &mut State, channel: &str, now: tokio::time::Instant) -> Result<(), Duration> {
+    let (per_window, window) = s.old_edits;
+    let w = s
+        .windows
+        .entry(format!("old-edits:{channel}"))
+        .and_modify(|w| {
+            if w.reset_at <= now {
+                *w = Window { reset_at: now + window, used: 0 };
+            }
+        })
+        .or_insert(Window { reset_at: now + window, used: 0 });
+    if w.used >= per_window {
+        return Err(w.reset_at - now);
+    }
+    w.used += 1;
+    Ok(())
 }
 
 /// The interaction a webhook token belongs to.

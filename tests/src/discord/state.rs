@@ -157,6 +157,9 @@ pub struct Msg {
     /// Whom the message pinged, by Discord's rules ([`pings`]): user ids, `role:ID`,
     /// `@everyone`.
     pub pinged: Vec<String>,
+    /// When it was created, on tokio's clock: edits of a message older than an hour have a
+    /// budget of their own ([`super::limits::OLD_EDITS`]).
+    pub created: tokio::time::Instant,
 }
 
 impl Msg {
@@ -297,6 +300,8 @@ pub struct State {
     pub(crate) failures: Vec<Failure>,
     /// The open rate limit windows, by `{bucket}:{major parameter}`.
     pub(crate) windows: BTreeMap<String, Window>,
+    /// How many edits of messages older than an hour a channel takes, in how long.
+    pub(crate) old_edits: (u32, std::time::Duration),
     pub(crate) gateway: GatewayState,
     /// The bot token Discord accepts, once a test sets one: any other is refused.
     pub(crate) token: Option<String>,
@@ -342,6 +347,7 @@ impl State {
             requests: Vec::new(),
             failures: Vec::new(),
             windows: BTreeMap::new(),
+            old_edits: (super::limits::OLD_EDITS, super::limits::OLD_EDIT_WINDOW),
             gateway: GatewayState::default(),
             token: None,
         }
@@ -428,6 +434,7 @@ impl State {
             reactions: Vec::new(),
             bursts: Vec::new(),
             pinged: Vec::new(),
+            created: tokio::time::Instant::now(),
         };
         if let Some(c) = self.channel_mut(channel) {
             c.messages.push(msg);
