@@ -103,6 +103,10 @@ impl Ports for CommunityPorts<'_> {
         Box::pin(async move { self.rt.store().proposal(self.community, id).await.map_err(internal) })
     }
 
+    fn proposal_failures(&self, id: ProposalId) -> BoxFuture<'_, Result<Vec<String>, PortError>> {
+        Box::pin(async move { self.rt.store().failed_effects_of(self.community, id).await.map_err(internal) })
+    }
+
     fn policy_history<'b>(&'b self, name: &'b str) -> BoxFuture<'b, Result<Vec<PolicyVersion>, PortError>> {
         Box::pin(async move {
             let all = self.rt.store().load_policies(self.community).await.map_err(internal)?;
@@ -145,8 +149,15 @@ impl Ports for CommunityPorts<'_> {
 
     fn confirm_link<'b>(&'b mut self, code: &'b str, by: AccountRef) -> BoxFuture<'b, Result<LinkOutcome, PortError>> {
         Box::pin(async move {
-            if let Some(m) = self.community().member_by_account(&by) {
-                return Ok(LinkOutcome::AlreadyMember(m.name.clone()));
+            // An account that is a member of its own already (admitted when it first took
+            // part on its platform, as every Discord server member is) may still be linked:
+            // the code proves the two members are one person. One with several accounts
+            // linked is someone established: it links nothing.
+            let existing = self.community().member_by_account(&by).map(|m| (m.id, m.name.clone(), m.accounts.len()));
+            if let Some((_, name, accounts)) = &existing
+                && *accounts > 1
+            {
+                return Ok(LinkOutcome::AlreadyMember(name.clone()));
             }
             if !self.rt.may_try_link(self.community, &by, self.now) {
                 return Ok(LinkOutcome::TooManyTries);
@@ -156,8 +167,19 @@ impl Ports for CommunityPorts<'_> {
             if !matches!(redeemed, Redeemed::Linked { .. }) {
                 self.rt.link_failed(self.community, &by, self.now);
             }
-            Ok(match redeemed {
-                Redeemed::Linked { member } => {
+            Ok(match (redeemed, existing) {
+                (Redeemed::Linked { member }, Some((own, name, _))) if own == member => {
+                    LinkOutcome::AlreadyMember(name)
+                }
+                (Redeemed::Linked { member }, Some((own, _, _))) => {
+                    self.rt
+                        .merge_member(self.community, member, own, self.now)
+                        .await
+                        .map_err(|e| internal(format!("{e:#}")))?;
+                    let name = self.community().member(member).map(|m| m.name.clone()).unwrap_or_default();
+                    LinkOutcome::Linked(name)
+                }
+                (Redeemed::Linked { member }, None) => {
                     self.rt
                         .link_account(self.community, member, &by, self.now)
                         .await
@@ -165,10 +187,12 @@ impl Ports for CommunityPorts<'_> {
                     let name = self.community().member(member).map(|m| m.name.clone()).unwrap_or_default();
                     LinkOutcome::Linked(name)
                 }
-                Redeemed::Unknown => LinkOutcome::Unknown,
-                Redeemed::Expired => LinkOutcome::Expired,
-                Redeemed::AlreadyUsed => LinkOutcome::AlreadyUsed,
-                Redeemed::OtherAccount(a) => LinkOutcome::OtherAccount(a),
+                // A member typing a code meant for another account: as before, it links nothing.
+                (Redeemed::OtherAccount(_), Some((_, name, _))) => LinkOutcome::AlreadyMember(name),
+                (Redeemed::Unknown, _) => LinkOutcome::Unknown,
+                (Redeemed::Expired, _) => LinkOutcome::Expired,
+                (Redeemed::AlreadyUsed, _) => LinkOutcome::AlreadyUsed,
+                (Redeemed::OtherAccount(a), None) => LinkOutcome::OtherAccount(a),
             })
         })
     }

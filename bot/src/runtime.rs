@@ -417,6 +417,41 @@ impl Runtime {
         Ok(())
     }
 
+    /// Links `account`, today a member of its own (`gone`, admitted when it first took part on
+    /// its platform), to `member` (a confirmed one-time code): the two are one person, so
+    /// `gone` is merged into `member`, with its accounts, roles and place in open votes.
+    /// Recorded with an audit line, the community and the changed proposals in one step.
+    ///
+    /// # Errors
+    /// When either is not a member or the store fails.
+    pub async fn merge_member(
+        &mut self,
+        community: CommunityId,
+        member: MemberId,
+        gone: MemberId,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let engine = self.engines.get_mut(&community).ok_or_else(|| anyhow!("no community {community}"))?;
+        let changed = engine.merge_members(member, gone)?;
+        let kind = polity_governance::ActionType::new("polity.link_account").map_err(|e| anyhow!(e))?;
+        let engine = self.engines.get(&community).ok_or_else(|| anyhow!("no community {community}"))?;
+        let proposals: Vec<&polity_governance::Proposal> =
+            changed.iter().filter_map(|id| engine.proposal(*id)).collect();
+        let audit = [Audit::Applied { proposal: None, action: kind }];
+        let rec = StepRecord {
+            community_state: Some(&engine.community),
+            proposals,
+            audit: &audit,
+            ..StepRecord::new(community, now)
+        };
+        if let Err(e) = self.store.record_step(rec).await {
+            self.load(community).await?;
+            return Err(e.into());
+        }
+        tracing::info!(community = %community, member = %member, merged = %gone, "accounts linked: members merged");
+        Ok(())
+    }
+
     /// Writes the community as it is in memory, with `audit`. If the write fails, memory is
     /// reloaded from the store, so it never runs ahead of the record.
     async fn record_community(&mut self, community: CommunityId, now: DateTime<Utc>, audit: &[Audit]) -> Result<()> {

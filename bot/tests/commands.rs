@@ -1504,6 +1504,35 @@ async fn link_confirms_another_account_with_the_code_it_types() {
 }
 
 #[tokio::test]
+async fn an_account_already_admitted_on_its_platform_links_and_its_member_merges_without_voting_twice() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    // Dave's Discord account took part before anyone linked it: a member of its own, as
+    // every member of a Discord server is when the server arrives.
+    let discord = AccountRef::new("discord", "1234");
+    assert!(env.rt.admit(env.c, &discord, "dave"));
+    env.rt.save_community(env.c, env.now).await.unwrap();
+    assert!(env.run("alice", "/propose Paint the shed").await.starts_with("Proposal #1 is open"));
+    // Both of Dave's members vote.
+    assert_eq!(env.run("alice", "/vote 1 yes").await, "Your ballot on #1 is counted.");
+    assert_eq!(env.run_as(&discord, "/vote 1 no").await, "Your ballot on #1 is counted.");
+    let eligible_before = env.proposal(1).await.vote.unwrap().eligible.len();
+
+    let code = link_code(&env.run("alice", "/link discord 1234").await);
+    assert_eq!(env.run_as(&discord, &format!("/link confirm {code}")).await, "discord:1234 is now linked to alice.");
+    let alice = "You are alice.\naccounts: chat:alice (first seen), discord:1234 (first seen)\nroles: everyone\npermissions: propose *, vote *";
+    env.mistake_as(&discord, "/whoami", alice).await;
+    assert!(env.community().member_by_name("dave").is_none(), "dave's member is merged into alice");
+    // One person, one ballot: alice's own stands; dave's place among the voters is hers.
+    let vote = env.proposal(1).await.vote.unwrap();
+    assert_eq!(vote.eligible.len(), eligible_before - 1);
+    assert_eq!(vote.ballots.len(), 1);
+    let stored = env.rt.store().load_community(env.c).await.unwrap();
+    assert_eq!(&stored, env.community());
+    let stored = env.rt.store().proposal(env.c, polity_governance::ProposalId(1)).await.unwrap().unwrap();
+    assert_eq!(stored.vote.unwrap().ballots.len(), 1, "recorded, not only in memory");
+}
+
+#[tokio::test]
 async fn link_mistakes_change_nothing() {
     let mut env = Env::new().await;
     env.mistake(
@@ -1514,6 +1543,20 @@ async fn link_mistakes_change_nothing() {
     .await;
     env.mistake("alice", "/link chat alice", "That is the account you are using now.").await;
     env.mistake("alice", "/link CHAT alice", "That is the account you are using now.").await;
+    let code = link_code(&env.run("bob", "/link chat alice").await);
+    assert!(
+        env.run("bob", "/link chat alice")
+            .await
+            .ends_with("chat:alice is the member alice now: once linked, alice and you are one member."),
+        "{code}"
+    );
+    let alice = AccountRef::new("discord", "4321");
+    let reply = env.run("alice", "/link discord 4321").await;
+    assert_eq!(
+        env.run_as(&alice, &format!("/link confirm {}", link_code(&reply))).await,
+        "discord:4321 is now linked to alice."
+    );
+    // A member with several accounts is someone established: nobody else can take one.
     env.mistake("bob", "/link chat alice", "chat:alice already belongs to alice.").await;
     env.mistake("alice", "/link discord", "account is missing (your account there). Usage: /link PLATFORM ACCOUNT")
         .await;

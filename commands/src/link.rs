@@ -19,14 +19,24 @@ pub async fn start(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Re
     if target == inv.invoker {
         return Ok(Reply::private("That is the account you are using now."));
     }
+    // An account that is a member of its own (admitted when it first took part on its
+    // platform, as every member of a Discord server is) can still be linked: typed there, the
+    // code proves one person holds both, and the two members become one.
+    let mut merges = None;
     if let Some(owner) = c.member_by_account(&target) {
-        let whose = if owner.id == me.id { "you".to_string() } else { owner.name.clone() };
-        return Ok(Reply::private(format!("{target} already belongs to {whose}.")));
+        if owner.id == me.id || owner.accounts.len() > 1 {
+            let whose = if owner.id == me.id { "you".to_string() } else { owner.name.clone() };
+            return Ok(Reply::private(format!("{target} already belongs to {whose}.")));
+        }
+        merges = Some(owner.name.clone());
     }
     let member = me.id;
     let code = ports.start_link(member, target.clone()).await?;
+    let merged = merges
+        .map(|name| format!(" {target} is the member {name} now: once linked, {name} and you are one member."))
+        .unwrap_or_default();
     Ok(Reply::private(format!(
-        "To link {target} to you, type `/link confirm {code}` on {platform} as {account} within {CODE_MINUTES} minutes. The code works once."
+        "To link {target} to you, type `/link confirm {code}` on {platform} as {account} within {CODE_MINUTES} minutes. The code works once.{merged}"
     )))
 }
 

@@ -127,6 +127,9 @@ pub trait Ports: Send {
     fn submit<'a>(&'a mut self, input: Inbound) -> BoxFuture<'a, Result<Submitted, SubmitError>>;
     fn proposals(&self, open_only: bool) -> BoxFuture<'_, Result<Vec<Proposal>, PortError>>;
     fn proposal(&self, id: ProposalId) -> BoxFuture<'_, Result<Option<Proposal>, PortError>>;
+    /// What Polity could not carry out for a proposal, with the platform's reason (and the
+    /// fix, where the platform knows it), oldest first.
+    fn proposal_failures(&self, id: ProposalId) -> BoxFuture<'_, Result<Vec<String>, PortError>>;
     fn policy_history<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<PolicyVersion>, PortError>>;
     /// The latest `count` lines, newest first.
     fn audit(&self, count: u64) -> BoxFuture<'_, Result<Vec<AuditLine>, PortError>>;

@@ -23,7 +23,11 @@ pub async fn show(ports: &mut dyn Ports, args: &Parsed) -> Result<Reply, PortErr
     let Some(p) = ports.proposal(id).await? else {
         return Ok(Reply::private(format!("There is no proposal {id}: `/proposals all` lists them.")));
     };
-    Ok(Reply::private(describe(ports, &p)))
+    let mut text = describe(ports, &p);
+    for failure in ports.proposal_failures(id).await? {
+        text.push_str(&format!("\nnot carried out: {failure}"));
+    }
+    Ok(Reply::private(text))
 }
 
 fn describe(ports: &dyn Ports, p: &Proposal) -> String {

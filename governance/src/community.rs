@@ -178,6 +178,25 @@ impl Community {
         Ok(())
     }
 
+    /// Makes `gone` part of `keep`: the same person, proven by a one-time code typed from
+    /// one of `gone`'s accounts. `keep` gets `gone`'s accounts and roles (and is an admin if
+    /// either was); `gone` is no more.
+    ///
+    /// # Errors
+    /// When either is not a member, or they are the same.
+    pub fn merge_members(&mut self, keep: MemberId, gone: MemberId) -> Result<(), CommunityError> {
+        if keep == gone || !self.members.contains_key(&keep) {
+            return Err(CommunityError::UnknownMember(keep));
+        }
+        let gone = self.members.remove(&gone).ok_or(CommunityError::UnknownMember(gone))?;
+        if let Some(m) = self.members.get_mut(&keep) {
+            m.accounts.extend(gone.accounts);
+            m.roles.extend(gone.roles);
+            m.admin |= gone.admin;
+        }
+        Ok(())
+    }
+
     pub fn member(&self, id: MemberId) -> Option<&Member> {
         self.members.get(&id)
     }

@@ -301,6 +301,50 @@ impl Engine {
         set
     }
 
+    /// Merges member `gone` into `keep` (see [`crate::community::Community::merge_members`]), and carries
+    /// `gone`'s place in every open vote over to `keep`: eligible where either was, with one
+    /// ballot (`keep`'s own if both had voted, so nobody votes twice). Answers the proposals
+    /// changed.
+    ///
+    /// # Errors
+    /// When either is not a member, or they are the same.
+    pub fn merge_members(
+        &mut self,
+        keep: MemberId,
+        gone: MemberId,
+    ) -> Result<Vec<ProposalId>, crate::community::CommunityError> {
+        self.community.merge_members(keep, gone)?;
+        let mut changed = Vec::new();
+        let mut sets = Vec::new();
+        for p in self.proposals.values_mut().filter(|p| p.state.is_open()) {
+            let Some(v) = p.vote.as_mut() else { continue };
+            let mut touched = false;
+            if v.eligible.contains(&gone) {
+                let mut set: std::collections::BTreeSet<MemberId> = (*v.eligible).clone();
+                set.remove(&gone);
+                set.insert(keep);
+                sets.push((p.id, Eligible::from(set)));
+                touched = true;
+            }
+            if let Some(ballot) = v.ballots.remove(&gone) {
+                if !v.ballots.contains_key(&keep) {
+                    v.ballots.insert(keep, ballot);
+                }
+                touched = true;
+            }
+            if touched {
+                changed.push(p.id);
+            }
+        }
+        for (id, set) in sets {
+            let set = self.share_eligible(set);
+            if let Some(v) = self.proposals.get_mut(&id).and_then(|p| p.vote.as_mut()) {
+                v.eligible = set;
+            }
+        }
+        Ok(changed)
+    }
+
     /// Makes sure new proposals are numbered after `last` (the runtime restoring its state
     /// without loading closed proposals).
     pub fn numbered_after(&mut self, last: ProposalId) {

@@ -889,6 +889,25 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.id, r.last_error.unwrap_or_default())).collect())
     }
 
+    /// The reasons a proposal's effects failed for good, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn failed_effects_of(
+        &self,
+        community: CommunityId,
+        proposal: ProposalId,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::CommunityId.eq(community.0))
+            .filter(outbox::Column::ProposalId.eq(proposal.0))
+            .filter(status::failed())
+            .order_by_asc(outbox::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().filter_map(|r| r.last_error).collect())
+    }
+
     /// How many effects are pending or in flight.
     ///
     /// # Errors
