@@ -12,7 +12,7 @@ use polity::spaces::Notice;
 use polity::store::{SecretKey, Store};
 use polity_discord::DiscordAdapter;
 use polity_tests::db::TestDb;
-use polity_tests::discord::{BOT_ID, FakeDiscord, Response};
+use polity_tests::discord::{BOT_ID, FakeDiscord, Response, permissions};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -613,6 +613,81 @@ async fn a_rename_is_undone_voted_on_and_done_again_on_pass() {
     let rt = polity.stop().await;
     let community = rt.store().communities().await.unwrap()[0].0;
     assert_eq!(rt.store().load_proposals(community, false).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_discord_refuses_for_want_of_a_permission_is_told_to_the_admins_with_its_fix() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_forbidden");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    let policy = "name = \"Renames need a vote\"\nkind = \"platform\"\nactions = [\"discord.rename_channel\"]\n[vote]\nquorum = 2";
+    said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Renames need a vote")), ("toml", json!(policy))])
+        .await;
+    // #general's settings deny Polity's role Manage Channels.
+    fake.set_channel_overwrite(GENERAL, &fake.bot_role(GUILD), 0, permissions::MANAGE_CHANNELS);
+
+    fake.user_renames_channel(DAVE, GENERAL, "random");
+    vote_message(&fake, GENERAL, "Proposal #1: dave wants discord.rename_channel").await;
+    // The revert is refused: the contested name stays, and the admin is told what to change.
+    let told =
+        within("the admin's notice", fake.until(|s| s.dms(ALICE).into_iter().find(|m| m.contains("Manage Channels"))))
+            .await;
+    assert!(told.contains("allow Polity's role Manage Channels in #random"), "{told}");
+    assert!(told.contains("Missing Permissions"), "{told}");
+    assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("random"));
+    // The proposal says so too.
+    let shown = said(&fake, BOB, &["proposal"], vec![("id", json!(1))]).await;
+    assert!(shown.contains("not carried out: Discord refused PATCH"), "{shown}");
+    assert!(shown.contains("Manage Channels"), "{shown}");
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_above_polity_s_is_refused_and_the_admins_are_told_to_move_polity_s_role() {
+    const MODERATOR: &str = "400000000000000009";
+    let fake = discord().await;
+    fake.add_role(GUILD, MODERATOR, "moderator");
+    // The server's admin placed the moderator role above Polity's.
+    fake.set_role_position(GUILD, MODERATOR, 10);
+    let db = TestDb::sqlite("e2e_hierarchy");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    let policy = format!(
+        "name = \"Roles need a vote\"\nkind = \"platform\"\nactions = [\"discord.role_grant\"]\n[vote]\nquorum = 2\non = \"discord:{GENERAL}\""
+    );
+    said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Roles need a vote")), ("toml", json!(policy))])
+        .await;
+    // `/integration test` says so before anything fails.
+    let tested = tested(&fake, "discord").await;
+    assert!(tested.contains("Its highest role is below *moderator*"), "{tested}");
+
+    // Bob makes Dave a moderator: undoing it while it is voted on is refused.
+    fake.user_grants_role(BOB, DAVE, MODERATOR);
+    vote_message(&fake, GENERAL, "Proposal #1: bob wants discord.role_grant").await;
+    let told =
+        within("the admin's notice", fake.until(|s| s.dms(ALICE).into_iter().find(|m| m.contains("moderator")))).await;
+    assert!(told.contains("move Polity's role (Polity) above *moderator* in Server Settings → Roles"), "{told}");
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_test_lists_the_permissions_polity_lacks_and_why_it_needs_them() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_integration_permissions");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    let all = tested(&fake, "discord").await;
+    assert!(all.contains("It has every permission Polity uses, and its role is above every other."), "{all}");
+    // Without View Audit Log, renames and role changes cannot be attributed: it says so.
+    let bot_role = fake.bot_role(GUILD);
+    fake.set_role_permissions(GUILD, &bot_role, permissions::POLITY & !permissions::VIEW_AUDIT_LOG);
+    let lacking = tested(&fake, "discord").await;
+    assert!(
+        lacking.contains("a permission is missing")
+            && lacking.contains("View Audit Log (to learn who renamed a channel or granted a role)"),
+        "{lacking}"
+    );
+    polity.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

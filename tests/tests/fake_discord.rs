@@ -486,15 +486,21 @@ async fn after_a_disconnect_a_resume_gets_what_was_missed_then_resumed_and_a_new
     send(&mut ws, json!({ "op": 6, "d": { "token": format!("Bot {TOKEN}"), "session_id": session, "seq": 2 } })).await;
     let replayed: Vec<(Value, Value)> = {
         let mut v = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..4 {
             let p = next(&mut ws).await;
             v.push((p["t"].clone(), p["s"].clone()));
         }
         v
     };
+    // The rename's audit log entry follows its CHANNEL_UPDATE, as Discord sends it.
     assert_eq!(
         replayed,
-        [(json!("MESSAGE_REACTION_ADD"), json!(3)), (json!("CHANNEL_UPDATE"), json!(4)), (json!("RESUMED"), json!(5))]
+        [
+            (json!("MESSAGE_REACTION_ADD"), json!(3)),
+            (json!("CHANNEL_UPDATE"), json!(4)),
+            (json!("GUILD_AUDIT_LOG_ENTRY_CREATE"), json!(5)),
+            (json!("RESUMED"), json!(6))
+        ]
     );
     assert_eq!(within("RESUME", fake.wait_resume()).await["session_id"], json!(session));
     assert!(fake.connected());
@@ -549,6 +555,19 @@ async fn every_payload_deserializes_into_serenitys_models() {
     for _ in 0..2 {
         kinds.push(read_as_serenity(&mut ws).await);
     }
+    // Roles with their positions (the bot's managed one among them), and overwrites.
+    let polity = fake.bot_role(GUILD);
+    fake.set_role_position(GUILD, MEMBER, 1);
+    fake.set_role_permissions(GUILD, &polity, polity_tests::discord::permissions::POLITY);
+    fake.set_channel_overwrite(GENERAL, &polity, polity_tests::discord::permissions::EMBED_LINKS, 0);
+    fake.set_channel_overwrite(GENERAL, CAROL, 0, polity_tests::discord::permissions::SEND_MESSAGES);
+    let (_, roles, _) = http.call("GET", &format!("/guilds/{GUILD}/roles"), None).await;
+    let roles = serde_json::from_value::<Vec<serenity::all::Role>>(roles).unwrap();
+    assert!(roles.iter().any(|r| r.managed && r.tags.bot_id.is_some_and(|b| b.to_string() == BOT_ID)));
+    let (_, channel, _) = http.call("GET", &format!("/channels/{GENERAL}"), None).await;
+    assert_eq!(serde_json::from_value::<GuildChannel>(channel).unwrap().permission_overwrites.len(), 2);
+    let (_, member, _) = http.call("GET", &format!("/guilds/{GUILD}/members/{BOT_ID}"), None).await;
+    serde_json::from_value::<serenity::all::Member>(member).unwrap();
 
     let commands = json!([{ "name": "propose", "description": "Propose", "type": 1, "options": [
         { "type": 3, "name": "text", "description": "What", "required": true }
@@ -623,6 +642,7 @@ async fn every_payload_deserializes_into_serenitys_models() {
         "MESSAGE_REACTION_ADD",
         "MESSAGE_REACTION_REMOVE",
         "CHANNEL_UPDATE",
+        "GUILD_ROLE_UPDATE",
         "GUILD_MEMBER_UPDATE",
         "GUILD_MEMBER_ADD",
         "GUILD_MEMBER_REMOVE",
@@ -766,6 +786,36 @@ mod real_client {
         assert!(unexpected.is_empty(), "unexpected requests: {unexpected:?}");
         within("shutdown", gateway.shutdown()).await.unwrap();
     }
+
+    #[tokio::test]
+    async fn a_command_that_arrives_while_polity_is_busy_is_acknowledged_within_discords_three_seconds() {
+        let fake = fake().await;
+        // A bot whose loop takes nothing (its queue of one is full with the session's first
+        // notice): the command waits in the queue, not Discord.
+        let (tx, mut events) = mpsc::channel(1);
+        let mut config = GatewayConfig::new("discord", TOKEN, fake.url());
+        config.register_commands = false;
+        config.answer_within = Duration::from_millis(500);
+        let gateway = start(config, tx).await.unwrap();
+        within("IDENTIFY", fake.wait_identify()).await;
+        within("the queue full", fake.wait_until(|s| !s.dispatched().is_empty())).await;
+        let interaction = fake.slash(BOB, GUILD, GENERAL, &["whoami"], vec![]);
+        // Discord refuses a first answer after three seconds (10062): it is acknowledged in time.
+        let first = within("the acknowledgement", fake.response(&interaction)).await;
+        assert_eq!((first.kind, &first.data["flags"]), (5, &json!(64)), "{first:?}");
+        let call = next_matching(&mut events, "the command", |i| match i {
+            Incoming::Command(c) => Some(c),
+            _ => None,
+        })
+        .await;
+        call.answer.send(Reply::private("You are bob.")).unwrap();
+        let answer = within("the answer", fake.edited_response(&interaction)).await;
+        assert_eq!(answer.data["content"], json!("You are bob."));
+        let refused: Vec<String> =
+            fake.requests().iter().filter(|r| r.status >= 400).map(|r| format!("{} {}", r.method, r.path)).collect();
+        assert!(refused.is_empty(), "{refused:?}");
+        within("shutdown", gateway.shutdown()).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -840,6 +890,248 @@ async fn an_interaction_carries_its_members_permissions_as_discord_computes_them
     assert_eq!(permissions(CAROL), EVERYONE | MANAGE_GUILD);
     fake.user_revokes_role(ALICE, CAROL, MANAGER);
     assert_eq!(permissions(CAROL), EVERYONE);
+}
+
+mod permissions {
+    //! Discord's permission model, held to for every request of the bot: a role hierarchy
+    //! with the bot's own managed role, channel overwrites, and 403 Missing Permissions
+    //! (50013) for what the bot may not do, before anything changes.
+    use super::*;
+    use polity_tests::discord::permissions::{
+        ADD_REACTIONS, ADMINISTRATOR, ATTACH_FILES, EVERYONE, KICK_MEMBERS, MANAGE_CHANNELS, MANAGE_MESSAGES,
+        MANAGE_ROLES, PIN_MESSAGES, POLITY, READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_AUDIT_LOG, VIEW_CHANNEL,
+    };
+
+    const ELDER: &str = "400000000000000003";
+
+    fn missing_permissions(answer: &(u16, Value, Option<String>)) {
+        let expected = json!({ "code": codes::MISSING_PERMISSIONS, "message": "Missing Permissions" });
+        assert_eq!((answer.0, &answer.1), (403, &expected), "not refused with Missing Permissions");
+    }
+
+    /// The guild's roles as `GET /guilds/{g}/roles` answers them: (name, position).
+    async fn positions(http: &Http) -> Vec<(String, u64)> {
+        let (status, roles, _) = http.call("GET", &format!("/guilds/{GUILD}/roles"), None).await;
+        assert_eq!(status, 200);
+        let mut roles: Vec<(String, u64)> = roles
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["name"].as_str().unwrap().to_string(), r["position"].as_u64().unwrap()))
+            .collect();
+        roles.sort_by_key(|(_, p)| *p);
+        roles
+    }
+
+    #[tokio::test]
+    async fn the_bot_has_its_own_managed_role_at_the_top_and_new_roles_come_just_below_it() {
+        let fake = fake().await;
+        let http = Http::new(&fake);
+        let polity = fake.bot_role(GUILD);
+        let (_, roles, _) = http.call("GET", &format!("/guilds/{GUILD}/roles"), None).await;
+        let own = roles.as_array().unwrap().iter().find(|r| r["id"] == json!(polity)).unwrap();
+        assert_eq!(
+            (own["name"].clone(), own["managed"].clone(), own["tags"].clone(), own["permissions"].clone()),
+            (json!("Polity"), json!(true), json!({ "bot_id": BOT_ID }), json!(POLITY.to_string()))
+        );
+        assert_eq!(
+            positions(&http).await,
+            [("@everyone".into(), 0), ("steward".into(), 1), ("member".into(), 2), ("Polity".into(), 3)]
+        );
+        let (_, me, _) = http.call("GET", &format!("/guilds/{GUILD}/members/{BOT_ID}"), None).await;
+        assert_eq!(me["roles"], json!([polity]));
+        // The bot's permissions: Polity's and `@everyone`'s, everywhere without overwrites.
+        assert_eq!(fake.with(|s| s.channel_permissions(GENERAL, BOT_ID)), Some(POLITY | EVERYONE));
+        let id = fake.slash(BOB, GUILD, GENERAL, &["whoami"], vec![]);
+        let event = fake.dispatched().into_iter().rfind(|(t, d)| t == "INTERACTION_CREATE" && d["id"] == json!(id));
+        assert_eq!(event.unwrap().1["app_permissions"], json!((POLITY | EVERYONE).to_string()));
+
+        // A role moved to the top: the others are numbered around it, distinct.
+        fake.add_role(GUILD, ELDER, "elder");
+        fake.set_role_position(GUILD, ELDER, 99);
+        assert_eq!(
+            positions(&http).await,
+            [
+                ("@everyone".into(), 0),
+                ("steward".into(), 1),
+                ("member".into(), 2),
+                ("Polity".into(), 3),
+                ("elder".into(), 4)
+            ]
+        );
+        let updated = fake.dispatched().into_iter().filter(|(t, _)| t == "GUILD_ROLE_UPDATE").count();
+        assert_eq!(updated, 2, "the elder and the bot's role moved");
+    }
+
+    #[tokio::test]
+    async fn a_role_above_the_bots_is_refused_until_the_bots_role_is_moved_above_it() {
+        let fake = fake().await;
+        let http = Http::new(&fake);
+        fake.add_role(GUILD, ELDER, "elder");
+        fake.set_role_position(GUILD, ELDER, 99);
+        let grant = format!("/guilds/{GUILD}/members/{BOB}/roles/{ELDER}");
+        missing_permissions(&http.call("PUT", &grant, None).await);
+        assert_eq!(fake.member_roles(GUILD, BOB), Some(vec![MEMBER.to_string()]));
+        assert!(fake.audit_log(GUILD).is_empty(), "refused: nothing changed");
+        assert!(fake.dispatched().iter().all(|(t, _)| t != "GUILD_MEMBER_UPDATE"));
+        // An unknown role is still Unknown Role, first.
+        let (status, err, _) = http.call("PUT", &format!("/guilds/{GUILD}/members/{BOB}/roles/1"), None).await;
+        assert_eq!((status, err["code"].as_u64()), (404, Some(codes::UNKNOWN_ROLE)));
+
+        // The server's admin drags Polity's role above it.
+        let polity = fake.bot_role(GUILD);
+        fake.set_role_position(GUILD, &polity, 99);
+        assert_eq!(http.call("PUT", &grant, None).await.0, 204);
+        assert_eq!(http.call("DELETE", &grant, None).await.0, 204);
+        // The bot's own role is an integration's: nobody is given it.
+        missing_permissions(&http.call("PUT", &format!("/guilds/{GUILD}/members/{BOB}/roles/{polity}"), None).await);
+        // Without Manage Roles, not even a role below.
+        fake.set_role_permissions(GUILD, &polity, POLITY & !MANAGE_ROLES);
+        missing_permissions(&http.call("PUT", &grant, None).await);
+        assert_eq!(fake.member_roles(GUILD, BOB), Some(vec![MEMBER.to_string()]));
+    }
+
+    #[tokio::test]
+    async fn an_overwrite_denying_manage_messages_refuses_deleting_a_members_message_but_not_the_bots_own() {
+        let fake = fake().await;
+        let http = Http::new(&fake);
+        let polity = fake.bot_role(GUILD);
+        fake.set_channel_overwrite(GENERAL, &polity, 0, MANAGE_MESSAGES);
+        let (_, channel, _) = http.call("GET", &format!("/channels/{GENERAL}"), None).await;
+        assert_eq!(
+            channel["permission_overwrites"],
+            json!([{ "id": polity, "type": 0, "allow": "0", "deny": MANAGE_MESSAGES.to_string() }])
+        );
+        let said = fake.user_says(BOB, GENERAL, "spam", &[]);
+        missing_permissions(&http.call("DELETE", &format!("/channels/{GENERAL}/messages/{said}"), None).await);
+        assert!(!fake.message(GENERAL, &said).unwrap().deleted);
+        assert!(fake.audit_log(GUILD).is_empty());
+        // Nor someone else's reaction; its own it may take back.
+        fake.user_reacts(BOB, GENERAL, &said, THUMBS);
+        let reactions = format!("/channels/{GENERAL}/messages/{said}/reactions/{THUMBS_PATH}");
+        assert_eq!(http.call("PUT", &format!("{reactions}/@me"), None).await.0, 204);
+        missing_permissions(&http.call("DELETE", &format!("{reactions}/{BOB}"), None).await);
+        assert_eq!(http.call("DELETE", &format!("{reactions}/@me"), None).await.0, 204);
+        assert_eq!(fake.reactions(GENERAL, &said, THUMBS), [BOB]);
+        // Its own message it may delete; in another channel anyone's.
+        let (_, own, _) =
+            http.call("POST", &format!("/channels/{GENERAL}/messages"), Some(json!({ "content": "x" }))).await;
+        let own = own["id"].as_str().unwrap();
+        assert_eq!(http.call("DELETE", &format!("/channels/{GENERAL}/messages/{own}"), None).await.0, 204);
+        let elsewhere = fake.user_says(BOB, BOTS, "spam", &[]);
+        assert_eq!(http.call("DELETE", &format!("/channels/{BOTS}/messages/{elsewhere}"), None).await.0, 204);
+        // Pinning: Pin Messages is enough; without it either, refused.
+        assert_eq!(http.call("PUT", &format!("/channels/{GENERAL}/pins/{said}"), None).await.0, 204);
+        fake.set_channel_overwrite(GENERAL, &polity, 0, MANAGE_MESSAGES | PIN_MESSAGES);
+        missing_permissions(&http.call("DELETE", &format!("/channels/{GENERAL}/pins/{said}"), None).await);
+        assert!(fake.message(GENERAL, &said).unwrap().pinned);
+        // The bot's own overwrite as a member comes last and wins.
+        fake.set_channel_overwrite(GENERAL, BOT_ID, MANAGE_MESSAGES, 0);
+        assert_eq!(http.call("DELETE", &format!("/channels/{GENERAL}/messages/{said}"), None).await.0, 204);
+        let (_, channel, _) = http.call("GET", &format!("/channels/{GENERAL}"), None).await;
+        assert_eq!(channel["permission_overwrites"][1]["type"], json!(1));
+    }
+
+    #[tokio::test]
+    async fn manage_channels_denied_to_everyone_in_a_channel_refuses_a_rename_until_a_role_overwrite_allows_it() {
+        let fake = fake().await;
+        let http = Http::new(&fake);
+        // `@everyone`'s overwrite takes the bit even from what the bot's role grants.
+        fake.set_channel_overwrite(GENERAL, GUILD, 0, MANAGE_CHANNELS);
+        let rename = format!("/channels/{GENERAL}");
+        missing_permissions(&http.call("PATCH", &rename, Some(json!({ "name": "renamed" }))).await);
+        assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("general"));
+        assert!(fake.audit_log(GUILD).is_empty());
+        assert_eq!(http.call("PATCH", &format!("/channels/{BOTS}"), Some(json!({ "name": "robots" }))).await.0, 200);
+        // A role's overwrite comes after `@everyone`'s.
+        fake.set_channel_overwrite(GENERAL, &fake.bot_role(GUILD), MANAGE_CHANNELS, 0);
+        assert_eq!(http.call("PATCH", &rename, Some(json!({ "name": "renamed" }))).await.0, 200);
+        assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("renamed"));
+        // An unknown channel is still Unknown Channel.
+        let (status, err, _) = http.call("PATCH", "/channels/1", Some(json!({ "name": "x" }))).await;
+        assert_eq!((status, err["code"].as_u64()), (404, Some(codes::UNKNOWN_CHANNEL)));
+    }
+
+    #[tokio::test]
+    async fn posting_reading_and_reacting_need_their_permissions_in_the_channel() {
+        let fake = fake().await;
+        let http = Http::new(&fake);
+        let posts = format!("/channels/{GENERAL}/messages");
+        let said = fake.user_says(BOB, GENERAL, "hello", &[]);
+        fake.user_reacts(BOB, GENERAL, &said, THUMBS);
+        let reactions = format!("{posts}/{said}/reactions");
+
+        // Without Attach Files (`@everyone`'s overwrite takes it from every role): text yes,
+        // files no.
+        fake.set_channel_overwrite(GENERAL, GUILD, 0, ATTACH_FILES);
+        assert_eq!(http.multipart(&posts, &json!({ "content": "see file" }), &[("a.txt", "a")]).await, 403);
+        assert_eq!(http.call("POST", &posts, Some(json!({ "content": "text" }))).await.0, 200);
+        // Without Send Messages: nothing.
+        fake.set_channel_overwrite(GENERAL, GUILD, 0, SEND_MESSAGES);
+        missing_permissions(&http.call("POST", &posts, Some(json!({ "content": "text" }))).await);
+        assert_eq!(fake.messages(GENERAL).len(), 2);
+
+        // Without Add Reactions: only onto a reaction someone holds already.
+        fake.set_channel_overwrite(GENERAL, GUILD, 0, ADD_REACTIONS);
+        assert_eq!(http.call("PUT", &format!("{reactions}/{THUMBS_PATH}/@me"), None).await.0, 204);
+        missing_permissions(&http.call("PUT", &format!("{reactions}/%F0%9F%91%8E/@me"), None).await);
+        assert_eq!(fake.reactions(GENERAL, &said, "👎"), Vec::<String>::new());
+
+        // Without Read Message History: no message, no reactions read back, no reacting.
+        fake.set_channel_overwrite(GENERAL, GUILD, 0, READ_MESSAGE_HISTORY);
+        missing_permissions(&http.call("GET", &format!("{posts}/{said}"), None).await);
+        missing_permissions(&http.call("GET", &format!("{reactions}/{THUMBS_PATH}"), None).await);
+        missing_permissions(&http.call("PUT", &format!("{reactions}/{THUMBS_PATH}/@me"), None).await);
+        let (status, err, _) = http.call("GET", &format!("{posts}/1"), None).await;
+        assert_eq!((status, err["code"].as_u64()), (404, Some(codes::UNKNOWN_MESSAGE)), "a 404 first");
+
+        // A channel the bot cannot see is out of reach: Missing Access.
+        fake.set_channel_overwrite(GENERAL, GUILD, 0, VIEW_CHANNEL);
+        let (status, err, _) = http.call("POST", &posts, Some(json!({ "content": "text" }))).await;
+        assert_eq!((status, err["code"].as_u64()), (403, Some(codes::MISSING_ACCESS)));
+        assert_eq!(fake.with(|s| s.channel_permissions(GENERAL, BOT_ID)), Some(0));
+        // An administrator is above every overwrite.
+        fake.set_role_permissions(GUILD, &fake.bot_role(GUILD), ADMINISTRATOR);
+        assert_eq!(http.call("GET", &format!("{posts}/{said}"), None).await.0, 200);
+        assert_eq!(http.call("POST", &posts, Some(json!({ "content": "text" }))).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn a_kick_of_a_member_whose_highest_role_is_not_below_the_bots_is_refused() {
+        let fake = fake().await;
+        let http = Http::new(&fake);
+        fake.add_role(GUILD, ELDER, "elder");
+        fake.set_role_position(GUILD, ELDER, 99);
+        fake.user_grants_role(ALICE, BOB, ELDER);
+        missing_permissions(&http.call("DELETE", &format!("/guilds/{GUILD}/members/{BOB}"), None).await);
+        assert!(fake.member_roles(GUILD, BOB).is_some());
+        assert!(fake.audit_log(GUILD).iter().all(|e| e.action_type != audit::MEMBER_KICK));
+        // The owner, never.
+        missing_permissions(&http.call("DELETE", &format!("/guilds/{GUILD}/members/{ALICE}"), None).await);
+        // Without Kick Members, not even a member without roles.
+        let polity = fake.bot_role(GUILD);
+        fake.set_role_permissions(GUILD, &polity, POLITY & !KICK_MEMBERS);
+        missing_permissions(&http.call("DELETE", &format!("/guilds/{GUILD}/members/{CAROL}"), None).await);
+        fake.set_role_permissions(GUILD, &polity, POLITY);
+        assert_eq!(http.call("DELETE", &format!("/guilds/{GUILD}/members/{CAROL}"), None).await.0, 204);
+        // Above the elder, the bot may kick Bob.
+        fake.set_role_position(GUILD, &polity, 99);
+        assert_eq!(http.call("DELETE", &format!("/guilds/{GUILD}/members/{BOB}"), None).await.0, 204);
+        // An unknown member is still Unknown Member.
+        let (status, err, _) = http.call("DELETE", &format!("/guilds/{GUILD}/members/{BOB}"), None).await;
+        assert_eq!((status, err["code"].as_u64()), (404, Some(codes::UNKNOWN_MEMBER)));
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_is_refused_without_view_audit_log() {
+        let fake = fake().await;
+        let http = Http::new(&fake);
+        let logs = format!("/guilds/{GUILD}/audit-logs");
+        fake.set_role_permissions(GUILD, &fake.bot_role(GUILD), POLITY & !VIEW_AUDIT_LOG);
+        missing_permissions(&http.call("GET", &logs, None).await);
+        fake.set_role_permissions(GUILD, GUILD, EVERYONE | VIEW_AUDIT_LOG);
+        assert_eq!(http.call("GET", &logs, None).await.0, 200, "`@everyone`'s permissions are the bot's too");
+    }
 }
 
 mod rate_limits {

@@ -3,6 +3,7 @@
 //! behind `/integration test`.
 
 use crate::gateway::{Gateway, GatewayConfig, start};
+use crate::invite::PERMISSIONS;
 use crate::platform::DiscordPlatform;
 use crate::rest::{DISCORD_URL, UNKNOWN_MEMBER};
 use polity_governance::platform::{Platform, PlatformError, PlatformSpec, Setting};
@@ -175,7 +176,9 @@ impl Adapter for DiscordAdapter {
 }
 
 /// `GET /users/@me` (the token works), then, for a server, `GET /guilds/{g}/members/{bot}`
-/// (the bot is in it and may see it).
+/// (the bot is in it and may see it) and `GET /guilds/{g}/roles`: every permission Polity
+/// uses is granted to the bot's roles, and which roles sit above its highest one (it cannot
+/// grant or revoke those).
 async fn test_call(config: &DiscordConfig, guild: Option<GuildId>) -> Result<String, TestFailure> {
     let platform = DiscordPlatform::new("discord", &config.token, &config.base_url)
         .map_err(|e| TestFailure::Other(e.to_string()))?;
@@ -189,13 +192,75 @@ async fn test_call(config: &DiscordConfig, guild: Option<GuildId>) -> Result<Str
         return Err(TestFailure::Other("Discord did not say who the bot is".into()));
     };
     let user_id = UserId::new(id.max(1));
-    let member = rest.send(LightMethod::Get, Route::GuildMember { guild_id: guild, user_id }, None).await;
-    match member {
-        Ok(_) => Ok(format!("Discord accepts the token (the bot {name}), and the bot is in the server {guild}.")),
-        Err(f) if f.code == Some(UNKNOWN_MEMBER) => Err(TestFailure::MissingPermission(format!(
-            "the bot {name} is not in the server {guild}: add it with the invite link"
-        ))),
-        Err(f) => Err(failure(f.error, Some(guild))),
+    let member = match rest.send(LightMethod::Get, Route::GuildMember { guild_id: guild, user_id }, None).await {
+        Ok(member) => member,
+        Err(f) if f.code == Some(UNKNOWN_MEMBER) => {
+            return Err(TestFailure::MissingPermission(format!(
+                "the bot {name} is not in the server {guild}: add it with the invite link"
+            )));
+        }
+        Err(f) => return Err(failure(f.error, Some(guild))),
+    };
+    let roles = rest
+        .send(LightMethod::Get, Route::GuildRoles { guild_id: guild }, None)
+        .await
+        .map_err(|f| failure(f.error, Some(guild)))?;
+    let standing = Standing::of(&member, &roles, guild);
+    let reached = format!("Discord accepts the token (the bot {name}), and the bot is in the server {guild}.");
+    let missing: Vec<String> = PERMISSIONS
+        .iter()
+        .filter(|(_, bit, _)| standing.permissions & bit != *bit)
+        .map(|(perm, _, why)| format!("{perm} (to {why})"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(TestFailure::MissingPermission(format!(
+            "{reached} But its roles lack {}: grant them to Polity's role in Server Settings → Roles.",
+            missing.join(", ")
+        )));
+    }
+    if standing.above.is_empty() {
+        return Ok(format!("{reached} It has every permission Polity uses, and its role is above every other."));
+    }
+    Ok(format!(
+        "{reached} It has every permission Polity uses. Its highest role is below {}: it cannot grant or revoke those; move Polity's role above them in Server Settings → Roles if policies govern them.",
+        standing.above.iter().map(|r| format!("*{r}*")).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// The bot's place in a server, from its member object and the server's roles: its
+/// permissions (everyone's and its roles'; all with Administrator) and the roles above its
+/// highest one, by name, highest first.
+struct Standing {
+    permissions: u64,
+    above: Vec<String>,
+}
+
+impl Standing {
+    fn of(member: &Value, roles: &Value, guild: GuildId) -> Self {
+        let held: Vec<&str> =
+            member.get("roles").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let roles: Vec<(&str, &str, u64, i64)> = roles
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                let id = r.get("id")?.as_str()?;
+                let name = r.get("name").and_then(Value::as_str).unwrap_or(id);
+                let bits = r.get("permissions").and_then(Value::as_str).and_then(|p| p.parse().ok()).unwrap_or(0);
+                let position = r.get("position").and_then(Value::as_i64).unwrap_or(0);
+                Some((id, name, bits, position))
+            })
+            .collect();
+        let everyone = guild.to_string();
+        let mine = roles.iter().filter(|(id, ..)| *id == everyone || held.contains(id));
+        let bits = mine.clone().fold(0, |all, (_, _, b, _)| all | b);
+        let administrator = serenity::model::permissions::Permissions::ADMINISTRATOR.bits();
+        let permissions = if bits & administrator != 0 { u64::MAX } else { bits };
+        let top = mine.map(|(_, _, _, p)| *p).max().unwrap_or(0);
+        let mut above: Vec<&(&str, &str, u64, i64)> =
+            roles.iter().filter(|(id, _, _, p)| *id != everyone && !held.contains(id) && *p >= top).collect();
+        above.sort_by_key(|(_, _, _, p)| std::cmp::Reverse(*p));
+        Self { permissions, above: above.into_iter().map(|(_, name, ..)| (*name).to_string()).collect() }
     }
 }
 

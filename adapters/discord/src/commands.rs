@@ -309,6 +309,14 @@ impl Asked<'_> {
     }
 }
 
+/// When an interaction must be answered: `slow` ones are acknowledged at once; others are
+/// answered directly if the answer comes before `deadline`; `acknowledged`: already done.
+struct Answering {
+    slow: bool,
+    deadline: tokio::time::Instant,
+    acknowledged: bool,
+}
+
 /// A reply as Discord takes it: text within the message limit (the whole of a longer text
 /// attached as a file) and the reply's own attachment.
 fn rendered(reply: &Reply) -> (String, Vec<CreateAttachment>) {
@@ -338,6 +346,9 @@ impl Bridge {
     /// Runs a command (a slash command, or a vote button as the `/vote` it stands for) and
     /// answers it.
     pub(crate) async fn command(&self, http: &Http, cache: &Cache, asked: Asked<'_>, parsed: Parsed, slow: bool) {
+        // Discord's three seconds run from the interaction's arrival, not from when the bot
+        // gets to it: the deadline is fixed here, before any queue.
+        let deadline = tokio::time::Instant::now() + self.answer_within;
         let Some(guild) = asked.guild() else {
             let _ = asked.respond(http, message("Polity's commands work in a server, where its community is.")).await;
             return;
@@ -355,11 +366,26 @@ impl Bridge {
             answer,
         };
         let command = call.parsed.spec.name();
-        if self.incoming.send(Incoming::Command(call)).await.is_err() {
+        // A bot too busy to take the command before the deadline gets it acknowledged first:
+        // the answer follows as an edit.
+        let mut acknowledged = false;
+        let permit = match tokio::time::timeout_at(deadline, self.incoming.reserve()).await {
+            Ok(permit) => permit,
+            Err(_) => {
+                acknowledged = self.acknowledge(http, &asked).await;
+                if !acknowledged {
+                    return;
+                }
+                self.incoming.reserve().await
+            }
+        };
+        let Ok(permit) = permit else {
             let _ = asked.respond(http, message(SHUTTING_DOWN)).await;
             return;
-        }
-        // Using a command is also a trigger event policies can act on.
+        };
+        permit.send(Incoming::Command(call));
+        // Using a command is also a trigger event policies can act on; it never holds up
+        // the answer.
         if let Ok(kind) = ActionType::new(COMMAND_USED) {
             let action = Action::new(kind, invocation.invoker.clone(), invocation.id.clone())
                 .event()
@@ -372,13 +398,30 @@ impl Bridge {
                 input: Inbound::Action { action },
                 from: Some((invocation.invoker.clone(), name.clone())),
             };
-            let _ = self.incoming.send(Incoming::Event(event)).await;
+            let incoming = self.incoming.clone();
+            tokio::spawn(async move {
+                let _ = incoming.send(Incoming::Event(event)).await;
+            });
         }
-        self.deliver(http, asked, answered, slow, Some((invocation, guild, name))).await;
+        let when = Answering { slow, deadline, acknowledged };
+        self.deliver(http, asked, answered, when, Some((invocation, guild, name))).await;
+    }
+
+    /// Acknowledges an interaction (ephemeral "thinking"); false when Discord refused it.
+    async fn acknowledge(&self, http: &Http, asked: &Asked<'_>) -> bool {
+        let defer = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true));
+        match asked.respond(http, defer).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot acknowledge an interaction");
+                false
+            }
+        }
     }
 
     /// Answers the secret form: the secret goes to the bot with the command that asked for it.
     pub(crate) async fn secret(&self, http: &Http, modal: &ModalInteraction) {
+        let deadline = tokio::time::Instant::now() + self.answer_within;
         let asked = Asked::Modal(modal);
         let key = modal.data.custom_id.strip_prefix(SECRET_FORM).unwrap_or_default().to_string();
         let pending = self.pending.lock().ok().and_then(|mut p| p.remove(&key));
@@ -405,11 +448,24 @@ impl Bridge {
             secret,
             answer,
         };
-        if self.incoming.send(Incoming::Secret(typed)).await.is_err() {
+        let mut acknowledged = false;
+        let permit = match tokio::time::timeout_at(deadline, self.incoming.reserve()).await {
+            Ok(permit) => permit,
+            Err(_) => {
+                acknowledged = self.acknowledge(http, &asked).await;
+                if !acknowledged {
+                    return;
+                }
+                self.incoming.reserve().await
+            }
+        };
+        let Ok(permit) = permit else {
             let _ = asked.respond(http, message(SHUTTING_DOWN)).await;
             return;
-        }
-        self.deliver(http, asked, answered, false, None).await;
+        };
+        permit.send(Incoming::Secret(typed));
+        let when = Answering { slow: false, deadline, acknowledged };
+        self.deliver(http, asked, answered, when, None).await;
     }
 
     /// A press of a vote button: the `/vote` it stands for.
@@ -428,11 +484,11 @@ impl Bridge {
         http: &Http,
         asked: Asked<'_>,
         mut answered: oneshot::Receiver<Reply>,
-        slow: bool,
+        when: Answering,
         form: Option<(Invocation, String, String)>,
     ) {
-        if !slow {
-            match tokio::time::timeout(self.answer_within, &mut answered).await {
+        if !when.slow && !when.acknowledged {
+            match tokio::time::timeout_at(when.deadline, &mut answered).await {
                 Ok(Ok(reply)) => {
                     self.respond(http, asked, reply, form).await;
                     return;
@@ -444,9 +500,7 @@ impl Bridge {
                 Err(_) => {}
             }
         }
-        let defer = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true));
-        if let Err(e) = asked.respond(http, defer).await {
-            tracing::warn!(error = %e, "cannot acknowledge an interaction");
+        if !when.acknowledged && !self.acknowledge(http, &asked).await {
             return;
         }
         let mut reply = answered.await.unwrap_or_else(|_| Reply::private(SORRY));

@@ -17,11 +17,11 @@ use polity_governance::io::Inbound;
 use polity_port::{Event, Incoming, SpaceInfo};
 use serde_json::Value;
 use serenity::all::{
-    Cache, ChunkGuildFilter, ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildChannel, GuildId,
-    GuildMemberUpdateEvent, GuildMembersChunkEvent, Interaction, Member, Message, Reaction, ReactionTypes, Ready,
-    ResumedEvent, ShardManager, UserId,
+    Cache, ChannelId, ChunkGuildFilter, ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildId,
+    GuildMembersChunkEvent, Interaction, Member, Message, Reaction, ReactionTypes, Ready, ResumedEvent, RoleId,
+    ShardManager, UserId,
 };
-use serenity::model::guild::audit_log::{Action as AuditAction, ChannelAction, MemberAction};
+use serenity::model::guild::audit_log::{Action as AuditAction, AuditLogEntry, Change, ChannelAction, MemberAction};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,8 +36,10 @@ use tokio::task::JoinHandle;
 /// - `MESSAGE_CONTENT` (privileged): without it a message's text and attachments arrive empty,
 ///   and a governed message could not be reposted;
 /// - `GUILD_MESSAGE_REACTIONS`: reaction votes (`MESSAGE_REACTION_ADD`/`REMOVE`);
-/// - `GUILD_MEMBERS` (privileged): `GUILD_MEMBER_ADD` (joins) and `GUILD_MEMBER_UPDATE` (role
-///   grants).
+/// - `GUILD_MEMBERS` (privileged): `GUILD_MEMBER_ADD` (joins) and `GUILD_MEMBER_UPDATE` (the
+///   cache's members and roles);
+/// - `GUILD_MODERATION`: `GUILD_AUDIT_LOG_ENTRY_CREATE` (with View Audit Log), which says
+///   exactly who renamed a channel or changed a member's roles.
 #[must_use]
 pub fn intents() -> GatewayIntents {
     GatewayIntents::GUILDS
@@ -45,6 +47,7 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::MESSAGE_CONTENT
         | GatewayIntents::GUILD_MESSAGE_REACTIONS
         | GatewayIntents::GUILD_MEMBERS
+        | GatewayIntents::GUILD_MODERATION
 }
 
 /// Where the gateway connects and as whom.
@@ -265,22 +268,6 @@ impl Handler {
         self.send(key, r.guild_id, Inbound::Reaction { message, voter, emoji, added }, from).await;
     }
 
-    /// The newest audit log entry of `action` on `target`: who did it (the gateway does not
-    /// say) and its id (unique per change, unlike the event's content).
-    async fn actor(&self, ctx: &Context, guild: GuildId, action: AuditAction, target: u64) -> Option<(UserId, String)> {
-        match ctx.http.get_audit_logs(guild, Some(action), None, None, Some(10)).await {
-            Ok(logs) => logs
-                .entries
-                .into_iter()
-                .find(|e| e.target_id.map(|t| t.get()) == Some(target))
-                .map(|e| (e.user_id, e.id.to_string())),
-            Err(e) => {
-                tracing::warn!(%guild, "cannot read the audit log: {e}");
-                None
-            }
-        }
-    }
-
     async fn actor_name(ctx: &Context, guild: GuildId, user: UserId) -> String {
         let cached = ctx.cache.guild(guild).and_then(|g| g.members.get(&user).map(member_name));
         cached.unwrap_or_else(|| user.to_string())
@@ -357,79 +344,68 @@ impl EventHandler for Handler {
         self.reaction(&ctx, r, false).await;
     }
 
-    async fn channel_update(&self, ctx: Context, old: Option<GuildChannel>, new: GuildChannel) {
-        let Some(old) = old else {
-            tracing::debug!(channel = %new.id, "a channel changed that the cache did not know: old name unknown");
-            return;
-        };
-        if old.name == new.name {
-            return;
-        }
-        let action = AuditAction::Channel(ChannelAction::Update);
-        let Some((user, entry)) = self.actor(&ctx, new.guild_id, action, new.id.get()).await else {
-            tracing::warn!(channel = %new.id, "a rename with no audit log entry is not governed");
-            return;
-        };
-        if user == bot_id(&ctx) {
+    /// Who renamed a channel or changed a member's roles, exactly: Discord's audit log entry
+    /// as it is written (`GUILD_AUDIT_LOG_ENTRY_CREATE`, with View Audit Log), which names the
+    /// actor, the target and the change itself. Governing from the entry, not from the
+    /// change's own event, leaves nothing to match or race: the bot's own reverts and
+    /// re-applies are its entries, and are not governed again.
+    async fn guild_audit_log_entry_create(&self, ctx: Context, entry: AuditLogEntry, guild: GuildId) {
+        if entry.user_id == bot_id(&ctx) {
             return;
         }
-        let Ok(kind) = ActionType::new(RENAME_CHANNEL) else { return };
-        let initiator = self.account(user);
-        let action = Action::new(kind, initiator.clone(), entry.clone())
-            .at(self.place(new.id))
-            .with("channel", new.id.to_string())
-            .with("old_name", old.name.clone())
-            .with("name", new.name.clone());
-        let name = Self::actor_name(&ctx, new.guild_id, user).await;
-        let key = format!("rename:{}:{entry}", new.id);
-        self.send(key, Some(new.guild_id), Inbound::Action { action }, Some((initiator, name))).await;
-    }
-
-    async fn guild_member_update(
-        &self,
-        ctx: Context,
-        old: Option<Member>,
-        _new: Option<Member>,
-        event: GuildMemberUpdateEvent,
-    ) {
-        let Some(old) = old else {
-            tracing::debug!(user = %event.user.id, "a member changed that the cache did not know: roles not diffed");
-            return;
-        };
-        let added: Vec<_> = event.roles.iter().filter(|r| !old.roles.contains(r)).copied().collect();
-        let removed: Vec<_> = old.roles.iter().filter(|r| !event.roles.contains(r)).copied().collect();
-        if (added.is_empty() && removed.is_empty()) || event.user.id == bot_id(&ctx) {
-            return;
-        }
-        let guild = event.guild_id;
-        let action = AuditAction::Member(MemberAction::RoleUpdate);
-        let Some((user, entry)) = self.actor(&ctx, guild, action, event.user.id.get()).await else {
-            tracing::warn!(user = %event.user.id, "a role change with no audit log entry is not governed");
-            return;
-        };
-        // The bot's own grants and revokes (carrying out or undoing a decision) are not
-        // governed again.
-        if user == bot_id(&ctx) {
-            return;
-        }
-        let initiator = self.account(user);
-        let name = Self::actor_name(&ctx, guild, user).await;
+        let Some(target) = entry.target_id.map(|t| t.get()) else { return };
+        let changes = entry.changes.as_deref().unwrap_or_default();
+        let initiator = self.account(entry.user_id);
+        let name = Self::actor_name(&ctx, guild, entry.user_id).await;
         let from = Some((initiator.clone(), name));
-        for (role, granted) in added.into_iter().map(|r| (r, true)).chain(removed.into_iter().map(|r| (r, false))) {
-            let (kind, key) = if granted {
-                (ROLE_GRANT, format!("role_grant:{guild}:{}:{role}:{entry}", event.user.id))
-            } else {
-                (ROLE_REVOKED, format!("role_revoked:{guild}:{}:{role}:{entry}", event.user.id))
-            };
-            let Ok(kind) = ActionType::new(kind) else { continue };
-            let mut action = Action::new(kind, initiator.clone(), format!("{entry}:{role}"))
-                .with("guild", guild.to_string())
-                .with("user", event.user.id.to_string())
-                .with("role", role.to_string());
-            if !granted {
-                action = action.event();
+        let id = entry.id.to_string();
+        match entry.action {
+            AuditAction::Channel(ChannelAction::Update) => {
+                let Some((old, new)) = changes.iter().find_map(|c| match c {
+                    Change::Name { old: Some(old), new: Some(new) } if old != new => Some((old, new)),
+                    _ => None,
+                }) else {
+                    return;
+                };
+                let Ok(kind) = ActionType::new(RENAME_CHANNEL) else { return };
+                let Some(channel) = std::num::NonZeroU64::new(target).map(ChannelId::from) else { return };
+                let action = Action::new(kind, initiator, id.clone())
+                    .at(self.place(channel))
+                    .with("channel", channel.to_string())
+                    .with("old_name", old.clone())
+                    .with("name", new.clone());
+                let key = format!("rename:{channel}:{id}");
+                self.send(key, Some(guild), Inbound::Action { action }, from).await;
             }
-            self.send(key, Some(guild), Inbound::Action { action }, from.clone()).await;
+            AuditAction::Member(MemberAction::RoleUpdate) => {
+                let mut roles: Vec<(RoleId, bool)> = Vec::new();
+                for change in changes {
+                    match change {
+                        Change::RolesAdded { new: Some(added), .. } => roles.extend(added.iter().map(|r| (r.id, true))),
+                        Change::RolesRemove { new: Some(removed), .. } => {
+                            roles.extend(removed.iter().map(|r| (r.id, false)));
+                        }
+                        _ => {}
+                    }
+                }
+                for (role, granted) in roles {
+                    let (kind, key) = if granted {
+                        (ROLE_GRANT, format!("role_grant:{guild}:{target}:{role}:{id}"))
+                    } else {
+                        (ROLE_REVOKED, format!("role_revoked:{guild}:{target}:{role}:{id}"))
+                    };
+                    let Ok(kind) = ActionType::new(kind) else { continue };
+                    let mut action = Action::new(kind, initiator.clone(), format!("{id}:{role}"))
+                        .with("guild", guild.to_string())
+                        .with("user", target.to_string())
+                        .with("role", role.to_string());
+                    if !granted {
+                        action = action.event();
+                    }
+                    self.send(key, Some(guild), Inbound::Action { action }, from.clone()).await;
+                }
+            }
+            _ => {}
         }
     }
 

@@ -97,7 +97,9 @@
 //! ([`intents`]): `GUILDS` (channel names from `GUILD_CREATE`, renames), `GUILD_MESSAGES` and
 //! `MESSAGE_CONTENT` (governed messages need their text and attachments),
 //! `GUILD_MESSAGE_REACTIONS` (reaction votes), `GUILD_MEMBERS` (members, joins, role
-//! changes); the last two of the five named are privileged.
+//! changes), `GUILD_MODERATION` (audit log entries: who renamed, who granted); `MESSAGE_CONTENT`
+//! and `GUILD_MEMBERS` are privileged (a bot in 100 or more servers needs Discord's
+//! verification for them).
 //!
 //! | gateway event | what the bot gets | `dedup_key` |
 //! |---|---|---|
@@ -105,20 +107,24 @@
 //! | `GUILD_CREATE` / `GUILD_MEMBERS_CHUNK` | [`Incoming::Guild`] (name, owner, members; a large guild's members are asked for) / [`Incoming::Members`] | |
 //! | `MESSAGE_REACTION_ADD`/`REMOVE` | `Inbound::Reaction` (emoji: unicode normalized, so 👍🏽 is 👍; custom `name:id`); super (burst) reactions ignored; the engine also makes an added reaction the trigger event `discord.reaction_added` | `reaction:{message}:{user}:{emoji}:{add\|remove}:{session}:{n}`, new per delivery (a reaction is a state: applying it twice changes nothing) |
 //! | `MESSAGE_CREATE` (guild, not a webhook) | performed `discord.message` at its channel, `source_id` = message id; `text`, `channel`, `message`, `author` (display name), `attachments` (URLs) | `message:{message}` |
-//! | `CHANNEL_UPDATE` with a new name | performed `discord.rename_channel` by the audit log entry's user; `channel`, `old_name`, `name` | `rename:{channel}:{audit entry}` |
-//! | `GUILD_MEMBER_UPDATE`, per role added / taken away | performed `discord.role_grant` / event `discord.role_revoked`, by the audit log entry's user; `guild`, `user`, `role` | `role_grant:` / `role_revoked:{guild}:{user}:{role}:{audit entry}` |
+//! | `GUILD_AUDIT_LOG_ENTRY_CREATE`, a channel update with a new name (type 11) | performed `discord.rename_channel` by the entry's user; `channel`, `old_name`, `name` (the entry's own change) | `rename:{channel}:{audit entry}` |
+//! | `GUILD_AUDIT_LOG_ENTRY_CREATE`, a member's roles (type 25), per role in `$add` / `$remove` | performed `discord.role_grant` / event `discord.role_revoked`, by the entry's user; `guild`, `user`, `role` | `role_grant:` / `role_revoked:{guild}:{user}:{role}:{audit entry}` |
 //! | `GUILD_MEMBER_ADD` | event `discord.member_join`; `guild`, `user`, `name` | `member_join:{guild}:{user}:{joined_at}` |
 //! | `INTERACTION_CREATE`, a slash command | [`Incoming::Command`] (with whether the invoker controls the server: its owner, or Administrator or Manage Server in the permissions Discord sends), and the event `discord.command_used` (`command`, `channel`) | `command_used:{interaction}` |
 //! | `INTERACTION_CREATE`, a vote button | [`Incoming::Command`] of the `/vote` it stands for | |
 //! | `INTERACTION_CREATE`, the secret form | [`Incoming::Secret`] with the command that asked | |
 //!
-//! The gateway does not say who renamed a channel or changed a member's roles, so the newest
-//! audit log entry for the target (`GET /guilds/{g}/audit-logs`, type 11 or 25; the bot needs
-//! View Audit Log) names the initiator; without one the change is not governed. Anything done
-//! by the bot itself (its id from `READY`) is dropped: the bot never governs its own actions.
-//! The old channel name and old roles come from serenity's cache, which is updated in
-//! gateway order (handlers run on separate tasks, so state of their own would race, and
-//! reaction events may arrive out of order: reading the vote message back settles them).
+//! `CHANNEL_UPDATE` and `GUILD_MEMBER_UPDATE` do not say who made the change. Renames and
+//! role changes are governed from the audit log entry Discord writes for them, which the
+//! gateway delivers as `GUILD_AUDIT_LOG_ENTRY_CREATE` to a bot with View Audit Log: it names
+//! the actor, the target and the change (old and new name; the roles added or taken away),
+//! so nothing is matched after the fact and nothing races (reading the audit log back after
+//! the change could miss an entry not yet written, or take the bot's own revert for the
+//! member's change). Without View Audit Log no entry arrives and renames and role changes are
+//! not governed: `/integration test discord` says so. Anything done by the bot itself (its
+//! id from `READY`) is dropped: the bot never governs its own actions. Handlers run on
+//! separate tasks, so reaction events may arrive out of order: reading the vote message back
+//! settles them.
 //!
 //! ## Answering interactions
 //! Discord wants the first answer to an interaction within three seconds. A command the

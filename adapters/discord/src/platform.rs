@@ -438,7 +438,74 @@ impl DiscordPlatform {
     async fn perform_now(&self, request: Request<'_>) -> Result<Performed, PlatformError> {
         let op = self.plan(&request)?;
         self.allow(&op.targets()).await?;
-        self.run(op, request.key).await
+        // What an admin must change should Discord refuse for want of a permission, worked
+        // out before the request (which consumes the op).
+        let fix = self.fix_for(&op);
+        match self.run(op, request.key).await {
+            Err(PlatformError::Permanent(e)) if crate::rest::is_missing_permissions(&e) => {
+                Err(PlatformError::Permanent(format!("{e}. To fix it: {fix}")))
+            }
+            other => other,
+        }
+    }
+
+    /// The exact change in Discord's settings that lets Polity carry out `op`: the
+    /// permission it needs where, or the role Polity's role must be moved above.
+    fn fix_for(&self, op: &Op) -> String {
+        let cache = self.scope.as_ref().map(|s| &s.cache);
+        let channel_name = |c: &ChannelId| {
+            let named = cache.and_then(|cache| {
+                self.scope.as_ref()?.guilds.iter().find_map(|g| {
+                    let guild = cache.guild(*g)?;
+                    guild.channels.get(c).map(|ch| format!("#{}", ch.name))
+                })
+            });
+            named.unwrap_or_else(|| format!("channel {c}"))
+        };
+        let in_channel = |perm: &str, c: &ChannelId| {
+            format!(
+                "allow Polity's role {perm} in {} (Edit Channel → Permissions), or in Server Settings → Roles",
+                channel_name(c)
+            )
+        };
+        // The bot's highest role in the guild, as the cache knows it: (name, position).
+        let top = |guild: GuildId| -> Option<(String, u16)> {
+            let cache = cache?;
+            let me = cache.current_user().id;
+            let g = cache.guild(guild)?;
+            let member = g.members.get(&me)?;
+            member
+                .roles
+                .iter()
+                .filter_map(|r| g.roles.get(r))
+                .max_by_key(|r| r.position)
+                .map(|r| (r.name.clone(), r.position))
+        };
+        match op {
+            Op::Role { guild, role, .. } => {
+                let target = cache.and_then(|c| c.guild(*guild)?.roles.get(role).map(|r| (r.name.clone(), r.position)));
+                match (target, top(*guild)) {
+                    (Some((name, position)), Some((mine, top))) if position >= top => format!(
+                        "move Polity's role ({mine}) above *{name}* in Server Settings → Roles (a bot can only grant and revoke roles below its own highest role)"
+                    ),
+                    (Some((name, _)), _) => format!(
+                        "give Polity's role Manage Roles in Server Settings → Roles, and keep it above *{name}*"
+                    ),
+                    (None, _) => "give Polity's role Manage Roles in Server Settings → Roles, and move it above the role it grants".into(),
+                }
+            }
+            Op::Kick { .. } => "give Polity's role Kick Members in Server Settings → Roles, and move it above the member's highest role".into(),
+            Op::Delete { channel, .. } | Op::Unreact { channel, .. } => in_channel("Manage Messages", channel),
+            Op::Rename { channel, .. } => in_channel("Manage Channels", channel),
+            Op::Pin { channel, .. } => in_channel("Pin Messages", channel),
+            Op::PostVote { channel, .. } => in_channel("View Channel, Send Messages and Add Reactions", channel),
+            Op::Post { channel, .. } | Op::Edit { channel, .. } => in_channel("View Channel and Send Messages", channel),
+            Op::EditVotes { messages, .. } => match messages.first() {
+                Some((c, _)) => in_channel("View Channel and Send Messages", c),
+                None => "allow Polity's role View Channel and Send Messages where it votes".into(),
+            },
+            Op::Dm { .. } => "the member must share a server with Polity and accept direct messages from it".into(),
+        }
     }
 
     /// The requests an effect makes, every id parsed; nothing is sent yet.

@@ -34,6 +34,15 @@ pub const OLD_MESSAGE_EDITS: i64 = 30046;
 /// How long an edit of an old message waits when Discord refused it without saying how long.
 pub const OLD_EDIT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Discord's JSON error code for a request the bot lacks a permission for (403).
+pub const MISSING_PERMISSIONS: i64 = 50013;
+
+/// Whether a refusal (as [`Rest::send`] words it) is Discord's Missing Permissions.
+#[must_use]
+pub fn is_missing_permissions(error: &str) -> bool {
+    error.ends_with(&format!("(HTTP 403, code {MISSING_PERMISSIONS})"))
+}
+
 /// A failed call: the error for the dispatcher and, for refusals, Discord's JSON error code.
 #[derive(Debug)]
 pub struct Failure {

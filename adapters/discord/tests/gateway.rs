@@ -6,8 +6,7 @@
 mod fake;
 
 use fake::gateway::{
-    FakeGateway, channel, emoji, guild_create, member, member_add, member_update, message_create, reaction_add,
-    reaction_remove, user,
+    FakeGateway, channel, emoji, guild_create, member, member_add, message_create, reaction_add, reaction_remove, user,
 };
 use fake::{BOT_ID, FakeDiscord};
 use polity_discord::{Gateway, GatewayConfig, intents, start};
@@ -141,8 +140,9 @@ async fn the_client_asks_the_fake_for_the_gateway_and_identifies_with_the_token_
     assert_eq!(c.identify["token"], json!(format!("Bot {TOKEN}")));
     let expected = intents();
     assert_eq!(c.identify["intents"], json!(expected.bits()));
-    // GUILDS | GUILD_MEMBERS | GUILD_MESSAGES | GUILD_MESSAGE_REACTIONS | MESSAGE_CONTENT
-    assert_eq!(expected.bits(), 1 | (1 << 1) | (1 << 9) | (1 << 10) | (1 << 15));
+    // GUILDS | GUILD_MEMBERS | GUILD_MODERATION | GUILD_MESSAGES | GUILD_MESSAGE_REACTIONS |
+    // MESSAGE_CONTENT
+    assert_eq!(expected.bits(), 1 | (1 << 1) | (1 << 2) | (1 << 9) | (1 << 10) | (1 << 15));
     c.finish().await;
 }
 
@@ -226,12 +226,30 @@ async fn a_members_message_is_a_performed_action_with_its_text_and_attachments_a
     c.finish().await;
 }
 
+/// GUILD_AUDIT_LOG_ENTRY_CREATE's `d`: an entry of `action_type` by `user` on `target` with
+/// Discord's `changes`.
+fn audit_entry(id: &str, user: &str, target: &str, action_type: u8, changes: Value) -> Value {
+    json!({
+        "id": id, "user_id": user, "target_id": target, "action_type": action_type,
+        "changes": changes, "reason": null, "guild_id": GUILD
+    })
+}
+
 #[tokio::test]
-async fn a_rename_carries_the_old_name_from_guild_create_and_its_author_from_the_audit_log() {
+async fn a_rename_is_governed_from_its_audit_log_entry_with_its_author_and_both_names() {
     let mut c = connect().await;
-    // The bot's own rename (a revert) is not governed.
-    c.dispatch("CHANNEL_UPDATE", channel(BOT_CHANNEL, "bots-renamed", Some(GUILD)));
+    // The change's own event says nothing of who made it: nothing is delivered for it.
     c.dispatch("CHANNEL_UPDATE", channel(CHANNEL, "announcements", Some(GUILD)));
+    // The bot's own rename (a revert) is not governed.
+    let names = |old: &str, new: &str| json!([{ "key": "name", "old_value": old, "new_value": new }]);
+    c.dispatch(
+        "GUILD_AUDIT_LOG_ENTRY_CREATE",
+        audit_entry(BOT_RENAME_ENTRY, BOT_ID, BOT_CHANNEL, CHANNEL_UPDATE, names("bots", "bots-renamed")),
+    );
+    c.dispatch(
+        "GUILD_AUDIT_LOG_ENTRY_CREATE",
+        audit_entry(RENAME_ENTRY, ALICE, CHANNEL, CHANNEL_UPDATE, names("general", "announcements")),
+    );
     let rename = action(
         "discord.rename_channel",
         ALICE,
@@ -247,19 +265,28 @@ async fn a_rename_carries_the_old_name_from_guild_create_and_its_author_from_the
             Some((ALICE, "Alice A."))
         )
     );
-    // A change that keeps the name (a topic) is no rename.
-    let mut topic = channel(CHANNEL, "announcements", Some(GUILD));
-    topic["topic"] = json!("news");
-    c.dispatch("CHANNEL_UPDATE", topic);
+    // A channel update that keeps the name (a topic) is no rename.
+    let topic = json!([{ "key": "topic", "old_value": null, "new_value": "news" }]);
+    c.dispatch(
+        "GUILD_AUDIT_LOG_ENTRY_CREATE",
+        audit_entry("800000000000000009", ALICE, CHANNEL, CHANNEL_UPDATE, topic),
+    );
     c.finish().await;
 }
 
 #[tokio::test]
 async fn a_role_added_to_a_member_is_a_role_grant_and_a_join_is_an_event() {
     let mut c = connect().await;
+    let roles = |key: &str, id: &str, name: &str| json!([{ "key": key, "new_value": [{ "id": id, "name": name }] }]);
     // The bot granting a role (a re-execution on pass) is not governed.
-    c.dispatch("GUILD_MEMBER_UPDATE", member_update(GUILD, CAROL, "carol", &[ROLE]));
-    c.dispatch("GUILD_MEMBER_UPDATE", member_update(GUILD, BOB, "bob", &[OTHER_ROLE, ROLE]));
+    c.dispatch(
+        "GUILD_AUDIT_LOG_ENTRY_CREATE",
+        audit_entry(BOT_ROLE_ENTRY, BOT_ID, CAROL, MEMBER_ROLE_UPDATE, roles("$add", ROLE, "steward")),
+    );
+    c.dispatch(
+        "GUILD_AUDIT_LOG_ENTRY_CREATE",
+        audit_entry(ROLE_ENTRY, ALICE, BOB, MEMBER_ROLE_UPDATE, roles("$add", ROLE, "steward")),
+    );
     let grant = action(
         "discord.role_grant",
         ALICE,
@@ -275,19 +302,23 @@ async fn a_role_added_to_a_member_is_a_role_grant_and_a_join_is_an_event() {
         )
     );
 
-    // A role taken away is a trigger event, by the audit log's author.
-    c.dispatch("GUILD_MEMBER_UPDATE", member_update(GUILD, BOB, "bob", &[ROLE]));
+    // A role taken away is a trigger event, by the entry's author.
+    let taken = "800000000000000005";
+    c.dispatch(
+        "GUILD_AUDIT_LOG_ENTRY_CREATE",
+        audit_entry(taken, ALICE, BOB, MEMBER_ROLE_UPDATE, roles("$remove", OTHER_ROLE, "member")),
+    );
     let revoked = action(
         "discord.role_revoked",
         ALICE,
-        &format!("{ROLE_ENTRY}:{OTHER_ROLE}"),
+        &format!("{taken}:{OTHER_ROLE}"),
         json!({ "guild": GUILD, "user": BOB, "role": OTHER_ROLE }),
     )
     .event();
     assert_eq!(
         c.next().await,
         event(
-            &format!("role_revoked:{GUILD}:{BOB}:{OTHER_ROLE}:{ROLE_ENTRY}"),
+            &format!("role_revoked:{GUILD}:{BOB}:{OTHER_ROLE}:{taken}"),
             Inbound::Action { action: revoked },
             Some((ALICE, "Alice A."))
         )

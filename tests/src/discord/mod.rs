@@ -18,8 +18,38 @@
 //! As strict as Discord where Polity relies on it: a guild the bot is not in is out of reach
 //! (403 Missing Access), a non-member is an Unknown Member (404, code 10007), the bot can
 //! message a user directly only while they share a guild (403, code 50007), and an
-//! interaction carries its member's permissions as Discord computes them (the owner's and
-//! an administrator's are all; else `@everyone`'s and their roles').
+//! interaction carries its member's permissions in its channel as Discord computes them, and
+//! the bot's (`app_permissions`).
+//!
+//! Discord's permission model, for every request of the bot (the REST API's caller is always
+//! the bot). In a guild the bot holds its own managed role ([`BOT_ROLE_NAME`],
+//! [`FakeDiscord::bot_role`]: a new id, [`permissions::POLITY`], the invite's permissions) at
+//! the top of the hierarchy; roles set up later come just below it, and a test moves roles
+//! ([`FakeDiscord::set_role_position`]), changes their permissions
+//! ([`FakeDiscord::set_role_permissions`]) and sets channel overwrites
+//! ([`FakeDiscord::set_channel_overwrite`]) as a server's admin would, each with Discord's
+//! gateway event. The bot's permissions in a channel are computed by Discord's algorithm
+//! ([`State::channel_permissions`]: `@everyone` and its roles; the owner and an administrator
+//! have all; then `@everyone`'s overwrite, the roles' overwrites together, the member's own;
+//! nothing without View Channel). A 404 for an unknown resource comes first; then a guild
+//! channel the bot cannot see is 403 Missing Access (50001, as Discord answers it); then what
+//! it lacks is 403 Missing Permissions (50013), and nothing changes:
+//!
+//! | request | needs |
+//! |---|---|
+//! | `POST /channels/{c}/messages` | Send Messages; with files, Attach Files |
+//! | `GET /channels/{c}/messages/{m}`, `GET .../reactions/{e}` | Read Message History |
+//! | `DELETE /channels/{c}/messages/{m}` of another's message | Manage Messages |
+//! | `PUT .../reactions/{e}/@me` | Read Message History; Add Reactions when nobody holds the emoji yet |
+//! | `DELETE .../reactions/{e}/{user}` of another's reaction | Manage Messages |
+//! | `PATCH /channels/{c}` | Manage Channels |
+//! | `PUT`/`DELETE /channels/{c}/pins/{m}` | Pin Messages or Manage Messages |
+//! | `PUT`/`DELETE /guilds/{g}/members/{u}/roles/{r}` | Manage Roles (in the guild); the role strictly below the bot's highest, not managed |
+//! | `DELETE /guilds/{g}/members/{u}` (kick) | Kick Members (in the guild); the member not the owner, their highest role strictly below the bot's |
+//! | `GET /guilds/{g}/audit-logs` | View Audit Log (in the guild) |
+//!
+//! Every other channel route needs View Channel alone. Users' actions through
+//! [`FakeDiscord`] are not checked.
 //!
 //! Rate limits as Discord has them where Discord's are tight: the bot may rename a channel
 //! twice in ten minutes ([`limits`]; per channel, the window opening at the first rename). Such
@@ -30,10 +60,10 @@
 //! clock moves them with `tokio::time::advance`. Other rate limits are injected with
 //! [`FakeDiscord::fail_next`].
 //!
-//! What it leaves out: the bot's own permissions (everything it asks is allowed, except
-//! kicking the owner), channel permission overwrites, intents (every dispatch goes to the
-//! client; messages in DM channels are not dispatched), Discord's other rate limits (the
-//! global 50 a second among them), threads, embeds.
+//! What it leaves out: users' permissions for what they do through [`FakeDiscord`], the
+//! permissions of categories (no channel has a parent), timeouts, intents (every dispatch
+//! goes to the client; messages in DM channels are not dispatched), Discord's other rate
+//! limits (the global 50 a second among them), threads, embeds.
 
 pub mod gateway;
 pub mod multipart;
@@ -43,8 +73,8 @@ pub mod state;
 
 pub use rest::{codes, limits};
 pub use state::{
-    APPLICATION_ID, APPLICATION_OWNER, AuditEntry, BOT_ID, BOT_NAME, Channel, Guild, Interaction, Member, Msg,
-    Recorded, Response, Role, State, User, audit, permissions,
+    APPLICATION_ID, APPLICATION_OWNER, AuditEntry, BOT_ID, BOT_NAME, BOT_ROLE_NAME, Channel, Guild, Interaction,
+    Member, Msg, Overwrite, Recorded, Response, Role, State, User, audit, permissions,
 };
 
 use payloads::JOINED_AT;
@@ -162,19 +192,12 @@ impl FakeDiscord {
     // reflects it.
 
     /// A guild named `name` owned by `owner`, with its `@everyone` role (whose id is the
-    /// guild's, with Discord's usual permissions) and the bot as a member.
+    /// guild's, with Discord's usual permissions) and the bot as a member, holding its own
+    /// role ([`Self::bot_role`]: [`BOT_ROLE_NAME`], managed, [`permissions::POLITY`], the
+    /// highest).
     pub fn add_guild(&self, id: &str, name: &str, owner: &str) {
         self.add_guild_without_bot(id, name, owner);
-        self.shared.change(|s| {
-            if let Some(g) = s.guild_mut(id) {
-                g.members.push(Member {
-                    user: BOT_ID.into(),
-                    nick: None,
-                    roles: Vec::new(),
-                    joined_at: JOINED_AT.into(),
-                });
-            }
-        });
+        self.shared.change(|s| s.join_bot(id, JOINED_AT.into()));
     }
 
     /// A guild as [`Self::add_guild`] makes it, but one the bot is not in yet: the gateway
@@ -187,7 +210,13 @@ impl FakeDiscord {
                 id: id.into(),
                 name: name.into(),
                 owner: owner.into(),
-                roles: vec![Role { id: id.into(), name: "@everyone".into(), permissions: permissions::EVERYONE }],
+                roles: vec![Role {
+                    id: id.into(),
+                    name: "@everyone".into(),
+                    permissions: permissions::EVERYONE,
+                    position: 0,
+                    managed: false,
+                }],
                 members: Vec::new(),
                 channels: Vec::new(),
                 emojis: Vec::new(),
@@ -195,17 +224,18 @@ impl FakeDiscord {
         });
     }
 
-    /// `user` adds the bot to `guild` (with the bot's invite link): the bot becomes a member,
-    /// an audit log entry (type 28) by the user names it, and GUILD_CREATE is dispatched.
-    /// Nothing when the bot is in the guild already.
+    /// `user` adds the bot to `guild` (with the bot's invite link): the bot becomes a member
+    /// holding its own new role (as [`Self::add_guild`] gives it), an audit log entry (type
+    /// 28) by the user names it, and GUILD_CREATE is dispatched. Nothing when the bot is in
+    /// the guild already.
     pub fn invite_bot(&self, guild: &str, user: &str) {
         self.shared.change(|s| {
             let joined_at = s.now();
-            let g = s.guild_mut(guild).unwrap_or_else(|| panic!("invite_bot: unknown guild {guild}"));
+            let g = s.guild(guild).unwrap_or_else(|| panic!("invite_bot: unknown guild {guild}"));
             if g.has_bot() {
                 return;
             }
-            g.members.push(Member { user: BOT_ID.into(), nick: None, roles: Vec::new(), joined_at });
+            s.join_bot(guild, joined_at);
             s.record_audit(guild, user, BOT_ID, audit::BOT_ADD, json!([]), Value::Null);
             if let Some(g) = s.guild(guild) {
                 let event = s.guild_create(g);
@@ -226,21 +256,78 @@ impl FakeDiscord {
                 kind: 0,
                 recipient: None,
                 messages: Vec::new(),
+                overwrites: Vec::new(),
             };
             s.channels.insert(id.into(), channel);
         });
     }
 
-    /// A role of `guild`, with no permissions of its own.
+    /// A role of `guild`, with no permissions of its own, just below the bot's role (as if
+    /// the server's admin made it after inviting the bot; at the top while the bot is not in
+    /// the guild).
     pub fn add_role(&self, guild: &str, id: &str, name: &str) {
         self.add_role_with_permissions(guild, id, name, 0);
     }
 
-    /// A role of `guild` with `permissions` (Discord's bits, see [`permissions`]).
+    /// A role of `guild` with `permissions` (Discord's bits, see [`permissions`]), placed as
+    /// [`Self::add_role`] places it.
     pub fn add_role_with_permissions(&self, guild: &str, id: &str, name: &str, permissions: u64) {
         self.shared.change(|s| {
             let g = s.guild_mut(guild).unwrap_or_else(|| panic!("add_role: unknown guild {guild}"));
-            g.roles.push(Role { id: id.into(), name: name.into(), permissions });
+            g.add_role(id, name, permissions);
+        });
+    }
+
+    /// The id of the bot's own role in `guild` (managed, made when the bot joined).
+    pub fn bot_role(&self, guild: &str) -> String {
+        self.with(|s| s.guild(guild).and_then(Guild::bot_role).map(|r| r.id.clone()))
+            .unwrap_or_else(|| panic!("bot_role: the bot is not in guild {guild}"))
+    }
+
+    /// An admin moves `role` to `position` in `guild`'s hierarchy (1 is just above
+    /// `@everyone`; past the top is the top): the other roles are numbered around it from 1
+    /// up, in their order, so that positions stay distinct, and GUILD_ROLE_UPDATE is
+    /// dispatched for each role whose position changed.
+    pub fn set_role_position(&self, guild: &str, role: &str, position: u32) {
+        self.shared.change(|s| {
+            let g = s.guild_mut(guild).unwrap_or_else(|| panic!("set_role_position: unknown guild {guild}"));
+            assert!(role != guild, "set_role_position: @everyone stays at 0");
+            assert!(g.role(role).is_some(), "set_role_position: no role {role} in guild {guild}");
+            for r in g.move_role(role, position) {
+                s.dispatch("GUILD_ROLE_UPDATE", json!({ "guild_id": guild, "role": payloads::role_json(&r) }));
+            }
+        });
+    }
+
+    /// An admin sets `role`'s permissions (the bot's role too, or `@everyone`'s, whose id is
+    /// the guild's): GUILD_ROLE_UPDATE.
+    pub fn set_role_permissions(&self, guild: &str, role: &str, bits: u64) {
+        self.shared.change(|s| {
+            let g = s.guild_mut(guild).unwrap_or_else(|| panic!("set_role_permissions: unknown guild {guild}"));
+            let r = g.roles.iter_mut().find(|r| r.id == role);
+            let r = r.unwrap_or_else(|| panic!("set_role_permissions: no role {role} in guild {guild}"));
+            r.permissions = bits;
+            let event = json!({ "guild_id": guild, "role": payloads::role_json(r) });
+            s.dispatch("GUILD_ROLE_UPDATE", event);
+        });
+    }
+
+    /// An admin sets `channel`'s permission overwrite for `target` (replacing the one it had):
+    /// a role's (the guild's id for `@everyone`) when the guild has a role with that id, else
+    /// a member's. CHANNEL_UPDATE.
+    pub fn set_channel_overwrite(&self, channel: &str, target: &str, allow: u64, deny: u64) {
+        self.shared.change(|s| {
+            let guild =
+                s.guild_of(channel).unwrap_or_else(|| panic!("set_channel_overwrite: no guild channel {channel}"));
+            let kind = u8::from(s.guild(&guild).is_none_or(|g| g.role(target).is_none()));
+            let Some(c) = s.channel_mut(channel) else { return };
+            let overwrite = Overwrite { id: target.into(), kind, allow, deny };
+            match c.overwrites.iter_mut().find(|o| o.id == target) {
+                Some(o) => *o = overwrite,
+                None => c.overwrites.push(overwrite),
+            }
+            let event = payloads::channel_json(c, None);
+            s.dispatch("CHANNEL_UPDATE", event);
         });
     }
 
@@ -464,6 +551,7 @@ impl FakeDiscord {
                 followups: Vec::new(),
                 message: None,
                 answer_id: None,
+                created: tokio::time::Instant::now(),
             };
             let mut event = s.interaction_base(&i);
             event["data"] = data;

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 pub const JOINED_AT: &str = "2026-11-01T12:00:00.000000+00:00";
 /// The heartbeat interval HELLO announces, in milliseconds (Discord's usual value).
 pub const HEARTBEAT_INTERVAL: u64 = 41_250;
-/// The permissions an interaction says the bot has in its channel (`ADMINISTRATOR`).
+/// The permissions an interaction says the bot has where it computes none (outside a guild
+/// channel): `ADMINISTRATOR`. In a guild channel they are the bot's there.
 pub const APP_PERMISSIONS: &str = "8";
 /// The largest upload an interaction's answer may carry (Discord's default, 10 MiB).
 pub const ATTACHMENT_SIZE_LIMIT: u64 = 10_485_760;
@@ -22,14 +23,29 @@ pub fn user_json(u: &User) -> Value {
     })
 }
 
-/// A role object at `position` (`@everyone` is 0).
-pub fn role_json(r: &Role, position: usize) -> Value {
-    json!({
+/// A role object, at its position (`@everyone` is 0); the bot's managed role carries its
+/// `tags` (`bot_id`).
+pub fn role_json(r: &Role) -> Value {
+    let mut v = json!({
         "id": r.id, "name": r.name, "color": 0,
         "colors": { "primary_color": 0, "secondary_color": null, "tertiary_color": null },
         "hoist": false, "icon": null, "unicode_emoji": null,
-        "position": position, "permissions": r.permissions.to_string(), "managed": false, "mentionable": false, "flags": 0
-    })
+        "position": r.position, "permissions": r.permissions.to_string(), "managed": r.managed,
+        "mentionable": false, "flags": 0
+    });
+    if r.managed {
+        v["tags"] = json!({ "bot_id": BOT_ID });
+    }
+    v
+}
+
+/// A channel's `permission_overwrites`: `id`, `type` (0 a role, 1 a member), and the bits
+/// as strings.
+pub fn overwrites_json(c: &Channel) -> Value {
+    c.overwrites
+        .iter()
+        .map(|o| json!({ "id": o.id, "type": o.kind, "allow": o.allow.to_string(), "deny": o.deny.to_string() }))
+        .collect()
 }
 
 /// The emoji object of a reaction from an emoji key: a custom emoji (`name:id`) or a unicode
@@ -61,7 +77,7 @@ pub fn channel_json(c: &Channel, recipient: Option<Value>) -> Value {
 /// A guild text channel as GUILD_CREATE lists it (no `guild_id`).
 pub fn guild_channel_json(c: &Channel) -> Value {
     json!({
-        "id": c.id, "type": 0, "name": c.name, "position": 0, "permission_overwrites": [],
+        "id": c.id, "type": 0, "name": c.name, "position": 0, "permission_overwrites": overwrites_json(c),
         "topic": null, "nsfw": false, "last_message_id": null, "rate_limit_per_user": 0,
         "parent_id": null, "flags": 0
     })
@@ -110,7 +126,7 @@ impl State {
 
     /// GUILD_CREATE's `d`: an available guild with its roles, members and channels.
     pub(crate) fn guild_create(&self, g: &Guild) -> Value {
-        let roles: Vec<Value> = g.roles.iter().enumerate().map(|(i, r)| role_json(r, i)).collect();
+        let roles: Vec<Value> = g.roles.iter().map(role_json).collect();
         let members: Vec<Value> = g.members.iter().map(|m| self.member_json(&g.id, &m.user)).collect();
         let channels: Vec<Value> =
             g.channels.iter().filter_map(|c| self.channels.get(c)).map(guild_channel_json).collect();
@@ -268,12 +284,17 @@ impl State {
         v
     }
 
+    /// The bot's permissions in `channel` as an interaction states them (`app_permissions`).
+    fn app_permissions(&self, channel: &str) -> String {
+        self.channel_permissions(channel, BOT_ID).map_or_else(|| APP_PERMISSIONS.to_string(), |p| p.to_string())
+    }
+
     /// The `channel` of an interaction: a partial channel object.
     pub(crate) fn interaction_channel(&self, channel: &str) -> Value {
         let c = self.channels.get(channel);
         let mut v = json!({
             "id": channel, "type": c.map_or(0, |c| c.kind), "name": c.map(|c| c.name.clone()),
-            "permissions": APP_PERMISSIONS, "flags": 0, "last_message_id": c.and_then(|c| c.messages.last()).map(|m| m.id.clone()),
+            "permissions": self.app_permissions(channel), "flags": 0, "last_message_id": c.and_then(|c| c.messages.last()).map(|m| m.id.clone()),
             "nsfw": false, "parent_id": null, "position": 0, "rate_limit_per_user": 0, "topic": null
         });
         if let Some(g) = c.and_then(|c| c.guild.clone()) {
@@ -293,7 +314,7 @@ impl State {
             "channel": self.interaction_channel(&i.channel),
             "token": i.token,
             "version": 1,
-            "app_permissions": APP_PERMISSIONS,
+            "app_permissions": self.app_permissions(&i.channel),
             "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT
@@ -301,8 +322,11 @@ impl State {
         match &i.guild {
             Some(g) => {
                 let mut member = self.member_json(g, &i.user);
-                // Discord computes the member's permissions for the interaction.
-                let permissions = self.guild(g).and_then(|guild| guild.permissions(&i.user)).unwrap_or(0);
+                // Discord computes the member's permissions in the channel for the interaction.
+                let permissions = self
+                    .channel_permissions(&i.channel, &i.user)
+                    .or_else(|| self.guild(g).and_then(|guild| guild.permissions(&i.user)))
+                    .unwrap_or(0);
                 member["permissions"] = json!(permissions.to_string());
                 v["guild_id"] = json!(g);
                 v["member"] = member;

@@ -1,13 +1,19 @@
 //! The fake REST API (v10): one handler that records every request, answers an injected
 //! failure if one matches, and otherwise routes the request to the state change Discord would
 //! make, answering Discord's objects and Discord's JSON errors (`{"code", "message"}`).
+//!
+//! Every request is the bot's, and is held to Discord's permission model before it changes
+//! anything: an unknown resource is a 404 first; then a guild channel the bot cannot see
+//! (no View Channel there) is 403 Missing Access (50001); then a permission the bot lacks
+//! in the channel (overwrites and all) or in the guild, or a role or member not strictly
+//! below the bot's highest role, is 403 Missing Permissions (50013).
 
 use super::Shared;
 use super::multipart::read_body;
-use super::payloads::{channel_json, user_json};
+use super::payloads::{channel_json, role_json, user_json};
 use super::state::{
     APPLICATION_ID, APPLICATION_OWNER, BOT_ID, BOT_NAME, Channel, Failure, Interaction, Recorded, Response, State,
-    User, Window, audit, by_snowflake, custom_emoji, pings,
+    User, Window, audit, by_snowflake, custom_emoji, permissions, pings,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::State as Extract;
@@ -63,6 +69,11 @@ pub mod limits {
     pub const OLD_EDIT_WINDOW: Duration = Duration::from_secs(3600);
     /// How old a message must be for its edits to count as old.
     pub const OLD_MESSAGE: Duration = Duration::from_secs(3600);
+    /// How long after an interaction arrives its first answer is taken (later: 404, code
+    /// 10062, Unknown interaction).
+    pub const ANSWER_WITHIN: Duration = Duration::from_secs(3);
+    /// How long an interaction's token takes edits and follow-ups (later: 401, code 50027).
+    pub const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 }
 
 /// What the fake answers: a status, a JSON body (none for 204), maybe `Retry-After`, and
@@ -97,6 +108,43 @@ fn unknown_route() -> Answer {
 
 fn invalid_form(what: &str) -> Answer {
     error(400, codes::INVALID_FORM_BODY, &format!("Invalid Form Body ({what})"))
+}
+
+fn missing_access() -> Answer {
+    error(403, codes::MISSING_ACCESS, "Missing Access")
+}
+
+fn missing_permissions() -> Answer {
+    error(403, codes::MISSING_PERMISSIONS, "Missing Permissions")
+}
+
+/// The bot's permissions in a guild channel (overwrites and all); `None` for a DM channel,
+/// where no permissions apply.
+fn bot_in_channel(s: &State, channel: &str) -> Option<u64> {
+    s.guild_of(channel).map(|_| s.channel_permissions(channel, BOT_ID).unwrap_or(0))
+}
+
+/// Discord's Missing Access when the bot cannot see a guild channel (no View Channel).
+fn bot_sees(s: &State, channel: &str) -> Result<(), Answer> {
+    match bot_in_channel(s, channel) {
+        Some(bits) if bits & permissions::VIEW_CHANNEL == 0 => Err(missing_access()),
+        _ => Ok(()),
+    }
+}
+
+/// Discord's Missing Permissions unless the bot holds every bit of `needed` in the channel
+/// (`any`: one of them is enough); nothing is needed in a DM channel.
+fn bot_holds(s: &State, channel: &str, needed: u64, any: bool) -> Result<(), Answer> {
+    let Some(bits) = bot_in_channel(s, channel) else { return Ok(()) };
+    let held = if any { bits & needed != 0 } else { bits & needed == needed };
+    if held { Ok(()) } else { Err(missing_permissions()) }
+}
+
+/// Discord's Missing Permissions unless the bot holds `needed` in the guild (no channel's
+/// overwrites count).
+fn bot_holds_in_guild(s: &State, guild: &str, needed: u64) -> Result<(), Answer> {
+    let bits = s.guild(guild).and_then(|g| g.permissions(BOT_ID)).unwrap_or(0);
+    if bits & needed == needed { Ok(()) } else { Err(missing_permissions()) }
 }
 
 /// A request, as the router sees it.
@@ -338,10 +386,7 @@ fn route(s: &mut State, r: &Req) -> Answer {
         ("PUT", ["applications", app, "commands"]) => put_commands(s, app, &r.body),
         ("GET", ["applications", _, "commands"]) => ok(s.commands.clone()),
         ("POST", ["channels", c, "messages"]) => create_message(s, c, r),
-        ("GET", ["channels", c, "messages", m]) => match live_message(s, c, m) {
-            Ok(json) => ok(json),
-            Err(a) => a,
-        },
+        ("GET", ["channels", c, "messages", m]) => get_message(s, c, m),
         ("PATCH", ["channels", c, "messages", m]) => edit_message(s, c, m, &r.body),
         ("DELETE", ["channels", c, "messages", m]) => delete_message(s, c, m),
         ("PUT", ["channels", c, "messages", m, "reactions", e, "@me"]) => react(s, c, m, e),
@@ -353,7 +398,10 @@ fn route(s: &mut State, r: &Req) -> Answer {
         ("PUT", ["channels", c, "pins", m]) => pin(s, c, m, true),
         ("DELETE", ["channels", c, "pins", m]) => pin(s, c, m, false),
         ("GET", ["channels", c]) => match s.channels.get(*c) {
-            Some(ch) => ok(channel_json(ch, ch.recipient.as_deref().map(|u| s.user_json(u)))),
+            Some(ch) => match bot_sees(s, c) {
+                Ok(()) => ok(channel_json(ch, ch.recipient.as_deref().map(|u| s.user_json(u)))),
+                Err(a) => a,
+            },
             None => not_found(codes::UNKNOWN_CHANNEL, "Unknown Channel"),
         },
         ("PATCH", ["channels", c]) => modify_channel(s, c, &r.body),
@@ -366,6 +414,10 @@ fn route(s: &mut State, r: &Req) -> Answer {
             Some(true) => ok(s.member_json(g, u)),
         },
         ("DELETE", ["guilds", g, "members", u]) => kick(s, g, u),
+        ("GET", ["guilds", g, "roles"]) => match s.guild(g) {
+            Some(guild) => ok(guild.roles.iter().map(role_json).collect()),
+            None => not_found(codes::UNKNOWN_GUILD, "Unknown Guild"),
+        },
         ("GET", ["guilds", g, "audit-logs"]) => audit_logs(s, g, r),
         ("POST", ["interactions", id, token, "callback"]) => callback(s, id, token, r),
         ("GET", ["webhooks", _, token, "messages", "@original"]) => original(s, token),
@@ -418,14 +470,27 @@ fn put_commands(s: &mut State, app: &str, body: &Value) -> Answer {
     ok(s.commands.clone())
 }
 
-/// A message's JSON if it exists and is not deleted, else Discord's 404.
+/// A message's JSON if it exists and is not deleted, else Discord's 404 (or its Missing
+/// Access, before the message is looked for, in a channel the bot cannot see).
 fn live_message(s: &State, channel: &str, id: &str) -> Result<Value, Answer> {
     if !s.channels.contains_key(channel) {
         return Err(not_found(codes::UNKNOWN_CHANNEL, "Unknown Channel"));
     }
+    bot_sees(s, channel)?;
     match s.message(channel, id).filter(|m| !m.deleted) {
         Some(m) => Ok(s.message_json(m)),
         None => Err(not_found(codes::UNKNOWN_MESSAGE, "Unknown Message")),
+    }
+}
+
+/// `GET /channels/{c}/messages/{m}`: Read Message History in the channel.
+fn get_message(s: &State, channel: &str, id: &str) -> Answer {
+    match live_message(s, channel, id) {
+        Ok(json) => match bot_holds(s, channel, permissions::READ_MESSAGE_HISTORY, false) {
+            Ok(()) => ok(json),
+            Err(a) => a,
+        },
+        Err(a) => a,
     }
 }
 
@@ -460,15 +525,24 @@ fn cdn_url(channel: &str, message: &str, filename: &str) -> String {
     format!("https://cdn.discordapp.com/attachments/{channel}/{message}/{filename}")
 }
 
-/// `POST /channels/{c}/messages`: a message by the bot (once per nonce when enforced).
+/// `POST /channels/{c}/messages`: a message by the bot (once per nonce when enforced). In a
+/// guild channel the bot needs View Channel and Send Messages there, and Attach Files for
+/// files.
 fn create_message(s: &mut State, channel: &str, r: &Req) -> Answer {
     if !s.channels.contains_key(channel) {
         return not_found(codes::UNKNOWN_CHANNEL, "Unknown Channel");
+    }
+    if let Err(a) = bot_sees(s, channel) {
+        return a;
     }
     let content = match content_of(&r.body) {
         Ok(c) => c,
         Err(a) => return a,
     };
+    let files = if r.files.is_empty() { 0 } else { permissions::ATTACH_FILES };
+    if let Err(a) = bot_holds(s, channel, permissions::SEND_MESSAGES | files, false) {
+        return a;
+    }
     // A bot can message a user directly only while they share a guild.
     if let Some(recipient) = s.channels.get(channel).and_then(|c| c.recipient.clone())
         && !s.shares_guild_with_bot(&recipient)
@@ -567,9 +641,14 @@ pub(crate) fn remove_message(s: &mut State, channel: &str, id: &str, by: &str) {
     s.dispatch("MESSAGE_DELETE", event);
 }
 
-/// `DELETE /channels/{c}/messages/{m}`.
+/// `DELETE /channels/{c}/messages/{m}`: someone else's message needs Manage Messages.
 fn delete_message(s: &mut State, channel: &str, id: &str) -> Answer {
     if let Err(a) = live_message(s, channel, id) {
+        return a;
+    }
+    if s.message(channel, id).is_some_and(|m| m.author != BOT_ID)
+        && let Err(a) = bot_holds(s, channel, permissions::MANAGE_MESSAGES, false)
+    {
         return a;
     }
     remove_message(s, channel, id, BOT_ID);
@@ -595,9 +674,17 @@ fn check_reaction(s: &State, channel: &str, message: &str, emoji: &str) -> Optio
     (!known_emoji(s, channel, emoji)).then(|| error(400, codes::UNKNOWN_EMOJI, "Unknown Emoji"))
 }
 
-/// `PUT .../reactions/{emoji}/@me`: the bot reacts.
+/// `PUT .../reactions/{emoji}/@me`: the bot reacts. It needs Read Message History, and Add
+/// Reactions to be the first to hold the emoji on the message.
 fn react(s: &mut State, channel: &str, message: &str, emoji: &str) -> Answer {
     if let Some(a) = check_reaction(s, channel, message, emoji) {
+        return a;
+    }
+    let first = s.message(channel, message).is_none_or(|m| {
+        m.holders(emoji).is_empty() && !m.bursts.iter().any(|(e, users)| e == emoji && !users.is_empty())
+    });
+    let needed = permissions::READ_MESSAGE_HISTORY | if first { permissions::ADD_REACTIONS } else { 0 };
+    if let Err(a) = bot_holds(s, channel, needed, false) {
         return a;
     }
     if s.add_reaction(channel, message, emoji, BOT_ID, false)
@@ -610,9 +697,15 @@ fn react(s: &mut State, channel: &str, message: &str, emoji: &str) -> Answer {
 }
 
 /// `DELETE .../reactions/{emoji}/{user}`: a reaction taken away: exactly that emoji (👍 is
-/// not 👍🏽), the user's normal reaction (a super reaction stays).
+/// not 👍🏽), the user's normal reaction (a super reaction stays). Someone else's needs Manage
+/// Messages.
 fn unreact(s: &mut State, channel: &str, message: &str, emoji: &str, user: &str) -> Answer {
     if let Some(a) = check_reaction(s, channel, message, emoji) {
+        return a;
+    }
+    if user != BOT_ID
+        && let Err(a) = bot_holds(s, channel, permissions::MANAGE_MESSAGES, false)
+    {
         return a;
     }
     if s.remove_reaction(channel, message, emoji, user, false) {
@@ -626,6 +719,9 @@ fn unreact(s: &mut State, channel: &str, message: &str, emoji: &str, user: &str)
 /// that emoji, as normal reactions (`type` 0, the default) or super reactions (1).
 fn reaction_users(s: &State, channel: &str, message: &str, emoji: &str, r: &Req) -> Answer {
     if let Some(a) = check_reaction(s, channel, message, emoji) {
+        return a;
+    }
+    if let Err(a) = bot_holds(s, channel, permissions::READ_MESSAGE_HISTORY, false) {
         return a;
     }
     let burst = match r.param("type") {
@@ -643,9 +739,12 @@ fn reaction_users(s: &State, channel: &str, message: &str, emoji: &str, r: &Req)
     ok(Value::Array(page))
 }
 
-/// `PUT`/`DELETE /channels/{c}/pins/{m}`.
+/// `PUT`/`DELETE /channels/{c}/pins/{m}`: Pin Messages or Manage Messages in the channel.
 fn pin(s: &mut State, channel: &str, message: &str, pinned: bool) -> Answer {
     if let Err(a) = live_message(s, channel, message) {
+        return a;
+    }
+    if let Err(a) = bot_holds(s, channel, permissions::PIN_MESSAGES | permissions::MANAGE_MESSAGES, true) {
         return a;
     }
     let Some(m) = s.message_mut(channel, message) else { return not_found(codes::UNKNOWN_MESSAGE, "Unknown Message") };
@@ -681,12 +780,17 @@ pub(crate) fn rename(s: &mut State, channel: &str, name: &str, by: &str) {
         let event = channel_json(c, None);
         s.dispatch("CHANNEL_UPDATE", event);
     }
+    s.publish_audit(&guild);
 }
 
-/// `PATCH /channels/{c}`: a rename (other settings are ignored).
+/// `PATCH /channels/{c}`: a rename (other settings are ignored); Manage Channels in the
+/// channel.
 fn modify_channel(s: &mut State, channel: &str, body: &Value) -> Answer {
     if !s.channels.contains_key(channel) {
         return not_found(codes::UNKNOWN_CHANNEL, "Unknown Channel");
+    }
+    if let Err(a) = bot_sees(s, channel).and_then(|()| bot_holds(s, channel, permissions::MANAGE_CHANNELS, false)) {
+        return a;
     }
     if let Some(name) = body["name"].as_str() {
         if name.is_empty() || name.chars().count() > 100 {
@@ -717,6 +821,7 @@ fn open_dm(s: &mut State, body: &Value) -> Answer {
                 kind: 1,
                 recipient: Some(user.clone()),
                 messages: Vec::new(),
+                overwrites: Vec::new(),
             };
             s.channels.insert(id.clone(), channel);
             s.dm_channels.insert(user.clone(), id.clone());
@@ -762,11 +867,24 @@ pub(crate) fn change_role(
     s.record_audit(guild, by, user, audit::MEMBER_ROLE_UPDATE, changes, Value::Null);
     let event = s.member_update(guild, user);
     s.dispatch("GUILD_MEMBER_UPDATE", event);
+    s.publish_audit(guild);
     Ok(())
 }
 
-/// `PUT`/`DELETE /guilds/{g}/members/{u}/roles/{r}`.
+/// `PUT`/`DELETE /guilds/{g}/members/{u}/roles/{r}`: the bot needs Manage Roles, and the
+/// role must be strictly below its highest role and not managed.
 fn member_role(s: &mut State, guild: &str, user: &str, role: &str, grant: bool) -> Answer {
+    let Some(g) = s.guild(guild) else { return not_found(codes::UNKNOWN_GUILD, "Unknown Guild") };
+    let Some(r) = g.role(role) else { return not_found(codes::UNKNOWN_ROLE, "Unknown Role") };
+    if g.member(user).is_none() {
+        return not_found(codes::UNKNOWN_MEMBER, "Unknown Member");
+    }
+    if let Err(a) = bot_holds_in_guild(s, guild, permissions::MANAGE_ROLES) {
+        return a;
+    }
+    if r.managed || !g.outranks(BOT_ID, r.position) {
+        return missing_permissions();
+    }
     match change_role(s, guild, user, role, grant, BOT_ID) {
         Ok(()) => no_content(),
         Err(a) => a,
@@ -788,23 +906,29 @@ pub(crate) fn remove_member(s: &mut State, guild: &str, user: &str, kicked_by: O
     s.dispatch("GUILD_MEMBER_REMOVE", event);
 }
 
-/// `DELETE /guilds/{g}/members/{u}`: a kick (the owner cannot be kicked).
+/// `DELETE /guilds/{g}/members/{u}`: a kick. The bot needs Kick Members, and the member's
+/// highest role must be strictly below the bot's; the owner cannot be kicked.
 fn kick(s: &mut State, guild: &str, user: &str) -> Answer {
     let Some(g) = s.guild(guild) else { return not_found(codes::UNKNOWN_GUILD, "Unknown Guild") };
-    if g.member(user).is_none() {
-        return not_found(codes::UNKNOWN_MEMBER, "Unknown Member");
+    let Some(position) = g.highest_position(user) else { return not_found(codes::UNKNOWN_MEMBER, "Unknown Member") };
+    if let Err(a) = bot_holds_in_guild(s, guild, permissions::KICK_MEMBERS) {
+        return a;
     }
-    if g.owner == user {
-        return error(403, codes::MISSING_PERMISSIONS, "Missing Permissions");
+    if g.owner == user || !g.outranks(BOT_ID, position) {
+        return missing_permissions();
     }
     remove_member(s, guild, user, Some(BOT_ID));
     no_content()
 }
 
-/// `GET /guilds/{g}/audit-logs?action_type=&user_id=&before=&limit=`: newest first.
+/// `GET /guilds/{g}/audit-logs?action_type=&user_id=&before=&limit=`: newest first; the bot
+/// needs View Audit Log.
 fn audit_logs(s: &State, guild: &str, r: &Req) -> Answer {
     if s.guild(guild).is_none() {
         return not_found(codes::UNKNOWN_GUILD, "Unknown Guild");
+    }
+    if let Err(a) = bot_holds_in_guild(s, guild, permissions::VIEW_AUDIT_LOG) {
+        return a;
     }
     let action = r.param("action_type").and_then(|a| a.parse::<u64>().ok());
     let limit = r.param("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(50).clamp(1, 100);
@@ -858,13 +982,18 @@ fn spend_old_edit(s: &mut State, channel: &str, now: tokio::time::Instant) -> Re
     Ok(())
 }
 
-/// The interaction a webhook token belongs to.
+/// The interaction a webhook token belongs to, while the token lives.
 fn by_token(s: &State, token: &str) -> Result<Interaction, Answer> {
-    s.tokens
+    let i = s
+        .tokens
         .get(token)
         .and_then(|id| s.interactions.get(id))
         .cloned()
-        .ok_or_else(|| not_found(codes::UNKNOWN_WEBHOOK, "Unknown Webhook"))
+        .ok_or_else(|| not_found(codes::UNKNOWN_WEBHOOK, "Unknown Webhook"))?;
+    if i.created.elapsed() > limits::TOKEN_LIFETIME {
+        return Err(error(401, codes::INVALID_WEBHOOK_TOKEN, "Invalid Webhook Token"));
+    }
+    Ok(i)
 }
 
 /// Posts a public answer in the interaction's channel as a bot message.
@@ -918,6 +1047,9 @@ fn callback(s: &mut State, id: &str, token: &str, r: &Req) -> Answer {
     }
     if i.response.is_some() {
         return error(400, codes::ALREADY_ACKNOWLEDGED, "Interaction has already been acknowledged.");
+    }
+    if i.created.elapsed() > limits::ANSWER_WITHIN {
+        return not_found(codes::UNKNOWN_INTERACTION, "Unknown interaction");
     }
     let Some(kind) = r.body["type"].as_u64() else { return invalid_form("type: required") };
     let data = r.body["data"].clone();

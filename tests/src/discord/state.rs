@@ -46,28 +46,70 @@ pub struct User {
 
 /// Discord's permission bits the fake gives meaning to.
 pub mod permissions {
-    pub const ADD_REACTIONS: u64 = 1 << 6;
-    pub const VIEW_CHANNEL: u64 = 1 << 10;
-    pub const SEND_MESSAGES: u64 = 1 << 11;
-    pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
-    pub const USE_APPLICATION_COMMANDS: u64 = 1 << 31;
+    pub const KICK_MEMBERS: u64 = 1 << 1;
     /// Every permission, and every channel's.
     pub const ADMINISTRATOR: u64 = 1 << 3;
+    pub const MANAGE_CHANNELS: u64 = 1 << 4;
     pub const MANAGE_GUILD: u64 = 1 << 5;
+    pub const ADD_REACTIONS: u64 = 1 << 6;
+    pub const VIEW_AUDIT_LOG: u64 = 1 << 7;
+    pub const VIEW_CHANNEL: u64 = 1 << 10;
+    pub const SEND_MESSAGES: u64 = 1 << 11;
+    pub const SEND_TTS_MESSAGES: u64 = 1 << 12;
+    pub const MANAGE_MESSAGES: u64 = 1 << 13;
+    pub const EMBED_LINKS: u64 = 1 << 14;
+    pub const ATTACH_FILES: u64 = 1 << 15;
+    pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
+    pub const MENTION_EVERYONE: u64 = 1 << 17;
+    pub const MANAGE_ROLES: u64 = 1 << 28;
+    pub const USE_APPLICATION_COMMANDS: u64 = 1 << 31;
+    /// Pinning and unpinning messages (split from Manage Messages, which still allows it).
+    pub const PIN_MESSAGES: u64 = 1 << 51;
     /// Every permission bit Discord defines (up to Pin Messages, bit 51): the owner's and an
     /// administrator's permissions.
     pub const ALL: u64 = (1 << 52) - 1;
     /// What `@everyone` may do in a new guild (a part of Discord's defaults).
     pub const EVERYONE: u64 =
         VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS | USE_APPLICATION_COMMANDS;
+    /// What Polity's invite link asks for: the permissions of the bot's own role.
+    pub const POLITY: u64 = VIEW_CHANNEL
+        | SEND_MESSAGES
+        | READ_MESSAGE_HISTORY
+        | ADD_REACTIONS
+        | MANAGE_MESSAGES
+        | PIN_MESSAGES
+        | MANAGE_CHANNELS
+        | MANAGE_ROLES
+        | KICK_MEMBERS
+        | VIEW_AUDIT_LOG
+        | ATTACH_FILES;
+    /// What a channel denies implicitly to whoever may not send messages in it.
+    pub(crate) const NEED_SENDING: u64 = SEND_TTS_MESSAGES | MENTION_EVERYONE | ATTACH_FILES | EMBED_LINKS;
 }
 
-/// A role of a guild, with its permission bits.
+/// The name of the role Discord makes for the bot when it joins a guild.
+pub const BOT_ROLE_NAME: &str = "Polity";
+
+/// A role of a guild, with its permission bits and its position in the hierarchy (`@everyone`
+/// is 0; a higher role is above). `managed` roles belong to an integration: the bot's own
+/// role is the only one here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Role {
     pub id: String,
     pub name: String,
     pub permissions: u64,
+    pub position: u32,
+    pub managed: bool,
+}
+
+/// A channel's permission overwrite for a role (`kind` 0; `@everyone`'s id is the guild's) or
+/// a member (`kind` 1): the bits it allows and denies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overwrite {
+    pub id: String,
+    pub kind: u8,
+    pub allow: u64,
+    pub deny: u64,
 }
 
 /// A member of a guild: the user, their nickname and roles.
@@ -121,6 +163,97 @@ impl Guild {
     pub fn role(&self, id: &str) -> Option<&Role> {
         self.roles.iter().find(|r| r.id == id)
     }
+
+    /// The bot's own role (managed, made when the bot joined), while the bot is in the guild.
+    pub fn bot_role(&self) -> Option<&Role> {
+        self.member(BOT_ID)?.roles.iter().filter_map(|r| self.role(r)).find(|r| r.managed)
+    }
+
+    /// The position of a member's highest role (0, `@everyone`'s, for a member without
+    /// roles); `None` for a non-member.
+    pub fn highest_position(&self, user: &str) -> Option<u32> {
+        let member = self.member(user)?;
+        Some(member.roles.iter().filter_map(|r| self.role(r)).map(|r| r.position).max().unwrap_or(0))
+    }
+
+    /// Whether `user` is above `position` in the role hierarchy: the owner is above every
+    /// role; anyone else when their highest role is strictly higher.
+    pub fn outranks(&self, user: &str, position: u32) -> bool {
+        self.owner == user || self.highest_position(user).is_some_and(|p| p > position)
+    }
+
+    /// A member's permissions in a channel of this guild with `overwrites`, as Discord
+    /// computes them: the guild-level ones ([`Self::permissions`]; the owner's and an
+    /// administrator's are all, overwrites or not), then `@everyone`'s overwrite, then the
+    /// overwrites of the member's roles together (their denials, then their allowances), then
+    /// the member's own. Then Discord's implicit denials: nothing without View Channel, and
+    /// no attachments, embeds, TTS or `@everyone` mentions without Send Messages. `None` for a
+    /// non-member.
+    pub fn channel_permissions(&self, overwrites: &[Overwrite], user: &str) -> Option<u64> {
+        let base = self.permissions(user)?;
+        // The owner's guild-level permissions are all, Administrator among them.
+        if base & permissions::ADMINISTRATOR != 0 {
+            return Some(permissions::ALL);
+        }
+        let member = self.member(user)?;
+        let apply = |bits: u64, allow: u64, deny: u64| (bits & !deny) | allow;
+        let mut bits = base;
+        if let Some(o) = overwrites.iter().find(|o| o.kind == 0 && o.id == self.id) {
+            bits = apply(bits, o.allow, o.deny);
+        }
+        let (allow, deny) = overwrites
+            .iter()
+            .filter(|o| o.kind == 0 && o.id != self.id && member.roles.contains(&o.id))
+            .fold((0, 0), |(a, d), o| (a | o.allow, d | o.deny));
+        bits = apply(bits, allow, deny);
+        if let Some(o) = overwrites.iter().find(|o| o.kind == 1 && o.id == user) {
+            bits = apply(bits, o.allow, o.deny);
+        }
+        if bits & permissions::VIEW_CHANNEL == 0 {
+            return Some(0);
+        }
+        if bits & permissions::SEND_MESSAGES == 0 {
+            bits &= !permissions::NEED_SENDING;
+        }
+        Some(bits)
+    }
+
+    /// Adds a role just below the bot's role (at the top while the bot has none), moving up
+    /// the roles from there, as when an admin creates a role after inviting the bot.
+    pub(crate) fn add_role(&mut self, id: &str, name: &str, permissions: u64) {
+        let top = self.roles.iter().map(|r| r.position).max().unwrap_or(0) + 1;
+        let position = self.bot_role().map_or(top, |r| r.position);
+        for r in &mut self.roles {
+            if r.id != self.id && r.position >= position {
+                r.position += 1;
+            }
+        }
+        let role = Role { id: id.into(), name: name.into(), permissions, position, managed: false };
+        self.roles.push(role);
+    }
+
+    /// Moves role `id` to `position` (at least 1, at most the top) and numbers the others
+    /// around it from 1 up, keeping their order, as Discord does; answers the roles whose
+    /// position changed.
+    pub(crate) fn move_role(&mut self, id: &str, position: u32) -> Vec<Role> {
+        let mut order: Vec<(u32, String)> =
+            self.roles.iter().filter(|r| r.id != self.id && r.id != id).map(|r| (r.position, r.id.clone())).collect();
+        order.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| by_snowflake(&a.1, &b.1)));
+        let mut order: Vec<String> = order.into_iter().map(|(_, r)| r).collect();
+        let at = usize::try_from(position.max(1) - 1).unwrap_or(usize::MAX).min(order.len());
+        order.insert(at, id.to_string());
+        let mut changed = Vec::new();
+        for (i, role) in order.iter().enumerate() {
+            let new = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            if let Some(r) = self.roles.iter_mut().find(|r| &r.id == role)
+                && r.position != new
+            {
+                r.position = new;
+                changed.push(r.clone());
+            }
+        }
+        changed
+    }
 }
 
 /// A channel: a guild text channel (type 0) or a DM channel with one recipient (type 1).
@@ -132,6 +265,8 @@ pub struct Channel {
     pub kind: u8,
     pub recipient: Option<String>,
     pub messages: Vec<Msg>,
+    /// The channel's permission overwrites (a guild channel's), in the order they were set.
+    pub overwrites: Vec<Overwrite>,
 }
 
 /// A message: who wrote it, its text and components (the JSON array as the bot sent it),
@@ -226,6 +361,10 @@ pub struct Interaction {
     pub followups: Vec<Response>,
     pub message: Option<String>,
     pub answer_id: Option<String>,
+    /// When it arrived, on tokio's clock: the first answer is taken within
+    /// [`super::limits::ANSWER_WITHIN`], edits and follow-ups within
+    /// [`super::limits::TOKEN_LIFETIME`].
+    pub created: tokio::time::Instant,
 }
 
 /// A failure to answer instead of the next request that matches.
@@ -387,6 +526,27 @@ impl State {
         self.channels.get(channel).and_then(|c| c.guild.clone())
     }
 
+    /// Makes the bot a member of `guild` holding its own role: the managed role Discord
+    /// makes when the bot joins ([`BOT_ROLE_NAME`], a new id, [`permissions::POLITY`]), at
+    /// the top. Nothing when the bot is a member already.
+    pub(crate) fn join_bot(&mut self, guild: &str, joined_at: String) {
+        if self.guild(guild).is_none_or(Guild::has_bot) {
+            return;
+        }
+        let id = self.new_id();
+        let Some(g) = self.guild_mut(guild) else { return };
+        let position = g.roles.iter().map(|r| r.position).max().unwrap_or(0) + 1;
+        let role = Role {
+            id: id.clone(),
+            name: BOT_ROLE_NAME.into(),
+            permissions: permissions::POLITY,
+            position,
+            managed: true,
+        };
+        g.roles.push(role);
+        g.members.push(Member { user: BOT_ID.into(), nick: None, roles: vec![id], joined_at });
+    }
+
     /// Whether the bot and `user` are in a guild together (a bot can DM only such users).
     pub(crate) fn shares_guild_with_bot(&self, user: &str) -> bool {
         self.guilds.iter().any(|g| g.has_bot() && g.member(user).is_some())
@@ -405,6 +565,25 @@ impl State {
         let id = self.new_id();
         let entry = AuditEntry { id, user_id: user.into(), target_id: target.into(), action_type, changes, options };
         self.audit.entry(guild.to_string()).or_default().push(entry);
+    }
+
+    /// GUILD_AUDIT_LOG_ENTRY_CREATE for the guild's newest audit log entry, as Discord sends
+    /// it after the change's own event, to a bot with View Audit Log only.
+    pub(crate) fn publish_audit(&mut self, guild: &str) {
+        let Some(e) = self.audit.get(guild).and_then(|entries| entries.last()).cloned() else { return };
+        let may_view =
+            self.guild(guild).and_then(|g| g.permissions(BOT_ID)).is_some_and(|p| p & permissions::VIEW_AUDIT_LOG != 0);
+        if !may_view {
+            return;
+        }
+        let mut event = json!({
+            "id": e.id, "user_id": e.user_id, "target_id": e.target_id, "action_type": e.action_type,
+            "changes": e.changes, "reason": null, "guild_id": guild
+        });
+        if !e.options.is_null() {
+            event["options"] = e.options.clone();
+        }
+        self.dispatch("GUILD_AUDIT_LOG_ENTRY_CREATE", event);
     }
 
     /// Creates a message by `author` in `channel` and answers its id.
@@ -493,6 +672,14 @@ impl State {
     /// The channel `id` (a guild channel or a DM channel).
     pub fn channel(&self, id: &str) -> Option<&Channel> {
         self.channels.get(id)
+    }
+
+    /// A member's permissions in a guild channel, overwrites and all
+    /// ([`Guild::channel_permissions`]); `None` for a DM channel, an unknown channel or a
+    /// non-member.
+    pub fn channel_permissions(&self, channel: &str, user: &str) -> Option<u64> {
+        let c = self.channels.get(channel)?;
+        self.guild(c.guild.as_deref()?)?.channel_permissions(&c.overwrites, user)
     }
 
     /// The channel's current name.
