@@ -695,7 +695,7 @@ mod real_client {
 
         let identify = within("IDENTIFY", fake.wait_identify()).await;
         assert_eq!(identify["token"], json!(format!("Bot {TOKEN}")));
-        assert!(fake.requests().iter().any(|r| r.method == "GET" && r.path == "/api/v10/gateway"));
+        assert!(fake.requests().iter().any(|r| r.method == "GET" && r.path == "/api/v10/gateway/bot"));
         next_matching(&mut events, "READY", |i| match i {
             Incoming::Connected { resumed: false } => Some(()),
             _ => None,
@@ -788,6 +788,41 @@ mod real_client {
     }
 
     #[tokio::test]
+    async fn privileged_intents_refused_by_discord_stop_the_gateway_with_what_to_turn_on() {
+        let fake = fake().await;
+        fake.disallow_privileged_intents();
+        let (tx, _events) = mpsc::channel(64);
+        let mut config = GatewayConfig::new("discord", TOKEN, fake.url());
+        config.register_commands = false;
+        let mut gateway = start(config, tx).await.unwrap();
+        // Fatal: serenity does not identify again (which would spend the daily budget).
+        let error = within("the gateway to stop", gateway.stopped()).await.unwrap_err();
+        let said = polity_discord::explain(&error);
+        assert!(said.contains("close code 4014") && said.contains("Privileged Gateway Intents"), "{said}");
+        assert_eq!(fake.identify_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_bot_discord_requires_to_shard_connects_with_the_shards_it_recommends() {
+        let fake = fake().await;
+        fake.require_shards(2);
+        let (tx, mut events) = mpsc::channel(64);
+        let mut config = GatewayConfig::new("discord", TOKEN, fake.url());
+        config.register_commands = false;
+        let gateway = start(config, tx).await.unwrap();
+        for _ in 0..2 {
+            next_matching(&mut events, "a shard's READY", |i| match i {
+                Incoming::Connected { resumed: false } => Some(()),
+                _ => None,
+            })
+            .await;
+        }
+        let shards: Vec<Value> = fake.identifies().iter().map(|d| d["shard"].clone()).collect();
+        assert_eq!(shards, [json!([0, 2]), json!([1, 2])], "no IDENTIFY refused with 4011");
+        within("shutdown", gateway.shutdown()).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_command_that_arrives_while_polity_is_busy_is_acknowledged_within_discords_three_seconds() {
         let fake = fake().await;
         // A bot whose loop takes nothing (its queue of one is full with the session's first
@@ -811,6 +846,26 @@ mod real_client {
         call.answer.send(Reply::private("You are bob.")).unwrap();
         let answer = within("the answer", fake.edited_response(&interaction)).await;
         assert_eq!(answer.data["content"], json!("You are bob."));
+
+        // A public answer after a (private) acknowledgement stays public.
+        let asked = fake.slash(
+            BOB,
+            GUILD,
+            GENERAL,
+            &["role", "grant"],
+            vec![("role", json!("steward")), ("member", json!(BOB))],
+        );
+        let first = within("the acknowledgement", fake.response(&asked)).await;
+        assert_eq!(first.kind, 5);
+        let call = next_matching(&mut events, "the command", |i| match i {
+            Incoming::Command(c) => Some(c),
+            _ => None,
+        })
+        .await;
+        call.answer.send(Reply::public("bob is a steward now.")).unwrap();
+        within("the public answer", fake.wait_for_message(GENERAL, |c| c == "bob is a steward now.")).await;
+        let note = within("the note", fake.edited_response(&asked)).await;
+        assert_eq!(note.data["content"], json!("Answered in the channel."));
         let refused: Vec<String> =
             fake.requests().iter().filter(|r| r.status >= 400).map(|r| format!("{} {}", r.method, r.path)).collect();
         assert!(refused.is_empty(), "{refused:?}");

@@ -304,7 +304,7 @@ impl Connection for DiscordConnection {
     }
 
     fn stopped(&mut self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { self.gateway.stopped().await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.gateway.stopped().await.map_err(|e| crate::gateway::explain(&e)) })
     }
 
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {

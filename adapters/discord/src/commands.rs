@@ -19,8 +19,8 @@ use polity_port::{CommandCall, Event, Incoming, SecretTyped};
 use serenity::all::{
     Cache, CommandInteraction, CommandOptionType, ComponentInteraction, CreateActionRow, CreateAllowedMentions,
     CreateAttachment, CreateCommandOption, CreateInputText, CreateInteractionResponse,
-    CreateInteractionResponseMessage, CreateModal, EditInteractionResponse, GuildId, Http, InputTextStyle, Member,
-    ModalInteraction, ResolvedOption, ResolvedValue, User,
+    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateModal, EditInteractionResponse, GuildId,
+    Http, InputTextStyle, Member, ModalInteraction, ResolvedOption, ResolvedValue, User,
 };
 use serenity::model::application::ActionRowComponent;
 use std::borrow::Cow;
@@ -307,6 +307,14 @@ impl Asked<'_> {
             Self::Modal(i) => i.edit_response(http, edit).await.map(drop),
         }
     }
+
+    async fn follow_up(&self, http: &Http, message: CreateInteractionResponseFollowup) -> Result<(), Error> {
+        match self {
+            Self::Command(i) => i.create_followup(http, message).await.map(drop),
+            Self::Component(i) => i.create_followup(http, message).await.map(drop),
+            Self::Modal(i) => i.create_followup(http, message).await.map(drop),
+        }
+    }
 }
 
 /// When an interaction must be answered: `slow` ones are acknowledged at once; others are
@@ -511,6 +519,26 @@ impl Bridge {
             );
         }
         let (text, files) = rendered(&reply);
+        if !reply.ephemeral {
+            // The acknowledgement was private, and an edit keeps it so: a public answer is a
+            // follow-up of its own, and the acknowledgement says where it went.
+            let note = EditInteractionResponse::new().content("Answered in the channel.");
+            if let Err(e) = asked.edit(http, note).await {
+                tracing::warn!(error = %e, "cannot answer an interaction");
+                return;
+            }
+            let mut public = CreateInteractionResponseFollowup::new()
+                .content(text)
+                .ephemeral(false)
+                .allowed_mentions(CreateAllowedMentions::new());
+            for f in files {
+                public = public.add_file(f);
+            }
+            if let Err(e) = asked.follow_up(http, public).await {
+                tracing::warn!(error = %e, "cannot answer an interaction");
+            }
+            return;
+        }
         let mut edit = EditInteractionResponse::new().content(text).allowed_mentions(CreateAllowedMentions::new());
         for f in files {
             edit = edit.new_attachment(f);

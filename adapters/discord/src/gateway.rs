@@ -140,6 +140,27 @@ impl Gateway {
     }
 }
 
+/// Why Discord ended the gateway for good, as an operator can act on it.
+#[must_use]
+pub fn explain(error: &serenity::Error) -> String {
+    use serenity::gateway::GatewayError;
+    match error {
+        serenity::Error::Gateway(GatewayError::InvalidAuthentication) => {
+            "Discord refused the bot token (close code 4004): reset it in the Developer Portal (Bot → Reset Token) and configure the new one".into()
+        }
+        serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => {
+            "Discord refused the privileged intents Polity needs, Server Members and Message Content (close code 4014): turn them on in the Developer Portal (Bot → Privileged Gateway Intents); a bot in 100 or more servers needs Discord's verification for them".into()
+        }
+        serenity::Error::Gateway(GatewayError::InvalidGatewayIntents) => {
+            "Discord refused the gateway intents as invalid (close code 4013)".into()
+        }
+        serenity::Error::Gateway(GatewayError::OverloadedShard) => {
+            "Discord requires more shards than Polity connected (close code 4011): restart Polity, which asks Discord for the shard count it recommends".into()
+        }
+        other => format!("the Discord gateway stopped: {other}"),
+    }
+}
+
 /// The client task's outcome as serenity's error (the same type `shutdown` returns).
 #[allow(clippy::result_large_err)]
 fn joined(result: Result<Result<(), serenity::Error>, tokio::task::JoinError>) -> Result<(), serenity::Error> {
@@ -149,9 +170,9 @@ fn joined(result: Result<Result<(), serenity::Error>, tokio::task::JoinError>) -
     }
 }
 
-/// Connects one shard (serenity reconnects and RESUMEs on its own) and sends every event Polity
-/// cares about to `events`. serenity asks `GET /api/v10/gateway` at `base_url` for the
-/// websocket URL (and falls back to Discord's own host if that fails).
+/// Connects the shards Discord recommends (serenity reconnects and RESUMEs on its own) and
+/// sends every event Polity cares about to `events`. serenity asks `GET /api/v10/gateway/bot`
+/// at `base_url` for the websocket URL and the shard count.
 ///
 /// # Errors
 /// When the client cannot be built.
@@ -167,6 +188,7 @@ pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Res
         bridge: Arc::clone(&bridge),
         session,
         deliveries: AtomicU64::new(0),
+        sends: SendPacer::default(),
     };
     let register = config.register_commands;
     // A command's answer quotes members' text (proposals, policies): it pings nobody.
@@ -196,11 +218,50 @@ pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Res
     let cache = Arc::clone(&client.cache);
     // Effects go through the gateway's own HTTP client: one rate limiter for everything.
     let platform = DiscordPlatform::with_http(connection, Arc::clone(&client.http), reqwest_client);
-    let task = tokio::spawn(async move { client.start().await });
+    // As many shards as Discord recommends (`GET /gateway/bot`): one shard serves at most
+    // 2,500 servers, and past that Discord closes with 4011.
+    let task = tokio::spawn(async move { client.start_autosharded().await });
     Ok(Gateway { shards, cache, platform, task: Some(task) })
 }
 
+/// Gateway sends Polity makes itself (member-list requests), paced per shard under Discord's
+/// limit of 120 in 60 s, leaving room for serenity's heartbeats and presence.
+#[derive(Default)]
+pub(crate) struct SendPacer {
+    sent: std::sync::Mutex<std::collections::HashMap<u32, std::collections::VecDeque<tokio::time::Instant>>>,
+}
+
+impl SendPacer {
+    /// How many of Polity's own sends a shard makes in [`Self::WINDOW`].
+    pub(crate) const LIMIT: usize = 100;
+    pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+
+    /// Waits until shard `shard` may send one more, and counts it.
+    pub(crate) async fn wait(&self, shard: u32) {
+        loop {
+            let wait = {
+                let mut all = self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let sent = all.entry(shard).or_default();
+                let now = tokio::time::Instant::now();
+                while sent.front().is_some_and(|t| now.duration_since(*t) >= Self::WINDOW) {
+                    sent.pop_front();
+                }
+                match sent.front() {
+                    Some(oldest) if sent.len() >= Self::LIMIT => Self::WINDOW - now.duration_since(*oldest),
+                    _ => {
+                        sent.push_back(now);
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
 struct Handler {
+    /// Polity's own gateway sends, paced.
+    sends: SendPacer,
     connection: String,
     events: mpsc::Sender<Incoming>,
     bridge: Arc<Bridge>,
@@ -287,8 +348,10 @@ impl EventHandler for Handler {
 
     async fn guild_create(&self, ctx: Context, guild: Guild, _is_new: Option<bool>) {
         let members = self.members(guild.members.values());
-        // A large guild lists only some members at connect: ask for the rest.
+        // A large guild lists only some members at connect: ask for the rest, paced under
+        // Discord's gateway send limit (serenity sends what it is given at once).
         if guild.large || u64::try_from(guild.members.len()).unwrap_or(0) < guild.member_count {
+            self.sends.wait(ctx.shard_id.0).await;
             ctx.shard.chunk_guild(guild.id, None, false, ChunkGuildFilter::None, None);
         }
         let owner_name = guild.members.get(&guild.owner_id).map_or_else(|| guild.owner_id.to_string(), member_name);
@@ -424,5 +487,25 @@ impl EventHandler for Handler {
         let key = format!("member_join:{}:{}:{joined}", member.guild_id, member.user.id);
         let from = Some((user, member_name(&member)));
         self.send(key, Some(member.guild_id), Inbound::Action { action }, from).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn member_list_requests_are_paced_under_discords_gateway_send_limit() {
+        let pacer = SendPacer::default();
+        let start = tokio::time::Instant::now();
+        for _ in 0..SendPacer::LIMIT {
+            pacer.wait(0).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the first ones go at once");
+        // Another shard has a budget of its own.
+        pacer.wait(1).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        pacer.wait(0).await;
+        assert_eq!(start.elapsed(), SendPacer::WINDOW, "the next waits for the window");
     }
 }

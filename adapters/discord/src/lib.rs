@@ -92,7 +92,12 @@
 //! ## The gateway
 //! [`start`] builds serenity's client on the same base URL rule as the platform (a fake's URL:
 //! rate limiter disabled) and sends [`Incoming`]s to an `mpsc` channel; [`Gateway::shutdown`]
-//! closes the shard. serenity reconnects and RESUMEs by itself; `READY` and `RESUMED` become
+//! closes the shards. It starts as many shards as Discord recommends (`GET /gateway/bot`; one
+//! shard serves at most 2,500 servers, past which Discord closes with 4011); a token Discord
+//! refuses (4004) or privileged intents the application may not use (4014) stop the
+//! connection for good, with what to change ([`explain`]), instead of identifying again.
+//! The member lists Polity asks for when a large server arrives are paced per shard under
+//! Discord's gateway send limit (120 in 60 s). serenity reconnects and RESUMEs by itself; `READY` and `RESUMED` become
 //! [`Incoming::Connected`], after which the bot reads its open votes back. Intents
 //! ([`intents`]): `GUILDS` (channel names from `GUILD_CREATE`, renames), `GUILD_MESSAGES` and
 //! `MESSAGE_CONTENT` (governed messages need their text and attachments),
@@ -145,7 +150,7 @@ mod rest;
 
 pub use adapter::{DiscordAdapter, DiscordConfig, SPEC};
 pub use commands::{Bridge, application_commands};
-pub use gateway::{Gateway, GatewayConfig, intents, start};
+pub use gateway::{Gateway, GatewayConfig, explain, intents, start};
 pub use invite::{PERMISSIONS, invite_url, permission_bits};
 pub use platform::{
     COMMAND_USED, DELETE_MESSAGE, DiscordPlatform, EDIT_MESSAGE, GRANT_ROLE, KICK, MEMBER_JOIN, MESSAGE, PIN_MESSAGE,

@@ -133,8 +133,8 @@ fn action(kind: &str, by: &str, source_id: &str, data: Value) -> Action {
 async fn the_client_asks_the_fake_for_the_gateway_and_identifies_with_the_token_and_intents() {
     let c = connect().await;
     assert!(
-        c.rest.calls().await.contains(&("GET".to_string(), "/api/v10/gateway".to_string())),
-        "serenity did not ask the fake for the gateway URL (it would fall back to Discord's host)"
+        c.rest.calls().await.contains(&("GET".to_string(), "/api/v10/gateway/bot".to_string())),
+        "serenity did not ask the fake for the gateway URL and shard count"
     );
     // serenity sends the token as it sends it over HTTP, with its `Bot ` prefix.
     assert_eq!(c.identify["token"], json!(format!("Bot {TOKEN}")));

@@ -27,6 +27,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Discord's close code for a token it refuses.
 pub(crate) const AUTHENTICATION_FAILED: u16 = 4004;
+/// Discord's close code for a session that must be sharded (more shards than asked for).
+pub(crate) const SHARDING_REQUIRED: u16 = 4011;
+/// Discord's close code for privileged intents the application may not use.
+pub(crate) const DISALLOWED_INTENTS: u16 = 4014;
+/// The privileged intents: GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT.
+pub(crate) const PRIVILEGED_INTENTS: u64 = (1 << 1) | (1 << 8) | (1 << 15);
 
 /// The close code [`super::FakeDiscord::disconnect`] uses: Discord's "unknown error, reconnect".
 pub const CLOSE_RECONNECT: u16 = 4000;
@@ -66,6 +72,17 @@ impl State {
         {
             // Discord's "Authentication failed": not to be retried.
             let _ = tx.send(Outgoing::Close(AUTHENTICATION_FAILED));
+            return;
+        }
+        let intents = self.gateway.identifies.last().and_then(|d| d["intents"].as_u64()).unwrap_or(0);
+        if !self.privileged_intents && intents & PRIVILEGED_INTENTS != 0 {
+            // Not enabled in the Developer Portal (or not verified for them).
+            let _ = tx.send(Outgoing::Close(DISALLOWED_INTENTS));
+            return;
+        }
+        let shards = self.gateway.identifies.last().and_then(|d| d["shard"][1].as_u64()).unwrap_or(1);
+        if shards < u64::from(self.shards) {
+            let _ = tx.send(Outgoing::Close(SHARDING_REQUIRED));
             return;
         }
         self.gateway.sessions += 1;

@@ -378,6 +378,18 @@ impl FakeDiscord {
         self.shared.change(|s| s.old_edits = (per_window, window));
     }
 
+    /// The application's privileged intents are not enabled (in the Developer Portal): an
+    /// IDENTIFY asking for one is closed with 4014.
+    pub fn disallow_privileged_intents(&self) {
+        self.shared.change(|s| s.privileged_intents = false);
+    }
+
+    /// Discord requires (and `GET /gateway/bot` recommends) `shards` shards: an IDENTIFY
+    /// with fewer is closed with 4011.
+    pub fn require_shards(&self, shards: u32) {
+        self.shared.change(|s| s.shards = shards.max(1));
+    }
+
     /// From now on only `token` is accepted: REST requests with another get 401 (but for
     /// `GET /gateway`, which needs none), and an IDENTIFY with another is closed with 4004.
     pub fn require_token(&self, token: &str) {
@@ -743,6 +755,11 @@ impl FakeDiscord {
     /// How many IDENTIFYs the gateway received.
     pub fn identify_count(&self) -> usize {
         self.with(|s| s.identifies().len())
+    }
+
+    /// Every IDENTIFY's `d` the gateway received, oldest first.
+    pub fn identifies(&self) -> Vec<Value> {
+        self.with(|s| s.identifies().to_vec())
     }
 
     /// How many RESUMEs the gateway received.

@@ -374,7 +374,7 @@ fn route(s: &mut State, r: &Req) -> Answer {
     match (r.method.as_str(), seg.as_slice()) {
         ("GET", ["gateway"]) => ok(json!({ "url": s.gateway_url })),
         ("GET", ["gateway", "bot"]) => ok(json!({
-            "url": s.gateway_url, "shards": 1,
+            "url": s.gateway_url, "shards": s.shards,
             "session_start_limit": { "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1 }
         })),
         ("GET", ["users", "@me"]) => ok(s.me_json()),

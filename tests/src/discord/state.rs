@@ -444,6 +444,10 @@ pub struct State {
     pub(crate) gateway: GatewayState,
     /// The bot token Discord accepts, once a test sets one: any other is refused.
     pub(crate) token: Option<String>,
+    /// Whether the application may use the privileged intents (enabled in the portal).
+    pub(crate) privileged_intents: bool,
+    /// How many shards Discord recommends (`GET /gateway/bot`) and requires.
+    pub(crate) shards: u32,
 }
 
 /// `seconds` after 2026-11-01T00:00:00Z, as Discord writes timestamps (valid for 28 days).
@@ -489,6 +493,8 @@ impl State {
             old_edits: (super::limits::OLD_EDITS, super::limits::OLD_EDIT_WINDOW),
             gateway: GatewayState::default(),
             token: None,
+            privileged_intents: true,
+            shards: 1,
         }
     }
 

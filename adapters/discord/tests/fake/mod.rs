@@ -132,10 +132,16 @@ impl FakeDiscord {
         self.mount("DELETE", &format!("/api/v10/guilds/{guild}/members/{user}"), no_content()).await;
     }
 
-    /// `GET /gateway`: the websocket URL serenity connects to.
+    /// `GET /gateway` (asked when the client is built) and `GET /gateway/bot` (asked when
+    /// its shards start): the websocket URL serenity connects to, and one shard.
     #[allow(dead_code)]
     pub async fn gateway(&self, ws_url: &str) {
         self.mount("GET", "/api/v10/gateway", ResponseTemplate::new(200).set_body_json(json!({ "url": ws_url }))).await;
+        let body = json!({
+            "url": ws_url, "shards": 1,
+            "session_start_limit": { "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1 }
+        });
+        self.mount("GET", "/api/v10/gateway/bot", ResponseTemplate::new(200).set_body_json(body)).await;
     }
 
     /// `GET /guilds/{guild}/audit-logs?action_type=..`: `entries` (newest first), each
