@@ -426,6 +426,13 @@ impl Engine {
                     self.by_message.insert(message, proposal);
                 }
             }
+            Inbound::Kept { proposal, data } => {
+                let p = self.proposals.get_mut(&proposal).ok_or(GovError::UnknownProposal(proposal))?;
+                if p.state.is_open() {
+                    p.action.data.extend(data);
+                    step.changed.insert(proposal);
+                }
+            }
             Inbound::ProcessUpdate { proposal, status, outcome } => {
                 let p = self.proposals.get_mut(&proposal).ok_or(GovError::UnknownProposal(proposal))?;
                 if p.state.is_open() {

@@ -30,6 +30,9 @@ pub enum Inbound {
     Cancel { proposal: ProposalId, by: AccountRef },
     /// A platform posted a vote message: reactions on it are ballots from now on.
     VoteMessagePosted { proposal: ProposalId, message: MessageRef },
+    /// What a platform kept while undoing a governed action (a deleted message's files),
+    /// added to the proposal's action so that re-executing it restores them.
+    Kept { proposal: ProposalId, data: serde_json::Map<String, serde_json::Value> },
     /// An external process (a Loomio poll, a GitHub issue vote) reported progress.
     ProcessUpdate { proposal: ProposalId, status: String, outcome: Value },
     /// The clock moved: deadlines up to now are due.

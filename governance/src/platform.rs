@@ -26,6 +26,10 @@ pub struct Request<'a> {
 pub struct Performed {
     /// The message posted, for vote messages and posts.
     pub message: Option<MessageRef>,
+    /// What the platform kept of what it undid, to go with the governed action (a deleted
+    /// message's files, which the platform drops soon after): merged into the action's data,
+    /// so that re-executing it on pass can restore them.
+    pub kept: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Why an effect could not be performed.

@@ -27,7 +27,7 @@
 //! | `Post` | `POST /channels/{c}/messages` |
 //! | `Notify` | `POST /users/@me/channels` (`recipient_id`), then `POST /channels/{dm}/messages` |
 //! | `RemoveReaction` | `GET /channels/{c}/messages/{m}` (the variants on the message: 👍🏽 and 👍🏿 are 👍's option), then `DELETE /channels/{c}/messages/{m}/reactions/{variant}/{user}` for the variant the user holds (read with `GET .../reactions/{variant}?type=0` when several are there) |
-//! | `Revert`/`Execute` `discord.message` | `DELETE /channels/{c}/messages/{m}` / `POST /channels/{c}/messages` ("{author} wrote: {text}", attachments' URLs, no mentions parsed) |
+//! | `Revert`/`Execute` `discord.message` | its attachments downloaded from Discord's CDN first (only from the CDN or the connection's own host; each up to 10 MiB, 25 MiB in all), kept with the governed action, then `DELETE /channels/{c}/messages/{m}` / `POST /channels/{c}/messages` ("{author} wrote: {text}", no mentions parsed) with the kept files uploaded again (`multipart/form-data`); a file that could not be kept is named by its link |
 //! | `Revert`/`Execute` `discord.rename_channel` | `PATCH /channels/{c}` (`name`: `old_name` / `name`) |
 //! | `Revert`/`Execute` `discord.role_grant` | `DELETE` / `PUT /guilds/{g}/members/{u}/roles/{r}` |
 //! | `Call` `discord.post_message` (`channel`, `text`, `mention`: user ids it may ping) | `POST /channels/{channel}/messages` (`allowed_mentions.users` = `mention`) |

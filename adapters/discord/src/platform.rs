@@ -1,6 +1,8 @@
 //! [`DiscordPlatform`]: performs Polity's effects with serenity's HTTP client.
 
 use crate::rest::{DISCORD_URL, Failure, Rest, UNKNOWN_EMOJI, UNKNOWN_MEMBER, UNKNOWN_MESSAGE, UNKNOWN_USER};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use polity_governance::action::Action;
 use polity_governance::ids::{AccountRef, MessageRef, ProposalId};
 use polity_governance::io::{Effect, VoteOption};
@@ -9,7 +11,7 @@ use polity_governance::platform::{
 };
 use polity_governance::vote::emoji::normalize;
 use serde_json::{Map, Value, json};
-use serenity::builder::{CreateActionRow, CreateAllowedMentions, CreateButton, CreateMessage};
+use serenity::builder::{CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton, CreateMessage};
 use serenity::cache::Cache;
 use serenity::http::{HttpBuilder, LightMethod, Route};
 use serenity::model::application::ButtonStyle;
@@ -140,6 +142,8 @@ enum Op {
         channel: ChannelId,
         text: String,
         mention: Vec<UserId>,
+        /// Files uploaded with it: `(name, content)`.
+        files: Vec<(String, Vec<u8>)>,
     },
     Dm {
         user: UserId,
@@ -153,9 +157,12 @@ enum Op {
         user: UserId,
         emoji: String,
     },
+    /// A message deleted; `keep`: its attachments' URLs, downloaded first (a governed
+    /// message, whose files Discord's CDN drops once it is gone).
     Delete {
         channel: ChannelId,
         message: MessageId,
+        keep: Vec<String>,
     },
     Edit {
         channel: ChannelId,
@@ -393,12 +400,25 @@ impl DiscordPlatform {
         key: i64,
         mention: &[UserId],
     ) -> Result<MessageRef, PlatformError> {
+        self.post_message_with(channel, message, key, mention, Vec::new()).await
+    }
+
+    /// [`Self::post_message`] with files uploaded (their entries already in `message`).
+    async fn post_message_with(
+        &self,
+        channel: ChannelId,
+        message: CreateMessage,
+        key: i64,
+        mention: &[UserId],
+        files: Vec<CreateAttachment>,
+    ) -> Result<MessageRef, PlatformError> {
         let message = message
             .nonce(Nonce::String(key.to_string()))
             .enforce_nonce(true)
             .allowed_mentions(CreateAllowedMentions::new().users(mention.iter().copied()));
         let body = serde_json::to_value(&message).map_err(|e| PlatformError::Permanent(e.to_string()))?;
-        let answer = self.send(LightMethod::Post, Route::ChannelMessages { channel_id: channel }, Some(&body)).await?;
+        let route = Route::ChannelMessages { channel_id: channel };
+        let answer = self.rest.send_files(LightMethod::Post, route, None, Some(&body), files).await?;
         let id = answer
             .get("id")
             .and_then(Value::as_str)
@@ -538,7 +558,12 @@ impl DiscordPlatform {
             }
             Effect::Post { place, text } => {
                 self.own(place.platform.as_str(), "the channel")?;
-                Ok(Op::Post { channel: channel_id(&place.channel)?, text: text.clone(), mention: Vec::new() })
+                Ok(Op::Post {
+                    channel: channel_id(&place.channel)?,
+                    text: text.clone(),
+                    mention: Vec::new(),
+                    files: Vec::new(),
+                })
             }
             Effect::Notify { account, text } => {
                 self.own(account.platform.as_str(), "the account")?;
@@ -564,7 +589,11 @@ impl DiscordPlatform {
         match action.kind.as_str() {
             MESSAGE => {
                 let (channel, message) = message_of(action)?;
-                Ok(Op::Delete { channel, message })
+                let keep = match action.data.get("attachments") {
+                    Some(Value::Array(urls)) => urls.iter().map(text_of).collect(),
+                    _ => Vec::new(),
+                };
+                Ok(Op::Delete { channel, message, keep })
             }
             RENAME_CHANNEL => {
                 Ok(Op::Rename { channel: channel_of(action)?, name: required(&action.data, "old_name")? })
@@ -582,14 +611,23 @@ impl DiscordPlatform {
                     None => format!("<@{}>", action.initiator.account),
                 };
                 let mut text = format!("{author} wrote: {}", optional(&action.data, "text"));
+                // The files kept when the message was held go up again; one that could not
+                // be kept is named by its link (which Discord may have expired).
+                let kept = kept_files(&action.data);
+                let mut files = Vec::new();
                 if let Some(Value::Array(urls)) = action.data.get("attachments") {
                     for url in urls.iter().map(text_of) {
-                        text.push('\n');
-                        text.push_str(&url);
+                        match kept.iter().find(|(u, _, _)| *u == url) {
+                            Some((_, name, content)) => files.push((name.clone(), content.clone())),
+                            None => {
+                                text.push('\n');
+                                text.push_str(&url);
+                            }
+                        }
                     }
                 }
                 // Reposted without pinging anyone: the bot must not lend its mentions.
-                Ok(Op::Post { channel: channel_of(action)?, text, mention: Vec::new() })
+                Ok(Op::Post { channel: channel_of(action)?, text, mention: Vec::new(), files })
             }
             RENAME_CHANNEL => Ok(Op::Rename { channel: channel_of(action)?, name: required(&action.data, "name")? }),
             ROLE_GRANT => self.plan_role(&action.data, true),
@@ -601,15 +639,18 @@ impl DiscordPlatform {
         let channel = || channel_id(&required(params, "channel")?);
         let message = || snowflake::<MessageId>("message", &required(params, "message")?);
         match name {
-            POST_MESSAGE => {
-                Ok(Op::Post { channel: channel()?, text: required(params, "text")?, mention: mentioned(params)? })
-            }
+            POST_MESSAGE => Ok(Op::Post {
+                channel: channel()?,
+                text: required(params, "text")?,
+                mention: mentioned(params)?,
+                files: Vec::new(),
+            }),
             PIN_MESSAGE => Ok(Op::Pin { channel: channel()?, message: message()? }),
             SEND_DM => {
                 Ok(Op::Dm { user: snowflake("user", &required(params, "user")?)?, text: required(params, "text")? })
             }
             EDIT_MESSAGE => Ok(Op::Edit { channel: channel()?, message: message()?, text: required(params, "text")? }),
-            DELETE_MESSAGE => Ok(Op::Delete { channel: channel()?, message: message()? }),
+            DELETE_MESSAGE => Ok(Op::Delete { channel: channel()?, message: message()?, keep: Vec::new() }),
             RENAME_CHANNEL => Ok(Op::Rename { channel: channel()?, name: required(params, "name")? }),
             GRANT_ROLE => self.plan_role(params, true),
             REVOKE_ROLE => self.plan_role(params, false),
@@ -642,7 +683,7 @@ impl DiscordPlatform {
                         Err(error) => return Err(error),
                     }
                 }
-                Ok(Performed { message: Some(message) })
+                Ok(Performed { message: Some(message), kept: None })
             }
             Op::EditVotes { messages, body } => {
                 let mut refused = None;
@@ -657,8 +698,16 @@ impl DiscordPlatform {
                 }
                 refused.map_or(Ok(Performed::default()), |e| Err(PlatformError::Permanent(e)))
             }
-            Op::Post { channel, text, mention } => {
-                Ok(Performed { message: Some(self.post(channel, &text, key, &mention).await?) })
+            Op::Post { channel, text, mention, files } => {
+                let mut message = CreateMessage::new().content(truncate(&text));
+                let mut uploads = Vec::new();
+                for (name, content) in files {
+                    let file = CreateAttachment::bytes(content, name);
+                    message = message.add_file(file.clone());
+                    uploads.push(file);
+                }
+                let posted = self.post_message_with(channel, message, key, &mention, uploads).await?;
+                Ok(Performed { message: Some(posted), kept: None })
             }
             Op::Dm { user, text } => {
                 self.dm(user, &text, key).await?;
@@ -692,9 +741,18 @@ impl DiscordPlatform {
                 }
                 Ok(Performed::default())
             }
-            Op::Delete { channel, message } => {
+            Op::Delete { channel, message, keep } => {
+                // Before the delete: Discord's CDN drops a deleted message's files.
+                let kept = self.download(&keep).await;
                 self.delete_message(channel, message).await?;
-                Ok(Performed::default())
+                let kept = (!kept.is_empty()).then(|| {
+                    let files = kept
+                        .into_iter()
+                        .map(|(url, name, content)| json!({ "url": url, "name": name, "content": BASE64.encode(content) }))
+                        .collect();
+                    Map::from_iter([("files".to_string(), Value::Array(files))])
+                });
+                Ok(Performed { message: None, kept })
             }
             Op::Edit { channel, message, text } => {
                 let route = Route::ChannelMessage { channel_id: channel, message_id: message };
@@ -738,6 +796,62 @@ impl DiscordPlatform {
         let id = answer.get("id").and_then(Value::as_str).unwrap_or_default();
         let me = snowflake::<UserId>("user", id)?;
         Ok(*self.me.get_or_init(|| me))
+    }
+
+    /// Downloads a held message's attachments from Discord's CDN (only from there, or from
+    /// the connection's own base URL's host, as a proxy or test server serves them), each up
+    /// to Discord's upload limit for bots and all of them up to a message's: `(url, name,
+    /// content)` of each one kept. One that cannot be fetched (gone, too large) is left out,
+    /// with a line in the log; its link stays in the repost.
+    async fn download(&self, urls: &[String]) -> Vec<(String, String, Vec<u8>)> {
+        let mut kept = Vec::new();
+        let mut total = 0;
+        tracing::debug!(connection = %self.name, files = urls.len(), "keeping a held message's files");
+        for url in urls {
+            match self.fetch(url, MAX_UPLOAD.min(MAX_MESSAGE_UPLOADS - total)).await {
+                Ok((name, content)) => {
+                    total += content.len();
+                    kept.push((url.clone(), name, content));
+                }
+                Err(why) => tracing::warn!(connection = %self.name, "a held message's file is not kept: {why}"),
+            }
+        }
+        kept
+    }
+
+    async fn fetch(&self, url: &str, limit: usize) -> Result<(String, Vec<u8>), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a link: {e}"))?;
+        let own = self.rest.http.proxy.as_deref().and_then(|p| reqwest::Url::parse(p).ok());
+        let host = parsed.host_str().unwrap_or_default();
+        let allowed = ["cdn.discordapp.com", "media.discordapp.net"].contains(&host)
+            || own.as_ref().is_some_and(|o| o.host_str() == Some(host) && o.port() == parsed.port());
+        if !allowed {
+            return Err(format!("{host} is not Discord's CDN"));
+        }
+        let name = parsed
+            .path_segments()
+            .and_then(|mut s| s.next_back().map(str::to_string))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "file".into());
+        let mut response = self
+            .rest
+            .client
+            .get(parsed)
+            .timeout(std::time::Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| format!("{name}: {}", e.without_url()))?;
+        if !response.status().is_success() {
+            return Err(format!("{name}: the CDN answered {}", response.status()));
+        }
+        let mut content = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| format!("{name}: {}", e.without_url()))? {
+            if content.len() + chunk.len() > limit {
+                return Err(format!("{name} is over {} MiB, Discord's upload limit", limit / (1024 * 1024)));
+            }
+            content.extend_from_slice(&chunk);
+        }
+        Ok((name, content))
     }
 
     /// The emoji members hold as normal reactions on a message, every variant apart (👍, 👍🏽
@@ -1053,6 +1167,23 @@ fn text_of(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The largest file a bot may upload (Discord's limit for bots, webhooks and interactions).
+const MAX_UPLOAD: usize = 10 * 1024 * 1024;
+/// The largest upload one message may carry.
+const MAX_MESSAGE_UPLOADS: usize = 25 * 1024 * 1024;
+
+/// The files kept with a governed message: `(url, name, content)`.
+fn kept_files(data: &Map<String, Value>) -> Vec<(String, String, Vec<u8>)> {
+    let Some(Value::Array(files)) = data.get("files") else { return Vec::new() };
+    files
+        .iter()
+        .filter_map(|f| {
+            let content = BASE64.decode(f.get("content")?.as_str()?).ok()?;
+            Some((text_of(f.get("url")?), text_of(f.get("name")?), content))
+        })
+        .collect()
 }
 
 /// `allowed_mentions` that ping nobody.

@@ -98,6 +98,19 @@ impl Rest {
         params: Option<Vec<(&'static str, String)>>,
         body: Option<&Value>,
     ) -> Result<Value, Failure> {
+        self.send_files(method, route, params, body, Vec::new()).await
+    }
+
+    /// [`Self::send_with`] with files: sent as `multipart/form-data`, the body as its
+    /// `payload_json` (as Discord takes uploads).
+    pub async fn send_files(
+        &self,
+        method: LightMethod,
+        route: Route<'_>,
+        params: Option<Vec<(&'static str, String)>>,
+        body: Option<&Value>,
+        files: Vec<serenity::builder::CreateAttachment>,
+    ) -> Result<Value, Failure> {
         let path = route.path();
         let relative = path.strip_prefix(DISCORD_URL).unwrap_or(&path);
         let what = format!("{} {relative}", method_name(method));
@@ -108,7 +121,14 @@ impl Rest {
             }
             None => None,
         };
-        let request = Request::new(route, method).body(body).params(params);
+        let request = if files.is_empty() {
+            Request::new(route, method).body(body).params(params)
+        } else {
+            let payload_json = body.map(|b| String::from_utf8_lossy(&b).into_owned());
+            let upload = serenity::http::MultipartUpload::Attachments(files);
+            let multipart = serenity::http::Multipart { upload, fields: Vec::new(), payload_json };
+            Request::new(route, method).multipart(Some(multipart)).params(params)
+        };
         let built = match request.build(&self.client, self.http.token(), self.http.proxy.as_deref()) {
             // The URL may carry a proxy's credentials: it is never part of an error.
             Ok(builder) => builder.build().map_err(|e| serenity::Error::Http(HttpError::Request(e.without_url()))),

@@ -415,9 +415,12 @@ impl Runtime {
                     self.edits.done(row.community, *proposal, now);
                 }
                 crate::metrics::effect_performed(&platform);
-                match (&row.effect, done.message) {
-                    (Effect::PostVote { proposal, .. }, Some(message)) => {
+                match (&row.effect, done.message, done.kept) {
+                    (Effect::PostVote { proposal, .. }, Some(message), _) => {
                         self.vote_message_posted(&row, *proposal, message, result, now).await?;
+                    }
+                    (Effect::Revert { proposal: Some(proposal), .. }, _, Some(kept)) => {
+                        self.kept(&row, *proposal, kept, result, now).await?;
                     }
                     _ => self.store.finish_effect(row.id, &result, now).await?,
                 }
@@ -474,6 +477,38 @@ impl Runtime {
                 tracing::info!(effect = row.id, "a vote message posted after its proposal closed: {e}");
                 self.store.link_closed_vote_message(row.community, proposal, &message, row.id, &result, now).await?;
                 Ok(())
+            }
+            Err(HandleError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Adds what a revert kept (a deleted message's files) to its proposal's action, with the
+    /// revert marked done, in one transaction.
+    async fn kept(
+        &mut self,
+        row: &OutboxRow,
+        proposal: ProposalId,
+        data: serde_json::Map<String, serde_json::Value>,
+        result: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let key = format!("outbox:{}", row.id);
+        let input = StepInput {
+            source: "polity",
+            dedup_key: &key,
+            input: Inbound::Kept { proposal, data },
+            community_changed: false,
+            staged: Vec::new(),
+            finishes: Some((row.id, result.clone())),
+            checked: false,
+        };
+        match self.step_and_record(row.community, input, now).await {
+            Ok(Handled::Done(_)) => Ok(()),
+            // Recorded before, or the proposal was decided meanwhile (what was kept is of no
+            // use then): the revert is done either way.
+            Ok(Handled::Duplicate) | Err(HandleError::Refused(_)) => {
+                tracing::debug!(effect = row.id, %proposal, "what a revert kept is not needed any more");
+                self.store.finish_effect(row.id, &result, now).await.map_err(Into::into)
             }
             Err(HandleError::Failed(e)) => Err(e),
         }
@@ -662,7 +697,10 @@ async fn perform(
             }
         };
         if done.message.is_some() {
-            outcome = done;
+            outcome.message = done.message;
+        }
+        if done.kept.is_some() {
+            outcome.kept = done.kept;
         }
     }
     Ok(outcome)

@@ -150,7 +150,10 @@ impl FakeDiscord {
         let rest_url = format!("http://{}", rest.local_addr().expect("the REST server's address"));
         let gateway_url = format!("ws://{}", ws.local_addr().expect("the gateway's address"));
         let shared = Arc::new(Shared { state: Mutex::new(State::new(gateway_url.clone())), changed: Notify::new() });
-        let app = axum::Router::new().fallback(rest::handle).with_state(Arc::clone(&shared));
+        let app = axum::Router::new()
+            .route("/attachments/{channel}/{message}/{file}", axum::routing::get(cdn))
+            .fallback(rest::handle)
+            .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
         // Stopped gracefully, so that the connections it kept alive are closed too.
         tokio::spawn(async move {
@@ -487,6 +490,33 @@ impl FakeDiscord {
         })
     }
 
+    /// `user` posts `text` with files (`(name, content)`) in `channel`: MESSAGE_CREATE whose
+    /// attachments are served by the fake's CDN (`{url}/attachments/...`, signed like
+    /// Discord's) only while the message exists. Answers the message id.
+    pub fn user_says_with_files(&self, user: &str, channel: &str, text: &str, files: &[(&str, &[u8])]) -> String {
+        let base = self.url();
+        self.shared.change(|s| {
+            assert!(s.channels.contains_key(channel), "user_says_with_files: unknown channel {channel}");
+            let id = s.create_message(channel, user, text, json!([]), Vec::new(), None);
+            let mut urls = Vec::new();
+            for (name, content) in files {
+                let path = format!("/attachments/{channel}/{id}/{name}");
+                urls.push(format!("{base}{path}?ex=6a1b2c3d&is=6a1a0000&hm=5f0c9e"));
+                s.cdn.insert(path, content.to_vec());
+            }
+            if let Some(m) = s.message_mut(channel, &id) {
+                m.attachments = urls;
+            }
+            if s.guild_of(channel).is_some()
+                && let Some(m) = s.message(channel, &id).cloned()
+            {
+                let event = s.message_event(&m);
+                s.dispatch("MESSAGE_CREATE", event);
+            }
+            id
+        })
+    }
+
     /// `user` deletes a message: MESSAGE_DELETE, and an audit log entry (type 72) when it was
     /// someone else's.
     pub fn user_deletes_message(&self, user: &str, channel: &str, message: &str) {
@@ -770,5 +800,23 @@ impl FakeDiscord {
     /// Every dispatch produced (`t`, `d`), in order, delivered or not.
     pub fn dispatched(&self) -> Vec<(String, Value)> {
         self.with(|s| s.dispatched().to_vec())
+    }
+}
+
+/// The CDN's `GET /attachments/{channel}/{message}/{file}`: the file while its message
+/// exists; once the message is deleted, Discord's CDN drops its files (404).
+async fn cdn(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    axum::extract::Path((channel, message, file)): axum::extract::Path<(String, String, String)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = format!("/attachments/{channel}/{message}/{file}");
+    let found = shared.read(|s| {
+        let live = s.message(&channel, &message).is_some_and(|m| !m.deleted);
+        live.then(|| s.cdn.get(&path).cloned()).flatten()
+    });
+    match found {
+        Some(bytes) => (axum::http::StatusCode::OK, bytes).into_response(),
+        None => (axum::http::StatusCode::NOT_FOUND, "This content is no longer available.").into_response(),
     }
 }

@@ -444,6 +444,8 @@ pub struct State {
     pub(crate) gateway: GatewayState,
     /// The bot token Discord accepts, once a test sets one: any other is refused.
     pub(crate) token: Option<String>,
+    /// The CDN's files, by path (`/attachments/{channel}/{message}/{file}`).
+    pub(crate) cdn: BTreeMap<String, Vec<u8>>,
     /// Whether the application may use the privileged intents (enabled in the portal).
     pub(crate) privileged_intents: bool,
     /// How many shards Discord recommends (`GET /gateway/bot`) and requires.
@@ -493,6 +495,7 @@ impl State {
             old_edits: (super::limits::OLD_EDITS, super::limits::OLD_EDIT_WINDOW),
             gateway: GatewayState::default(),
             token: None,
+            cdn: BTreeMap::new(),
             privileged_intents: true,
             shards: 1,
         }
