@@ -374,24 +374,7 @@ impl Bridge {
             answer,
         };
         let command = call.parsed.spec.name();
-        // A bot too busy to take the command before the deadline gets it acknowledged first:
-        // the answer follows as an edit.
-        let mut acknowledged = false;
-        let permit = match tokio::time::timeout_at(deadline, self.incoming.reserve()).await {
-            Ok(permit) => permit,
-            Err(_) => {
-                acknowledged = self.acknowledge(http, &asked).await;
-                if !acknowledged {
-                    return;
-                }
-                self.incoming.reserve().await
-            }
-        };
-        let Ok(permit) = permit else {
-            let _ = asked.respond(http, message(SHUTTING_DOWN)).await;
-            return;
-        };
-        permit.send(Incoming::Command(call));
+        let Some(acknowledged) = self.hand_in(http, &asked, Incoming::Command(call), deadline).await else { return };
         // Using a command is also a trigger event policies can act on; it never holds up
         // the answer.
         if let Ok(kind) = ActionType::new(COMMAND_USED) {
@@ -413,6 +396,36 @@ impl Bridge {
         }
         let when = Answering { slow, deadline, acknowledged };
         self.deliver(http, asked, answered, when, Some((invocation, guild, name))).await;
+    }
+
+    /// Hands an interaction's input to the bot. A bot too busy to take it before `deadline`
+    /// gets the interaction acknowledged first (the answer follows as an edit). Answers
+    /// whether it was acknowledged; `None` when it cannot be answered at all (Discord refused
+    /// the acknowledgement, or the bot is shutting down: said so).
+    async fn hand_in(
+        &self,
+        http: &Http,
+        asked: &Asked<'_>,
+        input: Incoming,
+        deadline: tokio::time::Instant,
+    ) -> Option<bool> {
+        let mut acknowledged = false;
+        let permit = match tokio::time::timeout_at(deadline, self.incoming.reserve()).await {
+            Ok(permit) => permit,
+            Err(_) => {
+                acknowledged = self.acknowledge(http, asked).await;
+                if !acknowledged {
+                    return None;
+                }
+                self.incoming.reserve().await
+            }
+        };
+        let Ok(permit) = permit else {
+            let _ = asked.respond(http, message(SHUTTING_DOWN)).await;
+            return None;
+        };
+        permit.send(input);
+        Some(acknowledged)
     }
 
     /// Acknowledges an interaction (ephemeral "thinking"); false when Discord refused it.
@@ -456,22 +469,7 @@ impl Bridge {
             secret,
             answer,
         };
-        let mut acknowledged = false;
-        let permit = match tokio::time::timeout_at(deadline, self.incoming.reserve()).await {
-            Ok(permit) => permit,
-            Err(_) => {
-                acknowledged = self.acknowledge(http, &asked).await;
-                if !acknowledged {
-                    return;
-                }
-                self.incoming.reserve().await
-            }
-        };
-        let Ok(permit) = permit else {
-            let _ = asked.respond(http, message(SHUTTING_DOWN)).await;
-            return;
-        };
-        permit.send(Incoming::Secret(typed));
+        let Some(acknowledged) = self.hand_in(http, &asked, Incoming::Secret(typed), deadline).await else { return };
         let when = Answering { slow: false, deadline, acknowledged };
         self.deliver(http, asked, answered, when, None).await;
     }
