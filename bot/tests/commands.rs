@@ -1556,6 +1556,13 @@ async fn link_mistakes_change_nothing() {
         env.run_as(&alice, &format!("/link confirm {}", link_code(&reply))).await,
         "discord:4321 is now linked to alice."
     );
+    // An admin's standing never passes to a member who is not one.
+    env.mistake(
+        "carol",
+        "/link chat admin",
+        "chat:admin is an admin's account (admin): it can be linked only to another admin.",
+    )
+    .await;
     // A member with several accounts is someone established: nobody else can take one.
     env.mistake("bob", "/link chat alice", "chat:alice already belongs to alice.").await;
     env.mistake("alice", "/link discord", "account is missing (your account there). Usage: /link PLATFORM ACCOUNT")

@@ -28,6 +28,12 @@ pub async fn start(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Re
             let whose = if owner.id == me.id { "you".to_string() } else { owner.name.clone() };
             return Ok(Reply::private(format!("{target} already belongs to {whose}.")));
         }
+        if owner.admin && !me.admin {
+            return Ok(Reply::private(format!(
+                "{target} is an admin's account ({}): it can be linked only to another admin.",
+                owner.name
+            )));
+        }
         merges = Some(owner.name.clone());
     }
     let member = me.id;

@@ -122,6 +122,8 @@ pub enum CommunityError {
     UnknownMember(MemberId),
     #[error("the account {0} is already linked to {1}")]
     AlreadyLinked(AccountRef, MemberId),
+    #[error("{0} is an admin: an admin's account can be linked only to another admin")]
+    AdminMerge(MemberId),
 }
 
 impl Community {
@@ -187,6 +189,12 @@ impl Community {
     pub fn merge_members(&mut self, keep: MemberId, gone: MemberId) -> Result<(), CommunityError> {
         if keep == gone || !self.members.contains_key(&keep) {
             return Err(CommunityError::UnknownMember(keep));
+        }
+        // An admin's standing never passes to a member who is not one by a code: typed in
+        // good faith, it would hand the community over.
+        let keeper_admin = self.members.get(&keep).is_some_and(|m| m.admin);
+        if self.members.get(&gone).is_some_and(|m| m.admin) && !keeper_admin {
+            return Err(CommunityError::AdminMerge(gone));
         }
         let gone = self.members.remove(&gone).ok_or(CommunityError::UnknownMember(gone))?;
         if let Some(m) = self.members.get_mut(&keep) {

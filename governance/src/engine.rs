@@ -316,6 +316,13 @@ impl Engine {
         self.community.merge_members(keep, gone)?;
         let mut changed = Vec::new();
         let mut sets = Vec::new();
+        for p in self.proposals.values_mut() {
+            // Whoever proposed it is the one member now, open or not.
+            if p.proposer == Some(gone) {
+                p.proposer = Some(keep);
+                changed.push(p.id);
+            }
+        }
         for p in self.proposals.values_mut().filter(|p| p.state.is_open()) {
             let Some(v) = p.vote.as_mut() else { continue };
             let mut touched = false;
@@ -332,7 +339,7 @@ impl Engine {
                 }
                 touched = true;
             }
-            if touched {
+            if touched && !changed.contains(&p.id) {
                 changed.push(p.id);
             }
         }

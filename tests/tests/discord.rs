@@ -543,6 +543,32 @@ async fn a_vote_older_than_an_hour_waits_for_discords_edit_budget_and_still_clos
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_discord_holds_back_for_an_hour_never_holds_up_the_channel() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_old_edit_lane");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    said(&fake, BOB, &["propose"], vec![("text", json!("An old vote"))]).await;
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: An old vote").await;
+    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
+    fake.age_message(GENERAL, &vote, Duration::from_secs(24 * 3600));
+    fake.limit_old_edits(1, Duration::from_secs(3600));
+    fake.user_reacts(ALICE, GENERAL, &vote, YES);
+    until_content(&fake, GENERAL, &vote, |c| c.ends_with("(1 of 4 voted)")).await;
+    // The next edit is refused for the rest of the hour (30046)...
+    fake.user_reacts(BOB, GENERAL, &vote, YES);
+    within(
+        "the refused edit",
+        fake.wait_until(|s| s.requests().iter().any(|r| r.method == "PATCH" && r.status == 429)),
+    )
+    .await;
+    // ...while the channel goes on: a new vote is posted there at once.
+    said(&fake, CAROL, &["propose"], vec![("text", json!("A new vote"))]).await;
+    vote_message(&fake, GENERAL, "Proposal #2: carol proposes: A new vote").await;
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass() {
     let fake = discord().await;
     let db = TestDb::sqlite("e2e_message");
@@ -562,7 +588,8 @@ async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass()
 
     // A message elsewhere stands.
     let chat = fake.user_says(DAVE, GENERAL, "hello all", &[]);
-    let held = fake.user_says_with_files(DAVE, RULES, "No spam, please", &[("no-spam.txt", b"rule 1: no spam")]);
+    let files: &[(&str, &[u8])] = &[("no-spam.txt", b"rule 1: no spam"), ("be-kind.txt", b"rule 2: be kind")];
+    let held = fake.user_says_with_files(DAVE, RULES, "No spam, please", files);
     let file = fake.message(RULES, &held).unwrap().attachments[0].clone();
     within("the held message to be deleted", fake.wait_until(|s| s.message(RULES, &held).is_some_and(|m| m.deleted)))
         .await;
@@ -584,7 +611,8 @@ async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass()
         .unwrap();
     assert_eq!(post.body["allowed_mentions"], json!({ "parse": [], "roles": [], "users": [] }), "{}", post.body);
     // With its file uploaded again, as it was.
-    assert_eq!(post.files, [("no-spam.txt".to_string(), "rule 1: no spam".to_string())]);
+    let kept = [("no-spam.txt", "rule 1: no spam"), ("be-kind.txt", "rule 2: be kind")];
+    assert_eq!(post.files, kept.map(|(n, c)| (n.to_string(), c.to_string())));
     assert!(!fake.message(RULES, &repost).unwrap().deleted);
     polity.stop().await;
 }

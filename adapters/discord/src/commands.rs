@@ -421,7 +421,11 @@ impl Bridge {
             }
         };
         let Ok(permit) = permit else {
-            let _ = asked.respond(http, message(SHUTTING_DOWN)).await;
+            if acknowledged {
+                let _ = asked.edit(http, EditInteractionResponse::new().content(SHUTTING_DOWN)).await;
+            } else {
+                let _ = asked.respond(http, message(SHUTTING_DOWN)).await;
+            }
             return None;
         };
         permit.send(input);

@@ -348,12 +348,7 @@ impl EventHandler for Handler {
 
     async fn guild_create(&self, ctx: Context, guild: Guild, _is_new: Option<bool>) {
         let members = self.members(guild.members.values());
-        // A large guild lists only some members at connect: ask for the rest, paced under
-        // Discord's gateway send limit (serenity sends what it is given at once).
-        if guild.large || u64::try_from(guild.members.len()).unwrap_or(0) < guild.member_count {
-            self.sends.wait(ctx.shard_id.0).await;
-            ctx.shard.chunk_guild(guild.id, None, false, ChunkGuildFilter::None, None);
-        }
+        let partial = guild.large || u64::try_from(guild.members.len()).unwrap_or(0) < guild.member_count;
         let owner_name = guild.members.get(&guild.owner_id).map_or_else(|| guild.owner_id.to_string(), member_name);
         let info = SpaceInfo {
             space: guild.id.to_string(),
@@ -362,6 +357,13 @@ impl EventHandler for Handler {
             members,
         };
         self.hand(Incoming::Space(info)).await;
+        // A large guild lists only some members at connect: ask for the rest (after the
+        // server itself is handed over), paced under Discord's gateway send limit (serenity
+        // sends what it is given at once).
+        if partial {
+            self.sends.wait(ctx.shard_id.0).await;
+            ctx.shard.chunk_guild(guild.id, None, false, ChunkGuildFilter::None, None);
+        }
     }
 
     async fn guild_members_chunk(&self, _ctx: Context, chunk: GuildMembersChunkEvent) {
@@ -440,7 +442,8 @@ impl EventHandler for Handler {
                 let key = format!("rename:{channel}:{id}");
                 self.send(key, Some(guild), Inbound::Action { action }, from).await;
             }
-            AuditAction::Member(MemberAction::RoleUpdate) => {
+            // Roles given to Polity itself (as its advice tells admins to) are not governed.
+            AuditAction::Member(MemberAction::RoleUpdate) if target != bot_id(&ctx).get() => {
                 let mut roles: Vec<(RoleId, bool)> = Vec::new();
                 for change in changes {
                     match change {

@@ -11,7 +11,7 @@ use polity_governance::platform::{
 };
 use polity_governance::vote::emoji::normalize;
 use serde_json::{Map, Value, json};
-use serenity::builder::{CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton, CreateMessage};
+use serenity::builder::{CreateActionRow, CreateAllowedMentions, CreateButton, CreateMessage};
 use serenity::cache::Cache;
 use serenity::http::{HttpBuilder, LightMethod, Route};
 use serenity::model::application::ButtonStyle;
@@ -403,14 +403,14 @@ impl DiscordPlatform {
         self.post_message_with(channel, message, key, mention, Vec::new()).await
     }
 
-    /// [`Self::post_message`] with files uploaded (their entries already in `message`).
+    /// [`Self::post_message`] with files uploaded: `(name, content)`.
     async fn post_message_with(
         &self,
         channel: ChannelId,
         message: CreateMessage,
         key: i64,
         mention: &[UserId],
-        files: Vec<CreateAttachment>,
+        files: Vec<(String, Vec<u8>)>,
     ) -> Result<MessageRef, PlatformError> {
         let message = message
             .nonce(Nonce::String(key.to_string()))
@@ -699,14 +699,8 @@ impl DiscordPlatform {
                 refused.map_or(Ok(Performed::default()), |e| Err(PlatformError::Permanent(e)))
             }
             Op::Post { channel, text, mention, files } => {
-                let mut message = CreateMessage::new().content(truncate(&text));
-                let mut uploads = Vec::new();
-                for (name, content) in files {
-                    let file = CreateAttachment::bytes(content, name);
-                    message = message.add_file(file.clone());
-                    uploads.push(file);
-                }
-                let posted = self.post_message_with(channel, message, key, &mention, uploads).await?;
+                let message = CreateMessage::new().content(truncate(&text));
+                let posted = self.post_message_with(channel, message, key, &mention, files).await?;
                 Ok(Performed { message: Some(posted), kept: None })
             }
             Op::Dm { user, text } => {
@@ -806,9 +800,16 @@ impl DiscordPlatform {
     async fn download(&self, urls: &[String]) -> Vec<(String, String, Vec<u8>)> {
         let mut kept = Vec::new();
         let mut total = 0;
-        tracing::debug!(connection = %self.name, files = urls.len(), "keeping a held message's files");
+        // Within the effect's own time limit, so the delete always comes: what has not
+        // arrived by then is not kept.
+        let until = tokio::time::Instant::now() + DOWNLOAD_BUDGET;
         for url in urls {
-            match self.fetch(url, MAX_UPLOAD.min(MAX_MESSAGE_UPLOADS - total)).await {
+            let limit = MAX_UPLOAD.min(MAX_MESSAGE_UPLOADS - total);
+            let fetched = match tokio::time::timeout_at(until, self.fetch(url, limit)).await {
+                Ok(fetched) => fetched,
+                Err(_) => Err("the time to keep files ran out".to_string()),
+            };
+            match fetched {
                 Ok((name, content)) => {
                     total += content.len();
                     kept.push((url.clone(), name, content));
@@ -822,25 +823,31 @@ impl DiscordPlatform {
     async fn fetch(&self, url: &str, limit: usize) -> Result<(String, Vec<u8>), String> {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a link: {e}"))?;
         let own = self.rest.http.proxy.as_deref().and_then(|p| reqwest::Url::parse(p).ok());
-        let host = parsed.host_str().unwrap_or_default();
-        let allowed = ["cdn.discordapp.com", "media.discordapp.net"].contains(&host)
-            || own.as_ref().is_some_and(|o| o.host_str() == Some(host) && o.port() == parsed.port());
-        if !allowed {
-            return Err(format!("{host} is not Discord's CDN"));
+        // Discord's CDN over https, or the connection's own host (a proxy, a test server).
+        let allowed = |u: &reqwest::Url| {
+            let host = u.host_str().unwrap_or_default();
+            (u.scheme() == "https" && ["cdn.discordapp.com", "media.discordapp.net"].contains(&host))
+                || own.as_ref().is_some_and(|o| o.host_str() == Some(host) && o.port() == u.port())
+        };
+        if !allowed(&parsed) {
+            return Err(format!("{} is not Discord's CDN", parsed.host_str().unwrap_or_default()));
         }
         let name = parsed
             .path_segments()
             .and_then(|mut s| s.next_back().map(str::to_string))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "file".into());
-        let mut response = self
-            .rest
-            .client
-            .get(parsed)
-            .timeout(std::time::Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(|e| format!("{name}: {}", e.without_url()))?;
+        // A client of its own that follows no redirect: only the allowed host is ever asked
+        // (and the bot's token is never sent).
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(DOWNLOAD_BUDGET)
+            .build()
+            .map_err(|e| format!("{name}: {e}"))?;
+        let mut response = client.get(parsed).send().await.map_err(|e| format!("{name}: {}", e.without_url()))?;
+        if !allowed(response.url()) {
+            return Err(format!("{name}: redirected away from Discord's CDN"));
+        }
         if !response.status().is_success() {
             return Err(format!("{name}: the CDN answered {}", response.status()));
         }
@@ -1169,6 +1176,9 @@ fn text_of(v: &Value) -> String {
     }
 }
 
+/// How long a held message's files are fetched for before it is deleted (under the
+/// dispatcher's ten seconds for the whole effect).
+const DOWNLOAD_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// The largest file a bot may upload (Discord's limit for bots, webhooks and interactions).
 const MAX_UPLOAD: usize = 10 * 1024 * 1024;
 /// The largest upload one message may carry.

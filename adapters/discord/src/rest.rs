@@ -101,37 +101,57 @@ impl Rest {
         self.send_files(method, route, params, body, Vec::new()).await
     }
 
-    /// [`Self::send_with`] with files: sent as `multipart/form-data`, the body as its
-    /// `payload_json` (as Discord takes uploads).
+    /// [`Self::send_with`] with files (`(name, content)`): sent as `multipart/form-data`,
+    /// part `files[i]` for the i-th, the body as `payload_json` with the matching
+    /// `attachments` entries (`{"id": i, "filename": name}`), as Discord takes uploads.
     pub async fn send_files(
         &self,
         method: LightMethod,
         route: Route<'_>,
         params: Option<Vec<(&'static str, String)>>,
         body: Option<&Value>,
-        files: Vec<serenity::builder::CreateAttachment>,
+        files: Vec<(String, Vec<u8>)>,
     ) -> Result<Value, Failure> {
         let path = route.path();
         let relative = path.strip_prefix(DISCORD_URL).unwrap_or(&path);
         let what = format!("{} {relative}", method_name(method));
         let key = RouteKey::new(method_name(method), relative);
-        let body = match body {
+        let mut body = body.cloned();
+        if !files.is_empty() {
+            let entries: Vec<Value> = files
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| serde_json::json!({ "id": i, "filename": name }))
+                .collect();
+            let payload = body.get_or_insert_with(|| serde_json::json!({}));
+            payload["attachments"] = Value::Array(entries);
+        }
+        let body = match &body {
             Some(b) => {
                 Some(serde_json::to_vec(b).map_err(|e| failure(PlatformError::Permanent(format!("{what}: {e}"))))?)
             }
             None => None,
         };
-        let request = if files.is_empty() {
-            Request::new(route, method).body(body).params(params)
+        let (body, form) = if files.is_empty() {
+            (body, None)
         } else {
-            let payload_json = body.map(|b| String::from_utf8_lossy(&b).into_owned());
-            let upload = serenity::http::MultipartUpload::Attachments(files);
-            let multipart = serenity::http::Multipart { upload, fields: Vec::new(), payload_json };
-            Request::new(route, method).multipart(Some(multipart)).params(params)
+            let payload_json = body.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let mut form = reqwest::multipart::Form::new().text("payload_json", payload_json);
+            for (i, (name, content)) in files.into_iter().enumerate() {
+                form = form.part(format!("files[{i}]"), reqwest::multipart::Part::bytes(content).file_name(name));
+            }
+            (None, Some(form))
         };
+        let request = Request::new(route, method).body(body).params(params);
         let built = match request.build(&self.client, self.http.token(), self.http.proxy.as_deref()) {
             // The URL may carry a proxy's credentials: it is never part of an error.
-            Ok(builder) => builder.build().map_err(|e| serenity::Error::Http(HttpError::Request(e.without_url()))),
+            Ok(builder) => {
+                let builder = match form {
+                    Some(form) => builder.multipart(form),
+                    None => builder,
+                };
+                builder.build().map_err(|e| serenity::Error::Http(HttpError::Request(e.without_url())))
+            }
             Err(e) => Err(e),
         }
         .map_err(|e| failure(serenity_error(&what, &e)))?;

@@ -311,7 +311,7 @@ impl Runtime {
                 None => Vec::new(),
             };
             let targets = self.targets(row.community, &row.effect, &messages);
-            let lane = lane(row.community, &row.effect, &messages, &targets);
+            let lane = lane(row.community, &row.effect, &targets);
             self.flight.parked.entry(lane).or_insert(at);
         }
         Ok(())
@@ -324,7 +324,7 @@ impl Runtime {
             None => Vec::new(),
         };
         let targets = self.targets(row.community, &row.effect, &messages);
-        let lane = lane(row.community, &row.effect, &messages, &targets);
+        let lane = lane(row.community, &row.effect, &targets);
         self.flight.lanes.insert(row.id, lane.clone());
         if let Effect::EditVote { proposal, .. } = &row.effect {
             self.edits.seen(row.community, *proposal, &messages, now);
@@ -709,17 +709,17 @@ async fn perform(
 /// The lane an effect keeps its order in: one channel's posts, one vote's edits, one
 /// message's reaction removals, one account's notices. A platform whose output is one stream
 /// is one lane.
-fn lane(community: CommunityId, effect: &Effect, messages: &[MessageRef], targets: &[Arc<dyn Platform>]) -> String {
+fn lane(community: CommunityId, effect: &Effect, targets: &[Arc<dyn Platform>]) -> String {
     if let Some(serial) = targets.iter().find(|p| p.capabilities().serial) {
         return format!("serial:{}", serial.name());
     }
     let c = community.0;
     match effect {
         Effect::PostVote { place, .. } | Effect::Post { place, .. } => format!("{c}:{place}"),
-        Effect::EditVote { proposal, .. } => match messages.first() {
-            Some(m) => format!("{c}:{}:{}", m.platform, m.channel),
-            None => format!("{c}:vote:{proposal}"),
-        },
+        // A vote's edits keep their order among themselves, apart from the channel's posts:
+        // an edit Discord holds back (an hour-old message's budget, 30046) never holds up
+        // a held message's delete or a new vote. Per-channel pacing is the edit pacer's.
+        Effect::EditVote { proposal, .. } => format!("{c}:vote:{proposal}"),
         Effect::Notify { account, .. } => format!("{c}:notify:{account}"),
         Effect::RemoveReaction { message, .. } => format!("{c}:{}:{}", message.platform, message.channel),
         Effect::Revert { action, .. } | Effect::Execute { action, .. } => match &action.place {

@@ -33,6 +33,28 @@ pub fn read_body(content_type: Option<&str>, body: &[u8]) -> (Value, Vec<(String
     (serde_json::from_slice(body).unwrap_or(Value::Null), Vec::new())
 }
 
+/// Whether a body's file parts are named as Discord matches them to `payload_json`'s
+/// `attachments`: `files[N]`, each N once, and, when the payload lists attachments, each
+/// listed there with its id and file name. A body without files passes.
+pub fn files_match_payload(content_type: Option<&str>, body: &[u8], payload: &Value) -> bool {
+    let Some(boundary) = content_type.and_then(boundary) else { return true };
+    let files: Vec<Part> = parse(body, &boundary).into_iter().filter(|p| p.filename.is_some()).collect();
+    let listed = payload["attachments"].as_array().cloned().unwrap_or_default();
+    let mut seen = Vec::new();
+    files.iter().all(|p| {
+        let Some(id) = p.name.strip_prefix("files[").and_then(|r| r.strip_suffix(']')) else { return false };
+        let fresh = !seen.contains(&id.to_string());
+        seen.push(id.to_string());
+        fresh
+            && (listed.is_empty()
+                || listed.iter().any(|a| {
+                    let same_id =
+                        a["id"].as_u64().map(|n| n.to_string()).or_else(|| a["id"].as_str().map(str::to_string));
+                    same_id.as_deref() == Some(id) && a["filename"].as_str() == p.filename.as_deref()
+                }))
+    })
+}
+
 /// The boundary of a `multipart/form-data` content type.
 pub fn boundary(content_type: &str) -> Option<String> {
     let mut params = content_type.split(';');

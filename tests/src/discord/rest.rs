@@ -211,10 +211,14 @@ pub(crate) async fn handle(
 ) -> HttpResponse {
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let (json, files) = read_body(content_type, &body);
+    let files_match = super::multipart::files_match_payload(content_type, &body, &json);
     let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or_default().to_string();
     let answer = shared.change(|s| {
+        if !files_match {
+            return invalid_form("attachments: each file part `files[N]` must be listed with its id and filename");
+        }
         let refused = s.token.as_ref().is_some_and(|t| authorization.as_deref() != Some(&format!("Bot {t}")));
         let answer = match path.strip_prefix(API_PREFIX) {
             // Like Discord's, the gateway's address needs no token.
