@@ -218,6 +218,15 @@ fn buttons(fake: &FakeDiscord, channel: &str, message: &str) -> Vec<String> {
         .collect()
 }
 
+/// Installs a policy as Alice (an admin); answers the reply.
+async fn install_policy(fake: &FakeDiscord, name: &str, toml: &str) -> String {
+    said(fake, ALICE, &["policy", "install"], vec![("name", json!(name)), ("toml", json!(toml))]).await
+}
+
+/// Channel renames are put to a vote of two.
+const RENAMES_NEED_A_VOTE: &str =
+    "name = \"Renames need a vote\"\nkind = \"platform\"\nactions = [\"discord.rename_channel\"]\n[vote]\nquorum = 2";
+
 async fn direct_democracy(fake: &FakeDiscord) {
     let installed = said(fake, ALICE, &["kit", "install"], vec![("name", json!("direct-democracy"))]).await;
     assert!(installed.starts_with("The starter kit direct-democracy is installed"), "{installed}");
@@ -504,8 +513,7 @@ async fn votes_outcomes_and_posts_ping_nobody_but_whom_a_policy_names() {
     let policy = format!(
         "name = \"Call\"\nkind = \"trigger\"\nactions = [\"discord.reaction_added\"]\nfilter = \"action.emoji == \\\"📣\\\"\"\ncheck = \"\\\"passed\\\"\"\n[pass]\ndo = [{{ action = \"discord.post_message\", channel = \"{GENERAL}\", text = \"<@{DAVE}> <@{CAROL}> @everyone: the board meets\", mention = [\"{DAVE}\"] }}]"
     );
-    let installed =
-        said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Call")), ("toml", json!(policy))]).await;
+    let installed = install_policy(&fake, "Call", &policy).await;
     assert_eq!(installed, "\"Call\" is installed: a trigger policy.");
     let note = fake.user_says(BOB, GENERAL, "meeting?", &[]);
     fake.user_reacts(BOB, GENERAL, &note, "📣");
@@ -577,13 +585,7 @@ async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass()
     let policy = format!(
         "name = \"Rules are agreed first\"\\nkind = \"platform\"\\nactions = [\"discord.message\"]\\nfilter = \"action.channel == \\\"{RULES}\\\"\"\\n[vote]\\nquorum = 2\\npass = \"majority\"\\ncloses = \"24h\""
     );
-    let installed = said(
-        &fake,
-        ALICE,
-        &["policy", "install"],
-        vec![("name", json!("Rules are agreed first")), ("toml", json!(policy))],
-    )
-    .await;
+    let installed = install_policy(&fake, "Rules are agreed first", &policy).await;
     assert_eq!(installed, "\"Rules are agreed first\" is installed: a platform policy.");
 
     // A message elsewhere stands.
@@ -623,9 +625,7 @@ async fn a_rename_is_undone_voted_on_and_done_again_on_pass() {
     let db = TestDb::sqlite("e2e_rename");
     let polity = Polity::start(&fake, db.url(), None, 1).await;
     direct_democracy(&fake).await;
-    let policy = "name = \"Renames need a vote\"\\nkind = \"platform\"\\nactions = [\"discord.rename_channel\"]\\n[vote]\\nquorum = 2";
-    said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Renames need a vote")), ("toml", json!(policy))])
-        .await;
+    install_policy(&fake, "Renames need a vote", RENAMES_NEED_A_VOTE).await;
 
     fake.user_renames_channel(DAVE, GENERAL, "random");
     // The old name is restored at once, exactly.
@@ -649,9 +649,7 @@ async fn a_change_discord_refuses_for_want_of_a_permission_is_told_to_the_admins
     let db = TestDb::sqlite("e2e_forbidden");
     let polity = Polity::start(&fake, db.url(), None, 1).await;
     direct_democracy(&fake).await;
-    let policy = "name = \"Renames need a vote\"\nkind = \"platform\"\nactions = [\"discord.rename_channel\"]\n[vote]\nquorum = 2";
-    said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Renames need a vote")), ("toml", json!(policy))])
-        .await;
+    install_policy(&fake, "Renames need a vote", RENAMES_NEED_A_VOTE).await;
     // #general's settings deny Polity's role Manage Channels.
     fake.set_channel_overwrite(GENERAL, &fake.bot_role(GUILD), 0, permissions::MANAGE_CHANNELS);
 
@@ -684,8 +682,7 @@ async fn a_role_above_polity_s_is_refused_and_the_admins_are_told_to_move_polity
     let policy = format!(
         "name = \"Roles need a vote\"\nkind = \"platform\"\nactions = [\"discord.role_grant\"]\n[vote]\nquorum = 2\non = \"discord:{GENERAL}\""
     );
-    said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Roles need a vote")), ("toml", json!(policy))])
-        .await;
+    install_policy(&fake, "Roles need a vote", &policy).await;
     // `/integration test` says so before anything fails.
     let tested = tested(&fake, "discord").await;
     assert!(tested.contains("Its highest role is below *moderator*"), "{tested}");
@@ -818,8 +815,7 @@ async fn two_servers_are_two_communities_and_one_cannot_act_in_the_others_channe
     let policy = format!(
         "name = \"Shout\"\\nkind = \"trigger\"\\nactions = [\"discord.reaction_added\"]\\nfilter = \"action.emoji == \\\"📣\\\"\"\\ncheck = \"\\\"passed\\\"\"\\n[pass]\\ndo = [{{ action = \"discord.post_message\", channel = \"{OTHER}\", text = \"hello neighbours\" }}, {{ action = \"discord.post_message\", channel = \"{GENERAL}\", text = \"hello here\" }}]"
     );
-    let installed =
-        said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Shout")), ("toml", json!(policy))]).await;
+    let installed = install_policy(&fake, "Shout", &policy).await;
     assert_eq!(installed, "\"Shout\" is installed: a trigger policy.");
     let note = fake.user_says(BOB, GENERAL, "news!", &[]);
     fake.user_reacts(BOB, GENERAL, &note, "📣");
@@ -1014,8 +1010,7 @@ async fn a_policy_of_one_community_is_refused_every_action_on_the_others_server_
         "name = \"Reach out\"\\nkind = \"trigger\"\\nactions = [\"discord.reaction_added\"]\\nfilter = \"action.emoji == \\\"📣\\\"\"\\ncheck = \"\\\"passed\\\"\"\\n[pass]\\ndo = [{}]",
         reach.join(", ")
     );
-    let installed =
-        said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Reach out")), ("toml", json!(policy))]).await;
+    let installed = install_policy(&fake, "Reach out", &policy).await;
     assert_eq!(installed, "\"Reach out\" is installed: a trigger policy.");
     let requests_before = fake.requests().len();
     let news = fake.user_says(BOB, GENERAL, "news!", &[]);
@@ -1197,7 +1192,7 @@ async fn a_new_server_joins_the_community_that_asked_for_it_once_an_admin_confir
     let policy = format!(
         "name = \"Shout\"\\nkind = \"trigger\"\\nactions = [\"discord.reaction_added\"]\\nfilter = \"action.emoji == \\\"📣\\\"\"\\ncheck = \"\\\"passed\\\"\"\\n[pass]\\ndo = [{{ action = \"discord.post_message\", channel = \"{BENCH}\", text = \"hello workshop\" }}, {{ action = \"discord.send_dm\", user = \"{JUDY}\", text = \"hello Judy\" }}, {{ action = \"discord.post_message\", channel = \"{GENERAL}\", text = \"hello here\" }}]"
     );
-    said(&fake, ALICE, &["policy", "install"], vec![("name", json!("Shout")), ("toml", json!(policy))]).await;
+    install_policy(&fake, "Shout", &policy).await;
     let news = fake.user_says(JUDY, BENCH, "news!", &[]);
     fake.user_reacts(JUDY, BENCH, &news, "📣");
     within("the post there", fake.wait_for_message(BENCH, |c| c == "hello workshop")).await;

@@ -451,22 +451,13 @@ impl Runtime {
         result: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let key = format!("outbox:{}", row.id);
         // Reactions can come before Polity knows the message is a vote (the post is
         // performed off the loop): the message is read back as soon as it is linked.
         if self.can_read_reactions(row.community, &message) {
             self.reconciles.mark(row.community, message.clone(), now, true);
         }
-        let input = StepInput {
-            source: "polity",
-            dedup_key: &key,
-            input: Inbound::VoteMessagePosted { proposal, message: message.clone() },
-            community_changed: false,
-            staged: Vec::new(),
-            finishes: Some((row.id, result.clone())),
-            checked: false,
-        };
-        match self.step_and_record(row.community, input, now).await {
+        let input = Inbound::VoteMessagePosted { proposal, message: message.clone() };
+        match self.step_finishing(row, input, &result, now).await {
             Ok(Handled::Done(_)) => Ok(()),
             // Recorded before (with the post marked done), or refused (the proposal was
             // decided meanwhile): the post is done either way.
@@ -482,6 +473,28 @@ impl Runtime {
         }
     }
 
+    /// Steps what a performed effect told (`input`), with the effect marked done with
+    /// `result`, in one transaction; keyed by the outbox row, so it is recorded once.
+    async fn step_finishing(
+        &mut self,
+        row: &OutboxRow,
+        input: Inbound,
+        result: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Handled, HandleError> {
+        let key = format!("outbox:{}", row.id);
+        let input = StepInput {
+            source: "polity",
+            dedup_key: &key,
+            input,
+            community_changed: false,
+            staged: Vec::new(),
+            finishes: Some((row.id, result.clone())),
+            checked: false,
+        };
+        self.step_and_record(row.community, input, now).await
+    }
+
     /// Adds what a revert kept (a deleted message's files) to its proposal's action, with the
     /// revert marked done, in one transaction.
     async fn kept(
@@ -492,17 +505,7 @@ impl Runtime {
         result: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let key = format!("outbox:{}", row.id);
-        let input = StepInput {
-            source: "polity",
-            dedup_key: &key,
-            input: Inbound::Kept { proposal, data },
-            community_changed: false,
-            staged: Vec::new(),
-            finishes: Some((row.id, result.clone())),
-            checked: false,
-        };
-        match self.step_and_record(row.community, input, now).await {
+        match self.step_finishing(row, Inbound::Kept { proposal, data }, &result, now).await {
             Ok(Handled::Done(_)) => Ok(()),
             // Recorded before, or the proposal was decided meanwhile (what was kept is of no
             // use then): the revert is done either way.

@@ -324,21 +324,10 @@ fn secs(d: Duration) -> f64 {
 fn spend(s: &mut State, r: &Req) -> Result<Vec<(&'static str, String)>, Answer> {
     let Some((limit, major)) = limit_of(r) else { return Ok(Vec::new()) };
     let now = tokio::time::Instant::now();
-    let window = s
-        .windows
-        .entry(format!("{}:{major}", limit.bucket))
-        .and_modify(|w| {
-            if w.reset_at <= now {
-                *w = Window { reset_at: now + limit.window, used: 0 };
-            }
-        })
-        .or_insert(Window { reset_at: now + limit.window, used: 0 });
-    let spent = window.used >= limit.per_window;
-    if !spent {
-        window.used += 1;
-    }
+    let window = take_window(s, format!("{}:{major}", limit.bucket), limit.per_window, limit.window, now);
+    let spent = window.used > limit.per_window;
     let left = window.reset_at - now;
-    let remaining = limit.per_window - window.used;
+    let remaining = limit.per_window.saturating_sub(window.used);
     let epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default() + left;
     let mut headers = vec![
         ("x-ratelimit-limit", limit.per_window.to_string()),
@@ -970,9 +959,17 @@ fn ephemeral(data: &Value) -> bool {
 /// the window refills.
 fn spend_old_edit(s: &mut State, channel: &str, now: tokio::time::Instant) -> Result<(), Duration> {
     let (per_window, window) = s.old_edits;
+    let w = take_window(s, format!("old-edits:{channel}"), per_window, window, now);
+    if w.used > per_window { Err(w.reset_at - now) } else { Ok(()) }
+}
+
+/// Takes one request from the window under `key` (opened, or opened again once it has
+/// reset, at `now`); the window as it is after, `used` beyond `per_window` when it was
+/// spent already (a refused request takes nothing).
+fn take_window(s: &mut State, key: String, per_window: u32, window: Duration, now: tokio::time::Instant) -> Window {
     let w = s
         .windows
-        .entry(format!("old-edits:{channel}"))
+        .entry(key)
         .and_modify(|w| {
             if w.reset_at <= now {
                 *w = Window { reset_at: now + window, used: 0 };
@@ -980,10 +977,10 @@ fn spend_old_edit(s: &mut State, channel: &str, now: tokio::time::Instant) -> Re
         })
         .or_insert(Window { reset_at: now + window, used: 0 });
     if w.used >= per_window {
-        return Err(w.reset_at - now);
+        return Window { reset_at: w.reset_at, used: per_window + 1 };
     }
     w.used += 1;
-    Ok(())
+    *w
 }
 
 /// The interaction a webhook token belongs to, while the token lives.
