@@ -522,20 +522,29 @@ async fn votes_outcomes_and_posts_ping_nobody_but_whom_a_policy_names() {
     polity.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vote_older_than_an_hour_waits_for_discords_edit_budget_and_still_closes() {
+/// Polity on a database of its own (`db`) with a vote posted a day ago in #general, whose
+/// channel takes one edit of an old message per `window`; Alice's yes is counted (and has
+/// spent that edit). Answers the fake, the database (kept while Polity runs), Polity and the
+/// vote message.
+async fn a_day_old_vote(db: &str, window: Duration) -> (FakeDiscord, TestDb, Polity, String) {
     let fake = discord().await;
-    let db = TestDb::sqlite("e2e_old_edits");
+    let db = TestDb::sqlite(db);
     let polity = Polity::start(&fake, db.url(), None, 1).await;
     direct_democracy(&fake).await;
     said(&fake, BOB, &["propose"], vec![("text", json!("A long vote"))]).await;
     let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: A long vote").await;
     until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
-    // The vote has run for a day; the channel takes one edit of an old message in 3 s.
     fake.age_message(GENERAL, &vote, Duration::from_secs(24 * 3600));
-    fake.limit_old_edits(1, Duration::from_secs(3));
+    fake.limit_old_edits(1, window);
     fake.user_reacts(ALICE, GENERAL, &vote, YES);
     until_content(&fake, GENERAL, &vote, |c| c.ends_with("(1 of 4 voted)")).await;
+    (fake, db, polity, vote)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_older_than_an_hour_waits_for_discords_edit_budget_and_still_closes() {
+    // The vote has run for a day; the channel takes one edit of an old message in 3 s.
+    let (fake, _db, polity, vote) = a_day_old_vote("e2e_old_edits", Duration::from_secs(3)).await;
     for user in [BOB, CAROL] {
         fake.user_reacts(user, GENERAL, &vote, YES);
     }
@@ -552,17 +561,7 @@ async fn a_vote_older_than_an_hour_waits_for_discords_edit_budget_and_still_clos
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_discord_holds_back_for_an_hour_never_holds_up_the_channel() {
-    let fake = discord().await;
-    let db = TestDb::sqlite("e2e_old_edit_lane");
-    let polity = Polity::start(&fake, db.url(), None, 1).await;
-    direct_democracy(&fake).await;
-    said(&fake, BOB, &["propose"], vec![("text", json!("An old vote"))]).await;
-    let vote = vote_message(&fake, GENERAL, "Proposal #1: bob proposes: An old vote").await;
-    until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
-    fake.age_message(GENERAL, &vote, Duration::from_secs(24 * 3600));
-    fake.limit_old_edits(1, Duration::from_secs(3600));
-    fake.user_reacts(ALICE, GENERAL, &vote, YES);
-    until_content(&fake, GENERAL, &vote, |c| c.ends_with("(1 of 4 voted)")).await;
+    let (fake, _db, polity, vote) = a_day_old_vote("e2e_old_edit_lane", Duration::from_secs(3600)).await;
     // The next edit is refused for the rest of the hour (30046)...
     fake.user_reacts(BOB, GENERAL, &vote, YES);
     within(
