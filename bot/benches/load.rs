@@ -42,7 +42,7 @@ impl Platform for Instant0 {
         Box::pin(async move {
             let message = matches!(r.effect, Effect::PostVote { .. })
                 .then(|| MessageRef::new("chat", "#g", format!("m{}", r.key)));
-            Ok(Performed { message, kept: None })
+            Ok(Performed { message, ..Performed::default() })
         })
     }
 }

@@ -433,12 +433,19 @@ impl Engine {
                     self.by_message.insert(message, proposal);
                 }
             }
-            Inbound::Kept { proposal, data } => {
+            Inbound::Kept { proposal, data, note } => {
                 let p = self.proposals.get_mut(&proposal).ok_or(GovError::UnknownProposal(proposal))?;
                 if p.state.is_open() {
                     p.action.data.extend(data);
                     step.changed.insert(proposal);
+                    if let Some(text) = note {
+                        self.add_note(proposal, "kept", &text, step);
+                    }
                 }
+            }
+            Inbound::Note { proposal, key, text } => {
+                self.proposals.get(&proposal).ok_or(GovError::UnknownProposal(proposal))?;
+                self.add_note(proposal, &key, &text, step);
             }
             Inbound::ProcessUpdate { proposal, status, outcome } => {
                 let p = self.proposals.get_mut(&proposal).ok_or(GovError::UnknownProposal(proposal))?;
@@ -798,6 +805,7 @@ impl Engine {
                     self.share_eligible(set.into())
                 },
                 ballots: crate::proposal::Ballots::new(),
+                notes: Vec::new(),
                 messages: Vec::new(),
             });
         }
@@ -895,6 +903,19 @@ impl Engine {
     }
 
     /// Re-checks an open proposal after a ballot, a process update or a tick.
+    /// Adds a note to an open proposal's vote message and edits the message to show it.
+    fn add_note(&mut self, id: ProposalId, key: &str, text: &str, step: &mut Work) {
+        let Some(p) = self.proposals.get_mut(&id) else { return };
+        if !p.state.is_open() {
+            return;
+        }
+        let Some(v) = &mut p.vote else { return };
+        if v.note(key, text) {
+            step.changed.insert(id);
+            step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text(), closed: false });
+        }
+    }
+
     fn reevaluate(&mut self, id: ProposalId, at_deadline: bool, ctx: &Ctx, step: &mut Work) {
         let Some(p) = self.proposals.get(&id).filter(|p| p.state.is_open()) else {
             return;

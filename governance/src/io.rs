@@ -32,7 +32,16 @@ pub enum Inbound {
     VoteMessagePosted { proposal: ProposalId, message: MessageRef },
     /// What a platform kept while undoing a governed action (a deleted message's files),
     /// added to the proposal's action so that re-executing it restores them.
-    Kept { proposal: ProposalId, data: serde_json::Map<String, serde_json::Value> },
+    /// `note` says what it could not keep, on the vote message.
+    Kept {
+        proposal: ProposalId,
+        data: serde_json::Map<String, serde_json::Value>,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Something the vote message of an open proposal should say (a change of its that the
+    /// platform holds back, and until when); a note with the same key replaces the last.
+    Note { proposal: ProposalId, key: String, text: String },
     /// An external process (a Loomio poll, a GitHub issue vote) reported progress.
     ProcessUpdate { proposal: ProposalId, status: String, outcome: Value },
     /// The clock moved: deadlines up to now are due.

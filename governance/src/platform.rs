@@ -30,6 +30,8 @@ pub struct Performed {
     /// message's files, which the platform drops soon after): merged into the action's data,
     /// so that re-executing it on pass can restore them.
     pub kept: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What the vote message should say about it (a file too big to keep).
+    pub note: Option<String>,
 }
 
 /// Why an effect could not be performed.

@@ -67,6 +67,38 @@ pub struct OpenVote {
     pub ballots: Ballots,
     /// The vote messages posted for it, as platforms reported them.
     pub messages: Vec<MessageRef>,
+    /// What the vote message says besides the vote (a revert that Discord holds back, a
+    /// file too big to keep), each under a key; a newer note with the same key replaces it.
+    pub notes: Vec<VoteNote>,
+}
+
+/// A line of a vote message that is not about the vote itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteNote {
+    pub key: String,
+    pub text: String,
+}
+
+/// At most this many notes are kept on one vote, the newest.
+pub const MAX_NOTES: usize = 5;
+
+impl OpenVote {
+    /// Adds a note, replacing one with the same key; whether the notes changed.
+    pub fn note(&mut self, key: &str, text: &str) -> bool {
+        let text: String = text.chars().take(300).collect();
+        if let Some(n) = self.notes.iter_mut().find(|n| n.key == key) {
+            if n.text == text {
+                return false;
+            }
+            n.text = text;
+            return true;
+        }
+        self.notes.push(VoteNote { key: key.to_string(), text });
+        if self.notes.len() > MAX_NOTES {
+            self.notes.remove(0);
+        }
+        true
+    }
 }
 
 impl OpenVote {
@@ -331,6 +363,7 @@ impl Proposal {
         if let Some(t) = tally.and_then(|t| self.tally_line(t)) {
             parts.push(format!("tally: {t}"));
         }
+        parts.extend(v.notes.iter().map(|n| n.text.clone()));
         if !self.state.is_open() {
             let mut outcome = self.state.to_string().to_uppercase();
             if let (Some(w), true) = (&self.winner, v.spec.kind != crate::vote::VoteKind::YesNo) {
@@ -424,6 +457,7 @@ mod tests {
             eligible: [2, 4, 6].into_iter().map(MemberId).collect(),
             ballots: Ballots::new(),
             messages: Vec::new(),
+            notes: Vec::new(),
         };
         for (m, c) in [(1, Choice::No), (2, Choice::Yes), (3, Choice::No), (4, Choice::Yes), (7, Choice::No)] {
             v.ballots.insert(MemberId(m), ballot(c));

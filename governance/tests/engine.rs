@@ -180,6 +180,51 @@ fn a_governed_action_is_reverted_voted_on_and_re_executed() {
 }
 
 #[test]
+fn a_note_shows_on_the_vote_message_replaces_its_own_key_and_is_kept_to_the_end() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.install(RENAMES);
+    w.push(Inbound::Action { action: rename("alice") }).unwrap();
+    let id = ProposalId(1);
+    let note = |w: &mut World, key: &str, text: &str| {
+        w.push(Inbound::Note { proposal: id, key: key.into(), text: text.into() }).unwrap()
+    };
+    let edited = |s: &Step| {
+        s.effects.iter().find_map(|e| match e {
+            Effect::EditVote { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+    };
+    let s = note(&mut w, "held:1", "Discord holds back undoing it: it shows at about 10:10:00 UTC");
+    assert!(edited(&s).unwrap().contains("— Discord holds back undoing it: it shows at about 10:10:00 UTC"));
+    // The same note again changes nothing; a newer one under its key replaces it.
+    assert_eq!(edited(&note(&mut w, "held:1", "Discord holds back undoing it: it shows at about 10:10:00 UTC")), None);
+    let text =
+        edited(&note(&mut w, "held:1", "Discord holds back undoing it: it shows at about 10:20:00 UTC")).unwrap();
+    assert!(text.contains("10:20:00") && !text.contains("10:10:00"), "{text}");
+    // Notes under other keys add up, the oldest dropped past five.
+    for n in 0..5 {
+        note(&mut w, &format!("other:{n}"), &format!("note {n}"));
+    }
+    let p = w.engine.proposal(id).unwrap();
+    let notes: Vec<&str> = p.vote.as_ref().unwrap().notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(notes, ["note 0", "note 1", "note 2", "note 3", "note 4"]);
+    // The closing edit still shows them.
+    w.react("bob", id, "👍");
+    let s = w.react("admin", id, "👍");
+    let closing = s
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::EditVote { text, closed: true, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(closing.contains("note 4 — PASSED"), "{closing}");
+    // A decided proposal takes no more notes.
+    assert_eq!(edited(&note(&mut w, "late", "too late")), None);
+}
+
+#[test]
 fn an_initiator_with_execute_permission_is_never_governed() {
     let mut w = World::new(&["alice"]);
     w.install(RENAMES);

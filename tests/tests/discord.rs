@@ -619,6 +619,50 @@ async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_messages_file_too_big_to_keep_is_named_on_the_vote_message() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_big_file");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    let policy = format!(
+        "name = \"Rules are agreed first\"\\nkind = \"platform\"\\nactions = [\"discord.message\"]\\nfilter = \"action.channel == \\\"{RULES}\\\"\"\\n[vote]\\nquorum = 2"
+    );
+    install_policy(&fake, "Rules are agreed first", &policy).await;
+    // Over the 10 MiB a bot may upload: it cannot come back with a repost.
+    let big = vec![7u8; 10 * 1024 * 1024 + 1];
+    let files: &[(&str, &[u8])] = &[("rules.txt", b"be kind"), ("video.mp4", &big)];
+    fake.user_says_with_files(DAVE, RULES, "The rules, and a video", files);
+    let vote = vote_message(&fake, RULES, "Proposal #1: dave wants discord.message").await;
+    let text = until_content(&fake, RULES, &vote, |c| c.contains("not kept")).await;
+    assert!(
+        text.contains("not kept, so a repost lacks it: video.mp4 is over 10 MiB, Discord's upload limit"),
+        "{text}"
+    );
+    assert!(!text.contains("rules.txt"), "the small file is kept: {text}");
+    // The note stays once the vote is decided.
+    until_reactions(&fake, RULES, &vote, "🤷", &[BOT_ID]).await;
+    for user in [ALICE, BOB, CAROL] {
+        fake.user_reacts(user, RULES, &vote, YES);
+    }
+    let closed = until_content(&fake, RULES, &vote, |c| c.ends_with("PASSED")).await;
+    assert!(closed.contains("video.mp4 is over 10 MiB"), "{closed}");
+    let post = within(
+        "the repost",
+        fake.until(|s| {
+            s.requests()
+                .iter()
+                .find(|r| {
+                    r.method == "POST" && r.body["content"].as_str().is_some_and(|c| c.starts_with("dave wrote:"))
+                })
+                .cloned()
+        }),
+    )
+    .await;
+    assert_eq!(post.files, [("rules.txt".to_string(), "be kind".to_string())]);
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rename_is_undone_voted_on_and_done_again_on_pass() {
     let fake = discord().await;
     let db = TestDb::sqlite("e2e_rename");
@@ -640,6 +684,45 @@ async fn a_rename_is_undone_voted_on_and_done_again_on_pass() {
     let rt = polity.stop().await;
     let community = rt.store().communities().await.unwrap()[0].0;
     assert_eq!(rt.store().load_proposals(community, false).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_over_discords_budget_wait_and_voters_are_told_when_they_show() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_rename_budget");
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    direct_democracy(&fake).await;
+    install_policy(&fake, "Renames need a vote", RENAMES_NEED_A_VOTE).await;
+
+    // Two renames undone: the channel's two renames of these ten minutes are spent.
+    for (n, name) in [(1, "random"), (2, "chat")] {
+        fake.user_renames_channel(DAVE, GENERAL, name);
+        vote_message(&fake, GENERAL, &format!("Proposal #{n}: dave wants discord.rename_channel")).await;
+        within("the old name back", fake.wait_until(|s| s.channel_name(GENERAL) == Some("general"))).await;
+    }
+    // A third is held back by Discord: its vote message says until when.
+    fake.user_renames_channel(DAVE, GENERAL, "lounge");
+    let third = vote_message(&fake, GENERAL, "Proposal #3: dave wants discord.rename_channel").await;
+    let text = until_content(&fake, GENERAL, &third, |c| c.contains("holds back")).await;
+    assert!(text.contains("Discord holds back undoing it (rate limit): it shows at about "), "{text}");
+    assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("lounge"));
+    let refused = fake.requests().into_iter().filter(|r| r.method == "PATCH" && r.status == 429).count();
+    assert!(refused <= 1, "a refused rename waits for its window, it is not tried again at once: {refused}");
+
+    // The first passes: carrying it out waits too, and its channel is told when it shows.
+    let first = vote_message(&fake, GENERAL, "Proposal #1:").await;
+    until_reactions(&fake, GENERAL, &first, "🤷", &[BOT_ID]).await;
+    for user in [ALICE, BOB, CAROL] {
+        fake.user_reacts(user, GENERAL, &first, YES);
+    }
+    until_content(&fake, GENERAL, &first, |c| c.ends_with("PASSED")).await;
+    let told = within(
+        "the channel told when the passed rename shows",
+        fake.wait_for_message(GENERAL, |c| c.starts_with("Proposal #1: Discord holds back carrying it out")),
+    )
+    .await;
+    assert!(fake.message(GENERAL, &told).unwrap().content.contains("(rate limit): it shows at about "));
+    polity.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -937,6 +1020,78 @@ async fn a_server_named_by_an_existing_communitys_connection_joins_that_communit
     let polity = Polity::start(&fake, db.url(), None, 1).await;
     assert_eq!(polity.governing, [(GUILD.to_string(), "Makers".to_string())]);
     polity.stop().await;
+}
+
+/// Runs `line` as `account` on the console in `community`, with Polity stopped.
+async fn on_console(rt: &mut Runtime, community: polity_governance::CommunityId, account: &str, line: &str) -> String {
+    let invoker = polity_governance::ids::AccountRef::new("console", account);
+    let inv = polity_commands::Invocation {
+        invoker,
+        place: polity_governance::ids::Place::new("console", "general"),
+        id: line.into(),
+    };
+    let mut ports = polity::ports::CommunityPorts::new(rt, community, "console", line, chrono::Utc::now());
+    match polity_commands::handle(&mut ports, &inv, line).await {
+        Ok(reply) => reply.text,
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The six-digit code in `/link`'s answer.
+fn link_code(reply: &str) -> String {
+    let code = reply.split("`/link confirm ").nth(1).and_then(|r| r.split('`').next()).unwrap_or_default();
+    assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()), "a six-digit code: {reply}");
+    code.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_link_from_the_console_to_discord_and_back_though_discord_admitted_them_first() {
+    let fake = discord().await;
+    let db = TestDb::sqlite("e2e_link");
+    // The community "Makers" (maria, its admin, on the console) governs the server.
+    let (code, makers) = {
+        let store = Store::connect(db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut rt = Runtime::open(store).await.unwrap();
+        let c = rt
+            .ensure_community("Makers", "maria", polity_governance::ids::AccountRef::new("console", "maria"))
+            .await
+            .unwrap();
+        rt.set_invite("discord", "https://discord.com/oauth2/authorize?client_id=900000000000000002".into());
+        let reply = on_console(&mut rt, c, "maria", &format!("/integration add discord main guild={GUILD}")).await;
+        (join_code(&reply), c)
+    };
+    let mut polity = Polity::start(&fake, db.url(), None, 1).await;
+    let joined = said(&fake, ALICE, &["integration", "confirm"], vec![("code", json!(code))]).await;
+    assert!(joined.starts_with("This server now belongs to the community \"Makers\""), "{joined}");
+    assert_eq!(polity.governs(GUILD).await, "Makers");
+    // Alice is a member of Makers already, admitted with the server, apart from maria.
+    let me = said(&fake, ALICE, &["whoami"], vec![]).await;
+    assert!(me.starts_with("You are Alice A."), "{me}");
+    let rt = polity.stop().await;
+
+    // maria starts the link on the console; Alice's Discord account confirms it on Discord.
+    let mut rt = rt;
+    let code = link_code(&on_console(&mut rt, makers, "maria", &format!("/link discord {ALICE}")).await);
+    drop(rt);
+    let polity = Polity::start(&fake, db.url(), None, 1).await;
+    let linked = said(&fake, ALICE, &["link", "confirm"], vec![("code", json!(code))]).await;
+    assert_eq!(linked, format!("discord:{ALICE} is now linked to maria."));
+    let me = said(&fake, ALICE, &["whoami"], vec![]).await;
+    assert!(me.starts_with("You are maria, an admin.\naccounts: console:maria"), "{me}");
+    assert!(me.contains(&format!("discord:{ALICE}")), "{me}");
+    // And back: Bob starts a link on Discord, his console account confirms it.
+    let started =
+        said(&fake, BOB, &["link", "start"], vec![("platform", json!("console")), ("account", json!("bob"))]).await;
+    let code = link_code(&started);
+    let mut rt = polity.stop().await;
+    let linked = on_console(&mut rt, makers, "bob", &format!("/link confirm {code}")).await;
+    assert_eq!(linked, "console:bob is now linked to bob.");
+    let stored = rt.store().load_community(makers).await.unwrap();
+    let bob = stored.member_by_account(&polity_governance::ids::AccountRef::new("discord", BOB)).unwrap();
+    let console = polity_governance::ids::AccountRef::new("console", "bob");
+    assert_eq!(stored.member_by_account(&console).map(|m| m.id), Some(bob.id));
+    assert!(stored.member_by_name("Alice A.").is_none(), "Alice's Discord member is merged into maria");
 }
 
 // ----- Communities apart -----

@@ -823,6 +823,32 @@ mod real_client {
     }
 
     #[tokio::test]
+    async fn a_shard_without_a_session_when_discord_wants_more_shards_stops_the_gateway_with_4011s_fix() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let fake = fake().await;
+        let (tx, mut events) = mpsc::channel(64);
+        let mut config = GatewayConfig::new("discord", TOKEN, fake.url());
+        config.register_commands = false;
+        config.identify_wait = Duration::from_secs(2);
+        let mut gateway = start(config, tx).await.unwrap();
+        next_matching(&mut events, "READY", |i| matches!(i, Incoming::Connected { resumed: false }).then_some(()))
+            .await;
+        // The bot grew past what one shard serves; its session ends and it must identify.
+        fake.require_shards(2);
+        assert!(fake.end_session());
+        let error = within("the gateway to stop", gateway.stopped()).await.unwrap_err();
+        let said = polity_discord::explain(&error);
+        assert!(said.contains("close code 4011") && said.contains("shard count"), "{said}");
+        // The identify that made the session, and at most a couple refused: not one at every
+        // failed heartbeat until Discord resets the token.
+        let identifies = fake.identify_count();
+        assert!(identifies <= 3, "{identifies} identifies");
+    }
+
+    #[tokio::test]
     async fn a_command_that_arrives_while_polity_is_busy_is_acknowledged_within_discords_three_seconds() {
         let fake = fake().await;
         // A bot whose loop takes nothing (its queue of one is full with the session's first

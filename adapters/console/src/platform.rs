@@ -191,7 +191,9 @@ impl ConsolePlatform {
             _ => None,
         };
         if let Some(posted) = posted {
-            return posted.map(|m| Performed { message: Some(m), kept: None }).map_err(PlatformError::Transient);
+            return posted
+                .map(|m| Performed { message: Some(m), ..Performed::default() })
+                .map_err(PlatformError::Transient);
         }
         match self.ledger.claim(key, None).await.map_err(PlatformError::Transient)? {
             Claim::Before(_) => Ok(Performed::default()),

@@ -17,9 +17,9 @@ use polity_governance::io::Inbound;
 use polity_port::{Event, Incoming, SpaceInfo};
 use serde_json::Value;
 use serenity::all::{
-    Cache, ChannelId, ChunkGuildFilter, ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildId,
-    GuildMembersChunkEvent, Interaction, Member, Message, Reaction, ReactionTypes, Ready, ResumedEvent, RoleId,
-    ShardManager, UserId,
+    Cache, ChannelId, ChunkGuildFilter, ClientBuilder, ConnectionStage, Context, EventHandler, GatewayIntents, Guild,
+    GuildId, GuildMembersChunkEvent, Interaction, Member, Message, Reaction, ReactionTypes, Ready, ResumedEvent,
+    RoleId, ShardManager, UserId,
 };
 use serenity::model::guild::audit_log::{Action as AuditAction, AuditLogEntry, Change, ChannelAction, MemberAction};
 use std::fmt;
@@ -62,11 +62,14 @@ pub struct GatewayConfig {
     pub answer_within: Duration,
     /// Register Polity's application commands when the session starts.
     pub register_commands: bool,
+    /// How often the shards are looked at: one without a session at two looks in a row makes
+    /// Polity ask Discord whether it wants more shards (see close code 4011).
+    pub identify_wait: Duration,
 }
 
 impl GatewayConfig {
     /// A connection named `connection` with `token`, at `base_url`, answering within two
-    /// seconds and registering its commands.
+    /// seconds, registering its commands, looking at its shards every 30 s.
     pub fn new(connection: impl Into<String>, token: impl Into<String>, base_url: impl Into<String>) -> Self {
         Self {
             connection: connection.into(),
@@ -74,6 +77,7 @@ impl GatewayConfig {
             base_url: base_url.into(),
             answer_within: Duration::from_secs(2),
             register_commands: true,
+            identify_wait: Duration::from_secs(30),
         }
     }
 }
@@ -94,6 +98,15 @@ pub struct Gateway {
     platform: DiscordPlatform,
     /// The client's task, until it has been waited for.
     task: Option<JoinHandle<Result<(), serenity::Error>>>,
+    resharding: Arc<Resharding>,
+    /// The shards' watch (see [`Resharding`]), ended with the gateway.
+    watch: JoinHandle<()>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
 }
 
 impl fmt::Debug for Gateway {
@@ -124,17 +137,30 @@ impl Gateway {
         };
         let result = task.await;
         self.task = None;
-        joined(result)
+        self.watch.abort();
+        self.overloaded(joined(result))
+    }
+
+    /// A stop for want of shards is close code 4011's error.
+    #[allow(clippy::result_large_err)]
+    fn overloaded(&self, result: Result<(), serenity::Error>) -> Result<(), serenity::Error> {
+        match result {
+            Ok(()) if self.resharding.overloaded.load(Ordering::SeqCst) => {
+                Err(serenity::Error::Gateway(serenity::gateway::GatewayError::OverloadedShard))
+            }
+            other => other,
+        }
     }
 
     /// Closes the shard and waits for the client to stop.
     ///
     /// # Errors
     /// When the client had stopped with an error of its own.
-    pub async fn shutdown(self) -> Result<(), serenity::Error> {
+    pub async fn shutdown(mut self) -> Result<(), serenity::Error> {
+        self.watch.abort();
         self.shards.shutdown_all().await;
-        match self.task {
-            Some(task) => joined(task.await),
+        match self.task.take() {
+            Some(task) => self.overloaded(joined(task.await)),
             None => Ok(()),
         }
     }
@@ -215,13 +241,63 @@ pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Res
         .build();
     let mut client = ClientBuilder::new_with_http(http, intents()).event_handler(handler).framework(framework).await?;
     let shards = Arc::clone(&client.shard_manager);
+    let resharding = Arc::new(Resharding::default());
+    let watch = tokio::spawn(Arc::clone(&resharding).watch(
+        Arc::clone(&shards),
+        Arc::clone(&client.http),
+        config.identify_wait,
+    ));
     let cache = Arc::clone(&client.cache);
     // Effects go through the gateway's own HTTP client: one rate limiter for everything.
     let platform = DiscordPlatform::with_http(connection, Arc::clone(&client.http), reqwest_client);
     // As many shards as Discord recommends (`GET /gateway/bot`): one shard serves at most
     // 2,500 servers, and past that Discord closes with 4011.
     let task = tokio::spawn(async move { client.start_autosharded().await });
-    Ok(Gateway { shards, cache, platform, task: Some(task) })
+    Ok(Gateway { shards, cache, platform, task: Some(task), resharding, watch })
+}
+
+/// Discord closes a shard that serves too many servers with 4011 when it identifies, and
+/// serenity neither says so nor stops: the shard stays without a session and identifies again
+/// at each failed heartbeat, until the day's identify budget is spent and Discord resets the
+/// token. So a watch looks at the shards every [`GatewayConfig::identify_wait`]: one without
+/// a session at two looks in a row makes Polity ask Discord for the shard count it
+/// recommends now, and more than are running stops the gateway for good with close code
+/// 4011's explanation (a restart connects that many).
+#[derive(Default)]
+struct Resharding {
+    /// Set when the gateway was stopped for want of shards.
+    overloaded: std::sync::atomic::AtomicBool,
+}
+
+impl Resharding {
+    async fn watch(self: Arc<Self>, manager: Arc<ShardManager>, http: Arc<serenity::http::Http>, wait: Duration) {
+        let mut down_before = std::collections::HashSet::new();
+        loop {
+            tokio::time::sleep(wait).await;
+            let down: std::collections::HashSet<_> = {
+                let runners = manager.runners.lock().await;
+                runners.iter().filter(|(_, r)| r.stage != ConnectionStage::Connected).map(|(id, _)| *id).collect()
+            };
+            if down.iter().any(|id| down_before.contains(id)) {
+                let running = manager.runners.lock().await.len();
+                match http.get_bot_gateway().await {
+                    Ok(gateway) if usize::try_from(gateway.shards).unwrap_or(0) > running => {
+                        tracing::error!(
+                            running,
+                            recommended = gateway.shards,
+                            "a shard has no session and Discord wants more shards (close code 4011)"
+                        );
+                        self.overloaded.store(true, Ordering::SeqCst);
+                        manager.shutdown_all().await;
+                        return;
+                    }
+                    Ok(_) => tracing::warn!(?down, "a shard has had no session for a while"),
+                    Err(e) => tracing::warn!("cannot ask Discord for its recommended shard count: {e}"),
+                }
+            }
+            down_before = down;
+        }
+    }
 }
 
 /// Gateway sends Polity makes itself (member-list requests), paced per shard under Discord's

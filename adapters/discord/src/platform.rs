@@ -683,7 +683,7 @@ impl DiscordPlatform {
                         Err(error) => return Err(error),
                     }
                 }
-                Ok(Performed { message: Some(message), kept: None })
+                Ok(Performed { message: Some(message), ..Performed::default() })
             }
             Op::EditVotes { messages, body } => {
                 let mut refused = None;
@@ -701,7 +701,7 @@ impl DiscordPlatform {
             Op::Post { channel, text, mention, files } => {
                 let message = CreateMessage::new().content(truncate(&text));
                 let posted = self.post_message_with(channel, message, key, &mention, files).await?;
-                Ok(Performed { message: Some(posted), kept: None })
+                Ok(Performed { message: Some(posted), ..Performed::default() })
             }
             Op::Dm { user, text } => {
                 self.dm(user, &text, key).await?;
@@ -737,7 +737,7 @@ impl DiscordPlatform {
             }
             Op::Delete { channel, message, keep } => {
                 // Before the delete: Discord's CDN drops a deleted message's files.
-                let kept = self.download(&keep).await;
+                let (kept, missed) = self.download(&keep).await;
                 self.delete_message(channel, message).await?;
                 let kept = (!kept.is_empty()).then(|| {
                     let files = kept
@@ -746,7 +746,10 @@ impl DiscordPlatform {
                         .collect();
                     Map::from_iter([("files".to_string(), Value::Array(files))])
                 });
-                Ok(Performed { message: None, kept })
+                // Voters see what the repost will lack.
+                let note =
+                    (!missed.is_empty()).then(|| format!("not kept, so a repost lacks it: {}", missed.join("; ")));
+                Ok(Performed { message: None, kept, note })
             }
             Op::Edit { channel, message, text } => {
                 let route = Route::ChannelMessage { channel_id: channel, message_id: message };
@@ -796,9 +799,10 @@ impl DiscordPlatform {
     /// the connection's own base URL's host, as a proxy or test server serves them), each up
     /// to Discord's upload limit for bots and all of them up to a message's: `(url, name,
     /// content)` of each one kept. One that cannot be fetched (gone, too large) is left out,
-    /// with a line in the log; its link stays in the repost.
-    async fn download(&self, urls: &[String]) -> Vec<(String, String, Vec<u8>)> {
+    /// with why (the second list), and a line in the log; its link stays in the repost.
+    async fn download(&self, urls: &[String]) -> (Vec<(String, String, Vec<u8>)>, Vec<String>) {
         let mut kept = Vec::new();
+        let mut missed = Vec::new();
         let mut total = 0;
         // Within the effect's own time limit, so the delete always comes: what has not
         // arrived by then is not kept.
@@ -807,17 +811,23 @@ impl DiscordPlatform {
             let limit = MAX_UPLOAD.min(MAX_MESSAGE_UPLOADS - total);
             let fetched = match tokio::time::timeout_at(until, self.fetch(url, limit)).await {
                 Ok(fetched) => fetched,
-                Err(_) => Err("the time to keep files ran out".to_string()),
+                Err(_) => {
+                    let name = url.split('?').next().and_then(|u| u.rsplit('/').next()).unwrap_or("a file");
+                    Err(format!("{name}: the time to keep files ran out"))
+                }
             };
             match fetched {
                 Ok((name, content)) => {
                     total += content.len();
                     kept.push((url.clone(), name, content));
                 }
-                Err(why) => tracing::warn!(connection = %self.name, "a held message's file is not kept: {why}"),
+                Err(why) => {
+                    tracing::warn!(connection = %self.name, "a held message's file is not kept: {why}");
+                    missed.push(why);
+                }
             }
         }
-        kept
+        (kept, missed)
     }
 
     async fn fetch(&self, url: &str, limit: usize) -> Result<(String, Vec<u8>), String> {

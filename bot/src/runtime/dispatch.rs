@@ -37,6 +37,9 @@ const MAX_ATTEMPTS: i32 = 12;
 const MAX_RATE_LIMITED_ATTEMPTS: i32 = 200;
 /// The longest a platform's Retry-After is waited out.
 const MAX_RETRY_AFTER: TimeDelta = TimeDelta::hours(1);
+/// A governed change held back this long by a platform's rate limit is worth telling voters
+/// when it will show.
+const NOTED_WAIT: TimeDelta = TimeDelta::seconds(30);
 
 /// How long one platform request may take before it counts as a transient failure.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -333,10 +336,13 @@ impl Runtime {
             tracing::debug!(effect = row.id, lane, "waits for its lane");
             return Ok(false);
         }
-        if let Some(until) = self.flight.parked.get(&lane) {
+        if let Some(until) = self.flight.parked.get(&lane).copied() {
             tracing::debug!(effect = row.id, lane, until = %until, "waits for its parked lane");
             // Behind an effect waiting for its retry: after it, in order.
-            self.store.postpone_effect(row.id, *until, now).await?;
+            self.store.postpone_effect(row.id, until, now).await?;
+            if until - now >= NOTED_WAIT {
+                self.held_back(&row, until, now).await?;
+            }
             return Ok(false);
         }
         if let Effect::EditVote { proposal, .. } = &row.effect
@@ -415,12 +421,14 @@ impl Runtime {
                     self.edits.done(row.community, *proposal, now);
                 }
                 crate::metrics::effect_performed(&platform);
-                match (&row.effect, done.message, done.kept) {
-                    (Effect::PostVote { proposal, .. }, Some(message), _) => {
+                match (&row.effect, done.message, done.kept, done.note) {
+                    (Effect::PostVote { proposal, .. }, Some(message), ..) => {
                         self.vote_message_posted(&row, *proposal, message, result, now).await?;
                     }
-                    (Effect::Revert { proposal: Some(proposal), .. }, _, Some(kept)) => {
-                        self.kept(&row, *proposal, kept, result, now).await?;
+                    (Effect::Revert { proposal: Some(proposal), .. }, _, kept, note)
+                        if kept.is_some() || note.is_some() =>
+                    {
+                        self.kept(&row, *proposal, kept.unwrap_or_default(), note, result, now).await?;
                     }
                     _ => self.store.finish_effect(row.id, &result, now).await?,
                 }
@@ -428,10 +436,14 @@ impl Runtime {
             }
             Err(e) => {
                 let platform = platform.as_str();
+                let limited = matches!(e, PlatformError::RateLimited { .. });
                 match self.after_failure(&row, row.attempts + 1, e, now).await? {
                     Some(at) => {
                         crate::metrics::effect_retried(platform);
-                        self.flight.parked.insert(lane, at);
+                        self.flight.parked.insert(lane.clone(), at);
+                        if limited && at - now >= NOTED_WAIT {
+                            self.held_back(&row, at, now).await?;
+                        }
                     }
                     None => crate::metrics::effect_failed(platform),
                 }
@@ -502,10 +514,11 @@ impl Runtime {
         row: &OutboxRow,
         proposal: ProposalId,
         data: serde_json::Map<String, serde_json::Value>,
+        note: Option<String>,
         result: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        match self.step_finishing(row, Inbound::Kept { proposal, data }, &result, now).await {
+        match self.step_finishing(row, Inbound::Kept { proposal, data, note }, &result, now).await {
             Ok(Handled::Done(_)) => Ok(()),
             // Recorded before, or the proposal was decided meanwhile (what was kept is of no
             // use then): the revert is done either way.
@@ -515,6 +528,60 @@ impl Runtime {
             }
             Err(HandleError::Failed(e)) => Err(e),
         }
+    }
+
+    /// Says when a governed change the platform holds back (a rename over Discord's two per
+    /// ten minutes) will show: on the vote message while its proposal is open (undoing the
+    /// change), else in the vote's channel (carrying it out after the decision), once per
+    /// effect.
+    async fn held_back(&mut self, row: &OutboxRow, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+        let (proposal, doing) = match &row.effect {
+            Effect::Revert { proposal: Some(p), .. } => (*p, "undoing it"),
+            Effect::Execute { proposal: Some(p), action } if action.kind.platform() != "polity" => {
+                (*p, "carrying it out")
+            }
+            _ => return Ok(()),
+        };
+        let platform = capitalized(effect_platform(&row.effect));
+        let when = at.format("%H:%M:%S UTC");
+        let key = format!("held:{}", row.id);
+        if matches!(row.effect, Effect::Revert { .. }) {
+            let text = format!("{platform} holds back {doing} (rate limit): it shows at about {when}");
+            let input = StepInput {
+                source: "polity",
+                dedup_key: &format!("{key}:{}", row.attempts),
+                input: Inbound::Note { proposal, key: key.clone(), text },
+                community_changed: false,
+                staged: Vec::new(),
+                finishes: None,
+                checked: false,
+            };
+            return match self.step_and_record(row.community, input, now).await {
+                Ok(_) | Err(HandleError::Refused(_)) => Ok(()),
+                Err(HandleError::Failed(e)) => Err(e),
+            };
+        }
+        let Some(first) = self.store.vote_messages(row.community, proposal).await?.into_iter().next() else {
+            return Ok(());
+        };
+        let place = polity_governance::Place::new(first.platform.as_str(), first.channel);
+        let text = format!(
+            "Proposal {proposal}: {platform} holds back {doing} (rate limit): it shows at about {when} ({})",
+            at.format("%Y-%m-%d")
+        );
+        let effects = [Effect::Post { place, text }];
+        let rec = StepRecord {
+            inbox: Some(crate::store::InboxEntry {
+                source: "polity".into(),
+                dedup_key: key,
+                payload: serde_json::json!({ "held_back": row.id, "until": at }),
+                checked: false,
+            }),
+            effects: &effects,
+            ..StepRecord::new(row.community, now)
+        };
+        self.store.record_step(rec).await?;
+        Ok(())
     }
 
     /// Whether a due tally edit goes out now. An edit that a newer one of the same proposal
@@ -705,6 +772,9 @@ async fn perform(
         if done.kept.is_some() {
             outcome.kept = done.kept;
         }
+        if done.note.is_some() {
+            outcome.note = done.note;
+        }
     }
     Ok(outcome)
 }
@@ -725,13 +795,21 @@ fn lane(community: CommunityId, effect: &Effect, targets: &[Arc<dyn Platform>]) 
         Effect::EditVote { proposal, .. } => format!("{c}:vote:{proposal}"),
         Effect::Notify { account, .. } => format!("{c}:notify:{account}"),
         Effect::RemoveReaction { message, .. } => format!("{c}:{}:{}", message.platform, message.channel),
+        // Undoing and redoing governed actions keep their order in a lane of their own: a
+        // rename Discord holds back for ten minutes never holds up the vote on it.
         Effect::Revert { action, .. } | Effect::Execute { action, .. } => match &action.place {
-            Some(place) => format!("{c}:{place}"),
+            Some(place) => format!("{c}:governed:{place}"),
             None => format!("{c}:{}", action.kind.platform()),
         },
         Effect::Call { name, .. } | Effect::StartProcess { name, .. } => format!("{c}:{}", name.platform()),
     }
 }
+/// A platform's name as a word in a sentence: `discord` -> `Discord`.
+fn capitalized(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 /// Which platform connection performs an effect.
 fn effect_platform(effect: &Effect) -> &str {
     match effect {

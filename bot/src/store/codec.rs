@@ -5,7 +5,7 @@ use super::StoreError;
 use super::entities::{ballots, proposals, vote_messages};
 use super::shadow::VoteKey;
 use chrono::{DateTime, SubsecRound, Utc};
-use polity_governance::proposal::{Ballot, BallotSource, OpenVote, ProcessState};
+use polity_governance::proposal::{Ballot, BallotSource, OpenVote, ProcessState, VoteNote};
 use polity_governance::vote::VoteSpec;
 use polity_governance::{AccountRef, MemberId, MessageRef, Place, PlatformRef, PolicyId, Proposal, ProposalId};
 use serde::de::DeserializeOwned;
@@ -47,6 +47,8 @@ struct VoteColumn<'a> {
     spec: &'a VoteSpec,
     place: &'a Place,
     eligible: &'a BTreeSet<MemberId>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    notes: &'a [VoteNote],
 }
 
 #[derive(Deserialize)]
@@ -56,13 +58,15 @@ struct StoredVote {
     /// Read as a list and collected: a set built at once packs its nodes full, one built
     /// element by element leaves them half empty (it adds up over many open proposals).
     eligible: Vec<MemberId>,
+    #[serde(default)]
+    notes: Vec<VoteNote>,
 }
 
 /// The `vote` column of a proposal: its frozen vote (spec, place, eligible voters).
 pub(crate) fn vote_column(p: &Proposal) -> Result<Option<String>, StoreError> {
     match &p.vote {
         Some(v) => Ok(Some(to_json(
-            &VoteColumn { spec: &v.spec, place: &v.place, eligible: &v.eligible },
+            &VoteColumn { spec: &v.spec, place: &v.place, eligible: &v.eligible, notes: &v.notes },
             &format!("proposal {} vote", p.id),
         )?)),
         None => Ok(None),
@@ -76,10 +80,13 @@ pub(crate) fn vote_key(p: &Proposal) -> Result<Option<VoteKey>, StoreError> {
     struct Head<'a> {
         spec: &'a VoteSpec,
         place: &'a Place,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        notes: &'a [VoteNote],
     }
     match &p.vote {
         Some(v) => {
-            let head = to_json(&Head { spec: &v.spec, place: &v.place }, &format!("proposal {} vote", p.id))?;
+            let head = Head { spec: &v.spec, place: &v.place, notes: &v.notes };
+            let head = to_json(&head, &format!("proposal {} vote", p.id))?;
             Ok(Some(VoteKey::of(head, &v.eligible)))
         }
         None => Ok(None),
@@ -186,6 +193,7 @@ pub(crate) fn decode_proposal(
                 eligible: stored.eligible.into_iter().collect(),
                 ballots: ballots.into_iter().collect(),
                 messages: message_rows.iter().map(message_ref).collect(),
+                notes: stored.notes,
             })
         }
     };

@@ -224,3 +224,20 @@ async fn a_tally_started_meanwhile_never_comes_after_its_proposals_closing_edit(
     assert_eq!(due.last().map(|(_, closed)| *closed), Some(true), "{due:?}");
     assert_eq!(due.iter().filter(|(_, closed)| !closed).count(), 1, "no tally after the close: {due:?}");
 }
+
+#[tokio::test]
+async fn a_vote_messages_notes_are_written_when_they_change_and_read_back() {
+    let mut w = World::new().await;
+    let p = w.propose().await;
+    for text in ["Discord holds back undoing it: 12:10", "Discord holds back undoing it: 12:20"] {
+        w.record(Inbound::Note { proposal: p, key: "held:1".into(), text: text.into() }).await;
+        w.assert_stored().await;
+    }
+    let stored = w.store.proposal(CommunityId(1), p).await.unwrap().unwrap();
+    let notes: Vec<&str> = stored.vote.as_ref().unwrap().notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(notes, ["Discord holds back undoing it: 12:20"]);
+    // Ballots after it leave the notes as they are.
+    let input = w.react("ann", p, "👍", true);
+    w.record(input).await;
+    w.assert_stored().await;
+}

@@ -557,7 +557,7 @@ impl Platform for Recording {
                     if let Some(tx) = &self.answered {
                         let _ = tx.send(());
                     }
-                    Ok(Performed { message: self.message(&r), kept: None })
+                    Ok(Performed { message: self.message(&r), ..Performed::default() })
                 }
             }
         })

@@ -427,6 +427,15 @@ impl FakeDiscord {
         self.shared.change(State::disconnect)
     }
 
+    /// Ends the session and closes the live connection: serenity's RESUME is answered with
+    /// INVALID SESSION and it identifies again, as after Discord drops a session.
+    pub fn end_session(&self) -> bool {
+        self.shared.change(|s| {
+            s.gateway.session = None;
+            s.disconnect()
+        })
+    }
+
     // Users acting on Discord.
 
     /// `user` adds `emoji` (a unicode emoji, skin tone and all, or `name:id`) to a message:
