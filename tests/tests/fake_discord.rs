@@ -395,6 +395,24 @@ async fn application_commands_are_stored_with_ids_and_slash_commands_nest_their_
     );
 }
 
+#[tokio::test]
+async fn a_connection_that_sends_more_than_120_payloads_in_a_minute_is_closed_with_4008() {
+    let fake = fake().await;
+    let mut ws = open(&fake).await;
+    assert_eq!(next(&mut ws).await["op"], json!(10));
+    send(&mut ws, identify()).await;
+    assert_eq!(next(&mut ws).await["t"], json!("READY"));
+    assert_eq!(next(&mut ws).await["t"], json!("GUILD_CREATE"));
+    // The identify and 119 heartbeats are 120: each is answered.
+    for _ in 0..119 {
+        send(&mut ws, json!({ "op": 1, "d": 2 })).await;
+        assert_eq!(next(&mut ws).await["op"], json!(11));
+    }
+    // The 121st within the minute closes the connection, unanswered.
+    send(&mut ws, json!({ "op": 1, "d": 2 })).await;
+    assert_eq!(next(&mut ws).await, json!({ "close": 4008 }));
+}
+
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(fake: &FakeDiscord) -> Socket {

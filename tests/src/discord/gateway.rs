@@ -9,6 +9,8 @@
 //!   client's `seq` again (including those produced while no client was connected), then
 //!   RESUMED; with another session id: INVALID SESSION (op 9, not resumable).
 //! - REQUEST_GUILD_MEMBERS (op 8): one GUILD_MEMBERS_CHUNK per guild asked for.
+//! - More than 120 payloads from one connection in 60 s (Discord's send limit, on tokio's
+//!   clock): closed with 4008, the payload over the limit unheard.
 //!
 //! One session exists at a time, and the connection that last identified or resumed receives
 //! its dispatches. Every dispatch has the next sequence number of the session.
@@ -33,6 +35,12 @@ pub(crate) const SHARDING_REQUIRED: u16 = 4011;
 pub(crate) const DISALLOWED_INTENTS: u16 = 4014;
 /// The privileged intents: GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT.
 pub(crate) const PRIVILEGED_INTENTS: u64 = (1 << 1) | (1 << 8) | (1 << 15);
+
+/// Discord's close code for a client that sent more than its gateway limit allows.
+pub(crate) const RATE_LIMITED: u16 = 4008;
+/// Discord's gateway send limit: 120 payloads per connection per 60 s.
+pub const SENDS_PER_WINDOW: usize = 120;
+pub const SEND_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The close code [`super::FakeDiscord::disconnect`] uses: Discord's "unknown error, reconnect".
 pub const CLOSE_RECONNECT: u16 = 4000;
@@ -172,6 +180,8 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
     });
     let _ = tx.send(Outgoing::Frame(op(10, json!({ "heartbeat_interval": super::payloads::HEARTBEAT_INTERVAL }))));
     let mut closing = false;
+    // When this connection's recent payloads arrived, for Discord's send limit.
+    let mut sent = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             frame = ws.next() => {
@@ -181,6 +191,16 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
                 }
                 // A close frame is answered by tungstenite on the next read, which then ends.
                 let Message::Text(text) = frame else { continue };
+                let now = tokio::time::Instant::now();
+                while sent.front().is_some_and(|t| now.duration_since(*t) >= SEND_WINDOW) {
+                    sent.pop_front();
+                }
+                sent.push_back(now);
+                if sent.len() > SENDS_PER_WINDOW {
+                    // Over Discord's limit: the connection is closed, the payload unheard.
+                    let _ = tx.send(Outgoing::Close(RATE_LIMITED));
+                    continue;
+                }
                 let Ok(payload) = serde_json::from_str::<Value>(&text) else { continue };
                 let d = payload["d"].clone();
                 match payload["op"].as_u64() {
