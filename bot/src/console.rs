@@ -20,7 +20,7 @@ use polity_console::{Claim, Ledger, Posting};
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, CommunityId, Place};
 use polity_governance::io::Inbound;
-use polity_governance::platform::BoxFuture;
+use polity_governance::platform::{ActionInfo, BoxFuture};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
@@ -376,16 +376,34 @@ impl Session {
     pub async fn event(&mut self, kind: &str, fields: Vec<(&str, serde_json::Value)>) -> Result<()> {
         let now = self.now();
         let key = self.key();
+        let happened = Happened::of(kind, fields, &self.declared_actions()).map_err(anyhow::Error::msg)?;
         let kind = ActionType::new(kind).map_err(anyhow::Error::msg)?;
         let platform = kind.platform().to_string();
-        // Platform events happen nowhere in particular: a policy must say where it votes.
-        let mut action = Action::new(kind, AccountRef::new(platform, &self.user), &key).event();
-        for (k, v) in fields {
-            action = action.with(k, v);
-        }
+        let action = if happened.governable {
+            // A member's action on the platform: performed by `by` (the current user by
+            // default), where `in` or `channel` says, and governed as it would be there.
+            let by = happened.by.unwrap_or_else(|| self.user.clone());
+            let account = match by.split_once(':') {
+                Some((p, a)) => AccountRef::new(p, a),
+                None => AccountRef::new(CONSOLE, &by),
+            };
+            let place = happened.place.unwrap_or_else(|| self.channel.clone());
+            Action::new(kind, account, &key).at(Place::new(platform, place))
+        } else {
+            // Platform events happen nowhere in particular: a policy must say where it votes.
+            Action::new(kind, AccountRef::new(platform, &self.user), &key).event()
+        };
+        let action = happened.data.into_iter().fold(action, |a, (k, v)| a.with(&k, v));
         self.input(Inbound::Action { action }, &key, now, false).await?;
         self.rt.dispatch(now).await?;
         Ok(())
+    }
+
+    /// What Polity, the console and every platform of this build declare.
+    pub fn declared_actions(&self) -> Vec<ActionInfo> {
+        let mut known = self.rt.actions(self.community);
+        known.extend(self.rt.registry().actions());
+        known
     }
 
     /// The state of a proposal, as recorded.
@@ -473,4 +491,88 @@ fn later_than_allowed(offset: TimeDelta) -> Option<()> {
 
 fn later_than_allowed_at(t: DateTime<Utc>) -> Option<()> {
     (t > last_moment()).then_some(())
+}
+
+/// What a scenario's `event` line says happened, checked against what the platforms declare.
+#[derive(Debug, PartialEq)]
+pub struct Happened {
+    /// A member's action a platform policy governs (else an event for trigger policies).
+    pub governable: bool,
+    /// `by=NAME`: who did it.
+    pub by: Option<String>,
+    /// `in=CHANNEL` (or the action's `channel`): where.
+    pub place: Option<String>,
+    /// The action's own fields.
+    pub data: Vec<(String, serde_json::Value)>,
+    /// Why it could not be checked, if it could not.
+    pub warning: Option<String>,
+}
+
+impl Happened {
+    /// Checks `kind` and its fields against `known`: an unknown name or field is an error
+    /// listing the known ones.
+    ///
+    /// # Errors
+    /// Says what is wrong and what there is instead.
+    pub fn of(kind: &str, fields: Vec<(&str, serde_json::Value)>, known: &[ActionInfo]) -> Result<Self, String> {
+        use polity_governance::platform::ActionKind;
+        let platform = kind.split_once('.').map_or(kind, |(p, _)| p);
+        let Some(info) = known.iter().find(|a| a.name == kind) else {
+            let of: Vec<&str> = known
+                .iter()
+                .filter(|a| a.name.starts_with(&format!("{platform}.")))
+                .filter(|a| matches!(a.kind, ActionKind::Governable | ActionKind::Trigger))
+                .map(|a| a.name.as_str())
+                .collect();
+            if of.is_empty() && !known.iter().any(|a| a.name.starts_with(&format!("{platform}."))) {
+                // A platform this build does not have: an event for trigger policies, its
+                // fields taken as they are.
+                let mut platforms: Vec<&str> =
+                    known.iter().filter_map(|a| a.name.split_once('.').map(|(p, _)| p)).collect();
+                platforms.sort_unstable();
+                platforms.dedup();
+                return Ok(Self {
+                    governable: false,
+                    by: None,
+                    place: None,
+                    data: fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    warning: Some(format!(
+                        "this build has no platform `{platform}` (it has {}): `{kind}` is played as an event with the fields given, unchecked",
+                        platforms.join(", ")
+                    )),
+                });
+            }
+            return Err(format!("`{kind}` is not something that happens on {platform}: it has {}", of.join(", ")));
+        };
+        let governable = match info.kind {
+            ActionKind::Governable => true,
+            ActionKind::Trigger => false,
+            _ => {
+                return Err(format!(
+                    "`{kind}` is something a policy does (in `do` or `polity.act`), not something that happens"
+                ));
+            }
+        };
+        let mut out = Self { governable, by: None, place: None, data: Vec::new(), warning: None };
+        for (k, v) in fields {
+            match k {
+                "by" if governable => out.by = Some(v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+                "in" if governable => out.place = Some(v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+                _ if info.params.iter().any(|(p, _)| p == k) => {
+                    if k == "channel" && governable && out.place.is_none() {
+                        out.place = Some(v.as_str().map_or_else(|| v.to_string(), str::to_string));
+                    }
+                    out.data.push((k.to_string(), v));
+                }
+                _ => {
+                    let mut fields: Vec<String> = info.params.iter().map(|(p, _)| p.clone()).collect();
+                    if governable {
+                        fields.extend(["by".to_string(), "in".to_string()]);
+                    }
+                    return Err(format!("`{k}` is not a field of {kind}: its fields are {}", fields.join(", ")));
+                }
+            }
+        }
+        Ok(out)
+    }
 }

@@ -62,6 +62,11 @@ impl Registry {
         self.adapters.iter().map(|a| *a.spec()).collect()
     }
 
+    /// What every platform of this build declares it offers policies.
+    pub fn actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
+        self.adapters.iter().flat_map(|a| a.actions()).collect()
+    }
+
     /// Records the configuration of Polity's own bot for `platform` (it runs).
     pub fn set_bot(&mut self, platform: &str, config: Value) {
         self.bots.insert(platform.to_string(), config);

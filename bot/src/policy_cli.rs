@@ -15,6 +15,21 @@ pub fn check(file: &Path) -> Result<ExitCode> {
     let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     match CompiledPolicy::compile(PolicyId(1), &source, &Sandbox::default()) {
         Ok(p) => {
+            // Offline, every platform of this build counts as connected: a name none of them
+            // declares is a mistake.
+            let mut known = crate::runtime::polity_actions();
+            known.extend(polity_console::actions());
+            known.extend(crate::platforms::Registry::default().actions());
+            let found = polity_commands::policy::check_names(&p, &known, &known);
+            for w in &found.warnings {
+                eprintln!("{}: warning: {w}", file.display());
+            }
+            if !found.errors.is_empty() {
+                for e in &found.errors {
+                    eprintln!("{}: {e}", file.display());
+                }
+                return Ok(ExitCode::FAILURE);
+            }
             let actions: Vec<String> = p.policy.actions.iter().map(ToString::to_string).collect();
             let covers = if actions.is_empty() { "every action of its kind".to_string() } else { actions.join(", ") };
             println!("{}: \"{}\" is a valid {} policy covering {covers}.", file.display(), p.name(), p.policy.kind);
@@ -44,7 +59,7 @@ enum ScenarioLine<'a> {
     ExpectState { proposal: i64, state: &'a str },
     /// `expect output TEXT`: some output so far contains TEXT.
     ExpectOutput(&'a str),
-    /// `event PLATFORM.NAME key=value ...`: a trigger event happens.
+    /// `event PLATFORM.NAME key=value ...`: a member's action or a platform event happens.
     Event { kind: &'a str, fields: Vec<(&'a str, serde_json::Value)> },
     /// `# ...`: a comment.
     Comment,
@@ -150,23 +165,49 @@ pub async fn test(policy: &Path, scenario: &Path) -> Result<ExitCode> {
     let tee = Arc::new(Mutex::new(Tee { seen: captured.clone() }));
     let mut session = Session::open(store, tee).await?;
     session.install_policy(&source).await?;
+    // Mistakes in the scenario itself (its grammar, an action or field no platform has) are
+    // reported with their lines before anything is played.
+    let known = session.declared_actions();
+    let lines: Vec<(String, Result<ScenarioLine<'_>, String>)> = script
+        .lines()
+        .enumerate()
+        .map(|(n, line)| {
+            let at = format!("{}:{}", scenario.display(), n + 1);
+            let parsed = parse_scenario_line(line).and_then(|l| match &l {
+                ScenarioLine::Event { kind, fields } => {
+                    let happened = crate::console::Happened::of(kind, fields.clone(), &known)?;
+                    if let Some(w) = happened.warning {
+                        eprintln!("{at}: warning: {w}");
+                    }
+                    Ok(l)
+                }
+                _ => Ok(l),
+            });
+            (at, parsed)
+        })
+        .collect();
+    let mistakes: Vec<String> =
+        lines.iter().filter_map(|(at, l)| l.as_ref().err().map(|e| format!("{at}: {e}"))).collect();
+    if !mistakes.is_empty() {
+        for m in &mistakes {
+            eprintln!("{m}");
+        }
+        eprintln!("the scenario has {} mistake(s): nothing was played", mistakes.len());
+        return Ok(ExitCode::from(2));
+    }
     let mut failed = 0;
-    for (n, line) in script.lines().enumerate() {
-        let at = format!("{}:{}", scenario.display(), n + 1);
-        match parse_scenario_line(line) {
-            Err(e) => {
-                println!("✗ {at}: {e}");
-                failed += 1;
-            }
-            Ok(ScenarioLine::Comment) => {}
-            Ok(ScenarioLine::Console(l)) => session.next_line(Ok(l)).await?,
-            Ok(ScenarioLine::Event { kind, fields }) => {
+    for (at, parsed) in lines {
+        let Ok(parsed) = parsed else { continue };
+        match parsed {
+            ScenarioLine::Comment => {}
+            ScenarioLine::Console(l) => session.next_line(Ok(l)).await?,
+            ScenarioLine::Event { kind, fields } => {
                 if let Err(e) = session.event(kind, fields).await {
                     println!("✗ {at}: {e}");
                     failed += 1;
                 }
             }
-            Ok(ScenarioLine::ExpectOutput(text)) => {
+            ScenarioLine::ExpectOutput(text) => {
                 let seen = String::from_utf8_lossy(&captured.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
                     .to_string();
                 if seen.contains(text) {
@@ -176,7 +217,7 @@ pub async fn test(policy: &Path, scenario: &Path) -> Result<ExitCode> {
                     failed += 1;
                 }
             }
-            Ok(ScenarioLine::ExpectState { proposal, state }) => {
+            ScenarioLine::ExpectState { proposal, state } => {
                 let actual = session.proposal_state(proposal).await?;
                 match actual {
                     Some(s) if s == state => println!("✓ {at}: proposal #{proposal} is {state}"),

@@ -55,8 +55,8 @@ impl CommunityPorts<'_> {
                     .changed
                     .iter()
                     .filter_map(|id| {
-                        let (state, policy) = self.rt.proposal_state(self.community, *id)?;
-                        Some(Touched { id: *id, state, policy })
+                        let (state, policy, why) = self.rt.proposal_state(self.community, *id)?;
+                        Some(Touched { id: *id, state, policy, why })
                     })
                     .collect();
                 let applied = step
@@ -209,6 +209,12 @@ impl Ports for CommunityPorts<'_> {
 
     fn actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
         self.rt.actions(self.community)
+    }
+
+    fn declared_actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
+        let mut all = self.rt.actions(self.community);
+        all.extend(self.rt.registry().actions());
+        all
     }
 
     fn one_time_code(&mut self) -> String {

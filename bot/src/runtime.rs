@@ -106,7 +106,14 @@ pub struct Runtime {
     connection_events: Vec<ConnectionEvent>,
     /// Where committed connection changes go (the host, which starts and stops them).
     connection_tx: Option<tokio::sync::mpsc::UnboundedSender<ConnectionEvent>>,
+    /// Communities with an open proposal whose check reads the clock or the host's data, and
+    /// when they are re-checked next (a tick every [`RECHECK_EVERY`]; due at once after a
+    /// load).
+    rechecks: HashMap<CommunityId, DateTime<Utc>>,
 }
+
+/// How often a check that reads the clock or the host's data is run again.
+pub const RECHECK_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 /// A platform connection a committed step enabled or removed: the host starts or stops it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,6 +176,7 @@ impl Runtime {
             registry: Registry::default(),
             connection_events: Vec::new(),
             connection_tx: None,
+            rechecks: HashMap::new(),
         };
         // On PostgreSQL several communities are read at once, so that their round trips
         // overlap; SQLite answers in-process and gains nothing from it. Each community is
@@ -307,6 +315,12 @@ impl Runtime {
         if let Some(last) = last {
             engine.numbered_after(last);
         }
+        // Re-checked as soon as the loop runs: the clock moved while they were not in memory.
+        if engine.has_rechecks() {
+            self.rechecks.insert(id, DateTime::<Utc>::MIN_UTC);
+        } else {
+            self.rechecks.remove(&id);
+        }
         self.engines.insert(id, engine);
         Ok(())
     }
@@ -340,9 +354,9 @@ impl Runtime {
         &self,
         community: CommunityId,
         id: ProposalId,
-    ) -> Option<(polity_governance::ProposalState, String)> {
+    ) -> Option<(polity_governance::ProposalState, String, Option<String>)> {
         let p = self.engines.get(&community)?.proposal(id)?;
-        Some((p.state, p.policy_name.clone()))
+        Some((p.state, p.policy_name.clone(), p.nobody_may_vote()))
     }
 
     /// The community of that name, created with `admin` as its first member and admin if it

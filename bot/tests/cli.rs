@@ -387,3 +387,86 @@ fn a_configuration_file_with_an_unknown_key_is_refused() {
     assert!(out.success(), "{out}");
     assert!(!dir.0.join("polity.db").exists(), "the default database was created: {out}");
 }
+
+/// Each worked example of the policy guide that comes with a scenario (a `text` block right
+/// after its `toml` block) passes it under `polity policy test`, so the guide cannot rot.
+#[test]
+fn the_policy_guides_scenarios_pass() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/policies.md")).unwrap();
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        if let Some(lang) = line.strip_prefix("```") {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
+            blocks.push((lang.to_string(), body.join("\n") + "\n"));
+        }
+    }
+    let dir = TempDir::new("guide_scenarios");
+    let mut played = 0;
+    for pair in blocks.windows(2) {
+        let [(first, policy), (second, scenario)] = pair else { continue };
+        if first != "toml" || second != "text" {
+            continue;
+        }
+        let p = dir.file(&format!("policy{played}.toml"), policy);
+        let s = dir.file(&format!("scenario{played}.txt"), scenario);
+        let out = polity(&dir, None, None, &["policy", "test", p.to_str().unwrap(), s.to_str().unwrap()], "");
+        assert!(out.success() && out.stdout.contains("every expectation met"), "{policy}\n{out}");
+        played += 1;
+    }
+    assert!(played >= 2, "the guide's scenarios were found: {played}");
+}
+
+#[test]
+fn policy_check_refuses_an_action_no_platform_declares_and_names_the_nearest() {
+    let dir = TempDir::new("policy_check_names");
+    let typo = dir.file(
+        "typo.toml",
+        "name = \"Renames\"\nkind = \"platform\"\nactions = [\"discord.renam_channel\"]\n[vote]\nquorum = 1\n",
+    );
+    let out = polity(&dir, None, None, &["policy", "check", typo.to_str().unwrap()], "");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("`discord.renam_channel` is not an action of discord (did you mean `discord.rename_channel`?)"),
+        "{out}"
+    );
+    let unknown = dir.file(
+        "unknown.toml",
+        "name = \"Elsewhere\"\nkind = \"platform\"\nactions = [\"matrix.message\"]\n[vote]\nquorum = 1\n",
+    );
+    let out = polity(&dir, None, None, &["policy", "check", unknown.to_str().unwrap()], "");
+    assert!(out.success(), "{out}");
+    assert!(out.stderr.contains("warning: `matrix.message`: this build of Polity has no platform `matrix`"), "{out}");
+}
+
+#[test]
+fn a_scenario_with_mistakes_names_each_line_and_plays_nothing() {
+    let dir = TempDir::new("policy_test_mistakes");
+    let policy = dir.file(
+        "renames.toml",
+        "name = \"Renames\"\nkind = \"platform\"\nactions = [\"discord.rename_channel\"]\n[vote]\nquorum = 1\n",
+    );
+    let scenario = dir.file(
+        "bad.txt",
+        "/as dave\nevent discord.renam_channel by=dave channel=general\nevent discord.rename_channel colour=red\n\
+         event discord.post_message channel=1 text=hi\nexpect #1 won\nexpect #1 proposed\n",
+    );
+    let out = polity(&dir, None, None, &["policy", "test", policy.to_str().unwrap(), scenario.to_str().unwrap()], "");
+    assert_eq!(out.code, Some(2), "{out}");
+    let s = scenario.display();
+    for line in [
+        format!(
+            "{s}:2: `discord.renam_channel` is not something that happens on discord: it has discord.message, discord.rename_channel"
+        ),
+        format!(
+            "{s}:3: `colour` is not a field of discord.rename_channel: its fields are channel, old_name, name, by, in"
+        ),
+        format!("{s}:4: `discord.post_message` is something a policy does"),
+        format!("{s}:5: `won` is not a state"),
+        "the scenario has 4 mistake(s): nothing was played".to_string(),
+    ] {
+        assert!(out.stderr.lines().any(|l| l.starts_with(&line)), "{line}\n{out}");
+    }
+    assert!(out.stdout.is_empty(), "nothing was played: {out}");
+}

@@ -51,6 +51,7 @@ fn chat() -> support::Recording {
                 "a channel renamed",
                 &[("name", "the new name")],
             ),
+            ActionInfo::new("chat.message", ActionKind::Governable, "a member's message", &[("text", "the message")]),
         ],
     )
 }
@@ -736,6 +737,8 @@ async fn kit_list_and_install() {
 #[tokio::test]
 async fn policy_install_keeps_every_version() {
     let mut env = Env::new().await;
+    env.run("admin", "/role create council").await;
+    env.run("admin", "/role grant council alice").await;
     assert_eq!(
         env.run("admin", &format!("/policy install Council {COUNCIL}")).await,
         "\"Council\" is installed: a platform policy."
@@ -1403,7 +1406,7 @@ async fn actions_lists_what_policies_can_use_by_kind() {
     let mut sorted = governable.clone();
     sorted.sort_unstable();
     assert_eq!(governable, sorted);
-    assert_eq!(governable[0], "chat.rename_channel");
+    assert_eq!(governable[..2], ["chat.message", "chat.rename_channel"]);
     env.mistake("alice", "/actions all", "`all` is more than the command takes. Usage: /actions").await;
 }
 
@@ -2138,4 +2141,37 @@ async fn with_polity_s_own_discord_bot_running_a_server_joins_by_invite_with_no_
     assert_eq!(env.refused("alice", "/integration list").await, "main — discord, enabled, no secret");
     // Other platforms still need their secret.
     ask_secret(&mut env, "admin", "/integration add slack team").await;
+}
+
+// ----- names a policy uses that do not exist -----
+
+#[tokio::test]
+async fn a_policy_naming_an_action_or_role_that_does_not_exist_is_refused_or_warned_about() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    // Polity's own actions are always here: a name it does not have is a mistake, with the
+    // nearest.
+    let typo = r#"name = "Typo"\nkind = "constitution"\nactions = ["polity.role_grnt"]\n[vote]\nquorum = 1"#;
+    let reply = env.run("admin", &format!("/policy install Typo {typo}")).await;
+    assert!(
+        reply.starts_with("The policy is not valid:\n`polity.role_grnt` is not an action of polity (did you mean `polity.role_grant`?): it has "),
+        "{reply}"
+    );
+    assert!(!env.run("admin", "/policy list").await.contains("Typo"));
+    // Discord is not connected here: the name is checked against what Discord declares, and
+    // only warned about.
+    let discord = r#"name = "Renames"\nkind = "platform"\nactions = ["discord.renam_channel"]\n[vote]\nquorum = 1"#;
+    let reply = env.run("admin", &format!("/policy install Renames {discord}")).await;
+    assert!(reply.starts_with("\"Renames\" is installed: a platform policy.\nWarning: `discord.renam_channel` is not an action of discord (discord is not connected here) (did you mean `discord.rename_channel`?)"), "{reply}");
+
+    // A role nobody has: installed, with a warning; a vote under it says why it ends at once.
+    let reply = env.run("admin", &format!("/policy install Council {COUNCIL}")).await;
+    assert_eq!(
+        reply,
+        "\"Council\" is installed: a platform policy.\nWarning: there is no role `council` here: until it exists and someone holds it, nobody may vote under this policy (`/role create council`, `/role grant council NAME`)"
+    );
+    let reply = env.run("alice", "/propose Hire a designer policy:Council").await;
+    assert_eq!(
+        reply,
+        "Proposal #1 expired at once under \"Council\": nobody may vote on it: `voters = \"role:council\"` matches no member allowed to vote on polity.propose."
+    );
 }

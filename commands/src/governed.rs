@@ -52,7 +52,13 @@ pub async fn request_with(
             Some(t) if t.state.is_open() => {
                 format!("Proposal {} asks to {what}; \"{}\" decides, and it happens if it passes.", t.id, t.policy)
             }
-            Some(t) => format!("Proposal {} to {what} {} at once under \"{}\".", t.id, t.state, t.policy),
+            Some(t) => format!(
+                "Proposal {} to {what} {} at once under \"{}\"{}.",
+                t.id,
+                t.state,
+                t.policy,
+                t.why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
+            ),
             None => format!("Could not {what}: the audit log (`/audit`) says why."),
         })),
         Err(SubmitError::Mistake(e)) => Ok(Reply::private(e.to_string())),

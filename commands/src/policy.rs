@@ -6,6 +6,7 @@ use crate::ports::{Invocation, PortError, Ports};
 use crate::reply::Reply;
 use polity_governance::PolicyId;
 use polity_governance::change::Change;
+use polity_governance::platform::ActionInfo;
 use polity_governance::policy::CompiledPolicy;
 use polity_governance::script::Sandbox;
 
@@ -23,14 +24,129 @@ pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
             compiled.name()
         )));
     }
+    let found = check_names(&compiled, &ports.actions(), &ports.declared_actions());
+    if !found.errors.is_empty() {
+        return Ok(Reply::private(format!("The policy is not valid:\n{}", found.errors.join("\n"))));
+    }
+    let warnings: Vec<String> = found
+        .warnings
+        .into_iter()
+        .chain(check_voters(&compiled, ports.community()))
+        .map(|w| format!("\nWarning: {w}"))
+        .collect();
     let replaces = ports.policies().iter().any(|p| p.name().eq_ignore_ascii_case(name));
-    let done = if replaces {
+    let mut done = if replaces {
         format!("A new version of \"{}\" is installed (`/policy history` keeps the old ones).", compiled.name())
     } else {
         format!("\"{}\" is installed: a {} policy.", compiled.name(), compiled.policy.kind)
     };
+    done.push_str(&warnings.concat());
     let what = format!("install the policy \"{}\"", compiled.name());
     governed::request(ports, inv, Change::PolicyInstall { source }, done, what).await
+}
+
+/// What a check of a policy's names against what exists found: mistakes that refuse it, and
+/// warnings that do not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Findings {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Checks the action names a policy governs or calls (`actions`, `do`) against the platforms'
+/// declared actions: a name unknown to a platform `connected` here is an error; one unknown to
+/// a platform only `declared` by this build (not connected here) is a warning, as is a
+/// platform this build does not have. Patterns with `*` are checked for their platform only.
+pub fn check_names(policy: &CompiledPolicy, connected: &[ActionInfo], declared: &[ActionInfo]) -> Findings {
+    let mut found = Findings::default();
+    let governed = policy.policy.actions.iter().map(|p| p.as_str().to_string());
+    let called = policy.policy.on_pass.actions.iter().chain(&policy.policy.on_fail.actions).map(|d| d.action.clone());
+    let mut seen = std::collections::BTreeSet::new();
+    for name in governed.chain(called) {
+        // `message` posts where the vote was held: no platform's action.
+        if name == "message" || name == "*" || !seen.insert(name.clone()) {
+            continue;
+        }
+        let platform = name.split_once('.').map_or(name.as_str(), |(p, _)| p);
+        let of = |infos: &[ActionInfo]| -> Vec<String> {
+            infos
+                .iter()
+                .filter(|a| a.name.split_once('.').is_some_and(|(p, _)| p == platform))
+                .map(|a| a.name.clone())
+                .collect()
+        };
+        let (here, known) = (of(connected), of(declared));
+        let wildcard = name.ends_with(".*");
+        if here.contains(&name) || (wildcard && !here.is_empty()) {
+            continue;
+        }
+        if !here.is_empty() {
+            found.errors.push(format!(
+                "`{name}` is not an action of {platform}{}: it has {}",
+                closest(&name, &here),
+                here.join(", ")
+            ));
+        } else if known.is_empty() {
+            found.warnings.push(format!("`{name}`: this build of Polity has no platform `{platform}`"));
+        } else if !known.contains(&name) && !wildcard {
+            found.warnings.push(format!(
+                "`{name}` is not an action of {platform} ({platform} is not connected here){}: it has {}",
+                closest(&name, &known),
+                known.join(", ")
+            ));
+        }
+    }
+    found
+}
+
+/// ` (did you mean X?)` for the known name nearest `name`, if one is near (a typo or two).
+fn closest(name: &str, known: &[String]) -> String {
+    known
+        .iter()
+        .map(|k| (edits(name, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+/// The Levenshtein distance between two names.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Warnings about whom a policy's vote names that this community does not have: a role no
+/// one holds would open votes with no voters.
+pub fn check_voters(policy: &CompiledPolicy, community: &polity_governance::Community) -> Vec<String> {
+    use polity_governance::vote::Voters;
+    let Some(vote) = &policy.policy.vote else { return Vec::new() };
+    match &vote.voters {
+        Voters::Everyone => Vec::new(),
+        Voters::Role(role) if role == polity_governance::community::EVERYONE => Vec::new(),
+        Voters::Role(role) if !community.roles.contains_key(role.as_str()) => vec![format!(
+            "there is no role `{role}` here: until it exists and someone holds it, nobody may vote under this policy (`/role create {role}`, `/role grant {role} NAME`)"
+        )],
+        Voters::Role(role) if !community.members.values().any(|m| m.has_role(role)) => {
+            vec![format!("nobody holds the role `{role}` yet: until someone does, nobody may vote under this policy")]
+        }
+        Voters::Role(_) => Vec::new(),
+        Voters::Members(names) => names
+            .iter()
+            .filter(|n| community.member_by_name(n).is_none())
+            .map(|n| format!("`voters` names {n}, who is not a member here"))
+            .collect(),
+    }
 }
 
 pub fn list(ports: &dyn Ports) -> Reply {

@@ -27,6 +27,8 @@ pub struct Touched {
     pub id: ProposalId,
     pub state: ProposalState,
     pub policy: String,
+    /// Why it ended at once, when that is not the vote's doing (nobody may vote).
+    pub why: Option<String>,
 }
 
 /// What a submission did.
@@ -144,6 +146,10 @@ pub trait Ports: Send {
     fn now(&self) -> DateTime<Utc>;
     /// The actions, triggers and processes of this community's platforms and of Polity.
     fn actions(&self) -> Vec<ActionInfo>;
+    /// What every platform of this build declares (connected here or not), and Polity's own.
+    fn declared_actions(&self) -> Vec<ActionInfo> {
+        self.actions()
+    }
     /// This community's record, as JSON or CSV.
     fn export(&self, csv: bool) -> BoxFuture<'_, Result<String, PortError>>;
     fn connections(&self) -> BoxFuture<'_, Result<Vec<ConnectionInfo>, PortError>>;

@@ -20,7 +20,13 @@ pub async fn run(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
         Ok(s) if s.duplicate => Ok(Reply::private("That proposal was already made.")),
         Ok(s) => Ok(Reply::private(match s.proposals.first() {
             Some(t) if t.state.is_open() => format!("Proposal {} is open, under \"{}\".", t.id, t.policy),
-            Some(t) => format!("Proposal {} {} at once under \"{}\".", t.id, t.state, t.policy),
+            Some(t) => format!(
+                "Proposal {} {} at once under \"{}\"{}.",
+                t.id,
+                t.state,
+                t.policy,
+                t.why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
+            ),
             None => "No proposal was opened: the audit log (`/audit`) says why.".into(),
         })),
         Err(SubmitError::Mistake(e)) => Ok(Reply::private(e.to_string())),

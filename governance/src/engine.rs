@@ -270,6 +270,23 @@ impl Engine {
         self.proposals.values()
     }
 
+    /// Whether a proposal is open and its check may decide differently with no input (it
+    /// reads the clock, `now`, or the host's data, `polity`): such a proposal is re-checked on
+    /// a schedule ([`Inbound::Tick`]).
+    pub fn rechecked(&self, id: ProposalId) -> bool {
+        self.proposals.get(&id).filter(|p| p.state.is_open()).is_some_and(|p| {
+            self.versions
+                .get(&p.policy)
+                .and_then(|pol| pol.check.as_ref())
+                .is_some_and(|c| c.uses("now") || c.uses("polity"))
+        })
+    }
+
+    /// Whether any open proposal is [`Self::rechecked`].
+    pub fn has_rechecks(&self) -> bool {
+        self.proposals.keys().any(|id| self.rechecked(*id))
+    }
+
     /// Restores a stored proposal (the runtime reloading its state).
     pub fn restore_proposal(&mut self, mut proposal: Proposal) {
         if let Some(v) = &mut proposal.vote {
@@ -655,6 +672,9 @@ impl Engine {
             } else {
                 Value::Null
             },
+            // Set by `run_script` (the clock) and `verdict` (the deadline).
+            now: 0,
+            deadline: false,
         }
     }
 
@@ -664,10 +684,11 @@ impl Engine {
         &self,
         policy: &CompiledPolicy,
         script: &Script,
-        input: ScriptInput,
+        mut input: ScriptInput,
         ctx: &Ctx,
         step: &mut Work,
     ) -> Option<(Value, Vec<ScriptAction>)> {
+        input.now = ctx.now.timestamp();
         if step.budget.is_spent() {
             step.skipped.push((policy.name().to_string(), script.block()));
             return None;
@@ -873,7 +894,10 @@ impl Engine {
             && let Some((value, _)) = self.run_script(
                 policy,
                 check,
-                self.input(check, &p.action, || p.to_json_with(tally), p.proposer),
+                ScriptInput {
+                    deadline: at_deadline,
+                    ..self.input(check, &p.action, || p.to_json_with(tally), p.proposer)
+                },
                 ctx,
                 step,
             )
@@ -902,7 +926,6 @@ impl Engine {
         })
     }
 
-    /// Re-checks an open proposal after a ballot, a process update or a tick.
     /// Adds a note to an open proposal's vote message and edits the message to show it.
     fn add_note(&mut self, id: ProposalId, key: &str, text: &str, step: &mut Work) {
         let Some(p) = self.proposals.get_mut(&id) else { return };
@@ -916,6 +939,7 @@ impl Engine {
         }
     }
 
+    /// Re-checks an open proposal after a ballot, a process update or a tick.
     fn reevaluate(&mut self, id: ProposalId, at_deadline: bool, ctx: &Ctx, step: &mut Work) {
         let Some(p) = self.proposals.get(&id).filter(|p| p.state.is_open()) else {
             return;
@@ -1317,8 +1341,9 @@ impl Engine {
             .filter(|p| p.state.is_open())
             .map(|p| {
                 let due = p.closes_at.is_some_and(|c| c <= ctx.now);
-                let has_check = self.versions.get(&p.policy).is_some_and(|pol| pol.check.is_some());
-                (p.id, due, has_check)
+                // Only a check that reads the clock or the host's data can change without an
+                // input; the others are not run again.
+                (p.id, due, self.rechecked(p.id))
             })
             .collect();
         for (id, due, has_check) in open {

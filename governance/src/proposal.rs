@@ -366,12 +366,25 @@ impl Proposal {
         parts.extend(v.notes.iter().map(|n| n.text.clone()));
         if !self.state.is_open() {
             let mut outcome = self.state.to_string().to_uppercase();
+            if let Some(why) = self.nobody_may_vote() {
+                outcome.push_str(&format!(": {why}"));
+            }
             if let (Some(w), true) = (&self.winner, v.spec.kind != crate::vote::VoteKind::YesNo) {
                 outcome.push_str(&format!(": {w}"));
             }
             parts.push(outcome);
         }
         parts.join(" — ")
+    }
+
+    /// Why a vote could not be held, when nobody may vote on it (a role nobody holds, names
+    /// that are no members, voters without the vote permission for the action).
+    pub fn nobody_may_vote(&self) -> Option<String> {
+        let v = self.vote.as_ref().filter(|v| v.eligible.is_empty())?;
+        Some(format!(
+            "nobody may vote on it: `voters = \"{}\"` matches no member allowed to vote on {}",
+            v.spec.voters, self.action.kind
+        ))
     }
 
     /// The announcement of the outcome.
@@ -384,7 +397,10 @@ impl Proposal {
                 _ => "passed".to_string(),
             },
             ProposalState::Failed => "failed".into(),
-            ProposalState::Expired => "expired without enough ballots".into(),
+            ProposalState::Expired => match self.nobody_may_vote() {
+                Some(why) => format!("ended at once, as {why}"),
+                None => "expired without enough ballots".into(),
+            },
             ProposalState::Cancelled => "was cancelled".into(),
             ProposalState::Proposed => "is open".into(),
         };
@@ -418,6 +434,9 @@ impl Proposal {
             "state": self.state.to_string(),
             "proposer": self.proposer_name,
             "opened_at": self.opened_at.to_rfc3339(),
+            // Seconds since the Unix epoch, to compare with a script's `now`.
+            "opened": self.opened_at.timestamp(),
+            "closes": self.closes_at.map(|c| c.timestamp()),
             "closes_at": self.closes_at.map(|c| c.to_rfc3339()),
             "tally": tally,
             "winner": self.winner,

@@ -37,7 +37,7 @@ use crate::ids::MemberId;
 pub const MAX_ACTIONS: usize = 100;
 
 /// The names a script sees, in the order they are pushed into its scope.
-pub const SCRIPT_GLOBALS: [&str; 4] = ["action", "proposal", "initiator", "polity"];
+pub const SCRIPT_GLOBALS: [&str; 6] = ["action", "proposal", "initiator", "polity", "now", "deadline"];
 
 /// How often (in operations) the wall clock is looked at. Reading the clock costs about as
 /// much as one cheap operation, so this keeps its overhead under 1%, while a run of expensive
@@ -256,6 +256,11 @@ pub struct ScriptInput {
     pub action: Value,
     pub proposal: Value,
     pub initiator: Value,
+    /// The step's time, in seconds since the Unix epoch (`now`).
+    pub now: i64,
+    /// Whether a check runs at its proposal's deadline (`deadline`): what it returns then
+    /// decides, and nothing (or "proposed") leaves the decision to the vote.
+    pub deadline: bool,
 }
 
 /// What a script asked for and returned.
@@ -469,7 +474,7 @@ impl ErrorContext<'_> {
                     ScriptErrorKind::ArrayTooLarge { limit: limits.max_array_size }
                 }
             }
-            // Script functions cannot see the caller's variables, the four globals included.
+            // Script functions cannot see the caller's variables, the globals included.
             EvalAltResult::ErrorVariableNotFound(name, _) if SCRIPT_GLOBALS.contains(&name.as_str()) => {
                 ScriptErrorKind::Runtime {
                     message: format!("`{name}` is not visible inside a function; pass it in as a parameter"),
@@ -522,7 +527,9 @@ impl Script {
     }
 
     /// Whether the script mentions one of the [`SCRIPT_GLOBALS`] (`action`, `proposal`,
-    /// `initiator`, `polity`): callers need not build an input the script never reads.
+    /// `initiator`, `polity`, `now`, `deadline`): callers need not build an input the script
+    /// never reads, and a check that reads neither the clock nor the host cannot change
+    /// without an input.
     /// Errs on the side of yes (a mention in a comment counts).
     pub fn uses(&self, global: &str) -> bool {
         match global {
@@ -530,6 +537,8 @@ impl Script {
             "proposal" => self.mentions.proposal,
             "initiator" => self.mentions.initiator,
             "polity" => self.mentions.polity,
+            "now" => self.mentions.now,
+            "deadline" => self.mentions.deadline,
             _ => false,
         }
     }
@@ -545,6 +554,8 @@ struct Mentions {
     proposal: bool,
     initiator: bool,
     polity: bool,
+    now: bool,
+    deadline: bool,
 }
 
 impl Mentions {
@@ -554,6 +565,8 @@ impl Mentions {
             proposal: mentions(source, "proposal"),
             initiator: mentions(source, "initiator"),
             polity: mentions(source, "polity"),
+            now: mentions(source, "now"),
+            deadline: mentions(source, "deadline"),
         }
     }
 }
@@ -1037,6 +1050,8 @@ impl Sandbox {
             Some(collector) => scope.push_constant("polity", PolityApi { host, collector: Arc::clone(collector) }),
             None => scope.push_constant_dynamic("polity", Dynamic::UNIT),
         };
+        scope.push_constant("now", input.now as rhai::INT);
+        scope.push_constant("deadline", input.deadline);
 
         let result = {
             let _deadline = DeadlineGuard::set(Instant::now().checked_add(allowance));
@@ -1084,6 +1099,7 @@ mod tests {
             action: json!({ "kind": "opencollective.expense_created", "id": 42, "amount": 60_000 }),
             proposal: json!({ "id": 9, "tally": { "yes": 3, "no": 1 } }),
             initiator: json!({ "id": 7, "name": "alice", "roles": ["member", "treasurer"], "admin": false }),
+            ..ScriptInput::default()
         }
     }
 

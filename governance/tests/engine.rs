@@ -122,6 +122,59 @@ fn the_proposer_is_excluded_when_the_policy_says_so() {
     assert_eq!(err.to_string(), "you proposed #1, and its policy does not let the proposer vote");
 }
 
+const TWO_YES_WITHIN_A_DAY: &str = r#"
+name = "Two yes within a day"
+kind = "platform"
+check = """
+if proposal.tally.yes >= 2 { "passed" } else if now - proposal.opened >= 86400 { "failed" }
+"""
+[vote]
+early = false
+"#;
+
+#[test]
+fn a_check_that_reads_the_clock_decides_on_a_tick_without_any_ballot() {
+    let mut w = World::new(&["alice", "bob", "cy"]);
+    w.install(TWO_YES_WITHIN_A_DAY);
+    let id = w.propose("alice", "Paint the shed");
+    assert!(w.engine.rechecked(id) && w.engine.has_rechecks());
+    w.vote("bob", id, "yes").unwrap();
+    // An hour on, nothing has changed.
+    w.wait(hours(1));
+    assert_eq!(w.state(id), ProposalState::Proposed);
+    // A day on, with one yes, the clock alone fails it.
+    let s = w.wait(hours(24));
+    assert_eq!(w.state(id), ProposalState::Failed);
+    assert!(posts(&s).iter().any(|p| p.contains("failed")), "{:?}", posts(&s));
+    assert!(!w.engine.has_rechecks());
+}
+
+#[test]
+fn a_check_that_reads_neither_clock_nor_host_is_not_rechecked_and_may_decide_at_the_deadline() {
+    let mut w = World::new(&["alice", "bob", "cy"]);
+    w.install(
+        r#"
+name = "Two yes by the deadline"
+kind = "platform"
+check = """
+if deadline { if proposal.tally.yes >= 2 { "passed" } else { "failed" } }
+"""
+[vote]
+closes = "48h"
+early = false
+"#,
+    );
+    let id = w.propose("alice", "Paint the shed");
+    assert!(!w.engine.rechecked(id), "nothing but an input or the deadline can change its verdict");
+    w.vote("bob", id, "yes").unwrap();
+    w.wait(hours(47));
+    assert_eq!(w.state(id), ProposalState::Proposed);
+    // At the deadline the check decides: one yes is not two, though the vote alone (a
+    // majority of the ballots) would have passed it.
+    w.wait(hours(2));
+    assert_eq!(w.state(id), ProposalState::Failed);
+}
+
 #[test]
 fn the_deadline_decides_and_expires_without_quorum() {
     let mut w = World::new(&["alice", "bob", "carol"]);

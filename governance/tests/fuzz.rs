@@ -437,6 +437,7 @@ fn script_input() -> ScriptInput {
         action: json!({ "kind": "opencollective.expense_created", "id": 42, "amount": 60_000, "text": "hi" }),
         proposal: json!({ "id": 9, "tally": { "yes": 3, "no": 1 } }),
         initiator: json!({ "id": 7, "name": "alice", "roles": ["member"], "admin": false }),
+        ..ScriptInput::default()
     }
 }
 

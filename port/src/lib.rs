@@ -21,7 +21,7 @@ pub mod incoming;
 pub mod webhook;
 
 pub use incoming::{CommandCall, Event, Incoming, SecretTyped, SpaceInfo};
-pub use polity_governance::platform::{BoxFuture, Platform, PlatformSpec, Setting};
+pub use polity_governance::platform::{ActionInfo, BoxFuture, Platform, PlatformSpec, Setting};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -138,6 +138,13 @@ pub trait Adapter: Send + Sync {
     /// Its webhook deliveries, if it takes any on the host's HTTP server.
     fn webhooks(&self) -> Option<Arc<dyn WebhookPlatform>> {
         None
+    }
+
+    /// The actions, triggers and processes its connections offer policies (what
+    /// [`Platform::actions`] says), known without a connection: policies naming others are
+    /// caught before they are installed.
+    fn actions(&self) -> Vec<ActionInfo> {
+        Vec::new()
     }
 }
 

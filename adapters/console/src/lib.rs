@@ -7,4 +7,4 @@ pub mod parse;
 pub mod platform;
 
 pub use parse::{Line, LineError, parse_line};
-pub use platform::{CONSOLE, Claim, ConsolePlatform, Ledger, MESSAGE_ACTION, MemoryLedger, Posting};
+pub use platform::{CONSOLE, Claim, ConsolePlatform, Ledger, MESSAGE_ACTION, MemoryLedger, Posting, actions};

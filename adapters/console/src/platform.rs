@@ -275,17 +275,23 @@ impl Platform for ConsolePlatform {
     }
 
     fn actions(&self) -> Vec<ActionInfo> {
-        vec![ActionInfo::new(
-            MESSAGE_ACTION,
-            ActionKind::Governable,
-            "a member's message in a channel: hidden while voted on, reposted on pass",
-            &[("text", "the message"), ("channel", "where it was posted")],
-        )]
+        actions()
     }
 
     fn perform<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
         Box::pin(self.perform_once(request))
     }
+}
+
+/// What the console offers policies.
+#[must_use]
+pub fn actions() -> Vec<ActionInfo> {
+    vec![ActionInfo::new(
+        MESSAGE_ACTION,
+        ActionKind::Governable,
+        "a member's message in a channel: hidden while voted on, reposted on pass",
+        &[("text", "the message"), ("channel", "where it was posted")],
+    )]
 }
 
 #[cfg(test)]

@@ -119,6 +119,10 @@ impl DiscordConfig {
 pub struct DiscordAdapter;
 
 impl Adapter for DiscordAdapter {
+    fn actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
+        crate::platform::actions()
+    }
+
     fn spec(&self) -> &'static PlatformSpec {
         &SPEC
     }

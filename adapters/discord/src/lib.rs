@@ -154,7 +154,7 @@ pub use gateway::{Gateway, GatewayConfig, explain, intents, start};
 pub use invite::{PERMISSIONS, invite_url, permission_bits};
 pub use platform::{
     COMMAND_USED, DELETE_MESSAGE, DiscordPlatform, EDIT_MESSAGE, GRANT_ROLE, KICK, MEMBER_JOIN, MESSAGE, PIN_MESSAGE,
-    POST_MESSAGE, RENAME_CHANNEL, REVOKE_ROLE, ROLE_GRANT, ROLE_REVOKED, SEND_DM, VOTE_BUTTON, emoji_key,
+    POST_MESSAGE, RENAME_CHANNEL, REVOKE_ROLE, ROLE_GRANT, ROLE_REVOKED, SEND_DM, VOTE_BUTTON, actions, emoji_key,
 };
 pub use rest::DISCORD_URL;
 /// serenity's cache, which the gateway keeps: what a community's connection checks channels,

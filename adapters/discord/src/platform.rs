@@ -994,120 +994,7 @@ impl Platform for DiscordPlatform {
     }
 
     fn actions(&self) -> Vec<ActionInfo> {
-        vec![
-            ActionInfo::new(
-                MESSAGE,
-                ActionKind::Governable,
-                "a member's message in a governed channel: deleted while voted on, reposted with attribution on pass",
-                &[
-                    ("channel", "the channel id"),
-                    ("message", "the message id"),
-                    ("author", "who wrote it, as shown in the repost"),
-                    ("text", "the message's text"),
-                    ("attachments", "the URLs of its attachments"),
-                ],
-            ),
-            ActionInfo::new(
-                RENAME_CHANNEL,
-                ActionKind::Governable,
-                "a channel renamed: the old name restored while voted on, the new one applied on pass; policies can also call it (channel, name)",
-                &[("channel", "the channel id"), ("old_name", "the name before"), ("name", "the new name")],
-            ),
-            ActionInfo::new(
-                ROLE_GRANT,
-                ActionKind::Governable,
-                "a role granted to a member: revoked while voted on, granted again on pass",
-                &[("user", "the member's user id"), ("role", "the role id"), ("guild", "the guild id (optional)")],
-            ),
-            ActionInfo::new(
-                "discord.reaction_added",
-                ActionKind::Trigger,
-                "a reaction added to a message",
-                &[
-                    ("channel", "the channel id"),
-                    ("message", "the message id"),
-                    ("emoji", "the emoji (custom: name:id)"),
-                ],
-            ),
-            ActionInfo::new(
-                MEMBER_JOIN,
-                ActionKind::Trigger,
-                "a member joined the server",
-                &[("guild", "the guild id"), ("user", "the user id"), ("name", "their display name")],
-            ),
-            ActionInfo::new(
-                ROLE_REVOKED,
-                ActionKind::Trigger,
-                "a role taken from a member (not by Polity)",
-                &[("guild", "the guild id"), ("user", "the member's user id"), ("role", "the role id")],
-            ),
-            ActionInfo::new(
-                COMMAND_USED,
-                ActionKind::Trigger,
-                "a member used one of Polity's commands (a vote button counts as /vote)",
-                &[("command", "the command's words, e.g. role grant"), ("channel", "the channel id")],
-            ),
-            ActionInfo::new(
-                POST_MESSAGE,
-                ActionKind::Action,
-                "post a message in a channel",
-                &[
-                    ("channel", "the channel id"),
-                    ("text", "the message"),
-                    ("mention", "users it may ping (ids; nobody else is pinged, not even by @everyone)"),
-                ],
-            ),
-            ActionInfo::new(
-                PIN_MESSAGE,
-                ActionKind::Action,
-                "pin a message",
-                &[("channel", "the channel id"), ("message", "the message id")],
-            ),
-            ActionInfo::new(
-                SEND_DM,
-                ActionKind::Action,
-                "send a member of this community's server a direct message",
-                &[("user", "the member's user id"), ("text", "the message")],
-            ),
-            ActionInfo::new(
-                EDIT_MESSAGE,
-                ActionKind::Action,
-                "edit a message the bot posted",
-                &[("channel", "the channel id"), ("message", "the message id"), ("text", "the new text")],
-            ),
-            ActionInfo::new(
-                DELETE_MESSAGE,
-                ActionKind::Action,
-                "delete a message",
-                &[("channel", "the channel id"), ("message", "the message id")],
-            ),
-            ActionInfo::new(
-                GRANT_ROLE,
-                ActionKind::Action,
-                "give a member of this community's server a role of that server",
-                &[
-                    ("user", "the member's user id"),
-                    ("role", "the role id"),
-                    ("guild", "the server's id (optional: the community's server)"),
-                ],
-            ),
-            ActionInfo::new(
-                REVOKE_ROLE,
-                ActionKind::Action,
-                "take a role of this community's server from a member",
-                &[
-                    ("user", "the member's user id"),
-                    ("role", "the role id"),
-                    ("guild", "the server's id (optional: the community's server)"),
-                ],
-            ),
-            ActionInfo::new(
-                KICK,
-                ActionKind::Action,
-                "kick a member from this community's server",
-                &[("user", "the member's user id"), ("guild", "the server's id (optional: the community's server)")],
-            ),
-        ]
+        actions()
     }
 
     fn perform<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
@@ -1278,6 +1165,121 @@ pub fn emoji_key(emoji: &ReactionType) -> String {
 fn reaction(emoji: &str) -> Result<ReactionType, PlatformError> {
     ReactionType::try_from(emoji)
         .map_err(|_| PlatformError::Permanent(format!("`{emoji}` is not an emoji Discord knows")))
+}
+
+/// What Discord's connections offer policies: governed actions, actions and triggers.
+#[must_use]
+pub fn actions() -> Vec<ActionInfo> {
+    vec![
+        ActionInfo::new(
+            MESSAGE,
+            ActionKind::Governable,
+            "a member's message in a governed channel: deleted while voted on, reposted with attribution on pass",
+            &[
+                ("channel", "the channel id"),
+                ("message", "the message id"),
+                ("author", "who wrote it, as shown in the repost"),
+                ("text", "the message's text"),
+                ("attachments", "the URLs of its attachments"),
+            ],
+        ),
+        ActionInfo::new(
+            RENAME_CHANNEL,
+            ActionKind::Governable,
+            "a channel renamed: the old name restored while voted on, the new one applied on pass; policies can also call it (channel, name)",
+            &[("channel", "the channel id"), ("old_name", "the name before"), ("name", "the new name")],
+        ),
+        ActionInfo::new(
+            ROLE_GRANT,
+            ActionKind::Governable,
+            "a role granted to a member: revoked while voted on, granted again on pass",
+            &[("user", "the member's user id"), ("role", "the role id"), ("guild", "the guild id (optional)")],
+        ),
+        ActionInfo::new(
+            "discord.reaction_added",
+            ActionKind::Trigger,
+            "a reaction added to a message",
+            &[("channel", "the channel id"), ("message", "the message id"), ("emoji", "the emoji (custom: name:id)")],
+        ),
+        ActionInfo::new(
+            MEMBER_JOIN,
+            ActionKind::Trigger,
+            "a member joined the server",
+            &[("guild", "the guild id"), ("user", "the user id"), ("name", "their display name")],
+        ),
+        ActionInfo::new(
+            ROLE_REVOKED,
+            ActionKind::Trigger,
+            "a role taken from a member (not by Polity)",
+            &[("guild", "the guild id"), ("user", "the member's user id"), ("role", "the role id")],
+        ),
+        ActionInfo::new(
+            COMMAND_USED,
+            ActionKind::Trigger,
+            "a member used one of Polity's commands (a vote button counts as /vote)",
+            &[("command", "the command's words, e.g. role grant"), ("channel", "the channel id")],
+        ),
+        ActionInfo::new(
+            POST_MESSAGE,
+            ActionKind::Action,
+            "post a message in a channel",
+            &[
+                ("channel", "the channel id"),
+                ("text", "the message"),
+                ("mention", "users it may ping (ids; nobody else is pinged, not even by @everyone)"),
+            ],
+        ),
+        ActionInfo::new(
+            PIN_MESSAGE,
+            ActionKind::Action,
+            "pin a message",
+            &[("channel", "the channel id"), ("message", "the message id")],
+        ),
+        ActionInfo::new(
+            SEND_DM,
+            ActionKind::Action,
+            "send a member of this community's server a direct message",
+            &[("user", "the member's user id"), ("text", "the message")],
+        ),
+        ActionInfo::new(
+            EDIT_MESSAGE,
+            ActionKind::Action,
+            "edit a message the bot posted",
+            &[("channel", "the channel id"), ("message", "the message id"), ("text", "the new text")],
+        ),
+        ActionInfo::new(
+            DELETE_MESSAGE,
+            ActionKind::Action,
+            "delete a message",
+            &[("channel", "the channel id"), ("message", "the message id")],
+        ),
+        ActionInfo::new(
+            GRANT_ROLE,
+            ActionKind::Action,
+            "give a member of this community's server a role of that server",
+            &[
+                ("user", "the member's user id"),
+                ("role", "the role id"),
+                ("guild", "the server's id (optional: the community's server)"),
+            ],
+        ),
+        ActionInfo::new(
+            REVOKE_ROLE,
+            ActionKind::Action,
+            "take a role of this community's server from a member",
+            &[
+                ("user", "the member's user id"),
+                ("role", "the role id"),
+                ("guild", "the server's id (optional: the community's server)"),
+            ],
+        ),
+        ActionInfo::new(
+            KICK,
+            ActionKind::Action,
+            "kick a member from this community's server",
+            &[("user", "the member's user id"), ("guild", "the server's id (optional: the community's server)")],
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -314,6 +314,10 @@ impl Runtime {
                 {
                     self.reconciles.mark(community, message, now, false);
                 }
+                // A proposal whose check reads the clock is re-checked on a schedule (a
+                // rolled back batch leaves at most an extra tick).
+                let changed: Vec<ProposalId> = step.changed.iter().copied().collect();
+                self.schedule_rechecks(community, &changed, now);
                 Ok(Handled::Done(step))
             }
             Ok(Recorded::Duplicate) => {

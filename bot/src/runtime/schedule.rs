@@ -34,7 +34,38 @@ impl Runtime {
                 break;
             }
         }
+        self.fire_rechecks(now).await
+    }
+
+    /// Ticks the communities whose clock-reading checks are due to run again, and keeps them
+    /// on the schedule while they have such proposals open.
+    async fn fire_rechecks(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let due: Vec<(CommunityId, DateTime<Utc>)> =
+            self.rechecks.iter().filter(|(_, at)| **at <= now).map(|(c, at)| (*c, *at)).collect();
+        for (community, at) in due {
+            self.rechecks.remove(&community);
+            let key = format!("recheck:{}:{}", community.0, now.timestamp_millis().max(at.timestamp_millis()));
+            match self.handle(community, "scheduler", &key, Inbound::Tick, now, false).await {
+                Ok(_) | Err(HandleError::Refused(_)) => {}
+                Err(HandleError::Failed(e)) => return Err(e),
+            }
+            if self.engines.get(&community).is_some_and(Engine::has_rechecks) {
+                self.rechecks.entry(community).or_insert(now + RECHECK_EVERY);
+            }
+        }
         Ok(())
+    }
+
+    /// Puts a community on the re-check schedule when a proposal of this step needs it.
+    pub(super) fn schedule_rechecks(&mut self, community: CommunityId, changed: &[ProposalId], now: DateTime<Utc>) {
+        if self.rechecks.contains_key(&community) {
+            return;
+        }
+        if let Some(engine) = self.engines.get(&community)
+            && changed.iter().any(|id| engine.rechecked(*id))
+        {
+            self.rechecks.insert(community, now + RECHECK_EVERY);
+        }
     }
 
     /// When the scheduler must wake next: the next deadline or the next effect retry.
@@ -55,7 +86,8 @@ impl Runtime {
             None => self.store.next_effect_at().await?,
         };
         let reconcile = self.reconciles.next_due();
-        Ok([deadline, poll, retry, reconcile].into_iter().flatten().min())
+        let recheck = self.rechecks.values().min().copied();
+        Ok([deadline, poll, retry, reconcile, recheck].into_iter().flatten().min())
     }
 }
 

@@ -451,14 +451,27 @@ fn check_decidable(l: &mut Lines<'_>, v: &RawVote, spec: &VoteSpec, has_check: b
             );
         }
     }
+    if let (Threshold::Yeses(n), Some(p)) = (spec.pass, &v.pass) {
+        let needed = n as usize;
+        let most = listed.into_iter().chain(spec.jury.map(|j| j as usize)).min();
+        if let Some(most) = most.filter(|most| needed > *most) {
+            l.err(
+                p,
+                format!(
+                    "`pass = \"{n} yes\"` can never be met: at most {most} {} may vote, so it could never pass; ask for at most {most} yes",
+                    plural(most, "member", "members")
+                ),
+            );
+        }
+    }
 }
 
 fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-/// Parses a threshold: `majority`, `plurality`, `unanimous`, `no-objection`, or a fraction
-/// such as `2/3` or a share such as `60%`.
+/// Parses a threshold: `majority`, `plurality`, `unanimous`, `no-objection`, a fraction such
+/// as `2/3`, a share such as `60%`, or a number of yes ballots such as `2 yes`.
 ///
 /// # Errors
 /// Lists the accepted forms.
@@ -466,7 +479,7 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
     let t = text.trim();
     let bad = || {
         format!(
-            "`pass = \"{t}\"` is not a threshold: use majority, plurality, unanimous, no-objection, a fraction like 2/3 or a share like 60%"
+            "`pass = \"{t}\"` is not a threshold: use majority, plurality, unanimous, no-objection, a fraction like 2/3, a share like 60%, or a number of yes ballots like \"2 yes\""
         )
     };
     match t {
@@ -475,6 +488,11 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
         "unanimous" => return Ok(Threshold::Unanimous),
         "no-objection" | "consensus" => return Ok(Threshold::NoObjection),
         _ => {}
+    }
+    // "2 yes", "at least 2 yes".
+    let words: Vec<&str> = t.split_whitespace().collect();
+    if let [n, "yes"] | ["at", "least", n, "yes"] = words.as_slice() {
+        return n.parse::<u32>().map(Threshold::Yeses).map_err(|_| bad());
     }
     let (num, den) = if let Some(p) = t.strip_suffix('%') {
         (p.trim().parse::<u32>().map_err(|_| bad())?, 100)
@@ -769,6 +787,21 @@ do = [{ action = "message", text = "Rejected: {{action.description}}" }]
     }
 
     #[test]
+    fn n_yes_is_a_yes_no_threshold_the_voters_can_reach() {
+        let v =
+            parse_policy(&with_vote("voters = [\"ann\", \"bo\", \"cy\"]\npass = \"2 yes\"\n")).unwrap().vote.unwrap();
+        assert_eq!(v.pass, Threshold::Yeses(2));
+        let src = with_vote("voters = [\"ann\", \"bo\"]\npass = \"3 yes\"\n");
+        assert_eq!(
+            only_error(&src),
+            "line 5: `pass = \"3 yes\"` can never be met: at most 2 members may vote, so it could never pass; ask for at most 2 yes"
+        );
+        assert!(only_error(&with_vote("pass = \"0 yes\"\n")).contains("at least 1 yes"));
+        let src = with_vote("type = \"choice\"\noptions = [\"red\", \"blue\"]\npass = \"2 yes\"\n");
+        assert!(only_error(&src).contains("`2 yes` applies to yes-no votes only"), "{}", only_error(&src));
+    }
+
+    #[test]
     fn a_quorum_every_listed_voter_or_a_share_can_reach_is_accepted() {
         let v = parse_policy(&with_vote("voters = [\"alice\", \"bob\"]\nquorum = 2\n")).unwrap().vote.unwrap();
         assert_eq!(v.quorum, Quorum::Count(2));
@@ -884,6 +917,9 @@ do = [{ action = "message", text = "Rejected: {{action.description}}" }]
     #[test]
     fn thresholds_parse() {
         assert_eq!(parse_threshold("60%"), Ok(Threshold::Fraction { num: 60, den: 100 }));
+        assert_eq!(parse_threshold("2 yes"), Ok(Threshold::Yeses(2)));
+        assert_eq!(parse_threshold("at least 3 yes"), Ok(Threshold::Yeses(3)));
+        assert!(parse_threshold("two yes").unwrap_err().contains("like \"2 yes\""));
         assert_eq!(parse_threshold("consensus"), Ok(Threshold::NoObjection));
         assert!(parse_threshold("most").is_err());
         assert!(parse_threshold("0/3").is_err());

@@ -95,6 +95,9 @@ pub enum Threshold {
     NoObjection,
     /// More than any other option (choice and approval votes).
     Plurality,
+    /// At least this many yes ballots, whatever the no ballots and abstentions (yes-no votes
+    /// only): "2 of the 3 moderators must approve" is `2 yes`.
+    Yeses(u32),
 }
 
 impl fmt::Display for Threshold {
@@ -105,6 +108,7 @@ impl fmt::Display for Threshold {
             Self::Unanimous => f.write_str("unanimous"),
             Self::NoObjection => f.write_str("no-objection"),
             Self::Plurality => f.write_str("plurality"),
+            Self::Yeses(n) => write!(f, "{n} yes"),
         }
     }
 }
@@ -192,6 +196,9 @@ impl VoteSpec {
             (_, Threshold::NoObjection) => {
                 return Err("`no-objection` applies to yes-no votes only".into());
             }
+            (_, Threshold::Yeses(n)) => {
+                return Err(format!("`{n} yes` applies to yes-no votes only"));
+            }
             (VoteKind::Ranked, Threshold::Majority | Threshold::Plurality) => {}
             (VoteKind::Ranked, t) => {
                 return Err(format!(
@@ -209,6 +216,9 @@ impl VoteSpec {
             && p > 100
         {
             return Err(format!("a quorum of {p}% is more than everyone"));
+        }
+        if self.pass == Threshold::Yeses(0) {
+            return Err("`0 yes` would pass with no one in favour: ask for at least 1 yes".into());
         }
         if self.jury == Some(0) {
             return Err("a jury needs at least one member".into());

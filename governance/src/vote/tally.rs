@@ -161,6 +161,7 @@ fn winner(spec: &VoteSpec, counts: &[u64], total: u64, ranks: &[Vec<usize>]) -> 
             Threshold::Unanimous => yes > 0 && no == 0,
             Threshold::Majority | Threshold::Plurality => yes > no,
             Threshold::Fraction { num, den } => yes > 0 && yes * u64::from(den) >= u64::from(num) * (yes + no),
+            Threshold::Yeses(n) => yes >= u64::from(n.max(1)),
         };
         return carried.then_some(0);
     }
@@ -174,7 +175,7 @@ fn winner(spec: &VoteSpec, counts: &[u64], total: u64, ranks: &[Vec<usize>]) -> 
         Threshold::Majority => top_count * 2 > total,
         Threshold::Unanimous => top_count == total,
         Threshold::Fraction { num, den } => top_count * u64::from(den) >= u64::from(num) * total,
-        Threshold::NoObjection => false,
+        Threshold::NoObjection | Threshold::Yeses(_) => false,
     };
     carried.then_some(top)
 }
@@ -231,6 +232,23 @@ mod tests {
         assert_eq!(tally(&s, 5, &[Yes, Yes, No]).result(&s), Decision::Passed { winner: 0 });
         assert_eq!(tally(&s, 5, &[]).result(&s), Decision::NoQuorum);
         assert_eq!(tally(&s, 5, &[Abstain]).result(&s), Decision::Failed);
+    }
+
+    #[test]
+    fn n_yes_counts_yes_ballots_alone_and_decides_as_soon_as_it_is_certain() {
+        // Two of the three moderators must approve.
+        let s = yn(Threshold::Yeses(2), Quorum::Count(1));
+        // Abstentions and no ballots neither help nor block.
+        assert_eq!(tally(&s, 3, &[Yes, Abstain]).early(&s), None);
+        assert_eq!(tally(&s, 3, &[Yes, No]).early(&s), None);
+        assert_eq!(tally(&s, 3, &[Yes, No, Yes]).result(&s), Decision::Passed { winner: 0 });
+        assert_eq!(tally(&s, 3, &[Yes, Yes]).early(&s), Some(Decision::Passed { winner: 0 }));
+        // Two no of three: two yes can no longer come.
+        assert_eq!(tally(&s, 3, &[No, Abstain]).early(&s), Some(Decision::Failed));
+        // At the deadline, one yes is not two, whatever else was cast.
+        assert_eq!(tally(&s, 3, &[Yes, Abstain]).result(&s), Decision::Failed);
+        assert_eq!(tally(&s, 3, &[Yes]).result(&s), Decision::Failed);
+        assert_eq!(tally(&s, 3, &[]).result(&s), Decision::NoQuorum);
     }
 
     #[test]
