@@ -655,7 +655,7 @@ async fn role_request_under_the_moderators_kit_is_a_proposal_the_moderators_deci
     let posted = env.performed();
     assert!(
         posted.iter().any(|e| matches!(e, Effect::PostVote { text, .. }
-            if text.starts_with("Proposal #1: alice wants polity.role_request: "))),
+            if text.starts_with("Proposal #1: alice asks to take the role "))),
         "{posted:?}"
     );
 
@@ -1255,7 +1255,7 @@ async fn a_members_role_grant_becomes_a_constitution_proposal_and_is_applied_whe
     );
     let p = env.proposal(1).await;
     assert_eq!(p.policy_name, CONSTITUTION);
-    assert_eq!(p.headline(), "alice wants polity.role_grant: give bob the role treasurer");
+    assert_eq!(p.headline(), "alice asks to give bob the role treasurer");
     assert_eq!(p.closes_at, Some(env.now + TimeDelta::days(7)));
     assert_eq!(env.roles("bob").await, ["everyone"], "not before the vote");
     // A second request for the same change before the first is decided is its own proposal.
@@ -1273,7 +1273,7 @@ async fn a_members_role_grant_becomes_a_constitution_proposal_and_is_applied_whe
     assert_eq!(env.roles("bob").await, ["everyone", "treasurer"], "applied when it passed");
     assert!(
         env.performed().iter().any(|e| matches!(e, Effect::Post { text, .. }
-            if text.starts_with("Proposal #1 passed: alice wants polity.role_grant: give bob the role treasurer"))),
+            if text.starts_with("Proposal #1 passed: alice asks to give bob the role treasurer"))),
         "the outcome was announced"
     );
 
@@ -1665,11 +1665,11 @@ async fn policy_dry_run_plays_recent_actions_without_doing_anything() {
         [
             "In the last 7d, \"Messages\" would have (nothing of this was done):",
             "2026-11-22 12:00: would undo chat.message by chat:alice",
-            "2026-11-22 12:00: would open proposal #1 and its vote: alice wants chat.message: hello all",
+            "2026-11-22 12:00: would open proposal #1 and its vote: alice posted in #general: hello all",
             "2026-11-22 12:00: would undo chat.message by chat:bob",
-            "2026-11-22 12:00: would open proposal #2 and its vote: bob wants chat.message: buy pizza",
-            "2026-11-22 14:00: would post \"Proposal #1 expired without enough ballots: alice wants chat.message: hello all (yes 0 · no 0 · abstain 0 (0 of 4 voted))\"",
-            "2026-11-22 14:00: would post \"Proposal #2 expired without enough ballots: bob wants chat.message: buy pizza (yes 0 · no 0 · abstain 0 (0 of 4 voted))\"",
+            "2026-11-22 12:00: would open proposal #2 and its vote: bob posted in #general: buy pizza",
+            "2026-11-22 14:00: would post \"Proposal #1 expired without enough ballots: alice posted in #general: hello all (yes 0 · no 0 · abstain 0 (0 of 4 voted))\"",
+            "2026-11-22 14:00: would post \"Proposal #2 expired without enough ballots: bob posted in #general: buy pizza (yes 0 · no 0 · abstain 0 (0 of 4 voted))\"",
             "2026-11-22 14:00: proposal #1 would be expired (with no ballots cast)",
             "2026-11-22 14:00: proposal #2 would be expired (with no ballots cast)",
         ]
@@ -1688,7 +1688,7 @@ async fn policy_dry_run_plays_recent_actions_without_doing_anything() {
     // Nothing the dry run played happened: the first real proposal is still #1.
     env.message("carol", "now it counts").await;
     let p = env.proposal(1).await;
-    assert_eq!((p.policy_name.as_str(), p.headline()), ("Messages", "carol wants chat.message: now it counts".into()));
+    assert_eq!((p.policy_name.as_str(), p.headline()), ("Messages", "carol posted in #general: now it counts".into()));
     assert_eq!(env.rt.store().load_proposals(env.c, false).await.unwrap().len(), 1);
 }
 
@@ -1757,7 +1757,7 @@ async fn policy_dry_run_leaves_out_what_was_done_by_permission() {
         [
             "In the last 7d, \"Messages\" would have (nothing of this was done):",
             "2026-11-22 12:00: would undo chat.message by chat:bob",
-            "2026-11-22 12:00: would open proposal #1 and its vote: bob wants chat.message: hi",
+            "2026-11-22 12:00: would open proposal #1 and its vote: bob posted in #general: hi",
         ]
         .join("\n")
     );
@@ -2003,7 +2003,7 @@ async fn a_members_integration_waits_for_its_proposal_to_pass() {
     );
     let proposal = env.proposal(1).await;
     assert_eq!(proposal.policy_name, CONSTITUTION);
-    assert_eq!(proposal.headline(), "alice wants polity.integration_add: connect github as code");
+    assert_eq!(proposal.headline(), "alice asks to connect github as code");
     let waiting = env.refused("bob", "/integration list").await;
     assert_eq!(waiting, "code — github, waiting for its proposal to pass, secret stored");
     let test = env.refused("bob", "/integration test code").await;
@@ -2026,7 +2026,7 @@ async fn a_members_integration_waits_for_its_proposal_to_pass() {
     assert_eq!(env.rt.store().connection_secret(env.c, "code").await.unwrap().unwrap().expose(), SECRET);
     assert!(
         env.performed().iter().any(|e| matches!(e, Effect::Post { text, .. }
-            if text.starts_with("Proposal #1 passed: alice wants polity.integration_add: connect github as code"))),
+            if text.starts_with("Proposal #1 passed: alice asks to connect github as code"))),
         "the outcome was announced"
     );
 
@@ -2106,7 +2106,7 @@ async fn policy_dry_run_says_only_what_the_policy_itself_would_do() {
     assert_eq!(
         env.refused("bob", &format!("/policy dry-run \"{CONSTITUTION}\"")).await,
         format!(
-            "In the last 7d, \"{CONSTITUTION}\" would have (nothing of this was done):\n2026-11-22 12:00: would open proposal #1 and its vote: alice wants polity.role_create: create the role scribe"
+            "In the last 7d, \"{CONSTITUTION}\" would have (nothing of this was done):\n2026-11-22 12:00: would open proposal #1 and its vote: alice asks to create the role scribe"
         )
     );
 }

@@ -75,7 +75,7 @@ fn a_members_role_grant_passes_by_reactions(db: &str) {
             "[only bob] You are bob.",
             "[only bob] accounts: console:bob (first seen)",
             "[only bob] roles: everyone",
-            "[#general] msg 2 by polity: Proposal #1 passed: alice wants polity.role_grant: give bob the role treasurer (yes 3 · no 0 · abstain 0 (3 of 4 voted))",
+            "[#general] msg 2 by polity: Proposal #1 passed: alice asks to give bob the role treasurer (yes 3 · no 0 · abstain 0 (3 of 4 voted))",
             "[only bob] You are bob.",
             "[only bob] roles: everyone, treasurer",
             "[only bob] treasurer — may: nothing; members: bob",
@@ -83,7 +83,7 @@ fn a_members_role_grant_passes_by_reactions(db: &str) {
     );
     assert!(
         out.contains(
-            "[#general] msg 1 by polity: Proposal #1: alice wants polity.role_grant: give bob the role treasurer — vote 👍 yes · 👎 no · 🤷 abstain — pass: majority, quorum 50% — closes "
+            "[#general] msg 1 by polity: Proposal #1: alice asks to give bob the role treasurer — vote 👍 yes · 👎 no · 🤷 abstain — pass: majority, quorum 50% — closes "
         ),
         "{out}"
     );

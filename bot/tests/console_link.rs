@@ -103,7 +103,7 @@ fn dry_run_of_a_new_policy(db: &str) {
     assert!(out.contains("[only admin] \"Gate\" is installed: a platform policy."), "{out}");
     assert!(out.contains("In the last 1h, \"Gate\" would have (nothing of this was done):"), "{out}");
     assert!(out.contains("would undo console.message by console:alice"), "{out}");
-    assert!(out.contains("would open proposal #1 and its vote: alice wants console.message: Hello all"), "{out}");
+    assert!(out.contains("would open proposal #1 and its vote: alice posted in #general: Hello all"), "{out}");
     assert!(out.contains("would undo console.message by console:bob"), "{out}");
     assert!(out.contains("There is no policy named \"Nope\""), "{out}");
     assert!(out.contains("since: `soon` is not a duration"), "{out}");

@@ -191,6 +191,29 @@ impl Change {
         }
     }
 
+    /// What it does, as a person would ask for it: "give alice the role moderator".
+    pub fn phrase(&self) -> String {
+        match self {
+            Self::RoleRequest { role } => format!("take the role {role}"),
+            Self::RoleCreate { role, .. } => format!("create the role {role}"),
+            Self::RoleDelete { role } => format!("delete the role {role}"),
+            Self::RoleGrant { role, member } => format!("give {member} the role {role}"),
+            Self::RoleRevoke { role, member } => format!("take the role {role} from {member}"),
+            Self::PermissionGrant { role, permission, actions } => format!("let {role} {permission} {actions}"),
+            Self::PermissionRevoke { role, permission, actions } => {
+                format!("no longer let {role} {permission} {actions}")
+            }
+            Self::PolicyInstall { source } => match policy_name(source) {
+                Some(name) => format!("install the policy \"{name}\""),
+                None => "install a policy".into(),
+            },
+            Self::PolicyRemove { name } => format!("remove the policy \"{name}\""),
+            Self::KitInstall { kit } => format!("install the starter kit {kit}"),
+            Self::IntegrationAdd { name, platform } => format!("connect {platform} as {name}"),
+            Self::IntegrationRemove { name } => format!("remove the connection {name}"),
+        }
+    }
+
     /// Adds its fields to `action` (whose type is [`ChangeKind::action_type`]).
     pub fn write(&self, mut action: Action) -> Action {
         for (k, v) in self.fields() {
@@ -239,6 +262,14 @@ impl Change {
             ChangeKind::IntegrationRemove => Self::IntegrationRemove { name: text("name")? },
         })
     }
+}
+
+/// The `name = "..."` of a policy's TOML, read without parsing the rest.
+fn policy_name(source: &str) -> Option<String> {
+    source.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        (key.trim() == "name").then(|| value.trim().trim_matches('"').to_string()).filter(|n| !n.is_empty())
+    })
 }
 
 #[cfg(test)]

@@ -312,16 +312,42 @@ impl Proposal {
         self.vote.as_ref().map(|v| &v.place).or(self.action.place.as_ref())
     }
 
-    /// One line saying what is proposed.
+    /// One line saying what is proposed, as a person would say it: "dave posted in #rules:
+    /// …", "bob asks to install the starter kit consensus".
     pub fn headline(&self) -> String {
-        if self.action.kind.as_str() == PROPOSE {
-            format!("{} proposes: {}", self.proposer_name, self.action.summary())
-        } else {
-            let summary = self.action.summary();
-            if summary == self.action.kind.as_str() {
-                format!("{} wants {}", self.proposer_name, self.action.kind)
-            } else {
-                format!("{} wants {}: {}", self.proposer_name, self.action.kind, summary)
+        let who = &self.proposer_name;
+        let a = &self.action;
+        if a.kind.as_str() == PROPOSE {
+            return format!("{who} proposes: {}", a.summary());
+        }
+        if a.kind.platform() == "polity"
+            && let Ok(change) = crate::change::Change::from_action(a)
+        {
+            return format!("{who} asks to {}", change.phrase());
+        }
+        let field = |k: &str| a.data.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+        let channel = field("channel").or_else(|| a.place.as_ref().map(|p| p.channel.clone()));
+        let verb = a.kind.as_str().split_once('.').map_or("", |(_, v)| v);
+        match (verb, channel) {
+            ("message", Some(c)) => match field("text").filter(|t| !t.is_empty()) {
+                Some(text) => format!("{who} posted in {}: {text}", channel_ref(&c)),
+                None => format!("{who} posted in {}", channel_ref(&c)),
+            },
+            ("rename_channel", Some(c)) => match field("name") {
+                Some(name) => format!("{who} renamed {} to {name}", channel_ref(&c)),
+                None => format!("{who} renamed {}", channel_ref(&c)),
+            },
+            ("role_grant", _) if field("role").is_some() => {
+                let whom = field("member").or_else(|| field("user")).map(|u| mention(&u, "@")).unwrap_or_default();
+                format!("{who} gave {whom} the role {}", mention(&field("role").unwrap_or_default(), "@&"))
+            }
+            _ => {
+                let summary = a.summary();
+                if summary == a.kind.as_str() {
+                    format!("{who} wants {}", a.kind)
+                } else {
+                    format!("{who} wants {}: {summary}", a.kind)
+                }
             }
         }
     }
@@ -443,6 +469,24 @@ impl Proposal {
             "data": self.data,
             "process": self.process.as_ref().map(|p| json!({"status": p.status, "outcome": p.outcome})),
         })
+    }
+}
+
+/// A channel as its platform writes one in a message: `#general`, or Discord's `<#id>` for a
+/// numeric id (shown as the channel's name, and never a ping).
+fn channel_ref(channel: &str) -> String {
+    mention(channel.trim_start_matches('#'), "#")
+}
+
+/// A numeric id as Discord's mention syntax (`<@id>`, `<@&id>`, `<#id>`), which its clients
+/// show as the name; a name as it is, with `#` for channels.
+fn mention(value: &str, sigil: &str) -> String {
+    if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
+        format!("<{sigil}{value}>")
+    } else if sigil == "#" {
+        format!("#{value}")
+    } else {
+        value.to_string()
     }
 }
 

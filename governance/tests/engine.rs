@@ -218,7 +218,7 @@ fn a_governed_action_is_reverted_voted_on_and_re_executed() {
     let s = w.push(Inbound::Action { action: rename("alice") }).unwrap();
     assert!(matches!(&s.effects[0], Effect::Revert { action, .. } if action.data["old_name"] == "general"));
     assert!(
-        matches!(&s.effects[1], Effect::PostVote { text, .. } if text.contains("alice wants discord.rename_channel: random"))
+        matches!(&s.effects[1], Effect::PostVote { text, .. } if text.contains("alice renamed #general to random"))
     );
     let id = ProposalId(1);
     // Three eligible voters: the second yes makes it certain.

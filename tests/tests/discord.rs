@@ -596,7 +596,7 @@ async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass()
         .await;
     // Discord's CDN drops a deleted message's files: Polity kept this one before the delete.
     assert_eq!(reqwest::get(&file).await.unwrap().status(), 404);
-    let vote = vote_message(&fake, RULES, "Proposal #1: dave wants discord.message").await;
+    let vote = vote_message(&fake, RULES, "Proposal #1: dave posted in <#").await;
     assert!(!fake.message(GENERAL, &chat).unwrap().deleted);
     until_reactions(&fake, RULES, &vote, "🤷", &[BOT_ID]).await;
     for user in [ALICE, BOB, CAROL] {
@@ -632,7 +632,7 @@ async fn a_held_messages_file_too_big_to_keep_is_named_on_the_vote_message() {
     let big = vec![7u8; 10 * 1024 * 1024 + 1];
     let files: &[(&str, &[u8])] = &[("rules.txt", b"be kind"), ("video.mp4", &big)];
     fake.user_says_with_files(DAVE, RULES, "The rules, and a video", files);
-    let vote = vote_message(&fake, RULES, "Proposal #1: dave wants discord.message").await;
+    let vote = vote_message(&fake, RULES, "Proposal #1: dave posted in <#").await;
     let text = until_content(&fake, RULES, &vote, |c| c.contains("not kept")).await;
     assert!(
         text.contains("not kept, so a repost lacks it: video.mp4 is over 10 MiB, Discord's upload limit"),
@@ -672,7 +672,7 @@ async fn a_rename_is_undone_voted_on_and_done_again_on_pass() {
 
     fake.user_renames_channel(DAVE, GENERAL, "random");
     // The old name is restored at once, exactly.
-    let vote = vote_message(&fake, GENERAL, "Proposal #1: dave wants discord.rename_channel").await;
+    let vote = vote_message(&fake, GENERAL, "Proposal #1: dave renamed <#").await;
     within("the old name back", fake.wait_until(|s| s.channel_name(GENERAL) == Some("general"))).await;
     until_reactions(&fake, GENERAL, &vote, "🤷", &[BOT_ID]).await;
     for user in [ALICE, BOB, CAROL] {
@@ -697,12 +697,12 @@ async fn renames_over_discords_budget_wait_and_voters_are_told_when_they_show() 
     // Two renames undone: the channel's two renames of these ten minutes are spent.
     for (n, name) in [(1, "random"), (2, "chat")] {
         fake.user_renames_channel(DAVE, GENERAL, name);
-        vote_message(&fake, GENERAL, &format!("Proposal #{n}: dave wants discord.rename_channel")).await;
+        vote_message(&fake, GENERAL, &format!("Proposal #{n}: dave renamed <#")).await;
         within("the old name back", fake.wait_until(|s| s.channel_name(GENERAL) == Some("general"))).await;
     }
     // A third is held back by Discord: its vote message says until when.
     fake.user_renames_channel(DAVE, GENERAL, "lounge");
-    let third = vote_message(&fake, GENERAL, "Proposal #3: dave wants discord.rename_channel").await;
+    let third = vote_message(&fake, GENERAL, "Proposal #3: dave renamed <#").await;
     let text = until_content(&fake, GENERAL, &third, |c| c.contains("holds back")).await;
     assert!(text.contains("Discord holds back undoing it (rate limit): it shows at about "), "{text}");
     assert_eq!(fake.channel_name(GENERAL).as_deref(), Some("lounge"));
@@ -736,7 +736,7 @@ async fn a_change_discord_refuses_for_want_of_a_permission_is_told_to_the_admins
     fake.set_channel_overwrite(GENERAL, &fake.bot_role(GUILD), 0, permissions::MANAGE_CHANNELS);
 
     fake.user_renames_channel(DAVE, GENERAL, "random");
-    vote_message(&fake, GENERAL, "Proposal #1: dave wants discord.rename_channel").await;
+    vote_message(&fake, GENERAL, "Proposal #1: dave renamed <#").await;
     // The revert is refused: the contested name stays, and the admin is told what to change.
     let told =
         within("the admin's notice", fake.until(|s| s.dms(ALICE).into_iter().find(|m| m.contains("Manage Channels"))))
@@ -771,7 +771,7 @@ async fn a_role_above_polity_s_is_refused_and_the_admins_are_told_to_move_polity
 
     // Bob makes Dave a moderator: undoing it while it is voted on is refused.
     fake.user_grants_role(BOB, DAVE, MODERATOR);
-    vote_message(&fake, GENERAL, "Proposal #1: bob wants discord.role_grant").await;
+    vote_message(&fake, GENERAL, "Proposal #1: bob gave <@").await;
     let told =
         within("the admin's notice", fake.until(|s| s.dms(ALICE).into_iter().find(|m| m.contains("moderator")))).await;
     assert!(told.contains("move Polity's role (Polity) above *moderator* in Server Settings → Roles"), "{told}");
