@@ -224,6 +224,17 @@ struct Started {
 /// How long a connection may take to start.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a connection may take to close; one that takes longer is left behind (serenity
+/// waits for ever for a shard that never connected), so stopping never hangs.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closes `connection`, waiting at most [`CLOSE_TIMEOUT`].
+async fn close(community: CommunityId, name: &str, connection: Box<dyn polity_port::Connection>) {
+    if tokio::time::timeout(CLOSE_TIMEOUT, connection.shutdown()).await.is_err() {
+        tracing::warn!(community = %community, connection = name, "the connection did not close within {} s: left behind", CLOSE_TIMEOUT.as_secs());
+    }
+}
+
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervisor").field("running", &self.running.keys().collect::<Vec<_>>()).finish_non_exhaustive()
@@ -381,7 +392,7 @@ impl Supervisor {
                 let Some(Started { connection, incoming }) = started else { return };
                 if !wanted {
                     // Removed while it was starting.
-                    connection.shutdown().await;
+                    close(community, &name, connection).await;
                     return;
                 }
                 self.run_started(community, &name, spec, connection, incoming).await;
@@ -443,11 +454,11 @@ impl Supervisor {
                         Ok(()) => tracing::warn!(community = %community, connection = %connection_name, "the connection ended"),
                         Err(e) => tracing::warn!(community = %community, connection = %connection_name, "the connection gave up: {e}"),
                     }
-                    let _stopping = news.send(News::Ended { community, name: connection_name });
+                    let _stopping = news.send(News::Ended { community, name: connection_name.clone() });
                 }
                 _ = stopped => {}
             }
-            connection.shutdown().await;
+            close(community, &connection_name, connection).await;
         });
         tracing::info!(community = %community, connection = name, "started {} connection {name}", spec.title);
         self.running.insert((community, name.to_string()), Running { translator, stop, task });

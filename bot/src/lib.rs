@@ -19,6 +19,7 @@ pub mod connections;
 pub mod console;
 pub mod export;
 pub mod http;
+pub mod init;
 pub mod metrics;
 pub mod platforms;
 pub mod policy_cli;

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use polity::config::{Config, redact_url};
 use polity::http::Webhooks;
-use polity::run::{Bot, Host, HttpHost, Pacing, run_host};
+use polity::run::{Bot, Host, HttpHost, Pacing, serve_host};
 use polity::serve::SystemClock;
 use polity::store::Store;
 use polity::{console, export, policy_cli};
@@ -51,6 +51,19 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Write a first, commented polity.toml (or the --config file) with a new secret key.
+    Init {
+        /// Replace the file if it exists (its secret key is lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Every action, event and process policies can name, with its fields, as this build's
+    /// platforms declare them.
+    Actions {
+        /// As the Markdown of docs/actions.md.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -61,10 +74,22 @@ enum PolicyCommand {
     Test { file: PathBuf, scenario: PathBuf },
 }
 
+/// What the log shows unless `RUST_LOG` says otherwise, below `default`: sea-orm's migrator
+/// (some 40 lines on a new database; the store says in one line what it applied) and
+/// serenity's info lines (Polity says itself how connecting goes) only when asked for.
+const QUIETER: &str = "sea_orm_migration=warn,serenity=warn";
+
+/// Logs to standard error, filtered by `RUST_LOG`, else by `default` and [`QUIETER`].
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default},{QUIETER}")));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
+        // Reads the failed attempts to connect that `polity run` tells of, whatever the filter.
+        .with(polity::run::connect_attempts_layer())
+        .init();
 }
 
 async fn open_store(config: &Config) -> Result<Store> {
@@ -77,24 +102,39 @@ async fn open_store(config: &Config) -> Result<Store> {
     Ok(store)
 }
 
-/// Resolves on SIGINT or SIGTERM, listened for from this call on rather than from the first
-/// poll: a signal sent as soon as the server answers stops Polity cleanly instead of killing it.
+/// SIGINT or SIGTERM, listened for from this call on rather than from the first poll (a
+/// signal sent as soon as the server answers stops Polity cleanly instead of killing it):
+/// the first future resolves on the first signal, which asks Polity to stop cleanly; the
+/// second on another, which stops it at once.
 #[cfg(unix)]
-fn shutdown_signals() -> Result<impl Future<Output = ()>> {
+fn shutdown_signals() -> Result<(impl Future<Output = ()>, impl Future<Output = ()>)> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = interrupt.recv() => {}
+    let (first, first_heard) = tokio::sync::oneshot::channel::<()>();
+    let (second, second_heard) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        for heard in [first, second] {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            let _told = heard.send(());
         }
-    })
+    });
+    Ok((
+        async move {
+            let _heard = first_heard.await;
+        },
+        async move {
+            let _heard = second_heard.await;
+        },
+    ))
 }
 
 #[cfg(not(unix))]
-fn shutdown_signals() -> Result<impl Future<Output = ()>> {
-    Ok(polity::serve::shutdown_signal())
+fn shutdown_signals() -> Result<(impl Future<Output = ()>, impl Future<Output = ()>)> {
+    Ok((polity::serve::shutdown_signal(), std::future::pending()))
 }
 
 async fn main_inner(cli: Cli) -> Result<ExitCode> {
@@ -106,6 +146,15 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
         Command::Policy { command: PolicyCommand::Test { file, scenario } } => {
             init_tracing("warn");
             policy_cli::test(&file, &scenario).await
+        }
+        Command::Init { force } => {
+            let path = cli.config.as_deref().unwrap_or(std::path::Path::new("polity.toml"));
+            print!("{}", polity::init::init(path, force)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Actions { markdown } => {
+            print!("{}", policy_cli::actions(markdown));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
             init_tracing("info");
@@ -157,7 +206,7 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             let store = open_store(&config).await?;
-            let shutdown = shutdown_signals()?;
+            let (shutdown, again) = shutdown_signals()?;
             let listen = config.http_listen();
             let listener = TcpListener::bind(listen).await.with_context(|| {
                 format!(
@@ -183,7 +232,14 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
                     println!("{notice}");
                 }
             });
-            run_host(store, host, Pacing::default(), &SystemClock, shutdown, notices).await?;
+            let serving = serve_host(store, host, Pacing::default(), &SystemClock, shutdown, notices);
+            tokio::select! {
+                served = serving => {
+                    // Stopped before a configured bot ever connected: it did not do its job.
+                    served?.connected()?;
+                }
+                () = again => anyhow::bail!("stopped at a second signal, without finishing what was under way"),
+            }
             printer.abort();
             Ok(ExitCode::SUCCESS)
         }

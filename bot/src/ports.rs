@@ -211,6 +211,10 @@ impl Ports for CommunityPorts<'_> {
         self.rt.actions(self.community)
     }
 
+    fn can_store_secrets(&self) -> bool {
+        self.rt.store().has_secret_key()
+    }
+
     fn declared_actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
         let mut all = self.rt.actions(self.community);
         all.extend(self.rt.registry().actions());

@@ -470,3 +470,36 @@ fn a_scenario_with_mistakes_names_each_line_and_plays_nothing() {
     }
     assert!(out.stdout.is_empty(), "nothing was played: {out}");
 }
+
+#[test]
+fn docs_actions_md_is_what_the_platforms_declare() {
+    let dir = TempDir::new("actions_md");
+    let out = polity(&dir, None, None, &["actions", "--markdown"], "");
+    assert!(out.success(), "{out}");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/actions.md")).unwrap();
+    assert!(
+        doc == out.stdout,
+        "docs/actions.md is out of date: run `cargo run -- actions --markdown > docs/actions.md`\n{}",
+        out.stdout
+    );
+    assert!(doc.contains("| `discord.rename_channel` |") && doc.contains("`old_name`: the name before"));
+}
+
+#[test]
+fn init_writes_a_config_with_a_key_it_never_shows_and_keeps_an_existing_one() {
+    let dir = TempDir::new("init");
+    let config = dir.0.join("polity.toml");
+    let out = polity(&dir, None, None, &["--config", config.to_str().unwrap(), "init"], "");
+    assert!(out.success(), "{out}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    let key = written.lines().find_map(|l| l.strip_prefix("secret_key = ")).unwrap().trim_matches('"').to_string();
+    assert!(key.len() >= 40 && !out.stdout.contains(&key) && !out.stderr.contains(&key), "{out}");
+    // The file it wrote is a configuration Polity runs with.
+    let out = polity(&dir, None, None, &["--config", config.to_str().unwrap(), "migrate"], "");
+    assert!(out.success(), "{out}");
+    // Never over an existing one, unless asked.
+    let out = polity(&dir, None, None, &["--config", config.to_str().unwrap(), "init"], "");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("already exists"), "{out}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), written);
+}

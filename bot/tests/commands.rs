@@ -1777,13 +1777,11 @@ async fn ask_secret(env: &mut Env, who: &str, line: &str) -> SecretPrompt {
     assert_eq!(before, env.snapshot().await, "asking for a secret changes nothing: {line}");
     assert_eq!(reply.attachment, None);
     let prompt = reply.secret_prompt.unwrap_or_else(|| panic!("{line} asks for a secret: {}", reply.text));
-    assert_eq!(
-        reply.text,
-        format!(
-            "Type {} for {} where only you see it (on the console: the next line). It is stored encrypted and never shown again.",
-            prompt.label, prompt.name
-        )
+    let asked = format!(
+        " bot does not run here, so {} needs {} of the community's own. Type it where only you see it (on the console: the next line). It is stored encrypted and never shown again.",
+        prompt.name, prompt.label
     );
+    assert!(reply.text.starts_with("Polity's own ") && reply.text.ends_with(&asked), "{}", reply.text);
     prompt
 }
 
@@ -1969,8 +1967,13 @@ async fn integration_mistakes_change_nothing() {
 #[tokio::test]
 async fn integration_secrets_need_a_secret_key_but_sourcecred_needs_none() {
     let mut env = Env::new().await;
-    // The secret is asked for first: the store is only needed once there is one.
-    let p = ask_secret(&mut env, "admin", "/integration add discord main").await;
+    // Said before the secret is typed, not after; what is typed anyway is read privately.
+    let reply = env.reply("admin", "/integration add discord main").await;
+    assert_eq!(
+        reply.text,
+        "Polity cannot store secrets without a secret key: run `polity init` (or set POLITY_SECRET_KEY to 32 random bytes in base64, e.g. from `openssl rand -base64 32`) and start Polity again. Anything typed next is read where only you see it and dropped."
+    );
+    let p = reply.secret_prompt.unwrap();
     assert_eq!(
         env.secret_refused("admin", p, "tok").await,
         "Polity cannot store secrets without POLITY_SECRET_KEY (base64 of 32 bytes): set it and start Polity again."
@@ -2139,8 +2142,9 @@ async fn with_polity_s_own_discord_bot_running_a_server_joins_by_invite_with_no_
         )
     );
     assert_eq!(env.refused("alice", "/integration list").await, "main — discord, enabled, no secret");
-    // Other platforms still need their secret.
-    ask_secret(&mut env, "admin", "/integration add slack team").await;
+    // Other platforms still need their secret (which this store, with no key, cannot keep).
+    let reply = env.reply("admin", "/integration add slack team").await;
+    assert!(reply.text.starts_with("Polity cannot store secrets without a secret key"), "{}", reply.text);
 }
 
 // ----- names a policy uses that do not exist -----
@@ -2174,4 +2178,27 @@ async fn a_policy_naming_an_action_or_role_that_does_not_exist_is_refused_or_war
         reply,
         "Proposal #1 expired at once under \"Council\": nobody may vote on it: `voters = \"role:council\"` matches no member allowed to vote on polity.propose."
     );
+}
+
+#[tokio::test]
+async fn a_policy_name_with_spaces_needs_quotes_only_where_something_follows_it_and_says_so() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    let toml =
+        r#"name = "Two moderators approve"\nkind = "platform"\nactions = ["polity.propose"]\n[vote]\nquorum = 1"#;
+    assert_eq!(
+        env.run("admin", &format!("/policy install Two moderators approve {toml}")).await,
+        "A policy name with spaces goes in quotes when something follows it: `/policy install \"Two moderators approve\" name = ...`."
+    );
+    assert_eq!(
+        env.run("admin", &format!("/policy install \"Two moderators approve\" {toml}")).await,
+        "\"Two moderators approve\" is installed: a platform policy."
+    );
+    // Where the name comes last, quotes are optional.
+    for line in ["/policy show Two moderators approve", "/policy show \"Two moderators approve\""] {
+        assert!(env.run("admin", line).await.starts_with("Two moderators approve (platform policy):"), "{line}");
+    }
+    for line in ["/policy dry-run Two moderators approve since:1d", "/policy dry-run \"Two moderators approve\""] {
+        let reply = env.run("admin", line).await;
+        assert!(reply.contains("\"Two moderators approve\" would have"), "{line}: {reply}");
+    }
 }

@@ -32,7 +32,10 @@ fn connections(db: &TestDb) {
              /integration add discord Bad!\n/integration add discord gh colour=blue\n/integration add discord forum guild=7\n\n"
         ),
     );
-    assert!(out.contains("[only admin] Type the bot token for main where only you see it"), "{out}");
+    assert!(
+        out.contains("[only admin] Polity's own Discord bot does not run here, so main needs the bot token of the community's own. Type it where only you see it"),
+        "{out}"
+    );
     assert!(out.contains("[only admin] main (discord) is connected."), "{out}");
     assert!(out.contains("[only admin] main — discord, enabled, secret stored"), "{out}");
     // The test is a real call, to where the connection says Discord is: nothing answers there.

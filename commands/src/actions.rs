@@ -5,7 +5,20 @@ use crate::reply::Reply;
 use polity_governance::platform::ActionKind;
 
 pub fn run(ports: &dyn Ports) -> Reply {
-    let mut all = ports.actions();
+    let here = ports.actions();
+    let mut all = here.clone();
+    // What the build's other platforms offer, once they are connected here.
+    for a in ports.declared_actions() {
+        if !all.iter().any(|h| h.name == a.name) {
+            all.push(a);
+        }
+    }
+    Reply::private(render(all, |name| here.iter().any(|h| h.name == name)))
+}
+
+/// Every action by kind, sorted by name, with its parameters; one not connected here (per
+/// `here`) says so.
+pub fn render(mut all: Vec<polity_governance::platform::ActionInfo>, here: impl Fn(&str) -> bool) -> String {
     all.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     let mut lines = Vec::new();
     for (kind, title) in [
@@ -23,8 +36,9 @@ pub fn run(ports: &dyn Ports) -> Reply {
         for a in of_kind {
             let params: Vec<String> = a.params.iter().map(|(n, d)| format!("{n} ({d})")).collect();
             let params = if params.is_empty() { String::new() } else { format!(" — {}", params.join(", ")) };
-            lines.push(format!("  {} — {}{params}", a.name, a.description));
+            let away = if here(&a.name) { "" } else { " (not connected here)" };
+            lines.push(format!("  {}{away} — {}{params}", a.name, a.description));
         }
     }
-    Reply::private(lines.join("\n"))
+    lines.join("\n")
 }

@@ -235,7 +235,7 @@ pub const CATALOGUE: &[Spec] = &[
     Spec {
         path: &["policy", "install"],
         args: &[
-            req("name", ArgKind::Word, "the policy's name, as in its TOML"),
+            req("name", ArgKind::Word, "the policy's name, as in its TOML (in quotes if it has spaces)"),
             req("toml", ArgKind::Rest, "the policy's TOML; on the console, `\\n` separates its lines"),
         ],
         help: "Install a policy, or a new version of one.",
@@ -270,7 +270,7 @@ pub const CATALOGUE: &[Spec] = &[
     Spec {
         path: &["policy", "dry-run"],
         args: &[
-            req("name", ArgKind::Word, "the installed policy"),
+            req("name", ArgKind::Rest, "the installed policy"),
             opt("since", ArgKind::Keyword, "how far back, e.g. 7d (default 7d)"),
         ],
         help: "What a policy would have done with recent events, without doing any of it.",

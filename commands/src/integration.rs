@@ -80,9 +80,19 @@ pub async fn add(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
     }
     match secret {
         Some(label) => {
-            let mut reply = Reply::private(format!(
-                "Type {label} for {name} where only you see it (on the console: the next line). It is stored encrypted and never shown again."
-            ));
+            // Polity's own bot for the platform does not run here: the connection needs a
+            // credential of the community's own.
+            let text = if ports.can_store_secrets() {
+                format!(
+                    "Polity's own {title} bot does not run here, so {name} needs {label} of the community's own. Type it where only you see it (on the console: the next line). It is stored encrypted and never shown again.",
+                    title = spec.title
+                )
+            } else {
+                // Said before the secret is typed, not after; what is typed is still read
+                // privately (and dropped), so a token pasted anyway is never shown.
+                "Polity cannot store secrets without a secret key: run `polity init` (or set POLITY_SECRET_KEY to 32 random bytes in base64, e.g. from `openssl rand -base64 32`) and start Polity again. Anything typed next is read where only you see it and dropped.".to_string()
+            };
+            let mut reply = Reply::private(text);
             reply.secret_prompt = Some(SecretPrompt {
                 platform: platform.clone(),
                 name: name.to_string(),

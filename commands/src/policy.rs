@@ -14,6 +14,22 @@ pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
     let name = args.text("name");
     // On the console and in Slack text a policy arrives on one line, with `\n` between lines.
     let source = args.text("toml").replace("\\n", "\n");
+    // `/policy install Two words name = "Two words" ...`: the name's other words were taken
+    // for the start of the TOML.
+    let named = source.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        (key.split_whitespace().last() == Some("name")).then(|| value.trim().trim_matches('"').to_string())
+    });
+    let split = |full: &String| {
+        full.len() > name.len() + 1
+            && full[..name.len()].eq_ignore_ascii_case(name)
+            && source.trim_start().starts_with(&full[name.len() + 1..])
+    };
+    if let Some(full) = named.filter(|n| n.is_char_boundary(name.len().min(n.len())) && split(n)) {
+        return Ok(Reply::private(format!(
+            "A policy name with spaces goes in quotes when something follows it: `/policy install \"{full}\" name = ...`."
+        )));
+    }
     let compiled = match CompiledPolicy::compile(PolicyId(0), &source, &Sandbox::default()) {
         Ok(p) => p,
         Err(e) => return Ok(Reply::private(format!("The policy is not valid:\n{e}"))),

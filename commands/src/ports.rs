@@ -146,6 +146,10 @@ pub trait Ports: Send {
     fn now(&self) -> DateTime<Utc>;
     /// The actions, triggers and processes of this community's platforms and of Polity.
     fn actions(&self) -> Vec<ActionInfo>;
+    /// Whether a secret typed now can be stored (the store has its secret key).
+    fn can_store_secrets(&self) -> bool {
+        true
+    }
     /// What every platform of this build declares (connected here or not), and Polity's own.
     fn declared_actions(&self) -> Vec<ActionInfo> {
         self.actions()

@@ -74,6 +74,9 @@ pub enum StoreError {
     ReservedSetting(String),
     #[error("`{0}` is not a database URL Polity knows: use sqlite://FILE?mode=rwc, sqlite::memory: or postgres://...")]
     UnsupportedUrl(String),
+    /// The database cannot be opened, with what to do about it.
+    #[error("{0}")]
+    Open(String),
 }
 
 /// An input as it arrived, before the engine saw it: its source (`discord`, `webhook:github`,
@@ -110,6 +113,28 @@ pub struct OutboxRow {
     pub effect: Effect,
     /// How many times it was started before (0 the first time it is due).
     pub attempts: i32,
+}
+
+/// Why a database cannot be opened, and the fix, without the URL's password.
+fn open_error(backend: Backend, url: &str, e: &DbErr) -> StoreError {
+    let said = e.to_string();
+    let name = url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_string();
+    let fix = match backend {
+        Backend::Postgres if said.contains("does not exist") && said.contains("database") => {
+            format!(": create it first (`createdb {name}`, or `CREATE DATABASE {name};` in psql)")
+        }
+        Backend::Postgres if said.contains("password") || said.contains("authentication") => {
+            ": check the user and password in the URL".to_string()
+        }
+        Backend::Postgres if said.contains("onnect") => {
+            ": is PostgreSQL running, and listening at that host and port?".to_string()
+        }
+        Backend::Sqlite if said.contains("unable to open") => {
+            ": check that its directory exists and that Polity may write there".to_string()
+        }
+        _ => String::new(),
+    };
+    StoreError::Open(format!("the database cannot be opened ({said}){fix}"))
 }
 
 /// One line of the governance record.
@@ -320,8 +345,11 @@ impl Store {
         opts.sqlx_logging(false);
         if backend == Backend::Sqlite {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            // `sqlite://mine.db` makes the file when it is missing, as `?mode=rwc` does; a
+            // read-only URL is left read-only.
+            let create = !in_memory && !url.contains("mode=ro");
             opts.map_sqlx_sqlite_opts(move |o| {
-                let o = o.foreign_keys(true).busy_timeout(Duration::from_secs(10));
+                let o = o.foreign_keys(true).busy_timeout(Duration::from_secs(10)).create_if_missing(create);
                 if in_memory {
                     o
                 } else {
@@ -337,16 +365,27 @@ impl Store {
                 opts.max_connections(4);
             }
         }
-        let db = Database::connect(opts).await?;
+        let db = Database::connect(opts).await.map_err(|e| open_error(backend, url, &e))?;
         Ok(Self { db, backend, key: Ok(None), written: shadow::Shadow::default() })
     }
 
-    /// Brings the schema up to date (a no-op when it is).
+    /// Brings the schema up to date (a no-op when it is), saying at info in one line how many
+    /// migrations it applies (sea-orm's migrator says it migration by migration, at info too:
+    /// `polity`'s default log filter keeps that for when it is asked for).
     ///
     /// # Errors
     /// A migration failed.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         use polity_migrations::MigratorTrait;
+        let pending = polity_migrations::Migrator::get_pending_migrations(&self.db).await?.len();
+        if pending == 0 {
+            tracing::debug!(backend = self.backend_name(), "the database schema is up to date");
+            return Ok(());
+        }
+        tracing::info!(
+            backend = self.backend_name(),
+            "bringing the database schema up to date: applying {pending} migrations"
+        );
         polity_migrations::Migrator::up(&self.db, None).await?;
         Ok(())
     }
