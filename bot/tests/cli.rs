@@ -503,3 +503,24 @@ fn init_writes_a_config_with_a_key_it_never_shows_and_keeps_an_existing_one() {
     assert!(out.stderr.contains("already exists"), "{out}");
     assert_eq!(std::fs::read_to_string(&config).unwrap(), written);
 }
+
+#[test]
+fn a_plain_sqlite_url_makes_its_file_and_a_missing_database_says_how_to_make_it() {
+    let dir = TempDir::new("db_urls");
+    let out = polity(&dir, Some("sqlite://mine.db"), None, &["migrate"], "");
+    assert!(out.success(), "{out}");
+    assert!(dir.0.join("mine.db").exists());
+    let out = polity(&dir, Some("sqlite:///nonexistent-dir-of-polity/x.db"), None, &["migrate"], "");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("check that its directory exists and that Polity may write there"), "{out}");
+    let Some(pg) = std::env::var("POLITY_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: the PostgreSQL half of a_plain_sqlite_url_makes_its_file_and_a_missing_database_says_how_to_make_it (POLITY_TEST_DATABASE_URL is not set)");
+        return;
+    };
+    let (server, _) = pg.rsplit_once('/').unwrap();
+    let missing = format!("{server}/polity_no_such_database_42");
+    let out = polity(&dir, Some(&missing), None, &["migrate"], "");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("create it first (`createdb polity_no_such_database_42`"), "{out}");
+    assert_eq!(out.stderr.matches("does not exist").count(), 1, "said once: {out}");
+}
