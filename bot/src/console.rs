@@ -1,5 +1,7 @@
 //! `polity console`: one community on the console platform, driven by lines of standard
-//! input, on the store like any other platform. The session starts as `admin` in `#general`.
+//! input, on the store like any other platform. The session starts as `admin` in `#general`
+//! (a named session where it stopped), says so in a banner, and ends at the end of input or
+//! at `/quit` (`/exit`).
 //!
 //! The console keeps the promises every platform keeps. What it prints is claimed in the
 //! store's console ledger first ([`StoreLedger`]), so message numbers never repeat and an
@@ -15,10 +17,10 @@ use crate::store::Store;
 use anyhow::Result;
 use chrono::{DateTime, TimeDelta, Utc};
 use polity_commands::Invocation;
-use polity_console::{CONSOLE, ConsolePlatform, Line, MESSAGE_ACTION, parse_line};
+use polity_console::{CONSOLE, ConsolePlatform, Line, MESSAGE_ACTION, grammar_help, parse_line};
 use polity_console::{Claim, Ledger, Posting};
 use polity_governance::action::{Action, ActionType};
-use polity_governance::ids::{AccountRef, CommunityId, Place};
+use polity_governance::ids::{AccountRef, CommunityId, MessageRef, Place};
 use polity_governance::io::Inbound;
 use polity_governance::platform::{ActionInfo, BoxFuture};
 use serde::{Deserialize, Serialize};
@@ -84,6 +86,8 @@ pub struct Session {
     lost_secret: bool,
     /// The last line a named session handled.
     handled: u64,
+    /// `/quit` was typed: the session ends after this line.
+    quit: bool,
 }
 
 impl Session {
@@ -101,6 +105,13 @@ impl Session {
     /// # Errors
     /// When the store cannot be read, or the name is not a plain name.
     pub async fn open_named(store: Store, out: Arc<Mutex<dyn Write + Send>>, named: Option<&str>) -> Result<Self> {
+        let mut session = Self::prepare(store, out, named).await?;
+        session.catch_up().await?;
+        Ok(session)
+    }
+
+    /// The session, before anything is performed.
+    async fn prepare(store: Store, out: Arc<Mutex<dyn Write + Send>>, named: Option<&str>) -> Result<Self> {
         if let Some(name) = named
             && (name.is_empty()
                 || name.len() > 64
@@ -131,6 +142,7 @@ impl Session {
             pending_secret: None,
             lost_secret: false,
             handled: 0,
+            quit: false,
         };
         if let Some(name) = named {
             session.session = format!("session:{name}");
@@ -145,11 +157,37 @@ impl Session {
                 }
             }
         }
-        // What an earlier run recorded and did not get to perform comes first.
-        let now = session.now();
-        session.rt.fire_deadlines(now).await?;
-        session.rt.dispatch(now).await?;
         Ok(session)
+    }
+
+    /// Performs what an earlier run recorded and did not get to perform.
+    async fn catch_up(&mut self) -> Result<()> {
+        let now = self.now();
+        self.rt.fire_deadlines(now).await?;
+        self.rt.dispatch(now).await?;
+        Ok(())
+    }
+
+    /// The line a person sees first: who they are, where, how to get help and how to stop.
+    #[must_use]
+    pub fn banner(&self) -> String {
+        format!(
+            "Polity console: you are {} in {} of \"{}\". /help lists commands, /quit ends.",
+            self.user,
+            self.channel,
+            self.community_name()
+        )
+    }
+
+    /// The line a person sees last, after `/quit`.
+    fn goodbye(&self) {
+        self.console.print("Goodbye: what happened here is kept, and the next `polity console` goes on from it.");
+    }
+
+    /// Whether `/quit` (or `/exit`) was typed: nothing more is read.
+    #[must_use]
+    pub fn quit_asked(&self) -> bool {
+        self.quit
     }
 
     fn cursor_key(name: &str) -> String {
@@ -172,6 +210,11 @@ impl Session {
             return self.read_line(line).await;
         };
         if self.line_no <= self.handled {
+            // A `/quit` handled before still ends the session: what came after it was never
+            // read, and a run again on the same input must not read it either.
+            if line.ok().and_then(|l| parse_line(l).ok()).is_some_and(|l| l.quits() == Ok(true)) {
+                self.quit = true;
+            }
             return Ok(());
         }
         self.seq = 0;
@@ -246,6 +289,12 @@ impl Session {
     /// Internal failures only; mistakes are answered on the console.
     pub async fn line(&mut self, line: &str) -> Result<()> {
         if let Some((prompt, inv)) = self.pending_secret.take() {
+            if parse_line(line).is_ok_and(|l| l.quits() == Ok(true)) {
+                // Leaving at the prompt is no secret.
+                self.console.reply_to(&self.user, "Nothing was stored.");
+                self.quit = true;
+                return Ok(());
+            }
             let now = self.now();
             let mut ports = CommunityPorts::new(&mut self.rt, self.community, "command:console", &inv.id, now);
             match polity_commands::integration::add_with_secret(&mut ports, &inv, prompt, line).await {
@@ -258,8 +307,12 @@ impl Session {
             self.rt.dispatch(self.now()).await?;
             return Ok(());
         }
-        let parsed = match parse_line(line) {
-            Ok(l) => l,
+        let parsed = match parse_line(line).and_then(|l| l.quits().map(|quits| (l, quits))) {
+            Ok((_, true)) => {
+                self.quit = true;
+                Line::Blank
+            }
+            Ok((l, false)) => l,
             Err(e) => {
                 self.console.reply_to(&self.user, &e.to_string());
                 return Ok(());
@@ -303,27 +356,39 @@ impl Session {
                     self.console.reply_to(&self.user, &format!("There is no message {message} here."));
                     return Ok(());
                 };
+                // Governance ignores a reaction that is no ballot; the console says why.
+                let why = self.not_a_ballot(&message, &emoji).await?;
                 let input = Inbound::Reaction { message, voter: self.account(), emoji, added };
                 let key = self.key();
                 self.input(input, &key, now, changed).await?;
+                if let Some(why) = why {
+                    self.console.reply_to(&self.user, &why);
+                }
             }
             Line::Command { name, args } => {
                 if changed {
                     self.rt.save_community(self.community, now).await?;
                 }
                 let id = self.key();
+                let community = self.community_name();
                 let inv = Invocation { invoker: self.account(), place: self.place(), id: id.clone() };
                 let line = format!("/{name} {args}");
                 let mut ports = CommunityPorts::new(&mut self.rt, self.community, "command:console", &id, now);
                 match polity_commands::handle(&mut ports, &inv, &line).await {
-                    Ok(reply) => {
-                        if reply.ephemeral {
+                    Ok(mut reply) => {
+                        if name == "help" && args.is_empty() {
+                            // The console's own lines are not commands: the catalogue does
+                            // not know them.
+                            reply.text = format!("{}\n{}", reply.text, grammar_help());
+                        }
+                        if let Some(file) = reply.attachment.take() {
+                            // A file is written where the console runs, and named.
+                            let said = write_file(&reply.text, &file, &community, now);
+                            self.console.reply_to(&self.user, &said);
+                        } else if reply.ephemeral {
                             self.console.reply_to(&self.user, &reply.text);
                         } else {
                             self.console.print(&format!("[{}] polity: {}", self.channel, reply.text));
-                        }
-                        if let Some(file) = reply.attachment {
-                            self.console.reply_to(&self.user, &file.content);
                         }
                         if let Some(prompt) = reply.secret_prompt {
                             self.pending_secret = Some((prompt, inv.clone()));
@@ -415,6 +480,31 @@ impl Session {
         Ok(p.map(|p| p.state.to_string()))
     }
 
+    /// Why a reaction to `message` is no ballot, if it is not: the message is no vote
+    /// message, its proposal is decided, or `emoji` is none of its vote's options.
+    ///
+    /// # Errors
+    /// When the store fails.
+    async fn not_a_ballot(&self, message: &MessageRef, emoji: &str) -> Result<Option<String>> {
+        if let Some(p) = self.rt.engine(self.community).and_then(|e| e.proposal_by_message(message)) {
+            return Ok(why_not_a_ballot(p, emoji));
+        }
+        // A decided proposal the runtime no longer holds.
+        let decided = self.rt.store().load_proposals(self.community, false).await?;
+        Ok(match decided.iter().find(|p| p.vote.as_ref().is_some_and(|v| v.messages.contains(message))) {
+            Some(p) => why_not_a_ballot(p, emoji),
+            None => Some(format!(
+                "msg {} is not a vote message: a reaction is a ballot only on a proposal's vote message (`/proposals` lists the open ones).",
+                message.message
+            )),
+        })
+    }
+
+    /// The community's name.
+    fn community_name(&self) -> String {
+        self.rt.engine(self.community).map_or_else(|| COMMUNITY.to_string(), |e| e.community.name.clone())
+    }
+
     async fn input(&mut self, input: Inbound, key: &str, now: DateTime<Utc>, changed: bool) -> Result<()> {
         match self.rt.handle(self.community, CONSOLE, key, input, now, changed).await {
             Ok(Handled::Done(_) | Handled::Duplicate) => Ok(()),
@@ -453,9 +543,11 @@ pub async fn run(
     out: Arc<Mutex<dyn Write + Send>>,
     named: Option<&str>,
 ) -> Result<()> {
-    let mut session = Session::open_named(store, out, named).await?;
+    let mut session = Session::prepare(store, out, named).await?;
+    session.console.print(&session.banner());
+    session.catch_up().await?;
     let mut buf = Vec::new();
-    loop {
+    while !session.quit_asked() {
         buf.clear();
         if input.read_until(b'\n', &mut buf)? == 0 {
             break;
@@ -467,7 +559,62 @@ pub async fn run(
             .map_err(|e| format!("it is not UTF-8 text (byte {} is not)", e.valid_up_to() + 1));
         session.next_line(line).await?;
     }
-    session.finish().await
+    session.finish().await?;
+    if session.quit_asked() {
+        session.goodbye();
+    }
+    Ok(())
+}
+
+/// Why a reaction with `emoji` to `p`'s vote message is no ballot, if it is not.
+fn why_not_a_ballot(p: &polity_governance::Proposal, emoji: &str) -> Option<String> {
+    if !p.state.is_open() {
+        return Some(format!("Proposal {} is closed ({}): its ballots no longer change.", p.id, p.state));
+    }
+    let spec = &p.vote.as_ref()?.spec;
+    if spec.is_vote_emoji(emoji) {
+        return None;
+    }
+    let options: Vec<String> = spec.reaction_options().into_iter().map(|(e, label)| format!("{e} {label}")).collect();
+    Some(format!("`{emoji}` is not an option of proposal {}: use {}", p.id, options.join(", ")))
+}
+
+/// Writes a command's file in the current directory, under a name of its own (the file's
+/// name, the community and the console's time), and says where; or says why it could not,
+/// and shows the file instead.
+fn write_file(heading: &str, file: &polity_commands::Attachment, community: &str, now: DateTime<Utc>) -> String {
+    use std::io::ErrorKind;
+    let heading = heading.lines().next().unwrap_or_default().trim_end_matches(':');
+    let heading = heading.replace(&format!(" ({})", file.name), "");
+    let instead = |why: String| format!("{heading} could not be written: {why}. Here it is instead:\n{}", file.content);
+    let (stem, ext) = file.name.rsplit_once('.').unwrap_or((file.name.as_str(), "txt"));
+    let community: String =
+        community.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let base = format!("{stem}-{community}-{}", now.format("%Y%m%dT%H%M%SZ"));
+    let dir = match std::env::current_dir() {
+        Ok(dir) => dir,
+        Err(e) => return instead(format!("the current directory cannot be found ({e})")),
+    };
+    // Never over another file: a second export in the same second gets `-2`.
+    for n in 1..=100 {
+        let name = if n == 1 { format!("{base}.{ext}") } else { format!("{base}-{n}.{ext}") };
+        let path = dir.join(name);
+        let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return instead(format!("{} ({e})", path.display())),
+        };
+        return match f.write_all(file.content.as_bytes()).and_then(|()| f.sync_all()) {
+            Ok(()) => format!("{heading} is written to {} ({} bytes).", path.display(), file.content.len()),
+            Err(e) => {
+                drop(f);
+                // A part of the file is no record: take it away.
+                let _ = std::fs::remove_file(&path);
+                instead(format!("{} ({e})", path.display()))
+            }
+        };
+    }
+    instead(format!("{base}.{ext} and 99 more names like it exist in {}", dir.display()))
 }
 
 /// The console's time: `now` moved by `offset`, held at the last moment the console allows.

@@ -6,5 +6,5 @@
 pub mod parse;
 pub mod platform;
 
-pub use parse::{Line, LineError, parse_line};
+pub use parse::{GRAMMAR, Line, LineError, grammar_help, parse_line};
 pub use platform::{CONSOLE, Claim, ConsolePlatform, Ledger, MESSAGE_ACTION, MemoryLedger, Posting, actions};

@@ -16,12 +16,35 @@ pub enum Line {
     React { emoji: String, message: String, added: bool },
     /// `/wait DURATION`: move the console's clock forward.
     Wait(TimeDelta),
-    /// Any other `/command args`.
+    /// Any other `/command args`; `/quit` and `/exit` among them, which end the session
+    /// (see [`Line::quits`]).
     Command { name: String, args: String },
     /// Anything else: a message in the current channel.
     Message(String),
     /// A blank line.
     Blank,
+}
+
+/// The commands that end a session, as the end of input does.
+pub const QUIT: [&str; 2] = ["quit", "exit"];
+
+impl Line {
+    /// Whether this line ends the session: `/quit` or `/exit`.
+    ///
+    /// # Errors
+    /// When one of them has more after it (it takes nothing).
+    pub fn quits(&self) -> Result<bool, LineError> {
+        match self {
+            Self::Command { name, args } if QUIT.contains(&name.as_str()) => {
+                if args.is_empty() {
+                    Ok(true)
+                } else {
+                    Err(LineError(format!("`/{name}` takes nothing after it: it ends the session")))
+                }
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 /// A line that does not follow the grammar.
@@ -35,6 +58,31 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// The console's own lines, besides the commands: what [`parse_line`] takes, as `/help`
+/// shows it (usage, then what it does).
+pub const GRAMMAR: &[(&str, &str)] = &[
+    (
+        "/as NAME",
+        "act as NAME (a new name is a new member); /as PLATFORM:ACCOUNT acts as an account on another platform",
+    ),
+    ("/in #CHANNEL", "move to another channel"),
+    ("/wait DURATION", "move the console's clock forward (90s, 15m, 72h, 3d, 1w, 1d12h), deciding what comes due"),
+    ("+EMOJI MSG", "react to message number MSG: +👍 1 votes yes on a vote message (also +:+1: 1, +thumbsup 1)"),
+    ("-EMOJI MSG", "take that reaction back: -👍 1"),
+    ("/quit, /exit", "end the session (as the end of input does): what is pending is done first"),
+    ("any other line", "a message in the current channel, numbered so it can be reacted to"),
+];
+
+/// [`GRAMMAR`] as lines of text, under a heading.
+#[must_use]
+pub fn grammar_help() -> String {
+    let mut out = String::from("On the console:");
+    for (usage, what) in GRAMMAR {
+        out.push_str(&format!("\n{usage} — {what}"));
+    }
+    out
 }
 
 /// Parses one line of console input.
@@ -109,6 +157,33 @@ mod tests {
         assert_eq!(parse_line("hello everyone"), Ok(Line::Message("hello everyone".into())));
         assert_eq!(parse_line("+1 for that"), Ok(Line::Message("+1 for that".into())));
         assert_eq!(parse_line("   "), Ok(Line::Blank));
+        assert_eq!(parse_line("/quit").and_then(|l| l.quits()), Ok(true));
+        assert_eq!(parse_line(" /exit ").and_then(|l| l.quits()), Ok(true));
+        assert_eq!(parse_line("/quitter").and_then(|l| l.quits()), Ok(false));
+        assert_eq!(parse_line("quit").and_then(|l| l.quits()), Ok(false));
+    }
+
+    #[test]
+    fn the_help_shows_what_the_parser_takes() {
+        let help = grammar_help();
+        assert!(help.starts_with("On the console:\n/as NAME — "), "{help}");
+        // Each example the help gives is read as the help says.
+        assert!(matches!(parse_line("/as NAME"), Ok(Line::As(_))));
+        assert!(matches!(parse_line("/as PLATFORM:ACCOUNT"), Ok(Line::As(_))));
+        assert!(matches!(parse_line("/in #CHANNEL"), Ok(Line::In(_))));
+        for d in ["90s", "15m", "72h", "3d", "1w", "1d12h"] {
+            assert!(help.contains(d), "{d}");
+            assert!(matches!(parse_line(&format!("/wait {d}")), Ok(Line::Wait(_))), "{d}");
+        }
+        for r in ["+👍 1", "+:+1: 1", "+thumbsup 1"] {
+            assert!(help.contains(r), "{r}");
+            assert!(matches!(parse_line(r), Ok(Line::React { added: true, .. })), "{r}");
+        }
+        assert!(help.contains("-👍 1"));
+        assert!(matches!(parse_line("-👍 1"), Ok(Line::React { added: false, .. })));
+        assert_eq!(parse_line("/quit").and_then(|l| l.quits()), Ok(true));
+        assert_eq!(parse_line("/exit").and_then(|l| l.quits()), Ok(true));
+        assert!(matches!(parse_line("any other line"), Ok(Line::Message(_))));
     }
 
     #[test]
@@ -117,5 +192,6 @@ mod tests {
         assert!(parse_line("/as two names").is_err());
         assert!(parse_line("/wait soon").unwrap_err().0.contains("`/wait DURATION`"));
         assert!(parse_line("/").is_err());
+        assert!(parse_line("/quit now").unwrap().quits().unwrap_err().0.contains("`/quit` takes nothing"));
     }
 }
