@@ -161,7 +161,7 @@ mod tests {
         assert_eq!((p.text("text"), p.get("policy")), ("Update our privacy policy: no tracking", None));
         let p = parse("/propose Lunch policy:\"Majority of members\"").unwrap();
         assert_eq!(p.get("policy"), Some("Majority of members"));
-        assert!(parse("/policy dry-run \"Unclosed").unwrap_err().0.starts_with("A quote is not closed"));
+        assert!(parse("/policy install \"Unclosed name = 1").unwrap_err().0.starts_with("A quote is not closed"));
     }
 
     #[test]
