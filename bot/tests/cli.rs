@@ -526,3 +526,27 @@ fn a_plain_sqlite_url_makes_its_file_and_a_missing_database_says_how_to_make_it(
     assert!(out.stderr.contains("create it first (`createdb polity_no_such_database_42`"), "{out}");
     assert_eq!(out.stderr.matches("does not exist").count(), 1, "said once: {out}");
 }
+
+/// The README's console transcript is what `polity console` prints for its typed lines
+/// (edits abridged with `…` match on both sides of it; times are the run's own).
+#[test]
+fn the_readmes_console_transcript_is_what_the_console_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let (_, after) = readme.split_once("## A proposal passing by reactions").unwrap();
+    let (_, block) = after.split_once("```text\n").unwrap();
+    let (block, _) = block.split_once("```").unwrap();
+    let printed = |l: &str| l.starts_with('[') || l.starts_with("Polity console:");
+    let typed: String = block.lines().filter(|l| !printed(l)).map(|l| format!("{l}\n")).collect();
+    let dir = TempDir::new("readme_transcript");
+    let out = polity(&dir, Some("sqlite://polity.db?mode=rwc"), None, &["console"], &typed);
+    assert!(out.success(), "{out}");
+    let shown: Vec<&str> = out.stdout.lines().collect();
+    let closes = |l: &str| l.split(" — closes ").next().unwrap_or(l).to_string();
+    for expected in block.lines().filter(|l| printed(l)) {
+        let found = match expected.split_once(" … ") {
+            Some((head, tail)) => shown.iter().any(|l| l.starts_with(head) && l.ends_with(tail)),
+            None => shown.iter().any(|l| closes(l) == closes(expected)),
+        };
+        assert!(found, "the README shows a line the console does not print:\n{expected}\n\n{out}");
+    }
+}
