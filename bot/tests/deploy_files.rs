@@ -185,3 +185,26 @@ fn the_license_is_the_one_cargo_toml_names() {
         }
     }
 }
+
+/// `systemd-analyze verify` accepts the unit, where the machine has it (with `ExecStart`
+/// pointed at a binary that exists here, since Polity is not installed).
+#[test]
+fn systemd_verifies_the_unit_where_it_can() {
+    let Ok(version) = std::process::Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: systemd-analyze is not installed here");
+        return;
+    };
+    assert!(version.status.success());
+    let unit = read("deploy/polity.service");
+    let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    let unit = unit.replace(exec, "ExecStart=/bin/true");
+    let dir = std::env::temp_dir().join(format!("polity_unit_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("polity.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    // Only what the unit says counts: this machine may lack a running systemd.
+    let about_unit: Vec<&str> = said.lines().filter(|l| l.contains("polity.service")).collect();
+    assert!(about_unit.is_empty(), "{said}");
+}
