@@ -234,23 +234,38 @@ pub(crate) async fn sync_community<C: ConnectionTrait>(
 
 /// The community as stored, rebuilt from its rows.
 pub(crate) async fn load_community<C: ConnectionTrait>(db: &C, id: CommunityId) -> Result<Community, StoreError> {
-    let cid = id.0;
-    let row = communities::Entity::find_by_id(cid).one(db).await?.ok_or(StoreError::UnknownCommunity(id))?;
+    load_communities(db, &[id.0]).await?.pop().ok_or(StoreError::UnknownCommunity(id))
+}
 
-    let mut members: BTreeMap<MemberId, Member> = BTreeMap::new();
+/// The communities whose ids are in `ids` (those that exist), by id, each with its members,
+/// their accounts and roles, and the roles with their permissions: six queries for all of
+/// them, so a start reads many communities in few round trips.
+pub(crate) async fn load_communities<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<Vec<Community>, StoreError> {
+    let ids = || ids.iter().copied();
+    let mut by_id: BTreeMap<i64, Community> = BTreeMap::new();
+    for row in communities::Entity::find().filter(communities::Column::Id.is_in(ids())).all(db).await? {
+        let c = Community { id: CommunityId(row.id), name: row.name, members: BTreeMap::new(), roles: BTreeMap::new() };
+        by_id.insert(row.id, c);
+    }
+    let unknown = |what: String| StoreError::Corrupt(what);
     for m in members::Entity::find()
-        .filter(members::Column::CommunityId.eq(cid))
+        .filter(members::Column::CommunityId.is_in(ids()))
+        .order_by_asc(members::Column::CommunityId)
         .order_by_asc(members::Column::Id)
         .all(db)
         .await?
     {
-        members.insert(
+        let c = by_id
+            .get_mut(&m.community_id)
+            .ok_or_else(|| unknown(format!("member {} names unknown community {}", m.id, m.community_id)))?;
+        c.members.insert(
             MemberId(m.id),
             Member { id: MemberId(m.id), name: m.name, accounts: Vec::new(), roles: BTreeSet::new(), admin: m.admin },
         );
     }
     for a in linked_accounts::Entity::find()
-        .filter(linked_accounts::Column::CommunityId.eq(cid))
+        .filter(linked_accounts::Column::CommunityId.is_in(ids()))
+        .order_by_asc(linked_accounts::Column::CommunityId)
         .order_by_asc(linked_accounts::Column::MemberId)
         .order_by_asc(linked_accounts::Column::Position)
         .order_by_asc(linked_accounts::Column::Id)
@@ -258,40 +273,39 @@ pub(crate) async fn load_community<C: ConnectionTrait>(db: &C, id: CommunityId) 
         .await?
     {
         let quality = enum_from_name(&a.quality, &format!("link quality of {}:{}", a.platform, a.account))?;
-        let member = members.get_mut(&MemberId(a.member_id)).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "linked account {}:{} names unknown member {}",
-                a.platform, a.account, a.member_id
-            ))
-        })?;
+        let member =
+            by_id.get_mut(&a.community_id).and_then(|c| c.members.get_mut(&MemberId(a.member_id))).ok_or_else(
+                || unknown(format!("linked account {}:{} names unknown member {}", a.platform, a.account, a.member_id)),
+            )?;
         member.accounts.push(LinkedAccount {
             account: AccountRef { platform: PlatformRef(a.platform), account: a.account },
             quality,
         });
     }
     // Most members have one account: no room kept for more (it adds up over many communities).
-    for member in members.values_mut() {
+    for member in by_id.values_mut().flat_map(|c| c.members.values_mut()) {
         member.accounts.shrink_to_fit();
     }
-    for h in member_roles::Entity::find().filter(member_roles::Column::CommunityId.eq(cid)).all(db).await? {
-        let member = members.get_mut(&MemberId(h.member_id)).ok_or_else(|| {
-            StoreError::Corrupt(format!("member role {} names unknown member {}", h.role, h.member_id))
-        })?;
+    for h in member_roles::Entity::find().filter(member_roles::Column::CommunityId.is_in(ids())).all(db).await? {
+        let member = by_id
+            .get_mut(&h.community_id)
+            .and_then(|c| c.members.get_mut(&MemberId(h.member_id)))
+            .ok_or_else(|| unknown(format!("member role {} names unknown member {}", h.role, h.member_id)))?;
         member.roles.insert(h.role);
     }
-
-    let mut roles: BTreeMap<String, Role> = BTreeMap::new();
-    for r in roles::Entity::find().filter(roles::Column::CommunityId.eq(cid)).all(db).await? {
-        roles.insert(r.name.clone(), Role { name: r.name, description: r.description, grants: BTreeSet::new() });
+    for r in roles::Entity::find().filter(roles::Column::CommunityId.is_in(ids())).all(db).await? {
+        if let Some(c) = by_id.get_mut(&r.community_id) {
+            c.roles.insert(r.name.clone(), Role { name: r.name, description: r.description, grants: BTreeSet::new() });
+        }
     }
-    for g in role_permissions::Entity::find().filter(role_permissions::Column::CommunityId.eq(cid)).all(db).await? {
+    for g in role_permissions::Entity::find().filter(role_permissions::Column::CommunityId.is_in(ids())).all(db).await?
+    {
         let permission = Permission::parse(&g.permission).map_err(StoreError::Corrupt)?;
         let actions = ActionPattern::new(&g.actions).map_err(StoreError::Corrupt)?;
-        let role = roles.get_mut(&g.role).ok_or_else(|| {
-            StoreError::Corrupt(format!("permission {} {} names unknown role {}", g.permission, g.actions, g.role))
+        let role = by_id.get_mut(&g.community_id).and_then(|c| c.roles.get_mut(&g.role)).ok_or_else(|| {
+            unknown(format!("permission {} {} names unknown role {}", g.permission, g.actions, g.role))
         })?;
         role.grants.insert((permission, actions));
     }
-
-    Ok(Community { id, name: row.name, members, roles })
+    Ok(by_id.into_values().collect())
 }

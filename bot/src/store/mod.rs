@@ -104,6 +104,18 @@ pub struct StoredPolicy {
     pub installed_at: DateTime<Utc>,
 }
 
+/// What a start reads of one community ([`Store::load_states`]).
+#[derive(Clone, Debug)]
+pub struct CommunityState {
+    pub community: Community,
+    /// Every version of every policy, oldest first.
+    pub policies: Vec<StoredPolicy>,
+    /// The open proposals, by id.
+    pub proposals: Vec<Proposal>,
+    /// The largest proposal id it has used.
+    pub last: Option<ProposalId>,
+}
+
 /// An effect to perform, from the outbox.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutboxRow {
@@ -520,6 +532,63 @@ impl Store {
             .collect())
     }
 
+    // ----- a start -----
+
+    /// Everything a start reads of the communities `ids` (those that exist), in id order:
+    /// each community with its policies, open proposals and last proposal id, in a dozen
+    /// queries for all of them.
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn load_states(&self, ids: &[CommunityId]) -> Result<Vec<CommunityState>, StoreError> {
+        let raw: Vec<i64> = ids.iter().map(|c| c.0).collect();
+        let communities = community::load_communities(&self.db, &raw).await?;
+        let mut policies: BTreeMap<i64, Vec<StoredPolicy>> = BTreeMap::new();
+        for r in policies::Entity::find()
+            .filter(policies::Column::CommunityId.is_in(raw.iter().copied()))
+            .order_by_asc(policies::Column::CommunityId)
+            .order_by_asc(policies::Column::Id)
+            .all(&self.db)
+            .await?
+        {
+            policies.entry(r.community_id).or_default().push(StoredPolicy {
+                id: PolicyId(r.id),
+                name: r.name,
+                version: r.version,
+                source: r.source,
+                active: r.active,
+                installed_at: r.installed_at,
+            });
+        }
+        let mut proposals: BTreeMap<i64, Vec<Proposal>> = BTreeMap::new();
+        for (c, p) in self.proposals_of(&raw, true, None).await? {
+            proposals.entry(c).or_default().push(p);
+        }
+        let last: BTreeMap<i64, i64> = proposals::Entity::find()
+            .select_only()
+            .column(proposals::Column::CommunityId)
+            .column_as(proposals::Column::Id.max(), "last")
+            .filter(proposals::Column::CommunityId.is_in(raw.iter().copied()))
+            .group_by(proposals::Column::CommunityId)
+            .into_tuple::<(i64, i64)>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(communities
+            .into_iter()
+            .map(|community| {
+                let c = community.id.0;
+                CommunityState {
+                    policies: policies.remove(&c).unwrap_or_default(),
+                    proposals: proposals.remove(&c).unwrap_or_default(),
+                    last: last.get(&c).copied().map(ProposalId),
+                    community,
+                }
+            })
+            .collect())
+    }
+
     // ----- proposals -----
 
     /// Forgets what this process knows it wrote of the community's proposals, so each is
@@ -558,41 +627,57 @@ impl Store {
         open_only: bool,
         only: Option<ProposalId>,
     ) -> Result<Vec<Proposal>, StoreError> {
-        let cid = id.0;
+        Ok(self.proposals_of(&[id.0], open_only, only).await?.into_iter().map(|(_, p)| p).collect())
+    }
+
+    /// The proposals of the communities `ids` (only the open ones when `open_only`, only
+    /// `only` when given) with their ballots and vote messages, by community and id: three
+    /// queries for all of them.
+    async fn proposals_of(
+        &self,
+        ids: &[i64],
+        open_only: bool,
+        only: Option<ProposalId>,
+    ) -> Result<Vec<(i64, Proposal)>, StoreError> {
         let open = codec::enum_name(&polity_governance::ProposalState::Proposed, "state")?;
-        let mut rows = proposals::Entity::find().filter(proposals::Column::CommunityId.eq(cid));
-        let mut ballot_rows = ballots::Entity::find().filter(ballots::Column::CommunityId.eq(cid));
-        let mut message_rows = vote_messages::Entity::find().filter(vote_messages::Column::CommunityId.eq(cid));
+        let in_ids = || ids.iter().copied();
+        let mut rows = proposals::Entity::find().filter(proposals::Column::CommunityId.is_in(in_ids()));
+        let mut ballot_rows = ballots::Entity::find().filter(ballots::Column::CommunityId.is_in(in_ids()));
+        let mut message_rows = vote_messages::Entity::find().filter(vote_messages::Column::CommunityId.is_in(in_ids()));
         if let Some(p) = only {
             rows = rows.filter(proposals::Column::Id.eq(p.0));
             ballot_rows = ballot_rows.filter(ballots::Column::ProposalId.eq(p.0));
             message_rows = message_rows.filter(vote_messages::Column::ProposalId.eq(p.0));
         }
         if open_only {
+            // Proposal ids are the community's own: a ballot of another community's closed
+            // proposal with the same id may come along, and is left unused below.
             let open_ids = Query::select()
                 .column(proposals::Column::Id)
                 .from(proposals::Entity)
-                .and_where(proposals::Column::CommunityId.eq(cid))
+                .and_where(proposals::Column::CommunityId.is_in(in_ids()))
                 .and_where(proposals::Column::State.eq(open.clone()))
                 .to_owned();
             rows = rows.filter(proposals::Column::State.eq(open));
             ballot_rows = ballot_rows.filter(ballots::Column::ProposalId.in_subquery(open_ids.clone()));
             message_rows = message_rows.filter(vote_messages::Column::ProposalId.in_subquery(open_ids));
         }
-        let rows = rows.order_by_asc(proposals::Column::Id).all(&self.db).await?;
-        let mut ballots_of: BTreeMap<i64, Vec<ballots::Model>> = BTreeMap::new();
+        let rows =
+            rows.order_by_asc(proposals::Column::CommunityId).order_by_asc(proposals::Column::Id).all(&self.db).await?;
+        let mut ballots_of: BTreeMap<(i64, i64), Vec<ballots::Model>> = BTreeMap::new();
         for b in ballot_rows.order_by_asc(ballots::Column::MemberId).all(&self.db).await? {
-            ballots_of.entry(b.proposal_id).or_default().push(b);
+            ballots_of.entry((b.community_id, b.proposal_id)).or_default().push(b);
         }
-        let mut messages_of: BTreeMap<i64, Vec<vote_messages::Model>> = BTreeMap::new();
+        let mut messages_of: BTreeMap<(i64, i64), Vec<vote_messages::Model>> = BTreeMap::new();
         for m in message_rows.order_by_asc(vote_messages::Column::Id).all(&self.db).await? {
-            messages_of.entry(m.proposal_id).or_default().push(m);
+            messages_of.entry((m.community_id, m.proposal_id)).or_default().push(m);
         }
         rows.into_iter()
             .map(|r| {
-                let b = ballots_of.remove(&r.id).unwrap_or_default();
-                let m = messages_of.remove(&r.id).unwrap_or_default();
-                codec::decode_proposal(r, b, m)
+                let key = (r.community_id, r.id);
+                let b = ballots_of.remove(&key).unwrap_or_default();
+                let m = messages_of.remove(&key).unwrap_or_default();
+                Ok((key.0, codec::decode_proposal(r, b, m)?))
             })
             .collect()
     }

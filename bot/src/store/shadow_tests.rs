@@ -241,3 +241,51 @@ async fn a_vote_messages_notes_are_written_when_they_change_and_read_back() {
     w.record(input).await;
     w.assert_stored().await;
 }
+
+#[tokio::test]
+async fn a_start_reads_many_communities_together_exactly_as_one_by_one() {
+    let mut w = World::new().await;
+    // A second community on the same store, whose proposal #1 shares its number with the
+    // first's; the first's #1 is closed, with ballots, the second's open.
+    let mut other = Community::new(CommunityId(2), "two");
+    other.add_member("admin", AccountRef::new("console", "admin2"), true).unwrap();
+    other.add_member("zed", AccountRef::new("console", "zed"), false).unwrap();
+    w.store.create_community(&other).await.unwrap();
+    let mut engine2 = Engine::new(other, Arc::new(Sandbox::default()));
+    let policy = engine2.install_policy(POLICY).unwrap();
+    let mut rec = StepRecord::new(CommunityId(2), w.now);
+    rec.new_policies = vec![&*policy];
+    w.store.record_step(rec).await.unwrap();
+
+    let first = w.propose().await;
+    let input = w.react("ann", first, "👍", true);
+    w.record(input).await;
+    w.record(Inbound::Cancel { proposal: first, by: account("admin") }).await;
+    let second = w.propose().await;
+    let input = w.react("bob", second, "👎", true);
+    w.record(input).await;
+
+    let action = Action::new(ActionType::new(PROPOSE).unwrap(), AccountRef::new("console", "admin2"), "two-1")
+        .at(Place::new("console", "#general"))
+        .requested()
+        .with("text", "Elsewhere");
+    let step = engine2.step(Inbound::Action { action }, &Ctx::at(w.now)).unwrap();
+    let proposals: Vec<&Proposal> = step.changed.iter().filter_map(|id| engine2.proposal(*id)).collect();
+    let rec = StepRecord { proposals, effects: &step.effects, ..StepRecord::new(CommunityId(2), w.now) };
+    w.store.record_step(rec).await.unwrap();
+
+    let together = w.store.load_states(&[CommunityId(1), CommunityId(2), CommunityId(9)]).await.unwrap();
+    assert_eq!(together.len(), 2, "a community that does not exist is left out");
+    for state in together {
+        let c = state.community.id;
+        assert_eq!(state.community, w.store.load_community(c).await.unwrap());
+        assert_eq!(state.policies, w.store.load_policies(c).await.unwrap());
+        assert_eq!(state.proposals, w.store.load_proposals(c, true).await.unwrap());
+        assert_eq!(state.last, w.store.last_proposal_id(c).await.unwrap());
+    }
+    let ones = w.store.load_states(&[CommunityId(1)]).await.unwrap();
+    let open: Vec<ProposalId> = ones[0].proposals.iter().map(|p| p.id).collect();
+    assert_eq!(open, [second], "the closed #1 is not read, the open one with its ballot is");
+    assert_eq!(ones[0].proposals[0].vote.as_ref().unwrap().ballots.len(), 1);
+    assert_eq!(ones[0].last, Some(second));
+}
