@@ -104,6 +104,19 @@ pub struct StoredPolicy {
     pub installed_at: DateTime<Utc>,
 }
 
+impl From<policies::Model> for StoredPolicy {
+    fn from(r: policies::Model) -> Self {
+        Self {
+            id: PolicyId(r.id),
+            name: r.name,
+            version: r.version,
+            source: r.source,
+            active: r.active,
+            installed_at: r.installed_at,
+        }
+    }
+}
+
 /// What a start reads of one community ([`Store::load_states`]).
 #[derive(Clone, Debug)]
 pub struct CommunityState {
@@ -519,17 +532,7 @@ impl Store {
             .order_by_asc(policies::Column::Id)
             .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StoredPolicy {
-                id: PolicyId(r.id),
-                name: r.name,
-                version: r.version,
-                source: r.source,
-                active: r.active,
-                installed_at: r.installed_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(StoredPolicy::from).collect())
     }
 
     // ----- a start -----
@@ -551,14 +554,7 @@ impl Store {
             .all(&self.db)
             .await?
         {
-            policies.entry(r.community_id).or_default().push(StoredPolicy {
-                id: PolicyId(r.id),
-                name: r.name,
-                version: r.version,
-                source: r.source,
-                active: r.active,
-                installed_at: r.installed_at,
-            });
+            policies.entry(r.community_id).or_default().push(StoredPolicy::from(r));
         }
         let mut proposals: BTreeMap<i64, Vec<Proposal>> = BTreeMap::new();
         for (c, p) in self.proposals_of(&raw, true, None).await? {
