@@ -112,6 +112,9 @@ pub struct Runtime {
     rechecks: HashMap<CommunityId, DateTime<Utc>>,
 }
 
+/// The inbox key prefix of the scheduler's re-checks.
+pub(crate) const RECHECK_KEY: &str = "recheck:";
+
 /// How often a check that reads the clock or the host's data is run again.
 pub const RECHECK_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 

@@ -2193,6 +2193,12 @@ async fn a_policy_name_with_spaces_needs_quotes_only_where_something_follows_it_
         env.run("admin", &format!("/policy install \"Two moderators approve\" {toml}")).await,
         "\"Two moderators approve\" is installed: a platform policy."
     );
+    // Names that are not ASCII are compared as text, never cut inside a character.
+    for typed in ["規則", "Two\u{a0}words"] {
+        let toml = format!(r#"name = "{typed}集"\nkind = "platform"\n[vote]\nquorum = 1"#);
+        let reply = env.run("admin", &format!("/policy install 規 {toml}")).await;
+        assert!(reply.starts_with("The TOML names the policy"), "{reply}");
+    }
     // Where the name comes last, quotes are optional.
     for line in ["/policy show Two moderators approve", "/policy show \"Two moderators approve\""] {
         assert!(env.run("admin", line).await.starts_with("Two moderators approve (platform policy):"), "{line}");

@@ -20,12 +20,15 @@ pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
         let (key, value) = l.split_once('=')?;
         (key.split_whitespace().last() == Some("name")).then(|| value.trim().trim_matches('"').to_string())
     });
+    // The full name is the typed one, a space, and what the TOML starts with.
     let split = |full: &String| {
-        full.len() > name.len() + 1
-            && full[..name.len()].eq_ignore_ascii_case(name)
-            && source.trim_start().starts_with(&full[name.len() + 1..])
+        full.get(..name.len()).is_some_and(|head| head.eq_ignore_ascii_case(name))
+            && full
+                .get(name.len()..)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .is_some_and(|rest| !rest.is_empty() && source.trim_start().starts_with(rest))
     };
-    if let Some(full) = named.filter(|n| n.is_char_boundary(name.len().min(n.len())) && split(n)) {
+    if let Some(full) = named.filter(split) {
         return Ok(Reply::private(format!(
             "A policy name with spaces goes in quotes when something follows it: `/policy install \"{full}\" name = ...`."
         )));

@@ -392,7 +392,7 @@ impl Proposal {
         parts.extend(v.notes.iter().map(|n| n.text.clone()));
         if !self.state.is_open() {
             let mut outcome = self.state.to_string().to_uppercase();
-            if let Some(why) = self.nobody_may_vote() {
+            if let (ProposalState::Expired, Some(why)) = (self.state, self.nobody_may_vote()) {
                 outcome.push_str(&format!(": {why}"));
             }
             if let (Some(w), true) = (&self.winner, v.spec.kind != crate::vote::VoteKind::YesNo) {
@@ -406,9 +406,13 @@ impl Proposal {
     /// Why a vote could not be held, when nobody may vote on it (a role nobody holds, names
     /// that are no members, voters without the vote permission for the action).
     pub fn nobody_may_vote(&self) -> Option<String> {
+        if self.state != ProposalState::Expired {
+            return None;
+        }
         let v = self.vote.as_ref().filter(|v| v.eligible.is_empty())?;
+        let proposer = if v.spec.exclude_proposer { " other than the proposer" } else { "" };
         Some(format!(
-            "nobody may vote on it: `voters = \"{}\"` matches no member allowed to vote on {}",
+            "nobody may vote on it: `voters = \"{}\"` matches no member{proposer} allowed to vote on {}",
             v.spec.voters, self.action.kind
         ))
     }

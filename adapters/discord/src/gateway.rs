@@ -244,6 +244,7 @@ pub async fn start(config: GatewayConfig, events: mpsc::Sender<Incoming>) -> Res
     let resharding = Arc::new(Resharding::default());
     let watch = tokio::spawn(Arc::clone(&resharding).watch(
         Arc::clone(&shards),
+        Arc::clone(&client.cache),
         Arc::clone(&client.http),
         config.identify_wait,
     ));
@@ -270,7 +271,13 @@ struct Resharding {
 }
 
 impl Resharding {
-    async fn watch(self: Arc<Self>, manager: Arc<ShardManager>, http: Arc<serenity::http::Http>, wait: Duration) {
+    async fn watch(
+        self: Arc<Self>,
+        manager: Arc<ShardManager>,
+        cache: Arc<Cache>,
+        http: Arc<serenity::http::Http>,
+        wait: Duration,
+    ) {
         let mut down_before = std::collections::HashSet::new();
         loop {
             tokio::time::sleep(wait).await;
@@ -279,7 +286,10 @@ impl Resharding {
                 runners.iter().filter(|(_, r)| r.stage != ConnectionStage::Connected).map(|(id, _)| *id).collect()
             };
             if down.iter().any(|id| down_before.contains(id)) {
-                let running = manager.runners.lock().await.len();
+                // The shards this client runs: the total of its last session (a restarting
+                // shard has no runner for a while), or the runners before any session.
+                let runners = manager.runners.lock().await.len();
+                let running = usize::try_from(cache.shard_count()).unwrap_or(usize::MAX).max(runners);
                 match http.get_bot_gateway().await {
                     Ok(gateway) if usize::try_from(gateway.shards).unwrap_or(0) > running => {
                         tracing::error!(

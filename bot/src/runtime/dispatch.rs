@@ -63,6 +63,9 @@ pub(super) struct Flight {
     busy: HashSet<String>,
     /// Lanes whose first effect waits for a retry, until when.
     parked: HashMap<String, DateTime<Utc>>,
+    /// The parked lanes whose wait a platform's rate limit set (not a backoff after a
+    /// failure): only those are announced as held back.
+    limited: HashSet<String>,
     timeout: Duration,
     /// When due effects were last looked for.
     looked: Option<DateTime<Utc>>,
@@ -87,6 +90,7 @@ impl Default for Flight {
             running: HashSet::new(),
             busy: HashSet::new(),
             parked: HashMap::new(),
+            limited: HashSet::new(),
             timeout: DEFAULT_TIMEOUT,
             looked: None,
             lanes: HashMap::new(),
@@ -277,6 +281,8 @@ impl Runtime {
             self.restore_parked(now).await?;
         }
         self.flight.parked.retain(|_, until| *until > now);
+        let parked = &self.flight.parked;
+        self.flight.limited.retain(|lane| parked.contains_key(lane));
         self.flight.looked = Some(now);
         let mut started = 0;
         let mut after = 0;
@@ -340,7 +346,7 @@ impl Runtime {
             tracing::debug!(effect = row.id, lane, until = %until, "waits for its parked lane");
             // Behind an effect waiting for its retry: after it, in order.
             self.store.postpone_effect(row.id, until, now).await?;
-            if until - now >= NOTED_WAIT {
+            if until - now >= NOTED_WAIT && self.flight.limited.contains(&lane) {
                 self.held_back(&row, until, now).await?;
             }
             return Ok(false);
@@ -359,6 +365,7 @@ impl Runtime {
                 effect_platform(&row.effect)
             ));
             if let Some(at) = self.after_failure(&row, row.attempts + 1, e, now).await? {
+                self.flight.limited.remove(&lane);
                 self.flight.parked.insert(lane, at);
             }
             return Ok(false);
@@ -441,6 +448,11 @@ impl Runtime {
                     Some(at) => {
                         crate::metrics::effect_retried(platform);
                         self.flight.parked.insert(lane.clone(), at);
+                        if limited {
+                            self.flight.limited.insert(lane.clone());
+                        } else {
+                            self.flight.limited.remove(&lane);
+                        }
                         if limited && at - now >= NOTED_WAIT {
                             self.held_back(&row, at, now).await?;
                         }
@@ -549,7 +561,9 @@ impl Runtime {
             let text = format!("{platform} holds back {doing} (rate limit): it shows at about {when}");
             let input = StepInput {
                 source: "polity",
-                dedup_key: &format!("{key}:{}", row.attempts),
+                // A later wait of the same effect (or a new time) is a note of its own, which
+                // replaces this one on the message.
+                dedup_key: &format!("{key}:{}", at.timestamp()),
                 input: Inbound::Note { proposal, key: key.clone(), text },
                 community_changed: false,
                 staged: Vec::new(),

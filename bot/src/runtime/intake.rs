@@ -222,6 +222,17 @@ impl Runtime {
                 return Err(e.into());
             }
         };
+        // A scheduled re-check that decided nothing, changed nothing and said nothing leaves
+        // no trace: one a minute would otherwise fill the inbox.
+        if source == "scheduler"
+            && dedup_key.starts_with(RECHECK_KEY)
+            && step.effects.is_empty()
+            && step.changed.is_empty()
+            && step.audit.is_empty()
+            && !community_changed
+        {
+            return Ok(Handled::Done(step));
+        }
         let (internal, effects): (Vec<Effect>, Vec<Effect>) = step
             .effects
             .drain(..)

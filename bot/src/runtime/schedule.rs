@@ -44,7 +44,7 @@ impl Runtime {
             self.rechecks.iter().filter(|(_, at)| **at <= now).map(|(c, at)| (*c, *at)).collect();
         for (community, at) in due {
             self.rechecks.remove(&community);
-            let key = format!("recheck:{}:{}", community.0, now.timestamp_millis().max(at.timestamp_millis()));
+            let key = format!("{RECHECK_KEY}{}:{}", community.0, now.timestamp_millis().max(at.timestamp_millis()));
             match self.handle(community, "scheduler", &key, Inbound::Tick, now, false).await {
                 Ok(_) | Err(HandleError::Refused(_)) => {}
                 Err(HandleError::Failed(e)) => return Err(e),
