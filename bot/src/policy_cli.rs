@@ -17,9 +17,7 @@ pub fn check(file: &Path) -> Result<ExitCode> {
         Ok(p) => {
             // Offline, every platform of this build counts as connected: a name none of them
             // declares is a mistake.
-            let mut known = crate::runtime::polity_actions();
-            known.extend(polity_console::actions());
-            known.extend(crate::platforms::Registry::default().actions());
+            let known = declared();
             let found = polity_commands::policy::check_names(&p, &known, &known);
             for w in &found.warnings {
                 eprintln!("{}: warning: {w}", file.display());
@@ -42,14 +40,20 @@ pub fn check(file: &Path) -> Result<ExitCode> {
     }
 }
 
+/// What Polity itself, the console and every platform of this build declare.
+fn declared() -> Vec<polity_governance::platform::ActionInfo> {
+    let mut all = crate::runtime::polity_actions();
+    all.extend(polity_console::actions());
+    all.extend(crate::platforms::Registry::default().actions());
+    all
+}
+
 /// Everything policies can name in this build: Polity's own, the console's and every
 /// platform's declarations, as text, or as the Markdown of `docs/actions.md`.
 #[must_use]
 pub fn actions(markdown: bool) -> String {
     use polity_governance::platform::ActionKind;
-    let mut all = crate::runtime::polity_actions();
-    all.extend(polity_console::actions());
-    all.extend(crate::platforms::Registry::default().actions());
+    let mut all = declared();
     if !markdown {
         return polity_commands::actions::render(all, |_| true) + "\n";
     }

@@ -514,8 +514,8 @@ fn a_plain_sqlite_url_makes_its_file_and_a_missing_database_says_how_to_make_it(
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("check that its directory exists and that Polity may write there"), "{out}");
     let Some(pg) = std::env::var("POLITY_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
-        eprintln!(
-            "skipped: the PostgreSQL half of a_plain_sqlite_url_makes_its_file_and_a_missing_database_says_how_to_make_it (POLITY_TEST_DATABASE_URL is not set)"
+        polity_tests::db::skipped_postgres(
+            "a_plain_sqlite_url_makes_its_file_and_a_missing_database_says_how_to_make_it",
         );
         return;
     };

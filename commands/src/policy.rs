@@ -16,10 +16,7 @@ pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
     let source = args.text("toml").replace("\\n", "\n");
     // `/policy install Two words name = "Two words" ...`: the name's other words were taken
     // for the start of the TOML.
-    let named = source.lines().find_map(|l| {
-        let (key, value) = l.split_once('=')?;
-        (key.split_whitespace().last() == Some("name")).then(|| value.trim().trim_matches('"').to_string())
-    });
+    let named = polity_governance::change::policy_name(&source);
     // The full name is the typed one, a space, and what the TOML starts with.
     let split = |full: &String| {
         full.get(..name.len()).is_some_and(|head| head.eq_ignore_ascii_case(name))

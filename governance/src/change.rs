@@ -264,11 +264,15 @@ impl Change {
     }
 }
 
-/// The `name = "..."` of a policy's TOML, read without parsing the rest.
-fn policy_name(source: &str) -> Option<String> {
+/// The `name = "..."` of a policy's TOML, read without parsing the rest (a line whose key
+/// ends in the word `name`, so `/policy install`'s TOML that took the start of a spaced name
+/// is read too).
+pub fn policy_name(source: &str) -> Option<String> {
     source.lines().find_map(|l| {
         let (key, value) = l.split_once('=')?;
-        (key.trim() == "name").then(|| value.trim().trim_matches('"').to_string()).filter(|n| !n.is_empty())
+        (key.split_whitespace().last() == Some("name"))
+            .then(|| value.trim().trim_matches('"').to_string())
+            .filter(|n| !n.is_empty())
     })
 }
 

@@ -327,8 +327,7 @@ impl Runtime {
                 }
                 // A proposal whose check reads the clock is re-checked on a schedule (a
                 // rolled back batch leaves at most an extra tick).
-                let changed: Vec<ProposalId> = step.changed.iter().copied().collect();
-                self.schedule_rechecks(community, &changed, now);
+                self.schedule_rechecks(community, &step.changed, now);
                 Ok(Handled::Done(step))
             }
             Ok(Recorded::Duplicate) => {

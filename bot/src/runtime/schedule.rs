@@ -57,7 +57,12 @@ impl Runtime {
     }
 
     /// Puts a community on the re-check schedule when a proposal of this step needs it.
-    pub(super) fn schedule_rechecks(&mut self, community: CommunityId, changed: &[ProposalId], now: DateTime<Utc>) {
+    pub(super) fn schedule_rechecks(
+        &mut self,
+        community: CommunityId,
+        changed: &std::collections::BTreeSet<ProposalId>,
+        now: DateTime<Utc>,
+    ) {
         if self.rechecks.contains_key(&community) {
             return;
         }
