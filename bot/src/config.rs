@@ -43,6 +43,11 @@ pub struct HttpConfig {
     /// port 0 for any free port.
     #[serde(default = "http_listen")]
     pub listen: SocketAddr,
+    /// The address platforms reach this server at (`https://polity.example.org`, or
+    /// `POLITY_HTTP_PUBLIC_URL`), for the webhook URLs `/integration add` hands out; by
+    /// default `http://` and `listen`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 fn http_listen() -> SocketAddr {
@@ -51,7 +56,7 @@ fn http_listen() -> SocketAddr {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: DEFAULT_HTTP_LISTEN }
+        Self { listen: DEFAULT_HTTP_LISTEN, public_url: None }
     }
 }
 
@@ -97,6 +102,15 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Config {
+    /// Where platforms deliver webhooks: `[http] public_url` without a trailing `/`, else
+    /// `http://` and where the server listens.
+    pub fn http_public_url(&self) -> String {
+        match self.http.as_ref().and_then(|h| h.public_url.as_deref()) {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.http_listen()),
+        }
+    }
+
     /// Where `polity run` serves HTTP: `[http] listen`, else [`DEFAULT_HTTP_LISTEN`].
     pub fn http_listen(&self) -> SocketAddr {
         self.http.as_ref().map_or(DEFAULT_HTTP_LISTEN, |h| h.listen)
@@ -131,7 +145,8 @@ impl Config {
                 Env::prefixed("POLITY_")
                     .filter_map(|key| platform_key(&key.as_str().to_ascii_lowercase()).map(Into::into)),
             )
-            .merge(Env::prefixed("POLITY_").only(&["http_listen"]).map(|_| "http.listen".into()));
+            .merge(Env::prefixed("POLITY_").only(&["http_listen"]).map(|_| "http.listen".into()))
+            .merge(Env::prefixed("POLITY_").only(&["http_public_url"]).map(|_| "http.public_url".into()));
         // A bot's table where it was before every platform was hosted the same way.
         for adapter in crate::platforms::adapters() {
             let name = adapter.spec().name;

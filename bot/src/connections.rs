@@ -400,6 +400,7 @@ impl Supervisor {
             News::Ended { community, name } => {
                 // It gave up: forgotten, so a later decision enabling it starts it afresh.
                 self.pollers.remove(&(community, name.clone()));
+                self.forget_cred(community, &name).await;
                 if let Some(running) = self.running.remove(&(community, name)) {
                     running.translator.stop();
                 }
@@ -426,6 +427,17 @@ impl Supervisor {
             incoming,
             self.links.clone(),
         );
+        if let Some(source) = connection.cred() {
+            // Its community's scripts read it from the next step on; no other community's do.
+            let name = name.to_string();
+            let add = Input::job(move |rt: &mut Runtime, _now: DateTime<Utc>| {
+                Box::pin(async move {
+                    rt.add_cred_source(community, &name, source);
+                    Ok(())
+                })
+            });
+            let _stopping = self.links.inputs.send(add).await;
+        }
         if let Some(poller) = connection.poller() {
             for poll in poller.polls() {
                 // At most once a minute, at least once a week.
@@ -464,6 +476,18 @@ impl Supervisor {
         self.running.insert((community, name.to_string()), Running { translator, stop, task });
     }
 
+    /// Its community's scripts read what connection `name` knew of members no more.
+    async fn forget_cred(&self, community: CommunityId, name: &str) {
+        let name = name.to_string();
+        let forget = Input::job(move |rt: &mut Runtime, _now: DateTime<Utc>| {
+            Box::pin(async move {
+                rt.remove_cred_source(community, &name);
+                Ok(())
+            })
+        });
+        let _stopping = self.links.inputs.send(forget).await;
+    }
+
     /// Stops `community`'s connection `name` if it runs; when it was `removed`, its platform
     /// acts for the community no more, and spaces of Polity's own bots it named leave.
     async fn stop(&mut self, community: CommunityId, name: &str, removed: bool) {
@@ -472,6 +496,9 @@ impl Supervisor {
             *wanted = false;
         }
         let ran = self.running.contains_key(&(community, name.to_string()));
+        if ran {
+            self.forget_cred(community, name).await;
+        }
         if let Some(running) = self.running.remove(&(community, name.to_string())) {
             running.translator.stop();
             // The task may have ended by itself already (the connection gave up).

@@ -225,7 +225,12 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
                     bots.push(Bot::new(adapter, table.clone()));
                 }
             }
-            let host = Host { bots, http: Some(HttpHost { listener, webhooks }), ..Host::default() };
+            let mut host = Host { bots, http: Some(HttpHost { listener, webhooks }), ..Host::default() };
+            let public_url = match config.http.as_ref().and_then(|h| h.public_url.as_deref()) {
+                Some(_) => config.http_public_url(),
+                None => format!("http://{bound}"),
+            };
+            host.registry.set_public_url(&public_url);
             let (notices, mut heard) = tokio::sync::mpsc::unbounded_channel();
             let printer = tokio::spawn(async move {
                 while let Some(notice) = heard.recv().await {

@@ -22,12 +22,17 @@ pub fn spec(name: &str) -> Option<&'static PlatformSpec> {
 pub struct Registry {
     adapters: Vec<Arc<dyn Adapter>>,
     bots: std::collections::HashMap<String, Value>,
+    /// Where platforms reach Polity's HTTP server, for the webhook URLs handed out.
+    public_url: String,
 }
+
+/// Where platforms reach Polity's HTTP server unless told otherwise.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 impl Default for Registry {
     /// Every platform of this build ([`adapters`]), no bot running.
     fn default() -> Self {
-        Self { adapters: adapters(), bots: std::collections::HashMap::new() }
+        Self { adapters: adapters(), bots: std::collections::HashMap::new(), public_url: DEFAULT_PUBLIC_URL.into() }
     }
 }
 
@@ -43,7 +48,7 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// A registry of exactly these adapters.
     pub fn of(adapters: Vec<Arc<dyn Adapter>>) -> Self {
-        Self { adapters, bots: std::collections::HashMap::new() }
+        Self { adapters, bots: std::collections::HashMap::new(), public_url: DEFAULT_PUBLIC_URL.into() }
     }
 
     /// Adds an adapter, replacing one of the same platform.
@@ -65,6 +70,15 @@ impl Registry {
     /// What every platform of this build declares it offers policies.
     pub fn actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
         self.adapters.iter().flat_map(|a| a.actions()).collect()
+    }
+
+    /// Where platforms reach Polity's HTTP server (`[http] public_url`).
+    pub fn set_public_url(&mut self, url: &str) {
+        self.public_url = url.trim_end_matches('/').to_string();
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// Records the configuration of Polity's own bot for `platform` (it runs).

@@ -51,11 +51,25 @@ impl CommunityPorts<'_> {
         match self.rt.handle_with(self.community, &self.source, &key, input, self.now, false, staged).await {
             Ok(Handled::Duplicate) => Ok(Submitted { duplicate: true, ..Submitted::default() }),
             Ok(Handled::Done(step)) => {
+                // A script of the deciding policy that failed (its SourceCred instance could not
+                // be read) is said with the proposal it left open, not only in the audit log.
+                let failed = |policy: &str| {
+                    step.audit.iter().find_map(|a| match a {
+                        Audit::ScriptFailed { policy_name, error } if policy_name == policy => Some(error.clone()),
+                        _ => None,
+                    })
+                };
                 let proposals = step
                     .changed
                     .iter()
                     .filter_map(|id| {
                         let (state, policy, why) = self.rt.proposal_state(self.community, *id)?;
+                        let why = match why {
+                            None if state.is_open() => failed(&policy).map(|e| {
+                                format!("its policy could not decide yet ({e}); it is tried again every minute")
+                            }),
+                            why => why,
+                        };
                         Some(Touched { id: *id, state, policy, why })
                     })
                     .collect();
@@ -232,6 +246,20 @@ impl Ports for CommunityPorts<'_> {
         self.rt.invite(platform).map(str::to_string)
     }
 
+    fn new_webhook(&mut self, platform: &str, name: &str) -> Option<polity_commands::ports::Webhook> {
+        use chacha20poly1305::aead::OsRng;
+        use chacha20poly1305::aead::rand_core::RngCore;
+        let hooks = self.rt.registry().adapter(platform)?.webhooks()?;
+        // 32 bytes from the operating system's generator, in URL-safe text.
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        let secret = hex::encode(bytes);
+        let path = crate::http::hook_path(platform, self.community, name);
+        let base = self.rt.registry().public_url();
+        let url = if hooks.secret_in_url() { format!("{base}{path}?token={secret}") } else { format!("{base}{path}") };
+        Some(polity_commands::ports::Webhook { secret, url, secret_in_url: hooks.secret_in_url() })
+    }
+
     fn connections(&self) -> BoxFuture<'_, Result<Vec<ConnectionInfo>, PortError>> {
         Box::pin(async move {
             let all = self.rt.store().connections(self.community).await.map_err(internal)?;
@@ -277,6 +305,7 @@ impl Ports for CommunityPorts<'_> {
                 platform: connection.platform,
                 config: serde_json::Value::Object(config),
                 secret: connection.secret.map(Secret::new),
+                hook_secret: connection.hook_secret.map(Secret::new),
             };
             self.submit_staged(input, vec![staged]).await
         })

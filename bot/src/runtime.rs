@@ -11,6 +11,7 @@
 
 mod changes;
 mod dispatch;
+mod host;
 mod intake;
 mod reconcile;
 mod schedule;
@@ -87,6 +88,10 @@ pub struct Runtime {
     platforms: HashMap<String, Arc<dyn Platform>>,
     /// Connections that act for one community only (a Discord guild's), looked up first.
     community_platforms: HashMap<(CommunityId, String), Arc<dyn Platform>>,
+    /// The community's connections by the platform they are of (`opencollective` -> `oc`):
+    /// a policy's `opencollective.process_expense` goes to the community's Open Collective
+    /// connection whatever it was named.
+    community_kinds: HashMap<(CommunityId, String), String>,
     edits: dispatch::EditPacing,
     /// The effects being performed.
     flight: dispatch::Flight,
@@ -110,6 +115,8 @@ pub struct Runtime {
     /// when they are re-checked next (a tick every [`RECHECK_EVERY`]; due at once after a
     /// load).
     rechecks: HashMap<CommunityId, DateTime<Utc>>,
+    /// What communities' connections know of members (SourceCred's cred).
+    cred_sources: host::CredSources,
 }
 
 /// The inbox key prefix of the scheduler's re-checks.
@@ -154,6 +161,7 @@ impl Runtime {
             engines: HashMap::new(),
             platforms: HashMap::new(),
             community_platforms: HashMap::new(),
+            community_kinds: HashMap::new(),
             edits: dispatch::EditPacing::default(),
             flight: dispatch::Flight::default(),
             reconciles: Reconciles::default(),
@@ -165,6 +173,7 @@ impl Runtime {
             connection_events: Vec::new(),
             connection_tx: None,
             rechecks: HashMap::new(),
+            cred_sources: host::CredSources::default(),
         };
         // Communities are read a chunk at a time, each chunk in a dozen queries (one per
         // table, not one per table and community: a start with a thousand communities made
@@ -226,6 +235,22 @@ impl Runtime {
     /// Stops using a community's connection (it was removed, or stopped).
     pub fn remove_community_platform(&mut self, community: CommunityId, name: &str) {
         self.community_platforms.remove(&(community, name.to_string()));
+        self.community_kinds.retain(|(c, _), n| !(*c == community && n == name));
+    }
+
+    /// Lets `community`'s scripts read what its connection `name` knows of members.
+    pub fn add_cred_source(
+        &mut self,
+        community: CommunityId,
+        name: &str,
+        source: Arc<dyn polity_governance::script::CredSource>,
+    ) {
+        self.cred_sources.add(community, name, source);
+    }
+
+    /// Forgets what `community`'s connection `name` knew of members (it stopped).
+    pub fn remove_cred_source(&mut self, community: CommunityId, name: &str) {
+        self.cred_sources.remove(community, name);
     }
 
     /// Lets `platform` perform effects for platforms that have no connection.
@@ -268,7 +293,10 @@ impl Runtime {
 
     /// A connection that performs the effects of one community only, under its name (each
     /// Discord guild's connection knows its guild and refuses other guilds' channels).
-    pub fn add_community_platform(&mut self, community: CommunityId, platform: Arc<dyn Platform>) {
+    pub fn add_community_platform(&mut self, community: CommunityId, kind: &str, platform: Arc<dyn Platform>) {
+        if kind != platform.name() {
+            self.community_kinds.insert((community, kind.to_string()), platform.name().to_string());
+        }
         self.community_platforms.insert((community, platform.name().to_string()), platform);
     }
 
@@ -546,6 +574,10 @@ impl Runtime {
     fn platform_named(&self, community: CommunityId, name: &str) -> Option<Arc<dyn Platform>> {
         self.community_platforms
             .get(&(community, name.to_string()))
+            .or_else(|| {
+                let connection = self.community_kinds.get(&(community, name.to_string()))?;
+                self.community_platforms.get(&(community, connection.clone()))
+            })
             .or_else(|| self.platforms.get(name))
             .cloned()
             .or_else(|| self.fallback.clone())

@@ -511,7 +511,7 @@ async fn govern(
 /// The community's platform, acting in the spaces it governs and nowhere else.
 fn register(rt: &mut Runtime, shared: &Shared, community: CommunityId) {
     let platform = shared.scopes.platform(&shared.spaces_of(community));
-    rt.add_community_platform(community, platform);
+    rt.add_community_platform(community, shared.spec.name, platform);
 }
 
 /// A new community for a space: named after it (with its id when the name is taken), its

@@ -693,13 +693,38 @@ async fn kit_list_and_install() {
     let lines: Vec<&str> = list.lines().collect();
     assert_eq!(lines[0], "Starter kits (`/kit install NAME`):");
     let names: Vec<&str> = lines[1..].iter().map(|l| l.split(" — ").next().unwrap()).collect();
-    assert_eq!(names, ["testing", "benevolent-dictator", "moderators", "direct-democracy", "consensus", "jury"]);
+    assert_eq!(
+        names,
+        [
+            "testing",
+            "benevolent-dictator",
+            "moderators",
+            "direct-democracy",
+            "consensus",
+            "jury",
+            "cred-voters",
+            "expense-votes"
+        ]
+    );
     assert!(lines.contains(&format!("direct-democracy — {DIRECT_DEMOCRACY}").as_str()), "{list}");
+    assert!(
+        list.contains("Options: big=... (from how many cents an expense needs two thirds (50000 is 500.00); 50000 unless given), on=... (where the votes are held, PLATFORM:CHANNEL (discord:CHANNEL_ID))."),
+        "{list}"
+    );
+    // A kit's options are checked before anything is requested.
+    env.mistake(
+        "admin",
+        "/kit install expense-votes",
+        "the kit expense-votes needs on=... (where the votes are held, PLATFORM:CHANNEL (discord:CHANNEL_ID)).",
+    )
+    .await;
+    env.mistake("admin", "/kit install expense-votes on=chat:1 size=3", "the kit expense-votes has no option `size`: big=... (from how many cents an expense needs two thirds (50000 is 500.00); 50000 unless given), on=... (where the votes are held, PLATFORM:CHANNEL (discord:CHANNEL_ID)).").await;
+    env.mistake("admin", "/kit install jury on=chat:1", "the kit jury has no options.").await;
     env.mistake("alice", "/kit list all", "`all` is more than the command takes. Usage: /kit list").await;
 
     env.mistake("admin", "/kit install anarchy", "there is no starter kit named \"anarchy\": `/kit list` shows them")
         .await;
-    env.mistake("admin", "/kit install", "name is missing (the kit). Usage: /kit install NAME").await;
+    env.mistake("admin", "/kit install", "name is missing (the kit). Usage: /kit install NAME [OPTIONS]").await;
     env.mistake("admin", "/kit", "/kit needs one of: list, install.").await;
 
     assert_eq!(
@@ -1138,7 +1163,7 @@ async fn help_lists_every_command_or_explains_one() {
     assert_eq!(
         kit,
         format!(
-            "/kit list — The starter kits.\n/kit install NAME — Install a starter kit: its roles, permissions and policies.\n  NAME: the kit\n{governs}"
+            "/kit list — The starter kits.\n/kit install NAME [OPTIONS] — Install a starter kit: its roles, permissions and policies (some take options, key=value: `/kit list` says).\n  NAME: the kit\n  OPTIONS: its options, key=value (optional)\n{governs}"
         )
     );
     let role = env.run("alice", "/help role").await;

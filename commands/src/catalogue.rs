@@ -226,8 +226,8 @@ pub const CATALOGUE: &[Spec] = &[
     },
     Spec {
         path: &["kit", "install"],
-        args: &[req("name", ArgKind::Word, "the kit")],
-        help: "Install a starter kit: its roles, permissions and policies.",
+        args: &[req("name", ArgKind::Word, "the kit"), opt("options", ArgKind::Rest, "its options, key=value")],
+        help: "Install a starter kit: its roles, permissions and policies (some take options, key=value: `/kit list` says).",
         handler: Handler::KitInstall,
         governs: Some(ChangeKind::KitInstall),
         slow: false,

@@ -19,7 +19,7 @@ pub async fn request(
     done: String,
     what: String,
 ) -> Result<Reply, PortError> {
-    request_with(ports, inv, change, done, what, None).await
+    Ok(request_with(ports, inv, change, done, what, None).await?.0)
 }
 
 /// [`request`], storing a platform connection with the request.
@@ -33,7 +33,7 @@ pub async fn request_with(
     done: String,
     what: String,
     connection: Option<StagedConnection>,
-) -> Result<Reply, PortError> {
+) -> Result<(Reply, bool), PortError> {
     let kind = change.kind().action_type();
     // The description is what the vote message says is proposed.
     let action = Action::new(kind.clone(), inv.invoker.clone(), &inv.id)
@@ -45,24 +45,33 @@ pub async fn request_with(
         Some(c) => ports.submit_with_connection(Inbound::Action { action }, c).await,
         None => ports.submit(Inbound::Action { action }).await,
     };
-    match submitted {
-        Ok(s) if s.duplicate => Ok(Reply::private("That request was already received.")),
-        Ok(s) if s.applied.contains(&kind) => Ok(Reply::private(done)),
-        Ok(s) => Ok(Reply::private(match s.proposals.first() {
-            Some(t) if t.state.is_open() => {
-                format!("Proposal {} asks to {what}; \"{}\" decides, and it happens if it passes.", t.id, t.policy)
-            }
-            Some(t) => format!(
-                "Proposal {} to {what} {} at once under \"{}\"{}.",
-                t.id,
-                t.state,
-                t.policy,
-                t.why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
-            ),
-            None => format!("Could not {what}: the audit log (`/audit`) says why."),
-        })),
-        Err(SubmitError::Mistake(e)) => Ok(Reply::private(e.to_string())),
-        Err(SubmitError::Refused(text)) => Ok(Reply::private(text)),
-        Err(SubmitError::Internal(e)) => Err(e),
-    }
+    let reply = match submitted {
+        Ok(s) if s.duplicate => Reply::private("That request was already received."),
+        Ok(s) if s.applied.contains(&kind) => return Ok((Reply::private(done), true)),
+        Ok(s) => {
+            return Ok((
+                Reply::private(match s.proposals.first() {
+                    Some(t) if t.state.is_open() => format!(
+                        "Proposal {} asks to {what}; \"{}\" decides, and it happens if it passes.{}",
+                        t.id,
+                        t.policy,
+                        t.why.as_ref().map(|w| format!(" But {w}.")).unwrap_or_default()
+                    ),
+                    Some(t) => format!(
+                        "Proposal {} to {what} {} at once under \"{}\"{}.",
+                        t.id,
+                        t.state,
+                        t.policy,
+                        t.why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
+                    None => format!("Could not {what}: the audit log (`/audit`) says why."),
+                }),
+                true,
+            ));
+        }
+        Err(SubmitError::Mistake(e)) => Reply::private(e.to_string()),
+        Err(SubmitError::Refused(text)) => Reply::private(text),
+        Err(SubmitError::Internal(e)) => return Err(e),
+    };
+    Ok((reply, false))
 }

@@ -133,11 +133,28 @@ async fn connect(
     config: Map<String, Value>,
     secret: Option<String>,
 ) -> Result<Reply, PortError> {
-    let staged = StagedConnection { name: name.into(), platform: platform.into(), config, secret };
+    let webhook = ports.new_webhook(platform, name);
+    let hook_secret = webhook.as_ref().map(|w| w.secret.clone());
+    let staged = StagedConnection { name: name.into(), platform: platform.into(), config, secret, hook_secret };
     let change = Change::IntegrationAdd { name: name.into(), platform: platform.into() };
     let done = format!("{name} ({platform}) is connected. `/integration test {name}` checks it.");
     let what = format!("connect {platform} as {name}");
-    governed::request_with(ports, inv, change, done, what, Some(staged)).await
+    let (mut reply, recorded) = governed::request_with(ports, inv, change, done, what, Some(staged)).await?;
+    // Shown once, to whoever added it, and only when it was kept with the connection.
+    if let Some(w) = webhook.filter(|_| recorded) {
+        reply.text.push_str(&if w.secret_in_url {
+            format!(
+                "\nIts webhook: paste this address into the platform's webhook settings (it is shown only now, and holds the secret that proves a delivery comes from there):\n{}",
+                w.url
+            )
+        } else {
+            format!(
+                "\nIts webhook: in the platform's webhook settings, paste the address {} and the secret {} (shown only now).",
+                w.url, w.secret
+            )
+        });
+    }
+    Ok(reply)
 }
 
 /// `/integration confirm` where no bot answers it itself (Polity's Discord bot does, before

@@ -8,7 +8,13 @@ use polity_governance::change::Change;
 use polity_governance::kits;
 
 pub fn list() -> Reply {
-    let lines: Vec<String> = kits::starter_kits().iter().map(|k| format!("{} — {}", k.name, k.description)).collect();
+    let lines: Vec<String> = kits::starter_kits()
+        .iter()
+        .map(|k| match k.options.is_empty() {
+            true => format!("{} — {}", k.name, k.description),
+            false => format!("{} — {} Options: {}.", k.name, k.description, k.usage()),
+        })
+        .collect();
     Reply::private(format!("Starter kits (`/kit install NAME`):\n{}", lines.join("\n")))
 }
 
@@ -18,7 +24,12 @@ pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
         Ok(k) => k,
         Err(e) => return Ok(Reply::private(e.to_string())),
     };
-    let change = Change::KitInstall { kit: kit.name.clone() };
+    let options = args.get("options").unwrap_or_default().to_string();
+    if let Err(e) = kit.configured(&options) {
+        return Ok(Reply::private(format!("{e}.")));
+    }
+    let options = options.split_whitespace().collect::<Vec<_>>().join(" ");
+    let change = Change::KitInstall { kit: kit.name.clone(), options };
     let done = format!("The starter kit {} is installed: {}", kit.name, kit.description);
     governed::request(ports, inv, change, done, format!("install the starter kit {}", kit.name)).await
 }

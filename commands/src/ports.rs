@@ -53,6 +53,24 @@ pub enum SubmitError {
     Refused(String),
 }
 
+/// A connection's webhook, as `/integration add` shows it once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// The secret Polity generated, kept with the connection.
+    pub secret: String,
+    /// Where the platform delivers (with the secret in it, for a platform that does not sign
+    /// its deliveries).
+    pub url: String,
+    /// Whether the secret is in [`Webhook::url`] (else it is pasted as the signing secret).
+    pub secret_in_url: bool,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook").field("secret_in_url", &self.secret_in_url).finish_non_exhaustive()
+    }
+}
+
 /// A platform connection to store with a request, its secret typed privately.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StagedConnection {
@@ -60,6 +78,8 @@ pub struct StagedConnection {
     pub platform: String,
     pub config: serde_json::Map<String, serde_json::Value>,
     pub secret: Option<String>,
+    /// The webhook secret Polity generated for it, when its platform delivers webhooks.
+    pub hook_secret: Option<String>,
 }
 
 impl std::fmt::Debug for StagedConnection {
@@ -68,6 +88,7 @@ impl std::fmt::Debug for StagedConnection {
             .field("name", &self.name)
             .field("platform", &self.platform)
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("hook_secret", &self.hook_secret.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -175,6 +196,13 @@ pub trait Ports: Send {
     /// invite link), when it runs one: such a connection needs no secret of its own.
     fn bot_invite(&self, platform: &str) -> Option<String> {
         let _ = platform;
+        None
+    }
+    /// For a platform that delivers webhooks to Polity: a new webhook secret (long, random),
+    /// and where the platform is to deliver a connection `name`'s webhooks with it, as the
+    /// admin pastes it into the platform's settings. `None` for other platforms.
+    fn new_webhook(&mut self, platform: &str, name: &str) -> Option<Webhook> {
+        let _ = (platform, name);
         None
     }
 }

@@ -48,6 +48,8 @@ pub enum Change {
     },
     KitInstall {
         kit: String,
+        /// Its options, `key=value` words (empty for none).
+        options: String,
     },
     /// Enable a connection staged with its secret.
     IntegrationAdd {
@@ -138,7 +140,9 @@ impl ChangeKind {
             ),
             Self::PolicyInstall => ("install a policy or a new version", &[("source", "the policy's TOML")]),
             Self::PolicyRemove => ("remove a policy", &[("name", "the policy")]),
-            Self::KitInstall => ("install a starter kit", &[("kit", "the kit")]),
+            Self::KitInstall => {
+                ("install a starter kit", &[("kit", "the kit"), ("options", "its options, key=value (optional)")])
+            }
             Self::IntegrationAdd => (
                 "connect a platform (its secret was given privately and waits, encrypted)",
                 &[("name", "the connection"), ("platform", "the platform")],
@@ -186,7 +190,8 @@ impl Change {
             }
             Self::PolicyInstall { source } => vec![("source", source)],
             Self::PolicyRemove { name } | Self::IntegrationRemove { name } => vec![("name", name)],
-            Self::KitInstall { kit } => vec![("kit", kit)],
+            Self::KitInstall { kit, options } if options.is_empty() => vec![("kit", kit)],
+            Self::KitInstall { kit, options } => vec![("kit", kit), ("options", options)],
             Self::IntegrationAdd { name, platform } => vec![("name", name), ("platform", platform)],
         }
     }
@@ -208,7 +213,8 @@ impl Change {
                 None => "install a policy".into(),
             },
             Self::PolicyRemove { name } => format!("remove the policy \"{name}\""),
-            Self::KitInstall { kit } => format!("install the starter kit {kit}"),
+            Self::KitInstall { kit, options } if options.is_empty() => format!("install the starter kit {kit}"),
+            Self::KitInstall { kit, options } => format!("install the starter kit {kit} with {options}"),
             Self::IntegrationAdd { name, platform } => format!("connect {platform} as {name}"),
             Self::IntegrationRemove { name } => format!("remove the connection {name}"),
         }
@@ -257,7 +263,7 @@ impl Change {
             },
             ChangeKind::PolicyInstall => Self::PolicyInstall { source: text("source")? },
             ChangeKind::PolicyRemove => Self::PolicyRemove { name: text("name")? },
-            ChangeKind::KitInstall => Self::KitInstall { kit: text("kit")? },
+            ChangeKind::KitInstall => Self::KitInstall { kit: text("kit")?, options: optional("options") },
             ChangeKind::IntegrationAdd => Self::IntegrationAdd { name: text("name")?, platform: optional("platform") },
             ChangeKind::IntegrationRemove => Self::IntegrationRemove { name: text("name")? },
         })
@@ -288,7 +294,8 @@ mod tests {
             Change::RoleCreate { role: "mod".into(), description: String::new() },
             Change::PermissionRevoke { role: "mod".into(), permission: "vote".into(), actions: "discord.*".into() },
             Change::IntegrationAdd { name: "gh".into(), platform: "github".into() },
-            Change::KitInstall { kit: "direct-democracy".into() },
+            Change::KitInstall { kit: "direct-democracy".into(), options: String::new() },
+            Change::KitInstall { kit: "expense-votes".into(), options: "on=discord:1 big=100".into() },
         ];
         for change in changes {
             let action =

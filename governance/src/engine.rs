@@ -241,6 +241,12 @@ impl Engine {
         Ok(self.active.remove(pos).id)
     }
 
+    /// Whether a script of any policy this engine runs (an old version deciding an open
+    /// proposal included) reads the host's data.
+    pub fn reads_host(&self) -> bool {
+        self.versions.values().any(|p| p.reads_host())
+    }
+
     /// The active policies, in install order.
     pub fn policies(&self) -> &[Arc<CompiledPolicy>] {
         &self.active
@@ -278,7 +284,7 @@ impl Engine {
             self.versions
                 .get(&p.policy)
                 .and_then(|pol| pol.check.as_ref())
-                .is_some_and(|c| c.uses("now") || c.uses("polity"))
+                .is_some_and(|c| c.uses("now") || c.uses("polity") || c.uses("sourcecred"))
         })
     }
 

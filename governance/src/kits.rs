@@ -11,13 +11,15 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-const SOURCES: [&str; 6] = [
+const SOURCES: [&str; 8] = [
     include_str!("../kits/testing.toml"),
     include_str!("../kits/benevolent-dictator.toml"),
     include_str!("../kits/moderators.toml"),
     include_str!("../kits/direct-democracy.toml"),
     include_str!("../kits/consensus.toml"),
     include_str!("../kits/jury.toml"),
+    include_str!("../kits/cred-voters.toml"),
+    include_str!("../kits/expense-votes.toml"),
 ];
 
 #[derive(Deserialize)]
@@ -31,6 +33,26 @@ struct RawKit {
     roles: BTreeMap<String, RawRole>,
     #[serde(default)]
     policies: Vec<toml::Table>,
+    #[serde(default)]
+    options: BTreeMap<String, RawOption>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOption {
+    help: String,
+    #[serde(default)]
+    default: Option<String>,
+}
+
+/// A setting a kit is installed with (`/kit install expense-votes on=discord:123`), written
+/// into its policies where they say `${NAME}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KitOption {
+    pub name: String,
+    pub help: String,
+    /// Without one, the option must be given.
+    pub default: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +81,7 @@ pub struct Kit {
     pub roles: Vec<KitRole>,
     /// Each policy as a TOML document.
     pub policies: Vec<String>,
+    pub options: Vec<KitOption>,
 }
 
 impl Kit {
@@ -83,7 +106,69 @@ impl Kit {
             .iter()
             .map(|t| toml::to_string(t).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { name: raw.name, description: raw.description, installer_roles: raw.installer_roles, roles, policies })
+        let options =
+            raw.options.into_iter().map(|(name, o)| KitOption { name, help: o.help, default: o.default }).collect();
+        Ok(Self {
+            name: raw.name,
+            description: raw.description,
+            installer_roles: raw.installer_roles,
+            roles,
+            policies,
+            options,
+        })
+    }
+
+    /// The kit with its options set: `given` as `key=value` words (`on=discord:123
+    /// threshold=100`), the defaults for the rest, written into its policies.
+    ///
+    /// # Errors
+    /// An option the kit does not have, one it needs that is not given, a word that is not
+    /// `key=value`, or a value with characters other than letters, digits and `:#._-`
+    /// (values go into policies as they are, so nothing else may).
+    pub fn configured(&self, given: &str) -> Result<Self, String> {
+        let mut values: BTreeMap<&str, &str> = BTreeMap::new();
+        for word in given.split_whitespace() {
+            let Some((key, value)) = word.split_once('=').filter(|(k, v)| !k.is_empty() && !v.is_empty()) else {
+                return Err(format!("`{word}` is not an option: write key=value"));
+            };
+            if !self.options.iter().any(|o| o.name == key) {
+                return Err(match self.options.is_empty() {
+                    true => format!("the kit {} has no options", self.name),
+                    false => format!("the kit {} has no option `{key}`: {}", self.name, self.usage()),
+                });
+            }
+            if !value.chars().all(|c| c.is_ascii_alphanumeric() || ":#._-".contains(c)) || value.len() > 100 {
+                return Err(format!("`{value}` is not a value for {key}: use letters, digits and :#._- only"));
+            }
+            values.insert(key, value);
+        }
+        let mut kit = self.clone();
+        for o in &self.options {
+            let value = match (values.get(o.name.as_str()), &o.default) {
+                (Some(v), _) => (*v).to_string(),
+                (None, Some(d)) => d.clone(),
+                (None, None) => {
+                    return Err(format!("the kit {} needs {}=... ({})", self.name, o.name, o.help));
+                }
+            };
+            let mark = format!("${{{}}}", o.name);
+            for p in &mut kit.policies {
+                *p = p.replace(&mark, &value);
+            }
+        }
+        Ok(kit)
+    }
+
+    /// Its options as `/kit install` takes them.
+    pub fn usage(&self) -> String {
+        self.options
+            .iter()
+            .map(|o| match &o.default {
+                Some(d) => format!("{}=... ({}; {d} unless given)", o.name, o.help),
+                None => format!("{}=... ({})", o.name, o.help),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

@@ -37,7 +37,7 @@ use crate::ids::MemberId;
 pub const MAX_ACTIONS: usize = 100;
 
 /// The names a script sees, in the order they are pushed into its scope.
-pub const SCRIPT_GLOBALS: [&str; 6] = ["action", "proposal", "initiator", "polity", "now", "deadline"];
+pub const SCRIPT_GLOBALS: [&str; 7] = ["action", "proposal", "initiator", "polity", "sourcecred", "now", "deadline"];
 
 /// How often (in operations) the wall clock is looked at. Reading the clock costs about as
 /// much as one cheap operation, so this keeps its overhead under 1%, while a run of expensive
@@ -58,6 +58,9 @@ pub const SCRIPT_STACK_SIZE: usize = 256 * 1024 * 1024;
 
 /// The rhai type name of the `polity` object.
 const POLITY_TYPE_NAME: &str = "Polity";
+
+/// The rhai type name of the `sourcecred` object.
+const SOURCECRED_TYPE_NAME: &str = "SourceCred";
 
 // ---------------------------------------------------------------------------------------------
 // Limits and blocks
@@ -221,7 +224,73 @@ pub trait HostData: Send + Sync {
     fn grain(&self, member: &MemberQuery) -> Option<f64>;
     /// A member's account name on a platform (`github`, `discord`, …), if linked.
     fn linked_account(&self, member: &MemberQuery, platform: &str) -> Option<String>;
+    /// What the community's SourceCred instance says of a member (`sourcecred.cred(...)`).
+    ///
+    /// # Errors
+    /// No SourceCred connection ([`NO_SOURCECRED`]), an unknown member name, or an instance
+    /// that could not be read.
+    fn sourcecred(&self, member: &MemberQuery) -> Result<CredRecord, String> {
+        let _ = member;
+        Err(NO_SOURCECRED.to_owned())
+    }
+    /// The cred of every identity of the community's SourceCred instance.
+    ///
+    /// # Errors
+    /// As [`HostData::sourcecred`].
+    fn sourcecred_total(&self) -> Result<f64, String> {
+        Err(NO_SOURCECRED.to_owned())
+    }
 }
+
+/// What a SourceCred instance says of one member ([`HostData::sourcecred`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CredRecord {
+    /// Their total cred; 0 when the instance does not know them.
+    pub cred: f64,
+    /// Their grain balance, in grain; 0 when the instance does not know them.
+    pub grain: f64,
+    /// The identity they were matched to; `None` when the instance does not know them.
+    pub identity: Option<String>,
+    /// Why they have none, when the instance does not know them ("no linked account of
+    /// alice's is an alias of a SourceCred identity ...").
+    pub reason: Option<String>,
+}
+
+impl CredRecord {
+    /// A member the instance does not know, and why.
+    pub fn unknown(reason: impl Into<String>) -> Self {
+        Self { cred: 0.0, grain: 0.0, identity: None, reason: Some(reason.into()) }
+    }
+}
+
+/// A member as a data source sees them: their name and linked accounts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberAccounts {
+    pub id: MemberId,
+    pub name: String,
+    pub accounts: Vec<crate::ids::AccountRef>,
+}
+
+/// A source of cred (a SourceCred instance a community connected), read from memory: a
+/// connection keeps what it last read and refreshes it off the engine's path.
+pub trait CredSource: Send + Sync {
+    /// What it says of `member`.
+    ///
+    /// # Errors
+    /// The instance could not be read (never, or not for too long), with why and where: a
+    /// decision must not take an unreachable instance for "no cred".
+    fn lookup(&self, member: &MemberAccounts) -> Result<CredRecord, String>;
+
+    /// The cred of every identity together.
+    ///
+    /// # Errors
+    /// As [`CredSource::lookup`].
+    fn total(&self) -> Result<f64, String>;
+}
+
+/// What [`HostData::sourcecred`] answers for a community with no SourceCred connection.
+pub const NO_SOURCECRED: &str =
+    "this community has no SourceCred connection: `/integration add sourcecred NAME url=https://...` connects one";
 
 /// How a script names a member: by id (an int) or by name (a string).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -537,6 +606,7 @@ impl Script {
             "proposal" => self.mentions.proposal,
             "initiator" => self.mentions.initiator,
             "polity" => self.mentions.polity,
+            "sourcecred" => self.mentions.sourcecred,
             "now" => self.mentions.now,
             "deadline" => self.mentions.deadline,
             _ => false,
@@ -554,6 +624,7 @@ struct Mentions {
     proposal: bool,
     initiator: bool,
     polity: bool,
+    sourcecred: bool,
     now: bool,
     deadline: bool,
 }
@@ -565,6 +636,7 @@ impl Mentions {
             proposal: mentions(source, "proposal"),
             initiator: mentions(source, "initiator"),
             polity: mentions(source, "polity"),
+            sourcecred: mentions(source, "sourcecred"),
             now: mentions(source, "now"),
             deadline: mentions(source, "deadline"),
         }
@@ -716,6 +788,8 @@ fn from_json(value: &Value) -> Dynamic {
 fn type_label(value: &Dynamic) -> &'static str {
     if value.is::<PolityApi>() {
         "polity"
+    } else if value.is::<SourceCredApi>() {
+        "sourcecred"
     } else if value.is::<rhai::FnPtr>() {
         "a function"
     } else {
@@ -772,6 +846,61 @@ fn register_polity(engine: &mut Engine) {
     engine.register_fn("start_process", PolityApi::start_process);
     engine.register_fn("start_process", |p: &mut PolityApi, process: ImmutableString| {
         p.start_process(process, rhai::Map::new())
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `sourcecred` object
+// ---------------------------------------------------------------------------------------------
+
+/// What scripts see as `sourcecred`: the community's SourceCred instance. A member it does
+/// not know has 0 cred (`sourcecred.why(member)` says why); an instance that cannot be read
+/// is an error that stops the script, so no decision takes it for "no cred".
+#[derive(Clone)]
+struct SourceCredApi {
+    host: Arc<dyn HostData>,
+}
+
+impl SourceCredApi {
+    fn record(&self, member: &MemberQuery) -> RhaiResult<CredRecord> {
+        self.host.sourcecred(member).map_err(|e| format!("SourceCred: {e}").into())
+    }
+}
+
+/// A member named by id (an int), name (a string) or a map with an `id` (`initiator`).
+fn member_of(who: &Dynamic) -> RhaiResult<MemberQuery> {
+    if let Some(id) = who.clone().try_cast::<rhai::INT>() {
+        return Ok(by_id(id));
+    }
+    if let Some(name) = who.clone().try_cast::<ImmutableString>() {
+        return Ok(by_name(&name));
+    }
+    if let Some(map) = who.clone().try_cast::<rhai::Map>()
+        && let Some(id) = map.get("id").and_then(|v| v.clone().try_cast::<rhai::INT>())
+    {
+        return Ok(by_id(id));
+    }
+    Err(format!("SourceCred: {} is not a member (give a member id, a name, or `initiator`)", type_label(who)).into())
+}
+
+fn register_sourcecred(engine: &mut Engine) {
+    engine.register_type_with_name::<SourceCredApi>(SOURCECRED_TYPE_NAME);
+    engine.register_fn("to_string", |_: &mut SourceCredApi| -> ImmutableString { "sourcecred".into() });
+    engine.register_fn("to_debug", |_: &mut SourceCredApi| -> ImmutableString { "sourcecred".into() });
+    engine.register_fn("cred", |s: &mut SourceCredApi, who: Dynamic| -> RhaiResult<rhai::FLOAT> {
+        Ok(s.record(&member_of(&who)?)?.cred)
+    });
+    engine.register_fn("grain", |s: &mut SourceCredApi, who: Dynamic| -> RhaiResult<rhai::FLOAT> {
+        Ok(s.record(&member_of(&who)?)?.grain)
+    });
+    engine.register_fn("identity", |s: &mut SourceCredApi, who: Dynamic| -> RhaiResult<Dynamic> {
+        Ok(string_or_unit(s.record(&member_of(&who)?)?.identity))
+    });
+    engine.register_fn("why", |s: &mut SourceCredApi, who: Dynamic| -> RhaiResult<ImmutableString> {
+        Ok(s.record(&member_of(&who)?)?.reason.unwrap_or_default().into())
+    });
+    engine.register_fn("total", |s: &mut SourceCredApi| -> RhaiResult<rhai::FLOAT> {
+        s.host.sourcecred_total().map_err(|e| format!("SourceCred: {e}").into())
     });
 }
 
@@ -914,6 +1043,7 @@ impl Sandbox {
 
         forbid(&mut engine);
         register_polity(&mut engine);
+        register_sourcecred(&mut engine);
 
         Self { engine, limits }
     }
@@ -1047,9 +1177,16 @@ impl Sandbox {
         scope.push_constant_dynamic("proposal", global(mentions.proposal, &input.proposal));
         scope.push_constant_dynamic("initiator", global(mentions.initiator, &input.initiator));
         match &collector {
-            Some(collector) => scope.push_constant("polity", PolityApi { host, collector: Arc::clone(collector) }),
+            Some(collector) => {
+                scope.push_constant("polity", PolityApi { host: Arc::clone(&host), collector: Arc::clone(collector) })
+            }
             None => scope.push_constant_dynamic("polity", Dynamic::UNIT),
         };
+        if mentions.sourcecred {
+            scope.push_constant("sourcecred", SourceCredApi { host: Arc::clone(&host) });
+        } else {
+            scope.push_constant_dynamic("sourcecred", Dynamic::UNIT);
+        }
         scope.push_constant("now", input.now as rhai::INT);
         scope.push_constant("deadline", input.deadline);
 

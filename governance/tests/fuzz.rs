@@ -120,7 +120,13 @@ proptest! {
 
 /// Valid policies to mutate: every starter kit's and every worked example in the guide.
 static SEEDS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut seeds: Vec<String> = starter_kits().into_iter().flat_map(|k| k.policies).collect();
+    // A kit's options that have no default are given a value of the right shape.
+    let configured = |k: &polity_governance::kits::Kit| {
+        let given: Vec<String> =
+            k.options.iter().filter(|o| o.default.is_none()).map(|o| format!("{}=discord:1", o.name)).collect();
+        k.configured(&given.join(" ")).unwrap().policies
+    };
+    let mut seeds: Vec<String> = starter_kits().iter().flat_map(configured).collect();
     let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/policies.md")).unwrap();
     let mut block: Option<String> = None;
     for line in guide.lines() {

@@ -24,8 +24,21 @@ fn grant(who: &str) -> Action {
 #[test]
 fn every_shipped_kit_parses_and_compiles() {
     let names: Vec<String> = starter_kits().into_iter().map(|k| k.name).collect();
-    assert_eq!(names, ["testing", "benevolent-dictator", "moderators", "direct-democracy", "consensus", "jury"]);
+    assert_eq!(
+        names,
+        [
+            "testing",
+            "benevolent-dictator",
+            "moderators",
+            "direct-democracy",
+            "consensus",
+            "jury",
+            "cred-voters",
+            "expense-votes"
+        ]
+    );
     for k in starter_kits() {
+        let k = k.configured(if k.name == "expense-votes" { "on=discord:1" } else { "" }).unwrap();
         let mut w = World::new(&["alice"]);
         let admin = w.member("admin");
         let ids = w.engine.install_kit(&k, Some(admin)).unwrap();
@@ -149,4 +162,99 @@ fn a_kit_with_a_broken_policy_installs_nothing() {
     assert!(err.to_string().contains("kit moderators policy 3"), "{err}");
     assert_eq!(w.engine.community, before);
     assert!(w.engine.policies().is_empty());
+}
+
+#[test]
+fn a_kit_with_options_is_installed_with_them_and_refuses_others() {
+    let kit = starter_kit("expense-votes").unwrap();
+    assert_eq!(
+        kit.configured("").unwrap_err(),
+        "the kit expense-votes needs on=... (where the votes are held, PLATFORM:CHANNEL (discord:CHANNEL_ID))"
+    );
+    assert!(kit.configured("on=discord:1 color=red").unwrap_err().contains("has no option `color`"));
+    assert!(kit.configured("on=discord:1\"").unwrap_err().contains("is not a value for on"));
+    assert!(kit.configured("on").unwrap_err().contains("write key=value"));
+    let set = kit.configured("on=discord:42 big=100").unwrap();
+    assert!(set.policies.iter().all(|p| !p.contains("${")), "every option is written in");
+    assert!(set.policies[0].contains("discord:42") && set.policies[0].contains("action.amount < 100"));
+    let voters = starter_kit("cred-voters").unwrap();
+    assert!(voters.configured("").unwrap().policies[0].contains(">= 100.0"), "the default threshold");
+    assert!(voters.configured("threshold=7").unwrap().policies[0].contains(">= 7.0"));
+    assert!(starter_kit("jury").unwrap().configured("x=1").unwrap_err().contains("has no options"));
+}
+
+/// SourceCred as a community's connection would answer: alice has 150 cred, bob 20, and
+/// carol is unknown to it.
+struct Cred {
+    down: bool,
+}
+
+impl polity_governance::script::HostData for Cred {
+    fn cred(&self, _member: &polity_governance::script::MemberQuery) -> Option<f64> {
+        None
+    }
+    fn grain(&self, _member: &polity_governance::script::MemberQuery) -> Option<f64> {
+        None
+    }
+    fn linked_account(&self, _member: &polity_governance::script::MemberQuery, _platform: &str) -> Option<String> {
+        None
+    }
+    fn sourcecred(
+        &self,
+        member: &polity_governance::script::MemberQuery,
+    ) -> Result<polity_governance::script::CredRecord, String> {
+        use polity_governance::script::{CredRecord, MemberQuery};
+        if self.down {
+            return Err("SourceCred at cred.example could not be read: connection refused".into());
+        }
+        let MemberQuery::Id(id) = member else { return Err("by id only here".into()) };
+        Ok(match id.0 {
+            2 => CredRecord { cred: 150.0, grain: 3.5, identity: Some("alice".into()), reason: None },
+            3 => CredRecord { cred: 20.0, grain: 0.0, identity: Some("bob".into()), reason: None },
+            _ => CredRecord::unknown("no linked account of carol's is one of its identities' aliases"),
+        })
+    }
+}
+
+fn request_voter(who: &str) -> Action {
+    Action::new(ActionType::new("polity.role_request").unwrap(), account(who), format!("req-{who}"))
+        .at(general())
+        .requested()
+        .with("role", "voter")
+}
+
+#[test]
+fn cred_voters_grants_the_role_by_cred_and_says_why_not() {
+    let mut w = World::with_kit(&["alice", "bob", "carol"], "cred-voters");
+    w.host = std::sync::Arc::new(Cred { down: false });
+    for (who, id) in [("alice", 2), ("bob", 3), ("carol", 4)] {
+        assert_eq!(w.member(who).0, id, "members are numbered as the host answers");
+    }
+    let s = w.push(Inbound::Action { action: request_voter("alice") }).unwrap();
+    assert!(has(&s, |e| matches!(e, Effect::Execute { .. })), "alice has 150 cred: {:?}", s.effects);
+    let s = w.push(Inbound::Action { action: request_voter("bob") }).unwrap();
+    assert!(!has(&s, |e| matches!(e, Effect::Execute { .. })));
+    assert_eq!(posts(&s), ["bob has 20.0 cred on SourceCred; the voter role needs 100."]);
+    let s = w.push(Inbound::Action { action: request_voter("carol") }).unwrap();
+    assert_eq!(
+        posts(&s),
+        [
+            "carol has 0.0 cred on SourceCred; the voter role needs 100. no linked account of carol's is one of its identities' aliases"
+        ]
+    );
+}
+
+#[test]
+fn cred_voters_never_takes_an_unreachable_instance_for_no_cred() {
+    let mut w = World::with_kit(&["alice"], "cred-voters");
+    w.host = std::sync::Arc::new(Cred { down: true });
+    let s = w.push(Inbound::Action { action: request_voter("alice") }).unwrap();
+    assert!(posts(&s).is_empty(), "nobody is refused for want of an answer: {:?}", posts(&s));
+    assert!(s.audit.iter().any(|a| a.to_string().contains("could not be read")), "{:?}", s.audit);
+    let open: Vec<_> = w.engine.proposals().filter(|p| p.state.is_open()).map(|p| p.id).collect();
+    assert_eq!(open.len(), 1, "the request waits");
+    assert!(w.engine.rechecked(open[0]), "and is checked again every minute");
+    w.host = std::sync::Arc::new(Cred { down: false });
+    let s = w.wait(chrono::TimeDelta::minutes(1));
+    assert!(has(&s, |e| matches!(e, Effect::Execute { .. })), "granted once SourceCred answers: {:?}", s.effects);
 }

@@ -22,6 +22,7 @@ pub mod webhook;
 
 pub use incoming::{CommandCall, Event, Incoming, SecretTyped, SpaceInfo};
 pub use polity_governance::platform::{ActionInfo, BoxFuture, Platform, PlatformSpec, Setting};
+pub use polity_governance::script::{CredRecord, CredSource, MemberAccounts};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -156,6 +157,12 @@ pub trait Connection: Send {
     /// What it reads on a schedule, if anything (a platform without webhooks, or one whose
     /// missed deliveries are read again).
     fn poller(&self) -> Option<Arc<dyn Poller>> {
+        None
+    }
+
+    /// What it knows of members that policies read (a SourceCred instance's cred), if
+    /// anything: asked on behalf of the community whose connection this is, and no other.
+    fn cred(&self) -> Option<Arc<dyn CredSource>> {
         None
     }
 

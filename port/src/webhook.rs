@@ -35,6 +35,10 @@ pub enum WebhookError {
     /// Signed, but not what the platform sends: 400.
     #[error("a delivery Polity cannot read: {0}")]
     Malformed(String),
+    /// What it claims could not be confirmed with the platform now (it did not answer): 503,
+    /// so the platform may deliver it again (and a poll reads it anyway).
+    #[error("the platform could not confirm the delivery: {0}")]
+    Unconfirmed(String),
 }
 
 /// A platform that delivers by webhook.
@@ -57,6 +61,32 @@ pub trait WebhookPlatform: Send + Sync {
         secret: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Vec<HookEvent>, WebhookError>;
+
+    /// Whether the platform does not sign its deliveries, so the connection's webhook secret
+    /// is in the URL it delivers to (`?token=SECRET`, Open Collective): the route compares it
+    /// in constant time before [`WebhookPlatform::verify_and_parse`] is called (with the same
+    /// secret).
+    fn secret_in_url(&self) -> bool {
+        false
+    }
+
+    /// Confirms what verified deliveries claim with the platform itself, before anything is
+    /// recorded: a platform whose bodies cannot be trusted (unsigned) answers with the
+    /// events as the platform's API says they are, and leaves out what it denies. `settings`
+    /// and `credential` are the connection's (its stored settings, its typed token). By
+    /// default the events stand as parsed.
+    ///
+    /// # Errors
+    /// [`WebhookError::Unconfirmed`] when the platform did not answer.
+    fn confirm(
+        &self,
+        settings: serde_json::Map<String, serde_json::Value>,
+        credential: Option<String>,
+        events: Vec<HookEvent>,
+    ) -> polity_governance::platform::BoxFuture<'static, Result<Vec<HookEvent>, WebhookError>> {
+        let _ = (settings, credential);
+        Box::pin(async move { Ok(events) })
+    }
 }
 
 /// Whether `a` and `b` are equal, in time that does not depend on where they differ.

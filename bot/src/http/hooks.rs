@@ -9,9 +9,10 @@
 //! |---|---|---|
 //! | a body over 1 MiB ([`BODY_LIMIT`]) | 413 | nothing |
 //! | a platform no adapter serves, a connection that does not exist, is not that platform's or is not enabled yet | 404 | nothing |
-//! | a bad or missing signature (or a connection with no secret to check it with) | 401, logged with the connection's name | nothing |
+//! | a bad or missing signature (or a connection with no secret to check it with); for a platform that does not sign, a missing or wrong `?token=` | 401, logged with the connection's name | nothing |
 //! | a body the adapter cannot read | 400 | nothing |
 //! | an event Polity does not use | 202 | nothing |
+//! | a delivery the platform's API could not confirm now (an unsigned platform's: its body is never trusted) | 503, so the platform may deliver it again (its poll reads it anyway) | nothing |
 //! | a good delivery | 200 once the serving loop has recorded it in the inbox (a redelivery is a duplicate there and changes nothing; a member's mistake is still received) | each input, in one job of the loop |
 //! | a good delivery the store could not record | 500, so the platform delivers it again | nothing |
 //! | a good delivery while Polity shuts down | 503, so the platform delivers it again | nothing |
@@ -21,13 +22,20 @@
 //! another's. Inputs are deduplicated under the source `hook:{platform}:{connection}`, so
 //! two connections whose platforms reuse delivery ids never shadow each other either.
 //!
+//! The secret a delivery is checked with is the webhook secret Polity generated for the
+//! connection (`/integration add` shows it once), else the connection's own secret. A
+//! platform that does not sign its deliveries (Open Collective) has it in the URL instead,
+//! compared in constant time; what such a delivery claims is confirmed with the platform's
+//! API ([`WebhookPlatform::confirm`], with the connection's settings and token) before it is
+//! recorded, and only what the API says is recorded.
+//!
 //! It must not parse a body before its signature is checked, nor log or answer with a secret.
 
 use super::HttpState;
 use crate::serve::{Delivery, Input, deliver_all};
 use crate::store::Connection;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use polity_governance::ids::CommunityId;
 pub use polity_port::webhook::{
@@ -100,10 +108,12 @@ const UNAVAILABLE: Answer = (StatusCode::SERVICE_UNAVAILABLE, "shutting down; de
 pub(super) async fn receive(
     State(state): State<HttpState>,
     Path((platform, connection)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let (outcome, answer) = answer(&state, &platform, &connection, &headers, &body).await;
+    let delivery = Received { headers: &headers, body: &body, query: query.as_deref() };
+    let (outcome, answer) = answer(&state, &platform, &connection, delivery).await;
     if state.webhooks.get(&platform).is_some() {
         // Only platforms Polity serves are labels, so a stranger cannot make new series.
         crate::metrics::webhook(&platform, outcome);
@@ -111,14 +121,22 @@ pub(super) async fn receive(
     answer
 }
 
+/// One delivery as it came.
+#[derive(Clone, Copy)]
+struct Received<'a> {
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    query: Option<&'a str>,
+}
+
+/// The `token` of a query string (`?token=...`), as sent.
+fn token_of(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|pair| pair.strip_prefix("token="))
+}
+
 /// The answer to a delivery, with the outcome the metric counts it as.
-async fn answer(
-    state: &HttpState,
-    platform: &str,
-    segment: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> (&'static str, Answer) {
+async fn answer(state: &HttpState, platform: &str, segment: &str, delivery: Received<'_>) -> (&'static str, Answer) {
+    let Received { headers, body, query } = delivery;
     let Some(adapter) = state.webhooks.get(platform) else {
         tracing::debug!(platform, "a webhook for a platform Polity does not serve");
         return ("unknown_platform", NOT_FOUND);
@@ -138,17 +156,34 @@ async fn answer(
             return ("failed", INTERNAL);
         }
     };
-    if connection.is_none() {
+    let Some(connection) = connection else {
         tracing::info!(
             platform,
             connection = segment,
             "a webhook for a connection that does not exist or is not enabled"
         );
         return ("unknown_connection", NOT_FOUND);
-    }
-    let secret = match state.store.connection_secret(community, name).await {
-        Ok(Some(secret)) => secret,
-        Ok(None) => {
+    };
+    let credential = match state.store.connection_secret(community, name).await {
+        Ok(credential) => credential,
+        Err(e) => {
+            tracing::error!(platform, connection = segment, "reading the secret of a webhook's connection failed: {e}");
+            return ("failed", INTERNAL);
+        }
+    };
+    let hook_secret = match state.store.connection_hook_secret(community, name).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            tracing::error!(platform, connection = segment, "reading the webhook secret of a connection failed: {e}");
+            return ("failed", INTERNAL);
+        }
+    };
+    let in_url = adapter.secret_in_url();
+    // An unsigned platform's secret is only ever the one Polity generated for the URL.
+    let secret = if in_url { hook_secret } else { hook_secret.or_else(|| credential.clone()) };
+    let secret = match secret {
+        Some(secret) => secret,
+        None => {
             tracing::warn!(
                 platform,
                 connection = segment,
@@ -156,11 +191,11 @@ async fn answer(
             );
             return ("bad_signature", UNAUTHORIZED);
         }
-        Err(e) => {
-            tracing::error!(platform, connection = segment, "reading the secret of a webhook's connection failed: {e}");
-            return ("failed", INTERNAL);
-        }
     };
+    if in_url && !token_of(query).is_some_and(|t| constant_time_eq(t.as_bytes(), secret.expose().as_bytes())) {
+        tracing::warn!(platform, connection = segment, "a webhook refused: the URL's token is missing or wrong");
+        return ("bad_signature", UNAUTHORIZED);
+    }
     let events = match adapter.verify_and_parse(headers, body, secret.expose().as_bytes(), state.clock.now()) {
         Ok(events) => events,
         Err(WebhookError::BadSignature(why)) => {
@@ -175,11 +210,43 @@ async fn answer(
             tracing::warn!(platform, connection = segment, "a signed webhook Polity cannot read: {why}");
             return ("malformed", (StatusCode::BAD_REQUEST, "a delivery Polity cannot read\n"));
         }
+        Err(WebhookError::Unconfirmed(why)) => return unconfirmed(platform, segment, &why),
     };
     if events.is_empty() {
         return ("unsupported", UNUSED);
     }
+    let settings = match connection.config {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    let credential = credential.map(|c| c.expose().to_string());
+    let events = match adapter.confirm(settings, credential, events).await {
+        Ok(events) => events,
+        Err(WebhookError::Unconfirmed(why)) => return unconfirmed(platform, segment, &why),
+        Err(other) => {
+            tracing::warn!(platform, connection = segment, "a webhook the platform did not confirm: {other}");
+            return ("unconfirmed", UNUSED);
+        }
+    };
+    if events.is_empty() {
+        tracing::info!(
+            platform,
+            connection = segment,
+            "a webhook whose claims the platform did not confirm: nothing recorded"
+        );
+        return ("unconfirmed", UNUSED);
+    }
     record(state, hook_source(platform, community, name), community, events).await
+}
+
+/// A delivery whose claims the platform's API could not confirm now: 503, nothing stored.
+fn unconfirmed(platform: &str, segment: &str, why: &str) -> (&'static str, Answer) {
+    tracing::warn!(
+        platform,
+        connection = segment,
+        "a webhook not recorded: the platform could not confirm it now ({why}); its poll reads it later"
+    );
+    ("unconfirmed", (StatusCode::SERVICE_UNAVAILABLE, "could not be confirmed now; deliver it again\n"))
 }
 
 /// Whether a connection has been enabled by its governance decision (one staged by

@@ -81,8 +81,8 @@ pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> R
         }
         GovernanceChange::IntegrationAdd { name, .. } => changes.connections.push(ConnectionChange::Enable(name)),
         GovernanceChange::IntegrationRemove { name } => changes.connections.push(ConnectionChange::Remove(name)),
-        GovernanceChange::KitInstall { kit } => {
-            let kit = kits::starter_kit(&kit)?;
+        GovernanceChange::KitInstall { kit, options } => {
+            let kit = kits::starter_kit(&kit)?.configured(&options).map_err(|e| anyhow!(e))?;
             changes.installed = engine.install_kit(&kit, initiator)?;
             changes.community = true;
         }

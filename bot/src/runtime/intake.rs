@@ -203,10 +203,14 @@ impl Runtime {
             Inbound::Reaction { message, .. } => Some(message.clone()),
             _ => None,
         };
-        let ctx = Ctx { now, seed: entropy(now, dedup_key), host: self.host.clone() };
         let Some(engine) = self.engines.get_mut(&community) else {
             return Err(HandleError::Failed(anyhow!("no community {community}")));
         };
+        let host: Arc<dyn HostData> = match host::CommunityHost::for_step(engine, &self.cred_sources) {
+            Some(data) => Arc::new(data),
+            None => self.host.clone(),
+        };
+        let ctx = Ctx { now, seed: entropy(now, dedup_key), host };
         // What the previous step decided has been recorded and answered; keep memory to the
         // open proposals.
         engine.forget_closed();

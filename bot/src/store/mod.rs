@@ -219,6 +219,8 @@ pub enum ConnectionChange {
         platform: String,
         config: serde_json::Value,
         secret: Option<Secret>,
+        /// The webhook secret Polity generated for it (its platform delivers webhooks).
+        hook_secret: Option<Secret>,
     },
     Enable(String),
     Remove(String),
@@ -320,6 +322,19 @@ const SECRET_CHECK_CONTEXT: &str = "polity settings secret_key_check";
 
 fn secret_context(community: CommunityId, name: &str) -> String {
     format!("polity platform_connections community={} name={name}", community.0)
+}
+
+/// What a connection's webhook secret is sealed for: not its other secret's context, so one
+/// ciphertext can never be passed off as the other.
+fn hook_secret_context(community: CommunityId, name: &str) -> String {
+    format!("polity platform_connections hook community={} name={name}", community.0)
+}
+
+/// A connection's secrets, as typed or generated, to be sealed.
+#[derive(Clone, Copy, Default)]
+struct Secrets<'a> {
+    secret: Option<&'a str>,
+    hook: Option<&'a str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -772,9 +787,12 @@ impl Store {
     pub async fn record_in(&self, batch: &Batch, rec: &StepRecord<'_>) -> Result<Recorded, StoreError> {
         // Connections staged by this step come first, so the step can enable them.
         for change in &rec.connections {
-            if let ConnectionChange::Stage { name, platform, config, secret } = change {
-                let secret = secret.as_ref().map(Secret::expose);
-                self.write_connection(&batch.txn, rec.community, name, platform, config, secret, true).await?;
+            if let ConnectionChange::Stage { name, platform, config, secret, hook_secret } = change {
+                let secrets = Secrets {
+                    secret: secret.as_ref().map(Secret::expose),
+                    hook: hook_secret.as_ref().map(Secret::expose),
+                };
+                self.write_connection(&batch.txn, rec.community, name, platform, config, secrets, true).await?;
             }
         }
         step::record(&batch.txn, &batch.written, rec).await
@@ -1118,7 +1136,7 @@ impl Store {
         secret: Option<&str>,
     ) -> Result<(), StoreError> {
         let txn = self.begin().await?;
-        self.write_connection(&txn, id, name, platform, config, secret, false).await?;
+        self.write_connection(&txn, id, name, platform, config, Secrets { secret, hook: None }, false).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -1133,7 +1151,7 @@ impl Store {
         name: &str,
         platform: &str,
         config: &serde_json::Value,
-        secret: Option<&str>,
+        secrets: Secrets<'_>,
         new_only: bool,
     ) -> Result<(), StoreError> {
         let now = ts(Utc::now());
@@ -1148,9 +1166,9 @@ impl Store {
                 return Err(StoreError::Corrupt(format!("a connection named {name} exists already")));
             }
         }
-        let ciphertext = match secret {
+        let ciphertext = match secrets.secret.or(secrets.hook) {
             None => None,
-            Some(secret) => {
+            Some(_) => {
                 let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
                 let check = settings::Entity::find_by_id(SECRET_CHECK_KEY).one(txn).await?;
                 match check {
@@ -1169,8 +1187,23 @@ impl Store {
                         .await?;
                     }
                 }
-                Some(key.seal(secret, &secret_context(id, name)).map_err(StoreError::Corrupt)?)
+                Some(key)
             }
+        };
+        let (ciphertext, hook_ciphertext) = match ciphertext {
+            None => (None, None),
+            Some(key) => (
+                secrets
+                    .secret
+                    .map(|s| key.seal(s, &secret_context(id, name)))
+                    .transpose()
+                    .map_err(StoreError::Corrupt)?,
+                secrets
+                    .hook
+                    .map(|s| key.seal(s, &hook_secret_context(id, name)))
+                    .transpose()
+                    .map_err(StoreError::Corrupt)?,
+            ),
         };
         platform_connections::Entity::insert(platform_connections::ActiveModel {
             community_id: Set(id.0),
@@ -1178,6 +1211,7 @@ impl Store {
             platform: Set(platform.to_string()),
             config: Set(config),
             secret_ciphertext: Set(ciphertext),
+            hook_secret_ciphertext: Set(hook_ciphertext),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
@@ -1188,6 +1222,7 @@ impl Store {
                     platform_connections::Column::Platform,
                     platform_connections::Column::Config,
                     platform_connections::Column::SecretCiphertext,
+                    platform_connections::Column::HookSecretCiphertext,
                     platform_connections::Column::UpdatedAt,
                 ])
                 .to_owned(),
@@ -1260,6 +1295,25 @@ impl Store {
         };
         let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
         let plain = key.open(&stored, &secret_context(id, name)).ok_or(StoreError::SecretKeyWrong)?;
+        Ok(Some(Secret::new(plain)))
+    }
+
+    /// The decrypted webhook secret Polity generated for a connection; `None` when there is
+    /// no such connection or it has none.
+    ///
+    /// # Errors
+    /// [`StoreError::SecretKeyMissing`] or [`StoreError::SecretKeyWrong`].
+    pub async fn connection_hook_secret(&self, id: CommunityId, name: &str) -> Result<Option<Secret>, StoreError> {
+        let row = platform_connections::Entity::find()
+            .filter(platform_connections::Column::CommunityId.eq(id.0))
+            .filter(platform_connections::Column::Name.eq(name))
+            .one(&self.db)
+            .await?;
+        let Some(stored) = row.and_then(|r| r.hook_secret_ciphertext) else {
+            return Ok(None);
+        };
+        let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
+        let plain = key.open(&stored, &hook_secret_context(id, name)).ok_or(StoreError::SecretKeyWrong)?;
         Ok(Some(Secret::new(plain)))
     }
 

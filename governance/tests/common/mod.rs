@@ -51,7 +51,7 @@ impl World {
     pub fn with_kit(members: &[&str], kit: &str) -> Self {
         let mut w = Self::new(members);
         let admin = w.member("admin");
-        w.engine.install_kit(&kits::starter_kit(kit).unwrap(), Some(admin)).unwrap();
+        w.engine.install_kit(&kits::starter_kit(kit).unwrap().configured("").unwrap(), Some(admin)).unwrap();
         w
     }
 

@@ -12,6 +12,8 @@ pub struct Model {
     pub platform: String,
     pub config: String,
     pub secret_ciphertext: Option<String>,
+    /// The webhook secret Polity generated for it, if its platform delivers webhooks.
+    pub hook_secret_ciphertext: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
