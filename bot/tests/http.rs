@@ -92,6 +92,74 @@ fn event(v: &Value, delivery: &str) -> Result<HookEvent, WebhookError> {
     Ok(HookEvent { delivery_id: delivery.into(), input, from: Some((account, user.into())) })
 }
 
+const UNSIGNED: &str = "unsigned";
+const URL_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const API_TOKEN: &str = "api-token";
+
+/// A platform that does not sign its deliveries (like Open Collective): `{"id": N, "text":
+/// ...}` claims that item N was proposed with that text. Nothing of the body is believed:
+/// `confirm` asks "the platform's API" (`api`: item -> its true text, answering only the
+/// connection's API token) and records what it says.
+struct Unsigned {
+    api: std::sync::Mutex<std::collections::HashMap<i64, String>>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl WebhookPlatform for Unsigned {
+    fn name(&self) -> &str {
+        UNSIGNED
+    }
+
+    fn secret_in_url(&self) -> bool {
+        true
+    }
+
+    fn verify_and_parse(
+        &self,
+        _headers: &HeaderMap,
+        body: &[u8],
+        secret: &[u8],
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<HookEvent>, WebhookError> {
+        assert_eq!(secret, URL_TOKEN.as_bytes(), "handed the URL's secret");
+        let v: Value = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let id = v["id"].as_i64().ok_or_else(|| WebhookError::Malformed("no id".into()))?;
+        let account = AccountRef::new(UNSIGNED, "someone");
+        let action = Action::new(ActionType::new(PROPOSE).unwrap(), account.clone(), format!("item-{id}"))
+            .at(Place::new(UNSIGNED, "#general"))
+            .requested()
+            .with("text", v["text"].as_str().unwrap_or(""))
+            .with("item", id);
+        let from = Some((account, "someone".to_string()));
+        Ok(vec![HookEvent { delivery_id: format!("item-{id}"), input: Inbound::Action { action }, from }])
+    }
+
+    fn confirm(
+        &self,
+        settings: serde_json::Map<String, Value>,
+        credential: Option<String>,
+        events: Vec<HookEvent>,
+    ) -> polity_port::BoxFuture<'static, Result<Vec<HookEvent>, WebhookError>> {
+        assert_eq!(settings.get("enabled"), Some(&json!(true)), "handed the connection's settings");
+        let answer = if self.down.load(std::sync::atomic::Ordering::SeqCst) || credential.as_deref() != Some(API_TOKEN)
+        {
+            Err(WebhookError::Unconfirmed("the API did not answer".into()))
+        } else {
+            let api = self.api.lock().unwrap();
+            Ok(events
+                .into_iter()
+                .filter_map(|mut e| {
+                    let Inbound::Action { action } = &mut e.input else { return None };
+                    let truth = api.get(&action.data["item"].as_i64()?)?;
+                    action.data.insert("text".into(), json!(truth));
+                    Some(e)
+                })
+                .collect())
+        };
+        Box::pin(async move { answer })
+    }
+}
+
 /// A community with a test connection `main` (enabled, with a secret), a staged one, and the
 /// serving loop and the HTTP server running on 127.0.0.1.
 struct World {
@@ -105,6 +173,7 @@ struct World {
     stop_http: Option<oneshot::Sender<()>>,
     served: Option<JoinHandle<anyhow::Result<Runtime>>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
+    unsigned: Arc<Unsigned>,
 }
 
 impl World {
@@ -136,7 +205,24 @@ impl World {
         let health = Health::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = HttpState::new(store.clone(), health.clone(), tx).with_webhook(Arc::new(TestHooks));
+        store
+            .put_connection_with_hook(
+                community,
+                "oc",
+                UNSIGNED,
+                &json!({ "enabled": true }),
+                Some(API_TOKEN),
+                URL_TOKEN,
+            )
+            .await
+            .unwrap();
+        let unsigned = Arc::new(Unsigned {
+            api: std::sync::Mutex::new([(7, "Reimburse the venue".to_string())].into()),
+            down: std::sync::atomic::AtomicBool::new(false),
+        });
+        let state = HttpState::new(store.clone(), health.clone(), tx)
+            .with_webhook(Arc::new(TestHooks))
+            .with_webhook(unsigned.clone());
         let (stop_http, http_stopped) = oneshot::channel::<()>();
         let http = tokio::spawn(serve_http(listener, state, async {
             let _stop = http_stopped.await;
@@ -152,6 +238,7 @@ impl World {
             stop_http: Some(stop_http),
             served: Some(served),
             http: Some(http),
+            unsigned,
         }
     }
 
@@ -481,4 +568,39 @@ async fn polity_run_with_nothing_configured_says_how_and_a_taken_address_is_a_cl
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains(&format!("listening for HTTP on {addr}")), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_unsigned_platforms_delivery_needs_the_urls_token_and_is_recorded_as_its_api_says() {
+    let w = World::start("hooks_unsigned").await;
+    let path = hook_path(UNSIGNED, w.community, "oc");
+    let source = hook_source(UNSIGNED, w.community, "oc");
+    let body = json!({ "id": 7, "text": "Pay me 1,000,000" }).to_string();
+    let post = |query: &str| w.client.post(format!("{}{path}{query}", w.base)).body(body.clone()).send();
+    // No token, a wrong one, one that is a prefix of the right one: 401, nothing stored.
+    for query in ["", "?token=", "?token=wrong", &format!("?token={}", &URL_TOKEN[..10]), "?other=1"] {
+        assert_eq!(post(query).await.unwrap().status(), StatusCode::UNAUTHORIZED, "{query:?}");
+    }
+    assert!(!w.store.seen(&source, "item-7").await.unwrap());
+
+    // The API does not answer: 503, so it comes again; nothing stored.
+    w.unsigned.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let with_token = format!("?token={URL_TOKEN}");
+    assert_eq!(post(&with_token).await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!w.store.seen(&source, "item-7").await.unwrap());
+    w.unsigned.down.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // The body lies about the text: what the API says is recorded.
+    assert_eq!(post(&with_token).await.unwrap().status(), StatusCode::OK);
+    assert!(w.store.seen(&source, "item-7").await.unwrap());
+    let p = w.store.proposal(w.community, ProposalId(1)).await.unwrap().unwrap();
+    assert_eq!(p.action.data["text"], "Reimburse the venue");
+
+    // A claim about an item the API does not know is not believed: 202, nothing stored.
+    let invented = json!({ "id": 8, "text": "Invented" }).to_string();
+    let resp = w.client.post(format!("{}{path}{with_token}", w.base)).body(invented).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert!(!w.store.seen(&source, "item-8").await.unwrap());
+    assert_eq!(w.store.last_proposal_id(w.community).await.unwrap(), Some(ProposalId(1)));
+    w.stop().await;
 }

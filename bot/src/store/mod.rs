@@ -1141,6 +1141,26 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::put_connection`] with the webhook secret Polity generated for it.
+    ///
+    /// # Errors
+    /// As [`Store::put_connection`].
+    pub async fn put_connection_with_hook(
+        &self,
+        id: CommunityId,
+        name: &str,
+        platform: &str,
+        config: &serde_json::Value,
+        secret: Option<&str>,
+        hook_secret: &str,
+    ) -> Result<(), StoreError> {
+        let txn = self.begin().await?;
+        let secrets = Secrets { secret, hook: Some(hook_secret) };
+        self.write_connection(&txn, id, name, platform, config, secrets, false).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Writes a connection inside `txn`, its secret sealed. With `new_only`, a connection of
     /// that name must not exist yet.
     #[allow(clippy::too_many_arguments)]
