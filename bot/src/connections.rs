@@ -119,7 +119,7 @@ impl Supervisor {
     /// then its cursor is stored (after them, so a crash between reads them again, and their
     /// dedup keys drop the repeats).
     fn poll(&self, due: DuePoll) {
-        let Some(poller) = self.pollers.get(&(due.community, due.connection.clone())).cloned() else {
+        let Some((poller, hook_source)) = self.pollers.get(&(due.community, due.connection.clone())).cloned() else {
             tracing::debug!(community = %due.community, connection = %due.connection, "a poll came due for a connection that is not running");
             return;
         };
@@ -142,7 +142,9 @@ impl Supervisor {
                 let space = event.space.unwrap_or_default();
                 let delivery = Delivery {
                     community,
-                    source: spaces::source(Owner::Community(community), &connection, &space),
+                    source: hook_source
+                        .clone()
+                        .unwrap_or_else(|| spaces::source(Owner::Community(community), &connection, &space)),
                     dedup_key: event.dedup_key,
                     input: event.input,
                     from: event.from,
@@ -201,11 +203,17 @@ pub struct Supervisor {
     running: HashMap<(CommunityId, String), Running>,
     /// Connections being started (on tasks of their own), and whether they are still wanted.
     starting: HashMap<(CommunityId, String), bool>,
-    /// The running connections that poll.
-    pollers: HashMap<(CommunityId, String), Arc<dyn Poller>>,
+    /// The running connections that poll, with the inbox source of their webhooks when their
+    /// platform takes webhooks: a poll that reads what a webhook missed records it under the
+    /// same source, so the same happening read both ways is recorded once.
+    pollers: HashMap<(CommunityId, String), Polling>,
     /// Starts finished and connections that ended by themselves, from their tasks.
     news: (mpsc::UnboundedSender<News>, mpsc::UnboundedReceiver<News>),
 }
+
+/// A running connection's poller, and the inbox source its webhooks are recorded under, if
+/// its platform takes webhooks.
+type Polling = (Arc<dyn Poller>, Option<String>);
 
 /// What a connection's task tells the supervisor.
 enum News {
@@ -449,7 +457,9 @@ impl Supervisor {
                     tracing::error!(community = %community, connection = name, "recording the poll {} failed: {e}", poll.name);
                 }
             }
-            self.pollers.insert((community, name.to_string()), poller);
+            let takes_webhooks = self.registry.adapter(spec.name).is_some_and(|a| a.webhooks().is_some());
+            let hook_source = takes_webhooks.then(|| crate::http::hook_source(spec.name, community, name));
+            self.pollers.insert((community, name.to_string()), (poller, hook_source));
             // The loop learns of the new polls when it next looks at what is due.
             let wake = Input::job(|_rt: &mut Runtime, _now: DateTime<Utc>| Box::pin(async { Ok(()) }));
             let _stopping = self.links.inputs.send(wake).await;

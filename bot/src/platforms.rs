@@ -8,7 +8,11 @@ use std::sync::Arc;
 
 /// Every platform's adapter.
 pub fn adapters() -> Vec<Arc<dyn Adapter>> {
-    vec![Arc::new(polity_discord::DiscordAdapter)]
+    vec![
+        Arc::new(polity_discord::DiscordAdapter),
+        Arc::new(polity_opencollective::OpenCollectiveAdapter),
+        Arc::new(polity_sourcecred::SourceCredAdapter),
+    ]
 }
 
 /// A platform's declaration, by name.

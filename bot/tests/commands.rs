@@ -981,7 +981,12 @@ async fn role_create_delete_and_list() {
     assert!(!env.community().roles.contains_key("treasurer"));
     assert_eq!(env.roles("alice").await, ["everyone"], "its members lost it");
     env.mistake("admin", "/role delete treasurer", "There is no role treasurer: `/role list` shows the roles.").await;
-    env.mistake("admin", "/role fly", "/role needs one of: request, create, delete, list, grant, revoke.").await;
+    env.mistake(
+        "admin",
+        "/role fly",
+        "/role needs one of: request, create, delete, list, grant, revoke, bind, unbind.",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1177,7 +1182,9 @@ async fn help_lists_every_command_or_explains_one() {
             "/role delete ROLE",
             "/role list",
             "/role grant ROLE MEMBER",
-            "/role revoke ROLE MEMBER"
+            "/role revoke ROLE MEMBER",
+            "/role bind ROLE TO",
+            "/role unbind ROLE TO"
         ]
     );
     env.mistake("alice", "/help frobnicate", "There is no command /frobnicate: /help lists the commands.").await;
@@ -1917,7 +1924,7 @@ async fn integration_mistakes_change_nothing() {
     env.mistake(
         "admin",
         "/integration add myspace mine",
-        "Polity does not connect to `myspace`: choose discord, slack, github, sourcecred.",
+        "Polity does not connect to `myspace`: choose discord, opencollective, slack, github, sourcecred.",
     )
     .await;
     for name in ["Main", "my.bot", "a-name-that-is-far-too-long-for-polity"] {

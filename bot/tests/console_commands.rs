@@ -125,7 +125,7 @@ fn every_mistake_gets_a_clear_reply(db: &str) {
             "[only alice] you have no ballot on #1",
             "[only alice] there is no proposal #9: `/proposals` lists the open ones",
             "[only alice] There is no role treasurer: `/role list` shows the roles.",
-            "[only alice] /role needs one of: request, create, delete, list, grant, revoke.",
+            "[only alice] /role needs one of: request, create, delete, list, grant, revoke, bind, unbind.",
             "[only admin] The policy is not valid:",
             "[only admin] line 2: `kind = \"platfrom\"` is not a kind: use platform, constitution or trigger",
             "[only admin] line 4: `quorum = \"many\"` must be a count like 3 or a share like \"40%\"",

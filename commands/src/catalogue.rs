@@ -51,6 +51,8 @@ pub enum Handler {
     RoleList,
     RoleGrant,
     RoleRevoke,
+    RoleBind,
+    RoleUnbind,
     PermissionGrant,
     PermissionRevoke,
     Audit,
@@ -324,6 +326,28 @@ pub const CATALOGUE: &[Spec] = &[
         help: "Take a role from a member.",
         handler: Handler::RoleRevoke,
         governs: Some(ChangeKind::RoleRevoke),
+        slow: false,
+    },
+    Spec {
+        path: &["role", "bind"],
+        args: &[
+            req("role", ArgKind::Word, "the role"),
+            req("to", ArgKind::Word, "a platform's role, PLATFORM:ROLE_ID"),
+        ],
+        help: "Bind a role to a platform's role: whoever has it gets that role there too, and loses it with it.",
+        handler: Handler::RoleBind,
+        governs: Some(ChangeKind::RoleBind),
+        slow: false,
+    },
+    Spec {
+        path: &["role", "unbind"],
+        args: &[
+            req("role", ArgKind::Word, "the role"),
+            req("to", ArgKind::Word, "the platform's role, PLATFORM:ROLE_ID"),
+        ],
+        help: "Unbind a role from a platform's role (who holds that role there keeps it).",
+        handler: Handler::RoleUnbind,
+        governs: Some(ChangeKind::RoleUnbind),
         slow: false,
     },
     Spec {

@@ -72,6 +72,8 @@ pub async fn run(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Resu
         Handler::RoleList => Ok(role::list(ports)),
         Handler::RoleGrant => role::grant(ports, inv, args).await,
         Handler::RoleRevoke => role::revoke(ports, inv, args).await,
+        Handler::RoleBind => role::bind(ports, inv, args, true).await,
+        Handler::RoleUnbind => role::bind(ports, inv, args, false).await,
         Handler::PermissionGrant => permission::change(ports, inv, args, true).await,
         Handler::PermissionRevoke => permission::change(ports, inv, args, false).await,
         Handler::Audit => audit::run(ports, args).await,

@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(parse("/frob").unwrap_err().0, "There is no command /frob: /help lists the commands.");
         assert_eq!(
             parse("/role fly").unwrap_err().0,
-            "/role needs one of: request, create, delete, list, grant, revoke."
+            "/role needs one of: request, create, delete, list, grant, revoke, bind, unbind."
         );
         assert_eq!(
             parse("/vote 12").unwrap_err().0,
@@ -197,7 +197,10 @@ mod tests {
     fn a_group_typed_in_capitals_lists_its_commands() {
         // Found by tests/fuzz.rs: commands match in any case, but this said "There is no
         // command /ROLE".
-        assert_eq!(parse("/ROLE").unwrap_err().0, "/ROLE needs one of: request, create, delete, list, grant, revoke.");
+        assert_eq!(
+            parse("/ROLE").unwrap_err().0,
+            "/ROLE needs one of: request, create, delete, list, grant, revoke, bind, unbind."
+        );
     }
 
     #[test]

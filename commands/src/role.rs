@@ -1,4 +1,4 @@
-//! `/role request|create|delete|list|grant|revoke`.
+//! `/role request|create|delete|list|grant|revoke|bind|unbind`.
 
 use crate::governed;
 use crate::parse::Parsed;
@@ -126,4 +126,53 @@ pub async fn grant(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Re
 
 pub async fn revoke(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Result<Reply, PortError> {
     change(ports, inv, args, false).await
+}
+
+/// `/role bind ROLE PLATFORM:ROLE_ID` and `/role unbind`: a role bound to a platform's role
+/// is granted and revoked there with it, through the platform's `grant_role` and
+/// `revoke_role` actions, for each holder's linked account on that platform.
+pub async fn bind(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, bind: bool) -> Result<Reply, PortError> {
+    let (role, to) = (args.text("role"), args.text("to"));
+    let c = ports.community();
+    if role == EVERYONE {
+        return Ok(Reply::private(
+            "Every member has the role everyone, so it is bound to nothing: bind a role of the community's own.",
+        ));
+    }
+    let Some(r) = c.roles.get(role) else {
+        return Ok(unknown_role(role));
+    };
+    let Some((platform, id)) = to.split_once(':').filter(|(p, id)| !p.is_empty() && !id.is_empty()) else {
+        return Ok(Reply::private(format!(
+            "`{to}` is not a platform's role: write PLATFORM:ROLE_ID (for Discord, Server Settings → Roles → right-click the role → Copy Role ID)."
+        )));
+    };
+    let bound = r.bound.contains(to);
+    if bind && bound {
+        return Ok(Reply::private(format!("The role {role} is bound to {to} already.")));
+    }
+    if !bind && !bound {
+        return Ok(Reply::private(format!("The role {role} is not bound to {to}.")));
+    }
+    if bind {
+        let actions = ports.actions();
+        let offers = |verb: &str| actions.iter().any(|a| a.name == format!("{platform}.{verb}"));
+        if !(offers("grant_role") && offers("revoke_role")) {
+            return Ok(Reply::private(format!(
+                "{platform} has no roles Polity can grant here: bind to a platform of this community that has them (discord)."
+            )));
+        }
+    }
+    let (role, to, id) = (role.to_string(), to.to_string(), id.to_string());
+    if bind {
+        let done = format!(
+            "The role {role} is bound to {platform} role {id}: its holders get it there now, and lose it with {role}."
+        );
+        let change = Change::RoleBind { role: role.clone(), to: to.clone() };
+        governed::request(ports, inv, change, done, format!("bind the role {role} to {to}")).await
+    } else {
+        let done = format!("The role {role} is no longer bound to {to} (who has that role there keeps it).");
+        let change = Change::RoleUnbind { role: role.clone(), to: to.clone() };
+        governed::request(ports, inv, change, done, format!("unbind the role {role} from {to}")).await
+    }
 }

@@ -29,6 +29,15 @@ pub enum Change {
         role: String,
         member: String,
     },
+    /// Bind a role to a platform role (`discord:ROLE_ID`): its holders get that role there.
+    RoleBind {
+        role: String,
+        to: String,
+    },
+    RoleUnbind {
+        role: String,
+        to: String,
+    },
     /// Let a role propose, execute or vote on actions matching a pattern.
     PermissionGrant {
         role: String,
@@ -69,6 +78,8 @@ pub enum ChangeKind {
     RoleDelete,
     RoleGrant,
     RoleRevoke,
+    RoleBind,
+    RoleUnbind,
     PermissionGrant,
     PermissionRevoke,
     PolicyInstall,
@@ -80,12 +91,14 @@ pub enum ChangeKind {
 
 impl ChangeKind {
     /// Every kind, in the order `/actions` lists them.
-    pub const ALL: [ChangeKind; 12] = [
+    pub const ALL: [ChangeKind; 14] = [
         Self::RoleRequest,
         Self::RoleGrant,
         Self::RoleRevoke,
         Self::RoleCreate,
         Self::RoleDelete,
+        Self::RoleBind,
+        Self::RoleUnbind,
         Self::PermissionGrant,
         Self::PermissionRevoke,
         Self::PolicyInstall,
@@ -103,6 +116,8 @@ impl ChangeKind {
             Self::RoleDelete => "polity.role_delete",
             Self::RoleGrant => "polity.role_grant",
             Self::RoleRevoke => "polity.role_revoke",
+            Self::RoleBind => "polity.role_bind",
+            Self::RoleUnbind => "polity.role_unbind",
             Self::PermissionGrant => "polity.permission_grant",
             Self::PermissionRevoke => "polity.permission_revoke",
             Self::PolicyInstall => "polity.policy_install",
@@ -126,6 +141,13 @@ impl ChangeKind {
             Self::RoleRevoke => ("take a role from a member", &[("role", "the role"), ("member", "the member's name")]),
             Self::RoleCreate => ("create a role", &[("role", "the role"), ("description", "optional")]),
             Self::RoleDelete => ("delete a role", &[("role", "the role")]),
+            Self::RoleBind => (
+                "bind a role to a platform's role: its holders get that role there, and lose it with the role",
+                &[("role", "the role"), ("to", "PLATFORM:ROLE_ID (discord:123...)")],
+            ),
+            Self::RoleUnbind => {
+                ("unbind a role from a platform's role", &[("role", "the role"), ("to", "PLATFORM:ROLE_ID")])
+            }
             Self::PermissionGrant => (
                 "let a role propose, execute or vote",
                 &[
@@ -166,6 +188,8 @@ impl Change {
             Self::RoleDelete { .. } => ChangeKind::RoleDelete,
             Self::RoleGrant { .. } => ChangeKind::RoleGrant,
             Self::RoleRevoke { .. } => ChangeKind::RoleRevoke,
+            Self::RoleBind { .. } => ChangeKind::RoleBind,
+            Self::RoleUnbind { .. } => ChangeKind::RoleUnbind,
             Self::PermissionGrant { .. } => ChangeKind::PermissionGrant,
             Self::PermissionRevoke { .. } => ChangeKind::PermissionRevoke,
             Self::PolicyInstall { .. } => ChangeKind::PolicyInstall,
@@ -184,6 +208,7 @@ impl Change {
             Self::RoleGrant { role, member } | Self::RoleRevoke { role, member } => {
                 vec![("role", role), ("member", member)]
             }
+            Self::RoleBind { role, to } | Self::RoleUnbind { role, to } => vec![("role", role), ("to", to)],
             Self::PermissionGrant { role, permission, actions }
             | Self::PermissionRevoke { role, permission, actions } => {
                 vec![("role", role), ("permission", permission), ("actions", actions)]
@@ -204,6 +229,8 @@ impl Change {
             Self::RoleDelete { role } => format!("delete the role {role}"),
             Self::RoleGrant { role, member } => format!("give {member} the role {role}"),
             Self::RoleRevoke { role, member } => format!("take the role {role} from {member}"),
+            Self::RoleBind { role, to } => format!("bind the role {role} to {to}"),
+            Self::RoleUnbind { role, to } => format!("unbind the role {role} from {to}"),
             Self::PermissionGrant { role, permission, actions } => format!("let {role} {permission} {actions}"),
             Self::PermissionRevoke { role, permission, actions } => {
                 format!("no longer let {role} {permission} {actions}")
@@ -251,6 +278,8 @@ impl Change {
             ChangeKind::RoleDelete => Self::RoleDelete { role: text("role")? },
             ChangeKind::RoleGrant => Self::RoleGrant { role: text("role")?, member: text("member")? },
             ChangeKind::RoleRevoke => Self::RoleRevoke { role: text("role")?, member: text("member")? },
+            ChangeKind::RoleBind => Self::RoleBind { role: text("role")?, to: text("to")? },
+            ChangeKind::RoleUnbind => Self::RoleUnbind { role: text("role")?, to: text("to")? },
             ChangeKind::PermissionGrant => Self::PermissionGrant {
                 role: text("role")?,
                 permission: text("permission")?,

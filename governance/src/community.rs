@@ -98,6 +98,10 @@ pub struct Role {
     pub name: String,
     pub description: String,
     pub grants: BTreeSet<(Permission, ActionPattern)>,
+    /// The platform roles it is bound to (`discord:ROLE_ID`): granting it grants them, and
+    /// revoking it revokes them (`/role bind`).
+    #[serde(default)]
+    pub bound: BTreeSet<String>,
 }
 
 /// One governed community: its members, roles and admins.
@@ -134,7 +138,12 @@ impl Community {
         let grants = [(Permission::Propose, ActionPattern::any()), (Permission::Vote, ActionPattern::any())];
         roles.insert(
             EVERYONE.to_string(),
-            Role { name: EVERYONE.into(), description: "every member".into(), grants: grants.into_iter().collect() },
+            Role {
+                name: EVERYONE.into(),
+                description: "every member".into(),
+                grants: grants.into_iter().collect(),
+                bound: BTreeSet::new(),
+            },
         );
         Self { id, name: name.into(), members: BTreeMap::new(), roles }
     }
@@ -233,9 +242,22 @@ impl Community {
         if self.roles.contains_key(name) {
             return Err(CommunityError::RoleExists(name.into()));
         }
-        self.roles
-            .insert(name.into(), Role { name: name.into(), description: description.into(), grants: BTreeSet::new() });
+        self.roles.insert(name.into(), Role { name: name.into(), description: description.into(), ..Role::default() });
         Ok(())
+    }
+
+    /// Binds `role` to the platform role `to` (`discord:ROLE_ID`), or unbinds it. Answers
+    /// whether that changed anything.
+    ///
+    /// # Errors
+    /// When the role does not exist, or is `everyone` (every member holds it, so its
+    /// platform role would be everyone's too: the platform has that already).
+    pub fn bind_role(&mut self, role: &str, to: &str, bind: bool) -> Result<bool, CommunityError> {
+        if role == EVERYONE {
+            return Err(CommunityError::UnknownRole(role.into()));
+        }
+        let r = self.roles.get_mut(role).ok_or_else(|| CommunityError::UnknownRole(role.into()))?;
+        Ok(if bind { r.bound.insert(to.to_string()) } else { r.bound.remove(to) })
     }
 
     /// # Errors

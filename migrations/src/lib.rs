@@ -32,7 +32,7 @@ mod m20261122_000017_create_link_codes;
 mod m20261201_000018_create_console_ledger;
 mod m20261201_000019_create_polls;
 mod m20261210_000020_outbox_outstanding_indexes;
-mod m20261215_000021_connection_hook_secret;
+mod m20261215_000021_connection_hook_secret_and_role_bindings;
 
 pub struct Migrator;
 
@@ -60,7 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000018_create_console_ledger::Migration),
             Box::new(m20261201_000019_create_polls::Migration),
             Box::new(m20261210_000020_outbox_outstanding_indexes::Migration),
-            Box::new(m20261215_000021_connection_hook_secret::Migration),
+            Box::new(m20261215_000021_connection_hook_secret_and_role_bindings::Migration),
         ]
     }
 }

@@ -4,8 +4,14 @@
 //!
 //! - [`discord`]: a stateful fake of Discord (REST API v10 and the gateway websocket) that a
 //!   real serenity client connects to, and that tests drive as Discord's users would.
+//! - [`opencollective`]: a stateful fake of Open Collective's GraphQL API v2 (expenses, their
+//!   activities and comments, personal tokens), with the webhook deliveries it would send.
 //! - [`db`]: a database of a test's own, SQLite or (when `POLITY_TEST_DATABASE_URL` is set)
 //!   PostgreSQL, dropped when the test ends.
+//! - [`sourcecred`]: a fake SourceCred instance's site serving `output/accounts.json` (with
+//!   `ETag`, `Last-Modified` and 304s), and builders for the document in SourceCred's shape.
 
 pub mod db;
 pub mod discord;
+pub mod opencollective;
+pub mod sourcecred;

@@ -39,6 +39,11 @@ pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> R
             changes.community = true;
         }
         GovernanceChange::RoleDelete { role } => {
+            let holders: Vec<MemberId> =
+                engine.community.members.values().filter(|m| m.roles.contains(&role)).map(|m| m.id).collect();
+            for m in holders {
+                changes.effects.extend(platform_roles(&engine.community, m, &role, None, false));
+            }
             engine.community.roles.remove(&role).ok_or_else(|| anyhow!("there is no role {role}"))?;
             for m in engine.community.members.values_mut() {
                 m.roles.remove(&role);
@@ -48,16 +53,33 @@ pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> R
         GovernanceChange::RoleGrant { role, member } => {
             let member = member_named(engine, &member)?;
             engine.community.grant_role(member, &role)?;
+            changes.effects.extend(platform_roles(&engine.community, member, &role, None, true));
             changes.community = true;
         }
         GovernanceChange::RoleRevoke { role, member } => {
             let member = member_named(engine, &member)?;
             engine.community.revoke_role(member, &role)?;
+            changes.effects.extend(platform_roles(&engine.community, member, &role, None, false));
             changes.community = true;
         }
         GovernanceChange::RoleRequest { role } => {
             let member = initiator.ok_or_else(|| anyhow!("the requester is not a member"))?;
             engine.community.grant_role(member, &role)?;
+            changes.effects.extend(platform_roles(&engine.community, member, &role, None, true));
+            changes.community = true;
+        }
+        GovernanceChange::RoleBind { role, to } => {
+            engine.community.bind_role(&role, &to, true)?;
+            // Who holds the role now gets the platform's role too.
+            let holders: Vec<MemberId> =
+                engine.community.members.values().filter(|m| m.roles.contains(&role)).map(|m| m.id).collect();
+            for m in holders {
+                changes.effects.extend(platform_roles(&engine.community, m, &role, Some(&to), true));
+            }
+            changes.community = true;
+        }
+        GovernanceChange::RoleUnbind { role, to } => {
+            engine.community.bind_role(&role, &to, false)?;
             changes.community = true;
         }
         GovernanceChange::PermissionGrant { role, permission, actions } => {
@@ -84,10 +106,38 @@ pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> R
         GovernanceChange::KitInstall { kit, options } => {
             let kit = kits::starter_kit(&kit)?.configured(&options).map_err(|e| anyhow!(e))?;
             changes.installed = engine.install_kit(&kit, initiator)?;
+            if let Some(m) = initiator {
+                for role in &kit.installer_roles {
+                    changes.effects.extend(platform_roles(&engine.community, m, role, None, true));
+                }
+            }
             changes.community = true;
         }
     }
     Ok(changes)
+}
+
+/// The platform calls that give `member` the platform roles `role` is bound to (or take them
+/// away): `PLATFORM.grant_role` / `PLATFORM.revoke_role` with the member's account there and
+/// the role's id, for each of their linked accounts on that platform; only the binding
+/// `only`, if given. A member with no account there gets nothing there.
+fn platform_roles(community: &Community, member: MemberId, role: &str, only: Option<&str>, grant: bool) -> Vec<Effect> {
+    let (Some(r), Some(m)) = (community.roles.get(role), community.member(member)) else {
+        return Vec::new();
+    };
+    let verb = if grant { "grant_role" } else { "revoke_role" };
+    let mut calls = Vec::new();
+    for to in r.bound.iter().filter(|to| only.is_none_or(|o| o == to.as_str())) {
+        let Some((platform, id)) = to.split_once(':') else { continue };
+        let Ok(name) = polity_governance::ActionType::new(&format!("{platform}.{verb}")) else { continue };
+        for account in m.accounts.iter().map(|l| &l.account).filter(|a| a.platform.as_str() == platform) {
+            let mut params = serde_json::Map::new();
+            params.insert("user".into(), serde_json::Value::String(account.account.clone()));
+            params.insert("role".into(), serde_json::Value::String(id.to_string()));
+            calls.push(Effect::Call { proposal: None, name: name.clone(), params });
+        }
+    }
+    calls
 }
 
 /// A governance change requested by a member (a command that changes governance).

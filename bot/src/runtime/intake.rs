@@ -283,6 +283,7 @@ impl Runtime {
         }
         step.effects = effects;
         step.effects.extend(unapplied);
+        step.effects.append(&mut changes.effects);
         for a in &step.audit {
             tracing::info!(community = %community, "{a}");
         }
@@ -376,6 +377,8 @@ pub(super) struct Changes {
     pub(super) community: bool,
     pub(super) installed: Vec<polity_governance::PolicyId>,
     pub(super) removed: Vec<polity_governance::PolicyId>,
+    /// Platform calls a change implies (a bound role granted on its platform).
+    pub(super) effects: Vec<Effect>,
 }
 
 impl Changes {
@@ -384,6 +387,7 @@ impl Changes {
         self.connections.extend(other.connections);
         self.installed.extend(other.installed);
         self.removed.extend(other.removed);
+        self.effects.extend(other.effects);
     }
 }
 

@@ -74,13 +74,15 @@ pub(crate) async fn sync_community<C: ConnectionTrait>(
                     community_id: Set(cid),
                     name: Set(r.name.clone()),
                     description: Set(r.description.clone()),
+                    bound: Set(bound_text(r)),
                 })
                 .exec_without_returning(db)
                 .await?;
             }
-            Some(row) if row.description != r.description => {
+            Some(row) if row.description != r.description || row.bound != bound_text(r) => {
                 roles::Entity::update_many()
                     .col_expr(roles::Column::Description, Expr::value(r.description.clone()))
+                    .col_expr(roles::Column::Bound, Expr::value(bound_text(r)))
                     .filter(roles::Column::CommunityId.eq(cid))
                     .filter(roles::Column::Name.eq(r.name.clone()))
                     .exec(db)
@@ -295,7 +297,11 @@ pub(crate) async fn load_communities<C: ConnectionTrait>(db: &C, ids: &[i64]) ->
     }
     for r in roles::Entity::find().filter(roles::Column::CommunityId.is_in(ids())).all(db).await? {
         if let Some(c) = by_id.get_mut(&r.community_id) {
-            c.roles.insert(r.name.clone(), Role { name: r.name, description: r.description, grants: BTreeSet::new() });
+            let bound = r.bound.split_whitespace().map(str::to_string).collect();
+            c.roles.insert(
+                r.name.clone(),
+                Role { name: r.name, description: r.description, grants: BTreeSet::new(), bound },
+            );
         }
     }
     for g in role_permissions::Entity::find().filter(role_permissions::Column::CommunityId.is_in(ids())).all(db).await?
@@ -308,4 +314,9 @@ pub(crate) async fn load_communities<C: ConnectionTrait>(db: &C, ids: &[i64]) ->
         role.grants.insert((permission, actions));
     }
     Ok(by_id.into_values().collect())
+}
+
+/// A role's platform roles as stored: space-separated (`discord:1 discord:2`).
+fn bound_text(r: &Role) -> String {
+    r.bound.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
 }

@@ -10,6 +10,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub name: String,
     pub description: String,
+    /// The platform roles it is bound to, space-separated (`discord:ROLE_ID`).
+    pub bound: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,307 @@
+//! The GraphQL API v2 client: one named operation per request (`POST {api}` with
+//! `Personal-Token`), and what its failures mean.
+//!
+//! It must never log or pass on a response body as it came: Open Collective's 401 repeats
+//! the token it refused (`Invalid Personal Token (Api Key): TOKEN`), so a 401's body is not
+//! even read, and every message taken from an answer has the token blotted out first.
+
+use polity_governance::platform::PlatformError;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue, USER_AGENT};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// One GraphQL document with the name of its operation (the fake answers by it, and Open
+/// Collective's logs show it).
+#[derive(Clone, Copy, Debug)]
+pub struct Operation {
+    pub name: &'static str,
+    pub document: &'static str,
+}
+
+/// The token owner and the collective, when a connection starts.
+pub const START: Operation = Operation {
+    name: "PolityStart",
+    document: "query PolityStart($slug: String!) {
+  me { id slug name }
+  account(slug: $slug) { id legacyId slug name }
+}",
+};
+
+/// The token owner, whether they are an admin of `$slug`, and `$slug`'s host.
+pub const ME: Operation = Operation {
+    name: "PolityMe",
+    document: "query PolityMe($slug: String!) {
+  me { id slug name memberOf(role: [ADMIN], account: {slug: $slug}) { totalCount } }
+  account(slug: $slug) { id slug name ... on AccountWithHost { host { slug name } } }
+}",
+};
+
+/// One expense as it is now, with its activities (oldest first).
+pub const EXPENSE: Operation = Operation {
+    name: "PolityExpense",
+    document: "query PolityExpense($ref: ExpenseReferenceInput!) {
+  expense(expense: $ref) {
+    id legacyId description amount currency status
+    account { slug name }
+    payee { slug name }
+    activities { id type createdAt }
+  }
+}",
+};
+
+/// One expense with its newest comments.
+pub const EXPENSE_COMMENTS: Operation = Operation {
+    name: "PolityExpenseComments",
+    document: "query PolityExpenseComments($ref: ExpenseReferenceInput!) {
+  expense(expense: $ref) {
+    id legacyId status
+    account { slug name }
+    comments(limit: 100, orderBy: {field: CREATED_AT, direction: DESC}) { nodes { id html } }
+  }
+}",
+};
+
+/// Whether an expense is gone, and the collective's deletions around a time.
+pub const DELETED_EXPENSE: Operation = Operation {
+    name: "PolityDeletedExpense",
+    document:
+        "query PolityDeletedExpense($ref: ExpenseReferenceInput!, $slug: String!, $from: DateTime!, $to: DateTime!) {
+  expense(expense: $ref) { id legacyId }
+  activities(account: [{slug: $slug}], type: [COLLECTIVE_EXPENSE_DELETED], dateFrom: $from, dateTo: $to, limit: 100) {
+    totalCount
+    nodes { id type createdAt data expense { legacyId } }
+  }
+}",
+};
+
+/// The collective's expense activities of the five trigger types, newest first.
+pub const ACTIVITIES: Operation = Operation {
+    name: "PolityActivities",
+    document: "query PolityActivities($slug: String!, $from: DateTime, $limit: Int!, $offset: Int!) {
+  activities(account: [{slug: $slug}], dateFrom: $from, limit: $limit, offset: $offset,
+    type: [COLLECTIVE_EXPENSE_CREATED, COLLECTIVE_EXPENSE_APPROVED, COLLECTIVE_EXPENSE_REJECTED, COLLECTIVE_EXPENSE_PAID, COLLECTIVE_EXPENSE_DELETED]) {
+    totalCount
+    nodes {
+      id type createdAt data
+      expense { id legacyId description amount currency status account { slug name } payee { slug name } }
+    }
+  }
+}",
+};
+
+/// Approves, unapproves, rejects or pays an expense.
+pub const PROCESS_EXPENSE: Operation = Operation {
+    name: "PolityProcessExpense",
+    document:
+        "mutation PolityProcessExpense($ref: ExpenseReferenceInput!, $action: ExpenseProcessAction!, $message: String) {
+  processExpense(expense: $ref, action: $action, message: $message) { id legacyId status }
+}",
+};
+
+/// Comments on an expense.
+pub const COMMENT: Operation = Operation {
+    name: "PolityComment",
+    document: "mutation PolityComment($ref: ExpenseReferenceInput!, $html: String!) {
+  createComment(comment: {expense: $ref, html: $html}) { id }
+}",
+};
+
+/// Why a request got no usable answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiError {
+    /// HTTP 401: the token is unknown, expired or revoked.
+    BadToken,
+    /// HTTP 429 (or a `RateLimitExceeded` error), with `Retry-After` when it came.
+    RateLimited(Option<Duration>),
+    /// No answer: a refused connection, a timeout, a 5xx.
+    Unreachable(String),
+    /// The first GraphQL error: its `extensions.code` and its message.
+    Graphql { code: Option<String>, message: String },
+    /// Any other answer.
+    Other(String),
+}
+
+/// What the 2FA refusal of a token without advanced privileges needs.
+pub const TWO_FA_HINT: &str = "the token's owner has two-factor authentication on (or the collective requires it): make a personal token with Advanced privileges ticked (Open Collective → your profile → For developers → Personal tokens)";
+
+/// What a refused token needs.
+pub const BAD_TOKEN: &str = "Open Collective refused the personal token";
+
+impl ApiError {
+    /// The failure as an effect's or a poll's error.
+    pub fn into_platform(self) -> PlatformError {
+        match self {
+            Self::BadToken => PlatformError::Permanent(BAD_TOKEN.into()),
+            Self::RateLimited(retry_after) => PlatformError::RateLimited { retry_after },
+            Self::Unreachable(why) => PlatformError::Transient(why),
+            Self::Graphql { message, .. } if mentions_2fa(&message) => {
+                PlatformError::Permanent(format!("Open Collective refused: {message} ({TWO_FA_HINT})"))
+            }
+            Self::Graphql { code: Some(code), .. } if code == "RateLimitExceeded" => {
+                PlatformError::RateLimited { retry_after: None }
+            }
+            Self::Graphql { code: Some(code), message } if code == "INTERNAL_SERVER_ERROR" => {
+                PlatformError::Transient(format!("Open Collective failed: {message}"))
+            }
+            Self::Graphql { message, .. } => PlatformError::Permanent(format!("Open Collective refused: {message}")),
+            Self::Other(why) => PlatformError::Permanent(why),
+        }
+    }
+
+    /// Whether Open Collective said the thing asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Graphql { code: Some(code), .. } if code == "NotFound")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadToken => f.write_str(BAD_TOKEN),
+            Self::RateLimited(Some(wait)) => write!(f, "Open Collective is rate limiting, retry after {wait:?}"),
+            Self::RateLimited(None) => f.write_str("Open Collective is rate limiting"),
+            Self::Unreachable(why) | Self::Other(why) => f.write_str(why),
+            Self::Graphql { message, .. } => write!(f, "Open Collective refused: {message}"),
+        }
+    }
+}
+
+/// Whether an error's message is about two-factor authentication.
+fn mentions_2fa(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("2fa") || lower.contains("two factor") || lower.contains("two-factor")
+}
+
+/// The GraphQL API with one personal token.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("url", &self.url).field("token", &"[redacted]").finish()
+    }
+}
+
+impl Api {
+    /// A client of the API at `url` with `token`, each request at most `timeout`.
+    ///
+    /// # Errors
+    /// When the token cannot be a header or the client cannot be built.
+    pub fn new(url: &str, token: &str, timeout: Duration) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        let mut value = HeaderValue::from_str(token.trim())
+            .map_err(|_| "the personal token holds characters a header cannot carry".to_string())?;
+        value.set_sensitive(true);
+        headers.insert("Personal-Token", value);
+        headers.insert(USER_AGENT, HeaderValue::from_static("Polity"));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("building the HTTP client: {}", e.without_url()))?;
+        Ok(Self { http, url: url.to_string(), token: token.trim().to_string() })
+    }
+
+    /// Runs `operation` with `variables`: its `data`.
+    ///
+    /// # Errors
+    /// What [`ApiError`] says; a GraphQL error anywhere in the answer fails the whole call.
+    pub async fn run(&self, operation: Operation, variables: Value) -> Result<Value, ApiError> {
+        let body = json!({ "operationName": operation.name, "query": operation.document, "variables": variables });
+        let response = self.http.post(&self.url).json(&body).send().await.map_err(|e| {
+            let why = if e.is_timeout() { "no answer in time" } else { "no answer" };
+            ApiError::Unreachable(format!("Open Collective ({}): {why}: {}", self.url, e.without_url()))
+        })?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            // Its body repeats the token: it is not read.
+            return Err(ApiError::BadToken);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(ApiError::RateLimited(retry_after(response.headers())));
+        }
+        if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+            return Err(ApiError::Unreachable(format!("Open Collective answered HTTP {}", status.as_u16())));
+        }
+        let answer: Value = match response.json().await {
+            Ok(answer) => answer,
+            Err(e) if e.is_timeout() => {
+                return Err(ApiError::Unreachable("Open Collective's answer did not come in time".into()));
+            }
+            Err(_) => {
+                return Err(ApiError::Other(format!(
+                    "Open Collective answered HTTP {} with something that is not JSON",
+                    status.as_u16()
+                )));
+            }
+        };
+        if let Some(first) = answer.get("errors").and_then(Value::as_array).and_then(|e| e.first()) {
+            let message = first.get("message").and_then(Value::as_str).unwrap_or("an error without a message");
+            let code = first.pointer("/extensions/code").and_then(Value::as_str).map(str::to_string);
+            return Err(ApiError::Graphql { code, message: self.redact(message) });
+        }
+        if !status.is_success() {
+            let message = answer.pointer("/error/message").and_then(Value::as_str).unwrap_or("no message");
+            return Err(ApiError::Other(format!(
+                "Open Collective answered HTTP {}: {}",
+                status.as_u16(),
+                self.redact(message)
+            )));
+        }
+        match answer.get("data") {
+            Some(data) if data.is_object() => Ok(data.clone()),
+            _ => Err(ApiError::Other("Open Collective answered without data".into())),
+        }
+    }
+
+    /// `text` with the token blotted out.
+    fn redact(&self, text: &str) -> String {
+        if self.token.is_empty() { text.to_string() } else { text.replace(&self.token, "[token]") }
+    }
+}
+
+/// `Retry-After` in seconds (Open Collective's may be fractional).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: f64 = headers.get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// An expense reference by its number.
+pub fn expense_ref(legacy_id: i64) -> Value {
+    json!({ "legacyId": legacy_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_may_be_fractional() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("1.5"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        headers.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn a_2fa_refusal_says_what_to_do() {
+        let e = ApiError::Graphql { code: None, message: "This personal token is not pre-authorized for 2FA".into() };
+        let PlatformError::Permanent(text) = e.into_platform() else { panic!("not permanent") };
+        assert!(text.contains("Advanced privileges"), "{text}");
+    }
+
+    #[test]
+    fn every_operation_is_named_as_it_says() {
+        for op in [START, ME, EXPENSE, EXPENSE_COMMENTS, DELETED_EXPENSE, ACTIVITIES, PROCESS_EXPENSE, COMMENT] {
+            let head = op.document.split('(').next().unwrap_or_default();
+            assert!(head.ends_with(op.name), "{head}");
+        }
+    }
+}
