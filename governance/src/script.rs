@@ -863,8 +863,13 @@ struct SourceCredApi {
 
 impl SourceCredApi {
     fn record(&self, member: &MemberQuery) -> RhaiResult<CredRecord> {
-        self.host.sourcecred(member).map_err(|e| format!("SourceCred: {e}").into())
+        self.host.sourcecred(member).map_err(|e| sourcecred_error(&e))
     }
+}
+
+/// A host's answer about SourceCred as a script error, saying it is about SourceCred.
+fn sourcecred_error(e: &str) -> Box<EvalAltResult> {
+    if e.starts_with("SourceCred") { e.to_string().into() } else { format!("SourceCred: {e}").into() }
 }
 
 /// A member named by id (an int), name (a string) or a map with an `id` (`initiator`).
@@ -900,7 +905,7 @@ fn register_sourcecred(engine: &mut Engine) {
         Ok(s.record(&member_of(&who)?)?.reason.unwrap_or_default().into())
     });
     engine.register_fn("total", |s: &mut SourceCredApi| -> RhaiResult<rhai::FLOAT> {
-        s.host.sourcecred_total().map_err(|e| format!("SourceCred: {e}").into())
+        s.host.sourcecred_total().map_err(|e| sourcecred_error(&e))
     });
 }
 

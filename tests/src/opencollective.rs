@@ -556,6 +556,8 @@ fn formatted(cents: i64, currency: &str) -> String {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
+    /// Told after every request the fake answered (or began to hang on).
+    answered: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -584,7 +586,7 @@ impl FakeOpenCollective {
     pub async fn start() -> FakeOpenCollective {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake Open Collective");
         let url = format!("http://{}/graphql/v2", listener.local_addr().expect("the fake's address"));
-        let shared = Arc::new(Shared { state: Mutex::new(State::new()) });
+        let shared = Arc::new(Shared { state: Mutex::new(State::new()), answered: tokio::sync::Notify::new() });
         let app = axum::Router::new()
             .route("/graphql/v2", axum::routing::post(graphql))
             .route("/graphql", axum::routing::post(graphql))
@@ -742,6 +744,20 @@ impl FakeOpenCollective {
         })
     }
 
+    /// Waits until `f` holds of the state, looking again after every request (wrap it in a
+    /// timeout of your own).
+    pub async fn until(&self, f: impl Fn(&State) -> bool) {
+        loop {
+            let answered = self.shared.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if self.with(&f) {
+                return;
+            }
+            answered.await;
+        }
+    }
+
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.with(|s| s.requests.clone())
@@ -793,6 +809,7 @@ async fn graphql(AxumState(shared): AxumState<Arc<Shared>>, headers: HeaderMap, 
             None => Ok(answer(&mut s, &operation, &variables, token.as_deref())),
         }
     };
+    shared.answered.notify_waiters();
     match outcome {
         Ok(response) => response,
         Err(Failure::RateLimited { retry_after }) => (

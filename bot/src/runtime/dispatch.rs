@@ -356,7 +356,9 @@ impl Runtime {
         {
             return Ok(false);
         }
-        if targets.is_empty() && self.awaited(&row.effect, &messages) {
+        if targets.is_empty()
+            && (self.awaited(&row.effect, &messages) || self.connecting(row.community, &row.effect).await?)
+        {
             // Its connection is on its way (a guild not yet announced at start): a temporary
             // failure, tried again with backoff.
             self.store.start_effect(row.id, now).await?;
@@ -641,6 +643,21 @@ impl Runtime {
             Effect::EditVote { .. } => messages.iter().any(|m| self.awaited.contains(m.platform.as_str())),
             other => self.awaited.contains(effect_platform(other)),
         }
+    }
+
+    /// Whether `community` has an enabled connection of its own that performs `effect` (by
+    /// its name, or of its platform) but that is not up: it starts after Polity does, or
+    /// after the step that enabled it, so the effect waits for it rather than failing.
+    async fn connecting(&self, community: CommunityId, effect: &Effect) -> Result<bool> {
+        let platform = match effect {
+            Effect::EditVote { .. } => return Ok(false),
+            other => effect_platform(other),
+        };
+        let connections = self.store.connections(community).await?;
+        Ok(connections.iter().any(|c| {
+            (c.name == platform || c.platform == platform)
+                && c.config.get("enabled").and_then(serde_json::Value::as_bool) != Some(false)
+        }))
     }
 
     /// Says that `platform`'s connections come up per community after start (a Discord
