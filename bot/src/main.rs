@@ -231,6 +231,11 @@ async fn main_inner(cli: Cli) -> Result<ExitCode> {
                 None => format!("http://{bound}"),
             };
             host.registry.set_public_url(&public_url);
+            if config.http.as_ref().and_then(|h| h.public_url.as_deref()).is_none() {
+                println!(
+                    "Webhook addresses `/integration add` gives start with {public_url}: set `[http] public_url` (or POLITY_HTTP_PUBLIC_URL) to the address platforms reach Polity at."
+                );
+            }
             let (notices, mut heard) = tokio::sync::mpsc::unbounded_channel();
             let printer = tokio::spawn(async move {
                 while let Some(notice) = heard.recv().await {

@@ -238,6 +238,16 @@ impl Runtime {
         self.community_kinds.retain(|(c, _), n| !(*c == community && n == name));
     }
 
+    /// The platform each of `community`'s connections is of, by connection name (`guild` ->
+    /// `discord`), for those whose name is not their platform's.
+    pub(crate) fn connection_kinds(&self, community: CommunityId) -> HashMap<String, String> {
+        self.community_kinds
+            .iter()
+            .filter(|((c, _), _)| *c == community)
+            .map(|((_, kind), name)| (name.clone(), kind.clone()))
+            .collect()
+    }
+
     /// Lets `community`'s scripts read what its connection `name` knows of members.
     pub fn add_cred_source(
         &mut self,

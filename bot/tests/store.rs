@@ -735,6 +735,25 @@ async fn secrets_are_encrypted_at_rest_and_read_back_with_the_key(s: &Store) {
     s.db().execute_unprepared(&sql).await.unwrap();
     assert!(matches!(keyed.connection_secret(c, "console").await, Err(StoreError::SecretKeyWrong)));
 
+    // A webhook secret is sealed apart from the token, and a later write of the connection's
+    // settings keeps it (it was shown once; the platform holds it).
+    keyed
+        .put_connection_with_hook(c, "oc", "opencollective", &json!({"collective": "a"}), Some("tok"), "hook-secret")
+        .await
+        .unwrap();
+    let oc = platform_connections::Entity::find().all(s.db()).await.unwrap();
+    let oc = oc.iter().find(|r| r.name == "oc").unwrap();
+    assert!(!oc.hook_secret_ciphertext.as_ref().unwrap().contains("hook-secret"));
+    assert_ne!(oc.hook_secret_ciphertext, oc.secret_ciphertext);
+    keyed.put_connection(c, "oc", "opencollective", &json!({"collective": "b"}), Some("tok2")).await.unwrap();
+    assert_eq!(keyed.connection_hook_secret(c, "oc").await.unwrap().unwrap().expose(), "hook-secret");
+    assert_eq!(keyed.connection_secret(c, "oc").await.unwrap().unwrap().expose(), "tok2");
+    assert_eq!(keyed.connection_hook_secret(c, "slack-eng").await.unwrap(), None);
+    // The token's ciphertext does not open as the webhook secret.
+    let sql = "UPDATE platform_connections SET hook_secret_ciphertext = secret_ciphertext WHERE name = 'oc'";
+    s.db().execute_unprepared(sql).await.unwrap();
+    assert!(matches!(keyed.connection_hook_secret(c, "oc").await, Err(StoreError::SecretKeyWrong)));
+
     // In memory a secret never shows itself.
     let secret = keyed.connection_secret(c, "slack-eng").await.unwrap().unwrap();
     assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");

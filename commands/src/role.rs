@@ -142,7 +142,8 @@ pub async fn bind(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, bind: 
     let Some(r) = c.roles.get(role) else {
         return Ok(unknown_role(role));
     };
-    let Some((platform, id)) = to.split_once(':').filter(|(p, id)| !p.is_empty() && !id.is_empty()) else {
+    let Some((platform, id)) = to.split_once(':').filter(|_| polity_governance::community::valid_binding(to) || !bind)
+    else {
         return Ok(Reply::private(format!(
             "`{to}` is not a platform's role: write PLATFORM:ROLE_ID (for Discord, Server Settings → Roles → right-click the role → Copy Role ID)."
         )));

@@ -104,6 +104,15 @@ pub struct Role {
     pub bound: BTreeSet<String>,
 }
 
+/// Whether `to` names a platform's role as a binding does: `PLATFORM:ROLE_ID`, each part
+/// letters, digits, `-` and `_` (and `.` in the id), no more than 64 of them.
+pub fn valid_binding(to: &str) -> bool {
+    let word = |w: &str, extra: &str| {
+        !w.is_empty() && w.len() <= 64 && w.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    };
+    to.split_once(':').is_some_and(|(p, id)| word(p, "_-") && word(id, "_-."))
+}
+
 /// One governed community: its members, roles and admins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Community {
@@ -120,6 +129,8 @@ pub enum CommunityError {
     UnknownRole(String),
     #[error("the role `{0}` already exists")]
     RoleExists(String),
+    #[error("`{0}` is not a platform's role: write PLATFORM:ROLE_ID (letters, digits, `-` and `_`)")]
+    BadBinding(String),
     #[error("`{0}` is not a role name: use lowercase letters, digits, `-` and `_`")]
     BadRoleName(String),
     #[error("{0} is not a member of this community")]
@@ -256,6 +267,9 @@ impl Community {
         if role == EVERYONE {
             return Err(CommunityError::UnknownRole(role.into()));
         }
+        if bind && !valid_binding(to) {
+            return Err(CommunityError::BadBinding(to.into()));
+        }
         let r = self.roles.get_mut(role).ok_or_else(|| CommunityError::UnknownRole(role.into()))?;
         Ok(if bind { r.bound.insert(to.to_string()) } else { r.bound.remove(to) })
     }
@@ -336,6 +350,21 @@ impl Community {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_role_is_bound_to_platform_roles_written_as_platform_colon_id() {
+        let (mut c, _, _) = community();
+        c.create_role("voter", "").unwrap();
+        assert_eq!(c.bind_role("voter", "discord:400000000000000007", true), Ok(true));
+        assert_eq!(c.bind_role("voter", "discord:400000000000000007", true), Ok(false));
+        for bad in ["discord", "discord:", ":1", "discord:1 2", "dis cord:1", "discord:<@&1>", "a:b:c"] {
+            assert_eq!(c.bind_role("voter", bad, true), Err(CommunityError::BadBinding(bad.into())), "{bad}");
+        }
+        assert_eq!(c.bind_role(EVERYONE, "discord:1", true), Err(CommunityError::UnknownRole(EVERYONE.into())));
+        assert_eq!(c.bind_role("nope", "discord:1", true), Err(CommunityError::UnknownRole("nope".into())));
+        assert_eq!(c.bind_role("voter", "discord:400000000000000007", false), Ok(true));
+        assert!(c.roles["voter"].bound.is_empty());
+    }
 
     fn community() -> (Community, MemberId, MemberId) {
         let mut c = Community::new(CommunityId(1), "test");

@@ -43,6 +43,8 @@ struct RawOption {
     help: String,
     #[serde(default)]
     default: Option<String>,
+    #[serde(default)]
+    whole_number: bool,
 }
 
 /// A setting a kit is installed with (`/kit install expense-votes on=discord:123`), written
@@ -53,6 +55,8 @@ pub struct KitOption {
     pub help: String,
     /// Without one, the option must be given.
     pub default: Option<String>,
+    /// Its value must be a whole number (it is written into a script as one).
+    pub whole_number: bool,
 }
 
 #[derive(Deserialize)]
@@ -106,8 +110,11 @@ impl Kit {
             .iter()
             .map(|t| toml::to_string(t).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
-        let options =
-            raw.options.into_iter().map(|(name, o)| KitOption { name, help: o.help, default: o.default }).collect();
+        let options = raw
+            .options
+            .into_iter()
+            .map(|(name, o)| KitOption { name, help: o.help, default: o.default, whole_number: o.whole_number })
+            .collect();
         Ok(Self {
             name: raw.name,
             description: raw.description,
@@ -139,6 +146,11 @@ impl Kit {
             }
             if !value.chars().all(|c| c.is_ascii_alphanumeric() || ":#._-".contains(c)) || value.len() > 100 {
                 return Err(format!("`{value}` is not a value for {key}: use letters, digits and :#._- only"));
+            }
+            if self.options.iter().any(|o| o.name == key && o.whole_number)
+                && !(value.len() <= 15 && value.chars().all(|c| c.is_ascii_digit()))
+            {
+                return Err(format!("`{value}` is not a value for {key}: write a whole number, such as 100"));
             }
             values.insert(key, value);
         }

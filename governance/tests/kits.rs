@@ -180,6 +180,8 @@ fn a_kit_with_options_is_installed_with_them_and_refuses_others() {
     let voters = starter_kit("cred-voters").unwrap();
     assert!(voters.configured("").unwrap().policies[0].contains(">= 100.0"), "the default threshold");
     assert!(voters.configured("threshold=7").unwrap().policies[0].contains(">= 7.0"));
+    assert!(voters.configured("threshold=1.5").unwrap_err().contains("write a whole number"));
+    assert!(kit.configured("on=discord:1 big=-3").unwrap_err().contains("write a whole number"));
     assert!(starter_kit("jury").unwrap().configured("x=1").unwrap_err().contains("has no options"));
 }
 

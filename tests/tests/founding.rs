@@ -243,10 +243,31 @@ async fn a_member_with_enough_cred_gets_the_voter_role_and_its_discord_role_and_
     assert!(!discord_roles(&fake, CAROL).contains(&VOTER_ROLE.to_string()));
     assert!(!discord_roles(&fake, DAVE).contains(&VOTER_ROLE.to_string()));
 
-    // Revoking the Polity role revokes the Discord role.
+    // Another role bound to the same Discord role keeps it while Bob holds that one.
+    said(&fake, ALICE, &["role", "create"], vec![("role", json!("reviewer"))]).await;
+    let bound = said(
+        &fake,
+        ALICE,
+        &["role", "bind"],
+        vec![("role", json!("reviewer")), ("to", json!(format!("discord:{VOTER_ROLE}")))],
+    )
+    .await;
+    assert!(bound.starts_with("The role reviewer is bound"), "{bound}");
+    said(&fake, ALICE, &["role", "grant"], vec![("role", json!("reviewer")), ("member", json!("bob"))]).await;
+    let removals = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "DELETE" && r.path.ends_with(&format!("/members/{BOB}/roles/{VOTER_ROLE}")))
+            .count()
+    };
     let revoked =
         said(&fake, ALICE, &["role", "revoke"], vec![("role", json!("voter")), ("member", json!("bob"))]).await;
     assert_eq!(revoked, "bob no longer has the role voter.");
+
+    // Revoking the last Polity role bound to it revokes the Discord role.
+    let revoked =
+        said(&fake, ALICE, &["role", "revoke"], vec![("role", json!("reviewer")), ("member", json!("bob"))]).await;
+    assert_eq!(revoked, "bob no longer has the role reviewer.");
     within(
         "Bob's Discord role to go",
         fake.wait_until(|s| s.member_roles(GUILD, BOB).is_some_and(|r| !r.contains(&VOTER_ROLE.to_string()))),
@@ -254,6 +275,7 @@ async fn a_member_with_enough_cred_gets_the_voter_role_and_its_discord_role_and_
     .await;
     let rt = polity.stop().await;
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    assert_eq!(removals(), 1, "the Discord role was taken once, with the last role bound to it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,15 @@ pub fn polity_actions() -> Vec<ActionInfo> {
 
 /// Carries out a change to governance itself (a `polity.*` action that was allowed or
 /// passed), on the engine's state; the caller records it in the same transaction.
-pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> Result<Changes> {
+///
+/// `kinds` names the platform of each of the community's connections whose name is not its
+/// platform's, so a role bound to `discord:ROLE` reaches accounts a connection named `guild`
+/// brought.
+pub(super) fn apply_governance_change(
+    engine: &mut Engine,
+    action: &Action,
+    kinds: &HashMap<String, String>,
+) -> Result<Changes> {
     let mut changes = Changes::default();
     let initiator = engine.community.member_by_account(&action.initiator).map(|m| m.id);
     let member_named = |engine: &Engine, name: &str| -> Result<MemberId> {
@@ -42,7 +50,7 @@ pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> R
             let holders: Vec<MemberId> =
                 engine.community.members.values().filter(|m| m.roles.contains(&role)).map(|m| m.id).collect();
             for m in holders {
-                changes.effects.extend(platform_roles(&engine.community, m, &role, None, false));
+                changes.effects.extend(platform_roles(&engine.community, kinds, m, &role, None, false));
             }
             engine.community.roles.remove(&role).ok_or_else(|| anyhow!("there is no role {role}"))?;
             for m in engine.community.members.values_mut() {
@@ -53,19 +61,19 @@ pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> R
         GovernanceChange::RoleGrant { role, member } => {
             let member = member_named(engine, &member)?;
             engine.community.grant_role(member, &role)?;
-            changes.effects.extend(platform_roles(&engine.community, member, &role, None, true));
+            changes.effects.extend(platform_roles(&engine.community, kinds, member, &role, None, true));
             changes.community = true;
         }
         GovernanceChange::RoleRevoke { role, member } => {
             let member = member_named(engine, &member)?;
             engine.community.revoke_role(member, &role)?;
-            changes.effects.extend(platform_roles(&engine.community, member, &role, None, false));
+            changes.effects.extend(platform_roles(&engine.community, kinds, member, &role, None, false));
             changes.community = true;
         }
         GovernanceChange::RoleRequest { role } => {
             let member = initiator.ok_or_else(|| anyhow!("the requester is not a member"))?;
             engine.community.grant_role(member, &role)?;
-            changes.effects.extend(platform_roles(&engine.community, member, &role, None, true));
+            changes.effects.extend(platform_roles(&engine.community, kinds, member, &role, None, true));
             changes.community = true;
         }
         GovernanceChange::RoleBind { role, to } => {
@@ -74,7 +82,7 @@ pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> R
             let holders: Vec<MemberId> =
                 engine.community.members.values().filter(|m| m.roles.contains(&role)).map(|m| m.id).collect();
             for m in holders {
-                changes.effects.extend(platform_roles(&engine.community, m, &role, Some(&to), true));
+                changes.effects.extend(platform_roles(&engine.community, kinds, m, &role, Some(&to), true));
             }
             changes.community = true;
         }
@@ -108,7 +116,7 @@ pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> R
             changes.installed = engine.install_kit(&kit, initiator)?;
             if let Some(m) = initiator {
                 for role in &kit.installer_roles {
-                    changes.effects.extend(platform_roles(&engine.community, m, role, None, true));
+                    changes.effects.extend(platform_roles(&engine.community, kinds, m, role, None, true));
                 }
             }
             changes.community = true;
@@ -121,16 +129,32 @@ pub(super) fn apply_governance_change(engine: &mut Engine, action: &Action) -> R
 /// away): `PLATFORM.grant_role` / `PLATFORM.revoke_role` with the member's account there and
 /// the role's id, for each of their linked accounts on that platform; only the binding
 /// `only`, if given. A member with no account there gets nothing there.
-fn platform_roles(community: &Community, member: MemberId, role: &str, only: Option<&str>, grant: bool) -> Vec<Effect> {
+fn platform_roles(
+    community: &Community,
+    kinds: &HashMap<String, String>,
+    member: MemberId,
+    role: &str,
+    only: Option<&str>,
+    grant: bool,
+) -> Vec<Effect> {
     let (Some(r), Some(m)) = (community.roles.get(role), community.member(member)) else {
         return Vec::new();
     };
     let verb = if grant { "grant_role" } else { "revoke_role" };
+    // A platform role another of the member's roles is bound to stays theirs.
+    let kept = |to: &str| {
+        !grant
+            && m.roles
+                .iter()
+                .filter(|other| other.as_str() != role)
+                .any(|other| community.roles.get(other).is_some_and(|o| o.bound.contains(to)))
+    };
+    let kind_of = |platform: &str| kinds.get(platform).map_or(platform.to_string(), Clone::clone);
     let mut calls = Vec::new();
-    for to in r.bound.iter().filter(|to| only.is_none_or(|o| o == to.as_str())) {
+    for to in r.bound.iter().filter(|to| only.is_none_or(|o| o == to.as_str())).filter(|to| !kept(to)) {
         let Some((platform, id)) = to.split_once(':') else { continue };
         let Ok(name) = polity_governance::ActionType::new(&format!("{platform}.{verb}")) else { continue };
-        for account in m.accounts.iter().map(|l| &l.account).filter(|a| a.platform.as_str() == platform) {
+        for account in m.accounts.iter().map(|l| &l.account).filter(|a| kind_of(a.platform.as_str()) == platform) {
             let mut params = serde_json::Map::new();
             params.insert("user".into(), serde_json::Value::String(account.account.clone()));
             params.insert("role".into(), serde_json::Value::String(id.to_string()));

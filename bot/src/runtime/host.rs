@@ -43,7 +43,9 @@ pub(super) struct CommunityHost {
 
 impl CommunityHost {
     /// The data `engine`'s scripts may read, or none when no script of it reads the host.
-    pub(super) fn for_step(engine: &Engine, sources: &CredSources) -> Option<Self> {
+    /// Accounts are named by their platform (`discord`), not by the connection that brought
+    /// them (`kinds`: connection name -> platform), as data sources know them.
+    pub(super) fn for_step(engine: &Engine, sources: &CredSources, kinds: &HashMap<String, String>) -> Option<Self> {
         if !engine.reads_host() {
             return None;
         }
@@ -54,7 +56,14 @@ impl CommunityHost {
             .map(|m| MemberAccounts {
                 id: m.id,
                 name: m.name.clone(),
-                accounts: m.accounts.iter().map(|l| l.account.clone()).collect(),
+                accounts: m
+                    .accounts
+                    .iter()
+                    .map(|l| match kinds.get(l.account.platform.as_str()) {
+                        Some(kind) => AccountRef::new(kind.as_str(), l.account.account.as_str()),
+                        None => l.account.clone(),
+                    })
+                    .collect(),
             })
             .collect();
         Some(Self { members, sources: sources.of(engine.community.id).to_vec() })

@@ -203,10 +203,11 @@ impl Runtime {
             Inbound::Reaction { message, .. } => Some(message.clone()),
             _ => None,
         };
+        let kinds = self.connection_kinds(community);
         let Some(engine) = self.engines.get_mut(&community) else {
             return Err(HandleError::Failed(anyhow!("no community {community}")));
         };
-        let host: Arc<dyn HostData> = match host::CommunityHost::for_step(engine, &self.cred_sources) {
+        let host: Arc<dyn HostData> = match host::CommunityHost::for_step(engine, &self.cred_sources, &kinds) {
             Some(data) => Arc::new(data),
             None => self.host.clone(),
         };
@@ -256,7 +257,7 @@ impl Runtime {
         let mut unapplied = Vec::new();
         for effect in &internal {
             if let Effect::Execute { action, proposal } = effect {
-                match apply_governance_change(engine, action) {
+                match apply_governance_change(engine, action, &kinds) {
                     Ok(change) => {
                         changes.merge(change);
                         step.audit.push(Audit::Applied { proposal: *proposal, action: action.kind.clone() });

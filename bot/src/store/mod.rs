@@ -1225,6 +1225,7 @@ impl Store {
                     .map_err(StoreError::Corrupt)?,
             ),
         };
+        let keeps_hook = hook_ciphertext.is_none();
         platform_connections::Entity::insert(platform_connections::ActiveModel {
             community_id: Set(id.0),
             name: Set(name.to_string()),
@@ -1236,17 +1237,22 @@ impl Store {
             updated_at: Set(now),
             ..Default::default()
         })
-        .on_conflict(
+        .on_conflict({
+            // A write without a webhook secret (a connection's settings rewritten) keeps the one
+            // it has: it was shown once, and the platform holds it.
+            let mut columns = vec![
+                platform_connections::Column::Platform,
+                platform_connections::Column::Config,
+                platform_connections::Column::SecretCiphertext,
+                platform_connections::Column::UpdatedAt,
+            ];
+            if !keeps_hook {
+                columns.push(platform_connections::Column::HookSecretCiphertext);
+            }
             OnConflict::columns([platform_connections::Column::CommunityId, platform_connections::Column::Name])
-                .update_columns([
-                    platform_connections::Column::Platform,
-                    platform_connections::Column::Config,
-                    platform_connections::Column::SecretCiphertext,
-                    platform_connections::Column::HookSecretCiphertext,
-                    platform_connections::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
+                .update_columns(columns)
+                .to_owned()
+        })
         .exec_without_returning(txn)
         .await?;
         Ok(())
