@@ -423,6 +423,11 @@ impl Session {
     ///
     /// # Errors
     /// When the policy is invalid or the store fails.
+    /// Lets the community's scripts read `source` as its SourceCred instance (a scenario's).
+    pub fn set_cred_source(&mut self, source: std::sync::Arc<dyn polity_governance::script::CredSource>) {
+        self.rt.add_cred_source(self.community, "sourcecred", source);
+    }
+
     pub async fn install_policy(&mut self, source: &str) -> Result<()> {
         let now = self.now();
         let key = self.key();

@@ -97,11 +97,24 @@ enum ScenarioLine<'a> {
     ExpectOutput(&'a str),
     /// `event PLATFORM.NAME key=value ...`: a member's action or a platform event happens.
     Event { kind: &'a str, fields: Vec<(&'a str, serde_json::Value)> },
+    /// `sourcecred NAME CRED`: the scenario's SourceCred instance gives member NAME that
+    /// cred; `sourcecred down`: it cannot be read (until a `sourcecred up`).
+    Cred(CredLine<'a>),
     /// `# ...`: a comment.
     Comment,
     /// Anything else: a console line.
     Console(&'a str),
 }
+
+/// What a `sourcecred` line says.
+#[derive(Debug, PartialEq)]
+enum CredLine<'a> {
+    Member { name: &'a str, cred: f64 },
+    Down,
+    Up,
+}
+
+const CRED_FORMS: &str = "write `sourcecred NAME CRED` (a number), `sourcecred down` or `sourcecred up`";
 
 const EXPECT_FORMS: &str = "write `expect #N STATE` or `expect output TEXT`";
 const EVENT_FORM: &str = "write `event PLATFORM.NAME key=value ...`";
@@ -129,6 +142,21 @@ fn parse_scenario_line(line: &str) -> Result<ScenarioLine<'_>, String> {
             return Err(format!("`{state}` is not a state: proposed, passed, failed, cancelled or expired"));
         }
         return Ok(ScenarioLine::ExpectState { proposal, state });
+    }
+    if t == "sourcecred" {
+        return Err(CRED_FORMS.into());
+    }
+    if let Some(rest) = t.strip_prefix("sourcecred ") {
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        return match words.as_slice() {
+            ["down"] => Ok(ScenarioLine::Cred(CredLine::Down)),
+            ["up"] => Ok(ScenarioLine::Cred(CredLine::Up)),
+            [name, cred] => match cred.parse::<f64>() {
+                Ok(cred) if cred.is_finite() && cred >= 0.0 => Ok(ScenarioLine::Cred(CredLine::Member { name, cred })),
+                _ => Err(format!("`{cred}` is not an amount of cred: {CRED_FORMS}")),
+            },
+            _ => Err(CRED_FORMS.into()),
+        };
     }
     if let Some(rest) = t.strip_prefix("event ") {
         let mut parts = split_fields(rest.trim())?.into_iter();
@@ -231,11 +259,14 @@ pub async fn test(policy: &Path, scenario: &Path) -> Result<ExitCode> {
         eprintln!("the scenario has {} mistake(s): nothing was played", mistakes.len());
         return Ok(ExitCode::from(2));
     }
+    let cred = Arc::new(ScenarioCred::default());
+    session.set_cred_source(cred.clone());
     let mut failed = 0;
     for (at, parsed) in lines {
         let Ok(parsed) = parsed else { continue };
         match parsed {
             ScenarioLine::Comment => {}
+            ScenarioLine::Cred(line) => cred.set(&line),
             ScenarioLine::Console(l) => session.next_line(Ok(l)).await?,
             ScenarioLine::Event { kind, fields } => {
                 if let Err(e) = session.event(kind, fields).await {
@@ -276,6 +307,50 @@ pub async fn test(policy: &Path, scenario: &Path) -> Result<ExitCode> {
     }
     println!("every expectation met");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A scenario's SourceCred instance: the cred its `sourcecred` lines give members, by name.
+#[derive(Default)]
+struct ScenarioCred {
+    cred: std::sync::Mutex<(std::collections::HashMap<String, f64>, bool)>,
+}
+
+impl ScenarioCred {
+    fn set(&self, line: &CredLine<'_>) {
+        let mut known = self.cred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match line {
+            CredLine::Member { name, cred } => {
+                known.0.insert(name.to_lowercase(), *cred);
+            }
+            CredLine::Down => known.1 = true,
+            CredLine::Up => known.1 = false,
+        }
+    }
+}
+
+impl polity_governance::script::CredSource for ScenarioCred {
+    fn lookup(
+        &self,
+        member: &polity_governance::script::MemberAccounts,
+    ) -> Result<polity_governance::script::CredRecord, String> {
+        use polity_governance::script::CredRecord;
+        let known = self.cred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.1 {
+            return Err("SourceCred could not be read (the scenario says `sourcecred down`)".into());
+        }
+        Ok(match known.0.get(&member.name.to_lowercase()) {
+            Some(cred) => CredRecord { cred: *cred, grain: 0.0, identity: Some(member.name.clone()), reason: None },
+            None => CredRecord::unknown(format!("SourceCred knows no identity of {}.", member.name)),
+        })
+    }
+
+    fn total(&self) -> Result<f64, String> {
+        let known = self.cred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.1 {
+            return Err("SourceCred could not be read (the scenario says `sourcecred down`)".into());
+        }
+        Ok(known.0.values().sum())
+    }
 }
 
 /// Prints what the bot says and keeps a copy for `expect output`.
@@ -329,6 +404,15 @@ mod tests {
         );
         assert_eq!(parse_scenario_line("event a.b =5"), Err("`=5` has no key: write key=value".to_string()));
         assert!(parse_scenario_line("event Expense").unwrap_err().contains("`Expense` is not an action name"));
+        assert_eq!(parse_scenario_line("sourcecred"), Err(CRED_FORMS.to_string()));
+        assert_eq!(parse_scenario_line("sourcecred alice"), Err(CRED_FORMS.to_string()));
+        assert!(parse_scenario_line("sourcecred alice -1").unwrap_err().starts_with("`-1` is not an amount of cred"));
+        assert!(parse_scenario_line("sourcecred alice inf").unwrap_err().starts_with("`inf` is not an amount"));
+        assert_eq!(
+            parse_scenario_line("sourcecred alice 12.5"),
+            Ok(ScenarioLine::Cred(CredLine::Member { name: "alice", cred: 12.5 }))
+        );
+        assert_eq!(parse_scenario_line(" sourcecred down "), Ok(ScenarioLine::Cred(CredLine::Down)));
     }
 
     mod fuzz {
@@ -363,10 +447,19 @@ mod tests {
                     assert!(fields.iter().all(|(k, _)| !k.is_empty()), "{fields:?} from {line:?}");
                 }
                 Ok(ScenarioLine::Comment) => assert!(line.trim().starts_with('#'), "{line:?}"),
+                Ok(ScenarioLine::Cred(c)) => {
+                    assert!(line.trim().starts_with("sourcecred "), "{line:?}");
+                    if let CredLine::Member { cred, .. } = c {
+                        assert!(cred.is_finite() && cred >= 0.0, "{cred} from {line:?}");
+                    }
+                }
                 Ok(ScenarioLine::Console(l)) => {
                     assert_eq!(l, line);
                     let t = l.trim();
-                    assert!(!t.starts_with("expect ") && !t.starts_with("event "), "{line:?} is a scenario line");
+                    assert!(
+                        !t.starts_with("expect ") && !t.starts_with("event ") && !t.starts_with("sourcecred "),
+                        "{line:?} is a scenario line"
+                    );
                 }
             }
         }
@@ -386,6 +479,10 @@ mod tests {
                     "output",
                     "a.b",
                     "opencollective.expense_created",
+                    "sourcecred",
+                    "down",
+                    "1e400",
+                    "NaN",
                     "Expense",
                     "x=1",
                     "=1",

@@ -23,6 +23,10 @@
 //! - `activities` shows a collective's activities to its admins and its host's only
 //!   (`{nodes: null, totalCount: 0}` otherwise), newest first; a deleted expense is `null`
 //!   everywhere, its activities stay with their `data`.
+//! - `expense(expense: ...)` of an expense that does not exist (or no longer does) is `null`,
+//!   as the API's `ExpenseQuery` answers; [`FakeOpenCollective::missing_expense_not_found`]
+//!   makes it a `NotFound` error ("Item not found") as well, as an API that looks expenses up
+//!   with `throwIfMissing` answers: the field `null`, the rest of `data` as usual.
 //!
 //! Tests drive it as Open Collective's users would ([`FakeOpenCollective::submit_expense`],
 //! [`FakeOpenCollective::approve`], ...): each adds the activity Open Collective would, at
@@ -30,7 +34,8 @@
 //! [`FakeOpenCollective::advance`]; every activity moves it 1,001 ms), and
 //! [`FakeOpenCollective::webhook_payload`] is the delivery Open Collective would send for
 //! one. Every request is recorded ([`FakeOpenCollective::requests`]); failures are injected
-//! with [`FakeOpenCollective::fail_next`] (429 with `Retry-After`, 500, or no answer).
+//! with [`FakeOpenCollective::fail_next`] (429 with any `Retry-After`, 500, an answer too
+//! large to read, or no answer).
 
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
@@ -156,10 +161,13 @@ pub struct Recorded {
 /// What the next request gets instead of its answer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Failure {
-    /// 429 with `Retry-After` (seconds, as text: `"1.5"`).
+    /// 429 with `Retry-After` as given: seconds (`"1.5"`), an HTTP date, or anything else.
     RateLimited { retry_after: String },
     /// 500.
     ServerError,
+    /// 200 with a JSON answer of `bytes` bytes (a `data` object padded out), with its
+    /// `Content-Length`, or `chunked` without one.
+    Oversized { bytes: usize, chunked: bool },
     /// No answer at all.
     Hang,
 }
@@ -173,6 +181,8 @@ pub struct State {
     pub activities: Vec<Activity>,
     pub requests: Vec<Recorded>,
     pub now: DateTime<Utc>,
+    /// A missing expense is also a `NotFound` error (not only `null`).
+    pub missing_expense_not_found: bool,
     failures: VecDeque<Failure>,
     down: Option<Failure>,
     next_id: i64,
@@ -200,6 +210,7 @@ impl State {
             activities: Vec::new(),
             requests: Vec::new(),
             now: parse_time(EPOCH).expect("the fake's epoch"),
+            missing_expense_not_found: false,
             failures: VecDeque::new(),
             down: None,
             next_id: 1000,
@@ -437,12 +448,18 @@ impl State {
             }
             "PolityExpense" | "PolityExpenseComments" => {
                 let node = self.find(&reference).map(|e| self.expense_node(e, user));
-                (json!({ "expense": node }), vec![])
+                let errors = self.missing_expense(node.as_ref());
+                (json!({ "expense": node }), errors)
             }
             "PolityDeletedExpense" => {
                 let node = self.find(&reference).map(|e| self.expense_node(e, user));
+                let errors = self.missing_expense(node.as_ref());
                 let activities = self.activities_of(v, &["COLLECTIVE_EXPENSE_DELETED"], user);
-                (json!({ "expense": node, "activities": activities }), vec![])
+                (json!({ "expense": node, "activities": activities }), errors)
+            }
+            "PolityDeletions" => {
+                let activities = self.activities_of(v, &["COLLECTIVE_EXPENSE_DELETED"], user);
+                (json!({ "activities": activities }), vec![])
             }
             "PolityActivities" => {
                 let types = [
@@ -464,6 +481,18 @@ impl State {
             },
             other => return Err(format!("the fake knows no operation `{other}`")),
         })
+    }
+
+    /// The errors of an `expense` field that found nothing: none (it is `null`), or
+    /// `NotFound` when [`State::missing_expense_not_found`].
+    fn missing_expense(&self, node: Option<&Value>) -> Vec<Value> {
+        if node.is_none() && self.missing_expense_not_found {
+            let mut e = error("NotFound", "Item not found");
+            e["path"] = json!(["expense"]);
+            vec![e]
+        } else {
+            vec![]
+        }
     }
 
     fn process(&mut self, reference: &Value, v: &Value, token: Option<&Token>) -> Result<Value, Value> {
@@ -773,6 +802,12 @@ impl FakeOpenCollective {
         self.change(|s| s.failures.push_back(failure));
     }
 
+    /// Whether the `expense` query answers an expense that does not exist (or was deleted)
+    /// with a `NotFound` error besides `null`.
+    pub fn missing_expense_not_found(&self, on: bool) {
+        self.change(|s| s.missing_expense_not_found = on);
+    }
+
     /// Every request gets `failure` until this is called with `None`.
     pub fn set_down(&self, failure: Option<Failure>) {
         self.change(|s| s.down = failure);
@@ -823,11 +858,29 @@ async fn graphql(AxumState(shared): AxumState<Arc<Shared>>, headers: HeaderMap, 
             axum::Json(json!({"error": {"code": 500, "type": "server_error", "message": "Internal server error"}})),
         )
             .into_response(),
+        Err(Failure::Oversized { bytes, chunked }) => oversized(bytes, chunked),
         Err(Failure::Hang) => {
             std::future::pending::<()>().await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
     }
+}
+
+/// A 200 answer of `bytes` bytes of JSON: `{"data":{"padding":"xxx..."}}`.
+fn oversized(bytes: usize, chunked: bool) -> Response {
+    let (head, tail) = (br#"{"data":{"padding":""#.as_slice(), br#""}}"#.as_slice());
+    let padding = bytes.saturating_sub(head.len() + tail.len());
+    let mut body = Vec::with_capacity(bytes);
+    body.extend_from_slice(head);
+    body.resize(head.len() + padding, b'x');
+    body.extend_from_slice(tail);
+    let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    if !chunked {
+        return (StatusCode::OK, json, body).into_response();
+    }
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        body.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    (StatusCode::OK, json, axum::body::Body::from_stream(futures_util::stream::iter(chunks))).into_response()
 }
 
 fn answer(s: &mut State, operation: &str, variables: &Value, token: Option<&str>) -> Response {

@@ -3,13 +3,29 @@
 //!
 //! It must never log or pass on a response body as it came: Open Collective's 401 repeats
 //! the token it refused (`Invalid Personal Token (Api Key): TOKEN`), so a 401's body is not
-//! even read, and every message taken from an answer has the token blotted out first.
+//! even read, and every string of an answer has the token blotted out before anything is
+//! taken from it.
+//!
+//! The API's address is a community's setting, so its answers are bounded: at most
+//! [`MAX_ANSWER`] is read, and a `Retry-After` is at most [`MAX_RETRY_AFTER`].
 
+use chrono::{DateTime, Utc};
 use polity_governance::platform::PlatformError;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue, USER_AGENT};
 use serde_json::{Value, json};
 use std::time::Duration;
+
+/// The most of an answer that is read: Polity's largest (a page of 100 activities with their
+/// expenses) is some hundreds of KiB.
+pub const MAX_ANSWER: usize = 4 * 1024 * 1024;
+
+/// What an answer over [`MAX_ANSWER`] fails with.
+pub const TOO_LARGE: &str = "Open Collective's answer is over 4 MiB";
+
+/// The longest `Retry-After` taken as it is: a longer one (or one past any `Duration`) is
+/// an hour.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// One GraphQL document with the name of its operation (the fake answers by it, and Open
 /// Collective's logs show it).
@@ -58,6 +74,17 @@ pub const EXPENSE_COMMENTS: Operation = Operation {
     id legacyId status
     account { slug name }
     comments(limit: 100, orderBy: {field: CREATED_AT, direction: DESC}) { nodes { id html } }
+  }
+}",
+};
+
+/// The collective's deletions around a time.
+pub const DELETIONS: Operation = Operation {
+    name: "PolityDeletions",
+    document: "query PolityDeletions($slug: String!, $from: DateTime!, $to: DateTime!) {
+  activities(account: [{slug: $slug}], type: [COLLECTIVE_EXPENSE_DELETED], dateFrom: $from, dateTo: $to, limit: 100) {
+    totalCount
+    nodes { id type createdAt data expense { legacyId } }
   }
 }",
 };
@@ -114,7 +141,7 @@ pub enum ApiError {
     BadToken,
     /// HTTP 429 (or a `RateLimitExceeded` error), with `Retry-After` when it came.
     RateLimited(Option<Duration>),
-    /// No answer: a refused connection, a timeout, a 5xx.
+    /// No answer: a refused connection, a timeout, a 5xx, a body cut short.
     Unreachable(String),
     /// The first GraphQL error: its `extensions.code` and its message.
     Graphql { code: Option<String>, message: String },
@@ -208,15 +235,16 @@ impl Api {
         Ok(Self { http, url: url.to_string(), token: token.trim().to_string() })
     }
 
-    /// Runs `operation` with `variables`: its `data`.
+    /// Runs `operation` with `variables`: its `data`, the token blotted out of every string.
     ///
     /// # Errors
     /// What [`ApiError`] says; a GraphQL error anywhere in the answer fails the whole call.
     pub async fn run(&self, operation: Operation, variables: Value) -> Result<Value, ApiError> {
         let body = json!({ "operationName": operation.name, "query": operation.document, "variables": variables });
-        let response = self.http.post(&self.url).json(&body).send().await.map_err(|e| {
+        let mut response = self.http.post(&self.url).json(&body).send().await.map_err(|e| {
             let why = if e.is_timeout() { "no answer in time" } else { "no answer" };
-            ApiError::Unreachable(format!("Open Collective ({}): {why}: {}", self.url, e.without_url()))
+            // The address is a setting: it may carry the token (`?personalToken=`).
+            ApiError::Unreachable(self.redact(&format!("Open Collective ({}): {why}: {}", self.url, e.without_url())))
         })?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
@@ -229,33 +257,42 @@ impl Api {
         if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
             return Err(ApiError::Unreachable(format!("Open Collective answered HTTP {}", status.as_u16())));
         }
-        let answer: Value = match response.json().await {
-            Ok(answer) => answer,
-            Err(e) if e.is_timeout() => {
-                return Err(ApiError::Unreachable("Open Collective's answer did not come in time".into()));
+        if response.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+            return Err(ApiError::Other(TOO_LARGE.into()));
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER => {
+                    return Err(ApiError::Other(TOO_LARGE.into()));
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => {
+                    return Err(ApiError::Unreachable("Open Collective's answer did not come in time".into()));
+                }
+                Err(_) => return Err(ApiError::Unreachable("Open Collective's answer was cut short".into())),
             }
-            Err(_) => {
-                return Err(ApiError::Other(format!(
-                    "Open Collective answered HTTP {} with something that is not JSON",
-                    status.as_u16()
-                )));
-            }
+        }
+        let Ok(mut answer) = serde_json::from_slice::<Value>(&body) else {
+            return Err(ApiError::Other(format!(
+                "Open Collective answered HTTP {} with something that is not JSON",
+                status.as_u16()
+            )));
         };
+        drop(body);
+        self.redact_all(&mut answer);
         if let Some(first) = answer.get("errors").and_then(Value::as_array).and_then(|e| e.first()) {
             let message = first.get("message").and_then(Value::as_str).unwrap_or("an error without a message");
             let code = first.pointer("/extensions/code").and_then(Value::as_str).map(str::to_string);
-            return Err(ApiError::Graphql { code, message: self.redact(message) });
+            return Err(ApiError::Graphql { code, message: message.to_string() });
         }
         if !status.is_success() {
             let message = answer.pointer("/error/message").and_then(Value::as_str).unwrap_or("no message");
-            return Err(ApiError::Other(format!(
-                "Open Collective answered HTTP {}: {}",
-                status.as_u16(),
-                self.redact(message)
-            )));
+            return Err(ApiError::Other(format!("Open Collective answered HTTP {}: {message}", status.as_u16())));
         }
-        match answer.get("data") {
-            Some(data) if data.is_object() => Ok(data.clone()),
+        match answer.get_mut("data").map(Value::take) {
+            Some(data) if data.is_object() => Ok(data),
             _ => Err(ApiError::Other("Open Collective answered without data".into())),
         }
     }
@@ -264,12 +301,43 @@ impl Api {
     fn redact(&self, text: &str) -> String {
         if self.token.is_empty() { text.to_string() } else { text.replace(&self.token, "[token]") }
     }
+
+    /// Blots the token out of every string (and key) of `value`, so nothing taken from an
+    /// answer (an error's message, a name, a status) can carry it.
+    fn redact_all(&self, value: &mut Value) {
+        if self.token.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(text) if text.contains(&self.token) => *text = self.redact(text),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_all(v)),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.contains(&self.token)) {
+                    *map = std::mem::take(map).into_iter().map(|(k, v)| (self.redact(&k), v)).collect();
+                }
+                map.values_mut().for_each(|v| self.redact_all(v));
+            }
+            _ => {}
+        }
+    }
 }
 
-/// `Retry-After` in seconds (Open Collective's may be fractional).
+/// `Retry-After`: seconds (Open Collective's may be fractional) or an HTTP date, at most
+/// [`MAX_RETRY_AFTER`]; `None` when it is neither (or negative).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: f64 = headers.get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    retry_after_at(headers.get("retry-after")?.to_str().ok()?, Utc::now())
+}
+
+fn retry_after_at(text: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        if seconds.is_nan() || seconds < 0.0 {
+            return None;
+        }
+        return Duration::try_from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())).ok();
+    }
+    let at = DateTime::parse_from_rfc2822(text).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
 /// An expense reference by its number.
@@ -291,6 +359,36 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_is_bounded_and_may_be_a_date() {
+        let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z").unwrap().with_timezone(&Utc);
+        let hour = Some(MAX_RETRY_AFTER);
+        for (text, expected) in [
+            ("1e20", hour),
+            ("1e300", hour),
+            ("infinity", hour),
+            ("3600.5", hour),
+            (" 2 ", Some(Duration::from_secs(2))),
+            ("-0.5", None),
+            ("NaN", None),
+            ("Wed, 01 May 2024 12:00:30 GMT", Some(Duration::from_secs(30))),
+            ("Wed, 01 May 2024 11:00:00 GMT", Some(Duration::ZERO)),
+            ("Thu, 02 May 2024 12:00:00 GMT", hour),
+            ("2024-05-01T12:00:30Z", None),
+        ] {
+            assert_eq!(retry_after_at(text, now), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_token_is_blotted_out_of_every_string_of_an_answer() {
+        let api = Api::new("http://127.0.0.1:1/graphql/v2", " tok-9 ", Duration::from_secs(1)).unwrap();
+        let mut answer = json!({"data": {"me": {"name": "a tok-9 b", "tok-9": ["tok-9", 1, null]}}});
+        api.redact_all(&mut answer);
+        assert_eq!(answer, json!({"data": {"me": {"name": "a [token] b", "[token]": ["[token]", 1, null]}}}));
+        assert!(!format!("{api:?}").contains("tok-9"));
+    }
+
+    #[test]
     fn a_2fa_refusal_says_what_to_do() {
         let e = ApiError::Graphql { code: None, message: "This personal token is not pre-authorized for 2FA".into() };
         let PlatformError::Permanent(text) = e.into_platform() else { panic!("not permanent") };
@@ -299,7 +397,9 @@ mod tests {
 
     #[test]
     fn every_operation_is_named_as_it_says() {
-        for op in [START, ME, EXPENSE, EXPENSE_COMMENTS, DELETED_EXPENSE, ACTIVITIES, PROCESS_EXPENSE, COMMENT] {
+        for op in
+            [START, ME, EXPENSE, EXPENSE_COMMENTS, DELETIONS, DELETED_EXPENSE, ACTIVITIES, PROCESS_EXPENSE, COMMENT]
+        {
             let head = op.document.split('(').next().unwrap_or_default();
             assert!(head.ends_with(op.name), "{head}");
         }

@@ -35,21 +35,27 @@
 //! ## Confirming a delivery
 //! Created, approved, rejected, paid: `expense(legacyId)` must exist, be the connection's
 //! collective's, and list an activity of that type at that very millisecond; the event
-//! carries the expense as the API returns it. Deleted: the expense must be gone, and the
-//! collective's `activities` must hold its deletion at that millisecond; the event carries
-//! that activity's data. No answer (a timeout, a 5xx, a 429, a refused token) is
-//! `Unconfirmed`. The initiator of an event, from a webhook or a poll, is an account on
-//! `opencollective` (a webhook knows no connection), so a payee is one member however their
-//! expenses came.
+//! carries the expense as the API returns it (an expense the API does not find, `null` or
+//! `NotFound`, contradicts the claim). Deleted: the expense must be gone (`null`, or a
+//! `NotFound` error, after which the deletions are asked for alone), and the collective's
+//! `activities` must hold its deletion at that millisecond; the event carries that
+//! activity's data. No answer (a timeout, a 5xx, a 429, a refused token, an answer over
+//! 4 MiB) is `Unconfirmed`. The initiator of an event, from a webhook or a poll, is an
+//! account on `opencollective` (a webhook knows no connection), so a payee is one member
+//! however their expenses came.
 //!
 //! ## Polling
 //! The collective's `activities` of the five types (newest first, 100 a page, 10 pages at
 //! most), from the cursor less a minute (an activity committed late is still read; what was
 //! read before comes again under the same key). The cursor is the newest activity's
 //! `createdAt`. The first poll emits nothing and records the newest activity's time (the
-//! epoch if there is none), so connecting does not replay the collective's history. An
-//! activity of an expense deleted since is left out (its deletion is told), as `confirm`
-//! leaves out a delivery about it.
+//! epoch if there is none) as the cursor and as its baseline
+//! (`2024-05-01T12:00:00.000Z after 2024-05-01T12:00:00.000Z`): no activity at or before the
+//! baseline is ever emitted, by that poll or a later one (a restart's included), so
+//! connecting does not replay the collective's history. The baseline stays in the cursor
+//! (`{newest} after {baseline}`) while the overlap reaches back to it, then the cursor is a
+//! time alone. An activity of an expense deleted since is left out (its deletion is told),
+//! as `confirm` leaves out a delivery about it.
 //! Open Collective shows activities to admins only (`nodes: null` otherwise): that is a
 //! `Permanent` error naming the fix.
 //!
@@ -67,8 +73,13 @@
 //! 401 is `Permanent` ("Open Collective refused the personal token"; the body, which repeats
 //! the token, is never read); GraphQL `Forbidden`/`Unauthorized` and other refusals are
 //! `Permanent` with the API's message (and how to make a token with advanced privileges when
-//! it is about 2FA); 429 is `RateLimited` with `Retry-After`; 5xx, 408, timeouts and
-//! unreachable hosts are `Transient`. Messages from answers have the token blotted out.
+//! it is about 2FA); 429 is `RateLimited` with `Retry-After` (seconds, fractional or not, or
+//! an HTTP date; at most an hour; `None` when unreadable); 5xx, 408, timeouts, unreachable
+//! hosts and answers cut short are `Transient`. The API's address is a community's setting,
+//! so at most 4 MiB of an answer is read: a longer one is `Permanent` ("Open Collective's
+//! answer is over 4 MiB"). The token is blotted out of every string of an answer before
+//! anything is taken from it, so no message built from an answer carries it; the
+//! configuration's and the client's `Debug` show `[redacted]`.
 
 mod adapter;
 mod api;

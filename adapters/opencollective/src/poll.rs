@@ -1,5 +1,10 @@
 //! The `expenses` poll: the collective's expense activities since the last one seen, read
 //! with the account's `activities` query, as the same events webhooks bring.
+//!
+//! Its cursor is the newest activity's time (`2024-05-01T12:00:01.001Z`), followed by the
+//! connection's baseline, the newest activity's time when it was made
+//! (`2024-05-01T12:00:01.001Z after 2024-05-01T12:00:00.000Z`), while the overlap reaches
+//! back to it: nothing at or before the baseline is ever told.
 
 use crate::api::{self, Api};
 use crate::expense::{Facts, Happening, Trigger, format_time, parse_time};
@@ -21,6 +26,41 @@ pub const OVERLAP: Duration = Duration::from_secs(60);
 /// Activities read per request, and the most requests one poll makes.
 const PAGE: usize = 100;
 const PAGES: usize = 10;
+
+/// Between a cursor's newest time and its baseline.
+const AFTER: &str = " after ";
+
+/// Where a poll starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cursor {
+    /// The newest activity read: the next poll reads from it less [`OVERLAP`].
+    newest: DateTime<Utc>,
+    /// The newest activity when the connection was made (its baseline): nothing at or
+    /// before it is told. Kept while the overlap reaches back to it.
+    baseline: Option<DateTime<Utc>>,
+}
+
+impl Cursor {
+    fn parse(text: &str) -> Option<Self> {
+        match text.split_once(AFTER) {
+            Some((newest, baseline)) => {
+                Some(Self { newest: parse_time(newest)?, baseline: Some(parse_time(baseline)?) })
+            }
+            None => Some(Self { newest: parse_time(text)?, baseline: None }),
+        }
+    }
+
+    fn text(self) -> String {
+        match self.baseline {
+            Some(baseline) => format!("{}{AFTER}{}", format_time(self.newest), format_time(baseline)),
+            None => format_time(self.newest),
+        }
+    }
+}
+
+fn overlap() -> chrono::Duration {
+    chrono::Duration::from_std(OVERLAP).unwrap_or_else(|_| chrono::Duration::zero())
+}
 
 /// A connection's poller.
 #[derive(Clone, Debug)]
@@ -56,7 +96,7 @@ impl Poller for OcPoller {
             if !known {
                 return Err(PlatformError::Permanent(format!("Open Collective has no poll named {name}")));
             }
-            match cursor.as_deref().map(|c| (c, parse_time(c))) {
+            match cursor.as_deref().map(|c| (c, Cursor::parse(c))) {
                 None => inner.baseline().await,
                 Some((_, Some(since))) => inner.read_since(since).await,
                 Some((text, None)) => {
@@ -69,18 +109,19 @@ impl Poller for OcPoller {
 }
 
 impl Inner {
-    /// The first poll: the newest activity's time becomes the cursor (the epoch when there
-    /// is none), and nothing is emitted, so connecting does not replay history.
+    /// The first poll: the newest activity's time (the epoch when there is none) becomes
+    /// the cursor and its baseline, and nothing is emitted, so connecting does not replay
+    /// history, then or later.
     async fn baseline(&self) -> Result<Polled, PlatformError> {
         let (nodes, _) = self.page(None, 1, 0).await?;
         let newest = nodes.iter().filter_map(activity_time).max().unwrap_or(DateTime::UNIX_EPOCH);
-        Ok(Polled { events: Vec::new(), cursor: Some(format_time(newest)) })
+        Ok(Polled { events: Vec::new(), cursor: Some(Cursor { newest, baseline: Some(newest) }.text()) })
     }
 
-    /// Every activity from `since` less [`OVERLAP`], oldest first.
-    async fn read_since(&self, since: DateTime<Utc>) -> Result<Polled, PlatformError> {
-        let overlap = chrono::Duration::from_std(OVERLAP).unwrap_or_else(|_| chrono::Duration::zero());
-        let from = since - overlap;
+    /// Every activity from the cursor less [`OVERLAP`] and after its baseline, oldest first.
+    async fn read_since(&self, since: Cursor) -> Result<Polled, PlatformError> {
+        let from = since.baseline.map_or(since.newest - overlap(), |b| b.max(since.newest - overlap()));
+        let after_baseline = |at: &DateTime<Utc>| since.baseline.is_none_or(|b| *at > b);
         let mut read = Vec::new();
         for page in 0..PAGES {
             let (nodes, total) = self.page(Some(from), PAGE, read.len()).await?;
@@ -94,9 +135,15 @@ impl Inner {
             }
         }
         let mut happenings: Vec<(DateTime<Utc>, Happening)> =
-            read.iter().filter_map(|a| self.happening(a)).filter(|(at, _)| *at >= from).collect();
+            read.iter().filter_map(|a| self.happening(a)).filter(|(at, _)| *at >= from && after_baseline(at)).collect();
         happenings.sort_by_key(|(at, _)| *at);
-        let newest = read.iter().filter_map(activity_time).max().filter(|n| *n > since);
+        // The baseline stays while the next poll's overlap reaches back to it.
+        let next = read
+            .iter()
+            .filter_map(activity_time)
+            .max()
+            .filter(|n| *n > since.newest)
+            .map(|newest| Cursor { newest, baseline: since.baseline.filter(|b| *b >= newest - overlap()) });
         let events = happenings
             .into_iter()
             .map(|(_, h)| Event {
@@ -106,7 +153,7 @@ impl Inner {
                 from: Some(h.from),
             })
             .collect();
-        Ok(Polled { events, cursor: newest.map(format_time) })
+        Ok(Polled { events, cursor: next.map(Cursor::text) })
     }
 
     /// One page of activities, newest first, and how many there are in all.
@@ -162,4 +209,24 @@ impl Inner {
 
 fn activity_time(activity: &Value) -> Option<DateTime<Utc>> {
     activity.get("createdAt").and_then(Value::as_str).and_then(parse_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_is_a_time_with_its_baseline_after_it_while_it_counts() {
+        let t = |text: &str| parse_time(text).unwrap();
+        let plain = "2024-05-01T12:00:01.001Z";
+        assert_eq!(Cursor::parse(plain), Some(Cursor { newest: t(plain), baseline: None }));
+        assert_eq!(Cursor::parse(plain).unwrap().text(), plain);
+        let with = "2024-05-01T12:00:11.011Z after 2024-05-01T12:00:01.001Z";
+        let cursor = Cursor { newest: t("2024-05-01T12:00:11.011Z"), baseline: Some(t(plain)) };
+        assert_eq!(Cursor::parse(with), Some(cursor));
+        assert_eq!(cursor.text(), with);
+        for bad in ["", "soon", "2024-05-01T12:00:11.011Z after", "2024-05-01T12:00:11.011Z after soon"] {
+            assert_eq!(Cursor::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -142,8 +142,9 @@ async fn confirm_one(
     Ok(Ok(facts.event(trigger, at, SPEC.name)))
 }
 
-/// A deletion stands when the expense is gone and the collective's activities hold its
-/// deletion at that time; the event is built from that activity's data.
+/// A deletion stands when the expense is gone (`null`, or a `NotFound` error) and the
+/// collective's activities hold its deletion at that time; the event is built from that
+/// activity's data.
 async fn confirm_deletion(
     api: &Api,
     collective: &str,
@@ -151,13 +152,17 @@ async fn confirm_deletion(
     at: DateTime<Utc>,
 ) -> Result<Result<Happening, String>, ApiError> {
     let window = chrono::Duration::seconds(1);
-    let variables = json!({
-        "ref": api::expense_ref(id),
-        "slug": collective,
-        "from": format_time(at - window),
-        "to": format_time(at + window),
-    });
-    let data = api.run(api::DELETED_EXPENSE, variables).await?;
+    let (from, to) = (format_time(at - window), format_time(at + window));
+    let variables = json!({ "ref": api::expense_ref(id), "slug": collective, "from": from, "to": to });
+    let data = match api.run(api::DELETED_EXPENSE, variables).await {
+        Ok(data) => data,
+        // The expense is gone, and the error failed the whole answer: the deletions are
+        // asked for alone.
+        Err(e) if e.is_not_found() => {
+            api.run(api::DELETIONS, json!({ "slug": collective, "from": from, "to": to })).await?
+        }
+        Err(e) => return Err(e),
+    };
     if data.get("expense").is_some_and(|e| !e.is_null()) {
         return Ok(Err("the expense still exists".into()));
     }

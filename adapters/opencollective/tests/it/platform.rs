@@ -4,6 +4,7 @@ use crate::{call, config, connect, perform, start_with};
 use polity_governance::ids::{AccountRef, Place, ProposalId};
 use polity_governance::io::Effect;
 use polity_governance::platform::{Performed, PlatformError};
+use polity_port::Adapter;
 use polity_tests::opencollective::{
     ADMIN, ADMIN_TOKEN, COLLECTIVE, Failure, FakeOpenCollective, HOST_ADMIN_TOKEN, MEMBER, MEMBER_TOKEN,
     OTHER_COLLECTIVE,
@@ -194,4 +195,80 @@ async fn votes_and_other_effects_are_refused() {
     let bad = perform(&*platform, 1, &call(PROCESS, json!({"expense_id": 1, "decision": "SPAM"}))).await;
     assert!(matches!(bad, Err(PlatformError::Permanent(why)) if why.contains("APPROVE, UNAPPROVE or REJECT")));
     assert_eq!(fake.requests().len(), before);
+}
+
+#[tokio::test]
+async fn any_retry_after_is_read_without_panicking_and_capped_at_an_hour() {
+    let fake = FakeOpenCollective::start().await;
+    let id = fake.submit_expense(COLLECTIVE, MEMBER, "Stickers", 60_000, "USD");
+    let approve = call(PROCESS, json!({"expense_id": id, "decision": "APPROVE"}));
+    let platform = connect(&fake, ADMIN_TOKEN).await.platform();
+    let hour = Some(Duration::from_secs(3600));
+    let cases = [
+        ("1e20", hour),
+        ("inf", hour),
+        ("86400", hour),
+        ("0.25", Some(Duration::from_millis(250))),
+        ("soon", None),
+        ("", None),
+        ("-3", None),
+        ("NaN", None),
+        ("Fri, 01 Jan 2100 00:00:00 GMT", hour),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", Some(Duration::ZERO)),
+        ("Wed, 32 Oct 2015 07:28:00 GMT", None),
+    ];
+    for (retry_after, expected) in cases {
+        fake.fail_next(Failure::RateLimited { retry_after: retry_after.into() });
+        assert_eq!(
+            perform(&*platform, 1, &approve).await,
+            Err(PlatformError::RateLimited { retry_after: expected }),
+            "Retry-After: {retry_after}"
+        );
+    }
+    assert_eq!(perform(&*platform, 1, &approve).await, Ok(Performed::default()), "still working");
+}
+
+#[tokio::test]
+async fn an_answer_over_4_mib_is_not_read() {
+    let fake = FakeOpenCollective::start().await;
+    let id = fake.submit_expense(COLLECTIVE, MEMBER, "Stickers", 60_000, "USD");
+    let approve = call(PROCESS, json!({"expense_id": id, "decision": "APPROVE"}));
+    let platform = connect(&fake, ADMIN_TOKEN).await.platform();
+    let too_big = PlatformError::Permanent("Open Collective's answer is over 4 MiB".into());
+    for chunked in [false, true] {
+        fake.fail_next(Failure::Oversized { bytes: 4 * 1024 * 1024 + 1, chunked });
+        assert_eq!(perform(&*platform, 1, &approve).await, Err(too_big.clone()), "chunked: {chunked}");
+        fake.fail_next(Failure::Oversized { bytes: 64 * 1024 * 1024, chunked });
+        assert_eq!(perform(&*platform, 1, &approve).await, Err(too_big.clone()), "chunked: {chunked}");
+    }
+    // Up to the cap it is read (an answer without the expense: there is none).
+    fake.fail_next(Failure::Oversized { bytes: 4 * 1024 * 1024, chunked: true });
+    let read = perform(&*platform, 1, &approve).await;
+    assert_eq!(read, Err(PlatformError::Permanent(format!("Open Collective has no expense {id}"))));
+    assert_eq!(perform(&*platform, 1, &approve).await, Ok(Performed::default()));
+    assert_eq!(fake.status(id), "APPROVED");
+}
+
+#[tokio::test]
+async fn no_message_built_from_an_answer_carries_the_token() {
+    let fake = FakeOpenCollective::start().await;
+    let id = fake.submit_expense(COLLECTIVE, MEMBER, "Stickers", 60_000, "USD");
+    // An API that repeats the token in what it answers (a proxy, a bug, a hostile server).
+    fake.edit_expense(id, |e| e.status = format!("ON_HOLD_{ADMIN_TOKEN}"));
+    let platform = connect(&fake, ADMIN_TOKEN).await.platform();
+    let approve = call(PROCESS, json!({"expense_id": id, "decision": "APPROVE"}));
+    let Err(PlatformError::Permanent(why)) = perform(&*platform, 1, &approve).await else { panic!("done") };
+    assert!(why.contains("refused to approve expense"), "{why}");
+    assert!(!why.contains(ADMIN_TOKEN), "{why}");
+    assert!(why.contains("[token]"), "{why}");
+    fake.change(|s| {
+        for a in s.accounts.iter_mut().filter(|a| a.slug == ADMIN) {
+            a.name = format!("Alice {ADMIN_TOKEN}");
+        }
+    });
+    let tested = polity_opencollective::OpenCollectiveAdapter
+        .test(config(&fake, ADMIN_TOKEN), crate::settings(&fake))
+        .await
+        .expect("tested");
+    assert!(tested.contains("an admin of") && !tested.contains(ADMIN_TOKEN), "{tested}");
 }

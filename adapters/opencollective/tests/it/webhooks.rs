@@ -196,3 +196,31 @@ async fn a_delivery_the_api_cannot_confirm_now_is_unconfirmed() {
     assert!(!why.contains("tok-leaked-4242"), "{why}");
     assert_eq!(confirm(&fake, vec![claim]).await.map(|e| e.len()), Ok(1));
 }
+
+#[tokio::test]
+async fn a_deletion_is_confirmed_whether_the_api_answers_its_expense_with_null_or_not_found() {
+    let fake = FakeOpenCollective::start().await;
+    let id = fake.submit_expense(COLLECTIVE, MEMBER, "Mistake", 300, "USD");
+    let deleted = fake.delete_expense(id, MEMBER);
+    let claim = parse_one(&fake.webhook_payload(deleted));
+    let mut ghost = fake.webhook_payload(deleted);
+    ghost["data"]["expense"]["id"] = json!(424_242);
+    let ghost = parse_one(&ghost);
+    let approved_claim = {
+        let mut body = fake.webhook_payload(deleted);
+        body["type"] = json!("collective.expense.approved");
+        parse_one(&body)
+    };
+    for not_found in [false, true] {
+        fake.missing_expense_not_found(not_found);
+        let confirmed = confirm(&fake, vec![claim.clone()]).await.expect("confirmed");
+        assert_eq!(confirmed.len(), 1, "NotFound: {not_found}");
+        assert_eq!(confirmed[0].delivery_id, key_of(&fake, deleted, Trigger::Deleted));
+        let a = action(&confirmed[0]);
+        assert_eq!(a.kind.as_str(), "opencollective.expense_deleted");
+        assert_eq!((&a.data["status"], &a.data["description"]), (&json!("DELETED"), &json!("Mistake")));
+        // The deletion of an expense that never was, and an approval of the deleted one:
+        // contradicted, so left out (not unconfirmed).
+        assert_eq!(confirm(&fake, vec![ghost.clone(), approved_claim.clone()]).await, Ok(vec![]), "{not_found}");
+    }
+}
