@@ -157,6 +157,7 @@ pub fn check_voters(policy: &CompiledPolicy, community: &polity_governance::Comm
             vec![format!("nobody holds the role `{role}` yet: until someone does, nobody may vote under this policy")]
         }
         Voters::Role(_) => Vec::new(),
+        Voters::Cred(_) => Vec::new(),
         Voters::Members(names) => names
             .iter()
             .filter(|n| community.member_by_name(n).is_none())

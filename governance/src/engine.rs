@@ -741,6 +741,7 @@ impl Engine {
         action: &ActionType,
         proposer: Option<MemberId>,
         seed: u64,
+        ctx: &Ctx,
     ) -> BTreeSet<MemberId> {
         let base: Vec<MemberId> = self
             .community
@@ -750,6 +751,9 @@ impl Engine {
                 Voters::Everyone => true,
                 Voters::Role(r) => m.has_role(r),
                 Voters::Members(names) => names.iter().any(|n| n.eq_ignore_ascii_case(&m.name)),
+                Voters::Cred(n) => {
+                    ctx.host.sourcecred(&crate::script::MemberQuery::Id(m.id)).is_ok_and(|r| r.cred >= *n as f64)
+                }
             })
             .filter(|m| self.community.can(Some(m.id), Permission::Vote, action))
             .filter(|m| !(spec.exclude_proposer && Some(m.id) == proposer))
@@ -828,7 +832,15 @@ impl Engine {
                 spec: spec.clone(),
                 place,
                 eligible: {
-                    let set = self.eligible(spec, &proposal.action.kind, initiator, ctx.seed ^ (id.0 as u64));
+                    let set = self.eligible(spec, &proposal.action.kind, initiator, ctx.seed ^ (id.0 as u64), ctx);
+                    if let (Voters::Cred(_), Err(e)) = (&spec.voters, ctx.host.sourcecred_total()) {
+                        // Nobody is taken to have no cred for want of an answer: the vote
+                        // says why it has no voters.
+                        step.audit.push(Audit::ScriptFailed {
+                            policy_name: policy.name().to_string(),
+                            error: format!("`voters = \"{}\"` could not be read when proposal {id} opened: {e}", spec.voters),
+                        });
+                    }
                     self.share_eligible(set.into())
                 },
                 ballots: crate::proposal::Ballots::new(),
@@ -1105,6 +1117,9 @@ impl Engine {
             match &v.spec.voters {
                 Voters::Role(r) => format!("only members with the role {r} can vote on proposal {id}"),
                 Voters::Members(names) => format!("only {} can vote on proposal {id}", names.join(", ")),
+                Voters::Cred(n) => format!(
+                    "only members with at least {n} cred on SourceCred when proposal {id} opened can vote on it"
+                ),
                 Voters::Everyone => format!("you do not have the vote permission for proposal {id}"),
             }
         })

@@ -260,3 +260,42 @@ fn cred_voters_never_takes_an_unreachable_instance_for_no_cred() {
     let s = w.wait(chrono::TimeDelta::minutes(1));
     assert!(has(&s, |e| matches!(e, Effect::Execute { .. })), "granted once SourceCred answers: {:?}", s.effects);
 }
+
+#[test]
+fn voters_by_cred_are_the_members_with_enough_cred_when_the_vote_opens() {
+    let policy = "name = \"Cred votes\"\nkind = \"platform\"\n[vote]\nvoters = \"cred >= 100\"\nquorum = 1\n";
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.install(policy);
+    w.host = std::sync::Arc::new(Cred { down: false });
+    let id = w.propose("bob", "Fund the sprint");
+    let eligible: Vec<MemberId> =
+        w.engine.proposal(id).unwrap().vote.as_ref().unwrap().eligible.iter().copied().collect();
+    assert_eq!(eligible, [w.member("alice")], "alice has 150 cred, bob 20, carol none");
+    let refused = w.vote("bob", id, "yes").unwrap_err().to_string();
+    assert!(refused.contains("at least 100 cred on SourceCred"), "{refused}");
+
+    // SourceCred cannot be read when a vote opens: nobody is eligible, and the audit says why.
+    w.host = std::sync::Arc::new(Cred { down: true });
+    let s = w.push(Inbound::Action { action: proposal_action("alice", "Another") }).unwrap();
+    assert!(s.audit.iter().any(|a| a.to_string().contains("could not be read when proposal")), "{:?}", s.audit);
+}
+
+#[test]
+fn voters_by_cred_must_say_how_much() {
+    for (bad, why) in [
+        ("cred > 100", "write \"cred >= N\""),
+        ("cred >= lots", "`lots` is not a whole amount of cred"),
+        ("cred >= -5", "`-5` is not a whole amount of cred"),
+        ("cred >= 1.5", "`1.5` is not a whole amount of cred"),
+    ] {
+        let toml = format!("name = \"P\"\nkind = \"platform\"\n[vote]\nvoters = \"{bad}\"\n");
+        let err = polity_governance::policy::CompiledPolicy::compile(
+            PolicyId(1),
+            &toml,
+            &polity_governance::script::Sandbox::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}

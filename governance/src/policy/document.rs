@@ -299,12 +299,19 @@ fn parse_vote(l: &mut Lines<'_>, raw: &Spanned<RawVote>, has_check: bool) -> Vot
     if let Some(voters) = &v.voters {
         spec.voters = match voters.get_ref() {
             RawVoters::One(s) if s == "everyone" => Voters::Everyone,
-            RawVoters::One(s) => match s.strip_prefix("role:") {
-                Some(role) if !role.trim().is_empty() => Voters::Role(role.trim().to_string()),
+            RawVoters::One(s) => match (s.strip_prefix("role:"), cred_at_least(s)) {
+                (Some(role), _) if !role.trim().is_empty() => Voters::Role(role.trim().to_string()),
+                (_, Some(Ok(n))) => Voters::Cred(n),
+                (_, Some(Err(why))) => {
+                    l.err(voters, format!("`voters = \"{s}\"`: {why}"));
+                    Voters::Everyone
+                }
                 _ => {
                     l.err(
                         voters,
-                        format!("`voters = \"{s}\"`: use \"everyone\", \"role:NAME\" or a list of member names"),
+                        format!(
+                            "`voters = \"{s}\"`: use \"everyone\", \"role:NAME\", \"cred >= N\" or a list of member names"
+                        ),
                     );
                     Voters::Everyone
                 }
@@ -419,7 +426,7 @@ fn check_decidable(l: &mut Lines<'_>, v: &RawVote, spec: &VoteSpec, has_check: b
     }
     let listed = match &spec.voters {
         Voters::Members(names) => Some(names.len()),
-        Voters::Everyone | Voters::Role(_) => None,
+        Voters::Everyone | Voters::Role(_) | Voters::Cred(_) => None,
     };
     if let (Some(listed), Some(jury), Some(j)) = (listed, spec.jury, &v.jury)
         && jury as usize > listed
@@ -622,6 +629,19 @@ fn check_placeholders(v: &Value) -> Result<(), String> {
         Value::Object(m) => m.values().try_for_each(check_placeholders),
         _ => Ok(()),
     }
+}
+
+/// `cred >= N` (spaces optional, N a whole number): `None` for text that is not about cred.
+fn cred_at_least(text: &str) -> Option<Result<u64, String>> {
+    let rest = text.trim().strip_prefix("cred")?.trim_start();
+    let Some(n) = rest.strip_prefix(">=") else {
+        return Some(Err("write \"cred >= N\": members with at least N cred on SourceCred may vote".into()));
+    };
+    Some(
+        n.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{}` is not a whole amount of cred: write \"cred >= 100\"", n.trim())),
+    )
 }
 
 #[cfg(test)]

@@ -29,10 +29,13 @@ impl CompiledPolicy {
     /// Whether any of its scripts reads the host's data (`polity`, `sourcecred`), so the
     /// runtime gathers it for a step.
     pub fn reads_host(&self) -> bool {
-        [&self.filter, &self.initialize, &self.check, &self.notify, &self.pass_script, &self.fail_script]
-            .iter()
-            .filter_map(|s| s.as_ref())
-            .any(|s| s.uses("polity") || s.uses("sourcecred"))
+        let voters_by_cred =
+            self.policy.vote.as_ref().is_some_and(|v| matches!(v.voters, crate::vote::Voters::Cred(_)));
+        voters_by_cred
+            || [&self.filter, &self.initialize, &self.check, &self.notify, &self.pass_script, &self.fail_script]
+                .iter()
+                .filter_map(|s| s.as_ref())
+                .any(|s| s.uses("polity") || s.uses("sourcecred"))
     }
 
     /// Whether any of its blocks is a script.

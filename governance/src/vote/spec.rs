@@ -41,6 +41,9 @@ pub enum Voters {
     Role(String),
     /// Members by name.
     Members(Vec<String>),
+    /// Members with at least this much cred on the community's SourceCred instance when the
+    /// vote opens (`voters = "cred >= 100"`).
+    Cred(u64),
 }
 
 impl fmt::Display for Voters {
@@ -49,6 +52,7 @@ impl fmt::Display for Voters {
             Self::Everyone => f.write_str("everyone"),
             Self::Role(r) => write!(f, "role:{r}"),
             Self::Members(m) => f.write_str(&m.join(", ")),
+            Self::Cred(n) => write!(f, "cred >= {n}"),
         }
     }
 }
