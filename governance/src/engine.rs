@@ -548,15 +548,20 @@ impl Engine {
         if action.kind.as_str() == PROPOSE {
             return self.on_plain_proposal(action, initiator, ctx, step);
         }
+        // Which trigger policies open a proposal is settled first: an input one of them cannot
+        // take now is refused before anything changes.
+        let triggers: Vec<Arc<CompiledPolicy>> =
+            select::candidates(&self.active, PolicyKind::Trigger, &action.kind).into_iter().cloned().collect();
+        let opening: Vec<Arc<CompiledPolicy>> =
+            triggers.into_iter().filter(|p| self.filter_passes(p, &action, initiator, ctx, step)).collect();
+        for policy in &opening {
+            voters_known(policy, ctx)?;
+        }
         if action.status != ActionStatus::Event {
             self.govern(&action, initiator, ctx, step)?;
         }
-        let triggers: Vec<Arc<CompiledPolicy>> =
-            select::candidates(&self.active, PolicyKind::Trigger, &action.kind).into_iter().cloned().collect();
-        for policy in triggers {
-            if self.filter_passes(&policy, &action, initiator, ctx, step) {
-                self.open(&policy, action.clone(), initiator, ctx, step);
-            }
+        for policy in opening {
+            self.open(&policy, action.clone(), initiator, ctx, step);
         }
         Ok(())
     }
@@ -589,6 +594,7 @@ impl Engine {
                 policy.name()
             )));
         }
+        voters_known(&policy, ctx)?;
         self.open(&policy, action, initiator, ctx, step);
         Ok(())
     }
@@ -643,6 +649,7 @@ impl Engine {
             step.effects.push(Effect::Notify { account: action.initiator.clone(), text: format!("Undone: {reason}.") });
             return Ok(());
         }
+        voters_known(&policy, ctx)?;
         self.open(&policy, action.clone(), initiator, ctx, step);
         Ok(())
     }
@@ -833,14 +840,6 @@ impl Engine {
                 place,
                 eligible: {
                     let set = self.eligible(spec, &proposal.action.kind, initiator, ctx.seed ^ (id.0 as u64), ctx);
-                    if let (Voters::Cred(_), Err(e)) = (&spec.voters, ctx.host.sourcecred_total()) {
-                        // Nobody is taken to have no cred for want of an answer: the vote
-                        // says why it has no voters.
-                        step.audit.push(Audit::ScriptFailed {
-                            policy_name: policy.name().to_string(),
-                            error: format!("`voters = \"{}\"` could not be read when proposal {id} opened: {e}", spec.voters),
-                        });
-                    }
                     self.share_eligible(set.into())
                 },
                 ballots: crate::proposal::Ballots::new(),
@@ -1388,6 +1387,23 @@ impl Engine {
             self.decide(id, v, ctx, step, false);
         }
     }
+}
+
+/// Refuses to open a vote whose voters are members with enough cred while the community's
+/// SourceCred instance cannot be read: nobody is taken to have no cred for want of an answer
+/// (a vote with no voters would end at once, and its `[fail]` run). The input is refused,
+/// recorded nowhere, so it can come again (a poll reads it again; a member is told to retry).
+fn voters_known(policy: &CompiledPolicy, ctx: &Ctx) -> Result<(), GovError> {
+    if let Some(v) = &policy.policy.vote
+        && let Voters::Cred(n) = v.voters
+        && let Err(e) = ctx.host.sourcecred_total()
+    {
+        return Err(GovError::Unavailable(format!(
+            "who may vote under \"{}\" (members with at least {n} cred on SourceCred) cannot be known now: {e}. Try again later",
+            policy.name()
+        )));
+    }
+    Ok(())
 }
 
 /// What a policy does while its `block` keeps failing, as the admins' notice says it.

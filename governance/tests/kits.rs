@@ -216,6 +216,13 @@ impl polity_governance::script::HostData for Cred {
             _ => CredRecord::unknown("no linked account of carol's is one of its identities' aliases"),
         })
     }
+    fn sourcecred_total(&self) -> Result<f64, String> {
+        if self.down {
+            Err("SourceCred at cred.example could not be read: connection refused".into())
+        } else {
+            Ok(170.0)
+        }
+    }
 }
 
 fn request_voter(who: &str) -> Action {
@@ -274,10 +281,16 @@ fn voters_by_cred_are_the_members_with_enough_cred_when_the_vote_opens() {
     let refused = w.vote("bob", id, "yes").unwrap_err().to_string();
     assert!(refused.contains("at least 100 cred on SourceCred"), "{refused}");
 
-    // SourceCred cannot be read when a vote opens: nobody is eligible, and the audit says why.
+    // SourceCred cannot be read when a vote would open: the input is refused, nothing opens,
+    // and it can come again.
     w.host = std::sync::Arc::new(Cred { down: true });
+    let err = w.push(Inbound::Action { action: proposal_action("alice", "Another") }).unwrap_err();
+    assert!(matches!(err, GovError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("at least 100 cred on SourceCred) cannot be known now"), "{err}");
+    assert_eq!(w.engine.proposals().count(), 1, "nothing opened");
+    w.host = std::sync::Arc::new(Cred { down: false });
     let s = w.push(Inbound::Action { action: proposal_action("alice", "Another") }).unwrap();
-    assert!(s.audit.iter().any(|a| a.to_string().contains("could not be read when proposal")), "{:?}", s.audit);
+    assert_eq!(s.changed.len(), 1);
 }
 
 #[test]
