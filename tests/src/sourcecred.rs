@@ -11,7 +11,9 @@
 //! ([`FakeSourceCred::set_body`]) to serve what no instance would.
 //!
 //! A test makes it fail ([`FakeSourceCred::answer_status`]: every request answered with that
-//! status until [`FakeSourceCred::serve`]), drops either validator
+//! status until [`FakeSourceCred::serve`]), sends every request elsewhere
+//! ([`FakeSourceCred::redirect_to`]: a `301` with a `Location`, as a site that moved
+//! answers), drops either validator
 //! ([`FakeSourceCred::set_validators`]), and reads what it received
 //! ([`FakeSourceCred::requests`], [`FakeSourceCred::not_modified`]); waits are on its state
 //! ([`FakeSourceCred::until_requests`]), wrapped in the caller's own timeout.
@@ -121,6 +123,12 @@ impl CredAccount {
         self.alias(&alias::discord(user_id), &description)
     }
 
+    /// Its account `username` on the Discourse forum at `server`.
+    pub fn discourse(self, server: &str, username: &str) -> Self {
+        let description = format!("discourse/[@{username}]({server}/u/{username}/)");
+        self.alias(&alias::discourse(server, username), &description)
+    }
+
     /// Its GitHub account.
     pub fn github(self, login: &str) -> Self {
         self.alias(&alias::github(login), &format!("github/[@{login}](https://github.com/{login})"))
@@ -223,6 +231,8 @@ pub struct State {
     deploys: u64,
     /// Every request is answered with this status instead, when set.
     failing: Option<u16>,
+    /// Every request is answered `301 Moved Permanently` to this address instead, when set.
+    moved_to: Option<String>,
     send_etag: bool,
     send_last_modified: bool,
     pub requests: Vec<Seen>,
@@ -294,6 +304,7 @@ impl FakeSourceCred {
             last_modified: String::new(),
             deploys: 0,
             failing: None,
+            moved_to: None,
             send_etag: true,
             send_last_modified: true,
             requests: Vec::new(),
@@ -345,9 +356,19 @@ impl FakeSourceCred {
         self.shared.change(|s| s.failing = Some(status));
     }
 
+    /// Answers every request `301 Moved Permanently` with `Location: location` until
+    /// [`Self::serve`].
+    pub fn redirect_to(&self, location: &str) {
+        let location = location.to_owned();
+        self.shared.change(|s| s.moved_to = Some(location));
+    }
+
     /// Serves the document again.
     pub fn serve(&self) {
-        self.shared.change(|s| s.failing = None);
+        self.shared.change(|s| {
+            s.failing = None;
+            s.moved_to = None;
+        });
     }
 
     /// Whether answers carry an `ETag` and a `Last-Modified` (both do by default); a
@@ -414,6 +435,13 @@ async fn handle(Extract(shared): Extract<Arc<Shared>>, method: Method, uri: Uri,
 fn answer(s: &State, method: &Method, path: &str, headers: &HeaderMap) -> Response {
     if let Some(status) = s.failing {
         return page(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    }
+    if let Some(location) = &s.moved_to {
+        let mut r = page(StatusCode::MOVED_PERMANENTLY);
+        if let Ok(location) = HeaderValue::from_str(location) {
+            r.headers_mut().insert(header::LOCATION, location);
+        }
+        return r;
     }
     if method != Method::GET && method != Method::HEAD {
         return page(StatusCode::METHOD_NOT_ALLOWED);

@@ -1,15 +1,22 @@
 //! `output/accounts.json` read into what lookups need: each identity's name, cred and grain,
 //! and indexes to find one by name, id or alias in constant time. Pure: no IO, no clock.
 //!
-//! Only what is used is required (`accounts[].account.identity.{id,name}`, `.balance`,
-//! `accounts[].totalCred`); every other key, of any version, is ignored. A document that
-//! lacks one of those, or holds it with the wrong type, is refused as a whole, with the path
-//! at fault: a partial read could give one member another's cred.
+//! Only what is used is read, into typed values (`accounts[].account.identity.{id,name}`,
+//! `.subtype`, `.aliases[].address`, `.balance`, `accounts[].totalCred`); every other key,
+//! of any version, is skipped unread ([`IgnoredAny`]: the `cred` arrays, `allocationHistory`,
+//! `intervals`, `unclaimedAliases` take no memory), so a read holds little more than the
+//! identities. A document that lacks a required value, or holds it with the wrong type, is
+//! refused as a whole, with the path at fault: a partial read could give one member
+//! another's cred. A document that is not JSON is said so before any value at fault.
 
 use polity_governance::ids::AccountRef;
 use polity_governance::script::{CredRecord, MemberAccounts};
-use serde_json::Value;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, de};
 use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
 
 /// The largest `accounts.json` read (32 MiB); a bigger one is refused unread.
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -17,7 +24,8 @@ pub const MAX_BODY: usize = 32 * 1024 * 1024;
 /// Atto-grain in one grain: grain is stored with 18 decimals.
 const ATTO: u128 = 1_000_000_000_000_000_000;
 
-/// The platform name under which a member may link a SourceCred identity by name.
+/// The platform of an account that names a SourceCred identity (by name or id): one made
+/// on a SourceCred connection, by whoever runs the community, never chosen by the member.
 pub const PLATFORM: &str = "sourcecred";
 
 /// Why a document is not a readable `accounts.json`.
@@ -27,6 +35,9 @@ pub enum ReadError {
     TooLarge,
     #[error("the document is not JSON: {0}")]
     NotJson(String),
+    /// JSON, but not one SourceCred writes (a key twice in one object).
+    #[error("the document cannot be read: {0}")]
+    Invalid(String),
     #[error("`{path}` is {found}, not {expected}")]
     Shape { path: String, expected: &'static str, found: &'static str },
     #[error("`{path}` is missing")]
@@ -58,7 +69,8 @@ pub struct Accounts {
     by_name: HashMap<String, usize>,
     /// Id -> identity.
     by_id: HashMap<String, usize>,
-    /// `plugin\0account` (both lower-cased) -> identity, from the aliases.
+    /// `platform\0account` (the account lower-cased) -> identity, from the aliases
+    /// [`alias_parts`] reads.
     by_alias: HashMap<String, usize>,
     total: f64,
 }
@@ -73,13 +85,23 @@ impl Accounts {
         if body.len() > MAX_BODY {
             return Err(ReadError::TooLarge);
         }
-        let doc: Value = serde_json::from_slice(body).map_err(|e| ReadError::NotJson(e.to_string()))?;
-        let payload = unwrap_compat(&doc)?;
-        let accounts = array(get(payload, "", "accounts")?, "accounts")?;
+        let doc: Slot<Document> = serde_json::from_slice(body).map_err(|e| {
+            if e.is_data() { ReadError::Invalid(e.to_string()) } else { ReadError::NotJson(e.to_string()) }
+        })?;
+        let payload = match doc.required("(the document)")? {
+            Document::Object(payload) => payload,
+            Document::Compat(payload) => payload.required("(the document)")?,
+            Document::OtherArray => {
+                return Err(ReadError::Shape {
+                    path: "(the document)".into(),
+                    expected: "an object, or a compat header and an object",
+                    found: "another array",
+                });
+            }
+        };
         let mut read = Self::default();
-        for (i, entry) in accounts.iter().enumerate() {
-            let path = format!("accounts[{i}]");
-            let (identity, aliases) = identity(entry, &path)?;
+        for (i, entry) in payload.accounts.required("accounts")?.into_iter().enumerate() {
+            let (identity, aliases) = identity(entry, &format!("accounts[{i}]"))?;
             read.add(identity, &aliases);
         }
         Ok(read)
@@ -93,8 +115,8 @@ impl Accounts {
         self.by_name.entry(identity.name.to_lowercase()).or_insert(at);
         self.by_id.entry(identity.id.clone()).or_insert(at);
         for address in aliases {
-            if let Some((plugin, account)) = alias_parts(address) {
-                self.by_alias.entry(alias_key(plugin, account)).or_insert(at);
+            if let Some((platform, account)) = alias_parts(address) {
+                self.by_alias.entry(alias_key(platform, account)).or_insert(at);
             }
         }
         self.identities.push(identity);
@@ -124,26 +146,38 @@ impl Accounts {
         self.by_name.get(&name.to_lowercase()).map(|&i| &self.identities[i])
     }
 
-    /// The identity with an alias of `plugin` (`discord`, `github`, `discourse`) for
-    /// `account` (a Discord user id, a GitHub login, a Discourse username), regardless of case.
-    pub fn by_alias(&self, plugin: &str, account: &str) -> Option<&Identity> {
-        self.by_alias.get(&alias_key(plugin, account)).map(|&i| &self.identities[i])
+    /// The identity with the id `id`, exactly.
+    pub fn by_id(&self, id: &str) -> Option<&Identity> {
+        self.by_id.get(id).map(|&i| &self.identities[i])
     }
 
-    /// What the instance says of `member`, on the connection named `connection` of the
-    /// instance at `host`. The first of these that matches is theirs:
-    /// 1. a linked account on `connection` (or on `sourcecred`) naming an identity by name
-    ///    (regardless of case) or id;
+    /// The identity with an alias for the account `account` of the platform `platform`,
+    /// exactly as the host names platforms (`discord`: a Discord user id; `github`: a
+    /// GitHub login, regardless of case). Discourse accounts are never matched: see
+    /// [`alias_parts`].
+    pub fn by_alias(&self, platform: &str, account: &str) -> Option<&Identity> {
+        if !ALIASED.contains(&platform) {
+            return None;
+        }
+        self.by_alias.get(&alias_key(platform, account)).map(|&i| &self.identities[i])
+    }
+
+    /// What the instance at `host` says of `member`. The first of these that matches is
+    /// theirs:
+    /// 1. a linked account of the platform `sourcecred` (made by whoever runs the community)
+    ///    naming an identity by name (regardless of case) or id;
     /// 2. a linked account that is an identity's alias: the alias's plugin is the account's
-    ///    platform ([`plugin_of`]) and its last part is the account's id (regardless of case);
-    /// 3. the member's own name, as SourceCred makes names ([`coerce_name`]), regardless of case.
+    ///    platform, exactly, and the alias's account is the account's id ([`alias_parts`]);
+    /// 3. only when `match_names`: the member's own name, as SourceCred makes names
+    ///    ([`coerce_name`]), regardless of case. Members choose their names (a platform's
+    ///    display name), so this is for communities whose admins choose them.
     ///
-    /// A member none matches has no cred, and a reason they can act on.
-    pub fn find(&self, member: &MemberAccounts, connection: &str, host: &str) -> CredRecord {
+    /// A member none matches has no cred, and a reason saying how to become known.
+    pub fn find(&self, member: &MemberAccounts, host: &str, match_names: bool) -> CredRecord {
         let found = self
-            .by_own_account(&member.accounts, connection)
-            .or_else(|| member.accounts.iter().find_map(|a| self.by_alias(plugin_of(a.platform.as_str()), &a.account)))
-            .or_else(|| self.by_name(&coerce_name(&member.name)));
+            .by_own_account(&member.accounts)
+            .or_else(|| member.accounts.iter().find_map(|a| self.by_alias(a.platform.as_str(), &a.account)))
+            .or_else(|| if match_names { self.by_name(&coerce_name(&member.name)) } else { None });
         match found {
             Some(identity) => CredRecord {
                 cred: identity.cred,
@@ -151,42 +185,68 @@ impl Accounts {
                 identity: Some(identity.name.clone()),
                 reason: None,
             },
-            None => CredRecord::unknown(unknown_reason(member, connection, host)),
+            None => CredRecord::unknown(unknown_reason(member, host, match_names)),
         }
     }
 
-    fn by_own_account(&self, accounts: &[AccountRef], connection: &str) -> Option<&Identity> {
+    fn by_own_account(&self, accounts: &[AccountRef]) -> Option<&Identity> {
         accounts
             .iter()
-            .filter(|a| a.platform.as_str() == connection || a.platform.as_str() == PLATFORM)
-            .find_map(|a| self.by_name(&a.account).or_else(|| self.by_id.get(&a.account).map(|&i| &self.identities[i])))
+            .filter(|a| a.platform.as_str() == PLATFORM)
+            .find_map(|a| self.by_name(&a.account).or_else(|| self.by_id(&a.account)))
     }
 }
 
-/// Why `member` is unknown, and what they can do about it.
-fn unknown_reason(member: &MemberAccounts, connection: &str, host: &str) -> String {
-    let name = &member.name;
-    let (own, elsewhere): (Vec<&AccountRef>, Vec<&AccountRef>) =
-        member.accounts.iter().partition(|a| a.platform.as_str() == connection || a.platform.as_str() == PLATFORM);
-    let mut names = vec![name.clone()];
-    names.extend(own.iter().map(|a| a.account.clone()).filter(|a| !a.eq_ignore_ascii_case(name)));
-    let accounts = if elsewhere.is_empty() {
-        format!("{name} has no linked account it could know")
-    } else {
-        let listed: Vec<String> = elsewhere.iter().map(|a| format!("{} {}", a.platform, a.account)).collect();
-        format!("none of {name}'s linked accounts ({}) is one of its aliases", listed.join(", "))
-    };
-    format!(
-        "SourceCred at {host} knows no identity named {}, and {accounts}: link the Discord or GitHub account SourceCred knows {name} by with /link",
-        names.join(" or ")
-    )
-}
+/// The platforms whose accounts an alias can be: those [`alias_parts`] reads.
+const ALIASED: [&str; 2] = ["discord", "github"];
 
-/// The SourceCred plugin whose aliases an account of the connection `platform` matches:
-/// the platform itself (`discord`, `github`, `discourse`), or the part of a connection's
-/// name before its first `-`, `_`, `.` or `:` (`discord-eng` is a Discord connection).
-pub fn plugin_of(platform: &str) -> &str {
-    platform.split(['-', '_', '.', ':']).next().unwrap_or(platform)
+/// Why `member` is unknown, and what makes them known.
+fn unknown_reason(member: &MemberAccounts, host: &str, match_names: bool) -> String {
+    let name = &member.name;
+    let listed = |platforms: &[&str]| -> Vec<String> {
+        member
+            .accounts
+            .iter()
+            .filter(|a| platforms.contains(&a.platform.as_str()))
+            .map(|a| format!("{} {}", a.platform, a.account))
+            .collect()
+    };
+    let aliased = listed(&ALIASED);
+    let own: Vec<&str> =
+        member.accounts.iter().filter(|a| a.platform.as_str() == PLATFORM).map(|a| a.account.as_str()).collect();
+    let mut lacks = Vec::new();
+    if !aliased.is_empty() {
+        lacks.push(format!("with an alias for any of {name}'s linked accounts ({})", aliased.join(", ")));
+    }
+    if !own.is_empty() {
+        lacks.push(format!("named or with the id {}", own.join(" or ")));
+    }
+    if match_names {
+        lacks.push(format!("named {}", coerce_name(name)));
+    }
+    let mut reason = if lacks.is_empty() {
+        format!("SourceCred at {host} cannot know {name}, who has no linked Discord or GitHub account")
+    } else {
+        let mut reason = format!("SourceCred at {host} has no identity {}", lacks.join(", nor one "));
+        if aliased.is_empty() {
+            reason.push_str(&format!(", and {name} has no linked Discord or GitHub account"));
+        }
+        reason
+    };
+    let forums = listed(&["discourse"]);
+    if !forums.is_empty() {
+        reason.push_str(&format!(
+            " ({} {} not matched: SourceCred's Discourse aliases name their forum, and linked accounts do not)",
+            forums.join(", "),
+            if forums.len() == 1 { "is" } else { "are" },
+        ));
+    }
+    if aliased.is_empty() {
+        reason.push_str(&format!(": link the one SourceCred knows {name} by with /link"));
+    } else {
+        reason.push_str(": its operator adds the alias to their identity in the ledger");
+    }
+    reason
 }
 
 /// A member's name as SourceCred makes identity names from platform names: every character
@@ -195,79 +255,55 @@ pub fn coerce_name(name: &str) -> String {
     name.trim().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect()
 }
 
-fn alias_key(plugin: &str, account: &str) -> String {
-    format!("{}\0{}", plugin.to_lowercase(), account.to_lowercase())
+fn alias_key(platform: &str, account: &str) -> String {
+    format!("{platform}\0{}", account.to_lowercase())
 }
 
-/// An alias address's plugin and account: `N\0sourcecred\0discord\0MEMBER\0user\0<id>\0` is
-/// (`discord`, `<id>`), `N\0sourcecred\0github\0USERLIKE\0USER\0<login>\0` is (`github`,
-/// `<login>`). `None` for what is not a node address of at least three parts, and for the
-/// `core` plugin's (another identity's, after a merge).
-pub fn alias_parts(address: &str) -> Option<(&str, &str)> {
-    let mut parts = address.split('\0');
-    if parts.next()? != "N" {
-        return None;
-    }
-    let parts: Vec<&str> = parts.collect();
-    let plugin = *parts.get(1)?;
-    let account = *parts.iter().skip(2).rev().find(|p| !p.is_empty())?;
-    if plugin.is_empty() || plugin == "core" {
-        return None;
-    }
-    Some((plugin, account))
-}
-
-/// The payload of a document that may carry a compat header.
-fn unwrap_compat(doc: &Value) -> Result<&Value, ReadError> {
-    match doc {
-        Value::Array(items) => match items.as_slice() {
-            [Value::Object(header), payload] if header.contains_key("type") => Ok(payload),
-            _ => Err(ReadError::Shape {
-                path: "(the document)".into(),
-                expected: "an object, or a compat header and an object",
-                found: "another array",
-            }),
-        },
-        other => Ok(other),
+/// The platform and account of an alias address, for the platforms an account is matched
+/// on, each as SourceCred's own plugin writes its users:
+/// - `N\0sourcecred\0discord\0MEMBER\0user\0<id>\0` (or `bot`) is (`discord`, `<id>`);
+/// - `N\0sourcecred\0github\0USERLIKE\0USER\0<login>\0` (or `BOT`) is (`github`, `<login>`).
+///
+/// `None` for every other address: another plugin's, another node of these plugins' (a
+/// GitHub repository's last part may be anybody's login), the `core` plugin's (another
+/// identity's, after a merge), and Discourse's (`N\0sourcecred\0discourse\0user\0<forum
+/// url>\0<username>\0`): a Discourse username is only unique within its forum, and an
+/// account the host links names no forum, so matching it could give one forum's user
+/// another's cred. The trailing NUL may be missing.
+pub fn alias_parts(address: &str) -> Option<(&'static str, &str)> {
+    let parts = address.strip_prefix("N\0")?;
+    let parts: Vec<&str> = parts.strip_suffix('\0').unwrap_or(parts).split('\0').collect();
+    match parts.as_slice() {
+        ["sourcecred", "discord", "MEMBER", "user" | "bot", id] if !id.is_empty() => Some(("discord", id)),
+        ["sourcecred", "github", "USERLIKE", "USER" | "BOT", login] if !login.is_empty() => Some(("github", login)),
+        _ => None,
     }
 }
 
-/// One entry of `accounts`: its identity and its aliases' addresses.
-fn identity(entry: &Value, path: &str) -> Result<(Identity, Vec<String>), ReadError> {
-    let account = get(entry, path, "account")?;
+/// One entry of `accounts`, checked: its identity and its aliases' addresses.
+fn identity(entry: Slot<Entry>, path: &str) -> Result<(Identity, Vec<String>), ReadError> {
+    let entry = entry.required(path)?;
     let account_path = format!("{path}.account");
-    let identity = get(account, &account_path, "identity")?;
+    let account = entry.account.required(&account_path)?;
     let identity_path = format!("{account_path}.identity");
-    let id = string(get(identity, &identity_path, "id")?, &format!("{identity_path}.id"))?;
+    let identity = account.identity.required(&identity_path)?;
+    let id = identity.id.required(&format!("{identity_path}.id"))?;
     let name_path = format!("{identity_path}.name");
-    let name = string(get(identity, &identity_path, "name")?, &name_path)?;
+    let name = identity.name.required(&name_path)?;
     if name.is_empty() {
         return Err(ReadError::Shape { path: name_path, expected: "a name", found: "empty" });
     }
-    let subtype = match identity.get("subtype") {
-        None | Some(Value::Null) => "",
-        Some(v) => string(v, &format!("{identity_path}.subtype"))?,
-    };
-    let aliases = match identity.get("aliases") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(v) => {
-            let aliases_path = format!("{identity_path}.aliases");
-            let mut addresses = Vec::new();
-            for (j, alias) in array(v, &aliases_path)?.iter().enumerate() {
-                let alias_path = format!("{aliases_path}[{j}]");
-                addresses
-                    .push(string(get(alias, &alias_path, "address")?, &format!("{alias_path}.address"))?.to_owned());
-            }
-            addresses
-        }
-    };
+    let subtype = identity.subtype.optional(&format!("{identity_path}.subtype"))?.unwrap_or_default();
+    let aliases_path = format!("{identity_path}.aliases");
+    let mut addresses = Vec::new();
+    for (j, alias) in identity.aliases.optional(&aliases_path)?.unwrap_or_default().into_iter().enumerate() {
+        let alias_path = format!("{aliases_path}[{j}]");
+        addresses.push(alias.required(&alias_path)?.address.required(&format!("{alias_path}.address"))?);
+    }
     let balance_path = format!("{account_path}.balance");
-    let grain = grain(string(get(account, &account_path, "balance")?, &balance_path)?, &balance_path)?;
-    let cred_path = format!("{path}.totalCred");
-    let cred = get(entry, path, "totalCred")?
-        .as_f64()
-        .ok_or_else(|| shape(&cred_path, "a number", entry.get("totalCred").unwrap_or(&Value::Null)))?;
-    Ok((Identity { id: id.to_owned(), name: name.to_owned(), subtype: subtype.to_owned(), cred, grain }, aliases))
+    let grain = grain(&account.balance.required(&balance_path)?, &balance_path)?;
+    let cred = entry.total_cred.required(&format!("{path}.totalCred"))?;
+    Ok((Identity { id, name, subtype, cred, grain }, addresses))
 }
 
 /// Grain from atto-grain: a base-10 integer in a string, maybe negative, read exactly and
@@ -286,32 +322,258 @@ fn grain(value: &str, path: &str) -> Result<f64, ReadError> {
     Ok(if negative { -grain } else { grain })
 }
 
-fn get<'a>(value: &'a Value, path: &str, key: &str) -> Result<&'a Value, ReadError> {
-    let here = if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
-    match value {
-        Value::Object(map) => map.get(key).ok_or(ReadError::Missing { path: here }),
-        other => Err(shape(if path.is_empty() { "(the document)" } else { path }, "an object", other)),
+// ---------------------------------------------------------------------------------------------
+// The document's typed shape: only what is used, every value read into a [`Slot`] that
+// records a wrong type instead of failing, so the path at fault is known when it is checked.
+// ---------------------------------------------------------------------------------------------
+
+/// A value the reader wants, as the document holds it: absent, of another type (which), or
+/// read. Reading into one fails only on what is not JSON.
+#[derive(Debug, Default)]
+enum Slot<T> {
+    #[default]
+    Missing,
+    /// Of another JSON type: `null`, `a boolean`, `a number`, `a string`, `an array` or
+    /// `an object`.
+    Wrong(&'static str),
+    Is(T),
+}
+
+impl<T: Shape> Slot<T> {
+    /// The value, or why there is none at `path`.
+    fn required(self, path: &str) -> Result<T, ReadError> {
+        match self {
+            Self::Is(value) => Ok(value),
+            Self::Missing => Err(ReadError::Missing { path: path.to_owned() }),
+            Self::Wrong(found) => Err(ReadError::Shape { path: path.to_owned(), expected: T::EXPECTED, found }),
+        }
+    }
+
+    /// The value, if there is one (`null` is none), or why the one at `path` is wrong.
+    fn optional(self, path: &str) -> Result<Option<T>, ReadError> {
+        match self {
+            Self::Missing | Self::Wrong("null") => Ok(None),
+            other => other.required(path).map(Some),
+        }
     }
 }
 
-fn string<'a>(value: &'a Value, path: &str) -> Result<&'a str, ReadError> {
-    value.as_str().ok_or_else(|| shape(path, "a string", value))
+/// What a [`Slot`] of a type takes, and what it skips: each method is a JSON type, `None`
+/// (after skipping what it holds) when the type is not that.
+trait Shape: Sized {
+    /// How errors name the type (`a string`).
+    const EXPECTED: &'static str;
+
+    fn string(_value: &str) -> Option<Self> {
+        None
+    }
+
+    fn number(_value: f64) -> Option<Self> {
+        None
+    }
+
+    fn array<'de, A: SeqAccess<'de>>(mut items: A) -> Result<Option<Self>, A::Error> {
+        while items.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn object<'de, A: MapAccess<'de>>(mut entries: A) -> Result<Option<Self>, A::Error> {
+        while entries.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
 }
 
-fn array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], ReadError> {
-    value.as_array().map(Vec::as_slice).ok_or_else(|| shape(path, "an array", value))
+impl Shape for String {
+    const EXPECTED: &'static str = "a string";
+
+    fn string(value: &str) -> Option<Self> {
+        Some(value.to_owned())
+    }
 }
 
-fn shape(path: &str, expected: &'static str, found: &Value) -> ReadError {
-    let found = match found {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
-    ReadError::Shape { path: path.to_owned(), expected, found }
+impl Shape for f64 {
+    const EXPECTED: &'static str = "a number";
+
+    fn number(value: f64) -> Option<Self> {
+        Some(value)
+    }
+}
+
+impl<T: Shape> Shape for Vec<Slot<T>> {
+    const EXPECTED: &'static str = "an array";
+
+    fn array<'de, A: SeqAccess<'de>>(mut items: A) -> Result<Option<Self>, A::Error> {
+        let mut read = Vec::with_capacity(items.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = items.next_element::<Slot<T>>()? {
+            read.push(item);
+        }
+        Ok(Some(read))
+    }
+}
+
+/// An object of the document: its keys read by its derived `Deserialize` (unknown ones
+/// skipped, as [`IgnoredAny`]).
+macro_rules! object {
+    ($($type:ty),*) => {$(
+        impl Shape for $type {
+            const EXPECTED: &'static str = "an object";
+
+            fn object<'de, A: MapAccess<'de>>(entries: A) -> Result<Option<Self>, A::Error> {
+                Self::deserialize(MapAccessDeserializer::new(entries)).map(Some)
+            }
+        }
+    )*};
+}
+
+object!(Payload, Header, Entry, AccountDoc, IdentityDoc, AliasDoc);
+
+impl<'de, T: Shape> Deserialize<'de> for Slot<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SlotVisitor(PhantomData))
+    }
+}
+
+struct SlotVisitor<T>(PhantomData<T>);
+
+fn slot<T>(value: Option<T>, found: &'static str) -> Slot<T> {
+    value.map_or(Slot::Wrong(found), Slot::Is)
+}
+
+impl<'de, T: Shape> Visitor<'de> for SlotVisitor<T> {
+    type Value = Slot<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTED)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Slot<T>, E> {
+        Ok(Slot::Wrong("null"))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Slot<T>, E> {
+        Ok(Slot::Wrong("null"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Slot<T>, E> {
+        Ok(Slot::Wrong("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Slot<T>, E> {
+        Ok(slot(T::number(value as f64), "a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Slot<T>, E> {
+        Ok(slot(T::number(value as f64), "a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Slot<T>, E> {
+        Ok(slot(T::number(value), "a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Slot<T>, E> {
+        Ok(slot(T::string(value), "a string"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Slot<T>, A::Error> {
+        Ok(slot(T::array(items)?, "an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<Slot<T>, A::Error> {
+        Ok(slot(T::object(entries)?, "an object"))
+    }
+}
+
+/// The whole document: SourceCred's object, or an array that should be a compat header and
+/// that object.
+enum Document {
+    Object(Payload),
+    Compat(Slot<Payload>),
+    OtherArray,
+}
+
+impl Shape for Document {
+    const EXPECTED: &'static str = "an object";
+
+    fn object<'de, A: MapAccess<'de>>(entries: A) -> Result<Option<Self>, A::Error> {
+        Ok(Payload::object(entries)?.map(Document::Object))
+    }
+
+    fn array<'de, A: SeqAccess<'de>>(mut items: A) -> Result<Option<Self>, A::Error> {
+        let header = items.next_element::<Slot<Header>>()?;
+        let payload = items.next_element::<Slot<Payload>>()?;
+        let mut more = false;
+        while items.next_element::<IgnoredAny>()?.is_some() {
+            more = true;
+        }
+        Ok(Some(match (header, payload) {
+            (Some(Slot::Is(Header { kind: Present(true) })), Some(payload)) if !more => Document::Compat(payload),
+            _ => Document::OtherArray,
+        }))
+    }
+}
+
+/// `{"accounts": [...], ...}`.
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(default)]
+    accounts: Slot<Vec<Slot<Entry>>>,
+}
+
+/// A compat header: an object with a `type`.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default, rename = "type")]
+    kind: Present,
+}
+
+/// Whether a key is there, whatever it holds.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Present(true))
+    }
+}
+
+/// `accounts[i]`: `{"account": ..., "totalCred": ..., "cred": [...] (skipped)}`.
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(default)]
+    account: Slot<AccountDoc>,
+    #[serde(default, rename = "totalCred")]
+    total_cred: Slot<f64>,
+}
+
+/// `accounts[i].account`: its identity and balance (`allocationHistory`, `paid`, ...
+/// skipped).
+#[derive(Deserialize)]
+struct AccountDoc {
+    #[serde(default)]
+    identity: Slot<IdentityDoc>,
+    #[serde(default)]
+    balance: Slot<String>,
+}
+
+/// `accounts[i].account.identity` (`address` skipped: its shape varies by version, the id
+/// does not).
+#[derive(Deserialize)]
+struct IdentityDoc {
+    #[serde(default)]
+    id: Slot<String>,
+    #[serde(default)]
+    name: Slot<String>,
+    #[serde(default)]
+    subtype: Slot<String>,
+    #[serde(default)]
+    aliases: Slot<Vec<Slot<AliasDoc>>>,
+}
+
+/// An alias: its `address` (`description` skipped).
+#[derive(Deserialize)]
+struct AliasDoc {
+    #[serde(default)]
+    address: Slot<String>,
 }
 
 #[cfg(test)]
@@ -332,7 +594,12 @@ mod tests {
     }
 
     fn find(read: &Accounts, m: &MemberAccounts) -> CredRecord {
-        read.find(m, "cred", "example.org")
+        read.find(m, "example.org", false)
+    }
+
+    /// As a connection with `match_names` finds.
+    fn find_by_name_too(read: &Accounts, m: &MemberAccounts) -> CredRecord {
+        read.find(m, "example.org", true)
     }
 
     #[test]
@@ -351,9 +618,12 @@ mod tests {
         let ian = find(&read, &member("someone", &[("discord", "124564013970358272")]));
         assert_eq!(ian.identity.as_deref(), Some("Ian"));
         assert_eq!((ian.cred, ian.grain), (3.75, 12.5));
-        // A connection of a community's own, named after its platform.
-        let ian = find(&read, &member("someone", &[("discord-eng", "124564013970358272")]));
-        assert_eq!(ian.identity.as_deref(), Some("Ian"));
+        // The platform, exactly: the host names accounts by their platform's kind, so a
+        // connection's name (`discord-eng`) or another case is no platform an alias has.
+        for platform in ["discord-eng", "Discord", "discord_eng", "cred", "sourcecred"] {
+            let m = member("someone", &[(platform, "124564013970358272")]);
+            assert!(find(&read, &m).identity.is_none(), "{platform}");
+        }
         // GitHub logins regardless of case.
         let camilo = find(&read, &member("c", &[("github", "camilotd")]));
         assert_eq!(camilo.identity.as_deref(), Some("CamiloTD"));
@@ -365,35 +635,91 @@ mod tests {
     }
 
     #[test]
-    fn the_order_is_own_account_then_alias_then_name() {
+    fn the_order_is_sourcecred_account_then_alias_then_name() {
         let read = Accounts::parse(FIXTURE.as_bytes()).unwrap();
-        let m = member("Ian", &[("github", "CamiloTD"), ("cred", "sourcecred-BOT")]);
-        assert_eq!(find(&read, &m).identity.as_deref(), Some("sourcecred-bot"));
+        let m = member("Ian", &[("github", "CamiloTD"), ("sourcecred", "sourcecred-BOT")]);
+        assert_eq!(find_by_name_too(&read, &m).identity.as_deref(), Some("sourcecred-bot"));
         let m = member("Ian", &[("github", "CamiloTD")]);
-        assert_eq!(find(&read, &m).identity.as_deref(), Some("CamiloTD"));
+        assert_eq!(find_by_name_too(&read, &m).identity.as_deref(), Some("CamiloTD"));
         let m = member("ian", &[("slack", "U1")]);
-        assert_eq!(find(&read, &m).identity.as_deref(), Some("Ian"));
-        // By id, linked as a SourceCred account.
+        assert_eq!(find_by_name_too(&read, &m).identity.as_deref(), Some("Ian"));
+        // By id, linked as a SourceCred account; the id exactly.
         let m = member("z", &[("sourcecred", "ilGTQVoyODdkm0fQauDNJg")]);
         assert_eq!(find(&read, &m).identity.as_deref(), Some("CamiloTD"));
+        let m = member("z", &[("sourcecred", "ILGTQVOYODDKM0FQAUDNJG")]);
+        assert!(find(&read, &m).identity.is_none());
         // Names as SourceCred coerces them.
         let m = member("sourcecred_bot", &[]);
-        assert_eq!(find(&read, &m).identity.as_deref(), Some("sourcecred-bot"));
+        assert_eq!(find_by_name_too(&read, &m).identity.as_deref(), Some("sourcecred-bot"));
+    }
+
+    #[test]
+    fn a_members_own_name_matches_only_where_the_connection_says_so() {
+        let read = Accounts::parse(FIXTURE.as_bytes()).unwrap();
+        // Anyone can call themselves Ian on Discord: that is not Ian's cred.
+        for m in [member("Ian", &[]), member("ian", &[("discord", "999")]), member("Camilo_TD", &[])] {
+            let r = find(&read, &m);
+            assert_eq!((r.cred, r.grain, r.identity), (0.0, 0.0, None), "{}", m.name);
+        }
+        assert_eq!(find_by_name_too(&read, &member("Ian", &[])).identity.as_deref(), Some("Ian"));
+        // A SourceCred account (which only an admin links) names an identity either way.
+        let m = member("mallory", &[("sourcecred", "ian")]);
+        assert_eq!(find(&read, &m).identity.as_deref(), Some("Ian"));
+    }
+
+    #[test]
+    fn discourse_aliases_are_not_matched() {
+        // A Discourse username is unique only within its forum: `owi` on any forum would
+        // otherwise be this identity.
+        let owi = "N\0sourcecred\0discourse\0user\0https://forum.example\0owi\0";
+        let doc = json!({"accounts": [
+            {"account": {"balance": "0", "identity": {"id": "1", "name": "Owi-Sixseven", "aliases": [{"address": owi}]}}, "totalCred": 9},
+        ]});
+        let read = Accounts::parse(doc.to_string().as_bytes()).unwrap();
+        for account in ["owi", "https://forum.example/owi", "https://forum.example\0owi"] {
+            let r = find(&read, &member("o", &[("discourse", account)]));
+            assert!(r.identity.is_none(), "{account}");
+        }
+        assert!(read.by_alias("discourse", "owi").is_none());
+        let r = find(&read, &member("o", &[("discourse", "owi")]));
+        assert_eq!(
+            r.reason.as_deref(),
+            Some(
+                "SourceCred at example.org cannot know o, who has no linked Discord or GitHub account (discourse owi is not matched: SourceCred's Discourse aliases name their forum, and linked accounts do not): link the one SourceCred knows o by with /link"
+            )
+        );
     }
 
     #[test]
     fn an_unknown_member_is_told_why() {
         let read = Accounts::parse(FIXTURE.as_bytes()).unwrap();
-        let r = find(&read, &member("alice", &[("discord", "123"), ("cred", "Alicia")]));
+        let r = find(&read, &member("alice", &[("discord", "123"), ("slack", "U1")]));
         assert_eq!((r.cred, r.grain, r.identity), (0.0, 0.0, None));
         assert_eq!(
             r.reason.as_deref(),
             Some(
-                "SourceCred at example.org knows no identity named alice or Alicia, and none of alice's linked accounts (discord 123) is one of its aliases: link the Discord or GitHub account SourceCred knows alice by with /link"
+                "SourceCred at example.org has no identity with an alias for any of alice's linked accounts (discord 123): its operator adds the alias to their identity in the ledger"
             )
         );
-        let r = find(&read, &member("bob", &[]));
-        assert!(r.reason.unwrap().contains("bob has no linked account it could know"));
+        let m = member("alice", &[("discord", "123"), ("github", "al"), ("sourcecred", "Alicia")]);
+        assert_eq!(
+            find_by_name_too(&read, &m).reason.as_deref(),
+            Some(
+                "SourceCred at example.org has no identity with an alias for any of alice's linked accounts (discord 123, github al), nor one named or with the id Alicia, nor one named alice: its operator adds the alias to their identity in the ledger"
+            )
+        );
+        assert_eq!(
+            find(&read, &member("bob", &[])).reason.as_deref(),
+            Some(
+                "SourceCred at example.org cannot know bob, who has no linked Discord or GitHub account: link the one SourceCred knows bob by with /link"
+            )
+        );
+        assert_eq!(
+            find_by_name_too(&read, &member("bob smith", &[])).reason.as_deref(),
+            Some(
+                "SourceCred at example.org has no identity named bob-smith, and bob smith has no linked Discord or GitHub account: link the one SourceCred knows bob smith by with /link"
+            )
+        );
     }
 
     #[test]
@@ -422,11 +748,9 @@ mod tests {
     #[test]
     fn alias_addresses() {
         assert_eq!(alias_parts("N\0sourcecred\0discord\0MEMBER\0user\x00123\0"), Some(("discord", "123")));
+        assert_eq!(alias_parts("N\0sourcecred\0discord\0MEMBER\0bot\x00124\0"), Some(("discord", "124")));
+        assert_eq!(alias_parts("N\0sourcecred\0github\0USERLIKE\0USER\0CamiloTD\0"), Some(("github", "CamiloTD")));
         assert_eq!(alias_parts("N\0sourcecred\0github\0USERLIKE\0BOT\0dependabot\0"), Some(("github", "dependabot")));
-        assert_eq!(
-            alias_parts("N\0sourcecred\0discourse\0user\0https://forum.example\0owi\0"),
-            Some(("discourse", "owi"))
-        );
         assert_eq!(alias_parts("N\0sourcecred\0discord\0MEMBER\0user\x00123"), Some(("discord", "123")));
         for bad in [
             "",
@@ -434,8 +758,17 @@ mod tests {
             "N\0",
             "N\0sourcecred\0",
             "N\0sourcecred\0discord\0",
-            "X\0sourcecred\0discord\0a\0",
+            "X\0sourcecred\0discord\0MEMBER\0user\0a\0",
             "N\0sourcecred\0core\0IDENTITY\0x\0",
+            // Discourse: a username of one forum.
+            "N\0sourcecred\0discourse\0user\0https://forum.example\0owi\0",
+            // Not the plugins' users: a repository, a channel, another plugin, another owner.
+            "N\0sourcecred\0github\0REPO\0sourcecred\0camilotd\0",
+            "N\0sourcecred\0discord\0CHANNEL\x00123\0",
+            "N\0sourcecred\0discord\0MEMBER\0user\0\0",
+            "N\0sourcecred\0discord-eng\0MEMBER\0user\x00123\0",
+            "N\0acme\0discord\0MEMBER\0user\x00123\0",
+            "N\0sourcecred\0discord\0MEMBER\0user\x00123\0extra\0",
         ] {
             assert_eq!(alias_parts(bad), None, "{bad:?}");
         }
@@ -479,11 +812,37 @@ mod tests {
                 r#"{"accounts": [{"account": {"identity": {"id": "i", "name": "a"}, "balance": "1"}}]}"#,
                 "`accounts[0].totalCred` is missing",
             ),
-            (&format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)), "not JSON"),
+            // Deep, and no stack overflow: what is not read is skipped without recursing.
+            (&format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)), "`(the document)` is another array"),
+            (&format!("{}{}", "[".repeat(100_000), "]".repeat(99_999)), "not JSON"),
             (
                 r#"{"accounts": [{"account": {"identity": {"id": "i", "name": "a"}, "balance": "1"}, "totalCred": 1e999}]}"#,
                 "not JSON",
             ),
+            (
+                r#"{"accounts": [{"account": {"identity": {"id": null, "name": "a"}}}]}"#,
+                "`accounts[0].account.identity.id` is null, not a string",
+            ),
+            (
+                r#"{"accounts": [{"account": {"identity": {"id": "i", "name": "a", "subtype": 1}}}]}"#,
+                "`accounts[0].account.identity.subtype` is a number, not a string",
+            ),
+            (
+                r#"{"accounts": [{"account": {"identity": {"id": "i", "name": "a", "aliases": {}}}}]}"#,
+                "`accounts[0].account.identity.aliases` is an object, not an array",
+            ),
+            (
+                r#"{"accounts": [{"account": {"identity": {"id": "i", "name": "a", "aliases": [true]}}}]}"#,
+                "`accounts[0].account.identity.aliases[0]` is a boolean, not an object",
+            ),
+            (r#"{"accounts": [], "accounts": []}"#, "cannot be read: duplicate field `accounts`"),
+            // Not JSON comes first, wherever it is.
+            (r#"{"accounts": 5, "intervals": [}"#, "not JSON"),
+            (r#"{"accounts": [{"account": {}}]} x"#, "not JSON"),
+            (r#"[{"version": "0.1.0"}, {"accounts": []}]"#, "`(the document)` is another array"),
+            (r#"[{"type": "t"}, {"accounts": []}, {}]"#, "`(the document)` is another array"),
+            (r#"[{"type": "t"}]"#, "`(the document)` is another array"),
+            (r#"[{"type": "t"}, 1]"#, "`(the document)` is a number, not an object"),
         ];
         for (doc, says) in cases {
             let e = Accounts::parse(doc.as_bytes()).unwrap_err().to_string();
@@ -491,6 +850,24 @@ mod tests {
         }
         let big = vec![b' '; MAX_BODY + 1];
         assert_eq!(Accounts::parse(&big).unwrap_err(), ReadError::TooLarge);
+    }
+
+    #[test]
+    fn keys_not_used_are_skipped_unread() {
+        // Whatever they hold, and numbers no f64 holds.
+        let doc = r#"{"accounts": [{"account": {"active": true, "allocationHistory": [{"grainReceipt": {"amount": 1e999}}],
+            "balance": "5000000000000000000", "identity": {"id": "i", "name": "a", "address": 7, "aliases": [{"address": "x", "description": null}]},
+            "paid": {"not": "a string"}, "payoutAddresses": [[[]]]}, "cred": [1e999, "x", null], "totalCred": 2}],
+            "intervals": 1e999, "unclaimedAliases": [{"alias": {}}], "newKey": {"deep": [[[[[[[[1]]]]]]]]}}"#;
+        let read = Accounts::parse(doc.as_bytes()).unwrap();
+        let a = read.by_name("a").unwrap();
+        assert_eq!((a.cred, a.grain), (2.0, 5.0));
+        // A compat header with more than a type.
+        let doc = format!(r#"[{{"type": "sourcecred/credAccounts", "version": "0.1.0", "x": [1e999]}}, {doc}]"#);
+        assert_eq!(Accounts::parse(doc.as_bytes()).unwrap().len(), 1);
+        // However deep, skipped without recursing (no stack overflow).
+        let deep = format!(r#"{{"accounts": [], "x": {}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert!(Accounts::parse(deep.as_bytes()).unwrap().is_empty());
     }
 
     #[test]

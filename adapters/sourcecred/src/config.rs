@@ -1,5 +1,6 @@
 //! What SourceCred is to the host ([`SPEC`]) and a connection's configuration: the instance's
-//! address and how often, how patiently and for how long it is read.
+//! address, how often, how patiently and for how long it is read, and whether members are
+//! also matched by their Polity name.
 
 use polity_governance::platform::{PlatformSpec, Setting};
 use polity_port::AdapterError;
@@ -15,11 +16,18 @@ pub static SPEC: PlatformSpec = PlatformSpec {
     space: "instance",
     controllers: "whoever runs the SourceCred instance",
     secret: None,
-    settings: &[Setting {
-        name: "url",
-        help: "the instance's public address, where output/accounts.json is served, e.g. https://openfoobar.github.io/cred",
-        names_space: false,
-    }],
+    settings: &[
+        Setting {
+            name: "url",
+            help: "the instance's public address, where output/accounts.json is served, e.g. https://openfoobar.github.io/cred",
+            names_space: false,
+        },
+        Setting {
+            name: "match_names",
+            help: "true to also match members by their Polity name to SourceCred identity names: only where admins choose members' names",
+            names_space: false,
+        },
+    ],
     env: &[],
 };
 
@@ -44,6 +52,11 @@ pub struct RawConfig {
     /// How long one read may take, in milliseconds.
     #[serde(default = "timeout_ms")]
     pub timeout_ms: u64,
+    /// Whether a member unknown by their linked accounts is matched by their Polity name to
+    /// an identity's name. Off unless asked: members choose their names (a platform's
+    /// display name), so anyone could take the name of someone with cred.
+    #[serde(default)]
+    pub match_names: bool,
 }
 
 fn refresh_secs() -> u64 {
@@ -69,17 +82,22 @@ pub struct SourceCredConfig {
     pub refresh: Duration,
     pub stale_after: Duration,
     pub timeout: Duration,
+    /// Whether members are also matched by name ([`RawConfig::match_names`]).
+    pub match_names: bool,
 }
 
 /// The keys whose values are whole numbers.
 const NUMBERS: [&str; 3] = ["refresh_secs", "stale_after_secs", "timeout_ms"];
+
+/// The setting that also matches members by name.
+const MATCH_NAMES: &str = "match_names";
 
 impl SourceCredConfig {
     /// Reads a configuration.
     ///
     /// # Errors
     /// [`AdapterError::Config`] naming the key at fault: an unknown key, a missing `url`, an
-    /// address that is not http(s), a value out of range.
+    /// address that is not http(s), a value out of range, a `match_names` not a boolean.
     pub fn read(config: &Value) -> Result<Self, AdapterError> {
         let bad = |why: String| AdapterError::Config(format!("a SourceCred connection's {why}"));
         let Value::Object(keys) = config else {
@@ -96,6 +114,11 @@ impl SourceCredConfig {
             {
                 return Err(bad(format!("{key} is {v}, not a whole number")));
             }
+        }
+        if let Some(v) = keys.get(MATCH_NAMES)
+            && !v.is_boolean()
+        {
+            return Err(bad(format!("{MATCH_NAMES} is {v}, not true or false")));
         }
         let raw: RawConfig = serde_json::from_value(config.clone()).map_err(|e| bad(format!("configuration: {e}")))?;
         let site = site(&raw.url).map_err(|why| bad(format!("url `{}` {why}", raw.url)))?;
@@ -121,14 +144,18 @@ impl SourceCredConfig {
             refresh: Duration::from_secs(raw.refresh_secs),
             stale_after: Duration::from_secs(raw.stale_after_secs),
             timeout: Duration::from_millis(raw.timeout_ms),
+            match_names: raw.match_names,
         })
     }
 
-    /// A community's connection: `url` from its `settings`, the rest from `bot` (the
-    /// `[platforms.sourcecred]` table, if there is one) or the defaults.
+    /// A community's connection: `url` and `match_names` (`true` or `false`, as written in
+    /// its settings; `false` when not given) from its `settings`, the rest from `bot` (the
+    /// `[platforms.sourcecred]` table, if there is one) or the defaults. `match_names` is
+    /// the connection's own choice: Polity's table does not make it for communities.
     ///
     /// # Errors
-    /// [`AdapterError::Config`] without a `url`, or when [`SourceCredConfig::read`] refuses it.
+    /// [`AdapterError::Config`] without a `url`, with a `match_names` neither `true` nor
+    /// `false`, or when [`SourceCredConfig::read`] refuses it.
     pub fn of_connection(bot: Option<&Value>, settings: &Map<String, Value>) -> Result<Value, AdapterError> {
         let Some(url) = settings.get("url").and_then(Value::as_str).map(str::trim).filter(|u| !u.is_empty()) else {
             return Err(AdapterError::Config(format!(
@@ -138,6 +165,21 @@ impl SourceCredConfig {
         };
         let mut config = Map::new();
         config.insert("url".into(), Value::String(url.to_owned()));
+        if let Some(v) = settings.get(MATCH_NAMES) {
+            let yes = match v {
+                Value::Bool(b) => *b,
+                Value::String(s) if s.trim().eq_ignore_ascii_case("true") => true,
+                Value::String(s) if s.trim().eq_ignore_ascii_case("false") => false,
+                other => {
+                    let written = other.as_str().map_or_else(|| other.to_string(), str::to_owned);
+                    return Err(AdapterError::Config(format!(
+                        "a SourceCred connection's {MATCH_NAMES} is `{written}`: write {MATCH_NAMES}=true or {MATCH_NAMES}=false ({})",
+                        SPEC.setting(MATCH_NAMES).map_or("whether members are matched by name", |s| s.help)
+                    )));
+                }
+            };
+            config.insert(MATCH_NAMES.into(), Value::Bool(yes));
+        }
         for key in NUMBERS {
             if let Some(v) = bot.and_then(|b| b.get(key)) {
                 config.insert(key.into(), v.clone());
@@ -248,6 +290,7 @@ mod tests {
             (json!({ "url": "https://x.org", "refresh_secs": 59 }), "refresh_secs is 59"),
             (json!({ "url": "https://x.org", "stale_after_secs": 300 }), "stale_after_secs (300) must be longer"),
             (json!({ "url": "https://x.org", "timeout_ms": 60_000 }), "timeout_ms is 60000"),
+            (json!({ "url": "https://x.org", "match_names": "true" }), "match_names is \"true\", not true or false"),
         ];
         for (config, says) in cases {
             let e = SourceCredConfig::read(&config).unwrap_err().to_string();
@@ -264,5 +307,35 @@ mod tests {
         let bot = json!({ "url": "https://elsewhere.org", "refresh_secs": 600, "token": "ignored" });
         let config = SourceCredConfig::of_connection(Some(&bot), &settings).unwrap();
         assert_eq!(config, json!({ "url": "https://x.org/cred", "refresh_secs": 600 }));
+        assert!(!SourceCredConfig::read(&config).unwrap().match_names);
+    }
+
+    #[test]
+    fn names_are_matched_only_when_a_connection_says_so() {
+        assert!(!SourceCredConfig::read(&json!({ "url": "https://x.org" })).unwrap().match_names);
+        assert!(SourceCredConfig::read(&json!({ "url": "https://x.org", "match_names": true })).unwrap().match_names);
+        let with = |v: Value| {
+            let mut settings = Map::new();
+            settings.insert("url".into(), json!("https://x.org"));
+            settings.insert("match_names".into(), v);
+            SourceCredConfig::of_connection(Some(&json!({ "match_names": true })), &settings)
+        };
+        for (written, yes) in
+            [(json!("true"), true), (json!(" TRUE "), true), (json!("false"), false), (json!(true), true)]
+        {
+            let config = with(written.clone()).unwrap();
+            assert_eq!(config["match_names"], json!(yes), "{written}");
+            assert_eq!(SourceCredConfig::read(&config).unwrap().match_names, yes, "{written}");
+        }
+        for bad in [json!("yes"), json!("1"), json!(1)] {
+            let e = with(bad.clone()).unwrap_err().to_string();
+            assert!(e.contains("write match_names=true or match_names=false"), "{bad}: {e}");
+        }
+        // Polity's own table does not opt a community in.
+        let mut settings = Map::new();
+        settings.insert("url".into(), json!("https://x.org"));
+        let config = SourceCredConfig::of_connection(Some(&json!({ "match_names": true })), &settings).unwrap();
+        assert!(!SourceCredConfig::read(&config).unwrap().match_names);
+        assert!(SPEC.setting("match_names").is_some_and(|s| s.help.starts_with("true to also match members")));
     }
 }

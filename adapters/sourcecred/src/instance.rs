@@ -6,7 +6,7 @@ use crate::accounts::{Accounts, MAX_BODY, ReadError};
 use crate::config::SourceCredConfig;
 use chrono::{DateTime, Utc};
 use polity_governance::script::{CredRecord, CredSource, MemberAccounts};
-use reqwest::header::{ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::header::{ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION};
 use reqwest::{StatusCode, Url};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -45,6 +45,11 @@ pub enum FetchError {
     /// 404: nothing is served there.
     #[error("no output/accounts.json at {0}: is this the instance's site?")]
     NotFound(String),
+    /// A redirect, which is not followed: the address configured must be where the file is.
+    #[error(
+        "{url} answered HTTP {status}, to {location}: redirects are not followed, so give url as the address accounts.json is served at"
+    )]
+    Redirect { url: String, status: String, location: String },
     /// Another status.
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: String },
@@ -55,9 +60,11 @@ pub enum FetchError {
 
 /// A read instance: what the connection refreshes and lookups read.
 pub struct Instance {
-    /// The connection's name: a member's account on it names an identity.
+    /// The connection's name, as its `Debug` shows it.
     connection: String,
     host: String,
+    /// Whether members are also matched by name.
+    match_names: bool,
     site: String,
     accounts_url: Url,
     client: reqwest::Client,
@@ -87,9 +94,11 @@ impl fmt::Debug for Instance {
     }
 }
 
-/// The client every read uses: a timeout, a few redirects at most, Polity's User-Agent, and
-/// a new connection for each read (reads are minutes apart: a kept connection would be
-/// closed by the server by then, and reusing it would fail the read).
+/// The client every read uses: a timeout, no redirects followed (a static site serves
+/// `accounts.json` where it is; one that sends the read elsewhere, to another host
+/// perhaps, is told to the admin rather than followed silently: [`FetchError::Redirect`]),
+/// Polity's User-Agent, and a new connection for each read (reads are minutes apart: a kept
+/// connection would be closed by the server by then, and reusing it would fail the read).
 ///
 /// # Errors
 /// The TLS backend could not be set up.
@@ -97,7 +106,7 @@ pub fn client(config: &SourceCredConfig) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(config.timeout)
         .connect_timeout(config.timeout)
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent("Polity")
         .pool_max_idle_per_host(0)
         .build()
@@ -113,6 +122,7 @@ impl Instance {
         Ok(Self {
             connection: connection.to_owned(),
             host: config.host(),
+            match_names: config.match_names,
             site: config.site_name(),
             accounts_url: config.accounts.clone(),
             client: client(config)?,
@@ -191,7 +201,7 @@ impl Instance {
 
 impl CredSource for Instance {
     fn lookup(&self, member: &MemberAccounts) -> Result<CredRecord, String> {
-        Ok(self.current()?.find(member, &self.connection, &self.host))
+        Ok(self.current()?.find(member, &self.host, self.match_names))
     }
 
     fn total(&self) -> Result<f64, String> {
@@ -209,8 +219,8 @@ pub enum Fetched {
 /// given, its body read up to [`MAX_BODY`] and parsed.
 ///
 /// # Errors
-/// [`FetchError`]: unreachable (no answer, a timeout, a 5xx), 404, another status, or a
-/// body that is not an `accounts.json`.
+/// [`FetchError`]: unreachable (no answer, a timeout, a 5xx), 404, a redirect (never
+/// followed), another status, or a body that is not an `accounts.json`.
 pub async fn fetch(
     client: &reqwest::Client,
     url: &Url,
@@ -234,6 +244,13 @@ pub async fn fetch(
     }
     if status == StatusCode::NOT_FOUND {
         return Err(FetchError::NotFound(url.to_string()));
+    }
+    if status.is_redirection() {
+        let location = response.headers().get(LOCATION).map_or_else(
+            || "no Location".to_owned(),
+            |l| String::from_utf8_lossy(l.as_bytes()).chars().take(200).collect(),
+        );
+        return Err(FetchError::Redirect { url: url.to_string(), status: status.to_string(), location });
     }
     if status.is_server_error() {
         return Err(FetchError::Unreachable(format!("GET {url}: HTTP {status}")));
@@ -263,9 +280,6 @@ pub async fn fetch(
 fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         return format!("no answer within {} ms", timeout.as_millis());
-    }
-    if e.is_redirect() {
-        return "too many redirects".into();
     }
     let mut cause: &dyn std::error::Error = e;
     while let Some(next) = cause.source() {

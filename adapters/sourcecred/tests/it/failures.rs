@@ -131,6 +131,43 @@ async fn an_instance_down_at_start_is_read_once_it_answers() {
 }
 
 #[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let elsewhere = instance().await;
+    let moved = instance().await;
+    let url = format!("{}/output/accounts.json", moved.url());
+    let port = elsewhere.url().rsplit(':').next().unwrap().to_string();
+    // To another host (`localhost` is not `127.0.0.1`), or to its own: neither is followed.
+    for location in [format!("http://localhost:{port}/output/accounts.json"), format!("{}/cred", url)] {
+        moved.redirect_to(&location);
+        let why = format!(
+            "{url} answered HTTP 301 Moved Permanently, to {location}: redirects are not followed, so give url as the address accounts.json is served at"
+        );
+        assert_eq!(
+            SourceCredAdapter.test(config(&moved.url()), Map::new()).await,
+            Err(TestFailure::Other(why.clone()))
+        );
+        let connection = connect(&moved.url(), ManualClock::new()).await;
+        assert_eq!(
+            connection.instance().lookup(&ian()).unwrap_err(),
+            format!("SourceCred at {} has not been read yet: {why}", moved.url())
+        );
+    }
+    assert_eq!(elsewhere.request_count(), 0, "the other host was never asked");
+    let seen = moved.requests();
+    assert_eq!(seen.len(), 4, "one request each, none followed: {seen:?}");
+    assert!(seen.iter().all(|r| r.status == 301 && r.path == "/output/accounts.json"), "{seen:?}");
+
+    // A connection that has read keeps its last good read while redirected.
+    moved.serve();
+    let connection = connect(&moved.url(), ManualClock::new()).await;
+    moved.redirect_to(&format!("{}/output/accounts.json", elsewhere.url()));
+    let e = connection.refresh_now().await.unwrap_err();
+    assert!(e.contains("redirects are not followed"), "{e}");
+    assert_eq!(connection.instance().lookup(&ian()).unwrap().cred, 3.75);
+    assert_eq!(elsewhere.request_count(), 0);
+}
+
+#[tokio::test]
 async fn a_document_over_32_mib_is_refused_unread() {
     let fake = instance().await;
     let connection = connect(&fake.url(), ManualClock::new()).await;
@@ -146,8 +183,8 @@ async fn an_empty_instance_knows_nobody() {
     let connection = connect(&fake.url(), ManualClock::new()).await;
     let nobody = connection.instance().lookup(&member("bob", &[])).unwrap();
     assert_eq!(nobody.identity, None);
-    assert!(
-        nobody.reason.unwrap().contains("knows no identity named bob, and bob has no linked account it could know")
-    );
+    assert!(nobody.reason.unwrap().ends_with(
+        "cannot know bob, who has no linked Discord or GitHub account: link the one SourceCred knows bob by with /link"
+    ));
     assert_eq!(connection.instance().total().unwrap(), 0.0);
 }

@@ -7,7 +7,7 @@ use polity_governance::io::Effect;
 use polity_governance::platform::{PlatformError, Request};
 use polity_port::{Adapter, CredSource};
 use polity_sourcecred::{SPEC, SourceCredAdapter};
-use polity_tests::sourcecred::FakeSourceCred;
+use polity_tests::sourcecred::{CredAccount, FakeSourceCred};
 use serde_json::{Map, json};
 use std::sync::Arc;
 use std::task::Poll;
@@ -38,27 +38,32 @@ async fn the_host_starts_it_and_reads_cred_by_linked_accounts() {
     assert_eq!((seen[0].if_none_match.as_deref(), seen[0].if_modified_since.as_deref()), (None, None));
 
     let cred: Arc<dyn CredSource> = connection.cred().expect("a SourceCred connection is a cred source");
-    // By a Discord account, on Polity's own bot or a community's own Discord connection.
-    for platform in ["discord", "discord-eng"] {
-        let ian = cred.lookup(&member("someone", &[(platform, "124564013970358272")])).unwrap();
-        assert_eq!((ian.cred, ian.grain, ian.identity.as_deref(), ian.reason), (3.75, 12.5, Some("Ian"), None));
+    // By a Discord account: the host names accounts by their platform's kind, whichever
+    // connection brought them.
+    let ian = cred.lookup(&member("someone", &[("discord", "124564013970358272")])).unwrap();
+    assert_eq!((ian.cred, ian.grain, ian.identity.as_deref(), ian.reason), (3.75, 12.5, Some("Ian"), None));
+    // A platform is matched exactly: a connection's name is none.
+    for platform in ["discord-eng", "Discord", CONNECTION] {
+        let nobody = cred.lookup(&member("someone", &[(platform, "124564013970358272")])).unwrap();
+        assert_eq!(nobody.identity, None, "{platform}");
     }
     // By a GitHub login, whatever its case.
     let camilo = cred.lookup(&member("cam", &[("slack", "U1"), ("github", "camilotd")])).unwrap();
     assert_eq!((camilo.cred, camilo.grain, camilo.identity.as_deref()), (12.5, 0.0, Some("CamiloTD")));
-    // By the identity's name: the member's own, or an account on this connection.
-    let ian = cred.lookup(&member("IAN", &[])).unwrap();
-    assert_eq!(ian.identity.as_deref(), Some("Ian"));
-    let bot = cred.lookup(&member("me", &[(CONNECTION, "SourceCred-Bot")])).unwrap();
+    // By a SourceCred account (an admin's link) naming the identity; not by the member's
+    // own name, which members choose.
+    let bot = cred.lookup(&member("me", &[("sourcecred", "SourceCred-Bot")])).unwrap();
     assert_eq!((bot.cred, bot.identity.as_deref()), (0.25, Some("sourcecred-bot")));
-    // Someone it does not know: no cred, and why.
+    let ian = cred.lookup(&member("IAN", &[])).unwrap();
+    assert_eq!(ian.identity, None);
+    // Someone it does not know: no cred, and how to become known.
     let alice = cred.lookup(&member("alice", &[("discord", "123"), ("github", "alice")])).unwrap();
     assert_eq!((alice.cred, alice.grain, alice.identity), (0.0, 0.0, None));
     assert_eq!(
         alice.reason.as_deref(),
         Some(
             format!(
-                "SourceCred at {host} knows no identity named alice, and none of alice's linked accounts (discord 123, github alice) is one of its aliases: link the Discord or GitHub account SourceCred knows alice by with /link"
+                "SourceCred at {host} has no identity with an alias for any of alice's linked accounts (discord 123, github alice): its operator adds the alias to their identity in the ledger"
             )
             .as_str()
         )
@@ -101,6 +106,71 @@ async fn a_communitys_connection_is_made_from_its_url() {
 }
 
 #[tokio::test]
+async fn names_match_only_on_a_connection_that_says_so() {
+    let fake = instance().await;
+    let host = fake.url().trim_start_matches("http://").to_string();
+    let adapter = SourceCredAdapter;
+    let settings = |match_names: Option<&str>| {
+        let mut settings = Map::new();
+        settings.insert("url".into(), json!(fake.url()));
+        if let Some(v) = match_names {
+            settings.insert("match_names".into(), json!(v));
+        }
+        settings
+    };
+    // Ian on Discord is not Ian of SourceCred, unless the community says its names are.
+    let someone_named_ian = member("Ian", &[("discord", "999")]);
+    for (match_names, by_name) in [(None, false), (Some("false"), false), (Some("true"), true)] {
+        let config = adapter.connection_config(None, &settings(match_names), None).unwrap();
+        let (start, _incoming) = start();
+        let connection = adapter.start(config, start).await.unwrap();
+        let found = connection.cred().unwrap().lookup(&someone_named_ian).unwrap();
+        if by_name {
+            assert_eq!((found.cred, found.identity.as_deref()), (3.75, Some("Ian")));
+        } else {
+            assert_eq!((found.cred, found.identity), (0.0, None), "{match_names:?}");
+            assert_eq!(
+                found.reason,
+                Some(format!(
+                    "SourceCred at {host} has no identity with an alias for any of Ian's linked accounts (discord 999): its operator adds the alias to their identity in the ledger"
+                ))
+            );
+        }
+        connection.shutdown().await;
+    }
+    let refused = adapter.connection_config(None, &settings(Some("yes")), None).unwrap_err().to_string();
+    assert!(refused.contains("match_names is `yes`: write match_names=true or match_names=false"), "{refused}");
+    let setting = SPEC.setting("match_names").expect("match_names is a setting");
+    assert_eq!(
+        setting.help,
+        "true to also match members by their Polity name to SourceCred identity names: only where admins choose members' names"
+    );
+}
+
+#[tokio::test]
+async fn a_discourse_account_is_not_matched_by_its_username() {
+    let fake = FakeSourceCred::start().await;
+    fake.set_accounts(&[CredAccount::user("Owi-Sixseven")
+        .discourse("https://forum.nation3.org", "Owi_Sixseven")
+        .cred(&[5.0])]);
+    let (start, _incoming) = start();
+    let connection = SourceCredAdapter.start(config(&fake.url()), start).await.unwrap();
+    let cred = connection.cred().unwrap();
+    // The same username on any forum would be hers: the host's account names no forum.
+    let owi = cred.lookup(&member("owi", &[("discourse", "Owi_Sixseven")])).unwrap();
+    assert_eq!((owi.cred, owi.identity), (0.0, None));
+    assert!(
+        owi.reason
+            .unwrap()
+            .contains("(discourse Owi_Sixseven is not matched: SourceCred's Discourse aliases name their forum")
+    );
+    // Her identity, linked as a SourceCred account, is.
+    let owi = cred.lookup(&member("owi", &[("discourse", "Owi_Sixseven"), ("sourcecred", "owi-sixseven")])).unwrap();
+    assert_eq!((owi.cred, owi.identity.as_deref()), (5.0, Some("Owi-Sixseven")));
+    connection.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_test_call_says_what_it_read() {
     let fake = instance().await;
     let said = SourceCredAdapter.test(config(&fake.url()), Map::new()).await.unwrap();
@@ -124,7 +194,7 @@ async fn a_compat_header_and_older_accounts_are_read() {
     assert!(said.ends_with("answers: 1 identity, total cred 1.5"), "{said}");
     let (start, _incoming) = start();
     let connection = SourceCredAdapter.start(config(&fake.url()), start).await.unwrap();
-    let found = connection.cred().unwrap().lookup(&member("metadreamer", &[])).unwrap();
+    let found = connection.cred().unwrap().lookup(&member("m", &[("sourcecred", "metadreamer")])).unwrap();
     assert_eq!((found.cred, found.grain, found.identity.as_deref()), (1.5, 197.95, Some("METADREAMER")));
     connection.shutdown().await;
 }
