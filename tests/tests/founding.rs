@@ -434,11 +434,21 @@ async fn an_expense_is_voted_on_discord_approved_or_rejected_on_open_collective_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expense_whose_approval_a_crash_interrupted_is_approved_once_after_the_restart() {
+    approved_once_after_a_crash(TestDb::sqlite("founding_crash").url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expense_whose_approval_a_crash_interrupted_is_approved_once_after_the_restart_on_postgresql() {
+    if let Some(db) = TestDb::postgres("founding_crash") {
+        approved_once_after_a_crash(db.url()).await;
+    }
+}
+
+async fn approved_once_after_a_crash(db: &str) {
     let fake = discord().await;
     let oc = FakeOpenCollective::start().await;
-    let db = TestDb::sqlite("founding_crash");
     let key = SecretKey::generate();
-    let mut polity = Polity::start(&fake, db.url(), &key).await;
+    let mut polity = Polity::start(&fake, db, &key).await;
     let hook = connect_collective(&fake, &oc).await;
     polity.governs(COLLECTIVE).await;
     let id = oc.submit_expense(COLLECTIVE, MEMBER, "Hosting", 9_900, "EUR");
@@ -460,7 +470,7 @@ async fn an_expense_whose_approval_a_crash_interrupted_is_approved_once_after_th
     oc.set_down(None);
 
     // It comes back: the approval and the comment are made, once each.
-    let polity = Polity::start(&fake, db.url(), &key).await;
+    let polity = Polity::start(&fake, db, &key).await;
     within("the approval after the restart", oc.until(|s| decided(s, id, "APPROVED"))).await;
     let rt = polity.stop().await;
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
