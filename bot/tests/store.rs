@@ -241,7 +241,8 @@ impl<'s> World<'s> {
         let step = self.record(input).await;
         for e in &step.effects {
             if let Effect::PostVote { proposal, .. } = e {
-                let posted = Inbound::VoteMessagePosted { proposal: *proposal, message: vote_message(*proposal) };
+                let posted =
+                    Inbound::VoteMessagePosted { proposal: *proposal, message: vote_message(*proposal), link: None };
                 self.record(posted).await;
             }
         }
@@ -434,7 +435,7 @@ async fn proposals_round_trip_with_ballots_and_vote_messages(s: &Store) {
 
     // A second vote message (another platform reported one) is appended in order.
     let extra = MessageRef::new("discord", "#general", "9001");
-    w.record(Inbound::VoteMessagePosted { proposal: p1, message: extra.clone() }).await;
+    w.record(Inbound::VoteMessagePosted { proposal: p1, message: extra.clone(), link: None }).await;
     assert_eq!(s.vote_messages(w.id(), p1).await.unwrap(), vec![vote_message(p1), extra]);
 
     // A ranked vote: ballots that are lists of options.

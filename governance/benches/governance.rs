@@ -157,7 +157,7 @@ fn reconcile_1k(c: &mut Criterion) {
     let action = proposal("admin", "p", "big vote");
     e.step(Inbound::Action { action }, &ctx).unwrap_or_else(|e| panic!("{e}"));
     let message = MessageRef::new("console", "#general", "vote");
-    e.step(Inbound::VoteMessagePosted { proposal: ProposalId(1), message: message.clone() }, &ctx)
+    e.step(Inbound::VoteMessagePosted { proposal: ProposalId(1), message: message.clone(), link: None }, &ctx)
         .unwrap_or_else(|e| panic!("{e}"));
     let emoji = ["👍", "👎", "🤷"];
     let mut holders: Vec<Vec<AccountRef>> = vec![Vec::new(); 3];

@@ -446,11 +446,15 @@ impl Engine {
             Inbound::Vote { proposal, voter, choice } => self.on_vote(proposal, &voter, &choice, ctx, step)?,
             Inbound::Unvote { proposal, voter } => self.on_unvote(proposal, &voter, ctx, step)?,
             Inbound::Cancel { proposal, by } => self.on_cancel(proposal, &by, ctx, step)?,
-            Inbound::VoteMessagePosted { proposal, message } => {
+            Inbound::VoteMessagePosted { proposal, message, link } => {
                 let p = self.proposals.get_mut(&proposal).ok_or(GovError::UnknownProposal(proposal))?;
                 if let Some(v) = &mut p.vote {
                     if !v.messages.contains(&message) {
                         v.messages.push(message.clone());
+                        step.changed.insert(proposal);
+                    }
+                    if let Some(link) = link.filter(|l| !v.links.contains(l)) {
+                        v.links.push(link);
                         step.changed.insert(proposal);
                     }
                     self.by_message.insert(message, proposal);
@@ -844,6 +848,7 @@ impl Engine {
                 },
                 ballots: crate::proposal::Ballots::new(),
                 notes: Vec::new(),
+                links: Vec::new(),
                 messages: Vec::new(),
             });
         }

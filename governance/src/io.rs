@@ -29,7 +29,13 @@ pub enum Inbound {
     /// `/cancel 12`, by the proposer or an admin.
     Cancel { proposal: ProposalId, by: AccountRef },
     /// A platform posted a vote message: reactions on it are ballots from now on.
-    VoteMessagePosted { proposal: ProposalId, message: MessageRef },
+    VoteMessagePosted {
+        proposal: ProposalId,
+        message: MessageRef,
+        /// Where people open it, if its platform said (`proposal.link`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
+    },
     /// What a platform kept while undoing a governed action (a deleted message's files),
     /// added to the proposal's action so that re-executing it restores them.
     /// `note` says what it could not keep, on the vote message.

@@ -32,6 +32,9 @@ pub struct Performed {
     pub kept: Option<serde_json::Map<String, serde_json::Value>>,
     /// What the vote message should say about it (a file too big to keep).
     pub note: Option<String>,
+    /// Where people open the message posted (a vote message's address), if the platform
+    /// has one.
+    pub link: Option<String>,
 }
 
 /// Why an effect could not be performed.

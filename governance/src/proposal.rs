@@ -70,6 +70,10 @@ pub struct OpenVote {
     /// What the vote message says besides the vote (a revert that Discord holds back, a
     /// file too big to keep), each under a key; a newer note with the same key replaces it.
     pub notes: Vec<VoteNote>,
+    /// Where people can open the vote messages (`https://discord.com/channels/...`), as
+    /// their platforms said when they were posted: `proposal.link` in templates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 /// A line of a vote message that is not about the vote itself.
@@ -469,6 +473,11 @@ impl Proposal {
             "closes": self.closes_at.map(|c| c.timestamp()),
             "closes_at": self.closes_at.map(|c| c.to_rfc3339()),
             "tally": tally,
+            // Where the vote can be seen: its first message's address, else where it was held.
+            "link": self.vote.as_ref().map(|v| match v.links.first() {
+                Some(link) => link.clone(),
+                None => format!("{}:{}", v.place.platform, v.place.channel),
+            }),
             "winner": self.winner,
             "data": self.data,
             "process": self.process.as_ref().map(|p| json!({"status": p.status, "outcome": p.outcome})),
@@ -525,6 +534,7 @@ mod tests {
             ballots: Ballots::new(),
             messages: Vec::new(),
             notes: Vec::new(),
+            links: Vec::new(),
         };
         for (m, c) in [(1, Choice::No), (2, Choice::Yes), (3, Choice::No), (4, Choice::Yes), (7, Choice::No)] {
             v.ballots.insert(MemberId(m), ballot(c));

@@ -408,6 +408,7 @@ async fn an_expense_is_voted_on_discord_approved_or_rejected_on_open_collective_
     within("the approval", oc.until(|s| decided(s, small, "APPROVED"))).await;
     let comment = &oc.comments(small)[0].html;
     assert!(comment.contains("Approved by a vote") && comment.contains("2 yes, 0 no"), "{comment}");
+    assert!(comment.contains(&format!("https://discord.com/channels/{GUILD}/{FINANCE}/{vote}")), "{comment}");
 
     // An expense of 600.00 needs two thirds: one yes, one no rejects it.
     let big = oc.submit_expense(COLLECTIVE, MEMBER, "New laptop", 60_000, "USD");

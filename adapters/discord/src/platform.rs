@@ -89,7 +89,12 @@ impl Scope {
     }
 
     fn has_channel(&self, channel: ChannelId) -> bool {
-        self.guilds.iter().any(|g| {
+        self.guild_of(channel).is_some()
+    }
+
+    /// The community's server `channel` (or thread) is in.
+    fn guild_of(&self, channel: ChannelId) -> Option<GuildId> {
+        self.guilds.iter().copied().find(|g| {
             self.cache
                 .guild(*g)
                 .is_some_and(|g| g.channels.contains_key(&channel) || g.threads.iter().any(|t| t.id == channel))
@@ -683,7 +688,12 @@ impl DiscordPlatform {
                         Err(error) => return Err(error),
                     }
                 }
-                Ok(Performed { message: Some(message), ..Performed::default() })
+                let link = self
+                    .scope
+                    .as_ref()
+                    .and_then(|s| s.guild_of(channel))
+                    .map(|guild| format!("https://discord.com/channels/{guild}/{channel}/{}", message.message));
+                Ok(Performed { message: Some(message), link, ..Performed::default() })
             }
             Op::EditVotes { messages, body } => {
                 let mut refused = None;
@@ -749,7 +759,7 @@ impl DiscordPlatform {
                 // Voters see what the repost will lack.
                 let note =
                     (!missed.is_empty()).then(|| format!("not kept, so a repost lacks it: {}", missed.join("; ")));
-                Ok(Performed { message: None, kept, note })
+                Ok(Performed { message: None, kept, note, link: None })
             }
             Op::Edit { channel, message, text } => {
                 let route = Route::ChannelMessage { channel_id: channel, message_id: message };

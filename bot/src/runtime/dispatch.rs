@@ -432,7 +432,7 @@ impl Runtime {
                 crate::metrics::effect_performed(&platform);
                 match (&row.effect, done.message, done.kept, done.note) {
                     (Effect::PostVote { proposal, .. }, Some(message), ..) => {
-                        self.vote_message_posted(&row, *proposal, message, result, now).await?;
+                        self.vote_message_posted(&row, *proposal, message, done.link, result, now).await?;
                     }
                     (Effect::Revert { proposal: Some(proposal), .. }, _, kept, note)
                         if kept.is_some() || note.is_some() =>
@@ -474,6 +474,7 @@ impl Runtime {
         row: &OutboxRow,
         proposal: ProposalId,
         message: MessageRef,
+        link: Option<String>,
         result: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<()> {
@@ -482,7 +483,7 @@ impl Runtime {
         if self.can_read_reactions(row.community, &message) {
             self.reconciles.mark(row.community, message.clone(), now, true);
         }
-        let input = Inbound::VoteMessagePosted { proposal, message: message.clone() };
+        let input = Inbound::VoteMessagePosted { proposal, message: message.clone(), link };
         match self.step_finishing(row, input, &result, now).await {
             Ok(Handled::Done(_)) => Ok(()),
             // Recorded before (with the post marked done), or refused (the proposal was
@@ -805,6 +806,9 @@ async fn perform(
         }
         if done.note.is_some() {
             outcome.note = done.note;
+        }
+        if done.link.is_some() {
+            outcome.link = done.link;
         }
     }
     Ok(outcome)

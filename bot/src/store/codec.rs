@@ -49,6 +49,8 @@ struct VoteColumn<'a> {
     eligible: &'a BTreeSet<MemberId>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     notes: &'a [VoteNote],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    links: &'a [String],
 }
 
 #[derive(Deserialize)]
@@ -60,13 +62,15 @@ struct StoredVote {
     eligible: Vec<MemberId>,
     #[serde(default)]
     notes: Vec<VoteNote>,
+    #[serde(default)]
+    links: Vec<String>,
 }
 
 /// The `vote` column of a proposal: its frozen vote (spec, place, eligible voters).
 pub(crate) fn vote_column(p: &Proposal) -> Result<Option<String>, StoreError> {
     match &p.vote {
         Some(v) => Ok(Some(to_json(
-            &VoteColumn { spec: &v.spec, place: &v.place, eligible: &v.eligible, notes: &v.notes },
+            &VoteColumn { spec: &v.spec, place: &v.place, eligible: &v.eligible, notes: &v.notes, links: &v.links },
             &format!("proposal {} vote", p.id),
         )?)),
         None => Ok(None),
@@ -82,10 +86,12 @@ pub(crate) fn vote_key(p: &Proposal) -> Result<Option<VoteKey>, StoreError> {
         place: &'a Place,
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         notes: &'a [VoteNote],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        links: &'a [String],
     }
     match &p.vote {
         Some(v) => {
-            let head = Head { spec: &v.spec, place: &v.place, notes: &v.notes };
+            let head = Head { spec: &v.spec, place: &v.place, notes: &v.notes, links: &v.links };
             let head = to_json(&head, &format!("proposal {} vote", p.id))?;
             Ok(Some(VoteKey::of(head, &v.eligible)))
         }
@@ -194,6 +200,7 @@ pub(crate) fn decode_proposal(
                 ballots: ballots.into_iter().collect(),
                 messages: message_rows.iter().map(message_ref).collect(),
                 notes: stored.notes,
+                links: stored.links,
             })
         }
     };

@@ -89,7 +89,7 @@ impl World {
             .with("text", "Paint the shed");
         self.record(Inbound::Action { action }).await;
         let id = self.engine.proposals().map(|p| p.id).max().unwrap();
-        self.record(Inbound::VoteMessagePosted { proposal: id, message: message(id) }).await;
+        self.record(Inbound::VoteMessagePosted { proposal: id, message: message(id), link: None }).await;
         id
     }
 

@@ -72,7 +72,8 @@ impl World {
         let step = self.engine.step(input, &self.ctx())?;
         for e in &step.effects {
             if let Effect::PostVote { proposal, .. } = e {
-                let posted = Inbound::VoteMessagePosted { proposal: *proposal, message: vote_message(*proposal) };
+                let posted =
+                    Inbound::VoteMessagePosted { proposal: *proposal, message: vote_message(*proposal), link: None };
                 self.engine.step(posted, &self.ctx()).unwrap();
             }
         }
