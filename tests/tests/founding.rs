@@ -175,6 +175,16 @@ async fn sourcecred() -> FakeSourceCred {
     sc
 }
 
+/// Alice, an admin, connects the instance as `cred` (it needs no secret), and Polity starts
+/// the connection.
+async fn connect_sourcecred(fake: &FakeDiscord, sc: &FakeSourceCred, polity: &mut Polity) {
+    let settings = json!(format!("url={}", sc.url()));
+    let options = vec![("platform", json!("sourcecred")), ("name", json!("cred")), ("settings", settings)];
+    let added = said(fake, ALICE, &["integration", "add"], options).await;
+    assert_eq!(added, "cred (sourcecred) is connected. `/integration test cred` checks it.");
+    polity.governs(sc.url().trim_end_matches('/')).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_with_enough_cred_gets_the_voter_role_and_its_discord_role_and_others_are_told_why_not() {
     let fake = discord().await;
@@ -184,19 +194,7 @@ async fn a_member_with_enough_cred_gets_the_voter_role_and_its_discord_role_and_
     let mut polity = Polity::start(&fake, db.url(), &key).await;
 
     // The admin connects the instance (it needs no secret) and installs the kit.
-    let added = said(
-        &fake,
-        ALICE,
-        &["integration", "add"],
-        vec![
-            ("platform", json!("sourcecred")),
-            ("name", json!("cred")),
-            ("settings", json!(format!("url={}", sc.url()))),
-        ],
-    )
-    .await;
-    assert_eq!(added, "cred (sourcecred) is connected. `/integration test cred` checks it.");
-    polity.governs(sc.url().trim_end_matches('/')).await;
+    connect_sourcecred(&fake, &sc, &mut polity).await;
     let tested = said(&fake, ALICE, &["integration", "test"], vec![("name", json!("cred"))]).await;
     assert!(tested.contains("3 identities"), "{tested}");
     let kit = said(
@@ -286,18 +284,7 @@ async fn an_unreachable_sourcecred_is_a_clear_error_and_nobody_is_refused_for_it
     let db = TestDb::sqlite("founding_cred_down");
     let key = SecretKey::generate();
     let mut polity = Polity::start(&fake, db.url(), &key).await;
-    said(
-        &fake,
-        ALICE,
-        &["integration", "add"],
-        vec![
-            ("platform", json!("sourcecred")),
-            ("name", json!("cred")),
-            ("settings", json!(format!("url={}", sc.url()))),
-        ],
-    )
-    .await;
-    polity.governs(sc.url().trim_end_matches('/')).await;
+    connect_sourcecred(&fake, &sc, &mut polity).await;
     said(&fake, ALICE, &["kit", "install"], vec![("name", json!("cred-voters"))]).await;
     let tested = said(&fake, ALICE, &["integration", "test"], vec![("name", json!("cred"))]).await;
     assert!(tested.contains("could not be reached"), "{tested}");

@@ -1311,17 +1311,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::SecretKeyMissing`] or [`StoreError::SecretKeyWrong`].
     pub async fn connection_secret(&self, id: CommunityId, name: &str) -> Result<Option<Secret>, StoreError> {
-        let row = platform_connections::Entity::find()
-            .filter(platform_connections::Column::CommunityId.eq(id.0))
-            .filter(platform_connections::Column::Name.eq(name))
-            .one(&self.db)
-            .await?;
-        let Some(stored) = row.and_then(|r| r.secret_ciphertext) else {
-            return Ok(None);
-        };
-        let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
-        let plain = key.open(&stored, &secret_context(id, name)).ok_or(StoreError::SecretKeyWrong)?;
-        Ok(Some(Secret::new(plain)))
+        self.sealed(id, name, false).await
     }
 
     /// The decrypted webhook secret Polity generated for a connection; `None` when there is
@@ -1330,16 +1320,23 @@ impl Store {
     /// # Errors
     /// [`StoreError::SecretKeyMissing`] or [`StoreError::SecretKeyWrong`].
     pub async fn connection_hook_secret(&self, id: CommunityId, name: &str) -> Result<Option<Secret>, StoreError> {
+        self.sealed(id, name, true).await
+    }
+
+    /// A connection's secret (or its webhook secret), opened under its own context.
+    async fn sealed(&self, id: CommunityId, name: &str, hook: bool) -> Result<Option<Secret>, StoreError> {
         let row = platform_connections::Entity::find()
             .filter(platform_connections::Column::CommunityId.eq(id.0))
             .filter(platform_connections::Column::Name.eq(name))
             .one(&self.db)
             .await?;
-        let Some(stored) = row.and_then(|r| r.hook_secret_ciphertext) else {
+        let stored = row.and_then(|r| if hook { r.hook_secret_ciphertext } else { r.secret_ciphertext });
+        let Some(stored) = stored else {
             return Ok(None);
         };
         let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
-        let plain = key.open(&stored, &hook_secret_context(id, name)).ok_or(StoreError::SecretKeyWrong)?;
+        let context = if hook { hook_secret_context(id, name) } else { secret_context(id, name) };
+        let plain = key.open(&stored, &context).ok_or(StoreError::SecretKeyWrong)?;
         Ok(Some(Secret::new(plain)))
     }
 
