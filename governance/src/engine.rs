@@ -13,7 +13,9 @@ use crate::error::GovError;
 use crate::ids::{AccountRef, MemberId, MessageRef, Place, PolicyId, ProposalId};
 use crate::io::{Audit, Effect, Inbound, ReactionUsers, SkippedScript, VoteOption};
 use crate::policy::{CompiledPolicy, DoAction, PolicyErrors, PolicyKind, select};
-use crate::proposal::{Ballot, BallotSource, Eligible, OpenVote, ProcessState, Proposal, ProposalState, state_of};
+use crate::proposal::{
+    Ballot, BallotSource, Eligible, OpenVote, ProcessState, Proposal, ProposalState, VoteNote, state_of,
+};
 use crate::script::{
     Block, HostData, NoHostData, Sandbox, Script, ScriptAction, ScriptError, ScriptErrorKind, ScriptInput,
     ScriptOutput, StepBudget,
@@ -281,10 +283,12 @@ impl Engine {
     /// a schedule ([`Inbound::Tick`]).
     pub fn rechecked(&self, id: ProposalId) -> bool {
         self.proposals.get(&id).filter(|p| p.state.is_open()).is_some_and(|p| {
-            self.versions
-                .get(&p.policy)
-                .and_then(|pol| pol.check.as_ref())
-                .is_some_and(|c| c.uses("now") || c.uses("polity") || c.uses("sourcecred"))
+            p.vote.as_ref().is_some_and(|v| v.pending)
+                || self
+                    .versions
+                    .get(&p.policy)
+                    .and_then(|pol| pol.check.as_ref())
+                    .is_some_and(|c| c.uses("now") || c.uses("polity") || c.uses("sourcecred"))
         })
     }
 
@@ -552,20 +556,15 @@ impl Engine {
         if action.kind.as_str() == PROPOSE {
             return self.on_plain_proposal(action, initiator, ctx, step);
         }
-        // Which trigger policies open a proposal is settled first: an input one of them cannot
-        // take now is refused before anything changes.
-        let triggers: Vec<Arc<CompiledPolicy>> =
-            select::candidates(&self.active, PolicyKind::Trigger, &action.kind).into_iter().cloned().collect();
-        let opening: Vec<Arc<CompiledPolicy>> =
-            triggers.into_iter().filter(|p| self.filter_passes(p, &action, initiator, ctx, step)).collect();
-        for policy in &opening {
-            voters_known(policy, ctx)?;
-        }
         if action.status != ActionStatus::Event {
             self.govern(&action, initiator, ctx, step)?;
         }
-        for policy in opening {
-            self.open(&policy, action.clone(), initiator, ctx, step);
+        let triggers: Vec<Arc<CompiledPolicy>> =
+            select::candidates(&self.active, PolicyKind::Trigger, &action.kind).into_iter().cloned().collect();
+        for policy in triggers {
+            if self.filter_passes(&policy, &action, initiator, ctx, step) {
+                self.open(&policy, action.clone(), initiator, ctx, step);
+            }
         }
         Ok(())
     }
@@ -598,7 +597,6 @@ impl Engine {
                 policy.name()
             )));
         }
-        voters_known(&policy, ctx)?;
         self.open(&policy, action, initiator, ctx, step);
         Ok(())
     }
@@ -653,7 +651,6 @@ impl Engine {
             step.effects.push(Effect::Notify { account: action.initiator.clone(), text: format!("Undone: {reason}.") });
             return Ok(());
         }
-        voters_known(&policy, ctx)?;
         self.open(&policy, action.clone(), initiator, ctx, step);
         Ok(())
     }
@@ -839,6 +836,18 @@ impl Engine {
         }
         if let (Some(spec), Some(place)) = (&policy.policy.vote, place) {
             proposal.closes_at = spec.closes.map(|d| ctx.now + d);
+            // Voters by cred while SourceCred cannot be read: nobody is taken to have none for
+            // want of an answer; the vote waits for them (`OpenVote::pending`).
+            let pending = voters_unknown(spec, ctx).map(|e| {
+                step.audit.push(Audit::ScriptFailed {
+                    policy_name: policy.name().to_string(),
+                    error: format!("who may vote on proposal {id} (`voters = \"{}\"`) is not known yet: {e}", spec.voters),
+                });
+                format!(
+                    "Who may vote (`{}`) is not known yet: SourceCred could not be read. Polity tries again every minute.",
+                    spec.voters
+                )
+            });
             proposal.vote = Some(OpenVote {
                 spec: spec.clone(),
                 place,
@@ -847,8 +856,9 @@ impl Engine {
                     self.share_eligible(set.into())
                 },
                 ballots: crate::proposal::Ballots::new(),
-                notes: Vec::new(),
+                notes: pending.iter().map(|why| VoteNote { key: PENDING_NOTE.into(), text: why.clone() }).collect(),
                 links: Vec::new(),
+                pending: pending.is_some(),
                 messages: Vec::new(),
             });
         }
@@ -940,6 +950,10 @@ impl Engine {
                 }
         }
         let (v, tally) = p.vote.as_ref().zip(tally)?;
+        if v.pending && !at_deadline {
+            // Nobody may vote until its voters are known: not a vote nobody can win.
+            return None;
+        }
         let decision = if at_deadline { Some(tally.result(&v.spec)) } else { tally.early(&v.spec) }?;
         Some(match decision {
             Decision::Passed { winner } => Verdict::Passed(v.spec.labels().get(winner).cloned()),
@@ -1112,6 +1126,11 @@ impl Engine {
         };
         if v.eligible.contains(&m) {
             return None;
+        }
+        if v.pending {
+            return Some(format!(
+                "who may vote on proposal {id} is not known yet (SourceCred could not be read): vote again in a minute or two"
+            ));
         }
         Some(if v.spec.exclude_proposer && p.proposer == Some(m) {
             format!("you proposed {id}, and its policy does not let the proposer vote")
@@ -1359,6 +1378,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Reads the voters of a vote whose voters were not known when it opened, once they can
+    /// be: the set is frozen then, and the vote message shows it.
+    fn settle_voters(&mut self, id: ProposalId, ctx: &Ctx, step: &mut Work) {
+        let Some(p) = self.proposals.get(&id) else { return };
+        let Some(v) = p.vote.as_ref().filter(|v| v.pending) else { return };
+        if voters_unknown(&v.spec, ctx).is_some() {
+            return;
+        }
+        let spec = v.spec.clone();
+        let (kind, proposer) = (p.action.kind.clone(), p.proposer);
+        let set = self.eligible(&spec, &kind, proposer, ctx.seed ^ (id.0 as u64), ctx);
+        let set = self.share_eligible(set.into());
+        let Some(p) = self.proposals.get_mut(&id) else { return };
+        let Some(v) = p.vote.as_mut() else { return };
+        v.eligible = set;
+        v.pending = false;
+        v.notes.retain(|n| n.key != PENDING_NOTE);
+        step.changed.insert(id);
+        step.effects.push(Effect::EditVote { proposal: id, text: p.vote_text(), closed: false });
+    }
+
     fn on_tick(&mut self, ctx: &Ctx, step: &mut Work) {
         let open: Vec<(ProposalId, bool, bool)> = self
             .proposals
@@ -1382,6 +1422,7 @@ impl Engine {
 
     /// Re-runs the check block of a proposal not yet due; only a decision produces output.
     fn recheck(&mut self, id: ProposalId, ctx: &Ctx, step: &mut Work) {
+        self.settle_voters(id, ctx, step);
         let Some(p) = self.proposals.get(&id) else {
             return;
         };
@@ -1394,21 +1435,16 @@ impl Engine {
     }
 }
 
-/// Refuses to open a vote whose voters are members with enough cred while the community's
-/// SourceCred instance cannot be read: nobody is taken to have no cred for want of an answer
-/// (a vote with no voters would end at once, and its `[fail]` run). The input is refused,
-/// recorded nowhere, so it can come again (a poll reads it again; a member is told to retry).
-fn voters_known(policy: &CompiledPolicy, ctx: &Ctx) -> Result<(), GovError> {
-    if let Some(v) = &policy.policy.vote
-        && let Voters::Cred(n) = v.voters
-        && let Err(e) = ctx.host.sourcecred_total()
-    {
-        return Err(GovError::Unavailable(format!(
-            "who may vote under \"{}\" (members with at least {n} cred on SourceCred) cannot be known now: {e}. Try again later",
-            policy.name()
-        )));
+/// The note a vote whose voters are not known yet carries.
+const PENDING_NOTE: &str = "voters";
+
+/// Why a vote's voters cannot be known now, if they cannot: members with enough cred while
+/// the community's SourceCred instance cannot be read.
+fn voters_unknown(spec: &VoteSpec, ctx: &Ctx) -> Option<String> {
+    match spec.voters {
+        Voters::Cred(_) => ctx.host.sourcecred_total().err(),
+        _ => None,
     }
-    Ok(())
 }
 
 /// What a policy does while its `block` keeps failing, as the admins' notice says it.

@@ -30,8 +30,4 @@ pub enum GovError {
     Policy(#[from] PolicyErrors),
     #[error(transparent)]
     Community(#[from] CommunityError),
-    /// What deciding needs from outside cannot be had now (SourceCred could not be read):
-    /// nothing is recorded, so the same input can come again.
-    #[error("{0}")]
-    Unavailable(String),
 }

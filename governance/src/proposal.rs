@@ -74,6 +74,11 @@ pub struct OpenVote {
     /// their platforms said when they were posted: `proposal.link` in templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
+    /// Its voters could not be known when it opened (`cred >= N` while SourceCred could not
+    /// be read): they are read again every minute, and nothing is decided before the
+    /// deadline until they are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// A line of a vote message that is not about the vote itself.
@@ -535,6 +540,7 @@ mod tests {
             messages: Vec::new(),
             notes: Vec::new(),
             links: Vec::new(),
+            pending: false,
         };
         for (m, c) in [(1, Choice::No), (2, Choice::Yes), (3, Choice::No), (4, Choice::Yes), (7, Choice::No)] {
             v.ballots.insert(MemberId(m), ballot(c));

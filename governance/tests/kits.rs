@@ -281,16 +281,31 @@ fn voters_by_cred_are_the_members_with_enough_cred_when_the_vote_opens() {
     let refused = w.vote("bob", id, "yes").unwrap_err().to_string();
     assert!(refused.contains("at least 100 cred on SourceCred"), "{refused}");
 
-    // SourceCred cannot be read when a vote would open: the input is refused, nothing opens,
-    // and it can come again.
+    // SourceCred cannot be read when a vote opens: the vote opens and waits for its voters
+    // (nobody is taken to have no cred), says so, and decides nothing until they are known.
     w.host = std::sync::Arc::new(Cred { down: true });
-    let err = w.push(Inbound::Action { action: proposal_action("alice", "Another") }).unwrap_err();
-    assert!(matches!(err, GovError::Unavailable(_)), "{err:?}");
-    assert!(err.to_string().contains("at least 100 cred on SourceCred) cannot be known now"), "{err}");
-    assert_eq!(w.engine.proposals().count(), 1, "nothing opened");
-    w.host = std::sync::Arc::new(Cred { down: false });
     let s = w.push(Inbound::Action { action: proposal_action("alice", "Another") }).unwrap();
-    assert_eq!(s.changed.len(), 1);
+    assert!(s.audit.iter().any(|a| a.to_string().contains("is not known yet")), "{:?}", s.audit);
+    let id = *s.changed.iter().next().unwrap();
+    assert_eq!(w.state(id), ProposalState::Proposed, "not a vote nobody can win");
+    let vote = w.engine.proposal(id).unwrap().vote.clone().unwrap();
+    assert!(vote.pending && vote.eligible.is_empty());
+    assert!(w.engine.proposal(id).unwrap().vote_text().contains("Who may vote (`cred >= 100`) is not known yet"));
+    let refused = w.vote("alice", id, "yes").unwrap_err().to_string();
+    assert!(refused.contains("not known yet"), "{refused}");
+    assert!(w.engine.rechecked(id), "read again every minute");
+    let s = w.wait(chrono::TimeDelta::minutes(1));
+    assert!(s.changed.is_empty() || w.engine.proposal(id).unwrap().vote.as_ref().unwrap().pending);
+
+    // SourceCred answers again: the voters are read and frozen, and the vote goes on.
+    w.host = std::sync::Arc::new(Cred { down: false });
+    w.wait(chrono::TimeDelta::minutes(1));
+    let vote = w.engine.proposal(id).unwrap().vote.clone().unwrap();
+    assert!(!vote.pending);
+    assert_eq!(vote.eligible.iter().copied().collect::<Vec<_>>(), [w.member("alice")]);
+    assert!(!w.engine.proposal(id).unwrap().vote_text().contains("not known yet"));
+    w.vote("alice", id, "yes").unwrap();
+    assert_eq!(w.state(id), ProposalState::Passed);
 }
 
 #[test]

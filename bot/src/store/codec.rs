@@ -51,6 +51,8 @@ struct VoteColumn<'a> {
     notes: &'a [VoteNote],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     links: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pending: bool,
 }
 
 #[derive(Deserialize)]
@@ -64,13 +66,22 @@ struct StoredVote {
     notes: Vec<VoteNote>,
     #[serde(default)]
     links: Vec<String>,
+    #[serde(default)]
+    pending: bool,
 }
 
 /// The `vote` column of a proposal: its frozen vote (spec, place, eligible voters).
 pub(crate) fn vote_column(p: &Proposal) -> Result<Option<String>, StoreError> {
     match &p.vote {
         Some(v) => Ok(Some(to_json(
-            &VoteColumn { spec: &v.spec, place: &v.place, eligible: &v.eligible, notes: &v.notes, links: &v.links },
+            &VoteColumn {
+                spec: &v.spec,
+                place: &v.place,
+                eligible: &v.eligible,
+                notes: &v.notes,
+                links: &v.links,
+                pending: v.pending,
+            },
             &format!("proposal {} vote", p.id),
         )?)),
         None => Ok(None),
@@ -88,10 +99,12 @@ pub(crate) fn vote_key(p: &Proposal) -> Result<Option<VoteKey>, StoreError> {
         notes: &'a [VoteNote],
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         links: &'a [String],
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        pending: bool,
     }
     match &p.vote {
         Some(v) => {
-            let head = Head { spec: &v.spec, place: &v.place, notes: &v.notes, links: &v.links };
+            let head = Head { spec: &v.spec, place: &v.place, notes: &v.notes, links: &v.links, pending: v.pending };
             let head = to_json(&head, &format!("proposal {} vote", p.id))?;
             Ok(Some(VoteKey::of(head, &v.eligible)))
         }
@@ -201,6 +214,7 @@ pub(crate) fn decode_proposal(
                 messages: message_rows.iter().map(message_ref).collect(),
                 notes: stored.notes,
                 links: stored.links,
+                pending: stored.pending,
             })
         }
     };

@@ -30,7 +30,7 @@ pub(crate) struct Written {
     /// The `proposals` row, its `vote` column left out (see `vote`).
     pub row: proposals::Model,
     /// What the `vote` column holds, as a fingerprint: it is written when the proposal
-    /// opens and never changes after.
+    /// opens, and again only when its notes, its message links or its waiting voters change.
     pub vote: Option<VoteKey>,
     pub ballots: Ballots,
     /// Its rows in `vote_messages`, in order (as `Store::vote_messages` reads them).

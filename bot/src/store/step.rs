@@ -429,7 +429,8 @@ async fn write_changes<C: ConnectionTrait>(
         decided_at
     );
     if before.vote != vote {
-        // Frozen when the proposal opened: written again only if it was not.
+        // Written when the proposal opened; again only when its notes, links or waiting
+        // voters changed.
         am.vote = Set(vote_column(p)?);
         changed = true;
     }
