@@ -38,6 +38,8 @@ impl CredSources {
 /// accounts) and its cred sources. Built only for a community whose policies read the host.
 pub(super) struct CommunityHost {
     members: Vec<MemberAccounts>,
+    /// Where each member is in `members`: a vote of members with enough cred asks for all.
+    by_id: HashMap<MemberId, usize>,
     sources: Vec<Named>,
 }
 
@@ -49,7 +51,7 @@ impl CommunityHost {
         if !engine.reads_host() {
             return None;
         }
-        let members = engine
+        let members: Vec<MemberAccounts> = engine
             .community
             .members
             .values()
@@ -66,12 +68,13 @@ impl CommunityHost {
                     .collect(),
             })
             .collect();
-        Some(Self { members, sources: sources.of(engine.community.id).to_vec() })
+        let by_id = members.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
+        Some(Self { members, by_id, sources: sources.of(engine.community.id).to_vec() })
     }
 
     fn member(&self, query: &MemberQuery) -> Option<&MemberAccounts> {
         match query {
-            MemberQuery::Id(id) => self.members.iter().find(|m| m.id == *id),
+            MemberQuery::Id(id) => self.by_id.get(id).and_then(|i| self.members.get(*i)),
             MemberQuery::Name(name) => self.members.iter().find(|m| m.name.eq_ignore_ascii_case(name)),
         }
     }
