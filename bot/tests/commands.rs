@@ -441,6 +441,17 @@ async fn proposal_shows_its_status_tally_voters_and_ballots() {
 }
 
 #[tokio::test]
+async fn a_policy_whose_voters_are_by_cred_warns_without_a_sourcecred_connection() {
+    let mut env = Env::with_kit("direct-democracy").await;
+    let policy = r#"name = "Cred"\nkind = "platform"\n[vote]\nvoters = "cred >= 50"\nquorum = 1"#;
+    let reply = env.run("admin", &format!("/policy install Cred {policy}")).await;
+    assert_eq!(
+        reply,
+        "\"Cred\" is installed: a platform policy.\nWarning: this community has no SourceCred connection, so nobody's cred is known: its votes wait for their voters until one is added (`/integration add sourcecred NAME url=https://...`)"
+    );
+}
+
+#[tokio::test]
 async fn a_secret_policy_keeps_the_ballots_out_of_proposal() {
     let mut env = Env::with_kit("direct-democracy").await;
     let secret = r#"name = "Secret ballot"\nkind = "platform"\n[vote]\nsecret = true\nquorum = 3"#;

@@ -44,10 +44,18 @@ pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
     if !found.errors.is_empty() {
         return Ok(Reply::private(format!("The policy is not valid:\n{}", found.errors.join("\n"))));
     }
+    // Voters by cred need the community's SourceCred connection.
+    let by_cred =
+        compiled.policy.vote.as_ref().is_some_and(|v| matches!(v.voters, polity_governance::vote::Voters::Cred(_)));
+    let no_sourcecred = by_cred && !ports.connections().await?.iter().any(|c| c.platform == "sourcecred");
+    let sourcecred_missing = no_sourcecred.then(|| {
+        "this community has no SourceCred connection, so nobody's cred is known: its votes wait for their voters until one is added (`/integration add sourcecred NAME url=https://...`)".to_string()
+    });
     let warnings: Vec<String> = found
         .warnings
         .into_iter()
         .chain(check_voters(&compiled, ports.community()))
+        .chain(sourcecred_missing)
         .map(|w| format!("\nWarning: {w}"))
         .collect();
     let replaces = ports.policies().iter().any(|p| p.name().eq_ignore_ascii_case(name));

@@ -688,10 +688,12 @@ impl DiscordPlatform {
                         Err(error) => return Err(error),
                     }
                 }
+                // The community's server of the channel; for a connection of a community's own
+                // token that names one server, that server.
                 let link = self
                     .scope
                     .as_ref()
-                    .and_then(|s| s.guild_of(channel))
+                    .map_or(self.guild, |s| s.guild_of(channel))
                     .map(|guild| format!("https://discord.com/channels/{guild}/{channel}/{}", message.message));
                 Ok(Performed { message: Some(message), link, ..Performed::default() })
             }
