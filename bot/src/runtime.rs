@@ -238,16 +238,6 @@ impl Runtime {
         self.community_kinds.retain(|(c, _), n| !(*c == community && n == name));
     }
 
-    /// The platform each of `community`'s connections is of, by connection name (`guild` ->
-    /// `discord`), for those whose name is not their platform's.
-    pub(crate) fn connection_kinds(&self, community: CommunityId) -> HashMap<String, String> {
-        self.community_kinds
-            .iter()
-            .filter(|((c, _), _)| *c == community)
-            .map(|((_, kind), name)| (name.clone(), kind.clone()))
-            .collect()
-    }
-
     /// Lets `community`'s scripts read what its connection `name` knows of members.
     pub fn add_cred_source(
         &mut self,
@@ -596,4 +586,11 @@ impl Runtime {
     fn can_read_reactions(&self, community: CommunityId, message: &MessageRef) -> bool {
         self.platform_named(community, message.platform.as_str()).is_some_and(|p| p.capabilities().read_reactions)
     }
+}
+
+/// The platform each of `community`'s connections is of, by connection name (`guild` ->
+/// `discord`), for those whose name is not their platform's (`kinds`: the runtime's
+/// `community_kinds`). Asked for only by a step that needs it.
+fn connection_kinds(kinds: &HashMap<(CommunityId, String), String>, community: CommunityId) -> HashMap<String, String> {
+    kinds.iter().filter(|((c, _), _)| *c == community).map(|((_, kind), name)| (name.clone(), kind.clone())).collect()
 }

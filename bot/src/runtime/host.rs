@@ -47,10 +47,15 @@ impl CommunityHost {
     /// The data `engine`'s scripts may read, or none when no script of it reads the host.
     /// Accounts are named by their platform (`discord`), not by the connection that brought
     /// them (`kinds`: connection name -> platform), as data sources know them.
-    pub(super) fn for_step(engine: &Engine, sources: &CredSources, kinds: &HashMap<String, String>) -> Option<Self> {
+    pub(super) fn for_step(
+        engine: &Engine,
+        sources: &CredSources,
+        kinds: impl FnOnce() -> HashMap<String, String>,
+    ) -> Option<Self> {
         if !engine.reads_host() {
             return None;
         }
+        let kinds = kinds();
         let members: Vec<MemberAccounts> = engine
             .community
             .members

@@ -203,11 +203,12 @@ impl Runtime {
             Inbound::Reaction { message, .. } => Some(message.clone()),
             _ => None,
         };
-        let kinds = self.connection_kinds(community);
         let Some(engine) = self.engines.get_mut(&community) else {
             return Err(HandleError::Failed(anyhow!("no community {community}")));
         };
-        let host: Arc<dyn HostData> = match host::CommunityHost::for_step(engine, &self.cred_sources, &kinds) {
+        let host: Arc<dyn HostData> = match host::CommunityHost::for_step(engine, &self.cred_sources, || {
+            connection_kinds(&self.community_kinds, community)
+        }) {
             Some(data) => Arc::new(data),
             None => self.host.clone(),
         };
@@ -255,6 +256,8 @@ impl Runtime {
             }
         }
         let mut unapplied = Vec::new();
+        let kinds =
+            if internal.is_empty() { HashMap::new() } else { connection_kinds(&self.community_kinds, community) };
         for effect in &internal {
             if let Effect::Execute { action, proposal } = effect {
                 match apply_governance_change(engine, action, &kinds) {

@@ -1135,10 +1135,7 @@ impl Store {
         config: &serde_json::Value,
         secret: Option<&str>,
     ) -> Result<(), StoreError> {
-        let txn = self.begin().await?;
-        self.write_connection(&txn, id, name, platform, config, Secrets { secret, hook: None }, false).await?;
-        txn.commit().await?;
-        Ok(())
+        self.put(id, name, platform, config, Secrets { secret, hook: None }).await
     }
 
     /// [`Store::put_connection`] with the webhook secret Polity generated for it.
@@ -1154,8 +1151,19 @@ impl Store {
         secret: Option<&str>,
         hook_secret: &str,
     ) -> Result<(), StoreError> {
+        self.put(id, name, platform, config, Secrets { secret, hook: Some(hook_secret) }).await
+    }
+
+    /// Writes a connection in a transaction of its own.
+    async fn put(
+        &self,
+        id: CommunityId,
+        name: &str,
+        platform: &str,
+        config: &serde_json::Value,
+        secrets: Secrets<'_>,
+    ) -> Result<(), StoreError> {
         let txn = self.begin().await?;
-        let secrets = Secrets { secret, hook: Some(hook_secret) };
         self.write_connection(&txn, id, name, platform, config, secrets, false).await?;
         txn.commit().await?;
         Ok(())
