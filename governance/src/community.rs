@@ -120,6 +120,46 @@ pub struct Community {
     pub name: String,
     pub members: BTreeMap<MemberId, Member>,
     pub roles: BTreeMap<String, Role>,
+    /// Which member holds an account, as last looked up.
+    #[serde(skip)]
+    pub by_account: AccountIndex,
+}
+
+/// Which member holds each account looked up so far: a hint, checked against the members on
+/// every use (they are a map anyone may change), so it saves a scan of the members and can
+/// never give another answer than the scan would. Not part of what a community is: a copy
+/// starts empty and any two compare equal.
+#[derive(Default)]
+pub struct AccountIndex(std::sync::Mutex<std::collections::HashMap<AccountRef, MemberId>>);
+
+impl AccountIndex {
+    fn get(&self, account: &AccountRef) -> Option<MemberId> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(account).copied()
+    }
+
+    fn set(&self, account: &AccountRef, member: MemberId) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(account.clone(), member);
+    }
+}
+
+impl Clone for AccountIndex {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for AccountIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for AccountIndex {}
+
+impl fmt::Debug for AccountIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccountIndex")
+    }
 }
 
 /// Mistakes in community management, each saying what to do instead.
@@ -156,7 +196,7 @@ impl Community {
                 bound: BTreeSet::new(),
             },
         );
-        Self { id, name: name.into(), members: BTreeMap::new(), roles }
+        Self { id, name: name.into(), members: BTreeMap::new(), roles, by_account: AccountIndex::default() }
     }
 
     /// Adds a member whose first account is `origin`; returns their id.
@@ -230,7 +270,15 @@ impl Community {
     }
 
     pub fn member_by_account(&self, account: &AccountRef) -> Option<&Member> {
-        self.members.values().find(|m| m.accounts.iter().any(|l| &l.account == account))
+        let holds = |m: &&Member| m.accounts.iter().any(|l| &l.account == account);
+        if let Some(m) = self.by_account.get(account).and_then(|id| self.members.get(&id)).filter(holds) {
+            return Some(m);
+        }
+        let found = self.members.values().find(holds);
+        if let Some(m) = found {
+            self.by_account.set(account, m.id);
+        }
+        found
     }
 
     pub fn member_by_name(&self, name: &str) -> Option<&Member> {
@@ -419,5 +467,30 @@ mod tests {
         assert_eq!(c.roles_of(alice), vec!["everyone".to_string()]);
         c.grant_role(alice, "voter").unwrap();
         assert_eq!(c.roles_of(alice), vec!["everyone".to_string(), "voter".to_string()]);
+    }
+
+    #[test]
+    fn an_account_is_found_by_its_member_even_after_the_members_changed_behind_the_hint() {
+        let (mut c, _, alice) = community();
+        let account = AccountRef::new("console", "alice");
+        assert_eq!(c.member_by_account(&account).map(|m| m.id), Some(alice));
+        // Moved to another member by writing the map directly: the hint is stale.
+        let bob = c.add_member("bob", AccountRef::new("console", "bob"), false).unwrap();
+        c.members.get_mut(&alice).unwrap().accounts.clear();
+        c.members
+            .get_mut(&bob)
+            .unwrap()
+            .accounts
+            .push(LinkedAccount { account: account.clone(), quality: LinkQuality::AdminAsserted });
+        assert_eq!(c.member_by_account(&account).map(|m| m.id), Some(bob));
+        c.members.remove(&bob);
+        assert_eq!(c.member_by_account(&account).map(|m| m.id), None);
+        // A copy starts without hints and still answers, and equals the original.
+        let copy = c.clone();
+        assert_eq!(copy, c);
+        assert_eq!(
+            copy.member_by_account(&AccountRef::new("console", "admin")).map(|m| m.name.as_str()),
+            Some("admin")
+        );
     }
 }

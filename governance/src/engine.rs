@@ -167,7 +167,10 @@ pub struct Engine {
     /// memory only: a reload starts every streak again).
     timeouts: BTreeMap<(PolicyId, Block), Streak>,
     /// The voter sets of open proposals, by fingerprint, so that equal ones are held once.
-    eligible_sets: HashMap<u64, std::sync::Weak<std::collections::BTreeSet<MemberId>>>,
+    eligible_sets: HashMap<u64, std::sync::Weak<crate::proposal::EligibleSet>>,
+    /// Whether a proposal held in memory may have closed since [`Engine::forget_closed`]
+    /// last ran: set wherever one closes, so that the sweep runs only then.
+    closed_held: bool,
 }
 
 impl Engine {
@@ -183,6 +186,7 @@ impl Engine {
             script_budget: DEFAULT_STEP_BUDGET,
             timeouts: BTreeMap::new(),
             eligible_sets: HashMap::new(),
+            closed_held: false,
         }
     }
 
@@ -308,6 +312,7 @@ impl Engine {
             }
         }
         self.next_proposal = self.next_proposal.max(proposal.id.0 + 1);
+        self.closed_held |= !proposal.state.is_open();
         self.proposals.insert(proposal.id, proposal);
     }
 
@@ -316,7 +321,7 @@ impl Engine {
     fn share_eligible(&mut self, set: Eligible) -> Eligible {
         let key = set.fingerprint();
         if let Some(shared) = self.eligible_sets.get(&key).and_then(std::sync::Weak::upgrade)
-            && *shared == *set
+            && shared.members == *set
         {
             return Eligible::from_shared(shared);
         }
@@ -388,6 +393,9 @@ impl Engine {
     /// Drops closed proposals from memory (they stay in the store); their numbers are not
     /// reused.
     pub fn forget_closed(&mut self) {
+        if !std::mem::take(&mut self.closed_held) {
+            return;
+        }
         self.proposals.retain(|_, p| p.state.is_open());
         let proposals = &self.proposals;
         self.by_message.retain(|_, id| proposals.contains_key(id));
@@ -1015,6 +1023,7 @@ impl Engine {
             return;
         };
         let passed = matches!(verdict, Verdict::Passed(_));
+        self.closed_held = true;
         p.state = match &verdict {
             Verdict::Passed(w) => {
                 p.winner = w.clone();
@@ -1366,6 +1375,7 @@ impl Engine {
             return Err(GovError::NotPermitted(format!("only the proposer or an admin can cancel proposal {id}")));
         }
         p.state = ProposalState::Cancelled;
+        self.closed_held = true;
         p.decided_at = Some(ctx.now);
         step.changed.insert(id);
         step.audit.push(Audit::Decided { proposal: id, outcome: "cancelled".into() });

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,24 +129,46 @@ impl OpenVote {
 /// `Engine`'s interning), since thousands of open proposals each holding a copy of the
 /// member list was most of what a restart held.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Eligible(std::sync::Arc<BTreeSet<MemberId>>);
+pub struct Eligible(Arc<EligibleSet>);
+
+/// The members, with their fingerprint worked out once: a frozen set never changes, and the
+/// store compares fingerprints at every write of its proposal.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct EligibleSet {
+    pub(crate) members: BTreeSet<MemberId>,
+    fingerprint: u64,
+}
+
+impl Default for EligibleSet {
+    fn default() -> Self {
+        Self::from(BTreeSet::new())
+    }
+}
+
+impl From<BTreeSet<MemberId>> for EligibleSet {
+    fn from(members: BTreeSet<MemberId>) -> Self {
+        let fingerprint =
+            members.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, m| (h ^ m.0 as u64).wrapping_mul(0x0100_0000_01b3));
+        Self { members, fingerprint }
+    }
+}
 
 impl Eligible {
     /// Whether two hold the very same set (not only equal ones).
     pub fn shares(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// A fingerprint of the members, the same for equal sets.
     pub fn fingerprint(&self) -> u64 {
-        self.0.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, m| (h ^ m.0 as u64).wrapping_mul(0x0100_0000_01b3))
+        self.0.fingerprint
     }
 
-    pub(crate) fn downgrade(&self) -> std::sync::Weak<BTreeSet<MemberId>> {
-        std::sync::Arc::downgrade(&self.0)
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<EligibleSet> {
+        Arc::downgrade(&self.0)
     }
 
-    pub(crate) fn from_shared(set: std::sync::Arc<BTreeSet<MemberId>>) -> Self {
+    pub(crate) fn from_shared(set: Arc<EligibleSet>) -> Self {
         Self(set)
     }
 }
@@ -153,13 +176,13 @@ impl Eligible {
 impl std::ops::Deref for Eligible {
     type Target = BTreeSet<MemberId>;
     fn deref(&self) -> &BTreeSet<MemberId> {
-        &self.0
+        &self.0.members
     }
 }
 
 impl From<BTreeSet<MemberId>> for Eligible {
     fn from(set: BTreeSet<MemberId>) -> Self {
-        Self(std::sync::Arc::new(set))
+        Self(Arc::new(EligibleSet::from(set)))
     }
 }
 
@@ -171,7 +194,7 @@ impl FromIterator<MemberId> for Eligible {
 
 impl Serialize for Eligible {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        self.0.members.serialize(serializer)
     }
 }
 
@@ -184,8 +207,26 @@ impl<'de> Deserialize<'de> for Eligible {
 /// Each voter's current ballot, ordered by member: a sorted vector rather than a tree, as
 /// most proposals hold a handful of ballots and a tree node holds room for eleven (thousands
 /// of open proposals held their ballots in twice the memory).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Ballots(Vec<(MemberId, Ballot)>);
+///
+/// Each ballot carries a stamp, new whenever a ballot is set and kept by copies (ballots
+/// are never changed in place): a copy of the map (the store keeps one of what it last
+/// wrote) tells an unchanged ballot by its stamp instead of comparing its strings (see
+/// [`Ballots::iter_stamped`]). Stamps are not part of the value: equal maps compare equal
+/// whatever their stamps.
+#[derive(Clone, Debug, Default)]
+pub struct Ballots(Vec<(MemberId, Ballot, u64)>);
+
+/// A new ballot stamp, never handed out before in this process.
+fn stamp() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl PartialEq for Ballots {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.iter().eq(other.iter())
+    }
+}
 
 impl Ballots {
     pub fn new() -> Self {
@@ -193,7 +234,7 @@ impl Ballots {
     }
 
     fn find(&self, member: &MemberId) -> Result<usize, usize> {
-        self.0.binary_search_by(|(m, _)| m.cmp(member))
+        self.0.binary_search_by(|(m, _, _)| m.cmp(member))
     }
 
     pub fn get(&self, member: &MemberId) -> Option<&Ballot> {
@@ -204,12 +245,21 @@ impl Ballots {
         self.find(member).is_ok()
     }
 
-    /// Sets `member`'s ballot; returns the one it replaces.
+    /// Sets `member`'s ballot, with a new stamp; returns the one it replaces.
     pub fn insert(&mut self, member: MemberId, ballot: Ballot) -> Option<Ballot> {
+        self.insert_stamped(member, ballot, stamp())
+    }
+
+    /// Sets `member`'s ballot to a copy of one another map holds under `stamp`; returns the
+    /// one it replaces.
+    pub fn insert_stamped(&mut self, member: MemberId, ballot: Ballot, stamp: u64) -> Option<Ballot> {
         match self.find(&member) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, ballot)),
+            Ok(i) => {
+                self.0[i].2 = stamp;
+                Some(std::mem::replace(&mut self.0[i].1, ballot))
+            }
             Err(i) => {
-                self.0.insert(i, (member, ballot));
+                self.0.insert(i, (member, ballot, stamp));
                 None
             }
         }
@@ -229,15 +279,21 @@ impl Ballots {
 
     /// `(member, ballot)` in member order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&MemberId, &Ballot)> + ExactSizeIterator {
-        self.0.iter().map(|(m, b)| (m, b))
+        self.0.iter().map(|(m, b, _)| (m, b))
+    }
+
+    /// `(member, ballot, stamp)` in member order: two ballots with the same stamp are the
+    /// same ballot.
+    pub fn iter_stamped(&self) -> impl DoubleEndedIterator<Item = (&MemberId, &Ballot, u64)> + ExactSizeIterator {
+        self.0.iter().map(|(m, b, s)| (m, b, *s))
     }
 
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &MemberId> + ExactSizeIterator {
-        self.0.iter().map(|(m, _)| m)
+        self.0.iter().map(|(m, _, _)| m)
     }
 
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Ballot> + ExactSizeIterator {
-        self.0.iter().map(|(_, b)| b)
+        self.0.iter().map(|(_, b, _)| b)
     }
 }
 
@@ -247,11 +303,11 @@ impl FromIterator<(MemberId, Ballot)> for Ballots {
         let mut all: Vec<(MemberId, Ballot)> = iter.into_iter().collect();
         // Stable: of a member's ballots the last one stays last, and is kept.
         all.sort_by_key(|(m, _)| *m);
-        let mut out: Vec<(MemberId, Ballot)> = Vec::with_capacity(all.len());
+        let mut out: Vec<(MemberId, Ballot, u64)> = Vec::with_capacity(all.len());
         for (m, b) in all {
             match out.last_mut() {
-                Some((last, kept)) if *last == m => *kept = b,
-                _ => out.push((m, b)),
+                Some((last, kept, _)) if *last == m => *kept = b,
+                _ => out.push((m, b, stamp())),
             }
         }
         out.shrink_to_fit();
@@ -261,10 +317,11 @@ impl FromIterator<(MemberId, Ballot)> for Ballots {
 
 impl<'a> IntoIterator for &'a Ballots {
     type Item = (&'a MemberId, &'a Ballot);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (MemberId, Ballot)>, fn(&'a (MemberId, Ballot)) -> Self::Item>;
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (MemberId, Ballot, u64)>, fn(&'a (MemberId, Ballot, u64)) -> Self::Item>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(m, b)| (m, b))
+        self.0.iter().map(|(m, b, _)| (m, b))
     }
 }
 
@@ -278,7 +335,7 @@ impl Serialize for Ballots {
 impl<'de> Deserialize<'de> for Ballots {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let map = BTreeMap::<MemberId, Ballot>::deserialize(deserializer)?;
-        Ok(Self(map.into_iter().collect()))
+        Ok(map.into_iter().collect())
     }
 }
 
@@ -578,5 +635,24 @@ mod tests {
         let as_map: BTreeMap<MemberId, Ballot> = c.iter().map(|(m, o)| (*m, o.clone())).collect();
         assert_eq!(json, serde_json::to_value(&as_map).unwrap());
         assert_eq!(serde_json::from_value::<Ballots>(json).unwrap(), c);
+    }
+
+    #[test]
+    fn a_ballot_set_again_gets_a_new_stamp_and_copies_keep_theirs() {
+        let mut a = Ballots::new();
+        a.insert(MemberId(1), ballot(Choice::Yes));
+        a.insert(MemberId(2), ballot(Choice::No));
+        let copy = a.clone();
+        let stamps = |b: &Ballots| b.iter_stamped().map(|(_, _, s)| s).collect::<Vec<_>>();
+        assert_eq!(stamps(&copy), stamps(&a));
+        let same = a.get(&MemberId(2)).unwrap().clone();
+        a.insert(MemberId(2), same);
+        assert_eq!(stamps(&copy)[0], stamps(&a)[0]);
+        assert_ne!(stamps(&copy)[1], stamps(&a)[1]);
+        // Stamps are not part of the value.
+        assert_eq!(a, copy);
+        let read: Ballots = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
+        assert_eq!(read, a);
+        assert!(stamps(&read).iter().all(|s| !stamps(&a).contains(s)));
     }
 }

@@ -246,7 +246,13 @@ pub(crate) async fn load_communities<C: ConnectionTrait>(db: &C, ids: &[i64]) ->
     let ids = || ids.iter().copied();
     let mut by_id: BTreeMap<i64, Community> = BTreeMap::new();
     for row in communities::Entity::find().filter(communities::Column::Id.is_in(ids())).all(db).await? {
-        let c = Community { id: CommunityId(row.id), name: row.name, members: BTreeMap::new(), roles: BTreeMap::new() };
+        let c = Community {
+            id: CommunityId(row.id),
+            name: row.name,
+            members: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            by_account: Default::default(),
+        };
         by_id.insert(row.id, c);
     }
     let unknown = |what: String| StoreError::Corrupt(what);

@@ -451,25 +451,29 @@ async fn write_changes<C: ConnectionTrait>(
     let mut cast = Vec::new();
     let mut withdrawn = Vec::new();
     {
-        let mut old = before.ballots.iter().peekable();
-        for (member, ballot) in wanted {
-            while let Some((gone, _)) = old.next_if(|(m, _)| *m < member) {
+        let mut old = before.ballots.iter_stamped().peekable();
+        for (member, ballot, stamp) in wanted.iter_stamped() {
+            while let Some((gone, _, _)) = old.next_if(|(m, _, _)| *m < member) {
                 withdrawn.push(gone.0);
             }
-            match old.next_if(|(m, _)| *m == member) {
-                Some((_, stored)) if same_ballot(stored, ballot) => {}
-                _ => cast.push((*member, ballot)),
+            match old.next_if(|(m, _, _)| *m == member) {
+                // The same stamp is the same ballot; else compared (a reloaded one, say).
+                Some((_, _, s)) if s == stamp => {}
+                Some((_, stored, _)) if same_ballot(stored, ballot) => {}
+                _ => cast.push((*member, ballot, stamp)),
             }
         }
-        withdrawn.extend(old.map(|(m, _)| m.0));
+        withdrawn.extend(old.map(|(m, _, _)| m.0));
     }
     if !cast.is_empty() || !withdrawn.is_empty() {
-        hold_ballots(written, cid, p.id, &cast, &withdrawn)?;
+        let cast_now: Vec<(MemberId, &Ballot)> = cast.iter().map(|(m, b, _)| (*m, *b)).collect();
+        hold_ballots(written, cid, p.id, &cast_now, &withdrawn)?;
         for m in &withdrawn {
             before.ballots.remove(&MemberId(*m));
         }
-        for (m, b) in cast {
-            before.ballots.insert(m, b.clone());
+        // Under the engine's stamps: unchanged, they are known at once next time.
+        for (m, b, stamp) in cast {
+            before.ballots.insert_stamped(m, b.clone(), stamp);
         }
     }
 
