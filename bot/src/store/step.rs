@@ -375,7 +375,7 @@ async fn write_whole<C: ConnectionTrait>(
         }
     }
     let withdrawn: Vec<i64> = stored.keys().filter(|m| !wanted.contains_key(&MemberId(**m))).copied().collect();
-    hold_ballots(written, cid, p.id, &changed, &withdrawn)?;
+    hold_ballots(written, cid, p.id, changed.into_iter(), &withdrawn)?;
 
     // Vote messages: the ones not stored yet, in order; then what is stored, as it is.
     for m in p.vote.iter().flat_map(|v| &v.messages) {
@@ -466,8 +466,7 @@ async fn write_changes<C: ConnectionTrait>(
         withdrawn.extend(old.map(|(m, _, _)| m.0));
     }
     if !cast.is_empty() || !withdrawn.is_empty() {
-        let cast_now: Vec<(MemberId, &Ballot)> = cast.iter().map(|(m, b, _)| (*m, *b)).collect();
-        hold_ballots(written, cid, p.id, &cast_now, &withdrawn)?;
+        hold_ballots(written, cid, p.id, cast.iter().map(|(m, b, _)| (*m, *b)), &withdrawn)?;
         for m in &withdrawn {
             before.ballots.remove(&MemberId(*m));
         }
@@ -503,11 +502,11 @@ fn same_ballot(a: &Ballot, b: &Ballot) -> bool {
 }
 
 /// Holds the ballots cast and withdrawn back until the commit (see [`write_ballot_rows`]).
-fn hold_ballots(
+fn hold_ballots<'a>(
     written: &Pending,
     cid: i64,
     proposal: ProposalId,
-    cast: &[(MemberId, &Ballot)],
+    cast: impl ExactSizeIterator<Item = (MemberId, &'a Ballot)>,
     withdrawn: &[i64],
 ) -> Result<(), StoreError> {
     let mut rows = Vec::with_capacity(cast.len() + withdrawn.len());
