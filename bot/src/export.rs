@@ -177,7 +177,7 @@ pub async fn collect(store: &Store, only: Option<&str>) -> Result<Export> {
 }
 
 fn who(community: &Community, account: &AccountRef) -> String {
-    community.member_by_account(account).map_or_else(|| account.to_string(), |m| m.name.clone())
+    community.member_by_account(account).map_or_else(|| account.to_string(), |m| m.name.to_string())
 }
 
 fn tally_record(p: &Proposal, t: &Tally) -> Option<TallyRecord> {
@@ -201,7 +201,7 @@ fn proposal_record(community: &Community, p: &Proposal) -> ProposalRecord {
         .flat_map(|v| v.ballots.iter().map(move |(member, b)| (v, member, b)))
         .map(|(v, member, b)| BallotRecord {
             proposal: p.id.0,
-            voter: community.member(*member).map_or_else(|| b.account.to_string(), |m| m.name.clone()),
+            voter: community.member(*member).map_or_else(|| b.account.to_string(), |m| m.name.to_string()),
             member: member.0,
             account: b.account.to_string(),
             choice: if secret { SECRET.to_string() } else { v.spec.describe(&b.choice) },

@@ -167,7 +167,8 @@ impl Ports for CommunityPorts<'_> {
             // part on its platform, as every Discord server member is) may still be linked:
             // the code proves the two members are one person. One with several accounts
             // linked is someone established: it links nothing.
-            let existing = self.community().member_by_account(&by).map(|m| (m.id, m.name.clone(), m.accounts.len()));
+            let existing =
+                self.community().member_by_account(&by).map(|m| (m.id, m.name.to_string(), m.accounts.len()));
             if let Some((_, name, accounts)) = &existing
                 && *accounts > 1
             {
@@ -190,7 +191,7 @@ impl Ports for CommunityPorts<'_> {
                         .merge_member(self.community, member, own, self.now)
                         .await
                         .map_err(|e| internal(format!("{e:#}")))?;
-                    let name = self.community().member(member).map(|m| m.name.clone()).unwrap_or_default();
+                    let name = self.community().member(member).map(|m| m.name.to_string()).unwrap_or_default();
                     LinkOutcome::Linked(name)
                 }
                 (Redeemed::Linked { member }, None) => {
@@ -198,7 +199,7 @@ impl Ports for CommunityPorts<'_> {
                         .link_account(self.community, member, &by, self.now)
                         .await
                         .map_err(|e| internal(format!("{e:#}")))?;
-                    let name = self.community().member(member).map(|m| m.name.clone()).unwrap_or_default();
+                    let name = self.community().member(member).map(|m| m.name.to_string()).unwrap_or_default();
                     LinkOutcome::Linked(name)
                 }
                 // A member typing a code meant for another account: as before, it links nothing.

@@ -65,8 +65,8 @@ fn edits_of(chat: &Recording) -> Vec<Edit> {
             for m in &c.vote_messages {
                 edits.push(Edit {
                     at,
-                    channel: m.channel.clone(),
-                    message: m.message.clone(),
+                    channel: m.channel.to_string(),
+                    message: m.message.to_string(),
                     text: text.clone(),
                     closed: *closed,
                 });

@@ -262,7 +262,7 @@ async fn reactions_that_arrived_out_of_order_are_corrected_by_reading_the_messag
     let p = rt.store().proposal(CommunityId(1), ProposalId(1)).await.unwrap().unwrap();
     let v = p.vote.unwrap();
     let ballots: Vec<(String, String)> =
-        v.ballots.values().map(|b| (b.account.account.clone(), v.spec.describe(&b.choice))).collect();
+        v.ballots.values().map(|b| (b.account.account.to_string(), v.spec.describe(&b.choice))).collect();
     assert_eq!(ballots, [("alice".to_string(), "no".to_string())]);
 }
 

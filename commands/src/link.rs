@@ -25,7 +25,7 @@ pub async fn start(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> Re
     let mut merges = None;
     if let Some(owner) = c.member_by_account(&target) {
         if owner.id == me.id || owner.accounts.len() > 1 {
-            let whose = if owner.id == me.id { "you".to_string() } else { owner.name.clone() };
+            let whose = if owner.id == me.id { "you".to_string() } else { owner.name.to_string() };
             return Ok(Reply::private(format!("{target} already belongs to {whose}.")));
         }
         if owner.admin && !me.admin {

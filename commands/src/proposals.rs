@@ -40,7 +40,7 @@ fn describe(ports: &dyn Ports, p: &Proposal) -> String {
         lines.push("no vote: the policy decides by itself".into());
         return lines.join("\n");
     };
-    let name = |m| ports.community().member(m).map_or_else(|| m.to_string(), |m| m.name.clone());
+    let name = |m| ports.community().member(m).map_or_else(|| m.to_string(), |m| m.name.to_string());
     let t = v.tally();
     let counts: Vec<String> = v.spec.labels().iter().zip(&t.counts).map(|(l, c)| format!("{l} {c}")).collect();
     lines.push(format!("tally: {} · abstain {} ({} of {} voted)", counts.join(" · "), t.abstain, t.cast, t.eligible));

@@ -25,7 +25,7 @@ pub async fn request(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
         return Ok(Reply::private(format!("You already have the role {role}.")));
     }
     // What the vote message says, so in the third person.
-    let who = me.map_or_else(|| inv.invoker.to_string(), |m| m.name.clone());
+    let who = me.map_or_else(|| inv.invoker.to_string(), |m| m.name.to_string());
     let done = format!("You have the role {role} now.");
     let what = format!("give {who} the role {role}");
     governed::request(ports, inv, Change::RoleRequest { role: role.into() }, done, what).await
@@ -92,7 +92,7 @@ async fn change(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, grant: b
     let Some(m) = c.member_by_name(member) else {
         return Ok(Reply::private(format!("There is no member named {member}.")));
     };
-    let name = m.name.clone();
+    let name = m.name.to_string();
     match (grant, m.roles.contains(role)) {
         (true, true) => return Ok(Reply::private(format!("{name} already has the role {role}."))),
         (false, false) => return Ok(Reply::private(format!("{name} does not have the role {role}."))),

@@ -54,6 +54,7 @@ fn tally_100k(c: &mut Criterion) {
 
 /// A `/propose` by the console account `by`, with its source id and text.
 fn proposal(by: impl Into<String>, id: impl Into<String>, text: impl Into<String>) -> Action {
+    let by: String = by.into();
     Action::new(ActionType::new(PROPOSE).unwrap_or_else(|e| panic!("{e}")), AccountRef::new("console", by), id)
         .at(Place::new("console", "#general"))
         .requested()

@@ -201,7 +201,7 @@ impl Action {
         m.insert("initiator".into(), Value::String(self.initiator.to_string()));
         if let Some(p) = &self.place {
             m.insert("platform".into(), Value::String(p.platform.to_string()));
-            m.insert("channel".into(), Value::String(p.channel.clone()));
+            m.insert("channel".into(), Value::String(p.channel.to_string()));
         }
         Value::Object(m)
     }

@@ -3,7 +3,7 @@
 //! Every member holds the implicit role `everyone`; admins may do anything without a vote.
 
 use crate::action::{ActionPattern, ActionType};
-use crate::ids::{AccountRef, CommunityId, MemberId};
+use crate::ids::{AccountRef, CommunityId, CompactString, MemberId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -77,7 +77,7 @@ pub struct LinkedAccount {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub id: MemberId,
-    pub name: String,
+    pub name: CompactString,
     pub accounts: Vec<LinkedAccount>,
     pub roles: BTreeSet<String>,
     pub admin: bool,
@@ -212,7 +212,7 @@ impl Community {
             id,
             Member {
                 id,
-                name: name.to_string(),
+                name: name.into(),
                 accounts: vec![LinkedAccount { account: origin, quality: LinkQuality::Origin }],
                 roles: BTreeSet::new(),
                 admin,

@@ -792,7 +792,7 @@ impl Engine {
     ) {
         let proposer_name = initiator
             .and_then(|m| self.community.member(m))
-            .map_or_else(|| action.initiator.account.clone(), |m| m.name.clone());
+            .map_or_else(|| action.initiator.account.to_string(), |m| m.name.to_string());
         let place = policy.vote_place(&action);
         if policy.policy.vote.is_some() && place.is_none() {
             step.audit.push(Audit::ScriptFailed {

@@ -1,5 +1,6 @@
 //! Typed identifiers, so a proposal id can never be passed where a member id belongs.
 
+pub use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -42,10 +43,10 @@ int_id!(
 /// A platform connection, by the name the community gave it (`discord`, `slack-eng`, `console`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct PlatformRef(pub String);
+pub struct PlatformRef(pub CompactString);
 
 impl PlatformRef {
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<CompactString>) -> Self {
         Self(name.into())
     }
     pub fn as_str(&self) -> &str {
@@ -63,11 +64,11 @@ impl fmt::Display for PlatformRef {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AccountRef {
     pub platform: PlatformRef,
-    pub account: String,
+    pub account: CompactString,
 }
 
 impl AccountRef {
-    pub fn new(platform: impl Into<String>, account: impl Into<String>) -> Self {
+    pub fn new(platform: impl Into<CompactString>, account: impl Into<CompactString>) -> Self {
         Self { platform: PlatformRef(platform.into()), account: account.into() }
     }
 }
@@ -82,12 +83,16 @@ impl fmt::Display for AccountRef {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct MessageRef {
     pub platform: PlatformRef,
-    pub channel: String,
-    pub message: String,
+    pub channel: CompactString,
+    pub message: CompactString,
 }
 
 impl MessageRef {
-    pub fn new(platform: impl Into<String>, channel: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        platform: impl Into<CompactString>,
+        channel: impl Into<CompactString>,
+        message: impl Into<CompactString>,
+    ) -> Self {
         Self { platform: PlatformRef(platform.into()), channel: channel.into(), message: message.into() }
     }
 }
@@ -102,11 +107,11 @@ impl fmt::Display for MessageRef {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Place {
     pub platform: PlatformRef,
-    pub channel: String,
+    pub channel: CompactString,
 }
 
 impl Place {
-    pub fn new(platform: impl Into<String>, channel: impl Into<String>) -> Self {
+    pub fn new(platform: impl Into<CompactString>, channel: impl Into<CompactString>) -> Self {
         Self { platform: PlatformRef(platform.into()), channel: channel.into() }
     }
 

@@ -392,7 +392,7 @@ impl Proposal {
             return format!("{who} asks to {}", change.phrase());
         }
         let field = |k: &str| a.data.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
-        let channel = field("channel").or_else(|| a.place.as_ref().map(|p| p.channel.clone()));
+        let channel = field("channel").or_else(|| a.place.as_ref().map(|p| p.channel.to_string()));
         let verb = a.kind.as_str().split_once('.').map_or("", |(_, v)| v);
         match (verb, channel) {
             ("message", Some(c)) => match field("text").filter(|t| !t.is_empty()) {

@@ -132,7 +132,7 @@ fn jury_a_random_jury_drawn_once_decides() {
     let jury = w.engine.proposal(id).unwrap().vote.as_ref().unwrap().eligible.clone();
     assert_eq!(jury.len(), 3);
     assert!(!jury.contains(&w.member("alice")), "the proposer is never on the jury");
-    let name = |m: &MemberId| w.engine.community.member(*m).unwrap().name.clone();
+    let name = |m: &MemberId| w.engine.community.member(*m).unwrap().name.to_string();
     let jurors: Vec<String> = jury.iter().map(name).collect();
     let outsider =
         members.iter().chain(&["admin"]).find(|m| **m != "alice" && !jurors.contains(&m.to_string())).unwrap();

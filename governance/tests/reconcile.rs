@@ -30,7 +30,7 @@ fn snapshot(id: ProposalId, reactions: &[(&str, &[&str])]) -> Inbound {
 fn ballots(w: &World, id: ProposalId) -> BTreeMap<String, String> {
     let p = w.engine.proposal(id).unwrap();
     let v = p.vote.as_ref().unwrap();
-    v.ballots.values().map(|b| (b.account.account.clone(), v.spec.describe(&b.choice))).collect()
+    v.ballots.values().map(|b| (b.account.account.to_string(), v.spec.describe(&b.choice))).collect()
 }
 
 fn edits(step: &Step) -> usize {

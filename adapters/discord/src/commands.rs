@@ -382,7 +382,7 @@ impl Bridge {
                 .event()
                 .at(invocation.place.clone())
                 .with("command", command)
-                .with("channel", invocation.place.channel.clone());
+                .with("channel", invocation.place.channel.to_string());
             let event = Event {
                 dedup_key: format!("command_used:{}", invocation.id),
                 space: Some(guild.clone()),

@@ -156,7 +156,7 @@ fn platform_roles(
         let Ok(name) = polity_governance::ActionType::new(&format!("{platform}.{verb}")) else { continue };
         for account in m.accounts.iter().map(|l| &l.account).filter(|a| kind_of(a.platform.as_str()) == platform) {
             let mut params = serde_json::Map::new();
-            params.insert("user".into(), serde_json::Value::String(account.account.clone()));
+            params.insert("user".into(), serde_json::Value::String(account.account.to_string()));
             params.insert("role".into(), serde_json::Value::String(id.to_string()));
             calls.push(Effect::Call { proposal: None, name: name.clone(), params });
         }

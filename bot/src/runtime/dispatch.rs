@@ -164,7 +164,7 @@ fn channel_budgets(
         let Some((limit, window)) = capabilities(m).and_then(|c| c.edits_per_channel) else { continue };
         // A platform's window is capped like its Retry-After; an empty one limits nothing.
         let window = TimeDelta::from_std(window).map_or(MAX_RETRY_AFTER, |w| w.min(MAX_RETRY_AFTER));
-        let key = (community, m.platform.as_str().to_string(), m.channel.clone());
+        let key = (community, m.platform.as_str().to_string(), m.channel.to_string());
         if window > TimeDelta::zero() && !out.iter().any(|(k, _, _)| *k == key) {
             out.push((key, limit, window));
         }
@@ -223,7 +223,7 @@ impl EditPacing {
     /// its turn in the channels it waits in.
     fn seen(&mut self, community: CommunityId, proposal: ProposalId, messages: &[MessageRef], now: DateTime<Utc>) {
         for m in messages {
-            let key = (community, m.platform.as_str().to_string(), m.channel.clone());
+            let key = (community, m.platform.as_str().to_string(), m.channel.to_string());
             if let Some(budget) = self.channels.get_mut(&key) {
                 for (_, seen) in budget.waiting.iter_mut().filter(|(p, _)| *p == proposal) {
                     *seen = now;

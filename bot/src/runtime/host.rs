@@ -62,7 +62,7 @@ impl CommunityHost {
             .values()
             .map(|m| MemberAccounts {
                 id: m.id,
-                name: m.name.clone(),
+                name: m.name.to_string(),
                 accounts: m
                     .accounts
                     .iter()
@@ -102,7 +102,7 @@ impl HostData for CommunityHost {
 
     fn linked_account(&self, member: &MemberQuery, platform: &str) -> Option<String> {
         let m = self.member(member)?;
-        m.accounts.iter().find(|a| a.platform.as_str() == platform).map(|a| a.account.clone())
+        m.accounts.iter().find(|a| a.platform.as_str() == platform).map(|a| a.account.to_string())
     }
 
     fn sourcecred(&self, member: &MemberQuery) -> Result<CredRecord, String> {

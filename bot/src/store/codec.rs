@@ -153,8 +153,8 @@ impl BallotColumns {
     pub(crate) fn of(b: &Ballot, what: &str) -> Result<Self, StoreError> {
         Ok(Self {
             choice: to_json(&b.choice, what)?,
-            platform: b.account.platform.0.clone(),
-            account: b.account.account.clone(),
+            platform: b.account.platform.0.to_string(),
+            account: b.account.account.to_string(),
             source: to_json(&b.source, what)?,
             cast_at: ts(b.cast_at),
         })
@@ -173,9 +173,9 @@ impl BallotColumns {
 
 pub(crate) fn message_ref(row: &vote_messages::Model) -> MessageRef {
     MessageRef {
-        platform: PlatformRef(row.platform.clone()),
-        channel: row.channel.clone(),
-        message: row.message.clone(),
+        platform: PlatformRef(row.platform.as_str().into()),
+        channel: row.channel.as_str().into(),
+        message: row.message.as_str().into(),
     }
 }
 
@@ -200,7 +200,7 @@ pub(crate) fn decode_proposal(
                     MemberId(b.member_id),
                     Ballot {
                         choice,
-                        account: AccountRef { platform: PlatformRef(b.platform), account: b.account },
+                        account: AccountRef { platform: PlatformRef(b.platform.into()), account: b.account.into() },
                         cast_at: b.cast_at,
                         source,
                     },

@@ -38,7 +38,7 @@ pub(crate) async fn sync_community<C: ConnectionTrait>(
                 members::Entity::insert(members::ActiveModel {
                     community_id: Set(cid),
                     id: Set(m.id.0),
-                    name: Set(m.name.clone()),
+                    name: Set(m.name.to_string()),
                     admin: Set(m.admin),
                     created_at: Set(now),
                 })
@@ -47,7 +47,7 @@ pub(crate) async fn sync_community<C: ConnectionTrait>(
             }
             Some(row) if row.name != m.name || row.admin != m.admin => {
                 members::Entity::update_many()
-                    .col_expr(members::Column::Name, Expr::value(m.name.clone()))
+                    .col_expr(members::Column::Name, Expr::value(m.name.to_string()))
                     .col_expr(members::Column::Admin, Expr::value(m.admin))
                     .filter(members::Column::CommunityId.eq(cid))
                     .filter(members::Column::Id.eq(m.id.0))
@@ -164,7 +164,7 @@ pub(crate) async fn sync_community<C: ConnectionTrait>(
     let mut account_order: Vec<(String, String)> = Vec::new();
     for m in c.members.values() {
         for (i, l) in m.accounts.iter().enumerate() {
-            let key = (l.account.platform.0.clone(), l.account.account.clone());
+            let key = (l.account.platform.0.to_string(), l.account.account.to_string());
             let position = i32::try_from(i).unwrap_or(i32::MAX);
             let quality = enum_name(&l.quality, "link quality")?;
             if wanted_accounts.insert(key.clone(), (m.id.0, quality, position)).is_none() {
@@ -268,7 +268,13 @@ pub(crate) async fn load_communities<C: ConnectionTrait>(db: &C, ids: &[i64]) ->
             .ok_or_else(|| unknown(format!("member {} names unknown community {}", m.id, m.community_id)))?;
         c.members.insert(
             MemberId(m.id),
-            Member { id: MemberId(m.id), name: m.name, accounts: Vec::new(), roles: BTreeSet::new(), admin: m.admin },
+            Member {
+                id: MemberId(m.id),
+                name: m.name.into(),
+                accounts: Vec::new(),
+                roles: BTreeSet::new(),
+                admin: m.admin,
+            },
         );
     }
     for a in linked_accounts::Entity::find()
@@ -286,7 +292,7 @@ pub(crate) async fn load_communities<C: ConnectionTrait>(db: &C, ids: &[i64]) ->
                 || unknown(format!("linked account {}:{} names unknown member {}", a.platform, a.account, a.member_id)),
             )?;
         member.accounts.push(LinkedAccount {
-            account: AccountRef { platform: PlatformRef(a.platform), account: a.account },
+            account: AccountRef { platform: PlatformRef(a.platform.into()), account: a.account.into() },
             quality,
         });
     }

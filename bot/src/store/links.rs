@@ -42,7 +42,7 @@ impl Store {
             code: Set(code.to_string()),
             member_id: Set(member.0),
             platform: Set(account.platform.to_string()),
-            account: Set(account.account.clone()),
+            account: Set(account.account.to_string()),
             expires_at: Set(ts(expires_at)),
             used_at: Set(None),
             created_at: Set(ts(now)),

@@ -627,9 +627,9 @@ pub(crate) async fn link_vote_message<C: ConnectionTrait>(
     let linked = vote_messages::Entity::insert(vote_messages::ActiveModel {
         community_id: Set(cid),
         proposal_id: Set(proposal.0),
-        platform: Set(m.platform.0.clone()),
-        channel: Set(m.channel.clone()),
-        message: Set(m.message.clone()),
+        platform: Set(m.platform.0.to_string()),
+        channel: Set(m.channel.to_string()),
+        message: Set(m.message.to_string()),
         posted_at: Set(now),
         ..Default::default()
     })

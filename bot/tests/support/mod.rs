@@ -584,7 +584,7 @@ impl Platform for Recording {
                     users: held
                         .iter()
                         .filter(|(m, _, x)| m == message && x == e)
-                        .map(|(_, a, _)| (a.clone(), a.account.clone()))
+                        .map(|(_, a, _)| (a.clone(), a.account.to_string()))
                         .collect(),
                 })
                 .collect())
