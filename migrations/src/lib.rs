@@ -33,6 +33,7 @@ mod m20261201_000018_create_console_ledger;
 mod m20261201_000019_create_polls;
 mod m20261210_000020_outbox_outstanding_indexes;
 mod m20261215_000021_connection_hook_secret_and_role_bindings;
+mod m20261220_000022_inbox_dedup_key_first;
 
 pub struct Migrator;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000019_create_polls::Migration),
             Box::new(m20261210_000020_outbox_outstanding_indexes::Migration),
             Box::new(m20261215_000021_connection_hook_secret_and_role_bindings::Migration),
+            Box::new(m20261220_000022_inbox_dedup_key_first::Migration),
         ]
     }
 }

@@ -829,7 +829,8 @@ impl Store {
             let sources: std::collections::BTreeSet<&str> = chunk.iter().map(|(s, _)| *s).collect();
             let dedup: std::collections::BTreeSet<&str> = chunk.iter().map(|(_, k)| *k).collect();
             // Both columns are matched as lists (a superset of the pairs, which the unique
-            // index answers); the pairs asked for are picked out here.
+            // index answers, by key first: see migration 22); the pairs asked for are picked
+            // out here.
             let rows: Vec<(String, String)> = inbox::Entity::find()
                 .select_only()
                 .column(inbox::Column::Source)
