@@ -867,14 +867,18 @@ impl Store {
         after: i64,
         limit: u64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = outbox::Entity::find()
+        use sea_orm::QueryTrait;
+        let mut statement = outbox::Entity::find()
             .filter(status::outstanding())
             .filter(outbox::Column::NextAttemptAt.lte(ts(now)))
             .filter(outbox::Column::Id.gt(after))
             .order_by_asc(outbox::Column::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
+            .build(self.db.get_database_backend());
+        // The count is written into the statement rather than bound: SQLite plans with a
+        // bound LIMIT's value, so binding it again expires the cached statement and every
+        // run compiled it anew. (A number, so nothing a user sends reaches the text.)
+        statement.sql.push_str(&format!(" LIMIT {limit}"));
+        let rows = outbox::Entity::find().from_raw_sql(statement).all(&self.db).await?;
         rows.into_iter().map(outbox_row).collect()
     }
 
