@@ -385,6 +385,41 @@ fn memory() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The resident memory of the C allocator's main heap and of its per-thread heaps (anonymous
+/// mappings at 64 MiB-aligned addresses), in MiB, and how many of those there are; from
+/// `/proc/self/smaps`, zeros where there is none.
+fn heaps() -> (f64, f64, usize) {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let (mut heap, mut threads, mut n) = (0.0, 0.0, 0);
+    let mut kind = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if let Some((start, _)) = first.split_once('-')
+            && !first.ends_with(':')
+        {
+            let anonymous = fields.nth(3) == Some("0") && fields.next().is_none();
+            let aligned = u64::from_str_radix(start, 16).is_ok_and(|a| a % (64 << 20) == 0);
+            kind = if line.ends_with("[heap]") {
+                Some(true)
+            } else if anonymous && aligned {
+                Some(false)
+            } else {
+                None
+            };
+        } else if let (Some(main), Some(kb)) = (kind, line.strip_prefix("Rss:")) {
+            let mib = kb.trim().trim_end_matches("kB").trim().parse::<f64>().unwrap_or(0.0) / 1024.0;
+            if main {
+                heap += mib;
+            } else if mib > 0.0 {
+                threads += mib;
+                n += 1;
+            }
+        }
+    }
+    (heap, threads, n)
+}
+
 /// Opens the runtime on `url` as a restart would, and says how long it took and how much
 /// memory it holds.
 async fn reopen(url: &str) -> anyhow::Result<()> {
@@ -395,6 +430,7 @@ async fn reopen(url: &str) -> anyhow::Result<()> {
     let rt = Runtime::open(store).await?;
     let took = started.elapsed().as_secs_f64();
     let (rss, peak) = memory();
+    let (heap, threads, n) = heaps();
     let communities = rt.store().communities().await?;
     let mut open = 0;
     for (c, _) in &communities {
@@ -403,6 +439,9 @@ async fn reopen(url: &str) -> anyhow::Result<()> {
     println!(
         "[{label}] {} communities, {open} open proposals: ready in {took:.2} s, resident {rss:.1} MiB (peak {peak:.1}, {before:.1} before opening)",
         communities.len()
+    );
+    println!(
+        "[{label}] of which the main heap {heap:.1} MiB, {n} threads' heaps {threads:.1} MiB (each thread that allocates gets a heap of its own from the C allocator: the database's worker threads among them)"
     );
     Ok(())
 }
