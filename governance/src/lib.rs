@@ -29,7 +29,7 @@ pub mod script;
 pub mod template;
 pub mod vote;
 
-pub use action::{Action, ActionPattern, ActionStatus, ActionType};
+pub use action::{Action, ActionData, ActionPattern, ActionStatus, ActionType};
 pub use community::{Community, Member, Permission};
 pub use engine::{Ctx, Engine, Step};
 pub use error::GovError;

@@ -591,36 +591,38 @@ impl DiscordPlatform {
     }
 
     fn plan_revert(&self, action: &Action) -> Result<Op, PlatformError> {
+        // The helpers below read a JSON map, as a call's parameters are.
+        let data = action.data.to_map();
         match action.kind.as_str() {
             MESSAGE => {
                 let (channel, message) = message_of(action)?;
-                let keep = match action.data.get("attachments") {
+                let keep = match data.get("attachments") {
                     Some(Value::Array(urls)) => urls.iter().map(text_of).collect(),
                     _ => Vec::new(),
                 };
                 Ok(Op::Delete { channel, message, keep })
             }
-            RENAME_CHANNEL => {
-                Ok(Op::Rename { channel: channel_of(action)?, name: required(&action.data, "old_name")? })
-            }
-            ROLE_GRANT => self.plan_role(&action.data, false),
+            RENAME_CHANNEL => Ok(Op::Rename { channel: channel_of(action)?, name: required(&data, "old_name")? }),
+            ROLE_GRANT => self.plan_role(&data, false),
             other => Err(unknown(other, "revert")),
         }
     }
 
     fn plan_execute(&self, action: &Action) -> Result<Op, PlatformError> {
+        // The helpers below read a JSON map, as a call's parameters are.
+        let data = action.data.to_map();
         match action.kind.as_str() {
             MESSAGE => {
-                let author = match action.data.get("author") {
+                let author = match data.get("author") {
                     Some(a) => text_of(a),
                     None => format!("<@{}>", action.initiator.account),
                 };
-                let mut text = format!("{author} wrote: {}", optional(&action.data, "text"));
+                let mut text = format!("{author} wrote: {}", optional(&data, "text"));
                 // The files kept when the message was held go up again; one that could not
                 // be kept is named by its link (which Discord may have expired).
-                let kept = kept_files(&action.data);
+                let kept = kept_files(&data);
                 let mut files = Vec::new();
-                if let Some(Value::Array(urls)) = action.data.get("attachments") {
+                if let Some(Value::Array(urls)) = data.get("attachments") {
                     for url in urls.iter().map(text_of) {
                         match kept.iter().find(|(u, _, _)| *u == url) {
                             Some((_, name, content)) => files.push((name.clone(), content.clone())),
@@ -634,8 +636,8 @@ impl DiscordPlatform {
                 // Reposted without pinging anyone: the bot must not lend its mentions.
                 Ok(Op::Post { channel: channel_of(action)?, text, mention: Vec::new(), files })
             }
-            RENAME_CHANNEL => Ok(Op::Rename { channel: channel_of(action)?, name: required(&action.data, "name")? }),
-            ROLE_GRANT => self.plan_role(&action.data, true),
+            RENAME_CHANNEL => Ok(Op::Rename { channel: channel_of(action)?, name: required(&data, "name")? }),
+            ROLE_GRANT => self.plan_role(&data, true),
             other => Err(unknown(other, "execute")),
         }
     }

@@ -35,7 +35,7 @@ fn map(v: Value) -> Map<String, Value> {
 fn action(kind: &str, data: Value) -> Action {
     let mut a = Action::new(ActionType::new(kind).unwrap(), AccountRef::new("discord", USER), MESSAGE);
     a.place = Some(Place::new("discord", CHANNEL));
-    a.data = map(data);
+    a.data = map(data).into();
     a
 }
 

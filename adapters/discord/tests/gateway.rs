@@ -125,7 +125,7 @@ fn account(id: &str) -> AccountRef {
 
 fn action(kind: &str, by: &str, source_id: &str, data: Value) -> Action {
     let mut a = Action::new(ActionType::new(kind).unwrap(), account(by), source_id);
-    a.data = data.as_object().unwrap().clone();
+    a.data = data.as_object().unwrap().clone().into();
     a
 }
 

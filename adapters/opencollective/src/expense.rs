@@ -195,7 +195,7 @@ impl Facts {
         let kind = ActionType::new(&trigger.action_name())
             .unwrap_or_else(|_| unreachable!("the five trigger names are action names"));
         let mut action = Action::new(kind, submitter.clone(), self.legacy_id.to_string()).event();
-        action.data = data;
+        action.data = data.into();
         Happening {
             key: dedup_key(self.legacy_id, trigger, at),
             input: Inbound::Action { action },
