@@ -147,6 +147,11 @@ const LOAD_AT_ONCE: usize = 4;
 /// read leave the heap fragmented), 25 start in 2.1-2.4 s with 93 MiB (one at a time: 3.9-4.5 s,
 /// 90 MiB).
 const LOAD_CHUNK: usize = 25;
+/// How many communities a start reads together on SQLite, whose round trips stay in the
+/// process: fewer rows in flight leave fewer holes in the heap. Measured as above, read
+/// through one snapshot: 50 at a time kept 64.7 MiB, 25 kept 64.3-64.4, 10 kept 62.8-62.9
+/// (ready in 0.9-1.1 s), 5 kept 62.1.
+const SQLITE_LOAD_CHUNK: usize = 10;
 
 impl Runtime {
     /// Loads every community's state from the store.
@@ -181,6 +186,16 @@ impl Runtime {
         // their round trips overlap. Each community is set up in memory as its chunk arrives.
         let at_once = if rt.store.backend_name() == "postgres" { LOAD_AT_ONCE } else { 1 };
         let ids: Vec<CommunityId> = rt.store.communities().await?.into_iter().map(|(id, _)| id).collect();
+        if at_once == 1 {
+            // SQLite: one read of the whole store, on one connection (see `Store::snapshot`).
+            let snapshot = rt.store.snapshot().await?;
+            for chunk in ids.chunks(SQLITE_LOAD_CHUNK) {
+                for state in rt.store.load_states_in(&snapshot, chunk).await? {
+                    rt.install(state.community.id, state)?;
+                }
+            }
+            return Ok(rt);
+        }
         let mut chunks = ids.chunks(LOAD_CHUNK).map(<[CommunityId]>::to_vec);
         let mut reads = tokio::task::JoinSet::new();
         loop {

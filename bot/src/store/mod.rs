@@ -36,8 +36,9 @@ use polity_governance::{Audit, Community, CommunityId, Effect, MessageRef, Polic
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -245,6 +246,10 @@ impl<'a> StepRecord<'a> {
         }
     }
 }
+
+/// A read of the store as of one moment ([`Store::snapshot`]); it writes nothing and ends
+/// when dropped.
+pub struct Snapshot(DatabaseTransaction);
 
 /// Steps being recorded in one transaction ([`Store::begin_batch`]).
 pub struct Batch {
@@ -566,20 +571,51 @@ impl Store {
     /// # Errors
     /// A database error or a row that does not decode.
     pub async fn load_states(&self, ids: &[CommunityId]) -> Result<Vec<CommunityState>, StoreError> {
+        self.load_states_on(&self.db, ids).await
+    }
+
+    /// A read of the whole store as of one moment, on one connection, for
+    /// [`Store::load_states_in`]: a start reading every community through it sees them all as
+    /// they were at once, and on SQLite keeps one worker thread busy instead of each of the
+    /// pool's (each keeps a heap of its own).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot(self.db.begin().await?))
+    }
+
+    /// [`Store::load_states`] inside a snapshot.
+    ///
+    /// # Errors
+    /// A database error or a row that does not decode.
+    pub async fn load_states_in(
+        &self,
+        snapshot: &Snapshot,
+        ids: &[CommunityId],
+    ) -> Result<Vec<CommunityState>, StoreError> {
+        self.load_states_on(&snapshot.0, ids).await
+    }
+
+    async fn load_states_on<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        ids: &[CommunityId],
+    ) -> Result<Vec<CommunityState>, StoreError> {
         let raw: Vec<i64> = ids.iter().map(|c| c.0).collect();
-        let communities = community::load_communities(&self.db, &raw).await?;
+        let communities = community::load_communities(db, &raw).await?;
         let mut policies: BTreeMap<i64, Vec<StoredPolicy>> = BTreeMap::new();
         for r in policies::Entity::find()
             .filter(policies::Column::CommunityId.is_in(raw.iter().copied()))
             .order_by_asc(policies::Column::CommunityId)
             .order_by_asc(policies::Column::Id)
-            .all(&self.db)
+            .all(db)
             .await?
         {
             policies.entry(r.community_id).or_default().push(StoredPolicy::from(r));
         }
         let mut proposals: BTreeMap<i64, Vec<Proposal>> = BTreeMap::new();
-        for (c, p) in self.proposals_of(&raw, true, None).await? {
+        for (c, p) in self.proposals_of(db, &raw, true, None).await? {
             proposals.entry(c).or_default().push(p);
         }
         let last: BTreeMap<i64, i64> = proposals::Entity::find()
@@ -589,7 +625,7 @@ impl Store {
             .filter(proposals::Column::CommunityId.is_in(raw.iter().copied()))
             .group_by(proposals::Column::CommunityId)
             .into_tuple::<(i64, i64)>()
-            .all(&self.db)
+            .all(db)
             .await?
             .into_iter()
             .collect();
@@ -645,14 +681,15 @@ impl Store {
         open_only: bool,
         only: Option<ProposalId>,
     ) -> Result<Vec<Proposal>, StoreError> {
-        Ok(self.proposals_of(&[id.0], open_only, only).await?.into_iter().map(|(_, p)| p).collect())
+        Ok(self.proposals_of(&self.db, &[id.0], open_only, only).await?.into_iter().map(|(_, p)| p).collect())
     }
 
     /// The proposals of the communities `ids` (only the open ones when `open_only`, only
     /// `only` when given) with their ballots and vote messages, by community and id: three
     /// queries for all of them.
-    async fn proposals_of(
+    async fn proposals_of<C: ConnectionTrait>(
         &self,
+        db: &C,
         ids: &[i64],
         open_only: bool,
         only: Option<ProposalId>,
@@ -681,13 +718,13 @@ impl Store {
             message_rows = message_rows.filter(vote_messages::Column::ProposalId.in_subquery(open_ids));
         }
         let rows =
-            rows.order_by_asc(proposals::Column::CommunityId).order_by_asc(proposals::Column::Id).all(&self.db).await?;
+            rows.order_by_asc(proposals::Column::CommunityId).order_by_asc(proposals::Column::Id).all(db).await?;
         let mut ballots_of: BTreeMap<(i64, i64), Vec<ballots::Model>> = BTreeMap::new();
-        for b in ballot_rows.order_by_asc(ballots::Column::MemberId).all(&self.db).await? {
+        for b in ballot_rows.order_by_asc(ballots::Column::MemberId).all(db).await? {
             ballots_of.entry((b.community_id, b.proposal_id)).or_default().push(b);
         }
         let mut messages_of: BTreeMap<(i64, i64), Vec<vote_messages::Model>> = BTreeMap::new();
-        for m in message_rows.order_by_asc(vote_messages::Column::Id).all(&self.db).await? {
+        for m in message_rows.order_by_asc(vote_messages::Column::Id).all(db).await? {
             messages_of.entry((m.community_id, m.proposal_id)).or_default().push(m);
         }
         rows.into_iter()
