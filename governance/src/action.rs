@@ -319,9 +319,17 @@ impl From<ActionData> for Map<String, Value> {
 impl FromIterator<(String, Value)> for ActionData {
     /// The last value of a key counts, as with repeated inserts.
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        let mut data = Self::new();
-        data.extend(iter);
-        data
+        let mut fields: Vec<(String, Value)> = iter.into_iter().collect();
+        // Stable: of a repeated key the last value stays last, and is kept.
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(String, Value)> = Vec::with_capacity(fields.len());
+        for (k, v) in fields {
+            match out.last_mut() {
+                Some((last, kept)) if *last == k => *kept = v,
+                _ => out.push((k, v)),
+            }
+        }
+        Self(out)
     }
 }
 
@@ -369,16 +377,7 @@ impl<'de> Deserialize<'de> for ActionData {
                 while let Some((k, v)) = access.next_entry::<String, Value>()? {
                     fields.push((k, v));
                 }
-                // Stable: of a repeated key the last value stays last, and is kept.
-                fields.sort_by(|a, b| a.0.cmp(&b.0));
-                let mut out: Vec<(String, Value)> = Vec::with_capacity(fields.len());
-                for (k, v) in fields {
-                    match out.last_mut() {
-                        Some((last, kept)) if *last == k => *kept = v,
-                        _ => out.push((k, v)),
-                    }
-                }
-                Ok(ActionData(out))
+                Ok(fields.into_iter().collect())
             }
         }
         deserializer.deserialize_map(Fields)

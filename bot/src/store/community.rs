@@ -256,6 +256,10 @@ pub(crate) async fn load_communities<C: ConnectionTrait>(db: &C, ids: &[i64]) ->
         by_id.insert(row.id, c);
     }
     let unknown = |what: String| StoreError::Corrupt(what);
+    // Each community's members in id order, made a tree at once: built from sorted entries
+    // a tree's nodes are full (inserted one by one in order, they were left half full: a
+    // start with 50,000 members held 2 MiB more).
+    let mut sorted: BTreeMap<i64, Vec<(MemberId, Member)>> = BTreeMap::new();
     for m in members::Entity::find()
         .filter(members::Column::CommunityId.is_in(ids()))
         .order_by_asc(members::Column::CommunityId)
@@ -263,19 +267,22 @@ pub(crate) async fn load_communities<C: ConnectionTrait>(db: &C, ids: &[i64]) ->
         .all(db)
         .await?
     {
-        let c = by_id
-            .get_mut(&m.community_id)
-            .ok_or_else(|| unknown(format!("member {} names unknown community {}", m.id, m.community_id)))?;
-        c.members.insert(
-            MemberId(m.id),
-            Member {
-                id: MemberId(m.id),
-                name: m.name.into(),
-                accounts: Vec::new(),
-                roles: BTreeSet::new(),
-                admin: m.admin,
-            },
-        );
+        if !by_id.contains_key(&m.community_id) {
+            return Err(unknown(format!("member {} names unknown community {}", m.id, m.community_id)));
+        }
+        let member = Member {
+            id: MemberId(m.id),
+            name: m.name.into(),
+            accounts: Vec::new(),
+            roles: BTreeSet::new(),
+            admin: m.admin,
+        };
+        sorted.entry(m.community_id).or_default().push((MemberId(m.id), member));
+    }
+    for (id, members) in sorted {
+        if let Some(c) = by_id.get_mut(&id) {
+            c.members = members.into_iter().collect();
+        }
     }
     for a in linked_accounts::Entity::find()
         .filter(linked_accounts::Column::CommunityId.is_in(ids()))
@@ -297,13 +304,8 @@ pub(crate) async fn load_communities<C: ConnectionTrait>(db: &C, ids: &[i64]) ->
         });
     }
     // Most members have one account: no room kept for more (it adds up over many communities).
-    // The members were inserted in order, which leaves a tree's nodes half full; built again
-    // from the sorted entries, each node is full (a start with 50,000 members held 2 MiB less).
-    for c in by_id.values_mut() {
-        for member in c.members.values_mut() {
-            member.accounts.shrink_to_fit();
-        }
-        c.members = std::mem::take(&mut c.members).into_iter().collect();
+    for member in by_id.values_mut().flat_map(|c| c.members.values_mut()) {
+        member.accounts.shrink_to_fit();
     }
     for h in member_roles::Entity::find().filter(member_roles::Column::CommunityId.is_in(ids())).all(db).await? {
         let member = by_id
