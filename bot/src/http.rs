@@ -5,6 +5,7 @@
 //! | `GET /healthz` | 200 with JSON saying whether the store and each connection are up; 503 while the store does not answer (within 2 s) |
 //! | `GET /metrics` | Polity's metrics in Prometheus's text format ([`crate::metrics`]) |
 //! | `POST /hooks/{platform}/{connection}` | a webhook delivery, recorded in the inbox before it is answered ([`hooks`]) |
+//! | `POST /hooks/{platform}/{path}` | a request of Polity's own app on the platform (Slack's events, slash commands, button presses), answered by that bot's endpoint |
 //!
 //! The server is handed its listener ([`serve_http`]), so tests bind port 0. It never steps
 //! the engine itself: a webhook's inputs go to the serving loop as a job, and the answer
@@ -46,6 +47,8 @@ pub struct HttpState {
     store: Store,
     health: Health,
     webhooks: Arc<Webhooks>,
+    /// Polity's own bots' endpoints, by platform.
+    endpoints: Arc<std::collections::HashMap<String, Arc<dyn polity_port::Endpoint>>>,
     inputs: mpsc::Sender<Input>,
     clock: Arc<dyn Clock>,
     metrics: &'static PrometheusHandle,
@@ -69,6 +72,7 @@ impl HttpState {
             store,
             health,
             webhooks: Arc::new(Webhooks::new()),
+            endpoints: Arc::default(),
             inputs,
             clock: Arc::new(SystemClock),
             metrics: crate::metrics::install(),
@@ -86,6 +90,13 @@ impl HttpState {
     #[must_use]
     pub fn with_webhook(mut self, platform: Arc<dyn WebhookPlatform>) -> Self {
         Arc::make_mut(&mut self.webhooks).register(platform);
+        self
+    }
+
+    /// Serves Polity's own `platform` bot's app requests (`/hooks/{platform}/{path}`).
+    #[must_use]
+    pub fn with_endpoint(mut self, platform: &str, endpoint: Arc<dyn polity_port::Endpoint>) -> Self {
+        Arc::make_mut(&mut self.endpoints).insert(platform.to_string(), endpoint);
         self
     }
 

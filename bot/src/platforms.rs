@@ -12,6 +12,7 @@ pub fn adapters() -> Vec<Arc<dyn Adapter>> {
         Arc::new(polity_discord::DiscordAdapter),
         Arc::new(polity_opencollective::OpenCollectiveAdapter),
         Arc::new(polity_sourcecred::SourceCredAdapter),
+        Arc::new(polity_slack::SlackAdapter),
     ]
 }
 

@@ -286,7 +286,12 @@ pub async fn serve_host(
     );
     let supervising = tokio::spawn(supervisor.run(changed, http_stopping.clone()));
     let http = host.http.map(|h| {
-        let state = HttpState::new(store, health.clone(), tx.clone()).with_webhooks(h.webhooks);
+        let mut state = HttpState::new(store, health.clone(), tx.clone()).with_webhooks(h.webhooks);
+        for bot in &bots {
+            if let Some(endpoint) = bot.connection.endpoint() {
+                state = state.with_endpoint(bot.name, endpoint);
+            }
+        }
         let mut stopping = http_stopping.clone();
         tokio::spawn(serve_http(h.listener, state, async move {
             // Stops when told, or when whoever could tell it is gone.

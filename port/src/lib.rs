@@ -149,6 +149,40 @@ pub trait Adapter: Send + Sync {
     }
 }
 
+/// What an [`Endpoint`] answers: a status, and a body of `content_type`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointAnswer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl EndpointAnswer {
+    /// A plain-text answer.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self { status, content_type: "text/plain; charset=utf-8", body: body.into() }
+    }
+
+    /// A JSON answer.
+    pub fn json(status: u16, body: &Value) -> Self {
+        Self { status, content_type: "application/json", body: body.to_string() }
+    }
+}
+
+/// Requests a platform's app sends to Polity's HTTP server (not a community's webhook): the
+/// host hands over each with its raw body, and the endpoint checks its signature before
+/// anything else.
+pub trait Endpoint: Send + Sync {
+    /// Answers a `POST /hooks/{platform}/{path}`. `now` is for signatures that carry a time.
+    fn handle(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'static, EndpointAnswer>;
+}
+
 /// A running connection.
 pub trait Connection: Send {
     /// What hands out its platforms, one community's at a time.
@@ -163,6 +197,13 @@ pub trait Connection: Send {
     /// What it knows of members that policies read (a SourceCred instance's cred), if
     /// anything: asked on behalf of the community whose connection this is, and no other.
     fn cred(&self) -> Option<Arc<dyn CredSource>> {
+        None
+    }
+
+    /// What it answers on Polity's HTTP server under `/hooks/{platform}/{path}` (Polity's own
+    /// app's requests: Slack's events, slash commands and button presses over HTTP), if
+    /// anything. Only Polity's own bots' endpoints are served.
+    fn endpoint(&self) -> Option<Arc<dyn Endpoint>> {
         None
     }
 

@@ -8,6 +8,7 @@
 //! | what arrives | answer | stored |
 //! |---|---|---|
 //! | a body over 1 MiB ([`BODY_LIMIT`]) | 413 | nothing |
+//! | `/hooks/{platform}/{path}` with no `.` in `path`, for a platform whose Polity bot takes its app's requests (Slack's `events`, `commands`, `interactivity`) | what that bot's [`Endpoint`](polity_port::Endpoint) answers: it checks the app's signature first | as the endpoint says |
 //! | a platform no adapter serves, a connection that does not exist, is not that platform's or is not enabled yet | 404 | nothing |
 //! | a bad or missing signature (or a connection with no secret to check it with); for a platform that does not sign, a missing or wrong `?token=` | 401, logged with the connection's name | nothing |
 //! | a body the adapter cannot read | 400 | nothing |
@@ -111,12 +112,33 @@ pub(super) async fn receive(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    // Polity's own app's requests (`/hooks/slack/events`): the endpoint of the bot that
+    // serves the platform. A community's connection is always `COMMUNITY.NAME`.
+    if !connection.contains('.')
+        && let Some(endpoint) = state.endpoints.get(&platform)
+    {
+        let answer = endpoint.handle(&connection, &headers, &body, state.clock.now()).await;
+        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, [(axum::http::header::CONTENT_TYPE, answer.content_type)], answer.body).into_response();
+    }
+    receive_hook(&state, &platform, &connection, &headers, &body, query.as_deref()).await.into_response()
+}
+
+async fn receive_hook(
+    state: &HttpState,
+    platform: &str,
+    connection: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    query: Option<&str>,
 ) -> Answer {
-    let delivery = Received { headers: &headers, body: &body, query: query.as_deref() };
-    let (outcome, answer) = answer(&state, &platform, &connection, delivery).await;
-    if state.webhooks.get(&platform).is_some() {
+    let delivery = Received { headers, body, query };
+    let (outcome, answer) = answer(state, platform, connection, delivery).await;
+    if state.webhooks.get(platform).is_some() {
         // Only platforms Polity serves are labels, so a stranger cannot make new series.
-        crate::metrics::webhook(&platform, outcome);
+        crate::metrics::webhook(platform, outcome);
     }
     answer
 }

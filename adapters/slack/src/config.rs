@@ -1,0 +1,225 @@
+//! What Slack is to Polity ([`SPEC`]) and its configuration: `[platforms.slack]` for Polity's
+//! own Slack app, or a community's own connection built from its settings and bot token.
+
+use polity_governance::platform::{PlatformSpec, Setting};
+use polity_port::AdapterError;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::fmt;
+
+/// Slack's Web API.
+pub const SLACK_API_URL: &str = "https://slack.com/api";
+
+/// What Slack is to Polity.
+pub static SPEC: PlatformSpec = PlatformSpec {
+    name: "slack",
+    title: "Slack",
+    space: "workspace",
+    controllers: "a workspace admin",
+    secret: Some("the bot token (xoxb-...)"),
+    settings: &[
+        Setting {
+            name: "workspace",
+            help: "the workspace's id (T...): in Slack, the workspace menu → Settings & administration → Workspace settings shows it in the address",
+            names_space: true,
+        },
+        Setting {
+            name: "api_url",
+            help: "where Slack's Web API is, for a proxy (Slack's own by default)",
+            names_space: false,
+        },
+    ],
+    env: &["bot_token", "app_token", "signing_secret", "api_url"],
+};
+
+/// `[platforms.slack]`: Polity's own Slack app, or one community's connection.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The bot token (`xoxb-...`, or `POLITY_SLACK_BOT_TOKEN`): every Web API call.
+    pub bot_token: String,
+    /// The app-level token (`xapp-...`, with `connections:write`) for Socket Mode: events,
+    /// slash commands and button presses arrive over a websocket Polity opens, so no public
+    /// address is needed. Without it, only effects are performed.
+    #[serde(default)]
+    pub app_token: Option<String>,
+    /// The app's signing secret, for requests Slack sends to Polity's HTTP server.
+    #[serde(default)]
+    pub signing_secret: Option<String>,
+    /// Slack's Web API (the default); a proxy or a test server otherwise. Plain `http://`
+    /// only to this machine.
+    #[serde(default = "slack_api_url")]
+    pub api_url: String,
+    /// The workspace this connection is for (`T...`); any the token serves when absent.
+    #[serde(default)]
+    pub workspace: Option<String>,
+    /// How long one Web API request may take, in milliseconds, before it counts as a
+    /// transient failure.
+    #[serde(default = "timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn slack_api_url() -> String {
+    SLACK_API_URL.to_string()
+}
+
+fn timeout_ms() -> u64 {
+    10_000
+}
+
+impl fmt::Debug for SlackConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlackConfig")
+            .field("bot_token", &"[redacted]")
+            .field("app_token", &self.app_token.as_ref().map(|_| "[redacted]"))
+            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "[redacted]"))
+            .field("api_url", &self.api_url)
+            .field("workspace", &self.workspace)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+impl SlackConfig {
+    /// Reads `[platforms.slack]` (or a connection's configuration).
+    ///
+    /// # Errors
+    /// [`AdapterError::Config`] naming the key at fault.
+    pub fn read(config: &Value) -> Result<Self, AdapterError> {
+        let read: Self = serde_json::from_value(config.clone())
+            .map_err(|e| AdapterError::Config(format!("[platforms.slack]: {e}")))?;
+        let bot = read.bot_token.trim();
+        if bot.is_empty() {
+            return Err(AdapterError::Config("[platforms.slack]: the bot token is empty".into()));
+        }
+        if !bot.starts_with("xoxb-") {
+            return Err(AdapterError::Config(
+                "[platforms.slack]: bot_token is not a bot token (they start with xoxb-: OAuth & Permissions → Bot User OAuth Token)"
+                    .into(),
+            ));
+        }
+        if let Some(app) = &read.app_token
+            && !app.trim().starts_with("xapp-")
+        {
+            return Err(AdapterError::Config(
+                "[platforms.slack]: app_token is not an app-level token (they start with xapp-: Basic Information → App-Level Tokens, with connections:write)"
+                    .into(),
+            ));
+        }
+        if read.signing_secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(AdapterError::Config("[platforms.slack]: signing_secret is empty".into()));
+        }
+        check_url(&read.api_url)?;
+        if read.timeout_ms == 0 {
+            return Err(AdapterError::Config("[platforms.slack]: timeout_ms must be more than 0".into()));
+        }
+        if let Some(w) = &read.workspace
+            && !is_slack_id(w, 'T')
+        {
+            return Err(AdapterError::Config(format!(
+                "[platforms.slack]: workspace `{w}` is not a Slack workspace id (T...)"
+            )));
+        }
+        Ok(read)
+    }
+
+    /// A community's own connection: its bot token (`secret`) and `workspace`, at the API
+    /// URL its settings or Polity's own app name. Events reach it through Polity's own app
+    /// (an app-level token is never a community's setting).
+    ///
+    /// # Errors
+    /// [`AdapterError::Config`] when the settings cannot make a connection.
+    pub fn for_connection(
+        bot: Option<&Value>,
+        settings: &Map<String, Value>,
+        secret: Option<&str>,
+    ) -> Result<Value, AdapterError> {
+        let Some(token) = secret.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Err(AdapterError::Config("a Slack connection needs the workspace's bot token (xoxb-...)".into()));
+        };
+        let api_url = settings
+            .get("api_url")
+            .and_then(Value::as_str)
+            .or_else(|| bot.and_then(|b| b.get("api_url")).and_then(Value::as_str))
+            .unwrap_or(SLACK_API_URL);
+        let mut config = json!({ "bot_token": token, "api_url": api_url });
+        if let Some(w) = settings.get("workspace").and_then(Value::as_str) {
+            config["workspace"] = json!(w);
+        }
+        Self::read(&config)?;
+        Ok(config)
+    }
+}
+
+/// Whether `url` is an https URL, or an http one to this machine (a test server, a proxy
+/// beside Polity): a token never travels in the clear over a network.
+fn check_url(url: &str) -> Result<(), AdapterError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| AdapterError::Config(format!("[platforms.slack]: api_url `{url}` is not a URL: {e}")))?;
+    let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"));
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if local => Ok(()),
+        _ => Err(AdapterError::Config(format!(
+            "[platforms.slack]: api_url `{url}` must be https (plain http only to this machine)"
+        ))),
+    }
+}
+
+/// Whether `id` looks like a Slack id starting with `kind` (`T` workspaces, `U`/`W` users,
+/// `C`/`G`/`D` conversations): upper-case letters and digits.
+pub fn is_slack_id(id: &str, kind: char) -> bool {
+    id.len() >= 2
+        && id.len() <= 32
+        && id.starts_with(kind)
+        && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_is_read_with_its_defaults_and_unknown_keys_refused() {
+        let read =
+            SlackConfig::read(&json!({"bot_token": "xoxb-1", "app_token": "xapp-1"})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.api_url, SLACK_API_URL);
+        assert_eq!(read.timeout_ms, 10_000);
+        let unknown = SlackConfig::read(&json!({"bot_token": "xoxb-1", "tokn": "x"}));
+        assert!(matches!(unknown, Err(AdapterError::Config(e)) if e.contains("tokn")));
+    }
+
+    #[test]
+    fn tokens_of_the_wrong_kind_and_cleartext_urls_are_refused() {
+        for (config, says) in [
+            (json!({"bot_token": "xoxp-1"}), "not a bot token"),
+            (json!({"bot_token": "xoxb-1", "app_token": "xoxb-2"}), "not an app-level token"),
+            (json!({"bot_token": "xoxb-1", "api_url": "http://slack.example/api"}), "must be https"),
+            (json!({"bot_token": "xoxb-1", "workspace": "general"}), "not a Slack workspace id"),
+        ] {
+            let error = SlackConfig::read(&config).map(|_| ()).unwrap_err().to_string();
+            assert!(error.contains(says), "{config}: {error}");
+        }
+        assert!(SlackConfig::read(&json!({"bot_token": "xoxb-1", "api_url": "http://127.0.0.1:9/api"})).is_ok());
+    }
+
+    #[test]
+    fn the_debug_form_shows_no_token() {
+        let read =
+            SlackConfig::read(&json!({"bot_token": "xoxb-secret", "app_token": "xapp-secret", "signing_secret": "s3"}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{read:?}");
+        assert!(!shown.contains("secret") || !shown.contains("xoxb-secret"), "{shown}");
+        assert!(!shown.contains("xoxb-secret") && !shown.contains("xapp-secret") && !shown.contains("s3\""), "{shown}");
+    }
+
+    #[test]
+    fn a_communitys_connection_takes_its_token_and_workspace() {
+        let mut settings = Map::new();
+        settings.insert("workspace".into(), json!("T0ABC"));
+        let config = SlackConfig::for_connection(None, &settings, Some(" xoxb-own ")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config["bot_token"], "xoxb-own");
+        assert_eq!(config["workspace"], "T0ABC");
+        assert!(SlackConfig::for_connection(None, &settings, None).is_err());
+    }
+}

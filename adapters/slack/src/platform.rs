@@ -1,0 +1,616 @@
+//! The effect side: Polity's effects as Slack Web API calls, for the one workspace a token
+//! serves.
+//!
+//! | effect | Web API calls |
+//! |---|---|
+//! | `PostVote` | `chat.postMessage` (`text`, and `blocks`: the text, then a button per option one press can cast), then `reactions.add` per option (`already_reacted` is done), then `chat.getPermalink` for the vote's link |
+//! | `EditVote` | `chat.update` of each vote message on this connection (buttons taken away once `closed`) |
+//! | `Post` | `chat.postMessage` |
+//! | `Notify` | `conversations.open` (`users`), then `chat.postMessage` in the direct message |
+//! | `RemoveReaction` | nothing: a bot token cannot remove another member's reaction, so the tally counts each voter's latest reaction and the vote message says so |
+//! | `Call` `slack.post_message` (`channel`, `text`) | `chat.postMessage` |
+//! | `Call` `slack.send_dm` (`user`, `text`) | as `Notify` |
+//! | `Call` `slack.ephemeral` (`channel`, `user`, `text`) | `chat.postEphemeral` |
+//! | `Call` `slack.rename_channel` (`channel`, `name`) | `conversations.rename` |
+//! | `Call` `slack.invite` / `slack.kick` (`channel`, `user`) | `conversations.invite` / `conversations.kick` |
+//! | `Call` `slack.pin` (`channel`, `message`) | `pins.add` (`already_pinned` is done) |
+//! | `Call` `slack.api` (`method`, `params`) | that method, checked first (see [`check_passthrough`]) |
+//! | reading a vote's reactions | `reactions.get` (`full=true`): every variant of an option (`+1`, `+1::skin-tone-4`) counts as the option, the bot's own seed reactions left out |
+//!
+//! Text Polity posts is Slack `mrkdwn` with `&`, `<` and `>` escaped, so nothing a member
+//! wrote (a proposal's title) can ping `@channel` or a user.
+//!
+//! Errors: Slack's `ok: false` is `Permanent` with its code (`channel_not_found`,
+//! `not_in_channel`, `missing_scope`); `ratelimited`, a 429 and Polity's own budget are
+//! `RateLimited`; timeouts and 5xx are `Transient` (see [`crate::api`]).
+
+use crate::api::{Api, Failure};
+use crate::events::{MEMBER_JOINED_CHANNEL, MESSAGE, PIN, RENAME_CHANNEL, TEAM_JOIN};
+use crate::known::Known;
+use polity_governance::ids::{AccountRef, MessageRef};
+use polity_governance::io::{Effect, VoteOption};
+use polity_governance::platform::{
+    ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, ReactionRead, Request,
+};
+use polity_governance::vote::emoji::{ABSTAIN, KEYCAPS, NO, YES, normalize};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Policies' actions.
+pub const POST_MESSAGE: &str = "slack.post_message";
+pub const SEND_DM: &str = "slack.send_dm";
+pub const EPHEMERAL: &str = "slack.ephemeral";
+pub const RENAME: &str = "slack.rename_channel";
+pub const INVITE: &str = "slack.invite";
+pub const KICK: &str = "slack.kick";
+pub const PIN_MESSAGE: &str = "slack.pin";
+pub const API: &str = "slack.api";
+
+/// What a vote button's `action_id` starts with: `polity_vote:{proposal}:{press}`.
+pub const VOTE_BUTTON: &str = "polity_vote:";
+
+/// Slack's limit on a message's `text`.
+const MAX_TEXT: usize = 40_000;
+/// Slack's limit on a section block's text.
+const MAX_SECTION: usize = 3_000;
+
+/// A workspace's connection, for the community that governs it (or, refused, for one that
+/// does not).
+#[derive(Clone)]
+pub struct SlackPlatform {
+    connection: String,
+    api: Api,
+    known: Arc<Known>,
+    /// Set when the community this platform was handed to does not govern the workspace.
+    refused: Option<String>,
+}
+
+impl std::fmt::Debug for SlackPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackPlatform").field("connection", &self.connection).finish_non_exhaustive()
+    }
+}
+
+impl SlackPlatform {
+    pub fn new(connection: impl Into<String>, api: Api, known: Arc<Known>) -> Self {
+        Self { connection: connection.into(), api, known, refused: None }
+    }
+
+    /// The same connection for a community that does not govern `workspace`: it refuses
+    /// everything.
+    #[must_use]
+    pub fn refusing(&self, workspace: &str) -> Self {
+        let mut refused = self.clone();
+        refused.refused = Some(format!("this community does not govern the Slack workspace {workspace}"));
+        refused
+    }
+
+    /// Posts `text` (and `blocks`) in `channel`; the posted message.
+    async fn post_message(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Option<Value>,
+    ) -> Result<MessageRef, PlatformError> {
+        let mut body = json!({
+            "channel": channel,
+            "text": clip(&mrkdwn(text), MAX_TEXT),
+            "unfurl_links": false,
+            "unfurl_media": false,
+        });
+        if let Some(blocks) = blocks {
+            body["blocks"] = blocks;
+        }
+        let answer = self.api.post("chat.postMessage", &body, Some(channel)).await.map_err(|f| f.error)?;
+        let ts = answer
+            .get("ts")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PlatformError::Permanent("Slack's answer to chat.postMessage has no ts".into()))?;
+        let channel = answer.get("channel").and_then(Value::as_str).unwrap_or(channel);
+        Ok(MessageRef::new(self.connection.as_str(), channel, ts))
+    }
+
+    async fn dm(&self, user: &str, text: &str) -> Result<MessageRef, PlatformError> {
+        let opened = self.api.post("conversations.open", &json!({ "users": user }), None).await.map_err(|f| f.error)?;
+        let channel = opened
+            .pointer("/channel/id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PlatformError::Permanent("Slack's answer to conversations.open has no channel".into()))?
+            .to_string();
+        self.post_message(&channel, text, None).await
+    }
+
+    async fn post_vote(
+        &self,
+        proposal: i64,
+        channel: &str,
+        text: &str,
+        options: &[VoteOption],
+    ) -> Result<Performed, PlatformError> {
+        let buttons = vote_buttons(proposal, options);
+        let mut blocks = vec![section(text)];
+        blocks.extend(buttons.clone());
+        let message = self.post_message(channel, text, Some(Value::Array(blocks))).await?;
+        self.known.keep_buttons(&message, buttons);
+        for option in options {
+            let Some(name) = slack_name(&option.emoji) else { continue };
+            let body =
+                json!({ "channel": message.channel.as_str(), "timestamp": message.message.as_str(), "name": name });
+            match self.api.post("reactions.add", &body, None).await {
+                Ok(_) => {}
+                Err(Failure { code: Some(code), .. }) if code == "already_reacted" => {}
+                // The vote stands without its seed reaction: members can still react.
+                Err(Failure { error: PlatformError::Permanent(e), .. }) => {
+                    tracing::warn!("seeding a vote's reaction: {e}")
+                }
+                Err(f) => return Err(f.error),
+            }
+        }
+        let link = self
+            .api
+            .get(
+                "chat.getPermalink",
+                &[("channel", message.channel.to_string()), ("message_ts", message.message.to_string())],
+                None,
+            )
+            .await
+            .ok()
+            .and_then(|a| a.get("permalink").and_then(Value::as_str).map(str::to_string));
+        Ok(Performed { message: Some(message), link, ..Performed::default() })
+    }
+
+    async fn edit_vote(&self, text: &str, closed: bool, messages: &[MessageRef]) -> Result<Performed, PlatformError> {
+        for message in messages.iter().filter(|m| m.platform.as_str() == self.connection) {
+            // An edit replaces the message's blocks: while the vote is open its buttons are
+            // sent again, as posted (kept since, else read back from the message).
+            let buttons = if closed { None } else { self.buttons_of(message).await? };
+            let mut blocks = vec![section(text)];
+            blocks.extend(buttons);
+            let body = json!({
+                "channel": message.channel.as_str(),
+                "ts": message.message.as_str(),
+                "text": clip(&mrkdwn(text), MAX_TEXT),
+                "blocks": blocks,
+            });
+            match self.api.post("chat.update", &body, Some(message.channel.as_str())).await {
+                Ok(_) => {}
+                Err(Failure { code: Some(code), .. }) if code == "message_not_found" || code == "channel_not_found" => {
+                    tracing::info!(channel = %message.channel, "a vote message is gone; its edit is skipped");
+                }
+                Err(f) => return Err(f.error),
+            }
+            if closed {
+                self.known.forget_buttons(message);
+            }
+        }
+        Ok(Performed::default())
+    }
+
+    /// The buttons block of a vote message: as posted by this process, else as Slack shows
+    /// the message now (`reactions.get` answers with the whole message).
+    async fn buttons_of(&self, message: &MessageRef) -> Result<Option<Value>, PlatformError> {
+        if let Some(known) = self.known.buttons(message) {
+            return Ok(known);
+        }
+        let answer = self
+            .api
+            .get(
+                "reactions.get",
+                &[("channel", message.channel.to_string()), ("timestamp", message.message.to_string())],
+                None,
+            )
+            .await;
+        let buttons = match answer {
+            Ok(answer) => answer.pointer("/message/blocks").and_then(Value::as_array).and_then(|blocks| {
+                blocks.iter().find(|b| b.get("type").and_then(Value::as_str) == Some("actions")).cloned()
+            }),
+            Err(Failure { code: Some(code), .. }) if code == "message_not_found" => None,
+            Err(f) => return Err(f.error),
+        };
+        self.known.keep_buttons(message, buttons.clone());
+        Ok(buttons)
+    }
+
+    async fn call(&self, name: &str, params: &Map<String, Value>) -> Result<Performed, PlatformError> {
+        let text = |key: &str| param(params, key, name);
+        match name {
+            POST_MESSAGE => {
+                let channel = text("channel")?;
+                Ok(Performed {
+                    message: Some(self.post_message(&channel, &text("text")?, None).await?),
+                    ..Performed::default()
+                })
+            }
+            SEND_DM => {
+                Ok(Performed { message: Some(self.dm(&text("user")?, &text("text")?).await?), ..Performed::default() })
+            }
+            EPHEMERAL => {
+                let channel = text("channel")?;
+                let body = json!({ "channel": channel, "user": text("user")?, "text": clip(&mrkdwn(&text("text")?), MAX_TEXT) });
+                self.api.post("chat.postEphemeral", &body, Some(&channel)).await.map_err(|f| f.error)?;
+                Ok(Performed::default())
+            }
+            RENAME => {
+                let body = json!({ "channel": text("channel")?, "name": text("name")? });
+                self.api.post("conversations.rename", &body, None).await.map_err(|f| f.error)?;
+                Ok(Performed::default())
+            }
+            INVITE => {
+                let body = json!({ "channel": text("channel")?, "users": text("user")? });
+                match self.api.post("conversations.invite", &body, None).await {
+                    Err(Failure { code: Some(code), .. }) if code == "already_in_channel" => Ok(Performed::default()),
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                }
+            }
+            KICK => {
+                let body = json!({ "channel": text("channel")?, "user": text("user")? });
+                match self.api.post("conversations.kick", &body, None).await {
+                    Err(Failure { code: Some(code), .. }) if code == "not_in_channel" => Ok(Performed::default()),
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                }
+            }
+            PIN_MESSAGE => {
+                let body = json!({ "channel": text("channel")?, "timestamp": text("message")? });
+                match self.api.post("pins.add", &body, None).await {
+                    Err(Failure { code: Some(code), .. }) if code == "already_pinned" => Ok(Performed::default()),
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                }
+            }
+            API => {
+                let method = text("method")?;
+                let body = match params.get("params") {
+                    None | Some(Value::Null) => Value::Object(Map::new()),
+                    Some(Value::Object(p)) => Value::Object(p.clone()),
+                    Some(_) => return Err(PlatformError::Permanent("slack.api's params must be a table".into())),
+                };
+                check_passthrough(&method).map_err(PlatformError::Permanent)?;
+                let channel = body.get("channel").and_then(Value::as_str).map(str::to_string);
+                self.api.post(&method, &body, channel.as_deref()).await.map_err(|f| f.error)?;
+                Ok(Performed::default())
+            }
+            other => Err(PlatformError::Permanent(format!("Slack has no action {other}"))),
+        }
+    }
+}
+
+/// A text parameter of a call.
+fn param(params: &Map<String, Value>, key: &str, action: &str) -> Result<String, PlatformError> {
+    match params.get(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(PlatformError::Permanent(format!("{action} needs `{key}`"))),
+    }
+}
+
+/// Whether a policy may call `method` through `slack.api`: a Web API method's name
+/// (`family.method`), and none that would reach past the workspace's governance: no admin,
+/// app, OAuth or token methods, nothing that hands out files or tokens.
+///
+/// # Errors
+/// Why it is refused.
+pub fn check_passthrough(method: &str) -> Result<(), String> {
+    let well_formed = method.contains('.')
+        && method.len() <= 64
+        && method
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    if !well_formed {
+        return Err(format!("`{method}` is not a Slack Web API method (family.method)"));
+    }
+    let family = method.split('.').next().unwrap_or_default();
+    if matches!(family, "admin" | "apps" | "oauth" | "openid" | "auth" | "files" | "migration" | "tooling") {
+        return Err(format!("slack.api does not call {family}.* methods ({method})"));
+    }
+    Ok(())
+}
+
+/// A section block of `text`.
+fn section(text: &str) -> Value {
+    json!({ "type": "section", "text": { "type": "mrkdwn", "text": clip(&mrkdwn(text), MAX_SECTION) } })
+}
+
+/// A vote's buttons block: a button per option one press can cast (none: no block).
+fn vote_buttons(proposal: i64, options: &[VoteOption]) -> Option<Value> {
+    let buttons: Vec<Value> = options
+        .iter()
+        .filter_map(|o| o.press.as_ref().map(|press| (o, press)))
+        .take(25)
+        .map(|(o, press)| {
+            json!({
+                "type": "button",
+                "text": { "type": "plain_text", "text": clip(&format!("{} {}", o.emoji, o.label), 75), "emoji": true },
+                "action_id": clip(&format!("{VOTE_BUTTON}{proposal}:{press}"), 255),
+                "value": clip(press, 2000),
+            })
+        })
+        .collect();
+    (!buttons.is_empty())
+        .then(|| json!({ "type": "actions", "block_id": format!("polity_vote_{proposal}"), "elements": buttons }))
+}
+
+/// Slack's name for a reaction Polity seeds (`+1` for 👍).
+pub fn slack_name(emoji: &str) -> Option<String> {
+    let emoji = normalize(emoji);
+    let known = match emoji.as_str() {
+        e if e == YES => Some("+1"),
+        e if e == NO => Some("-1"),
+        e if e == ABSTAIN => Some("shrug"),
+        e => KEYCAPS
+            .iter()
+            .position(|k| *k == e)
+            .map(|i| ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "keycap_ten"][i]),
+    };
+    known
+        .map(str::to_string)
+        .or_else(|| emojis::get(&emoji).and_then(emojis::Emoji::shortcode).map(str::to_string))
+        .or_else(|| {
+            // A custom emoji is named as it is in Slack (`:party-parrot:` or `party-parrot`).
+            let name = emoji.trim_matches(':');
+            (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+'".contains(&b)))
+                .then(|| name.to_string())
+        })
+}
+
+/// Text as Slack `mrkdwn`: `&`, `<` and `>` escaped (so no `<!channel>` or `<@U1>` is ever
+/// formed from a member's words), `**bold**` as Slack's `*bold*`.
+pub fn mrkdwn(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace("**", "*")
+}
+
+/// `text` cut to at most `max` characters, with an ellipsis when cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+impl Platform for SlackPlatform {
+    fn name(&self) -> &str {
+        &self.connection
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            reactions: true,
+            buttons: true,
+            edits: true,
+            ephemeral: true,
+            remove_others_reactions: false,
+            read_reactions: true,
+            serial: false,
+            // chat.update is Tier 3: about 50 a minute for the workspace.
+            edits_per_channel: Some((10, Duration::from_secs(12))),
+        }
+    }
+
+    fn actions(&self) -> Vec<ActionInfo> {
+        actions()
+    }
+
+    fn perform<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Performed, PlatformError>> {
+        Box::pin(async move {
+            if let Some(refused) = &self.refused {
+                return Err(PlatformError::Permanent(refused.clone()));
+            }
+            match request.effect {
+                Effect::PostVote { proposal, place, text, options } => {
+                    self.post_vote(proposal.0, place.channel.as_str(), text, options).await
+                }
+                Effect::EditVote { text, closed, .. } => self.edit_vote(text, *closed, request.vote_messages).await,
+                Effect::Post { place, text } => Ok(Performed {
+                    message: Some(self.post_message(place.channel.as_str(), text, None).await?),
+                    ..Performed::default()
+                }),
+                Effect::Notify { account, text } => {
+                    self.dm(account.account.as_str(), text).await.map(|_| Performed::default())
+                }
+                Effect::RemoveReaction { .. } => Ok(Performed::default()),
+                Effect::Call { name, params, .. } => self.call(name.as_str(), params).await,
+                Effect::Revert { action, .. } | Effect::Execute { action, .. } => Err(PlatformError::Permanent(
+                    format!("Polity cannot undo or redo {} on Slack yet", action.kind.as_str()),
+                )),
+                Effect::StartProcess { .. } => Err(PlatformError::Permanent("Slack runs no decision processes".into())),
+            }
+        })
+    }
+
+    fn read_reactions<'a>(
+        &'a self,
+        message: &'a MessageRef,
+        emoji: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ReactionRead>, PlatformError>> {
+        Box::pin(async move {
+            if let Some(refused) = &self.refused {
+                return Err(PlatformError::Permanent(refused.clone()));
+            }
+            let answer = self
+                .api
+                .get(
+                    "reactions.get",
+                    &[
+                        ("channel", message.channel.to_string()),
+                        ("timestamp", message.message.to_string()),
+                        ("full", "true".to_string()),
+                    ],
+                    None,
+                )
+                .await
+                .map_err(|f| f.error)?;
+            let bot = self.known.bot_user();
+            let reactions = answer.pointer("/message/reactions").and_then(Value::as_array).cloned().unwrap_or_default();
+            Ok(emoji
+                .iter()
+                .map(|wanted| {
+                    let wanted = normalize(wanted);
+                    let mut users: Vec<(AccountRef, String)> = Vec::new();
+                    for reaction in reactions
+                        .iter()
+                        .filter(|r| r.get("name").and_then(Value::as_str).is_some_and(|n| normalize(n) == wanted))
+                    {
+                        for user in reaction
+                            .get("users")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                        {
+                            if Some(user) != bot.as_deref() && !users.iter().any(|(a, _)| a.account.as_str() == user) {
+                                users.push((AccountRef::new(self.connection.as_str(), user), self.known.name(user)));
+                            }
+                        }
+                    }
+                    ReactionRead { emoji: wanted, users }
+                })
+                .collect())
+        })
+    }
+}
+
+/// What Slack's connections offer policies.
+#[must_use]
+pub fn actions() -> Vec<ActionInfo> {
+    vec![
+        ActionInfo::new(
+            MESSAGE,
+            ActionKind::Trigger,
+            "a member's message in a channel",
+            &[
+                ("channel", "the channel id"),
+                ("message", "the message's ts"),
+                ("author", "who wrote it"),
+                ("text", "its text"),
+                ("files", "links to its files"),
+            ],
+        ),
+        ActionInfo::new(
+            RENAME_CHANNEL,
+            ActionKind::Trigger,
+            "a member renamed a channel",
+            &[("channel", "the channel id"), ("old_name", "its name before"), ("name", "its new name")],
+        ),
+        ActionInfo::new(
+            PIN,
+            ActionKind::Trigger,
+            "a member pinned a message",
+            &[("channel", "the channel id"), ("message", "the message's ts")],
+        ),
+        ActionInfo::new(
+            MEMBER_JOINED_CHANNEL,
+            ActionKind::Trigger,
+            "someone joined a channel",
+            &[("channel", "the channel id"), ("user", "who joined"), ("inviter", "who invited them, if anyone")],
+        ),
+        ActionInfo::new(
+            TEAM_JOIN,
+            ActionKind::Trigger,
+            "someone joined the workspace",
+            &[("user", "their id"), ("name", "their name")],
+        ),
+        ActionInfo::new(
+            POST_MESSAGE,
+            ActionKind::Action,
+            "post a message in a channel",
+            &[("channel", "the channel id"), ("text", "what to say")],
+        ),
+        ActionInfo::new(
+            SEND_DM,
+            ActionKind::Action,
+            "send a member a direct message",
+            &[("user", "their id"), ("text", "what to say")],
+        ),
+        ActionInfo::new(
+            EPHEMERAL,
+            ActionKind::Action,
+            "show a member a message in a channel that only they see",
+            &[("channel", "the channel id"), ("user", "their id"), ("text", "what to say")],
+        ),
+        ActionInfo::new(
+            RENAME,
+            ActionKind::Action,
+            "rename a channel",
+            &[("channel", "the channel id"), ("name", "the new name")],
+        ),
+        ActionInfo::new(
+            INVITE,
+            ActionKind::Action,
+            "invite a member to a channel",
+            &[("channel", "the channel id"), ("user", "their id")],
+        ),
+        ActionInfo::new(
+            KICK,
+            ActionKind::Action,
+            "remove a member from a channel",
+            &[("channel", "the channel id"), ("user", "their id")],
+        ),
+        ActionInfo::new(
+            PIN_MESSAGE,
+            ActionKind::Action,
+            "pin a message",
+            &[("channel", "the channel id"), ("message", "the message's ts")],
+        ),
+        ActionInfo::new(
+            API,
+            ActionKind::Action,
+            "call a Slack Web API method with the workspace's bot token (no admin.*, apps.*, auth.*, oauth.* or files.* methods)",
+            &[("method", "the method, e.g. bookmarks.add"), ("params", "its arguments, as a table")],
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_words_cannot_ping_anyone() {
+        assert_eq!(mrkdwn("<!channel> & <@U1> **vote**"), "&lt;!channel&gt; &amp; &lt;@U1&gt; *vote*");
+    }
+
+    #[test]
+    fn vote_emoji_have_slack_names() {
+        assert_eq!(slack_name("👍").as_deref(), Some("+1"));
+        assert_eq!(slack_name("👍🏽").as_deref(), Some("+1"));
+        assert_eq!(slack_name("👎").as_deref(), Some("-1"));
+        assert_eq!(slack_name("🤷").as_deref(), Some("shrug"));
+        assert_eq!(slack_name(KEYCAPS[0]).as_deref(), Some("one"));
+        assert_eq!(slack_name(KEYCAPS[9]).as_deref(), Some("keycap_ten"));
+        assert_eq!(slack_name("🎉").as_deref(), Some("tada"));
+        assert_eq!(slack_name(":party-parrot:").as_deref(), Some("party-parrot"));
+        assert_eq!(slack_name("<script>"), None);
+    }
+
+    #[test]
+    fn the_passthrough_refuses_what_reaches_past_the_workspace() {
+        assert!(check_passthrough("bookmarks.add").is_ok());
+        assert!(check_passthrough("chat.scheduleMessage").is_ok());
+        for refused in [
+            "admin.users.remove",
+            "apps.uninstall",
+            "auth.revoke",
+            "oauth.v2.access",
+            "files.sharedPublicURL",
+            "chat",
+            "../x",
+            "a..b",
+            "",
+        ] {
+            assert!(check_passthrough(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn only_options_one_press_casts_have_buttons() {
+        let options = vec![
+            VoteOption { emoji: YES.into(), label: "yes".into(), press: Some("yes".into()) },
+            VoteOption { emoji: KEYCAPS[0].into(), label: "first".into(), press: None },
+        ];
+        let buttons = vote_buttons(7, &options).unwrap_or_default();
+        assert_eq!(buttons["elements"].as_array().map(Vec::len), Some(1));
+        assert_eq!(buttons["elements"][0]["action_id"], "polity_vote:7:yes");
+        assert_eq!(vote_buttons(7, &options[1..]), None);
+    }
+}

@@ -1,0 +1,464 @@
+//! Socket Mode: slack-morphism's websocket clients (`apps.connections.open` with the
+//! app-level token, reconnects, pings) deliver every frame to Polity's own listener as the
+//! raw JSON Slack sent, so every event is read the same way as over HTTP ([`crate::events`])
+//! and none is lost to a model that does not know it.
+//!
+//! | frame | what Polity does | acknowledged |
+//! |---|---|---|
+//! | `hello` | [`Incoming::Connected`] (`resumed` from the second on): open votes are read back | |
+//! | `disconnect` | the client reconnects (`refresh_requested`, `link_disabled`, ...) | |
+//! | `events_api` | the callback read into inputs ([`crate::events`]) and handed to the host | once the host's channel has taken them: a frame the host could not take is redelivered by Slack |
+//! | `slash_commands` (`/polity WORDS`) | [`Incoming::Command`] for the words after `/polity`; the answer goes to the command's `response_url` (ephemeral unless the reply is public) | at once, with no payload (Slack's three seconds never wait for Polity) |
+//! | `interactive`, a vote button (`block_actions`) | [`Incoming::Command`] of the `/vote` it stands for; the answer as an ephemeral message | at once |
+//! | `interactive`, the secret form (`view_submission`) | [`Incoming::Secret`] for the command that asked; the answer as an ephemeral message in the command's channel | at once (the form closes) |
+//!
+//! Slack redelivers an envelope that is not acknowledged (`retry_attempt`, the same
+//! `event_id`), so a redelivery has the same dedup key and changes nothing.
+
+use crate::api::{Api, Connector};
+use crate::events::{Read, Reader};
+use crate::known::{Known, Member};
+use crate::platform::{VOTE_BUTTON, mrkdwn};
+use async_trait::async_trait;
+use polity_commands::{Invocation, Parsed, Reply, SecretPrompt, parse};
+use polity_governance::ids::{AccountRef, Place};
+use polity_port::{CommandCall, Incoming, SecretTyped};
+use serde_json::{Value, json};
+use slack_morphism::listener::SlackClientEventsListenerEnvironment;
+use slack_morphism::socket_mode::clients_manager::{
+    SlackSocketModeClientsManager, SlackSocketModeClientsManagerFactory,
+};
+use slack_morphism::{
+    SlackApiToken, SlackApiTokenValue, SlackClientSocketModeConfig, SlackSocketModeClientListener,
+    SlackSocketModeWssClientId,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// The slash command Polity answers: `/polity propose ...`, `/polity vote 12 yes`.
+pub const COMMAND: &str = "/polity";
+
+/// The `callback_id` of the form that asks for a secret.
+pub const SECRET_FORM: &str = "polity_secret";
+
+/// How long a secret form waits for its answer.
+const FORM_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// A running Socket Mode connection.
+pub struct Socket {
+    manager: Arc<dyn SlackSocketModeClientsManager + Send + Sync>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket").finish_non_exhaustive()
+    }
+}
+
+impl Socket {
+    /// Opens Socket Mode with `app_token` and hands its inputs to `events`.
+    ///
+    /// # Errors
+    /// When slack-morphism cannot register the token.
+    pub async fn open(connector: &Connector, app_token: &str, listener: Arc<Listener>) -> Result<Self, String> {
+        let environment = Arc::new(SlackClientEventsListenerEnvironment::new(listener.api.client()));
+        let manager = connector.new_clients_manager(environment);
+        listener.manager.set(Arc::downgrade(&manager)).ok();
+        // One connection: each `hello` makes Polity read its open votes back.
+        let config = SlackClientSocketModeConfig::new().with_max_connections_count(1);
+        let token = SlackApiToken::new(SlackApiTokenValue(app_token.trim().to_string()));
+        manager
+            .register_new_token(&config, token, listener)
+            .await
+            .map_err(|e| format!("Slack refused to open Socket Mode: {e}"))?;
+        manager.start().await;
+        Ok(Self { manager })
+    }
+
+    /// Closes the websocket.
+    pub async fn shutdown(self) {
+        self.manager.shutdown().await;
+    }
+}
+
+/// A command waiting for its secret form.
+struct Pending {
+    prompt: SecretPrompt,
+    invocation: Invocation,
+    space: String,
+    name: String,
+    shown: tokio::time::Instant,
+}
+
+/// Where Socket Mode's frames go.
+pub struct Listener {
+    connection: String,
+    events: mpsc::Sender<Incoming>,
+    known: Arc<Known>,
+    api: Api,
+    hellos: AtomicU64,
+    manager: OnceLock<Weak<dyn SlackSocketModeClientsManager + Send + Sync>>,
+    pending: Forms,
+}
+
+/// Secret forms shown, waiting for their answer, by key.
+type Forms = Arc<Mutex<HashMap<String, Pending>>>;
+
+impl Listener {
+    pub fn new(connection: String, events: mpsc::Sender<Incoming>, known: Arc<Known>, api: Api) -> Self {
+        Self {
+            connection,
+            events,
+            known,
+            api,
+            hellos: AtomicU64::new(0),
+            manager: OnceLock::new(),
+            pending: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    async fn hand(&self, incoming: Incoming) -> bool {
+        self.events.send(incoming).await.is_ok()
+    }
+
+    /// Reads one frame; the acknowledgement to send, if any.
+    pub async fn frame(&self, client: Option<&SlackSocketModeWssClientId>, body: &str) -> Option<String> {
+        let Ok(frame) = serde_json::from_str::<Value>(body) else {
+            tracing::warn!("Slack sent a Socket Mode frame that is not JSON");
+            return None;
+        };
+        let ack = frame.get("envelope_id").and_then(Value::as_str).map(|id| json!({ "envelope_id": id }).to_string());
+        match frame.get("type").and_then(Value::as_str).unwrap_or_default() {
+            "hello" => {
+                let resumed = self.hellos.fetch_add(1, Ordering::SeqCst) > 0;
+                self.hand(Incoming::Connected { resumed }).await;
+                None
+            }
+            "disconnect" => {
+                tracing::info!(reason = ?frame.get("reason"), "Slack asked Socket Mode to reconnect");
+                if let (Some(client), Some(manager)) = (client, self.manager.get().and_then(Weak::upgrade)) {
+                    manager.restart_client(client).await;
+                }
+                None
+            }
+            "events_api" => {
+                let payload = frame.get("payload").cloned().unwrap_or(Value::Null);
+                // Not acknowledged when the host could not take it: Slack delivers it again.
+                self.callback(&payload).await.then_some(ack).flatten()
+            }
+            "slash_commands" => {
+                self.slash(frame.get("payload").unwrap_or(&Value::Null)).await;
+                ack
+            }
+            "interactive" => {
+                self.interactive(frame.get("payload").unwrap_or(&Value::Null)).await;
+                ack
+            }
+            _ => ack,
+        }
+    }
+
+    /// An `event_callback`, read and handed over; whether the host took it.
+    pub async fn callback(&self, payload: &Value) -> bool {
+        let bot_user = self.known.bot_user().unwrap_or_default();
+        let known = Arc::clone(&self.known);
+        let name = move |user: &str| known.name(user);
+        let reader = Reader { connection: &self.connection, bot_user: &bot_user, name: &name };
+        match reader.read(payload) {
+            Read::Events(events) => {
+                for event in events {
+                    if !self.hand(Incoming::Event(event)).await {
+                        return false;
+                    }
+                }
+                true
+            }
+            Read::Joined { team, user, name, event } => {
+                self.known.set_members([(user.clone(), Member { name: name.clone(), admin: false })]);
+                let member = (AccountRef::new(self.connection.as_str(), user.as_str()), name);
+                self.hand(Incoming::Members { space: team, members: vec![member] }).await
+                    && self.hand(Incoming::Event(*event)).await
+            }
+        }
+    }
+
+    /// Whether `user` controls the workspace: an admin or owner, as last read, else asked.
+    async fn is_admin(&self, user: &str) -> bool {
+        if let Some(member) = self.known.member(user) {
+            return member.admin;
+        }
+        match self.api.get("users.info", &[("user", user.to_string())], None).await {
+            Ok(info) => {
+                let u = info.get("user").unwrap_or(&Value::Null);
+                let admin = ["is_admin", "is_owner", "is_primary_owner"]
+                    .iter()
+                    .any(|k| u.get(*k).and_then(Value::as_bool) == Some(true));
+                let name = crate::events::display_name(u).unwrap_or_else(|| user.to_string());
+                self.known.set_members([(user.to_string(), Member { name, admin })]);
+                admin
+            }
+            Err(f) => {
+                tracing::warn!("cannot ask Slack whether {user} is an admin: {}", f.error);
+                false
+            }
+        }
+    }
+
+    /// A `/polity` command.
+    pub(crate) async fn slash(&self, payload: &Value) {
+        let field = |k: &str| payload.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let (team, channel, user, response_url) =
+            (field("team_id"), field("channel_id"), field("user_id"), field("response_url"));
+        if team.is_empty() || channel.is_empty() || user.is_empty() {
+            tracing::warn!("a slash command without its team, channel or user");
+            return;
+        }
+        let words = field("text");
+        let parsed = match parse(&words) {
+            Ok(parsed) => parsed,
+            Err(usage) => {
+                self.respond(&response_url, Reply::private(usage.0)).await;
+                return;
+            }
+        };
+        let invocation = Invocation {
+            invoker: AccountRef::new(self.connection.as_str(), user.as_str()),
+            place: Place::new(self.connection.as_str(), channel.as_str()),
+            id: field("trigger_id"),
+        };
+        let name = self.known.member(&user).map_or_else(|| field("user_name"), |m| m.name);
+        self.command(team, invocation, name, parsed, Answer::Url(response_url), Some(field("trigger_id"))).await;
+    }
+
+    /// Hands a command to the host and sends its answer when it comes.
+    async fn command(
+        &self,
+        space: String,
+        invocation: Invocation,
+        name: String,
+        parsed: Parsed,
+        answer_to: Answer,
+        trigger: Option<String>,
+    ) {
+        let manages_space = self.is_admin(invocation.invoker.account.as_str()).await;
+        let (answer, answered) = oneshot::channel();
+        let call = CommandCall {
+            space: space.clone(),
+            invocation: invocation.clone(),
+            name: name.clone(),
+            manages_space,
+            parsed,
+            answer,
+        };
+        if !self.hand(Incoming::Command(call)).await {
+            self.deliver(&answer_to, Reply::private("Polity is restarting; try again in a moment.")).await;
+            return;
+        }
+        let this = Responder { api: self.api.clone() };
+        let forms = Arc::clone(&self.pending);
+        tokio::spawn(async move {
+            let reply =
+                answered.await.unwrap_or_else(|_| Reply::private("Sorry, that failed on our side; it is logged."));
+            match (reply.secret_prompt.clone(), trigger) {
+                (Some(prompt), Some(trigger)) => {
+                    let pending = Pending { prompt, invocation, space, name, shown: tokio::time::Instant::now() };
+                    this.form(&answer_to, &trigger, pending, &forms).await;
+                }
+                _ => this.deliver(&answer_to, reply).await,
+            }
+        });
+    }
+
+    async fn respond(&self, response_url: &str, reply: Reply) {
+        Responder { api: self.api.clone() }.deliver(&Answer::Url(response_url.to_string()), reply).await;
+    }
+
+    async fn deliver(&self, to: &Answer, reply: Reply) {
+        Responder { api: self.api.clone() }.deliver(to, reply).await;
+    }
+
+    /// A button press or a form's answer.
+    pub(crate) async fn interactive(&self, payload: &Value) {
+        let text = |p: &str| payload.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+        match text("/type").as_str() {
+            "block_actions" => {
+                let (team, user, channel) = (text("/team/id"), text("/user/id"), text("/channel/id"));
+                let Some(action) = payload.pointer("/actions/0") else { return };
+                let id = action.get("action_id").and_then(Value::as_str).unwrap_or_default();
+                let Some(rest) = id.strip_prefix(VOTE_BUTTON) else { return };
+                let Some((proposal, choice)) = rest.split_once(':') else { return };
+                let Some(spec) = polity_commands::catalogue::find(&["vote"]) else { return };
+                if team.is_empty() || user.is_empty() || channel.is_empty() {
+                    return;
+                }
+                let values = BTreeMap::from([("id", proposal.to_string()), ("choice", choice.to_string())]);
+                let invocation = Invocation {
+                    invoker: AccountRef::new(self.connection.as_str(), user.as_str()),
+                    place: Place::new(self.connection.as_str(), channel.as_str()),
+                    id: text("/trigger_id"),
+                };
+                let name = self.known.member(&user).map_or_else(|| text("/user/name"), |m| m.name);
+                let to = Answer::Url(text("/response_url"));
+                self.command(team, invocation, name, Parsed { spec, values }, to, None).await;
+            }
+            "view_submission" if text("/view/callback_id") == SECRET_FORM => {
+                let key = text("/view/private_metadata");
+                let pending = {
+                    let mut all = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    all.retain(|_, p| p.shown.elapsed() < FORM_LIFETIME);
+                    all.remove(&key)
+                };
+                let Some(pending) = pending else {
+                    tracing::info!("a secret form answered after it expired");
+                    return;
+                };
+                if text("/user/id") != pending.invocation.invoker.account.as_str() {
+                    tracing::warn!("a secret form answered by someone it was not shown to");
+                    return;
+                }
+                let secret = text("/view/state/values/secret/secret/value");
+                let (answer, answered) = oneshot::channel();
+                let to = Answer::Ephemeral {
+                    channel: pending.invocation.place.channel.to_string(),
+                    user: pending.invocation.invoker.account.to_string(),
+                };
+                let typed = SecretTyped {
+                    space: pending.space,
+                    invocation: pending.invocation,
+                    name: pending.name,
+                    prompt: pending.prompt,
+                    secret,
+                    answer,
+                };
+                if !self.hand(Incoming::Secret(typed)).await {
+                    return;
+                }
+                let this = Responder { api: self.api.clone() };
+                tokio::spawn(async move {
+                    let reply = answered
+                        .await
+                        .unwrap_or_else(|_| Reply::private("Sorry, that failed on our side; it is logged."));
+                    this.deliver(&to, reply).await;
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Where a command's answer goes.
+#[derive(Clone, Debug)]
+enum Answer {
+    /// The command's or press's `response_url`.
+    Url(String),
+    /// An ephemeral message to `user` in `channel`.
+    Ephemeral { channel: String, user: String },
+}
+
+/// Sends answers, off the frame reader.
+struct Responder {
+    api: Api,
+}
+
+impl Responder {
+    async fn deliver(&self, to: &Answer, reply: Reply) {
+        let text = rendered(&reply);
+        let outcome = match to {
+            Answer::Url(url) if url.is_empty() => return,
+            Answer::Url(url) => {
+                let body = json!({
+                    "response_type": if reply.ephemeral { "ephemeral" } else { "in_channel" },
+                    "text": text,
+                    "replace_original": false,
+                });
+                self.api.respond(url, &body).await
+            }
+            Answer::Ephemeral { channel, user } => self
+                .api
+                .post("chat.postEphemeral", &json!({ "channel": channel, "user": user, "text": text }), Some(channel))
+                .await
+                .map(|_| ()),
+        };
+        if let Err(f) = outcome {
+            tracing::warn!("cannot give a command's answer on Slack: {}", f.error);
+        }
+    }
+
+    /// Opens the form that asks for a secret (`views.open` with the command's trigger, which
+    /// Slack honours for three seconds), and keeps the command waiting for its answer.
+    async fn form(&self, to: &Answer, trigger: &str, pending: Pending, forms: &Forms) {
+        let key = trigger.to_string();
+        let title = clip_chars(&format!("Connect {}", pending.prompt.platform), 24);
+        let label = clip_chars(&format!("Type {}", pending.prompt.label), 2000);
+        let view = json!({
+            "trigger_id": trigger,
+            "view": {
+                "type": "modal",
+                "callback_id": SECRET_FORM,
+                "private_metadata": key,
+                "title": { "type": "plain_text", "text": title },
+                "submit": { "type": "plain_text", "text": "Connect" },
+                "close": { "type": "plain_text", "text": "Cancel" },
+                "blocks": [{
+                    "type": "input",
+                    "block_id": "secret",
+                    "label": { "type": "plain_text", "text": label },
+                    "element": { "type": "plain_text_input", "action_id": "secret" },
+                }],
+            },
+        });
+        {
+            let mut all = forms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            all.retain(|_, p| p.shown.elapsed() < FORM_LIFETIME);
+            all.insert(key.clone(), pending);
+        }
+        if let Err(f) = self.api.post("views.open", &view, None).await {
+            forms.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+            tracing::info!("cannot open the secret form: {}", f.error);
+            let again = if f.code.as_deref() == Some("expired_trigger_id") {
+                "Slack needed the form for the secret sooner than Polity could answer: run the command again."
+            } else {
+                "Polity could not open the form for the secret on Slack: run the command again."
+            };
+            self.deliver(to, Reply::private(again)).await;
+        }
+    }
+}
+
+fn clip_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max { text.to_string() } else { text.chars().take(max - 1).collect::<String>() + "…" }
+}
+
+/// A reply as Slack text: escaped, an attachment's content after it in a code block.
+fn rendered(reply: &Reply) -> String {
+    let mut text = mrkdwn(&reply.text);
+    if let Some(file) = &reply.attachment {
+        text.push_str(&format!("\n*{}*\n```{}```", mrkdwn(&file.name), mrkdwn(&file.content)));
+    }
+    if text.chars().count() > 3_900 {
+        text = text.chars().take(3_899).collect::<String>() + "…";
+    }
+    text
+}
+
+/// slack-morphism's websocket clients hand every frame here.
+#[async_trait]
+impl SlackSocketModeClientListener for Listener {
+    async fn on_message(&self, client_id: &SlackSocketModeWssClientId, message_body: String) -> Option<String> {
+        self.frame(Some(client_id), &message_body).await
+    }
+
+    async fn on_error(&self, error: Box<dyn std::error::Error + Send + Sync>) {
+        tracing::warn!("Slack Socket Mode: {error}");
+    }
+
+    async fn on_disconnect(&self, client_id: &SlackSocketModeWssClientId) {
+        tracing::info!("Slack Socket Mode disconnected; reconnecting");
+        if let Some(manager) = self.manager.get().and_then(Weak::upgrade) {
+            manager.restart_client(client_id).await;
+        }
+    }
+}
