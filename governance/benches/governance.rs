@@ -180,7 +180,8 @@ fn reconcile_1k(c: &mut Criterion) {
         .collect();
     c.bench_function("reconcile a vote message holding 1k reactions (no change)", |bench| {
         bench.iter(|| {
-            let snapshot = Inbound::Reactions { message: message.clone(), reactions: reactions.clone() };
+            let snapshot =
+                Inbound::Reactions { message: message.clone(), reactions: reactions.clone(), superseded_kept: false };
             black_box(e.step(snapshot, &ctx).map(|s| s.effects.len()))
         })
     });

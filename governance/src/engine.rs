@@ -454,7 +454,9 @@ impl Engine {
                     self.reaction_triggers(&message, &voter, &emoji, ctx, step);
                 }
             }
-            Inbound::Reactions { message, reactions } => self.on_reactions(&message, &reactions, ctx, step),
+            Inbound::Reactions { message, reactions, superseded_kept } => {
+                self.on_reactions(&message, &reactions, superseded_kept, ctx, step);
+            }
             Inbound::Vote { proposal, voter, choice } => self.on_vote(proposal, &voter, &choice, ctx, step)?,
             Inbound::Unvote { proposal, voter } => self.on_unvote(proposal, &voter, ctx, step)?,
             Inbound::Cancel { proposal, by } => self.on_cancel(proposal, &by, ctx, step)?,
@@ -1225,7 +1227,14 @@ impl Engine {
     /// now: each difference is applied as the reaction event that was missed (or arrived out
     /// of order) would have been, so eligibility, replacement and removal work as they do
     /// for live reactions.
-    fn on_reactions(&mut self, message: &MessageRef, reactions: &[ReactionUsers], ctx: &Ctx, step: &mut Work) {
+    fn on_reactions(
+        &mut self,
+        message: &MessageRef,
+        reactions: &[ReactionUsers],
+        superseded_kept: bool,
+        ctx: &Ctx,
+        step: &mut Work,
+    ) {
         let Some(&id) = self.by_message.get(message) else {
             return;
         };
@@ -1244,15 +1253,28 @@ impl Engine {
         // What each account's ballot holds by reactions on this message (a ballot cast
         // otherwise holds none here).
         let mut held_by: BTreeMap<&AccountRef, Vec<String>> = BTreeMap::new();
+        // Single-choice ballots whose reaction is still there, where the platform keeps
+        // superseded reactions: their other reactions are older choices.
+        let mut settled: BTreeSet<&AccountRef> = BTreeSet::new();
         for b in v.ballots.values() {
             if matches!(&b.source, BallotSource::Reaction { message: m } if m == message) {
-                held_by.insert(&b.account, v.spec.emojis_of(&b.choice));
+                let emojis = v.spec.emojis_of(&b.choice);
+                let single = !matches!(b.choice, Choice::Approve(_) | Choice::Rank(_));
+                let still_held = !emojis.is_empty()
+                    && emojis.iter().all(|e| read.get(e.as_str()).is_some_and(|h| h.contains(&b.account)));
+                if superseded_kept && single && still_held {
+                    settled.insert(&b.account);
+                }
+                held_by.insert(&b.account, emojis);
             }
         }
         let mut accounts: BTreeSet<&AccountRef> = read.values().flatten().copied().collect();
         accounts.extend(held_by.keys().copied());
         let mut changes: Vec<(AccountRef, String, bool)> = Vec::new();
         for account in accounts {
+            if settled.contains(account) {
+                continue;
+            }
             let held = held_by.get(account).map(Vec::as_slice).unwrap_or_default();
             for option in &options {
                 let Some(holders) = read.get(option.as_str()) else {

@@ -21,7 +21,16 @@ pub enum Inbound {
     /// order). Ballots cast by reactions on that message are brought in line with it: a
     /// ballot whose reaction is gone is withdrawn, a reaction no ballot accounts for counts as
     /// added now. Only the emoji listed were read; the others are left as they are.
-    Reactions { message: MessageRef, reactions: Vec<ReactionUsers> },
+    ///
+    /// `superseded_kept`: the platform keeps the reactions a ballot superseded (a Slack bot
+    /// cannot remove others' reactions), so beside a single-choice ballot's own reaction, still
+    /// held, another one is an older choice, not a new ballot.
+    Reactions {
+        message: MessageRef,
+        reactions: Vec<ReactionUsers>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        superseded_kept: bool,
+    },
     /// A typed or button ballot: `/vote 12 yes`.
     Vote { proposal: ProposalId, voter: AccountRef, choice: String },
     /// `/unvote 12`.

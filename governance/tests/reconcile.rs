@@ -23,6 +23,7 @@ fn snapshot(id: ProposalId, reactions: &[(&str, &[&str])]) -> Inbound {
                 accounts: who.iter().map(|w| account(w)).collect(),
             })
             .collect(),
+        superseded_kept: false,
     }
 }
 
@@ -62,6 +63,29 @@ fn of_two_reactions_the_one_no_ballot_accounts_for_is_the_newer() {
     assert!(s.effects.iter().any(
         |e| matches!(e, Effect::RemoveReaction { emoji, account: a, .. } if emoji == "👍" && a == &account("bob"))
     ));
+}
+
+#[test]
+fn where_superseded_reactions_stay_the_ballots_own_reaction_is_the_newer() {
+    let (mut w, id) = voters_world();
+    // On Slack bob's 👍 stays after he chose 👎: his ballot is the 👎 the events said.
+    w.react("bob", id, "👍");
+    w.react("bob", id, "👎");
+    let kept = |reactions: &[(&str, &[&str])]| match snapshot(id, reactions) {
+        Inbound::Reactions { message, reactions, .. } => {
+            Inbound::Reactions { message, reactions, superseded_kept: true }
+        }
+        other => other,
+    };
+    let s = w.push(kept(&[("👍", &["bob"]), ("👎", &["bob"]), ("🤷", &[])])).unwrap();
+    assert!(s.effects.is_empty() && s.audit.is_empty(), "{s:?}");
+    assert_eq!(ballots(&w, id), BTreeMap::from([("bob".into(), "no".into())]));
+    // Once he takes 👎 back, the 👍 he still holds is his ballot.
+    w.push(kept(&[("👍", &["bob"]), ("👎", &[]), ("🤷", &[])])).unwrap();
+    assert_eq!(ballots(&w, id), BTreeMap::from([("bob".into(), "yes".into())]));
+    // A member with no ballot yet: what they hold counts, as on any platform.
+    w.push(kept(&[("👍", &["bob", "carol"]), ("👎", &[]), ("🤷", &[])])).unwrap();
+    assert_eq!(ballots(&w, id).get("carol").map(String::as_str), Some("yes"));
 }
 
 #[test]
@@ -168,7 +192,7 @@ fn snapshot_of(id: ProposalId, held: &Held) -> Inbound {
             accounts: held.iter().filter(|(_, x)| *x == e).map(|(m, _)| account(MEMBERS[*m])).collect(),
         })
         .collect();
-    Inbound::Reactions { message: vote_message(id), reactions }
+    Inbound::Reactions { message: vote_message(id), reactions, superseded_kept: false }
 }
 
 proptest! {

@@ -6,6 +6,9 @@
 //!   real serenity client connects to, and that tests drive as Discord's users would.
 //! - [`opencollective`]: a stateful fake of Open Collective's GraphQL API v2 (expenses, their
 //!   activities and comments, personal tokens), with the webhook deliveries it would send.
+//! - [`slack`]: a stateful fake of Slack (the Web API, the Socket Mode websocket, `response_url`s
+//!   and request signing) that slack-morphism connects to, and that tests drive as Slack's users
+//!   would.
 //! - [`db`]: a database of a test's own, SQLite or (when `POLITY_TEST_DATABASE_URL` is set)
 //!   PostgreSQL, dropped when the test ends.
 //! - [`sourcecred`]: a fake SourceCred instance's site serving `output/accounts.json` (with
@@ -14,4 +17,5 @@
 pub mod db;
 pub mod discord;
 pub mod opencollective;
+pub mod slack;
 pub mod sourcecred;

@@ -63,7 +63,8 @@ impl Runtime {
                 .map(|r| ReactionUsers { emoji: r.emoji, accounts: r.users.into_iter().map(|(a, _)| a).collect() })
                 .collect();
             let key = format!("{message}:{}", self.reconciles.next_key(now));
-            let input = Inbound::Reactions { message: message.clone(), reactions };
+            let superseded_kept = !platform.capabilities().remove_others_reactions;
+            let input = Inbound::Reactions { message: message.clone(), reactions, superseded_kept };
             match self.handle(community, "reconcile", &key, input, now, changed).await {
                 Ok(_) => {}
                 Err(HandleError::Refused(e)) => {

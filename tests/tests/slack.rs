@@ -1,0 +1,250 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Polity on Slack, end to end: `polity run`'s loop (store, runtime, slack-morphism's Socket
+//! Mode and Web API clients) against the fake Slack, driven as Slack's users would drive it:
+//! the `/polity` slash command, reactions (skin tones, changed choices), buttons, and the
+//! HTTP Events API signed as Slack signs it.
+
+use chrono::TimeDelta;
+use polity::platforms::Registry;
+use polity::run::{Bot, Host, HttpHost, Pacing, run_host};
+use polity::runtime::Runtime;
+use polity::serve::SystemClock;
+use polity::spaces::Notice;
+use polity::store::Store;
+use polity_governance::CommunityId;
+use polity_slack::SlackAdapter;
+use polity_tests::db::TestDb;
+use polity_tests::slack::{
+    ADMIN, APP_TOKEN, BOT_TOKEN, BOT_USER, FakeSlack, GENERAL, MEMBER, OTHER, SIGNING_SECRET, TEAM, signed_headers,
+};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// A guard against a hang: the tests wait on events, never on time.
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+async fn slack() -> FakeSlack {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    FakeSlack::start().await
+}
+
+/// Polity's `run` loop on its own task, pointed at the fake.
+struct Polity {
+    task: JoinHandle<anyhow::Result<Runtime>>,
+    stop: oneshot::Sender<()>,
+    notices: mpsc::UnboundedReceiver<Notice>,
+    /// Where its HTTP server listens, when it runs one.
+    http: Option<String>,
+}
+
+impl Polity {
+    /// Starts Polity on `db` with `config` for `[platforms.slack]`, and waits until it governs
+    /// the workspace.
+    async fn start(db: &str, config: Value, http: bool) -> Self {
+        let store = Store::connect(db).await.unwrap();
+        store.migrate().await.unwrap();
+        let bot = Bot::new(Arc::new(SlackAdapter), config);
+        let pacing = Pacing { edit: TimeDelta::zero(), reconcile: TimeDelta::zero() };
+        let (notices_tx, mut notices) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (listener, address) = if http {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = format!("http://{}", listener.local_addr().unwrap());
+            (Some(listener), Some(address))
+        } else {
+            (None, None)
+        };
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            let http = listener.map(|listener| HttpHost { listener, webhooks: polity::http::Webhooks::new() });
+            let host = Host { bots: vec![bot], registry: Registry::default(), http };
+            run_host(store, host, pacing, &SystemClock, shutdown, notices_tx).await
+        });
+        match within("Polity to govern the workspace", notices.recv()).await.unwrap() {
+            Notice::Governing { space, .. } if space == TEAM => {}
+            other => panic!("unexpected notice: {other:?}"),
+        }
+        Self { task, stop, notices, http: address }
+    }
+
+    async fn stop(self) -> Runtime {
+        drop(self.notices);
+        self.stop.send(()).unwrap();
+        within("Polity to stop", self.task).await.unwrap().unwrap()
+    }
+}
+
+fn socket_mode(fake: &FakeSlack) -> Value {
+    json!({ "bot_token": BOT_TOKEN, "app_token": APP_TOKEN, "api_url": fake.api_url() })
+}
+
+/// Runs `/polity WORDS` as `user` in #general and answers the text of its answer, which
+/// comes through the command's `response_url`.
+async fn said(fake: &FakeSlack, user: &str, words: &str) -> String {
+    let before = fake.responses().len();
+    let envelope = fake.slash(user, GENERAL, "/polity", words).await;
+    // Acknowledged at once, with no payload: the answer follows.
+    let ack = within("the command's acknowledgement", fake.ack_of(&envelope)).await;
+    assert_eq!(ack["payload"], Value::Null, "{ack}");
+    let responses = within(&format!("the answer to /polity {words}"), fake.wait_responses(before + 1)).await;
+    let (_, answer) = &responses[before];
+    answer["text"].as_str().unwrap().to_string()
+}
+
+/// The bot's message in #general whose text contains `part`, once posted: its ts.
+async fn message_with(fake: &FakeSlack, part: &str) -> String {
+    within(
+        &format!("a message with \"{part}\""),
+        fake.until(|s| {
+            s.messages
+                .iter()
+                .find(|m| m.channel == GENERAL && m.user == BOT_USER && m.text.contains(part))
+                .map(|m| m.ts.clone())
+        }),
+    )
+    .await
+}
+
+/// Waits until the message `ts` in #general says something `pred` likes; its text.
+async fn until_text(fake: &FakeSlack, ts: &str, pred: impl Fn(&str) -> bool) -> String {
+    within(
+        "the vote message to change",
+        fake.until(|s| {
+            s.messages.iter().find(|m| m.channel == GENERAL && m.ts == ts).map(|m| m.text.clone()).filter(|t| pred(t))
+        }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_command_opens_a_proposal_and_reactions_pass_it() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_pass");
+    let polity = Polity::start(db.url(), socket_mode(&fake), false).await;
+
+    // The workspace's owner is the community's admin; its other members are members.
+    let me = said(&fake, ADMIN, "whoami").await;
+    assert!(me.starts_with("You are Alice, an admin."), "{me}");
+    let installed = said(&fake, ADMIN, "kit install direct-democracy").await;
+    assert!(installed.starts_with("The starter kit direct-democracy is installed"), "{installed}");
+
+    let opened = said(&fake, MEMBER, "propose Buy a new server").await;
+    assert_eq!(opened, "Proposal #1 is open, under \"Majority of members\".");
+    let vote = message_with(&fake, "Proposal #1").await;
+    let text = until_text(&fake, &vote, |t| t.contains("(0 of 3 voted)")).await;
+    assert!(text.contains("Buy a new server"), "{text}");
+    // The options' reactions are seeded, and a button per option casts a ballot.
+    let message = fake.message(GENERAL, &vote).unwrap();
+    let seeded: Vec<&str> =
+        message["reactions"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(seeded, ["+1", "-1", "shrug"]);
+    let actions: Vec<&str> =
+        message["blocks"][1]["elements"].as_array().unwrap().iter().map(|b| b["action_id"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["polity_vote:1:yes", "polity_vote:1:no", "polity_vote:1:abstain"]);
+
+    // A skin-toned 👍 is a 👍.
+    fake.react(ADMIN, GENERAL, &vote, "+1::skin-tone-3").await;
+    until_text(&fake, &vote, |t| t.ends_with("yes 1 · no 0 · abstain 0 (1 of 3 voted)")).await;
+    // Bob changes his mind: the bot cannot take his 👎 away, so his latest reaction counts.
+    fake.react(MEMBER, GENERAL, &vote, "-1").await;
+    until_text(&fake, &vote, |t| t.ends_with("yes 1 · no 1 · abstain 0 (2 of 3 voted)")).await;
+    fake.react(MEMBER, GENERAL, &vote, "+1").await;
+    // Two of three cannot be outvoted: passed, announced, buttons gone.
+    let closed = until_text(&fake, &vote, |t| t.ends_with("PASSED")).await;
+    assert!(closed.contains("yes 2 · no 0 · abstain 0 (2 of 3 voted)"), "{closed}");
+    message_with(&fake, "Proposal #1 passed").await;
+    let blocks = fake.message(GENERAL, &vote).unwrap()["blocks"].clone();
+    assert_eq!(blocks.as_array().map(Vec::len), Some(1), "{blocks}");
+    // Nothing Polity posted pings anyone, nor asked Slack to remove a reaction.
+    assert!(fake.requests_of("reactions.remove").is_empty());
+    let rt = polity.stop().await;
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_button_casts_a_ballot_and_a_reaction_taken_back_withdraws_one() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_button");
+    let polity = Polity::start(db.url(), socket_mode(&fake), false).await;
+    said(&fake, ADMIN, "kit install direct-democracy").await;
+    said(&fake, MEMBER, "propose Weekly calls").await;
+    let vote = message_with(&fake, "Proposal #1").await;
+    until_text(&fake, &vote, |t| t.contains("(0 of 3 voted)")).await;
+
+    let before = fake.responses().len();
+    fake.press(OTHER, GENERAL, &vote, "polity_vote:1:no", "no").await;
+    let responses = within("the button's answer", fake.wait_responses(before + 1)).await;
+    assert_eq!(responses[before].1["text"], "Your ballot on #1 is counted.");
+    assert_eq!(responses[before].1["response_type"], "ephemeral");
+    until_text(&fake, &vote, |t| t.ends_with("yes 0 · no 1 · abstain 0 (1 of 3 voted)")).await;
+
+    // A reaction counts, and taking it back withdraws the ballot.
+    fake.react(ADMIN, GENERAL, &vote, "+1").await;
+    until_text(&fake, &vote, |t| t.ends_with("yes 1 · no 1 · abstain 0 (2 of 3 voted)")).await;
+    fake.unreact(ADMIN, GENERAL, &vote, "+1").await;
+    until_text(&fake, &vote, |t| t.ends_with("yes 0 · no 1 · abstain 0 (1 of 3 voted)")).await;
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_events_are_taken_only_with_slacks_signature() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_http");
+    let config = json!({ "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET, "api_url": fake.api_url() });
+    let polity = Polity::start(db.url(), config, true).await;
+    let url = format!("{}/hooks/slack/events", polity.http.clone().unwrap());
+    let client = reqwest::Client::new();
+    let now = chrono::Utc::now().timestamp();
+    let post = |body: Vec<u8>, headers: Vec<(&'static str, String)>| {
+        let mut request = client.post(&url).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+
+    // Slack's URL check is answered with its challenge.
+    let challenge = json!({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"});
+    let body = challenge.to_string().into_bytes();
+    let answer = post(body.clone(), signed_headers(SIGNING_SECRET, now, &body)).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.json::<Value>().await.unwrap(),
+        json!({"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})
+    );
+
+    // Forged, stale and unsigned requests are refused with 401 and change nothing.
+    let (_, event) = fake.event_body(
+        json!({"type": "team_join", "user": {"id": "U0ERIN", "name": "erin", "profile": {"display_name": "Erin"}}}),
+    );
+    let forged = signed_headers("not the secret", now, &event);
+    assert_eq!(post(event.clone(), forged).await.unwrap().status(), 401);
+    let stale = signed_headers(SIGNING_SECRET, now - 301, &event);
+    assert_eq!(post(event.clone(), stale).await.unwrap().status(), 401);
+    assert_eq!(post(event.clone(), vec![]).await.unwrap().status(), 401);
+    let mut tampered = event.clone();
+    let signed = signed_headers(SIGNING_SECRET, now, &event);
+    tampered.extend_from_slice(b" ");
+    assert_eq!(post(tampered, signed.clone()).await.unwrap().status(), 401);
+    // Signed, it is taken; a retry of the same event changes nothing more.
+    assert_eq!(post(event.clone(), signed.clone()).await.unwrap().status(), 200);
+    let mut retry = signed.clone();
+    retry.push(("X-Slack-Retry-Num", "1".into()));
+    retry.push(("X-Slack-Retry-Reason", "http_timeout".into()));
+    assert_eq!(post(event.clone(), retry).await.unwrap().status(), 200);
+    let rt = polity.stop().await;
+    let community = &rt.engine(CommunityId(1)).unwrap().community;
+    let erin = polity_governance::AccountRef::new("slack", "U0ERIN");
+    assert_eq!(community.member_by_account(&erin).map(|m| m.name.as_str()), Some("Erin"));
+    assert_eq!(community.members.values().filter(|m| m.name == "Erin").count(), 1);
+}
