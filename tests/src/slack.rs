@@ -1712,6 +1712,19 @@ impl FakeSlack {
         })
     }
 
+    /// `user` adds (or takes back) reaction `name` on a message with no event delivered, as
+    /// happens while nobody is connected to Socket Mode: only a read of the message shows it.
+    pub fn react_unseen(&self, user: &str, channel: &str, ts: &str, name: &str, added: bool) {
+        self.change(|s| {
+            let m = s.msg(channel, ts).expect("no such message");
+            if added {
+                s.add_reaction(m, name, user);
+            } else {
+                s.remove_reaction(m, name, user);
+            }
+        });
+    }
+
     /// `user` adds reaction `name` to a message: the state, and `reaction_added`. Its event id.
     pub async fn react(&self, user: &str, channel: &str, ts: &str, name: &str) -> String {
         self.reaction(user, channel, ts, name, true)

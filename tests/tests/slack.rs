@@ -144,6 +144,7 @@ async fn a_slash_command_opens_a_proposal_and_reactions_pass_it() {
     let text = until_text(&fake, &vote, |t| t.contains("(0 of 3 voted)")).await;
     assert!(text.contains("Buy a new server"), "{text}");
     // The options' reactions are seeded, and a button per option casts a ballot.
+    within("the seed reactions", fake.wait_for("reactions.add", 3)).await;
     let message = fake.message(GENERAL, &vote).unwrap();
     let seeded: Vec<&str> =
         message["reactions"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
@@ -247,4 +248,42 @@ async fn http_events_are_taken_only_with_slacks_signature() {
     let erin = polity_governance::AccountRef::new("slack", "U0ERIN");
     assert_eq!(community.member_by_account(&erin).map(|m| m.name.as_str()), Some("Erin"));
     assert_eq!(community.members.values().filter(|m| m.name == "Erin").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_missed_while_away_are_read_back_and_a_kept_old_reaction_stays_old() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_reconcile");
+    let polity = Polity::start(db.url(), socket_mode(&fake), false).await;
+    said(&fake, ADMIN, "kit install direct-democracy").await;
+    said(&fake, MEMBER, "propose Move the meetup to Friday").await;
+    let vote = message_with(&fake, "Proposal #1").await;
+    until_text(&fake, &vote, |t| t.contains("(0 of 3 voted)")).await;
+    // Bob votes 👎, then 👍: both reactions stay on the message; his ballot is 👍.
+    fake.react(MEMBER, GENERAL, &vote, "-1").await;
+    until_text(&fake, &vote, |t| t.ends_with("yes 0 · no 1 · abstain 0 (1 of 3 voted)")).await;
+    fake.react(MEMBER, GENERAL, &vote, "+1").await;
+    until_text(&fake, &vote, |t| t.ends_with("yes 1 · no 0 · abstain 0 (1 of 3 voted)")).await;
+    polity.stop().await;
+
+    // While Polity is down Carol reacts 👎🏾; no event reaches it.
+    fake.react_unseen(OTHER, GENERAL, &vote, "-1::skin-tone-5", true);
+    let reads = fake.requests_of("reactions.get").len();
+    let polity = Polity::start(db.url(), socket_mode(&fake), false).await;
+    // Read back at the session's hello: Carol's ballot counts, and the 👎 Bob still holds
+    // beside his 👍 is his older choice, not a new ballot.
+    until_text(&fake, &vote, |t| t.ends_with("yes 1 · no 1 · abstain 0 (2 of 3 voted)")).await;
+    assert!(fake.requests_of("reactions.get").len() > reads);
+
+    // Slack refreshes the connection: the new session's hello reads the vote again, and
+    // nothing changes.
+    let opened = fake.requests_of("apps.connections.open").len();
+    let reads = fake.requests_of("reactions.get").len();
+    fake.disconnect().await;
+    within("Socket Mode to reconnect", fake.wait_for("apps.connections.open", opened + 1)).await;
+    within("the vote to be read again", fake.wait_for("reactions.get", reads + 1)).await;
+    fake.react(ADMIN, GENERAL, &vote, "+1").await;
+    let passed = until_text(&fake, &vote, |t| t.ends_with("PASSED")).await;
+    assert!(passed.contains("yes 2 · no 1 · abstain 0 (3 of 3 voted)"), "{passed}");
+    polity.stop().await;
 }
