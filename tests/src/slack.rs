@@ -1203,10 +1203,46 @@ impl State {
         }
         let channel = &mut self.channels[c];
         if channel.name != name {
-            let old = std::mem::replace(&mut channel.name, name);
-            channel.previous_names.insert(0, old);
+            let old = std::mem::replace(&mut channel.name, name.clone());
+            channel.previous_names.insert(0, old.clone());
+            // Slack tells the app of every rename, its own API calls' too, as the token's
+            // user's doing.
+            let id = channel.id.clone();
+            self.announce_rename(&id, &t.user, &old, &name);
         }
         Ok(json!({"channel": self.channel_json(&self.channels[c], &t.user)}))
+    }
+
+    /// The events of a rename: `channel_rename`, then the `channel_name` message Slack posts.
+    /// The `channel_rename` event's id.
+    fn announce_rename(&mut self, channel: &str, user: &str, old: &str, new_name: &str) -> String {
+        let (team, created) = {
+            let c = self.channel(channel);
+            (c.team.clone(), c.created)
+        };
+        let renamed = json!({"type": "channel_rename", "channel": {"id": channel, "name": new_name,
+            "name_normalized": new_name, "created": created, "is_channel": true, "is_mpim": false}});
+        let event_id = self.push(&team, renamed);
+        let ts = self.next_ts();
+        let by = self.user(user).name.clone();
+        let text = format!("<@{user}|{by}> has renamed the channel from \"{old}\" to \"{new_name}\"");
+        let extra = Map::from_iter([("old_name".to_string(), json!(old)), ("name".to_string(), json!(new_name))]);
+        self.messages.push(Message {
+            channel: channel.into(),
+            ts: ts.clone(),
+            user: user.into(),
+            text: text.clone(),
+            subtype: Some("channel_name".into()),
+            extra,
+            ..Message::default()
+        });
+        self.push(
+            &team,
+            json!({"type": "message", "subtype": "channel_name", "ts": ts, "user": user,
+            "text": text, "old_name": old, "name": new_name, "channel": channel, "event_ts": ts,
+            "channel_type": "channel"}),
+        );
+        event_id
     }
 
     fn invite(&mut self, t: &Token, p: &Map<String, Value>) -> Answer {
@@ -1763,30 +1799,7 @@ impl FakeSlack {
             let c = s.channel_mut(channel);
             let old = std::mem::replace(&mut c.name, new_name.to_string());
             c.previous_names.insert(0, old.clone());
-            let (team, created) = (c.team.clone(), c.created);
-            let renamed = json!({"type": "channel_rename", "channel": {"id": channel, "name": new_name,
-                "name_normalized": new_name, "created": created, "is_channel": true, "is_mpim": false}});
-            let event_id = s.push(&team, renamed);
-            let ts = s.next_ts();
-            let by = s.user(user).name.clone();
-            let text = format!("<@{user}|{by}> has renamed the channel from \"{old}\" to \"{new_name}\"");
-            let extra = Map::from_iter([("old_name".to_string(), json!(old)), ("name".to_string(), json!(new_name))]);
-            s.messages.push(Message {
-                channel: channel.into(),
-                ts: ts.clone(),
-                user: user.into(),
-                text: text.clone(),
-                subtype: Some("channel_name".into()),
-                extra,
-                ..Message::default()
-            });
-            s.push(
-                &team,
-                json!({"type": "message", "subtype": "channel_name", "ts": ts, "user": user,
-                "text": text, "old_name": old, "name": new_name, "channel": channel, "event_ts": ts,
-                "channel_type": "channel"}),
-            );
-            event_id
+            s.announce_rename(channel, user, &old, new_name)
         })
     }
 

@@ -15,7 +15,8 @@ use polity_governance::CommunityId;
 use polity_slack::SlackAdapter;
 use polity_tests::db::TestDb;
 use polity_tests::slack::{
-    ADMIN, APP_TOKEN, BOT_TOKEN, BOT_USER, FakeSlack, GENERAL, MEMBER, OTHER, SIGNING_SECRET, TEAM, signed_headers,
+    ADMIN, ADMIN_USER_TOKEN, APP_TOKEN, BOT_TOKEN, BOT_USER, FakeSlack, GENERAL, MEMBER, OTHER, RANDOM, SIGNING_SECRET,
+    TEAM, signed_headers,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -103,12 +104,17 @@ async fn said(fake: &FakeSlack, user: &str, words: &str) -> String {
 
 /// The bot's message in #general whose text contains `part`, once posted: its ts.
 async fn message_with(fake: &FakeSlack, part: &str) -> String {
+    message_in(fake, GENERAL, part).await
+}
+
+/// The bot's message in `channel` whose text contains `part`, once posted: its ts.
+async fn message_in(fake: &FakeSlack, channel: &str, part: &str) -> String {
     within(
         &format!("a message with \"{part}\""),
         fake.until(|s| {
             s.messages
                 .iter()
-                .find(|m| m.channel == GENERAL && m.user == BOT_USER && m.text.contains(part))
+                .find(|m| m.channel == channel && m.user == BOT_USER && m.text.contains(part))
                 .map(|m| m.ts.clone())
         }),
     )
@@ -117,10 +123,14 @@ async fn message_with(fake: &FakeSlack, part: &str) -> String {
 
 /// Waits until the message `ts` in #general says something `pred` likes; its text.
 async fn until_text(fake: &FakeSlack, ts: &str, pred: impl Fn(&str) -> bool) -> String {
+    until_text_in(fake, GENERAL, ts, pred).await
+}
+
+async fn until_text_in(fake: &FakeSlack, channel: &str, ts: &str, pred: impl Fn(&str) -> bool) -> String {
     within(
         "the vote message to change",
         fake.until(|s| {
-            s.messages.iter().find(|m| m.channel == GENERAL && m.ts == ts).map(|m| m.text.clone()).filter(|t| pred(t))
+            s.messages.iter().find(|m| m.channel == channel && m.ts == ts).map(|m| m.text.clone()).filter(|t| pred(t))
         }),
     )
     .await
@@ -285,5 +295,73 @@ async fn reactions_missed_while_away_are_read_back_and_a_kept_old_reaction_stays
     fake.react(ADMIN, GENERAL, &vote, "+1").await;
     let passed = until_text(&fake, &vote, |t| t.ends_with("PASSED")).await;
     assert!(passed.contains("yes 2 · no 1 · abstain 0 (3 of 3 voted)"), "{passed}");
+    polity.stop().await;
+}
+
+fn with_admin(fake: &FakeSlack) -> Value {
+    json!({ "bot_token": BOT_TOKEN, "app_token": APP_TOKEN, "user_token": ADMIN_USER_TOKEN, "api_url": fake.api_url() })
+}
+
+/// Channel renames are put to a vote of two.
+const RENAMES_NEED_A_VOTE: &str =
+    "Renames name = \"Renames\"\\nkind = \"platform\"\\nactions = [\"slack.rename_channel\"]\\n[vote]\\nquorum = 2";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_rename_is_undone_voted_on_and_given_on_pass() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_rename");
+    let polity = Polity::start(db.url(), with_admin(&fake), false).await;
+    let installed = said(&fake, ADMIN, &format!("policy install {RENAMES_NEED_A_VOTE}")).await;
+    assert!(installed.contains("Renames"), "{installed}");
+
+    fake.rename_as(MEMBER, RANDOM, "offtopic").await;
+    // Undone at once with the admin's token, and put to a vote.
+    within("the old name back", fake.until(|s| (s.channel(RANDOM).name == "random").then_some(()))).await;
+    let rename = fake.requests_of("conversations.rename");
+    assert_eq!(rename[0].token.as_deref(), Some(ADMIN_USER_TOKEN));
+    let vote = message_in(&fake, RANDOM, "Proposal #1").await;
+    // Polity's own rename back, which Slack reports as the admin's, is governed by nobody.
+    fake.react(ADMIN, RANDOM, &vote, "+1").await;
+    fake.react(OTHER, RANDOM, &vote, "+1").await;
+    until_text_in(&fake, RANDOM, &vote, |t| t.ends_with("PASSED")).await;
+    within("the new name given", fake.until(|s| (s.channel(RANDOM).name == "offtopic").then_some(()))).await;
+    assert_eq!(fake.requests_of("conversations.rename").len(), 2);
+    let rt = polity.stop().await;
+    assert_eq!(rt.engine(CommunityId(1)).unwrap().proposals().count(), 1, "no vote on Polity's own renames");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_in_a_governed_channel_is_held_and_posted_again_on_pass() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_message");
+    let polity = Polity::start(db.url(), with_admin(&fake), false).await;
+    let policy = format!(
+        "Announcements name = \"Announcements\"\\nkind = \"platform\"\\nactions = [\"slack.message\"]\\nfilter = \"action.channel == \\\"{RANDOM}\\\"\"\\n[vote]\\nquorum = 2"
+    );
+    said(&fake, ADMIN, &format!("policy install {policy}")).await;
+    // A message elsewhere is not governed.
+    let (free, _) = fake.post_as(MEMBER, GENERAL, "lunch?").await;
+    let (held, _) = fake.post_as(MEMBER, RANDOM, "We move to Fridays <!channel>").await;
+    within("the message to be held", fake.until(|s| s.messages.iter().all(|m| m.ts != held).then_some(()))).await;
+    let deleted = fake.requests_of("chat.delete");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].token.as_deref(), Some(ADMIN_USER_TOKEN));
+    assert!(fake.message(GENERAL, &free).is_some());
+    let vote = message_in(&fake, RANDOM, "Proposal #1").await;
+    fake.react(ADMIN, RANDOM, &vote, "+1").await;
+    fake.react(OTHER, RANDOM, &vote, "+1").await;
+    until_text_in(&fake, RANDOM, &vote, |t| t.ends_with("PASSED")).await;
+    let repost = within(
+        "the message posted again",
+        fake.until(|s| {
+            s.messages
+                .iter()
+                .find(|m| m.channel == RANDOM && m.user == BOT_USER && m.text.contains("wrote"))
+                .map(|m| m.text.clone())
+        }),
+    )
+    .await;
+    // Posted with its author's name; the mention it held pings nobody.
+    assert_eq!(repost, "Bob wrote: We move to Fridays &lt;!channel&gt;");
     polity.stop().await;
 }

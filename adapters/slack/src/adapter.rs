@@ -124,7 +124,15 @@ async fn start(config: &SlackConfig, how: Start) -> Result<SlackConnection, Adap
     if how.events.send(Incoming::Space(space)).await.is_err() {
         return Err(AdapterError::Start("the host stopped before Slack started".into()));
     }
-    let platform = SlackPlatform::new(how.connection.clone(), api.clone(), Arc::clone(&known));
+    let admin = match &config.user_token {
+        Some(token) => Some(Api::with_client(
+            crate::api::client(&config.api_url).map_err(AdapterError::Start)?,
+            token,
+            Duration::from_millis(config.timeout_ms),
+        )),
+        None => None,
+    };
+    let platform = SlackPlatform::new(how.connection.clone(), api.clone(), Arc::clone(&known)).with_admin(admin);
     let listener = Arc::new(Listener::new(how.connection.clone(), how.events.clone(), Arc::clone(&known), api.clone()));
     let endpoint = config.signing_secret.as_ref().map(|secret| {
         Arc::new(SlackEndpoint::new(Arc::clone(&listener), secret.trim().to_string())) as Arc<dyn Endpoint>

@@ -29,7 +29,7 @@ pub static SPEC: PlatformSpec = PlatformSpec {
             names_space: false,
         },
     ],
-    env: &["bot_token", "app_token", "signing_secret", "api_url"],
+    env: &["bot_token", "app_token", "user_token", "signing_secret", "api_url"],
 };
 
 /// `[platforms.slack]`: Polity's own Slack app, or one community's connection.
@@ -43,6 +43,11 @@ pub struct SlackConfig {
     /// address is needed. Without it, only effects are performed.
     #[serde(default)]
     pub app_token: Option<String>,
+    /// The installing admin's user token (`xoxp-...`, or `POLITY_SLACK_USER_TOKEN`): what a
+    /// bot token cannot do for governed actions (delete a member's message, rename a channel
+    /// it did not create). Without it those actions are not undone, and votes say so.
+    #[serde(default)]
+    pub user_token: Option<String>,
     /// The app's signing secret, for requests Slack sends to Polity's HTTP server.
     #[serde(default)]
     pub signing_secret: Option<String>,
@@ -72,6 +77,7 @@ impl fmt::Debug for SlackConfig {
         f.debug_struct("SlackConfig")
             .field("bot_token", &"[redacted]")
             .field("app_token", &self.app_token.as_ref().map(|_| "[redacted]"))
+            .field("user_token", &self.user_token.as_ref().map(|_| "[redacted]"))
             .field("signing_secret", &self.signing_secret.as_ref().map(|_| "[redacted]"))
             .field("api_url", &self.api_url)
             .field("workspace", &self.workspace)
@@ -103,6 +109,14 @@ impl SlackConfig {
         {
             return Err(AdapterError::Config(
                 "[platforms.slack]: app_token is not an app-level token (they start with xapp-: Basic Information → App-Level Tokens, with connections:write)"
+                    .into(),
+            ));
+        }
+        if let Some(user) = &read.user_token
+            && !user.trim().starts_with("xoxp-")
+        {
+            return Err(AdapterError::Config(
+                "[platforms.slack]: user_token is not a user token (they start with xoxp-: OAuth & Permissions → User OAuth Token, of a workspace admin)"
                     .into(),
             ));
         }

@@ -37,6 +37,10 @@ pub struct Reader<'a> {
     pub bot_user: &'a str,
     /// A member's display name by user id (the id when unknown).
     pub name: &'a (dyn Fn(&str) -> String + Sync),
+    /// Whether an action is one Polity took itself with the admin's user token
+    /// (`rename:{channel}:{name}`, `pin:{channel}:{ts}`, `join:{channel}:{user}`), which
+    /// Slack reports as the admin's.
+    pub own: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 /// What an `event_callback` is.
@@ -101,7 +105,7 @@ impl Reader<'_> {
                 let Some(ts) = str_at(event, "/item/message/ts").or_else(|| str_at(event, "/item/message_ts")) else {
                     return none;
                 };
-                if user == self.bot_user {
+                if user == self.bot_user || (self.own)(&format!("pin:{channel}:{ts}")) {
                     return none;
                 }
                 let Ok(kind) = ActionType::new(PIN) else { return none };
@@ -116,7 +120,7 @@ impl Reader<'_> {
                 let (Some(user), Some(channel)) = (str_at(event, "/user"), str_at(event, "/channel")) else {
                     return none;
                 };
-                if user == self.bot_user {
+                if user == self.bot_user || (self.own)(&format!("join:{channel}:{user}")) {
                     return none;
                 }
                 let Ok(kind) = ActionType::new(MEMBER_JOINED_CHANNEL) else { return none };
@@ -191,7 +195,7 @@ impl Reader<'_> {
             }
             Some("channel_name") => {
                 let (Some(old), Some(new)) = (str_at(event, "/old_name"), str_at(event, "/name")) else { return none };
-                if old == new {
+                if old == new || (self.own)(&format!("rename:{channel}:{new}")) {
                     return none;
                 }
                 let Ok(kind) = ActionType::new(RENAME_CHANNEL) else { return none };
@@ -230,7 +234,12 @@ mod tests {
     }
 
     fn reader() -> Reader<'static> {
-        Reader { connection: "slack", bot_user: "UBOT", name: &names }
+        Reader {
+            connection: "slack",
+            bot_user: "UBOT",
+            name: &names,
+            own: &|key: &str| key == "rename:C1:polity-did-this",
+        }
     }
 
     fn callback(event: Value) -> Value {
@@ -309,6 +318,10 @@ mod tests {
         assert_eq!(action.data.get("old_name"), Some(&json!("general")));
         assert_eq!(action.data.get("name"), Some(&json!("random-talk")));
         assert_eq!(read[0].dedup_key, "rename:C1:2.5");
+        // Polity's own rename back, made with the admin's token, is not the admin's to govern.
+        let own = callback(json!({"type": "message", "subtype": "channel_name", "channel": "C1", "user": "U1",
+            "old_name": "random-talk", "name": "polity-did-this", "ts": "2.6"}));
+        assert!(events(reader().read(&own)).is_empty());
     }
 
     #[test]

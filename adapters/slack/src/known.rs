@@ -27,7 +27,14 @@ struct Inner {
     members: HashMap<String, Member>,
     /// A vote message's buttons block (`None`: it has none), by `channel ts`.
     buttons: HashMap<String, Option<Value>>,
+    /// What Polity itself did with the admin's user token, which Slack reports as that
+    /// admin's doing (`rename:{channel}:{name}`, `pin:{channel}:{ts}`), until its event
+    /// has come back.
+    own: HashMap<String, std::time::Instant>,
 }
+
+/// How long an action of Polity's own waits for its event.
+const OWN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How many vote messages' buttons are kept before the oldest are dropped (an edit then
 /// reads them back from Slack).
@@ -82,6 +89,19 @@ impl Known {
             inner.buttons.clear();
         }
         inner.buttons.insert(message_key(message), buttons);
+    }
+
+    /// Notes an action Polity takes with the admin's user token, so its event is not
+    /// governed as the admin's.
+    pub fn expect_own(&self, key: String) {
+        let mut inner = self.lock();
+        inner.own.retain(|_, at| at.elapsed() < OWN_LIFETIME);
+        inner.own.insert(key, std::time::Instant::now());
+    }
+
+    /// Whether an event is of an action Polity took itself (and forgets it).
+    pub fn was_own(&self, key: &str) -> bool {
+        self.lock().own.remove(key).is_some_and(|at| at.elapsed() < OWN_LIFETIME)
     }
 
     pub fn forget_buttons(&self, message: &MessageRef) {

@@ -27,6 +27,7 @@
 use crate::api::{Api, Failure};
 use crate::events::{MEMBER_JOINED_CHANNEL, MESSAGE, PIN, RENAME_CHANNEL, TEAM_JOIN};
 use crate::known::Known;
+use polity_governance::action::Action;
 use polity_governance::ids::{AccountRef, MessageRef};
 use polity_governance::io::{Effect, VoteOption};
 use polity_governance::platform::{
@@ -61,6 +62,8 @@ const MAX_SECTION: usize = 3_000;
 pub struct SlackPlatform {
     connection: String,
     api: Api,
+    /// The installing admin's user token, for what a bot token cannot do to members' actions.
+    admin: Option<Api>,
     known: Arc<Known>,
     /// Set when the community this platform was handed to does not govern the workspace.
     refused: Option<String>,
@@ -74,7 +77,110 @@ impl std::fmt::Debug for SlackPlatform {
 
 impl SlackPlatform {
     pub fn new(connection: impl Into<String>, api: Api, known: Arc<Known>) -> Self {
-        Self { connection: connection.into(), api, known, refused: None }
+        Self { connection: connection.into(), api, admin: None, known, refused: None }
+    }
+
+    /// With the installing admin's user token, for governed actions.
+    #[must_use]
+    pub fn with_admin(mut self, admin: Option<Api>) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    fn admin(&self, what: &str) -> Result<&Api, PlatformError> {
+        self.admin.as_ref().ok_or_else(|| {
+            PlatformError::Permanent(format!(
+                "{what} needs a workspace admin's user token (user_token in [platforms.slack]); the bot's token cannot"
+            ))
+        })
+    }
+
+    /// Undoes a member's governed action while it is voted on.
+    async fn revert(&self, action: &Action) -> Result<Performed, PlatformError> {
+        let data = action.data.to_map();
+        let text = |key: &str| param(&data, key, action.kind.as_str());
+        match action.kind.as_str() {
+            MESSAGE => {
+                let (channel, ts) =
+                    (text("channel")?, text("message").or_else(|_| Ok::<_, PlatformError>(action.source_id.clone()))?);
+                let body = json!({ "channel": channel, "ts": ts });
+                match self.admin("deleting a member's message")?.post("chat.delete", &body, Some(&channel)).await {
+                    Err(Failure { code: Some(code), .. }) if code == "message_not_found" => Ok(Performed::default()),
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                }
+            }
+            RENAME_CHANNEL => self.rename(&text("channel")?, &text("old_name")?).await,
+            PIN => {
+                let (channel, ts) = (text("channel")?, text("message")?);
+                let body = json!({ "channel": channel, "timestamp": ts });
+                match self.admin("unpinning a member's pin")?.post("pins.remove", &body, None).await {
+                    Err(Failure { code: Some(code), .. }) if code == "no_pin" || code == "message_not_found" => {
+                        Ok(Performed::default())
+                    }
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                }
+            }
+            other => Err(PlatformError::Permanent(format!("Polity cannot undo {other} on Slack"))),
+        }
+    }
+
+    /// Carries out a governed action that passed: the message posted again with its
+    /// author's name, the channel renamed, the message pinned.
+    async fn execute(&self, action: &Action) -> Result<Performed, PlatformError> {
+        let data = action.data.to_map();
+        let text = |key: &str| param(&data, key, action.kind.as_str());
+        match action.kind.as_str() {
+            MESSAGE => {
+                let channel = text("channel")?;
+                let author = data
+                    .get("author")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| action.initiator.account.to_string(), str::to_string);
+                let mut repost =
+                    format!("{author} wrote: {}", data.get("text").and_then(Value::as_str).unwrap_or_default());
+                for file in data.get("files").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+                {
+                    repost.push('\n');
+                    repost.push_str(file);
+                }
+                let mut body = json!({
+                    "channel": channel,
+                    "text": clip(&mrkdwn(&repost), MAX_TEXT),
+                    "unfurl_links": false,
+                });
+                if let Some(thread) = data.get("thread_ts").and_then(Value::as_str) {
+                    body["thread_ts"] = json!(thread);
+                }
+                let answer = self.api.post("chat.postMessage", &body, Some(&channel)).await.map_err(|f| f.error)?;
+                let ts = answer.get("ts").and_then(Value::as_str).unwrap_or_default();
+                Ok(Performed {
+                    message: Some(MessageRef::new(self.connection.as_str(), channel.as_str(), ts)),
+                    ..Performed::default()
+                })
+            }
+            RENAME_CHANNEL => self.rename(&text("channel")?, &text("name")?).await,
+            PIN => {
+                let (channel, ts) = (text("channel")?, text("message")?);
+                self.known.expect_own(format!("pin:{channel}:{ts}"));
+                let body = json!({ "channel": channel, "timestamp": ts });
+                match self.admin("pinning a member's message")?.post("pins.add", &body, None).await {
+                    Err(Failure { code: Some(code), .. }) if code == "already_pinned" => Ok(Performed::default()),
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                }
+            }
+            other => Err(PlatformError::Permanent(format!("Polity cannot carry out {other} on Slack"))),
+        }
+    }
+
+    /// Renames a channel with the admin's token (a bot token renames only channels the bot
+    /// made); the rename's event is known as Polity's own.
+    async fn rename(&self, channel: &str, name: &str) -> Result<Performed, PlatformError> {
+        let api = self.admin.as_ref().unwrap_or(&self.api);
+        self.known.expect_own(format!("rename:{channel}:{name}"));
+        match api.post("conversations.rename", &json!({ "channel": channel, "name": name }), None).await {
+            Err(Failure { code: Some(code), .. }) if code == "not_modified" => Ok(Performed::default()),
+            other => other.map(|_| Performed::default()).map_err(|f| f.error),
+        }
     }
 
     /// The same connection for a community that does not govern `workspace`: it refuses
@@ -410,9 +516,8 @@ impl Platform for SlackPlatform {
                 }
                 Effect::RemoveReaction { .. } => Ok(Performed::default()),
                 Effect::Call { name, params, .. } => self.call(name.as_str(), params).await,
-                Effect::Revert { action, .. } | Effect::Execute { action, .. } => Err(PlatformError::Permanent(
-                    format!("Polity cannot undo or redo {} on Slack yet", action.kind.as_str()),
-                )),
+                Effect::Revert { action, .. } => self.revert(action).await,
+                Effect::Execute { action, .. } => self.execute(action).await,
                 Effect::StartProcess { .. } => Err(PlatformError::Permanent("Slack runs no decision processes".into())),
             }
         })
@@ -476,8 +581,8 @@ pub fn actions() -> Vec<ActionInfo> {
     vec![
         ActionInfo::new(
             MESSAGE,
-            ActionKind::Trigger,
-            "a member's message in a channel",
+            ActionKind::Governable,
+            "a member's message in a governed channel: deleted while voted on (with the admin's user token), posted again with its author's name on pass",
             &[
                 ("channel", "the channel id"),
                 ("message", "the message's ts"),
@@ -488,8 +593,8 @@ pub fn actions() -> Vec<ActionInfo> {
         ),
         ActionInfo::new(
             RENAME_CHANNEL,
-            ActionKind::Trigger,
-            "a member renamed a channel",
+            ActionKind::Governable,
+            "a member renamed a channel: its old name restored while voted on, the new one given on pass",
             &[("channel", "the channel id"), ("old_name", "its name before"), ("name", "its new name")],
         ),
         ActionInfo::new(

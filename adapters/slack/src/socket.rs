@@ -166,7 +166,9 @@ impl Listener {
         let bot_user = self.known.bot_user().unwrap_or_default();
         let known = Arc::clone(&self.known);
         let name = move |user: &str| known.name(user);
-        let reader = Reader { connection: &self.connection, bot_user: &bot_user, name: &name };
+        let mine = Arc::clone(&self.known);
+        let own = move |key: &str| mine.was_own(key);
+        let reader = Reader { connection: &self.connection, bot_user: &bot_user, name: &name, own: &own };
         match reader.read(payload) {
             Read::Events(events) => {
                 for event in events {
