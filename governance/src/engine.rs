@@ -899,8 +899,19 @@ impl Engine {
                 .into_iter()
                 .zip(v.spec.presses())
                 .map(|((emoji, label), press)| VoteOption { emoji, label, press })
-                .collect();
-            step.effects.push(Effect::PostVote { proposal: id, place: v.place.clone(), text: p.vote_text(), options });
+                .collect::<Vec<_>>();
+            let text = p.vote_text();
+            // The vote's own place first, then each further place it is held in.
+            let mut places = vec![v.place.clone()];
+            places.extend(v.spec.also.iter().filter(|a| **a != v.place).cloned());
+            for place in places {
+                step.effects.push(Effect::PostVote {
+                    proposal: id,
+                    place,
+                    text: text.clone(),
+                    options: options.clone(),
+                });
+            }
         }
         if let Some(notify) = &policy.notify {
             let (action, pj) = match self.proposals.get(&id) {

@@ -452,6 +452,12 @@ impl Proposal {
         if let Some(c) = self.closes_at {
             parts.push(format!("closes {}", c.format("%Y-%m-%d %H:%M:%S UTC")));
         }
+        let places = 1 + v.spec.also.iter().filter(|a| **a != v.place).count();
+        if places > 1 {
+            parts.push(format!(
+                "voted in {places} places at once: one ballot per member, the latest on any platform counts"
+            ));
+        }
         if let Some(t) = tally.and_then(|t| self.tally_line(t)) {
             parts.push(format!("tally: {t}"));
         }

@@ -1282,6 +1282,12 @@ impl State {
         let c = match target.as_deref() {
             // A user's id: the app's DM with them.
             Some(u) if u.starts_with('U') || u.starts_with('W') => self.open_dm(t, &[u.to_string()])?.0,
+            // A public channel's name (`#general`): chat.postMessage alone takes names.
+            Some(name) if name.starts_with('#') => self
+                .channels
+                .iter()
+                .position(|c| c.team == t.team && !c.im && c.name == name[1..])
+                .ok_or_else(|| fail("channel_not_found"))?,
             _ => self.visible(t, target)?,
         };
         if self.channels[c].archived {

@@ -129,7 +129,7 @@ struct RawPolicy {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawVote {
-    on: Option<Spanned<String>>,
+    on: Option<Spanned<RawOn>>,
     #[serde(rename = "type")]
     kind: Option<Spanned<String>>,
     options: Option<Vec<String>>,
@@ -141,6 +141,13 @@ struct RawVote {
     closes: Option<Spanned<String>>,
     early: Option<Spanned<bool>>,
     secret: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawOn {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -278,10 +285,29 @@ fn parse_vote(l: &mut Lines<'_>, raw: &Spanned<RawVote>, has_check: bool) -> Vot
     let v = raw.get_ref();
     let mut spec = VoteSpec::default();
     if let Some(on) = &v.on {
-        match place(on.get_ref()) {
-            Ok(p) => spec.on = Some(p),
-            Err(e) => l.err(on, e),
+        let texts: Vec<&String> = match on.get_ref() {
+            RawOn::One(text) => vec![text],
+            RawOn::Many(texts) => texts.iter().collect(),
+        };
+        if texts.is_empty() {
+            l.err(
+                on,
+                "`on` is an empty list: name at least one place, e.g. [\"discord:#general\", \"slack:#general\"]",
+            );
+        } else if texts.len() > MAX_VOTE_PLACES {
+            l.err(on, format!("`on` names {} places; a vote is held in at most {MAX_VOTE_PLACES}", texts.len()));
         }
+        let mut places: Vec<Place> = Vec::new();
+        for text in texts.into_iter().take(MAX_VOTE_PLACES) {
+            match place(text) {
+                Ok(p) if places.contains(&p) => l.err(on, format!("`on` names {p} twice")),
+                Ok(p) => places.push(p),
+                Err(e) => l.err(on, e),
+            }
+        }
+        let mut places = places.into_iter();
+        spec.on = places.next();
+        spec.also = places.collect();
     }
     if let Some(k) = &v.kind {
         spec.kind = match k.get_ref().as_str() {
@@ -556,6 +582,9 @@ fn parse_outcome(l: &mut Lines<'_>, raw: &Spanned<RawOutcome>, which: &str) -> O
 }
 
 /// Where a vote or message goes (`discord:#finance`).
+/// The most places one vote is held in at once.
+pub const MAX_VOTE_PLACES: usize = 5;
+
 fn place(text: &str) -> Result<Place, String> {
     if text.trim().is_empty() {
         return Err("`on` is blank: write PLATFORM:CHANNEL, e.g. discord:#finance".into());
@@ -666,6 +695,24 @@ do = [{ action = "opencollective.process_expense", expense_id = "{{action.id}}",
 [fail]
 do = [{ action = "message", text = "Rejected: {{action.description}}" }]
 "#;
+
+    #[test]
+    fn a_vote_may_be_held_in_several_places() {
+        let both = EXPENSE.replace(r#"on = "discord:#finance""#, r#"on = ["discord:#finance", "slack:#finance"]"#);
+        let v = parse_policy(&both).unwrap().vote.unwrap();
+        assert_eq!(v.on, Some(Place::new("discord", "#finance")));
+        assert_eq!(v.also, [Place::new("slack", "#finance")]);
+        for (on, says) in [
+            ("[]", "empty list"),
+            (r#"["discord:#a", "discord:#a"]"#, "twice"),
+            (r#"["discord:#a", "nowhere"]"#, "PLATFORM:CHANNEL"),
+            (r#"["a:#1", "b:#2", "c:#3", "d:#4", "e:#5", "f:#6"]"#, "at most 5"),
+        ] {
+            let bad = EXPENSE.replace(r#"on = "discord:#finance""#, &format!("on = {on}"));
+            let errors = parse_policy(&bad).unwrap_err().to_string();
+            assert!(errors.contains(says), "{on}: {errors}");
+        }
+    }
 
     #[test]
     fn the_documented_example_parses() {

@@ -122,6 +122,12 @@ impl fmt::Display for Threshold {
 pub struct VoteSpec {
     /// Where the vote message goes; `None`: where the action happened.
     pub on: Option<Place>,
+    /// Further places the vote is held in at once (`on = ["discord:#general",
+    /// "slack:#general"]`): a vote message in each, each with the combined tally. A member
+    /// has one ballot wherever they vote (their linked accounts are one member): the latest
+    /// counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Place>,
     pub kind: VoteKind,
     /// Option labels for choice, approval and ranked votes.
     pub options: Vec<String>,
@@ -142,6 +148,7 @@ impl Default for VoteSpec {
     fn default() -> Self {
         Self {
             on: None,
+            also: Vec::new(),
             kind: VoteKind::YesNo,
             options: Vec::new(),
             voters: Voters::Everyone,
