@@ -365,3 +365,54 @@ async fn a_message_in_a_governed_channel_is_held_and_posted_again_on_pass() {
     assert_eq!(repost, "Bob wrote: We move to Fridays &lt;!channel&gt;");
     polity.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_needs_a_secret_asks_in_a_form_and_never_shows_it() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_secret");
+    let polity = Polity::start(db.url(), socket_mode(&fake), false).await;
+    let before = fake.responses().len();
+    fake.slash(ADMIN, GENERAL, "/polity", "integration add opencollective oc collective=tidepool").await;
+    // The form opens on the command's own trigger.
+    let views = within("the form", fake.wait_for("views.open", 1)).await;
+    let view = &views[0].params["view"];
+    assert_eq!(view["type"], "modal");
+    assert_eq!(view["callback_id"], "polity_secret");
+    assert_eq!(fake.responses().len(), before, "the form is the answer");
+    let values = json!({"secret": {"secret": {"type": "plain_text_input", "value": "tok-alice-7f3a"}}});
+    fake.submit_view(ADMIN, "polity_secret", values).await;
+    // The answer is an ephemeral message to the admin; the secret is in no request Polity sent.
+    let answers = within("the answer to the form", fake.wait_for("chat.postEphemeral", 1)).await;
+    assert_eq!(answers[0].params["user"], ADMIN);
+    let sent = serde_json::to_string(&fake.requests().iter().map(|r| r.params.clone()).collect::<Vec<_>>()).unwrap();
+    assert!(!sent.contains("tok-alice-7f3a"), "the secret was sent back to Slack");
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_rate_limit_on_one_route_holds_that_route_only() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_ratelimit");
+    let polity = Polity::start(db.url(), socket_mode(&fake), false).await;
+    said(&fake, ADMIN, "kit install direct-democracy").await;
+    said(&fake, MEMBER, "propose First").await;
+    let first = message_with(&fake, "Proposal #1").await;
+    until_text(&fake, &first, |t| t.contains("(0 of 3 voted)")).await;
+    // Slack answers the next tally edit with a ten-minute Retry-After.
+    fake.fail_next("chat.update", polity_tests::slack::Failure::RateLimited(600));
+    fake.react(ADMIN, GENERAL, &first, "+1").await;
+    within("the refused edit", fake.wait_for("chat.update", 1)).await;
+    // Slack limits each method per workspace, so every tally edit waits out the ten minutes;
+    // nothing else does: commands are answered, another vote is posted and seeded, its
+    // reactions are taken.
+    let opened = said(&fake, OTHER, "propose Second").await;
+    assert!(opened.starts_with("Proposal #2 is open"), "{opened}");
+    let second = message_with(&fake, "Proposal #2").await;
+    within("the second vote's seed reactions", fake.wait_for("reactions.add", 6)).await;
+    fake.react(MEMBER, GENERAL, &second, "+1").await;
+    let me = said(&fake, MEMBER, "whoami").await;
+    assert!(me.starts_with("You are Bob"), "{me}");
+    // Nothing retried chat.update against Slack's word.
+    assert_eq!(fake.requests_of("chat.update").len(), 1);
+    polity.stop().await;
+}

@@ -98,7 +98,9 @@ impl SlackConfig {
         if bot.is_empty() {
             return Err(AdapterError::Config("[platforms.slack]: the bot token is empty".into()));
         }
-        if !bot.starts_with("xoxb-") {
+        // Another kind of Slack token is a mistake; anything else (a placeholder, a proxy's
+        // own token) is Slack's to refuse at start.
+        if ["xoxp-", "xapp-", "xoxa-", "xoxe-", "xoxr-"].iter().any(|p| bot.starts_with(p)) {
             return Err(AdapterError::Config(
                 "[platforms.slack]: bot_token is not a bot token (they start with xoxb-: OAuth & Permissions → Bot User OAuth Token)"
                     .into(),
@@ -148,7 +150,18 @@ impl SlackConfig {
         settings: &Map<String, Value>,
         secret: Option<&str>,
     ) -> Result<Value, AdapterError> {
-        let Some(token) = secret.map(str::trim).filter(|t| !t.is_empty()) else {
+        // The secret holds the bot token, and may hold the app-level token (Socket Mode: the
+        // connection's own events) and an admin's user token (governed actions), separated by
+        // spaces.
+        let tokens: Vec<&str> = secret.unwrap_or_default().split_whitespace().collect();
+        let of = |prefix: &str| tokens.iter().find(|t| t.starts_with(prefix)).copied();
+        if let Some(other) = tokens.iter().find(|t| !["xoxb-", "xapp-", "xoxp-"].iter().any(|p| t.starts_with(p))) {
+            let shown: String = other.chars().take(5).collect();
+            return Err(AdapterError::Config(format!(
+                "a Slack connection takes tokens that start with xoxb-, xapp- or xoxp-, not `{shown}...`"
+            )));
+        }
+        let Some(token) = of("xoxb-") else {
             return Err(AdapterError::Config("a Slack connection needs the workspace's bot token (xoxb-...)".into()));
         };
         let api_url = settings
@@ -159,6 +172,12 @@ impl SlackConfig {
         let mut config = json!({ "bot_token": token, "api_url": api_url });
         if let Some(w) = settings.get("workspace").and_then(Value::as_str) {
             config["workspace"] = json!(w);
+        }
+        if let Some(app) = of("xapp-") {
+            config["app_token"] = json!(app);
+        }
+        if let Some(user) = of("xoxp-") {
+            config["user_token"] = json!(user);
         }
         Self::read(&config)?;
         Ok(config)
@@ -235,5 +254,16 @@ mod tests {
         assert_eq!(config["bot_token"], "xoxb-own");
         assert_eq!(config["workspace"], "T0ABC");
         assert!(SlackConfig::for_connection(None, &settings, None).is_err());
+        let all = SlackConfig::for_connection(None, &settings, Some("xapp-1 xoxb-2\nxoxp-3"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (all["bot_token"].as_str(), all["app_token"].as_str(), all["user_token"].as_str()),
+            (Some("xoxb-2"), Some("xapp-1"), Some("xoxp-3"))
+        );
+        let stray = SlackConfig::for_connection(None, &settings, Some("xoxb-2 hunter2-long-secret"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(stray.contains("`hunte...`") && !stray.contains("hunter2"), "{stray}");
     }
 }

@@ -594,13 +594,13 @@ pub fn actions() -> Vec<ActionInfo> {
         ActionInfo::new(
             RENAME_CHANNEL,
             ActionKind::Governable,
-            "a member renamed a channel: its old name restored while voted on, the new one given on pass",
+            "a member renamed a channel: its old name restored while voted on, the new one given on pass; policies can also call it (channel, name)",
             &[("channel", "the channel id"), ("old_name", "its name before"), ("name", "its new name")],
         ),
         ActionInfo::new(
             PIN,
-            ActionKind::Trigger,
-            "a member pinned a message",
+            ActionKind::Governable,
+            "a member pinned a message: unpinned while voted on (with the admin's user token), pinned again on pass; policies can also call it (channel, message)",
             &[("channel", "the channel id"), ("message", "the message's ts")],
         ),
         ActionInfo::new(
@@ -634,12 +634,6 @@ pub fn actions() -> Vec<ActionInfo> {
             &[("channel", "the channel id"), ("user", "their id"), ("text", "what to say")],
         ),
         ActionInfo::new(
-            RENAME,
-            ActionKind::Action,
-            "rename a channel",
-            &[("channel", "the channel id"), ("name", "the new name")],
-        ),
-        ActionInfo::new(
             INVITE,
             ActionKind::Action,
             "invite a member to a channel",
@@ -650,12 +644,6 @@ pub fn actions() -> Vec<ActionInfo> {
             ActionKind::Action,
             "remove a member from a channel",
             &[("channel", "the channel id"), ("user", "their id")],
-        ),
-        ActionInfo::new(
-            PIN_MESSAGE,
-            ActionKind::Action,
-            "pin a message",
-            &[("channel", "the channel id"), ("message", "the message's ts")],
         ),
         ActionInfo::new(
             API,
