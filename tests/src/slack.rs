@@ -1895,6 +1895,11 @@ impl FakeSlack {
         ack
     }
 
+    /// Waits until the client has sent `count` acks in all.
+    pub async fn wait_acks(&self, count: usize) {
+        self.until(|s| (s.acks.len() >= count).then_some(())).await;
+    }
+
     /// Every ack so far, as the client sent it.
     pub fn acks(&self) -> Vec<Value> {
         self.with(|s| s.acks.clone())
@@ -1913,6 +1918,23 @@ impl FakeSlack {
                 }
             }
         });
+    }
+
+    /// Sends every `events_api` envelope delivered so far again, acknowledged or not, as Slack
+    /// does when acknowledgements came too late (`retry_attempt` one more, `retry_reason:
+    /// "timeout"`, the same envelope and event ids). How many it sent.
+    pub fn redeliver_events(&self) -> usize {
+        self.change(|s| {
+            let again: Vec<usize> = (0..s.envelopes.len())
+                .filter(|i| s.envelopes[*i].kind == "events_api" && s.envelopes[*i].delivered)
+                .collect();
+            for &i in &again {
+                s.envelopes[i].retry_attempt += 1;
+                s.envelopes[i].retry_reason = "timeout";
+                s.send_envelope(i);
+            }
+            again.len()
+        })
     }
 
     /// Sends Slack's `disconnect` (`refresh_requested`) to the newest live connection, which
