@@ -561,7 +561,7 @@ impl Runtime {
                     }
                     Effect::Post { text, .. } => format!("post \"{text}\""),
                     Effect::StartProcess { name, .. } => format!("start {name}"),
-                    Effect::Notify { account, text } => format!("tell {account}: {text}"),
+                    Effect::Notify { account, text, .. } => format!("tell {account}: {text}"),
                     Effect::EditVote { .. } | Effect::RemoveReaction { .. } => continue,
                 };
                 lines.push(format!("{}: would {what}", at.format("%Y-%m-%d %H:%M")));

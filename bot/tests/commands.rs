@@ -674,7 +674,7 @@ async fn role_request_under_the_moderators_kit_is_a_proposal_the_moderators_deci
     env.react("bob", 1, "👍").await;
     let told = env.performed();
     assert!(
-        told.iter().any(|e| matches!(e, Effect::Notify { account: to, text }
+        told.iter().any(|e| matches!(e, Effect::Notify { account: to, text, .. }
             if to == &account("bob")
             && text == "Your vote was not counted: only members with the role moderator can vote on proposal #1.")),
         "{told:?}"

@@ -111,7 +111,7 @@ async fn temporary_failures_back_off_and_permanent_ones_are_not_retried() {
     assert_eq!(calls(&p), 2, "a 403 is never retried");
     let told = AccountRef::new("chat", "admin");
     let notice = "Polity could not carry out posting the vote message for proposal #1: 403 Missing Permissions";
-    assert_eq!(p.log().performed(), [Effect::Notify { account: told, text: notice.into() }]);
+    assert_eq!(p.log().performed(), [Effect::Notify { account: told, text: notice.into(), at: None }]);
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
     assert_eq!(rt.next_wake().await.unwrap(), None);
     let c = rt.store().communities().await.unwrap()[0].0;

@@ -544,7 +544,7 @@ async fn the_outbox_takes_effects_through_their_lifecycle(s: &Store) {
     let effects = [
         post("one"),
         post("two"),
-        Effect::Notify { account: account("alice"), text: "three".into() },
+        Effect::Notify { account: account("alice"), text: "three".into(), at: None },
         Effect::EditVote { proposal: ProposalId(7), text: "four".into(), closed: false },
         Effect::PostVote {
             proposal: ProposalId(8),

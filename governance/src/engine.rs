@@ -545,7 +545,7 @@ impl Engine {
                 while_failing(*block),
             );
             for account in &admins {
-                step.effects.push(Effect::Notify { account: account.clone(), text: text.clone() });
+                step.effects.push(Effect::Notify { account: account.clone(), text: text.clone(), at: None });
             }
             step.audit.push(Audit::ScriptTimingOut {
                 policy: *policy,
@@ -658,7 +658,11 @@ impl Engine {
                 reason: reason.clone(),
             });
             step.effects.push(Effect::Revert { proposal: None, action: action.clone() });
-            step.effects.push(Effect::Notify { account: action.initiator.clone(), text: format!("Undone: {reason}.") });
+            step.effects.push(Effect::Notify {
+                account: action.initiator.clone(),
+                text: format!("Undone: {reason}."),
+                at: None,
+            });
             return Ok(());
         }
         self.open(&policy, action.clone(), initiator, ctx, step);
@@ -1200,6 +1204,7 @@ impl Engine {
                 step.effects.push(Effect::Notify {
                     account: voter.clone(),
                     text: format!("Your vote was not counted: {reason}."),
+                    at: Some(Place::new(message.platform.as_str(), message.channel.as_str())),
                 });
             }
             return;

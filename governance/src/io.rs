@@ -82,7 +82,15 @@ pub enum Effect {
     /// Post a message.
     Post { place: Place, text: String },
     /// Tell one person something only they see (a DM or an ephemeral reply).
-    Notify { account: AccountRef, text: String },
+    Notify {
+        account: AccountRef,
+        text: String,
+        /// Where they are, when it is about what they did there (a reaction on a vote
+        /// message): a platform that shows one person a message inside a channel (Slack's
+        /// ephemeral messages) says it there; others send a direct message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<Place>,
+    },
     /// Remove someone's reaction (a superseded or ineligible ballot). Platforms that cannot
     /// remove others' reactions skip it; their tally counts the latest reaction.
     RemoveReaction { message: MessageRef, account: AccountRef, emoji: String },

@@ -759,7 +759,7 @@ fn notices(step: &Step) -> Vec<(String, String)> {
     step.effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Notify { account, text } => Some((account.account.to_string(), text.clone())),
+            Effect::Notify { account, text, .. } => Some((account.account.to_string(), text.clone())),
             _ => None,
         })
         .collect()

@@ -422,3 +422,28 @@ async fn a_long_rate_limit_on_one_route_holds_that_route_only() {
     assert_eq!(fake.requests_of("chat.update").len(), 1);
     polity.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ineligible_voter_is_told_where_they_voted_and_only_they_see_it() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_ineligible");
+    let polity = Polity::start(db.url(), socket_mode(&fake), false).await;
+    // Alice installs the moderators kit, so she is the one moderator.
+    let installed = said(&fake, ADMIN, "kit install moderators").await;
+    assert!(installed.starts_with("The starter kit moderators is installed"), "{installed}");
+    said(&fake, MEMBER, "propose Pin the rules").await;
+    let vote = message_with(&fake, "Proposal #1").await;
+    until_text(&fake, &vote, |t| t.ends_with("(0 of 1 voted)")).await;
+    fake.react(OTHER, GENERAL, &vote, "+1").await;
+    let told = within("Carol's ephemeral message", fake.wait_for("chat.postEphemeral", 1)).await;
+    assert_eq!(told[0].params["channel"], GENERAL);
+    assert_eq!(told[0].params["user"], OTHER);
+    assert_eq!(
+        told[0].params["text"],
+        "Your vote was not counted: only members with the role moderator can vote on proposal #1."
+    );
+    // Her reaction stays (a bot cannot remove it) and counts for nothing.
+    assert!(fake.message(GENERAL, &vote).unwrap()["text"].as_str().unwrap().ends_with("(0 of 1 voted)"));
+    assert!(fake.requests_of("conversations.open").is_empty(), "no direct message");
+    polity.stop().await;
+}

@@ -214,7 +214,7 @@ impl ConsolePlatform {
                     self.print(&format!("[{}] edited msg {} by polity: {text}", m.channel, m.message));
                 }
             }
-            Effect::Notify { account, text } => {
+            Effect::Notify { account, text, .. } => {
                 if account.platform.as_str() == CONSOLE {
                     self.reply_to(&account.account, text);
                 } else {
@@ -340,7 +340,7 @@ mod tests {
         assert_eq!(posted, MessageRef::new(CONSOLE, "#general", "2"));
         let edit = Effect::EditVote { proposal: ProposalId(1), text: "Proposal #1 — PASSED".into(), closed: false };
         perform(&c, 2, &edit, std::slice::from_ref(&posted));
-        let notify = Effect::Notify { account: AccountRef::new(CONSOLE, "bob"), text: "not counted".into() };
+        let notify = Effect::Notify { account: AccountRef::new(CONSOLE, "bob"), text: "not counted".into(), at: None };
         perform(&c, 3, &notify, &[]);
         assert_eq!(
             output(&buf),
@@ -358,7 +358,7 @@ mod tests {
         let first = perform(&c, 7, &vote(), &[]);
         let again = perform(&c, 7, &vote(), &[]);
         assert_eq!(first, again, "the retry gets the message the first attempt posted");
-        let notify = Effect::Notify { account: AccountRef::new(CONSOLE, "bob"), text: "hi".into() };
+        let notify = Effect::Notify { account: AccountRef::new(CONSOLE, "bob"), text: "hi".into(), at: None };
         perform(&c, 8, &notify, &[]);
         perform(&c, 8, &notify, &[]);
         assert_eq!(output(&buf), "[#general] msg 1 by polity: Proposal #1\n[only bob] hi\n");

@@ -570,7 +570,7 @@ impl DiscordPlatform {
                     files: Vec::new(),
                 })
             }
-            Effect::Notify { account, text } => {
+            Effect::Notify { account, text, .. } => {
                 self.own(account.platform.as_str(), "the account")?;
                 Ok(Op::Dm { user: snowflake("user", &account.account)?, text: text.clone() })
             }

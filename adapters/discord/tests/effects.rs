@@ -176,7 +176,11 @@ async fn a_notification_opens_a_dm_channel_and_posts_in_it() {
     let fake = FakeDiscord::start().await;
     fake.create_dm("100000000000000009", USER).await;
     fake.create_message("100000000000000009", MESSAGE).await;
-    let effect = Effect::Notify { account: AccountRef::new("discord", USER), text: "Your vote was not counted".into() };
+    let effect = Effect::Notify {
+        account: AccountRef::new("discord", USER),
+        text: "Your vote was not counted".into(),
+        at: None,
+    };
     perform(&discord(&fake), &effect, &[]).await.unwrap();
     let got = fake.received().await;
     assert_eq!(got.len(), 2);

@@ -6,7 +6,7 @@
 //! | `PostVote` | `chat.postMessage` (`text`, and `blocks`: the text, then a button per option one press can cast), then `reactions.add` per option (`already_reacted` is done), then `chat.getPermalink` for the vote's link |
 //! | `EditVote` | `chat.update` of each vote message on this connection (buttons taken away once `closed`) |
 //! | `Post` | `chat.postMessage` |
-//! | `Notify` | `conversations.open` (`users`), then `chat.postMessage` in the direct message |
+//! | `Notify` | about what a member did in a channel (an ineligible vote): `chat.postEphemeral` there, only they see it; else, or when they are not in it, `conversations.open` (`users`), then `chat.postMessage` in the direct message |
 //! | `RemoveReaction` | nothing: a bot token cannot remove another member's reaction, so the tally counts each voter's latest reaction and the vote message says so |
 //! | `Call` `slack.post_message` (`channel`, `text`) | `chat.postMessage` |
 //! | `Call` `slack.send_dm` (`user`, `text`) | as `Notify` |
@@ -28,7 +28,7 @@ use crate::api::{Api, Failure};
 use crate::events::{MEMBER_JOINED_CHANNEL, MESSAGE, PIN, RENAME_CHANNEL, TEAM_JOIN};
 use crate::known::Known;
 use polity_governance::action::Action;
-use polity_governance::ids::{AccountRef, MessageRef};
+use polity_governance::ids::{AccountRef, MessageRef, Place};
 use polity_governance::io::{Effect, VoteOption};
 use polity_governance::platform::{
     ActionInfo, ActionKind, BoxFuture, Capabilities, Performed, Platform, PlatformError, ReactionRead, Request,
@@ -225,6 +225,23 @@ impl SlackPlatform {
             .ok_or_else(|| PlatformError::Permanent("Slack's answer to conversations.open has no channel".into()))?
             .to_string();
         self.post_message(&channel, text, None).await
+    }
+
+    /// Tells one member something: in the channel they acted in, as an ephemeral message only
+    /// they see, else (or when they are not in that channel) by direct message.
+    async fn notify(&self, account: &AccountRef, text: &str, at: Option<&Place>) -> Result<Performed, PlatformError> {
+        let user = account.account.as_str();
+        if let Some(place) = at.filter(|p| p.platform.as_str() == self.connection) {
+            let channel = place.channel.as_str();
+            let body = json!({ "channel": channel, "user": user, "text": clip(&mrkdwn(text), MAX_TEXT) });
+            match self.api.post("chat.postEphemeral", &body, Some(channel)).await {
+                Ok(_) => return Ok(Performed::default()),
+                Err(Failure { code: Some(code), .. })
+                    if matches!(code.as_str(), "user_not_in_channel" | "channel_not_found" | "not_in_channel") => {}
+                Err(f) => return Err(f.error),
+            }
+        }
+        self.dm(user, text).await.map(|_| Performed::default())
     }
 
     async fn post_vote(
@@ -511,9 +528,7 @@ impl Platform for SlackPlatform {
                     message: Some(self.post_message(place.channel.as_str(), text, None).await?),
                     ..Performed::default()
                 }),
-                Effect::Notify { account, text } => {
-                    self.dm(account.account.as_str(), text).await.map(|_| Performed::default())
-                }
+                Effect::Notify { account, text, at } => self.notify(account, text, at.as_ref()).await,
                 Effect::RemoveReaction { .. } => Ok(Performed::default()),
                 Effect::Call { name, params, .. } => self.call(name.as_str(), params).await,
                 Effect::Revert { action, .. } => self.revert(action).await,

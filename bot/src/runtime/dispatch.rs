@@ -706,7 +706,7 @@ impl Runtime {
         let about = proposal.map(|p| format!(" for proposal {p}")).unwrap_or_default();
         let text = format!("Polity could not carry out {what}{about}: {error}");
         let effects: Vec<Effect> =
-            admins.into_iter().map(|account| Effect::Notify { account, text: text.clone() }).collect();
+            admins.into_iter().map(|account| Effect::Notify { account, text: text.clone(), at: None }).collect();
         let audit =
             [Audit::EffectFailed { proposal, effect: what, error: error.to_string(), admins_told: effects.len() }];
         let rec = StepRecord {

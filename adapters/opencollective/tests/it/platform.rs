@@ -184,7 +184,7 @@ async fn votes_and_other_effects_are_refused() {
             options: vec![],
         },
         Effect::Post { place: Place::new("oc-main", COLLECTIVE), text: "Hello".into() },
-        Effect::Notify { account: AccountRef::new("oc-main", MEMBER), text: "Hello".into() },
+        Effect::Notify { account: AccountRef::new("oc-main", MEMBER), text: "Hello".into(), at: None },
     ];
     for effect in &effects {
         let Err(PlatformError::Permanent(why)) = perform(&*platform, 1, effect).await else { panic!("done") };
