@@ -1830,6 +1830,33 @@ impl FakeSlack {
         })
     }
 
+    /// The body Slack posts to an app's slash-command URL in HTTP mode when `user` runs
+    /// `command` in `channel` (`application/x-www-form-urlencoded`, the fields as Slack sends
+    /// them), with a fresh `response_url` and trigger.
+    pub fn slash_form(&self, user: &str, channel: &str, command: &str, text: &str) -> Vec<u8> {
+        self.change(|s| {
+            let (u, c) = (s.user(user).clone(), s.channel(channel).clone());
+            let (response_url, trigger) = (s.new_response_url(), s.new_trigger(&u.team));
+            let domain = s.team(&u.team).domain.clone();
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("token", VERIFICATION_TOKEN)
+                .append_pair("team_id", &u.team)
+                .append_pair("team_domain", &domain)
+                .append_pair("channel_id", channel)
+                .append_pair("channel_name", &c.name)
+                .append_pair("user_id", user)
+                .append_pair("user_name", &u.name)
+                .append_pair("command", command)
+                .append_pair("text", text)
+                .append_pair("api_app_id", APP_ID)
+                .append_pair("is_enterprise_install", "false")
+                .append_pair("response_url", &response_url)
+                .append_pair("trigger_id", &trigger)
+                .finish()
+                .into_bytes()
+        })
+    }
+
     /// `user` presses the element `action_id` (a button) of the message `message_ts` (or of an
     /// ephemeral message of theirs): a `block_actions` envelope. Its envelope id.
     pub async fn press(&self, user: &str, channel: &str, message_ts: &str, action_id: &str, value: &str) -> String {

@@ -253,6 +253,29 @@ async fn http_events_are_taken_only_with_slacks_signature() {
     retry.push(("X-Slack-Retry-Num", "1".into()));
     retry.push(("X-Slack-Retry-Reason", "http_timeout".into()));
     assert_eq!(post(event.clone(), retry).await.unwrap().status(), 200);
+    // The slash command over HTTP: a signed form, acknowledged at once with an empty 200, the
+    // answer through its response_url; unsigned, refused.
+    let commands = format!("{}/hooks/slack/commands", polity.http.clone().unwrap());
+    let form = fake.slash_form(ADMIN, GENERAL, "/polity", "whoami");
+    let unsigned = client.post(&commands).body(form.clone()).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let mut request = client.post(&commands).body(form.clone());
+    for (name, value) in signed_headers(SIGNING_SECRET, now, &form) {
+        request = request.header(name, value);
+    }
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "");
+    let responses = within("the answer over HTTP", fake.wait_responses(1)).await;
+    assert!(responses[0].1["text"].as_str().unwrap().starts_with("You are Alice, an admin."), "{responses:?}");
+    // Any other path under /hooks/slack is no endpoint of Slack's.
+    let other = format!("{}/hooks/slack/nothing", polity.http.clone().unwrap());
+    let body = b"{}".to_vec();
+    let mut request = client.post(&other).body(body.clone());
+    for (name, value) in signed_headers(SIGNING_SECRET, now, &body) {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 404);
     let rt = polity.stop().await;
     let community = &rt.engine(CommunityId(1)).unwrap().community;
     let erin = polity_governance::AccountRef::new("slack", "U0ERIN");
