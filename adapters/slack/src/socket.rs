@@ -188,18 +188,18 @@ impl Listener {
     }
 
     /// Whether `user` controls the workspace: an admin or owner, as last read, else asked.
-    async fn is_admin(&self, user: &str) -> bool {
-        if let Some(member) = self.known.member(user) {
+    async fn is_admin(api: &Api, known: &Known, user: &str) -> bool {
+        if let Some(member) = known.member(user) {
             return member.admin;
         }
-        match self.api.get("users.info", &[("user", user.to_string())], None).await {
+        match api.get("users.info", &[("user", user.to_string())], None).await {
             Ok(info) => {
                 let u = info.get("user").unwrap_or(&Value::Null);
                 let admin = ["is_admin", "is_owner", "is_primary_owner"]
                     .iter()
                     .any(|k| u.get(*k).and_then(Value::as_bool) == Some(true));
                 let name = crate::events::display_name(u).unwrap_or_else(|| user.to_string());
-                self.known.set_members([(user.to_string(), Member { name, admin })]);
+                known.set_members([(user.to_string(), Member { name, admin })]);
                 admin
             }
             Err(f) => {
@@ -245,23 +245,26 @@ impl Listener {
         answer_to: Answer,
         trigger: Option<String>,
     ) {
-        let manages_space = self.is_admin(invocation.invoker.account.as_str()).await;
-        let (answer, answered) = oneshot::channel();
-        let call = CommandCall {
-            space: space.clone(),
-            invocation: invocation.clone(),
-            name: name.clone(),
-            manages_space,
-            parsed,
-            answer,
-        };
-        if !self.hand(Incoming::Command(call)).await {
-            self.deliver(&answer_to, Reply::private("Polity is restarting; try again in a moment.")).await;
-            return;
-        }
-        let this = Responder { api: self.api.clone() };
+        // Off the frame reader: asking Slack whether the invoker is an admin may take a while,
+        // and the command is acknowledged meanwhile.
+        let (api, known, events) = (self.api.clone(), Arc::clone(&self.known), self.events.clone());
         let forms = Arc::clone(&self.pending);
         tokio::spawn(async move {
+            let this = Responder { api: api.clone() };
+            let manages_space = Self::is_admin(&api, &known, invocation.invoker.account.as_str()).await;
+            let (answer, answered) = oneshot::channel();
+            let call = CommandCall {
+                space: space.clone(),
+                invocation: invocation.clone(),
+                name: name.clone(),
+                manages_space,
+                parsed,
+                answer,
+            };
+            if events.send(Incoming::Command(call)).await.is_err() {
+                this.deliver(&answer_to, Reply::private("Polity is restarting; try again in a moment.")).await;
+                return;
+            }
             let reply =
                 answered.await.unwrap_or_else(|_| Reply::private("Sorry, that failed on our side; it is logged."));
             match (reply.secret_prompt.clone(), trigger) {
@@ -276,10 +279,6 @@ impl Listener {
 
     async fn respond(&self, response_url: &str, reply: Reply) {
         Responder { api: self.api.clone() }.deliver(&Answer::Url(response_url.to_string()), reply).await;
-    }
-
-    async fn deliver(&self, to: &Answer, reply: Reply) {
-        Responder { api: self.api.clone() }.deliver(to, reply).await;
     }
 
     /// A button press or a form's answer.
