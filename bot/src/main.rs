@@ -76,8 +76,10 @@ enum PolicyCommand {
 
 /// What the log shows unless `RUST_LOG` says otherwise, below `default`: sea-orm's migrator
 /// (some 40 lines on a new database; the store says in one line what it applied) and
-/// serenity's info lines (Polity says itself how connecting goes) only when asked for.
-const QUIETER: &str = "sea_orm_migration=warn,serenity=warn";
+/// serenity's info lines (Polity says itself how connecting goes) only when asked for, and
+/// slack-morphism's debug and trace lines never by default: they carry the raw Socket Mode
+/// frames (a secret typed into Polity's form among them) and `response_url`s.
+const QUIETER: &str = "sea_orm_migration=warn,serenity=warn,slack_morphism=warn";
 
 /// Logs to standard error, filtered by `RUST_LOG`, else by `default` and [`QUIETER`].
 fn init_tracing(default: &str) {

@@ -171,6 +171,9 @@ pub struct Engine {
     /// Whether a proposal held in memory may have closed since [`Engine::forget_closed`]
     /// last ran: set wherever one closes, so that the sweep runs only then.
     closed_held: bool,
+    /// Who was told their reaction on an open vote does not count (kept in memory only): a
+    /// reaction a platform cannot remove is found again by every read, and is explained once.
+    told_ineligible: BTreeSet<(ProposalId, AccountRef)>,
 }
 
 impl Engine {
@@ -182,6 +185,7 @@ impl Engine {
             versions: BTreeMap::new(),
             proposals: BTreeMap::new(),
             by_message: HashMap::new(),
+            told_ineligible: BTreeSet::new(),
             next_proposal: 1,
             script_budget: DEFAULT_STEP_BUDGET,
             timeouts: BTreeMap::new(),
@@ -399,6 +403,7 @@ impl Engine {
         self.proposals.retain(|_, p| p.state.is_open());
         let proposals = &self.proposals;
         self.by_message.retain(|_, id| proposals.contains_key(id));
+        self.told_ineligible.retain(|(id, _)| proposals.contains_key(id));
     }
 
     /// The earliest deadline of an open proposal: when the scheduler must tick next.
@@ -1195,12 +1200,15 @@ impl Engine {
         };
         if let Some(reason) = self.ineligibility(p, v, member) {
             if added && v.spec.apply_reaction(None, emoji, true) != BallotChange::Ignore {
-                step.audit.push(Audit::BallotRejected { proposal: id, voter: voter.clone(), reason: reason.clone() });
                 step.effects.push(Effect::RemoveReaction {
                     message: message.clone(),
                     account: voter.clone(),
                     emoji: emoji.to_string(),
                 });
+                if !self.told_ineligible.insert((id, voter.clone())) {
+                    return;
+                }
+                step.audit.push(Audit::BallotRejected { proposal: id, voter: voter.clone(), reason: reason.clone() });
                 step.effects.push(Effect::Notify {
                     account: voter.clone(),
                     text: format!("Your vote was not counted: {reason}."),
@@ -1254,7 +1262,10 @@ impl Engine {
         let Some(&id) = self.by_message.get(message) else {
             return;
         };
-        let Some(v) = self.proposals.get(&id).filter(|p| p.state.is_open()).and_then(|p| p.vote.as_ref()) else {
+        let Some(p) = self.proposals.get(&id).filter(|p| p.state.is_open()) else {
+            return;
+        };
+        let Some(v) = p.vote.as_ref() else {
             return;
         };
         // The vote's emoji that were read, in option order, with who holds each.
@@ -1286,9 +1297,33 @@ impl Engine {
         }
         let mut accounts: BTreeSet<&AccountRef> = read.values().flatten().copied().collect();
         accounts.extend(held_by.keys().copied());
+        // Where superseded reactions stay, a reaction a read finds is only news from a member
+        // without a ballot: one cast otherwise (a button, `/vote`, a reaction elsewhere, on
+        // a linked account) is newer than whatever they left here; and 🤷 left beside
+        // approvals or a ranking is the older. (An ineligible member's reaction is explained
+        // once, however often a read finds it.)
+        let skip = |account: &AccountRef| -> bool {
+            if !superseded_kept {
+                return false;
+            }
+            if settled.contains(account) {
+                return true;
+            }
+            let member = self.member_of(account);
+            member.and_then(|m| v.ballots.get(&m)).is_some_and(
+                |b| !matches!(&b.source, BallotSource::Reaction { message: m } if m == message && b.account == *account),
+            )
+        };
+        let abstain_kept = |account: &AccountRef| -> bool {
+            superseded_kept
+                && self
+                    .member_of(account)
+                    .and_then(|m| v.ballots.get(&m))
+                    .is_some_and(|b| matches!(b.choice, Choice::Approve(_) | Choice::Rank(_)))
+        };
         let mut changes: Vec<(AccountRef, String, bool)> = Vec::new();
         for account in accounts {
-            if settled.contains(account) {
+            if skip(account) {
                 continue;
             }
             let held = held_by.get(account).map(Vec::as_slice).unwrap_or_default();
@@ -1297,6 +1332,9 @@ impl Engine {
                     continue;
                 };
                 let has = holders.contains(account);
+                if has && !held.contains(option) && *option == crate::vote::emoji::ABSTAIN && abstain_kept(account) {
+                    continue;
+                }
                 if has != held.contains(option) {
                     changes.push((account.clone(), option.clone(), has));
                 }

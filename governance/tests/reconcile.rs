@@ -71,21 +71,52 @@ fn where_superseded_reactions_stay_the_ballots_own_reaction_is_the_newer() {
     // On Slack bob's 👍 stays after he chose 👎: his ballot is the 👎 the events said.
     w.react("bob", id, "👍");
     w.react("bob", id, "👎");
-    let kept = |reactions: &[(&str, &[&str])]| match snapshot(id, reactions) {
+    let s = w.push(kept(id, &[("👍", &["bob"]), ("👎", &["bob"]), ("🤷", &[])])).unwrap();
+    assert!(s.effects.is_empty() && s.audit.is_empty(), "{s:?}");
+    assert_eq!(ballots(&w, id), BTreeMap::from([("bob".into(), "no".into())]));
+    // Once he takes 👎 back, the 👍 he still holds is his ballot.
+    w.push(kept(id, &[("👍", &["bob"]), ("👎", &[]), ("🤷", &[])])).unwrap();
+    assert_eq!(ballots(&w, id), BTreeMap::from([("bob".into(), "yes".into())]));
+    // A member with no ballot yet: what they hold counts, as on any platform.
+    w.push(kept(id, &[("👍", &["bob", "carol"]), ("👎", &[]), ("🤷", &[])])).unwrap();
+    assert_eq!(ballots(&w, id).get("carol").map(String::as_str), Some("yes"));
+}
+
+fn kept(id: ProposalId, reactions: &[(&str, &[&str])]) -> Inbound {
+    match snapshot(id, reactions) {
         Inbound::Reactions { message, reactions, .. } => {
             Inbound::Reactions { message, reactions, superseded_kept: true }
         }
         other => other,
-    };
-    let s = w.push(kept(&[("👍", &["bob"]), ("👎", &["bob"]), ("🤷", &[])])).unwrap();
+    }
+}
+
+#[test]
+fn where_superseded_reactions_stay_a_ballot_cast_otherwise_is_newer_than_any_reaction() {
+    let (mut w, id) = voters_world();
+    // bob reacted 👍, then pressed "no" (a typed ballot): his 👍 stays on the message.
+    w.react("bob", id, "👍");
+    w.vote("bob", id, "no").unwrap();
+    let s = w.push(kept(id, &[("👍", &["bob"]), ("👎", &[]), ("🤷", &[])])).unwrap();
     assert!(s.effects.is_empty() && s.audit.is_empty(), "{s:?}");
     assert_eq!(ballots(&w, id), BTreeMap::from([("bob".into(), "no".into())]));
-    // Once he takes 👎 back, the 👍 he still holds is his ballot.
-    w.push(kept(&[("👍", &["bob"]), ("👎", &[]), ("🤷", &[])])).unwrap();
-    assert_eq!(ballots(&w, id), BTreeMap::from([("bob".into(), "yes".into())]));
-    // A member with no ballot yet: what they hold counts, as on any platform.
-    w.push(kept(&[("👍", &["bob", "carol"]), ("👎", &[]), ("🤷", &[])])).unwrap();
-    assert_eq!(ballots(&w, id).get("carol").map(String::as_str), Some("yes"));
+}
+
+#[test]
+fn where_superseded_reactions_stay_an_ineligible_reaction_is_explained_once() {
+    let (mut w, id) = voters_world();
+    let told = |s: &Step| s.effects.iter().filter(|e| matches!(e, Effect::Notify { .. })).count();
+    let first = w
+        .push(Inbound::Reaction {
+            message: vote_message(id), voter: account("dave"), emoji: "👍".into(), added: true
+        })
+        .unwrap();
+    assert_eq!(told(&first), 1);
+    // Every read finds dave's reaction again (the bot cannot remove it): nothing more is said.
+    for _ in 0..3 {
+        let s = w.push(kept(id, &[("👍", &["dave"]), ("👎", &[]), ("🤷", &[])])).unwrap();
+        assert_eq!(told(&s), 0, "{s:?}");
+    }
 }
 
 #[test]

@@ -129,6 +129,7 @@ async fn start(config: &SlackConfig, how: Start) -> Result<SlackConnection, Adap
             crate::api::client(&config.api_url).map_err(AdapterError::Start)?,
             token,
             Duration::from_millis(config.timeout_ms),
+            &config.api_url,
         )),
         None => None,
     };

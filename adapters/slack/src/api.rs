@@ -18,6 +18,9 @@ use slack_morphism::{SlackApiToken, SlackApiTokenValue, SlackClient};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest a 429 holds a method.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
 /// slack-morphism's client over hyper with rustls (https, and http to this machine).
 pub type Connector = SlackClientHyperConnector<HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>>;
 pub type Client = SlackClient<Connector>;
@@ -65,6 +68,9 @@ pub fn client(api_url: &str) -> Result<Arc<Client>, String> {
 pub struct Api {
     client: Arc<Client>,
     token: SlackApiToken,
+    /// Where the Web API is (scheme, host, port): a `response_url` there is the test
+    /// server's or proxy's own.
+    origin: String,
     budget: Arc<Budget>,
     timeout: Duration,
 }
@@ -81,13 +87,19 @@ impl Api {
     /// # Errors
     /// When the client cannot be built.
     pub fn new(config: &SlackConfig) -> Result<Self, String> {
-        Ok(Self::with_client(client(&config.api_url)?, &config.bot_token, Duration::from_millis(config.timeout_ms)))
+        Ok(Self::with_client(
+            client(&config.api_url)?,
+            &config.bot_token,
+            Duration::from_millis(config.timeout_ms),
+            &config.api_url,
+        ))
     }
 
-    /// The Web API as `token`, on a client already built.
-    pub fn with_client(client: Arc<Client>, token: &str, timeout: Duration) -> Self {
+    /// The Web API at `api_url` as `token`, on a client already built.
+    pub fn with_client(client: Arc<Client>, token: &str, timeout: Duration, api_url: &str) -> Self {
         let token = SlackApiToken::new(SlackApiTokenValue(token.trim().to_string()));
-        Self { client, token, budget: Arc::new(Budget::default()), timeout }
+        let origin = url::Url::parse(api_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+        Self { client, token, origin, budget: Arc::new(Budget::default()), timeout }
     }
 
     /// The client, for Socket Mode and `response_url`s.
@@ -133,7 +145,17 @@ impl Api {
     pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), Failure> {
         let url = url::Url::parse(response_url)
             .map_err(|e| Failure::new(PlatformError::Permanent(format!("a response_url that is not a URL: {e}"))))?;
-        let session = self.client.open_session(&self.token);
+        // Only Slack's own hooks (or the configured API's server) get an answer: a payload
+        // cannot make Polity post anywhere else.
+        let origin = url.origin().ascii_serialization();
+        if origin != "https://hooks.slack.com" && origin != self.origin {
+            return Err(Failure::new(PlatformError::Permanent(format!(
+                "a response_url that is not Slack's ({origin})"
+            ))));
+        }
+        // A response_url is its own credential: no token goes with it.
+        let anonymous = SlackApiToken::new(SlackApiTokenValue(String::new()));
+        let session = self.client.open_session(&anonymous);
         let call = session.http_session_api.http_post_uri::<Value, Value>(url, body, None);
         self.answer("response_url", None, tokio::time::timeout(self.timeout, call).await).map(|_| ())
     }
@@ -169,7 +191,7 @@ fn failure(method: &str, error: SlackClientError) -> Failure {
     match error {
         SlackClientError::RateLimitError(limited) => Failure {
             error: PlatformError::RateLimited {
-                retry_after: Some(limited.retry_after.unwrap_or(Duration::from_secs(1))),
+                retry_after: Some(limited.retry_after.unwrap_or(Duration::from_secs(1)).min(MAX_WAIT)),
             },
             code: limited.code,
         },

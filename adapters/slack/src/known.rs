@@ -99,9 +99,10 @@ impl Known {
         inner.own.insert(key, std::time::Instant::now());
     }
 
-    /// Whether an event is of an action Polity took itself (and forgets it).
+    /// Whether an event is of an action Polity took itself. The mark stays until it expires,
+    /// so an event Slack delivers again is known too.
     pub fn was_own(&self, key: &str) -> bool {
-        self.lock().own.remove(key).is_some_and(|at| at.elapsed() < OWN_LIFETIME)
+        self.lock().own.get(key).is_some_and(|at| at.elapsed() < OWN_LIFETIME)
     }
 
     pub fn forget_buttons(&self, message: &MessageRef) {

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `hello` | [`Incoming::Connected`] (`resumed` from the second on): open votes are read back | |
 //! | `disconnect` | the client reconnects (`refresh_requested`, `link_disabled`, ...) | |
-//! | `events_api` | the callback read into inputs ([`crate::events`]) and handed to the host | once the host's channel has taken them: a frame the host could not take is redelivered by Slack |
+//! | `events_api` | the callback read into inputs ([`crate::events`]) and handed to the host; `user_change` updates who is an admin | once the host's channel has taken them: a frame the host could not take is redelivered by Slack |
 //! | `slash_commands` (`/polity WORDS`) | [`Incoming::Command`] for the words after `/polity`; the answer goes to the command's `response_url` (ephemeral unless the reply is public) | at once, with no payload (Slack's three seconds never wait for Polity) |
 //! | `interactive`, a vote button (`block_actions`) | [`Incoming::Command`] of the `/vote` it stands for; the answer as an ephemeral message | at once |
 //! | `interactive`, the secret form (`view_submission`) | [`Incoming::Secret`] for the command that asked; the answer as an ephemeral message in the command's channel | at once (the form closes) |
@@ -163,6 +163,18 @@ impl Listener {
 
     /// An `event_callback`, read and handed over; whether the host took it.
     pub async fn callback(&self, payload: &Value) -> bool {
+        // A member's profile or role changed (`user_change`): who controls the workspace is
+        // read from it, so a demoted admin no longer says which community governs it.
+        if payload.pointer("/event/type").and_then(Value::as_str) == Some("user_change")
+            && let Some(user) = payload.pointer("/event/user")
+            && let Some(id) = user.get("id").and_then(Value::as_str)
+        {
+            let flag = |k: &str| user.get(k).and_then(Value::as_bool) == Some(true);
+            let admin = !flag("deleted") && (flag("is_admin") || flag("is_owner") || flag("is_primary_owner"));
+            let name = crate::events::display_name(user).unwrap_or_else(|| id.to_string());
+            self.known.set_members([(id.to_string(), Member { name, admin })]);
+            return true;
+        }
         let bot_user = self.known.bot_user().unwrap_or_default();
         let known = Arc::clone(&self.known);
         let name = move |user: &str| known.name(user);
@@ -222,7 +234,9 @@ impl Listener {
         let parsed = match parse(&words) {
             Ok(parsed) => parsed,
             Err(usage) => {
-                self.respond(&response_url, Reply::private(usage.0)).await;
+                // Off the frame reader: the answer never holds up the acknowledgement.
+                let this = Responder { api: self.api.clone() };
+                tokio::spawn(async move { this.deliver(&Answer::Url(response_url), Reply::private(usage.0)).await });
                 return;
             }
         };
@@ -275,10 +289,6 @@ impl Listener {
                 _ => this.deliver(&answer_to, reply).await,
             }
         });
-    }
-
-    async fn respond(&self, response_url: &str, reply: Reply) {
-        Responder { api: self.api.clone() }.deliver(&Answer::Url(response_url.to_string()), reply).await;
     }
 
     /// A button press or a form's answer.
