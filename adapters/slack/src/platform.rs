@@ -482,7 +482,7 @@ pub fn mrkdwn(text: &str) -> String {
 }
 
 /// `text` cut to at most `max` characters, with an ellipsis when cut.
-fn clip(text: &str, max: usize) -> String {
+pub(crate) fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }

@@ -18,7 +18,7 @@
 use crate::api::{Api, Connector};
 use crate::events::{Read, Reader};
 use crate::known::{Known, Member};
-use crate::platform::{VOTE_BUTTON, mrkdwn};
+use crate::platform::{VOTE_BUTTON, clip, mrkdwn};
 use async_trait::async_trait;
 use polity_commands::{Invocation, Parsed, Reply, SecretPrompt, parse};
 use polity_governance::ids::{AccountRef, Place};
@@ -402,8 +402,8 @@ impl Responder {
     /// Slack honours for three seconds), and keeps the command waiting for its answer.
     async fn form(&self, to: &Answer, trigger: &str, pending: Pending, forms: &Forms) {
         let key = trigger.to_string();
-        let title = clip_chars(&format!("Connect {}", pending.prompt.platform), 24);
-        let label = clip_chars(&format!("Type {}", pending.prompt.label), 2000);
+        let title = clip(&format!("Connect {}", pending.prompt.platform), 24);
+        let label = clip(&format!("Type {}", pending.prompt.label), 2000);
         let view = json!({
             "trigger_id": trigger,
             "view": {
@@ -439,20 +439,13 @@ impl Responder {
     }
 }
 
-fn clip_chars(text: &str, max: usize) -> String {
-    if text.chars().count() <= max { text.to_string() } else { text.chars().take(max - 1).collect::<String>() + "…" }
-}
-
 /// A reply as Slack text: escaped, an attachment's content after it in a code block.
 fn rendered(reply: &Reply) -> String {
     let mut text = mrkdwn(&reply.text);
     if let Some(file) = &reply.attachment {
         text.push_str(&format!("\n*{}*\n```{}```", mrkdwn(&file.name), mrkdwn(&file.content)));
     }
-    if text.chars().count() > 3_900 {
-        text = text.chars().take(3_899).collect::<String>() + "…";
-    }
-    text
+    clip(&text, 3_900)
 }
 
 /// slack-morphism's websocket clients hand every frame here.
