@@ -1273,8 +1273,23 @@ impl State {
                 return Err(fail("already_in_channel"));
             }
         }
-        self.channels[c].members.extend(users);
+        self.channels[c].members.extend(users.iter().cloned());
+        // Slack tells the app of every join, the ones its own calls make too.
+        let (id, team) = (self.channels[c].id.clone(), self.channels[c].team.clone());
+        for u in &users {
+            self.announce_join(&team, &id, u, Some(&t.user));
+        }
         Ok(json!({"channel": self.channel_json(&self.channels[c], &t.user)}))
+    }
+
+    /// `member_joined_channel` for `user` in `channel` (with who invited them, if anyone).
+    fn announce_join(&mut self, team: &str, channel: &str, user: &str, inviter: Option<&str>) -> String {
+        let mut event = json!({"type": "member_joined_channel", "user": user, "channel": channel,
+            "channel_type": "C", "team": team, "event_ts": self.next_ts()});
+        if let Some(inviter) = inviter {
+            event["inviter"] = json!(inviter);
+        }
+        self.push(team, event)
     }
 
     fn post_message(&mut self, t: &Token, p: &Map<String, Value>) -> Answer {
@@ -1806,6 +1821,19 @@ impl FakeSlack {
             let old = std::mem::replace(&mut c.name, new_name.to_string());
             c.previous_names.insert(0, old.clone());
             s.announce_rename(channel, user, &old, new_name)
+        })
+    }
+
+    /// `user` joins `channel` by themselves: the membership, and `member_joined_channel`. Its
+    /// event id.
+    pub async fn join_as(&self, user: &str, channel: &str) -> String {
+        self.change(|s| {
+            let c = s.channel_mut(channel);
+            if !c.members.iter().any(|m| m == user) {
+                c.members.push(user.to_string());
+            }
+            let team = c.team.clone();
+            s.announce_join(&team, channel, user, None)
         })
     }
 

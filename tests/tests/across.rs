@@ -221,6 +221,6 @@ async fn one_vote_in_discord_and_slack_counts_a_linked_member_once() {
     assert!(closed.contains("yes 2 · no 1"), "{closed}");
     stop.send(()).unwrap();
     let rt = within("Polity to stop", task).await.unwrap().unwrap();
-    let engine = rt.engine(makers).unwrap();
-    assert_eq!(engine.proposals().count(), 1);
+    // The store holds closed proposals too (the engine may already have let go of it).
+    assert_eq!(rt.store().load_proposals(makers, false).await.unwrap().len(), 1, "decided once");
 }

@@ -356,7 +356,11 @@ async fn a_members_rename_is_undone_voted_on_and_given_on_pass() {
     within("the new name given", fake.until(|s| (s.channel(RANDOM).name == "offtopic").then_some(()))).await;
     assert_eq!(fake.requests_of("conversations.rename").len(), 2);
     let rt = polity.stop().await;
-    assert_eq!(rt.engine(CommunityId(1)).unwrap().proposals().count(), 1, "no vote on Polity's own renames");
+    assert_eq!(
+        rt.store().load_proposals(CommunityId(1), false).await.unwrap().len(),
+        1,
+        "no vote on Polity's own renames"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,4 +473,33 @@ async fn an_ineligible_voter_is_told_where_they_voted_and_only_they_see_it() {
     assert!(fake.message(GENERAL, &vote).unwrap()["text"].as_str().unwrap().ends_with("(0 of 1 voted)"));
     assert!(fake.requests_of("conversations.open").is_empty(), "no direct message");
     polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_of_a_governed_channel_is_undone_voted_on_and_welcomed_back_on_pass() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_join");
+    let polity = Polity::start(db.url(), with_admin(&fake), false).await;
+    let policy = format!(
+        "Joins name = \"Joins\"\\nkind = \"platform\"\\nactions = [\"slack.member_joined_channel\"]\\nfilter = \"action.channel == \\\"{RANDOM}\\\"\"\\n[vote]\\nquorum = 2"
+    );
+    let installed = said(&fake, ADMIN, &format!("policy install {policy}")).await;
+    assert!(installed.contains("Joins"), "{installed}");
+
+    fake.join_as(OTHER, RANDOM).await;
+    // Removed at once, and put to a vote.
+    within("Carol removed", fake.until(|s| (!s.channel(RANDOM).members.iter().any(|m| m == OTHER)).then_some(())))
+        .await;
+    let vote = message_in(&fake, RANDOM, "Proposal #1").await;
+    fake.react(ADMIN, RANDOM, &vote, "+1").await;
+    fake.react(MEMBER, RANDOM, &vote, "+1").await;
+    until_text_in(&fake, RANDOM, &vote, |t| t.ends_with("PASSED")).await;
+    // Invited back by Polity, whose invitation is not governed again.
+    within("Carol back", fake.until(|s| s.channel(RANDOM).members.iter().any(|m| m == OTHER).then_some(()))).await;
+    let invited = fake.requests_of("conversations.invite");
+    assert_eq!(invited.len(), 1);
+    assert_eq!(invited[0].token.as_deref(), Some(ADMIN_USER_TOKEN));
+    let rt = polity.stop().await;
+    assert_eq!(rt.store().load_proposals(CommunityId(1), false).await.unwrap().len(), 1);
+    assert_eq!(fake.requests_of("conversations.kick").len(), 1);
 }

@@ -8,7 +8,7 @@
 //! | `message` by a member (no subtype, `file_share`, `thread_broadcast`) | performed `slack.message` at its channel, `source_id` = its `ts`; `text`, `channel`, `message` (ts), `author`, `files` (permalinks), `thread_ts` | `message:{channel}:{ts}` |
 //! | `message` subtype `channel_name` | performed `slack.rename_channel` by the member who renamed; `channel`, `old_name`, `name` | `rename:{channel}:{ts}` |
 //! | `pin_added` of a message | performed `slack.pin`; `channel`, `message` (ts) | `pin:{channel}:{ts}:{event_ts}` |
-//! | `member_joined_channel` | event `slack.member_joined_channel`; `channel`, `user`, `inviter` | `member_joined:{event_id}` |
+//! | `member_joined_channel` | performed `slack.member_joined_channel` by the member who joined; `channel`, `user`, `inviter` | `member_joined:{event_id}` |
 //! | `team_join` | event `slack.team_join`; `user`, `name` | `team_join:{user}` |
 //!
 //! What Polity's own bot user does is dropped: the bot never governs its own actions, nor
@@ -120,12 +120,14 @@ impl Reader<'_> {
                 let (Some(user), Some(channel)) = (str_at(event, "/user"), str_at(event, "/channel")) else {
                     return none;
                 };
-                if user == self.bot_user || (self.own)(&format!("join:{channel}:{user}")) {
+                // Polity's bot joining, or a join Polity made (its invitation, with the bot's
+                // token or the admin's), is never governed.
+                let by_polity = str_at(event, "/inviter") == Some(self.bot_user);
+                if user == self.bot_user || by_polity || (self.own)(&format!("join:{channel}:{user}")) {
                     return none;
                 }
                 let Ok(kind) = ActionType::new(MEMBER_JOINED_CHANNEL) else { return none };
                 let mut action = Action::new(kind, self.account(user), format!("{channel}:{user}"))
-                    .event()
                     .at(Place::new(self.connection, channel))
                     .with("channel", channel)
                     .with("user", user);
@@ -322,6 +324,24 @@ mod tests {
         let own = callback(json!({"type": "message", "subtype": "channel_name", "channel": "C1", "user": "U1",
             "old_name": "random-talk", "name": "polity-did-this", "ts": "2.6"}));
         assert!(events(reader().read(&own)).is_empty());
+    }
+
+    #[test]
+    fn a_members_join_is_governed_and_polity_s_own_invitations_are_not() {
+        // Slack's documented member_joined_channel payload.
+        let joined = callback(json!({"type": "member_joined_channel", "user": "U2", "channel": "C1",
+            "channel_type": "C", "team": "T1", "inviter": "U1"}));
+        let read = events(reader().read(&joined));
+        let Inbound::Action { action } = &read[0].input else { panic!() };
+        assert_eq!(action.kind.as_str(), MEMBER_JOINED_CHANNEL);
+        assert_ne!(action.status, polity_governance::ActionStatus::Event, "a join is governable");
+        assert_eq!(action.data.get("inviter"), Some(&json!("U1")));
+        assert_eq!(read[0].dedup_key, "member_joined:Ev1");
+        let invited_by_bot = callback(json!({"type": "member_joined_channel", "user": "U2", "channel": "C1",
+            "channel_type": "C", "team": "T1", "inviter": "UBOT"}));
+        assert!(events(reader().read(&invited_by_bot)).is_empty());
+        let bot_joined = callback(json!({"type": "member_joined_channel", "user": "UBOT", "channel": "C1"}));
+        assert!(events(reader().read(&bot_joined)).is_empty());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | `Call` `slack.ephemeral` (`channel`, `user`, `text`) | `chat.postEphemeral` |
 //! | `Call` `slack.rename_channel` (`channel`, `name`) | `conversations.rename` |
 //! | `Call` `slack.invite` / `slack.kick` (`channel`, `user`) | `conversations.invite` / `conversations.kick` |
+//! | `Revert`/`Execute` `slack.member_joined_channel` | `conversations.kick` / `conversations.invite` (with the admin's token if there is one) |
 //! | `Call` `slack.pin` (`channel`, `message`) | `pins.add` (`already_pinned` is done) |
 //! | `Call` `slack.api` (`method`, `params`) | that method, checked first (see [`check_passthrough`]) |
 //! | reading a vote's reactions | `reactions.get` (`full=true`): every variant of an option (`+1`, `+1::skin-tone-4`) counts as the option, the bot's own seed reactions left out |
@@ -120,6 +121,14 @@ impl SlackPlatform {
                     other => other.map(|_| Performed::default()).map_err(|f| f.error),
                 }
             }
+            MEMBER_JOINED_CHANNEL => {
+                let (channel, user) = (text("channel")?, text("user")?);
+                let api = self.admin.as_ref().unwrap_or(&self.api);
+                match api.post("conversations.kick", &json!({ "channel": channel, "user": user }), None).await {
+                    Err(Failure { code: Some(code), .. }) if code == "not_in_channel" => Ok(Performed::default()),
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                }
+            }
             other => Err(PlatformError::Permanent(format!("Polity cannot undo {other} on Slack"))),
         }
     }
@@ -165,6 +174,15 @@ impl SlackPlatform {
                 let body = json!({ "channel": channel, "timestamp": ts });
                 match self.admin("pinning a member's message")?.post("pins.add", &body, None).await {
                     Err(Failure { code: Some(code), .. }) if code == "already_pinned" => Ok(Performed::default()),
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                }
+            }
+            MEMBER_JOINED_CHANNEL => {
+                let (channel, user) = (text("channel")?, text("user")?);
+                let api = self.admin.as_ref().unwrap_or(&self.api);
+                self.known.expect_own(format!("join:{channel}:{user}"));
+                match api.post("conversations.invite", &json!({ "channel": channel, "users": user }), None).await {
+                    Err(Failure { code: Some(code), .. }) if code == "already_in_channel" => Ok(Performed::default()),
                     other => other.map(|_| Performed::default()).map_err(|f| f.error),
                 }
             }
@@ -360,7 +378,9 @@ impl SlackPlatform {
                 Ok(Performed::default())
             }
             INVITE => {
-                let body = json!({ "channel": text("channel")?, "users": text("user")? });
+                let (channel, user) = (text("channel")?, text("user")?);
+                self.known.expect_own(format!("join:{channel}:{user}"));
+                let body = json!({ "channel": channel, "users": user });
                 match self.api.post("conversations.invite", &body, None).await {
                     Err(Failure { code: Some(code), .. }) if code == "already_in_channel" => Ok(Performed::default()),
                     other => other.map(|_| Performed::default()).map_err(|f| f.error),
@@ -620,8 +640,8 @@ pub fn actions() -> Vec<ActionInfo> {
         ),
         ActionInfo::new(
             MEMBER_JOINED_CHANNEL,
-            ActionKind::Trigger,
-            "someone joined a channel",
+            ActionKind::Governable,
+            "a member joined a channel: removed from it while voted on, invited back on pass",
             &[("channel", "the channel id"), ("user", "who joined"), ("inviter", "who invited them, if anyone")],
         ),
         ActionInfo::new(
