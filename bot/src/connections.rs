@@ -376,7 +376,7 @@ impl Supervisor {
         let name = name.to_string();
         tokio::spawn(async move {
             let (events, incoming) = mpsc::channel(1024);
-            let start = adapter.start(config, Start { connection: name.clone(), events });
+            let start = adapter.start(config, Start::new(name.clone(), events));
             let started = match tokio::time::timeout(START_TIMEOUT, start).await {
                 Ok(Ok(connection)) => Some(Started { connection, incoming }),
                 Ok(Err(e)) => {

@@ -6,6 +6,7 @@
 //! | `GET /metrics` | Polity's metrics in Prometheus's text format ([`crate::metrics`]) |
 //! | `POST /hooks/{platform}/{connection}` | a webhook delivery, recorded in the inbox before it is answered ([`hooks`]) |
 //! | `POST /hooks/{platform}/{path}` | a request of Polity's own app on the platform (Slack's events, slash commands, button presses), answered by that bot's endpoint |
+//! | `GET /{platform}/{page}` | a page of Polity's own app a browser is sent to (Slack's `install` link and `oauth` redirect), answered by that bot's endpoint; 404 for a platform without one |
 //!
 //! The server is handed its listener ([`serve_http`]), so tests bind port 0. It never steps
 //! the engine itself: a webhook's inputs go to the serving loop as a job, and the answer
@@ -114,6 +115,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/hooks/{platform}/{connection}", post(hooks::receive).layer(DefaultBodyLimit::max(BODY_LIMIT)))
+        .route("/{platform}/{page}", get(hooks::page))
         .with_state(state)
 }
 

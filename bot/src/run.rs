@@ -13,9 +13,9 @@ use crate::runtime::Runtime;
 use crate::serve::{Clock, serve};
 use crate::spaces::{self, Links, Notice, Owner, Translator};
 use crate::store::Store;
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result, anyhow};
 use chrono::TimeDelta;
-use polity_port::{Adapter, Connection, Incoming, Start};
+use polity_port::{Adapter, Connection, Incoming, Install, Start};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -243,7 +243,15 @@ pub async fn serve_host(
         health.set(name, false);
         let progress = Progress::start(name, spec.title);
         let (events, from_adapter) = mpsc::channel(1024);
-        let start = bot.adapter.start(bot.config, Start { connection: name.to_string(), events });
+        // Where Polity's app was installed through the platform's own install flow.
+        let installs = store
+            .installs(name)
+            .await
+            .with_context(|| format!("reading where Polity's {} app is installed", spec.title))?
+            .into_iter()
+            .map(|(space, secret)| Install { space, secret: secret.expose().to_string() })
+            .collect();
+        let start = bot.adapter.start(bot.config, Start { installs, ..Start::new(name, events) });
         let started = tokio::select! {
             started = start => started,
             () = &mut shutdown => {

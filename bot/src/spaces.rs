@@ -33,7 +33,7 @@ use crate::http::Health;
 use crate::ports::CommunityPorts;
 use crate::runtime::Runtime;
 use crate::serve::{Delivery, Input};
-use crate::store::{Connection, StepRecord};
+use crate::store::{Connection, Secret, StepRecord};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use polity_commands::Reply;
@@ -387,6 +387,32 @@ fn job(shared: Arc<Shared>, incoming: Incoming) -> Input {
                 Incoming::Event(_) => Ok(()),
                 Incoming::Command(call) => command(rt, &shared, call, now).await,
                 Incoming::Secret(typed) => secret(rt, &shared, typed, now).await,
+                Incoming::Installed(installed) => {
+                    let platform = shared.spec.name;
+                    let space = installed.install.space.clone();
+                    let secret = Secret::new(installed.install.secret);
+                    let stored = if shared.owner == Owner::Bot {
+                        rt.store().save_install(platform, &space, &secret).await.map_err(|e| e.to_string())
+                    } else {
+                        Err("only Polity's own app is installed this way".to_string())
+                    };
+                    match &stored {
+                        Ok(()) => tracing::info!(platform, space, "Polity's app was installed"),
+                        Err(e) => tracing::error!(platform, space, "storing an install failed: {e}"),
+                    }
+                    // The adapter waits for this answer; one that stopped waiting has undone it.
+                    let _late = installed.answer.send(stored);
+                    Ok(())
+                }
+                Incoming::Uninstalled { space } => {
+                    if shared.owner == Owner::Bot {
+                        tracing::info!(platform = shared.spec.name, space, "Polity's app was removed");
+                        if let Err(e) = rt.store().remove_install(shared.spec.name, &space).await {
+                            tracing::error!(platform = shared.spec.name, space, "forgetting an install failed: {e}");
+                        }
+                    }
+                    Ok(())
+                }
             }
         })
     })

@@ -26,6 +26,35 @@ pub enum Incoming {
     Command(CommandCall),
     /// A secret typed privately, for the command that asked for it.
     Secret(SecretTyped),
+    /// Polity's own app was installed in a space through the platform's install flow: the
+    /// host stores what acts there (encrypted) and answers once it is stored; the adapter
+    /// hands the space ([`Incoming::Space`]) after that.
+    Installed(Installed),
+    /// Polity's own app was removed from a space (or its tokens revoked): its stored install
+    /// is forgotten.
+    Uninstalled { space: String },
+}
+
+/// A space Polity's own app is installed in, and the secret that acts there (Slack: the
+/// workspace's bot token, then the installing admin's user token). Debug never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Install {
+    pub space: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for Install {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Install").field("space", &self.space).field("secret", &"[redacted]").finish()
+    }
+}
+
+/// A new install, waiting to be stored.
+#[derive(Debug)]
+pub struct Installed {
+    pub install: Install,
+    /// Whether it was stored, or why not.
+    pub answer: oneshot::Sender<Result<(), String>>,
 }
 
 /// One governance input from a space.

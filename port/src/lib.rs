@@ -20,7 +20,7 @@
 pub mod incoming;
 pub mod webhook;
 
-pub use incoming::{CommandCall, Event, Incoming, SecretTyped, SpaceInfo};
+pub use incoming::{CommandCall, Event, Incoming, Install, Installed, SecretTyped, SpaceInfo};
 pub use polity_governance::platform::{ActionInfo, BoxFuture, Platform, PlatformSpec, Setting};
 pub use polity_governance::script::{CredRecord, CredSource, MemberAccounts};
 use serde_json::{Map, Value};
@@ -36,6 +36,17 @@ pub struct Start {
     pub connection: String,
     /// Where its inputs go.
     pub events: mpsc::Sender<Incoming>,
+    /// The spaces Polity's own app was installed in through the platform's own install flow
+    /// (Slack's OAuth), as the host stored them ([`Incoming::Installed`]); empty for a
+    /// community's own connection.
+    pub installs: Vec<Install>,
+}
+
+impl Start {
+    /// A start with no stored installs.
+    pub fn new(connection: impl Into<String>, events: mpsc::Sender<Incoming>) -> Self {
+        Self { connection: connection.into(), events, installs: Vec::new() }
+    }
 }
 
 /// Hands out a running connection's platform for one community.
@@ -149,23 +160,37 @@ pub trait Adapter: Send + Sync {
     }
 }
 
-/// What an [`Endpoint`] answers: a status, and a body of `content_type`.
+/// What an [`Endpoint`] answers: a status, a body of `content_type`, and more headers
+/// (`Location`, `Set-Cookie`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointAnswer {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl EndpointAnswer {
     /// A plain-text answer.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, content_type: "text/plain; charset=utf-8", body: body.into() }
+        Self { status, content_type: "text/plain; charset=utf-8", body: body.into(), headers: Vec::new() }
     }
 
     /// A JSON answer.
     pub fn json(status: u16, body: &Value) -> Self {
-        Self { status, content_type: "application/json", body: body.to_string() }
+        Self { status, content_type: "application/json", body: body.to_string(), headers: Vec::new() }
+    }
+
+    /// A redirect (302) to `location`.
+    pub fn redirect(location: String) -> Self {
+        Self { headers: vec![("location", location)], ..Self::text(302, "") }
+    }
+
+    /// The same answer with one more header.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
     }
 }
 
@@ -181,6 +206,19 @@ pub trait Endpoint: Send + Sync {
         body: &[u8],
         now: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'static, EndpointAnswer>;
+
+    /// Answers a `GET /{platform}/{path}` (`query` as sent, without its `?`): pages a person's
+    /// browser is sent to, such as Slack's install link and OAuth redirect. None by default.
+    fn page(
+        &self,
+        path: &str,
+        query: &str,
+        headers: &http::HeaderMap,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'static, EndpointAnswer> {
+        let _ = (path, query, headers, now);
+        Box::pin(std::future::ready(EndpointAnswer::text(404, "no such page\n")))
+    }
 }
 
 /// A running connection.

@@ -4,15 +4,11 @@
 use crate::api::{Api, Failure};
 use crate::config::{SPEC, SlackConfig};
 use crate::endpoint::SlackEndpoint;
-use crate::events::display_name;
-use crate::known::{Known, Member};
-use crate::platform::SlackPlatform;
+use crate::oauth::Installer;
 use crate::socket::{Listener, Socket};
-use polity_governance::ids::AccountRef;
-use polity_governance::platform::{ActionInfo, Platform, PlatformError, PlatformSpec};
-use polity_port::{
-    Adapter, AdapterError, BoxFuture, Connection, Endpoint, Incoming, Scopes, SpaceInfo, Start, TestFailure,
-};
+use crate::workspaces::{OpenError, Opener, Workspaces};
+use polity_governance::platform::{ActionInfo, PlatformError, PlatformSpec};
+use polity_port::{Adapter, AdapterError, BoxFuture, Connection, Endpoint, Incoming, Scopes, Start, TestFailure};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +46,10 @@ impl Adapter for SlackAdapter {
     fn test(&self, config: Value, settings: Map<String, Value>) -> BoxFuture<'static, Result<String, TestFailure>> {
         Box::pin(async move {
             let config = SlackConfig::read(&config).map_err(|e| TestFailure::Other(e.to_string()))?;
-            let api = Api::new(&config).map_err(TestFailure::Other)?;
+            let Some(token) = config.bot_token.as_deref() else {
+                return Err(TestFailure::Other("a Slack connection needs the workspace's bot token (xoxb-...)".into()));
+            };
+            let api = Api::new(&config, token).map_err(TestFailure::Other)?;
             let me = api.post("auth.test", &Value::Object(Map::new()), None).await.map_err(test_failure)?;
             let team = me.get("team_id").and_then(Value::as_str).unwrap_or_default().to_string();
             let who = me.get("user").and_then(Value::as_str).unwrap_or("the bot").to_string();
@@ -93,51 +92,55 @@ fn test_failure(failure: Failure) -> TestFailure {
     }
 }
 
-/// Reads who the bot is and its workspace, hands the workspace to the host, and opens
-/// Socket Mode if there is an app-level token.
+/// Opens the workspaces (the configured bot token's, and every stored install's), hands each
+/// to the host, and opens Socket Mode if there is an app-level token.
 async fn start(config: &SlackConfig, how: Start) -> Result<SlackConnection, AdapterError> {
-    let api = Api::new(config).map_err(AdapterError::Start)?;
-    let known = Arc::new(Known::default());
-    let me = api.post("auth.test", &Value::Object(Map::new()), None).await.map_err(|f| {
-        AdapterError::Start(match f.code.as_deref() {
-            Some("invalid_auth" | "not_authed" | "token_revoked" | "account_inactive") => {
-                format!(
-                    "Slack refused the bot token ({}): reinstall the app and configure its new Bot User OAuth Token",
-                    f.code.unwrap_or_default()
-                )
-            }
-            _ => format!("cannot reach Slack to start: {}", f.error),
-        })
-    })?;
-    let text = |k: &str| me.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    let (team, bot_user) = (text("team_id"), text("user_id"));
-    if team.is_empty() || bot_user.is_empty() {
-        return Err(AdapterError::Start("Slack's auth.test did not say which workspace and bot the token is".into()));
-    }
-    if let Some(wanted) = &config.workspace
-        && *wanted != team
-    {
-        return Err(AdapterError::Start(format!("the bot token is of the workspace {team}, not {wanted}")));
-    }
-    known.set_identity(&bot_user, &team);
-    let space = read_space(&api, &known, &how.connection, &team, &text("team")).await?;
-    if how.events.send(Incoming::Space(space)).await.is_err() {
-        return Err(AdapterError::Start("the host stopped before Slack started".into()));
-    }
-    let admin = match &config.user_token {
-        Some(token) => Some(Api::with_client(
-            crate::api::client(&config.api_url).map_err(AdapterError::Start)?,
-            token,
-            Duration::from_millis(config.timeout_ms),
-            &config.api_url,
-        )),
-        None => None,
+    let opener = Opener {
+        connection: how.connection.clone(),
+        client: crate::api::client(&config.api_url).map_err(AdapterError::Start)?,
+        api_url: config.api_url.clone(),
+        timeout: Duration::from_millis(config.timeout_ms),
     };
-    let platform = SlackPlatform::new(how.connection.clone(), api.clone(), Arc::clone(&known)).with_admin(admin);
-    let listener = Arc::new(Listener::new(how.connection.clone(), how.events.clone(), Arc::clone(&known), api.clone()));
-    let endpoint = config.signing_secret.as_ref().map(|secret| {
-        Arc::new(SlackEndpoint::new(Arc::clone(&listener), secret.trim().to_string())) as Arc<dyn Endpoint>
-    });
+    let workspaces = Workspaces::new(&opener);
+    let gone = || AdapterError::Start("the host stopped before Slack started".into());
+    if let Some(token) = &config.bot_token {
+        let (workspace, space) = opener.open(token, config.user_token.as_deref(), config.workspace.as_deref()).await?;
+        workspaces.insert(workspace);
+        how.events.send(Incoming::Space(space)).await.map_err(|_| gone())?;
+    }
+    for install in &how.installs {
+        let mut tokens = install.secret.split_whitespace();
+        let (Some(bot), user) = (tokens.next(), tokens.find(|t| t.starts_with("xoxp-"))) else { continue };
+        match opener.open(bot, user, Some(&install.space)).await {
+            Ok((workspace, space)) => {
+                workspaces.insert(workspace);
+                how.events.send(Incoming::Space(space)).await.map_err(|_| gone())?;
+            }
+            Err(OpenError::Revoked(why)) => {
+                tracing::info!(workspace = install.space, "Polity's app is no longer installed there: {why}");
+                how.events.send(Incoming::Uninstalled { space: install.space.clone() }).await.map_err(|_| gone())?;
+            }
+            Err(OpenError::Other(why)) => {
+                tracing::error!(workspace = install.space, "cannot open an installed workspace: {why}");
+            }
+        }
+    }
+    let listener = Arc::new(Listener::new(how.connection.clone(), how.events.clone(), workspaces.clone(), &opener));
+    let installer = match (&config.client_id, &config.client_secret) {
+        (Some(id), Some(secret)) => Some(Arc::new(Installer::new(
+            id.trim(),
+            secret.trim(),
+            config.redirect_url.clone(),
+            config.authorize_url.clone(),
+            opener.clone(),
+            workspaces.clone(),
+            how.events.clone(),
+        ))),
+        _ => None,
+    };
+    let signing = config.signing_secret.as_ref().map(|s| s.trim().to_string());
+    let endpoint = (signing.is_some() || installer.is_some())
+        .then(|| Arc::new(SlackEndpoint::new(Arc::clone(&listener), signing, installer)) as Arc<dyn Endpoint>);
     let socket = match &config.app_token {
         Some(app_token) => {
             let connector = crate::api::connector(&config.api_url).map_err(AdapterError::Start)?;
@@ -145,109 +148,23 @@ async fn start(config: &SlackConfig, how: Start) -> Result<SlackConnection, Adap
         }
         None => {
             // Without Socket Mode nothing says hello: the votes are read back now.
-            if how.events.send(Incoming::Connected { resumed: false }).await.is_err() {
-                return Err(AdapterError::Start("the host stopped before Slack started".into()));
-            }
+            how.events.send(Incoming::Connected { resumed: false }).await.map_err(|_| gone())?;
             None
         }
     };
-    Ok(SlackConnection { socket, platform, team, endpoint })
-}
-
-/// The workspace, its members (bots, deleted accounts and Slackbot left out) and who controls
-/// it: the primary owner, else an owner, else an admin.
-async fn read_space(
-    api: &Api,
-    known: &Known,
-    connection: &str,
-    team: &str,
-    team_name: &str,
-) -> Result<SpaceInfo, AdapterError> {
-    let mut members: Vec<(AccountRef, String)> = Vec::new();
-    let mut controller: Option<(u8, AccountRef, String)> = None;
-    let mut cursor = String::new();
-    // A workspace of many thousands is read 200 at a time; 500 pages is 100,000 members.
-    for _ in 0..500 {
-        let mut query = vec![("limit", "200".to_string())];
-        if !cursor.is_empty() {
-            query.push(("cursor", cursor.clone()));
-        }
-        let page = users_page(api, &query).await?;
-        for user in page.get("members").and_then(Value::as_array).into_iter().flatten() {
-            let flag = |k: &str| user.get(k).and_then(Value::as_bool) == Some(true);
-            let Some(id) = user.get("id").and_then(Value::as_str) else { continue };
-            if flag("is_bot") || flag("deleted") || id == "USLACKBOT" || flag("is_app_user") {
-                continue;
-            }
-            let name = display_name(user).unwrap_or_else(|| id.to_string());
-            let admin = flag("is_admin") || flag("is_owner") || flag("is_primary_owner");
-            let rank = if flag("is_primary_owner") {
-                3
-            } else if flag("is_owner") {
-                2
-            } else {
-                u8::from(admin)
-            };
-            let account = AccountRef::new(connection, id);
-            if rank > 0 && controller.as_ref().is_none_or(|(r, ..)| rank > *r) {
-                controller = Some((rank, account.clone(), name.clone()));
-            }
-            known.set_members([(id.to_string(), Member { name: name.clone(), admin })]);
-            members.push((account, name));
-        }
-        cursor = page.pointer("/response_metadata/next_cursor").and_then(Value::as_str).unwrap_or_default().to_string();
-        if cursor.is_empty() {
-            break;
-        }
-    }
-    let Some((_, owner, owner_name)) = controller else {
-        return Err(AdapterError::Start(format!("Slack listed no admin or owner of the workspace {team}")));
-    };
-    let name = if team_name.is_empty() { team.to_string() } else { team_name.to_string() };
-    Ok(SpaceInfo { space: team.to_string(), name, owner: (owner, owner_name), members })
-}
-
-/// One page of `users.list`, waiting out Slack's limit (Tier 2) if it says so: this is a
-/// start, not an effect, and nothing else waits on it.
-async fn users_page(api: &Api, query: &[(&str, String)]) -> Result<Value, AdapterError> {
-    for _ in 0..5 {
-        match api.get("users.list", query, None).await {
-            Ok(page) => return Ok(page),
-            Err(Failure { error: PlatformError::RateLimited { retry_after }, .. }) => {
-                tokio::time::sleep(retry_after.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(60))).await;
-            }
-            Err(f) => return Err(AdapterError::Start(format!("cannot list the workspace's members: {}", f.error))),
-        }
-    }
-    Err(AdapterError::Start("Slack kept refusing users.list as rate limited".into()))
+    Ok(SlackConnection { socket, workspaces, endpoint })
 }
 
 /// A running Slack connection.
 struct SlackConnection {
     socket: Option<Socket>,
     endpoint: Option<Arc<dyn Endpoint>>,
-    platform: SlackPlatform,
-    team: String,
-}
-
-struct WorkspaceScopes {
-    platform: SlackPlatform,
-    team: String,
-}
-
-impl Scopes for WorkspaceScopes {
-    fn platform(&self, spaces: &[String]) -> Arc<dyn Platform> {
-        if spaces.contains(&self.team) {
-            Arc::new(self.platform.clone())
-        } else {
-            Arc::new(self.platform.refusing(&self.team))
-        }
-    }
+    workspaces: Workspaces,
 }
 
 impl Connection for SlackConnection {
     fn scopes(&self) -> Arc<dyn Scopes> {
-        Arc::new(WorkspaceScopes { platform: self.platform.clone(), team: self.team.clone() })
+        Arc::new(self.workspaces.clone())
     }
 
     fn endpoint(&self) -> Option<Arc<dyn Endpoint>> {

@@ -82,14 +82,14 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    /// The Web API as `config`'s bot token, with a budget of its own.
+    /// The Web API of `config`'s server as `token`, with a budget of its own.
     ///
     /// # Errors
     /// When the client cannot be built.
-    pub fn new(config: &SlackConfig) -> Result<Self, String> {
+    pub fn new(config: &SlackConfig, token: &str) -> Result<Self, String> {
         Ok(Self::with_client(
             client(&config.api_url)?,
-            &config.bot_token,
+            token,
             Duration::from_millis(config.timeout_ms),
             &config.api_url,
         ))

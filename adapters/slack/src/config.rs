@@ -29,15 +29,27 @@ pub static SPEC: PlatformSpec = PlatformSpec {
             names_space: false,
         },
     ],
-    env: &["bot_token", "app_token", "user_token", "signing_secret", "api_url"],
+    env: &[
+        "bot_token",
+        "app_token",
+        "user_token",
+        "signing_secret",
+        "client_id",
+        "client_secret",
+        "redirect_url",
+        "api_url",
+    ],
 };
 
 /// `[platforms.slack]`: Polity's own Slack app, or one community's connection.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
-    /// The bot token (`xoxb-...`, or `POLITY_SLACK_BOT_TOKEN`): every Web API call.
-    pub bot_token: String,
+    /// The bot token (`xoxb-...`, or `POLITY_SLACK_BOT_TOKEN`) of the one workspace the app
+    /// was installed in by hand. Without it, the app is installed through OAuth
+    /// (`client_id`, `client_secret`) in as many workspaces as like, each with its own token.
+    #[serde(default)]
+    pub bot_token: Option<String>,
     /// The app-level token (`xapp-...`, with `connections:write`) for Socket Mode: events,
     /// slash commands and button presses arrive over a websocket Polity opens, so no public
     /// address is needed. Without it, only effects are performed.
@@ -51,6 +63,21 @@ pub struct SlackConfig {
     /// The app's signing secret, for requests Slack sends to Polity's HTTP server.
     #[serde(default)]
     pub signing_secret: Option<String>,
+    /// The app's client id and secret (Basic Information → App Credentials): with them, a
+    /// workspace admin installs Polity from `/slack/install` on Polity's HTTP server, and
+    /// Slack's OAuth hands Polity that workspace's tokens.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Where Slack sends the installing admin back (`https://HOST/slack/oauth`, one of the
+    /// app's Redirect URLs): sent with the install link and the code's exchange. Slack uses
+    /// the app's only Redirect URL when it is absent.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// Slack's page that asks an admin to approve the app (Slack's own by default).
+    #[serde(default = "authorize_url")]
+    pub authorize_url: String,
     /// Slack's Web API (the default); a proxy or a test server otherwise. Plain `http://`
     /// only to this machine.
     #[serde(default = "slack_api_url")]
@@ -68,6 +95,13 @@ fn slack_api_url() -> String {
     SLACK_API_URL.to_string()
 }
 
+/// Slack's page where an admin approves an app's install.
+pub const SLACK_AUTHORIZE_URL: &str = "https://slack.com/oauth/v2/authorize";
+
+fn authorize_url() -> String {
+    SLACK_AUTHORIZE_URL.to_string()
+}
+
 fn timeout_ms() -> u64 {
     10_000
 }
@@ -75,10 +109,13 @@ fn timeout_ms() -> u64 {
 impl fmt::Debug for SlackConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlackConfig")
-            .field("bot_token", &"[redacted]")
+            .field("bot_token", &self.bot_token.as_ref().map(|_| "[redacted]"))
             .field("app_token", &self.app_token.as_ref().map(|_| "[redacted]"))
             .field("user_token", &self.user_token.as_ref().map(|_| "[redacted]"))
             .field("signing_secret", &self.signing_secret.as_ref().map(|_| "[redacted]"))
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field("redirect_url", &self.redirect_url)
             .field("api_url", &self.api_url)
             .field("workspace", &self.workspace)
             .field("timeout_ms", &self.timeout_ms)
@@ -94,9 +131,32 @@ impl SlackConfig {
     pub fn read(config: &Value) -> Result<Self, AdapterError> {
         let read: Self = serde_json::from_value(config.clone())
             .map_err(|e| AdapterError::Config(format!("[platforms.slack]: {e}")))?;
-        let bot = read.bot_token.trim();
-        if bot.is_empty() {
+        match (&read.client_id, &read.client_secret) {
+            (Some(id), Some(secret)) if !id.trim().is_empty() && !secret.trim().is_empty() => {}
+            (None, None) => {}
+            _ => {
+                return Err(AdapterError::Config(
+                    "[platforms.slack]: client_id and client_secret go together (Basic Information → App Credentials)"
+                        .into(),
+                ));
+            }
+        }
+        let bot = read.bot_token.as_deref().unwrap_or_default().trim();
+        if bot.is_empty() && read.client_id.is_none() {
+            return Err(AdapterError::Config(
+                "[platforms.slack]: set bot_token (one workspace), or client_id and client_secret (installs through Slack's OAuth)"
+                    .into(),
+            ));
+        }
+        if read.bot_token.is_some() && bot.is_empty() {
             return Err(AdapterError::Config("[platforms.slack]: the bot token is empty".into()));
+        }
+        for (key, url) in
+            [("redirect_url", read.redirect_url.as_deref()), ("authorize_url", Some(read.authorize_url.as_str()))]
+        {
+            if let Some(url) = url {
+                check_page_url(key, url)?;
+            }
         }
         // Another kind of Slack token is a mistake; anything else (a placeholder, a proxy's
         // own token) is Slack's to refuse at start.
@@ -199,6 +259,21 @@ fn check_url(url: &str) -> Result<(), AdapterError> {
     }
 }
 
+/// Whether `url` is a web page's address a browser may be sent to (https, or http to this
+/// machine).
+fn check_page_url(key: &str, url: &str) -> Result<(), AdapterError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| AdapterError::Config(format!("[platforms.slack]: {key} `{url}` is not a URL: {e}")))?;
+    let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"));
+    if parsed.scheme() == "https" || (parsed.scheme() == "http" && local) {
+        Ok(())
+    } else {
+        Err(AdapterError::Config(format!(
+            "[platforms.slack]: {key} `{url}` must be https (plain http only to this machine)"
+        )))
+    }
+}
+
 /// Whether `id` looks like a Slack id starting with `kind` (`T` workspaces, `U`/`W` users,
 /// `C`/`G`/`D` conversations): upper-case letters and digits.
 pub fn is_slack_id(id: &str, kind: char) -> bool {
@@ -234,6 +309,25 @@ mod tests {
             assert!(error.contains(says), "{config}: {error}");
         }
         assert!(SlackConfig::read(&json!({"bot_token": "xoxb-1", "api_url": "http://127.0.0.1:9/api"})).is_ok());
+    }
+
+    #[test]
+    fn an_app_installed_through_oauth_needs_no_bot_token_and_both_credentials() {
+        let oauth =
+            json!({"client_id": "1.2", "client_secret": "s", "redirect_url": "https://polity.example/slack/oauth"});
+        assert!(SlackConfig::read(&oauth).is_ok());
+        for (config, says) in [
+            (json!({}), "set bot_token"),
+            (json!({"client_id": "1.2"}), "go together"),
+            (json!({"client_id": "1.2", "client_secret": ""}), "go together"),
+            (
+                json!({"client_id": "1.2", "client_secret": "s", "redirect_url": "http://polity.example/slack/oauth"}),
+                "must be https",
+            ),
+        ] {
+            let error = SlackConfig::read(&config).map(|_| ()).unwrap_err().to_string();
+            assert!(error.contains(says), "{config}: {error}");
+        }
     }
 
     #[test]

@@ -11,7 +11,12 @@
 //! | `interactivity` | 200 with no body at once; as over Socket Mode |
 //! | a body that is not what Slack sends | 400 |
 //! | any other path | 404 |
+//!
+//! With the app's OAuth credentials it also serves the install pages ([`crate::oauth`]):
+//! `GET /slack/install` and `GET /slack/oauth`. Without a signing secret, the `POST`s above
+//! are all 404: events then come over Socket Mode.
 
+use crate::oauth::Installer;
 use crate::signature;
 use crate::socket::Listener;
 use chrono::{DateTime, Utc};
@@ -23,12 +28,13 @@ use std::sync::Arc;
 /// Polity's own Slack app's HTTP endpoint.
 pub struct SlackEndpoint {
     listener: Arc<Listener>,
-    signing_secret: String,
+    signing_secret: Option<String>,
+    installer: Option<Arc<Installer>>,
 }
 
 impl SlackEndpoint {
-    pub fn new(listener: Arc<Listener>, signing_secret: String) -> Self {
-        Self { listener, signing_secret }
+    pub fn new(listener: Arc<Listener>, signing_secret: Option<String>, installer: Option<Arc<Installer>>) -> Self {
+        Self { listener, signing_secret, installer }
     }
 }
 
@@ -45,7 +51,10 @@ impl Endpoint for SlackEndpoint {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> BoxFuture<'static, EndpointAnswer> {
-        if let Err(e) = signature::verify(headers, body, self.signing_secret.as_bytes(), now) {
+        let Some(signing_secret) = &self.signing_secret else {
+            return Box::pin(std::future::ready(EndpointAnswer::text(404, "no such Slack endpoint\n")));
+        };
+        if let Err(e) = signature::verify(headers, body, signing_secret.as_bytes(), now) {
             tracing::warn!(path, "a request claiming to be Slack's refused: {e}");
             return Box::pin(std::future::ready(EndpointAnswer::text(401, "bad or missing signature\n")));
         }
@@ -92,5 +101,25 @@ impl Endpoint for SlackEndpoint {
                 _ => EndpointAnswer::text(404, "no such Slack endpoint\n"),
             }
         })
+    }
+
+    fn page(
+        &self,
+        path: &str,
+        query: &str,
+        headers: &HeaderMap,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'static, EndpointAnswer> {
+        let Some(installer) = self.installer.clone() else {
+            return Box::pin(std::future::ready(EndpointAnswer::text(404, "no such page\n")));
+        };
+        match path {
+            "install" => Box::pin(std::future::ready(installer.install_page(now))),
+            "oauth" => {
+                let (query, headers) = (query.to_string(), headers.clone());
+                Box::pin(async move { installer.redirected(&query, &headers, now).await })
+            }
+            _ => Box::pin(std::future::ready(EndpointAnswer::text(404, "no such page\n"))),
+        }
     }
 }

@@ -38,9 +38,11 @@ mod config;
 pub mod endpoint;
 pub mod events;
 mod known;
+pub mod oauth;
 mod platform;
 pub mod signature;
 pub mod socket;
+pub mod workspaces;
 
 pub use adapter::SlackAdapter;
 pub use config::{SLACK_API_URL, SPEC, SlackConfig, is_slack_id};

@@ -15,10 +15,11 @@
 //! Slack redelivers an envelope that is not acknowledged (`retry_attempt`, the same
 //! `event_id`), so a redelivery has the same dedup key and changes nothing.
 
-use crate::api::{Api, Connector};
+use crate::api::{Api, Client, Connector};
 use crate::events::{Read, Reader};
 use crate::known::{Known, Member};
 use crate::platform::{VOTE_BUTTON, clip, mrkdwn};
+use crate::workspaces::{Opener, Workspace, Workspaces};
 use async_trait::async_trait;
 use polity_commands::{Invocation, Parsed, Reply, SecretPrompt, parse};
 use polity_governance::ids::{AccountRef, Place};
@@ -64,7 +65,7 @@ impl Socket {
     /// # Errors
     /// When slack-morphism cannot register the token.
     pub async fn open(connector: &Connector, app_token: &str, listener: Arc<Listener>) -> Result<Self, String> {
-        let environment = Arc::new(SlackClientEventsListenerEnvironment::new(listener.api.client()));
+        let environment = Arc::new(SlackClientEventsListenerEnvironment::new(Arc::clone(&listener.client)));
         let manager = connector.new_clients_manager(environment);
         listener.manager.set(Arc::downgrade(&manager)).ok();
         // One connection: each `hello` makes Polity read its open votes back.
@@ -97,8 +98,10 @@ struct Pending {
 pub struct Listener {
     connection: String,
     events: mpsc::Sender<Incoming>,
-    known: Arc<Known>,
-    api: Api,
+    workspaces: Workspaces,
+    client: Arc<Client>,
+    /// The Web API with no token: for `response_url`s, which are their own credential.
+    anonymous: Api,
     hellos: AtomicU64,
     manager: OnceLock<Weak<dyn SlackSocketModeClientsManager + Send + Sync>>,
     pending: Forms,
@@ -108,12 +111,13 @@ pub struct Listener {
 type Forms = Arc<Mutex<HashMap<String, Pending>>>;
 
 impl Listener {
-    pub fn new(connection: String, events: mpsc::Sender<Incoming>, known: Arc<Known>, api: Api) -> Self {
+    pub fn new(connection: String, events: mpsc::Sender<Incoming>, workspaces: Workspaces, opener: &Opener) -> Self {
         Self {
             connection,
             events,
-            known,
-            api,
+            workspaces,
+            client: Arc::clone(&opener.client),
+            anonymous: opener.api(""),
             hellos: AtomicU64::new(0),
             manager: OnceLock::new(),
             pending: Arc::new(Mutex::new(HashMap::new())),
@@ -161,8 +165,31 @@ impl Listener {
         }
     }
 
+    /// The workspace a frame or request is from, if Polity acts there.
+    fn workspace(&self, team: &str) -> Option<Workspace> {
+        let found = self.workspaces.get(team);
+        if found.is_none() {
+            tracing::info!(workspace = team, "Slack sent something from a workspace Polity's app is not installed in");
+        }
+        found
+    }
+
     /// An `event_callback`, read and handed over; whether the host took it.
     pub async fn callback(&self, payload: &Value) -> bool {
+        let team = payload.get("team_id").and_then(Value::as_str).unwrap_or_default();
+        let Some(workspace) = self.workspace(team) else { return true };
+        // The app was removed from the workspace, or its bot's tokens revoked: nothing acts
+        // there any more, and its install is forgotten.
+        let kind = payload.pointer("/event/type").and_then(Value::as_str);
+        let bot_revoked = payload.pointer("/event/tokens/bot").and_then(Value::as_array).is_some_and(|bots| {
+            bots.iter().any(|b| Some(b.as_str().unwrap_or_default()) == workspace.known.bot_user().as_deref())
+        });
+        if kind == Some("app_uninstalled") || (kind == Some("tokens_revoked") && bot_revoked) {
+            self.workspaces.remove(team);
+            tracing::info!(workspace = team, "Polity's app was removed from the workspace");
+            return self.hand(Incoming::Uninstalled { space: team.to_string() }).await;
+        }
+        let known = &workspace.known;
         // A member's profile or role changed (`user_change`): who controls the workspace is
         // read from it, so a demoted admin no longer says which community governs it.
         if payload.pointer("/event/type").and_then(Value::as_str) == Some("user_change")
@@ -172,13 +199,13 @@ impl Listener {
             let flag = |k: &str| user.get(k).and_then(Value::as_bool) == Some(true);
             let admin = !flag("deleted") && (flag("is_admin") || flag("is_owner") || flag("is_primary_owner"));
             let name = crate::events::display_name(user).unwrap_or_else(|| id.to_string());
-            self.known.set_members([(id.to_string(), Member { name, admin })]);
+            known.set_members([(id.to_string(), Member { name, admin })]);
             return true;
         }
-        let bot_user = self.known.bot_user().unwrap_or_default();
-        let known = Arc::clone(&self.known);
-        let name = move |user: &str| known.name(user);
-        let mine = Arc::clone(&self.known);
+        let bot_user = known.bot_user().unwrap_or_default();
+        let names = Arc::clone(known);
+        let name = move |user: &str| names.name(user);
+        let mine = Arc::clone(known);
         let own = move |key: &str| mine.was_own(key);
         let reader = Reader { connection: &self.connection, bot_user: &bot_user, name: &name, own: &own };
         match reader.read(payload) {
@@ -191,7 +218,7 @@ impl Listener {
                 true
             }
             Read::Joined { team, user, name, event } => {
-                self.known.set_members([(user.clone(), Member { name: name.clone(), admin: false })]);
+                known.set_members([(user.clone(), Member { name: name.clone(), admin: false })]);
                 let member = (AccountRef::new(self.connection.as_str(), user.as_str()), name);
                 self.hand(Incoming::Members { space: team, members: vec![member] }).await
                     && self.hand(Incoming::Event(*event)).await
@@ -230,12 +257,13 @@ impl Listener {
             tracing::warn!("a slash command without its team, channel or user");
             return;
         }
+        let Some(workspace) = self.workspace(&team) else { return };
         let words = field("text");
         let parsed = match parse(&words) {
             Ok(parsed) => parsed,
             Err(usage) => {
                 // Off the frame reader: the answer never holds up the acknowledgement.
-                let this = Responder { api: self.api.clone() };
+                let this = Responder { api: workspace.api.clone(), anonymous: self.anonymous.clone() };
                 tokio::spawn(async move { this.deliver(&Answer::Url(response_url), Reply::private(usage.0)).await });
                 return;
             }
@@ -245,14 +273,15 @@ impl Listener {
             place: Place::new(self.connection.as_str(), channel.as_str()),
             id: field("trigger_id"),
         };
-        let name = self.known.member(&user).map_or_else(|| field("user_name"), |m| m.name);
-        self.command(team, invocation, name, parsed, Answer::Url(response_url), Some(field("trigger_id"))).await;
+        let name = workspace.known.member(&user).map_or_else(|| field("user_name"), |m| m.name);
+        let trigger = Some(field("trigger_id"));
+        self.command(&workspace, invocation, name, parsed, Answer::Url(response_url), trigger).await;
     }
 
     /// Hands a command to the host and sends its answer when it comes.
     async fn command(
         &self,
-        space: String,
+        workspace: &Workspace,
         invocation: Invocation,
         name: String,
         parsed: Parsed,
@@ -261,10 +290,12 @@ impl Listener {
     ) {
         // Off the frame reader: asking Slack whether the invoker is an admin may take a while,
         // and the command is acknowledged meanwhile.
-        let (api, known, events) = (self.api.clone(), Arc::clone(&self.known), self.events.clone());
+        let (api, known, events) = (workspace.api.clone(), Arc::clone(&workspace.known), self.events.clone());
+        let space = workspace.team.clone();
         let forms = Arc::clone(&self.pending);
+        let anonymous = self.anonymous.clone();
         tokio::spawn(async move {
-            let this = Responder { api: api.clone() };
+            let this = Responder { api: api.clone(), anonymous };
             let manages_space = Self::is_admin(&api, &known, invocation.invoker.account.as_str()).await;
             let (answer, answered) = oneshot::channel();
             let call = CommandCall {
@@ -305,15 +336,16 @@ impl Listener {
                 if team.is_empty() || user.is_empty() || channel.is_empty() {
                     return;
                 }
+                let Some(workspace) = self.workspace(&team) else { return };
                 let values = BTreeMap::from([("id", proposal.to_string()), ("choice", choice.to_string())]);
                 let invocation = Invocation {
                     invoker: AccountRef::new(self.connection.as_str(), user.as_str()),
                     place: Place::new(self.connection.as_str(), channel.as_str()),
                     id: text("/trigger_id"),
                 };
-                let name = self.known.member(&user).map_or_else(|| text("/user/name"), |m| m.name);
+                let name = workspace.known.member(&user).map_or_else(|| text("/user/name"), |m| m.name);
                 let to = Answer::Url(text("/response_url"));
-                self.command(team, invocation, name, Parsed { spec, values }, to, None).await;
+                self.command(&workspace, invocation, name, Parsed { spec, values }, to, None).await;
             }
             "view_submission" if text("/view/callback_id") == SECRET_FORM => {
                 let key = text("/view/private_metadata");
@@ -326,10 +358,12 @@ impl Listener {
                     tracing::info!("a secret form answered after it expired");
                     return;
                 };
-                if text("/user/id") != pending.invocation.invoker.account.as_str() {
+                if text("/user/id") != pending.invocation.invoker.account.as_str() || text("/team/id") != pending.space
+                {
                     tracing::warn!("a secret form answered by someone it was not shown to");
                     return;
                 }
+                let Some(workspace) = self.workspace(&pending.space) else { return };
                 let secret = text("/view/state/values/secret/secret/value");
                 let (answer, answered) = oneshot::channel();
                 let to = Answer::Ephemeral {
@@ -347,7 +381,7 @@ impl Listener {
                 if !self.hand(Incoming::Secret(typed)).await {
                     return;
                 }
-                let this = Responder { api: self.api.clone() };
+                let this = Responder { api: workspace.api.clone(), anonymous: self.anonymous.clone() };
                 tokio::spawn(async move {
                     let reply = answered
                         .await
@@ -371,7 +405,10 @@ enum Answer {
 
 /// Sends answers, off the frame reader.
 struct Responder {
+    /// The workspace's Web API.
     api: Api,
+    /// The Web API with no token, for `response_url`s.
+    anonymous: Api,
 }
 
 impl Responder {
@@ -385,7 +422,7 @@ impl Responder {
                     "text": text,
                     "replace_original": false,
                 });
-                self.api.respond(url, &body).await
+                self.anonymous.respond(url, &body).await
             }
             Answer::Ephemeral { channel, user } => self
                 .api

@@ -119,11 +119,42 @@ pub(super) async fn receive(
     if !connection.contains('.')
         && let Some(endpoint) = state.endpoints.get(&platform)
     {
-        let answer = endpoint.handle(&connection, &headers, &body, state.clock.now()).await;
-        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, [(axum::http::header::CONTENT_TYPE, answer.content_type)], answer.body).into_response();
+        return answered(endpoint.handle(&connection, &headers, &body, state.clock.now()).await);
     }
     receive_hook(&state, &platform, &connection, &headers, &body, query.as_deref()).await.into_response()
+}
+
+/// `GET /{platform}/{page}`: a page of Polity's own app on the platform that a person's
+/// browser is sent to (Slack's `install` and `oauth`), answered by that bot's endpoint.
+pub(super) async fn page(
+    State(state): State<HttpState>,
+    Path((platform, page)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.endpoints.get(&platform) {
+        Some(endpoint) => {
+            answered(endpoint.page(&page, query.as_deref().unwrap_or(""), &headers, state.clock.now()).await)
+        }
+        None => (StatusCode::NOT_FOUND, "no such page\n").into_response(),
+    }
+}
+
+/// An endpoint's answer as axum's response; a header that cannot be one is left out, logged.
+fn answered(answer: polity_port::EndpointAnswer) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, [(axum::http::header::CONTENT_TYPE, answer.content_type)], answer.body).into_response();
+    for (name, value) in answer.headers {
+        match axum::http::HeaderValue::from_str(&value) {
+            Ok(value) => {
+                response.headers_mut().append(name, value);
+            }
+            Err(_) => tracing::warn!(header = name, "an endpoint's header value is not one HTTP allows; left out"),
+        }
+    }
+    response
 }
 
 async fn receive_hook(

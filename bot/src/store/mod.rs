@@ -17,6 +17,7 @@ pub use codec::text_safe;
 mod community;
 mod console_ledger;
 pub mod entities;
+mod installs;
 pub mod links;
 pub mod polls;
 pub mod secrets;
@@ -1274,27 +1275,7 @@ impl Store {
         }
         let ciphertext = match secrets.secret.or(secrets.hook) {
             None => None,
-            Some(_) => {
-                let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
-                let check = settings::Entity::find_by_id(SECRET_CHECK_KEY).one(txn).await?;
-                match check {
-                    Some(row) => {
-                        if key.open(&row.value, SECRET_CHECK_CONTEXT).as_deref() != Some(SECRET_CHECK_TEXT) {
-                            return Err(StoreError::SecretKeyWrong);
-                        }
-                    }
-                    None => {
-                        let value = key.seal(SECRET_CHECK_TEXT, SECRET_CHECK_CONTEXT).map_err(StoreError::Corrupt)?;
-                        settings::Entity::insert(settings::ActiveModel {
-                            key: Set(SECRET_CHECK_KEY.to_string()),
-                            value: Set(value),
-                        })
-                        .exec_without_returning(txn)
-                        .await?;
-                    }
-                }
-                Some(key)
-            }
+            Some(_) => Some(self.checked_key(txn).await?),
         };
         let (ciphertext, hook_ciphertext) = match ciphertext {
             None => (None, None),
@@ -1407,6 +1388,29 @@ impl Store {
     /// [`StoreError::SecretKeyMissing`] or [`StoreError::SecretKeyWrong`].
     pub async fn connection_hook_secret(&self, id: CommunityId, name: &str) -> Result<Option<Secret>, StoreError> {
         self.sealed(id, name, true).await
+    }
+
+    /// The secret key, for a secret about to be written: it must be the one the stored
+    /// secrets were written with (the check row says so), and the first secret writes that row.
+    pub(crate) async fn checked_key<C: sea_orm::ConnectionTrait>(&self, txn: &C) -> Result<&SecretKey, StoreError> {
+        let key = self.secret_key()?.ok_or(StoreError::SecretKeyMissing)?;
+        match settings::Entity::find_by_id(SECRET_CHECK_KEY).one(txn).await? {
+            Some(row) => {
+                if key.open(&row.value, SECRET_CHECK_CONTEXT).as_deref() != Some(SECRET_CHECK_TEXT) {
+                    return Err(StoreError::SecretKeyWrong);
+                }
+            }
+            None => {
+                let value = key.seal(SECRET_CHECK_TEXT, SECRET_CHECK_CONTEXT).map_err(StoreError::Corrupt)?;
+                settings::Entity::insert(settings::ActiveModel {
+                    key: Set(SECRET_CHECK_KEY.to_string()),
+                    value: Set(value),
+                })
+                .exec_without_returning(txn)
+                .await?;
+            }
+        }
+        Ok(key)
     }
 
     /// A connection's secret (or its webhook secret), opened under its own context.

@@ -44,7 +44,7 @@ async fn a_refused_token_or_an_unknown_collective_stops_the_start() {
     let fake = FakeOpenCollective::start().await;
     let (events, _incoming) = mpsc::channel(4);
     let start =
-        |config| OpenCollectiveAdapter.start(config, Start { connection: CONNECTION.into(), events: events.clone() });
+        |config| OpenCollectiveAdapter.start(config, Start::new(CONNECTION, events.clone()));
     let Err(refused) = start(config(&fake, "tok-stolen-1234")).await else { panic!("started") };
     assert_eq!(refused, AdapterError::Start("Open Collective refused the personal token".into()));
     let mut unknown = config(&fake, ADMIN_TOKEN);
@@ -97,7 +97,7 @@ async fn the_test_says_when_nothing_answers() {
     };
     assert!(why.contains("no answer"), "{why}");
     let (events, _incoming) = mpsc::channel(4);
-    let started = OpenCollectiveAdapter.start(config, Start { connection: CONNECTION.into(), events }).await;
+    let started = OpenCollectiveAdapter.start(config, Start::new(CONNECTION, events)).await;
     let Err(AdapterError::Start(why)) = started else { panic!("started") };
     assert!(why.contains("no answer"), "{why}");
 }

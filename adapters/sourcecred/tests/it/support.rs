@@ -69,7 +69,7 @@ pub fn member(name: &str, accounts: &[(&str, &str)]) -> MemberAccounts {
 /// What a connection is started with, and where its inputs arrive.
 pub fn start() -> (Start, mpsc::Receiver<Incoming>) {
     let (events, incoming) = mpsc::channel(16);
-    (Start { connection: CONNECTION.into(), events }, incoming)
+    (Start::new(CONNECTION, events), incoming)
 }
 
 /// The one space a connection announces.
