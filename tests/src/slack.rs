@@ -56,7 +56,8 @@
 //! recheck after every change, without sleeping; callers wrap them in their own timeouts.
 //!
 //! What it leaves out: events for the app's own Web API actions (Slack sends the bot's
-//! messages and renames back when subscribed), `app_uninstalled` and `tokens_revoked` events,
+//! messages and renames back when subscribed), `tokens_revoked` events (`app_uninstalled` is
+//! [`FakeSlack::remove_app`]),
 //! Slack's workspace-wide posting limit, threads beyond storing `thread_ts`, edits through
 //! `response_url`s (recorded only), files, private channels' finer rules, Enterprise Grid.
 
@@ -1732,6 +1733,18 @@ impl FakeSlack {
     /// The views opened, as `views.open` answered them.
     pub fn views(&self) -> Vec<Value> {
         self.with(|s| s.views.clone())
+    }
+
+    /// An admin removes the app from `team` in Slack's settings: its tokens stop working and
+    /// `app_uninstalled` is delivered, as Slack documents. The event's id.
+    pub fn remove_app(&self, team: &str) -> String {
+        self.change(|s| {
+            for token in s.tokens.iter_mut().filter(|t| t.team == team && t.kind != TokenKind::App) {
+                token.revoked = true;
+            }
+            s.uninstalled.push(team.to_string());
+            s.push(team, json!({"type": "app_uninstalled"}))
+        })
     }
 
     /// The workspaces uninstalled through `apps.uninstall`.

@@ -50,11 +50,27 @@ impl Polity {
     /// Starts Polity on `db` with `config` for `[platforms.slack]`, and waits until it governs
     /// the workspace.
     async fn start(db: &str, config: Value, http: bool) -> Self {
-        let store = Store::connect(db).await.unwrap();
+        let polity = Self::launch(db, config, http, None).await;
+        polity.governing(TEAM).await
+    }
+
+    /// Waits until Polity governs the workspace `team`.
+    async fn governing(mut self, team: &str) -> Self {
+        match within("Polity to govern the workspace", self.notices.recv()).await.unwrap() {
+            Notice::Governing { space, .. } if space == team => {}
+            other => panic!("unexpected notice: {other:?}"),
+        }
+        self
+    }
+
+    /// Starts Polity on `db` with `config` for `[platforms.slack]` (and `key` to encrypt
+    /// secrets with), without waiting for any workspace.
+    async fn launch(db: &str, config: Value, http: bool, key: Option<&str>) -> Self {
+        let store = Store::connect(db).await.unwrap().with_secret_key(key);
         store.migrate().await.unwrap();
         let bot = Bot::new(Arc::new(SlackAdapter), config);
         let pacing = Pacing { edit: TimeDelta::zero(), reconcile: TimeDelta::zero() };
-        let (notices_tx, mut notices) = mpsc::unbounded_channel();
+        let (notices_tx, notices) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let (listener, address) = if http {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -71,10 +87,6 @@ impl Polity {
             let host = Host { bots: vec![bot], registry: Registry::default(), http };
             run_host(store, host, pacing, &SystemClock, shutdown, notices_tx).await
         });
-        match within("Polity to govern the workspace", notices.recv()).await.unwrap() {
-            Notice::Governing { space, .. } if space == TEAM => {}
-            other => panic!("unexpected notice: {other:?}"),
-        }
         Self { task, stop, notices, http: address }
     }
 
@@ -502,4 +514,141 @@ async fn a_join_of_a_governed_channel_is_undone_voted_on_and_welcomed_back_on_pa
     let rt = polity.stop().await;
     assert_eq!(rt.store().load_proposals(CommunityId(1), false).await.unwrap().len(), 1);
     assert_eq!(fake.requests_of("conversations.kick").len(), 1);
+}
+
+/// `GET /slack/install` as a browser follows it: Slack's approval page it is sent to, and the
+/// state cookie it is given.
+async fn install_link(client: &reqwest::Client, polity: &str) -> (reqwest::Url, String) {
+    let answer = client.get(format!("{polity}/slack/install")).send().await.unwrap();
+    assert_eq!(answer.status(), 302);
+    let to = reqwest::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/slack"),
+        "{cookie}"
+    );
+    (to, cookie.split(';').next().unwrap().to_string())
+}
+
+/// Slack sending the browser back to `/slack/oauth` with `code` and `state`.
+async fn redirected(client: &reqwest::Client, polity: &str, query: &str, cookie: Option<&str>) -> (u16, String) {
+    let mut request = client.get(format!("{polity}/slack/oauth?{query}"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let answer = request.send().await.unwrap();
+    (answer.status().as_u16(), answer.text().await.unwrap())
+}
+
+fn state_of(link: &reqwest::Url) -> String {
+    link.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_install_polity_through_oauth_and_only_an_admins_install_stays() {
+    use polity_tests::slack::{CLIENT_ID, CLIENT_SECRET, OTHER_TEAM, OTHER_TEAM_CHANNEL, OTHER_TEAM_USER};
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_oauth");
+    let key = polity::store::SecretKey::generate();
+    let config = json!({
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "app_token": APP_TOKEN,
+        "api_url": fake.api_url(), "authorize_url": format!("{}/oauth/v2/authorize", fake.url()),
+    });
+    let polity = Polity::launch(db.url(), config.clone(), true, Some(&key)).await;
+    let base = polity.http.clone().unwrap();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // The install link sends the admin to Slack's approval page with the manifest's scopes.
+    let (link, cookie) = install_link(&client, &base).await;
+    assert!(link.as_str().starts_with(&format!("{}/oauth/v2/authorize?", fake.url())), "{link}");
+    let param = |k: &str| link.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap_or_default();
+    assert_eq!(param("client_id"), CLIENT_ID);
+    assert!(param("scope").split(',').any(|s| s == "reactions:read"), "{link}");
+    assert_eq!(param("user_scope"), "chat:write,channels:write,groups:write,pins:write");
+    let state = state_of(&link);
+
+    // A redirect without the browser's cookie, with a state not Polity's, or with none is
+    // refused before any code is exchanged.
+    let code = fake.authorize_code(MEMBER);
+    let query = |code: &str, state: &str| {
+        format!("code={code}&state={}", form_urlencoded::byte_serialize(state.as_bytes()).collect::<String>())
+    };
+    assert_eq!(redirected(&client, &base, &query(&code, &state), None).await.0, 400);
+    let forged = format!("{}0", state);
+    assert_eq!(redirected(&client, &base, &query(&code, &forged), Some(&cookie)).await.0, 400);
+    assert_eq!(redirected(&client, &base, &format!("code={code}"), Some(&cookie)).await.0, 400);
+    assert!(fake.requests_of("oauth.v2.access").is_empty());
+
+    // Bob, no admin, approves the app: his install is undone, nothing stored.
+    let (status, page) = redirected(&client, &base, &query(&code, &state), Some(&cookie)).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("Only a workspace admin or owner of Tidepool can install Polity"), "{page}");
+    assert_eq!(fake.uninstalled(), [TEAM]);
+    let exchanged = fake.requests_of("oauth.v2.access");
+    assert_eq!(exchanged.len(), 1);
+    let store = Store::connect(db.url()).await.unwrap().with_secret_key(Some(&key));
+    assert!(store.installs("slack").await.unwrap().is_empty());
+    // The state was used: the same link does not work twice.
+    let again = fake.authorize_code(ADMIN);
+    assert_eq!(redirected(&client, &base, &query(&again, &state), Some(&cookie)).await.0, 400);
+
+    // Alice, an admin and owner, installs it: Polity governs Tidepool and answers there.
+    let (link, cookie) = install_link(&client, &base).await;
+    let code = fake.authorize_code(ADMIN);
+    let (status, page) = redirected(&client, &base, &query(&code, &state_of(&link)), Some(&cookie)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Polity is installed in Tidepool"), "{page}");
+    let polity = polity.governing(TEAM).await;
+    let stored = store.installs("slack").await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0, TEAM);
+    let tokens: Vec<&str> = stored[0].1.expose().split(' ').collect();
+    assert!(tokens[0].starts_with("xoxb-") && tokens[1].starts_with("xoxp-"), "a bot token and Alice's user token");
+    assert!(said(&fake, ADMIN, "whoami").await.starts_with("You are Alice, an admin."));
+
+    // A second workspace in the same process, its own community.
+    fake.change(|s| s.users.iter_mut().filter(|u| u.id == OTHER_TEAM_USER).for_each(|u| u.admin = true));
+    let (link, cookie) = install_link(&client, &base).await;
+    let code = fake.authorize_code(OTHER_TEAM_USER);
+    let (status, page) = redirected(&client, &base, &query(&code, &state_of(&link)), Some(&cookie)).await;
+    assert_eq!(status, 200, "{page}");
+    let polity = polity.governing(OTHER_TEAM).await;
+    let before = fake.responses().len();
+    fake.slash(OTHER_TEAM_USER, OTHER_TEAM_CHANNEL, "/polity", "whoami").await;
+    let responses = within("Dave's answer", fake.wait_responses(before + 1)).await;
+    assert!(responses[before].1["text"].as_str().unwrap().starts_with("You are Dave, an admin."), "{responses:?}");
+    let rt = polity.stop().await;
+    let dave = polity_governance::AccountRef::new("slack", OTHER_TEAM_USER);
+    let alice = polity_governance::AccountRef::new("slack", ADMIN);
+    let communities: Vec<CommunityId> = [&dave, &alice]
+        .iter()
+        .map(|a| {
+            (1..=2)
+                .map(CommunityId)
+                .find(|c| rt.engine(*c).is_some_and(|e| e.community.member_by_account(a).is_some()))
+                .unwrap()
+        })
+        .collect();
+    assert_ne!(communities[0], communities[1], "each workspace its own community");
+
+    // A restart serves both from the stored installs, with no OAuth.
+    let polity = Polity::launch(db.url(), config, false, Some(&key)).await;
+    let mut governed = Vec::new();
+    let mut polity = polity;
+    for _ in 0..2 {
+        match within("a workspace governed again", polity.notices.recv()).await.unwrap() {
+            Notice::Governing { space, .. } => governed.push(space),
+            other => panic!("unexpected notice: {other:?}"),
+        }
+    }
+    governed.sort();
+    assert_eq!(governed, [OTHER_TEAM, TEAM]);
+    assert!(said(&fake, ADMIN, "whoami").await.starts_with("You are Alice, an admin."));
+    // Driftwood removes the app: its install is forgotten, Tidepool's stays.
+    let acked = fake.acks().len();
+    fake.remove_app(OTHER_TEAM);
+    within("app_uninstalled acknowledged", fake.wait_acks(acked + 1)).await;
+    polity.stop().await;
+    let left: Vec<String> = store.installs("slack").await.unwrap().into_iter().map(|(space, _)| space).collect();
+    assert_eq!(left, [TEAM]);
 }

@@ -43,8 +43,7 @@ async fn a_connection_announces_its_collective_owned_by_the_tokens_owner() {
 async fn a_refused_token_or_an_unknown_collective_stops_the_start() {
     let fake = FakeOpenCollective::start().await;
     let (events, _incoming) = mpsc::channel(4);
-    let start =
-        |config| OpenCollectiveAdapter.start(config, Start::new(CONNECTION, events.clone()));
+    let start = |config| OpenCollectiveAdapter.start(config, Start::new(CONNECTION, events.clone()));
     let Err(refused) = start(config(&fake, "tok-stolen-1234")).await else { panic!("started") };
     assert_eq!(refused, AdapterError::Start("Open Collective refused the personal token".into()));
     let mut unknown = config(&fake, ADMIN_TOKEN);

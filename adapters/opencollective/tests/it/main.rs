@@ -49,10 +49,8 @@ impl Connected {
 
 pub async fn start_with(config: Value) -> Connected {
     let (events, incoming) = mpsc::channel(16);
-    let connection = OpenCollectiveAdapter
-        .start(config, Start::new(CONNECTION, events))
-        .await
-        .expect("the connection starts");
+    let connection =
+        OpenCollectiveAdapter.start(config, Start::new(CONNECTION, events)).await.expect("the connection starts");
     Connected { connection, incoming }
 }
 
