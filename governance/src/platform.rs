@@ -16,6 +16,10 @@ pub struct Request<'a> {
     /// Unique per effect and stable across retries: platforms that take an idempotency key or
     /// nonce get this, so a retry after a crash is not performed twice.
     pub key: i64,
+    /// Whether it may have been performed before: an earlier attempt was started and its
+    /// outcome is not known to be a refusal (a timeout, a lost answer, a crash mid-call). A
+    /// platform without idempotency keys looks for what the earlier attempt did first.
+    pub retried: bool,
     pub effect: &'a Effect,
     /// The vote messages already posted for the effect's proposal (for edits).
     pub vote_messages: &'a [MessageRef],

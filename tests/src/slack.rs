@@ -39,6 +39,10 @@
 //!   `cant_invite_self`, `already_in_channel`, `invalid_trigger_id`, `expired_trigger_id`
 //!   (triggers live 3 s), `exchanged_trigger_id`, `invalid_code` (OAuth codes work once,
 //!   within 10 minutes), `invalid_client_id`, `bad_client_secret`, `invalid_cursor`.
+//! - `conversations.history` lists top-level messages newest first, with their metadata only
+//!   under `include_all_metadata`; a DM's history needs `im:history`.
+//! - [`Failure::Lost`]: Slack does what was asked and the answer never arrives, as when a
+//!   connection drops after the request was read.
 //! - `reactions.get` without `full=true` lists at most 3 users of a reaction (the caller among
 //!   them if they reacted) while `count` stays the real count, as Slack documents it may.
 //!
@@ -123,7 +127,7 @@ pub const OTHER_TEAM_CHANNEL: &str = "C0DRIFT";
 pub const EPOCH_SECS: i64 = 1_700_000_000;
 /// The bot token's scopes, as Slack writes them.
 pub const BOT_SCOPES: &str = "channels:history,channels:join,channels:manage,channels:read,chat:write,commands,\
-im:write,pins:write,reactions:read,reactions:write,team:read,users:read";
+im:history,im:write,pins:write,reactions:read,reactions:write,team:read,users:read";
 /// [`ADMIN_USER_TOKEN`]'s scopes.
 pub const USER_SCOPES: &str =
     "channels:read,channels:write,chat:write,im:write,pins:write,reactions:read,reactions:write,team:read,users:read";
@@ -161,6 +165,8 @@ pub enum Failure {
     Status(u16),
     /// No answer at all.
     Hang,
+    /// Slack does what was asked, and its answer is lost on the way: this HTTP status instead.
+    Lost(u16),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +238,9 @@ pub struct Message {
     pub reactions: Vec<(String, Vec<String>)>,
     /// Who edited it last, and when.
     pub edited: Option<(String, String)>,
+    /// Its metadata (`event_type`, `event_payload`), shown by `conversations.history` with
+    /// `include_all_metadata`.
+    pub metadata: Option<Value>,
 }
 
 #[derive(Clone, Debug)]
@@ -508,6 +517,7 @@ fn spec(method: &str) -> Option<Spec> {
         "users.info" => (BotOrUser, T4, Some("users:read"), Some("users:read"), false),
         "conversations.info" => (BotOrUser, T3, Some("channels:read"), Some("channels:read"), false),
         "conversations.list" => (BotOrUser, T2, Some("channels:read"), Some("channels:read"), false),
+        "conversations.history" => (BotOrUser, T3, Some("channels:history"), Some("channels:history"), false),
         "conversations.open" => (BotOrUser, T3, Some("im:write"), Some("im:write"), true),
         "conversations.rename" => (BotOrUser, T2, Some("channels:manage"), Some("channels:write"), true),
         "conversations.invite" => (BotOrUser, T3, Some("channels:manage"), Some("channels:write"), true),
@@ -837,7 +847,12 @@ impl State {
     }
 
     fn call(&mut self, method: &str, token: Option<&str>, p: &Map<String, Value>) -> Reply {
-        if let Some(failure) = self.failures.get_mut(method).and_then(VecDeque::pop_front) {
+        let failure = self.failures.get_mut(method).and_then(VecDeque::pop_front);
+        if let Some(Failure::Lost(code)) = failure {
+            let _done = self.call(method, token, p);
+            return Reply::Status(code);
+        }
+        if let Some(failure) = failure {
             return match failure {
                 Failure::RateLimited(secs) => {
                     Reply::Json(StatusCode::TOO_MANY_REQUESTS, fail("ratelimited"), Some(secs))
@@ -845,6 +860,7 @@ impl State {
                 Failure::Error(e) => Reply::Json(StatusCode::OK, fail(&e), None),
                 Failure::Status(code) => Reply::Status(code),
                 Failure::Hang => Reply::Hang,
+                Failure::Lost(_) => unreachable!("answered above"),
             };
         }
         let answer = match self.authorize(method, token, p) {
@@ -961,6 +977,7 @@ impl State {
                 Ok(json!({"channel": v}))
             }
             "conversations.list" => self.conversations_list(t, p),
+            "conversations.history" => self.history(t, p),
             "conversations.open" => {
                 if let Some(channel) = arg(p, "channel") {
                     let c = self.visible(t, Some(channel))?;
@@ -1149,6 +1166,42 @@ impl State {
         true
     }
 
+    /// `conversations.history`: a conversation's top-level messages, newest first (`limit`,
+    /// 100 by default, at most 999); a DM's need `im:history`; the bot reads only where it is
+    /// a member; metadata only with `include_all_metadata`.
+    fn history(&self, t: &Token, p: &Map<String, Value>) -> Answer {
+        let c = self.visible(t, arg(p, "channel"))?;
+        let channel = &self.channels[c];
+        if channel.im && !t.scopes.iter().any(|s| s == "im:history") {
+            let provided = t.scopes.join(",");
+            return Err(json!({"ok": false, "error": "missing_scope", "needed": "im:history", "provided": provided}));
+        }
+        if t.kind == TokenKind::Bot && !channel.members.contains(&t.user) {
+            return Err(fail("not_in_channel"));
+        }
+        let limit = arg(p, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 999);
+        let metadata = flag(p, "include_all_metadata");
+        let all: Vec<&Message> = self
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| m.channel == channel.id && m.thread_ts.as_ref().is_none_or(|t| *t == m.ts))
+            .collect();
+        let shown: Vec<Value> = all
+            .iter()
+            .take(limit)
+            .map(|m| {
+                let mut v = self.message_json(m, false, &t.user);
+                if metadata && let Some(md) = &m.metadata {
+                    v["metadata"] = md.clone();
+                }
+                v
+            })
+            .collect();
+        Ok(json!({"messages": shown, "has_more": all.len() > limit, "pin_count": channel.pins.len(),
+            "response_metadata": {"next_cursor": ""}}))
+    }
+
     fn conversations_list(&self, t: &Token, p: &Map<String, Value>) -> Answer {
         let types = list(p, "types");
         let types: Vec<&str> =
@@ -1313,6 +1366,18 @@ impl State {
             return Err(fail("not_in_channel"));
         }
         let (text, blocks) = self.content(p)?;
+        let metadata = match p.get("metadata") {
+            None | Some(Value::Null) => None,
+            Some(m) => {
+                let event_type = m.get("event_type").and_then(Value::as_str).unwrap_or_default();
+                let named =
+                    !event_type.is_empty() && event_type.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !named || !m.get("event_payload").is_some_and(Value::is_object) {
+                    return Err(fail("invalid_metadata_format"));
+                }
+                Some(m.clone())
+            }
+        };
         let ts = self.next_ts();
         let bot_id = self.user(&t.user).bot_id.clone();
         let message = Message {
@@ -1323,6 +1388,7 @@ impl State {
             text,
             blocks,
             thread_ts: arg(p, "thread_ts"),
+            metadata,
             ..Message::default()
         };
         let v = json!({"channel": message.channel, "ts": ts, "message": self.message_json(&message, true, &t.user)});

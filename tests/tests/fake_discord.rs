@@ -1322,7 +1322,7 @@ mod rate_limits {
     }
 
     async fn perform(d: &DiscordPlatform, effect: &Effect) -> Result<Performed, PlatformError> {
-        d.perform(Request { key: 1, effect, vote_messages: &[] }).await
+        d.perform(Request { key: 1, retried: false, effect, vote_messages: &[] }).await
     }
 
     fn wait_of(r: &Result<Performed, PlatformError>) -> Duration {

@@ -652,3 +652,36 @@ async fn workspaces_install_polity_through_oauth_and_only_an_admins_install_stay
     let left: Vec<String> = store.installs("slack").await.unwrap().into_iter().map(|(space, _)| space).collect();
     assert_eq!(left, [TEAM]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_message_whose_answer_was_lost_is_posted_once() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_lost_post");
+    let polity = Polity::start(db.url(), socket_mode(&fake), false).await;
+    said(&fake, ADMIN, "kit install direct-democracy").await;
+    // Slack posts the vote message, and its answer never reaches Polity: the retry finds the
+    // message by the effect's key in the channel's history instead of posting it again.
+    fake.fail_next("chat.postMessage", polity_tests::slack::Failure::Lost(500));
+    said(&fake, MEMBER, "propose Paint the shed green").await;
+    let vote = message_with(&fake, "Proposal #1").await;
+    within("the retry to look for it", fake.wait_for("conversations.history", 1)).await;
+    fake.react(ADMIN, GENERAL, &vote, "+1").await;
+    fake.react(MEMBER, GENERAL, &vote, "+1").await;
+    let closed = until_text(&fake, &vote, |t| t.ends_with("PASSED")).await;
+    assert!(closed.contains("Paint the shed green"), "{closed}");
+    let rt = polity.stop().await;
+    let posted =
+        fake.with(|s| s.messages.iter().filter(|m| m.user == BOT_USER && m.text.starts_with("Proposal #1: ")).count());
+    let texts =
+        fake.with(|s| s.messages.iter().filter(|m| m.user == BOT_USER).map(|m| m.text.clone()).collect::<Vec<_>>());
+    assert_eq!(posted, 1, "one vote message: {texts:#?}");
+    assert_eq!(
+        fake.requests_of("chat.postMessage")
+            .iter()
+            .filter(|r| r.params["text"].as_str().is_some_and(|t| t.starts_with("Proposal #1: ")))
+            .count(),
+        1,
+        "the vote message was asked for once"
+    );
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+}

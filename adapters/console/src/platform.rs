@@ -320,7 +320,7 @@ mod tests {
     }
 
     fn perform(c: &ConsolePlatform, key: i64, effect: &Effect, messages: &[MessageRef]) -> Performed {
-        ready(c.perform(Request { key, effect, vote_messages: messages })).unwrap()
+        ready(c.perform(Request { key, retried: false, effect, vote_messages: messages })).unwrap()
     }
 
     fn vote() -> Effect {
@@ -379,7 +379,8 @@ mod tests {
         }
         let buf = Arc::new(Mutex::new(Vec::new()));
         let c = ConsolePlatform::with_ledger(buf.clone(), Arc::new(Broken));
-        let err = ready(c.perform(Request { key: 1, effect: &vote(), vote_messages: &[] })).unwrap_err();
+        let err =
+            ready(c.perform(Request { key: 1, retried: false, effect: &vote(), vote_messages: &[] })).unwrap_err();
         assert!(matches!(err, PlatformError::Transient(ref m) if m == "disk full"), "{err:?}");
         assert!(ready(c.member_message(None, "#general", "a", "x")).is_err());
         assert_eq!(output(&buf), "");

@@ -1313,7 +1313,7 @@ mod tests {
         let platform = DiscordPlatform::new("discord", "token", "http://127.0.0.1:9").unwrap().with_guild(GUILD);
         let Value::Object(params) = params else { unreachable!() };
         let effect = Effect::Call { proposal: None, name: ActionType::new(name).unwrap(), params };
-        let request = Request { key: 1, effect: &effect, vote_messages: &[] };
+        let request = Request { key: 1, retried: false, effect: &effect, vote_messages: &[] };
         platform.plan(&request).unwrap().targets()
     }
 

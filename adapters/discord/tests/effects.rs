@@ -25,7 +25,7 @@ fn discord(fake: &FakeDiscord) -> DiscordPlatform {
 }
 
 async fn perform(d: &DiscordPlatform, effect: &Effect, messages: &[MessageRef]) -> Result<Performed, PlatformError> {
-    d.perform(Request { key: 42, effect, vote_messages: messages }).await
+    d.perform(Request { key: 42, retried: false, effect, vote_messages: messages }).await
 }
 
 fn map(v: Value) -> Map<String, Value> {

@@ -28,7 +28,7 @@ fn discord(fake: &FakeDiscord) -> DiscordPlatform {
 }
 
 async fn perform(d: &DiscordPlatform, effect: &Effect) -> Result<Performed, PlatformError> {
-    d.perform(Request { key: 42, effect, vote_messages: &[] }).await
+    d.perform(Request { key: 42, retried: false, effect, vote_messages: &[] }).await
 }
 
 fn rename(channel: &str, name: &str) -> Effect {

@@ -6,6 +6,7 @@
 //! | `PostVote` | `chat.postMessage` (`text`, and `blocks`: the text, then a button per option one press can cast), then `reactions.add` per option (`already_reacted` is done), then `chat.getPermalink` for the vote's link |
 //! | `EditVote` | `chat.update` of each vote message on this connection (buttons taken away once `closed`) |
 //! | `Post` | `chat.postMessage` |
+//! | every post, retried | first `conversations.history` (`include_all_metadata`): a message of the bot's carrying the effect's key (metadata `polity_effect`) is the post, not made again |
 //! | `Notify` | about what a member did in a channel (an ineligible vote): `chat.postEphemeral` there, only they see it; else, or when they are not in it, `conversations.open` (`users`), then `chat.postMessage` in the direct message |
 //! | `RemoveReaction` | nothing: a bot token cannot remove another member's reaction, so the tally counts each voter's latest reaction and the vote message says so |
 //! | `Call` `slack.post_message` (`channel`, `text`) | `chat.postMessage` |
@@ -59,6 +60,17 @@ const MAX_SECTION: usize = 3_000;
 
 /// A workspace's connection, for the community that governs it (or, refused, for one that
 /// does not).
+/// The `event_type` of the metadata on every message Polity posts: its `event_payload` holds
+/// the effect's key (`effect`), so a retried post finds the message an earlier attempt made.
+pub const EFFECT_METADATA: &str = "polity_effect";
+
+/// Which effect a post is for, and whether an earlier attempt may have made it.
+#[derive(Clone, Copy, Debug)]
+struct Once {
+    key: i64,
+    retried: bool,
+}
+
 #[derive(Clone)]
 pub struct SlackPlatform {
     connection: String,
@@ -135,7 +147,7 @@ impl SlackPlatform {
 
     /// Carries out a governed action that passed: the message posted again with its
     /// author's name, the channel renamed, the message pinned.
-    async fn execute(&self, action: &Action) -> Result<Performed, PlatformError> {
+    async fn execute(&self, action: &Action, once: Once) -> Result<Performed, PlatformError> {
         let data = action.data.to_map();
         let text = |key: &str| param(&data, key, action.kind.as_str());
         match action.kind.as_str() {
@@ -160,7 +172,7 @@ impl SlackPlatform {
                 if let Some(thread) = data.get("thread_ts").and_then(Value::as_str) {
                     body["thread_ts"] = json!(thread);
                 }
-                let answer = self.api.post("chat.postMessage", &body, Some(&channel)).await.map_err(|f| f.error)?;
+                let answer = self.post_once(body, &channel, once).await?;
                 let ts = answer.get("ts").and_then(Value::as_str).unwrap_or_default();
                 Ok(Performed {
                     message: Some(MessageRef::new(self.connection.as_str(), channel.as_str(), ts)),
@@ -216,6 +228,7 @@ impl SlackPlatform {
         channel: &str,
         text: &str,
         blocks: Option<Value>,
+        once: Once,
     ) -> Result<MessageRef, PlatformError> {
         let mut body = json!({
             "channel": channel,
@@ -226,7 +239,7 @@ impl SlackPlatform {
         if let Some(blocks) = blocks {
             body["blocks"] = blocks;
         }
-        let answer = self.api.post("chat.postMessage", &body, Some(channel)).await.map_err(|f| f.error)?;
+        let answer = self.post_once(body, channel, once).await?;
         let ts = answer
             .get("ts")
             .and_then(Value::as_str)
@@ -235,19 +248,66 @@ impl SlackPlatform {
         Ok(MessageRef::new(self.connection.as_str(), channel, ts))
     }
 
-    async fn dm(&self, user: &str, text: &str) -> Result<MessageRef, PlatformError> {
+    /// `chat.postMessage` of `body` in `channel`, once per effect: the message carries the
+    /// effect's key as its metadata, and a retry of an effect that may have been posted
+    /// already (its answer lost, Polity stopped mid-call) looks for that message among the
+    /// channel's latest before posting. Slack's answer, or what it would have been.
+    async fn post_once(&self, mut body: Value, channel: &str, once: Once) -> Result<Value, PlatformError> {
+        body["metadata"] = json!({ "event_type": EFFECT_METADATA, "event_payload": { "effect": once.key } });
+        if once.retried
+            && let Some(ts) = self.posted_before(channel, once.key).await?
+        {
+            tracing::info!(effect = once.key, channel, "a post retried was made before; not posting it again");
+            return Ok(json!({ "channel": channel, "ts": ts }));
+        }
+        self.api.post("chat.postMessage", &body, Some(channel)).await.map_err(|f| f.error)
+    }
+
+    /// The `ts` of the bot's message in `channel` posted for effect `key`, among the channel's
+    /// latest 100 (`conversations.history` with its metadata). A history Polity cannot read
+    /// (a missing scope) is no proof either way: the post goes ahead, logged.
+    async fn posted_before(&self, channel: &str, key: i64) -> Result<Option<String>, PlatformError> {
+        let query = [
+            ("channel", channel.to_string()),
+            ("limit", "100".to_string()),
+            ("include_all_metadata", "true".to_string()),
+        ];
+        let history = match self.api.get("conversations.history", &query, Some(channel)).await {
+            Ok(history) => history,
+            Err(Failure { error: PlatformError::Permanent(e), .. }) => {
+                tracing::warn!(effect = key, channel, "cannot read whether a retried post was made: {e}");
+                return Ok(None);
+            }
+            Err(f) => return Err(f.error),
+        };
+        let bot = self.known.bot_user();
+        Ok(history.get("messages").and_then(Value::as_array).into_iter().flatten().find_map(|m| {
+            let ours = m.pointer("/metadata/event_type").and_then(Value::as_str) == Some(EFFECT_METADATA)
+                && m.pointer("/metadata/event_payload/effect").and_then(Value::as_i64) == Some(key)
+                && (bot.is_none() || m.get("user").and_then(Value::as_str) == bot.as_deref());
+            ours.then(|| m.get("ts").and_then(Value::as_str).map(str::to_string)).flatten()
+        }))
+    }
+
+    async fn dm(&self, user: &str, text: &str, once: Once) -> Result<MessageRef, PlatformError> {
         let opened = self.api.post("conversations.open", &json!({ "users": user }), None).await.map_err(|f| f.error)?;
         let channel = opened
             .pointer("/channel/id")
             .and_then(Value::as_str)
             .ok_or_else(|| PlatformError::Permanent("Slack's answer to conversations.open has no channel".into()))?
             .to_string();
-        self.post_message(&channel, text, None).await
+        self.post_message(&channel, text, None, once).await
     }
 
     /// Tells one member something: in the channel they acted in, as an ephemeral message only
     /// they see, else (or when they are not in that channel) by direct message.
-    async fn notify(&self, account: &AccountRef, text: &str, at: Option<&Place>) -> Result<Performed, PlatformError> {
+    async fn notify(
+        &self,
+        account: &AccountRef,
+        text: &str,
+        at: Option<&Place>,
+        once: Once,
+    ) -> Result<Performed, PlatformError> {
         let user = account.account.as_str();
         if let Some(place) = at.filter(|p| p.platform.as_str() == self.connection) {
             let channel = place.channel.as_str();
@@ -259,7 +319,7 @@ impl SlackPlatform {
                 Err(f) => return Err(f.error),
             }
         }
-        self.dm(user, text).await.map(|_| Performed::default())
+        self.dm(user, text, once).await.map(|_| Performed::default())
     }
 
     async fn post_vote(
@@ -268,11 +328,12 @@ impl SlackPlatform {
         channel: &str,
         text: &str,
         options: &[VoteOption],
+        once: Once,
     ) -> Result<Performed, PlatformError> {
         let buttons = vote_buttons(proposal, options);
         let mut blocks = vec![section(text)];
         blocks.extend(buttons.clone());
-        let message = self.post_message(channel, text, Some(Value::Array(blocks))).await?;
+        let message = self.post_message(channel, text, Some(Value::Array(blocks)), once).await?;
         self.known.keep_buttons(&message, buttons);
         for option in options {
             let Some(name) = slack_name(&option.emoji) else { continue };
@@ -353,18 +414,19 @@ impl SlackPlatform {
         Ok(buttons)
     }
 
-    async fn call(&self, name: &str, params: &Map<String, Value>) -> Result<Performed, PlatformError> {
+    async fn call(&self, name: &str, params: &Map<String, Value>, once: Once) -> Result<Performed, PlatformError> {
         let text = |key: &str| param(params, key, name);
         match name {
             POST_MESSAGE => {
                 let channel = text("channel")?;
                 Ok(Performed {
-                    message: Some(self.post_message(&channel, &text("text")?, None).await?),
+                    message: Some(self.post_message(&channel, &text("text")?, None, once).await?),
                     ..Performed::default()
                 })
             }
             SEND_DM => {
-                Ok(Performed { message: Some(self.dm(&text("user")?, &text("text")?).await?), ..Performed::default() })
+                let message = self.dm(&text("user")?, &text("text")?, once).await?;
+                Ok(Performed { message: Some(message), ..Performed::default() })
             }
             EPHEMERAL => {
                 let channel = text("channel")?;
@@ -539,20 +601,21 @@ impl Platform for SlackPlatform {
             if let Some(refused) = &self.refused {
                 return Err(PlatformError::Permanent(refused.clone()));
             }
+            let once = Once { key: request.key, retried: request.retried };
             match request.effect {
                 Effect::PostVote { proposal, place, text, options } => {
-                    self.post_vote(proposal.0, place.channel.as_str(), text, options).await
+                    self.post_vote(proposal.0, place.channel.as_str(), text, options, once).await
                 }
                 Effect::EditVote { text, closed, .. } => self.edit_vote(text, *closed, request.vote_messages).await,
                 Effect::Post { place, text } => Ok(Performed {
-                    message: Some(self.post_message(place.channel.as_str(), text, None).await?),
+                    message: Some(self.post_message(place.channel.as_str(), text, None, once).await?),
                     ..Performed::default()
                 }),
-                Effect::Notify { account, text, at } => self.notify(account, text, at.as_ref()).await,
+                Effect::Notify { account, text, at } => self.notify(account, text, at.as_ref(), once).await,
                 Effect::RemoveReaction { .. } => Ok(Performed::default()),
-                Effect::Call { name, params, .. } => self.call(name.as_str(), params).await,
+                Effect::Call { name, params, .. } => self.call(name.as_str(), params, once).await,
                 Effect::Revert { action, .. } => self.revert(action).await,
-                Effect::Execute { action, .. } => self.execute(action).await,
+                Effect::Execute { action, .. } => self.execute(action, once).await,
                 Effect::StartProcess { .. } => Err(PlatformError::Permanent("Slack runs no decision processes".into())),
             }
         })

@@ -784,7 +784,7 @@ async fn perform(
     messages: &[MessageRef],
     timeout: Duration,
 ) -> Result<Performed, PlatformError> {
-    let request = Request { key: row.id, effect: &row.effect, vote_messages: messages };
+    let request = Request { key: row.id, retried: row.attempts > 0, effect: &row.effect, vote_messages: messages };
     let mut outcome = Performed::default();
     for platform in targets {
         let done = match tokio::time::timeout(timeout, platform.perform(request)).await {

@@ -64,5 +64,5 @@ pub fn call(name: &str, params: Value) -> Effect {
 }
 
 pub async fn perform(platform: &dyn Platform, key: i64, effect: &Effect) -> Result<Performed, PlatformError> {
-    platform.perform(Request { key, effect, vote_messages: &[] }).await
+    platform.perform(Request { key, retried: false, effect, vote_messages: &[] }).await
 }

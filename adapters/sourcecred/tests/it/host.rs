@@ -76,7 +76,9 @@ async fn the_host_starts_it_and_reads_cred_by_linked_accounts() {
     assert_eq!(platform.name(), CONNECTION);
     assert!(platform.actions().is_empty());
     let effect = Effect::Post { place: Place::new(CONNECTION, "x"), text: "hi".into() };
-    let refused = platform.perform(Request { key: 1, effect: &effect, vote_messages: &[] as &[MessageRef] }).await;
+    let refused = platform
+        .perform(Request { key: 1, retried: false, effect: &effect, vote_messages: &[] as &[MessageRef] })
+        .await;
     assert_eq!(refused, Err(PlatformError::Permanent("SourceCred takes no actions".into())));
     let mut stopped = connection.stopped();
     let running = std::future::poll_fn(|cx| Poll::Ready(stopped.as_mut().poll(cx).is_pending())).await;
