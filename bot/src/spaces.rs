@@ -410,6 +410,11 @@ fn job(shared: Arc<Shared>, incoming: Incoming) -> Input {
                         if let Err(e) = rt.store().remove_install(shared.spec.name, &space).await {
                             tracing::error!(platform = shared.spec.name, space, "forgetting an install failed: {e}");
                         }
+                        // Its community acts there no more (an install later joins it again).
+                        let former = shared.spaces.lock().ok().and_then(|mut g| g.remove(&space));
+                        if let Some(former) = former {
+                            register(rt, &shared, former);
+                        }
                     }
                     Ok(())
                 }

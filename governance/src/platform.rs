@@ -73,6 +73,9 @@ pub struct Capabilities {
     /// the platform limits them: the dispatcher holds back a tally edit over its channel's
     /// budget until the window allows it. `None`: no limit.
     pub edits_per_channel: Option<(u32, Duration)>,
+    /// How often an open vote's reactions are read back when the platform sends no event for
+    /// a reaction (GitHub): `None` for a platform that does.
+    pub reactions_polled: Option<Duration>,
 }
 
 /// Who holds one emoji on a message, as the platform reports it: each account with its

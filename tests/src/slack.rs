@@ -39,8 +39,9 @@
 //!   `cant_invite_self`, `already_in_channel`, `invalid_trigger_id`, `expired_trigger_id`
 //!   (triggers live 3 s), `exchanged_trigger_id`, `invalid_code` (OAuth codes work once,
 //!   within 10 minutes), `invalid_client_id`, `bad_client_secret`, `invalid_cursor`.
-//! - `conversations.history` lists top-level messages newest first, with their metadata only
-//!   under `include_all_metadata`; a DM's history needs `im:history`.
+//! - `conversations.history` lists top-level messages newest first, `conversations.replies` a
+//!   thread (`ts`) oldest first, with their metadata only under `include_all_metadata`; a DM's
+//!   history needs `im:history`.
 //! - [`Failure::Lost`]: Slack does what was asked and the answer never arrives, as when a
 //!   connection drops after the request was read.
 //! - `reactions.get` without `full=true` lists at most 3 users of a reaction (the caller among
@@ -511,13 +512,16 @@ fn spec(method: &str) -> Option<Spec> {
         "auth.test" => (BotOrUser, T4, None, None, false),
         "apps.connections.open" => (App, T1, None, None, true),
         "apps.uninstall" => (BotOrUser, T1, None, None, false),
+        "auth.revoke" => (BotOrUser, T3, None, None, false),
         "oauth.v2.access" => (Client, None, None, None, false),
         "team.info" => (BotOrUser, T3, Some("team:read"), Some("team:read"), false),
         "users.list" => (BotOrUser, T2, Some("users:read"), Some("users:read"), false),
         "users.info" => (BotOrUser, T4, Some("users:read"), Some("users:read"), false),
         "conversations.info" => (BotOrUser, T3, Some("channels:read"), Some("channels:read"), false),
         "conversations.list" => (BotOrUser, T2, Some("channels:read"), Some("channels:read"), false),
-        "conversations.history" => (BotOrUser, T3, Some("channels:history"), Some("channels:history"), false),
+        "conversations.history" | "conversations.replies" => {
+            (BotOrUser, T3, Some("channels:history"), Some("channels:history"), false)
+        }
         "conversations.open" => (BotOrUser, T3, Some("im:write"), Some("im:write"), true),
         "conversations.rename" => (BotOrUser, T2, Some("channels:manage"), Some("channels:write"), true),
         "conversations.invite" => (BotOrUser, T3, Some("channels:manage"), Some("channels:write"), true),
@@ -944,6 +948,13 @@ impl State {
                 self.tickets.insert(n, false);
                 Ok(json!({"url": format!("{}/link/?ticket={n}", self.base.replacen("http://", "ws://", 1))}))
             }
+            "auth.revoke" => {
+                let test = flag(p, "test");
+                if !test && let Some(token) = self.tokens.iter_mut().find(|x| x.token == t.token) {
+                    token.revoked = true;
+                }
+                Ok(json!({"revoked": !test}))
+            }
             "apps.uninstall" => {
                 self.client_credentials(p)?;
                 for token in self.tokens.iter_mut().filter(|x| x.team == t.team && x.kind != TokenKind::App) {
@@ -977,7 +988,7 @@ impl State {
                 Ok(json!({"channel": v}))
             }
             "conversations.list" => self.conversations_list(t, p),
-            "conversations.history" => self.history(t, p),
+            "conversations.history" | "conversations.replies" => self.history(t, p),
             "conversations.open" => {
                 if let Some(channel) = arg(p, "channel") {
                     let c = self.visible(t, Some(channel))?;
@@ -1181,12 +1192,25 @@ impl State {
         }
         let limit = arg(p, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 999);
         let metadata = flag(p, "include_all_metadata");
-        let all: Vec<&Message> = self
-            .messages
-            .iter()
-            .rev()
-            .filter(|m| m.channel == channel.id && m.thread_ts.as_ref().is_none_or(|t| *t == m.ts))
-            .collect();
+        // conversations.replies (`ts`): the thread's parent and replies, oldest first; else the
+        // channel's top-level messages, newest first.
+        let thread = arg(p, "ts");
+        let all: Vec<&Message> = match &thread {
+            Some(ts) => self
+                .messages
+                .iter()
+                .filter(|m| m.channel == channel.id && (m.ts == *ts || m.thread_ts.as_deref() == Some(ts.as_str())))
+                .collect(),
+            None => self
+                .messages
+                .iter()
+                .rev()
+                .filter(|m| m.channel == channel.id && m.thread_ts.as_ref().is_none_or(|t| *t == m.ts))
+                .collect(),
+        };
+        if thread.is_some() && all.is_empty() {
+            return Err(fail("thread_not_found"));
+        }
         let shown: Vec<Value> = all
             .iter()
             .take(limit)
@@ -1811,6 +1835,11 @@ impl FakeSlack {
             s.uninstalled.push(team.to_string());
             s.push(team, json!({"type": "app_uninstalled"}))
         })
+    }
+
+    /// Whether `token` was revoked (`auth.revoke`, an uninstall).
+    pub fn revoked(&self, token: &str) -> bool {
+        self.with(|s| s.tokens.iter().any(|t| t.token == token && t.revoked))
     }
 
     /// The workspaces uninstalled through `apps.uninstall`.

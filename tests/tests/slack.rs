@@ -510,10 +510,13 @@ async fn a_join_of_a_governed_channel_is_undone_voted_on_and_welcomed_back_on_pa
     within("Carol back", fake.until(|s| s.channel(RANDOM).members.iter().any(|m| m == OTHER).then_some(()))).await;
     let invited = fake.requests_of("conversations.invite");
     assert_eq!(invited.len(), 1);
-    assert_eq!(invited[0].token.as_deref(), Some(ADMIN_USER_TOKEN));
+    // With the bot's own token: it is a member of the channel it heard the join in.
+    assert_eq!(invited[0].token.as_deref(), Some(BOT_TOKEN));
     let rt = polity.stop().await;
     assert_eq!(rt.store().load_proposals(CommunityId(1), false).await.unwrap().len(), 1);
-    assert_eq!(fake.requests_of("conversations.kick").len(), 1);
+    let kicked = fake.requests_of("conversations.kick");
+    assert_eq!(kicked.len(), 1);
+    assert_eq!(kicked[0].token.as_deref(), Some(BOT_TOKEN));
 }
 
 /// `GET /slack/install` as a browser follows it: Slack's approval page it is sent to, and the
@@ -604,6 +607,18 @@ async fn workspaces_install_polity_through_oauth_and_only_an_admins_install_stay
     assert_eq!(stored[0].0, TEAM);
     let tokens: Vec<&str> = stored[0].1.expose().split(' ').collect();
     assert!(tokens[0].starts_with("xoxb-") && tokens[1].starts_with("xoxp-"), "a bot token and Alice's user token");
+    assert!(said(&fake, ADMIN, "whoami").await.starts_with("You are Alice, an admin."));
+    // Bob approves the installed app again: Polity stays as it was, only his new token is
+    // taken back.
+    let (link, cookie) = install_link(&client, &base).await;
+    let code = fake.authorize_code(MEMBER);
+    let (status, page) = redirected(&client, &base, &query(&code, &state_of(&link)), Some(&cookie)).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("Polity stays as it was"), "{page}");
+    assert_eq!(fake.uninstalled(), [TEAM], "no second uninstall");
+    let bobs = fake.requests_of("auth.revoke");
+    assert_eq!(bobs.len(), 1);
+    assert!(fake.revoked(bobs[0].token.as_deref().unwrap()));
     assert!(said(&fake, ADMIN, "whoami").await.starts_with("You are Alice, an admin."));
 
     // A second workspace in the same process, its own community.

@@ -1004,6 +1004,7 @@ impl Platform for DiscordPlatform {
             serial: false,
             // Discord lets a bot send or edit about 5 messages per 5 s in one channel.
             edits_per_channel: Some((5, std::time::Duration::from_secs(5))),
+            reactions_polled: None,
         }
     }
 

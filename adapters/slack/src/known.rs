@@ -105,6 +105,11 @@ impl Known {
         self.lock().own.get(key).is_some_and(|at| at.elapsed() < OWN_LIFETIME)
     }
 
+    /// Forgets a mark of an action Polity did not manage to take.
+    pub fn forget_own(&self, key: &str) {
+        self.lock().own.remove(key);
+    }
+
     pub fn forget_buttons(&self, message: &MessageRef) {
         self.lock().buttons.remove(&message_key(message));
     }

@@ -66,6 +66,8 @@ pub struct Installer {
     events: mpsc::Sender<Incoming>,
     /// States used, until they expire: each is good once.
     used: Mutex<HashMap<String, i64>>,
+    /// For the form-encoded calls (`apps.uninstall`, `auth.revoke`).
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Installer {
@@ -115,6 +117,7 @@ impl Installer {
         workspaces: Workspaces,
         events: mpsc::Sender<Incoming>,
     ) -> Self {
+        let http = reqwest::Client::builder().timeout(opener.timeout).build().unwrap_or_default();
         Self {
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
@@ -125,6 +128,7 @@ impl Installer {
             workspaces,
             events,
             used: Mutex::new(HashMap::new()),
+            http,
         }
     }
 
@@ -226,7 +230,9 @@ impl Installer {
         let access = match exchanged {
             Ok(Ok(access)) => access,
             Ok(Err(e)) => {
-                tracing::warn!("Slack refused to exchange an OAuth code: {e}");
+                // Never the error itself: a protocol error repeats Slack's whole answer, tokens
+                // and all.
+                tracing::warn!("Slack refused to exchange an OAuth code: {}", error_kind(&e));
                 return Err((400, "Slack did not accept the install's code (it works once, for ten minutes): start again from the install link.".into()));
             }
             Err(_) => return Err((502, "Slack did not answer in time: start again from the install link.".into())),
@@ -237,17 +243,37 @@ impl Installer {
         let installer = access.authed_user.id.0.clone();
         let user_token = access.authed_user.access_token.as_ref().map(|t| t.0.clone());
         let bot = self.opener.api(&bot_token);
+        // A workspace Polity serves already stays installed whatever this attempt comes to:
+        // only what this attempt added is taken back.
+        let existing = self.workspaces.get(&team).is_some();
         let admin = match bot.get("users.info", &[("user", installer.clone())], None).await {
             Ok(info) => ["is_admin", "is_owner", "is_primary_owner"]
                 .iter()
                 .any(|k| info.pointer(&format!("/user/{k}")).and_then(Value::as_bool) == Some(true)),
             Err(f) => {
                 tracing::warn!(workspace = team, "cannot ask Slack whether the installer is an admin: {}", f.error);
-                false
+                if !existing {
+                    self.undo(&bot_token, &team).await;
+                }
+                return Err((
+                    502,
+                    "Slack did not say whether you are a workspace admin: start again from the install link.".into(),
+                ));
             }
         };
         if !admin {
-            self.undo(&bot, &team).await;
+            if existing {
+                if let Some(user) = &user_token {
+                    self.form(user, "auth.revoke", &[], &team).await;
+                }
+                return Err((
+                    403,
+                    format!(
+                        "Only a workspace admin or owner of {team_name} can install Polity there; Polity stays as it was."
+                    ),
+                ));
+            }
+            self.undo(&bot_token, &team).await;
             return Err((
                 403,
                 format!(
@@ -264,7 +290,10 @@ impl Installer {
         };
         if let Err(why) = stored {
             tracing::error!(workspace = team, "an install could not be stored: {why}");
-            self.undo(&bot, &team).await;
+            if existing {
+                return Err((500, "Polity could not record the new install; it goes on with the one it had.".into()));
+            }
+            self.undo(&bot_token, &team).await;
             return Err((500, "Polity could not record the install, so it was undone: try again.".into()));
         }
         match self.opener.open(&bot_token, user_token.as_deref(), Some(&team)).await {
@@ -289,15 +318,51 @@ impl Installer {
     }
 
     /// Takes the app out of a workspace it should not be in.
-    async fn undo(&self, bot: &crate::api::Api, team: &str) {
-        let credentials = [("client_id", self.client_id.clone()), ("client_secret", self.client_secret.clone())];
-        if let Err(f) = bot.get("apps.uninstall", &credentials, None).await {
-            tracing::error!(
-                workspace = team,
-                "undoing an install failed; remove the app from the workspace by hand: {}",
-                f.error
-            );
+    async fn undo(&self, bot_token: &str, team: &str) {
+        let credentials = [("client_id", self.client_id.as_str()), ("client_secret", self.client_secret.as_str())];
+        if !self.form(bot_token, "apps.uninstall", &credentials, team).await {
+            tracing::error!(workspace = team, "undoing an install failed; remove the app from the workspace by hand");
         }
+    }
+
+    /// Calls `method` as `token` with `fields` as a form body (never in the address: they
+    /// include the client secret); whether Slack said `ok`.
+    async fn form(&self, token: &str, method: &str, fields: &[(&str, &str)], team: &str) -> bool {
+        let url = format!("{}/{method}", self.opener.api_url.trim_end_matches('/'));
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let sent = self
+            .http
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await;
+        let answer = match sent {
+            Ok(answer) => answer.json::<Value>().await.ok(),
+            Err(e) => {
+                tracing::warn!(workspace = team, method, "Slack did not answer: {}", e.without_url());
+                None
+            }
+        };
+        let ok = answer.as_ref().and_then(|a| a.get("ok")).and_then(Value::as_bool) == Some(true);
+        if !ok {
+            let error = answer.as_ref().and_then(|a| a.get("error")).and_then(Value::as_str).unwrap_or("no answer");
+            tracing::warn!(workspace = team, method, "Slack refused: {error}");
+        }
+        ok
+    }
+}
+
+/// What kind of failure a slack-morphism error is, without the answer it may repeat.
+fn error_kind(e: &slack_morphism::errors::SlackClientError) -> String {
+    use slack_morphism::errors::SlackClientError as E;
+    match e {
+        E::ApiError(api) => format!("Slack said {}", api.code),
+        E::HttpError(http) => format!("HTTP {}", http.status_code),
+        E::RateLimitError(_) => "rate limited".into(),
+        E::ProtocolError(_) | E::HttpProtocolError(_) => "an answer Polity cannot read".into(),
+        _ => "no answer".into(),
     }
 }
 

@@ -14,7 +14,7 @@
 //! | `Call` `slack.ephemeral` (`channel`, `user`, `text`) | `chat.postEphemeral` |
 //! | `Call` `slack.rename_channel` (`channel`, `name`) | `conversations.rename` |
 //! | `Call` `slack.invite` / `slack.kick` (`channel`, `user`) | `conversations.invite` / `conversations.kick` |
-//! | `Revert`/`Execute` `slack.member_joined_channel` | `conversations.kick` / `conversations.invite` (with the admin's token if there is one) |
+//! | `Revert`/`Execute` `slack.member_joined_channel` | `conversations.kick` / `conversations.invite` with the bot's token, else (a workspace that keeps them to admins) the admin's; a join of the general channel, which nobody can leave, stays while it is voted on |
 //! | `Call` `slack.pin` (`channel`, `message`) | `pins.add` (`already_pinned` is done) |
 //! | `Call` `slack.api` (`method`, `params`) | that method, checked first (see [`check_passthrough`]) |
 //! | reading a vote's reactions | `reactions.get` (`full=true`): every variant of an option (`+1`, `+1::skin-tone-4`) counts as the option, the bot's own seed reactions left out |
@@ -27,6 +27,7 @@
 //! `RateLimited`; timeouts and 5xx are `Transient` (see [`crate::api`]).
 
 use crate::api::{Api, Failure};
+use crate::config::is_slack_id;
 use crate::events::{MEMBER_JOINED_CHANNEL, MESSAGE, PIN, RENAME_CHANNEL, TEAM_JOIN};
 use crate::known::Known;
 use polity_governance::action::Action;
@@ -135,9 +136,17 @@ impl SlackPlatform {
             }
             MEMBER_JOINED_CHANNEL => {
                 let (channel, user) = (text("channel")?, text("user")?);
-                let api = self.admin.as_ref().unwrap_or(&self.api);
-                match api.post("conversations.kick", &json!({ "channel": channel, "user": user }), None).await {
+                let body = json!({ "channel": channel, "user": user });
+                match self.bot_then_admin("conversations.kick", &body).await {
                     Err(Failure { code: Some(code), .. }) if code == "not_in_channel" => Ok(Performed::default()),
+                    // Slack lets nobody leave the workspace's general channel.
+                    Err(Failure { code: Some(code), .. }) if code == "cant_kick_from_general" => Ok(Performed {
+                        note: Some(
+                            "Slack lets nobody leave the general channel, so the member stays while this is voted on."
+                                .into(),
+                        ),
+                        ..Performed::default()
+                    }),
                     other => other.map(|_| Performed::default()).map_err(|f| f.error),
                 }
             }
@@ -191,11 +200,16 @@ impl SlackPlatform {
             }
             MEMBER_JOINED_CHANNEL => {
                 let (channel, user) = (text("channel")?, text("user")?);
-                let api = self.admin.as_ref().unwrap_or(&self.api);
-                self.known.expect_own(format!("join:{channel}:{user}"));
-                match api.post("conversations.invite", &json!({ "channel": channel, "users": user }), None).await {
+                let mark = format!("join:{channel}:{user}");
+                self.known.expect_own(mark.clone());
+                let body = json!({ "channel": channel, "users": user });
+                match self.bot_then_admin("conversations.invite", &body).await {
                     Err(Failure { code: Some(code), .. }) if code == "already_in_channel" => Ok(Performed::default()),
-                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                    Ok(_) => Ok(Performed::default()),
+                    Err(f) => {
+                        self.known.forget_own(&mark);
+                        Err(f.error)
+                    }
                 }
             }
             other => Err(PlatformError::Permanent(format!("Polity cannot carry out {other} on Slack"))),
@@ -248,14 +262,31 @@ impl SlackPlatform {
         Ok(MessageRef::new(self.connection.as_str(), channel, ts))
     }
 
+    /// `method` with the bot's token (a member of every channel it hears joins from), else,
+    /// where Slack keeps that to admins, with the admin's.
+    async fn bot_then_admin(&self, method: &str, body: &Value) -> Result<Value, Failure> {
+        match (self.api.post(method, body, None).await, &self.admin) {
+            (Err(Failure { code: Some(code), .. }), Some(admin))
+                if matches!(
+                    code.as_str(),
+                    "restricted_action" | "not_in_channel" | "channel_not_found" | "missing_scope"
+                ) =>
+            {
+                admin.post(method, body, None).await
+            }
+            (outcome, _) => outcome,
+        }
+    }
+
     /// `chat.postMessage` of `body` in `channel`, once per effect: the message carries the
     /// effect's key as its metadata, and a retry of an effect that may have been posted
     /// already (its answer lost, Polity stopped mid-call) looks for that message among the
     /// channel's latest before posting. Slack's answer, or what it would have been.
     async fn post_once(&self, mut body: Value, channel: &str, once: Once) -> Result<Value, PlatformError> {
         body["metadata"] = json!({ "event_type": EFFECT_METADATA, "event_payload": { "effect": once.key } });
+        let thread = body.get("thread_ts").and_then(Value::as_str).map(str::to_string);
         if once.retried
-            && let Some(ts) = self.posted_before(channel, once.key).await?
+            && let Some(ts) = self.posted_before(channel, thread.as_deref(), once.key).await?
         {
             tracing::info!(effect = once.key, channel, "a post retried was made before; not posting it again");
             return Ok(json!({ "channel": channel, "ts": ts }));
@@ -265,14 +296,32 @@ impl SlackPlatform {
 
     /// The `ts` of the bot's message in `channel` posted for effect `key`, among the channel's
     /// latest 100 (`conversations.history` with its metadata). A history Polity cannot read
-    /// (a missing scope) is no proof either way: the post goes ahead, logged.
-    async fn posted_before(&self, channel: &str, key: i64) -> Result<Option<String>, PlatformError> {
-        let query = [
+    /// (a missing scope) is no proof either way: the post goes ahead, logged. A thread's reply
+    /// is looked for in its thread (`conversations.replies`).
+    async fn posted_before(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        key: i64,
+    ) -> Result<Option<String>, PlatformError> {
+        if !(is_slack_id(channel, 'C') || is_slack_id(channel, 'G') || is_slack_id(channel, 'D')) {
+            tracing::warn!(effect = key, channel, "a retried post to a channel named, not by id: posted again");
+            return Ok(None);
+        }
+        let mut query = vec![
             ("channel", channel.to_string()),
             ("limit", "100".to_string()),
             ("include_all_metadata", "true".to_string()),
         ];
-        let history = match self.api.get("conversations.history", &query, Some(channel)).await {
+        // A reply is in its thread, which the channel's history does not list.
+        let method = match thread {
+            Some(ts) => {
+                query.push(("ts", ts.to_string()));
+                "conversations.replies"
+            }
+            None => "conversations.history",
+        };
+        let history = match self.api.get(method, &query, Some(channel)).await {
             Ok(history) => history,
             Err(Failure { error: PlatformError::Permanent(e), .. }) => {
                 tracing::warn!(effect = key, channel, "cannot read whether a retried post was made: {e}");
@@ -441,11 +490,16 @@ impl SlackPlatform {
             }
             INVITE => {
                 let (channel, user) = (text("channel")?, text("user")?);
-                self.known.expect_own(format!("join:{channel}:{user}"));
+                let mark = format!("join:{channel}:{user}");
+                self.known.expect_own(mark.clone());
                 let body = json!({ "channel": channel, "users": user });
                 match self.api.post("conversations.invite", &body, None).await {
                     Err(Failure { code: Some(code), .. }) if code == "already_in_channel" => Ok(Performed::default()),
-                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                    Ok(_) => Ok(Performed::default()),
+                    Err(f) => {
+                        self.known.forget_own(&mark);
+                        Err(f.error)
+                    }
                 }
             }
             KICK => {
@@ -589,6 +643,7 @@ impl Platform for SlackPlatform {
             serial: false,
             // chat.update is Tier 3: about 50 a minute for the workspace.
             edits_per_channel: Some((10, Duration::from_secs(12))),
+            reactions_polled: None,
         }
     }
 

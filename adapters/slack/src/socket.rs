@@ -177,18 +177,11 @@ impl Listener {
     /// An `event_callback`, read and handed over; whether the host took it.
     pub async fn callback(&self, payload: &Value) -> bool {
         let team = payload.get("team_id").and_then(Value::as_str).unwrap_or_default();
-        let Some(workspace) = self.workspace(team) else { return true };
-        // The app was removed from the workspace, or its bot's tokens revoked: nothing acts
-        // there any more, and its install is forgotten.
         let kind = payload.pointer("/event/type").and_then(Value::as_str);
-        let bot_revoked = payload.pointer("/event/tokens/bot").and_then(Value::as_array).is_some_and(|bots| {
-            bots.iter().any(|b| Some(b.as_str().unwrap_or_default()) == workspace.known.bot_user().as_deref())
-        });
-        if kind == Some("app_uninstalled") || (kind == Some("tokens_revoked") && bot_revoked) {
-            self.workspaces.remove(team);
-            tracing::info!(workspace = team, "Polity's app was removed from the workspace");
-            return self.hand(Incoming::Uninstalled { space: team.to_string() }).await;
+        if kind == Some("app_uninstalled") || kind == Some("tokens_revoked") {
+            return self.revoked(team, payload).await;
         }
+        let Some(workspace) = self.workspace(team) else { return true };
         let known = &workspace.known;
         // A member's profile or role changed (`user_change`): who controls the workspace is
         // read from it, so a demoted admin no longer says which community governs it.
@@ -246,6 +239,37 @@ impl Listener {
                 false
             }
         }
+    }
+
+    /// The app removed from a workspace (`app_uninstalled`), or its bot's tokens revoked
+    /// (`tokens_revoked` naming the bot): its install is forgotten, unless the workspace's
+    /// token still works (an event delivered late, after the app was installed again).
+    async fn revoked(&self, team: &str, payload: &Value) -> bool {
+        let current = self.workspaces.get(team);
+        if payload.pointer("/event/type").and_then(Value::as_str) == Some("tokens_revoked") {
+            let bot = current.as_ref().and_then(|w| w.known.bot_user());
+            let bots = payload.pointer("/event/tokens/bot").and_then(Value::as_array);
+            let named = bots.is_some_and(|b| b.iter().any(|u| u.as_str().is_some() && u.as_str() == bot.as_deref()));
+            if !named {
+                return true;
+            }
+        }
+        if let Some(workspace) = &current {
+            match workspace.api.post("auth.test", &json!({}), None).await {
+                Ok(_) => {
+                    tracing::info!(workspace = team, "an uninstall event, but the app's token still works: kept");
+                    return true;
+                }
+                Err(f) if f.code.is_none() => {
+                    // Slack did not answer: not acknowledged, so it delivers the event again.
+                    return false;
+                }
+                Err(_) => {}
+            }
+        }
+        self.workspaces.remove(team);
+        tracing::info!(workspace = team, "Polity's app was removed from the workspace");
+        self.hand(Incoming::Uninstalled { space: team.to_string() }).await
     }
 
     /// A `/polity` command.

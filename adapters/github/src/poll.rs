@@ -1,0 +1,101 @@
+//! Deliveries GitHub failed to make, asked for again. GitHub never redelivers by itself: at
+//! start and every `poll_secs` Polity lists the webhook's recent deliveries
+//! (`GET /repos/{repo}/hooks/{hook_id}/deliveries`, or an App's `GET /app/hook/deliveries`)
+//! and asks for another attempt (`POST .../deliveries/{id}/attempts`) of each event (by its
+//! GUID) none of whose attempts got a 2xx, up to [`MAX_ATTEMPTS`] attempts an event. What
+//! arrives is deduplicated by its GUID like any delivery, so asking twice changes nothing.
+
+use crate::api::{Api, ApiError};
+use polity_governance::platform::{BoxFuture, PlatformError};
+use polity_port::{PollSpec, Polled, Poller};
+use reqwest::Method;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The poll's name.
+pub const REDELIVERIES: &str = "redeliveries";
+
+/// The most attempts of one event Polity lets there be before it stops asking.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// The webhook deliveries poll of one connection.
+#[derive(Clone, Debug)]
+pub struct Redeliveries {
+    api: Api,
+    hook_id: Option<u64>,
+    every: Duration,
+}
+
+impl Redeliveries {
+    pub fn new(api: Api, hook_id: Option<u64>, every: Duration) -> Self {
+        Self { api, hook_id, every }
+    }
+
+    /// Where the deliveries are listed, and whether it is the App's hook.
+    fn base(&self) -> Option<(String, bool)> {
+        if self.api.is_app() {
+            Some(("/app/hook/deliveries".to_string(), true))
+        } else {
+            self.hook_id.map(|id| (self.api.repo_path(&format!("/hooks/{id}/deliveries")), false))
+        }
+    }
+
+    async fn call(&self, app: bool, method: Method, path: &str) -> Result<Value, ApiError> {
+        let answer = if app {
+            self.api.call_as_app(method, path, None).await?
+        } else {
+            self.api.call(method, path, None).await?
+        };
+        Ok(answer.body)
+    }
+
+    async fn run(&self) -> Result<Polled, PlatformError> {
+        let Some((base, app)) = self.base() else {
+            return Ok(Polled::default());
+        };
+        let listed = self.call(app, Method::GET, &format!("{base}?per_page=100")).await?;
+        // Each event's attempts: whether one got a 2xx, how many there were, the newest's id.
+        let mut events: BTreeMap<String, (bool, usize, u64)> = BTreeMap::new();
+        for delivery in listed.as_array().into_iter().flatten() {
+            let (Some(guid), Some(id)) =
+                (delivery.get("guid").and_then(Value::as_str), delivery.get("id").and_then(Value::as_u64))
+            else {
+                continue;
+            };
+            let code = delivery.get("status_code").and_then(Value::as_u64).unwrap_or(0);
+            let entry = events.entry(guid.to_string()).or_insert((false, 0, id));
+            entry.0 |= (200..300).contains(&code);
+            entry.1 += 1;
+            entry.2 = entry.2.max(id);
+        }
+        for (guid, (received, attempts, newest)) in events {
+            if received || attempts >= MAX_ATTEMPTS {
+                continue;
+            }
+            match self.call(app, Method::POST, &format!("{base}/{newest}/attempts")).await {
+                Ok(_) => tracing::info!(delivery = guid, "asked GitHub to deliver a missed event again"),
+                Err(ApiError::RateLimited(wait)) => return Err(PlatformError::RateLimited { retry_after: wait }),
+                Err(e) => tracing::warn!(delivery = guid, "cannot ask GitHub to deliver an event again: {e}"),
+            }
+        }
+        Ok(Polled::default())
+    }
+}
+
+impl Poller for Redeliveries {
+    fn polls(&self) -> Vec<PollSpec> {
+        if self.base().is_some() { vec![PollSpec { name: REDELIVERIES, every: self.every }] } else { Vec::new() }
+    }
+
+    fn poll(&self, name: &str, _cursor: Option<String>) -> BoxFuture<'static, Result<Polled, PlatformError>> {
+        let this = self.clone();
+        let name = name.to_string();
+        Box::pin(async move {
+            if name != REDELIVERIES {
+                return Err(PlatformError::Permanent(format!("GitHub has no poll {name}")));
+            }
+            this.run().await
+        })
+    }
+}
