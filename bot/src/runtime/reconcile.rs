@@ -30,48 +30,80 @@ impl Runtime {
     /// When the store fails.
     pub async fn reconcile_due(&mut self, now: DateTime<Utc>) -> Result<()> {
         for (community, message) in self.reconciles.take_due(now) {
-            let Some(engine) = self.engines.get(&community) else { continue };
-            let Some(p) = engine.proposal_by_message(&message).filter(|p| p.state.is_open()) else { continue };
-            let Some(v) = &p.vote else { continue };
-            let emoji: Vec<String> = v.spec.reaction_options().into_iter().map(|(e, _)| e).collect();
-            let proposal = p.id;
-            let pending_removal = self.store.outstanding_effects(community, None).await?.iter().any(|r| {
-                matches!(&r.effect, Effect::RemoveReaction { message: m, .. } if *m == message)
-                    || matches!(&r.effect, Effect::PostVote { proposal: q, .. } if *q == proposal)
-            });
-            if pending_removal {
-                self.reconciles.retry(community, message, now);
-                continue;
+            self.reconcile_one(community, message, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads back the open votes of `community` that close by `now` on platforms that send no
+    /// event for a reaction (GitHub), so their deadline counts every reaction.
+    pub(super) async fn reconcile_closing(&mut self, community: CommunityId, now: DateTime<Utc>) -> Result<()> {
+        let Some(engine) = self.engines.get(&community) else { return Ok(()) };
+        let closing: Vec<MessageRef> = engine
+            .proposals()
+            .filter(|p| p.state.is_open() && p.closes_at.is_some_and(|at| at <= now))
+            .filter_map(|p| p.vote.as_ref())
+            .flat_map(|v| v.messages.iter().cloned())
+            .collect();
+        for message in closing {
+            let polled = self
+                .platform_named(community, message.platform.as_str())
+                .is_some_and(|p| p.capabilities().reactions_polled.is_some());
+            if polled {
+                self.reconcile_one(community, message, now).await?;
             }
-            let Some(platform) = self.platform_named(community, message.platform.as_str()) else { continue };
-            let read = match platform.read_reactions(&message, &emoji).await {
-                Ok(read) => read,
-                Err(e) => {
-                    tracing::warn!(message = %message, error = %e, "cannot read a vote message's reactions");
-                    if !matches!(e, PlatformError::Permanent(_)) {
-                        self.reconciles.retry(community, message, now);
-                    }
-                    continue;
+        }
+        Ok(())
+    }
+
+    /// Reads one vote message's reactions and hands them to the engine; on a platform that
+    /// sends no event for a reaction, it is read again after the platform's interval.
+    async fn reconcile_one(&mut self, community: CommunityId, message: MessageRef, now: DateTime<Utc>) -> Result<()> {
+        let Some(engine) = self.engines.get(&community) else { return Ok(()) };
+        let Some(p) = engine.proposal_by_message(&message).filter(|p| p.state.is_open()) else { return Ok(()) };
+        let Some(v) = &p.vote else { return Ok(()) };
+        let emoji: Vec<String> = v.spec.reaction_options().into_iter().map(|(e, _)| e).collect();
+        let proposal = p.id;
+        let pending_removal = self.store.outstanding_effects(community, None).await?.iter().any(|r| {
+            matches!(&r.effect, Effect::RemoveReaction { message: m, .. } if *m == message)
+                || matches!(&r.effect, Effect::PostVote { proposal: q, .. } if *q == proposal)
+        });
+        if pending_removal {
+            self.reconciles.retry(community, message, now);
+            return Ok(());
+        }
+        let Some(platform) = self.platform_named(community, message.platform.as_str()) else { return Ok(()) };
+        if let Some(every) = platform.capabilities().reactions_polled {
+            let next = now + TimeDelta::from_std(every).unwrap_or(TimeDelta::minutes(1));
+            self.reconciles.due.entry((community, message.clone())).or_insert(next);
+        }
+        let read = match platform.read_reactions(&message, &emoji).await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(message = %message, error = %e, "cannot read a vote message's reactions");
+                if !matches!(e, PlatformError::Permanent(_)) {
+                    self.reconciles.retry(community, message, now);
                 }
-            };
-            let mut changed = false;
-            for (account, name) in read.iter().flat_map(|r| r.users.iter()) {
-                changed |= self.admit(community, account, name);
+                return Ok(());
             }
-            let reactions = read
-                .into_iter()
-                .map(|r| ReactionUsers { emoji: r.emoji, accounts: r.users.into_iter().map(|(a, _)| a).collect() })
-                .collect();
-            let key = format!("{message}:{}", self.reconciles.next_key(now));
-            let superseded_kept = !platform.capabilities().remove_others_reactions;
-            let input = Inbound::Reactions { message: message.clone(), reactions, superseded_kept };
-            match self.handle(community, "reconcile", &key, input, now, changed).await {
-                Ok(_) => {}
-                Err(HandleError::Refused(e)) => {
-                    tracing::warn!(message = %message, "reconciling refused: {e}");
-                }
-                Err(HandleError::Failed(e)) => return Err(e),
+        };
+        let mut changed = false;
+        for (account, name) in read.iter().flat_map(|r| r.users.iter()) {
+            changed |= self.admit(community, account, name);
+        }
+        let reactions = read
+            .into_iter()
+            .map(|r| ReactionUsers { emoji: r.emoji, accounts: r.users.into_iter().map(|(a, _)| a).collect() })
+            .collect();
+        let key = format!("{message}:{}", self.reconciles.next_key(now));
+        let superseded_kept = !platform.capabilities().remove_others_reactions;
+        let input = Inbound::Reactions { message: message.clone(), reactions, superseded_kept };
+        match self.handle(community, "reconcile", &key, input, now, changed).await {
+            Ok(_) => {}
+            Err(HandleError::Refused(e)) => {
+                tracing::warn!(message = %message, "reconciling refused: {e}");
             }
+            Err(HandleError::Failed(e)) => return Err(e),
         }
         Ok(())
     }

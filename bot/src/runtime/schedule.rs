@@ -29,6 +29,8 @@ impl Runtime {
             if due > now {
                 break;
             }
+            // A vote on a platform that sends no event for a reaction is read at its close.
+            self.reconcile_closing(community, now).await?;
             let key = format!("deadline:{}:{}", community.0, due.timestamp_millis());
             if let Handled::Duplicate = self.handle(community, "scheduler", &key, Inbound::Tick, now, false).await? {
                 break;
