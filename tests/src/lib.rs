@@ -9,6 +9,9 @@
 //! - [`slack`]: a stateful fake of Slack (the Web API, the Socket Mode websocket, `response_url`s
 //!   and request signing) that slack-morphism connects to, and that tests drive as Slack's users
 //!   would.
+//! - [`github`]: a stateful fake of GitHub's REST API (issues, pull requests, comments and
+//!   their reactions, labels, merges, a webhook's deliveries), with the signed webhook
+//!   deliveries GitHub would send.
 //! - [`db`]: a database of a test's own, SQLite or (when `POLITY_TEST_DATABASE_URL` is set)
 //!   PostgreSQL, dropped when the test ends.
 //! - [`sourcecred`]: a fake SourceCred instance's site serving `output/accounts.json` (with
@@ -16,6 +19,7 @@
 
 pub mod db;
 pub mod discord;
+pub mod github;
 pub mod opencollective;
 pub mod slack;
 pub mod sourcecred;

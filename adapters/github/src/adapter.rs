@@ -122,7 +122,7 @@ async fn start(config: GitHubConfig, how: Start) -> Result<Box<dyn Connection>, 
         space: config.repo.clone(),
         name,
         owner: (AccountRef::new("github", who.as_str()), who.clone()),
-        members: Vec::new(),
+        members: collaborators(&api).await,
     };
     how.events
         .send(Incoming::Space(space))
@@ -131,7 +131,36 @@ async fn start(config: GitHubConfig, how: Start) -> Result<Box<dyn Connection>, 
     let platform =
         GitHubPlatform::new(&how.connection, api.clone(), Some(who), Duration::from_secs(config.reactions_secs));
     let poller = Redeliveries::new(api, config.hook_id, Duration::from_secs(config.poll_secs));
+    // What GitHub failed to deliver while Polity was away, asked for again now.
+    poller.check_now();
     Ok(Box::new(GitHubConnection { platform, repo: config.repo, poller }))
+}
+
+/// The repository's collaborators, its members (as far as the credentials may list them:
+/// none, logged, when they may not).
+async fn collaborators(api: &Api) -> Vec<(AccountRef, String)> {
+    let mut members = Vec::new();
+    let mut next = Some(api.repo_path("/collaborators?per_page=100"));
+    for _ in 0..100 {
+        let Some(page) = next.take() else { break };
+        match api.call(Method::GET, &page, None).await {
+            Ok(answer) => {
+                for user in answer.body.as_array().into_iter().flatten() {
+                    if let Some(login) = user.get("login").and_then(Value::as_str)
+                        && user.get("type").and_then(Value::as_str) != Some("Bot")
+                    {
+                        members.push((AccountRef::new("github", login), login.to_string()));
+                    }
+                }
+                next = answer.next;
+            }
+            Err(e) => {
+                tracing::warn!(repo = api.repo(), "cannot list the repository's collaborators: {e}");
+                break;
+            }
+        }
+    }
+    members
 }
 
 /// A running connection: nothing stays open between requests.

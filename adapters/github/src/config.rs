@@ -34,6 +34,11 @@ pub static SPEC: PlatformSpec = PlatformSpec {
             names_space: false,
         },
         Setting {
+            name: "reactions_secs",
+            help: "how often, in seconds, the reactions on open votes are read back (GitHub sends nothing when someone reacts): 60 by default; each read is one request",
+            names_space: false,
+        },
+        Setting {
             name: "api_url",
             help: "where GitHub's REST API is (https://api.github.com by default; GitHub Enterprise Server: https://HOST/api/v3)",
             names_space: false,
@@ -150,9 +155,9 @@ impl GitHubConfig {
         if read.timeout_ms == 0 {
             return Err(AdapterError::Config("[platforms.github]: timeout_ms must be over 0".into()));
         }
-        if read.poll_secs < 60 || read.reactions_secs < 15 {
+        if read.poll_secs < 60 || read.reactions_secs == 0 {
             return Err(AdapterError::Config(
-                "[platforms.github]: poll_secs must be at least 60 and reactions_secs at least 15".into(),
+                "[platforms.github]: poll_secs must be at least 60 and reactions_secs at least 1".into(),
             ));
         }
         Ok(read)
@@ -185,6 +190,9 @@ impl GitHubConfig {
         }
         if let Some(hook) = number("hook_id")? {
             config["hook_id"] = json!(hook);
+        }
+        if let Some(secs) = number("reactions_secs")? {
+            config["reactions_secs"] = json!(secs);
         }
         let secret = secret.map(str::trim).filter(|s| !s.is_empty());
         match number("app_id")? {

@@ -203,10 +203,14 @@ impl GitHubPlatform {
         Ok(MessageRef::new(self.connection.as_str(), format!("{}#{number}", self.api.repo()), id.to_string()))
     }
 
-    async fn edit_vote(&self, text: &str, messages: &[MessageRef]) -> Result<Performed, PlatformError> {
+    async fn edit_vote(&self, text: &str, closed: bool, messages: &[MessageRef]) -> Result<Performed, PlatformError> {
         for message in messages.iter().filter(|m| self.ours(m.platform.as_str())) {
             let path = self.api.repo_path(&format!("/issues/comments/{}", message.message));
-            let body = format!("{}\n\n{HOW_TO_VOTE}\n{MARK}", clip(text));
+            let body = if closed {
+                format!("{}\n\n{MARK}", clip(text))
+            } else {
+                format!("{}\n\n{HOW_TO_VOTE}\n\n{MARK}", clip(text))
+            };
             match self.api.call(Method::PATCH, &path, Some(&json!({ "body": body }))).await {
                 Ok(_) => {}
                 Err(ApiError::NotFound(_)) => {
@@ -358,7 +362,7 @@ impl Platform for GitHubPlatform {
                     let link = comment.get("html_url").and_then(Value::as_str).map(str::to_string);
                     Ok(Performed { message: Some(self.message_of(number, &comment)?), link, ..Performed::default() })
                 }
-                Effect::EditVote { text, .. } => self.edit_vote(text, request.vote_messages).await,
+                Effect::EditVote { text, closed, .. } => self.edit_vote(text, *closed, request.vote_messages).await,
                 Effect::Post { place, text } => {
                     let number = self.issue_of(place.channel.as_str())?;
                     let comment = self.comment(number, text, key, retried).await?;

@@ -50,6 +50,20 @@ impl Redeliveries {
         Ok(answer.body)
     }
 
+    /// Looks for missed deliveries once now, off the caller (a connection's start: what was
+    /// missed while Polity was away is asked for at once).
+    pub fn check_now(&self) {
+        if self.base().is_none() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.run().await {
+                tracing::warn!(repo = this.api.repo(), "looking for missed deliveries failed: {e}");
+            }
+        });
+    }
+
     async fn run(&self) -> Result<Polled, PlatformError> {
         let Some((base, app)) = self.base() else {
             return Ok(Polled::default());
