@@ -29,7 +29,13 @@
 //!   one again by `POST .../deliveries/{id}/attempts` (202; the same GUID,
 //!   `redelivery: true`). A reaction sends no webhook, as on GitHub.
 //!
-//! Left out: GitHub Apps (JWTs, installation tokens), organisations and teams, branches and
+//! - A GitHub App ([`APP_ID`], [`APP_PRIVATE_KEY_PEM`]): a JWT (RS256 under the App's key,
+//!   `iss` its id, `exp` in the future and at most ten minutes after `iat`) reaches `/app`,
+//!   the repository's installation and `POST /app/installations/{id}/access_tokens` (an
+//!   installation token for an hour, [`FakeGitHub::expire_installation_tokens`] ends them),
+//!   and the App's hook deliveries; the installation token acts as `SLUG[bot]`.
+//!
+//! Left out: organisations and teams, branches and
 //! commits beyond a pull request's head `sha`, and GraphQL.
 
 use axum::body::Bytes;
@@ -60,6 +66,39 @@ pub const READ_TOKEN: &str = "github_pat_reader_0002";
 /// The webhook's id.
 pub const HOOK_ID: u64 = 4_200_001;
 
+/// A GitHub App Polity may act as: its id, its slug (its bot is `SLUG[bot]`), its
+/// installation on [`REPO`], and its private key (a key made for these tests only).
+pub const APP_ID: u64 = 901_234;
+pub const APP_SLUG: &str = "polity-tidepool";
+pub const INSTALLATION_ID: u64 = 55_001;
+pub const APP_PRIVATE_KEY_PEM: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIIEogIBAAKCAQEAvu7S8yd0rZQH5NNZfiXzk82P6Lud03Fx3Y6ec3JJQpWj/aoo
+jJoLnv/leBNwyOt1cZZAgFG2P5Iqt1r1yRaud6HgIOsIzJF3bxt3fUUYXm+Dj+X/
+yQVu7y+sh7X1niOzd516oj9//ssbyjY5rjCEu+qlhdXV4Kb11/PCWHzdNXNqQgzO
+VsVtKd8PVxhEBnu/Z7PUzASuGs69sXbkgataZvbJzIHsqe0cTpwmk+IvH9fnmzJP
+5TbFw2Sk0IuO8IIPoLCbfcp+B9ynbWygr6aFfwonshfRpj2yLqlzGAmYrGSIRart
+T2P9lqngNjHe3gKHBdGEMg8esNJB0wja9BAtTQIDAQABAoIBAAnAoibIX6XUF1kh
+UINohdoJWG3vU17u/v1toPtNnZ9YjGFTFTIlVi2fbYWmHI8us7eDELVdNx1lJmhq
+LX7BeVTkAFI+Hxtv3LVgpkhQRK/iK0qo2VlXvTRbb4kZCrwyn6Ke+Robezq0/izk
+eyrCEK2WjTDaXMvWS11l9onViukFbxPiSLOm8D6ee0tj+shKSjiX0OHj+aRtaJVT
+dC1/PFDisaG3V945qZMKa7dv+8wT4mbd7pqDGv40PKMBSqoWOFw5brMAO7c3n69L
+uURbHZB1/EvagcZpryil0RdzYd66EROLtbUZd6mxX/A6xGBl1BfH0kwdx5frDmj3
+HdmvcxMCgYEA4J0Xu88DInQfb82HGHtTo5f8rWrF3IR03v69x2yg1cQ5O1oEZKEO
+5oyKxsnkoZqsikwYbyQYybsIu47mUL+g4SGAGXe7e14fZN/CyUxU896Zy+MTYTcF
+IYUjzBhxzkLHseP3aNSTVng9h1S8Xu5769TDGxvnzdGR9MhLzgDmQEsCgYEA2Zzm
+WCppF3eiL9r98UmJHcU8THRWN7BZQd5F08jg7hXfbvwSHacXqHR7/7WEoL+8P3br
+RMm0X0YEveozqiUI6hgd9/QEBQmc6yYL/gByCeC2Wg/iF5OgTESnSHRy3fGNQGfV
+6XD5gjUYXhx7YVVClRqAskchQiKwzww6St8auccCgYAsuPq1yWUtYgO0Zi7lAAFK
+TIPiH6Vf3/vJPt2YrJdlmNlwaN8BDlSCMS+cnyxnxP1f2ADxeDV7TUNS3QQcxdsJ
+mHsCFyX8TWRg2HDXVdyAZi0nPIJqU+MwpmrXQ3K9h+xtDh///nuLtwtBO+z51fBU
+p5tldWv1PioanBsD3If7+wKBgDqxQr9M0QNvVOMrYYqOltjctaK5Tfe/LJPDa3nv
+mBse8yBwBELTKmJY6IjTYG4qyI8ld9cZv/hiXi0K2dxuGLVqw8p4mgzxxsz1eg6L
++DYJ0aUA264YNwfbDHNSVRjfaYWRe/R2cBVaVLQtYmmiIU8t0sBCxwmbaayuU5qW
+ChNJAoGAFlNf6981QO0TnI+1WCEHWPLgy+GRD2+jwpRKWxH61h04ANFF8EXpuxzB
+3e4xd0ao81t6hRUzmWl429iy9fiP44OF8sAY90QkeZX9VaktoSdoIOjIanFHrZvX
+ZhoQHEXodMoPnjCSGsIyasz7P5KaSBsrzK2Zd9tski1eU8+7o3A=
+-----END RSA PRIVATE KEY-----\n";
+
 /// GitHub's reaction contents.
 pub const REACTIONS: [&str; 8] = ["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"];
 
@@ -89,6 +128,8 @@ struct Token {
     token: String,
     login: String,
     write: bool,
+    /// An installation token's end.
+    expires: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -180,8 +221,8 @@ impl State {
         let mut s = Self {
             base,
             tokens: vec![
-                Token { token: OWNER_TOKEN.into(), login: OWNER.into(), write: true },
-                Token { token: READ_TOKEN.into(), login: BOB.into(), write: false },
+                Token { token: OWNER_TOKEN.into(), login: OWNER.into(), write: true, expires: None },
+                Token { token: READ_TOKEN.into(), login: BOB.into(), write: false, expires: None },
             ],
             users: BTreeMap::new(),
             collaborators: vec![OWNER.into(), BOB.into(), CAROL.into()],
@@ -209,7 +250,71 @@ impl State {
 
     fn user_json(&self, login: &str) -> Value {
         let id = self.users.get(login).copied().unwrap_or(1);
-        json!({"login": login, "id": id, "type": "User", "html_url": format!("https://github.com/{login}")})
+        let kind = if login.ends_with("[bot]") { "Bot" } else { "User" };
+        json!({"login": login, "id": id, "type": kind, "html_url": format!("https://github.com/{login}")})
+    }
+
+    /// Answers a request authenticated as the App (its JWT): `/app`, the repository's
+    /// installation, an installation token, the App's hook deliveries.
+    fn app_api(&mut self, method: &Method, path: &str, query: &HashMap<String, String>) -> Answer {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (method.as_str(), parts.as_slice()) {
+            ("GET", ["app"]) => {
+                Ok((StatusCode::OK, json!({"id": APP_ID, "slug": APP_SLUG, "name": "Polity (Tidepool)"}), None))
+            }
+            ("GET", ["repos", owner, name, "installation"]) if format!("{owner}/{name}") == REPO => Ok((
+                StatusCode::OK,
+                json!({"id": INSTALLATION_ID, "app_id": APP_ID, "target_type": "Organization"}),
+                None,
+            )),
+            ("POST", ["app", "installations", id, "access_tokens"]) if *id == INSTALLATION_ID.to_string() => {
+                let n = self.next_id();
+                let token = format!("ghs_{n:036}");
+                let expires = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+                self.tokens.push(Token {
+                    token: token.clone(),
+                    login: format!("{APP_SLUG}[bot]"),
+                    write: true,
+                    expires: Some(expires),
+                });
+                Ok((
+                    StatusCode::CREATED,
+                    json!({"token": token, "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+                    None,
+                ))
+            }
+            ("GET", ["app", "hook", "deliveries"]) => self.deliveries_page(query, "/app/hook/deliveries"),
+            ("POST", ["app", "hook", "deliveries", delivery, "attempts"]) => {
+                let delivery: u64 = delivery.parse().map_err(|_| not_found())?;
+                if !self.deliveries.iter().any(|d| d.id == delivery) {
+                    return Err(not_found());
+                }
+                Ok((StatusCode::ACCEPTED, json!({}), Some(format!("redeliver {delivery}"))))
+            }
+            (_, ["app", ..]) | (_, ["repos", _, _, "installation"]) => Err(not_found()),
+            _ => Err(message(StatusCode::UNAUTHORIZED, "A JSON web token could not be decoded")),
+        }
+    }
+
+    fn deliveries_page(&self, query: &HashMap<String, String>, path: &str) -> Answer {
+        let all: Vec<Value> = self
+            .deliveries
+            .iter()
+            .rev()
+            .map(|d| {
+                let status = if (200..300).contains(&d.status_code) {
+                    "OK".to_string()
+                } else if d.status_code == 0 {
+                    "timed out".to_string()
+                } else {
+                    format!("Invalid HTTP Response: {}", d.status_code)
+                };
+                json!({"id": d.id, "guid": d.guid, "delivered_at": "2026-12-01T12:00:00Z", "redelivery": d.redelivery,
+                    "duration": 0.1, "status": status, "status_code": d.status_code, "event": d.event,
+                    "action": d.action, "installation_id": null, "repository_id": 77_001})
+            })
+            .collect();
+        self.paged(all, query, path)
     }
 
     fn repo_json(&self) -> Value {
@@ -508,17 +613,7 @@ impl State {
                 if *id != HOOK_ID.to_string() {
                     return Err(not_found());
                 }
-                let all: Vec<Value> = self
-                    .deliveries
-                    .iter()
-                    .rev()
-                    .map(|d| json!({"id": d.id, "guid": d.guid, "delivered_at": "2026-12-01T12:00:00Z",
-                        "redelivery": d.redelivery, "duration": 0.1,
-                        "status": if (200..300).contains(&d.status_code) { "OK".to_string() } else if d.status_code == 0 { "timed out".to_string() } else { format!("Invalid HTTP Response: {}", d.status_code) },
-                        "status_code": d.status_code, "event": d.event, "action": d.action,
-                        "installation_id": null, "repository_id": 77_001}))
-                    .collect();
-                self.paged(all, query, &format!("/repos/{REPO}/hooks/{HOOK_ID}/deliveries"))
+                self.deliveries_page(query, &format!("/repos/{REPO}/hooks/{HOOK_ID}/deliveries"))
             }
             ("POST", ["hooks", id, "deliveries", delivery, "attempts"]) => {
                 if *id != HOOK_ID.to_string() {
@@ -644,7 +739,30 @@ fn answer(
         )
             .into_response();
     }
-    let Some(known) = token.and_then(|t| s.tokens.iter().find(|k| k.token == t)).cloned() else {
+    if let Some(jwt) = token.filter(|t| t.starts_with("eyJ")) {
+        let result = match check_jwt(jwt, chrono::Utc::now().timestamp()) {
+            Ok(()) => s.app_api(method, path, query),
+            Err(why) => Err(message(StatusCode::UNAUTHORIZED, why)),
+        };
+        return match result {
+            Ok((status, v, link)) => {
+                let mut r = (status, axum::Json(v)).into_response();
+                if let Some(id) = link.as_deref().and_then(|l| l.strip_prefix("redeliver ")) {
+                    r.extensions_mut().insert(Redeliver(id.parse().unwrap()));
+                } else if let Some(link) = link {
+                    r.headers_mut().insert("link", link.parse().unwrap());
+                }
+                r
+            }
+            Err((status, v)) => (status, axum::Json(v)).into_response(),
+        };
+    }
+    let now = chrono::Utc::now();
+    let Some(known) = token
+        .and_then(|t| s.tokens.iter().find(|k| k.token == t))
+        .filter(|k| k.expires.is_none_or(|at| at > now))
+        .cloned()
+    else {
         let (status, v) = message(StatusCode::UNAUTHORIZED, "Bad credentials");
         return (status, axum::Json(v)).into_response();
     };
@@ -700,6 +818,46 @@ fn answer(
         response.headers_mut().insert(k, v.parse().unwrap());
     }
     response
+}
+
+/// Checks an App's JWT as GitHub does: RS256 under the App's key, `iss` the App's id, issued
+/// no later than a minute from now, expiring in the future and at most ten minutes after it
+/// was issued.
+fn check_jwt(jwt: &str, now: i64) -> Result<(), &'static str> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let mut parts = jwt.split('.');
+    let (Some(header), Some(claims), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err("A JSON web token could not be decoded");
+    };
+    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|_| "A JSON web token could not be decoded");
+    let header: Value =
+        serde_json::from_slice(&decode(header)?).map_err(|_| "A JSON web token could not be decoded")?;
+    if header["alg"] != "RS256" {
+        return Err("A JSON web token could not be decoded");
+    }
+    let der: String = APP_PRIVATE_KEY_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+    let key = ring::signature::RsaKeyPair::from_der(&STANDARD.decode(der).unwrap()).unwrap();
+    let public =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key.public().as_ref());
+    let signed = &jwt[..jwt.len() - sig.len() - 1];
+    public.verify(signed.as_bytes(), &decode(sig)?).map_err(|_| "A JSON web token could not be decoded")?;
+    let claims: Value =
+        serde_json::from_slice(&decode(claims)?).map_err(|_| "A JSON web token could not be decoded")?;
+    let iss = claims["iss"].as_str().map(str::to_string).or_else(|| claims["iss"].as_u64().map(|n| n.to_string()));
+    if iss.as_deref() != Some(&APP_ID.to_string()) {
+        return Err("Integration not found");
+    }
+    let (Some(iat), Some(exp)) = (claims["iat"].as_i64(), claims["exp"].as_i64()) else {
+        return Err("A JSON web token could not be decoded");
+    };
+    if iat > now + 60 {
+        return Err("'Issued at' claim ('iat') must be an Integer representing a time in the past.");
+    }
+    if exp <= now || exp - iat > 600 {
+        return Err("'Expiration time' claim ('exp') is too far in the future");
+    }
+    Ok(())
 }
 
 /// A redelivery asked for, made once the answer is sent.
@@ -790,6 +948,15 @@ impl FakeGitHub {
     /// Deliveries go to `url`, signed with `secret`.
     pub fn set_hook(&self, url: &str, secret: &str) {
         self.change(|s| s.hook = Some(Hook { url: url.into(), secret: secret.into() }));
+    }
+
+    /// Every installation token expires now (GitHub answers 401 with them from now on).
+    pub fn expire_installation_tokens(&self) {
+        self.change(|s| {
+            for t in s.tokens.iter_mut().filter(|t| t.expires.is_some()) {
+                t.expires = Some(chrono::Utc::now() - chrono::TimeDelta::seconds(1));
+            }
+        });
     }
 
     /// The next delivery does not reach the hook (GitHub records it as timed out).

@@ -14,7 +14,9 @@ use polity::store::Store;
 use polity_governance::ids::{AccountRef, Place};
 use polity_governance::{CommunityId, ProposalState};
 use polity_tests::db::TestDb;
-use polity_tests::github::{BOB, CAROL, FakeGitHub, HOOK_ID, OWNER_TOKEN, REPO, STRANGER, signature};
+use polity_tests::github::{
+    APP_ID, APP_PRIVATE_KEY_PEM, APP_SLUG, BOB, CAROL, FakeGitHub, HOOK_ID, OWNER_TOKEN, REPO, STRANGER, signature,
+};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -74,16 +76,21 @@ do = [{ action = "github.merge", number = "{{action.number}}", method = "squash"
 /// A community (maria on the console) with the repository connected by its owner's token,
 /// bob and carol its maintainers, and the policies; the fake's hook points at Polity.
 async fn set_up(fake: &FakeGitHub, db: &str, key: &str, base: &str) -> CommunityId {
+    let with_token = format!("hook_id={HOOK_ID}");
+    set_up_as(fake, db, key, base, &with_token, OWNER_TOKEN).await
+}
+
+/// [`set_up`] with the connection's own settings and secret.
+async fn set_up_as(fake: &FakeGitHub, db: &str, key: &str, base: &str, settings: &str, secret: &str) -> CommunityId {
     let store = Store::connect(db).await.unwrap().with_secret_key(Some(key));
     store.migrate().await.unwrap();
     let mut rt = Runtime::open(store).await.unwrap();
     rt.registry_mut().set_public_url(base);
     let c = rt.ensure_community("Tidepool", "maria", AccountRef::new("console", "maria")).await.unwrap();
-    let add =
-        format!("/integration add github gh repo={REPO} hook_id={HOOK_ID} reactions_secs=1 api_url={}", fake.url());
-    let connected = on_console(&mut rt, c, &add, Some(OWNER_TOKEN)).await;
+    let add = format!("/integration add github gh repo={REPO} {settings} reactions_secs=1 api_url={}", fake.url());
+    let connected = on_console(&mut rt, c, &add, Some(secret)).await;
     assert!(connected.starts_with("gh (github) is connected."), "{connected}");
-    assert!(!connected.contains(OWNER_TOKEN));
+    assert!(!connected.contains(secret.trim()));
     let (_, after) = connected.split_once("paste the address ").unwrap();
     let (url, after) = after.split_once(" and the secret ").unwrap();
     let secret = after.split_whitespace().next().unwrap();
@@ -297,4 +304,45 @@ async fn a_merge_waits_for_the_maintainers_and_a_missed_delivery_is_asked_for_ag
     let proposals = rt.store().load_proposals(c, false).await.unwrap();
     assert_eq!(proposals.len(), 1, "the forged delivery opened nothing");
     assert_eq!(proposals[0].state, ProposalState::Passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_app_acts_with_installation_tokens_and_gets_a_new_one_when_one_expires() {
+    let fake = FakeGitHub::start().await;
+    let db = TestDb::sqlite("github_e2e_app");
+    let key = polity::store::SecretKey::generate();
+    let (first, base) = listener().await;
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let c = set_up_as(&fake, db.url(), &key, &base, &format!("app_id={APP_ID}"), APP_PRIVATE_KEY_PEM).await;
+    let polity = Polity::start(db.url(), &key, first, &base).await;
+    collaborators_admitted(db.url(), c).await;
+    polity.stop().await;
+    grant_maintainers(db.url(), &key, c).await;
+    let listener = TcpListener::bind(format!("127.0.0.1:{port}")).await.unwrap();
+    let polity = Polity::start(db.url(), &key, listener, &base).await;
+    collaborators_admitted(db.url(), c).await;
+
+    let number = fake.open_issue(STRANGER, "Add a pond", "Frogs welcome.").await;
+    let vote = vote_comment(&fake, number).await;
+    let bot = format!("{APP_SLUG}[bot]");
+    assert_eq!(fake.with(|s| s.comments.iter().find(|x| x.id == vote).unwrap().user.clone()), bot);
+    // The installation token expires: GitHub refuses it, and Polity asks for a new one.
+    let tokens_made = || {
+        let path = format!("/app/installations/{}/access_tokens", polity_tests::github::INSTALLATION_ID);
+        fake.requests_to("POST", &path).len()
+    };
+    let made = tokens_made();
+    fake.expire_installation_tokens();
+    fake.react(BOB, vote, "+1");
+    fake.react(CAROL, vote, "+1");
+    comment_says(&fake, vote, "PASSED").await;
+    within("the label", fake.until(|s| s.issues[&number].labels.contains(&"accepted".to_string()).then_some(()))).await;
+    let again = tokens_made();
+    assert!(again > made, "a new installation token ({made} before, {again} after)");
+    // Every request with a JWT or an installation token, never the key itself.
+    for r in fake.requests() {
+        let token = r.token.clone().unwrap_or_default();
+        assert!(token.starts_with("eyJ") || token.starts_with("ghs_"), "{r:?}");
+    }
+    polity.stop().await;
 }
