@@ -14,6 +14,7 @@ pub fn adapters() -> Vec<Arc<dyn Adapter>> {
         Arc::new(polity_sourcecred::SourceCredAdapter),
         Arc::new(polity_slack::SlackAdapter),
         Arc::new(polity_github::GitHubAdapter),
+        Arc::new(polity_discourse::DiscourseAdapter),
     ]
 }
 

@@ -9,6 +9,9 @@
 //! - [`slack`]: a stateful fake of Slack (the Web API, the Socket Mode websocket, `response_url`s
 //!   and request signing) that slack-morphism connects to, and that tests drive as Slack's users
 //!   would.
+//! - [`discourse`]: a stateful fake of a Discourse forum's REST API (topics, posts, private
+//!   messages, deletions and recoveries by staff), with the signed webhook deliveries
+//!   Discourse would send.
 //! - [`github`]: a stateful fake of GitHub's REST API (issues, pull requests, comments and
 //!   their reactions, labels, merges, a webhook's deliveries), with the signed webhook
 //!   deliveries GitHub would send.
@@ -19,6 +22,7 @@
 
 pub mod db;
 pub mod discord;
+pub mod discourse;
 pub mod github;
 pub mod opencollective;
 pub mod slack;

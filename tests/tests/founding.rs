@@ -466,3 +466,119 @@ async fn approved_once_after_a_crash(db: &str) {
     assert_eq!(approvals, 1, "approved exactly once");
     assert_eq!(oc.comments(id).len(), 1, "commented exactly once");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Discourse: new topics in a governed category are held and voted on
+// ---------------------------------------------------------------------------------------------
+
+const FORUM_POLICY: &str = r#"name = "forum"
+kind = "platform"
+actions = ["discourse.topic_created"]
+filter = "action.category_id == 5"
+
+[vote]
+on = "discord:100000000000000003"
+voters = "role:steward"
+pass = "majority"
+closes = "2d"
+
+[fail]
+do = [{ action = "discourse.private_message", to = "{{action.username}}", title = "Your topic was not accepted", raw = "The stewards voted against your topic: {{action.title}}." }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_in_a_governed_category_is_held_voted_on_in_discord_and_recovered_on_pass() {
+    use polity_tests::discourse::{API_KEY, ERIN, FRANK, FakeDiscourse, GENERAL as OPEN, PROPOSALS, signature};
+    let fake = discord().await;
+    let forum = FakeDiscourse::start().await;
+    let db = TestDb::sqlite("founding_discourse");
+    let key = SecretKey::generate();
+    let mut polity = Polity::start(&fake, db.url(), &key).await;
+
+    // The community connects its forum with a moderator's API key, typed into a form.
+    let settings = format!("url={} username=polity", forum.url());
+    let id = fake.slash(
+        ALICE,
+        GUILD,
+        GENERAL,
+        &["integration", "add"],
+        vec![("platform", json!("discourse")), ("name", json!("forum")), ("settings", json!(settings))],
+    );
+    let form = within("the key's form", fake.response(&id)).await;
+    let custom_id = form.data["custom_id"].as_str().unwrap().to_string();
+    let submitted = fake.submit_form(ALICE, GUILD, GENERAL, &custom_id, "secret", API_KEY);
+    let answer = within("the answer to the form", fake.response(&submitted)).await;
+    let text = answer.data["content"].as_str().unwrap().to_string();
+    assert!(text.starts_with("forum (discourse) is connected."), "{text}");
+    let (_, after) = text.split_once("paste the address ").unwrap();
+    let (url, after) = after.split_once(" and the secret ").unwrap();
+    let secret = after.split_whitespace().next().unwrap().to_string();
+    forum.set_hook(url, &secret);
+    polity.governs(&polity_discourse::instance_of(&forum.url())).await;
+    let tested = said(&fake, ALICE, &["integration", "test"], vec![("name", json!("forum"))]).await;
+    assert!(tested.contains("a moderator of"), "{tested}");
+    for (words, options) in [
+        (
+            &["role", "create"][..],
+            vec![("role", json!("steward")), ("description", json!("decides the forum's topics"))],
+        ),
+        (&["role", "grant"][..], vec![("role", json!("steward")), ("member", json!("bob"))]),
+        (&["role", "grant"][..], vec![("role", json!("steward")), ("member", json!("carol"))]),
+        (&["policy", "install"][..], vec![("name", json!("forum")), ("toml", json!(FORUM_POLICY))]),
+    ] {
+        let said = said(&fake, ALICE, words, options).await;
+        assert!(!said.contains("not") && !said.contains("No "), "{words:?}: {said}");
+    }
+
+    // A signature of another secret, or a delivery from another forum, changes nothing.
+    let body = br#"{"topic":{"id":9999,"title":"Forged topic here","category_id":5,"created_by":{"username":"erin"}}}"#;
+    let post = |sig: String, instance: &str| {
+        reqwest::Client::new()
+            .post(url)
+            .header("x-discourse-instance", instance)
+            .header("x-discourse-event-id", "9001")
+            .header("x-discourse-event", "topic_created")
+            .header("x-discourse-event-type", "topic")
+            .header("x-discourse-event-signature", sig)
+            .body(body.to_vec())
+            .send()
+    };
+    assert_eq!(post(signature("not the secret", body), &forum.url()).await.unwrap().status(), 401);
+    assert_eq!(post(signature(&secret, body), "https://other.example.org").await.unwrap().status(), 202);
+
+    // Erin opens a topic in the governed category: it is deleted at once and voted on in
+    // #finance; the stewards pass it and it is recovered, title and all.
+    let (held, a, b) =
+        forum.create_topic(ERIN, "Sell the community boat", "The boat costs too much to keep afloat.", PROPOSALS).await;
+    assert_eq!((a, b), (200, 200));
+    within("the topic held", forum.until(|s| s.topics[&held].deleted.then_some(()))).await;
+    let vote = message_in(&fake, FINANCE, "the topic's vote", |c| c.starts_with("Proposal #1")).await;
+    fake.user_reacts(BOB, FINANCE, &vote, YES);
+    fake.user_reacts(CAROL, FINANCE, &vote, YES);
+    until_content(&fake, FINANCE, &vote, |c| c.ends_with("PASSED")).await;
+    within("the topic recovered", forum.until(|s| (!s.topics[&held].deleted).then_some(()))).await;
+    assert_eq!(forum.topic(held).title, "Sell the community boat");
+
+    // A topic elsewhere is not governed.
+    let (free, ..) =
+        forum.create_topic(ERIN, "Photos from the picnic", "Here are the photos from Sunday's picnic.", OPEN).await;
+    // Frank's topic fails: it stays deleted and he is told why in a private message.
+    let (refused, ..) = forum
+        .create_topic(FRANK, "Paint everything purple", "Every wall should be purple from now on.", PROPOSALS)
+        .await;
+    let vote = message_in(&fake, FINANCE, "the second vote", |c| c.starts_with("Proposal #2")).await;
+    fake.user_reacts(BOB, FINANCE, &vote, NO);
+    until_content(&fake, FINANCE, &vote, |c| c.ends_with("FAILED")).await;
+    let told = within("Frank's message", forum.until(|s| Some(s.messages_to(FRANK)).filter(|m| !m.is_empty()))).await;
+    assert!(told[0].contains("Paint everything purple"), "{told:?}");
+    assert!(forum.topic(refused).deleted);
+    assert!(!forum.topic(free).deleted);
+    let rt = polity.stop().await;
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    let community = rt.store().communities().await.unwrap()[0].0;
+    assert_eq!(
+        rt.store().last_proposal_id(community).await.unwrap(),
+        Some(polity_governance::ProposalId(2)),
+        "the forged and foreign deliveries opened nothing"
+    );
+}

@@ -172,8 +172,10 @@ async fn collaborators_admitted(db: &str, community: CommunityId) {
     let store = Store::connect(db).await.unwrap();
     within("the collaborators to be members", async {
         loop {
-            let members = store.load_community(community).await.unwrap();
-            if [BOB, CAROL].iter().all(|who| members.members.values().any(|m| m.name == *who)) {
+            // Read while Polity writes: a read between two of its statements is tried again.
+            if let Ok(members) = store.load_community(community).await
+                && [BOB, CAROL].iter().all(|who| members.members.values().any(|m| m.name == *who))
+            {
                 return;
             }
             tokio::task::yield_now().await;
