@@ -96,6 +96,8 @@ pub struct Runtime {
     /// The effects being performed.
     flight: dispatch::Flight,
     reconciles: Reconciles,
+    /// Open proposals whose decision process a platform runs, and when it is read next.
+    process_reads: HashMap<(CommunityId, ProposalId), DateTime<Utc>>,
     /// Links that add Polity's own bots to a server, by platform.
     invites: HashMap<String, String>,
     /// Platforms whose connections come up per community after start.
@@ -170,6 +172,7 @@ impl Runtime {
             edits: dispatch::EditPacing::default(),
             flight: dispatch::Flight::default(),
             reconciles: Reconciles::default(),
+            process_reads: HashMap::new(),
             invites: HashMap::new(),
             awaited: std::collections::HashSet::new(),
             fallback: None,
@@ -349,6 +352,13 @@ impl Runtime {
         }
         if let Some(last) = last {
             engine.numbered_after(last);
+        }
+        // Processes still running are read as soon as the loop runs.
+        self.process_reads.retain(|(c, _), _| *c != id);
+        for p in engine.proposals().filter(|p| p.state.is_open()) {
+            if p.process.as_ref().is_some_and(|pr| pr.status != "closed") {
+                self.process_reads.insert((id, p.id), DateTime::<Utc>::MIN_UTC);
+            }
         }
         // Re-checked as soon as the loop runs: the clock moved while they were not in memory.
         if engine.has_rechecks() {

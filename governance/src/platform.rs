@@ -39,6 +39,10 @@ pub struct Performed {
     /// Where people open the message posted (a vote message's address), if the platform
     /// has one.
     pub link: Option<String>,
+    /// What a decision process it started says of itself: recorded on its proposal as the
+    /// process's outcome (status `open`) with the effect, and handed back to
+    /// [`Platform::read_process`] to read it again. It names the process (`process`).
+    pub process: Option<serde_json::Value>,
 }
 
 /// Why an effect could not be performed.
@@ -76,6 +80,8 @@ pub struct Capabilities {
     /// How often an open vote's reactions are read back when the platform sends no event for
     /// a reaction (GitHub): `None` for a platform that does.
     pub reactions_polled: Option<Duration>,
+    /// How often a decision process it started is read until it closes ([`Platform::read_process`]).
+    pub process_polled: Option<Duration>,
 }
 
 /// Who holds one emoji on a message, as the platform reports it: each account with its
@@ -142,6 +148,15 @@ pub trait Platform: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<ReactionRead>, PlatformError>> {
         let _ = (message, emoji);
         Box::pin(async move { Err(PlatformError::Permanent(format!("{} cannot read reactions", self.name()))) })
+    }
+    /// Reads a decision process it started, from what it last said of itself (`outcome`, as
+    /// [`Performed::process`] or this gave it): its status (`open`, `closed`) and outcome now.
+    fn read_process<'a>(
+        &'a self,
+        outcome: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<(String, serde_json::Value), PlatformError>> {
+        let _ = outcome;
+        Box::pin(async move { Err(PlatformError::Permanent(format!("{} runs no decision processes", self.name()))) })
     }
 }
 

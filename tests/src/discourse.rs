@@ -20,7 +20,11 @@
 //!   with `X-Discourse-Instance`, `X-Discourse-Event-Id`, `X-Discourse-Event-Type`,
 //!   `X-Discourse-Event` and `X-Discourse-Event-Signature: sha256=HMAC(secret, body)`.
 //!
-//! Left out: categories' permissions, polls, uploads, the rest of the API.
+//! - Polls: a post's `[poll]` (its `* option` lines) shows in `GET /posts/{id}.json` as
+//!   `polls` (status, options with their `html` and `votes`, `voters`);
+//!   [`FakeDiscourse::vote_poll`] and [`FakeDiscourse::close_poll`] act as the forum's users.
+//!
+//! Left out: categories' permissions, other poll types, uploads, the rest of the API.
 
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
@@ -53,6 +57,26 @@ pub struct Post {
     pub user: String,
     pub raw: String,
     pub deleted: bool,
+    pub poll: Option<Poll>,
+}
+
+/// A post's `[poll]`: its options with who voted for each, open or closed.
+#[derive(Clone, Debug)]
+pub struct Poll {
+    pub closed: bool,
+    pub options: Vec<(String, Vec<String>)>,
+}
+
+/// The `[poll]` of a post's text, as Discourse's poll plugin reads it: `* option` lines.
+fn poll_of(raw: &str) -> Option<Poll> {
+    let start = raw.find("[poll")?;
+    let end = raw[start..].find("[/poll]")? + start;
+    let options: Vec<(String, Vec<String>)> = raw[start..end]
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("* "))
+        .map(|o| (o.trim().to_string(), Vec::new()))
+        .collect();
+    (options.len() >= 2).then_some(Poll { closed: false, options })
 }
 
 #[derive(Clone, Debug)]
@@ -191,7 +215,8 @@ impl State {
             }
         };
         let number = self.posts.iter().filter(|p| p.topic_id == topic_id).count() as u64 + 1;
-        let post = Post { id: self.id(), topic_id, post_number: number, user: user.into(), raw, deleted: false };
+        let poll = poll_of(&raw);
+        let post = Post { id: self.id(), topic_id, post_number: number, user: user.into(), raw, deleted: false, poll };
         self.posts.push(post.clone());
         Ok((post, topic))
     }
@@ -209,6 +234,21 @@ impl State {
             ("POST", ["posts.json"]) => {
                 let (post, _) = self.create(user, body)?;
                 Ok(self.post_json(&post))
+            }
+            ("GET", ["posts", id]) => {
+                let id = number(id)?;
+                let p = self.posts.iter().find(|p| p.id == id && (!p.deleted || staff)).ok_or_else(not_found)?;
+                let mut v = self.post_json(p);
+                if let Some(poll) = &p.poll {
+                    let voters: std::collections::BTreeSet<&String> =
+                        poll.options.iter().flat_map(|(_, v)| v).collect();
+                    v["polls"] = json!([{
+                        "name": "poll", "type": "regular", "status": if poll.closed { "closed" } else { "open" },
+                        "results": "always", "public": true, "voters": voters.len(),
+                        "options": poll.options.iter().enumerate().map(|(i, (html, who))| json!({"id": format!("{i:032x}"), "html": html, "votes": who.len()})).collect::<Vec<_>>(),
+                    }]);
+                }
+                Ok(v)
             }
             ("GET", ["t", id]) => {
                 let t = self.topics.get(&number(id)?).ok_or_else(not_found)?;
@@ -377,6 +417,38 @@ impl FakeDiscourse {
     /// The texts of the private messages to `user`.
     pub fn messages_to(&self, user: &str) -> Vec<String> {
         self.with(|s| s.messages_to(user))
+    }
+
+    /// The post holding the poll whose text contains `part`, once posted: its id.
+    pub async fn poll_post(&self, part: &str) -> u64 {
+        self.until(|s| s.posts.iter().find(|p| p.poll.is_some() && p.raw.contains(part)).map(|p| p.id)).await
+    }
+
+    /// `user` votes `option` in the poll of post `post` (one vote a person: a new one
+    /// replaces theirs).
+    pub fn vote_poll(&self, user: &str, post: u64, option: &str) {
+        let mut s = self.lock();
+        let poll = s
+            .posts
+            .iter_mut()
+            .find(|p| p.id == post)
+            .and_then(|p| p.poll.as_mut())
+            .unwrap_or_else(|| panic!("no poll in post {post}"));
+        assert!(!poll.closed, "the poll is closed");
+        for (_, who) in &mut poll.options {
+            who.retain(|u| u != user);
+        }
+        let (_, who) =
+            poll.options.iter_mut().find(|(o, _)| o == option).unwrap_or_else(|| panic!("no option {option}"));
+        who.push(user.into());
+    }
+
+    /// The poll of post `post` closes (its time came, or its author closed it).
+    pub fn close_poll(&self, post: u64) {
+        let mut s = self.lock();
+        if let Some(poll) = s.posts.iter_mut().find(|p| p.id == post).and_then(|p| p.poll.as_mut()) {
+            poll.closed = true;
+        }
     }
 
     /// `user` opens a topic in `category`: `topic_created` and `post_created` delivered, each

@@ -488,33 +488,15 @@ do = [{ action = "discourse.private_message", to = "{{action.username}}", title 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_in_a_governed_category_is_held_voted_on_in_discord_and_recovered_on_pass() {
-    use polity_tests::discourse::{API_KEY, ERIN, FRANK, FakeDiscourse, GENERAL as OPEN, PROPOSALS, signature};
+    use polity_tests::discourse::{ERIN, FRANK, FakeDiscourse, GENERAL as OPEN, PROPOSALS, signature};
     let fake = discord().await;
     let forum = FakeDiscourse::start().await;
     let db = TestDb::sqlite("founding_discourse");
     let key = SecretKey::generate();
     let mut polity = Polity::start(&fake, db.url(), &key).await;
 
-    // The community connects its forum with a moderator's API key, typed into a form.
-    let settings = format!("url={} username=polity", forum.url());
-    let id = fake.slash(
-        ALICE,
-        GUILD,
-        GENERAL,
-        &["integration", "add"],
-        vec![("platform", json!("discourse")), ("name", json!("forum")), ("settings", json!(settings))],
-    );
-    let form = within("the key's form", fake.response(&id)).await;
-    let custom_id = form.data["custom_id"].as_str().unwrap().to_string();
-    let submitted = fake.submit_form(ALICE, GUILD, GENERAL, &custom_id, "secret", API_KEY);
-    let answer = within("the answer to the form", fake.response(&submitted)).await;
-    let text = answer.data["content"].as_str().unwrap().to_string();
-    assert!(text.starts_with("forum (discourse) is connected."), "{text}");
-    let (_, after) = text.split_once("paste the address ").unwrap();
-    let (url, after) = after.split_once(" and the secret ").unwrap();
-    let secret = after.split_whitespace().next().unwrap().to_string();
-    forum.set_hook(url, &secret);
-    polity.governs(&polity_discourse::instance_of(&forum.url())).await;
+    let (url, secret) = connect_forum(&fake, &forum, &mut polity).await;
+    let url = url.as_str();
     let tested = said(&fake, ALICE, &["integration", "test"], vec![("name", json!("forum"))]).await;
     assert!(tested.contains("a moderator of"), "{tested}");
     for (words, options) in [
@@ -581,4 +563,92 @@ async fn a_topic_in_a_governed_category_is_held_voted_on_in_discord_and_recovere
         Some(polity_governance::ProposalId(2)),
         "the forged and foreign deliveries opened nothing"
     );
+}
+
+/// The community connects its forum with a moderator's API key, typed into a form, and its
+/// webhook is set as the reply says; the webhook's address and secret.
+async fn connect_forum(
+    fake: &FakeDiscord,
+    forum: &polity_tests::discourse::FakeDiscourse,
+    polity: &mut Polity,
+) -> (String, String) {
+    let settings = format!("url={} username=polity poll_secs=1", forum.url());
+    let id = fake.slash(
+        ALICE,
+        GUILD,
+        GENERAL,
+        &["integration", "add"],
+        vec![("platform", json!("discourse")), ("name", json!("forum")), ("settings", json!(settings))],
+    );
+    let form = within("the key's form", fake.response(&id)).await;
+    let custom_id = form.data["custom_id"].as_str().unwrap().to_string();
+    let submitted = fake.submit_form(ALICE, GUILD, GENERAL, &custom_id, "secret", polity_tests::discourse::API_KEY);
+    let answer = within("the answer to the form", fake.response(&submitted)).await;
+    let text = answer.data["content"].as_str().unwrap().to_string();
+    assert!(text.starts_with("forum (discourse) is connected."), "{text}");
+    let (_, after) = text.split_once("paste the address ").unwrap();
+    let (url, after) = after.split_once(" and the secret ").unwrap();
+    let secret = after.split_whitespace().next().unwrap().to_string();
+    forum.set_hook(url, &secret);
+    polity.governs(&polity_discourse::instance_of(&forum.url())).await;
+    (url.to_string(), secret)
+}
+
+const POLL_POLICY: &str = r#"name = "forum-poll"
+kind = "platform"
+actions = ["polity.propose"]
+notify = 'polity.start_process("discourse.poll", #{ title: "The forum decides: " + action.text, text: action.text, options: ["agree", "disagree"] })'
+check = """
+if proposal.process == () || proposal.process.status != "closed" { return (); }
+if proposal.process.outcome.agree > proposal.process.outcome.disagree { "passed" } else { "failed" }
+"""
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discourse_poll_decides_a_proposal_made_on_discord() {
+    use polity_tests::discourse::{ERIN, FRANK, FakeDiscourse, MODERATOR};
+    let fake = discord().await;
+    let forum = FakeDiscourse::start().await;
+    let db = TestDb::sqlite("founding_discourse_poll");
+    let key = SecretKey::generate();
+    let mut polity = Polity::start(&fake, db.url(), &key).await;
+    connect_forum(&fake, &forum, &mut polity).await;
+    for (words, options) in [
+        (
+            &["permission", "grant"][..],
+            vec![("role", json!("everyone")), ("permission", json!("propose")), ("actions", json!("*"))],
+        ),
+        (&["policy", "install"][..], vec![("name", json!("forum-poll")), ("toml", json!(POLL_POLICY))]),
+    ] {
+        let said = said(&fake, ALICE, words, options).await;
+        assert!(!said.contains("not") && !said.contains("No "), "{words:?}: {said}");
+    }
+    // Bob proposes on Discord: the forum's poll decides it.
+    let opened = said(&fake, BOB, &["propose"], vec![("text", json!("Adopt the new code of conduct"))]).await;
+    assert!(opened.starts_with("Proposal #1 is open"), "{opened}");
+    let post = within("the poll posted", forum.poll_post("Adopt the new code of conduct")).await;
+    assert_eq!(forum.with(|s| s.posts.iter().find(|p| p.id == post).unwrap().user.clone()), MODERATOR);
+    forum.vote_poll(ERIN, post, "agree");
+    forum.vote_poll(FRANK, post, "disagree");
+    forum.vote_poll(FRANK, post, "agree");
+    // Still open: nothing is decided, however the votes stand.
+    let reads = |s: &polity_tests::discourse::State| {
+        s.requests.iter().filter(|(m, p, _)| m == "GET" && p == &format!("/posts/{post}.json")).count()
+    };
+    let before = forum.with(reads);
+    within("the poll read again", forum.until(|s| (reads(s) > before).then_some(()))).await;
+    forum.close_poll(post);
+    let rt = loop {
+        let state = Store::connect(db.url()).await.unwrap();
+        let community = state.communities().await.unwrap()[0].0;
+        let p = state.proposal(community, polity_governance::ProposalId(1)).await.unwrap().unwrap();
+        if p.state != ProposalState::Proposed {
+            assert_eq!(p.state, ProposalState::Passed);
+            let process = p.process.unwrap();
+            assert_eq!((process.status.as_str(), process.outcome["agree"].as_u64()), ("closed", Some(2)));
+            break polity.stop().await;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
 }

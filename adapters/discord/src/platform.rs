@@ -763,7 +763,7 @@ impl DiscordPlatform {
                 // Voters see what the repost will lack.
                 let note =
                     (!missed.is_empty()).then(|| format!("not kept, so a repost lacks it: {}", missed.join("; ")));
-                Ok(Performed { message: None, kept, note, link: None })
+                Ok(Performed { message: None, kept, note, link: None, process: None })
             }
             Op::Edit { channel, message, text } => {
                 let route = Route::ChannelMessage { channel_id: channel, message_id: message };
@@ -1005,6 +1005,7 @@ impl Platform for DiscordPlatform {
             // Discord lets a bot send or edit about 5 messages per 5 s in one channel.
             edits_per_channel: Some((5, std::time::Duration::from_secs(5))),
             reactions_polled: None,
+            process_polled: None,
         }
     }
 

@@ -55,7 +55,8 @@ impl Adapter for DiscourseAdapter {
                 .send(Incoming::Space(space))
                 .await
                 .map_err(|_| AdapterError::Start("the host stopped listening while the connection started".into()))?;
-            let platform = DiscoursePlatform::new(&how.connection, api);
+            let platform =
+                DiscoursePlatform::new(&how.connection, api, std::time::Duration::from_secs(config.poll_secs));
             Ok(Box::new(DiscourseConnection { platform, forum: config.url }) as Box<dyn Connection>)
         })
     }

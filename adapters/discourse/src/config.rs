@@ -20,6 +20,11 @@ pub static SPEC: PlatformSpec = PlatformSpec {
     settings: &[
         Setting { name: "url", help: "the forum's address, https://forum.example.org", names_space: false },
         Setting {
+            name: "poll_secs",
+            help: "how often, in seconds, a Discourse poll Polity started is read until it closes (60 by default)",
+            names_space: false,
+        },
+        Setting {
             name: "username",
             help: "the user Polity acts as (Api-Username): a moderator, so it can delete and recover topics and posts; `system` by default",
             names_space: false,
@@ -39,6 +44,9 @@ pub struct DiscourseConfig {
     pub username: String,
     #[serde(default = "timeout_ms")]
     pub timeout_ms: u64,
+    /// How often a poll Polity started is read, in seconds.
+    #[serde(default = "poll_secs")]
+    pub poll_secs: u64,
 }
 
 fn system() -> String {
@@ -47,6 +55,10 @@ fn system() -> String {
 
 fn timeout_ms() -> u64 {
     10_000
+}
+
+fn poll_secs() -> u64 {
+    60
 }
 
 impl fmt::Debug for DiscourseConfig {
@@ -90,8 +102,8 @@ impl DiscourseConfig {
         if !name_ok(&read.username) {
             return Err(AdapterError::Config(format!("`{}` is not a Discourse username", read.username)));
         }
-        if read.timeout_ms == 0 {
-            return Err(AdapterError::Config("[platforms.discourse]: timeout_ms must be over 0".into()));
+        if read.timeout_ms == 0 || read.poll_secs == 0 {
+            return Err(AdapterError::Config("[platforms.discourse]: timeout_ms and poll_secs must be over 0".into()));
         }
         Ok(read)
     }
@@ -107,6 +119,11 @@ impl DiscourseConfig {
         let mut config = json!({ "url": url, "api_key": secret.map(str::trim).unwrap_or_default() });
         if let Some(user) = text("username") {
             config["username"] = json!(user);
+        }
+        if let Some(secs) = text("poll_secs") {
+            let secs: u64 =
+                secs.parse().map_err(|_| AdapterError::Config(format!("poll_secs must be a number, not `{secs}`")))?;
+            config["poll_secs"] = json!(secs);
         }
         Self::read(&config)?;
         Ok(config)

@@ -9,6 +9,8 @@
 //! | `Call` `discourse.delete` / `discourse.recover` (`topic_id` or `post_id`) | as above |
 //! | `Call` `discourse.lock` (`topic_id`) | `PUT /t/{topic_id}/status.json` (`closed`) |
 //!
+//! | `StartProcess` `discourse.poll` | `POST /posts.json` with `[poll]`; read every `poll_secs` with `GET /posts/{id}.json` until Discourse closes it |
+//!
 //! A post retried after its answer was lost that Discourse refuses as a repeat ("too
 //! similar") was made the first time: it is done. Votes are held in a chat.
 
@@ -28,12 +30,15 @@ pub const PRIVATE_MESSAGE: &str = "discourse.private_message";
 pub const DELETE: &str = "discourse.delete";
 pub const RECOVER: &str = "discourse.recover";
 pub const LOCK: &str = "discourse.lock";
+/// The process a policy starts with `polity.start_process("discourse.poll", #{...})`.
+pub const POLL: &str = "discourse.poll";
 
 /// One forum's platform for a community.
 #[derive(Clone, Debug)]
 pub struct DiscoursePlatform {
     connection: String,
     api: Api,
+    poll_every: std::time::Duration,
     refused: Option<String>,
 }
 
@@ -60,8 +65,56 @@ fn repeat(e: &ApiError) -> bool {
 }
 
 impl DiscoursePlatform {
-    pub fn new(connection: &str, api: Api) -> Self {
-        Self { connection: connection.into(), api, refused: None }
+    pub fn new(connection: &str, api: Api, poll_every: std::time::Duration) -> Self {
+        Self { connection: connection.into(), api, poll_every, refused: None }
+    }
+
+    /// Starts a poll: a topic (`title`, `text`, `category`) or a reply in `topic_id`, holding
+    /// `[poll]` with `options` (2 to 20), closing at `closes` (an RFC 3339 time) if given.
+    async fn start_poll(&self, proposal: i64, params: &Map<String, Value>) -> Result<Performed, PlatformError> {
+        let options: Vec<String> = params
+            .get("options")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|o| o.trim().replace(['\n', '[', ']', '*'], " "))
+            .filter(|o| !o.trim().is_empty())
+            .collect();
+        if !(2..=20).contains(&options.len()) {
+            return Err(PlatformError::Permanent(format!("{POLL} needs `options`: 2 to 20 of them")));
+        }
+        let mut head = String::from("[poll name=poll type=regular results=always public=true");
+        if let Some(closes) = params.get("closes").and_then(Value::as_str) {
+            let at = chrono::DateTime::parse_from_rfc3339(closes).map_err(|_| {
+                PlatformError::Permanent(format!("{POLL}: closes is a time like 2026-12-24T18:00:00Z, not `{closes}`"))
+            })?;
+            head.push_str(&format!(" close={}", at.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ")));
+        }
+        let text = params.get("text").and_then(Value::as_str).unwrap_or_default();
+        let list: String = options.iter().map(|o| format!("* {o}\n")).collect();
+        let raw = format!("{text}\n\n{head}]\n{list}[/poll]\n\n(Polity proposal #{proposal})");
+        let mut body = json!({ "raw": raw });
+        match id_param(params, "topic_id") {
+            Some(topic) => body["topic_id"] = json!(topic),
+            None => {
+                body["title"] = json!(text_param(params, "title", POLL)?);
+                if let Some(category) = id_param(params, "category") {
+                    body["category"] = json!(category);
+                }
+            }
+        }
+        let made = self.api.call(Method::POST, "/posts.json", Some(&body)).await?;
+        let post = made
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| PlatformError::Permanent("Discourse's answer has no post id".into()))?;
+        let topic = made.get("topic_id").and_then(Value::as_u64).unwrap_or(0);
+        let mut outcome = json!({ "process": POLL, "status": "open", "post_id": post, "topic_id": topic, "voters": 0 });
+        for option in &options {
+            outcome[option.as_str()] = json!(0);
+        }
+        Ok(Performed { process: Some(outcome), ..Performed::default() })
     }
 
     #[must_use]
@@ -173,7 +226,38 @@ impl Platform for DiscoursePlatform {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+        Capabilities { process_polled: Some(self.poll_every), ..Capabilities::default() }
+    }
+
+    /// A poll's votes now (`GET /posts/{post_id}.json`): each option's count, `voters`, and
+    /// its status (`closed` once Discourse closed it).
+    fn read_process<'a>(&'a self, outcome: &'a Value) -> BoxFuture<'a, Result<(String, Value), PlatformError>> {
+        Box::pin(async move {
+            if let Some(refused) = &self.refused {
+                return Err(PlatformError::Permanent(refused.clone()));
+            }
+            let post = outcome
+                .get("post_id")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| PlatformError::Permanent("a Discourse poll without its post".into()))?;
+            let read = self.api.call(Method::GET, &format!("/posts/{post}.json"), None).await?;
+            let poll = read
+                .get("polls")
+                .and_then(Value::as_array)
+                .and_then(|polls| polls.iter().find(|p| p.get("name").and_then(Value::as_str) == Some("poll")))
+                .ok_or_else(|| PlatformError::Permanent(format!("post {post} holds no poll any more")))?;
+            let status = poll.get("status").and_then(Value::as_str).unwrap_or("open").to_string();
+            let mut now = outcome.clone();
+            for option in poll.get("options").and_then(Value::as_array).into_iter().flatten() {
+                let name = option.get("html").and_then(Value::as_str).unwrap_or_default();
+                if !name.is_empty() && !["process", "status", "post_id", "topic_id", "voters"].contains(&name) {
+                    now[name] = json!(option.get("votes").and_then(Value::as_u64).unwrap_or(0));
+                }
+            }
+            now["voters"] = json!(poll.get("voters").and_then(Value::as_u64).unwrap_or(0));
+            now["status"] = json!(status);
+            Ok((status, now))
+        })
     }
 
     fn actions(&self) -> Vec<ActionInfo> {
@@ -204,8 +288,11 @@ impl Platform for DiscoursePlatform {
                         "Polity holds votes about Discourse in a chat: name one in the policy's [vote] on".into(),
                     ))
                 }
-                Effect::StartProcess { .. } => {
-                    Err(PlatformError::Permanent("Discourse's polls are not run by Polity yet".into()))
+                Effect::StartProcess { proposal, name, params } if name.as_str() == POLL => {
+                    self.start_poll(proposal.0, params).await
+                }
+                Effect::StartProcess { name, .. } => {
+                    Err(PlatformError::Permanent(format!("Discourse runs no process {name}")))
                 }
             }
         })
@@ -251,6 +338,18 @@ pub fn actions() -> Vec<ActionInfo> {
         ActionInfo::new(DELETE, ActionKind::Action, "delete a topic or post", &[topic, post]),
         ActionInfo::new(RECOVER, ActionKind::Action, "recover a deleted topic or post", &[topic, post]),
         ActionInfo::new(LOCK, ActionKind::Action, "close a topic to replies", &[topic]),
+        ActionInfo::new(
+            POLL,
+            ActionKind::Process,
+            "a Discourse poll decides: its outcome is each option's votes (`proposal.process.outcome.OPTION`), `voters`, and the status closed once Discourse closes it",
+            &[
+                ("title", "the poll's topic (or topic_id: a reply in that topic)"),
+                ("text", "what is asked"),
+                ("options", "its options, 2 to 20"),
+                ("closes", "when it closes (RFC 3339), optional"),
+                ("category", "the topic's category, optional"),
+            ],
+        ),
     ];
     for (name, what) in [
         ("discourse.topic_edited", "a topic was edited"),

@@ -644,6 +644,7 @@ impl Platform for SlackPlatform {
             // chat.update is Tier 3: about 50 a minute for the workspace.
             edits_per_channel: Some((10, Duration::from_secs(12))),
             reactions_polled: None,
+            process_polled: None,
         }
     }
 

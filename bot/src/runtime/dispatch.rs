@@ -430,6 +430,9 @@ impl Runtime {
                     self.edits.done(row.community, *proposal, now);
                 }
                 crate::metrics::effect_performed(&platform);
+                if let (Effect::StartProcess { proposal, .. }, Some(outcome)) = (&row.effect, done.process.clone()) {
+                    return self.process_started(&row, *proposal, outcome, result, now).await.map(|()| true);
+                }
                 match (&row.effect, done.message, done.kept, done.note) {
                     (Effect::PostVote { proposal, .. }, Some(message), ..) => {
                         self.vote_message_posted(&row, *proposal, message, done.link, result, now).await?;
@@ -495,6 +498,32 @@ impl Runtime {
                 tracing::info!(effect = row.id, "a vote message posted after its proposal closed: {e}");
                 self.store.link_closed_vote_message(row.community, proposal, &message, row.id, &result, now).await?;
                 Ok(())
+            }
+            Err(HandleError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Records what a decision process a platform started says of itself on its proposal,
+    /// with the start marked done, in one transaction; the process is read from then on.
+    async fn process_started(
+        &mut self,
+        row: &OutboxRow,
+        proposal: ProposalId,
+        outcome: serde_json::Value,
+        result: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let status = outcome.get("status").and_then(serde_json::Value::as_str).unwrap_or("open").to_string();
+        let input = Inbound::ProcessUpdate { proposal, status, outcome };
+        let stepped = self.step_finishing(row, input, &result, now).await;
+        tracing::debug!(effect = row.id, %proposal, ok = stepped.is_ok(), "a decision process started");
+        match stepped {
+            Ok(Handled::Done(_)) => {
+                self.read_process_later(row.community, proposal, now);
+                Ok(())
+            }
+            Ok(Handled::Duplicate) | Err(HandleError::Refused(_)) => {
+                self.store.finish_effect(row.id, &result, now).await.map_err(Into::into)
             }
             Err(HandleError::Failed(e)) => Err(e),
         }
@@ -809,6 +838,9 @@ async fn perform(
         }
         if done.link.is_some() {
             outcome.link = done.link;
+        }
+        if done.process.is_some() {
+            outcome.process = done.process;
         }
     }
     Ok(outcome)

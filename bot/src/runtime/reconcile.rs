@@ -32,6 +32,63 @@ impl Runtime {
         for (community, message) in self.reconciles.take_due(now) {
             self.reconcile_one(community, message, now).await?;
         }
+        self.read_processes_due(now).await
+    }
+
+    /// Reads a platform's decision process at `at`.
+    pub(super) fn read_process_later(&mut self, community: CommunityId, proposal: ProposalId, at: DateTime<Utc>) {
+        self.process_reads.insert((community, proposal), at);
+    }
+
+    /// When the next decision process is read.
+    pub(super) fn next_process_read(&self) -> Option<DateTime<Utc>> {
+        self.process_reads.values().min().copied()
+    }
+
+    /// Reads the decision processes due (a Discourse poll Polity started), and steps what
+    /// changed as a `ProcessUpdate`; one still open is read again after its platform's
+    /// interval (a minute unless it says).
+    async fn read_processes_due(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let due: Vec<(CommunityId, ProposalId)> =
+            self.process_reads.iter().filter(|(_, at)| **at <= now).map(|(k, _)| *k).collect();
+        for (community, proposal) in due {
+            tracing::debug!(%proposal, "reading a decision process");
+            self.process_reads.remove(&(community, proposal));
+            let Some(engine) = self.engines.get(&community) else { continue };
+            let Some(p) = engine.proposal(proposal).filter(|p| p.state.is_open()) else { continue };
+            let Some(process) = p.process.clone().filter(|pr| pr.status != "closed") else { continue };
+            let Some(name) = process.outcome.get("process").and_then(serde_json::Value::as_str).map(str::to_string)
+            else {
+                continue;
+            };
+            let kind = name.split_once('.').map_or(name.as_str(), |(k, _)| k);
+            let Some(platform) = self.platform_named(community, kind) else { continue };
+            let every = platform.capabilities().process_polled.unwrap_or(Duration::from_secs(60));
+            let next = now + TimeDelta::from_std(every).unwrap_or(TimeDelta::minutes(1));
+            match platform.read_process(&process.outcome).await {
+                Ok((status, outcome)) => {
+                    let closed = status == "closed";
+                    if status != process.status || outcome != process.outcome {
+                        let key = format!("process:{}:{}", proposal.0, self.reconciles.next_key(now));
+                        let input = Inbound::ProcessUpdate { proposal, status, outcome };
+                        match self.handle(community, "process", &key, input, now, false).await {
+                            Ok(_) => {}
+                            Err(HandleError::Refused(e)) => tracing::warn!(%proposal, "a process's news refused: {e}"),
+                            Err(HandleError::Failed(e)) => return Err(e),
+                        }
+                    }
+                    if !closed {
+                        self.process_reads.insert((community, proposal), next);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%proposal, process = name, "cannot read a decision process: {e}");
+                    if !matches!(e, PlatformError::Permanent(_)) {
+                        self.process_reads.insert((community, proposal), next);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

@@ -94,7 +94,8 @@ impl Runtime {
         };
         let reconcile = self.reconciles.next_due();
         let recheck = self.rechecks.values().min().copied();
-        Ok([deadline, poll, retry, reconcile, recheck].into_iter().flatten().min())
+        let process = self.next_process_read();
+        Ok([deadline, poll, retry, reconcile, recheck, process].into_iter().flatten().min())
     }
 }
 
