@@ -338,7 +338,9 @@ async fn route(
     let answer = {
         let mut s = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         s.requests.push((method.to_string(), uri.path().to_string(), body.clone()));
-        let wait = s.failures.get_mut(&format!("{method} {}", uri.path())).and_then(VecDeque::pop_front);
+        let asked = format!("{method} {}", uri.path());
+        let failing = s.failures.keys().find(|k| asked.starts_with(k.as_str())).cloned();
+        let wait = failing.and_then(|k| s.failures.get_mut(&k)).and_then(VecDeque::pop_front);
         if let Some(wait) = wait {
             let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"errors": ["You’ve performed this action too many times. Please wait a few seconds before trying again."], "error_type": "rate_limit", "extras": {"wait_seconds": wait}}))).into_response();
             r.headers_mut().insert("retry-after", wait.to_string().parse().unwrap());
@@ -400,7 +402,7 @@ impl FakeDiscourse {
         }
     }
 
-    /// The next `METHOD /path` is answered 429 with `Retry-After: wait`.
+    /// The next `METHOD /path...` (a path starting so) is answered 429 with `Retry-After: wait`.
     pub fn fail_next(&self, method: &str, path: &str, wait: u64) {
         self.lock().failures.entry(format!("{method} {path}")).or_default().push_back(wait);
     }

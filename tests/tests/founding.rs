@@ -528,12 +528,17 @@ async fn a_topic_in_a_governed_category_is_held_voted_on_in_discord_and_recovere
     assert_eq!(post(signature("not the secret", body), &forum.url()).await.unwrap().status(), 401);
     assert_eq!(post(signature(&secret, body), "https://other.example.org").await.unwrap().status(), 202);
 
-    // Erin opens a topic in the governed category: it is deleted at once and voted on in
-    // #finance; the stewards pass it and it is recovered, title and all.
+    // Erin opens a topic in the governed category: it is deleted at once (after the 429 the
+    // forum answers first, waited out) and voted on in #finance; the stewards pass it and it
+    // is recovered, title and all.
+    forum.fail_next("DELETE", "/t/", 1);
     let (held, a, b) =
         forum.create_topic(ERIN, "Sell the community boat", "The boat costs too much to keep afloat.", PROPOSALS).await;
     assert_eq!((a, b), (200, 200));
     within("the topic held", forum.until(|s| s.topics[&held].deleted.then_some(()))).await;
+    let deletes =
+        forum.with(|s| s.requests.iter().filter(|(m, p, _)| m == "DELETE" && p == &format!("/t/{held}.json")).count());
+    assert_eq!(deletes, 2, "refused once with a 429, then made");
     let vote = message_in(&fake, FINANCE, "the topic's vote", |c| c.starts_with("Proposal #1")).await;
     fake.user_reacts(BOB, FINANCE, &vote, YES);
     fake.user_reacts(CAROL, FINANCE, &vote, YES);

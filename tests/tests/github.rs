@@ -238,6 +238,23 @@ async fn an_opened_issue_is_voted_on_by_reactions_and_closed_when_the_vote_fails
     assert!(!passed.contains("Vote with a reaction"), "{passed}");
     within("the label", fake.until(|s| s.issues[&number].labels.contains(&"accepted".to_string()).then_some(()))).await;
 
+    // GitHub is asked to deliver the first issue again: the same GUID, answered, and nothing
+    // new is opened.
+    let first = fake.deliveries().iter().find(|d| d.event == "issues").unwrap().id;
+    let asked = reqwest::Client::new()
+        .post(format!("{}/repos/{REPO}/hooks/{HOOK_ID}/deliveries/{first}/attempts", fake.url()))
+        .header("user-agent", "test")
+        .bearer_auth(OWNER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 202);
+    within(
+        "the redelivery",
+        fake.until(|s| s.deliveries.iter().any(|d| d.redelivery && d.status_code == 200).then_some(())),
+    )
+    .await;
+
     // Another issue, and Bob's 👎 decides it: the issue is closed as not planned.
     let other = fake.open_issue(STRANGER, "Rewrite it in COBOL", "Hear me out.").await;
     let vote = vote_comment(&fake, other).await;
