@@ -89,6 +89,44 @@ pub trait WebhookPlatform: Send + Sync {
     }
 }
 
+/// 32 bytes from 64 hex digits (an HMAC-SHA256 as signature headers write it).
+pub fn decode_sha256_hex(hex: &[u8]) -> Option<Vec<u8>> {
+    if hex.len() != 64 {
+        return None;
+    }
+    hex.chunks(2)
+        .map(|pair| {
+            let digit = |b: u8| (b as char).to_digit(16);
+            u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()
+        })
+        .collect()
+}
+
+/// Checks a signature header written `{prefix}{64 hex digits}` (GitHub's and Discourse's
+/// `sha256=...`) against the HMAC-SHA256 of `body` under `secret`, in constant time; `header`
+/// is the header's raw value, if it came.
+///
+/// # Errors
+/// [`WebhookError::BadSignature`] saying what is wrong (never the secret).
+pub fn check_prefixed_sha256(
+    header: Option<&[u8]>,
+    prefix: &str,
+    secret: &[u8],
+    body: &[u8],
+) -> Result<(), WebhookError> {
+    let value = header.ok_or_else(|| WebhookError::BadSignature("no signature header".into()))?;
+    let hex = value
+        .strip_prefix(prefix.as_bytes())
+        .ok_or_else(|| WebhookError::BadSignature(format!("the signature is not {prefix}HEX")))?;
+    let digest = decode_sha256_hex(hex)
+        .ok_or_else(|| WebhookError::BadSignature("the signature is not 64 hex digits".into()))?;
+    if hmac_sha256_matches(secret, &[body], &digest) {
+        Ok(())
+    } else {
+        Err(WebhookError::BadSignature("the signature does not match the webhook's secret".into()))
+    }
+}
+
 /// Whether `a` and `b` are equal, in time that does not depend on where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()

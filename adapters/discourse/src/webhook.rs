@@ -23,7 +23,7 @@ use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::AccountRef;
 use polity_governance::io::Inbound;
 use polity_governance::platform::BoxFuture;
-use polity_port::webhook::{HookEvent, WebhookError, WebhookPlatform, hmac_sha256_matches};
+use polity_port::webhook::{HookEvent, WebhookError, WebhookPlatform, check_prefixed_sha256};
 use serde_json::{Map, Value};
 
 pub const TOPIC_CREATED: &str = "discourse.topic_created";
@@ -33,36 +33,12 @@ pub const POST_CREATED: &str = "discourse.post_created";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DiscourseWebhooks;
 
-fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() != 64 {
-        return None;
-    }
-    hex.chunks(2)
-        .map(|pair| {
-            let digit = |b: u8| (b as char).to_digit(16);
-            u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()
-        })
-        .collect()
-}
-
 /// Checks `X-Discourse-Event-Signature` against `secret` on the raw `body`.
 ///
 /// # Errors
 /// [`WebhookError::BadSignature`].
 pub fn verify(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> Result<(), WebhookError> {
-    let signature = headers
-        .get("x-discourse-event-signature")
-        .ok_or_else(|| WebhookError::BadSignature("no X-Discourse-Event-Signature".into()))?
-        .as_bytes();
-    let hex = signature
-        .strip_prefix(b"sha256=")
-        .ok_or_else(|| WebhookError::BadSignature("X-Discourse-Event-Signature is not sha256=HEX".into()))?;
-    let digest = decode_hex(hex).ok_or_else(|| WebhookError::BadSignature("not 64 hex digits".into()))?;
-    if hmac_sha256_matches(secret, &[body], &digest) {
-        Ok(())
-    } else {
-        Err(WebhookError::BadSignature("the signature does not match the webhook's secret".into()))
-    }
+    check_prefixed_sha256(headers.get("x-discourse-event-signature").map(|v| v.as_bytes()), "sha256=", secret, body)
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

@@ -14,7 +14,7 @@ use http::HeaderMap;
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, Place};
 use polity_governance::io::Inbound;
-use polity_port::webhook::{HookEvent, WebhookError, WebhookPlatform, hmac_sha256_matches};
+use polity_port::webhook::{HookEvent, WebhookError, WebhookPlatform, check_prefixed_sha256};
 use serde_json::Value;
 
 /// What marks a comment as Polity's own (an HTML comment GitHub does not show).
@@ -24,38 +24,12 @@ pub const MARK: &str = "<!-- polity -->";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GitHubWebhooks;
 
-/// 32 bytes from 64 hex digits.
-fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() != 64 {
-        return None;
-    }
-    hex.chunks(2)
-        .map(|pair| {
-            let digit = |b: u8| (b as char).to_digit(16);
-            u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()
-        })
-        .collect()
-}
-
 /// Checks `X-Hub-Signature-256` against `secret` on the raw `body`.
 ///
 /// # Errors
 /// [`WebhookError::BadSignature`] saying what is wrong.
 pub fn verify(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> Result<(), WebhookError> {
-    let signature = headers
-        .get("x-hub-signature-256")
-        .ok_or_else(|| WebhookError::BadSignature("no X-Hub-Signature-256".into()))?
-        .as_bytes();
-    let hex = signature
-        .strip_prefix(b"sha256=")
-        .ok_or_else(|| WebhookError::BadSignature("X-Hub-Signature-256 is not sha256=HEX".into()))?;
-    let digest =
-        decode_hex(hex).ok_or_else(|| WebhookError::BadSignature("X-Hub-Signature-256 is not 64 hex digits".into()))?;
-    if hmac_sha256_matches(secret, &[body], &digest) {
-        Ok(())
-    } else {
-        Err(WebhookError::BadSignature("the signature does not match the webhook's secret".into()))
-    }
+    check_prefixed_sha256(headers.get("x-hub-signature-256").map(|v| v.as_bytes()), "sha256=", secret, body)
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

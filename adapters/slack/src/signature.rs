@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
-use polity_port::webhook::hmac_sha256_matches;
+use polity_port::webhook::{decode_sha256_hex, hmac_sha256_matches};
 
 /// How far a request's timestamp may be from now: five minutes, as Slack advises.
 pub const MAX_SKEW_SECS: i64 = 300;
@@ -46,25 +46,12 @@ pub fn verify(headers: &HeaderMap, body: &[u8], secret: &[u8], now: DateTime<Utc
     }
     let signature = headers.get("x-slack-signature").ok_or(SignatureError::NoSignature)?.as_bytes();
     let hex = signature.strip_prefix(b"v0=").ok_or(SignatureError::Malformed)?;
-    let digest = decode_hex(hex).ok_or(SignatureError::Malformed)?;
+    let digest = decode_sha256_hex(hex).ok_or(SignatureError::Malformed)?;
     if hmac_sha256_matches(secret, &[b"v0:", timestamp.as_bytes(), b":", body], &digest) {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
     }
-}
-
-/// 32 bytes from 64 hex digits.
-fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() != 64 {
-        return None;
-    }
-    hex.chunks(2)
-        .map(|pair| {
-            let digit = |b: u8| (b as char).to_digit(16);
-            u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()
-        })
-        .collect()
 }
 
 #[cfg(test)]
