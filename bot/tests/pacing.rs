@@ -296,3 +296,49 @@ async fn a_message_is_read_back_at_most_once_per_interval_and_after_a_reconnect_
     let p = rt.store().proposal(CommunityId(1), ProposalId(1)).await.unwrap().unwrap();
     assert_eq!(p.tally().unwrap().cast, 2);
 }
+
+/// On a platform that sends no event for a reaction (GitHub), the reactions a vote gathered
+/// since it was last read are read when its deadline fires, before the tick decides it.
+#[tokio::test]
+async fn a_polled_platforms_vote_is_read_at_its_deadline_before_it_is_decided() {
+    let db = TestDb::sqlite("pacing_polled_deadline");
+    let store = Store::connect(db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let chat = Arc::new(
+        Recording::new("chat")
+            .reactions()
+            .edits()
+            .reads_reactions()
+            .reactions_polled(std::time::Duration::from_secs(24 * 3600))
+            .messages(Messages::VotesByProposal),
+    );
+    let mut rt = Runtime::open(store).await.unwrap();
+    rt.add_platform(chat.clone());
+    let admin = account("admin");
+    let c = rt.ensure_community("polled", "admin", admin.clone()).await.unwrap();
+    let policy = "name = \"Late\"\nkind = \"platform\"\n[vote]\nquorum = 2\nearly = false\ncloses = \"1h\"\n";
+    let install = request("polity.policy_install", admin.clone(), Place::new("chat", "#general"), "i")
+        .unwrap()
+        .with("source", policy);
+    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+    for m in ["alice", "bob"] {
+        rt.admit(c, &account(m), m);
+    }
+    rt.save_community(c, t0()).await.unwrap();
+    let propose = Action::new(ActionType::new(PROPOSE).unwrap(), admin, "p1")
+        .at(Place::new("chat", "#general"))
+        .requested()
+        .with("text", "Paint the shed");
+    rt.handle(c, "chat", "p1", Inbound::Action { action: propose }, t0(), false).await.unwrap();
+    rt.dispatch(t0()).await.unwrap();
+    // Read once when the vote message was linked, with nothing on it yet.
+    rt.reconcile_due(t0()).await.unwrap();
+    let read_before = chat.reads();
+    // Alice and Bob vote 👍 on the platform, which tells nobody.
+    chat.hold(&vote_message(), &account("alice"), "👍", true);
+    chat.hold(&vote_message(), &account("bob"), "👍", true);
+    rt.fire_deadlines(t0() + TimeDelta::hours(2)).await.unwrap();
+    assert_eq!(chat.reads(), read_before + 1, "read at the deadline");
+    let p = rt.store().proposal(c, ProposalId(1)).await.unwrap().unwrap();
+    assert_eq!(p.state, polity_governance::ProposalState::Passed, "{p:?}");
+}

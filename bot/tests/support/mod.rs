@@ -391,6 +391,13 @@ impl Recording {
         self
     }
 
+    /// It sends no event for a reaction: its votes are read back every `every` (and at their
+    /// deadline).
+    pub fn reactions_polled(mut self, every: Duration) -> Self {
+        self.capabilities.reactions_polled = Some(every);
+        self
+    }
+
     /// It allows `edits` vote-message edits per channel per `window`.
     pub fn edits_per_channel(mut self, edits: u32, window: Duration) -> Self {
         self.capabilities.edits_per_channel = Some((edits, window));
