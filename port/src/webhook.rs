@@ -89,6 +89,11 @@ pub trait WebhookPlatform: Send + Sync {
     }
 }
 
+/// A header's value as text, trimmed; `None` when it is missing, empty or not text.
+pub fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// 32 bytes from 64 hex digits (an HMAC-SHA256 as signature headers write it).
 pub fn decode_sha256_hex(hex: &[u8]) -> Option<Vec<u8>> {
     if hex.len() != 64 {

@@ -23,7 +23,7 @@ use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::AccountRef;
 use polity_governance::io::Inbound;
 use polity_governance::platform::BoxFuture;
-use polity_port::webhook::{HookEvent, WebhookError, WebhookPlatform, check_prefixed_sha256};
+use polity_port::webhook::{HookEvent, WebhookError, WebhookPlatform, check_prefixed_sha256, header_text};
 use serde_json::{Map, Value};
 
 pub const TOPIC_CREATED: &str = "discourse.topic_created";
@@ -39,10 +39,6 @@ pub struct DiscourseWebhooks;
 /// [`WebhookError::BadSignature`].
 pub fn verify(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> Result<(), WebhookError> {
     check_prefixed_sha256(headers.get("x-discourse-event-signature").map(|v| v.as_bytes()), "sha256=", secret, body)
-}
-
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// The input one event is.
@@ -117,12 +113,12 @@ impl WebhookPlatform for DiscourseWebhooks {
         _now: DateTime<Utc>,
     ) -> Result<Vec<HookEvent>, WebhookError> {
         verify(headers, body, secret)?;
-        let event = header(headers, "x-discourse-event")
+        let event = header_text(headers, "x-discourse-event")
             .ok_or_else(|| WebhookError::Malformed("no X-Discourse-Event".into()))?;
-        let event_id = header(headers, "x-discourse-event-id")
+        let event_id = header_text(headers, "x-discourse-event-id")
             .filter(|id| id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
             .ok_or_else(|| WebhookError::Malformed("no X-Discourse-Event-Id".into()))?;
-        let instance = header(headers, "x-discourse-instance")
+        let instance = header_text(headers, "x-discourse-instance")
             .ok_or_else(|| WebhookError::Malformed("no X-Discourse-Instance".into()))?;
         if event == "ping" {
             return Err(WebhookError::Unsupported("ping".into()));

@@ -14,7 +14,7 @@ use http::HeaderMap;
 use polity_governance::action::{Action, ActionType};
 use polity_governance::ids::{AccountRef, Place};
 use polity_governance::io::Inbound;
-use polity_port::webhook::{HookEvent, WebhookError, WebhookPlatform, check_prefixed_sha256};
+use polity_port::webhook::{HookEvent, WebhookError, WebhookPlatform, check_prefixed_sha256, header_text};
 use serde_json::Value;
 
 /// What marks a comment as Polity's own (an HTML comment GitHub does not show).
@@ -30,10 +30,6 @@ pub struct GitHubWebhooks;
 /// [`WebhookError::BadSignature`] saying what is wrong.
 pub fn verify(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> Result<(), WebhookError> {
     check_prefixed_sha256(headers.get("x-hub-signature-256").map(|v| v.as_bytes()), "sha256=", secret, body)
-}
-
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// Lowercase letters, digits and `_` only: what an action name's half may hold.
@@ -103,9 +99,9 @@ impl WebhookPlatform for GitHubWebhooks {
         _now: DateTime<Utc>,
     ) -> Result<Vec<HookEvent>, WebhookError> {
         verify(headers, body, secret)?;
-        let event =
-            header(headers, "x-github-event").ok_or_else(|| WebhookError::Malformed("no X-GitHub-Event".into()))?;
-        let delivery = header(headers, "x-github-delivery")
+        let event = header_text(headers, "x-github-event")
+            .ok_or_else(|| WebhookError::Malformed("no X-GitHub-Event".into()))?;
+        let delivery = header_text(headers, "x-github-delivery")
             .ok_or_else(|| WebhookError::Malformed("no X-GitHub-Delivery".into()))?;
         if delivery.len() > 100 || !delivery.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(WebhookError::Malformed("X-GitHub-Delivery is not a GUID".into()));
