@@ -14,7 +14,9 @@
 //!   `invalid_access`); `DELETE /t/{id}.json`, `PUT /t/{id}/recover`, `DELETE
 //!   /posts/{id}.json`, `PUT /posts/{id}/recover`; a topic deleted is hidden (404) from
 //!   `GET /t/{id}.json` to anyone but staff; `PUT /t/{id}/status.json` closes one.
-//! - [`FakeDiscourse::fail_next`] answers 429 with `Retry-After` (and `extras.wait_seconds`).
+//! - [`FakeDiscourse::fail_next`] answers 429 with `Retry-After` (and `extras.wait_seconds`);
+//!   [`FakeDiscourse::lose_next`] performs a request and loses its answer (502).
+//! - `GET /posts.json`: the latest posts (20, newest first, with `raw`) as `latest_posts`.
 //! - Webhooks: a topic made by a user ([`FakeDiscourse::create_topic`]) is delivered as
 //!   Discourse delivers it, twice (`topic_created` and its first post's `post_created`),
 //!   with `X-Discourse-Instance`, `X-Discourse-Event-Id`, `X-Discourse-Event-Type`,
@@ -102,6 +104,8 @@ pub struct State {
     hook: Option<(String, String)>,
     pub requests: Vec<(String, String, Value)>,
     failures: HashMap<String, VecDeque<u64>>,
+    /// Requests performed whose answer is then lost (502).
+    lost: Vec<String>,
 }
 
 fn invalid_access() -> (StatusCode, Value) {
@@ -137,6 +141,7 @@ impl State {
             hook: None,
             requests: Vec::new(),
             failures: HashMap::new(),
+            lost: Vec::new(),
         }
     }
 
@@ -234,6 +239,23 @@ impl State {
             ("POST", ["posts.json"]) => {
                 let (post, _) = self.create(user, body)?;
                 Ok(self.post_json(&post))
+            }
+            ("GET", ["posts.json"]) => {
+                // The latest posts the key's user can see, newest first, with their `raw`.
+                let latest: Vec<Value> = self
+                    .posts
+                    .iter()
+                    .rev()
+                    .filter(|p| !p.deleted)
+                    .filter(|p| {
+                        self.topics.get(&p.topic_id).is_none_or(|t| {
+                            t.private_to.as_deref().is_none_or(|to| staff || to.split(',').any(|u| u.trim() == user))
+                        })
+                    })
+                    .take(20)
+                    .map(|p| self.post_json(p))
+                    .collect();
+                Ok(json!({"latest_posts": latest}))
             }
             ("GET", ["posts", id]) => {
                 let id = number(id)?;
@@ -349,9 +371,15 @@ async fn route(
             let (status, v) = invalid_access();
             (status, axum::Json(v)).into_response()
         } else {
-            match s.api(&method, uri.path(), &user, &body) {
-                Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
-                Err((status, v)) => (status, axum::Json(v)).into_response(),
+            let answer = s.api(&method, uri.path(), &user, &body);
+            let lost = s.lost.iter().position(|k| asked.starts_with(k.as_str()));
+            match (answer, lost) {
+                (_, Some(at)) => {
+                    s.lost.remove(at);
+                    (StatusCode::BAD_GATEWAY, "<html>502 Bad Gateway</html>").into_response()
+                }
+                (Ok(v), None) => (StatusCode::OK, axum::Json(v)).into_response(),
+                (Err((status, v)), None) => (status, axum::Json(v)).into_response(),
             }
         }
     };
@@ -405,6 +433,11 @@ impl FakeDiscourse {
     /// The next `METHOD /path...` (a path starting so) is answered 429 with `Retry-After: wait`.
     pub fn fail_next(&self, method: &str, path: &str, wait: u64) {
         self.lock().failures.entry(format!("{method} {path}")).or_default().push_back(wait);
+    }
+
+    /// The next `METHOD /path...` is performed, and its answer lost on the way back (502).
+    pub fn lose_next(&self, method: &str, path: &str) {
+        self.lock().lost.push(format!("{method} {path}"));
     }
 
     /// Deliveries go to `url`, signed with `secret`.

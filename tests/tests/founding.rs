@@ -628,11 +628,17 @@ async fn a_discourse_poll_decides_a_proposal_made_on_discord() {
         let said = said(&fake, ALICE, words, options).await;
         assert!(!said.contains("not") && !said.contains("No "), "{words:?}: {said}");
     }
-    // Bob proposes on Discord: the forum's poll decides it.
+    // Bob proposes on Discord: the forum's poll decides it. The first start's answer is
+    // lost: the retry finds the poll it made rather than making a second.
+    forum.lose_next("POST", "/posts.json");
     let opened = said(&fake, BOB, &["propose"], vec![("text", json!("Adopt the new code of conduct"))]).await;
     assert!(opened.starts_with("Proposal #1 is open"), "{opened}");
     let post = within("the poll posted", forum.poll_post("Adopt the new code of conduct")).await;
     assert_eq!(forum.with(|s| s.posts.iter().find(|p| p.id == post).unwrap().user.clone()), MODERATOR);
+    let looked = |s: &polity_tests::discourse::State| {
+        s.requests.iter().any(|(m, p, _)| m == "GET" && p == "/posts.json").then_some(())
+    };
+    within("the retried start looking for its poll", forum.until(looked)).await;
     forum.vote_poll(ERIN, post, "agree");
     forum.vote_poll(FRANK, post, "disagree");
     forum.vote_poll(FRANK, post, "agree");
@@ -651,9 +657,12 @@ async fn a_discourse_poll_decides_a_proposal_made_on_discord() {
             assert_eq!(p.state, ProposalState::Passed);
             let process = p.process.unwrap();
             assert_eq!((process.status.as_str(), process.outcome["agree"].as_u64()), ("closed", Some(2)));
+            assert_eq!(process.outcome["post_id"].as_u64(), Some(post));
             break polity.stop().await;
         }
         tokio::task::yield_now().await;
     };
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    let polls = forum.with(|s| s.posts.iter().filter(|p| p.poll.is_some()).count());
+    assert_eq!(polls, 1, "the retried start made no second poll");
 }

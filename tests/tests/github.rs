@@ -365,3 +365,24 @@ async fn a_github_app_acts_with_installation_tokens_and_gets_a_new_one_when_one_
     }
     polity.stop().await;
 }
+
+#[tokio::test]
+async fn someone_made_a_collaborator_after_the_connection_started_becomes_a_member_at_the_next_poll() {
+    use polity_port::{Adapter, Incoming, Start};
+    let fake = FakeGitHub::start().await;
+    let (events, mut incoming) = mpsc::channel(16);
+    let config = serde_json::json!({ "repo": REPO, "token": OWNER_TOKEN, "api_url": fake.url() });
+    let connection = polity_github::GitHubAdapter.start(config, Start::new("gh", events)).await.unwrap();
+    let Some(Incoming::Space(space)) = incoming.recv().await else { panic!("no space announced") };
+    let names: Vec<&str> = space.members.iter().map(|(_, name)| name.as_str()).collect();
+    assert!(names.contains(&BOB) && !names.contains(&"dave"), "{names:?}");
+
+    fake.change(|s| s.collaborators.push("dave".into()));
+    let poller = connection.poller().unwrap();
+    let polls: Vec<&str> = poller.polls().iter().map(|p| p.name).collect();
+    assert!(polls.contains(&"collaborators"), "{polls:?}");
+    poller.poll("collaborators", None).await.unwrap();
+    let Some(Incoming::Members { space, members }) = incoming.recv().await else { panic!("no members handed over") };
+    assert_eq!(space, REPO);
+    assert!(members.iter().any(|(account, name)| name == "dave" && account.account.as_str() == "dave"), "{members:?}");
+}

@@ -9,10 +9,11 @@
 //! | `Call` `discourse.delete` / `discourse.recover` (`topic_id` or `post_id`) | as above |
 //! | `Call` `discourse.lock` (`topic_id`) | `PUT /t/{topic_id}/status.json` (`closed`) |
 //!
-//! | `StartProcess` `discourse.poll` | `POST /posts.json` with `[poll]`; read every `poll_secs` with `GET /posts/{id}.json` until Discourse closes it |
+//! | `StartProcess` `discourse.poll` | `POST /posts.json` with `[poll]`; read every `poll_secs` and at its closing time with `GET /posts/{id}.json` until Discourse closes it (Discourse sends no webhook for a poll's votes or its close) |
 //!
 //! A post retried after its answer was lost that Discourse refuses as a repeat ("too
-//! similar") was made the first time: it is done. Votes are held in a chat.
+//! similar") was made the first time: it is done. A poll's start retried is first looked for
+//! among the forum's latest posts (Polity's user, ending with the proposal's mark). Votes are held in a chat.
 
 use crate::api::{Api, ApiError};
 use crate::webhook::{POST_CREATED, TOPIC_CREATED};
@@ -59,6 +60,11 @@ fn text_param(params: &Map<String, Value>, key: &str, call: &str) -> Result<Stri
         .ok_or_else(|| PlatformError::Permanent(format!("{call} needs `{key}`")))
 }
 
+/// The last line of a poll Polity starts for `proposal`: how a retried start finds it.
+fn poll_mark(proposal: i64) -> String {
+    format!("(Polity proposal #{proposal})")
+}
+
 /// Whether Discourse refused a post as a repeat of one just made.
 fn repeat(e: &ApiError) -> bool {
     matches!(e, ApiError::Invalid(why) if why.contains("too similar") || why.contains("already"))
@@ -71,7 +77,12 @@ impl DiscoursePlatform {
 
     /// Starts a poll: a topic (`title`, `text`, `category`) or a reply in `topic_id`, holding
     /// `[poll]` with `options` (2 to 20), closing at `closes` (an RFC 3339 time) if given.
-    async fn start_poll(&self, proposal: i64, params: &Map<String, Value>) -> Result<Performed, PlatformError> {
+    async fn start_poll(
+        &self,
+        proposal: i64,
+        params: &Map<String, Value>,
+        retried: bool,
+    ) -> Result<Performed, PlatformError> {
         let options: Vec<String> = params
             .get("options")
             .and_then(Value::as_array)
@@ -85,15 +96,19 @@ impl DiscoursePlatform {
             return Err(PlatformError::Permanent(format!("{POLL} needs `options`: 2 to 20 of them")));
         }
         let mut head = String::from("[poll name=poll type=regular results=always public=true");
+        let mut closes_at = None;
         if let Some(closes) = params.get("closes").and_then(Value::as_str) {
             let at = chrono::DateTime::parse_from_rfc3339(closes).map_err(|_| {
                 PlatformError::Permanent(format!("{POLL}: closes is a time like 2026-12-24T18:00:00Z, not `{closes}`"))
             })?;
-            head.push_str(&format!(" close={}", at.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ")));
+            let at = at.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            head.push_str(&format!(" close={at}"));
+            closes_at = Some(at);
         }
         let text = params.get("text").and_then(Value::as_str).unwrap_or_default();
         let list: String = options.iter().map(|o| format!("* {o}\n")).collect();
-        let raw = format!("{text}\n\n{head}]\n{list}[/poll]\n\n(Polity proposal #{proposal})");
+        let mark = poll_mark(proposal);
+        let raw = format!("{text}\n\n{head}]\n{list}[/poll]\n\n{mark}");
         let mut body = json!({ "raw": raw });
         match id_param(params, "topic_id") {
             Some(topic) => body["topic_id"] = json!(topic),
@@ -104,17 +119,44 @@ impl DiscoursePlatform {
                 }
             }
         }
-        let made = self.api.call(Method::POST, "/posts.json", Some(&body)).await?;
+        // A start retried after its answer was lost may have made the poll: find it before
+        // making another (Discourse would refuse the repeat, or take it as a second poll).
+        let found = if retried { self.own_post_marked(&mark).await? } else { None };
+        let made = match found {
+            Some(made) => made,
+            None => self.api.call(Method::POST, "/posts.json", Some(&body)).await?,
+        };
         let post = made
             .get("id")
             .and_then(Value::as_u64)
             .ok_or_else(|| PlatformError::Permanent("Discourse's answer has no post id".into()))?;
         let topic = made.get("topic_id").and_then(Value::as_u64).unwrap_or(0);
         let mut outcome = json!({ "process": POLL, "status": "open", "post_id": post, "topic_id": topic, "voters": 0 });
+        if let Some(at) = closes_at {
+            // The host reads the poll again as it closes.
+            outcome["closes_at"] = json!(at);
+        }
         for option in &options {
             outcome[option.as_str()] = json!(0);
         }
         Ok(Performed { process: Some(outcome), ..Performed::default() })
+    }
+
+    /// The newest post of Polity's user holding `mark`, among the forum's latest posts
+    /// (`GET /posts.json`, which Discourse answers with their `raw`).
+    async fn own_post_marked(&self, mark: &str) -> Result<Option<Value>, PlatformError> {
+        let latest = self.api.call(Method::GET, "/posts.json", None).await?;
+        let me = self.api.username();
+        Ok(latest
+            .get("latest_posts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|p| {
+                p.get("username").and_then(Value::as_str).is_some_and(|u| u.eq_ignore_ascii_case(me))
+                    && p.get("raw").and_then(Value::as_str).is_some_and(|raw| raw.trim_end().ends_with(mark))
+            })
+            .cloned())
     }
 
     #[must_use]
@@ -250,7 +292,9 @@ impl Platform for DiscoursePlatform {
             let mut now = outcome.clone();
             for option in poll.get("options").and_then(Value::as_array).into_iter().flatten() {
                 let name = option.get("html").and_then(Value::as_str).unwrap_or_default();
-                if !name.is_empty() && !["process", "status", "post_id", "topic_id", "voters"].contains(&name) {
+                if !name.is_empty()
+                    && !["process", "status", "post_id", "topic_id", "voters", "closes_at"].contains(&name)
+                {
                     now[name] = json!(option.get("votes").and_then(Value::as_u64).unwrap_or(0));
                 }
             }
@@ -289,7 +333,7 @@ impl Platform for DiscoursePlatform {
                     ))
                 }
                 Effect::StartProcess { proposal, name, params } if name.as_str() == POLL => {
-                    self.start_poll(proposal.0, params).await
+                    self.start_poll(proposal.0, params, request.retried).await
                 }
                 Effect::StartProcess { name, .. } => {
                     Err(PlatformError::Permanent(format!("Discourse runs no process {name}")))

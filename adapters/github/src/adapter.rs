@@ -130,7 +130,8 @@ async fn start(config: GitHubConfig, how: Start) -> Result<Box<dyn Connection>, 
         .map_err(|_| AdapterError::Start("the host stopped listening while the connection started".into()))?;
     let platform =
         GitHubPlatform::new(&how.connection, api.clone(), Some(who), Duration::from_secs(config.reactions_secs));
-    let poller = Redeliveries::new(api, config.hook_id, Duration::from_secs(config.poll_secs));
+    let poller = Redeliveries::new(api, config.hook_id, Duration::from_secs(config.poll_secs))
+        .with_members(how.events.clone(), config.repo.clone());
     // What GitHub failed to deliver while Polity was away, asked for again now.
     poller.check_now();
     Ok(Box::new(GitHubConnection { platform, repo: config.repo, poller }))
@@ -138,7 +139,7 @@ async fn start(config: GitHubConfig, how: Start) -> Result<Box<dyn Connection>, 
 
 /// The repository's collaborators, its members (as far as the credentials may list them:
 /// none, logged, when they may not).
-async fn collaborators(api: &Api) -> Vec<(AccountRef, String)> {
+pub(crate) async fn collaborators(api: &Api) -> Vec<(AccountRef, String)> {
     let mut members = Vec::new();
     let mut next = Some(api.repo_path("/collaborators?per_page=100"));
     for _ in 0..100 {

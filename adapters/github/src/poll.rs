@@ -4,17 +4,21 @@
 //! and asks for another attempt (`POST .../deliveries/{id}/attempts`) of each event (by its
 //! GUID) none of whose attempts got a 2xx, up to [`MAX_ATTEMPTS`] attempts an event. What
 //! arrives is deduplicated by its GUID like any delivery, so asking twice changes nothing.
+//!
+//! The repository's collaborators are listed again as often ([`COLLABORATORS`]): someone
+//! added since the connection started becomes a member of the community that governs it.
 
 use crate::api::{Api, ApiError};
 use polity_governance::platform::{BoxFuture, PlatformError};
-use polity_port::{PollSpec, Polled, Poller};
+use polity_port::{Incoming, PollSpec, Polled, Poller};
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The poll's name.
+/// The polls' names.
 pub const REDELIVERIES: &str = "redeliveries";
+pub const COLLABORATORS: &str = "collaborators";
 
 /// The most attempts of one event Polity lets there be before it stops asking.
 pub const MAX_ATTEMPTS: usize = 5;
@@ -25,11 +29,35 @@ pub struct Redeliveries {
     api: Api,
     hook_id: Option<u64>,
     every: Duration,
+    /// Where newly listed collaborators go: the host's channel, and the repository.
+    members: Option<(tokio::sync::mpsc::Sender<Incoming>, String)>,
 }
 
 impl Redeliveries {
     pub fn new(api: Api, hook_id: Option<u64>, every: Duration) -> Self {
-        Self { api, hook_id, every }
+        Self { api, hook_id, every, members: None }
+    }
+
+    /// Lists the repository's collaborators every interval too, for the host on `events`.
+    #[must_use]
+    pub fn with_members(mut self, events: tokio::sync::mpsc::Sender<Incoming>, repo: String) -> Self {
+        self.members = Some((events, repo));
+        self
+    }
+
+    /// Hands the repository's collaborators to the host (who is a member already stays one).
+    async fn list_members(&self) -> Result<Polled, PlatformError> {
+        let Some((events, repo)) = &self.members else {
+            return Ok(Polled::default());
+        };
+        let members = crate::adapter::collaborators(&self.api).await;
+        if !members.is_empty() {
+            events
+                .send(Incoming::Members { space: repo.clone(), members })
+                .await
+                .map_err(|_| PlatformError::Permanent("the host stopped listening".into()))?;
+        }
+        Ok(Polled::default())
     }
 
     /// Where the deliveries are listed, and whether it is the App's hook.
@@ -99,17 +127,25 @@ impl Redeliveries {
 
 impl Poller for Redeliveries {
     fn polls(&self) -> Vec<PollSpec> {
-        if self.base().is_some() { vec![PollSpec { name: REDELIVERIES, every: self.every }] } else { Vec::new() }
+        let mut polls = Vec::new();
+        if self.base().is_some() {
+            polls.push(PollSpec { name: REDELIVERIES, every: self.every });
+        }
+        if self.members.is_some() {
+            polls.push(PollSpec { name: COLLABORATORS, every: self.every });
+        }
+        polls
     }
 
     fn poll(&self, name: &str, _cursor: Option<String>) -> BoxFuture<'static, Result<Polled, PlatformError>> {
         let this = self.clone();
         let name = name.to_string();
         Box::pin(async move {
-            if name != REDELIVERIES {
-                return Err(PlatformError::Permanent(format!("GitHub has no poll {name}")));
+            match name.as_str() {
+                REDELIVERIES => this.run().await,
+                COLLABORATORS => this.list_members().await,
+                _ => Err(PlatformError::Permanent(format!("GitHub has no poll {name}"))),
             }
-            this.run().await
         })
     }
 }

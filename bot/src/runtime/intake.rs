@@ -198,6 +198,9 @@ impl Runtime {
             tracing::debug!(source, dedup_key, "duplicate input dropped");
             return Ok(Handled::Duplicate);
         }
+        if let Inbound::Action { action } = &input {
+            self.read_hinted_process(community, action, now);
+        }
         let payload = serde_json::to_value(&input)?;
         let reacted = match &input {
             Inbound::Reaction { message, .. } => Some(message.clone()),

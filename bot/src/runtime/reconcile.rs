@@ -40,6 +40,37 @@ impl Runtime {
         self.process_reads.insert((community, proposal), at);
     }
 
+    /// An event naming a running decision process (its data's `process_hint` equal to the
+    /// process's `hint`, on the platform that runs it: a Loomio poll closed, a Discourse poll's
+    /// post edited) has it read now. The event is only a hint: what decides is what the
+    /// platform's API answers when the process is read.
+    pub(super) fn read_hinted_process(&mut self, community: CommunityId, action: &Action, now: DateTime<Utc>) {
+        let Some(hint) = action.data.get("process_hint").and_then(serde_json::Value::as_str) else { return };
+        let Some(engine) = self.engines.get(&community) else { return };
+        let platform = action.kind.platform();
+        let hinted: Vec<ProposalId> = engine
+            .proposals()
+            .filter(|p| p.state.is_open())
+            .filter(|p| {
+                p.process.as_ref().is_some_and(|pr| {
+                    pr.status != "closed"
+                        && pr.outcome.get("hint").and_then(serde_json::Value::as_str) == Some(hint)
+                        && pr
+                            .outcome
+                            .get("process")
+                            .and_then(serde_json::Value::as_str)
+                            .and_then(|name| name.split_once('.'))
+                            .is_some_and(|(kind, _)| kind == platform)
+                })
+            })
+            .map(|p| p.id)
+            .collect();
+        for proposal in hinted {
+            tracing::debug!(%proposal, "an event hints that a decision process changed");
+            self.process_reads.insert((community, proposal), now);
+        }
+    }
+
     /// When the next decision process is read.
     pub(super) fn next_process_read(&self) -> Option<DateTime<Utc>> {
         self.process_reads.values().min().copied()
@@ -64,7 +95,7 @@ impl Runtime {
             let kind = name.split_once('.').map_or(name.as_str(), |(k, _)| k);
             let Some(platform) = self.platform_named(community, kind) else { continue };
             let every = platform.capabilities().process_polled.unwrap_or(Duration::from_secs(60));
-            let next = now + TimeDelta::from_std(every).unwrap_or(TimeDelta::minutes(1));
+            let next = next_process_read(&process.outcome, now, every);
             match platform.read_process(&process.outcome).await {
                 Ok((status, outcome)) => {
                     let closed = status == "closed";
@@ -216,5 +247,40 @@ impl Reconciles {
     pub(super) fn next_key(&mut self, now: DateTime<Utc>) -> String {
         self.seq += 1;
         format!("{}:{}", now.timestamp_millis(), self.seq)
+    }
+}
+
+/// When a running process is read next: after its platform's interval, or at its closing
+/// time (`closes_at` in its outcome, RFC 3339) if that comes first, so its result is read as
+/// soon as it is final.
+fn next_process_read(outcome: &serde_json::Value, now: DateTime<Utc>, every: Duration) -> DateTime<Utc> {
+    let next = now + TimeDelta::from_std(every).unwrap_or(TimeDelta::minutes(1));
+    let closes = outcome
+        .get("closes_at")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| at.with_timezone(&Utc) + TimeDelta::seconds(1));
+    match closes {
+        Some(at) if at > now && at < next => at,
+        _ => next,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_read_at_its_close_when_that_comes_before_its_interval() {
+        let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z").unwrap().with_timezone(&Utc);
+        let every = Duration::from_secs(300);
+        let closing = serde_json::json!({ "closes_at": "2026-12-03T10:02:00.000Z" });
+        assert_eq!(next_process_read(&closing, now, every), now + TimeDelta::seconds(121));
+        let later = serde_json::json!({ "closes_at": "2026-12-03T11:00:00Z" });
+        assert_eq!(next_process_read(&later, now, every), now + TimeDelta::seconds(300));
+        let closed = serde_json::json!({ "closes_at": "2026-12-03T09:00:00Z" });
+        assert_eq!(next_process_read(&closed, now, every), now + TimeDelta::seconds(300));
+        let unreadable = serde_json::json!({ "closes_at": "soon" });
+        assert_eq!(next_process_read(&unreadable, now, every), now + TimeDelta::seconds(300));
     }
 }
