@@ -252,3 +252,48 @@ pub trait Connection: Send {
     /// Closes the connection.
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
+
+/// Checks that `url` (named `what` in the error) is an https address, or a plain http one to
+/// this machine (a test server, a proxy beside Polity), so that a token or key sent there
+/// never crosses a network in the clear. The host is compared whole: `http://127.0.0.1.example.org`
+/// is not this machine.
+///
+/// # Errors
+/// [`AdapterError::Config`] saying what is wrong with it.
+pub fn check_secure_url(what: &str, url: &str) -> Result<(), AdapterError> {
+    let parsed = url::Url::parse(url).map_err(|e| AdapterError::Config(format!("{what} `{url}` is not a URL: {e}")))?;
+    let local = matches!(parsed.host(), Some(url::Host::Domain("localhost")))
+        || matches!(parsed.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(()),
+        "http" if local => Ok(()),
+        _ => Err(AdapterError::Config(format!("{what} `{url}` must be https (plain http only to this machine)"))),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::check_secure_url;
+
+    #[test]
+    fn only_https_or_this_machine_is_a_secure_url() {
+        for good in
+            ["https://forum.example.org", "http://127.0.0.1:8080/api", "http://localhost:3000", "http://[::1]:9/"]
+        {
+            assert!(check_secure_url("url", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://forum.example.org",
+            "http://127.0.0.1.example.org/",
+            "http://localhost.example.org",
+            "http://localhost@evil.example.org/",
+            "ftp://127.0.0.1/",
+            "forum.example.org",
+            "",
+        ] {
+            let e = check_secure_url("url", bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{bad}`")), "{e}");
+        }
+    }
+}

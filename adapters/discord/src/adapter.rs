@@ -90,12 +90,7 @@ impl DiscordConfig {
         if read.token.trim().is_empty() {
             return Err(AdapterError::Config("[platforms.discord]: the token is empty".into()));
         }
-        if !(read.base_url.starts_with("http://") || read.base_url.starts_with("https://")) {
-            return Err(AdapterError::Config(format!(
-                "[platforms.discord]: base_url `{}` is not an http(s) URL",
-                read.base_url
-            )));
-        }
+        polity_port::check_secure_url("[platforms.discord]: base_url", &read.base_url)?;
         if read.answer_within_ms >= 3000 {
             return Err(AdapterError::Config(
                 "[platforms.discord]: answer_within_ms must be under 3000 (Discord's deadline for the first answer)"

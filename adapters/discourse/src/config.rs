@@ -86,13 +86,7 @@ impl DiscourseConfig {
         let mut read: Self = serde_json::from_value(config.clone())
             .map_err(|e| AdapterError::Config(format!("[platforms.discourse]: {e}")))?;
         read.url = instance_of(&read.url);
-        let local = read.url.starts_with("http://127.0.0.1") || read.url.starts_with("http://localhost");
-        if !(read.url.starts_with("https://") || local) || read.url.len() < 10 {
-            return Err(AdapterError::Config(format!(
-                "a Discourse connection's url must be the forum's https address, not `{}`",
-                read.url
-            )));
-        }
+        polity_port::check_secure_url("a Discourse connection's url (the forum's address)", &read.url)?;
         if read.api_key.trim().is_empty() {
             return Err(AdapterError::Config("a Discourse connection needs an API key".into()));
         }

@@ -145,13 +145,7 @@ impl GitHubConfig {
                 ));
             }
         }
-        let local = read.api_url.starts_with("http://127.0.0.1") || read.api_url.starts_with("http://localhost");
-        if !(read.api_url.starts_with("https://") || local) {
-            return Err(AdapterError::Config(format!(
-                "[platforms.github]: api_url `{}` must be https (plain http only to this machine)",
-                read.api_url
-            )));
-        }
+        polity_port::check_secure_url("[platforms.github]: api_url", &read.api_url)?;
         if read.timeout_ms == 0 {
             return Err(AdapterError::Config("[platforms.github]: timeout_ms must be over 0".into()));
         }

@@ -104,12 +104,7 @@ impl OpenCollectiveConfig {
         if read.token.trim().is_empty() {
             return Err(AdapterError::Config("[platforms.opencollective]: the token is empty".into()));
         }
-        if !(read.api.starts_with("http://") || read.api.starts_with("https://")) {
-            return Err(AdapterError::Config(format!(
-                "[platforms.opencollective]: api `{}` is not an http(s) URL",
-                read.api
-            )));
-        }
+        polity_port::check_secure_url("[platforms.opencollective]: api", &read.api)?;
         if read.timeout_ms == 0 {
             return Err(AdapterError::Config("[platforms.opencollective]: timeout_ms must be over 0".into()));
         }

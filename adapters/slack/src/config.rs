@@ -155,7 +155,7 @@ impl SlackConfig {
             [("redirect_url", read.redirect_url.as_deref()), ("authorize_url", Some(read.authorize_url.as_str()))]
         {
             if let Some(url) = url {
-                check_page_url(key, url)?;
+                polity_port::check_secure_url(&format!("[platforms.slack]: {key}"), url)?;
             }
         }
         // Another kind of Slack token is a mistake; anything else (a placeholder, a proxy's
@@ -185,7 +185,7 @@ impl SlackConfig {
         if read.signing_secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(AdapterError::Config("[platforms.slack]: signing_secret is empty".into()));
         }
-        check_url(&read.api_url)?;
+        polity_port::check_secure_url("[platforms.slack]: api_url", &read.api_url)?;
         if read.timeout_ms == 0 {
             return Err(AdapterError::Config("[platforms.slack]: timeout_ms must be more than 0".into()));
         }
@@ -241,36 +241,6 @@ impl SlackConfig {
         }
         Self::read(&config)?;
         Ok(config)
-    }
-}
-
-/// Whether `url` is an https URL, or an http one to this machine (a test server, a proxy
-/// beside Polity): a token never travels in the clear over a network.
-fn check_url(url: &str) -> Result<(), AdapterError> {
-    let parsed = url::Url::parse(url)
-        .map_err(|e| AdapterError::Config(format!("[platforms.slack]: api_url `{url}` is not a URL: {e}")))?;
-    let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"));
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if local => Ok(()),
-        _ => Err(AdapterError::Config(format!(
-            "[platforms.slack]: api_url `{url}` must be https (plain http only to this machine)"
-        ))),
-    }
-}
-
-/// Whether `url` is a web page's address a browser may be sent to (https, or http to this
-/// machine).
-fn check_page_url(key: &str, url: &str) -> Result<(), AdapterError> {
-    let parsed = url::Url::parse(url)
-        .map_err(|e| AdapterError::Config(format!("[platforms.slack]: {key} `{url}` is not a URL: {e}")))?;
-    let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"));
-    if parsed.scheme() == "https" || (parsed.scheme() == "http" && local) {
-        Ok(())
-    } else {
-        Err(AdapterError::Config(format!(
-            "[platforms.slack]: {key} `{url}` must be https (plain http only to this machine)"
-        )))
     }
 }
 
