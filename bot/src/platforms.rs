@@ -15,6 +15,7 @@ pub fn adapters() -> Vec<Arc<dyn Adapter>> {
         Arc::new(polity_slack::SlackAdapter),
         Arc::new(polity_github::GitHubAdapter),
         Arc::new(polity_discourse::DiscourseAdapter),
+        Arc::new(polity_loomio::LoomioAdapter),
     ]
 }
 

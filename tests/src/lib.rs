@@ -15,6 +15,8 @@
 //! - [`github`]: a stateful fake of GitHub's REST API (issues, pull requests, comments and
 //!   their reactions, labels, merges, a webhook's deliveries), with the signed webhook
 //!   deliveries GitHub would send.
+//! - [`loomio`]: a stateful fake of a Loomio instance's API (groups, their members, polls and
+//!   their votes, discussions), with the unsigned webhook texts Loomio would send.
 //! - [`db`]: a database of a test's own, SQLite or (when `POLITY_TEST_DATABASE_URL` is set)
 //!   PostgreSQL, dropped when the test ends.
 //! - [`sourcecred`]: a fake SourceCred instance's site serving `output/accounts.json` (with
@@ -24,6 +26,7 @@ pub mod db;
 pub mod discord;
 pub mod discourse;
 pub mod github;
+pub mod loomio;
 pub mod opencollective;
 pub mod slack;
 pub mod sourcecred;

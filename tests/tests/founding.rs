@@ -666,3 +666,123 @@ async fn a_discourse_poll_decides_a_proposal_made_on_discord() {
     let polls = forum.with(|s| s.posts.iter().filter(|p| p.poll.is_some()).count());
     assert_eq!(polls, 1, "the retried start made no second poll");
 }
+
+/// The community connects its Loomio group with the API key of the user Polity acts as,
+/// typed into a form; the webhook's address (with its token) as the reply gives it. Its
+/// polls are read every hour: sooner only when a webhook names them.
+async fn connect_loomio(fake: &FakeDiscord, loomio: &polity_tests::loomio::FakeLoomio, polity: &mut Polity) -> String {
+    use polity_tests::loomio::{API_KEY, GROUP};
+    let settings = format!("url={} group_id={GROUP} poll_secs=3600", loomio.url());
+    let id = fake.slash(
+        ALICE,
+        GUILD,
+        GENERAL,
+        &["integration", "add"],
+        vec![("platform", json!("loomio")), ("name", json!("loomio")), ("settings", json!(settings))],
+    );
+    let form = within("the key's form", fake.response(&id)).await;
+    let custom_id = form.data["custom_id"].as_str().unwrap().to_string();
+    let submitted = fake.submit_form(ALICE, GUILD, GENERAL, &custom_id, "secret", API_KEY);
+    let answer = within("the answer to the form", fake.response(&submitted)).await;
+    let text = answer.data["content"].as_str().unwrap().to_string();
+    assert!(text.starts_with("loomio (loomio) is connected."), "{text}");
+    assert!(!text.contains(API_KEY));
+    let url = text.lines().last().unwrap().to_string();
+    assert!(url.contains("/hooks/loomio/") && url.contains("?token="), "{text}");
+    loomio.set_hook(&url);
+    polity.governs(&polity_loomio::space_of(&loomio.url(), GROUP)).await;
+    url
+}
+
+const LOOMIO_POLICY: &str = r#"name = "loomio-decides"
+kind = "platform"
+actions = ["polity.propose"]
+notify = 'polity.start_process("loomio.poll", #{ title: "Decide: " + action.text, details: action.text, days: 3 })'
+check = """
+if proposal.process == () || proposal.process.status != "closed" { return (); }
+if proposal.process.outcome.agree > proposal.process.outcome.disagree { "passed" } else { "failed" }
+"""
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loomio_poll_started_by_a_policy_decides_a_proposal_and_a_webhook_that_lies_is_not_believed() {
+    use polity_tests::loomio::{ERIN, FRANK, FakeLoomio, GROUP, POLITY_USER};
+    let fake = discord().await;
+    let loomio = FakeLoomio::start().await;
+    let db = TestDb::sqlite("founding_loomio_poll");
+    let key = SecretKey::generate();
+    let mut polity = Polity::start(&fake, db.url(), &key).await;
+    let hook = connect_loomio(&fake, &loomio, &mut polity).await;
+    for (words, options) in [
+        (
+            &["permission", "grant"][..],
+            vec![("role", json!("everyone")), ("permission", json!("propose")), ("actions", json!("*"))],
+        ),
+        (&["policy", "install"][..], vec![("name", json!("loomio-decides")), ("toml", json!(LOOMIO_POLICY))]),
+    ] {
+        let said = said(&fake, ALICE, words, options).await;
+        assert!(!said.contains("not") && !said.contains("No "), "{words:?}: {said}");
+    }
+    // Bob proposes on Discord: the group's poll decides it. The first start's answer is
+    // lost; the retry finds the poll it made.
+    loomio.lose_next("POST", "/api/b2/polls");
+    let opened = said(&fake, BOB, &["propose"], vec![("text", json!("Move the meetup to Thursdays"))]).await;
+    assert!(opened.starts_with("Proposal #1 is open"), "{opened}");
+    let poll = within("the poll made", loomio.poll_with("Move the meetup to Thursdays")).await;
+    let made = loomio.poll(&poll);
+    assert_eq!((made.group_id, made.author_id, made.poll_type.as_str()), (GROUP, POLITY_USER, "proposal"));
+    assert!(made.closing_at.is_some(), "a poll without a closing time takes no votes");
+    let looked = |s: &polity_tests::loomio::State| {
+        s.requests
+            .iter()
+            .any(|(m, p, q, _)| m == "GET" && p == "/api/b2/polls" && q.contains("status=active"))
+            .then_some(())
+    };
+    within("the retried start looking for its poll", loomio.until(looked)).await;
+    loomio.vote(ERIN, &poll, "agree");
+    loomio.vote(FRANK, &poll, "disagree");
+    loomio.vote(FRANK, &poll, "agree");
+
+    // A delivery that says the poll closed, while Loomio shows it open, decides nothing.
+    let reads = |s: &polity_tests::loomio::State| {
+        s.requests.iter().filter(|(m, p, _, _)| m == "GET" && p == &format!("/api/b2/polls/{}", made.id)).count()
+    };
+    let lie = format!("Polity closed [the poll]({}): agree 0, disagree 9", loomio.poll_url(&poll));
+    assert_eq!(loomio.deliver(&lie).await, 200);
+    let before = loomio.with(reads);
+    within("the poll read again", loomio.until(|s| (reads(s) > before).then_some(()))).await;
+    let store = Store::connect(db.url()).await.unwrap();
+    let community = store.communities().await.unwrap()[0].0;
+    let p = store.proposal(community, polity_governance::ProposalId(1)).await.unwrap().unwrap();
+    assert_eq!(p.state, ProposalState::Proposed, "the webhook's word is not taken");
+    // A delivery that names another group's poll, or nothing Loomio knows, records nothing.
+    assert_eq!(loomio.deliver(&format!("see {}", loomio.poll_url("Nope1234"))).await, 202);
+    assert_eq!(loomio.deliver("a new discussion started").await, 202);
+    // A delivery with a forged token is refused.
+    let (address, _) = hook.split_once("?token=").unwrap();
+    let forged = reqwest::Client::new()
+        .post(format!("{address}?token=0000000000000000"))
+        .json(&json!({ "text": format!("closed {}", loomio.poll_url(&poll)) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+
+    // Loomio closes the poll: its webhook has it read at once, and it decides.
+    loomio.close(&poll);
+    assert_eq!(loomio.deliver(&format!("The poll [Decide]({}) has closed", loomio.poll_url(&poll))).await, 200);
+    let rt = loop {
+        let p = store.proposal(community, polity_governance::ProposalId(1)).await.unwrap().unwrap();
+        if p.state != ProposalState::Proposed {
+            assert_eq!(p.state, ProposalState::Passed);
+            let process = p.process.unwrap();
+            assert_eq!(process.status, "closed");
+            assert_eq!((process.outcome["agree"].as_u64(), process.outcome["disagree"].as_u64()), (Some(2), Some(0)));
+            assert_eq!(process.outcome["key"].as_str(), Some(poll.as_str()));
+            break polity.stop().await;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    assert_eq!(loomio.with(|s| s.polls.len()), 1, "the retried start made no second poll");
+}

@@ -60,9 +60,10 @@ fn text_param(params: &Map<String, Value>, key: &str, call: &str) -> Result<Stri
         .ok_or_else(|| PlatformError::Permanent(format!("{call} needs `{key}`")))
 }
 
-/// The last line of a poll Polity starts for `proposal`: how a retried start finds it.
-fn poll_mark(proposal: i64) -> String {
-    format!("(Polity proposal #{proposal})")
+/// The last line of a poll Polity starts for `proposal` by the effect keyed `key` (unique
+/// even where two communities share a forum): how a retried start finds it.
+fn poll_mark(proposal: i64, key: i64) -> String {
+    format!("(Polity proposal #{proposal}, {key})")
 }
 
 /// Whether Discourse refused a post as a repeat of one just made.
@@ -81,6 +82,7 @@ impl DiscoursePlatform {
         &self,
         proposal: i64,
         params: &Map<String, Value>,
+        key: i64,
         retried: bool,
     ) -> Result<Performed, PlatformError> {
         let options: Vec<String> = params
@@ -107,7 +109,7 @@ impl DiscoursePlatform {
         }
         let text = params.get("text").and_then(Value::as_str).unwrap_or_default();
         let list: String = options.iter().map(|o| format!("* {o}\n")).collect();
-        let mark = poll_mark(proposal);
+        let mark = poll_mark(proposal, key);
         let raw = format!("{text}\n\n{head}]\n{list}[/poll]\n\n{mark}");
         let mut body = json!({ "raw": raw });
         match id_param(params, "topic_id") {
@@ -333,7 +335,7 @@ impl Platform for DiscoursePlatform {
                     ))
                 }
                 Effect::StartProcess { proposal, name, params } if name.as_str() == POLL => {
-                    self.start_poll(proposal.0, params, request.retried).await
+                    self.start_poll(proposal.0, params, request.key, request.retried).await
                 }
                 Effect::StartProcess { name, .. } => {
                     Err(PlatformError::Permanent(format!("Discourse runs no process {name}")))
