@@ -16,6 +16,7 @@ pub fn adapters() -> Vec<Arc<dyn Adapter>> {
         Arc::new(polity_github::GitHubAdapter),
         Arc::new(polity_discourse::DiscourseAdapter),
         Arc::new(polity_loomio::LoomioAdapter),
+        Arc::new(polity_reddit::RedditAdapter),
     ]
 }
 

@@ -1935,7 +1935,7 @@ async fn integration_mistakes_change_nothing() {
     env.mistake(
         "admin",
         "/integration add myspace mine",
-        "Polity does not connect to `myspace`: choose discord, opencollective, discourse, loomio, slack, github, sourcecred.",
+        "Polity does not connect to `myspace`: choose discord, opencollective, discourse, loomio, reddit, slack, github, sourcecred.",
     )
     .await;
     for name in ["Main", "my.bot", "a-name-that-is-far-too-long-for-polity"] {
