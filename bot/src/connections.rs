@@ -448,8 +448,9 @@ impl Supervisor {
         }
         if let Some(poller) = connection.poller() {
             for poll in poller.polls() {
-                // At most once a minute, at least once a week.
-                let every = poll.every.clamp(Duration::from_secs(60), Duration::from_secs(7 * 24 * 3600));
+                // At most once a second, at least once a week: each adapter bounds its own
+                // interval further (its configuration's minimum, its platform's rate limit).
+                let every = poll.every.clamp(Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600));
                 let every = chrono::TimeDelta::from_std(every).unwrap_or(chrono::TimeDelta::days(7));
                 // A new poll runs at once; a known one keeps its time and its cursor.
                 let first = DateTime::<Utc>::UNIX_EPOCH;

@@ -17,6 +17,8 @@
 //!   deliveries GitHub would send.
 //! - [`loomio`]: a stateful fake of a Loomio instance's API (groups, their members, polls and
 //!   their votes, discussions), with the unsigned webhook texts Loomio would send.
+//! - [`reddit`]: a stateful fake of Reddit's OAuth token endpoint and API for one subreddit
+//!   (listings, comments, moderation, messages, access tokens that expire, its rate limit).
 //! - [`db`]: a database of a test's own, SQLite or (when `POLITY_TEST_DATABASE_URL` is set)
 //!   PostgreSQL, dropped when the test ends.
 //! - [`sourcecred`]: a fake SourceCred instance's site serving `output/accounts.json` (with
@@ -28,5 +30,6 @@ pub mod discourse;
 pub mod github;
 pub mod loomio;
 pub mod opencollective;
+pub mod reddit;
 pub mod slack;
 pub mod sourcecred;

@@ -39,6 +39,16 @@ pub static SPEC: PlatformSpec = PlatformSpec {
             help: "how often, in seconds, new posts, comments, the moderation queue and open votes are read (60 by default)",
             names_space: false,
         },
+        Setting {
+            name: "auth_url",
+            help: "where access tokens come from (https://www.reddit.com by default; for a proxy or a test server)",
+            names_space: false,
+        },
+        Setting {
+            name: "api_url",
+            help: "where Reddit's OAuth API is (https://oauth.reddit.com by default; for a proxy or a test server)",
+            names_space: false,
+        },
     ],
     env: &[],
 };

@@ -279,7 +279,15 @@ impl Platform for RedditPlatform {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { reactions_polled: Some(self.every), ..Capabilities::default() }
+        // Replies stand for reactions: read back, never removed by Polity.
+        Capabilities {
+            reactions: true,
+            edits: true,
+            read_reactions: true,
+            remove_others_reactions: false,
+            reactions_polled: Some(self.every),
+            ..Capabilities::default()
+        }
     }
 
     fn read_reactions<'a>(
