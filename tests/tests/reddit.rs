@@ -312,8 +312,9 @@ async fn a_new_post_is_removed_voted_on_by_replies_and_approved_and_a_restart_mi
     let good_vote = within("the vote under the first post", reddit.bot_comment(&good, "Reply `+1`")).await;
     let bad_vote = within("the vote under the second post", reddit.bot_comment(&bad, "Reply `+1`")).await;
     for post in [&good, &bad] {
-        let t = reddit.thing(post);
-        assert!(t.removed && !t.spam, "held while voted on, and not as spam");
+        // Removing and commenting are separate lanes: either may come first.
+        within("the post held", reddit.until(|s| s.thing(post).is_some_and(|t| t.removed).then_some(()))).await;
+        assert!(!reddit.thing(post).spam, "held while voted on, and not as spam");
     }
     // The access token expires meanwhile: a new one is fetched.
     reddit.expire_tokens();
@@ -343,12 +344,71 @@ async fn a_new_post_is_removed_voted_on_by_replies_and_approved_and_a_restart_mi
     assert_eq!(states, [ProposalState::Passed, ProposalState::Failed]);
     drop(rt);
 
-    // Another restart: nothing is taken again.
+    // Another restart: nothing is taken again. The community's Loomio group decides a
+    // proposal meanwhile, while Reddit holds every call of the connection for ten minutes.
+    let loomio = polity_tests::loomio::FakeLoomio::start().await;
+    {
+        let store = Store::connect(db.url()).await.unwrap().with_secret_key(Some(&key));
+        let mut rt = Runtime::open(store).await.unwrap();
+        let add = format!(
+            "/integration add loomio lm group_id={} url={} poll_secs=1",
+            polity_tests::loomio::GROUP,
+            loomio.url()
+        );
+        let connected = on_console(&mut rt, c, &add, Some(polity_tests::loomio::API_KEY)).await;
+        assert!(connected.starts_with("lm (loomio) is connected."), "{connected}");
+        for line in [
+            "/permission grant everyone propose *".to_string(),
+            format!("/policy install decide {}", LOOMIO_DECIDES.replace('\n', "\\n")),
+            "/propose Move the meetup to Thursdays".to_string(),
+        ] {
+            let said = on_console(&mut rt, c, &line, None).await;
+            assert!(!said.contains("not") && !said.contains("No "), "{line}: {said}");
+        }
+    }
+    reddit.fail_next("GET", "/r/tidepool/new", 600);
     let polity = Polity::start(db.url(), &key).await;
+    let held = |s: &polity_tests::reddit::State| {
+        s.requests.iter().filter(|(m, p, _)| m == "GET" && p == "/r/tidepool/new").count()
+    };
+    let before = reddit.with(held);
+    within("Reddit's 429", reddit.until(|s| (held(s) > before).then_some(()))).await;
     let seen = reddit.with(|s| s.requests.len());
-    within("polls after the restart", reddit.until(|s| (s.requests.len() > seen + 6).then_some(()))).await;
+    let poll = within("the Loomio poll", loomio.poll_with("Move the meetup to Thursdays")).await;
+    loomio.vote(polity_tests::loomio::ERIN, &poll, "agree");
+    loomio.close(&poll);
+    let store = Store::connect(db.url()).await.unwrap();
+    within("the Loomio poll to decide", async {
+        loop {
+            let open = store.load_proposals(c, false).await.unwrap();
+            if open.iter().any(|p| p.action.kind.as_str() == "polity.propose" && p.state == ProposalState::Passed) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(reddit.with(|s| s.requests.len()), seen, "Reddit's calls held while Loomio's went on");
     let rt = polity.stop().await;
-    assert_eq!(rt.store().load_proposals(c, false).await.unwrap().len(), 2, "no post taken twice");
+    let reddit_proposals = rt
+        .store()
+        .load_proposals(c, false)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|p| p.action.kind.as_str() == "reddit.post_submitted")
+        .count();
+    assert_eq!(reddit_proposals, 2, "no post taken twice");
     assert_eq!(reddit.calls("POST", "/api/approve").len(), 2, "approved once (after one 429)");
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
 }
+
+const LOOMIO_DECIDES: &str = r#"name = "decide"
+kind = "platform"
+actions = ["polity.propose"]
+notify = 'polity.start_process("loomio.poll", #{ title: "Decide: " + action.text, details: action.text, days: 3 })'
+check = """
+if proposal.process == () || proposal.process.status != "closed" { return (); }
+if proposal.process.outcome.agree > proposal.process.outcome.disagree { "passed" } else { "failed" }
+"""
+"#;
