@@ -461,6 +461,17 @@ impl Proposal {
         if let Some(t) = tally.and_then(|t| self.tally_line(t)) {
             parts.push(format!("tally: {t}"));
         }
+        // A platform's decision process runs beside the vote: where it is.
+        if let Some(url) = self
+            .process
+            .as_ref()
+            .and_then(|p| p.outcome.get("url"))
+            .and_then(Value::as_str)
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        {
+            let what = self.process.as_ref().and_then(|p| p.outcome.get("process")).and_then(Value::as_str);
+            parts.push(format!("{}: {url}", what.unwrap_or("decided on")));
+        }
         parts.extend(v.notes.iter().map(|n| n.text.clone()));
         if !self.state.is_open() {
             let mut outcome = self.state.to_string().to_uppercase();

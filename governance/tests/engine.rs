@@ -577,6 +577,48 @@ if proposal.process.outcome.agree > proposal.process.outcome.disagree { "passed"
 }
 
 #[test]
+fn a_vote_message_links_the_process_that_runs_beside_it() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.engine.community.grant_permission("everyone", Permission::Propose, ActionPattern::any()).unwrap();
+    w.install(
+        r#"
+name = "Loomio and chat"
+kind = "platform"
+notify = 'polity.start_process("loomio.poll", #{title: action.text})'
+
+[vote]
+pass = "majority"
+"#,
+    );
+    w.push(Inbound::Action { action: proposal_action("alice", "Adopt the code of conduct") }).unwrap();
+    let id = ProposalId(1);
+    let s = w
+        .push(Inbound::ProcessUpdate {
+            proposal: id,
+            status: "open".into(),
+            outcome: json!({"process": "loomio.poll", "url": "https://www.loomio.com/p/Ab12Cd34", "agree": 0}),
+        })
+        .unwrap();
+    assert!(
+        has(
+            &s,
+            |e| matches!(e, Effect::EditVote { text, .. } if text.contains("loomio.poll: https://www.loomio.com/p/Ab12Cd34"))
+        ),
+        "{:?}",
+        s.effects
+    );
+    // Only a web address is shown.
+    let s = w
+        .push(Inbound::ProcessUpdate {
+            proposal: id,
+            status: "open".into(),
+            outcome: json!({"process": "loomio.poll", "url": "javascript:alert(1)"}),
+        })
+        .unwrap();
+    assert!(has(&s, |e| matches!(e, Effect::EditVote { text, .. } if !text.contains("javascript"))));
+}
+
+#[test]
 fn typed_votes_and_their_mistakes() {
     let mut w = World::new(&["alice", "bob", "carol"]);
     w.install(MAJORITY);

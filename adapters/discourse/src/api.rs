@@ -96,6 +96,11 @@ impl Api {
         })))
     }
 
+    /// The forum's address.
+    pub fn base(&self) -> &str {
+        &self.0.base
+    }
+
     /// The user Polity acts as.
     pub fn username(&self) -> &str {
         &self.0.username

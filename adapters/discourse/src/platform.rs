@@ -34,6 +34,9 @@ pub const LOCK: &str = "discourse.lock";
 /// The process a policy starts with `polity.start_process("discourse.poll", #{...})`.
 pub const POLL: &str = "discourse.poll";
 
+/// The keys of a poll's outcome that are not options.
+const OUTCOME_KEYS: &[&str] = &["process", "status", "post_id", "topic_id", "voters", "closes_at", "url"];
+
 /// One forum's platform for a community.
 #[derive(Clone, Debug)]
 pub struct DiscoursePlatform {
@@ -97,6 +100,9 @@ impl DiscoursePlatform {
         if !(2..=20).contains(&options.len()) {
             return Err(PlatformError::Permanent(format!("{POLL} needs `options`: 2 to 20 of them")));
         }
+        if let Some(taken) = options.iter().find(|o| OUTCOME_KEYS.contains(&o.trim())) {
+            return Err(PlatformError::Permanent(format!("{POLL}: `{taken}` cannot be an option's name")));
+        }
         let mut head = String::from("[poll name=poll type=regular results=always public=true");
         let mut closes_at = None;
         if let Some(closes) = params.get("closes").and_then(Value::as_str) {
@@ -134,6 +140,9 @@ impl DiscoursePlatform {
             .ok_or_else(|| PlatformError::Permanent("Discourse's answer has no post id".into()))?;
         let topic = made.get("topic_id").and_then(Value::as_u64).unwrap_or(0);
         let mut outcome = json!({ "process": POLL, "status": "open", "post_id": post, "topic_id": topic, "voters": 0 });
+        if topic > 0 {
+            outcome["url"] = json!(format!("{}/t/{topic}", self.api.base()));
+        }
         if let Some(at) = closes_at {
             // The host reads the poll again as it closes.
             outcome["closes_at"] = json!(at);
@@ -294,9 +303,7 @@ impl Platform for DiscoursePlatform {
             let mut now = outcome.clone();
             for option in poll.get("options").and_then(Value::as_array).into_iter().flatten() {
                 let name = option.get("html").and_then(Value::as_str).unwrap_or_default();
-                if !name.is_empty()
-                    && !["process", "status", "post_id", "topic_id", "voters", "closes_at"].contains(&name)
-                {
+                if !name.is_empty() && !OUTCOME_KEYS.contains(&name) {
                     now[name] = json!(option.get("votes").and_then(Value::as_u64).unwrap_or(0));
                 }
             }
