@@ -14,6 +14,7 @@
 //!   ten), told in `x-ratelimit-used`, `x-ratelimit-remaining` (a float) and
 //!   `x-ratelimit-reset` (the window's seconds left); over it, 429 with `retry-after`.
 //!   [`FakeReddit::fail_next`] answers 429 at once.
+//! - `GET /api/info?id=FULLNAME,...`: those things as a listing.
 //! - Listings (`/r/SUB/new`, `/r/SUB/comments`, `/r/SUB/about/modqueue`, `/user/NAME/...`,
 //!   `/message/sent`): `{"kind":"Listing","data":{"after","before","children":[{"kind":"t3",
 //!   "data":{...}}]}}`, newest first, `limit` (at most 100) and `after`. `GET
@@ -58,6 +59,7 @@ pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 pub struct Thing {
     /// The fullname (`t3_...`, `t1_...`).
     pub name: String,
+    pub subreddit: String,
     pub author: String,
     pub title: String,
     pub body: String,
@@ -80,7 +82,7 @@ impl Thing {
 
     fn data(&self) -> Value {
         let mut d = json!({
-            "id": self.id(), "name": self.name, "author": self.author, "subreddit": SUBREDDIT,
+            "id": self.id(), "name": self.name, "author": self.author, "subreddit": self.subreddit,
             "created_utc": self.created as f64, "approved": self.approved, "locked": self.locked,
             "removed": self.removed, "spam": self.spam, "num_reports": self.reports,
             "banned_by": if self.removed { json!(BOT) } else { Value::Null },
@@ -91,12 +93,12 @@ impl Thing {
             d["selftext"] = json!(self.body);
             d["url"] = json!(self.url);
             d["is_self"] = json!(self.url.is_empty());
-            d["permalink"] = json!(format!("/r/{SUBREDDIT}/comments/{}/x/", self.id()));
+            d["permalink"] = json!(format!("/r/{}/comments/{}/x/", self.subreddit, self.id()));
         } else {
             d["body"] = json!(self.body);
             d["link_id"] = json!(self.link_id);
             d["parent_id"] = json!(self.parent_id);
-            d["permalink"] = json!(format!("/r/{SUBREDDIT}/comments/{}/x/{}/", &self.link_id[3..], self.id()));
+            d["permalink"] = json!(format!("/r/{}/comments/{}/x/{}/", self.subreddit, &self.link_id[3..], self.id()));
         }
         d
     }
@@ -182,8 +184,12 @@ impl State {
             }
             None => (String::new(), String::new()),
         };
+        let subreddit = parent
+            .and_then(|p| self.things.iter().find(|t| t.name == p))
+            .map_or_else(|| SUBREDDIT.to_string(), |t| t.subreddit.clone());
         let thing = Thing {
             name,
+            subreddit,
             author: author.into(),
             title: title.into(),
             body: body.into(),
@@ -260,6 +266,12 @@ impl State {
             ("GET", ["user", name, which @ ("comments" | "submitted")]) => {
                 let kind = if *which == "comments" { "t1_" } else { "t3_" };
                 Ok(self.page(self.newest(|t| t.author == *name && t.name.starts_with(kind)), query))
+            }
+            ("GET", ["api", "info"]) => {
+                let wanted: Vec<&str> = query.get("id").map(|ids| ids.split(',').collect()).unwrap_or_default();
+                let children: Vec<Value> =
+                    self.things.iter().filter(|t| wanted.contains(&t.name.as_str())).map(Thing::child).collect();
+                Ok(listing(children, None))
             }
             ("GET", ["message", "sent"]) => {
                 let children: Vec<Value> = self
@@ -584,6 +596,18 @@ impl FakeReddit {
     /// `author` posts in the subreddit; its fullname.
     pub fn submit(&self, author: &str, title: &str, text: &str) -> String {
         self.change(|s| s.make("t3", author, title, text, "", None).name)
+    }
+
+    /// `author` posts in another subreddit the account also moderates; its fullname.
+    pub fn submit_elsewhere(&self, author: &str, subreddit: &str, title: &str) -> String {
+        self.change(|s| {
+            let mut t = s.make("t3", author, title, "", "", None);
+            t.subreddit = subreddit.into();
+            if let Some(made) = s.things.iter_mut().find(|x| x.name == t.name) {
+                made.subreddit = subreddit.into();
+            }
+            t.name
+        })
     }
 
     /// `author` replies to `parent`; the reply's fullname.

@@ -735,7 +735,7 @@ async fn a_loomio_poll_started_by_a_policy_decides_a_proposal_and_a_webhook_that
     let looked = |s: &polity_tests::loomio::State| {
         s.requests
             .iter()
-            .any(|(m, p, q, _)| m == "GET" && p == "/api/b2/polls" && q.contains("status=active"))
+            .any(|(m, p, q, _)| m == "GET" && p == "/api/b2/polls" && q.contains("status=all"))
             .then_some(())
     };
     within("the retried start looking for its poll", loomio.until(looked)).await;

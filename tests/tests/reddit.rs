@@ -74,6 +74,28 @@ async fn a_connection_hands_over_the_subreddits_moderators_and_approved_users_an
     let comments = poller.poll("comments", None).await.unwrap();
     let comments = poller.poll("comments", comments.cursor).await.unwrap();
     assert!(comments.events.is_empty(), "the first comments poll set its baseline after {reply}");
+
+    // A post removed already (AutoModerator, another moderator) is not Polity's to hold.
+    let cursor = again.cursor.clone();
+    let filtered = reddit.submit(STRANGER, "Filtered", "spam?");
+    reddit.change(|s| s.things.iter_mut().filter(|t| t.name == filtered).for_each(|t| t.removed = true));
+    let later = poller.poll("posts", cursor).await.unwrap();
+    assert!(later.events.iter().all(|e| e.dedup_key != filtered), "a removed post is not taken");
+
+    // The moderation queue: what joins it is news, whenever it was posted; again with more
+    // reports.
+    let queue = poller.poll("modqueue", None).await.unwrap();
+    assert!(queue.events.is_empty());
+    reddit.change(|s| s.things.iter_mut().filter(|t| t.name == old).for_each(|t| t.reports = 1));
+    let queue = poller.poll("modqueue", queue.cursor).await.unwrap();
+    let keys: Vec<&str> = queue.events.iter().map(|e| e.dedup_key.as_str()).collect();
+    assert_eq!(keys, [format!("modqueue:{old}:1")], "an old post reported now");
+    let same = poller.poll("modqueue", queue.cursor.clone()).await.unwrap();
+    assert!(same.events.is_empty());
+    reddit.change(|s| s.things.iter_mut().filter(|t| t.name == old).for_each(|t| t.reports = 2));
+    let more = poller.poll("modqueue", queue.cursor).await.unwrap();
+    assert_eq!(more.events.len(), 1);
+    assert_eq!(more.events[0].dedup_key, format!("modqueue:{old}:2"));
 }
 
 #[tokio::test]
@@ -93,8 +115,26 @@ async fn an_expired_access_token_is_replaced_and_the_call_made_once_more() {
     };
     platform.perform(Request { key: 1, retried: false, effect: &effect, vote_messages: &[] }).await.unwrap();
     assert!(reddit.thing(&post).locked);
+    // A post in another subreddit the account moderates is not this community's to touch.
+    let elsewhere = reddit.submit_elsewhere(STRANGER, "othersub", "Not yours");
+    let mut params = serde_json::Map::new();
+    params.insert("id".into(), json!(elsewhere));
+    let effect = polity_governance::io::Effect::Call {
+        proposal: None,
+        name: polity_governance::action::ActionType::new("reddit.lock").unwrap(),
+        params,
+    };
+    let e =
+        platform.perform(Request { key: 2, retried: false, effect: &effect, vote_messages: &[] }).await.unwrap_err();
+    assert!(matches!(&e, PlatformError::Permanent(why) if why.contains("r/othersub")), "{e:?}");
+    assert!(!reddit.thing(&elsewhere).locked);
     assert_eq!(reddit.with(|s| s.tokens_issued), 2, "one new token");
-    assert_eq!(reddit.calls("POST", "/api/lock").len(), 2, "refused once with the old token, done with the new");
+    assert_eq!(
+        reddit.calls("GET", "/api/info").len(),
+        3,
+        "the first refused with the old token, made again with the new"
+    );
+    assert_eq!(reddit.calls("POST", "/api/lock").len(), 1, "one lock: the other post is elsewhere");
 }
 
 #[tokio::test]

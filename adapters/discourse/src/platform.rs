@@ -35,7 +35,7 @@ pub const LOCK: &str = "discourse.lock";
 pub const POLL: &str = "discourse.poll";
 
 /// The keys of a poll's outcome that are not options.
-const OUTCOME_KEYS: &[&str] = &["process", "status", "post_id", "topic_id", "voters", "closes_at", "url"];
+const OUTCOME_KEYS: &[&str] = &["process", "status", "post_id", "topic_id", "voters", "closes_at", "url", "connection"];
 
 /// One forum's platform for a community.
 #[derive(Clone, Debug)]
@@ -139,7 +139,10 @@ impl DiscoursePlatform {
             .and_then(Value::as_u64)
             .ok_or_else(|| PlatformError::Permanent("Discourse's answer has no post id".into()))?;
         let topic = made.get("topic_id").and_then(Value::as_u64).unwrap_or(0);
-        let mut outcome = json!({ "process": POLL, "status": "open", "post_id": post, "topic_id": topic, "voters": 0 });
+        let mut outcome = json!({
+            "process": POLL, "status": "open", "post_id": post, "topic_id": topic, "voters": 0,
+            "connection": self.connection,
+        });
         if topic > 0 {
             outcome["url"] = json!(format!("{}/t/{topic}", self.api.base()));
         }

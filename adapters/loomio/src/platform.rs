@@ -8,7 +8,8 @@
 //! | `Call` `loomio.list_members` | `GET /memberships?group_id=`: the group's members become the community's |
 //!
 //! A poll's start retried after its answer was lost is first looked for among the group's
-//! open polls (`GET /polls?group_id=&status=active`, by its mark), so it is made once.
+//! newest polls (`GET /polls?group_id=&status=all`, by its mark), so it is made once. A
+//! discussion has no such lookup: one whose answer was lost may be made twice.
 //! Loomio has no direct messages and nothing of it is governed: votes about it are held in a
 //! chat, or by a `loomio.poll`.
 
@@ -41,8 +42,19 @@ pub const POLL_TYPES: &[(&str, bool)] = &[
 ];
 
 /// The keys of a poll's outcome that are not options.
-const OUTCOME_KEYS: &[&str] =
-    &["process", "status", "poll_id", "key", "url", "closes_at", "hint", "voters", "undecided", "poll_type"];
+const OUTCOME_KEYS: &[&str] = &[
+    "process",
+    "status",
+    "poll_id",
+    "key",
+    "url",
+    "closes_at",
+    "hint",
+    "voters",
+    "undecided",
+    "poll_type",
+    "connection",
+];
 
 /// How a running poll is named in events about it (`process_hint`) and in its outcome (`hint`).
 pub fn hint_of(key: &str) -> String {
@@ -77,9 +89,13 @@ fn poll_mark(tag: &str) -> String {
 }
 
 /// An option's name as a policy reads it: Loomio names a proposal's options for translation
-/// (`poll_proposal_options.agree`); the last part is the option.
+/// (`poll_proposal_options.agree`); that prefix is not the option's. Any other name (a
+/// meeting's time, `v1.2`) is kept whole.
 fn option_name(name: &str) -> &str {
-    name.rsplit('.').next().unwrap_or(name)
+    match name.split_once("_options.") {
+        Some((kind, option)) if kind.starts_with("poll_") && !kind.contains('.') => option,
+        _ => name,
+    }
 }
 
 /// The group's members, from `GET /memberships?group_id=`: each user's id and name.
@@ -101,8 +117,12 @@ pub async fn members(api: &Api, group: u64) -> Result<Vec<(AccountRef, String)>,
             .await?;
         let users = page.get("users").and_then(Value::as_array).cloned().unwrap_or_default();
         let memberships = page.get("memberships").and_then(Value::as_array).cloned().unwrap_or_default();
+        let known = all.len();
         for m in &memberships {
             let Some(id) = m.get("user_id").and_then(Value::as_u64) else { continue };
+            if all.iter().any(|(a, _): &(AccountRef, String)| a.account.as_str() == id.to_string()) {
+                continue;
+            }
             let name = users
                 .iter()
                 .find(|u| u.get("id").and_then(Value::as_u64) == Some(id))
@@ -110,7 +130,9 @@ pub async fn members(api: &Api, group: u64) -> Result<Vec<(AccountRef, String)>,
                 .map_or_else(|| format!("user {id}"), str::to_string);
             all.push((AccountRef::new("loomio", id.to_string().as_str()), name));
         }
-        if memberships.len() < 100 {
+        // Until a page is empty or brings no one new (a server that caps its pages lower, or
+        // ignores the offset).
+        if memberships.is_empty() || all.len() == known {
             break;
         }
         offset += memberships.len();
@@ -207,15 +229,13 @@ impl LoomioPlatform {
             Some(_) => return Err(PlatformError::Permanent(format!("{call}: voters is a list of email addresses"))),
             None => body["recipient_audience"] = json!("group"),
         }
-        if let Some(discussion) = params.get("discussion_id").and_then(Value::as_u64) {
-            body["discussion_id"] = json!(discussion);
-        }
         Ok((body, closes))
     }
 
     /// The group's open poll whose details end with `mark`, if there is one.
     async fn open_poll_marked(&self, mark: &str) -> Result<Option<Value>, PlatformError> {
-        let query = [("group_id", self.group.to_string()), ("status", "active".into()), ("limit", "50".into())];
+        // Open or closed: a retry may come after the poll closed.
+        let query = [("group_id", self.group.to_string()), ("status", "all".into()), ("limit", "50".into())];
         let listed = self.api.call(Method::GET, "/polls", &query, None).await?;
         Ok(listed
             .get("polls")
@@ -276,6 +296,7 @@ impl LoomioPlatform {
             "key": key,
             "url": format!("{}/p/{key}", self.api.base()),
             "hint": hint_of(&key),
+            "connection": self.connection,
             "poll_type": poll.get("poll_type").cloned().unwrap_or(Value::Null),
             "voters": 0,
         });
@@ -440,7 +461,6 @@ pub fn actions() -> Vec<ActionInfo> {
         ("options", "its options (a proposal's are agree, abstain, disagree unless given)"),
         ("closes", "when it closes, a time like 2026-12-24T18:00:00Z (or `days`: in so many days)"),
         ("voters", "who may vote: a list of email addresses (the whole group unless given)"),
-        ("discussion_id", "the discussion thread it goes in, optional"),
     ];
     let poll =
         [("key", "the poll's key (its address is /p/KEY)"), ("title", "its title"), ("voters", "how many have voted")];

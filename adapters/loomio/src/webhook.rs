@@ -59,6 +59,9 @@ pub fn poll_keys(body: &Value) -> Vec<String> {
             let key: String = text[at + 3..].chars().take_while(char::is_ascii_alphanumeric).take(32).collect();
             if key.len() >= 4 && !keys.contains(&key) {
                 keys.push(key);
+                if keys.len() == MAX_POLLS {
+                    return keys;
+                }
             }
         }
     }

@@ -107,8 +107,14 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<Value, ApiError
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
+/// A header's number, if it is a finite one (`nan` and `inf` parse as floats too).
 fn header_f64(response: &reqwest::Response, name: &str) -> Option<f64> {
-    response.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|n| n.is_finite())
 }
 
 /// The first of `api_type=json`'s `json.errors`, as `CODE: message`.
@@ -192,7 +198,11 @@ impl Api {
             200 => {}
             401 => return Err(ApiError::Refused("the app's id or secret is wrong".into())),
             400 => return Err(ApiError::Refused("the refresh token was refused (revoked, or for another app)".into())),
-            429 => return Err(ApiError::RateLimited(Some(Duration::from_secs(60)))),
+            429 => {
+                let wait = Duration::from_secs(60);
+                self.hold(wait);
+                return Err(ApiError::RateLimited(Some(wait)));
+            }
             500..=599 => return Err(ApiError::Transient(status.to_string())),
             _ => return Err(ApiError::Refused(format!("the token request was answered {status}"))),
         }
@@ -236,7 +246,11 @@ impl Api {
         form.push(("api_type", "json".into()));
         let body = self.call(Method::POST, path, &[], &form).await?;
         match json_error(&body) {
-            Some((code, _)) if code == "RATELIMIT" => Err(ApiError::RateLimited(Some(Duration::from_secs(60)))),
+            Some((code, _)) if code == "RATELIMIT" => {
+                let wait = Duration::from_secs(60);
+                self.hold(wait);
+                Err(ApiError::RateLimited(Some(wait)))
+            }
             Some((code, message)) => Err(ApiError::Invalid(format!("{code}: {message}"))),
             None => Ok(body),
         }

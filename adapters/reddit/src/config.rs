@@ -173,8 +173,11 @@ impl RedditConfig {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| AdapterError::Config(format!("a Reddit connection needs {k}=...")))
         };
-        let mut parts = secret.unwrap_or_default().split_whitespace();
-        let (Some(app_secret), Some(credential), None) = (parts.next(), parts.next(), parts.next()) else {
+        // The app's secret has no space; a password may.
+        let typed = secret.unwrap_or_default().trim();
+        let Some((app_secret, credential)) =
+            typed.split_once(char::is_whitespace).map(|(a, c)| (a, c.trim())).filter(|(_, c)| !c.is_empty())
+        else {
             return Err(AdapterError::Config(
                 "type the app's secret and the refresh token (or password), separated by a space".into(),
             ));
@@ -237,7 +240,8 @@ mod tests {
         let shown = format!("{read:?}");
         assert!(!shown.contains("s3cret") && !shown.contains("r3fresh"), "{shown}");
         assert!(RedditConfig::for_connection(&s, Some("only-one")).is_err());
-        assert!(RedditConfig::for_connection(&s, Some("a b c")).is_err());
+        let spaced = RedditConfig::for_connection(&s, Some("s3cret correct horse")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spaced["credential"], "correct horse", "a password may hold spaces");
         let installed = RedditConfig::for_connection(&s, Some("- r3fresh")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(installed["client_secret"], "");
         let mut bad = s.clone();

@@ -13,8 +13,10 @@
 //! | reading a vote | `GET /comments/{post}?comment={id}`: the replies to Polity's comment, each account's latest `+1` (yes), `-1` (no) or `0` (abstain) |
 //!
 //! What Polity writes carries its effect's key in an empty link (`[](#polity-N)`, which
-//! Reddit shows as nothing): a retry of one whose answer was lost looks for it first, among
-//! the account's newest comments, posts or sent messages.
+//! Reddit shows as nothing) at its end: a retry of one whose answer was lost looks for it
+//! first, among the account's newest comments, posts or sent messages. Every post or comment
+//! Polity moderates or replies to is checked to be in the connection's subreddit first
+//! (`GET /api/info`): the account may moderate others.
 
 use crate::api::{Api, ApiError};
 use crate::poll::POST_SUBMITTED;
@@ -151,8 +153,21 @@ impl RedditPlatform {
             .into_iter()
             .flatten()
             .filter_map(|c| c.get("data"))
-            .find(|d| d.get(field).and_then(Value::as_str).is_some_and(|t| t.contains(mark)))
+            // The mark ends what Polity wrote: one quoted inside it (a member's text) is not it.
+            .find(|d| d.get(field).and_then(Value::as_str).is_some_and(|t| t.trim_end().ends_with(mark)))
             .cloned())
+    }
+
+    /// Checks that `thing` (a fullname) is in this connection's subreddit: the account may
+    /// moderate others, and a community acts on its own subreddit only.
+    async fn in_subreddit(&self, thing: &str) -> Result<(), PlatformError> {
+        let info = self.api.get("/api/info", &[("id", thing.to_string())]).await?;
+        let ours = &self.api.config().subreddit;
+        match info.pointer("/data/children/0/data/subreddit").and_then(Value::as_str) {
+            Some(sub) if sub.eq_ignore_ascii_case(ours) => Ok(()),
+            Some(sub) => Err(PlatformError::Permanent(format!("{thing} is in r/{sub}, not r/{ours}"))),
+            None => Err(PlatformError::Permanent(format!("Reddit shows no {thing}"))),
+        }
     }
 
     /// Comments `text` on `thing` once; the comment (its `name`, `permalink`).
@@ -160,6 +175,7 @@ impl RedditPlatform {
         if retried && let Some(made) = self.own_marked("comments", "body", &mark(key)).await? {
             return Ok(made);
         }
+        self.in_subreddit(thing).await?;
         let made = self.api.post("/api/comment", &[("thing_id", thing.into()), ("text", marked(text, key))]).await?;
         made.pointer("/json/data/things/0/data")
             .cloned()
@@ -183,6 +199,7 @@ impl RedditPlatform {
     }
 
     async fn moderate(&self, path: &str, id: &str, remove: bool) -> Result<Performed, PlatformError> {
+        self.in_subreddit(id).await?;
         let mut form = vec![("id", id.to_string())];
         if remove {
             form.push(("spam", "false".into()));

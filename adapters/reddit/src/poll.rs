@@ -8,8 +8,11 @@
 //! | `comments` | `GET /r/{sub}/comments` | the trigger `reddit.comment_created` |
 //! | `modqueue` | `GET /r/{sub}/about/modqueue` | the trigger `reddit.modqueue_item` |
 //!
-//! A cursor is the newest item's time and the connection's baseline (`NEWEST BASELINE`, Unix
-//! seconds). The first poll only sets it (connecting does not replay the subreddit's past);
+//! A post removed already (by a moderator, AutoModerator, the spam filter) is not taken.
+//!
+//! The moderation queue's cursor is what was in it (fullname and number of reports): what
+//! joins it, or comes back with more reports, is news. The other polls' cursor is the newest
+//! item's time and the connection's baseline (`NEWEST BASELINE`, Unix seconds). The first poll only sets it (connecting does not replay the subreddit's past);
 //! later ones read pages (100 an item, up to ten) back to a minute before the newest time
 //! and hand over what is newer than the baseline. Items read twice have the same key (their
 //! fullname), so the host records each once. Polity's own posts and comments are left out.
@@ -100,6 +103,9 @@ impl Poller for RedditPoller {
                 MODQUEUE => format!("/r/{}/about/modqueue", inner.subreddit),
                 _ => return Err(PlatformError::Permanent(format!("Reddit has no poll {name}"))),
             };
+            if name == MODQUEUE {
+                return inner.queue(&path, cursor).await;
+            }
             let since = match cursor.as_deref().map(|c| (c, Cursor::parse(c))) {
                 None => None,
                 Some((_, Some(c))) => Some(c),
@@ -140,6 +146,13 @@ impl Inner {
                 query.push(("after", a.clone()));
             }
             let page = self.api.get(path, &query).await?;
+            // Anything but a listing (an error page answered 200) is no news: it must not
+            // read as an empty subreddit.
+            if page.get("kind").and_then(Value::as_str) != Some("Listing") {
+                return Err(PlatformError::Transient(format!(
+                    "Reddit answered {path} with something other than a listing"
+                )));
+            }
             let children = page.pointer("/data/children").and_then(Value::as_array).cloned().unwrap_or_default();
             let count = children.len();
             for child in children {
@@ -159,6 +172,34 @@ impl Inner {
         Ok(items)
     }
 
+    /// The moderation queue: what is in it now that was not at the last poll (its cursor: the
+    /// fullnames that were, newest first). The first poll only notes what is there. An item
+    /// that comes back with more reports is news again.
+    async fn queue(&self, path: &str, cursor: Option<String>) -> Result<Polled, PlatformError> {
+        let items = self.read(path, None).await?;
+        let now: Vec<String> = items
+            .iter()
+            .map(|i| format!("{}:{}", text(i, "name"), i.get("num_reports").and_then(Value::as_u64).unwrap_or(0)))
+            .collect();
+        let next = Some(now.iter().take(100).cloned().collect::<Vec<_>>().join(" "));
+        let Some(before) = cursor else {
+            return Ok(Polled { events: Vec::new(), cursor: next });
+        };
+        let before: std::collections::HashSet<&str> = before.split(' ').collect();
+        let mut events: Vec<Event> = items
+            .iter()
+            .zip(&now)
+            .filter(|(_, seen)| !before.contains(seen.as_str()))
+            .filter_map(|(item, seen)| {
+                let mut event = self.event(MODQUEUE, item)?;
+                event.dedup_key = format!("modqueue:{seen}");
+                Some(event)
+            })
+            .collect();
+        events.reverse();
+        Ok(Polled { events, cursor: next })
+    }
+
     /// The event one listing item is, unless it is Polity's own or unreadable.
     fn event(&self, poll: &str, item: &Value) -> Option<Event> {
         let fullname = text(item, "name");
@@ -174,8 +215,12 @@ impl Inner {
         };
         let mut action = Action::new(ActionType::new(kind).ok()?, account.clone(), fullname);
         if poll == POSTS {
-            // Deleted by its author already: nothing to hold.
-            if matches!(text(item, "removed_by_category"), "deleted" | "author") {
+            // Deleted by its author, or removed already (by a moderator, AutoModerator, the
+            // spam filter, Reddit): not Polity's to hold, nor to approve on a vote.
+            let removed =
+                ["removed_by_category", "banned_by"].iter().any(|k| item.get(*k).is_some_and(|v| !v.is_null()))
+                    || item.get("spam").and_then(Value::as_bool) == Some(true);
+            if removed {
                 return None;
             }
             action = action.at(Place::new("reddit", fullname));

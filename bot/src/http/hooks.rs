@@ -317,7 +317,13 @@ async fn record(
     events: Vec<HookEvent>,
 ) -> (&'static str, Answer) {
     let (answer, answered) = oneshot::channel::<bool>();
-    let several = events.len() > 1;
+    // Events of one delivery that share its id are told apart by their place in it; an event
+    // with an id of its own (one keyed by what it says, not by the delivery) keeps it, so the
+    // same event in another delivery is the same input.
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    for event in &events {
+        *uses.entry(event.delivery_id.clone()).or_default() += 1;
+    }
     let log_source = source.clone();
     let deliveries: Vec<Delivery> = events
         .into_iter()
@@ -325,7 +331,11 @@ async fn record(
         .map(|(i, event)| Delivery {
             community,
             source: source.clone(),
-            dedup_key: if several { format!("{}#{i}", event.delivery_id) } else { event.delivery_id },
+            dedup_key: if uses.get(&event.delivery_id).is_some_and(|n| *n > 1) {
+                format!("{}#{i}", event.delivery_id)
+            } else {
+                event.delivery_id
+            },
             input: event.input,
             from: event.from,
         })

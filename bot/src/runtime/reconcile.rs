@@ -93,7 +93,15 @@ impl Runtime {
                 continue;
             };
             let kind = name.split_once('.').map_or(name.as_str(), |(k, _)| k);
-            let Some(platform) = self.platform_named(community, kind) else { continue };
+            // The connection that started it, where the outcome names it (a community may
+            // have two of one platform), else the platform's.
+            let started_by = process.outcome.get("connection").and_then(serde_json::Value::as_str);
+            let Some(platform) = started_by
+                .and_then(|c| self.community_platforms.get(&(community, c.to_string())).cloned())
+                .or_else(|| self.platform_named(community, kind))
+            else {
+                continue;
+            };
             let every = platform.capabilities().process_polled.unwrap_or(Duration::from_secs(60));
             let next = next_process_read(&process.outcome, now, every);
             match platform.read_process(&process.outcome).await {
@@ -114,9 +122,13 @@ impl Runtime {
                 }
                 Err(e) => {
                     tracing::warn!(%proposal, process = name, "cannot read a decision process: {e}");
-                    if !matches!(e, PlatformError::Permanent(_)) {
-                        self.process_reads.insert((community, proposal), next);
-                    }
+                    // A refusal may end (a key replaced, a permission given back): read again,
+                    // less often. The proposal's deadline, if it has one, decides meanwhile.
+                    let again = match e {
+                        PlatformError::Permanent(_) => now + TimeDelta::minutes(15),
+                        _ => next,
+                    };
+                    self.process_reads.insert((community, proposal), again);
                 }
             }
         }
