@@ -142,6 +142,11 @@ impl Polity {
         self.stop.send(()).unwrap();
         within("Polity to stop", self.task).await.unwrap().unwrap()
     }
+
+    /// Polity ends at once, as if its process were killed: nothing is finished.
+    fn kill(self) {
+        self.task.abort();
+    }
 }
 
 async fn listener() -> (TcpListener, String) {
@@ -255,8 +260,14 @@ async fn an_opened_issue_is_voted_on_by_reactions_and_closed_when_the_vote_fails
     )
     .await;
 
-    // Another issue, and Bob's 👎 decides it: the issue is closed as not planned.
+    // Another issue: its delivery is answered 200, and Polity dies at once, before doing
+    // anything with it. It was recorded before the answer: after the restart it is voted on,
+    // once. Bob's 👎 decides it: the issue is closed as not planned.
     let other = fake.open_issue(STRANGER, "Rewrite it in COBOL", "Hear me out.").await;
+    assert_eq!(fake.deliveries().last().map(|d| d.status_code), Some(200));
+    polity.kill();
+    let (listener, base) = self::listener().await;
+    let polity = Polity::start(db.url(), &key, listener, &base).await;
     let vote = vote_comment(&fake, other).await;
     fake.react(BOB, vote, "-1");
     comment_says(&fake, vote, "FAILED").await;
@@ -270,6 +281,14 @@ async fn an_opened_issue_is_voted_on_by_reactions_and_closed_when_the_vote_fails
     let states: Vec<ProposalState> = proposals.iter().map(|p| p.state).collect();
     assert_eq!(states, [ProposalState::Passed, ProposalState::Failed]);
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    let votes: Vec<String> = fake.with(|s| {
+        s.comments
+            .iter()
+            .filter(|c| c.number == other && c.body.starts_with("Proposal #2:"))
+            .map(|c| c.body.clone())
+            .collect()
+    });
+    assert_eq!(votes.len(), 1, "voted on once: {votes:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
