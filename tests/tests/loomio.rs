@@ -152,3 +152,32 @@ async fn a_poll_loomio_cannot_take_is_a_clear_error_and_its_rate_limit_holds_eve
     assert!(matches!(e, PlatformError::RateLimited { .. }), "{e:?}");
     assert_eq!(loomio.with(|s| s.requests.len()), sent, "nothing sent while held");
 }
+
+#[tokio::test]
+async fn the_groups_polls_are_read_on_a_schedule_as_the_same_triggers_a_webhook_brings() {
+    let loomio = FakeLoomio::start().await;
+    let (connection, _incoming) = start(&loomio, API_KEY, "b2").await;
+    let platform = connection.scopes().platform(&[polity_loomio::space_of(&loomio.url(), GROUP)]);
+    let made = |title: &str| poll_effect(json!({ "title": title, "days": 1 }));
+    let old =
+        platform.perform(Request { key: 1, retried: false, effect: &made("Older"), vote_messages: &[] }).await.unwrap();
+    let poller = connection.poller().unwrap();
+    assert!(poller.polls().iter().any(|p| p.name == polity_loomio::POLLS));
+    let first = poller.poll(polity_loomio::POLLS, None).await.unwrap();
+    assert!(first.events.is_empty(), "polls made before the connection are not news: {:?}", old.process);
+
+    let new =
+        platform.perform(Request { key: 2, retried: false, effect: &made("Newer"), vote_messages: &[] }).await.unwrap();
+    let key = new.process.unwrap()["key"].as_str().unwrap().to_string();
+    loomio.vote(ERIN, &key, "agree");
+    loomio.close(&key);
+    let read = poller.poll(polity_loomio::POLLS, first.cursor.clone()).await.unwrap();
+    let keys: Vec<&str> = read.events.iter().map(|e| e.dedup_key.as_str()).collect();
+    assert_eq!(keys, [format!("poll:{key}:created"), format!("poll:{key}:voters:1"), format!("poll:{key}:closed")]);
+    let polity_governance::io::Inbound::Action { action } = &read.events[2].input else { panic!("not an action") };
+    assert_eq!(action.kind.as_str(), polity_loomio::POLL_CLOSED);
+    // Read again: the same keys, which the host's inbox keeps once.
+    let again = poller.poll(polity_loomio::POLLS, read.cursor).await.unwrap();
+    assert_eq!(again.events.len(), 3);
+    assert_eq!(again.events[0].dedup_key, read.events[0].dedup_key);
+}

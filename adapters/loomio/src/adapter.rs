@@ -79,7 +79,13 @@ impl Adapter for LoomioAdapter {
                 Duration::from_secs(config.poll_secs),
             )
             .with_members_to(how.events.clone());
-            let poller = MembersPoll { api, group: config.group_id, space: space.clone(), events: how.events };
+            let poller = MembersPoll {
+                api,
+                group: config.group_id,
+                space: space.clone(),
+                events: how.events,
+                every: Duration::from_secs(config.poll_secs),
+            };
             Ok(Box::new(LoomioConnection { platform, space, poller }) as Box<dyn Connection>)
         })
     }
@@ -123,28 +129,70 @@ impl Adapter for LoomioAdapter {
     }
 }
 
-/// The group's members listed again every hour: who joined becomes a member.
+/// The connection's polls: the group's members listed again every hour (who joined becomes
+/// a member), and its polls read every `poll_secs` ([`POLLS`]), so the triggers Loomio's
+/// webhook would bring come without one (Loomio delivers a webhook once, never again).
 #[derive(Clone)]
 struct MembersPoll {
     api: Api,
     group: u64,
     space: String,
     events: tokio::sync::mpsc::Sender<Incoming>,
+    every: Duration,
+}
+
+/// The poll that reads the group's newest polls: their states are the same triggers, under
+/// the same keys, as a webhook's, so each is recorded once whichever brings it first. Its
+/// cursor is the highest poll id the first reading saw: older polls are not news.
+pub const POLLS: &str = "polls";
+
+impl MembersPoll {
+    async fn polls_since(&self, cursor: Option<String>) -> Result<Polled, polity_governance::platform::PlatformError> {
+        let query = [("group_id", self.group.to_string()), ("status", "all".into()), ("limit", "50".into())];
+        let listed = self.api.call(reqwest::Method::GET, "/polls", &query, None).await?;
+        let Some(polls) = listed.get("polls").and_then(Value::as_array) else {
+            return Err(polity_governance::platform::PlatformError::Transient("Loomio's answer holds no polls".into()));
+        };
+        let newest = polls.iter().filter_map(|p| p.get("id").and_then(Value::as_u64)).max().unwrap_or(0);
+        let Some(baseline) = cursor.and_then(|c| c.parse::<u64>().ok()) else {
+            return Ok(Polled { events: Vec::new(), cursor: Some(newest.to_string()) });
+        };
+        let mut events = Vec::new();
+        for poll in polls.iter().rev() {
+            let id = poll.get("id").and_then(Value::as_u64).unwrap_or(0);
+            if id <= baseline || poll.get("group_id").and_then(Value::as_u64) != Some(self.group) {
+                continue;
+            }
+            for hook in crate::webhook::events_of(poll, &self.space) {
+                events.push(polity_port::Event {
+                    space: Some(self.space.clone()),
+                    dedup_key: hook.delivery_id,
+                    input: hook.input,
+                    from: hook.from,
+                });
+            }
+        }
+        // The baseline stays: a poll's later states (votes, its close) are news too.
+        Ok(Polled { events, cursor: Some(baseline.to_string()) })
+    }
 }
 
 impl Poller for MembersPoll {
     fn polls(&self) -> Vec<PollSpec> {
-        vec![PollSpec { name: MEMBERS, every: MEMBERS_EVERY }]
+        vec![PollSpec { name: MEMBERS, every: MEMBERS_EVERY }, PollSpec { name: POLLS, every: self.every }]
     }
 
     fn poll(
         &self,
         name: &str,
-        _cursor: Option<String>,
+        cursor: Option<String>,
     ) -> BoxFuture<'static, Result<Polled, polity_governance::platform::PlatformError>> {
         let this = self.clone();
         let name = name.to_string();
         Box::pin(async move {
+            if name == POLLS {
+                return this.polls_since(cursor).await;
+            }
             if name != MEMBERS {
                 return Err(polity_governance::platform::PlatformError::Permanent(format!(
                     "Loomio has no poll {name}"

@@ -5,7 +5,8 @@
 //!
 //! - [`LoomioAdapter`]: a connection is one group (its space) on one instance, with the API
 //!   key of the user Polity acts as (`/api/b2`) or an older instance's group key (`/api/b1`);
-//!   the group's members become the community's, at start and every hour.
+//!   the group's members become the community's, at start and every hour; the group's polls
+//!   are read every `poll_secs`, so their triggers come even without a webhook.
 //! - [`LoomioWebhooks`]: Loomio's webhooks are unsigned text, so they are only hints: the
 //!   polls they mention are read from the API, and only its answer is recorded.
 //! - [`LoomioPlatform`]: polls (once, even when a start is retried), discussions, members.
@@ -16,7 +17,7 @@ mod config;
 mod platform;
 mod webhook;
 
-pub use adapter::{LoomioAdapter, MEMBERS};
+pub use adapter::{LoomioAdapter, MEMBERS, POLLS};
 pub use config::{ApiVersion, LOOMIO_URL, LoomioConfig, SPEC, space_of};
 pub use platform::{CREATE_DISCUSSION, CREATE_POLL, LIST_MEMBERS, LoomioPlatform, POLL, POLL_TYPES, actions, hint_of};
 pub use webhook::{LoomioWebhooks, MAX_POLLS, POLL_CLOSED, POLL_CREATED, STANCE_CREATED, poll_keys};

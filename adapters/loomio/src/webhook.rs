@@ -69,7 +69,7 @@ pub fn poll_keys(body: &Value) -> Vec<String> {
 }
 
 /// The triggers a poll's state (as the API answered it) is.
-fn events_of(poll: &Value, space: &str) -> Vec<HookEvent> {
+pub(crate) fn events_of(poll: &Value, space: &str) -> Vec<HookEvent> {
     let key = poll.get("key").and_then(Value::as_str).unwrap_or_default();
     let voters = poll.get("decided_voters_count").and_then(Value::as_u64).unwrap_or(0);
     let closed = poll.get("closed_at").is_some_and(|c| !c.is_null());
