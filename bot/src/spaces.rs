@@ -387,6 +387,30 @@ fn job(shared: Arc<Shared>, incoming: Incoming) -> Input {
                 Incoming::Event(_) => Ok(()),
                 Incoming::Command(call) => command(rt, &shared, call, now).await,
                 Incoming::Secret(typed) => secret(rt, &shared, typed, now).await,
+                Incoming::SecretRotated(rotated) => {
+                    let rotated = Secret::new(rotated);
+                    match shared.owner {
+                        Owner::Community(c) => {
+                            match rt.store().replace_connection_secret(c, &shared.connection, rotated.expose()).await {
+                                Ok(true) => {
+                                    tracing::info!(community = %c, connection = %shared.connection, "the platform rotated the connection's credential: the new one is stored")
+                                }
+                                Ok(false) => {
+                                    tracing::warn!(community = %c, connection = %shared.connection, "a rotated credential for a connection with no stored secret was not kept")
+                                }
+                                Err(e) => {
+                                    tracing::error!(community = %c, connection = %shared.connection, "storing a rotated credential failed: {e}")
+                                }
+                            }
+                        }
+                        // Polity's own bots read theirs from the configuration, which it does not write.
+                        Owner::Bot => tracing::warn!(
+                            connection = %shared.connection,
+                            "the platform rotated the bot's credential: put the new one in the configuration before the next start"
+                        ),
+                    }
+                    Ok(())
+                }
                 Incoming::Installed(installed) => {
                     let platform = shared.spec.name;
                     let space = installed.install.space.clone();

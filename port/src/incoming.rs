@@ -24,6 +24,11 @@ pub enum Incoming {
     Invite(String),
     /// A command waiting for its answer.
     Command(CommandCall),
+    /// The platform replaced the connection's credential (Reddit may hand out a new refresh
+    /// token with an access token, the old one no longer good): the host stores this secret,
+    /// encrypted, in place of the one the connection was made with, so a restart uses it.
+    /// Given in the form the connection's secret is typed in.
+    SecretRotated(String),
     /// A secret typed privately, for the command that asked for it.
     Secret(SecretTyped),
     /// Polity's own app was installed in a space through the platform's install flow: the

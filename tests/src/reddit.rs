@@ -5,7 +5,9 @@
 //! - `POST /api/v1/access_token` with HTTP Basic (the app's id and secret; 401 with
 //!   `WWW-Authenticate: Basic realm="reddit"` otherwise): `grant_type=refresh_token` (an
 //!   unknown token is 400 `{"error":"invalid_grant"}`) or `password` (a wrong one is 200
-//!   `{"error":"invalid_grant"}`, as Reddit does); a token lasts `expires_in` 3600 s.
+//!   `{"error":"invalid_grant"}`, as Reddit does); a token lasts `expires_in` 3600 s. With
+//!   [`State::rotate`], each refresh hands out a new refresh token and the one used stops
+//!   working (single-use refresh tokens).
 //! - Every API call needs `Authorization: bearer TOKEN`: an unknown or expired one is 401
 //!   `{"message":"Unauthorized","error":401}` with `www-authenticate: Bearer realm="reddit",
 //!   error="invalid_token"`. A User-Agent not in Reddit's form (`... (by /u/NAME)`) is
@@ -120,6 +122,10 @@ pub struct State {
     next: u64,
     tokens: HashMap<String, bool>,
     pub tokens_issued: u32,
+    /// The refresh tokens that work, and whether each use hands out a new one in place of
+    /// the one used (single-use refresh tokens).
+    refresh_tokens: HashSet<String>,
+    pub rotate: bool,
     /// Calls in the current window, and when it began.
     pub used: u32,
     window: std::time::Instant,
@@ -160,6 +166,8 @@ impl State {
             next: 1_000_000,
             tokens: HashMap::new(),
             tokens_issued: 0,
+            refresh_tokens: [REFRESH_TOKEN.to_string()].into_iter().collect(),
+            rotate: false,
             used: 0,
             window: std::time::Instant::now(),
             requests: Vec::new(),
@@ -527,8 +535,12 @@ fn token(s: &mut State, authorization: &str, form: &HashMap<String, String>) -> 
     }
     let granted = match form.get("grant_type").map(String::as_str) {
         Some("refresh_token") => {
-            if form.get("refresh_token").map(String::as_str) != Some(REFRESH_TOKEN) {
+            let used = form.get("refresh_token").cloned().unwrap_or_default();
+            if !s.refresh_tokens.contains(&used) {
                 return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"}))).into_response();
+            }
+            if s.rotate {
+                s.refresh_tokens.remove(&used);
             }
             true
         }
@@ -545,11 +557,13 @@ fn token(s: &mut State, authorization: &str, form: &HashMap<String, String>) -> 
     s.tokens_issued += 1;
     let access = format!("access-{}", s.tokens_issued);
     s.tokens.insert(access.clone(), true);
-    (
-        StatusCode::OK,
-        axum::Json(json!({"access_token": access, "token_type": "bearer", "expires_in": 3600, "scope": "*"})),
-    )
-        .into_response()
+    let mut answer = json!({"access_token": access, "token_type": "bearer", "expires_in": 3600, "scope": "*"});
+    if s.rotate && form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        let next = format!("refresh-token-r{}", s.tokens_issued);
+        s.refresh_tokens.insert(next.clone());
+        answer["refresh_token"] = json!(next);
+    }
+    (StatusCode::OK, axum::Json(answer)).into_response()
 }
 
 impl FakeReddit {

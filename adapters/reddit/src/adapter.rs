@@ -59,7 +59,7 @@ impl Adapter for RedditAdapter {
     fn start(&self, config: Value, how: Start) -> BoxFuture<'static, Result<Box<dyn Connection>, AdapterError>> {
         Box::pin(async move {
             let config = RedditConfig::read(&config)?;
-            let api = Api::new(&config).map_err(AdapterError::Start)?;
+            let api = Api::for_connection(&config, how.events.clone()).map_err(AdapterError::Start)?;
             let (name, moderator) = whoami(&api)
                 .await
                 .map_err(|e| AdapterError::Start(format!("reading r/{} on Reddit: {e}", config.subreddit)))?;

@@ -4,7 +4,8 @@
 //!   and secret; a refresh token, or a script app's password), kept until a minute before
 //!   they expire and fetched again then, or at once when the API answers 401: a call is
 //!   tried again once with the new token. A refresh answer's new refresh token (Reddit may
-//!   rotate it) is used from then on. Reddit reports some refusals with a 200 and an `error`
+//!   rotate it) is used from then on, and handed to the host to be stored in place of the
+//!   old one. Reddit reports some refusals with a 200 and an `error`
 //!   field: those are refusals too.
 //! - Every call to `{api_url}` carries the bearer token and the User-Agent Reddit requires,
 //!   `raw_json=1`, a timeout, and answers bounded to 4 MiB.
@@ -79,6 +80,8 @@ struct Inner {
     /// The refresh token in use: Reddit may hand out a new one with an access token.
     refresh: Mutex<String>,
     held_until: Mutex<Option<Instant>>,
+    /// Where a rotated refresh token goes, to be stored in place of the old.
+    rotations: Option<tokio::sync::mpsc::Sender<polity_port::Incoming>>,
 }
 
 /// One account's API. Cloning shares it (its token and its rate budget).
@@ -128,6 +131,25 @@ impl Api {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(config: &RedditConfig) -> Result<Self, String> {
+        Self::build(config, None)
+    }
+
+    /// [`Api::new`] for a running connection: a refresh token Reddit rotates is handed to the
+    /// host on `events` ([`polity_port::Incoming::SecretRotated`]), so a restart uses it.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn for_connection(
+        config: &RedditConfig,
+        events: tokio::sync::mpsc::Sender<polity_port::Incoming>,
+    ) -> Result<Self, String> {
+        Self::build(config, Some(events))
+    }
+
+    fn build(
+        config: &RedditConfig,
+        rotations: Option<tokio::sync::mpsc::Sender<polity_port::Incoming>>,
+    ) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout())
             .user_agent(config.user_agent())
@@ -140,6 +162,7 @@ impl Api {
             config: config.clone(),
             token: tokio::sync::Mutex::new(None),
             held_until: Mutex::new(None),
+            rotations,
         })))
     }
 
@@ -222,8 +245,20 @@ impl Api {
             .ok_or_else(|| ApiError::Invalid("Reddit's token answer has no access_token".into()))?
             .to_string();
         let lasts = body.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
-        if let Some(rotated) = body.get("refresh_token").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        if let Some(rotated) = body.get("refresh_token").and_then(Value::as_str).filter(|t| !t.is_empty())
+            && config.grant == Grant::RefreshToken
+            && rotated != credential
+        {
             *self.0.refresh.lock().unwrap_or_else(PoisonError::into_inner) = rotated.to_string();
+            if let Some(events) = &self.0.rotations {
+                // In the form the connection's secret is typed in: the app's secret, a space,
+                // the refresh token.
+                let app = if config.client_secret.is_empty() { "-" } else { config.client_secret.as_str() };
+                let secret = format!("{app} {rotated}");
+                if events.send(polity_port::Incoming::SecretRotated(secret)).await.is_err() {
+                    tracing::warn!(subreddit = %config.subreddit, "a rotated refresh token could not be handed over to be stored");
+                }
+            }
         }
         *held = Some(Token { access: access.clone(), until: Instant::now() + Duration::from_secs(lasts) });
         Ok(access)

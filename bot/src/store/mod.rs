@@ -1372,6 +1372,34 @@ impl Store {
             .collect()
     }
 
+    /// Replaces the secret of a connection that has one (a credential its platform rotated,
+    /// such as a refresh token handed out anew), sealed as before; the rest of the connection
+    /// is kept. Whether there was such a connection.
+    ///
+    /// # Errors
+    /// [`StoreError::SecretKeyMissing`] or [`StoreError::SecretKeyWrong`].
+    pub async fn replace_connection_secret(
+        &self,
+        id: CommunityId,
+        name: &str,
+        secret: &str,
+    ) -> Result<bool, StoreError> {
+        use platform_connections::Column as P;
+        let txn = self.begin().await?;
+        let key = self.checked_key(&txn).await?;
+        let sealed = key.seal(secret, &secret_context(id, name)).map_err(StoreError::Corrupt)?;
+        let replaced = platform_connections::Entity::update_many()
+            .col_expr(P::SecretCiphertext, Expr::value(sealed))
+            .col_expr(P::UpdatedAt, Expr::value(ts(Utc::now())))
+            .filter(P::CommunityId.eq(id.0))
+            .filter(P::Name.eq(name))
+            .filter(P::SecretCiphertext.is_not_null())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(replaced.rows_affected == 1)
+    }
+
     /// The decrypted secret of a connection; `None` when there is no such connection or it
     /// has no secret.
     ///
