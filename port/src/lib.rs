@@ -297,3 +297,43 @@ mod url_tests {
         }
     }
 }
+
+/// Polity's own hold on a connection's calls after a platform's rate limit (a 429's
+/// `Retry-After`, a budget spent): every call is refused until it has passed, and nothing
+/// ever sleeps on it. A longer hold already there stays. Shared by the HTTP platforms.
+#[derive(Debug, Default)]
+pub struct Hold(std::sync::Mutex<Option<tokio::time::Instant>>);
+
+impl Hold {
+    /// Holds every call for `wait` from now.
+    pub fn hold(&self, wait: std::time::Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut held = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.is_none_or(|h| h < until) {
+            *held = Some(until);
+        }
+    }
+
+    /// How long calls are still held, if they are.
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        let held = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.and_then(|until| until.checked_duration_since(tokio::time::Instant::now())).filter(|d| !d.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod hold_tests {
+    use super::Hold;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_lasts_its_time_and_a_shorter_one_does_not_cut_it() {
+        let hold = Hold::default();
+        assert_eq!(hold.remaining(), None);
+        hold.hold(Duration::from_secs(60));
+        hold.hold(Duration::from_secs(5));
+        assert_eq!(hold.remaining(), Some(Duration::from_secs(60)));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(hold.remaining(), None);
+    }
+}

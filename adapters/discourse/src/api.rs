@@ -6,7 +6,7 @@
 use polity_governance::platform::PlatformError;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The most of an answer that is read.
@@ -54,7 +54,7 @@ struct Inner {
     base: String,
     key: String,
     username: String,
-    held_until: Mutex<Option<tokio::time::Instant>>,
+    held: polity_port::Hold,
 }
 
 /// One forum's API. Cloning shares it.
@@ -92,7 +92,7 @@ impl Api {
             base: base.trim_end_matches('/').to_string(),
             key: key.trim().to_string(),
             username: username.to_string(),
-            held_until: Mutex::new(None),
+            held: polity_port::Hold::default(),
         })))
     }
 
@@ -111,11 +111,8 @@ impl Api {
     /// # Errors
     /// [`ApiError`].
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
-        if let Some(until) = *self.0.held_until.lock().unwrap_or_else(PoisonError::into_inner) {
-            let now = tokio::time::Instant::now();
-            if until > now {
-                return Err(ApiError::RateLimited(Some(until - now)));
-            }
+        if let Some(wait) = self.0.held.remaining() {
+            return Err(ApiError::RateLimited(Some(wait)));
         }
         let mut request = self
             .0
@@ -154,8 +151,7 @@ impl Api {
                 .or_else(|| body.pointer("/extras/wait_seconds").and_then(Value::as_u64))
                 .map_or(Duration::from_secs(30), Duration::from_secs)
                 .min(MAX_WAIT);
-            *self.0.held_until.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some(tokio::time::Instant::now() + wait);
+            self.0.held.hold(wait);
             return Err(ApiError::RateLimited(Some(wait)));
         }
         Err(match status.as_u16() {

@@ -80,7 +80,7 @@ struct Inner {
     repo: String,
     auth: Auth,
     /// Nothing is sent before this (a limit GitHub announced).
-    held_until: Mutex<Option<tokio::time::Instant>>,
+    held: polity_port::Hold,
 }
 
 /// One connection's API. Cloning shares it.
@@ -135,7 +135,7 @@ impl Api {
             base: base.trim_end_matches('/').to_string(),
             repo: repo.to_string(),
             auth,
-            held_until: Mutex::new(None),
+            held: polity_port::Hold::default(),
         })))
     }
 
@@ -224,11 +224,8 @@ impl Api {
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<&Value>, auth: &str) -> Result<Answer, ApiError> {
-        if let Some(until) = *self.0.held_until.lock().unwrap_or_else(PoisonError::into_inner) {
-            let now = tokio::time::Instant::now();
-            if until > now {
-                return Err(ApiError::RateLimited(Some(until - now)));
-            }
+        if let Some(wait) = self.0.held.remaining() {
+            return Err(ApiError::RateLimited(Some(wait)));
         }
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             // A next page GitHub named: only ever on the API's own server.
@@ -279,8 +276,7 @@ impl Api {
             }
             .map(|w| w.min(MAX_WAIT));
             let hold = wait.unwrap_or(Duration::from_secs(60));
-            *self.0.held_until.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some(tokio::time::Instant::now() + hold);
+            self.0.held.hold(hold);
             return Err(ApiError::RateLimited(Some(hold)));
         }
         Err(match status.as_u16() {

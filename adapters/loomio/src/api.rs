@@ -8,7 +8,7 @@ use crate::config::ApiVersion;
 use polity_governance::platform::PlatformError;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The most of an answer that is read.
@@ -58,7 +58,7 @@ struct Inner {
     base: String,
     key: String,
     version: ApiVersion,
-    held_until: Mutex<Option<tokio::time::Instant>>,
+    held: polity_port::Hold,
 }
 
 /// One instance's API with one key. Cloning shares it.
@@ -103,7 +103,7 @@ impl Api {
             base: base.trim_end_matches('/').to_string(),
             key: key.trim().to_string(),
             version,
-            held_until: Mutex::new(None),
+            held: polity_port::Hold::default(),
         })))
     }
 
@@ -123,11 +123,8 @@ impl Api {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        if let Some(until) = *self.0.held_until.lock().unwrap_or_else(PoisonError::into_inner) {
-            let now = tokio::time::Instant::now();
-            if until > now {
-                return Err(ApiError::RateLimited(Some(until - now)));
-            }
+        if let Some(wait) = self.0.held.remaining() {
+            return Err(ApiError::RateLimited(Some(wait)));
         }
         let version = match self.0.version {
             ApiVersion::B2 => "b2",
@@ -172,8 +169,7 @@ impl Api {
         if status == StatusCode::TOO_MANY_REQUESTS {
             // Loomio's limiter answers "Retry later" in plain text, often without Retry-After.
             let wait = retry_after.map_or(Duration::from_secs(60), Duration::from_secs).min(MAX_WAIT);
-            *self.0.held_until.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some(tokio::time::Instant::now() + wait);
+            self.0.held.hold(wait);
             return Err(ApiError::RateLimited(Some(wait)));
         }
         Err(match status.as_u16() {

@@ -79,7 +79,7 @@ struct Inner {
     token: tokio::sync::Mutex<Option<Token>>,
     /// The refresh token in use: Reddit may hand out a new one with an access token.
     refresh: Mutex<String>,
-    held_until: Mutex<Option<Instant>>,
+    held: polity_port::Hold,
     /// Where a rotated refresh token goes, to be stored in place of the old.
     rotations: Option<tokio::sync::mpsc::Sender<polity_port::Incoming>>,
 }
@@ -161,7 +161,7 @@ impl Api {
             refresh: Mutex::new(config.credential.clone()),
             config: config.clone(),
             token: tokio::sync::Mutex::new(None),
-            held_until: Mutex::new(None),
+            held: polity_port::Hold::default(),
             rotations,
         })))
     }
@@ -171,16 +171,11 @@ impl Api {
     }
 
     fn hold(&self, wait: Duration) {
-        let until = Instant::now() + wait.min(MAX_WAIT);
-        let mut held = self.0.held_until.lock().unwrap_or_else(PoisonError::into_inner);
-        if held.is_none_or(|h| h < until) {
-            *held = Some(until);
-        }
+        self.0.held.hold(wait.min(MAX_WAIT));
     }
 
     fn held(&self) -> Option<Duration> {
-        let held = *self.0.held_until.lock().unwrap_or_else(PoisonError::into_inner);
-        held.and_then(|until| until.checked_duration_since(Instant::now())).filter(|d| !d.is_zero())
+        self.0.held.remaining()
     }
 
     /// A valid access token: the one held, or a new one.
