@@ -75,11 +75,17 @@ enum PolicyCommand {
 }
 
 /// What the log shows unless `RUST_LOG` says otherwise, below `default`: sea-orm's migrator
-/// (some 40 lines on a new database; the store says in one line what it applied) and
-/// serenity's info lines (Polity says itself how connecting goes) only when asked for, and
-/// slack-morphism's debug and trace lines never by default: they carry the raw Socket Mode
-/// frames (a secret typed into Polity's form among them) and `response_url`s.
+/// (some 40 lines on a new database; the store says in one line what it applied),
+/// serenity's info lines (Polity says itself how connecting goes) and slack-morphism's only
+/// when asked for.
 const QUIETER: &str = "sea_orm_migration=warn,serenity=warn,slack_morphism=warn";
+
+/// Whether a line may be logged whatever `RUST_LOG` says: slack-morphism's debug and trace
+/// lines never are, as they carry the raw Socket Mode frames (a secret typed into Polity's
+/// form among them) and `response_url`s.
+fn never_secret(meta: &tracing::Metadata<'_>) -> bool {
+    !(meta.target().starts_with("slack_morphism") && *meta.level() > tracing::Level::INFO)
+}
 
 /// Logs to standard error, filtered by `RUST_LOG`, else by `default` and [`QUIETER`].
 fn init_tracing(default: &str) {
@@ -88,7 +94,12 @@ fn init_tracing(default: &str) {
     use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default},{QUIETER}")));
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter)
+                .with_filter(tracing_subscriber::filter::filter_fn(never_secret)),
+        )
         // Reads the failed attempts to connect that `polity run` tells of, whatever the filter.
         .with(polity::run::connect_attempts_layer())
         .init();

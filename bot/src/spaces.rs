@@ -32,7 +32,7 @@
 use crate::http::Health;
 use crate::ports::CommunityPorts;
 use crate::runtime::Runtime;
-use crate::serve::{Delivery, Input};
+use crate::serve::{Delivery, Input, deliver_all};
 use crate::store::{Connection, Secret, StepRecord};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -43,7 +43,7 @@ use polity_governance::action::ActionType;
 use polity_governance::ids::{AccountRef, CommunityId};
 use polity_governance::io::Audit;
 use polity_governance::platform::PlatformSpec;
-use polity_port::{CommandCall, Incoming, Scopes, SecretTyped, SpaceInfo};
+use polity_port::{CommandCall, Event, Incoming, Recorded, Scopes, SecretTyped, SpaceInfo};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -204,6 +204,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// An event as the serving loop takes it: in its space's community, under the
+    /// connection's source; `None` (dropped) for a space no community governs.
+    fn delivery(&self, e: Event) -> Option<Delivery> {
+        let space = e.space.as_deref()?;
+        let Some(community) = self.community_of(space) else {
+            tracing::debug!(key = %e.dedup_key, "an event from a space with no community is dropped");
+            return None;
+        };
+        Some(Delivery { community, source: self.source(space), dedup_key: e.dedup_key, input: e.input, from: e.from })
+    }
+
     fn community_of(&self, space: &str) -> Option<CommunityId> {
         match self.owner {
             Owner::Community(c) => Some(c),
@@ -333,19 +344,19 @@ pub fn translate(
 /// (batched with the events beside it), everything else a job.
 fn job(shared: Arc<Shared>, incoming: Incoming) -> Input {
     let incoming = match incoming {
-        Incoming::Event(e) => {
-            return Input::lazy(move || {
-                let space = e.space.as_deref()?;
-                let Some(community) = shared.community_of(space) else {
-                    tracing::debug!(key = %e.dedup_key, "an event from a space with no community is dropped");
-                    return None;
-                };
-                Some(Delivery {
-                    community,
-                    source: shared.source(space),
-                    dedup_key: e.dedup_key,
-                    input: e.input,
-                    from: e.from,
+        Incoming::Event(e) => return Input::lazy(move || shared.delivery(e)),
+        Incoming::Recorded(Recorded { events, recorded }) => {
+            return Input::job(move |rt: &mut Runtime, now: DateTime<Utc>| {
+                Box::pin(async move {
+                    // Taken when the loop comes to them, after the jobs before them (which
+                    // may have made the space's community).
+                    let deliveries: Vec<Delivery> = events.into_iter().filter_map(|e| shared.delivery(e)).collect();
+                    // A member's mistake is received all the same; only the store failing is not.
+                    let stored = if deliveries.is_empty() { Ok(()) } else { deliver_all(rt, deliveries, now).await };
+                    if recorded.send(stored.is_ok()).is_err() {
+                        tracing::debug!(connection = %shared.connection, "a delivery's sender stopped waiting for its answer");
+                    }
+                    stored
                 })
             });
         }
@@ -383,8 +394,8 @@ fn job(shared: Arc<Shared>, incoming: Incoming) -> Input {
                     }
                     Ok(())
                 }
-                // Made a delivery above.
-                Incoming::Event(_) => Ok(()),
+                // Made deliveries above.
+                Incoming::Event(_) | Incoming::Recorded(_) => Ok(()),
                 Incoming::Command(call) => command(rt, &shared, call, now).await,
                 Incoming::Secret(typed) => secret(rt, &shared, typed, now).await,
                 Incoming::SecretRotated(rotated) => {

@@ -12,6 +12,11 @@ use tokio::sync::oneshot;
 pub enum Incoming {
     /// A governance input: a reaction, a message, a rename, a role grant, a join.
     Event(Event),
+    /// Inputs the platform delivers again until Polity acknowledges them (a Slack
+    /// envelope, an Events API request): the host answers on `recorded` once they are in
+    /// the inbox, so the acknowledgement never runs ahead of what is stored and a crash
+    /// before it loses nothing.
+    Recorded(Recorded),
     /// A space the connection serves (a Discord server, a Slack workspace, a repository): at
     /// connect, or when Polity is added to it.
     Space(SpaceInfo),
@@ -60,6 +65,14 @@ pub struct Installed {
     pub install: Install,
     /// Whether it was stored, or why not.
     pub answer: oneshot::Sender<Result<(), String>>,
+}
+
+/// Inputs of one delivery, and where the host says whether they were recorded (`false`: the
+/// store failed, so the platform should deliver them again).
+#[derive(Debug)]
+pub struct Recorded {
+    pub events: Vec<Event>,
+    pub recorded: oneshot::Sender<bool>,
 }
 
 /// One governance input from a space.

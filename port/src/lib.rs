@@ -20,7 +20,7 @@
 pub mod incoming;
 pub mod webhook;
 
-pub use incoming::{CommandCall, Event, Incoming, Install, Installed, SecretTyped, SpaceInfo};
+pub use incoming::{CommandCall, Event, Incoming, Install, Installed, Recorded, SecretTyped, SpaceInfo};
 pub use polity_governance::platform::{ActionInfo, BoxFuture, Platform, PlatformSpec, Setting};
 pub use polity_governance::script::{CredRecord, CredSource, MemberAccounts};
 use serde_json::{Map, Value};

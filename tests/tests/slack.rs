@@ -376,6 +376,38 @@ async fn a_members_rename_is_undone_voted_on_and_given_on_pass() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_acknowledged_only_once_recorded_so_a_kill_after_the_ack_loses_nothing() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_kill_after_ack");
+    let polity = Polity::start(db.url(), with_admin(&fake), false).await;
+    let installed = said(&fake, ADMIN, &format!("policy install {RENAMES_NEED_A_VOTE}")).await;
+    assert!(installed.contains("Renames"), "{installed}");
+
+    // A member's rename; Polity dies the moment Slack has its acknowledgement, before it has
+    // done anything with the event. Slack never delivers an acknowledged event again, so
+    // only what was recorded before the acknowledgement is left.
+    // Slack sends two events of a rename: `channel_rename` and the `channel_name` message.
+    let acked = fake.acks().len();
+    fake.rename_as(MEMBER, RANDOM, "offtopic").await;
+    within("the rename acknowledged", fake.wait_acks(acked + 2)).await;
+    polity.task.abort();
+    let _ = polity.task.await;
+    fake.close_connections();
+
+    // After the restart the rename is undone and put to a vote, once.
+    let polity = Polity::start(db.url(), with_admin(&fake), false).await;
+    within("the old name back", fake.until(|s| (s.channel(RANDOM).name == "random").then_some(()))).await;
+    let vote = message_in(&fake, RANDOM, "Proposal #1").await;
+    fake.react(ADMIN, RANDOM, &vote, "+1").await;
+    fake.react(OTHER, RANDOM, &vote, "+1").await;
+    until_text_in(&fake, RANDOM, &vote, |t| t.ends_with("PASSED")).await;
+    within("the new name given", fake.until(|s| (s.channel(RANDOM).name == "offtopic").then_some(()))).await;
+    let rt = polity.stop().await;
+    assert_eq!(rt.store().load_proposals(CommunityId(1), false).await.unwrap().len(), 1);
+    assert_eq!(fake.requests_of("conversations.rename").len(), 2, "undone once, given once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_a_governed_channel_is_held_and_posted_again_on_pass() {
     let fake = slack().await;
     let db = TestDb::sqlite("slack_e2e_message");

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | any, with a missing, malformed or wrong `X-Slack-Signature`, or an `X-Slack-Request-Timestamp` more than five minutes off | 401, logged with why; nothing is read or changed |
 //! | `events`, `url_verification` | 200 with its `challenge` |
-//! | `events`, `event_callback` | 200 once the host has taken its inputs (503 while Polity shuts down, so Slack sends it again); a retry (`X-Slack-Retry-Num`) has the same `event_id`, so the same dedup key, and changes nothing |
+//! | `events`, `event_callback` | 200 once the host has recorded its inputs in the inbox (503 when it could not: Polity shuts down or the store failed, so Slack sends it again); a retry (`X-Slack-Retry-Num`) has the same `event_id`, so the same dedup key, and changes nothing |
 //! | `commands` | 200 with no body at once; the answer follows through the command's `response_url` |
 //! | `interactivity` | 200 with no body at once; as over Socket Mode |
 //! | a body that is not what Slack sends | 400 |
@@ -76,7 +76,7 @@ impl Endpoint for SlackEndpoint {
                             if listener.callback(&payload).await {
                                 EndpointAnswer::text(200, "")
                             } else {
-                                EndpointAnswer::text(503, "shutting down; deliver it again\n")
+                                EndpointAnswer::text(503, "not recorded; deliver it again\n")
                             }
                         }
                         _ => EndpointAnswer::text(200, ""),

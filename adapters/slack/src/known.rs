@@ -28,9 +28,9 @@ struct Inner {
     /// A vote message's buttons block (`None`: it has none), by `channel ts`.
     buttons: HashMap<String, Option<Value>>,
     /// What Polity itself did with the admin's user token, which Slack reports as that
-    /// admin's doing (`rename:{channel}:{name}`, `pin:{channel}:{ts}`), until its event
-    /// has come back.
-    own: HashMap<String, std::time::Instant>,
+    /// admin's doing (`rename:{channel}:{name}`, `pin:{channel}:{ts}`): when it was done,
+    /// and the `event_id` of the event that reported it once that has come.
+    own: HashMap<String, (std::time::Instant, Option<String>)>,
 }
 
 /// How long an action of Polity's own waits for its event.
@@ -95,14 +95,25 @@ impl Known {
     /// governed as the admin's.
     pub fn expect_own(&self, key: String) {
         let mut inner = self.lock();
-        inner.own.retain(|_, at| at.elapsed() < OWN_LIFETIME);
-        inner.own.insert(key, std::time::Instant::now());
+        inner.own.retain(|_, (at, _)| at.elapsed() < OWN_LIFETIME);
+        inner.own.insert(key, (std::time::Instant::now(), None));
     }
 
-    /// Whether an event is of an action Polity took itself. The mark stays until it expires,
-    /// so an event Slack delivers again is known too.
-    pub fn was_own(&self, key: &str) -> bool {
-        self.lock().own.get(key).is_some_and(|at| at.elapsed() < OWN_LIFETIME)
+    /// Whether the event `event_id` is of an action Polity took itself. A mark is used by the
+    /// first event that matches it, and by that event alone after (Slack may deliver it
+    /// again): a member who does the same thing later (renames the channel to the same
+    /// name, pins the same message again) is governed.
+    pub fn was_own(&self, key: &str, event_id: &str) -> bool {
+        let mut inner = self.lock();
+        match inner.own.get_mut(key) {
+            Some((at, _)) if at.elapsed() >= OWN_LIFETIME => false,
+            Some((_, seen @ None)) => {
+                *seen = Some(event_id.to_string());
+                true
+            }
+            Some((_, Some(seen))) => seen == event_id,
+            None => false,
+        }
     }
 
     /// Forgets a mark of an action Polity did not manage to take.
@@ -112,5 +123,23 @@ impl Known {
 
     pub fn forget_buttons(&self, message: &MessageRef) {
         self.lock().buttons.remove(&message_key(message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Known;
+
+    #[test]
+    fn a_mark_of_polity_s_own_action_is_used_by_one_event_and_its_redeliveries() {
+        let known = Known::default();
+        assert!(!known.was_own("rename:C1:general", "Ev1"), "nothing was marked yet");
+        known.expect_own("rename:C1:general".into());
+        assert!(known.was_own("rename:C1:general", "Ev1"), "the event of Polity's own rename");
+        assert!(known.was_own("rename:C1:general", "Ev1"), "the same event delivered again");
+        assert!(!known.was_own("rename:C1:general", "Ev2"), "a member's later rename to the same name is theirs");
+        known.expect_own("pin:C1:1.2".into());
+        known.forget_own("pin:C1:1.2");
+        assert!(!known.was_own("pin:C1:1.2", "Ev3"), "a mark forgotten after a failed pin");
     }
 }

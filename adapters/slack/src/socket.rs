@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `hello` | [`Incoming::Connected`] (`resumed` from the second on): open votes are read back | |
 //! | `disconnect` | the client reconnects (`refresh_requested`, `link_disabled`, ...) | |
-//! | `events_api` | the callback read into inputs ([`crate::events`]) and handed to the host; `user_change` updates who is an admin | once the host's channel has taken them: a frame the host could not take is redelivered by Slack |
+//! | `events_api` | the callback read into inputs ([`crate::events`]) and handed to the host; `user_change` updates who is an admin | once the host has recorded them in its inbox ([`Incoming::Recorded`]): a frame not recorded (a crash, the store failing) is redelivered by Slack, and its `event_id` makes the redelivery a duplicate |
 //! | `slash_commands` (`/polity WORDS`) | [`Incoming::Command`] for the words after `/polity`; the answer goes to the command's `response_url` (ephemeral unless the reply is public) | at once, with no payload (Slack's three seconds never wait for Polity) |
 //! | `interactive`, a vote button (`block_actions`) | [`Incoming::Command`] of the `/vote` it stands for; the answer as an ephemeral message | at once |
 //! | `interactive`, the secret form (`view_submission`) | [`Incoming::Secret`] for the command that asked; the answer as an ephemeral message in the command's channel | at once (the form closes) |
@@ -23,7 +23,7 @@ use crate::workspaces::{Opener, Workspace, Workspaces};
 use async_trait::async_trait;
 use polity_commands::{Invocation, Parsed, Reply, SecretPrompt, parse};
 use polity_governance::ids::{AccountRef, Place};
-use polity_port::{CommandCall, Incoming, SecretTyped};
+use polity_port::{CommandCall, Event, Incoming, Recorded, SecretTyped};
 use serde_json::{Value, json};
 use slack_morphism::listener::SlackClientEventsListenerEnvironment;
 use slack_morphism::socket_mode::clients_manager::{
@@ -128,6 +128,13 @@ impl Listener {
         self.events.send(incoming).await.is_ok()
     }
 
+    /// Hands events over and waits until the host has recorded them: Slack's envelope or
+    /// request is acknowledged only then, so a crash before that has Slack deliver it again.
+    async fn record(&self, events: Vec<Event>) -> bool {
+        let (recorded, answer) = oneshot::channel();
+        self.hand(Incoming::Recorded(Recorded { events, recorded })).await && answer.await == Ok(true)
+    }
+
     /// Reads one frame; the acknowledgement to send, if any.
     pub async fn frame(&self, client: Option<&SlackSocketModeWssClientId>, body: &str) -> Option<String> {
         let Ok(frame) = serde_json::from_str::<Value>(body) else {
@@ -174,7 +181,7 @@ impl Listener {
         found
     }
 
-    /// An `event_callback`, read and handed over; whether the host took it.
+    /// An `event_callback`, read and handed over; whether the host recorded it.
     pub async fn callback(&self, payload: &Value) -> bool {
         let team = payload.get("team_id").and_then(Value::as_str).unwrap_or_default();
         let kind = payload.pointer("/event/type").and_then(Value::as_str);
@@ -199,22 +206,16 @@ impl Listener {
         let names = Arc::clone(known);
         let name = move |user: &str| names.name(user);
         let mine = Arc::clone(known);
-        let own = move |key: &str| mine.was_own(key);
+        let event_id = payload.get("event_id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let own = move |key: &str| mine.was_own(key, &event_id);
         let reader = Reader { connection: &self.connection, bot_user: &bot_user, name: &name, own: &own };
         match reader.read(payload) {
-            Read::Events(events) => {
-                for event in events {
-                    if !self.hand(Incoming::Event(event)).await {
-                        return false;
-                    }
-                }
-                true
-            }
+            Read::Events(events) => events.is_empty() || self.record(events).await,
             Read::Joined { team, user, name, event } => {
                 known.set_members([(user.clone(), Member { name: name.clone(), admin: false })]);
                 let member = (AccountRef::new(self.connection.as_str(), user.as_str()), name);
                 self.hand(Incoming::Members { space: team, members: vec![member] }).await
-                    && self.hand(Incoming::Event(*event)).await
+                    && self.record(vec![*event]).await
             }
         }
     }
