@@ -1063,7 +1063,17 @@ impl Engine {
             if policy.policy.announce
                 && let Some(place) = p.place()
             {
-                step.effects.push(Effect::Post { place: place.clone(), text: p.outcome_text() });
+                // Announced wherever it was voted on: its own place, then each further one.
+                let mut places = vec![place.clone()];
+                for also in p.vote.iter().flat_map(|v| &v.spec.also) {
+                    if !places.contains(also) {
+                        places.push(also.clone());
+                    }
+                }
+                let text = p.outcome_text();
+                for place in places {
+                    step.effects.push(Effect::Post { place, text: text.clone() });
+                }
             }
         }
         let execute = match p.action.status {

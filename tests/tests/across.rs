@@ -219,8 +219,28 @@ async fn one_vote_in_discord_and_slack_counts_a_linked_member_once() {
     )
     .await;
     assert!(closed.contains("yes 2 · no 1"), "{closed}");
+    assert!(
+        closed.contains("voted in 2 places at once: one ballot per member, the latest on any platform counts"),
+        "{closed}"
+    );
+    // The outcome is announced in both places, once each.
+    let announced = "Proposal #1 passed";
+    within("the outcome on Discord", discord.wait_for_message(GENERAL, |c| c.starts_with(announced))).await;
+    within(
+        "the outcome on Slack",
+        slack.until(|s| {
+            s.messages.iter().find(|m| m.channel == slack::GENERAL && m.text.starts_with(announced)).map(|_| ())
+        }),
+    )
+    .await;
     stop.send(()).unwrap();
     let rt = within("Polity to stop", task).await.unwrap().unwrap();
-    // The store holds closed proposals too (the engine may already have let go of it).
-    assert_eq!(rt.store().load_proposals(makers, false).await.unwrap().len(), 1, "decided once");
+    assert_eq!(discord.messages(GENERAL).iter().filter(|m| m.content.starts_with(announced)).count(), 1);
+    let on_slack = slack.with(|s| s.messages.iter().filter(|m| m.text.starts_with(announced)).count());
+    assert_eq!(on_slack, 1);
+    // Decided once: one proposal, one decision in the audit log.
+    assert_eq!(rt.store().load_proposals(makers, false).await.unwrap().len(), 1);
+    let decisions = rt.store().audit(makers, 1000).await.unwrap();
+    let decided: Vec<_> = decisions.iter().filter(|a| a.event["event"] == "decided").collect();
+    assert_eq!(decided.len(), 1, "decided once: {decided:#?}");
 }

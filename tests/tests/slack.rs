@@ -174,6 +174,9 @@ async fn a_slash_command_opens_a_proposal_and_reactions_pass_it() {
     let actions: Vec<&str> =
         message["blocks"][1]["elements"].as_array().unwrap().iter().map(|b| b["action_id"].as_str().unwrap()).collect();
     assert_eq!(actions, ["polity_vote:1:yes", "polity_vote:1:no", "polity_vote:1:abstain"]);
+    // Under them, the message says that each member's latest choice counts.
+    let counts = message["blocks"][2]["elements"][0]["text"].as_str().unwrap();
+    assert!(counts.contains("your latest reaction or button press counts"), "{counts}");
 
     // A skin-toned 👍 is a 👍.
     fake.react(ADMIN, GENERAL, &vote, "+1::skin-tone-3").await;

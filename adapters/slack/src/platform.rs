@@ -382,6 +382,7 @@ impl SlackPlatform {
         let buttons = vote_buttons(proposal, options);
         let mut blocks = vec![section(text)];
         blocks.extend(buttons.clone());
+        blocks.push(ONE_BALLOT.clone());
         let message = self.post_message(channel, text, Some(Value::Array(blocks)), once).await?;
         self.known.keep_buttons(&message, buttons);
         for option in options {
@@ -418,6 +419,9 @@ impl SlackPlatform {
             let buttons = if closed { None } else { self.buttons_of(message).await? };
             let mut blocks = vec![section(text)];
             blocks.extend(buttons);
+            if !closed {
+                blocks.push(ONE_BALLOT.clone());
+            }
             let body = json!({
                 "channel": message.channel.as_str(),
                 "ts": message.message.as_str(),
@@ -563,6 +567,14 @@ pub fn check_passthrough(method: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What an open vote message says of how it counts, under its buttons: a bot cannot take
+/// members' reactions away on Slack, so an earlier reaction stays on the message but no
+/// longer counts.
+static ONE_BALLOT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    json!({ "type": "context", "block_id": "polity_one_ballot", "elements": [{ "type": "mrkdwn",
+        "text": "One ballot per member: your latest reaction or button press counts. Reactions you left before stay on the message but no longer count." }] })
+});
 
 /// A section block of `text`.
 fn section(text: &str) -> Value {
