@@ -645,7 +645,7 @@ impl State {
         self.channels.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no channel {id}"))
     }
 
-    fn channel_mut(&mut self, id: &str) -> &mut Channel {
+    pub fn channel_mut(&mut self, id: &str) -> &mut Channel {
         self.channels.iter_mut().find(|c| c.id == id).unwrap_or_else(|| panic!("no channel {id}"))
     }
 
@@ -1140,9 +1140,12 @@ impl State {
                 match (method, pinned) {
                     ("pins.add", true) => return Err(fail("already_pinned")),
                     ("pins.remove", false) => return Err(fail("no_pin")),
-                    ("pins.add", false) => channel.pins.push(ts),
+                    ("pins.add", false) => channel.pins.push(ts.clone()),
                     _ => channel.pins.retain(|p| *p != ts),
                 }
+                // Slack tells of a pin as done by the token's user, whoever asked for it.
+                let (channel, user) = (channel.id.clone(), t.user.clone());
+                self.announce_pin(&channel, &user, &ts, method == "pins.add");
                 Ok(json!({}))
             }
             "views.open" => self.open_view(t, p),
@@ -1558,6 +1561,19 @@ impl State {
         (event_id, body)
     }
 
+    /// `pin_added` or `pin_removed` of the message `ts` in `channel`, by `user`; its event id.
+    fn announce_pin(&mut self, channel: &str, user: &str, ts: &str, added: bool) -> String {
+        let team = self.channel(channel).team.clone();
+        let message = self.messages.iter().find(|m| m.channel == channel && m.ts == ts).cloned().unwrap_or_default();
+        let at = self.next_ts();
+        let event = json!({"type": if added { "pin_added" } else { "pin_removed" }, "user": user,
+            "channel_id": channel, "event_ts": at,
+            "item": {"type": "message", "channel": channel, "created": self.now_secs(), "created_by": user,
+                "message": {"type": "message", "user": message.user, "text": message.text, "ts": ts,
+                    "permalink": format!("https://tidepool.slack.com/archives/{channel}/p{}", ts.replace('.', ""))}}});
+        self.push(&team, event)
+    }
+
     fn push(&mut self, team: &str, event: Value) -> String {
         let (event_id, body) = self.callback(team, event);
         self.deliver("events_api", body, false);
@@ -1929,6 +1945,17 @@ impl FakeSlack {
             let old = std::mem::replace(&mut c.name, new_name.to_string());
             c.previous_names.insert(0, old.clone());
             s.announce_rename(channel, user, &old, new_name)
+        })
+    }
+
+    /// `user` pins the message `ts` in `channel`: the pin, and `pin_added`. Its event id.
+    pub async fn pin_as(&self, user: &str, channel: &str, ts: &str) -> String {
+        self.change(|s| {
+            let c = s.channel_mut(channel);
+            if !c.pins.iter().any(|p| p == ts) {
+                c.pins.push(ts.to_string());
+            }
+            s.announce_pin(channel, user, ts, true)
         })
     }
 

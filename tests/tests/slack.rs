@@ -411,6 +411,42 @@ async fn an_event_is_acknowledged_only_once_recorded_so_a_kill_after_the_ack_los
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_pin_is_undone_voted_on_and_made_again_on_pass_and_polity_s_own_pin_is_not_governed() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_pin");
+    let polity = Polity::start(db.url(), with_admin(&fake), false).await;
+    let pins = "Pins name = \"Pins\"\\nkind = \"platform\"\\nactions = [\"slack.pin\"]\\n[vote]\\nquorum = 2";
+    let installed = said(&fake, ADMIN, &format!("policy install {pins}")).await;
+    assert!(installed.contains("Pins"), "{installed}");
+    let (notice, _) = fake.post_as(OTHER, RANDOM, "Meetups move to Fridays").await;
+
+    // Bob pins Carol's message: unpinned at once with the admin's token, and put to a vote.
+    fake.pin_as(MEMBER, RANDOM, &notice).await;
+    within("the pin undone", fake.until(|s| (!s.channel(RANDOM).pins.contains(&notice)).then_some(()))).await;
+    let removed = fake.requests_of("pins.remove");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].token.as_deref(), Some(ADMIN_USER_TOKEN));
+    let vote = message_in(&fake, RANDOM, "Proposal #1").await;
+    fake.react(ADMIN, RANDOM, &vote, "+1").await;
+    fake.react(OTHER, RANDOM, &vote, "+1").await;
+    until_text_in(&fake, RANDOM, &vote, |t| t.ends_with("PASSED")).await;
+    // Pinned again by Polity with the admin's token. Slack reports that pin as the admin's,
+    // and it is not put to a vote.
+    within("the pin made again", fake.until(|s| s.channel(RANDOM).pins.contains(&notice).then_some(()))).await;
+    let added = fake.requests_of("pins.add");
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0].token.as_deref(), Some(ADMIN_USER_TOKEN));
+
+    // Bob unpins it and pins it again by himself: that later pin is his, and governed.
+    fake.change(|s| s.channel_mut(RANDOM).pins.retain(|p| *p != notice));
+    fake.pin_as(MEMBER, RANDOM, &notice).await;
+    within("the later pin undone", fake.wait_for("pins.remove", 2)).await;
+    message_in(&fake, RANDOM, "Proposal #2").await;
+    let rt = polity.stop().await;
+    assert_eq!(rt.store().load_proposals(CommunityId(1), false).await.unwrap().len(), 2, "no vote on Polity's own pin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_a_governed_channel_is_held_and_posted_again_on_pass() {
     let fake = slack().await;
     let db = TestDb::sqlite("slack_e2e_message");

@@ -191,11 +191,21 @@ impl SlackPlatform {
             RENAME_CHANNEL => self.rename(&text("channel")?, &text("name")?).await,
             PIN => {
                 let (channel, ts) = (text("channel")?, text("message")?);
-                self.known.expect_own(format!("pin:{channel}:{ts}"));
+                let admin = self.admin("pinning a member's message")?;
+                let mark = format!("pin:{channel}:{ts}");
+                self.known.expect_own(mark.clone());
                 let body = json!({ "channel": channel, "timestamp": ts });
-                match self.admin("pinning a member's message")?.post("pins.add", &body, None).await {
-                    Err(Failure { code: Some(code), .. }) if code == "already_pinned" => Ok(Performed::default()),
-                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                match admin.post("pins.add", &body, None).await {
+                    Ok(_) => Ok(Performed::default()),
+                    // No event comes of a pin not made: the mark goes.
+                    Err(Failure { code: Some(code), .. }) if code == "already_pinned" => {
+                        self.known.forget_own(&mark);
+                        Ok(Performed::default())
+                    }
+                    Err(f) => {
+                        self.known.forget_own(&mark);
+                        Err(f.error)
+                    }
                 }
             }
             MEMBER_JOINED_CHANNEL => {
