@@ -407,7 +407,17 @@ async fn an_event_is_acknowledged_only_once_recorded_so_a_kill_after_the_ack_los
     within("the new name given", fake.until(|s| (s.channel(RANDOM).name == "offtopic").then_some(()))).await;
     let rt = polity.stop().await;
     assert_eq!(rt.store().load_proposals(CommunityId(1), false).await.unwrap().len(), 1);
-    assert_eq!(fake.requests_of("conversations.rename").len(), 2, "undone once, given once");
+    // The undoing may have been on its way when Polity died (its task outlives the kill
+    // here): then it is made again after the restart, to the same name. The new name is
+    // given once, last.
+    let names: Vec<String> = fake
+        .requests_of("conversations.rename")
+        .iter()
+        .map(|r| r.params["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(matches!(names.len(), 2 | 3), "{names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("offtopic"), "{names:?}");
+    assert!(names[..names.len() - 1].iter().all(|n| n == "random"), "{names:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
