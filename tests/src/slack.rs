@@ -2024,36 +2024,59 @@ impl FakeSlack {
     /// ephemeral message of theirs): a `block_actions` envelope. Its envelope id.
     pub async fn press(&self, user: &str, channel: &str, message_ts: &str, action_id: &str, value: &str) -> String {
         self.change(|s| {
-            let (u, c) = (s.user_info(user), s.channel(channel).clone());
-            let message = s.msg(channel, message_ts).map(|m| s.message_json(&s.messages[m], true, user));
-            let blocks = match &message {
-                Some(m) => m["blocks"].clone(),
-                None => s
-                    .ephemerals
-                    .iter()
-                    .find(|e| e.channel == channel && e.ts == message_ts && e.user == user)
-                    .map(|e| e.params["blocks"].clone())
-                    .unwrap_or_else(|| panic!("press: no message {message_ts} in {channel} that {user} sees")),
-            };
-            let (block_id, element) = find_action(&blocks, action_id)
-                .unwrap_or_else(|| panic!("press: no element {action_id} in {message_ts}"));
-            let action = json!({"action_id": action_id, "block_id": block_id, "text": element["text"], "value": value,
-                "type": element["type"].as_str().unwrap_or("button"), "action_ts": s.next_ts()});
-            let mut payload = json!({
-                "type": "block_actions", "user": u, "api_app_id": APP_ID, "token": VERIFICATION_TOKEN,
-                "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                    "is_ephemeral": message.is_none()},
-                "trigger_id": s.new_trigger(&c.team), "team": s.team_info(&c.team), "enterprise": null,
-                "is_enterprise_install": false, "channel": {"id": channel, "name": c.name},
-                "state": {"values": {}}, "response_url": s.new_response_url(), "actions": [action],
-            });
-            if let Some(message) = message {
-                payload["message"] = message;
-            }
+            let payload = s.press_payload(user, channel, message_ts, action_id, value);
             s.deliver("interactive", payload, false)
         })
     }
 
+    /// The body Slack posts to an app's interactivity URL in HTTP mode when `user` presses
+    /// `action_id` of `message_ts` (`payload=` and the `block_actions` JSON, form-encoded).
+    pub fn press_form(&self, user: &str, channel: &str, message_ts: &str, action_id: &str, value: &str) -> Vec<u8> {
+        self.change(|s| {
+            let payload = s.press_payload(user, channel, message_ts, action_id, value);
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("payload", &payload.to_string())
+                .finish()
+                .into_bytes()
+        })
+    }
+}
+
+impl State {
+    /// A `block_actions` payload: `user` pressed `action_id` of `message_ts`.
+    fn press_payload(&mut self, user: &str, channel: &str, message_ts: &str, action_id: &str, value: &str) -> Value {
+        let s = self;
+        let (u, c) = (s.user_info(user), s.channel(channel).clone());
+        let message = s.msg(channel, message_ts).map(|m| s.message_json(&s.messages[m], true, user));
+        let blocks = match &message {
+            Some(m) => m["blocks"].clone(),
+            None => s
+                .ephemerals
+                .iter()
+                .find(|e| e.channel == channel && e.ts == message_ts && e.user == user)
+                .map(|e| e.params["blocks"].clone())
+                .unwrap_or_else(|| panic!("press: no message {message_ts} in {channel} that {user} sees")),
+        };
+        let (block_id, element) =
+            find_action(&blocks, action_id).unwrap_or_else(|| panic!("press: no element {action_id} in {message_ts}"));
+        let action = json!({"action_id": action_id, "block_id": block_id, "text": element["text"], "value": value,
+                "type": element["type"].as_str().unwrap_or("button"), "action_ts": s.next_ts()});
+        let mut payload = json!({
+            "type": "block_actions", "user": u, "api_app_id": APP_ID, "token": VERIFICATION_TOKEN,
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                "is_ephemeral": message.is_none()},
+            "trigger_id": s.new_trigger(&c.team), "team": s.team_info(&c.team), "enterprise": null,
+            "is_enterprise_install": false, "channel": {"id": channel, "name": c.name},
+            "state": {"values": {}}, "response_url": s.new_response_url(), "actions": [action],
+        });
+        if let Some(message) = message {
+            payload["message"] = message;
+        }
+        payload
+    }
+}
+
+impl FakeSlack {
     /// `user` submits the view opened as `view_id_or_callback` (its id or `callback_id`) with
     /// `values` as its `state.values`: a `view_submission` envelope. Its envelope id.
     pub async fn submit_view(&self, user: &str, view_id_or_callback: &str, values: Value) -> String {

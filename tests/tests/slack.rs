@@ -298,6 +298,91 @@ async fn http_events_are_taken_only_with_slacks_signature() {
     assert_eq!(community.members.values().filter(|m| m.name == "Erin").count(), 1);
 }
 
+/// Posts `body` to Polity's `/hooks/slack/{path}` with `headers`; the answer's status.
+async fn post_hook(polity: &Polity, path: &str, body: &[u8], headers: Vec<(&'static str, String)>) -> u16 {
+    let url = format!("{}/hooks/slack/{path}", polity.http.clone().unwrap());
+    let mut request = reqwest::Client::new().post(url).body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_forged_stale_and_replayed_events_change_nothing_and_buttons_vote() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_http_governed");
+    let config = json!({ "bot_token": BOT_TOKEN, "user_token": ADMIN_USER_TOKEN, "signing_secret": SIGNING_SECRET,
+        "api_url": fake.api_url() });
+    let polity = Polity::start(db.url(), config, true).await;
+    let now = chrono::Utc::now().timestamp();
+    // What is recorded, read from the store beside the running Polity: an input is recorded
+    // before Slack gets its 200, so what a request changed shows at once.
+    let store = Store::connect(db.url()).await.unwrap();
+    let proposals = || async { store.load_proposals(CommunityId(1), false).await.unwrap().len() };
+
+    let policy = format!(
+        "policy install Announcements name = \"Announcements\"\\nkind = \"platform\"\\nactions = [\"slack.message\"]\\nfilter = \"action.channel == \\\"{RANDOM}\\\"\"\\n[vote]\\nquorum = 2"
+    );
+    let form = fake.slash_form(ADMIN, GENERAL, "/polity", &policy);
+    assert_eq!(post_hook(&polity, "commands", &form, signed_headers(SIGNING_SECRET, now, &form)).await, 200);
+    let responses = within("the policy installed", fake.wait_responses(1)).await;
+    assert!(responses[0].1["text"].as_str().unwrap().contains("Announcements"), "{responses:?}");
+
+    // Bob's message in the governed channel, as Slack posts its event over HTTP.
+    let (ts, _) = fake.post_as(MEMBER, RANDOM, "We move to Fridays").await;
+    let (_, event) = fake.event_body(json!({"type": "message", "channel": RANDOM, "user": MEMBER,
+        "text": "We move to Fridays", "ts": ts, "event_ts": ts, "channel_type": "channel"}));
+    let signed = signed_headers(SIGNING_SECRET, now, &event);
+    let mut tampered = event.clone();
+    tampered.extend_from_slice(b" ");
+    let refused = [
+        (event.clone(), signed_headers("not the secret", now, &event)),
+        (event.clone(), signed_headers(SIGNING_SECRET, now - 301, &event)),
+        (event.clone(), signed_headers(SIGNING_SECRET, now + 301, &event)),
+        (event.clone(), vec![]),
+        (tampered, signed.clone()),
+    ];
+    for (body, headers) in refused {
+        assert_eq!(post_hook(&polity, "events", &body, headers).await, 401);
+    }
+    assert_eq!(proposals().await, 0, "a refused request recorded something");
+    assert!(fake.requests_of("chat.delete").is_empty());
+
+    // Signed, it is recorded before the 200: held and put to a vote.
+    assert_eq!(post_hook(&polity, "events", &event, signed.clone()).await, 200);
+    assert_eq!(proposals().await, 1);
+    // Slack retries it (its answer came late): the same event id, nothing new.
+    let mut retry = signed.clone();
+    retry.push(("X-Slack-Retry-Num", "1".into()));
+    retry.push(("X-Slack-Retry-Reason", "http_timeout".into()));
+    assert_eq!(post_hook(&polity, "events", &event, retry).await, 200);
+    // The same request again, signed anew a minute later: the same event, nothing new.
+    let later = signed_headers(SIGNING_SECRET, now + 60, &event);
+    assert_eq!(post_hook(&polity, "events", &event, later).await, 200);
+    assert_eq!(proposals().await, 1);
+    let vote = message_in(&fake, RANDOM, "Proposal #1").await;
+    within("the message held", fake.wait_for("chat.delete", 1)).await;
+
+    // Two members vote with the buttons, over the interactivity URL; an unsigned press is
+    // refused and counts for nothing.
+    let press = fake.press_form(OTHER, RANDOM, &vote, "polity_vote:1:yes", "yes");
+    assert_eq!(post_hook(&polity, "interactivity", &press, vec![]).await, 401);
+    for user in [ADMIN, OTHER] {
+        let press = fake.press_form(user, RANDOM, &vote, "polity_vote:1:yes", "yes");
+        assert_eq!(post_hook(&polity, "interactivity", &press, signed_headers(SIGNING_SECRET, now, &press)).await, 200);
+    }
+    until_text_in(&fake, RANDOM, &vote, |t| t.ends_with("PASSED")).await;
+    within(
+        "the message posted again",
+        fake.until(|s| s.messages.iter().find(|m| m.channel == RANDOM && m.text.contains("Bob wrote")).map(|_| ())),
+    )
+    .await;
+    polity.stop().await;
+    assert_eq!(fake.requests_of("chat.delete").len(), 1, "held once");
+    assert_eq!(proposals().await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reactions_missed_while_away_are_read_back_and_a_kept_old_reaction_stays_old() {
     let fake = slack().await;
