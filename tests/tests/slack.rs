@@ -16,7 +16,7 @@ use polity_slack::SlackAdapter;
 use polity_tests::db::TestDb;
 use polity_tests::slack::{
     ADMIN, ADMIN_USER_TOKEN, APP_TOKEN, BOT_TOKEN, BOT_USER, FakeSlack, GENERAL, MEMBER, OTHER, RANDOM, SIGNING_SECRET,
-    TEAM, signed_headers,
+    TEAM, User, signed_headers,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -539,6 +539,75 @@ async fn a_members_pin_is_undone_voted_on_and_made_again_on_pass_and_polity_s_ow
     message_in(&fake, RANDOM, "Proposal #2").await;
     let rt = polity.stop().await;
     assert_eq!(rt.store().load_proposals(CommunityId(1), false).await.unwrap().len(), 2, "no vote on Polity's own pin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_policy_acts_on_slack_through_every_action_it_may_call() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_policy_actions");
+    let polity = Polity::start(db.url(), with_admin(&fake), false).await;
+    let (rules, _) = fake.post_as(ADMIN, GENERAL, "Be kind.").await;
+    let policy = format!(
+        r#"Welcome name = "Welcome"
+kind = "trigger"
+actions = ["slack.team_join"]
+check = "\"passed\""
+[pass]
+do = [
+  {{ action = "slack.send_dm", user = "{{{{action.user}}}}", text = "Welcome, {{{{action.name}}}}!" }},
+  {{ action = "slack.invite", channel = "{RANDOM}", user = "{{{{action.user}}}}" }},
+  {{ action = "slack.post_message", channel = "{GENERAL}", text = "Say hello to {{{{action.name}}}}" }},
+  {{ action = "slack.ephemeral", channel = "{GENERAL}", user = "{ADMIN}", text = "A new member: {{{{action.name}}}}" }},
+  {{ action = "slack.kick", channel = "{RANDOM}", user = "{OTHER}" }},
+  {{ action = "slack.pin", channel = "{GENERAL}", message = "{rules}" }},
+  {{ action = "slack.rename_channel", channel = "{RANDOM}", name = "newcomers" }},
+  {{ action = "slack.api", method = "conversations.history", params = {{ channel = "{GENERAL}", limit = 5 }} }},
+]"#
+    )
+    .replace('\n', "\\n");
+    let installed = said(&fake, ADMIN, &format!("policy install {policy}")).await;
+    assert!(installed.contains("Welcome"), "{installed}");
+
+    // Erin joins the workspace.
+    fake.change(|s| {
+        s.users.push(User {
+            id: "U0ERIN".into(),
+            team: TEAM.into(),
+            name: "erin".into(),
+            real_name: "Erin E.".into(),
+            admin: false,
+            owner: false,
+            bot_id: None,
+            deleted: false,
+        })
+    });
+    fake.push_event(json!({"type": "team_join", "user": {"id": "U0ERIN", "team_id": TEAM, "name": "erin",
+        "real_name": "Erin E.", "profile": {"display_name": "Erin"}}}))
+        .await;
+
+    within("the history read", fake.wait_for("conversations.history", 1)).await;
+    within("the channel renamed", fake.until(|s| (s.channel(RANDOM).name == "newcomers").then_some(()))).await;
+    message_with(&fake, "Say hello to Erin").await;
+    within(
+        "the welcome in Erin's DM",
+        fake.until(|s| s.messages.iter().find(|m| m.user == BOT_USER && m.text == "Welcome, Erin!").map(|_| ())),
+    )
+    .await;
+    within("the ephemeral", fake.wait_for("chat.postEphemeral", 1)).await;
+    let ephemerals = fake.ephemerals();
+    assert_eq!(ephemerals.len(), 1, "{ephemerals:?}");
+    assert!(fake.channel_members(RANDOM).contains(&"U0ERIN".to_string()));
+    assert!(!fake.channel_members(RANDOM).contains(&OTHER.to_string()));
+    assert!(fake.pins(GENERAL).contains(&rules));
+    // A read method's arguments go as Slack reads them (a query), and reach it.
+    let history = fake.requests_of("conversations.history");
+    assert_eq!(history[0].params.get("channel").and_then(Value::as_str), Some(GENERAL), "{history:?}");
+    // The rename is made with the admin's token (the bot did not make the channel).
+    assert_eq!(fake.requests_of("conversations.rename")[0].token.as_deref(), Some(ADMIN_USER_TOKEN));
+    let rt = polity.stop().await;
+    // Polity's own invitation, pin and rename were governed by nobody: one proposal, the join's.
+    assert_eq!(rt.store().load_proposals(CommunityId(1), false).await.unwrap().len(), 1);
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

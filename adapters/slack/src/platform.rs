@@ -230,10 +230,19 @@ impl SlackPlatform {
     /// made); the rename's event is known as Polity's own.
     async fn rename(&self, channel: &str, name: &str) -> Result<Performed, PlatformError> {
         let api = self.admin.as_ref().unwrap_or(&self.api);
-        self.known.expect_own(format!("rename:{channel}:{name}"));
+        let mark = format!("rename:{channel}:{name}");
+        self.known.expect_own(mark.clone());
         match api.post("conversations.rename", &json!({ "channel": channel, "name": name }), None).await {
-            Err(Failure { code: Some(code), .. }) if code == "not_modified" => Ok(Performed::default()),
-            other => other.map(|_| Performed::default()).map_err(|f| f.error),
+            Ok(_) => Ok(Performed::default()),
+            // No event comes of a rename not made: the mark goes.
+            Err(Failure { code: Some(code), .. }) if code == "not_modified" => {
+                self.known.forget_own(&mark);
+                Ok(Performed::default())
+            }
+            Err(f) => {
+                self.known.forget_own(&mark);
+                Err(f.error)
+            }
         }
     }
 
@@ -497,11 +506,9 @@ impl SlackPlatform {
                 self.api.post("chat.postEphemeral", &body, Some(&channel)).await.map_err(|f| f.error)?;
                 Ok(Performed::default())
             }
-            RENAME => {
-                let body = json!({ "channel": text("channel")?, "name": text("name")? });
-                self.api.post("conversations.rename", &body, None).await.map_err(|f| f.error)?;
-                Ok(Performed::default())
-            }
+            // With the admin's token when there is one: the bot's renames only the channels
+            // it made. Its event is Polity's own, not a member's rename to govern.
+            RENAME => self.rename(&text("channel")?, &text("name")?).await,
             INVITE => {
                 let (channel, user) = (text("channel")?, text("user")?);
                 let mark = format!("join:{channel}:{user}");
@@ -539,7 +546,14 @@ impl SlackPlatform {
                 };
                 check_passthrough(&method).map_err(PlatformError::Permanent)?;
                 let channel = body.get("channel").and_then(Value::as_str).map(str::to_string);
-                self.api.post(&method, &body, channel.as_deref()).await.map_err(|f| f.error)?;
+                if reads(&method) {
+                    // Slack takes a read method's arguments as a query, not as JSON.
+                    let query = as_query(&body);
+                    let query: Vec<(&str, String)> = query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                    self.api.get(&method, &query, channel.as_deref()).await.map_err(|f| f.error)?;
+                } else {
+                    self.api.post(&method, &body, channel.as_deref()).await.map_err(|f| f.error)?;
+                }
                 Ok(Performed::default())
             }
             other => Err(PlatformError::Permanent(format!("Slack has no action {other}"))),
@@ -554,6 +568,27 @@ fn param(params: &Map<String, Value>, key: &str, action: &str) -> Result<String,
         Some(Value::Number(n)) => Ok(n.to_string()),
         _ => Err(PlatformError::Permanent(format!("{action} needs `{key}`"))),
     }
+}
+
+/// Whether a Web API method only reads (`conversations.history`, `users.info`,
+/// `reactions.get`...): Slack takes such a method's arguments as a query string.
+fn reads(method: &str) -> bool {
+    let verb = method.rsplit('.').next().unwrap_or_default();
+    ["list", "info", "history", "replies", "get", "members", "lookup", "search", "profile"]
+        .iter()
+        .any(|read| verb.starts_with(read))
+}
+
+/// A JSON object of arguments as query pairs: text as it is, anything else as JSON text.
+fn as_query(body: &Value) -> Vec<(String, String)> {
+    body.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a policy may call `method` through `slack.api`: a Web API method's name
@@ -855,6 +890,17 @@ mod tests {
     #[test]
     fn the_passthrough_refuses_what_reaches_past_the_workspace() {
         assert!(check_passthrough("bookmarks.add").is_ok());
+        assert!(super::reads("conversations.history") && super::reads("users.info") && super::reads("reactions.get"));
+        assert!(!super::reads("chat.postMessage") && !super::reads("conversations.invite"));
+        let query = super::as_query(&json!({"channel": "C1", "limit": 5, "inclusive": true, "cursor": null}));
+        assert_eq!(
+            query,
+            [
+                ("channel".to_string(), "C1".to_string()),
+                ("inclusive".into(), "true".into()),
+                ("limit".into(), "5".into())
+            ]
+        );
         assert!(check_passthrough("chat.scheduleMessage").is_ok());
         for refused in [
             "admin.users.remove",
