@@ -827,6 +827,12 @@ pub fn actions() -> Vec<ActionInfo> {
             &[("user", "their id"), ("name", "their name")],
         ),
         ActionInfo::new(
+            "slack.reaction_added",
+            ActionKind::Trigger,
+            "a reaction added to a message (skin tones read as their base emoji)",
+            &[("channel", "the channel id"), ("message", "the message's ts"), ("emoji", "the emoji")],
+        ),
+        ActionInfo::new(
             POST_MESSAGE,
             ActionKind::Action,
             "post a message in a channel",
