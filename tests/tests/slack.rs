@@ -611,6 +611,41 @@ do = [
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_in_one_channel_are_paced_to_slacks_limit_and_never_refused() {
+    let fake = slack().await;
+    let db = TestDb::sqlite("slack_e2e_post_pacing");
+    let polity = Polity::start(db.url(), socket_mode(&fake), false).await;
+    // Five posts in #random on one event: Slack takes a burst of three in a channel, then one
+    // a second, and answers anything faster with a 429.
+    let posts: Vec<String> = (1..=5)
+        .map(|i| format!("{{ action = \"slack.post_message\", channel = \"{RANDOM}\", text = \"Notice {i}\" }}"))
+        .collect();
+    let policy = format!(
+        "Notices name = \"Notices\"\\nkind = \"trigger\"\\nactions = [\"slack.team_join\"]\\ncheck = \"\\\"passed\\\"\"\\n[pass]\\ndo = [{}]",
+        posts.join(", ")
+    );
+    let installed = said(&fake, ADMIN, &format!("policy install {policy}")).await;
+    assert!(installed.contains("Notices"), "{installed}");
+    fake.push_event(json!({"type": "team_join", "user": {"id": "U0ERIN", "name": "erin", "profile": {"display_name": "Erin"}}}))
+        .await;
+    let texts = within(
+        "the five notices",
+        fake.until(|s| {
+            let texts: Vec<String> =
+                s.messages.iter().filter(|m| m.channel == RANDOM && m.user == BOT_USER).map(|m| m.text.clone()).collect();
+            (texts.len() == 5).then_some(texts)
+        }),
+    )
+    .await;
+    assert_eq!(texts, ["Notice 1", "Notice 2", "Notice 3", "Notice 4", "Notice 5"]);
+    // Each asked for once: Polity waited its turn instead of being refused.
+    let asked = fake.requests_of("chat.postMessage");
+    let in_random = asked.iter().filter(|r| r.params.get("channel").and_then(Value::as_str) == Some(RANDOM)).count();
+    assert_eq!(in_random, 5, "{asked:?}");
+    polity.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_a_governed_channel_is_held_and_posted_again_on_pass() {
     let fake = slack().await;
     let db = TestDb::sqlite("slack_e2e_message");
