@@ -199,6 +199,25 @@ async fn one_vote_in_discord_and_slack_counts_a_linked_member_once() {
     )
     .await;
 
+    // He changes his mind once more, on Discord. His 👎 stays on the Slack message (a bot
+    // cannot take others' reactions away there), but it is older than his 👍 and no longer
+    // counts, not even when Slack's reactions are read back after a reconnect.
+    discord.user_reacts(BOB, GENERAL, &on_discord_vote, YES);
+    within(
+        "the tally on Slack",
+        slack.until(|s| {
+            s.messages
+                .iter()
+                .find(|m| m.channel == slack::GENERAL && m.ts == slack_vote)
+                .filter(|m| m.text.contains("yes 1 · no 0"))
+                .map(|_| ())
+        }),
+    )
+    .await;
+    let read = slack.requests_of("reactions.get").len();
+    slack.disconnect().await;
+    within("Slack's reactions read back", slack.wait_for("reactions.get", read + 1)).await;
+
     // Alice (Discord) and Carol (Slack) vote yes: decided once, both messages closed.
     discord.user_reacts(ALICE, GENERAL, &on_discord_vote, YES);
     slack.react(slack::OTHER, slack::GENERAL, &slack_vote, "+1").await;
@@ -218,7 +237,7 @@ async fn one_vote_in_discord_and_slack_counts_a_linked_member_once() {
         }),
     )
     .await;
-    assert!(closed.contains("yes 2 · no 1"), "{closed}");
+    assert!(closed.contains("yes 3 · no 0"), "Bob's kept 👎 counted again: {closed}");
     assert!(
         closed.contains("voted in 2 places at once: one ballot per member, the latest on any platform counts"),
         "{closed}"

@@ -626,13 +626,19 @@ async fn posts_in_one_channel_are_paced_to_slacks_limit_and_never_refused() {
     );
     let installed = said(&fake, ADMIN, &format!("policy install {policy}")).await;
     assert!(installed.contains("Notices"), "{installed}");
-    fake.push_event(json!({"type": "team_join", "user": {"id": "U0ERIN", "name": "erin", "profile": {"display_name": "Erin"}}}))
-        .await;
+    fake.push_event(
+        json!({"type": "team_join", "user": {"id": "U0ERIN", "name": "erin", "profile": {"display_name": "Erin"}}}),
+    )
+    .await;
     let texts = within(
         "the five notices",
         fake.until(|s| {
-            let texts: Vec<String> =
-                s.messages.iter().filter(|m| m.channel == RANDOM && m.user == BOT_USER).map(|m| m.text.clone()).collect();
+            let texts: Vec<String> = s
+                .messages
+                .iter()
+                .filter(|m| m.channel == RANDOM && m.user == BOT_USER)
+                .map(|m| m.text.clone())
+                .collect();
             (texts.len() == 5).then_some(texts)
         }),
     )
