@@ -192,34 +192,29 @@ impl SlackPlatform {
             PIN => {
                 let (channel, ts) = (text("channel")?, text("message")?);
                 let admin = self.admin("pinning a member's message")?;
-                let mark = format!("pin:{channel}:{ts}");
-                self.known.expect_own(mark.clone());
                 let body = json!({ "channel": channel, "timestamp": ts });
-                match admin.post("pins.add", &body, None).await {
-                    Ok(_) => Ok(Performed::default()),
-                    // No event comes of a pin not made: the mark goes.
-                    Err(Failure { code: Some(code), .. }) if code == "already_pinned" => {
-                        self.known.forget_own(&mark);
-                        Ok(Performed::default())
-                    }
-                    Err(f) => {
-                        self.known.forget_own(&mark);
-                        Err(f.error)
-                    }
-                }
+                let mark = format!("pin:{channel}:{ts}");
+                self.as_own(admin, "pins.add", &body, mark, &["already_pinned"]).await.map_err(|f| f.error)?;
+                Ok(Performed::default())
             }
             MEMBER_JOINED_CHANNEL => {
                 let (channel, user) = (text("channel")?, text("user")?);
-                let mark = format!("join:{channel}:{user}");
-                self.known.expect_own(mark.clone());
                 let body = json!({ "channel": channel, "users": user });
-                match self.bot_then_admin("conversations.invite", &body).await {
-                    Err(Failure { code: Some(code), .. }) if code == "already_in_channel" => Ok(Performed::default()),
-                    Ok(_) => Ok(Performed::default()),
-                    Err(f) => {
-                        self.known.forget_own(&mark);
-                        Err(f.error)
+                // The bot's invitation first: Slack names the bot as its inviter, so it is
+                // known as Polity's own without a mark.
+                match (self.api.post("conversations.invite", &body, None).await, &self.admin) {
+                    (Ok(_), _) => Ok(Performed::default()),
+                    (Err(Failure { code: Some(code), .. }), _) if code == "already_in_channel" => {
+                        Ok(Performed::default())
                     }
+                    (Err(Failure { code: Some(code), .. }), Some(admin)) if falls_to_admin(&code) => {
+                        let mark = format!("join:{channel}:{user}");
+                        self.as_own(admin, "conversations.invite", &body, mark, &["already_in_channel"])
+                            .await
+                            .map_err(|f| f.error)?;
+                        Ok(Performed::default())
+                    }
+                    (Err(f), _) => Err(f.error),
                 }
             }
             other => Err(PlatformError::Permanent(format!("Polity cannot carry out {other} on Slack"))),
@@ -229,19 +224,46 @@ impl SlackPlatform {
     /// Renames a channel with the admin's token (a bot token renames only channels the bot
     /// made); the rename's event is known as Polity's own.
     async fn rename(&self, channel: &str, name: &str) -> Result<Performed, PlatformError> {
-        let api = self.admin.as_ref().unwrap_or(&self.api);
-        let mark = format!("rename:{channel}:{name}");
+        let body = json!({ "channel": channel, "name": name });
+        let done = match &self.admin {
+            Some(admin) => {
+                let mark = format!("rename:{channel}:{name}");
+                self.as_own(admin, "conversations.rename", &body, mark, &["not_modified"]).await
+            }
+            // Slack reports the bot's own rename as the bot's: never governed.
+            None => match self.api.post("conversations.rename", &body, None).await {
+                Err(Failure { code: Some(code), .. }) if code == "not_modified" => Ok(()),
+                other => other.map(|_| ()),
+            },
+        };
+        done.map(|()| Performed::default()).map_err(|f| f.error)
+    }
+
+    /// Calls `method` with the admin's token as an action of Polity's own, which Slack reports
+    /// as the admin's: `mark` is noted first so that its event is not governed. The mark goes
+    /// when Slack certainly did nothing: it refused (or Polity's budget held the call back),
+    /// or it answered one of `unchanged` (nothing to do, so no event comes). After a timeout
+    /// or a server error Slack may have acted, so the mark stays for its event (or expires).
+    async fn as_own(
+        &self,
+        admin: &Api,
+        method: &str,
+        body: &Value,
+        mark: String,
+        unchanged: &[&str],
+    ) -> Result<(), Failure> {
         self.known.expect_own(mark.clone());
-        match api.post("conversations.rename", &json!({ "channel": channel, "name": name }), None).await {
-            Ok(_) => Ok(Performed::default()),
-            // No event comes of a rename not made: the mark goes.
-            Err(Failure { code: Some(code), .. }) if code == "not_modified" => {
+        match admin.post(method, body, None).await {
+            Ok(_) => Ok(()),
+            Err(Failure { code: Some(code), .. }) if unchanged.contains(&code.as_str()) => {
                 self.known.forget_own(&mark);
-                Ok(Performed::default())
+                Ok(())
             }
             Err(f) => {
-                self.known.forget_own(&mark);
-                Err(f.error)
+                if !matches!(f.error, PlatformError::Transient(_)) {
+                    self.known.forget_own(&mark);
+                }
+                Err(f)
             }
         }
     }
@@ -285,12 +307,7 @@ impl SlackPlatform {
     /// where Slack keeps that to admins, with the admin's.
     async fn bot_then_admin(&self, method: &str, body: &Value) -> Result<Value, Failure> {
         match (self.api.post(method, body, None).await, &self.admin) {
-            (Err(Failure { code: Some(code), .. }), Some(admin))
-                if matches!(
-                    code.as_str(),
-                    "restricted_action" | "not_in_channel" | "channel_not_found" | "missing_scope"
-                ) =>
-            {
+            (Err(Failure { code: Some(code), .. }), Some(admin)) if falls_to_admin(&code) => {
                 admin.post(method, body, None).await
             }
             (outcome, _) => outcome,
@@ -510,17 +527,11 @@ impl SlackPlatform {
             // it made. Its event is Polity's own, not a member's rename to govern.
             RENAME => self.rename(&text("channel")?, &text("name")?).await,
             INVITE => {
-                let (channel, user) = (text("channel")?, text("user")?);
-                let mark = format!("join:{channel}:{user}");
-                self.known.expect_own(mark.clone());
-                let body = json!({ "channel": channel, "users": user });
+                // The bot's invitation: Slack names the bot as its inviter, never governed.
+                let body = json!({ "channel": text("channel")?, "users": text("user")? });
                 match self.api.post("conversations.invite", &body, None).await {
                     Err(Failure { code: Some(code), .. }) if code == "already_in_channel" => Ok(Performed::default()),
-                    Ok(_) => Ok(Performed::default()),
-                    Err(f) => {
-                        self.known.forget_own(&mark);
-                        Err(f.error)
-                    }
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
                 }
             }
             KICK => {
@@ -570,24 +581,48 @@ fn param(params: &Map<String, Value>, key: &str, action: &str) -> Result<String,
     }
 }
 
+/// Whether the bot's call was refused for what the admin's token may do: a channel the bot
+/// is not in, or an action the workspace keeps for admins.
+fn falls_to_admin(code: &str) -> bool {
+    matches!(code, "restricted_action" | "not_in_channel" | "channel_not_found" | "missing_scope")
+}
+
 /// Whether a Web API method only reads (`conversations.history`, `users.info`,
 /// `reactions.get`...): Slack takes such a method's arguments as a query string.
 fn reads(method: &str) -> bool {
-    let verb = method.rsplit('.').next().unwrap_or_default();
-    ["list", "info", "history", "replies", "get", "members", "lookup", "search", "profile"]
+    let (family, verb) = method.split_once('.').unwrap_or((method, ""));
+    let verb = verb.rsplit('.').next().unwrap_or_default();
+    family == "search"
+        || [
+            "list",
+            "info",
+            "history",
+            "replies",
+            "get",
+            "members",
+            "lookup",
+            "conversations",
+            "teamInfo",
+            "billableInfo",
+            "accessLogs",
+            "integrationLogs",
+        ]
         .iter()
         .any(|read| verb.starts_with(read))
 }
 
-/// A JSON object of arguments as query pairs: text as it is, anything else as JSON text.
+/// A JSON object of arguments as query pairs: text as it is, a list of texts joined with
+/// commas (`types=public_channel,private_channel`), anything else as JSON text.
 fn as_query(body: &Value) -> Vec<(String, String)> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+        }
+        other => other.to_string(),
+    };
     body.as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-                .collect()
-        })
+        .map(|m| m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), text(v))).collect())
         .unwrap_or_default()
 }
 
@@ -618,7 +653,7 @@ pub fn check_passthrough(method: &str) -> Result<(), String> {
 /// longer counts.
 static ONE_BALLOT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
     json!({ "type": "context", "block_id": "polity_one_ballot", "elements": [{ "type": "mrkdwn",
-        "text": "One ballot per member: your latest reaction or button press counts. Reactions you left before stay on the message but no longer count." }] })
+        "text": "One ballot per member, however you cast it: reactions from a choice you have since changed stay on the message, but only your current choice counts." }] })
 });
 
 /// A section block of `text`.
@@ -896,16 +931,17 @@ mod tests {
     #[test]
     fn the_passthrough_refuses_what_reaches_past_the_workspace() {
         assert!(check_passthrough("bookmarks.add").is_ok());
-        assert!(super::reads("conversations.history") && super::reads("users.info") && super::reads("reactions.get"));
+        for read in ["conversations.history", "users.info", "reactions.get", "search.messages", "users.conversations"] {
+            assert!(super::reads(read), "{read}");
+        }
         assert!(!super::reads("chat.postMessage") && !super::reads("conversations.invite"));
-        let query = super::as_query(&json!({"channel": "C1", "limit": 5, "inclusive": true, "cursor": null}));
+        let query = super::as_query(
+            &json!({"channel": "C1", "limit": 5, "inclusive": true, "cursor": null, "types": ["public_channel", "im"]}),
+        );
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
             query,
-            [
-                ("channel".to_string(), "C1".to_string()),
-                ("inclusive".into(), "true".into()),
-                ("limit".into(), "5".into())
-            ]
+            [pair("channel", "C1"), pair("inclusive", "true"), pair("limit", "5"), pair("types", "public_channel,im")]
         );
         assert!(check_passthrough("chat.scheduleMessage").is_ok());
         for refused in [

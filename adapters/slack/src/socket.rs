@@ -42,6 +42,10 @@ use tokio::sync::{mpsc, oneshot};
 /// The slash command Polity answers: `/polity propose ...`, `/polity vote 12 yes`.
 pub const COMMAND: &str = "/polity";
 
+/// How long an event waits to be recorded before its acknowledgement is given up (Slack
+/// wants one within three seconds).
+const RECORD_WAIT: Duration = Duration::from_millis(2500);
+
 /// The `callback_id` of the form that asks for a secret.
 pub const SECRET_FORM: &str = "polity_secret";
 
@@ -130,9 +134,21 @@ impl Listener {
 
     /// Hands events over and waits until the host has recorded them: Slack's envelope or
     /// request is acknowledged only then, so a crash before that has Slack deliver it again.
+    /// The wait is cut short at [`RECORD_WAIT`], within Slack's three seconds: the events are
+    /// still recorded when the serving loop comes to them, and Slack's redelivery is then a
+    /// duplicate (meanwhile the frame reader goes on, so the socket's pings are answered).
     async fn record(&self, events: Vec<Event>) -> bool {
         let (recorded, answer) = oneshot::channel();
-        self.hand(Incoming::Recorded(Recorded { events, recorded })).await && answer.await == Ok(true)
+        if !self.hand(Incoming::Recorded(Recorded { events, recorded })).await {
+            return false;
+        }
+        match tokio::time::timeout(RECORD_WAIT, answer).await {
+            Ok(answer) => answer == Ok(true),
+            Err(_) => {
+                tracing::info!(connection = %self.connection, "events not recorded within Slack's time to acknowledge; Slack delivers them again");
+                false
+            }
+        }
     }
 
     /// Reads one frame; the acknowledgement to send, if any.
