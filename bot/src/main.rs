@@ -80,11 +80,13 @@ enum PolicyCommand {
 /// when asked for.
 const QUIETER: &str = "sea_orm_migration=warn,serenity=warn,slack_morphism=warn";
 
-/// Whether a line may be logged whatever `RUST_LOG` says: slack-morphism's debug and trace
-/// lines never are, as they carry the raw Socket Mode frames (a secret typed into Polity's
-/// form among them) and `response_url`s.
+/// Whether a line may be logged whatever `RUST_LOG` says: the debug and trace lines of
+/// slack-morphism and of the websocket library under it never are, as they carry the raw
+/// Socket Mode frames (a secret typed into Polity's form among them) and `response_url`s.
 fn never_secret(meta: &tracing::Metadata<'_>) -> bool {
-    !(meta.target().starts_with("slack_morphism") && *meta.level() > tracing::Level::INFO)
+    let target = meta.target();
+    let frames = ["slack_morphism", "tungstenite", "tokio_tungstenite"].iter().any(|t| target.starts_with(t));
+    !(frames && *meta.level() > tracing::Level::INFO)
 }
 
 /// Logs to standard error, filtered by `RUST_LOG`, else by `default` and [`QUIETER`].
