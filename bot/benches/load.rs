@@ -205,9 +205,11 @@ async fn run() -> anyhow::Result<()> {
     }
     const BALLOTS: usize = 20_000;
     let at = now + TimeDelta::seconds(2);
-    let mut phase =
-        Phase::start(format!("ballots on 100 proposals in batches of {}, edits paced", polity::serve::BATCH));
-    let mut batch = Vec::with_capacity(polity::serve::BATCH);
+    // The serving loop's bound for this store; `POLITY_BENCH_BATCH` tries another.
+    let bound = polity::serve::batch_bound(rt.store().backend_name());
+    let size = std::env::var("POLITY_BENCH_BATCH").ok().and_then(|n| n.parse().ok()).unwrap_or(bound);
+    let mut phase = Phase::start(format!("ballots on 100 proposals in batches of {size}, edits paced"));
+    let mut batch = Vec::with_capacity(size);
     for i in 0..BALLOTS {
         let (voter, message) = (i % VOTERS, &messages[(i / VOTERS + i * 7) % messages.len()]);
         batch.push(Delivery {
@@ -217,7 +219,7 @@ async fn run() -> anyhow::Result<()> {
             input: reaction(message, &format!("v{voter}"), i % 5 != 0),
             from: None,
         });
-        if batch.len() == polity::serve::BATCH || i + 1 == BALLOTS {
+        if batch.len() == size || i + 1 == BALLOTS {
             let n = batch.len();
             let started = Instant::now();
             let outcomes = rt.handle_batch(std::mem::take(&mut batch), at).await?;
@@ -346,10 +348,11 @@ async fn many_communities(
         phase.count += 1;
     }
     phase.report(label);
-    let mut phase = Phase::start(format!("ballots on them in batches of {}", polity::serve::BATCH));
+    let bound = polity::serve::batch_bound(rt.store().backend_name());
+    let mut phase = Phase::start(format!("ballots on them in batches of {bound}"));
     let mut rest = deliveries.into_iter().peekable();
     while rest.peek().is_some() {
-        let batch: Vec<Delivery> = rest.by_ref().take(polity::serve::BATCH).collect();
+        let batch: Vec<Delivery> = rest.by_ref().take(bound).collect();
         let n = batch.len();
         let started = Instant::now();
         rt.handle_batch(batch, now).await?;

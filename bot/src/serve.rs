@@ -109,6 +109,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Runtime> {
     let mut shutdown = std::pin::pin!(shutdown);
+    let bound = batch_bound(rt.store().backend_name());
     loop {
         let now = clock.now();
         rt.fire_deadlines(now).await?;
@@ -133,7 +134,7 @@ pub async fn serve(
             () = &mut shutdown => break,
             Some(finished) = rt.next_finished() => rt.record_finished(finished?, clock.now()).await.map(|_| ())?,
             i = inputs.recv() => match i {
-                Some(i) => take_waiting(&mut rt, i, &mut inputs, clock.now()).await?,
+                Some(i) => take_waiting(&mut rt, i, &mut inputs, bound, clock.now()).await?,
                 None => break,
             },
             () = sleep => {}
@@ -150,15 +151,30 @@ pub async fn serve(
     Ok(rt)
 }
 
-/// The most inputs recorded in one transaction.
+/// The most inputs recorded in one transaction on SQLite.
 pub const BATCH: usize = 64;
 
-/// Takes `first` and the deliveries waiting behind it, up to [`BATCH`], in one transaction;
+/// The most inputs recorded in one transaction on PostgreSQL, whose commit waits for the
+/// server (its round trips and its WAL flush) however few inputs it holds: a larger group
+/// shares that wait. Measured in the load benchmark on a 2-core machine: 4,835–5,374
+/// ballots/s in groups of 64, 5,705–6,306/s in groups of 128 with p99 latency 32–42 ms, and
+/// 256 past the 50 ms latency goal. SQLite's commit is local and cheap: 128 only doubled its
+/// latency.
+pub const BATCH_POSTGRES: usize = 128;
+
+/// The most inputs the serving loop records in one transaction on a store of `backend`
+/// ([`crate::store::Store::backend_name`]).
+pub fn batch_bound(backend: &str) -> usize {
+    if backend == "postgres" { BATCH_POSTGRES } else { BATCH }
+}
+
+/// Takes `first` and the deliveries waiting behind it, up to `bound`, in one transaction;
 /// a job that ends the run of deliveries runs after them.
 async fn take_waiting(
     rt: &mut Runtime,
     first: Input,
     inputs: &mut mpsc::Receiver<Input>,
+    bound: usize,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let mut batch = Vec::new();
@@ -175,7 +191,7 @@ async fn take_waiting(
                 return take(rt, job, now).await;
             }
         }
-        if batch.len() < BATCH {
+        if batch.len() < bound {
             next = inputs.try_recv().ok();
         }
     }
