@@ -48,6 +48,8 @@ pub const PROPOSE: &str = "polity.propose";
 /// The trigger event of a reaction added on a platform: `{platform}.reaction_added`, with
 /// `message`, `channel` and `emoji`, its initiator the member who reacted.
 pub const REACTION_ADDED: &str = "reaction_added";
+/// The trigger event of a reaction taken back: `{platform}.reaction_removed`.
+pub const REACTION_REMOVED: &str = "reaction_removed";
 
 impl TryFrom<String> for ActionType {
     type Error = String;

@@ -7,7 +7,7 @@
 //! run and count as failing, and the audit trail says which. A policy whose script block runs
 //! out of time on [`TIMEOUT_STREAK`] runs in a row is reported to the admins, once per streak.
 
-use crate::action::{Action, ActionStatus, ActionType, PROPOSE, REACTION_ADDED};
+use crate::action::{Action, ActionStatus, ActionType, PROPOSE, REACTION_ADDED, REACTION_REMOVED};
 use crate::community::{Community, Permission};
 use crate::error::GovError;
 use crate::ids::{AccountRef, MemberId, MessageRef, Place, PolicyId, ProposalId};
@@ -455,9 +455,7 @@ impl Engine {
             Inbound::Action { action } => self.on_action(action, ctx, step)?,
             Inbound::Reaction { message, voter, emoji, added } => {
                 self.on_reaction(&message, &voter, &emoji, added, ctx, step);
-                if added {
-                    self.reaction_triggers(&message, &voter, &emoji, ctx, step);
-                }
+                self.reaction_triggers(&message, &voter, &emoji, added, ctx, step);
             }
             Inbound::Reactions { message, reactions, superseded_kept } => {
                 self.on_reactions(&message, &reactions, superseded_kept, ctx, step);
@@ -1236,17 +1234,27 @@ impl Engine {
         self.apply_change(id, (m, voter), change, source, ctx, step);
     }
 
-    /// A reaction added is also a trigger event (`{platform}.reaction_added`) that trigger
-    /// policies may open proposals on (three 📌 pin a message, say).
-    fn reaction_triggers(&mut self, message: &MessageRef, voter: &AccountRef, emoji: &str, ctx: &Ctx, step: &mut Work) {
-        let Ok(kind) = ActionType::new(&format!("{}.{REACTION_ADDED}", message.platform)) else {
+    /// A reaction added or taken back is also a trigger event (`{platform}.reaction_added`,
+    /// `{platform}.reaction_removed`) that trigger policies may open proposals on (three 📌
+    /// pin a message, say).
+    fn reaction_triggers(
+        &mut self,
+        message: &MessageRef,
+        voter: &AccountRef,
+        emoji: &str,
+        added: bool,
+        ctx: &Ctx,
+        step: &mut Work,
+    ) {
+        let event = if added { REACTION_ADDED } else { REACTION_REMOVED };
+        let Ok(kind) = ActionType::new(&format!("{}.{event}", message.platform)) else {
             return;
         };
         if select::candidates(&self.active, PolicyKind::Trigger, &kind).is_empty() {
             return;
         }
         let emoji = crate::vote::emoji::normalize(emoji);
-        let id = format!("{}:{}:{emoji}", message.message, voter.account);
+        let id = format!("{}:{}:{emoji}{}", message.message, voter.account, if added { "" } else { ":removed" });
         let action = Action::new(kind, voter.clone(), id)
             .event()
             .at(Place::new(message.platform.as_str(), message.channel.as_str()))

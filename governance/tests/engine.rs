@@ -769,6 +769,37 @@ do = [{ action = "console.pin", message = "{{action.message}}" }]
     ));
 }
 
+#[test]
+fn a_reaction_taken_back_is_a_trigger_event_of_its_own() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.install(
+        r#"
+name = "Unpins are told"
+kind = "trigger"
+actions = ["console.reaction_removed"]
+filter = "action.emoji == \"📌\""
+check = "\"passed\""
+[pass]
+do = [{ action = "message", text = "{{action.message}} lost a pin" }]
+"#,
+    );
+    let message = MessageRef::new(PLATFORM, "#general", "42");
+    let react = |added: bool| Inbound::Reaction {
+        message: message.clone(),
+        voter: account("alice"),
+        emoji: "📌".into(),
+        added,
+    };
+    // Added, it opens nothing under this policy; taken back, it does.
+    assert!(w.push(react(true)).unwrap().effects.is_empty());
+    let s = w.push(react(false)).unwrap();
+    assert!(
+        s.effects.iter().any(|e| matches!(e, Effect::Post { text, .. } if text == "42 lost a pin")),
+        "{:?}",
+        s.effects
+    );
+}
+
 // ----- the step's script budget -----
 
 /// A chat message: the input every installed message policy's filter sees.

@@ -1218,6 +1218,12 @@ pub fn actions() -> Vec<ActionInfo> {
             &[("channel", "the channel id"), ("message", "the message id"), ("emoji", "the emoji (custom: name:id)")],
         ),
         ActionInfo::new(
+            "discord.reaction_removed",
+            ActionKind::Trigger,
+            "a reaction taken back from a message",
+            &[("channel", "the channel id"), ("message", "the message id"), ("emoji", "the emoji (custom: name:id)")],
+        ),
+        ActionInfo::new(
             MEMBER_JOIN,
             ActionKind::Trigger,
             "a member joined the server",

@@ -29,6 +29,7 @@ pub const RENAME_CHANNEL: &str = "slack.rename_channel";
 pub const PIN: &str = "slack.pin";
 pub const MEMBER_JOINED_CHANNEL: &str = "slack.member_joined_channel";
 pub const TEAM_JOIN: &str = "slack.team_join";
+pub const USER_CHANGE: &str = "slack.user_change";
 
 /// Who is who, for reading events: the connection's name (the platform of every ref), and
 /// the bot's own user id.
@@ -135,6 +136,31 @@ impl Reader<'_> {
                     action = action.with("inviter", inviter);
                 }
                 one(format!("member_joined:{event_id}"), Inbound::Action { action }, user)
+            }
+            // A member's profile or role changed: a trigger event (the connection also
+            // keeps who is an admin from it).
+            "user_change" => {
+                let Some(user) = str_at(event, "/user/id") else { return none };
+                let u = event.get("user").unwrap_or(&Value::Null);
+                if u.get("is_bot").and_then(Value::as_bool) == Some(true) || user == self.bot_user {
+                    return none;
+                }
+                let flag = |k: &str| u.get(k).and_then(Value::as_bool) == Some(true);
+                let name = display_name(u).unwrap_or_else(|| user.to_string());
+                let Ok(kind) = ActionType::new(USER_CHANGE) else { return none };
+                let action = Action::new(kind, self.account(user), format!("{user}:{event_id}"))
+                    .event()
+                    .with("user", user)
+                    .with("name", name.clone())
+                    .with("admin", flag("is_admin") || flag("is_owner") || flag("is_primary_owner"))
+                    .with("deleted", flag("deleted"));
+                let from = (!flag("deleted")).then(|| (self.account(user), name));
+                Read::Events(vec![Event {
+                    space: space.clone(),
+                    dedup_key: format!("user_change:{event_id}"),
+                    input: Inbound::Action { action },
+                    from,
+                }])
             }
             "team_join" => {
                 let Some(user) = str_at(event, "/user/id") else { return none };
@@ -253,6 +279,25 @@ mod tests {
             Read::Events(events) => events,
             Read::Joined { event, .. } => vec![*event],
         }
+    }
+
+    #[test]
+    fn a_members_profile_change_is_a_trigger_event_and_the_bots_own_is_dropped() {
+        // Slack's user_change: the whole user object as it is now.
+        let changed = callback(json!({"type": "user_change", "user": {"id": "U2", "team_id": "T1", "name": "bob",
+            "deleted": false, "is_admin": true, "is_owner": false, "is_bot": false,
+            "profile": {"display_name": "Bobby", "real_name": "Bob B."}}, "cache_ts": 1, "event_ts": "1.2"}));
+        let read = events(reader().read(&changed));
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].dedup_key, "user_change:Ev1");
+        let Inbound::Action { action } = &read[0].input else { panic!("{:?}", read[0].input) };
+        assert_eq!(action.kind.as_str(), "slack.user_change");
+        assert_eq!(action.data["name"], "Bobby");
+        assert_eq!(action.data["admin"], true);
+        assert_eq!(action.data["deleted"], false);
+        let bot = callback(json!({"type": "user_change", "user": {"id": "UBOT", "is_bot": true}}));
+        assert!(events(reader().read(&bot)).is_empty());
+        assert!(events(reader().read(&callback(json!({"type": "user_change", "user": "U2"})))).is_empty());
     }
 
     #[test]

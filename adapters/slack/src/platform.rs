@@ -28,7 +28,7 @@
 
 use crate::api::{Api, Failure};
 use crate::config::is_slack_id;
-use crate::events::{MEMBER_JOINED_CHANNEL, MESSAGE, PIN, RENAME_CHANNEL, TEAM_JOIN};
+use crate::events::{MEMBER_JOINED_CHANNEL, MESSAGE, PIN, RENAME_CHANNEL, TEAM_JOIN, USER_CHANGE};
 use crate::known::Known;
 use polity_governance::action::Action;
 use polity_governance::ids::{AccountRef, MessageRef, Place};
@@ -866,6 +866,23 @@ pub fn actions() -> Vec<ActionInfo> {
             ActionKind::Trigger,
             "a reaction added to a message (skin tones read as their base emoji)",
             &[("channel", "the channel id"), ("message", "the message's ts"), ("emoji", "the emoji")],
+        ),
+        ActionInfo::new(
+            "slack.reaction_removed",
+            ActionKind::Trigger,
+            "a reaction taken back from a message",
+            &[("channel", "the channel id"), ("message", "the message's ts"), ("emoji", "the emoji")],
+        ),
+        ActionInfo::new(
+            USER_CHANGE,
+            ActionKind::Trigger,
+            "a member's profile or role changed (a new name, made or unmade an admin, deactivated)",
+            &[
+                ("user", "their id"),
+                ("name", "their name now"),
+                ("admin", "whether they are an admin or owner now"),
+                ("deleted", "whether they were deactivated"),
+            ],
         ),
         ActionInfo::new(
             POST_MESSAGE,

@@ -216,7 +216,6 @@ impl Listener {
             let admin = !flag("deleted") && (flag("is_admin") || flag("is_owner") || flag("is_primary_owner"));
             let name = crate::events::display_name(user).unwrap_or_else(|| id.to_string());
             known.set_members([(id.to_string(), Member { name, admin })]);
-            return true;
         }
         let bot_user = known.bot_user().unwrap_or_default();
         let names = Arc::clone(known);
