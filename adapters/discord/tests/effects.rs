@@ -518,6 +518,7 @@ async fn the_actions_it_offers() {
             ("discord.rename_channel", ActionKind::Governable),
             ("discord.role_grant", ActionKind::Governable),
             ("discord.reaction_added", ActionKind::Trigger),
+            ("discord.reaction_removed", ActionKind::Trigger),
             ("discord.member_join", ActionKind::Trigger),
             ("discord.role_revoked", ActionKind::Trigger),
             ("discord.command_used", ActionKind::Trigger),
