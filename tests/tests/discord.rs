@@ -602,7 +602,11 @@ async fn a_message_in_a_governed_channel_is_held_voted_on_and_reposted_on_pass()
     for user in [ALICE, BOB, CAROL] {
         fake.user_reacts(user, RULES, &vote, YES);
     }
-    let repost = within("the repost", fake.wait_for_message(RULES, |c| c == "dave wrote: No spam, please")).await;
+    // Any repost first, then its text: a file not kept would leave its link there, and the
+    // failure then says so rather than waiting for a text that never comes.
+    let repost = within("the repost", fake.wait_for_message(RULES, |c| c.starts_with("dave wrote:"))).await;
+    let text = fake.message(RULES, &repost).unwrap().content;
+    assert_eq!(text, "dave wrote: No spam, please", "the files were not kept");
     // Reposted without pinging anyone.
     let post = fake
         .requests()
