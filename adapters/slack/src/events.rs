@@ -152,7 +152,7 @@ impl Reader<'_> {
                     .event()
                     .with("user", user)
                     .with("name", name.clone())
-                    .with("admin", flag("is_admin") || flag("is_owner") || flag("is_primary_owner"))
+                    .with("admin", controls_workspace(u))
                     .with("deleted", flag("deleted"));
                 let from = (!flag("deleted")).then(|| (self.account(user), name));
                 Read::Events(vec![Event {
@@ -238,6 +238,11 @@ impl Reader<'_> {
         };
         Read::Events(vec![Event { space, dedup_key, input: Inbound::Action { action }, from: self.from(user) }])
     }
+}
+
+/// Whether a user object is of a workspace admin or owner: they control the workspace.
+pub fn controls_workspace(user: &Value) -> bool {
+    ["is_admin", "is_owner", "is_primary_owner"].iter().any(|k| user.get(*k).and_then(Value::as_bool) == Some(true))
 }
 
 /// A user object's name as Slack shows it: the display name, else the real name, else the

@@ -247,9 +247,7 @@ impl Installer {
         // only what this attempt added is taken back.
         let existing = self.workspaces.get(&team).is_some();
         let admin = match bot.get("users.info", &[("user", installer.clone())], None).await {
-            Ok(info) => ["is_admin", "is_owner", "is_primary_owner"]
-                .iter()
-                .any(|k| info.pointer(&format!("/user/{k}")).and_then(Value::as_bool) == Some(true)),
+            Ok(info) => crate::events::controls_workspace(info.get("user").unwrap_or(&Value::Null)),
             Err(f) => {
                 tracing::warn!(workspace = team, "cannot ask Slack whether the installer is an admin: {}", f.error);
                 if !existing {

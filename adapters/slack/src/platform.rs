@@ -137,7 +137,7 @@ impl SlackPlatform {
             MEMBER_JOINED_CHANNEL => {
                 let (channel, user) = (text("channel")?, text("user")?);
                 let body = json!({ "channel": channel, "user": user });
-                match self.bot_then_admin("conversations.kick", &body).await {
+                match self.bot_then_admin("conversations.kick", &body, None).await {
                     Err(Failure { code: Some(code), .. }) if code == "not_in_channel" => Ok(Performed::default()),
                     // Slack lets nobody leave the workspace's general channel.
                     Err(Failure { code: Some(code), .. }) if code == "cant_kick_from_general" => Ok(Performed {
@@ -193,28 +193,20 @@ impl SlackPlatform {
                 let (channel, ts) = (text("channel")?, text("message")?);
                 let admin = self.admin("pinning a member's message")?;
                 let body = json!({ "channel": channel, "timestamp": ts });
-                let mark = format!("pin:{channel}:{ts}");
-                self.as_own(admin, "pins.add", &body, mark, &["already_pinned"]).await.map_err(|f| f.error)?;
-                Ok(Performed::default())
+                match self.as_own(admin, "pins.add", &body, format!("pin:{channel}:{ts}")).await {
+                    Err(Failure { code: Some(code), .. }) if code == "already_pinned" => Ok(Performed::default()),
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
+                }
             }
             MEMBER_JOINED_CHANNEL => {
                 let (channel, user) = (text("channel")?, text("user")?);
                 let body = json!({ "channel": channel, "users": user });
-                // The bot's invitation first: Slack names the bot as its inviter, so it is
-                // known as Polity's own without a mark.
-                match (self.api.post("conversations.invite", &body, None).await, &self.admin) {
-                    (Ok(_), _) => Ok(Performed::default()),
-                    (Err(Failure { code: Some(code), .. }), _) if code == "already_in_channel" => {
-                        Ok(Performed::default())
-                    }
-                    (Err(Failure { code: Some(code), .. }), Some(admin)) if falls_to_admin(&code) => {
-                        let mark = format!("join:{channel}:{user}");
-                        self.as_own(admin, "conversations.invite", &body, mark, &["already_in_channel"])
-                            .await
-                            .map_err(|f| f.error)?;
-                        Ok(Performed::default())
-                    }
-                    (Err(f), _) => Err(f.error),
+                // Slack names the bot as the inviter of its own invitation, so only the
+                // admin's needs a mark.
+                let mark = format!("join:{channel}:{user}");
+                match self.bot_then_admin("conversations.invite", &body, Some(mark)).await {
+                    Err(Failure { code: Some(code), .. }) if code == "already_in_channel" => Ok(Performed::default()),
+                    other => other.map(|_| Performed::default()).map_err(|f| f.error),
                 }
             }
             other => Err(PlatformError::Permanent(format!("Polity cannot carry out {other} on Slack"))),
@@ -225,47 +217,32 @@ impl SlackPlatform {
     /// made); the rename's event is known as Polity's own.
     async fn rename(&self, channel: &str, name: &str) -> Result<Performed, PlatformError> {
         let body = json!({ "channel": channel, "name": name });
-        let done = match &self.admin {
-            Some(admin) => {
-                let mark = format!("rename:{channel}:{name}");
-                self.as_own(admin, "conversations.rename", &body, mark, &["not_modified"]).await
-            }
+        let renamed = match &self.admin {
+            Some(admin) => self.as_own(admin, "conversations.rename", &body, format!("rename:{channel}:{name}")).await,
             // Slack reports the bot's own rename as the bot's: never governed.
-            None => match self.api.post("conversations.rename", &body, None).await {
-                Err(Failure { code: Some(code), .. }) if code == "not_modified" => Ok(()),
-                other => other.map(|_| ()),
-            },
+            None => self.api.post("conversations.rename", &body, None).await,
         };
-        done.map(|()| Performed::default()).map_err(|f| f.error)
+        match renamed {
+            Err(Failure { code: Some(code), .. }) if code == "not_modified" => Ok(Performed::default()),
+            other => other.map(|_| Performed::default()).map_err(|f| f.error),
+        }
     }
 
     /// Calls `method` with the admin's token as an action of Polity's own, which Slack reports
     /// as the admin's: `mark` is noted first so that its event is not governed. The mark goes
-    /// when Slack certainly did nothing: it refused (or Polity's budget held the call back),
-    /// or it answered one of `unchanged` (nothing to do, so no event comes). After a timeout
-    /// or a server error Slack may have acted, so the mark stays for its event (or expires).
-    async fn as_own(
-        &self,
-        admin: &Api,
-        method: &str,
-        body: &Value,
-        mark: String,
-        unchanged: &[&str],
-    ) -> Result<(), Failure> {
+    /// when Slack certainly did nothing: it refused (`not_modified` and the like among its
+    /// refusals: nothing to do, so no event comes), or Polity's budget held the call back.
+    /// After a timeout or a server error Slack may have acted, so the mark stays for its
+    /// event (or expires).
+    async fn as_own(&self, admin: &Api, method: &str, body: &Value, mark: String) -> Result<Value, Failure> {
         self.known.expect_own(mark.clone());
-        match admin.post(method, body, None).await {
-            Ok(_) => Ok(()),
-            Err(Failure { code: Some(code), .. }) if unchanged.contains(&code.as_str()) => {
-                self.known.forget_own(&mark);
-                Ok(())
-            }
-            Err(f) => {
-                if !matches!(f.error, PlatformError::Transient(_)) {
-                    self.known.forget_own(&mark);
-                }
-                Err(f)
-            }
+        let answer = admin.post(method, body, None).await;
+        if let Err(f) = &answer
+            && !matches!(f.error, PlatformError::Transient(_))
+        {
+            self.known.forget_own(&mark);
         }
+        answer
     }
 
     /// The same connection for a community that does not govern `workspace`: it refuses
@@ -304,12 +281,14 @@ impl SlackPlatform {
     }
 
     /// `method` with the bot's token (a member of every channel it hears joins from), else,
-    /// where Slack keeps that to admins, with the admin's.
-    async fn bot_then_admin(&self, method: &str, body: &Value) -> Result<Value, Failure> {
+    /// where Slack keeps that to admins, with the admin's. With `mark`, the admin's call
+    /// is one of Polity's own that Slack reports as the admin's ([`Self::as_own`]).
+    async fn bot_then_admin(&self, method: &str, body: &Value, mark: Option<String>) -> Result<Value, Failure> {
         match (self.api.post(method, body, None).await, &self.admin) {
-            (Err(Failure { code: Some(code), .. }), Some(admin)) if falls_to_admin(&code) => {
-                admin.post(method, body, None).await
-            }
+            (Err(Failure { code: Some(code), .. }), Some(admin)) if falls_to_admin(&code) => match mark {
+                Some(mark) => self.as_own(admin, method, body, mark).await,
+                None => admin.post(method, body, None).await,
+            },
             (outcome, _) => outcome,
         }
     }
@@ -559,9 +538,7 @@ impl SlackPlatform {
                 let channel = body.get("channel").and_then(Value::as_str).map(str::to_string);
                 if reads(&method) {
                     // Slack takes a read method's arguments as a query, not as JSON.
-                    let query = as_query(&body);
-                    let query: Vec<(&str, String)> = query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                    self.api.get(&method, &query, channel.as_deref()).await.map_err(|f| f.error)?;
+                    self.api.get(&method, &as_query(&body), channel.as_deref()).await.map_err(|f| f.error)?;
                 } else {
                     self.api.post(&method, &body, channel.as_deref()).await.map_err(|f| f.error)?;
                 }
@@ -613,7 +590,7 @@ fn reads(method: &str) -> bool {
 
 /// A JSON object of arguments as query pairs: text as it is, a list of texts joined with
 /// commas (`types=public_channel,private_channel`), anything else as JSON text.
-fn as_query(body: &Value) -> Vec<(String, String)> {
+fn as_query(body: &Value) -> Vec<(&str, String)> {
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Array(items) if items.iter().all(Value::is_string) => {
@@ -622,7 +599,7 @@ fn as_query(body: &Value) -> Vec<(String, String)> {
         other => other.to_string(),
     };
     body.as_object()
-        .map(|m| m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), text(v))).collect())
+        .map(|m| m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.as_str(), text(v))).collect())
         .unwrap_or_default()
 }
 
@@ -952,10 +929,10 @@ mod tests {
             assert!(super::reads(read), "{read}");
         }
         assert!(!super::reads("chat.postMessage") && !super::reads("conversations.invite"));
-        let query = super::as_query(
-            &json!({"channel": "C1", "limit": 5, "inclusive": true, "cursor": null, "types": ["public_channel", "im"]}),
-        );
-        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let arguments =
+            json!({"channel": "C1", "limit": 5, "inclusive": true, "cursor": null, "types": ["public_channel", "im"]});
+        let query = super::as_query(&arguments);
+        let pair = |k: &'static str, v: &str| (k, v.to_string());
         assert_eq!(
             query,
             [pair("channel", "C1"), pair("inclusive", "true"), pair("limit", "5"), pair("types", "public_channel,im")]

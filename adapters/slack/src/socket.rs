@@ -212,8 +212,8 @@ impl Listener {
             && let Some(user) = payload.pointer("/event/user")
             && let Some(id) = user.get("id").and_then(Value::as_str)
         {
-            let flag = |k: &str| user.get(k).and_then(Value::as_bool) == Some(true);
-            let admin = !flag("deleted") && (flag("is_admin") || flag("is_owner") || flag("is_primary_owner"));
+            let deleted = user.get("deleted").and_then(Value::as_bool) == Some(true);
+            let admin = !deleted && crate::events::controls_workspace(user);
             let name = crate::events::display_name(user).unwrap_or_else(|| id.to_string());
             known.set_members([(id.to_string(), Member { name, admin })]);
         }
@@ -243,9 +243,7 @@ impl Listener {
         match api.get("users.info", &[("user", user.to_string())], None).await {
             Ok(info) => {
                 let u = info.get("user").unwrap_or(&Value::Null);
-                let admin = ["is_admin", "is_owner", "is_primary_owner"]
-                    .iter()
-                    .any(|k| u.get(*k).and_then(Value::as_bool) == Some(true));
+                let admin = crate::events::controls_workspace(u);
                 let name = crate::events::display_name(u).unwrap_or_else(|| user.to_string());
                 known.set_members([(user.to_string(), Member { name, admin })]);
                 admin

@@ -178,7 +178,7 @@ async fn read_space(
                 continue;
             }
             let name = display_name(user).unwrap_or_else(|| id.to_string());
-            let admin = flag("is_admin") || flag("is_owner") || flag("is_primary_owner");
+            let admin = crate::events::controls_workspace(user);
             let rank = if flag("is_primary_owner") {
                 3
             } else if flag("is_owner") {
