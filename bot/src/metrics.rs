@@ -19,6 +19,9 @@ use std::time::Duration;
 pub const INPUTS_HANDLED: &str = "polity_inputs_handled_total";
 /// Inputs dropped because the inbox had them already (a redelivery, a replay).
 pub const INPUTS_DUPLICATE: &str = "polity_inputs_duplicate_total";
+/// Inputs the store could not write while it answered (a value it cannot keep): dropped
+/// alone, logged, so they never hold up the others.
+pub const INPUTS_DROPPED: &str = "polity_inputs_dropped_total";
 /// Effects a platform performed.
 pub const EFFECTS_PERFORMED: &str = "polity_effects_performed_total";
 /// Effects that failed for now and will be tried again (a timeout, a 5xx, a 429).
@@ -72,6 +75,7 @@ pub fn install() -> &'static PrometheusHandle {
 fn describe() {
     describe_counter!(INPUTS_HANDLED, "Inputs stepped by the engine and recorded, by platform.");
     describe_counter!(INPUTS_DUPLICATE, "Inputs dropped as already recorded in the inbox, by platform.");
+    describe_counter!(INPUTS_DROPPED, "Inputs the store could not write, dropped alone, by platform.");
     describe_counter!(EFFECTS_PERFORMED, "Effects performed, by platform.");
     describe_counter!(EFFECTS_RETRIED, "Effects that failed for now and will be retried, by platform.");
     describe_counter!(EFFECTS_FAILED, "Effects that failed for good, by platform.");
@@ -93,14 +97,19 @@ pub fn platform_of_source(source: &str) -> &str {
     rest.split(':').next().unwrap_or(rest)
 }
 
-/// An input from `source` (its inbox source) was stepped and recorded.
-pub fn input_handled(source: &str) {
-    counter!(INPUTS_HANDLED, "platform" => platform_of_source(source).to_owned()).increment(1);
+/// An input from `platform` (see [`platform_of_source`]) was stepped and recorded.
+pub fn input_handled(platform: &str) {
+    counter!(INPUTS_HANDLED, "platform" => platform.to_owned()).increment(1);
 }
 
-/// An input from `source` was dropped: the inbox had it already.
-pub fn input_duplicate(source: &str) {
-    counter!(INPUTS_DUPLICATE, "platform" => platform_of_source(source).to_owned()).increment(1);
+/// An input from `platform` was dropped: the inbox had it already.
+pub fn input_duplicate(platform: &str) {
+    counter!(INPUTS_DUPLICATE, "platform" => platform.to_owned()).increment(1);
+}
+
+/// An input from `platform` could not be written and was dropped.
+pub fn input_dropped(platform: &str) {
+    counter!(INPUTS_DROPPED, "platform" => platform.to_owned()).increment(1);
 }
 
 /// A platform performed an effect.
@@ -166,7 +175,7 @@ mod tests {
         let handle = install();
         assert!(std::ptr::eq(handle, install()));
         // Labels of this test's own, since other tests in the process may count too.
-        input_handled("hook:metricstest:1.main");
+        input_handled(platform_of_source("hook:metricstest:1.main"));
         effect_performed("metricstest");
         decision_latency(Duration::from_millis(3));
         open_proposals(2);

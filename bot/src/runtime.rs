@@ -608,6 +608,26 @@ impl Runtime {
             .or_else(|| self.fallback.clone())
     }
 
+    /// The platform a connection name of `community` is of, as a metrics label: a
+    /// community's own connection (`guild`) by its platform (`discord`), so the number of
+    /// series never grows with the communities; any other name as it is.
+    pub(crate) fn platform_label<'a>(&'a self, community: CommunityId, name: &'a str) -> &'a str {
+        self.community_kinds
+            .iter()
+            .find(|((c, _), connection)| *c == community && connection.as_str() == name)
+            .map_or(name, |((_, kind), _)| kind.as_str())
+    }
+
+    /// The platform an inbox source's inputs came from, as a metrics label: `discord:GUILD`
+    /// is `discord`, and a community's own connection (`3.guild:GUILD`) its platform's name.
+    pub fn source_platform<'a>(&'a self, source: &'a str) -> &'a str {
+        let label = metrics::platform_of_source(source);
+        match label.split_once('.').map(|(c, name)| (c.parse::<i64>(), name)) {
+            Some((Ok(c), name)) => self.platform_label(CommunityId(c), name),
+            _ => label,
+        }
+    }
+
     fn can_read_reactions(&self, community: CommunityId, message: &MessageRef) -> bool {
         self.platform_named(community, message.platform.as_str()).is_some_and(|p| p.capabilities().read_reactions)
     }

@@ -195,49 +195,89 @@ async fn take_waiting(
             next = inputs.try_recv().ok();
         }
     }
-    if batch.is_empty() { Ok(()) } else { deliver_all(rt, batch, now).await }
+    if batch.is_empty() { Ok(()) } else { deliver_all(rt, batch, now).await.map(|_| ()) }
 }
 
 /// Handles deliveries in one transaction; a member's mistake is logged and the others go on.
+/// When the transaction cannot be written, each delivery is tried again in a transaction of
+/// its own, so one input the store refuses (a value it cannot keep, say) is dropped alone,
+/// logged, and never holds up or ends the loop. Returns whether every delivery was recorded
+/// (a refused one counts as recorded: it was received and answered), so a platform that
+/// redelivers can be told to try a dropped one again.
 ///
 /// # Errors
-/// When the store fails.
-pub async fn deliver_all(rt: &mut Runtime, deliveries: Vec<Delivery>, now: DateTime<Utc>) -> Result<()> {
+/// When the store does not answer at all.
+pub async fn deliver_all(rt: &mut Runtime, deliveries: Vec<Delivery>, now: DateTime<Utc>) -> Result<bool> {
+    // Kept to be tried one by one if the batch cannot be written (a few small copies).
+    let alone = (deliveries.len() > 1).then(|| deliveries.clone());
     let sources: Vec<String> = deliveries.iter().map(|d| d.source.clone()).collect();
-    for (outcome, source) in rt.handle_batch(deliveries, now).await?.into_iter().zip(sources) {
-        if let Err(e) = outcome {
-            tracing::info!(source = %source, "input refused: {e}");
+    match rt.handle_batch(deliveries, now).await {
+        Ok(outcomes) => {
+            for (outcome, source) in outcomes.into_iter().zip(sources) {
+                if let Err(e) = outcome {
+                    tracing::info!(source = %source, "input refused: {e}");
+                }
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            let Some(alone) = alone else {
+                return dropped_unless_store_down(rt, &sources[0], e).await.map(|()| false);
+            };
+            tracing::warn!("{} inputs could not be written together ({e:#}); each is tried on its own", alone.len());
+            let mut all = true;
+            for d in alone {
+                all &= deliver(rt, d, now).await?;
+            }
+            Ok(all)
         }
     }
-    Ok(())
+}
+
+/// How long the loop waits for the store to answer before it calls it down.
+const STORE_ANSWER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// After an input could not be written: when the store still answers, the input itself is at
+/// fault and is dropped (logged with why); when it does not, the failure is the store's.
+async fn dropped_unless_store_down(rt: &Runtime, source: &str, e: anyhow::Error) -> Result<()> {
+    match tokio::time::timeout(STORE_ANSWER, rt.store().db().ping()).await {
+        Ok(Ok(())) => {
+            tracing::error!(source = %source, "an input could not be written and is dropped: {e:#}");
+            crate::metrics::input_dropped(rt.source_platform(source));
+            Ok(())
+        }
+        _ => Err(e),
+    }
 }
 
 async fn take(rt: &mut Runtime, input: Input, now: DateTime<Utc>) -> Result<()> {
     match input {
-        Input::Delivery(d) => deliver(rt, *d, now).await,
+        Input::Delivery(d) => deliver(rt, *d, now).await.map(|_| ()),
         Input::Lazy(resolve) => match resolve() {
-            Some(d) => deliver(rt, d, now).await,
+            Some(d) => deliver(rt, d, now).await.map(|_| ()),
             None => Ok(()),
         },
         Input::Job(job) => job(rt, now).await,
     }
 }
 
-/// Handles one delivery: a new account becomes a member, a member's mistake is logged.
+/// Handles one delivery: a new account becomes a member, a member's mistake is logged, and
+/// an input the store refuses is dropped (logged) while the store still answers. Returns
+/// whether it was recorded (or refused as a member's mistake).
 ///
 /// # Errors
-/// When the store fails.
-pub async fn deliver(rt: &mut Runtime, d: Delivery, now: DateTime<Utc>) -> Result<()> {
+/// When the store does not answer at all.
+pub async fn deliver(rt: &mut Runtime, d: Delivery, now: DateTime<Utc>) -> Result<bool> {
     let changed = d.from.as_ref().is_some_and(|(account, name)| rt.admit(d.community, account, name));
     match rt.handle(d.community, &d.source, &d.dedup_key, d.input, now, changed).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // A member's mistake (a vote on a closed proposal) is theirs to hear about from the
         // adapter; the loop goes on.
         Err(HandleError::Refused(e)) => {
             tracing::info!(source = %d.source, "input refused: {e}");
-            Ok(())
+            Ok(true)
         }
-        Err(HandleError::Failed(e)) => Err(e),
+        Err(HandleError::Failed(e)) => dropped_unless_store_down(rt, &d.source, e).await.map(|()| false),
     }
 }
 

@@ -351,12 +351,13 @@ fn job(shared: Arc<Shared>, incoming: Incoming) -> Input {
                     // Taken when the loop comes to them, after the jobs before them (which
                     // may have made the space's community).
                     let deliveries: Vec<Delivery> = events.into_iter().filter_map(|e| shared.delivery(e)).collect();
-                    // A member's mistake is received all the same; only the store failing is not.
-                    let stored = if deliveries.is_empty() { Ok(()) } else { deliver_all(rt, deliveries, now).await };
-                    if recorded.send(stored.is_ok()).is_err() {
+                    // A member's mistake is received all the same; an input the store could
+                    // not write, or the store failing, is not (the platform delivers it again).
+                    let stored = if deliveries.is_empty() { Ok(true) } else { deliver_all(rt, deliveries, now).await };
+                    if recorded.send(matches!(stored, Ok(true))).is_err() {
                         tracing::debug!(connection = %shared.connection, "a delivery's sender stopped waiting for its answer");
                     }
-                    stored
+                    stored.map(|_| ())
                 })
             });
         }

@@ -48,6 +48,17 @@ struct Running {
 /// A community of `members` under a vote that decides only at its deadline, one proposal
 /// open, its vote message posted; the loop runs with the given pacing.
 async fn start(db: &TestDb, members: &[&str], edit: i64, reconcile: i64) -> Running {
+    start_tuned(db, members, edit, reconcile, |_| {}).await
+}
+
+/// [`start`], with the runtime tuned by `tune` before the loop takes it.
+async fn start_tuned(
+    db: &TestDb,
+    members: &[&str],
+    edit: i64,
+    reconcile: i64,
+    tune: impl FnOnce(&mut Runtime),
+) -> Running {
     let store = Store::connect(db.url()).await.unwrap();
     store.migrate().await.unwrap();
     let clock = Arc::new(HandClock(watch::channel(t0()).0));
@@ -64,6 +75,7 @@ async fn start(db: &TestDb, members: &[&str], edit: i64, reconcile: i64) -> Runn
     rt.add_platform(chat.clone());
     rt.set_edit_interval(TimeDelta::seconds(edit));
     rt.set_reconcile_interval(TimeDelta::seconds(reconcile));
+    tune(&mut rt);
     let admin = account("admin");
     let c = rt.ensure_community("pacing", "admin", admin.clone()).await.unwrap();
     let policy = "name = \"Late\"\nkind = \"platform\"\n[vote]\nquorum = 1\nearly = false\ncloses = \"1h\"\n";
@@ -341,4 +353,25 @@ async fn a_polled_platforms_vote_is_read_at_its_deadline_before_it_is_decided() 
     assert_eq!(chat.reads(), read_before + 1, "read at the deadline");
     let p = rt.store().proposal(c, ProposalId(1)).await.unwrap().unwrap();
     assert_eq!(p.state, polity_governance::ProposalState::Passed, "{p:?}");
+}
+
+#[tokio::test]
+async fn a_read_of_reactions_that_never_answers_times_out_and_holds_up_nothing() {
+    let db = TestDb::sqlite("pacing_hung_read");
+    let mut r = start_tuned(&db, &["alice", "bob"], 0, 0, |rt| {
+        rt.set_effect_timeout(std::time::Duration::from_millis(300));
+    })
+    .await;
+    r.chat.hang_reads(true);
+    r.react("alice", "👍", true).await;
+    // Once the loop is idle it reads the vote message back, and the platform never answers.
+    r.next_read().await;
+    // The loop still takes input: the read gave up at its time limit.
+    r.react("bob", "👍", true).await;
+    tokio::time::timeout(std::time::Duration::from_secs(60), r.settle())
+        .await
+        .expect("a hung read held up the serving loop");
+    let edits = r.edits();
+    assert_eq!(tally(&edits.last().unwrap().1), "tally: yes 2 · no 0 · abstain 0 (2 of 3 voted)", "{edits:?}");
+    r.stop().await;
 }

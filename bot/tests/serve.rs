@@ -189,3 +189,73 @@ async fn a_hung_channel_and_a_ten_minute_rate_limit_hold_up_nothing_else() {
         hung_and_rate_limited_channels_hold_up_nothing_else(db.url()).await;
     }
 }
+
+/// An input the store refuses (here a trigger stands in for a value the database cannot keep)
+/// is dropped alone: the inputs written in the same batch are kept, the loop goes on, and
+/// the input is not half-recorded.
+#[tokio::test]
+async fn an_input_the_store_refuses_is_dropped_alone_and_the_loop_goes_on() {
+    use sea_orm::ConnectionTrait;
+    let db = TestDb::sqlite("serve_refused_input");
+    let store = Store::connect(db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+        .db()
+        .execute_unprepared(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON inbox WHEN NEW.dedup_key = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'this input cannot be kept'); END;",
+        )
+        .await
+        .unwrap();
+    let clock = Arc::new(HandClock(watch::channel(t0()).0));
+    let (performed, mut performed_rx) = mpsc::unbounded_channel();
+    let chat = Recording::new("chat").clock(clock.clone()).notify_answers(performed);
+    let seen = chat.log();
+    let mut rt = Runtime::open(store).await.unwrap();
+    rt.add_platform(Arc::new(chat));
+    let c = rt.ensure_community("refused", "admin", AccountRef::new("chat", "admin")).await.unwrap();
+    let policy =
+        "name = \"Quick\"\nkind = \"platform\"\n[vote]\nquorum = 0\npass = \"no-objection\"\ncloses = \"90s\"\n";
+    let install =
+        request("polity.policy_install", AccountRef::new("chat", "admin"), Place::new("chat", "#general"), "i")
+            .unwrap()
+            .with("source", policy);
+    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+
+    // Three proposals waiting together, so the loop takes them as one batch; the middle one
+    // cannot be written.
+    let (tx, rx) = mpsc::channel(16);
+    for key in ["first", "poison", "third"] {
+        tx.send(delivery(c, key, proposal_in("#general", key)).into()).await.unwrap();
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let loop_clock = clock.clone();
+    let server = tokio::spawn(async move {
+        serve(rt, rx, &*loop_clock, async {
+            let _stop = stopped.await;
+        })
+        .await
+    });
+    wait_for_effects(&mut performed_rx, 2).await; // the two vote messages
+    // The loop still takes input.
+    tx.send(delivery(c, "fourth", proposal_in("#general", "fourth")).into()).await.unwrap();
+    wait_for_effects(&mut performed_rx, 1).await;
+    stop.send(()).unwrap();
+    let rt = server.await.unwrap().expect("the loop ended without an error");
+
+    let texts: Vec<String> = rt
+        .store()
+        .load_proposals(c, false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| serde_json::to_string(&p.action).unwrap())
+        .collect();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(texts.iter().all(|t| !t.contains("poison")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("third")), "{texts:?}");
+    assert!(!rt.store().seen("chat", "poison").await.unwrap());
+    assert!(rt.store().seen("chat", "first").await.unwrap() && rt.store().seen("chat", "third").await.unwrap());
+    let posted = seen.timed().iter().filter(|(_, e)| matches!(e, Effect::PostVote { .. })).count();
+    assert_eq!(posted, 3);
+}

@@ -342,12 +342,13 @@ async fn record(
         .collect();
     let job = Input::job(move |rt, now| {
         Box::pin(async move {
-            // A member's mistake is received all the same; only the store failing is not.
+            // A member's mistake is received all the same; an input the store could not
+            // write, or the store failing, is not (the platform delivers it again).
             let recorded = deliver_all(rt, deliveries, now).await;
-            if answer.send(recorded.is_ok()).is_err() {
+            if answer.send(matches!(recorded, Ok(true))).is_err() {
                 tracing::debug!(source, "a webhook's sender stopped waiting for its answer");
             }
-            recorded
+            recorded.map(|_| ())
         })
     });
     if state.inputs.send(job).await.is_err() {

@@ -66,7 +66,8 @@ pub(super) struct Flight {
     /// The parked lanes whose wait a platform's rate limit set (not a backoff after a
     /// failure): only those are announced as held back.
     limited: HashSet<String>,
-    timeout: Duration,
+    /// The time limit of every platform request (an effect, a read).
+    pub(super) timeout: Duration,
     /// When due effects were last looked for.
     looked: Option<DateTime<Utc>>,
     /// The lane of each due effect last looked at, so that one whose lane is busy is passed
@@ -378,7 +379,7 @@ impl Runtime {
                 self.store.finish_effect(row.id, &serde_json::json!({ "edited": 0 }), now).await?;
                 return Ok(false);
             }
-            crate::metrics::effect_failed(effect_platform(&row.effect));
+            crate::metrics::effect_failed(self.platform_label(row.community, effect_platform(&row.effect)));
             let msg = format!("no platform connection performs {}", effect_platform(&row.effect));
             tracing::error!(effect = row.id, "{msg}");
             self.give_up(&row, &msg, now).await?;
@@ -403,9 +404,10 @@ impl Runtime {
         self.flight.busy.insert(lane.clone());
         let timeout = self.flight.timeout;
         let platform = match (&row.effect, messages.first()) {
-            (Effect::EditVote { .. }, Some(m)) => m.platform.to_string(),
-            (effect, _) => effect_platform(effect).to_string(),
+            (Effect::EditVote { .. }, Some(m)) => m.platform.as_str(),
+            (effect, _) => effect_platform(effect),
         };
+        let platform = self.platform_label(row.community, platform).to_string();
         self.flight.tasks.spawn(async move {
             let outcome = perform(&targets, &row, &messages, timeout).await;
             Finished { row, lane, platform, outcome }

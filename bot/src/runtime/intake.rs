@@ -9,9 +9,9 @@ impl Runtime {
     /// recorded with its effects in one transaction.
     ///
     /// # Errors
-    /// A user mistake comes back as a [`GovError`] (inside the `anyhow::Error`; nothing is
-    /// recorded); a store failure reloads the community from the store, so memory never
-    /// runs ahead of what was recorded.
+    /// A user mistake comes back as [`HandleError::Refused`] (nothing of the input is
+    /// recorded); a store failure as [`HandleError::Failed`], after the community is reloaded
+    /// from the store, so memory never runs ahead of what was recorded.
     pub async fn handle(
         &mut self,
         community: CommunityId,
@@ -55,7 +55,7 @@ impl Runtime {
         // Most duplicates are dropped here, without taking the write lock a batch takes.
         if self.store.seen(input.source, input.dedup_key).await? {
             tracing::debug!(source = input.source, dedup_key = input.dedup_key, "duplicate input dropped");
-            metrics::input_duplicate(input.source);
+            metrics::input_duplicate(self.source_platform(input.source));
             return Ok(Handled::Duplicate);
         }
         let batch = self.store.begin_batch().await?;
@@ -69,7 +69,7 @@ impl Runtime {
                     return Err(HandleError::from(e));
                 }
                 self.connection_changes_settled(true);
-                metrics::input_handled(source);
+                metrics::input_handled(self.source_platform(source));
                 Ok(Handled::Done(step))
             }
             // A member's mistake: nothing of the input is written, but a member it admitted
@@ -86,7 +86,7 @@ impl Runtime {
                 }
                 rolled_back?;
                 if matches!(other, Ok(Handled::Duplicate)) {
-                    metrics::input_duplicate(source);
+                    metrics::input_duplicate(self.source_platform(source));
                 }
                 other
             }
@@ -117,7 +117,7 @@ impl Runtime {
             touched.insert(d.community);
             if !seen.insert((d.source.clone(), d.dedup_key.clone())) {
                 tracing::debug!(source = d.source, dedup_key = d.dedup_key, "duplicate input dropped");
-                metrics::input_duplicate(&d.source);
+                metrics::input_duplicate(self.source_platform(&d.source));
                 outcomes.push((Ok(Handled::Duplicate), d.community));
                 continue;
             }
@@ -142,8 +142,8 @@ impl Runtime {
                 return Err(e);
             }
             match &stepped {
-                Ok(Handled::Done(_)) => metrics::input_handled(&d.source),
-                Ok(Handled::Duplicate) => metrics::input_duplicate(&d.source),
+                Ok(Handled::Done(_)) => metrics::input_handled(self.source_platform(&d.source)),
+                Ok(Handled::Duplicate) => metrics::input_duplicate(self.source_platform(&d.source)),
                 Err(_) => {}
             }
             outcomes.push((stepped, d.community));

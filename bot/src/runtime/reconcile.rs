@@ -104,7 +104,11 @@ impl Runtime {
             };
             let every = platform.capabilities().process_polled.unwrap_or(Duration::from_secs(60));
             let next = next_process_read(&process.outcome, now, every);
-            match platform.read_process(&process.outcome).await {
+            // Within the effects' time limit: a read that never ends must not hold the loop.
+            let read = tokio::time::timeout(self.flight.timeout, platform.read_process(&process.outcome))
+                .await
+                .unwrap_or_else(|_| Err(timed_out(self.flight.timeout)));
+            match read {
                 Ok((status, outcome)) => {
                     let closed = status == "closed";
                     if status != process.status || outcome != process.outcome {
@@ -177,7 +181,11 @@ impl Runtime {
             let next = now + TimeDelta::from_std(every).unwrap_or(TimeDelta::minutes(1));
             self.reconciles.due.entry((community, message.clone())).or_insert(next);
         }
-        let read = match platform.read_reactions(&message, &emoji).await {
+        // Within the effects' time limit: a read that never ends must not hold the loop.
+        let read = tokio::time::timeout(self.flight.timeout, platform.read_reactions(&message, &emoji))
+            .await
+            .unwrap_or_else(|_| Err(timed_out(self.flight.timeout)));
+        let read = match read {
             Ok(read) => read,
             Err(e) => {
                 tracing::warn!(message = %message, error = %e, "cannot read a vote message's reactions");
@@ -207,6 +215,11 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// A read that did not answer in time: transient, tried again later.
+fn timed_out(limit: Duration) -> PlatformError {
+    PlatformError::Transient(format!("no answer within {} s", limit.as_secs()))
 }
 
 pub(super) fn engine_has_open_vote(engine: Option<&Engine>, message: &MessageRef) -> bool {

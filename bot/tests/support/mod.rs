@@ -343,6 +343,8 @@ pub struct Recording {
     /// The reactions on its messages: which message, who, which emoji.
     held: Mutex<Vec<(MessageRef, AccountRef, String)>>,
     reads: Mutex<u32>,
+    /// Whether a read of reactions never answers (a hung platform).
+    reads_hang: Mutex<bool>,
     answered: Option<mpsc::UnboundedSender<()>>,
     hung: Option<mpsc::UnboundedSender<()>>,
     read: Option<mpsc::UnboundedSender<()>>,
@@ -363,6 +365,7 @@ impl Recording {
             script: Mutex::new(Script::default()),
             held: Mutex::new(Vec::new()),
             reads: Mutex::new(0),
+            reads_hang: Mutex::new(false),
             answered: None,
             hung: None,
             read: None,
@@ -495,6 +498,11 @@ impl Recording {
     }
 
     /// How many times its reactions were read.
+    /// From now on a read of reactions never answers (`true`), or answers again.
+    pub fn hang_reads(&self, hang: bool) {
+        *self.reads_hang.lock().unwrap() = hang;
+    }
+
     pub fn reads(&self) -> u32 {
         *self.reads.lock().unwrap()
     }
@@ -582,6 +590,9 @@ impl Platform for Recording {
             *self.reads.lock().unwrap() += 1;
             if let Some(tx) = &self.read {
                 let _ = tx.send(());
+            }
+            if *self.reads_hang.lock().unwrap() {
+                return std::future::pending().await;
             }
             let held = self.held.lock().unwrap();
             Ok(emoji
