@@ -102,6 +102,19 @@ async fn temporary_failures_back_off_and_permanent_ones_are_not_retried() {
     rt.dispatch(t0() + first + second).await.unwrap();
     assert_eq!(calls(&p), 3);
     assert_eq!(rt.store().pending_effects().await.unwrap(), 0);
+    // The first failure is in the audit log with why, once: not every retry.
+    let c = rt.store().communities().await.unwrap()[0].0;
+    let audit: Vec<String> = rt.store().audit(c, 100).await.unwrap().into_iter().map(|a| a.text).collect();
+    let retried: Vec<&String> = audit.iter().filter(|a| a.contains("failed for now")).collect();
+    assert_eq!(
+        retried,
+        [&format!(
+            "posting the vote message (proposal #1) failed for now: chat: temporary failure: 502 Bad Gateway; tried again in {} s, \
+             and the admins are told if it never succeeds",
+            first.num_seconds()
+        )],
+        "{audit:?}"
+    );
 
     let db = TestDb::sqlite("forbidden");
     let (mut rt, p) = with_one_effect(&db, vec![PlatformError::Permanent("403 Missing Permissions".into())]).await;

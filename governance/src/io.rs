@@ -202,6 +202,14 @@ pub enum Audit {
         error: String,
         admins_told: usize,
     },
+    /// An effect failed for now (a timeout, a server error) and is tried again after
+    /// `retry_in_secs`: said once per effect, at its first failure.
+    EffectRetrying {
+        proposal: Option<ProposalId>,
+        effect: String,
+        error: String,
+        retry_in_secs: i64,
+    },
 }
 
 /// A script a step did not run: its policy and block (`filter`, `check`, `pass.script`, ...).
@@ -270,6 +278,13 @@ impl fmt::Display for Audit {
                     1 => f.write_str("the admin was told"),
                     n => write!(f, "{n} admins were told"),
                 }
+            }
+            Self::EffectRetrying { proposal, effect, error, retry_in_secs } => {
+                match proposal {
+                    Some(p) => write!(f, "{effect} (proposal {p}) failed for now: {error}; ")?,
+                    None => write!(f, "{effect} failed for now: {error}; ")?,
+                }
+                write!(f, "tried again in {retry_in_secs} s, and the admins are told if it never succeeds")
             }
             Self::ScriptTimingOut { policy_name, block, runs, admins_told, .. } => {
                 write!(f, "policy \"{policy_name}\"'s {block} ran out of time on {runs} runs in a row; ")?;

@@ -53,6 +53,8 @@ pub struct Finished {
     lane: String,
     /// The platform it was performed on, for metrics (a tally edit's: its vote messages').
     platform: String,
+    /// The connection it went through, for the log (a community's own, or the platform's).
+    connection: String,
     outcome: Result<Performed, PlatformError>,
 }
 
@@ -367,7 +369,10 @@ impl Runtime {
                 "the {} connection of this community is not up yet",
                 effect_platform(&row.effect)
             ));
-            if let Some(at) = self.after_failure(&row, row.attempts + 1, e, now).await? {
+            // Not a failure to audit: the connection is still coming up.
+            let attempt =
+                Attempt { connection: effect_platform(&row.effect), number: row.attempts + 1, audited: false };
+            if let Some(at) = self.after_failure(&row, attempt, e, now).await? {
                 self.flight.limited.remove(&lane);
                 self.flight.parked.insert(lane, at);
             }
@@ -403,14 +408,15 @@ impl Runtime {
         self.flight.running.insert(row.id);
         self.flight.busy.insert(lane.clone());
         let timeout = self.flight.timeout;
-        let platform = match (&row.effect, messages.first()) {
+        let connection = match (&row.effect, messages.first()) {
             (Effect::EditVote { .. }, Some(m)) => m.platform.as_str(),
             (effect, _) => effect_platform(effect),
         };
-        let platform = self.platform_label(row.community, platform).to_string();
+        let platform = self.platform_label(row.community, connection).to_string();
+        let connection = connection.to_string();
         self.flight.tasks.spawn(async move {
             let outcome = perform(&targets, &row, &messages, timeout).await;
-            Finished { row, lane, platform, outcome }
+            Finished { row, lane, platform, connection, outcome }
         });
         Ok(true)
     }
@@ -421,7 +427,7 @@ impl Runtime {
     /// # Errors
     /// When the store fails.
     pub async fn record_finished(&mut self, finished: Finished, now: DateTime<Utc>) -> Result<bool> {
-        let Finished { row, lane, platform, outcome } = finished;
+        let Finished { row, lane, platform, connection, outcome } = finished;
         tracing::debug!(effect = row.id, lane, ok = outcome.is_ok(), "finished");
         self.flight.running.remove(&row.id);
         self.flight.busy.remove(&lane);
@@ -451,7 +457,8 @@ impl Runtime {
             Err(e) => {
                 let platform = platform.as_str();
                 let limited = matches!(e, PlatformError::RateLimited { .. });
-                match self.after_failure(&row, row.attempts + 1, e, now).await? {
+                let attempt = Attempt { connection: &connection, number: row.attempts + 1, audited: true };
+                match self.after_failure(&row, attempt, e, now).await? {
                     Some(at) => {
                         crate::metrics::effect_retried(platform);
                         self.flight.parked.insert(lane.clone(), at);
@@ -751,18 +758,23 @@ impl Runtime {
     }
 
     /// Retries or fails an effect after a failed attempt; returns when it is tried again.
+    /// Every line in the log names the community and the connection; the first failure of
+    /// an effect that is tried again is written to the audit log with why, in the same
+    /// transaction that puts it back.
     async fn after_failure(
         &self,
         row: &OutboxRow,
-        attempts: i32,
+        attempt: Attempt<'_>,
         e: PlatformError,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>> {
+        let Attempt { connection, number: attempts, audited } = attempt;
         let id = row.id;
+        let community = row.community;
         let backoff = TimeDelta::seconds(1i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF);
         match e {
             PlatformError::Permanent(msg) => {
-                tracing::error!(effect = id, error = %msg, "effect failed");
+                tracing::error!(effect = id, %community, connection, error = %msg, "effect failed");
                 self.give_up(row, &msg, now).await?;
                 Ok(None)
             }
@@ -773,22 +785,53 @@ impl Runtime {
                 let wait = retry_after
                     .and_then(|d| TimeDelta::from_std(d).ok())
                     .map_or(backoff, |d| d.clamp(TimeDelta::milliseconds(1), MAX_RETRY_AFTER));
-                tracing::warn!(effect = id, wait_ms = wait.num_milliseconds(), "rate limited; retrying");
+                tracing::warn!(
+                    effect = id,
+                    %community,
+                    connection,
+                    wait_ms = wait.num_milliseconds(),
+                    "rate limited; retrying"
+                );
                 self.store.retry_effect(id, now + wait, &e.to_string(), now).await?;
                 Ok(Some(now + wait))
             }
             PlatformError::RateLimited { .. } | PlatformError::Transient(_) if attempts >= MAX_ATTEMPTS => {
-                tracing::error!(effect = id, error = %e, attempts, "effect failed after its last attempt");
+                tracing::error!(effect = id, %community, connection, error = %e, attempts, "effect failed after its last attempt");
                 self.give_up(row, &format!("{e} (after {attempts} attempts)"), now).await?;
                 Ok(None)
             }
             PlatformError::RateLimited { .. } | PlatformError::Transient(_) => {
-                tracing::warn!(effect = id, error = %e, "retrying");
-                self.store.retry_effect(id, now + backoff, &e.to_string(), now).await?;
-                Ok(Some(now + backoff))
+                tracing::warn!(effect = id, %community, connection, error = %e, attempts, "failed for now; retrying");
+                let at = now + backoff;
+                if attempts == 1 && audited {
+                    let (proposal, what) = describe(&row.effect);
+                    let audit = [Audit::EffectRetrying {
+                        proposal,
+                        effect: what,
+                        error: format!("{connection}: {e}"),
+                        retry_in_secs: backoff.num_seconds(),
+                    }];
+                    let rec = StepRecord {
+                        audit: &audit,
+                        retries: Some((id, e.to_string(), at)),
+                        ..StepRecord::new(community, now)
+                    };
+                    self.store.record_step(rec).await?;
+                } else {
+                    self.store.retry_effect(id, at, &e.to_string(), now).await?;
+                }
+                Ok(Some(at))
             }
         }
     }
+}
+
+/// A failed attempt at an effect: through which connection, which attempt it was, and
+/// whether its first failure goes in the audit log (not while its connection comes up).
+struct Attempt<'a> {
+    connection: &'a str,
+    number: i32,
+    audited: bool,
 }
 
 /// What an effect was for, in words, and its proposal.

@@ -210,6 +210,9 @@ pub struct StepRecord<'a> {
     /// The outbox row Polity gave up on, with why: marked failed in the same transaction as
     /// the audit line and the notices that say so.
     pub fails: Option<(i64, String)>,
+    /// The outbox row that failed for now, with why and when it is tried again: put back
+    /// in the same transaction as the audit line that says so.
+    pub retries: Option<(i64, String, DateTime<Utc>)>,
 }
 
 /// A change to a platform connection that a governance step carries out.
@@ -244,6 +247,7 @@ impl<'a> StepRecord<'a> {
             connections: Vec::new(),
             finishes: None,
             fails: None,
+            retries: None,
         }
     }
 }

@@ -80,6 +80,12 @@ pub(crate) async fn record<C: ConnectionTrait>(
         super::set_effect(db, *id, update, rec.now).await?;
     }
 
+    if let Some((id, error, at)) = &rec.retries {
+        let update =
+            super::EffectUpdate { to: super::status::PENDING, error: Some(error), result: None, next: Some(*at) };
+        super::set_effect(db, *id, update, rec.now).await?;
+    }
+
     if let Some((id, result)) = &rec.finishes {
         let result = Some(to_json(result, "effect result")?);
         let update = super::EffectUpdate { to: super::status::DONE, error: None, result, next: None };
