@@ -447,7 +447,7 @@ async fn a_policy_whose_voters_are_by_cred_warns_without_a_sourcecred_connection
     let reply = env.run("admin", &format!("/policy install Cred {policy}")).await;
     assert_eq!(
         reply,
-        "\"Cred\" is installed: a platform policy.\nWarning: this community has no SourceCred connection, so nobody's cred is known: its votes wait for their voters until one is added (`/integration add sourcecred NAME url=https://...`)"
+        "\"Cred\" is installed: a platform policy.\nWarning: this community has no SourceCred connection, so nobody's cred is known: its votes wait for their voters until one is added (`/integration add sourcecred NAME base_url=...`)"
     );
 }
 

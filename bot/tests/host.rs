@@ -28,6 +28,7 @@ use support::{Messages, Recording};
 use tokio::sync::{mpsc, oneshot};
 
 static CHAT: PlatformSpec = PlatformSpec {
+    cred: false,
     name: "chat",
     title: "Chat",
     space: "room",

@@ -44,12 +44,20 @@ pub async fn install(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed) -> 
     if !found.errors.is_empty() {
         return Ok(Reply::private(format!("The policy is not valid:\n{}", found.errors.join("\n"))));
     }
-    // Voters by cred need the community's SourceCred connection.
+    // Voters by cred need a connection of a platform that tells cred (SourceCred).
     let by_cred =
         compiled.policy.vote.as_ref().is_some_and(|v| matches!(v.voters, polity_governance::vote::Voters::Cred(_)));
-    let no_sourcecred = by_cred && !ports.connections().await?.iter().any(|c| c.platform == "sourcecred");
-    let sourcecred_missing = no_sourcecred.then(|| {
-        "this community has no SourceCred connection, so nobody's cred is known: its votes wait for their voters until one is added (`/integration add sourcecred NAME url=https://...`)".to_string()
+    let cred_platforms: Vec<_> = ports.platforms().into_iter().filter(|p| p.cred).collect();
+    let no_cred =
+        by_cred && !ports.connections().await?.iter().any(|c| cred_platforms.iter().any(|p| p.name == c.platform));
+    let sourcecred_missing = no_cred.then(|| match cred_platforms.first() {
+        Some(p) => format!(
+            "this community has no {} connection, so nobody's cred is known: its votes wait for their voters until one is added (`/integration add {} NAME{}`)",
+            p.title,
+            p.name,
+            p.settings.first().map(|s| format!(" {}=...", s.name)).unwrap_or_default()
+        ),
+        None => "this Polity has no platform that tells cred, so nobody's cred is known: its votes wait for their voters".to_string(),
     });
     let warnings: Vec<String> = found
         .warnings

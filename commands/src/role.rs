@@ -145,7 +145,8 @@ pub async fn bind(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, bind: 
     let Some((platform, id)) = to.split_once(':').filter(|_| polity_governance::community::valid_binding(to) || !bind)
     else {
         return Ok(Reply::private(format!(
-            "`{to}` is not a platform's role: write PLATFORM:ROLE_ID (for Discord, Server Settings → Roles → right-click the role → Copy Role ID)."
+            "`{to}` is not a platform's role: write PLATFORM:ROLE_ID, the role's id as the platform shows it{}.",
+            role_platforms(&ports.actions()).map(|p| format!(" (platforms with roles here: {p})")).unwrap_or_default()
         )));
     };
     let bound = r.bound.contains(to);
@@ -160,7 +161,8 @@ pub async fn bind(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, bind: 
         let offers = |verb: &str| actions.iter().any(|a| a.name == format!("{platform}.{verb}"));
         if !(offers("grant_role") && offers("revoke_role")) {
             return Ok(Reply::private(format!(
-                "{platform} has no roles Polity can grant here: bind to a platform of this community that has them (discord)."
+                "{platform} has no roles Polity can grant here: bind to a platform of this community that has them{}.",
+                role_platforms(&actions).map(|p| format!(" ({p})")).unwrap_or_default()
             )));
         }
     }
@@ -176,4 +178,18 @@ pub async fn bind(ports: &mut dyn Ports, inv: &Invocation, args: &Parsed, bind: 
         let change = Change::RoleUnbind { role: role.clone(), to: to.clone() };
         governed::request(ports, inv, change, done, format!("unbind the role {role} from {to}")).await
     }
+}
+
+/// The platforms whose roles Polity can grant and revoke here, as a list in words: those
+/// that offer both actions.
+fn role_platforms(actions: &[polity_governance::platform::ActionInfo]) -> Option<String> {
+    let offers = |platform: &str, verb: &str| actions.iter().any(|a| a.name == format!("{platform}.{verb}"));
+    let mut platforms: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| a.name.strip_suffix(".grant_role"))
+        .filter(|p| offers(p, "revoke_role"))
+        .collect();
+    platforms.sort_unstable();
+    platforms.dedup();
+    (!platforms.is_empty()).then(|| platforms.join(", "))
 }

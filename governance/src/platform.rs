@@ -182,6 +182,9 @@ pub struct PlatformSpec {
     /// The keys of `[platforms.NAME]` that an environment variable may set
     /// (`POLITY_{NAME}_{KEY}`, upper case), such as a bot's token.
     pub env: &'static [&'static str],
+    /// It tells members' cred (a SourceCred instance): a vote whose voters are chosen by
+    /// cred needs a connection of such a platform.
+    pub cred: bool,
 }
 
 impl PlatformSpec {

@@ -69,6 +69,7 @@ struct Polity {
 struct DeclaredSlack;
 
 static SLACK: polity_port::PlatformSpec = polity_port::PlatformSpec {
+    cred: false,
     name: "slack",
     title: "Slack",
     space: "workspace",

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 /// What Discord is to Polity.
 pub static SPEC: PlatformSpec = PlatformSpec {
+    cred: false,
     name: "discord",
     title: "Discord",
     space: "server",

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 /// What Discourse is to Polity.
 pub static SPEC: PlatformSpec = PlatformSpec {
+    cred: false,
     name: "discourse",
     title: "Discourse",
     space: "forum",

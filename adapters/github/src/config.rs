@@ -14,6 +14,7 @@ pub const API_URL: &str = "https://api.github.com";
 
 /// What GitHub is to Polity.
 pub static SPEC: PlatformSpec = PlatformSpec {
+    cred: false,
     name: "github",
     title: "GitHub",
     space: "repository",

@@ -13,6 +13,7 @@ pub const LOOMIO_URL: &str = "https://www.loomio.com";
 
 /// What Loomio is to Polity.
 pub static SPEC: PlatformSpec = PlatformSpec {
+    cred: false,
     name: "loomio",
     title: "Loomio",
     space: "group",

@@ -16,6 +16,7 @@ pub const WEBSITE: &str = "https://opencollective.com";
 
 /// What Open Collective is to Polity.
 pub static SPEC: PlatformSpec = PlatformSpec {
+    cred: false,
     name: "opencollective",
     title: "Open Collective",
     space: "collective",

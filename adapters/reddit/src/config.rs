@@ -14,6 +14,7 @@ pub const API_URL: &str = "https://oauth.reddit.com";
 
 /// What Reddit is to Polity.
 pub static SPEC: PlatformSpec = PlatformSpec {
+    cred: false,
     name: "reddit",
     title: "Reddit",
     space: "subreddit",

@@ -12,6 +12,7 @@ pub const SLACK_API_URL: &str = "https://slack.com/api";
 
 /// What Slack is to Polity.
 pub static SPEC: PlatformSpec = PlatformSpec {
+    cred: false,
     name: "slack",
     title: "Slack",
     space: "workspace",

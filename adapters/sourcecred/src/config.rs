@@ -11,6 +11,7 @@ use std::time::Duration;
 
 /// What SourceCred is to Polity.
 pub static SPEC: PlatformSpec = PlatformSpec {
+    cred: true,
     name: "sourcecred",
     title: "SourceCred",
     space: "instance",

@@ -120,6 +120,7 @@ const fn setting(name: &'static str, help: &'static str) -> polity_port::Setting
 
 /// Slack as its adapter declares it, for tests of `/integration`.
 pub static SLACK: polity_port::PlatformSpec = polity_port::PlatformSpec {
+    cred: false,
     name: "slack",
     title: "Slack",
     space: "workspace",
@@ -131,6 +132,7 @@ pub static SLACK: polity_port::PlatformSpec = polity_port::PlatformSpec {
 
 /// GitHub as its adapter declares it, for tests of `/integration`.
 pub static GITHUB: polity_port::PlatformSpec = polity_port::PlatformSpec {
+    cred: false,
     name: "github",
     title: "GitHub",
     space: "repository",
@@ -142,6 +144,7 @@ pub static GITHUB: polity_port::PlatformSpec = polity_port::PlatformSpec {
 
 /// SourceCred as its adapter declares it (no secret), for tests of `/integration`.
 pub static SOURCECRED: polity_port::PlatformSpec = polity_port::PlatformSpec {
+    cred: true,
     name: "sourcecred",
     title: "SourceCred",
     space: "instance",
