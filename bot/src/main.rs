@@ -75,35 +75,40 @@ enum PolicyCommand {
 }
 
 /// What the log shows unless `RUST_LOG` says otherwise, below `default`: sea-orm's migrator
-/// (some 40 lines on a new database; the store says in one line what it applied),
-/// serenity's info lines (Polity says itself how connecting goes) and slack-morphism's only
-/// when asked for.
-const QUIETER: &str = "sea_orm_migration=warn,serenity=warn,slack_morphism=warn";
-
-/// Whether a line may be logged whatever `RUST_LOG` says: the debug and trace lines of
-/// slack-morphism and of the websocket library under it never are, as they carry the raw
-/// Socket Mode frames (a secret typed into Polity's form among them) and `response_url`s.
-fn never_secret(meta: &tracing::Metadata<'_>) -> bool {
-    let target = meta.target();
-    let frames = ["slack_morphism", "tungstenite", "tokio_tungstenite"].iter().any(|t| target.starts_with(t));
-    !(frames && *meta.level() > tracing::Level::INFO)
+/// at warn (some 40 lines on a new database; the store says in one line what it applied),
+/// and each platform library's info lines only when asked for (Polity says itself how
+/// connecting goes; [`polity_port::LogLines::quiet`]).
+fn quieter(adapters: &[std::sync::Arc<dyn polity_port::Adapter>]) -> String {
+    let quiet = adapters.iter().flat_map(|a| a.log_lines().quiet.iter()).map(|t| format!(",{t}=warn"));
+    std::iter::once("sea_orm_migration=warn".to_string()).chain(quiet).collect()
 }
 
-/// Logs to standard error, filtered by `RUST_LOG`, else by `default` and [`QUIETER`].
+/// Whether a line may be logged whatever `RUST_LOG` says: the debug and trace lines of the
+/// libraries whose detail carries secrets ([`polity_port::LogLines::secret_detail`], such as
+/// raw websocket frames) never are.
+fn never_secret(secret: &[&'static str], meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    !(*meta.level() > tracing::Level::INFO && secret.iter().any(|t| target.starts_with(t)))
+}
+
+/// Logs to standard error, filtered by `RUST_LOG`, else by `default` and [`quieter`].
 fn init_tracing(default: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default},{QUIETER}")));
+    let adapters = polity::platforms::adapters();
+    let quiet = quieter(&adapters);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default},{quiet}")));
+    let secret: Vec<&'static str> = adapters.iter().flat_map(|a| a.log_lines().secret_detail.iter().copied()).collect();
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_filter(filter)
-                .with_filter(tracing_subscriber::filter::filter_fn(never_secret)),
+                .with_filter(tracing_subscriber::filter::filter_fn(move |meta| never_secret(&secret, meta))),
         )
         // Reads the failed attempts to connect that `polity run` tells of, whatever the filter.
-        .with(polity::run::connect_attempts_layer())
+        .with(polity::run::connect_attempts_layer(&adapters))
         .init();
 }
 

@@ -525,34 +525,38 @@ fn attempts() -> &'static broadcast::Sender<Attempt> {
     ATTEMPTS.get_or_init(|| broadcast::channel(64).0)
 }
 
-/// serenity's shard queuer starts Discord's gateway shards; when one fails to start it logs
-/// why at warn (`[Shard Queuer] Err starting shard 0: ERROR`) and tries again 5 s later
-/// (`WAIT_BETWEEN_BOOTS_IN_SECONDS` in serenity 0.12), for ever.
-const SHARD_QUEUER: &str = "serenity::gateway::bridge::shard_queuer";
-const SHARD_FAILED: &str = "[Shard Queuer] Err starting shard ";
-const SHARD_RETRY: Duration = Duration::from_secs(5);
-
 /// A tracing layer that reads platform libraries' failed attempts to connect from their logs
-/// (serenity's shard queuer, which retries Discord's gateway for ever), so that `polity run`
-/// says in plain words why a bot waits: `discord: not reachable (connection refused),
-/// retrying in 5 s (3rd try)`. It prints nothing itself, and sees those events whatever
-/// the formatting layer's filter.
-pub fn connect_attempts_layer<S>() -> impl Layer<S>
+/// (each adapter says which library's lines tell of them, [`polity_port::LogLines`]), so
+/// that `polity run` says in plain words why a bot waits: `discord: not reachable
+/// (connection refused), retrying in 5 s (3rd try)`. It prints nothing itself, and sees
+/// those events whatever the formatting layer's filter.
+pub fn connect_attempts_layer<S>(adapters: &[Arc<dyn Adapter>]) -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    ConnectAttempts.with_filter(Targets::new().with_target(SHARD_QUEUER, Level::WARN))
+    let readers: Vec<(&'static str, &'static str, polity_port::ReadAttempt)> = adapters
+        .iter()
+        .filter_map(|a| a.log_lines().connect_attempts.map(|c| (c.target, a.spec().name, c.read)))
+        .collect();
+    let targets =
+        readers.iter().fold(Targets::new(), |targets, (target, _, _)| targets.with_target(*target, Level::WARN));
+    ConnectAttempts { readers }.with_filter(targets)
 }
 
-struct ConnectAttempts;
+struct ConnectAttempts {
+    /// Per library target: the platform, and how to read its message.
+    readers: Vec<(&'static str, &'static str, polity_port::ReadAttempt)>,
+}
 
 impl<S: Subscriber> Layer<S> for ConnectAttempts {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let target = event.metadata().target();
+        let Some((_, platform, read)) = self.readers.iter().find(|(t, _, _)| target.starts_with(t)) else { return };
         let mut message = MessageText::default();
         event.record(&mut message);
-        if let Some(attempt) = serenity_attempt(&message.0) {
+        if let Some((why, retry_in)) = read(&message.0) {
             // Nobody connecting, nobody to tell.
-            let _unheard = attempts().send(attempt);
+            let _unheard = attempts().send(Attempt { platform, why, retry_in });
         }
     }
 }
@@ -567,37 +571,4 @@ impl Visit for MessageText {
             self.0 = format!("{value:?}");
         }
     }
-}
-
-/// The attempt a serenity shard queuer's message tells of, if it tells of one.
-fn serenity_attempt(message: &str) -> Option<Attempt> {
-    let (_shard, error) = message.strip_prefix(SHARD_FAILED)?.split_once(": ")?;
-    Some(Attempt { platform: "discord", why: why_not_connected(error), retry_in: Some(SHARD_RETRY) })
-}
-
-/// Why a websocket did not connect, from the error's `Debug` text.
-fn why_not_connected(error: &str) -> String {
-    const UNREACHABLE: &[(&str, &str)] = &[
-        ("ConnectionRefused", "connection refused"),
-        ("TimedOut", "timed out"),
-        ("ConnectionReset", "connection reset"),
-        ("ConnectionAborted", "connection aborted"),
-        ("HostUnreachable", "host unreachable"),
-        ("NetworkUnreachable", "network unreachable"),
-        ("failed to lookup address", "its host name does not resolve"),
-        ("dns error", "its host name does not resolve"),
-    ];
-    if let Some((_, why)) = UNREACHABLE.iter().find(|(needle, _)| error.contains(needle)) {
-        return format!("not reachable ({why})");
-    }
-    if let Some(status) = error.split_once("status: ").and_then(|(_, rest)| rest.get(..3))
-        && status.bytes().all(|b| b.is_ascii_digit())
-    {
-        return format!("the gateway refused the connection (HTTP {status})");
-    }
-    if error.contains("Tls(") {
-        return "the gateway's TLS handshake failed".to_string();
-    }
-    let short: String = error.chars().take(200).collect();
-    format!("cannot connect ({short})")
 }

@@ -82,7 +82,7 @@ fn capture(log: &Log) -> tracing::subscriber::DefaultGuard {
                 .with_writer(move || writer.clone())
                 .with_filter(tracing_subscriber::EnvFilter::new("info,sea_orm_migration=warn,serenity=warn")),
         )
-        .with(polity::run::connect_attempts_layer());
+        .with(polity::run::connect_attempts_layer(&polity::platforms::adapters()));
     tracing::subscriber::set_default(subscriber)
 }
 

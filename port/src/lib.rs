@@ -114,10 +114,42 @@ pub enum TestFailure {
     Other(String),
 }
 
+/// How Polity's log treats the lines of a platform's client libraries (by `tracing` target,
+/// a prefix such as `serenity`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogLines {
+    /// Targets whose debug and trace lines may carry secrets (raw frames, tokens in URLs):
+    /// never logged, whatever `RUST_LOG` says.
+    pub secret_detail: &'static [&'static str],
+    /// Targets whose info lines are left out unless `RUST_LOG` asks for them (Polity says
+    /// itself how connecting goes).
+    pub quiet: &'static [&'static str],
+    /// A library that logs its failed attempts to connect at warn, and keeps trying: its
+    /// target, and how to read a line's message (why, in words for an operator, and when it
+    /// tries again), so `polity run` can say why a bot waits.
+    pub connect_attempts: Option<ConnectAttempts>,
+}
+
+/// See [`LogLines::connect_attempts`].
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectAttempts {
+    pub target: &'static str,
+    pub read: ReadAttempt,
+}
+
+/// Reads a log line's message: the failed attempt it tells of (why, and when the library
+/// tries again), if it tells of one.
+pub type ReadAttempt = fn(&str) -> Option<(String, Option<std::time::Duration>)>;
+
 /// A platform, as the host sees it.
 pub trait Adapter: Send + Sync {
     /// What the platform declares about itself.
     fn spec(&self) -> &'static PlatformSpec;
+
+    /// How Polity's log treats the lines of the platform's client libraries.
+    fn log_lines(&self) -> LogLines {
+        LogLines::default()
+    }
 
     /// Reads `[platforms.NAME]` with the adapter's own configuration type, without starting
     /// anything.

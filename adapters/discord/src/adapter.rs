@@ -115,6 +115,10 @@ impl DiscordConfig {
 pub struct DiscordAdapter;
 
 impl Adapter for DiscordAdapter {
+    fn log_lines(&self) -> polity_port::LogLines {
+        crate::log::LOG_LINES
+    }
+
     fn actions(&self) -> Vec<polity_governance::platform::ActionInfo> {
         crate::platform::actions()
     }

@@ -144,6 +144,7 @@ mod adapter;
 mod commands;
 mod gateway;
 mod invite;
+mod log;
 mod platform;
 mod ratelimit;
 mod rest;

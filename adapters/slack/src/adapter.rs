@@ -18,6 +18,17 @@ use std::time::Duration;
 pub struct SlackAdapter;
 
 impl Adapter for SlackAdapter {
+    /// slack-morphism's debug and trace lines, and those of the websocket library under it,
+    /// carry the raw Socket Mode frames (a secret typed into Polity's form among them) and
+    /// `response_url`s; its info lines are left out unless asked for.
+    fn log_lines(&self) -> polity_port::LogLines {
+        polity_port::LogLines {
+            secret_detail: &["slack_morphism", "tungstenite", "tokio_tungstenite"],
+            quiet: &["slack_morphism"],
+            connect_attempts: None,
+        }
+    }
+
     fn spec(&self) -> &'static PlatformSpec {
         &SPEC
     }
