@@ -435,6 +435,15 @@ impl Supervisor {
             incoming,
             self.links.clone(),
         );
+        // What platform the connection is of, for the labels of what it does.
+        let (kind, named) = (spec.name, name.to_string());
+        let label = Input::job(move |rt: &mut Runtime, _now: DateTime<Utc>| {
+            Box::pin(async move {
+                rt.add_connection_kind(community, &named, kind);
+                Ok(())
+            })
+        });
+        let _stopping = self.links.inputs.send(label).await;
         if let Some(source) = connection.cred() {
             // Its community's scripts read it from the next step on; no other community's do.
             let name = name.to_string();

@@ -92,6 +92,8 @@ pub struct Runtime {
     /// a policy's `opencollective.process_expense` goes to the community's Open Collective
     /// connection whatever it was named.
     community_kinds: HashMap<(CommunityId, String), String>,
+    /// The platform of each of the communities' own connections, by community and name.
+    connection_kinds: HashMap<(CommunityId, String), &'static str>,
     edits: dispatch::EditPacing,
     /// The effects being performed.
     flight: dispatch::Flight,
@@ -169,6 +171,7 @@ impl Runtime {
             platforms: HashMap::new(),
             community_platforms: HashMap::new(),
             community_kinds: HashMap::new(),
+            connection_kinds: HashMap::new(),
             edits: dispatch::EditPacing::default(),
             flight: dispatch::Flight::default(),
             reconciles: Reconciles::default(),
@@ -612,10 +615,19 @@ impl Runtime {
     /// community's own connection (`guild`) by its platform (`discord`), so the number of
     /// series never grows with the communities; any other name as it is.
     pub(crate) fn platform_label<'a>(&'a self, community: CommunityId, name: &'a str) -> &'a str {
+        if let Some(kind) = self.connection_kinds.get(&(community, name.to_string())) {
+            return kind;
+        }
         self.community_kinds
             .iter()
             .find(|((c, _), connection)| *c == community && connection.as_str() == name)
             .map_or(name, |((_, kind), _)| kind.as_str())
+    }
+
+    /// A community's own connection `name` is of platform `kind` (for the labels of its
+    /// inputs and effects), from when it starts.
+    pub fn add_connection_kind(&mut self, community: CommunityId, name: &str, kind: &'static str) {
+        self.connection_kinds.insert((community, name.to_string()), kind);
     }
 
     /// The platform an inbox source's inputs came from, as a metrics label: `discord:GUILD`

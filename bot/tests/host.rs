@@ -43,6 +43,8 @@ static CHAT: PlatformSpec = PlatformSpec {
 struct Seen {
     log: Vec<String>,
     senders: Vec<(String, mpsc::Sender<Incoming>)>,
+    /// The platform its connections perform effects with, when a test gives one.
+    platform: Option<Arc<Recording>>,
 }
 
 #[derive(Clone, Default)]
@@ -59,13 +61,16 @@ impl ChatAdapter {
     }
 }
 
-struct ChatScopes(String);
+struct ChatScopes(String, Option<Arc<Recording>>);
 
 impl Scopes for ChatScopes {
-    /// A platform that performs every effect by doing nothing (and answers no post with a
-    /// message).
+    /// The test's platform, else one that performs every effect by doing nothing (and
+    /// answers no post with a message).
     fn platform(&self, _spaces: &[String]) -> Arc<dyn Platform> {
-        Arc::new(Recording::new(&self.0).messages(Messages::None))
+        match &self.1 {
+            Some(p) => p.clone(),
+            None => Arc::new(Recording::new(&self.0).messages(Messages::None)),
+        }
     }
 }
 
@@ -107,7 +112,7 @@ impl Poller for ChatPoller {
 
 impl Connection for ChatConnection {
     fn scopes(&self) -> Arc<dyn Scopes> {
-        Arc::new(ChatScopes(self.name.clone()))
+        Arc::new(ChatScopes(self.name.clone(), self.adapter.0.lock().unwrap().platform.clone()))
     }
     fn poller(&self) -> Option<Arc<dyn Poller>> {
         (self.name != "chat").then(|| Arc::new(ChatPoller(self.adapter.clone())) as Arc<dyn Poller>)
@@ -415,6 +420,7 @@ async fn posts_recorded(db: &str, cursor: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connections_polls_run_on_the_loops_clock_from_their_stored_cursor_across_restarts() {
     let db = support::TestDb::sqlite("host_polls");
+    let metrics = polity::metrics::install();
     let key = polity::store::SecretKey::generate();
     let adapter = ChatAdapter::default();
     let t0 = chrono::Utc::now();
@@ -431,6 +437,10 @@ async fn a_connections_polls_run_on_the_loops_clock_from_their_stored_cursor_acr
     until_logged(&adapter, "poll posts from none").await;
     let source = |n: u32| ("1.own:side".to_string(), format!("post:m{n}"));
     assert_eq!(posts_recorded(db.url(), "2").await, [source(1), source(2)]);
+    // Counted under the connection's platform, never a label per community and connection.
+    let rendered = metrics.render();
+    assert!(rendered.contains("polity_inputs_handled_total{platform=\"chat\"}"), "{rendered}");
+    assert!(!rendered.contains("own"), "{rendered}");
 
     // Not again until a minute has passed on the loop's clock; then from where it got to. The
     // post read twice is recorded once.
@@ -530,4 +540,87 @@ async fn a_room_a_community_lets_go_becomes_a_community_of_its_own_at_once() {
     let here = command(&bot, "a5", "/whoami").await;
     assert!(here.text.starts_with("You are admin, an admin."), "{}", here.text);
     polity.stop().await;
+}
+
+/// Runs `line` as `who` in `channel` of the room `hq`; returns the reply.
+async fn command_at(bot: &mpsc::Sender<Incoming>, who: &str, channel: &str, id: &str, line: &str) -> Reply {
+    let (answer, answered) = oneshot::channel();
+    let invoker = AccountRef::new("chat", who);
+    let invocation = Invocation { invoker, place: Place::new("chat", channel), id: id.into() };
+    let parsed = polity_commands::parse::parse(line).unwrap();
+    let call =
+        CommandCall { space: "hq".into(), invocation, name: who.into(), manages_space: who == "admin", parsed, answer };
+    bot.send(Incoming::Command(call)).await.unwrap();
+    within(line, answered).await.unwrap()
+}
+
+/// The issue's proof, through `polity run` as a platform drives it: one channel's requests
+/// hang for good and another's are rate limited for ten minutes; meanwhile a vote in a third
+/// channel opens, passes at its deadline on the loop's clock and is announced, and members'
+/// slash commands are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_host_a_hung_channel_and_a_ten_minute_rate_limit_hold_up_no_vote_and_no_command() {
+    let db = support::TestDb::sqlite("host_troubled");
+    troubled_channels_hold_up_nothing(db.url()).await;
+    if let Some(db) = support::TestDb::postgres("host_troubled") {
+        troubled_channels_hold_up_nothing(db.url()).await;
+    }
+}
+
+async fn troubled_channels_hold_up_nothing(url: &str) {
+    use chrono::{TimeDelta, TimeZone, Utc};
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+    let clock = Arc::new(support::HandClock(tokio::sync::watch::channel(t0).0));
+    let ten_minutes = PlatformError::RateLimited { retry_after: Some(Duration::from_secs(600)) };
+    let (answered_tx, mut answered) = mpsc::unbounded_channel();
+    let platform = Arc::new(
+        Recording::new("chat")
+            .clock(clock.clone())
+            .notify_answers(answered_tx)
+            .in_channel("#hang", support::Answer::Hang)
+            .in_channel("#slow", support::Answer::Fail(ten_minutes)),
+    );
+    let seen = platform.log();
+    let adapter = ChatAdapter::default();
+    adapter.0.lock().unwrap().platform = Some(platform);
+    let key = polity::store::SecretKey::generate();
+    let polity = run_on(url, &key, &adapter, clock.clone()).await;
+    let mut notices = polity.notices;
+    let polity = Running { notices: mpsc::unbounded_channel().1, ..polity };
+    until_logged(&adapter, "started chat with none").await;
+    let bot = adapter.sender("chat");
+    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
+    bot.send(Incoming::Space(hq)).await.unwrap();
+    within("the room governed", notices.recv()).await.unwrap();
+    let policy = r#"name = "Quick"\nkind = "platform"\n[vote]\nquorum = 0\npass = "no-objection"\ncloses = "90s""#;
+    let installed = command_at(&bot, "admin", "hq", "i", &format!("/policy install Quick {policy}")).await;
+    assert!(installed.text.contains("\"Quick\" is installed"), "{installed:?}");
+
+    // A proposal in each channel: one vote message hangs for good, one waits ten minutes.
+    command_at(&bot, "admin", "#hang", "p1", "/propose Lights in the hall").await;
+    command_at(&bot, "admin", "#slow", "p2", "/propose Paint the door").await;
+    within("the 429", answered.recv()).await;
+    command_at(&bot, "admin", "#vote", "p3", "/propose Buy a kettle").await;
+    within("the third vote message", answered.recv()).await;
+    // Its deadline comes on the loop's clock: decided, its message edited and the outcome
+    // announced, while the first channel still hangs and the second still waits.
+    clock.0.send_replace(t0 + TimeDelta::seconds(90));
+    within("the closing edit", answered.recv()).await;
+    within("the announcement", answered.recv()).await;
+    // And a member's command is answered at once.
+    let listed = command_at(&bot, "alice", "#vote", "q", "/proposals all").await;
+    assert!(listed.text.contains("Buy a kettle"), "{listed:?}");
+    let seen = seen.timed();
+    let announced = seen
+        .iter()
+        .filter(|(_, e)| matches!(e, polity_governance::io::Effect::Post { place, text } if place.channel == "#vote" && text.contains("passed")))
+        .count();
+    assert_eq!(announced, 1, "{seen:#?}");
+    let slow = seen
+        .iter()
+        .filter(|(_, e)| matches!(e, polity_governance::io::Effect::PostVote { place, .. } if place.channel == "#slow"))
+        .count();
+    assert_eq!(slow, 1, "the rate-limited post waits for its 600 s: {seen:#?}");
+    // Not stopped gracefully: a shutdown waits for the hung request's time limit.
+    polity.task.abort();
 }
