@@ -172,6 +172,19 @@ async fn a_request_that_never_ends_times_out_and_is_retried_with_backoff() {
     assert!(rt.store().failed_effects().await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn a_platform_that_declares_its_own_time_limit_is_held_to_it() {
+    let db = TestDb::sqlite("timeout_declared");
+    let (mut rt, _) = with_one_effect(&db, vec![]).await;
+    // Polity's limit is an hour; the platform says a request of its takes at most 1 ms.
+    let hangs = Recording::new("chat").always(Answer::Hang).request_timeout(Duration::from_millis(1));
+    rt.add_platform(Arc::new(hangs));
+    rt.set_effect_timeout(Duration::from_secs(3600));
+    assert_eq!(rt.dispatch(t0()).await.unwrap(), 0, "nothing was performed, and dispatch returned");
+    assert_eq!(rt.store().pending_effects().await.unwrap(), 1);
+    assert_eq!(rt.next_wake().await.unwrap(), Some(t0() + TimeDelta::seconds(2)));
+}
+
 /// A vote decided while its message waits out a rate limit: the closing edit waits for the
 /// message instead of being dropped, and reaches it once it is posted.
 #[tokio::test]

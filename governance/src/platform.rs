@@ -82,6 +82,9 @@ pub struct Capabilities {
     pub reactions_polled: Option<Duration>,
     /// How often a decision process it started is read until it closes ([`Platform::read_process`]).
     pub process_polled: Option<Duration>,
+    /// How long one of its effects or reads may take, when the platform says otherwise
+    /// than Polity's default (10 s): a request still going then is a temporary failure.
+    pub request_timeout: Option<Duration>,
 }
 
 /// Who holds one emoji on a message, as the platform reports it: each account with its

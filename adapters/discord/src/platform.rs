@@ -1006,6 +1006,7 @@ impl Platform for DiscordPlatform {
             edits_per_channel: Some((5, std::time::Duration::from_secs(5))),
             reactions_polled: None,
             process_polled: None,
+            request_timeout: None,
         }
     }
 

@@ -714,6 +714,7 @@ impl Platform for SlackPlatform {
             edits_per_channel: Some((10, Duration::from_secs(12))),
             reactions_polled: None,
             process_polled: None,
+            request_timeout: None,
         }
     }
 

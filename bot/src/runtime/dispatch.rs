@@ -68,7 +68,8 @@ pub(super) struct Flight {
     /// The parked lanes whose wait a platform's rate limit set (not a backoff after a
     /// failure): only those are announced as held back.
     limited: HashSet<String>,
-    /// The time limit of every platform request (an effect, a read).
+    /// The time limit of a platform request (an effect, a read) unless its platform declares
+    /// one ([`Capabilities::request_timeout`]).
     pub(super) timeout: Duration,
     /// When due effects were last looked for.
     looked: Option<DateTime<Utc>>,
@@ -407,7 +408,12 @@ impl Runtime {
         tracing::debug!(effect = row.id, lane, "started");
         self.flight.running.insert(row.id);
         self.flight.busy.insert(lane.clone());
-        let timeout = self.flight.timeout;
+        // The platform's own time limit where it declares one (the longest of its targets').
+        let timeout = targets
+            .iter()
+            .map(|t| t.capabilities().request_timeout.unwrap_or(self.flight.timeout))
+            .max()
+            .unwrap_or(self.flight.timeout);
         let connection = match (&row.effect, messages.first()) {
             (Effect::EditVote { .. }, Some(m)) => m.platform.as_str(),
             (effect, _) => effect_platform(effect),

@@ -104,10 +104,11 @@ impl Runtime {
             };
             let every = platform.capabilities().process_polled.unwrap_or(Duration::from_secs(60));
             let next = next_process_read(&process.outcome, now, every);
-            // Within the effects' time limit: a read that never ends must not hold the loop.
-            let read = tokio::time::timeout(self.flight.timeout, platform.read_process(&process.outcome))
+            // Within its time limit: a read that never ends must not hold the loop.
+            let limit = platform.capabilities().request_timeout.unwrap_or(self.flight.timeout);
+            let read = tokio::time::timeout(limit, platform.read_process(&process.outcome))
                 .await
-                .unwrap_or_else(|_| Err(timed_out(self.flight.timeout)));
+                .unwrap_or_else(|_| Err(timed_out(limit)));
             match read {
                 Ok((status, outcome)) => {
                     let closed = status == "closed";
@@ -181,10 +182,11 @@ impl Runtime {
             let next = now + TimeDelta::from_std(every).unwrap_or(TimeDelta::minutes(1));
             self.reconciles.due.entry((community, message.clone())).or_insert(next);
         }
-        // Within the effects' time limit: a read that never ends must not hold the loop.
-        let read = tokio::time::timeout(self.flight.timeout, platform.read_reactions(&message, &emoji))
+        // Within its time limit: a read that never ends must not hold the loop.
+        let limit = platform.capabilities().request_timeout.unwrap_or(self.flight.timeout);
+        let read = tokio::time::timeout(limit, platform.read_reactions(&message, &emoji))
             .await
-            .unwrap_or_else(|_| Err(timed_out(self.flight.timeout)));
+            .unwrap_or_else(|_| Err(timed_out(limit)));
         let read = match read {
             Ok(read) => read,
             Err(e) => {
@@ -219,7 +221,7 @@ impl Runtime {
 
 /// A read that did not answer in time: transient, tried again later.
 fn timed_out(limit: Duration) -> PlatformError {
-    PlatformError::Transient(format!("no answer within {} s", limit.as_secs()))
+    PlatformError::Transient(format!("no answer within {} ms", limit.as_millis()))
 }
 
 pub(super) fn engine_has_open_vote(engine: Option<&Engine>, message: &MessageRef) -> bool {

@@ -405,6 +405,12 @@ impl Recording {
     }
 
     /// It allows `edits` vote-message edits per channel per `window`.
+    /// It declares its own time limit for a request.
+    pub fn request_timeout(mut self, limit: Duration) -> Self {
+        self.capabilities.request_timeout = Some(limit);
+        self
+    }
+
     pub fn edits_per_channel(mut self, edits: u32, window: Duration) -> Self {
         self.capabilities.edits_per_channel = Some((edits, window));
         self
