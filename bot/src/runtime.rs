@@ -257,6 +257,7 @@ impl Runtime {
     pub fn remove_community_platform(&mut self, community: CommunityId, name: &str) {
         self.community_platforms.remove(&(community, name.to_string()));
         self.community_kinds.retain(|(c, _), n| !(*c == community && n == name));
+        self.connection_kinds.remove(&(community, name.to_string()));
     }
 
     /// Lets `community`'s scripts read what its connection `name` knows of members.

@@ -180,6 +180,17 @@ async fn command(bot: &mpsc::Sender<Incoming>, id: &str, line: &str) -> Reply {
     within(line, answered).await.unwrap()
 }
 
+/// Once Polity's own chat bot has started, its room `hq` (the admin's) becomes a community
+/// of its own; returns the bot's sender.
+async fn govern_hq(adapter: &ChatAdapter, notices: &mut mpsc::UnboundedReceiver<Notice>) -> mpsc::Sender<Incoming> {
+    until_logged(adapter, "started chat with none").await;
+    let bot = adapter.sender("chat");
+    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
+    bot.send(Incoming::Space(hq)).await.unwrap();
+    within("the room governed", notices.recv()).await.unwrap();
+    bot
+}
+
 /// Waits until the adapter's log holds `line`.
 async fn until_logged(adapter: &ChatAdapter, line: &str) {
     within(line, async {
@@ -426,11 +437,7 @@ async fn a_connections_polls_run_on_the_loops_clock_from_their_stored_cursor_acr
     let t0 = chrono::Utc::now();
     let clock = Arc::new(support::HandClock(tokio::sync::watch::channel(t0).0));
     let mut polity = run_on(db.url(), &key, &adapter, clock.clone()).await;
-    until_logged(&adapter, "started chat with none").await;
-    let bot = adapter.sender("chat");
-    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
-    bot.send(Incoming::Space(hq)).await.unwrap();
-    within("the room governed", polity.notices.recv()).await.unwrap();
+    let bot = govern_hq(&adapter, &mut polity.notices).await;
     connect_own(&adapter, &bot).await;
 
     // A new poll runs at once, from nothing; its posts are recorded under the connection.
@@ -472,11 +479,7 @@ async fn a_connection_that_never_starts_holds_up_no_other() {
     let db = support::TestDb::sqlite("host_slow_start");
     let adapter = ChatAdapter::default();
     let mut polity = run(db.url(), &polity::store::SecretKey::generate(), &adapter).await;
-    until_logged(&adapter, "started chat with none").await;
-    let bot = adapter.sender("chat");
-    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
-    bot.send(Incoming::Space(hq)).await.unwrap();
-    within("the room governed", polity.notices.recv()).await.unwrap();
+    let bot = govern_hq(&adapter, &mut polity.notices).await;
     // The first connection's platform never answers; the second starts all the same, and
     // removing the first while it starts leaves nothing behind.
     connect(&bot, "slow", "s1").await;
@@ -584,14 +587,8 @@ async fn troubled_channels_hold_up_nothing(url: &str) {
     let adapter = ChatAdapter::default();
     adapter.0.lock().unwrap().platform = Some(platform);
     let key = polity::store::SecretKey::generate();
-    let polity = run_on(url, &key, &adapter, clock.clone()).await;
-    let mut notices = polity.notices;
-    let polity = Running { notices: mpsc::unbounded_channel().1, ..polity };
-    until_logged(&adapter, "started chat with none").await;
-    let bot = adapter.sender("chat");
-    let hq = SpaceInfo { space: "hq".into(), name: "HQ".into(), owner: (admin(), "admin".into()), members: vec![] };
-    bot.send(Incoming::Space(hq)).await.unwrap();
-    within("the room governed", notices.recv()).await.unwrap();
+    let mut polity = run_on(url, &key, &adapter, clock.clone()).await;
+    let bot = govern_hq(&adapter, &mut polity.notices).await;
     let policy = r#"name = "Quick"\nkind = "platform"\n[vote]\nquorum = 0\npass = "no-objection"\ncloses = "90s""#;
     let installed = command_at(&bot, "admin", "hq", "i", &format!("/policy install Quick {policy}")).await;
     assert!(installed.text.contains("\"Quick\" is installed"), "{installed:?}");

@@ -21,6 +21,18 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
 }
 
+/// A community named `name` whose proposals pass 90 s after they open unless someone objects.
+async fn community_under_quick_vote(rt: &mut Runtime, name: &str) -> CommunityId {
+    let admin = AccountRef::new("chat", "admin");
+    let c = rt.ensure_community(name, "admin", admin.clone()).await.unwrap();
+    let policy =
+        "name = \"Quick\"\nkind = \"platform\"\n[vote]\nquorum = 0\npass = \"no-objection\"\ncloses = \"90s\"\n";
+    let install =
+        request("polity.policy_install", admin, Place::new("chat", "#general"), "i").unwrap().with("source", policy);
+    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+    c
+}
+
 fn alice() -> AccountRef {
     AccountRef::new("chat", "alice")
 }
@@ -47,14 +59,7 @@ async fn a_deadline_is_decided_at_its_second_and_shutdown_finishes_what_was_deli
     let seen = chat.log();
     let mut rt = Runtime::open(store).await.unwrap();
     rt.add_platform(Arc::new(chat));
-    let c = rt.ensure_community("serve", "admin", AccountRef::new("chat", "admin")).await.unwrap();
-    let policy =
-        "name = \"Quick\"\nkind = \"platform\"\n[vote]\nquorum = 0\npass = \"no-objection\"\ncloses = \"90s\"\n";
-    let install =
-        request("polity.policy_install", AccountRef::new("chat", "admin"), Place::new("chat", "#general"), "i")
-            .unwrap()
-            .with("source", policy);
-    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+    let c = community_under_quick_vote(&mut rt, "serve").await;
 
     let (tx, rx) = mpsc::channel(16);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -128,14 +133,7 @@ async fn hung_and_rate_limited_channels_hold_up_nothing_else(url: &str) {
     // Long enough that the hung request is still hanging when the test ends.
     rt.set_effect_timeout(std::time::Duration::from_secs(3600));
     rt.add_platform(Arc::new(troubled));
-    let c = rt.ensure_community("troubled", "admin", AccountRef::new("chat", "admin")).await.unwrap();
-    let policy =
-        "name = \"Quick\"\nkind = \"platform\"\n[vote]\nquorum = 0\npass = \"no-objection\"\ncloses = \"90s\"\n";
-    let install =
-        request("polity.policy_install", AccountRef::new("chat", "admin"), Place::new("chat", "#general"), "i")
-            .unwrap()
-            .with("source", policy);
-    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+    let c = community_under_quick_vote(&mut rt, "troubled").await;
 
     let (tx, rx) = mpsc::channel(16);
     let loop_clock = clock.clone();
@@ -213,14 +211,7 @@ async fn an_input_the_store_refuses_is_dropped_alone_and_the_loop_goes_on() {
     let seen = chat.log();
     let mut rt = Runtime::open(store).await.unwrap();
     rt.add_platform(Arc::new(chat));
-    let c = rt.ensure_community("refused", "admin", AccountRef::new("chat", "admin")).await.unwrap();
-    let policy =
-        "name = \"Quick\"\nkind = \"platform\"\n[vote]\nquorum = 0\npass = \"no-objection\"\ncloses = \"90s\"\n";
-    let install =
-        request("polity.policy_install", AccountRef::new("chat", "admin"), Place::new("chat", "#general"), "i")
-            .unwrap()
-            .with("source", policy);
-    rt.handle(c, "chat", "i", Inbound::Action { action: install }, t0(), false).await.unwrap();
+    let c = community_under_quick_vote(&mut rt, "refused").await;
 
     // Three proposals waiting together, so the loop takes them as one batch; the middle one
     // cannot be written.

@@ -58,6 +58,14 @@ pub struct Finished {
     outcome: Result<Performed, PlatformError>,
 }
 
+impl Flight {
+    /// The time limit of a request to `platform`: its own, where it declares one, else
+    /// Polity's.
+    pub(super) fn limit(&self, platform: &dyn Platform) -> Duration {
+        platform.capabilities().request_timeout.unwrap_or(self.timeout)
+    }
+}
+
 /// The effects in flight in this process, and the lanes they hold.
 pub(super) struct Flight {
     tasks: JoinSet<Finished>,
@@ -408,12 +416,8 @@ impl Runtime {
         tracing::debug!(effect = row.id, lane, "started");
         self.flight.running.insert(row.id);
         self.flight.busy.insert(lane.clone());
-        // The platform's own time limit where it declares one (the longest of its targets').
-        let timeout = targets
-            .iter()
-            .map(|t| t.capabilities().request_timeout.unwrap_or(self.flight.timeout))
-            .max()
-            .unwrap_or(self.flight.timeout);
+        // The longest of its targets' time limits.
+        let timeout = targets.iter().map(|t| self.flight.limit(&**t)).max().unwrap_or(self.flight.timeout);
         let connection = match (&row.effect, messages.first()) {
             (Effect::EditVote { .. }, Some(m)) => m.platform.as_str(),
             (effect, _) => effect_platform(effect),

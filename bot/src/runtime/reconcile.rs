@@ -104,12 +104,7 @@ impl Runtime {
             };
             let every = platform.capabilities().process_polled.unwrap_or(Duration::from_secs(60));
             let next = next_process_read(&process.outcome, now, every);
-            // Within its time limit: a read that never ends must not hold the loop.
-            let limit = platform.capabilities().request_timeout.unwrap_or(self.flight.timeout);
-            let read = tokio::time::timeout(limit, platform.read_process(&process.outcome))
-                .await
-                .unwrap_or_else(|_| Err(timed_out(limit)));
-            match read {
+            match bounded(self.flight.limit(&*platform), platform.read_process(&process.outcome)).await {
                 Ok((status, outcome)) => {
                     let closed = status == "closed";
                     if status != process.status || outcome != process.outcome {
@@ -182,12 +177,7 @@ impl Runtime {
             let next = now + TimeDelta::from_std(every).unwrap_or(TimeDelta::minutes(1));
             self.reconciles.due.entry((community, message.clone())).or_insert(next);
         }
-        // Within its time limit: a read that never ends must not hold the loop.
-        let limit = platform.capabilities().request_timeout.unwrap_or(self.flight.timeout);
-        let read = tokio::time::timeout(limit, platform.read_reactions(&message, &emoji))
-            .await
-            .unwrap_or_else(|_| Err(timed_out(limit)));
-        let read = match read {
+        let read = match bounded(self.flight.limit(&*platform), platform.read_reactions(&message, &emoji)).await {
             Ok(read) => read,
             Err(e) => {
                 tracing::warn!(message = %message, error = %e, "cannot read a vote message's reactions");
@@ -219,9 +209,15 @@ impl Runtime {
     }
 }
 
-/// A read that did not answer in time: transient, tried again later.
-fn timed_out(limit: Duration) -> PlatformError {
-    PlatformError::Transient(format!("no answer within {} ms", limit.as_millis()))
+/// A read within its time limit, so one that never ends cannot hold the loop: one that did
+/// not answer in time is a temporary failure, tried again later.
+async fn bounded<T>(
+    limit: Duration,
+    read: impl std::future::Future<Output = Result<T, PlatformError>>,
+) -> Result<T, PlatformError> {
+    tokio::time::timeout(limit, read)
+        .await
+        .unwrap_or_else(|_| Err(PlatformError::Transient(format!("no answer within {} ms", limit.as_millis()))))
 }
 
 pub(super) fn engine_has_open_vote(engine: Option<&Engine>, message: &MessageRef) -> bool {
